@@ -1,0 +1,38 @@
+/**
+ * Errors raised by the HTTP layer itself (not by the domain, ports or adapters).
+ *
+ * @module
+ */
+import { AppError } from "../../domain/errors.ts";
+
+/** A sub-service (metadata or publish) could not be reached. Never names its key. */
+export class SubServiceUnavailableError extends AppError {
+  readonly code = "sub_service_unavailable";
+
+  constructor(readonly service: string, readonly baseUrl: string, options?: ErrorOptions) {
+    super(`Error connecting to the ${service} service. Base url: ${baseUrl}`, options);
+  }
+}
+
+/** A sub-service did not answer in time. */
+export class SubServiceTimeoutError extends AppError {
+  readonly code = "sub_service_timeout";
+
+  constructor(readonly service: string, readonly timeoutMs: number, options?: ErrorOptions) {
+    super(`The ${service} service did not answer within ${timeoutMs / 1000} s`, options);
+  }
+}
+
+/** A sub-service answered 2xx with something that is not a JSON object. */
+export class SubServiceProtocolError extends AppError {
+  readonly code = "sub_service_protocol_error";
+
+  constructor(readonly service: string) {
+    super(`The ${service} service sent a reply that is not a JSON object`);
+  }
+}
+
+/** Configuration that prevents a service from starting. */
+export class ConfigError extends AppError {
+  readonly code = "config_error";
+}

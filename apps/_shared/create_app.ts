@@ -1,0 +1,255 @@
+/**
+ * The one HTTP stack every service is built on: request ids, access logs, a body-size limit, `x-api-key`
+ * authentication, the CR8TOR envelope for every outcome, `/health`, `/ready`, `/openapi.json` and `/docs`.
+ *
+ * @module
+ */
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { timingSafeEqual } from "hono/utils/buffer";
+import type { ZodError } from "zod";
+import { AppError } from "../../domain/errors.ts";
+import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
+import { errorReply, type ErrorStyle, requestIdOf, statusOf } from "./http_errors.ts";
+import type { Logger } from "./log.ts";
+import { docsPage } from "./docs_page.ts";
+
+/** One dependency the service needs, as `/ready` reports it. */
+export interface ReadinessCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail?: string;
+}
+
+/** What every service passes to {@link createServiceApp}. */
+export interface ServiceOptions {
+  /** `approval`, `metadata` or `publish`. */
+  readonly service: string;
+  /** OpenAPI title. */
+  readonly title: string;
+  /** This service's own API key (at least 16 characters). */
+  readonly apiKey: string;
+  readonly log: Logger;
+  /** Requests with a larger body get 413. */
+  readonly maxBodyBytes: number;
+  /** Checks what the service depends on, for `/ready`. */
+  readonly readiness: () => Promise<readonly ReadinessCheck[]>;
+  /** Put in front of every error detail, e.g. `MetadataService: ` (empty for the gateway). */
+  readonly detailPrefix: string;
+}
+
+/** Paths anyone may call without a key. */
+const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json", "/docs"]);
+
+const FORBIDDEN_DETAIL =
+  "Could not validate API key. Please provide a valid API key in the header.";
+
+/** The security requirement every protected route declares. */
+export const API_KEY_SECURITY = [{ ApiKey: [] }];
+
+/** Error replies every protected route may give, for the OpenAPI document. */
+export function errorResponses(...statuses: number[]) {
+  const descriptions: Record<number, string> = {
+    403: "Missing or wrong x-api-key",
+    404: "Something the request names does not exist",
+    413: "Request body too large",
+    422: "The request body is invalid; payload.issues lists every offending field",
+    500: "Server-side failure",
+    501: "Not supported by this version",
+    502: "A database or sub-service could not be reached",
+    504: "A sub-service did not answer in time",
+  };
+  return Object.fromEntries(
+    [403, 413, 422, 500, ...statuses].map((status) => [status, {
+      description: descriptions[status] ?? "Error",
+      content: { "application/json": { schema: ErrorEnvelope } },
+    }]),
+  );
+}
+
+/** Turns zod issues into `{ path, message }` pairs, `path` dotted from the body root. */
+export function issuesOf(error: ZodError): Issue[] {
+  return error.issues.map((issue) => ({
+    path: issue.path.length === 0 ? "body" : issue.path.map(String).join("."),
+    message: issue.message,
+  }));
+}
+
+/** Builds the 422 reply for a rejected body. */
+export function validationReply(c: Context, style: ErrorStyle, error: ZodError): Response {
+  const issues = issuesOf(error);
+  const detail = "Invalid request body: " + issues.map((i) => `${i.path}: ${i.message}`).join("; ");
+  return errorReply(c, style, 422, { detail, code: "invalid_request", issues });
+}
+
+/**
+ * Creates a service app with the shared stack in place. Register the service's own routes on the result with
+ * `app.openapi(route, handler)`.
+ */
+export function createServiceApp(options: ServiceOptions): OpenAPIHono {
+  const style: ErrorStyle = { detailPrefix: options.detailPrefix };
+  const { log } = options;
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => {
+      if (!result.success) return validationReply(c, style, result.error);
+    },
+  });
+
+  app.use(requestId({ headerName: "x-request-id" }));
+  app.use(async function accessLog(c, next) {
+    const started = performance.now();
+    await next();
+    log.info("request", {
+      request_id: requestIdOf(c),
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      duration_ms: Math.round(performance.now() - started),
+    });
+  });
+  app.use(bodyLimit({
+    maxSize: options.maxBodyBytes,
+    onError: (c) =>
+      errorReply(c, style, 413, {
+        detail: `Request body is larger than ${options.maxBodyBytes} bytes`,
+        code: "body_too_large",
+      }),
+  }));
+  app.use(async function apiKeyAuth(c, next) {
+    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    const given = c.req.header("x-api-key") ?? "";
+    if (!(await timingSafeEqual(options.apiKey, given))) {
+      return errorReply(c, style, 403, { detail: FORBIDDEN_DETAIL, code: "forbidden" });
+    }
+    return next();
+  });
+
+  app.notFound((c) => {
+    const methods = app.routes.filter((r) => r.path === c.req.path && r.method !== "ALL")
+      .map((r) => r.method);
+    const url = c.req.url;
+    if (methods.length > 0) {
+      c.header("Allow", [...new Set(methods)].join(", "));
+      return errorReply(c, style, 405, {
+        detail: `Url: ${url}. Error: Method Not Allowed`,
+        code: "method_not_allowed",
+      });
+    }
+    return errorReply(c, style, 404, {
+      detail: `Url: ${url}. Error: Not Found`,
+      code: "not_found",
+    });
+  });
+
+  app.onError((error, c) => {
+    const status = statusOf(error);
+    if (status !== undefined && error instanceof AppError) {
+      const code = error.code;
+      log.info("request_failed", { request_id: requestIdOf(c), code, status });
+      return errorReply(c, style, status, { detail: error.message, code });
+    }
+    if (error instanceof HTTPException && error.status === 400) {
+      // Hono's JSON validator: the body is not valid JSON.
+      return errorReply(c, style, 422, {
+        detail: "Invalid request body: not valid JSON",
+        code: "invalid_request",
+        issues: [{ path: "body", message: "not valid JSON" }],
+      });
+    }
+    if (error instanceof HTTPException && error.status === 413) {
+      return errorReply(c, style, 413, {
+        detail: "Request body too large",
+        code: "body_too_large",
+      });
+    }
+    log.error("unhandled_error", {
+      request_id: requestIdOf(c),
+      error: error instanceof Error ? error.name : typeof error,
+      message: error instanceof Error ? error.message : undefined,
+      stack: error instanceof Error ? error.stack : undefined,
+    });
+    return errorReply(c, style, 500, {
+      detail: `Internal server error; the service log has the details under request id ${
+        requestIdOf(c)
+      }`,
+      code: "internal_error",
+    });
+  });
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", {
+    type: "apiKey",
+    in: "header",
+    name: "x-api-key",
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/health",
+      summary: "Liveness: the process is up",
+      tags: ["operations"],
+      responses: {
+        200: {
+          description: "Alive",
+          content: {
+            "application/json": {
+              schema: successEnvelope(z.object({ service: z.string(), alive: z.literal(true) })),
+            },
+          },
+        },
+      },
+    }),
+    (c) => c.json(success({ service: options.service, alive: true as const }), 200),
+  );
+
+  const Check = z.object({ name: z.string(), ok: z.boolean(), detail: z.string().optional() })
+    .openapi("ReadinessCheck");
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/ready",
+      summary: "Readiness: everything the service depends on is usable",
+      tags: ["operations"],
+      responses: {
+        200: {
+          description: "Ready",
+          content: {
+            "application/json": {
+              schema: successEnvelope(z.object({ ready: z.literal(true), checks: z.array(Check) })),
+            },
+          },
+        },
+        503: {
+          description: "Not ready; payload.checks says which dependency failed",
+          content: { "application/json": { schema: ErrorEnvelope } },
+        },
+      },
+    }),
+    async (c) => {
+      const checks = [...await options.readiness()];
+      const failed = checks.filter((check) => !check.ok);
+      if (failed.length === 0) return c.json(success({ ready: true as const, checks }), 200);
+      const detail = "Not ready: " +
+        failed.map((f) => f.detail === undefined ? f.name : `${f.name}: ${f.detail}`).join("; ");
+      return c.json({
+        status: "error" as const,
+        payload: { detail, code: "not_ready", request_id: requestIdOf(c), checks },
+      }, 503);
+    },
+  );
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: options.title,
+      version: "1.0.0",
+      description: "CR8TOR Publisher. Every reply is a {status, payload} envelope.",
+    },
+  });
+  app.get("/docs", (c) => c.html(docsPage(options.title)));
+
+  return app;
+}

@@ -1,0 +1,38 @@
+/**
+ * The CR8TOR envelope: every reply of every service is `{"status": ..., "payload": {...}}`. Errors carry
+ * `payload.detail` (the sentence the CLI prints) plus our own `code`, `request_id` and, for validation
+ * failures, `issues`.
+ *
+ * @module
+ */
+import { z } from "@hono/zod-openapi";
+
+/** One offending field of a rejected request. */
+export const Issue = z.object({
+  path: z.string().openapi({ example: "source.port" }),
+  message: z.string(),
+}).openapi("Issue");
+
+/** The error envelope, shared by every service and status. */
+export const ErrorEnvelope = z.object({
+  status: z.literal("error"),
+  payload: z.object({
+    detail: z.string(),
+    code: z.string(),
+    request_id: z.string(),
+    issues: z.array(Issue).optional(),
+  }).passthrough(),
+}).openapi("ErrorEnvelope");
+
+export type ErrorEnvelope = z.infer<typeof ErrorEnvelope>;
+export type Issue = z.infer<typeof Issue>;
+
+/** Wraps a payload schema in the success envelope. */
+export function successEnvelope<T extends z.ZodType>(payload: T) {
+  return z.object({ status: z.literal("success"), payload });
+}
+
+/** Builds a success body. */
+export function success<T>(payload: T): { status: "success"; payload: T } {
+  return { status: "success", payload };
+}

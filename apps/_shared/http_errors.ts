@@ -1,0 +1,89 @@
+/**
+ * The one place where errors become HTTP replies: a table from error class to status, and the function
+ * that turns any thrown value into a CR8TOR error envelope.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import {
+  AppError,
+  DatasetItemsNotFoundError,
+  DestinationTypeNotSupportedError,
+  SourceTypeNotSupportedError,
+} from "../../domain/errors.ts";
+import { FilestoreNotReadyError, UnknownDestinationError } from "../../ports/filestore.ts";
+import {
+  InvalidSecretNameError,
+  SecretNotFoundError,
+  SecretStoreUnavailableError,
+} from "../../ports/secret_store.ts";
+import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  SubServiceProtocolError,
+  SubServiceTimeoutError,
+  SubServiceUnavailableError,
+} from "./app_errors.ts";
+import type { ErrorEnvelope, Issue } from "./envelope.ts";
+
+// deno-lint-ignore no-explicit-any
+type ErrorClass = abstract new (...args: any[]) => AppError;
+
+const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
+  [InvalidSecretNameError, 422],
+  [DatasetItemsNotFoundError, 404],
+  [SchemaNotFoundError, 404],
+  [SecretNotFoundError, 404],
+  [UnknownDestinationError, 404],
+  [SecretStoreUnavailableError, 500],
+  [FilestoreNotReadyError, 500],
+  [SourceTypeNotSupportedError, 501],
+  [DestinationTypeNotSupportedError, 501],
+  [SourceUnavailableError, 502],
+  [SubServiceUnavailableError, 502],
+  [SubServiceProtocolError, 502],
+  [SubServiceTimeoutError, 504],
+]);
+
+/** Returns the status for a known error class, or `undefined` for anything unexpected. */
+export function statusOf(error: unknown): ContentfulStatusCode | undefined {
+  if (!(error instanceof AppError)) return undefined;
+  for (const [cls, status] of STATUS) if (error instanceof cls) return status;
+  return undefined;
+}
+
+/** What a service puts in front of its error details (`MetadataService: `), as the reference did. */
+export interface ErrorStyle {
+  readonly detailPrefix: string;
+}
+
+/** Builds an error envelope. */
+export function errorBody(
+  c: Context,
+  style: ErrorStyle,
+  fields: { detail: string; code: string; issues?: Issue[] },
+): ErrorEnvelope {
+  return {
+    status: "error",
+    payload: {
+      ...fields,
+      detail: style.detailPrefix + fields.detail,
+      request_id: requestIdOf(c),
+    },
+  };
+}
+
+/** Sends an error envelope with the given status. */
+export function errorReply(
+  c: Context,
+  style: ErrorStyle,
+  status: ContentfulStatusCode,
+  fields: { detail: string; code: string; issues?: Issue[] },
+): Response {
+  return c.json(errorBody(c, style, fields), status);
+}
+
+/** The request id set by the request-id middleware. */
+export function requestIdOf(c: Context): string {
+  return (c.get("requestId" as never) as string | undefined) ?? "unknown";
+}

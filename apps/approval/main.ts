@@ -1,0 +1,51 @@
+/**
+ * Composition root of the approval service (the gateway): reads the environment, serves.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { CommonEnv, parseEnv, portFrom, readApiKey } from "../_shared/config.ts";
+import { createLogger } from "../_shared/log.ts";
+import { type RunnableService, runService } from "../_shared/serve.ts";
+import { createApprovalApp } from "./app.ts";
+
+/** The gateway's own environment variables, named as in the reference. */
+export const ApprovalEnv = CommonEnv.extend({
+  METADATA_CONTAINER_NAME: z.string().min(1).default("localhost"),
+  METADATA_CONTAINER_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(8002),
+  PUBLISH_CONTAINER_NAME: z.string().min(1).default("localhost"),
+  PUBLISH_CONTAINER_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(8003),
+  SUBSERVICE_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
+});
+
+/** Builds the gateway from an environment. */
+export function buildApprovalService(env: Record<string, string | undefined>): RunnableService {
+  const config = parseEnv(ApprovalEnv, env);
+  const secrets = config.SECRETS_MNT_PATH;
+  const app = createApprovalApp({
+    apiKey: readApiKey("approvalserviceapikey", env, secrets),
+    log: createLogger("approval"),
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    metadata: {
+      name: "metadata",
+      baseUrl: `http://${config.METADATA_CONTAINER_NAME}:${config.METADATA_CONTAINER_PORT}/`,
+      apiKey: readApiKey("metadataserviceapikey", env, secrets),
+    },
+    publish: {
+      name: "publish",
+      baseUrl: `http://${config.PUBLISH_CONTAINER_NAME}:${config.PUBLISH_CONTAINER_PORT}/`,
+      apiKey: readApiKey("publishserviceapikey", env, secrets),
+    },
+    timeoutMs: config.SUBSERVICE_TIMEOUT_SECONDS * 1000,
+    readyTimeoutMs: 3000,
+    fetch: globalThis.fetch,
+  });
+  return { fetch: app.fetch, port: portFrom(env, 8000) };
+}
+
+if (import.meta.main) {
+  await runService(
+    createLogger("approval"),
+    () => Promise.resolve(buildApprovalService(Deno.env.toObject())),
+  );
+}

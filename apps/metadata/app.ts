@@ -1,0 +1,45 @@
+/**
+ * The metadata service: `POST /metadata/project` describes the tables and columns a request names.
+ *
+ * @module
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { metadataPayload, selectDataset } from "../../domain/catalog.ts";
+import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import { success } from "../_shared/envelope.ts";
+import type { Logger } from "../_shared/log.ts";
+import { openSource, type SourceAccess } from "../_shared/source_access.ts";
+import { projectMetadata } from "./routes.ts";
+
+/** What the metadata service needs. */
+export interface MetadataDeps extends SourceAccess {
+  readonly apiKey: string;
+  readonly log: Logger;
+  readonly maxBodyBytes: number;
+  readonly readiness: () => Promise<readonly ReadinessCheck[]>;
+}
+
+/** Builds the metadata service. */
+export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
+  const app = createServiceApp({
+    service: "metadata",
+    title: "CR8TOR Metadata Service",
+    detailPrefix: "MetadataService: ",
+    apiKey: deps.apiKey,
+    log: deps.log,
+    maxBodyBytes: deps.maxBodyBytes,
+    readiness: deps.readiness,
+  });
+
+  app.openapi(projectMetadata, async (c) => {
+    const { source, dataset } = c.req.valid("json");
+    await using db = await openSource(source, deps);
+    const requested = (dataset.tables ?? []).map((t) => t.name);
+    const catalog = await db.describeSchema(dataset.schema_name, {
+      ...(requested.length > 0 ? { tables: requested } : {}),
+    });
+    return c.json(success(metadataPayload(selectDataset(catalog, dataset), dataset)), 200);
+  });
+
+  return app;
+}

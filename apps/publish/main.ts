@@ -1,0 +1,74 @@
+/**
+ * Composition root of the publish service: reads the environment, builds the adapters, serves.
+ *
+ * @module
+ */
+import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
+import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
+import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
+import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
+import type { Filestore } from "../../ports/filestore.ts";
+import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
+import type { ReadinessCheck } from "../_shared/create_app.ts";
+import { createLogger } from "../_shared/log.ts";
+import { secretsDirectoryCheck } from "../_shared/readiness.ts";
+import { type RunnableService, runService } from "../_shared/serve.ts";
+import { createPublishApp } from "./app.ts";
+
+const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
+
+/** The filestore destinations configured by `TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH`, by upper-case name. */
+export function filestoreMounts(env: Record<string, string | undefined>): Map<string, string> {
+  const mounts = new Map<string, string>();
+  for (const [key, value] of Object.entries(env)) {
+    const name = MOUNT_VAR.exec(key)?.[1];
+    if (name !== undefined && value !== undefined && value !== "") {
+      mounts.set(name.toUpperCase(), value);
+    }
+  }
+  return mounts;
+}
+
+/** Builds the publish service from an environment. */
+export function buildPublishService(env: Record<string, string | undefined>): RunnableService {
+  const log = createLogger("publish");
+  const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
+  const filestores = new Map<string, Filestore>(
+    [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
+  );
+  if (filestores.size === 0) {
+    log.warn("no_filestore_destinations", {
+      hint: "set TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH",
+    });
+  }
+  const app = createPublishApp({
+    apiKey: readApiKey("publishserviceapikey", env, config.SECRETS_MNT_PATH),
+    log,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    secrets: new FileSecretStore(config.SECRETS_MNT_PATH),
+    connectors: { postgresql: connectPostgres, mysql: connectMysql },
+    connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
+    statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
+    filestores,
+    readiness: async () => {
+      const checks: ReadinessCheck[] = [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)];
+      for (const [name, filestore] of filestores) {
+        try {
+          await filestore.checkReady();
+          checks.push({ name: `filestore ${name}`, ok: true });
+        } catch (e) {
+          checks.push({ name: `filestore ${name}`, ok: false, detail: (e as Error).message });
+        }
+      }
+      return checks;
+    },
+  });
+  return { fetch: app.fetch, port: portFrom(env, 8003) };
+}
+
+if (import.meta.main) {
+  await runService(
+    createLogger("publish"),
+    () => Promise.resolve(buildPublishService(Deno.env.toObject())),
+  );
+}

@@ -1,0 +1,109 @@
+/**
+ * What a source database says about one schema, and the rule that narrows it to what a request asked for
+ * (`cr8tor-contract.md` §5): listed tables and columns only; `null` or `[]` means all; matching is exact and
+ * case-sensitive; unlike the reference, anything requested that does not exist is an error.
+ *
+ * @module
+ */
+import type { DatasetMetadata, DatasetMetadataPayload } from "./contract.ts";
+import { DatasetItemsNotFoundError } from "./errors.ts";
+
+/** A column as the source's catalogue describes it. */
+export interface CatalogColumn {
+  readonly name: string;
+  /** The source's own full type, with length, precision and scale, e.g. `numeric(10,2)`. */
+  readonly dataType: string;
+  readonly nullable: boolean;
+  readonly description: string | null;
+}
+
+/** A table or view as the source's catalogue describes it; columns are in ordinal order. */
+export interface CatalogTable {
+  readonly name: string;
+  readonly kind: "table" | "view";
+  readonly description: string | null;
+  readonly columns: readonly CatalogColumn[];
+  /** Primary-key columns in key order; empty for views and tables without a key. */
+  readonly primaryKey: readonly string[];
+}
+
+/** A schema as the source's catalogue describes it; tables are sorted by name. */
+export interface SchemaCatalog {
+  readonly name: string;
+  readonly description: string | null;
+  readonly tables: readonly CatalogTable[];
+}
+
+/**
+ * Narrows a catalogue to the tables and columns a dataset asks for, keeping catalogue order.
+ *
+ * @throws {DatasetItemsNotFoundError} listing every requested table or column that does not exist.
+ */
+export function selectDataset(catalog: SchemaCatalog, dataset: DatasetMetadata): SchemaCatalog {
+  const requested = dataset.tables ?? [];
+  if (requested.length === 0) return catalog;
+
+  const byName = new Map(catalog.tables.map((t) => [t.name, t]));
+  const missingTables: string[] = [];
+  const missingColumns: string[] = [];
+  const wantedColumns = new Map<string, Set<string> | "all">();
+  for (const table of requested) {
+    const found = byName.get(table.name);
+    if (found === undefined) {
+      missingTables.push(table.name);
+      continue;
+    }
+    const columns = table.columns ?? [];
+    if (columns.length === 0) {
+      wantedColumns.set(table.name, "all");
+      continue;
+    }
+    const present = new Set(found.columns.map((c) => c.name));
+    for (const column of columns) {
+      if (!present.has(column.name)) missingColumns.push(`${table.name}.${column.name}`);
+    }
+    wantedColumns.set(table.name, new Set(columns.map((c) => c.name)));
+  }
+  if (missingTables.length > 0 || missingColumns.length > 0) {
+    throw new DatasetItemsNotFoundError(catalog.name, {
+      tables: missingTables,
+      columns: missingColumns,
+    });
+  }
+
+  const tables = catalog.tables.flatMap((table) => {
+    const wanted = wantedColumns.get(table.name);
+    if (wanted === undefined) return [];
+    if (wanted === "all") return [table];
+    return [{ ...table, columns: table.columns.filter((c) => wanted.has(c.name)) }];
+  });
+  return { ...catalog, tables };
+}
+
+/**
+ * Builds the metadata service's reply. `name` is the dataset's own name when the request gave one, else the
+ * schema name (the reference always answered `default_name`).
+ */
+export function metadataPayload(
+  catalog: SchemaCatalog,
+  dataset: DatasetMetadata,
+): DatasetMetadataPayload {
+  return {
+    name: dataset.name ?? catalog.name,
+    schema_name: catalog.name,
+    description: catalog.description,
+    tables: catalog.tables.map((table) => ({
+      name: table.name,
+      columns: table.columns.map((column) => ({
+        name: column.name,
+        datatype: column.dataType,
+        description: column.description,
+        nullable: column.nullable,
+      })),
+      description: table.description,
+      primary_key: [...table.primaryKey],
+    })),
+    staging_path: dataset.staging_path ?? null,
+    publish_path: dataset.publish_path ?? null,
+  };
+}

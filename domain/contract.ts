@@ -1,0 +1,273 @@
+/**
+ * The CR8TOR wire contract as zod schemas: the request bodies the CLI sends and the payloads the services
+ * return (`cr8tor-contract.md` §2-§3). Field names, discriminators and defaults follow the Python reference;
+ * names that reach SQL, file paths or the secrets directory are checked more strictly (see `names.ts`).
+ *
+ * Unknown keys are ignored (zod strips them), as in the reference.
+ *
+ * @module
+ */
+import { z } from "zod";
+import {
+  DESTINATION_NAME_PATTERN,
+  HOST_PATTERN,
+  HTTP_PATH_PATTERN,
+  IDENTIFIER_PATTERN,
+  PROJECT_START_TIME_PATTERN,
+  projectNameProblem,
+  SECRET_NAME_PATTERN,
+} from "./names.ts";
+
+const IDENTIFIER_RULE =
+  "must be 1-128 letters, digits, '_', '$' or '-', not starting with '$' or '-'";
+
+/** A schema, table, column, database or catalog name. */
+export const Identifier = z.string().regex(IDENTIFIER_PATTERN, { error: IDENTIFIER_RULE });
+
+/** The name of a secret: one file in the secrets directory, or one Key Vault secret. */
+export const SecretName = z.string().regex(SECRET_NAME_PATTERN, {
+  error:
+    "must be 1-127 letters, digits, '_', '-' or '.', starting with a letter, digit or '_', without '..'",
+});
+
+/** `project_name`: becomes a directory name and the OPAL project name. */
+export const ProjectName = z.string().check((ctx) => {
+  const problem = projectNameProblem(ctx.value);
+  if (problem !== undefined) {
+    ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
+  }
+});
+
+/** `project_start_time`: `YYYYMMDD_HHMMSS`. */
+export const ProjectStartTime = z.string().regex(PROJECT_START_TIME_PATTERN, {
+  error: "must match YYYYMMDD_HHMMSS",
+});
+
+const Description = z.string().max(10_000).nullish();
+
+// ---------------------------------------------------------------------------------------------------------
+// Destination (§3.3)
+
+/** A filestore destination: CSV files or one DuckDB file on a mounted storage account. */
+export const FilestoreDestination = z.object({
+  type: z.literal("filestore"),
+  name: z.string().regex(DESTINATION_NAME_PATTERN, {
+    error: "must be 1-64 letters, digits or '_'",
+  }),
+  format: z.enum(["csv", "duckdb"]),
+});
+
+/** A PostgreSQL destination (read through OPAL/DataSHIELD). `name` is unused; `format` is always `sql`. */
+export const PostgresqlDestination = z.object({
+  type: z.literal("postgresql"),
+  name: z.string().regex(/^[A-Za-z0-9_]{0,64}$/, { error: "must be 0-64 letters, digits or '_'" })
+    .default(""),
+  format: z.literal("sql").default("sql"),
+});
+
+/** Where the data goes, chosen by `type`. */
+export const Destination = z.discriminatedUnion("type", [
+  FilestoreDestination,
+  PostgresqlDestination,
+]);
+
+// ---------------------------------------------------------------------------------------------------------
+// Source (§3.4)
+
+const Provider = z.string().max(128).nullish();
+
+/** Secret names for a SQL source's user name and password. */
+export const SqlCredentials = z.object({
+  provider: Provider,
+  username_key: SecretName,
+  password_key: SecretName,
+});
+
+/** Secret names for a Databricks service principal's client id and secret. */
+export const DatabricksCredentials = z.object({
+  provider: Provider,
+  spn_clientid: SecretName,
+  spn_secret: SecretName,
+  username_key: z.union([SecretName, z.literal("")]).default(""),
+  password_key: z.union([SecretName, z.literal("")]).default(""),
+});
+
+const Port = z.coerce.number<unknown>().int().min(1).max(65535);
+
+/** A Databricks SQL warehouse in a Unity Catalog workspace. */
+export const DatabricksSource = z.object({
+  type: z.literal("databrickssql"),
+  host_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+  http_path: z.string().regex(HTTP_PATH_PATTERN, {
+    error: "must be a path such as /sql/1.0/warehouses/abc",
+  }),
+  port: Port.default(443),
+  catalog: Identifier,
+  credentials: DatabricksCredentials,
+});
+
+/** A relational database reached with a user name and password. `sqlserver` means `mssql`. */
+export const SqlSource = z.object({
+  type: z.enum(["mysql", "postgresql", "sqlserver", "mssql"]),
+  host_url: z.string().regex(HOST_PATTERN, {
+    error: "must be a host name or IP address, without scheme or port",
+  }),
+  port: Port,
+  database: Identifier,
+  credentials: SqlCredentials,
+});
+
+/** Where the data comes from, chosen by `type`. */
+export const Source = z.discriminatedUnion("type", [DatabricksSource, SqlSource]);
+
+/** `extract_config`; `backend_engine` is accepted for compatibility and does not change our behaviour. */
+export const ExtractConfig = z.object({
+  backend_engine: z.string().max(64).default("pyarrow"),
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Dataset (§3.6)
+
+/** One requested (or described) column. */
+export const ColumnMetadata = z.object({
+  name: Identifier,
+  datatype: z.string().max(512).nullish(),
+  description: Description,
+});
+
+/** One requested (or described) table; `columns` null or empty means every column. */
+export const TableMetadata = z.object({
+  name: Identifier,
+  columns: z.array(ColumnMetadata).max(10_000).nullish(),
+  description: Description,
+}).check((ctx) => {
+  duplicates((ctx.value.columns ?? []).map((c) => c.name)).forEach((name) =>
+    ctx.issues.push({
+      code: "custom",
+      message: `column "${name}" is listed more than once`,
+      input: ctx.value,
+      path: ["columns"],
+    })
+  );
+});
+
+/** The dataset of one request: a schema and, optionally, the tables and columns wanted from it. */
+export const DatasetMetadata = z.object({
+  name: z.string().max(256).nullish(),
+  schema_name: Identifier,
+  description: Description,
+  tables: z.array(TableMetadata).max(10_000).nullish(),
+  staging_path: z.record(z.string(), z.unknown()).nullish(),
+  publish_path: z.record(z.string(), z.unknown()).nullish(),
+}).check((ctx) => {
+  duplicates((ctx.value.tables ?? []).map((t) => t.name)).forEach((name) =>
+    ctx.issues.push({
+      code: "custom",
+      message: `table "${name}" is listed more than once`,
+      input: ctx.value,
+      path: ["tables"],
+    })
+  );
+});
+
+function duplicates(names: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const name of names) (seen.has(name) ? repeated : seen).add(name);
+  return [...repeated];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Requests (§3.1)
+
+/** Body of `POST /data-publish/publish` and `POST /project/publish`. */
+export const DataContractPublishRequest = z.object({
+  project_name: ProjectName,
+  project_start_time: ProjectStartTime,
+  destination: Destination,
+});
+
+/** Body of `POST /data-publish/validate`. */
+export const DataContractSourceAccessRequest = DataContractPublishRequest.extend({
+  extract_config: ExtractConfig.nullish().default({ backend_engine: "pyarrow" }),
+  source: Source,
+});
+
+/** Body of `POST /metadata/project`, `POST /data-publish/package` and the gateway's validate and package. */
+export const DataContractTransferRequest = DataContractSourceAccessRequest.extend({
+  dataset: DatasetMetadata,
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Payloads (§2)
+
+/** A column as the metadata service describes it. */
+export const ColumnDescription = z.object({
+  name: z.string(),
+  datatype: z.string(),
+  description: z.string().nullable(),
+  nullable: z.boolean(),
+});
+
+/** A table as the metadata service describes it. */
+export const TableDescription = z.object({
+  name: z.string(),
+  columns: z.array(ColumnDescription),
+  description: z.string().nullable(),
+  primary_key: z.array(z.string()),
+});
+
+/** Payload of `POST /metadata/project` (and of the gateway's validate). */
+export const DatasetMetadataPayload = z.object({
+  name: z.string(),
+  schema_name: z.string(),
+  description: z.string().nullable(),
+  tables: z.array(TableDescription),
+  staging_path: z.record(z.string(), z.unknown()).nullable(),
+  publish_path: z.record(z.string(), z.unknown()).nullable(),
+});
+
+/** Payload of `POST /data-publish/validate`. */
+export const ValidationPayload = z.object({ validation_status: z.literal("success") });
+
+/** Payload of `POST /data-publish/package`. */
+export const StageTransferPayload = z.object({
+  data_retrieved: z.array(z.union([
+    z.object({ file_path: z.string() }),
+    z.object({ table_name: z.string() }),
+  ])),
+});
+
+/** Payload of `POST /data-publish/publish`. */
+export const PublishPayload = z.object({
+  data_published: z.array(z.union([
+    z.object({ file_path: z.string(), hash_value: z.string(), total_bytes: z.number().int() }),
+    z.object({
+      postgresql_table_name: z.string(),
+      opal_resource_name: z.string(),
+      opal_project_name: z.string(),
+      opal_group_name: z.string(),
+    }),
+  ])),
+});
+
+export type Destination = z.infer<typeof Destination>;
+export type FilestoreDestination = z.infer<typeof FilestoreDestination>;
+export type Source = z.infer<typeof Source>;
+export type SqlSource = z.infer<typeof SqlSource>;
+export type DatabricksSource = z.infer<typeof DatabricksSource>;
+export type DatasetMetadata = z.infer<typeof DatasetMetadata>;
+export type DataContractPublishRequest = z.infer<typeof DataContractPublishRequest>;
+export type DataContractSourceAccessRequest = z.infer<typeof DataContractSourceAccessRequest>;
+export type DataContractTransferRequest = z.infer<typeof DataContractTransferRequest>;
+export type DatasetMetadataPayload = z.infer<typeof DatasetMetadataPayload>;
+export type TableDescription = z.infer<typeof TableDescription>;
+export type ColumnDescription = z.infer<typeof ColumnDescription>;
+
+/** The source engines, with `sqlserver` folded into `mssql`. */
+export type SourceEngine = "postgresql" | "mysql" | "mssql" | "databrickssql";
+
+/** Returns the engine a source uses; `sqlserver` is another name for `mssql`. */
+export function sourceEngine(source: Source): SourceEngine {
+  return source.type === "sqlserver" ? "mssql" : source.type;
+}

@@ -1,0 +1,61 @@
+/**
+ * The error base class and the domain's own errors. Errors carry a stable `code`; the HTTP layer maps
+ * classes to statuses in one table (`apps/_shared/http_errors.ts`).
+ *
+ * @module
+ */
+
+/** Base of every error this project expects callers to catch. */
+export abstract class AppError extends Error {
+  /** Stable machine-readable code, sent to clients beside the human message. */
+  abstract readonly code: string;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** What a request asked for that the source does not have. */
+export interface MissingItems {
+  /** Requested tables that do not exist in the schema. */
+  readonly tables: readonly string[];
+  /** Requested columns that do not exist, as `table.column`. */
+  readonly columns: readonly string[];
+}
+
+/** A request named tables or columns that the source schema does not have. */
+export class DatasetItemsNotFoundError extends AppError {
+  readonly code = "dataset_items_not_found";
+
+  constructor(readonly schema: string, readonly missing: MissingItems) {
+    const parts: string[] = [];
+    if (missing.tables.length > 0) {
+      parts.push(`tables ${missing.tables.map((t) => `"${t}"`).join(", ")}`);
+    }
+    if (missing.columns.length > 0) {
+      parts.push(`columns ${missing.columns.map((c) => `"${c}"`).join(", ")}`);
+    }
+    super(`Cannot find in schema "${schema}": ${parts.join("; ")}`);
+  }
+}
+
+/** The request names a source type that this build cannot read yet. */
+export class SourceTypeNotSupportedError extends AppError {
+  readonly code = "source_type_not_supported";
+
+  constructor(readonly sourceType: string) {
+    super(`Cannot use source type "${sourceType}": not supported by this version of the service`);
+  }
+}
+
+/** The request names a destination type that this operation cannot serve yet. */
+export class DestinationTypeNotSupportedError extends AppError {
+  readonly code = "destination_type_not_supported";
+
+  constructor(readonly destinationType: string, readonly operation: string) {
+    super(
+      `Cannot ${operation} to destination type "${destinationType}": not supported by this version of the service`,
+    );
+  }
+}

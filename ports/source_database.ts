@@ -1,0 +1,66 @@
+/**
+ * A source database the approved data comes from: its catalogue, and (later) its rows.
+ *
+ * @module
+ */
+import { AppError } from "../domain/errors.ts";
+import type { SchemaCatalog } from "../domain/catalog.ts";
+
+/** An open connection to one source database. */
+export interface SourceDatabase extends AsyncDisposable {
+  /**
+   * Runs a trivial query to prove the connection and credentials work.
+   *
+   * @throws {SourceUnavailableError} when the query fails.
+   */
+  ping(): Promise<void>;
+
+  /**
+   * Describes one schema: its tables and views (sorted by name), their columns in ordinal order with full
+   * types, nullability and comments, and their primary keys.
+   *
+   * @param schema the schema (for MySQL, the database) to describe.
+   * @param options.tables when given, only these tables need to be described (others may be left out).
+   * @returns the catalogue; never row data.
+   * @throws {SchemaNotFoundError} when the schema does not exist or is not visible to the user.
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  describeSchema(schema: string, options?: { tables?: readonly string[] }): Promise<SchemaCatalog>;
+
+  /** Closes the connection; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** How to reach a SQL source; built from the request and the secret store. */
+export interface SqlConnectionOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly username: string;
+  readonly password: string;
+  /** Gives up connecting after this long. */
+  readonly connectTimeoutMs: number;
+  /** Cancels any single statement that runs longer. */
+  readonly statementTimeoutMs: number;
+}
+
+/**
+ * Opens a connection to a SQL source.
+ *
+ * @throws {SourceUnavailableError} when the server cannot be reached or refuses the credentials.
+ */
+export type SqlSourceConnector = (options: SqlConnectionOptions) => Promise<SourceDatabase>;
+
+/** The source cannot be reached, refused the login, or failed a query. */
+export class SourceUnavailableError extends AppError {
+  readonly code = "source_unavailable";
+}
+
+/** The schema does not exist in the source, or the user cannot see it. */
+export class SchemaNotFoundError extends AppError {
+  readonly code = "schema_not_found";
+
+  constructor(readonly schema: string) {
+    super(`Cannot find schema "${schema}" in the source database`);
+  }
+}

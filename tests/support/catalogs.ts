@@ -1,0 +1,37 @@
+/**
+ * Catalogue fixtures for app tests.
+ *
+ * @module
+ */
+import type { SchemaCatalog } from "../../domain/catalog.ts";
+
+/** The `oncology` schema the request builders ask for. */
+export const ONCOLOGY: SchemaCatalog = {
+  name: "oncology",
+  description: "Curated oncology tables",
+  tables: [
+    {
+      name: "tumour_stage",
+      kind: "table",
+      description: "TNM stage lookup",
+      primaryKey: ["stage_id"],
+      columns: [
+        { name: "stage_id", dataType: "bigint", nullable: false, description: "surrogate key" },
+        {
+          name: "stage_label",
+          dataType: "character varying(20)",
+          nullable: true,
+          description: null,
+        },
+        { name: "secret_note", dataType: "text", nullable: true, description: null },
+      ],
+    },
+    {
+      name: "treatment_line",
+      kind: "view",
+      description: null,
+      primaryKey: [],
+      columns: [{ name: "line_no", dataType: "integer", nullable: true, description: null }],
+    },
+  ],
+};

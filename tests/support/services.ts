@@ -1,0 +1,45 @@
+/**
+ * Gates for integration tests that need the local PostgreSQL or MariaDB. On a laptop without them the tests
+ * are ignored; under `CI=true` they always run, so a missing service is a failure, never a skip.
+ *
+ * @module
+ */
+
+/** Connection facts for the PostgreSQL every project machine runs (trust auth). */
+export const POSTGRES = {
+  host: Deno.env.get("TEST_POSTGRES_HOST") ?? "127.0.0.1",
+  port: Number(Deno.env.get("TEST_POSTGRES_PORT") ?? 5432),
+  user: Deno.env.get("TEST_POSTGRES_USER") ?? "postgres",
+  database: Deno.env.get("TEST_POSTGRES_DATABASE") ?? "postgres",
+} as const;
+
+/** Connection facts for the MariaDB every project machine runs (root, empty password). */
+export const MYSQL = {
+  host: Deno.env.get("TEST_MYSQL_HOST") ?? "127.0.0.1",
+  port: Number(Deno.env.get("TEST_MYSQL_PORT") ?? 3306),
+  user: Deno.env.get("TEST_MYSQL_USER") ?? "root",
+  password: Deno.env.get("TEST_MYSQL_PASSWORD") ?? "",
+} as const;
+
+const IN_CI = Deno.env.get("CI") === "true";
+
+async function reachable(host: string, port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: host, port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when PostgreSQL tests must be ignored: the server is absent and this is not CI. */
+export const ignorePostgres = !IN_CI && !(await reachable(POSTGRES.host, POSTGRES.port));
+
+/** True when MariaDB tests must be ignored: the server is absent and this is not CI. */
+export const ignoreMysql = !IN_CI && !(await reachable(MYSQL.host, MYSQL.port));
+
+/** A random lower-case name for a test schema, database or user, unique per run. */
+export function randomName(prefix: string): string {
+  return `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
