@@ -13,7 +13,7 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
 import { AppError } from "../../domain/errors.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
-import { errorReply, type ErrorStyle, requestIdOf, statusOf } from "./http_errors.ts";
+import { errorBody, errorReply, type ErrorStyle, requestIdOf, statusOf } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
 import { docsPage } from "./docs_page.ts";
 
@@ -159,10 +159,11 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
         issues: [{ path: "body", message: "not valid JSON" }],
       });
     }
-    if (error instanceof HTTPException && error.status === 413) {
-      return errorReply(c, style, 413, {
-        detail: "Request body too large",
-        code: "body_too_large",
+    if (error instanceof HTTPException && error.status >= 400 && error.status < 500) {
+      // Raised by Hono's own middleware, e.g. 415 for a body that is not declared as JSON.
+      return errorReply(c, style, error.status, {
+        detail: error.message,
+        code: `http_${error.status}`,
       });
     }
     log.error("unhandled_error", {
@@ -224,7 +225,14 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
         },
         503: {
           description: "Not ready; payload.checks says which dependency failed",
-          content: { "application/json": { schema: ErrorEnvelope } },
+          content: {
+            "application/json": {
+              schema: z.object({
+                status: z.literal("error"),
+                payload: ErrorEnvelope.shape.payload.extend({ checks: z.array(Check) }),
+              }).openapi("NotReadyEnvelope"),
+            },
+          },
         },
       },
     }),
@@ -234,10 +242,8 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       if (failed.length === 0) return c.json(success({ ready: true as const, checks }), 200);
       const detail = "Not ready: " +
         failed.map((f) => f.detail === undefined ? f.name : `${f.name}: ${f.detail}`).join("; ");
-      return c.json({
-        status: "error" as const,
-        payload: { detail, code: "not_ready", request_id: requestIdOf(c), checks },
-      }, 503);
+      const body = errorBody(c, style, { detail, code: "not_ready" });
+      return c.json({ ...body, payload: { ...body.payload, checks } }, 503);
     },
   );
 

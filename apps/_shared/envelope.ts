@@ -21,7 +21,7 @@ export const ErrorEnvelope = z.object({
     code: z.string(),
     request_id: z.string(),
     issues: z.array(Issue).optional(),
-  }).passthrough(),
+  }),
 }).openapi("ErrorEnvelope");
 
 export type ErrorEnvelope = z.infer<typeof ErrorEnvelope>;
