@@ -1,0 +1,274 @@
+/**
+ * The OpenAPI documents are part of the contract: this test reads each service's `/openapi.json`, drives
+ * every route through its success and error outcomes, and checks that each real reply's status is declared
+ * and its body matches the declared schema.
+ */
+import assert from "node:assert/strict";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { aPublishRequest, aTransferRequest } from "../support/requests.ts";
+import { APPROVAL_KEY, FakeWorld, METADATA_KEY, PUBLISH_KEY } from "../support/apps.ts";
+
+interface Case {
+  readonly name: string;
+  readonly method: "get" | "post";
+  readonly path: string;
+  readonly body?: unknown;
+  readonly key?: string;
+  readonly expect: number;
+  readonly setup?: (world: FakeWorld) => void;
+}
+
+type Json = Record<string, unknown>;
+
+function withDataset(tables: unknown): Json {
+  const body = aTransferRequest();
+  (body.dataset as Json).tables = tables;
+  return body;
+}
+
+const BAD_BODY = { project_name: "a b", destination: { type: "nope" } };
+
+const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono; cases: Case[] }> =
+  {
+    approval: {
+      key: APPROVAL_KEY,
+      app: (w) => w.approvalApp(),
+      cases: [
+        {
+          name: "validate ok",
+          method: "post",
+          path: "/project/validate",
+          body: aTransferRequest(),
+          expect: 200,
+        },
+        {
+          name: "validate missing table",
+          method: "post",
+          path: "/project/validate",
+          body: withDataset([{ name: "nope" }]),
+          expect: 404,
+        },
+        {
+          name: "validate invalid",
+          method: "post",
+          path: "/project/validate",
+          body: BAD_BODY,
+          expect: 422,
+        },
+        {
+          name: "validate no key",
+          method: "post",
+          path: "/project/validate",
+          body: aTransferRequest(),
+          key: "",
+          expect: 403,
+        },
+        {
+          name: "validate source down",
+          method: "post",
+          path: "/project/validate",
+          body: aTransferRequest(),
+          setup: (w) => w.refuseConnections = "down",
+          expect: 502,
+        },
+        {
+          name: "package",
+          method: "post",
+          path: "/project/package",
+          body: aTransferRequest(),
+          expect: 501,
+        },
+        {
+          name: "package invalid",
+          method: "post",
+          path: "/project/package",
+          body: BAD_BODY,
+          expect: 422,
+        },
+        {
+          name: "publish",
+          method: "post",
+          path: "/project/publish",
+          body: aPublishRequest(),
+          expect: 501,
+        },
+        {
+          name: "publish invalid",
+          method: "post",
+          path: "/project/publish",
+          body: BAD_BODY,
+          expect: 422,
+        },
+        { name: "health", method: "get", path: "/health", expect: 200 },
+        { name: "ready", method: "get", path: "/ready", expect: 200 },
+      ],
+    },
+    metadata: {
+      key: METADATA_KEY,
+      app: (w) => w.metadataApp(),
+      cases: [
+        {
+          name: "ok",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest(),
+          expect: 200,
+        },
+        {
+          name: "all tables",
+          method: "post",
+          path: "/metadata/project",
+          body: withDataset(null),
+          expect: 200,
+        },
+        {
+          name: "missing",
+          method: "post",
+          path: "/metadata/project",
+          body: withDataset([{ name: "nope" }]),
+          expect: 404,
+        },
+        { name: "invalid", method: "post", path: "/metadata/project", body: BAD_BODY, expect: 422 },
+        {
+          name: "no key",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest(),
+          key: "",
+          expect: 403,
+        },
+        {
+          name: "source down",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest(),
+          setup: (w) => w.refuseConnections = "down",
+          expect: 502,
+        },
+        {
+          name: "sqlserver",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest({
+            source: {
+              type: "sqlserver",
+              host_url: "mssql",
+              port: 1433,
+              database: "dw",
+              credentials: { username_key: "u", password_key: "p" },
+            },
+          }),
+          expect: 501,
+        },
+        { name: "health", method: "get", path: "/health", expect: 200 },
+        { name: "ready", method: "get", path: "/ready", expect: 200 },
+      ],
+    },
+    publish: {
+      key: PUBLISH_KEY,
+      app: (w) => w.publishApp(),
+      cases: [
+        {
+          name: "validate ok",
+          method: "post",
+          path: "/data-publish/validate",
+          body: aTransferRequest(),
+          expect: 200,
+        },
+        {
+          name: "validate unknown destination",
+          method: "post",
+          path: "/data-publish/validate",
+          body: aTransferRequest({ destination: { type: "filestore", name: "XX", format: "csv" } }),
+          expect: 404,
+        },
+        {
+          name: "validate filestore broken",
+          method: "post",
+          path: "/data-publish/validate",
+          body: aTransferRequest(),
+          setup: (w) => w.filestore.setProblem("Cannot use the staging area: it does not exist"),
+          expect: 500,
+        },
+        {
+          name: "validate invalid",
+          method: "post",
+          path: "/data-publish/validate",
+          body: BAD_BODY,
+          expect: 422,
+        },
+        {
+          name: "package",
+          method: "post",
+          path: "/data-publish/package",
+          body: aTransferRequest(),
+          expect: 501,
+        },
+        {
+          name: "publish",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest(),
+          expect: 501,
+        },
+        {
+          name: "publish no key",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest(),
+          key: "",
+          expect: 403,
+        },
+        { name: "health", method: "get", path: "/health", expect: 200 },
+        { name: "ready", method: "get", path: "/ready", expect: 200 },
+        {
+          name: "not ready",
+          method: "get",
+          path: "/ready",
+          setup: (w) => w.filestore.setProblem("Cannot use the staging area: it does not exist"),
+          expect: 503,
+        },
+      ],
+    },
+  };
+
+Deno.test("OpenAPI contract: every reply matches the schema its service declares", async (t) => {
+  for (const [service, spec] of Object.entries(SERVICES)) {
+    const doc = await (await spec.app(new FakeWorld()).request("http://test.local/openapi.json"))
+      .json();
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const exercised = new Set<string>();
+
+    for (const c of spec.cases) {
+      await t.step(`${service} ${c.method.toUpperCase()} ${c.path} (${c.name})`, async () => {
+        const world = new FakeWorld();
+        c.setup?.(world);
+        const headers: Record<string, string> = { "x-api-key": c.key ?? spec.key };
+        if (c.body !== undefined) headers["content-type"] = "application/json";
+        const res = await spec.app(world).request(`http://test.local${c.path}`, {
+          method: c.method.toUpperCase(),
+          headers,
+          ...(c.body === undefined ? {} : { body: JSON.stringify(c.body) }),
+        });
+        assert.equal(res.status, c.expect);
+        const operation = doc.paths[c.path]?.[c.method];
+        assert.ok(operation, `${c.method} ${c.path} is declared`);
+        const declared = operation.responses[String(res.status)];
+        assert.ok(declared, `status ${res.status} is declared for ${c.method} ${c.path}`);
+        const schema = declared.content["application/json"].schema;
+        const validate = ajv.compile({ ...schema, components: doc.components });
+        const body = await res.json();
+        assert.ok(validate(body), JSON.stringify(validate.errors));
+        exercised.add(`${c.method} ${c.path}`);
+      });
+    }
+
+    await t.step(`${service}: every declared route is exercised`, () => {
+      const declared = Object.entries(doc.paths as Record<string, Json>).flatMap(([path, item]) =>
+        Object.keys(item).map((method) => `${method} ${path}`)
+      );
+      assert.deepEqual(declared.sort(), [...exercised].sort());
+    });
+  }
+});
