@@ -92,7 +92,11 @@ export const DatabricksCredentials = z.object({
   password_key: z.union([SecretName, z.literal("")]).default(""),
 });
 
-const Port = z.coerce.number<unknown>().int().min(1).max(65535);
+/** A TCP port; a string of decimal digits is accepted too (`"1433"`), as the reference coerced it. */
+const Port = z.preprocess(
+  (value) => typeof value === "string" && /^[0-9]{1,5}$/.test(value) ? Number(value) : value,
+  z.number().int().min(1).max(65535),
+);
 
 /** A Databricks SQL warehouse in a Unity Catalog workspace. */
 export const DatabricksSource = z.object({
@@ -147,6 +151,8 @@ export const TableMetadata = z.object({
       message: `column "${name}" is listed more than once`,
       input: ctx.value,
       path: ["columns"],
+      // Non-fatal, so that the dataset's own duplicate-table check still runs and reports too.
+      continue: true,
     })
   );
 });
@@ -166,6 +172,7 @@ export const DatasetMetadata = z.object({
       message: `table "${name}" is listed more than once`,
       input: ctx.value,
       path: ["tables"],
+      continue: true,
     })
   );
 });

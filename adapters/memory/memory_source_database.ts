@@ -30,24 +30,22 @@ export class MemorySourceDatabase implements SourceDatabase {
     return this.#closed;
   }
 
-  ping(): Promise<void> {
+  async ping(): Promise<void> {
+    await Promise.resolve();
     this.#assertOpen();
-    return Promise.resolve();
   }
 
-  describeSchema(
+  async describeSchema(
     schema: string,
     options: { tables?: readonly string[] } = {},
   ): Promise<SchemaCatalog> {
-    this.#assertOpen();
+    await this.ping();
     const found = this.#schemas.get(schema);
-    if (found === undefined) return Promise.reject(new SchemaNotFoundError(schema));
+    if (found === undefined) throw new SchemaNotFoundError(schema);
     const only = options.tables === undefined ? undefined : new Set(options.tables);
-    return Promise.resolve(
-      only === undefined
-        ? found
-        : { ...found, tables: found.tables.filter((t) => only.has(t.name)) },
-    );
+    return only === undefined
+      ? found
+      : { ...found, tables: found.tables.filter((t) => only.has(t.name)) };
   }
 
   close(): Promise<void> {

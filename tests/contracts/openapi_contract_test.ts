@@ -27,7 +27,7 @@ function withDataset(tables: unknown): Json {
   return body;
 }
 
-const BAD_BODY = { project_name: "a b", destination: { type: "nope" } };
+const BAD_BODY = { "project_name": "a b", destination: { type: "nope" } };
 
 const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono; cases: Case[] }> =
   {

@@ -1,0 +1,117 @@
+/**
+ * Starting the services as real processes for end-to-end tests, with the same permissions as their
+ * `start:<service>` tasks.
+ *
+ * @module
+ */
+import { permissionsOf } from "../../tools/compile.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const TASKS = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks as Record<
+  string,
+  string
+>;
+
+/** A running service process. */
+export interface ServiceProcess extends AsyncDisposable {
+  readonly port: number;
+  readonly url: string;
+  /** Every log line written so far. */
+  readonly logs: string[];
+  stop(): Promise<void>;
+}
+
+/** Environment every child needs to find Deno's cache. */
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = { NO_COLOR: "1" };
+  for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+function spawn(service: string, env: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...permissionsOf(TASKS, service), `apps/${service}/main.ts`],
+    cwd: ROOT,
+    env: { ...baseEnv(), PORT: "0", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+    }
+  }
+  if (buffered !== "") yield buffered;
+}
+
+function parseEvent(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Starts a service on a free port and waits until it listens. */
+export async function startService(
+  service: string,
+  env: Record<string, string>,
+): Promise<ServiceProcess> {
+  const child = spawn(service, env);
+  const logs: string[] = [];
+  const stderr = new Response(child.stderr).text();
+  const reader = lines(child.stdout);
+  let port: number | undefined;
+  for await (const line of reader) {
+    logs.push(line);
+    if (parseEvent(line)?.event === "listening") {
+      port = parseEvent(line)?.port as number;
+      break;
+    }
+  }
+  if (port === undefined) {
+    const status = await child.status;
+    throw new Error(
+      `${service} exited with ${status.code} before listening: ${logs.join("\n")}${await stderr}`,
+    );
+  }
+  const drained = (async () => {
+    for await (const line of reader) logs.push(line);
+  })();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    child.kill("SIGTERM");
+    await child.status;
+    await drained;
+    await stderr;
+  };
+  return { port, url: `http://127.0.0.1:${port}`, logs, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** Runs a service that is expected to refuse to start; returns its exit code and output. */
+export async function startFailing(
+  service: string,
+  env: Record<string, string>,
+): Promise<{ code: number; output: string }> {
+  const child = spawn(service, env);
+  const [status, stdout, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+  ]);
+  return { code: status.code, output: stdout + stderr };
+}
