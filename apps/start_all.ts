@@ -11,15 +11,19 @@ import { runService } from "./_shared/serve.ts";
 import { buildMetadataService } from "./metadata/main.ts";
 import { buildPublishService } from "./publish/main.ts";
 
-const env = Deno.env.toObject();
-const withoutPort = { ...env, PORT: undefined };
-await Promise.all([
-  runService(createLogger("metadata"), () => Promise.resolve(buildMetadataService(withoutPort))),
-  runService(createLogger("publish"), () => Promise.resolve(buildPublishService(withoutPort))),
-  runService(createLogger("approval"), () =>
-    Promise.resolve(buildApprovalService({
-      METADATA_CONTAINER_NAME: "localhost",
-      PUBLISH_CONTAINER_NAME: "localhost",
-      ...withoutPort,
-    }))),
-]);
+/** Serves all three services on their default ports until SIGINT or SIGTERM. */
+export async function runAllServices(env: Record<string, string | undefined>): Promise<void> {
+  const shared = {
+    METADATA_CONTAINER_NAME: "localhost",
+    PUBLISH_CONTAINER_NAME: "localhost",
+    ...env,
+  };
+  delete shared.PORT;
+  await Promise.all([
+    runService(createLogger("metadata"), () => Promise.resolve(buildMetadataService(shared))),
+    runService(createLogger("publish"), () => Promise.resolve(buildPublishService(shared))),
+    runService(createLogger("approval"), () => Promise.resolve(buildApprovalService(shared))),
+  ]);
+}
+
+if (import.meta.main) await runAllServices(Deno.env.toObject());
