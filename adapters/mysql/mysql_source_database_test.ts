@@ -1,110 +1,16 @@
 import assert from "node:assert/strict";
-import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
-import {
-  SchemaNotFoundError,
-  SourceUnavailableError,
-  type SqlConnectionOptions,
-} from "../../ports/source_database.ts";
+import type { RowDataPacket } from "mysql2/promise";
+import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
   sourceDatabaseContract,
   type SourceDatabaseFixture,
 } from "../../tests/contracts/source_database_contract.ts";
-import { ignoreMysql, MYSQL, randomName } from "../../tests/support/services.ts";
+import { ignoreMysql, randomName } from "../../tests/support/services.ts";
+import { mysqlAdmin, mysqlConnectionOptions, MysqlSandbox } from "../../tests/support/databases.ts";
 import { connectMysql, openMysqlConnection } from "./mysql_source_database.ts";
 
-function adminConnection(): Promise<Connection> {
-  return mysql.createConnection({
-    host: MYSQL.host,
-    port: MYSQL.port,
-    user: MYSQL.user,
-    password: MYSQL.password,
-    multipleStatements: true,
-  });
-}
-
-/** Back-quotes a MySQL identifier (DDL cannot take parameters). */
-function ident(name: string): string {
-  return `\`${name.replaceAll("`", "``")}\``;
-}
-
-function connectionOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
-  return {
-    host: MYSQL.host,
-    port: MYSQL.port,
-    database: "",
-    username: MYSQL.user,
-    password: MYSQL.password,
-    connectTimeoutMs: 5_000,
-    statementTimeoutMs: 30_000,
-    ...overrides,
-  };
-}
-
-// The hosts a test login is created for: '%' alone would lose to an anonymous ''@'localhost'.
-const USER_HOSTS = ["%", "127.0.0.1", "localhost"] as const;
-
-/**
- * A login with a password and only SELECT on the databases it may read, plus those databases. Everything
- * is dropped by {@link Sandbox.cleanup}, even after a failure half-way through set-up.
- */
-class Sandbox {
-  readonly user = randomName("cr8_reader");
-  readonly password = crypto.randomUUID();
-  readonly #databases: string[] = [];
-  #admin: Connection | undefined;
-  #userCreated = false;
-
-  async admin(): Promise<Connection> {
-    this.#admin ??= await adminConnection();
-    return this.#admin;
-  }
-
-  async createUser(): Promise<void> {
-    const admin = await this.admin();
-    this.#userCreated = true;
-    for (const host of USER_HOSTS) {
-      await admin.query(`CREATE USER ?@? IDENTIFIED BY ?`, [this.user, host, this.password]);
-    }
-  }
-
-  /** Creates a database and runs `ddl`, in which `$s` stands for the quoted database name. */
-  async createDatabase(database: string, ddl: string, grant = true): Promise<void> {
-    const admin = await this.admin();
-    this.#databases.push(database);
-    const s = ident(database);
-    await admin.query(`CREATE DATABASE ${s}; ${ddl.replaceAll("$s", s)}`);
-    if (grant) {
-      for (const host of USER_HOSTS) {
-        await admin.query(`GRANT SELECT ON ${s}.* TO ?@?`, [this.user, host]);
-      }
-    }
-  }
-
-  connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
-    return connectionOptions({ username: this.user, password: this.password, ...overrides });
-  }
-
-  async cleanup(): Promise<void> {
-    const errors: unknown[] = [];
-    const admin = this.#admin;
-    if (admin === undefined) return;
-    for (const database of this.#databases) {
-      await admin.query(`DROP DATABASE IF EXISTS ${ident(database)}`).catch((e) => errors.push(e));
-    }
-    if (this.#userCreated) {
-      for (const host of USER_HOSTS) {
-        await admin.query(`DROP USER IF EXISTS ?@?`, [this.user, host]).catch((e) =>
-          errors.push(e)
-        );
-      }
-    }
-    await admin.end();
-    if (errors.length > 0) throw new AggregateError(errors, "Cannot clean up the test sandbox");
-  }
-}
-
 async function serverFacts(): Promise<{ mariadb: boolean; caseSensitiveNames: boolean }> {
-  const admin = await adminConnection();
+  const admin = await mysqlAdmin();
   try {
     const [rows] = await admin.query<RowDataPacket[]>(
       "SELECT VERSION() AS version, @@lower_case_table_names AS lower",
@@ -149,7 +55,7 @@ Deno.test({
       name: "MysqlSourceDatabase",
       schemaComments: false,
       setUp: async (): Promise<SourceDatabaseFixture> => {
-        const sandbox = new Sandbox();
+        const sandbox = new MysqlSandbox();
         const schema = randomName("cr8_contract");
         try {
           await sandbox.createUser();
@@ -173,7 +79,7 @@ Deno.test({
   ignore: ignoreMysql,
   fn: async () => {
     const facts = FACTS!;
-    const sandbox = new Sandbox();
+    const sandbox = new MysqlSandbox();
     const schema = `${randomName("cr8_odd")}_Odd'"Db`;
     try {
       await sandbox.createUser();
@@ -241,7 +147,7 @@ Deno.test({
   // Only where names are case-sensitive (lower_case_table_names = 0, the Linux default).
   ignore: !FACTS?.caseSensitiveNames,
   fn: async () => {
-    const sandbox = new Sandbox();
+    const sandbox = new MysqlSandbox();
     const base = randomName("cr8_case");
     try {
       await sandbox.createUser();
@@ -267,7 +173,7 @@ Deno.test({
   name: "MysqlSourceDatabase describeSchema() hides a database the user has no privilege on",
   ignore: ignoreMysql,
   fn: async () => {
-    const sandbox = new Sandbox();
+    const sandbox = new MysqlSandbox();
     const schema = randomName("cr8_private");
     try {
       await sandbox.createUser();
@@ -285,7 +191,7 @@ Deno.test({
   ignore: ignoreMysql,
   fn: async () => {
     const facts = FACTS!;
-    const options = connectionOptions({ statementTimeoutMs: 200 });
+    const options = mysqlConnectionOptions({ statementTimeoutMs: 200 });
     const raw = await openMysqlConnection(options);
     try {
       const variable = facts.mariadb ? "max_statement_time" : "max_execution_time";
@@ -312,7 +218,7 @@ Deno.test({
   name: "connectMysql() reports a refused password without revealing it",
   ignore: ignoreMysql,
   fn: async () => {
-    const sandbox = new Sandbox();
+    const sandbox = new MysqlSandbox();
     try {
       await sandbox.createUser();
       const password = `wrong-${crypto.randomUUID()}`;
@@ -335,10 +241,11 @@ Deno.test({
   name: "connectMysql() reports an unknown database as SourceUnavailableError",
   ignore: ignoreMysql,
   fn: async () => {
-    const error = await connectMysql(connectionOptions({ database: randomName("cr8_nodb") })).then(
-      () => assert.fail("expected a SourceUnavailableError"),
-      (e: unknown) => e,
-    );
+    const error = await connectMysql(mysqlConnectionOptions({ database: randomName("cr8_nodb") }))
+      .then(
+        () => assert.fail("expected a SourceUnavailableError"),
+        (e: unknown) => e,
+      );
     assert.ok(error instanceof SourceUnavailableError, String(error));
     assert.match(error.message, /Unknown database/);
   },
@@ -347,7 +254,7 @@ Deno.test({
 Deno.test("connectMysql() fails fast when nothing listens on the port", async () => {
   const started = performance.now();
   const error = await connectMysql(
-    connectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
+    mysqlConnectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
   assert.ok(error instanceof SourceUnavailableError, String(error));
   assert.match(error.message, /^Cannot connect to MySQL at 127\.0\.0\.1:1: \S/);
@@ -363,7 +270,11 @@ Deno.test("connectMysql() gives up after connectTimeoutMs on a silent server", a
   try {
     const started = performance.now();
     const error = await connectMysql(
-      connectionOptions({ host: "127.0.0.1", port: listener.addr.port, connectTimeoutMs: 300 }),
+      mysqlConnectionOptions({
+        host: "127.0.0.1",
+        port: listener.addr.port,
+        connectTimeoutMs: 300,
+      }),
     ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
     const elapsed = performance.now() - started;
     assert.ok(error instanceof SourceUnavailableError, String(error));

@@ -1,10 +1,6 @@
 import assert from "node:assert/strict";
-import postgres, { type Sql } from "postgres";
-import {
-  SchemaNotFoundError,
-  SourceUnavailableError,
-  type SqlConnectionOptions,
-} from "../../ports/source_database.ts";
+import postgres from "postgres";
+import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
   FIXTURE_SCHEMA_COMMENT,
   sourceDatabaseContract,
@@ -12,91 +8,16 @@ import {
 } from "../../tests/contracts/source_database_contract.ts";
 import { ignorePostgres, POSTGRES, randomName } from "../../tests/support/services.ts";
 import {
+  postgresAdmin,
+  postgresConnectionOptions,
+  PostgresSandbox,
+  quotePostgres,
+} from "../../tests/support/databases.ts";
+import {
   connectPostgres,
   POSTGRES_APPLICATION_NAME,
   postgresClientOptions,
 } from "./postgres_source_database.ts";
-
-function adminClient(): Sql {
-  return postgres({
-    host: POSTGRES.host,
-    port: POSTGRES.port,
-    username: POSTGRES.user,
-    database: POSTGRES.database,
-    max: 1,
-    onnotice: () => {},
-  });
-}
-
-/** Double-quotes a PostgreSQL identifier (DDL cannot take parameters). */
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-function connectionOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
-  return {
-    host: POSTGRES.host,
-    port: POSTGRES.port,
-    database: POSTGRES.database,
-    username: POSTGRES.user,
-    password: "",
-    connectTimeoutMs: 5_000,
-    statementTimeoutMs: 30_000,
-    ...overrides,
-  };
-}
-
-/**
- * A login role with a password and only what reading a catalogue needs, plus the schemas it may read.
- * Everything is dropped by {@link Sandbox.cleanup}, even after a failure half-way through set-up.
- */
-class Sandbox {
-  readonly admin = adminClient();
-  readonly role = randomName("cr8_reader");
-  readonly password = crypto.randomUUID();
-  readonly #schemas: string[] = [];
-  #roleCreated = false;
-
-  async createRole(): Promise<void> {
-    await this.admin.unsafe(
-      `create role ${ident(this.role)} login password '${this.password}'`,
-    );
-    this.#roleCreated = true;
-  }
-
-  /** Creates a schema and runs `ddl`, in which `$s` stands for the quoted schema name. */
-  async createSchema(schema: string, ddl: string, grant = true): Promise<void> {
-    this.#schemas.push(schema);
-    const s = ident(schema);
-    await this.admin.unsafe(`create schema ${s}; ${ddl.replaceAll("$s", s)}`);
-    if (grant) {
-      await this.admin.unsafe(
-        `grant usage on schema ${s} to ${ident(this.role)};
-         grant select on all tables in schema ${s} to ${ident(this.role)}`,
-      );
-    }
-  }
-
-  connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
-    return connectionOptions({ username: this.role, password: this.password, ...overrides });
-  }
-
-  async cleanup(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const schema of this.#schemas) {
-      await this.admin.unsafe(`drop schema if exists ${ident(schema)} cascade`).catch((e) =>
-        errors.push(e)
-      );
-    }
-    if (this.#roleCreated) {
-      await this.admin.unsafe(`drop role if exists ${ident(this.role)}`).catch((e) =>
-        errors.push(e)
-      );
-    }
-    await this.admin.end({ timeout: 5 });
-    if (errors.length > 0) throw new AggregateError(errors, "Cannot clean up the test sandbox");
-  }
-}
 
 /**
  * The contract's standard fixture in PostgreSQL. `patients` also had a column dropped after creation, so
@@ -133,7 +54,7 @@ Deno.test({
     await sourceDatabaseContract(t, {
       name: "PostgresSourceDatabase",
       setUp: async (): Promise<SourceDatabaseFixture> => {
-        const sandbox = new Sandbox();
+        const sandbox = new PostgresSandbox();
         const schema = randomName("cr8_contract");
         try {
           await sandbox.createRole();
@@ -156,7 +77,7 @@ Deno.test({
   name: "PostgresSourceDatabase describeSchema() describes identifiers that need quoting",
   ignore: ignorePostgres,
   fn: async () => {
-    const sandbox = new Sandbox();
+    const sandbox = new PostgresSandbox();
     const schema = `${randomName("cr8_odd")}_Odd'"Schema`;
     try {
       await sandbox.createRole();
@@ -200,7 +121,7 @@ Deno.test({
           ["select", "character varying(50)", false, null],
           ["two words", "numeric(10,2)", true, 'Two "words"'],
           ["it's", "timestamp with time zone", true, null],
-          ["mood", `${ident(schema)}.mood`, true, null],
+          ["mood", `${quotePostgres(schema)}.mood`, true, null],
           ["tags", "text[]", true, null],
         ],
       );
@@ -218,7 +139,7 @@ Deno.test({
   name: "PostgresSourceDatabase describeSchema() hides a schema the user has no USAGE on",
   ignore: ignorePostgres,
   fn: async () => {
-    const sandbox = new Sandbox();
+    const sandbox = new PostgresSandbox();
     const schema = randomName("cr8_private");
     try {
       await sandbox.createRole();
@@ -235,7 +156,7 @@ Deno.test({
   name: "connectPostgres() sets the statement timeout and application name on the session",
   ignore: ignorePostgres,
   fn: async () => {
-    const options = connectionOptions({ statementTimeoutMs: 200 });
+    const options = postgresConnectionOptions({ statementTimeoutMs: 200 });
     const raw = postgres(postgresClientOptions(options));
     try {
       const [setting] = await raw<{ timeout: string; app: string }[]>`
@@ -250,7 +171,7 @@ Deno.test({
     }
 
     // And connectPostgres() uses exactly these options: the session shows up under our name.
-    const admin = adminClient();
+    const admin = postgresAdmin();
     try {
       await using _db = await connectPostgres(options);
       const [row] = await admin<{ n: string }[]>`
@@ -269,7 +190,7 @@ Deno.test({
   fn: async () => {
     const password = `pw-${crypto.randomUUID()}`;
     const error = await connectPostgres(
-      connectionOptions({ database: randomName("cr8_nodb"), password }),
+      postgresConnectionOptions({ database: randomName("cr8_nodb"), password }),
     ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
     assert.ok(error instanceof SourceUnavailableError, String(error));
     assert.match(error.message, /^Cannot connect to PostgreSQL at [^:]+:\d+: .*does not exist/);
@@ -281,7 +202,7 @@ Deno.test({
 Deno.test("connectPostgres() fails fast when nothing listens on the port", async () => {
   const started = performance.now();
   const error = await connectPostgres(
-    connectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
+    postgresConnectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
   assert.ok(error instanceof SourceUnavailableError, String(error));
   assert.match(error.message, /^Cannot connect to PostgreSQL at 127\.0\.0\.1:1: /);
@@ -292,7 +213,7 @@ Deno.test("connectPostgres() gives up after connectTimeoutMs on a silent server"
   await using server = silentServer();
   const started = performance.now();
   const error = await connectPostgres(
-    connectionOptions({ host: "127.0.0.1", port: server.port, connectTimeoutMs: 300 }),
+    postgresConnectionOptions({ host: "127.0.0.1", port: server.port, connectTimeoutMs: 300 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
   const elapsed = performance.now() - started;
   assert.ok(error instanceof SourceUnavailableError, String(error));
@@ -306,7 +227,7 @@ Deno.test("connectPostgres() reports a refused password without revealing it", a
   const password = `s3cret-${crypto.randomUUID()}`;
   await using server = passwordRefusingServer();
   const error = await connectPostgres(
-    connectionOptions({ port: server.port, username: "reader", password }),
+    postgresConnectionOptions({ port: server.port, username: "reader", password }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
   assert.ok(error instanceof SourceUnavailableError, String(error));
   assert.equal(await server.receivedPassword, password);
