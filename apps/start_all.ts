@@ -13,12 +13,12 @@ import { buildPublishService } from "./publish/main.ts";
 
 /** Serves all three services on their default ports until SIGINT or SIGTERM. */
 export async function runAllServices(env: Record<string, string | undefined>): Promise<void> {
-  const shared = {
+  const shared: Record<string, string | undefined> = {
     METADATA_CONTAINER_NAME: "localhost",
     PUBLISH_CONTAINER_NAME: "localhost",
     ...env,
+    PORT: undefined,
   };
-  delete shared.PORT;
   await Promise.all([
     runService(createLogger("metadata"), () => Promise.resolve(buildMetadataService(shared))),
     runService(createLogger("publish"), () => Promise.resolve(buildPublishService(shared))),

@@ -30,7 +30,11 @@ export function stdoutSink(line: string): void {
 /** Creates a logger that tags every line with the service name. */
 export function createLogger(service: string, sink: LogSink = stdoutSink): Logger {
   function write(level: string, event: string, fields: LogFields = {}): void {
-    sink(JSON.stringify({ time: new Date().toISOString(), level, service, event, ...fields }));
+    try {
+      sink(JSON.stringify({ time: new Date().toISOString(), level, service, event, ...fields }));
+    } catch {
+      // A closed or full log stream must never fail the request being logged.
+    }
   }
   return {
     info: (event, fields) => write("info", event, fields),

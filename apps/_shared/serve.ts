@@ -36,7 +36,10 @@ export async function runService(
     port: service.port,
     onListen: ({ port }) => log.info("listening", { port }),
   }, service.fetch);
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     log.info("stopping");
     await server.shutdown();
     await service.close?.();

@@ -74,10 +74,12 @@ export async function startService(
   const stderr = new Response(child.stderr).text();
   const reader = lines(child.stdout);
   let port: number | undefined;
-  for await (const line of reader) {
-    logs.push(line);
-    if (parseEvent(line)?.event === "listening") {
-      port = parseEvent(line)?.port as number;
+  // Not `for await ... break`: breaking would close the generator and with it the child's stdout.
+  for (let next = await reader.next(); !next.done; next = await reader.next()) {
+    logs.push(next.value);
+    const event = parseEvent(next.value);
+    if (event?.event === "listening") {
+      port = event.port as number;
       break;
     }
   }
