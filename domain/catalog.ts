@@ -7,12 +7,15 @@
  */
 import type { DatasetMetadata, DatasetMetadataPayload } from "./contract.ts";
 import { DatasetItemsNotFoundError } from "./errors.ts";
+import type { LogicalType } from "./logical_type.ts";
 
 /** A column as the source's catalogue describes it. */
 export interface CatalogColumn {
   readonly name: string;
   /** The source's own full type, with length, precision and scale, e.g. `numeric(10,2)`. */
   readonly dataType: string;
+  /** What the column means independent of the source; decides the writers' types and the value forms. */
+  readonly logicalType: LogicalType;
   readonly nullable: boolean;
   readonly description: string | null;
 }
@@ -106,4 +109,20 @@ export function metadataPayload(
     staging_path: dataset.staging_path ?? null,
     publish_path: dataset.publish_path ?? null,
   };
+}
+
+/** One table or view to extract: its schema and the selected columns, in catalogue order. */
+export interface TableExtract {
+  readonly schema: string;
+  /** The table with only the selected columns; `primaryKey` is empty unless every key column is selected. */
+  readonly table: CatalogTable;
+}
+
+/** Turns a selected catalogue into one extract per table. */
+export function tableExtracts(selected: SchemaCatalog): TableExtract[] {
+  return selected.tables.map((table) => {
+    const names = new Set(table.columns.map((c) => c.name));
+    const keyKept = table.primaryKey.every((k) => names.has(k));
+    return { schema: selected.name, table: keyKept ? table : { ...table, primaryKey: [] } };
+  });
 }

@@ -10,7 +10,7 @@ import { type DatasetMetadata, DatasetMetadataPayload } from "./contract.ts";
 import { AppError, DatasetItemsNotFoundError } from "./errors.ts";
 
 function column(name: string, dataType = "integer"): CatalogColumn {
-  return { name, dataType, nullable: true, description: null };
+  return { name, dataType, logicalType: { kind: "integer" }, nullable: true, description: null };
 }
 
 function table(
@@ -258,8 +258,20 @@ Deno.test("metadataPayload() maps catalogue fields to payload fields", () => {
       description: "TNM stage lookup",
       primaryKey: ["stage_id", "stage_label"],
       columns: [
-        { name: "stage_id", dataType: "bigint", nullable: false, description: "surrogate key" },
-        { name: "stage_label", dataType: "numeric(10,2)", nullable: true, description: null },
+        {
+          name: "stage_id",
+          dataType: "bigint",
+          logicalType: { kind: "bigint" },
+          nullable: false,
+          description: "surrogate key",
+        },
+        {
+          name: "stage_label",
+          dataType: "numeric(10,2)",
+          logicalType: { kind: "decimal", precision: 10, scale: 2 },
+          nullable: true,
+          description: null,
+        },
       ],
     }],
   };

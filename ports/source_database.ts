@@ -4,7 +4,8 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
-import type { SchemaCatalog } from "../domain/catalog.ts";
+import type { SchemaCatalog, TableExtract } from "../domain/catalog.ts";
+import type { CanonicalRow } from "../domain/logical_type.ts";
 
 /** An open connection to one source database. */
 export interface SourceDatabase extends AsyncDisposable {
@@ -26,6 +27,26 @@ export interface SourceDatabase extends AsyncDisposable {
    * @throws {SourceUnavailableError} when the catalogue cannot be read.
    */
   describeSchema(schema: string, options?: { tables?: readonly string[] }): Promise<SchemaCatalog>;
+
+  /**
+   * Streams the selected columns of one table or view, in bounded batches of canonical values (see
+   * `domain/logical_type.ts`). Only the extract's columns are selected, through quoted identifiers.
+   *
+   * @param extract the table and the columns to read, as described by {@link describeSchema}.
+   * @param options.batchRows the largest batch to yield; memory stays bounded by it, whatever the table size.
+   * @returns batches in the table's natural order; nothing is buffered beyond one batch.
+   * @throws {SourceUnavailableError} when the query fails.
+   */
+  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+
+  /**
+   * Optional fast path: the same rows as {@link readRows}, already encoded as canonical CSV (header row
+   * first), straight from the database. Present only when the database can produce the canonical form
+   * byte for byte.
+   *
+   * @throws {SourceUnavailableError} when the query fails.
+   */
+  readCsv?(extract: TableExtract): AsyncIterable<Uint8Array>;
 
   /** Closes the connection; safe to call twice. */
   close(): Promise<void>;

@@ -3,21 +3,38 @@
  *
  * @module
  */
-import type { SchemaCatalog } from "../../domain/catalog.ts";
+import type { SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
 
-/** A source database whose catalogue is given up front. */
+/** Rows of one table, keyed `schema.table`, each row holding every catalogue column in order. */
+export type MemoryRows = ReadonlyMap<string, readonly CanonicalRow[]>;
+
+/** A source database whose catalogue and rows are given up front. */
 export class MemorySourceDatabase implements SourceDatabase {
   readonly #schemas: Map<string, SchemaCatalog>;
+  readonly #rows: MemoryRows;
   #closed = false;
   #unavailable = false;
+  #failAfterRows: number | undefined;
 
-  constructor(schemas: readonly SchemaCatalog[]) {
+  /**
+   * @param schemas the catalogue.
+   * @param rows table contents by `schema.table`, canonical values in catalogue column order; a table
+   *   without an entry is empty.
+   */
+  constructor(schemas: readonly SchemaCatalog[], rows: MemoryRows = new Map()) {
     this.#schemas = new Map(schemas.map((s) => [s.name, sortTables(s)]));
+    this.#rows = rows;
+  }
+
+  /** Makes {@link readRows} fail after it has yielded this many rows, as if the connection dropped. */
+  failAfterRows(rows: number): void {
+    this.#failAfterRows = rows;
   }
 
   /** Makes every later call fail as if the server went away. */
@@ -46,6 +63,35 @@ export class MemorySourceDatabase implements SourceDatabase {
     return only === undefined
       ? found
       : { ...found, tables: found.tables.filter((t) => only.has(t.name)) };
+  }
+
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncIterable<CanonicalRow[]> {
+    const catalog = await this.describeSchema(extract.schema);
+    const table = catalog.tables.find((t) => t.name === extract.table.name);
+    if (table === undefined) {
+      throw new SourceUnavailableError(
+        `Cannot read table "${extract.table.name}": it does not exist`,
+      );
+    }
+    const positions = extract.table.columns.map((c) =>
+      table.columns.findIndex((t) => t.name === c.name)
+    );
+    if (positions.includes(-1)) {
+      throw new SourceUnavailableError(`Cannot read table "${table.name}": unknown column`);
+    }
+    const rows = this.#rows.get(`${extract.schema}.${table.name}`) ?? [];
+    const batchRows = options.batchRows ?? 10_000;
+    for (let start = 0; start < rows.length; start += batchRows) {
+      const end = Math.min(start + batchRows, rows.length);
+      if (this.#failAfterRows !== undefined && end > this.#failAfterRows) {
+        throw new SourceUnavailableError("Cannot read from the source database: connection lost");
+      }
+      this.#assertOpen();
+      yield rows.slice(start, end).map((row) => positions.map((p) => row[p] ?? null));
+    }
   }
 
   close(): Promise<void> {

@@ -13,7 +13,7 @@ function column(
   nullable: boolean,
   description: string | null = null,
 ): CatalogColumn {
-  return { name, dataType, nullable, description };
+  return { name, dataType, logicalType: { kind: "text" }, nullable, description };
 }
 
 /** The contract's standard fixture, written out by hand, deliberately not in name order. */

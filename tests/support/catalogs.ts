@@ -16,14 +16,26 @@ export const ONCOLOGY: SchemaCatalog = {
       description: "TNM stage lookup",
       primaryKey: ["stage_id"],
       columns: [
-        { name: "stage_id", dataType: "bigint", nullable: false, description: "surrogate key" },
+        {
+          name: "stage_id",
+          dataType: "bigint",
+          logicalType: { kind: "bigint" },
+          nullable: false,
+          description: "surrogate key",
+        },
         {
           name: "stage_label",
           dataType: "character varying(20)",
           nullable: true,
           description: null,
         },
-        { name: "secret_note", dataType: "text", nullable: true, description: null },
+        {
+          name: "secret_note",
+          dataType: "text",
+          logicalType: { kind: "text" },
+          nullable: true,
+          description: null,
+        },
       ],
     },
     {
@@ -31,7 +43,13 @@ export const ONCOLOGY: SchemaCatalog = {
       kind: "view",
       description: null,
       primaryKey: [],
-      columns: [{ name: "line_no", dataType: "integer", nullable: true, description: null }],
+      columns: [{
+        name: "line_no",
+        dataType: "integer",
+        logicalType: { kind: "integer" },
+        nullable: true,
+        description: null,
+      }],
     },
   ],
 };

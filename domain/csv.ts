@@ -1,0 +1,94 @@
+/**
+ * The canonical CSV encoding: RFC 4180 fields, `,` separator, `"` quotes, `\n` line ends, UTF-8, one header
+ * row. It is byte for byte what PostgreSQL's `COPY ... TO STDOUT WITH (FORMAT csv, HEADER)` writes, so a
+ * PostgreSQL pass-through and a row-by-row encoder produce identical files:
+ *
+ * - NULL is an empty unquoted field; the empty string is `""`.
+ * - A field is quoted when it contains `,`, `"`, `\r` or `\n` (quotes doubled inside), and, when the row has
+ *   a single column, when it is exactly `\.`.
+ *
+ * @module
+ */
+import type { CanonicalRow } from "./logical_type.ts";
+
+const NEEDS_QUOTES = /[",\r\n]/;
+
+function field(value: string | null, singleColumn: boolean): string {
+  if (value === null) return "";
+  if (value === "" || NEEDS_QUOTES.test(value) || (singleColumn && value === "\\.")) {
+    return `"${value.replaceAll('"', '""')}"`;
+  }
+  return value;
+}
+
+/** Encodes one row (or the header) as a CSV line ending in `\n`. */
+export function encodeCsvRow(row: readonly (string | null)[]): string {
+  const single = row.length === 1;
+  let line = "";
+  for (let i = 0; i < row.length; i++) {
+    if (i > 0) line += ",";
+    line += field(row[i] ?? null, single);
+  }
+  return line + "\n";
+}
+
+/** Encodes a batch of rows as consecutive CSV lines. */
+export function encodeCsvRows(rows: readonly CanonicalRow[]): string {
+  let text = "";
+  for (const row of rows) text += encodeCsvRow(row);
+  return text;
+}
+
+/**
+ * Parses canonical CSV text back into rows (the header included), keeping NULL and `""` apart. Used to read
+ * staged files back; it accepts exactly what {@link encodeCsvRow} writes.
+ *
+ * @throws {SyntaxError} on an unterminated quoted field or a stray quote.
+ */
+export function parseCsv(text: string): (string | null)[][] {
+  const rows: (string | null)[][] = [];
+  let row: (string | null)[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    let value: string | null;
+    if (text[i] === '"') {
+      let end = i + 1;
+      let out = "";
+      for (;;) {
+        const q = text.indexOf('"', end);
+        if (q < 0) throw new SyntaxError("Cannot parse CSV: unterminated quoted field");
+        out += text.slice(end, q);
+        if (text[q + 1] === '"') {
+          out += '"';
+          end = q + 2;
+          continue;
+        }
+        i = q + 1;
+        break;
+      }
+      value = out;
+    } else {
+      let end = i;
+      while (end < n && text[end] !== "," && text[end] !== "\n") end++;
+      const raw = text.slice(i, end);
+      if (raw.includes('"')) {
+        throw new SyntaxError("Cannot parse CSV: stray quote in an unquoted field");
+      }
+      value = raw === "" ? null : raw;
+      i = end;
+    }
+    row.push(value);
+    if (i >= n || text[i] === "\n") {
+      rows.push(row);
+      row = [];
+      i++;
+    } else if (text[i] === ",") {
+      i++;
+      if (i >= n) throw new SyntaxError("Cannot parse CSV: missing final line end");
+    } else {
+      throw new SyntaxError("Cannot parse CSV: expected ',' or a line end after a quoted field");
+    }
+  }
+  return rows;
+}

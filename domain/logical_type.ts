@@ -1,0 +1,128 @@
+/**
+ * Logical column types: the source-neutral meaning of a column, which every writer maps to its own type
+ * (DuckDB, PostgreSQL destination), and the one canonical text form of each type's values.
+ *
+ * Canonical text is what sources deliver and what CSV files hold (see `docs/csv-format.md`). It is
+ * PostgreSQL's text output with `DateStyle=ISO`, `TimeZone=UTC`, `extra_float_digits=1`,
+ * `bytea_output=hex` and `IntervalStyle=postgres`, except that booleans are `true` / `false`:
+ *
+ * | kind          | canonical text                                           | example                           |
+ * | ------------- | -------------------------------------------------------- | --------------------------------- |
+ * | boolean       | `true` or `false`                                        | `true`                            |
+ * | smallint, integer, bigint | decimal digits with optional `-`             | `-42`                             |
+ * | decimal, numeric | every digit the source holds, scale kept; `NaN`, `Infinity`, `-Infinity` | `12.30`       |
+ * | real, double  | shortest round-trip digits; exponent form `1e+15` when the exponent is < -4 or >= 15; `NaN`, `Infinity`, `-Infinity` | `0.30000000000000004` |
+ * | date          | `YYYY-MM-DD`; years before 1 as `YYYY-MM-DD BC`; `infinity`, `-infinity` | `1850-02-28`        |
+ * | time          | `HH:MM:SS` plus `.ffffff` with trailing zeros removed     | `12:00:00.1`                      |
+ * | timestamp     | `YYYY-MM-DD HH:MM:SS[.ffffff]` (zeros trimmed)            | `1969-07-20 20:17:40.5`           |
+ * | timestamptz   | the same in UTC followed by `+00`                        | `2020-01-01 00:00:01.123456+00`   |
+ * | interval      | PostgreSQL's `postgres` interval style                    | `1 day 02:00:00`                  |
+ * | uuid          | 36 lower-case hex characters with hyphens                 | `9b2c…-…`                         |
+ * | json          | the source's JSON text                                   | `{"a": 1}`                        |
+ * | text          | the characters as stored                                 |                                   |
+ * | binary        | `\x` followed by lower-case hex                           | `\x01ff`                          |
+ *
+ * @module
+ */
+
+/** The meaning of a column, independent of the database it comes from. */
+export type LogicalType =
+  | { readonly kind: "boolean" }
+  | { readonly kind: "smallint" }
+  | { readonly kind: "integer" }
+  | { readonly kind: "bigint" }
+  /** Fixed precision and scale, exact. */
+  | { readonly kind: "decimal"; readonly precision: number; readonly scale: number }
+  /** Exact number without a declared precision (PostgreSQL `numeric`, unsigned 64-bit integers). */
+  | { readonly kind: "numeric" }
+  | { readonly kind: "real" }
+  | { readonly kind: "double" }
+  | { readonly kind: "date" }
+  | { readonly kind: "time" }
+  | { readonly kind: "timestamp" }
+  | { readonly kind: "timestamptz" }
+  | { readonly kind: "interval" }
+  | { readonly kind: "uuid" }
+  | { readonly kind: "json" }
+  /** Character data; also the fallback for types without a closer match (enums, arrays, geometry, ...). */
+  | { readonly kind: "text" }
+  | { readonly kind: "binary" };
+
+/** The kinds of {@link LogicalType}. */
+export type LogicalKind = LogicalType["kind"];
+
+/** A value in canonical text form, or `null` for SQL NULL. */
+export type CanonicalValue = string | null;
+
+/** One row of canonical values, in the order of the extract's columns. */
+export type CanonicalRow = CanonicalValue[];
+
+const TEXT: LogicalType = { kind: "text" };
+
+/** Shorthand for the text type, the fallback of every mapping. */
+export function textType(): LogicalType {
+  return TEXT;
+}
+
+/**
+ * Formats a double as canonical text: the shortest digits that read back to the same double, in
+ * PostgreSQL's layout (`1e+15`, `1e-05`, `0.0001`, `123456`), with `NaN`, `Infinity` and `-Infinity`.
+ */
+export function formatDouble(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "Infinity";
+  if (value === -Infinity) return "-Infinity";
+  if (value === 0) return Object.is(value, -0) ? "-0" : "0";
+  const [mantissa = "0", exponentText = "0"] = value.toExponential().split("e");
+  const exponent = Number(exponentText);
+  if (exponent < -4 || exponent >= 15) {
+    const sign = exponent < 0 ? "-" : "+";
+    return `${mantissa}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+  }
+  const negative = mantissa.startsWith("-");
+  const digits = mantissa.replace("-", "").replace(".", "");
+  let text: string;
+  if (exponent >= 0) {
+    const intLength = exponent + 1;
+    text = digits.length <= intLength
+      ? digits + "0".repeat(intLength - digits.length)
+      : `${digits.slice(0, intLength)}.${digits.slice(intLength)}`;
+  } else {
+    text = `0.${"0".repeat(-exponent - 1)}${digits}`;
+  }
+  return negative ? `-${text}` : text;
+}
+
+/** Removes trailing zeros from a fractional seconds part: `12:00:00.100000` → `12:00:00.1`. */
+export function trimFraction(text: string): string {
+  const dot = text.lastIndexOf(".");
+  if (dot < 0) return text;
+  let end = text.length;
+  while (end > dot + 1 && text[end - 1] === "0") end--;
+  return end === dot + 1 ? text.slice(0, dot) : text.slice(0, end);
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Formats bytes as canonical binary text: `\x` and lower-case hex. */
+export function formatBinary(bytes: Uint8Array): string {
+  let out = "\\x";
+  for (const byte of bytes) out += HEX[byte];
+  return out;
+}
+
+/**
+ * Parses canonical binary text back into bytes.
+ *
+ * @throws {SyntaxError} when the text is not `\x` followed by an even number of hex digits.
+ */
+export function parseBinary(text: string): Uint8Array {
+  if (!text.startsWith("\\x") || text.length % 2 !== 0 || /[^0-9a-fA-F]/.test(text.slice(2))) {
+    throw new SyntaxError(`Cannot parse binary value: expected \\x and hex digits`);
+  }
+  const bytes = new Uint8Array((text.length - 2) / 2);
+  for (let i = 0; i < bytes.length; i++) {
+    bytes[i] = parseInt(text.slice(2 + 2 * i, 4 + 2 * i), 16);
+  }
+  return bytes;
+}
