@@ -1,9 +1,21 @@
 /**
- * A filestore destination: one mounted storage account with `staging/` and `production/` inside.
+ * A filestore destination: one mounted storage account with `staging/` and `production/` inside. Staging
+ * holds each run's extracted datasets; publishing turns a run's staging into a verified BagIt bag in
+ * production, all at once.
  *
  * @module
  */
 import { AppError } from "../domain/errors.ts";
+import type { RunRef } from "../domain/staging_layout.ts";
+import type { StagedFile, StagingWork } from "./dataset_writer.ts";
+
+/** A published payload file, as the publish reply lists it. */
+export interface PublishedFile {
+  /** `data/outputs/...`, relative to the run folder. */
+  readonly path: string;
+  readonly sha512: string;
+  readonly bytes: number;
+}
 
 /** One filestore destination. */
 export interface Filestore {
@@ -13,6 +25,43 @@ export interface Filestore {
    * @throws {FilestoreNotReadyError} naming the first check that failed.
    */
   checkReady(): Promise<void>;
+
+  /**
+   * Stages one dataset of a run. `write` gets an empty private directory; when it resolves, its files replace
+   * everything the dataset staged before (and nothing of other datasets), and the staging manifest records
+   * their checksums. When it rejects, nothing in staging changes.
+   *
+   * @param run the project and start time.
+   * @param dataset the dataset's schema name, which owns the files.
+   * @param write writes the dataset's files and returns them with their checksums.
+   * @returns every file the dataset now has, sorted by path.
+   * @throws {FilestoreNotReadyError} when staging cannot be written.
+   */
+  stage(
+    run: RunRef,
+    dataset: string,
+    write: (work: StagingWork) => Promise<StagedFile[]>,
+  ): Promise<StagedFile[]>;
+
+  /**
+   * Publishes a run: copies its staged files into a new BagIt bag on the production filesystem, verifies
+   * every copy against the staging manifest, swaps the bag into place, then removes staging. Publishing a run
+   * that is already published and has nothing new staged returns the published files again.
+   *
+   * @returns the published payload files, sorted by path.
+   * @throws {NothingStagedError} when the run has neither staged nor published files.
+   * @throws {StagingIntegrityError} when a staged file does not match its manifest entry; production is
+   *   unchanged.
+   */
+  publish(run: RunRef): Promise<PublishedFile[]>;
+
+  /**
+   * Sweeps what an interrupted `stage` or `publish` left behind: private work directories are removed, and a
+   * production run whose swap was cut short is restored to its previous complete bag.
+   *
+   * @returns the swept or restored paths, relative to the base.
+   */
+  recover(): Promise<string[]>;
 }
 
 /** The filestore is missing or not writable. The message names the area, never the mount path. */
@@ -28,5 +77,25 @@ export class UnknownDestinationError extends AppError {
     super(
       `Cannot find filestore destination "${destinationName}": TARGET_STORAGE_ACCOUNT_${destinationName.toUpperCase()}_SDE_MNT_PATH is not set`,
     );
+  }
+}
+
+/** Nothing is staged or published for the run. */
+export class NothingStagedError extends AppError {
+  readonly code = "nothing_staged";
+
+  constructor(readonly run: RunRef) {
+    super(
+      `Cannot publish project "${run.project}" started ${run.startTime}: nothing is staged; package it first`,
+    );
+  }
+}
+
+/** A staged file differs from what was recorded when it was written. */
+export class StagingIntegrityError extends AppError {
+  readonly code = "staging_integrity";
+
+  constructor(readonly path: string, readonly reason: string, options?: ErrorOptions) {
+    super(`Cannot publish: staged file "${path}" ${reason}; package the dataset again`, options);
   }
 }

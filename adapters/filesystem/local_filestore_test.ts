@@ -1,10 +1,23 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { filestoreContract } from "../../tests/contracts/filestore_contract.ts";
+import { filestoreContract, writeFiles } from "../../tests/contracts/filestore_contract.ts";
+import { bagProblems } from "../../tests/support/bagit_check.ts";
 import { FilestoreNotReadyError } from "../../ports/filestore.ts";
 import { LocalFilestore } from "./local_filestore.ts";
+
+const RUN = { project: "Pr042", startTime: "20250611_093000" };
 
 async function makeBase(): Promise<string> {
   const base = await mkdtemp(join(tmpdir(), "cr8tor-filestore-"));
@@ -13,35 +26,122 @@ async function makeBase(): Promise<string> {
   return base;
 }
 
+function store(base: string): LocalFilestore {
+  return new LocalFilestore(base, { today: () => new Date("2025-06-11T10:00:00Z") });
+}
+
 Deno.test("LocalFilestore passes the Filestore contract", async (t) => {
   await filestoreContract(t, async () => {
     const base = await makeBase();
     return {
-      filestore: new LocalFilestore(base),
-      breakArea: async (area) => {
-        await rm(join(base, area), { recursive: true });
-      },
+      filestore: store(base),
+      breakArea: (area) => rm(join(base, area), { recursive: true }),
+      tamper: (run, path) =>
+        appendFile(join(base, "staging", run.project, run.startTime, path), "!"),
       cleanup: () => rm(base, { recursive: true, force: true }),
     };
   });
 });
 
-Deno.test("LocalFilestore checkReady() specifics", async (t) => {
+Deno.test("LocalFilestore specifics", async (t) => {
   const base = await makeBase();
+  const production = join(base, "production", "Pr042", "20250611_093000");
+  const staging = join(base, "staging", "Pr042", "20250611_093000");
   try {
-    await t.step("refuses a file where the staging directory should be", async () => {
-      await rm(join(base, "staging"), { recursive: true });
-      await writeFile(join(base, "staging"), "");
-      const error = await new LocalFilestore(base).checkReady().catch((e: Error) => e);
+    await t.step("checkReady() refuses a file where the staging directory should be", async () => {
+      const other = await makeBase();
+      await rm(join(other, "staging"), { recursive: true });
+      await writeFile(join(other, "staging"), "");
+      const error = await store(other).checkReady().catch((e: Error) => e);
       assert.ok(error instanceof FilestoreNotReadyError);
       assert.equal(error.message, "Cannot use the staging area: it is not a directory");
+      assert.ok(!error.message.includes(other));
+      await rm(other, { recursive: true });
     });
-    await t.step("never names the mount path", async () => {
-      const error = await new LocalFilestore(join(base, "missing")).checkReady().catch((e: Error) =>
-        e
+
+    await t.step(
+      "stage() lays files out under staging/{project}/{start}/ with a manifest",
+      async () => {
+        await store(base).stage(RUN, "onc", writeFiles({ "data/outputs/onc/t.csv": "a,b\n1,2\n" }));
+        assert.equal(await readFile(join(staging, "data/outputs/onc/t.csv"), "utf8"), "a,b\n1,2\n");
+        const manifest = JSON.parse(await readFile(join(staging, ".cr8tor-staging.json"), "utf8"));
+        assert.deepEqual(
+          manifest.files.map((f: { path: string; datasets: string[] }) => [f.path, f.datasets]),
+          [
+            ["data/outputs/onc/t.csv", ["onc"]],
+          ],
+        );
+        assert.deepEqual((await readdir(staging)).sort(), [".cr8tor-staging.json", "data"]);
+      },
+    );
+
+    await t.step("publish() writes a valid BagIt bag and removes staging", async () => {
+      await store(base).stage(
+        RUN,
+        "ref",
+        writeFiles({ "data/outputs/ref/codes.csv": "code\nC1\n" }),
       );
-      assert.ok(error instanceof FilestoreNotReadyError);
-      assert.ok(!error.message.includes(base));
+      await store(base).publish(RUN);
+      assert.deepEqual(await bagProblems(production), []);
+      assert.deepEqual((await readdir(production)).sort(), [
+        "bag-info.txt",
+        "bagit.txt",
+        "data",
+        "manifest-sha512.txt",
+        "tagmanifest-sha512.txt",
+      ]);
+      assert.equal(
+        await readFile(join(production, "bag-info.txt"), "utf8"),
+        "Bagging-Date: 2025-06-11\nPayload-Oxum: 16.2\nExternal-Identifier: Pr042/20250611_093000\n" +
+          "Bag-Software-Agent: cr8tor-publisher-ts\n",
+      );
+      await assert.rejects(stat(staging), { code: "ENOENT" });
+      assert.deepEqual(await readdir(join(base, "production", "Pr042")), ["20250611_093000"]);
+    });
+
+    await t.step(
+      "a tampered payload file in production fails the independent bag check",
+      async () => {
+        await appendFile(join(production, "data/outputs/ref/codes.csv"), "C2\n");
+        const problems = await bagProblems(production);
+        assert.ok(problems.some((p) => p.includes("Payload-Oxum")));
+        assert.ok(problems.some((p) => p.includes("manifest-sha512.txt")));
+      },
+    );
+
+    await t.step("recover() removes unfinished work and restores an interrupted swap", async () => {
+      const projectDir = join(base, "production", "Pr042");
+      await mkdir(
+        join(projectDir, ".publish-20250611_093000-11111111-1111-1111-1111-111111111111", "data"),
+        {
+          recursive: true,
+        },
+      );
+      // A swap cut short: the previous bag was moved aside, the new one never moved in.
+      await mkdir(join(projectDir, "20240101_000000", "data"), { recursive: true });
+      await writeFile(join(projectDir, "20240101_000000", "bagit.txt"), "previous");
+      await rename(
+        join(projectDir, "20240101_000000"),
+        join(projectDir, ".old-20240101_000000-22222222-2222-2222-2222-222222222222"),
+      );
+      // A swap that completed but did not delete the old bag.
+      await mkdir(join(projectDir, ".old-20250611_093000-33333333-3333-3333-3333-333333333333"));
+      const runDir = join(base, "staging", "Pr042", "20990101_000000");
+      await mkdir(join(runDir, ".work-44444444-4444-4444-4444-444444444444"), { recursive: true });
+      await writeFile(
+        join(runDir, ".cr8tor-staging.json.55555555-5555-5555-5555-555555555555.tmp"),
+        "{",
+      );
+
+      const swept = await store(base).recover();
+      assert.equal(swept.length, 5);
+      assert.deepEqual((await readdir(projectDir)).sort(), ["20240101_000000", "20250611_093000"]);
+      assert.equal(
+        await readFile(join(projectDir, "20240101_000000", "bagit.txt"), "utf8"),
+        "previous",
+      );
+      assert.deepEqual(await readdir(runDir), []);
+      assert.deepEqual(await store(base).recover(), []);
     });
   } finally {
     await rm(base, { recursive: true, force: true });

@@ -1,17 +1,56 @@
 /**
- * The contract every Filestore adapter passes, the in-memory fake included.
+ * The contract every Filestore adapter passes: readiness, staging several datasets of a run, publishing
+ * atomically and idempotently, and refusing to publish anything that changed after staging.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { type Filestore, FilestoreNotReadyError } from "../../ports/filestore.ts";
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { RunRef } from "../../domain/staging_layout.ts";
+import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
+import {
+  type Filestore,
+  FilestoreNotReadyError,
+  NothingStagedError,
+  StagingIntegrityError,
+} from "../../ports/filestore.ts";
 
-/** A filestore under test, plus a way to break it the way the adapter can break. */
+/** A filestore under test, plus ways to break it the way the adapter can break. */
 export interface FilestoreUnderTest {
   readonly filestore: Filestore;
   /** Makes the given area unusable. */
   breakArea(area: "staging" | "production"): Promise<void>;
+  /** Changes one byte of a staged file behind the filestore's back. */
+  tamper(run: RunRef, path: string): Promise<void>;
   cleanup(): Promise<void>;
+}
+
+const RUN: RunRef = { project: "Pr042", startTime: "20250611_093000" };
+
+/** A writer that stages the given files (path → content) and reports their checksums. */
+export function writeFiles(
+  files: Record<string, string>,
+): (work: StagingWork) => Promise<StagedFile[]> {
+  return async (work) => {
+    const staged: StagedFile[] = [];
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(dirname(join(work.dir, path)), { recursive: true });
+      await writeFile(join(work.dir, path), content);
+      const bytes = new TextEncoder().encode(content);
+      staged.push({
+        path,
+        sha512: createHash("sha512").update(bytes).digest("hex"),
+        bytes: bytes.length,
+      });
+    }
+    return staged;
+  };
+}
+
+function sha512(text: string): string {
+  return createHash("sha512").update(new TextEncoder().encode(text)).digest("hex");
 }
 
 /** Runs the Filestore contract. */
@@ -19,26 +58,171 @@ export async function filestoreContract(
   t: Deno.TestContext,
   make: () => Promise<FilestoreUnderTest>,
 ): Promise<void> {
-  await t.step("checkReady() resolves when staging and production are usable", async () => {
+  async function withStore(fn: (it: FilestoreUnderTest) => Promise<void>): Promise<void> {
     const it = await make();
     try {
-      await it.filestore.checkReady();
+      await fn(it);
     } finally {
       await it.cleanup();
     }
-  });
+  }
+
+  await t.step(
+    "checkReady() resolves when staging and production are usable",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.checkReady();
+      }),
+  );
 
   for (const area of ["staging", "production"] as const) {
-    await t.step(`checkReady() names the ${area} area when it is unusable`, async () => {
-      const it = await make();
-      try {
-        await it.breakArea(area);
-        const error = await it.filestore.checkReady().catch((e: Error) => e);
-        assert.ok(error instanceof FilestoreNotReadyError);
-        assert.match(error.message, new RegExp(`\\b${area}\\b`));
-      } finally {
-        await it.cleanup();
-      }
-    });
+    await t.step(
+      `checkReady() names the ${area} area when it is unusable`,
+      () =>
+        withStore(async (it) => {
+          await it.breakArea(area);
+          const error = await it.filestore.checkReady().catch((e: Error) => e);
+          assert.ok(error instanceof FilestoreNotReadyError);
+          assert.match(error.message, new RegExp(`\\b${area}\\b`));
+        }),
+    );
   }
+
+  await t.step(
+    "stage() returns the dataset's files sorted, and publish() lists them with checksums",
+    () =>
+      withStore(async (it) => {
+        const staged = await it.filestore.stage(
+          RUN,
+          "onc",
+          writeFiles({
+            "data/outputs/onc/b.csv": "id\n2\n",
+            "data/outputs/onc/a.csv": "id\n1\n",
+          }),
+        );
+        assert.deepEqual(staged.map((f) => f.path), [
+          "data/outputs/onc/a.csv",
+          "data/outputs/onc/b.csv",
+        ]);
+        const published = await it.filestore.publish(RUN);
+        assert.deepEqual(published, [
+          { path: "data/outputs/onc/a.csv", sha512: sha512("id\n1\n"), bytes: 5 },
+          { path: "data/outputs/onc/b.csv", sha512: sha512("id\n2\n"), bytes: 5 },
+        ]);
+      }),
+  );
+
+  await t.step(
+    "staging a second dataset keeps the first; restaging replaces only its own files",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(
+          RUN,
+          "a",
+          writeFiles({ "data/outputs/a/t1.csv": "1", "data/outputs/a/t2.csv": "2" }),
+        );
+        await it.filestore.stage(RUN, "b", writeFiles({ "data/outputs/b/t.csv": "b" }));
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t1.csv": "one" }));
+        const published = await it.filestore.publish(RUN);
+        assert.deepEqual(published.map((f) => [f.path, f.bytes]), [
+          ["data/outputs/a/t1.csv", 3],
+          ["data/outputs/b/t.csv", 1],
+        ]);
+      }),
+  );
+
+  await t.step(
+    "a shared file stays while any dataset still owns it",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/database.duckdb": "a" }));
+        await it.filestore.stage(RUN, "b", writeFiles({ "data/outputs/database.duckdb": "ab" }));
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "x" }));
+        const published = await it.filestore.publish(RUN);
+        assert.deepEqual(published.map((f) => [f.path, f.bytes]), [
+          ["data/outputs/a/t.csv", 1],
+          ["data/outputs/database.duckdb", 2],
+        ]);
+      }),
+  );
+
+  await t.step("a failing write changes nothing in staging", () =>
+    withStore(async (it) => {
+      await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "old" }));
+      await assert.rejects(
+        it.filestore.stage(RUN, "a", async (work) => {
+          await writeFiles({ "data/outputs/a/t.csv": "half" })(work);
+          throw new Error("source went away");
+        }),
+        /source went away/,
+      );
+      const published = await it.filestore.publish(RUN);
+      assert.deepEqual(published.map((f) => f.sha512), [sha512("old")]);
+    }));
+
+  await t.step(
+    "publish() again after success returns the same files",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "x" }));
+        const first = await it.filestore.publish(RUN);
+        assert.deepEqual(await it.filestore.publish(RUN), first);
+      }),
+  );
+
+  await t.step(
+    "publish() with nothing staged or published is NothingStagedError",
+    () =>
+      withStore(async (it) => {
+        await assert.rejects(it.filestore.publish(RUN), NothingStagedError);
+      }),
+  );
+
+  await t.step(
+    "publish() refuses a staged file changed after staging and keeps production as it was",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "version 1" }));
+        const first = await it.filestore.publish(RUN);
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "version 2" }));
+        await it.tamper(RUN, "data/outputs/a/t.csv");
+        await assert.rejects(it.filestore.publish(RUN), StagingIntegrityError);
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "version 3" }));
+        const third = await it.filestore.publish(RUN);
+        assert.notDeepEqual(third, first);
+        assert.equal(third[0]?.sha512, sha512("version 3"));
+      }),
+  );
+
+  await t.step(
+    "republishing after a new package replaces the published files",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(
+          RUN,
+          "a",
+          writeFiles({ "data/outputs/a/t.csv": "1", "data/outputs/a/u.csv": "2" }),
+        );
+        await it.filestore.publish(RUN);
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "new" }));
+        const published = await it.filestore.publish(RUN);
+        assert.deepEqual(published.map((f) => f.path), ["data/outputs/a/t.csv"]);
+        assert.deepEqual(await it.filestore.publish(RUN), published);
+      }),
+  );
+
+  await t.step(
+    "runs of different projects and start times do not touch each other",
+    () =>
+      withStore(async (it) => {
+        const other: RunRef = { project: "Other", startTime: "20250611_093000" };
+        const later: RunRef = { project: "Pr042", startTime: "20260101_000000" };
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "run" }));
+        await it.filestore.stage(other, "a", writeFiles({ "data/outputs/a/t.csv": "other" }));
+        await it.filestore.stage(later, "a", writeFiles({ "data/outputs/a/t.csv": "later" }));
+        assert.equal((await it.filestore.publish(other))[0]?.sha512, sha512("other"));
+        assert.equal((await it.filestore.publish(RUN))[0]?.sha512, sha512("run"));
+        assert.equal((await it.filestore.publish(later))[0]?.sha512, sha512("later"));
+      }),
+  );
 }

@@ -1,0 +1,64 @@
+/**
+ * Writes each table of a dataset as one canonical CSV file, `data/outputs/{schema}/{table}.csv`, hashing
+ * the bytes as they are written. When the source can produce canonical CSV itself (PostgreSQL `COPY`), its
+ * bytes pass straight through; otherwise rows are encoded batch by batch.
+ *
+ * @module
+ */
+import { mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { TableExtract } from "../../domain/catalog.ts";
+import { mapConcurrent } from "../../domain/concurrency.ts";
+import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
+import { csvPayloadPath } from "../../domain/staging_layout.ts";
+import type {
+  DatasetWriter,
+  StagedFile,
+  StagingWork,
+  WriteOptions,
+} from "../../ports/dataset_writer.ts";
+import type { SourceDatabase } from "../../ports/source_database.ts";
+import { HashingFileWriter } from "./sha512.ts";
+
+const encoder = new TextEncoder();
+
+/** The CSV format of the filestore destination. */
+export class CsvDatasetWriter implements DatasetWriter {
+  async write(
+    work: StagingWork,
+    source: SourceDatabase,
+    tables: readonly TableExtract[],
+    options: WriteOptions,
+  ): Promise<StagedFile[]> {
+    return await mapConcurrent(tables, options.concurrency, async (extract) => {
+      const path = csvPayloadPath(extract.schema, extract.table.name);
+      const file = join(work.dir, path);
+      await mkdir(dirname(file), { recursive: true });
+      const out = await HashingFileWriter.create(file);
+      try {
+        for await (const chunk of csvChunks(source, extract, options.batchRows)) {
+          await out.write(chunk);
+        }
+      } catch (e) {
+        await out.abandon();
+        throw e;
+      }
+      return { path, ...await out.finish() };
+    });
+  }
+}
+
+async function* csvChunks(
+  source: SourceDatabase,
+  extract: TableExtract,
+  batchRows: number,
+): AsyncIterable<Uint8Array> {
+  if (source.readCsv !== undefined) {
+    yield* source.readCsv(extract);
+    return;
+  }
+  yield encoder.encode(encodeCsvRow(extract.table.columns.map((c) => c.name)));
+  for await (const batch of source.readRows(extract, { batchRows })) {
+    yield encoder.encode(encodeCsvRows(batch));
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Where a run's files live. A run is one project at one start time; its staging and production folders
+ * are `{base}/staging/{project}/{start}/` and `{base}/production/{project}/{start}/`, and its payload sits
+ * under `data/outputs/` inside them (a BagIt payload directory).
+ *
+ * @module
+ */
+import { posix } from "node:path";
+import { isSafeIdentifier, PROJECT_START_TIME_PATTERN, projectNameProblem } from "./names.ts";
+
+/** One project at one start time. */
+export interface RunRef {
+  readonly project: string;
+  readonly startTime: string;
+}
+
+/** Where payload files go inside a run folder. */
+export const PAYLOAD_DIR = "data/outputs";
+
+/** The DuckDB database of a run, shared by all its datasets. */
+export const DUCKDB_PAYLOAD_PATH = `${PAYLOAD_DIR}/database.duckdb`;
+
+/** The staging manifest's name, directly in the staging run folder. */
+export const STAGING_MANIFEST_NAME = ".cr8tor-staging.json";
+
+/**
+ * The run folder relative to the filestore base, e.g. `staging/Pr042/20250611_093000`.
+ *
+ * @throws {RangeError} when the project or start time could leave its folder (the request schema already
+ *   refuses them; this is the second lock on the door).
+ */
+export function runFolder(area: "staging" | "production", run: RunRef): string {
+  const problem = projectNameProblem(run.project);
+  if (problem !== undefined) throw new RangeError(`Cannot use project name: ${problem}`);
+  if (!PROJECT_START_TIME_PATTERN.test(run.startTime)) {
+    throw new RangeError("Cannot use project start time: must match YYYYMMDD_HHMMSS");
+  }
+  return posix.join(area, run.project, run.startTime);
+}
+
+/** The payload path of one table's CSV file: `data/outputs/{schema}/{table}.csv`. */
+export function csvPayloadPath(schema: string, table: string): string {
+  if (!isSafeIdentifier(schema) || !isSafeIdentifier(table)) {
+    throw new RangeError("Cannot build a CSV path from an unsafe schema or table name");
+  }
+  return `${PAYLOAD_DIR}/${schema}/${table}.csv`;
+}
+
+/** True when `path` is a normalised relative path under `data/outputs/` (no `..`, no empty segment). */
+export function isPayloadPath(path: string): boolean {
+  if (!path.startsWith(`${PAYLOAD_DIR}/`)) return false;
+  return path.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
+}

@@ -1,0 +1,32 @@
+/**
+ * A child process for crash tests: stages or publishes one run with LocalFilestore, printing `started` just
+ * before the operation, so the test can kill it with SIGKILL at a chosen moment.
+ *
+ * Usage: deno run -A filestore_worker.ts <base> <stage|publish> [content-tag] [megabytes]
+ */
+import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
+import { writeFiles } from "../contracts/filestore_contract.ts";
+
+const [base = "", mode = "", tag = "v", megabytes = "8"] = Deno.args;
+const run = { project: "Crash", startTime: "20250611_093000" };
+const store = new LocalFilestore(base);
+
+/** Three files of the given size, their content depending on the tag. */
+export function crashPayload(tag: string, megabytes: number): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const name of ["a", "b", "c"]) {
+    files[`data/outputs/crash/${name}.csv`] = `${tag}-${name}\n`.repeat(
+      Math.ceil((megabytes << 20) / 8),
+    );
+  }
+  return files;
+}
+
+if (import.meta.main) {
+  const encoder = new TextEncoder();
+  Deno.stdout.writeSync(encoder.encode("started\n"));
+  if (mode === "stage") {
+    await store.stage(run, "crash", writeFiles(crashPayload(tag, Number(megabytes))));
+  } else await store.publish(run);
+  Deno.stdout.writeSync(encoder.encode("done\n"));
+}
