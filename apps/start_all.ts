@@ -21,7 +21,7 @@ export async function runAllServices(env: Record<string, string | undefined>): P
   };
   await Promise.all([
     runService(createLogger("metadata"), () => Promise.resolve(buildMetadataService(shared))),
-    runService(createLogger("publish"), () => Promise.resolve(buildPublishService(shared))),
+    runService(createLogger("publish"), () => buildPublishService(shared)),
     runService(createLogger("approval"), () => Promise.resolve(buildApprovalService(shared))),
   ]);
 }

@@ -55,6 +55,7 @@ export function errorResponses(...statuses: number[]) {
   const descriptions: Record<number, string> = {
     403: "Missing or wrong x-api-key",
     404: "Something the request names does not exist",
+    409: "The request conflicts with the staged or published state",
     413: "Request body too large",
     422: "The request body is invalid; payload.issues lists every offending field",
     500: "Server-side failure",

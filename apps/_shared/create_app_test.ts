@@ -17,7 +17,8 @@ async function envelope(res: Response) {
 }
 
 Deno.test("createServiceApp() authentication", async (t) => {
-  const app = new FakeWorld().metadataApp();
+  using world = new FakeWorld();
+  const app = world.metadataApp();
   const cases: [string, Record<string, string>][] = [
     ["missing key", {}],
     ["empty key", { "x-api-key": "" }],
@@ -61,7 +62,7 @@ Deno.test("createServiceApp() authentication", async (t) => {
 });
 
 Deno.test("createServiceApp() error envelopes", async (t) => {
-  const world = new FakeWorld();
+  using world = new FakeWorld();
   const app = world.publishApp();
 
   await t.step("answers 404 with the envelope for an unknown route", async () => {
@@ -144,7 +145,8 @@ Deno.test("createServiceApp() error envelopes", async (t) => {
 });
 
 Deno.test("createServiceApp() request ids", async (t) => {
-  const app = new FakeWorld().metadataApp();
+  using world = new FakeWorld();
+  const app = world.metadataApp();
   await t.step("sets x-request-id on every reply", async () => {
     const res = await app.request(`${URL_BASE}/health`);
     assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
@@ -158,7 +160,7 @@ Deno.test("createServiceApp() request ids", async (t) => {
 });
 
 Deno.test("createServiceApp() health, readiness and documentation", async (t) => {
-  const world = new FakeWorld();
+  using world = new FakeWorld();
   const app = world.publishApp();
 
   await t.step("GET /health answers alive", async () => {
@@ -173,7 +175,7 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
     let res = await app.request(`${URL_BASE}/ready`);
     assert.equal(res.status, 200);
     assert.deepEqual((await res.json()).payload.checks, [{ name: "filestore LSC", ok: true }]);
-    world.filestore.setProblem("Cannot use the staging area: it does not exist");
+    world.breakFilestore("staging");
     res = await app.request(`${URL_BASE}/ready`);
     assert.equal(res.status, 503);
     const json = await envelope(res);

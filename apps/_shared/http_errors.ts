@@ -12,7 +12,12 @@ import {
   DestinationTypeNotSupportedError,
   SourceTypeNotSupportedError,
 } from "../../domain/errors.ts";
-import { FilestoreNotReadyError, UnknownDestinationError } from "../../ports/filestore.ts";
+import {
+  FilestoreNotReadyError,
+  NothingStagedError,
+  StagingIntegrityError,
+  UnknownDestinationError,
+} from "../../ports/filestore.ts";
 import {
   InvalidSecretNameError,
   SecretNotFoundError,
@@ -35,6 +40,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],
   [UnknownDestinationError, 404],
+  [NothingStagedError, 409],
+  [StagingIntegrityError, 409],
   [SecretStoreUnavailableError, 500],
   [FilestoreNotReadyError, 500],
   [SourceTypeNotSupportedError, 501],

@@ -6,7 +6,7 @@ Deno.test("approval app POST /project/validate", async (t) => {
   await t.step(
     "calls publish validate, then metadata, and returns the metadata payload",
     async () => {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const res = await world.approvalApp().request(
         postJson("/project/validate", aTransferRequest(), APPROVAL_KEY),
       );
@@ -33,8 +33,8 @@ Deno.test("approval app POST /project/validate", async (t) => {
   await t.step(
     "stops at a failed publish validate and passes its status and detail through",
     async () => {
-      const world = new FakeWorld();
-      world.filestore.setProblem("Cannot use the staging area: it does not exist");
+      using world = new FakeWorld();
+      world.breakFilestore("staging");
       const res = await world.approvalApp().request(
         postJson("/project/validate", aTransferRequest(), APPROVAL_KEY),
       );
@@ -49,7 +49,7 @@ Deno.test("approval app POST /project/validate", async (t) => {
   );
 
   await t.step("passes a metadata 404 through unchanged", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest();
     (body.dataset as Record<string, unknown>).tables = [{ name: "missing_table" }];
     const res = await world.approvalApp().request(
@@ -64,7 +64,7 @@ Deno.test("approval app POST /project/validate", async (t) => {
   });
 
   await t.step("rejects an invalid body with 422 and calls nobody", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const res = await world.approvalApp().request(
       postJson(
         "/project/validate",
@@ -84,7 +84,7 @@ Deno.test("approval app POST /project/validate", async (t) => {
     "forwards the request id and the sub-service keys, never the caller's key",
     async () => {
       const seen: { url: string; key: string | null; requestId: string | null }[] = [];
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const recording: typeof fetch = (input, init) => {
         const headers = new Headers(init?.headers);
         seen.push({
@@ -120,28 +120,38 @@ Deno.test("approval app POST /project/validate", async (t) => {
 });
 
 Deno.test("approval app forwards package and publish to the publish service", async (t) => {
-  for (
-    const [path, body] of [["/project/package", aTransferRequest()], [
-      "/project/publish",
-      aPublishRequest(),
-    ]] as const
-  ) {
-    await t.step(`${path} passes the publish service's reply through`, async () => {
-      const world = new FakeWorld();
-      const res = await world.approvalApp().request(postJson(path, body, APPROVAL_KEY));
-      const json = await res.json();
-      assert.equal(res.status, 501);
-      assert.match(
-        json.payload.detail,
-        /^PublishService: Cannot (package|publish) to destination type "filestore"/,
-      );
+  await t.step("package then publish return the publish service's payloads", async () => {
+    using world = new FakeWorld();
+    const app = world.approvalApp();
+    let res = await app.request(postJson("/project/package", aTransferRequest(), APPROVAL_KEY));
+    assert.equal(res.status, 200);
+    assert.deepEqual((await res.json()).payload, {
+      data_retrieved: [{ file_path: "data/outputs/oncology/tumour_stage.csv" }],
     });
-  }
+    res = await app.request(postJson("/project/publish", aPublishRequest(), APPROVAL_KEY));
+    const json = await res.json();
+    assert.equal(res.status, 200);
+    assert.equal(
+      json.payload.data_published[0].file_path,
+      "data/outputs/oncology/tumour_stage.csv",
+    );
+    assert.match(json.payload.data_published[0].hash_value, /^[0-9a-f]{128}$/);
+  });
+
+  await t.step("a publish error passes through with its status and detail", async () => {
+    using world = new FakeWorld();
+    const res = await world.approvalApp().request(
+      postJson("/project/publish", aPublishRequest(), APPROVAL_KEY),
+    );
+    const json = await res.json();
+    assert.equal(res.status, 409);
+    assert.match(json.payload.detail, /^PublishService: Cannot publish project "Pr042"/);
+  });
 });
 
 Deno.test("approval app sub-service failures", async (t) => {
   await t.step("answers 502 naming the unreachable service but not its key", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const refused: typeof fetch = () =>
       Promise.reject(new TypeError("error sending request: Connection refused"));
     const res = await world.approvalApp({ fetch: refused }).request(
@@ -158,7 +168,7 @@ Deno.test("approval app sub-service failures", async (t) => {
   });
 
   await t.step("answers 504 when the sub-service does not answer in time", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const slow: typeof fetch = (_input, init) =>
       new Promise((_resolve, reject) => {
         init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
@@ -171,7 +181,7 @@ Deno.test("approval app sub-service failures", async (t) => {
   });
 
   await t.step("wraps a non-JSON error reply in the envelope with the same status", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const html: typeof fetch = () =>
       Promise.resolve(new Response("<h1>Bad Gateway</h1>", { status: 503 }));
     const res = await world.approvalApp({ fetch: html }).request(
@@ -184,7 +194,7 @@ Deno.test("approval app sub-service failures", async (t) => {
   });
 
   await t.step("answers 502 for a 2xx reply that is not JSON", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const text: typeof fetch = () => Promise.resolve(new Response("ok", { status: 200 }));
     const res = await world.approvalApp({ fetch: text }).request(
       postJson("/project/publish", aPublishRequest(), APPROVAL_KEY),
@@ -193,7 +203,7 @@ Deno.test("approval app sub-service failures", async (t) => {
   });
 
   await t.step("GET /ready reports an unreachable sub-service", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const partial: typeof fetch = (input) =>
       String(input).includes("metadata")
         ? Promise.reject(new TypeError("refused"))

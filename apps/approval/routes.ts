@@ -19,7 +19,7 @@ function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
 }
 
-const GATEWAY_ERRORS = errorResponses(404, 501, 502, 504);
+const GATEWAY_ERRORS = errorResponses(404, 409, 501, 502, 504);
 
 /** `POST /project/validate`: publish validate, then metadata; returns the metadata. */
 export const validateProject = createRoute({

@@ -6,7 +6,7 @@ const PATH = "/metadata/project";
 
 Deno.test("metadata app POST /metadata/project", async (t) => {
   await t.step("returns the requested tables and columns with types and descriptions", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const res = await world.metadataApp().request(postJson(PATH, aTransferRequest(), METADATA_KEY));
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), {
@@ -38,7 +38,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   await t.step(
     "connects with the credentials the request names and closes the connection",
     async () => {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       await world.metadataApp().request(postJson(PATH, aTransferRequest(), METADATA_KEY));
       assert.deepEqual(world.secrets.requested, ["sourceuser", "sourcepassword"]);
       assert.equal(world.connections.length, 1);
@@ -52,7 +52,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
 
   await t.step("lists every table and column when tables is null or []", async () => {
     for (const tables of [null, []]) {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const body = aTransferRequest();
       (body.dataset as Record<string, unknown>).tables = tables;
       const res = await world.metadataApp().request(postJson(PATH, body, METADATA_KEY));
@@ -67,7 +67,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   });
 
   await t.step("answers 404 naming every missing table and column", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest();
     (body.dataset as Record<string, unknown>).tables = [
       { name: "tumour_stage", columns: [{ name: "stage_id" }, { name: "nope_col" }] },
@@ -84,7 +84,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   });
 
   await t.step("answers 404 for an unknown schema", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest();
     (body.dataset as Record<string, unknown>).schema_name = "nothere";
     const res = await world.metadataApp().request(postJson(PATH, body, METADATA_KEY));
@@ -95,7 +95,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   await t.step(
     "answers 404 for a missing credential secret without naming the directory",
     async () => {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const body = aTransferRequest();
       (body.source as Record<string, unknown>).credentials = {
         username_key: "sourceuser",
@@ -110,7 +110,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   );
 
   await t.step("answers 502 when the source refuses the connection", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     world.refuseConnections = "Cannot connect to PostgreSQL at db.internal:5432: refused";
     const res = await world.metadataApp().request(postJson(PATH, aTransferRequest(), METADATA_KEY));
     assert.equal(res.status, 502);
@@ -136,7 +136,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
         },
       ]
     ) {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const res = await world.metadataApp().request(
         postJson(PATH, aTransferRequest({ source }), METADATA_KEY),
       );
@@ -148,7 +148,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
   });
 
   await t.step("never logs the body, the password or row data", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     await world.metadataApp().request(postJson(PATH, aTransferRequest(), METADATA_KEY));
     const logs = world.metadataLog.lines.join("\n");
     assert.ok(world.metadataLog.lines.length > 0);

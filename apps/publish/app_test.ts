@@ -1,4 +1,9 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { appendFile, readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { bagProblems } from "../../tests/support/bagit_check.ts";
+import { ONCOLOGY, ONCOLOGY_ROWS } from "../../tests/support/catalogs.ts";
 import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support/requests.ts";
 import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
 
@@ -6,7 +11,7 @@ const VALIDATE = "/data-publish/validate";
 
 Deno.test("publish app POST /data-publish/validate", async (t) => {
   await t.step("checks the filestore, connects to the source and answers success", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const res = await world.publishApp().request(
       postJson(VALIDATE, aTransferRequest(), PUBLISH_KEY),
     );
@@ -20,7 +25,7 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   });
 
   await t.step("ignores dataset, as the sub-request shape allows", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest();
     delete body.dataset;
     const res = await world.publishApp().request(postJson(VALIDATE, body, PUBLISH_KEY));
@@ -28,7 +33,7 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   });
 
   await t.step("finds the destination by name case-insensitively", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest({
       destination: { name: "lsc", type: "filestore", format: "duckdb" },
     });
@@ -39,7 +44,7 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   await t.step(
     "answers 404 for a destination that is not configured, without connecting",
     async () => {
-      const world = new FakeWorld();
+      using world = new FakeWorld();
       const body = aTransferRequest({
         destination: { name: "NW", type: "filestore", format: "csv" },
       });
@@ -55,8 +60,8 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   );
 
   await t.step("answers 500 saying which filestore check failed", async () => {
-    const world = new FakeWorld();
-    world.filestore.setProblem("Cannot use the production area: it is not writable");
+    using world = new FakeWorld();
+    world.breakFilestore("production");
     const res = await world.publishApp().request(
       postJson(VALIDATE, aTransferRequest(), PUBLISH_KEY),
     );
@@ -64,13 +69,13 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
     assert.equal(res.status, 500);
     assert.equal(
       json.payload.detail,
-      "PublishService: Cannot use the production area: it is not writable",
+      "PublishService: Cannot use the production area: it does not exist",
     );
     assert.equal(json.payload.code, "filestore_not_ready");
   });
 
   await t.step("answers 502 when the source cannot be reached", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     world.refuseConnections = "Cannot connect to PostgreSQL at db.internal:5432: timeout";
     const res = await world.publishApp().request(
       postJson(VALIDATE, aTransferRequest(), PUBLISH_KEY),
@@ -80,7 +85,7 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   });
 
   await t.step("answers 501 for a PostgreSQL destination until it is built", async () => {
-    const world = new FakeWorld();
+    using world = new FakeWorld();
     const body = aTransferRequest({ destination: { type: "postgresql" } });
     const res = await world.publishApp().request(postJson(VALIDATE, body, PUBLISH_KEY));
     assert.equal(res.status, 501);
@@ -88,17 +93,177 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
   });
 });
 
-Deno.test("publish app package and publish answer 501 until the filestore pipeline exists", async (t) => {
-  for (
-    const [path, body] of [["/data-publish/package", aTransferRequest()], [
-      "/data-publish/publish",
-      aPublishRequest(),
-    ]] as const
-  ) {
-    await t.step(path, async () => {
-      const res = await new FakeWorld().publishApp().request(postJson(path, body, PUBLISH_KEY));
-      assert.equal(res.status, 501);
-      assert.equal((await res.json()).status, "error");
+const PACKAGE = "/data-publish/package";
+const PUBLISH = "/data-publish/publish";
+const RUN_DIR = "Pr042/20250611_093000";
+
+function withTables(tables: unknown, schema = "oncology"): Record<string, unknown> {
+  const body = aTransferRequest();
+  body.dataset = { ...(body.dataset as Record<string, unknown>), schema_name: schema, tables };
+  return body;
+}
+
+async function call(world: FakeWorld, path: string, body: unknown) {
+  const res = await world.publishApp().request(postJson(path, body, PUBLISH_KEY));
+  return { status: res.status, json: await res.json() };
+}
+
+function sha512(text: string): string {
+  return createHash("sha512").update(new TextEncoder().encode(text)).digest("hex");
+}
+
+Deno.test("publish app POST /data-publish/package (filestore)", async (t) => {
+  await t.step("stages exactly the requested columns as canonical CSV", async () => {
+    using world = new FakeWorld();
+    const { status, json } = await call(world, PACKAGE, aTransferRequest());
+    assert.equal(status, 200);
+    assert.deepEqual(json.payload, {
+      data_retrieved: [{ file_path: "data/outputs/oncology/tumour_stage.csv" }],
     });
-  }
+    const csv = await readFile(
+      join(world.base, "staging", RUN_DIR, "data/outputs/oncology/tumour_stage.csv"),
+      "utf8",
+    );
+    assert.equal(csv, 'stage_id,stage_label\n1,T1\n2,"T2, ""node"""\n3,""\n');
+    assert.ok(!csv.includes("row-secret"), "unrequested columns never leave the source");
+  });
+
+  await t.step("stages every table and view when tables is null, sorted", async () => {
+    using world = new FakeWorld();
+    const { json } = await call(world, PACKAGE, withTables(null));
+    assert.deepEqual(json.payload.data_retrieved, [
+      { file_path: "data/outputs/oncology/treatment_line.csv" },
+      { file_path: "data/outputs/oncology/tumour_stage.csv" },
+    ]);
+  });
+
+  await t.step("answers 404 for an unknown table or column and writes nothing", async () => {
+    using world = new FakeWorld();
+    const { status, json } = await call(
+      world,
+      PACKAGE,
+      withTables([{ name: "tumour_stage", columns: [{ name: "nope" }] }]),
+    );
+    assert.equal(status, 404);
+    assert.match(json.payload.detail, /"tumour_stage\.nope"/);
+    assert.deepEqual(await readdir(join(world.base, "staging")), []);
+  });
+
+  await t.step("a source failure midway answers 502 and leaves staging as it was", async () => {
+    using world = new FakeWorld();
+    await call(world, PACKAGE, aTransferRequest());
+    const before = await readFile(
+      join(world.base, "staging", RUN_DIR, "data/outputs/oncology/tumour_stage.csv"),
+      "utf8",
+    );
+    world.failAfterRows = 2;
+    const { status } = await call(world, PACKAGE, withTables(null));
+    assert.equal(status, 502);
+    const runDir = join(world.base, "staging", RUN_DIR);
+    assert.deepEqual((await readdir(runDir)).sort(), [".cr8tor-staging.json", "data"]);
+    assert.equal(
+      await readFile(join(runDir, "data/outputs/oncology/tumour_stage.csv"), "utf8"),
+      before,
+    );
+    assert.deepEqual(await readdir(join(runDir, "data/outputs/oncology")), ["tumour_stage.csv"]);
+  });
+
+  await t.step(
+    "a second dataset keeps the first; concurrent packages of one project both land",
+    async () => {
+      using world = new FakeWorld();
+      world.catalogs = [ONCOLOGY, { ...ONCOLOGY, name: "oncology_b" }];
+      world.rows = new Map([
+        ...ONCOLOGY_ROWS,
+        ...[...ONCOLOGY_ROWS].map(([k, v]) => [k.replace("oncology.", "oncology_b."), v] as const),
+      ]);
+      const results = await Promise.all([
+        call(world, PACKAGE, withTables(null)),
+        call(world, PACKAGE, withTables(null, "oncology_b")),
+        call(world, PACKAGE, withTables(null)),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+      const { json } = await call(world, PUBLISH, aPublishRequest());
+      assert.deepEqual(json.payload.data_published.map((f: { file_path: string }) => f.file_path), [
+        "data/outputs/oncology/treatment_line.csv",
+        "data/outputs/oncology/tumour_stage.csv",
+        "data/outputs/oncology_b/treatment_line.csv",
+        "data/outputs/oncology_b/tumour_stage.csv",
+      ]);
+    },
+  );
+
+  await t.step("DuckDB format stages one database file", async () => {
+    using world = new FakeWorld();
+    const body = aTransferRequest({
+      destination: { name: "LSC", type: "filestore", format: "duckdb" },
+    });
+    const { status, json } = await call(world, PACKAGE, body);
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual(json.payload, {
+      data_retrieved: [{ file_path: "data/outputs/database.duckdb" }],
+    });
+  });
+});
+
+Deno.test("publish app POST /data-publish/publish (filestore)", async (t) => {
+  await t.step(
+    "publishes a verified bag and lists each file with its SHA-512 and size",
+    async () => {
+      using world = new FakeWorld();
+      await call(world, PACKAGE, withTables(null));
+      const { status, json } = await call(world, PUBLISH, aPublishRequest());
+      assert.equal(status, 200);
+      const production = join(world.base, "production", RUN_DIR);
+      assert.deepEqual(await bagProblems(production), []);
+      for (const item of json.payload.data_published) {
+        const content = await readFile(join(production, item.file_path), "utf8");
+        assert.equal(item.hash_value, sha512(content));
+        assert.equal(item.total_bytes, new TextEncoder().encode(content).length);
+      }
+      await assert.rejects(stat(join(world.base, "staging", RUN_DIR)), { code: "ENOENT" });
+    },
+  );
+
+  await t.step("publishing again answers the same with 200", async () => {
+    using world = new FakeWorld();
+    await call(world, PACKAGE, aTransferRequest());
+    const first = await call(world, PUBLISH, aPublishRequest());
+    const second = await call(world, PUBLISH, aPublishRequest());
+    assert.equal(second.status, 200);
+    assert.deepEqual(second.json, first.json);
+  });
+
+  await t.step("answers 409 when nothing was packaged", async () => {
+    using world = new FakeWorld();
+    const { status, json } = await call(world, PUBLISH, aPublishRequest());
+    assert.equal(status, 409);
+    assert.equal(json.payload.code, "nothing_staged");
+  });
+
+  await t.step(
+    "answers 409 for a staged file changed after packaging, and production stays empty",
+    async () => {
+      using world = new FakeWorld();
+      await call(world, PACKAGE, aTransferRequest());
+      await appendFile(
+        join(world.base, "staging", RUN_DIR, "data/outputs/oncology/tumour_stage.csv"),
+        "4,T4\n",
+      );
+      const { status, json } = await call(world, PUBLISH, aPublishRequest());
+      assert.equal(status, 409);
+      assert.match(json.payload.detail, /does not match|bytes/);
+      assert.deepEqual(await readdir(join(world.base, "production", "Pr042")), []);
+    },
+  );
+
+  await t.step("answers 501 for a PostgreSQL destination until it is built", async () => {
+    using world = new FakeWorld();
+    const { status } = await call(
+      world,
+      PUBLISH,
+      aPublishRequest({ destination: { type: "postgresql" } }),
+    );
+    assert.equal(status, 501);
+  });
 });

@@ -3,11 +3,14 @@
  *
  * @module
  */
+import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
+import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import type { Filestore } from "../../ports/filestore.ts";
+import { z } from "zod";
 import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { createLogger } from "../_shared/log.ts";
@@ -29,13 +32,34 @@ export function filestoreMounts(env: Record<string, string | undefined>): Map<st
   return mounts;
 }
 
-/** Builds the publish service from an environment. */
-export function buildPublishService(env: Record<string, string | undefined>): RunnableService {
+/** The publish service's own environment variables. */
+export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
+  PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
+  SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(10_000),
+});
+
+/**
+ * Builds the publish service from an environment. Before serving, it sweeps what an interrupted package or
+ * publish left in each filestore.
+ */
+export async function buildPublishService(
+  env: Record<string, string | undefined>,
+): Promise<RunnableService> {
   const log = createLogger("publish");
-  const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
+  const config = parseEnv(PublishEnv, env);
   const filestores = new Map<string, Filestore>(
     [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
   );
+  for (const [name, filestore] of filestores) {
+    try {
+      const swept = await filestore.recover();
+      if (swept.length > 0) {
+        log.warn("recovered_interrupted_runs", { filestore: name, paths: swept });
+      }
+    } catch (e) {
+      log.error("recovery_failed", { filestore: name, message: (e as Error).message });
+    }
+  }
   if (filestores.size === 0) {
     log.warn("no_filestore_destinations", {
       hint: "set TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH",
@@ -50,6 +74,9 @@ export function buildPublishService(env: Record<string, string | undefined>): Ru
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
     filestores,
+    writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
+    concurrency: config.PACKAGE_CONCURRENCY,
+    batchRows: config.SOURCE_BATCH_ROWS,
     readiness: async () => {
       const checks: ReadinessCheck[] = [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)];
       for (const [name, filestore] of filestores) {

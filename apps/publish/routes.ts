@@ -57,7 +57,7 @@ export const packageRoute = createRoute({
         },
       },
     },
-    ...errorResponses(404, 501, 502),
+    ...errorResponses(404, 409, 501, 502),
   },
 });
 
@@ -76,6 +76,6 @@ export const publishRoute = createRoute({
         "application/json": { schema: successEnvelope(PublishPayload.openapi("PublishPayload")) },
       },
     },
-    ...errorResponses(404, 501, 502),
+    ...errorResponses(404, 409, 501, 502),
   },
 });

@@ -3,9 +3,16 @@
  *
  * @module
  */
-import { MemoryFilestore } from "../../adapters/memory/memory_filestore.ts";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
+import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
-import { MemorySourceDatabase } from "../../adapters/memory/memory_source_database.ts";
+import {
+  type MemoryRows,
+  MemorySourceDatabase,
+} from "../../adapters/memory/memory_source_database.ts";
+import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import type { SchemaCatalog } from "../../domain/catalog.ts";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
 import { SourceUnavailableError } from "../../ports/source_database.ts";
@@ -13,26 +20,36 @@ import { createApprovalApp } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
 import { createPublishApp } from "../../apps/publish/app.ts";
-import { ONCOLOGY } from "./catalogs.ts";
+import { ONCOLOGY, ONCOLOGY_ROWS } from "./catalogs.ts";
 
 export const APPROVAL_KEY = "approval-key-0123456789";
 export const METADATA_KEY = "metadata-key-0123456789";
 export const PUBLISH_KEY = "publish-key-0123456789";
 export const SOURCE_PASSWORD = "s3cret-source-password";
 
-/** Fakes shared by the metadata and publish apps of one test. */
-export class FakeWorld {
+/**
+ * Fakes shared by the metadata and publish apps of one test: an in-memory source and secret store, and a
+ * real LocalFilestore in a temporary directory (`using world = new FakeWorld()` removes it).
+ */
+export class FakeWorld implements Disposable {
   readonly secrets = new MemorySecretStore({
     sourceuser: "reader",
     sourcepassword: SOURCE_PASSWORD,
   });
-  readonly filestore = new MemoryFilestore();
+  /** The filestore base: `staging/` and `production/` inside. */
+  readonly base = makeFilestoreBase();
+  readonly filestore = new LocalFilestore(this.base, {
+    today: () => new Date("2025-06-11T10:00:00Z"),
+  });
   readonly connections: SqlConnectionOptions[] = [];
   readonly opened: MemorySourceDatabase[] = [];
   readonly metadataLog = memoryLogger("metadata");
   readonly publishLog = memoryLogger("publish");
   readonly approvalLog = memoryLogger("approval");
   catalogs: SchemaCatalog[] = [ONCOLOGY];
+  rows: MemoryRows = ONCOLOGY_ROWS;
+  /** When set, reading rows fails after this many rows. */
+  failAfterRows: number | undefined;
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
 
@@ -41,7 +58,8 @@ export class FakeWorld {
     if (this.refuseConnections !== undefined) {
       return Promise.reject(new SourceUnavailableError(this.refuseConnections));
     }
-    const db = new MemorySourceDatabase(this.catalogs);
+    const db = new MemorySourceDatabase(this.catalogs, this.rows);
+    if (this.failAfterRows !== undefined) db.failAfterRows(this.failAfterRows);
     this.opened.push(db);
     return Promise.resolve(db);
   };
@@ -55,8 +73,12 @@ export class FakeWorld {
     };
   }
 
+  #metadataApp: ReturnType<typeof createMetadataApp> | undefined;
+  #publishApp: ReturnType<typeof createPublishApp> | undefined;
+
+  /** The metadata service of this world (one instance, as one process would be). */
   metadataApp() {
-    return createMetadataApp({
+    return this.#metadataApp ??= createMetadataApp({
       ...this.sourceAccess(),
       apiKey: METADATA_KEY,
       log: this.metadataLog,
@@ -65,13 +87,17 @@ export class FakeWorld {
     });
   }
 
+  /** The publish service of this world (one instance, as one process would be). */
   publishApp() {
-    return createPublishApp({
+    return this.#publishApp ??= createPublishApp({
       ...this.sourceAccess(),
       apiKey: PUBLISH_KEY,
       log: this.publishLog,
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
+      writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
+      concurrency: 2,
+      batchRows: 2,
       readiness: async () => {
         try {
           await this.filestore.checkReady();
@@ -104,8 +130,24 @@ export class FakeWorld {
     });
   }
 
+  /** Makes one area of the filestore unusable (it disappears). */
+  breakFilestore(area: "staging" | "production"): void {
+    rmSync(join(this.base, area), { recursive: true, force: true });
+  }
+
+  [Symbol.dispose](): void {
+    rmSync(this.base, { recursive: true, force: true });
+  }
+
   /** Every log line of every app, for checks that nothing secret was logged. */
   allLogLines(): string[] {
     return [...this.metadataLog.lines, ...this.publishLog.lines, ...this.approvalLog.lines];
   }
+}
+
+function makeFilestoreBase(): string {
+  const base = Deno.makeTempDirSync({ prefix: "cr8tor-filestore-" });
+  Deno.mkdirSync(join(base, "staging"));
+  Deno.mkdirSync(join(base, "production"));
+  return base;
 }

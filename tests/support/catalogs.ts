@@ -26,6 +26,7 @@ export const ONCOLOGY: SchemaCatalog = {
         {
           name: "stage_label",
           dataType: "character varying(20)",
+          logicalType: { kind: "text" },
           nullable: true,
           description: null,
         },
@@ -53,3 +54,13 @@ export const ONCOLOGY: SchemaCatalog = {
     },
   ],
 };
+
+/** Rows of the `oncology` tables, canonical values in catalogue column order. */
+export const ONCOLOGY_ROWS: ReadonlyMap<string, readonly (string | null)[][]> = new Map([
+  ["oncology.tumour_stage", [
+    ["1", "T1", "row-secret-one"],
+    ["2", 'T2, "node"', null],
+    ["3", "", "multi\nline"],
+  ]],
+  ["oncology.treatment_line", [["1"], ["2"], [null]]],
+]);

@@ -1,0 +1,226 @@
+/**
+ * End to end, the CLI's stage-transfer and publish: three real processes, a real PostgreSQL and MariaDB,
+ * two datasets (one per database) in one project, then publish to a BagIt bag.
+ */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
+import { bagProblems } from "../support/bagit_check.ts";
+import { startService } from "../support/processes.ts";
+import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
+
+const KEYS = {
+  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
+  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
+  publishserviceapikey: `publish-${crypto.randomUUID()}`,
+};
+
+/** The same table in both databases: types whose canonical text is the same in both. */
+const PEOPLE_DDL = (bool: string, ts: string) => `
+  create table $s.people (
+    id integer not null primary key,
+    name varchar(40),
+    born date,
+    balance decimal(12,2),
+    score double precision,
+    active ${bool},
+    seen_at ${ts}
+  );
+  insert into $s.people values
+    (1, 'Ada, "the first"', '1815-12-10', 1234567890.12, 0.1, true, '1969-07-20 20:17:40.5'),
+    (2, '', '2100-01-01', -0.01, 1e15, false, '2038-01-19 03:14:08.000001'),
+    (3, null, null, null, null, null, null),
+    (4, 'line1
+line2 😀', '1970-01-01', 0, -2.5e-7, true, '2000-02-29 00:00:00');
+`;
+
+function transfer(
+  source: Record<string, unknown>,
+  schema: string,
+  format = "csv",
+): Record<string, unknown> {
+  return {
+    project_name: "E2ePublish",
+    project_start_time: "20250611_093000",
+    destination: { name: "LSC", type: "filestore", format },
+    source,
+    dataset: { name: schema, schema_name: schema, tables: null },
+  };
+}
+
+async function post(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: Record<string, any> }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": KEYS.approvalserviceapikey },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+Deno.test({
+  name: "e2e: package two datasets from PostgreSQL and MariaDB, then publish a verified bag",
+  ignore: ignorePostgres || ignoreMysql,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const work = await mkdtemp(join(tmpdir(), "cr8tor-e2e-publish-"));
+    const secrets = join(work, "secrets");
+    const storage = join(work, "lsc");
+    const pg = new PostgresSandbox();
+    const my = new MysqlSandbox();
+    const pgSchema = randomName("cr8_pg");
+    const myDatabase = randomName("cr8_my");
+    const services: { stop(): Promise<void>; logs: string[] }[] = [];
+    try {
+      await mkdir(secrets);
+      await mkdir(join(storage, "staging"), { recursive: true });
+      await mkdir(join(storage, "production"));
+      await pg.createRole();
+      await pg.createSchema(pgSchema, PEOPLE_DDL("boolean", "timestamp"));
+      await my.createUser();
+      await my.createDatabase(myDatabase, PEOPLE_DDL("boolean", "datetime(6)"));
+      const files = {
+        ...KEYS,
+        pguser: pg.role,
+        pgpassword: pg.password,
+        myuser: my.user,
+        mypassword: my.password,
+      };
+      for (const [name, value] of Object.entries(files)) {
+        await writeFile(join(secrets, name), value);
+      }
+
+      const metadata = await startService("metadata", { SECRETS_MNT_PATH: secrets });
+      services.push(metadata);
+      const publish = await startService("publish", {
+        SECRETS_MNT_PATH: secrets,
+        TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
+      });
+      services.push(publish);
+      const approval = await startService("approval", {
+        SECRETS_MNT_PATH: secrets,
+        METADATA_CONTAINER_NAME: "127.0.0.1",
+        METADATA_CONTAINER_PORT: String(metadata.port),
+        PUBLISH_CONTAINER_NAME: "127.0.0.1",
+        PUBLISH_CONTAINER_PORT: String(publish.port),
+      });
+      services.push(approval);
+      const pgSource = {
+        type: "postgresql",
+        host_url: POSTGRES.host,
+        port: POSTGRES.port,
+        database: POSTGRES.database,
+        credentials: { username_key: "pguser", password_key: "pgpassword" },
+      };
+      const mySource = {
+        type: "mysql",
+        host_url: MYSQL.host,
+        port: MYSQL.port,
+        database: myDatabase,
+        credentials: { username_key: "myuser", password_key: "mypassword" },
+      };
+      const staging = join(storage, "staging", "E2ePublish", "20250611_093000");
+      const production = join(storage, "production", "E2ePublish", "20250611_093000");
+
+      await t.step("package stages each dataset without touching the other", async () => {
+        const a = await post(`${approval.url}/project/package`, transfer(pgSource, pgSchema));
+        assert.equal(a.status, 200, JSON.stringify(a.json));
+        assert.deepEqual(a.json.payload, {
+          data_retrieved: [{ file_path: `data/outputs/${pgSchema}/people.csv` }],
+        });
+        const b = await post(`${approval.url}/project/package`, transfer(mySource, myDatabase));
+        assert.equal(b.status, 200, JSON.stringify(b.json));
+        assert.deepEqual(
+          await readdir(join(staging, "data/outputs")).then((d) => d.sort()),
+          [myDatabase, pgSchema].sort(),
+        );
+      });
+
+      await t.step(
+        "the same values give byte-identical CSV from PostgreSQL and MariaDB",
+        async () => {
+          const fromPg = await readFile(
+            join(staging, "data/outputs", pgSchema, "people.csv"),
+            "utf8",
+          );
+          const fromMy = await readFile(
+            join(staging, "data/outputs", myDatabase, "people.csv"),
+            "utf8",
+          );
+          assert.equal(fromPg, fromMy);
+          assert.equal(
+            fromPg,
+            "id,name,born,balance,score,active,seen_at\n" +
+              '1,"Ada, ""the first""",1815-12-10,1234567890.12,0.1,true,1969-07-20 20:17:40.5\n' +
+              '2,"",2100-01-01,-0.01,1e+15,false,2038-01-19 03:14:08.000001\n' +
+              "3,,,,,,\n" +
+              '4,"line1\nline2 😀",1970-01-01,0.00,-2.5e-07,true,2000-02-29 00:00:00\n',
+          );
+        },
+      );
+
+      let published: unknown;
+      await t.step(
+        "publish answers every file with its SHA-512 and leaves a valid bag",
+        async () => {
+          const res = await post(`${approval.url}/project/publish`, {
+            project_name: "E2ePublish",
+            project_start_time: "20250611_093000",
+            destination: { name: "LSC", type: "filestore", format: "csv" },
+          });
+          assert.equal(res.status, 200, JSON.stringify(res.json));
+          published = res.json;
+          const items = res.json.payload.data_published;
+          assert.deepEqual(
+            items.map((i: { file_path: string }) => i.file_path),
+            [
+              `data/outputs/${myDatabase}/people.csv`,
+              `data/outputs/${pgSchema}/people.csv`,
+            ].sort(),
+          );
+          assert.deepEqual(await bagProblems(production), []);
+        },
+      );
+
+      await t.step("publishing again answers the same", async () => {
+        const res = await post(`${approval.url}/project/publish`, {
+          project_name: "E2ePublish",
+          project_start_time: "20250611_093000",
+          destination: { name: "LSC", type: "filestore", format: "csv" },
+        });
+        assert.equal(res.status, 200);
+        assert.deepEqual(res.json, published);
+      });
+
+      await t.step("DuckDB packaging writes one database for the run", async () => {
+        const res = await post(`${approval.url}/project/package`, {
+          ...transfer(pgSource, pgSchema, "duckdb"),
+          project_start_time: "20250612_000000",
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+        assert.deepEqual(res.json.payload, {
+          data_retrieved: [{ file_path: "data/outputs/database.duckdb" }],
+        });
+      });
+
+      await t.step("no log line holds a key, a password or row data", async () => {
+        for (const service of services) await service.stop();
+        const logs = services.flatMap((s) => s.logs).join("\n");
+        for (const secret of [...Object.values(KEYS), pg.password, my.password]) {
+          assert.ok(!logs.includes(secret));
+        }
+        assert.ok(!logs.includes("Ada") && !logs.includes("line2"));
+      });
+    } finally {
+      for (const service of services) await service.stop();
+      await pg.cleanup();
+      await my.cleanup();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+});
