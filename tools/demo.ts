@@ -1,172 +1,657 @@
 /**
- * `deno task demo`: a working demo on one machine. It writes demo secrets and storage under `.demo/`, loads a
- * small research dataset into the local PostgreSQL (schema `cr8tor_demo`) and MariaDB/MySQL (database
- * `cr8tor_demo`) with read-only demo users, starts the three services, and prints the `curl` command that
- * validates the dataset through the gateway the way `cr8tor validate` does.
+ * The demo, with nothing installed but Deno.
  *
- * Admin connections: `DEMO_POSTGRES_HOST/PORT/USER/DATABASE` (default 127.0.0.1, 5432, postgres, postgres;
- * trust auth) and `DEMO_MYSQL_HOST/PORT/USER/PASSWORD` (default 127.0.0.1, 3306, root, empty). A source that
- * cannot be reached is skipped with a message.
+ * `deno task demo` builds a throw-away configuration in a new run folder (`.demo/run-<time>/`: random
+ * API keys and source credentials as secret files, a local filestore `storage/lsc/{staging,production}`),
+ * starts an embedded PostgreSQL (PGlite, PostgreSQL compiled to WebAssembly, served over TCP by
+ * `@electric-sql/pglite-socket`) holding the synthetic dataset of `tools/demo_data.ts`, starts the three
+ * services in this process on free ports, and then acts as the CR8TOR CLI: `POST /project/validate` and
+ * `POST /project/package` for two datasets, then `POST /project/publish`, all through the gateway with
+ * the gateway key. It prints what each step returned, the published files with their SHA-512, and the
+ * command that verifies the BagIt bag; then it stops everything. Exit code 0 when every step succeeded.
+ *
+ * `deno task start` (`--serve`) starts the same stack on the default ports 8000/8002/8003 and leaves it
+ * running until Ctrl-C, printing the URLs, the gateway key's file and an example request.
+ *
+ * Options: `--format csv|duckdb` (default csv), `--serve`, `--ports auto|default` (free ports, or
+ * 8000/8002/8003; the demo defaults to auto, `--serve` to default), `--dir PATH` (the run folder; it must
+ * not exist or be empty). Keys and passwords are never printed, only the files that hold them.
+ *
+ * In the demo run the services' JSON log lines go to `services.log` in the run folder, so the output
+ * stays readable; with `--serve` they go to standard output as usual.
  *
  * @module
  */
-import { access, mkdir, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import mysql from "mysql2/promise";
-import postgres from "postgres";
-import { stdoutSink } from "../apps/_shared/log.ts";
-import { runAllServices } from "../apps/start_all.ts";
+import { PGlite } from "@electric-sql/pglite";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { ConfigError } from "../apps/_shared/app_errors.ts";
+import type { RunnableService } from "../apps/_shared/serve.ts";
+import { buildApprovalService } from "../apps/approval/main.ts";
+import { buildMetadataService } from "../apps/metadata/main.ts";
+import { buildPublishService } from "../apps/publish/main.ts";
+import { DEMO_SCHEMAS, loadDemoData } from "./demo_data.ts";
 
-const env = Deno.env.toObject();
-const DEMO = resolve(".demo");
-const SECRETS = join(DEMO, "secrets");
-const STORAGE = join(DEMO, "storage", "lsc");
-const SCHEMA = "cr8tor_demo";
+type Json = Record<string, unknown>;
+type Format = "csv" | "duckdb";
 
-const TABLES_SQL = [
-  `create table ${SCHEMA}.patients (
-     patient_id integer primary key, nhs_number varchar(10) not null, birth_date date, weight_kg decimal(5,1))`,
-  `create table ${SCHEMA}.admissions (
-     patient_id integer not null, admission_no integer not null, admitted_at timestamp not null,
-     ward varchar(40), primary key (patient_id, admission_no))`,
-  `insert into ${SCHEMA}.patients values
-     (1, '9434765919', '1950-03-01', 72.5), (2, '9434765870', '1987-11-23', 64.0), (3, '9434765828', null, null)`,
-  `insert into ${SCHEMA}.admissions values (1, 1, '2024-01-05 09:30:00', 'Cardiology'),
-     (1, 2, '2024-06-11 14:00:00', 'Oncology'), (2, 1, '2024-02-29 23:59:59', null)`,
+const ROOT = resolve(import.meta.dirname ?? ".", "..");
+const HOST = "127.0.0.1";
+const DEFAULT_PORTS = { approval: 8000, metadata: 8002, publish: 8003 } as const;
+const PROJECT = "DemoProject";
+const SOURCE_USER_KEY = "demosourceuser";
+const SOURCE_PASSWORD_KEY = "demosourcepassword";
+const GATEWAY_KEY = "approvalserviceapikey";
+const STEP_TIMEOUT_SECONDS = 300;
+
+// ---------------------------------------------------------------------------------------------------------
+// Output. The services log through `Deno.stdout.writeSync`; the demo writes through the function it saved
+// before redirecting those logs, so its own lines always reach the terminal.
+
+const encoder = new TextEncoder();
+const terminalWrite = Deno.stdout.writeSync.bind(Deno.stdout);
+
+function say(line = ""): void {
+  const bytes = encoder.encode(line + "\n");
+  let written = 0;
+  while (written < bytes.length) written += terminalWrite(bytes.subarray(written));
+}
+
+/** Sends everything else written to standard output (the services' log lines) to `file`. */
+function redirectServiceLogs(file: Deno.FsFile): () => void {
+  const stdout = Deno.stdout as { writeSync: (p: Uint8Array) => number };
+  const original = stdout.writeSync;
+  stdout.writeSync = (p) => file.writeSync(p);
+  return () => {
+    stdout.writeSync = original;
+  };
+}
+
+/** A path as the user should read it: relative when under the working directory. */
+function shown(path: string): string {
+  const rel = relative(Deno.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+/** Wraps `items` joined by ", " into lines of at most `width` characters, each indented. */
+function wrap(items: readonly string[], indent: string, width = 100): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const item of items) {
+    const next = line === "" ? item : `${line}, ${item}`;
+    if (line !== "" && indent.length + next.length > width) {
+      lines.push(`${indent}${line},`);
+      line = item;
+    } else line = next;
+  }
+  if (line !== "") lines.push(indent + line);
+  return lines;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The throw-away configuration.
+
+function randomHex(bytes: number): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(bytes)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/** `YYYYMMDD_HHMMSS` in UTC, the CLI's `project_start_time`. */
+function startTimeOf(date: Date): string {
+  return date.toISOString().slice(0, 19).replaceAll("-", "").replace("T", "_").replaceAll(":", "");
+}
+
+/** Creates the run folder: `dir` when given (it must not exist or be empty), else `.demo/run-<time>`. */
+async function createRunFolder(dir: string | undefined, startTime: string): Promise<string> {
+  if (dir !== undefined) {
+    const path = resolve(dir);
+    await mkdir(path, { recursive: true });
+    if ((await readdir(path)).length > 0) {
+      throw new ConfigError(`Cannot use ${path} as the run folder: it is not empty`);
+    }
+    return path;
+  }
+  await mkdir(join(ROOT, ".demo"), { recursive: true });
+  for (let n = 1;; n++) {
+    const path = join(ROOT, ".demo", n === 1 ? `run-${startTime}` : `run-${startTime}-${n}`);
+    try {
+      await mkdir(path);
+      return path;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+  }
+}
+
+interface Layout {
+  readonly run: string;
+  readonly secrets: string;
+  readonly storage: string;
+  readonly gatewayKeyFile: string;
+}
+
+async function writeConfiguration(run: string): Promise<Layout> {
+  const secrets = join(run, "secrets");
+  const storage = join(run, "storage", "lsc");
+  await mkdir(secrets, { mode: 0o700 });
+  await mkdir(join(storage, "staging"), { recursive: true });
+  await mkdir(join(storage, "production"));
+  const files: Record<string, string> = {
+    approvalserviceapikey: randomHex(24),
+    metadataserviceapikey: randomHex(24),
+    publishserviceapikey: randomHex(24),
+    // PGlite accepts any user and password; they are here because a real source needs them.
+    [SOURCE_USER_KEY]: "cr8tor_demo_reader",
+    [SOURCE_PASSWORD_KEY]: randomHex(16),
+  };
+  for (const [name, value] of Object.entries(files)) {
+    await writeFile(join(secrets, name), value + "\n", { mode: 0o600 });
+  }
+  return { run, secrets, storage, gatewayKeyFile: join(secrets, GATEWAY_KEY) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The stack: PGlite on TCP and the three services.
+
+interface Listening {
+  readonly server: Deno.HttpServer<Deno.NetAddr>;
+  readonly port: number;
+  readonly close: () => Promise<void>;
+}
+
+function listen(name: string, service: RunnableService): Listening {
+  try {
+    const server = Deno.serve(
+      { hostname: HOST, port: service.port, onListen: () => {} },
+      service.fetch,
+    );
+    return { server, port: server.addr.port, close: () => service.close?.() ?? Promise.resolve() };
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new ConfigError(
+        `Cannot start the ${name} service: port ${service.port} is in use; stop what uses it, or run with --ports auto`,
+      );
+    }
+    throw e;
+  }
+}
+
+interface Stack {
+  readonly pgPort: number;
+  readonly ports: {
+    readonly approval: number;
+    readonly metadata: number;
+    readonly publish: number;
+  };
+  readonly startupMs: { readonly pglite: number; readonly data: number; readonly services: number };
+  stop(): Promise<void>;
+}
+
+async function startStack(layout: Layout, fixedPorts: boolean): Promise<Stack> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  };
+  try {
+    let t = performance.now();
+    const db = await PGlite.create();
+    cleanups.push(() => db.close());
+    const pgliteMs = performance.now() - t;
+    t = performance.now();
+    await loadDemoData(db);
+    const dataMs = performance.now() - t;
+    t = performance.now();
+    // PGlite is a single backend. The socket server accepts several connections and queues their
+    // protocol messages onto it (keeping a transaction's messages together); a connection beyond
+    // maxConnections (default 1) gets "Too many connections" instead of a protocol reply. The services
+    // open one connection per request and close it, so 32 leaves room for concurrent requests in
+    // --serve and for closes the server notices a moment late.
+    const pg = new PGLiteSocketServer({ db, host: HOST, port: 0, maxConnections: 32 });
+    await pg.start();
+    cleanups.push(() => pg.stop());
+    const pgPort = Number(pg.getServerConn().split(":").pop());
+
+    const env: Record<string, string> = {
+      SECRETS_MNT_PATH: layout.secrets,
+      TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
+      // One backend runs one query at a time, so extracting tables in parallel gains nothing.
+      PACKAGE_CONCURRENCY: "1",
+      SOURCE_CONNECT_TIMEOUT_SECONDS: "10",
+      // The demo data is small: a stuck step should fail in minutes, not after the hour of production.
+      SOURCE_STATEMENT_TIMEOUT_SECONDS: String(STEP_TIMEOUT_SECONDS),
+      SUBSERVICE_TIMEOUT_SECONDS: String(STEP_TIMEOUT_SECONDS),
+      METADATA_CONTAINER_NAME: HOST,
+      PUBLISH_CONTAINER_NAME: HOST,
+    };
+    const portOf = (name: keyof typeof DEFAULT_PORTS) =>
+      fixedPorts ? String(DEFAULT_PORTS[name]) : "0";
+    const servers: Listening[] = [];
+    cleanups.push(async () => {
+      await Promise.all(servers.map(async (s) => {
+        await s.server.shutdown();
+        await s.close();
+      }));
+    });
+    const metadata = listen(
+      "metadata",
+      buildMetadataService({ ...env, PORT: portOf("metadata") }),
+    );
+    servers.push(metadata);
+    const publish = listen(
+      "publish",
+      await buildPublishService({ ...env, PORT: portOf("publish") }),
+    );
+    servers.push(publish);
+    const approval = listen(
+      "approval",
+      buildApprovalService({
+        ...env,
+        PORT: portOf("approval"),
+        METADATA_CONTAINER_PORT: String(metadata.port),
+        PUBLISH_CONTAINER_PORT: String(publish.port),
+      }),
+    );
+    servers.push(approval);
+    return {
+      pgPort,
+      ports: { approval: approval.port, metadata: metadata.port, publish: publish.port },
+      startupMs: { pglite: pgliteMs, data: dataMs, services: performance.now() - t },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The CLI's requests.
+
+interface DatasetRequest {
+  readonly name: string;
+  readonly schema_name: string;
+  readonly description: string;
+  readonly tables: readonly { name: string; columns?: { name: string }[] }[] | null;
+}
+
+/** The two datasets of the demo project, as `resources/metadata/dataset_*.toml` would list them. */
+const DATASETS: readonly DatasetRequest[] = [
+  {
+    name: "clinical",
+    schema_name: DEMO_SCHEMAS[0],
+    description: "Synthetic patients, admissions and laboratory results",
+    tables: [
+      {
+        // The approved columns only: no NHS number, no names.
+        name: "patients",
+        columns: [
+          "patient_id",
+          "pseudo_id",
+          "sex",
+          "birth_date",
+          "deceased",
+          "weight_kg",
+          "height_m",
+          "registered_at",
+          "notes",
+        ].map((name) => ({ name })),
+      },
+      { name: "admissions" },
+      { name: "lab_results" },
+      { name: "patient_summary" },
+    ],
+  },
+  {
+    name: "reference",
+    schema_name: DEMO_SCHEMAS[1],
+    description: "Ward and laboratory test lookups",
+    tables: null,
+  },
 ];
 
-function randomSecret(): string {
-  return crypto.randomUUID().replaceAll("-", "");
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await access(path).then(() => true, () => false);
-}
-
-async function secret(name: string, value: string, keep = true): Promise<string> {
-  const path = join(SECRETS, name);
-  if (keep && await exists(path)) return (await Deno.readTextFile(path)).trim();
-  await writeFile(path, value + "\n", { mode: 0o600 });
-  return value;
-}
-
-function say(text: string): void {
-  stdoutSink(text);
-}
-
-async function loadPostgres(password: string): Promise<boolean> {
-  const sql = postgres({
-    host: env.DEMO_POSTGRES_HOST ?? "127.0.0.1",
-    port: Number(env.DEMO_POSTGRES_PORT ?? 5432),
-    username: env.DEMO_POSTGRES_USER ?? "postgres",
-    database: env.DEMO_POSTGRES_DATABASE ?? "postgres",
-    max: 1,
-    connect_timeout: 5,
-    onnotice: () => {},
-  });
-  try {
-    await sql.unsafe(`drop schema if exists ${SCHEMA} cascade`);
-    await sql.unsafe(`create schema ${SCHEMA}`);
-    await sql.unsafe(`comment on schema ${SCHEMA} is 'CR8TOR demo research dataset'`);
-    for (const statement of TABLES_SQL) await sql.unsafe(statement);
-    await sql.unsafe(`comment on table ${SCHEMA}.patients is 'One row per patient'`);
-    await sql.unsafe(`comment on column ${SCHEMA}.patients.nhs_number is 'NHS number (synthetic)'`);
-    await sql.unsafe(`create view ${SCHEMA}.ward_counts as
-      select ward, count(*) as admissions from ${SCHEMA}.admissions group by ward`);
-    await sql.unsafe(`do $$ begin
-      if not exists (select from pg_roles where rolname = 'cr8tor_demo_reader') then
-        create role cr8tor_demo_reader login; end if; end $$`);
-    await sql.unsafe(`alter role cr8tor_demo_reader password '${password}'`);
-    await sql.unsafe(`grant usage on schema ${SCHEMA} to cr8tor_demo_reader`);
-    await sql.unsafe(`grant select on all tables in schema ${SCHEMA} to cr8tor_demo_reader`);
-    return true;
-  } catch (e) {
-    say(`PostgreSQL demo data skipped: ${(e as Error).message}`);
-    return false;
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
-
-async function loadMysql(password: string): Promise<boolean> {
-  let conn: mysql.Connection | undefined;
-  try {
-    conn = await mysql.createConnection({
-      host: env.DEMO_MYSQL_HOST ?? "127.0.0.1",
-      port: Number(env.DEMO_MYSQL_PORT ?? 3306),
-      user: env.DEMO_MYSQL_USER ?? "root",
-      password: env.DEMO_MYSQL_PASSWORD ?? "",
-      connectTimeout: 5000,
-    });
-    await conn.query(`drop database if exists ${SCHEMA}`);
-    await conn.query(`create database ${SCHEMA}`);
-    for (const statement of TABLES_SQL) await conn.query(statement);
-    await conn.query(`alter table ${SCHEMA}.patients comment = 'One row per patient'`);
-    await conn.query(`create view ${SCHEMA}.ward_counts as
-      select ward, count(*) as admissions from ${SCHEMA}.admissions group by ward`);
-    await conn.query(`create user if not exists 'cr8tor_demo_reader'@'%' identified by ?`, [
-      password,
-    ]);
-    await conn.query(`alter user 'cr8tor_demo_reader'@'%' identified by ?`, [password]);
-    await conn.query(`grant select, show view on ${SCHEMA}.* to 'cr8tor_demo_reader'@'%'`);
-    return true;
-  } catch (e) {
-    say(`MySQL demo data skipped: ${(e as Error).message}`);
-    return false;
-  } finally {
-    await conn?.end();
-  }
-}
-
-if (import.meta.main) {
-  await mkdir(SECRETS, { recursive: true });
-  await mkdir(join(STORAGE, "staging"), { recursive: true });
-  await mkdir(join(STORAGE, "production"), { recursive: true });
-  await secret("approvalserviceapikey", randomSecret());
-  await secret("metadataserviceapikey", randomSecret());
-  await secret("publishserviceapikey", randomSecret());
-  const readerPassword = await secret("demosourcepassword", randomSecret(), false);
-  await secret("demosourceuser", "cr8tor_demo_reader", false);
-  const pg = await loadPostgres(readerPassword);
-  const my = await loadMysql(readerPassword);
-
-  const serviceEnv = {
-    ...env,
-    SECRETS_MNT_PATH: SECRETS,
-    TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: STORAGE,
+function sourceOf(pgPort: number): Json {
+  return {
+    type: "postgresql",
+    host_url: HOST,
+    port: pgPort,
+    database: "postgres",
+    credentials: {
+      provider: "AzureKeyVault",
+      username_key: SOURCE_USER_KEY,
+      password_key: SOURCE_PASSWORD_KEY,
+    },
   };
-  const request = (type: string, port: number) =>
-    JSON.stringify({
-      project_name: "DemoProject",
-      project_start_time: "20250101_120000",
-      destination: { name: "LSC", type: "filestore", format: "csv" },
-      source: {
-        type,
-        host_url: "127.0.0.1",
-        port,
-        database: type === "postgresql" ? (env.DEMO_POSTGRES_DATABASE ?? "postgres") : SCHEMA,
-        credentials: { username_key: "demosourceuser", password_key: "demosourcepassword" },
-      },
-      dataset: {
-        name: "demo",
-        schema_name: SCHEMA,
-        tables: [{ name: "patients", columns: [{ name: "patient_id" }, { name: "birth_date" }] }, {
-          name: "ward_counts",
-        }],
-      },
-    });
-  say("");
-  say("CR8TOR demo: gateway http://localhost:8000 (docs: http://localhost:8000/docs)");
-  say(`Keys and demo credentials: ${SECRETS}`);
-  for (const [ok, type, port] of [[pg, "postgresql", 5432], [my, "mysql", 3306]] as const) {
-    if (!ok) continue;
-    say(`\nValidate the ${type} demo dataset:`);
-    say(
-      `curl -s -X POST http://localhost:8000/project/validate -H 'content-type: application/json' -H "x-api-key: $(cat ${
-        join(SECRETS, "approvalserviceapikey")
-      })" -d '${request(type, port)}'`,
+}
+
+function transferRequest(
+  startTime: string,
+  format: Format,
+  pgPort: number,
+  dataset: DatasetRequest,
+): Json {
+  return {
+    project_name: PROJECT,
+    project_start_time: startTime,
+    destination: { name: "LSC", type: "filestore", format },
+    source: sourceOf(pgPort),
+    dataset: { ...dataset, staging_path: null, publish_path: null },
+  };
+}
+
+/** A gateway reply other than 200, with its envelope. */
+class StepFailed extends Error {
+  constructor(
+    readonly step: string,
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`${step} answered HTTP ${status}`);
+  }
+}
+
+/** Posts to the gateway as the CLI does; returns `payload` of a 200, else throws {@link StepFailed}. */
+async function callGateway(
+  gateway: string,
+  key: string,
+  path: string,
+  body: Json,
+): Promise<{ payload: Json; ms: number }> {
+  const t = performance.now();
+  const res = await fetch(`${gateway}/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": key },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout((STEP_TIMEOUT_SECONDS + 30) * 1000),
+  });
+  const text = await res.text();
+  let json: unknown = text;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // Not JSON: shown as text.
+  }
+  if (res.status !== 200) throw new StepFailed(`POST /${path}`, res.status, json);
+  const payload = (json as { payload?: unknown }).payload;
+  return { payload: (payload ?? json) as Json, ms: performance.now() - t };
+}
+
+const ms = (n: number) => `${Math.round(n)} ms`;
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
+// ---------------------------------------------------------------------------------------------------------
+// The demo run.
+
+interface TableDescription {
+  name: string;
+  description: string | null;
+  primary_key?: string[];
+  columns: { name: string; datatype: string }[];
+}
+
+interface PublishedFile {
+  file_path: string;
+  hash_value: string;
+  total_bytes: number;
+}
+
+async function runDemo(
+  layout: Layout,
+  stack: Stack,
+  format: Format,
+  startTime: string,
+): Promise<void> {
+  const gateway = `http://${HOST}:${stack.ports.approval}`;
+  const key = (await readFile(layout.gatewayKeyFile, "utf8")).trim();
+  const requests = DATASETS.map((d) => transferRequest(startTime, format, stack.pgPort, d));
+
+  say(`1. validate  POST /project/validate, once per dataset (cr8tor validate)`);
+  for (const request of requests) {
+    const { payload, ms: took } = await callGateway(gateway, key, "project/validate", request);
+    const tables = payload.tables as TableDescription[];
+    const schema = payload.schema_name as string;
+    const size = count(tables.length, "table");
+    say(`   dataset ${payload.name}: schema ${schema}, ${size} (${ms(took)})`);
+    for (const table of tables) {
+      const pk = table.primary_key?.length ? `key (${table.primary_key.join(", ")})` : "no key";
+      const about = table.description === null ? "" : `  "${table.description}"`;
+      say(`     ${schema}.${table.name}, ${count(table.columns.length, "column")}, ${pk}${about}`);
+      for (const line of wrap(table.columns.map((c) => `${c.name} ${c.datatype}`), "         ")) {
+        say(line);
+      }
+    }
+  }
+
+  say();
+  say(
+    `2. package   POST /project/package, once per dataset (cr8tor stage-transfer), format ${format}`,
+  );
+  for (const request of requests) {
+    const { payload, ms: took } = await callGateway(gateway, key, "project/package", request);
+    const files = (payload.data_retrieved as { file_path?: string; table_name?: string }[])
+      .map((f) => f.file_path ?? f.table_name ?? "?");
+    const dataset = (request.dataset as Json).name;
+    say(`   dataset ${dataset}: ${count(files.length, "file")} staged (${ms(took)})`);
+    for (const file of files) say(`     ${file}`);
+  }
+
+  say();
+  say(`3. publish   POST /project/publish, once per project (cr8tor publish)`);
+  const { payload, ms: took } = await callGateway(gateway, key, "project/publish", {
+    project_name: PROJECT,
+    project_start_time: startTime,
+    destination: { name: "LSC", type: "filestore", format },
+  });
+  const published = payload.data_published as PublishedFile[];
+  const production = join(layout.storage, "production", PROJECT, startTime);
+  say(`   ${count(published.length, "file")} published to ${shown(production)} (${ms(took)})`);
+  const width = Math.max(...published.map((f) => String(f.total_bytes).length), 5);
+  say(`     ${"SHA-512".padEnd(128)}  ${"bytes".padStart(width)}  file`);
+  for (const f of published) {
+    say(`     ${f.hash_value}  ${String(f.total_bytes).padStart(width)}  ${f.file_path}`);
+  }
+
+  // The checksums the service returned must be the bag's own manifest lines.
+  const manifest = new Map(
+    (await readFile(join(production, "manifest-sha512.txt"), "utf8")).split("\n")
+      .filter((l) => l !== "")
+      .map((l) => {
+        const [hash, ...path] = l.split(/\s+/);
+        return [path.join(" "), hash] as const;
+      }),
+  );
+  const mismatched = published.filter((f) => manifest.get(f.file_path) !== f.hash_value);
+  if (mismatched.length > 0 || manifest.size !== published.length) {
+    throw new Error(
+      `The publish reply does not match ${
+        join(production, "manifest-sha512.txt")
+      }: ${mismatched.length} checksums differ, the manifest lists ${manifest.size} files, the reply ${published.length}`,
     );
   }
-  say("");
-  await runAllServices(serviceEnv);
+  say(`   the reply's checksums are the lines of the bag's manifest-sha512.txt`);
+  say();
+  say("Verify the bag (BagIt 1.0, SHA-512) yourself:");
+  say(
+    `  cd ${production} && sha512sum --check manifest-sha512.txt && sha512sum --check tagmanifest-sha512.txt`,
+  );
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// --serve
+
+function printServeBanner(layout: Layout, stack: Stack, format: Format, startTime: string): void {
+  const url = (port: number) => `http://${HOST}:${port}`;
+  const keyFile = layout.gatewayKeyFile;
+  const clinical = { ...DATASETS[0]!, tables: null };
+  const body = transferRequest(startTime, format, stack.pgPort, clinical);
+  say("CR8TOR Publisher is running with a demo configuration:");
+  say(
+    `  approval (gateway)  ${url(stack.ports.approval)}   docs ${url(stack.ports.approval)}/docs`,
+  );
+  say(
+    `  metadata            ${url(stack.ports.metadata)}   docs ${url(stack.ports.metadata)}/docs`,
+  );
+  say(`  publish             ${url(stack.ports.publish)}   docs ${url(stack.ports.publish)}/docs`);
+  say(
+    `  source database     PGlite (PostgreSQL in WebAssembly) on ${HOST}:${stack.pgPort}, database postgres, schemas ${
+      DEMO_SCHEMAS.join(", ")
+    }`,
+  );
+  say(`  run folder          ${shown(layout.run)}`);
+  say(
+    `  secrets             ${shown(layout.secrets)} (keys and source credentials, one file each)`,
+  );
+  say(`  filestore LSC       ${shown(layout.storage)}/{staging,production}`);
+  say(`  gateway key         ${keyFile}`);
+  say();
+  say("Validate the clinical dataset through the gateway, as `cr8tor validate` does:");
+  say(
+    `  curl -s ${url(stack.ports.approval)}/project/validate -H 'content-type: application/json' ` +
+      `-H "x-api-key: $(cat ${keyFile})" -d '${JSON.stringify(body)}'`,
+  );
+  say(
+    "Then POST the same body to /project/package, and its project_name, project_start_time and " +
+      "destination to /project/publish.",
+  );
+  say();
+  say("Point the CR8TOR CLI at the gateway:");
+  say(
+    `  APPROVALS_HOST=http://${HOST} APPROVALS_PORT=${stack.ports.approval} APPROVALS_API_TOKEN="$(cat ${keyFile})"`,
+  );
+  say(
+    `  access.toml: [source] type="postgresql" host_url="${HOST}" port=${stack.pgPort} database="postgres"; ` +
+      `[credentials] username_key="${SOURCE_USER_KEY}" password_key="${SOURCE_PASSWORD_KEY}"`,
+  );
+  say();
+  say("Service logs follow (JSON lines). Ctrl-C stops everything.");
+}
+
+async function serveUntilSignal(stack: Stack): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, () => resolve());
+    } catch {
+      // SIGTERM cannot be listened to on Windows.
+    }
+  }
+  await promise;
+  say("Stopping.");
+  await stack.stop();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+const USAGE = `Usage: deno task demo [--format csv|duckdb] [--ports auto|default] [--dir PATH]
+       deno task start [--format csv|duckdb] [--ports auto|default] [--dir PATH]   (= demo --serve)`;
+
+async function main(args: string[]): Promise<number> {
+  let options;
+  try {
+    options = parseArgs({
+      args,
+      options: {
+        format: { type: "string", default: "csv" },
+        serve: { type: "boolean", default: false },
+        ports: { type: "string" },
+        dir: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    say(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    say(USAGE);
+    return 0;
+  }
+  const format = options.format;
+  const ports = options.ports ?? (options.serve ? "default" : "auto");
+  if (format !== "csv" && format !== "duckdb") {
+    say(`--format must be csv or duckdb, not ${format}\n${USAGE}`);
+    return 2;
+  }
+  if (ports !== "auto" && ports !== "default") {
+    say(`--ports must be auto or default, not ${ports}\n${USAGE}`);
+    return 2;
+  }
+
+  const started = performance.now();
+  const startTime = startTimeOf(new Date());
+  let layout: Layout;
+  let stack: Stack;
+  let restoreLogs = () => {};
+  try {
+    layout = await writeConfiguration(await createRunFolder(options.dir, startTime));
+    if (!options.serve) {
+      const logFile = await Deno.open(join(layout.run, "services.log"), {
+        create: true,
+        append: true,
+      });
+      const restore = redirectServiceLogs(logFile);
+      restoreLogs = () => {
+        restore();
+        logFile.close();
+      };
+    }
+    stack = await startStack(layout, ports === "default");
+  } catch (e) {
+    restoreLogs();
+    if (e instanceof ConfigError) {
+      say(e.message);
+      return 1;
+    }
+    throw e;
+  }
+  const { pglite, data, services } = stack.startupMs;
+  if (options.serve) {
+    printServeBanner(layout, stack, format, startTime);
+    await serveUntilSignal(stack);
+    return 0;
+  }
+
+  say(`CR8TOR Publisher demo: project ${PROJECT}, start time ${startTime}, format ${format}`);
+  say(`  run folder  ${shown(layout.run)} (secrets/, storage/lsc/, services.log)`);
+  say(
+    `  source      PGlite on ${HOST}:${stack.pgPort}, schemas ${DEMO_SCHEMAS.join(", ")} ` +
+      `(PGlite ${ms(pglite)}, data ${ms(data)})`,
+  );
+  say(
+    `  services    approval :${stack.ports.approval}, metadata :${stack.ports.metadata}, ` +
+      `publish :${stack.ports.publish} (${ms(services)})`,
+  );
+  say();
+  let code = 0;
+  try {
+    await runDemo(layout, stack, format, startTime);
+    say();
+    say(
+      `Done in ${ms(performance.now() - started)}. Remove the run folder when done: rm -rf ${
+        shown(layout.run)
+      }`,
+    );
+  } catch (e) {
+    code = 1;
+    say();
+    if (e instanceof StepFailed) {
+      say(`FAILED: ${e.message}:`);
+      say(JSON.stringify(e.body, null, 2));
+    } else {
+      say(`FAILED: ${(e as Error).message}`);
+    }
+    say(`Service logs: ${shown(join(layout.run, "services.log"))}`);
+  } finally {
+    await stack.stop();
+    restoreLogs();
+  }
+  return code;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -73,6 +73,7 @@ Deno.test({
     "crash safety: SIGKILL during publish leaves production previous-or-new, and publish recovers",
   sanitizeResources: false,
   fn: async (t) => {
+    const outcomes: string[] = [];
     for (const delayMs of [0, 10, 25, 50, 80, 120, 180, 260, 400]) {
       await t.step(`killed ${delayMs} ms into publish`, async () => {
         const base = await mkdtemp(join(tmpdir(), "cr8tor-crash-"));
