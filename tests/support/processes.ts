@@ -14,6 +14,7 @@ const TASKS = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).ta
 
 /** A running service process. */
 export interface ServiceProcess extends AsyncDisposable {
+  readonly pid: number;
   readonly port: number;
   readonly url: string;
   /** Every log line written so far. */
@@ -101,7 +102,14 @@ export async function startService(
     await drained;
     await stderr;
   };
-  return { port, url: `http://127.0.0.1:${port}`, logs, stop, [Symbol.asyncDispose]: stop };
+  return {
+    pid: child.pid,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    logs,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
 }
 
 /** Runs a service that is expected to refuse to start; returns its exit code and output. */

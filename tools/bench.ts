@@ -1,0 +1,490 @@
+/**
+ * `deno task bench`: measures the publish service's package step against the physical limit of this
+ * machine, as `sources-and-benchmark.md` §F.3 describes.
+ *
+ * For sources {PostgreSQL, MariaDB} × formats {csv, duckdb} it builds the 13-column W table (`--rows N`,
+ * default 1,000,000) in the local servers, starts the publish service as its own process, and reports per
+ * cell: the median wall time of `--runs` runs (after one warm-up), rows/s, the service's peak RSS, the limit
+ * command's time measured just before, their ratio, and a correctness digest of the output compared with
+ * the source (row count, sum(amount), max(price), min(created_at), count(maybe), a hash of the sorted u).
+ *
+ * Limit commands: PostgreSQL→CSV `psql \copy (select ...) to file csv header`; MariaDB→CSV `mariadb --quick
+ * -B -N -e 'select ...'` to a file; →DuckDB the two-step `psql \copy` to CSV, then DuckDB `COPY FROM` into the
+ * same typed table. Results are printed as a Markdown table; `--write docs/benchmarks.md` also saves them.
+ *
+ * Needs `psql` and `mariadb` on PATH, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on
+ * 127.0.0.1:3306 (root, empty password).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { DuckDBInstance } from "@duckdb/node-api";
+import mysql from "mysql2/promise";
+import postgres from "postgres";
+import { parseCsv } from "../domain/csv.ts";
+import { startService } from "../tests/support/processes.ts";
+
+const args = new Map<string, string>();
+for (let i = 0; i < Deno.args.length; i += 2) {
+  args.set(Deno.args[i]!.replace(/^--/, ""), Deno.args[i + 1] ?? "");
+}
+const ROWS = Number(args.get("rows") ?? 1_000_000);
+const RUNS = Number(args.get("runs") ?? 3);
+const SCHEMA = "cr8tor_bench";
+const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
+
+const PG = { host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres" };
+const MY = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
+
+function say(text: string): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
+}
+
+async function sh(command: string): Promise<number> {
+  const started = performance.now();
+  const { code, stderr } = await new Deno.Command("bash", {
+    args: ["-c", command],
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`${command}: ${new TextDecoder().decode(stderr)}`);
+  return (performance.now() - started) / 1000;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The W table (§F.3)
+
+const PG_W = `
+  create table ${SCHEMA}.wide (id bigint primary key, i int, s smallint, amount numeric(18,2),
+    price numeric(38,10), ratio double precision, flag boolean, created_at timestamptz, d date,
+    code varchar(20), txt text, maybe text, u uuid);
+  insert into ${SCHEMA}.wide select g, (g*7)%100000, (g%30000)::smallint, round((g*1.37)::numeric % 1000000, 2),
+    (g::numeric * 3.1415926535) / 7, g/3.0, g%2=0, timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second',
+    date '2000-01-01' + (g % 9000), 'C' || lpad((g%99999)::text, 8, '0'), md5(g::text) || ' ' || (g%1000)::text,
+    case when g%2=0 then null else 'v' || g end, md5(g::text)::uuid
+  from generate_series(1, ${ROWS}) g;`;
+
+const MY_W =
+  `create table ${SCHEMA}.wide (id bigint primary key, i int, s smallint, amount decimal(18,2),
+  price decimal(38,10), ratio double, flag boolean, created_at timestamp(6) null, d date, code varchar(20),
+  txt text, maybe text, u char(36))`;
+
+async function ensureTables(workDir: string): Promise<void> {
+  const sql = postgres({ ...PG, username: PG.user, max: 1, onnotice: () => {} });
+  try {
+    const [existing] = await sql`select count(*)::int as n from information_schema.tables
+      where table_schema = ${SCHEMA} and table_name = 'wide'`;
+    const count = existing?.n === 1
+      ? (await sql.unsafe(`select count(*)::int as n from ${SCHEMA}.wide`))[0]?.n
+      : -1;
+    if (count !== ROWS) {
+      say(`Building the W table with ${ROWS} rows in PostgreSQL...`);
+      await sql.unsafe(`drop schema if exists ${SCHEMA} cascade; create schema ${SCHEMA}`);
+      await sql.unsafe(PG_W);
+      await sql.unsafe(`analyze ${SCHEMA}.wide`);
+    }
+  } finally {
+    await sql.end();
+  }
+  const conn = await mysql.createConnection({
+    ...MY,
+    multipleStatements: true,
+    infileStreamFactory: (p: string) => createReadStream(p),
+  });
+  try {
+    await conn.query(`create database if not exists ${SCHEMA}`);
+    const [rows] = await conn.query(
+      `select count(*) as n from information_schema.tables where table_schema = ? and table_name = 'wide'`,
+      [SCHEMA],
+    ) as unknown as [{ n: number }[]];
+    const present = Number(rows[0]?.n) === 1;
+    const [counted] = present
+      ? await conn.query(`select count(*) as n from ${SCHEMA}.wide`) as unknown as [{ n: number }[]]
+      : [[{ n: -1 }]];
+    if (Number(counted[0]?.n) !== ROWS) {
+      say(`Copying the W table into MariaDB...`);
+      const csv = join(workDir, "w.csv");
+      await sh(
+        `psql -h ${PG.host} -U ${PG.user} -d ${PG.database} -q -c "\\copy (select id, i, s, amount, price, ratio, flag::int, to_char(created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), d, code, txt, coalesce(maybe, '\\N'), u from ${SCHEMA}.wide) to '${csv}' with (format csv)"`,
+      );
+      await conn.query(`drop table if exists ${SCHEMA}.wide; ${MY_W}`);
+      await conn.query(`set time_zone = '+00:00'`);
+      await conn.query(
+        `load data local infile ? into table ${SCHEMA}.wide fields terminated by ',' optionally enclosed by '"'
+         lines terminated by '\\n' (id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u)`,
+        [csv],
+      );
+      await rm(csv);
+    }
+  } finally {
+    await conn.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Correctness digest
+
+interface Digest {
+  rows: number;
+  sumAmount: string;
+  maxPrice: string;
+  minCreatedAt: string;
+  countMaybe: number;
+  uHash: string;
+}
+
+function scaled(text: string, scale: number): bigint {
+  const [whole = "0", fraction = ""] = text.split(".");
+  return BigInt(whole + fraction.padEnd(scale, "0").slice(0, scale));
+}
+
+function unscaled(value: bigint, scale: number): string {
+  const negative = value < 0n;
+  const digits = (negative ? -value : value).toString().padStart(scale + 1, "0");
+  return `${negative ? "-" : ""}${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+}
+
+function digestOf(rows: Iterable<Record<string, string | null>>): Digest {
+  let count = 0;
+  let sumAmount = 0n;
+  let maxPrice: bigint | undefined;
+  let minCreatedAt: string | undefined;
+  let countMaybe = 0;
+  const us: string[] = [];
+  for (const row of rows) {
+    count++;
+    if (row.amount !== null) sumAmount += scaled(row.amount!, 2);
+    if (row.price !== null) {
+      const price = scaled(row.price!, 10);
+      if (maxPrice === undefined || price > maxPrice) maxPrice = price;
+    }
+    const created = row.created_at!.replace(/\+00$/, "");
+    if (minCreatedAt === undefined || created < minCreatedAt) minCreatedAt = created;
+    if (row.maybe !== null) countMaybe++;
+    us.push(row.u!);
+  }
+  us.sort();
+  return {
+    rows: count,
+    sumAmount: unscaled(sumAmount, 2),
+    maxPrice: maxPrice === undefined ? "" : unscaled(maxPrice, 10),
+    minCreatedAt: minCreatedAt ?? "",
+    countMaybe,
+    uHash: createHash("sha256").update(us.join("\n")).digest("hex").slice(0, 16),
+  };
+}
+
+async function sourceDigest(): Promise<Digest> {
+  const sql = postgres({ ...PG, username: PG.user, max: 1, onnotice: () => {} });
+  try {
+    await sql`set timezone = 'UTC'`;
+    const [r] = await sql.unsafe(`select count(*)::int as rows, sum(amount)::text as sum_amount,
+      max(price)::text as max_price, to_char(min(created_at), 'YYYY-MM-DD HH24:MI:SS') as min_created,
+      count(maybe)::int as count_maybe from ${SCHEMA}.wide`);
+    const us = await sql.unsafe(`select u::text from ${SCHEMA}.wide order by u::text collate "C"`)
+      .values();
+    return {
+      rows: r!.rows,
+      sumAmount: r!.sum_amount,
+      maxPrice: r!.max_price,
+      minCreatedAt: r!.min_created,
+      countMaybe: r!.count_maybe,
+      uHash: createHash("sha256").update(us.map((v) => v[0]).join("\n")).digest("hex").slice(0, 16),
+    };
+  } finally {
+    await sql.end();
+  }
+}
+
+async function* csvRecords(path: string): AsyncGenerator<Record<string, string | null>> {
+  // The W table has no quoted newlines, so lines are records.
+  const lines = createInterface({ input: createReadStream(path, { highWaterMark: 1 << 20 }) });
+  let header: string[] | undefined;
+  for await (const line of lines) {
+    const [values] = parseCsv(line + "\n");
+    if (header === undefined) {
+      header = values!.map(String);
+      continue;
+    }
+    yield Object.fromEntries(header.map((h, i) => [h, values![i] ?? null]));
+  }
+}
+
+async function csvDigest(path: string): Promise<Digest> {
+  const rows: Record<string, string | null>[] = [];
+  for await (const row of csvRecords(path)) {
+    rows.push({
+      amount: row.amount!,
+      price: row.price!,
+      created_at: row.created_at!,
+      maybe: row.maybe ?? null,
+      u: row.u!,
+    });
+  }
+  return digestOf(rows);
+}
+
+async function duckdbDigest(path: string, schema: string): Promise<Digest> {
+  const instance = await DuckDBInstance.create(path, { access_mode: "READ_ONLY" });
+  const conn = await instance.connect();
+  try {
+    await conn.run("set TimeZone = 'UTC'");
+    const r =
+      (await conn.runAndReadAll(`select count(*)::int as rows, sum(amount)::varchar as sum_amount,
+      max(price)::varchar as max_price, strftime(min(created_at), '%Y-%m-%d %H:%M:%S') as min_created,
+      count(maybe)::int as count_maybe from "${schema}".wide`)).getRowObjects()[0]!;
+    const us = (await conn.runAndReadAll(`select u::varchar as u from "${schema}".wide order by 1`))
+      .getRows();
+    return {
+      rows: Number(r.rows),
+      sumAmount: String(r.sum_amount),
+      maxPrice: String(r.max_price),
+      minCreatedAt: String(r.min_created),
+      countMaybe: Number(r.count_maybe),
+      uHash: createHash("sha256").update(us.map((v) => String(v[0])).join("\n")).digest("hex")
+        .slice(0, 16),
+    };
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Limits
+
+async function pgCsvLimit(file: string): Promise<number> {
+  return await sh(
+    `psql -h ${PG.host} -U ${PG.user} -d ${PG.database} -q -c "set timezone='UTC'" -c "\\copy (select ${COLUMNS} from ${SCHEMA}.wide) to '${file}' with (format csv, header)"`,
+  );
+}
+
+async function mariadbCsvLimit(file: string): Promise<number> {
+  return await sh(
+    `mariadb -h ${MY.host} -P ${MY.port} -u ${MY.user} --quick -B -N -e 'select ${COLUMNS} from ${SCHEMA}.wide' > '${file}'`,
+  );
+}
+
+/** The two-step DuckDB limit: `psql \copy` to CSV, then DuckDB `COPY FROM` into the typed table. */
+async function duckdbLimit(csvFile: string, dbFile: string): Promise<number> {
+  const exported = await pgCsvLimit(csvFile);
+  const started = performance.now();
+  const instance = await DuckDBInstance.create(dbFile);
+  const conn = await instance.connect();
+  try {
+    await conn.run(
+      `create table wide (id bigint primary key, i integer, s smallint, amount decimal(18,2),
+      price decimal(38,10), ratio double, flag boolean, created_at timestamptz, d date, code varchar, txt varchar,
+      maybe varchar, u uuid)`,
+    );
+    await conn.run(`copy wide from '${csvFile}' (header true)`);
+    await conn.run("checkpoint");
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+  return exported + (performance.now() - started) / 1000;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface Cell {
+  source: "PostgreSQL" | "MariaDB";
+  format: "csv" | "duckdb";
+  seconds: number;
+  limit: number;
+  peakRssMb: number;
+  outputMb: number;
+  digestOk: boolean;
+}
+
+/** The process's peak resident memory since the last reset (read through a shell: /proc needs -A in Deno). */
+async function peakRssMb(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("bash", {
+    args: ["-c", `grep VmHWM /proc/${pid}/status`],
+    stdout: "piped",
+  })
+    .output();
+  return Number(/VmHWM:\s+(\d+) kB/.exec(new TextDecoder().decode(stdout))?.[1] ?? 0) / 1024;
+}
+
+/** Resets the peak so each run is measured on its own (Linux `clear_refs` 5). */
+async function resetPeakRss(pid: number): Promise<void> {
+  await new Deno.Command("bash", { args: ["-c", `echo 5 > /proc/${pid}/clear_refs`] }).output();
+}
+
+if (import.meta.main) {
+  const work = await mkdtemp(join(tmpdir(), "cr8tor-bench-"));
+  const storage = join(work, "lsc");
+  const secrets = join(work, "secrets");
+  await mkdir(join(storage, "staging"), { recursive: true });
+  await mkdir(join(storage, "production"));
+  await mkdir(secrets);
+  const key = `bench-${crypto.randomUUID()}`;
+  const readerPassword = crypto.randomUUID();
+  for (
+    const [name, value] of Object.entries({
+      publishserviceapikey: key,
+      benchuser: "cr8tor_bench_reader",
+      benchpassword: readerPassword,
+      rootuser: "root",
+    })
+  ) {
+    await writeFile(join(secrets, name), value);
+  }
+  try {
+    await ensureTables(work);
+    // A read-only login for both sources.
+    const admin = postgres({ ...PG, username: PG.user, max: 1, onnotice: () => {} });
+    await admin.unsafe(
+      `do $$ begin if not exists (select from pg_roles where rolname = 'cr8tor_bench_reader')
+      then create role cr8tor_bench_reader login; end if; end $$`,
+    );
+    await admin.unsafe(`alter role cr8tor_bench_reader password '${readerPassword}'`);
+    await admin.unsafe(
+      `grant usage on schema ${SCHEMA} to cr8tor_bench_reader; grant select on all tables in schema ${SCHEMA} to cr8tor_bench_reader`,
+    );
+    await admin.end();
+    const my = await mysql.createConnection(MY);
+    await my.query(`create user if not exists 'cr8tor_bench_reader'@'%' identified by ?`, [
+      readerPassword,
+    ]);
+    await my.query(`alter user 'cr8tor_bench_reader'@'%' identified by ?`, [readerPassword]);
+    await my.query(`grant select on ${SCHEMA}.* to 'cr8tor_bench_reader'@'%'`);
+    await my.end();
+
+    const expected = await sourceDigest();
+    const service = await startService("publish", {
+      SECRETS_MNT_PATH: secrets,
+      TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
+      PACKAGE_CONCURRENCY: "2",
+    });
+    const cells: Cell[] = [];
+    try {
+      for (const source of ["PostgreSQL", "MariaDB"] as const) {
+        for (const format of ["csv", "duckdb"] as const) {
+          const sourceBody = source === "PostgreSQL"
+            ? { type: "postgresql", host_url: PG.host, port: PG.port, database: PG.database }
+            : { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA };
+          const limits: number[] = [];
+          const times: number[] = [];
+          let peak = 0;
+          let outputMb = 0;
+          let digestOk = true;
+          for (let run = 0; run <= RUNS; run++) {
+            const limitFile = join(work, `limit-${run}.csv`);
+            const limit = format === "csv"
+              ? source === "PostgreSQL"
+                ? await pgCsvLimit(limitFile)
+                : await mariadbCsvLimit(limitFile)
+              : await duckdbLimit(limitFile, join(work, `limit-${run}.duckdb`));
+            await rm(limitFile, { force: true });
+            await rm(join(work, `limit-${run}.duckdb`), { force: true });
+            const startTime = `20250101_0000${String(run).padStart(2, "0")}`;
+            await resetPeakRss(service.pid);
+            const started = performance.now();
+            const res = await fetch(`${service.url}/data-publish/package`, {
+              method: "POST",
+              headers: { "content-type": "application/json", "x-api-key": key },
+              body: JSON.stringify({
+                project_name: "Bench",
+                project_start_time: startTime,
+                destination: { name: "LSC", type: "filestore", format },
+                source: {
+                  ...sourceBody,
+                  credentials: { username_key: "benchuser", password_key: "benchpassword" },
+                },
+                dataset: { schema_name: SCHEMA, tables: [{ name: "wide" }] },
+              }),
+            });
+            const body = await res.json();
+            const seconds = (performance.now() - started) / 1000;
+            if (res.status !== 200) throw new Error(`package failed: ${JSON.stringify(body)}`);
+            const runDir = join(storage, "staging", "Bench", startTime);
+            const file = join(runDir, body.payload.data_retrieved[0].file_path);
+            if (run === RUNS) {
+              const actual = format === "csv"
+                ? await csvDigest(file)
+                : await duckdbDigest(file, SCHEMA);
+              digestOk = JSON.stringify(actual) === JSON.stringify(expected);
+              if (!digestOk) {
+                say(
+                  `Digest mismatch ${source} ${format}: ${JSON.stringify(actual)} vs ${
+                    JSON.stringify(expected)
+                  }`,
+                );
+              }
+            }
+            outputMb = (await Deno.stat(file)).size / 1e6;
+            await rm(runDir, { recursive: true, force: true });
+            if (run === 0) continue; // warm-up
+            limits.push(limit);
+            times.push(seconds);
+            peak = Math.max(peak, await peakRssMb(service.pid));
+          }
+          const cell = {
+            source,
+            format,
+            seconds: median(times),
+            limit: median(limits),
+            peakRssMb: peak,
+            outputMb,
+            digestOk,
+          };
+          cells.push(cell);
+          say(
+            `${source} → ${format}: ${cell.seconds.toFixed(2)} s (limit ${
+              cell.limit.toFixed(2)
+            } s, ratio ${(cell.seconds / cell.limit).toFixed(2)}), peak RSS ${
+              peak.toFixed(0)
+            } MB, digest ${digestOk ? "ok" : "MISMATCH"}`,
+          );
+        }
+      }
+    } finally {
+      await service.stop();
+    }
+
+    const cpu = cpus()[0]?.model ?? "unknown";
+    const report = [
+      `Machine: ${cpus().length} × ${cpu}, ${
+        (totalmem() / 2 ** 30).toFixed(0)
+      } GiB RAM; Deno ${Deno.version.deno}; ` +
+      `the databases run on the same machine. W table, ${
+        ROWS.toLocaleString("en")
+      } rows; median of ${RUNS} runs after a warm-up.`,
+      "",
+      "| source → format | time (s) | rows/s | output (MB) | limit (s) | ratio to limit | peak RSS (MB) | digest |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+      ...cells.map((c) =>
+        `| ${c.source} → ${c.format} | ${c.seconds.toFixed(2)} | ${
+          Math.round(ROWS / c.seconds).toLocaleString("en")
+        } | ` +
+        `${c.outputMb.toFixed(0)} | ${c.limit.toFixed(2)} | ${(c.seconds / c.limit).toFixed(2)} | ${
+          c.peakRssMb.toFixed(0)
+        } | ${c.digestOk ? "matches source" : "MISMATCH"} |`
+      ),
+    ].join("\n");
+    say("\n" + report);
+    const target = args.get("write");
+    if (target !== undefined && target !== "") {
+      const previous = await readFile(target, "utf8").catch(() => "");
+      const marker = "<!-- bench results -->";
+      const head = previous.includes(marker)
+        ? previous.slice(0, previous.indexOf(marker))
+        : previous;
+      await writeFile(target, `${head}${marker}\n${report}\n`);
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
