@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { posix } from "node:path";
+import { posix } from "node:path/posix";
 import { isSafeIdentifier, PROJECT_START_TIME_PATTERN, projectNameProblem } from "./names.ts";
 
 /** One project at one start time. */

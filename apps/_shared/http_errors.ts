@@ -25,6 +25,11 @@ import {
 } from "../../ports/secret_store.ts";
 import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
+  DuckdbConstraintError,
+  DuckdbNameClashError,
+  DuckdbValueError,
+} from "../../adapters/duckdb/duckdb_errors.ts";
+import {
   SubServiceProtocolError,
   SubServiceTimeoutError,
   SubServiceUnavailableError,
@@ -36,6 +41,9 @@ type ErrorClass = abstract new (...args: any[]) => AppError;
 
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidSecretNameError, 422],
+  [DuckdbValueError, 422],
+  [DuckdbConstraintError, 422],
+  [DuckdbNameClashError, 422],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],
