@@ -28,6 +28,7 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../apps/_shared/app_errors.ts";
+import { type LogSink, stdoutSink } from "../apps/_shared/log.ts";
 import type { RunnableService } from "../apps/_shared/serve.ts";
 import { buildApprovalService } from "../apps/approval/main.ts";
 import { buildMetadataService } from "../apps/metadata/main.ts";
@@ -47,25 +48,20 @@ const GATEWAY_KEY = "approvalserviceapikey";
 const STEP_TIMEOUT_SECONDS = 300;
 
 // ---------------------------------------------------------------------------------------------------------
-// Output. The services log through `Deno.stdout.writeSync`; the demo writes through the function it saved
-// before redirecting those logs, so its own lines always reach the terminal.
+// Output: the demo's own lines go to the terminal; in a demo run the services' log lines go to a file.
 
 const encoder = new TextEncoder();
-const terminalWrite = Deno.stdout.writeSync.bind(Deno.stdout);
 
 function say(line = ""): void {
-  const bytes = encoder.encode(line + "\n");
-  let written = 0;
-  while (written < bytes.length) written += terminalWrite(bytes.subarray(written));
+  stdoutSink(line);
 }
 
-/** Sends everything else written to standard output (the services' log lines) to `file`. */
-function redirectServiceLogs(file: Deno.FsFile): () => void {
-  const stdout = Deno.stdout as { writeSync: (p: Uint8Array) => number };
-  const original = stdout.writeSync;
-  stdout.writeSync = (p) => file.writeSync(p);
-  return () => {
-    stdout.writeSync = original;
+/** A log sink that appends the services' log lines to `file`. */
+function fileSink(file: Deno.FsFile): LogSink {
+  return (line) => {
+    const bytes = encoder.encode(line + "\n");
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
   };
 }
 
@@ -192,7 +188,7 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-async function startStack(layout: Layout, fixedPorts: boolean): Promise<Stack> {
+async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink): Promise<Stack> {
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -239,12 +235,12 @@ async function startStack(layout: Layout, fixedPorts: boolean): Promise<Stack> {
     });
     const metadata = listen(
       "metadata",
-      buildMetadataService({ ...env, PORT: portOf("metadata") }),
+      buildMetadataService({ ...env, PORT: portOf("metadata") }, logSink),
     );
     servers.push(metadata);
     const publish = listen(
       "publish",
-      await buildPublishService({ ...env, PORT: portOf("publish") }),
+      await buildPublishService({ ...env, PORT: portOf("publish") }, logSink),
     );
     servers.push(publish);
     const approval = listen(
@@ -254,7 +250,7 @@ async function startStack(layout: Layout, fixedPorts: boolean): Promise<Stack> {
         PORT: portOf("approval"),
         METADATA_CONTAINER_PORT: String(metadata.port),
         PUBLISH_CONTAINER_PORT: String(publish.port),
-      }),
+      }, logSink),
     );
     servers.push(approval);
     return {
@@ -588,6 +584,7 @@ async function main(args: string[]): Promise<number> {
   let layout: Layout;
   let stack: Stack;
   let restoreLogs = () => {};
+  let logSink: LogSink = stdoutSink;
   try {
     layout = await writeConfiguration(await createRunFolder(options.dir, startTime));
     if (!options.serve) {
@@ -595,13 +592,10 @@ async function main(args: string[]): Promise<number> {
         create: true,
         append: true,
       });
-      const restore = redirectServiceLogs(logFile);
-      restoreLogs = () => {
-        restore();
-        logFile.close();
-      };
+      logSink = fileSink(logFile);
+      restoreLogs = () => logFile.close();
     }
-    stack = await startStack(layout, ports === "default");
+    stack = await startStack(layout, ports === "default", logSink);
   } catch (e) {
     restoreLogs();
     if (e instanceof ConfigError) {

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { CommonEnv, parseEnv, portFrom, readApiKey } from "../_shared/config.ts";
-import { createLogger } from "../_shared/log.ts";
+import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
 
@@ -18,13 +18,16 @@ export const ApprovalEnv = CommonEnv.extend({
   SUBSERVICE_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
 });
 
-/** Builds the gateway from an environment. */
-export function buildApprovalService(env: Record<string, string | undefined>): RunnableService {
+/** Builds the gateway from an environment; log lines go to `logSink` (standard output). */
+export function buildApprovalService(
+  env: Record<string, string | undefined>,
+  logSink: LogSink = stdoutSink,
+): RunnableService {
   const config = parseEnv(ApprovalEnv, env);
   const secrets = config.SECRETS_MNT_PATH;
   const app = createApprovalApp({
     apiKey: readApiKey("approvalserviceapikey", env, secrets),
-    log: createLogger("approval"),
+    log: createLogger("approval", logSink),
     maxBodyBytes: config.MAX_BODY_BYTES,
     metadata: {
       name: "metadata",

@@ -7,14 +7,17 @@ import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts"
 import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
-import { createLogger } from "../_shared/log.ts";
+import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
-/** Builds the metadata service from an environment. */
-export function buildMetadataService(env: Record<string, string | undefined>): RunnableService {
-  const log = createLogger("metadata");
+/** Builds the metadata service from an environment; log lines go to `logSink` (standard output). */
+export function buildMetadataService(
+  env: Record<string, string | undefined>,
+  logSink: LogSink = stdoutSink,
+): RunnableService {
+  const log = createLogger("metadata", logSink);
   const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
   const app = createMetadataApp({
     apiKey: readApiKey("metadataserviceapikey", env, config.SECRETS_MNT_PATH),

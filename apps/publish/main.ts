@@ -13,7 +13,7 @@ import type { Filestore } from "../../ports/filestore.ts";
 import { z } from "zod";
 import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
-import { createLogger } from "../_shared/log.ts";
+import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp } from "./app.ts";
@@ -44,8 +44,9 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
  */
 export async function buildPublishService(
   env: Record<string, string | undefined>,
+  logSink: LogSink = stdoutSink,
 ): Promise<RunnableService> {
-  const log = createLogger("publish");
+  const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
   const filestores = new Map<string, Filestore>(
     [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
