@@ -6,10 +6,32 @@
  * `information_schema` compares names case-insensitively, so every lookup also compares the bytes
  * (`BINARY`) or filters in code: names match exactly, as everywhere else in this project.
  *
+ * Rows are streamed with `query().stream()` and converted column by column to canonical text (see
+ * {@link mysqlCanonicalConverter}); the session runs in UTC so `TIMESTAMP` values come out as UTC.
+ *
  * @module
  */
-import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
-import type { CatalogTable, SchemaCatalog } from "../../domain/catalog.ts";
+import type { Readable } from "node:stream";
+import mysql, {
+  type Connection,
+  type QueryOptions,
+  type RowDataPacket,
+  type TypeCastField,
+} from "mysql2/promise";
+import type {
+  CatalogColumn,
+  CatalogTable,
+  SchemaCatalog,
+  TableExtract,
+} from "../../domain/catalog.ts";
+import {
+  type CanonicalRow,
+  type CanonicalValue,
+  formatBinary,
+  formatDouble,
+  type LogicalType,
+  trimFraction,
+} from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
   type SourceDatabase,
@@ -75,6 +97,61 @@ export class MysqlSourceDatabase implements SourceDatabase {
     }
   }
 
+  /**
+   * Streams the extract's columns with `query().stream()`, converting each value to canonical text as
+   * mysql2 parses it. The stream holds at most {@link STREAM_HIGH_WATER_MARK} rows before mysql2 pauses
+   * the socket, and one batch is built at a time, so memory stays bounded by `batchRows`.
+   *
+   * The session is set to UTC first (`TIMESTAMP` values are read as UTC) and `net_write_timeout` raised
+   * to at least ten minutes, so that a slow caller pausing the socket is not taken for a dead client.
+   * Stopping early discards the rest of the result as the server sends it (the connection stays usable).
+   *
+   * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
+   * @throws {RangeError} when `batchRows` is not a positive integer.
+   */
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncGenerator<CanonicalRow[], void, undefined> {
+    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
+    if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
+      throw new RangeError(
+        `Cannot read in batches of ${batchRows} rows: must be a positive integer`,
+      );
+    }
+    this.#assertOpen();
+    const what = `table "${extract.schema}"."${extract.table.name}"`;
+    try {
+      await this.#connection.query(READ_SESSION);
+      const core = (this.#connection as unknown as { connection: StreamingConnection }).connection;
+      // mysql2 tells a streaming query nothing when the connection drops (it only has a callback to
+      // call, and a stream has none), so the stream would wait forever: the connection's "error"
+      // event ends it instead.
+      let stream: Readable | undefined;
+      let lost: Error | undefined;
+      const onLost = (e: unknown) => {
+        lost ??= e instanceof Error ? e : new Error(String(e));
+        stream?.destroy(lost);
+      };
+      core.on("error", onLost);
+      try {
+        stream = core.query(mysqlReadQuery(extract)).stream({
+          highWaterMark: Math.min(batchRows, STREAM_HIGH_WATER_MARK),
+        });
+        if (lost !== undefined) stream.destroy(lost);
+        yield* streamBatches(stream, batchRows);
+      } finally {
+        core.off("error", onLost);
+      }
+    } catch (e) {
+      if (e instanceof SourceUnavailableError) throw e;
+      throw new SourceUnavailableError(
+        `Cannot read ${what} from MySQL: ${this.#messageOf(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
   /** Ends the connection (destroying it if it cannot end cleanly); safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -124,6 +201,7 @@ export class MysqlSourceDatabase implements SourceDatabase {
 
     const columns = await this.#rows(
       `SELECT table_name AS tbl, column_name AS name, column_type AS type,
+              data_type AS dtype, numeric_precision AS prec, numeric_scale AS scale,
               is_nullable AS nullable, column_comment AS comment
          FROM information_schema.columns
         WHERE ${inSchema}${inTables}
@@ -138,6 +216,10 @@ export class MysqlSourceDatabase implements SourceDatabase {
       params,
     );
 
+    const jsonColumns = columns.some((c) => text(c.dtype).toLowerCase() === "longtext")
+      ? await this.#jsonAliasColumns(schema)
+      : new Set<string>();
+
     const columnsOf = groupBy(columns, (c) => text(c.tbl));
     const keysOf = groupBy(keys, (k) => text(k.tbl));
     const described = tables.map((t): CatalogTable => {
@@ -148,17 +230,58 @@ export class MysqlSourceDatabase implements SourceDatabase {
         kind: isView ? "view" : "table",
         // MySQL reports "VIEW" as every view's comment.
         description: isView ? null : comment(t.comment),
-        columns: (columnsOf.get(name) ?? []).map((c) => ({
-          name: text(c.name),
-          dataType: text(c.type),
-          nullable: text(c.nullable) === "YES",
-          description: comment(c.comment),
-        })),
+        columns: (columnsOf.get(name) ?? []).map((c): CatalogColumn => {
+          const columnName = text(c.name);
+          return {
+            name: columnName,
+            dataType: text(c.type),
+            logicalType: mysqlLogicalType({
+              dataType: text(c.dtype),
+              columnType: text(c.type),
+              precision: c.prec === null ? null : Number(c.prec),
+              scale: c.scale === null ? null : Number(c.scale),
+              jsonCheck: jsonColumns.has(columnKey(name, columnName)),
+            }),
+            nullable: text(c.nullable) === "YES",
+            description: comment(c.comment),
+          };
+        }),
         primaryKey: (keysOf.get(name) ?? []).map((k) => text(k.name)),
       };
     });
     described.sort((a, b) => compareNames(a.name, b.name));
     return { ...empty, tables: described };
+  }
+
+  /**
+   * MariaDB's `JSON` is `LONGTEXT` plus a `json_valid(col)` check constraint, which
+   * `information_schema.check_constraints` shows with the table name. MySQL has a real JSON type, and
+   * its `check_constraints` has no table name (8.0) or does not exist (5.7): then there are no aliases.
+   *
+   * @returns `columnKey(table, column)` of every column with such a check.
+   */
+  async #jsonAliasColumns(schema: string): Promise<Set<string>> {
+    let checks: RowDataPacket[];
+    try {
+      checks = await this.#rows(
+        `SELECT table_name AS tbl, check_clause AS clause
+           FROM information_schema.check_constraints
+          WHERE constraint_schema = ? AND BINARY constraint_schema = BINARY ?
+            AND check_clause LIKE 'json\\_valid(%'`,
+        [schema, schema],
+      );
+    } catch (e) {
+      if (errno(e) === BAD_FIELD || errno(e) === UNKNOWN_TABLE) return new Set();
+      throw e;
+    }
+    const found = new Set<string>();
+    for (const check of checks) {
+      const match = /^json_valid\(`((?:[^`]|``)+)`\)$/.exec(text(check.clause).trim());
+      if (match?.[1] !== undefined) {
+        found.add(columnKey(text(check.tbl), match[1].replaceAll("``", "`")));
+      }
+    }
+    return found;
   }
 
   async #rows(sql: string, params: readonly string[]): Promise<RowDataPacket[]> {
@@ -172,16 +295,17 @@ export class MysqlSourceDatabase implements SourceDatabase {
 
   #messageOf(e: unknown): string {
     const message = messageOf(e);
-    return this.#lost === undefined
+    const lost = this.#lost === undefined ? undefined : messageOf(this.#lost);
+    return lost === undefined || lost === message
       ? message
-      : `${message} (connection lost: ${messageOf(this.#lost)})`;
+      : `${message} (connection lost: ${lost})`;
   }
 }
 
 /**
  * Opens a mysql2 connection the way {@link connectMysql} does: connect timeout, big numbers and dates as
- * strings, and the statement timeout set on the session (best effort: MariaDB's `max_statement_time`,
- * else MySQL's `max_execution_time`, which only limits `SELECT`).
+ * strings, the session in UTC, and the statement timeout set on the session (best effort: MariaDB's
+ * `max_statement_time`, else MySQL's `max_execution_time`, which only limits `SELECT`).
  *
  * @returns the open connection; the caller must end it.
  * @throws the driver's own error when the connection fails.
@@ -199,6 +323,7 @@ export async function openMysqlConnection(options: SqlConnectionOptions): Promis
     dateStrings: true,
   });
   try {
+    await connection.query("SET time_zone = '+00:00'");
     await applyStatementTimeout(connection, options.statementTimeoutMs);
   } catch (e) {
     connection.destroy();
@@ -227,6 +352,291 @@ export const connectMysql: SqlSourceConnector = async function connectMysql(opti
   }
   return new MysqlSourceDatabase(connection);
 };
+
+const DEFAULT_BATCH_ROWS = 10_000;
+
+/** The most rows mysql2's stream buffers before it pauses the socket. */
+export const STREAM_HIGH_WATER_MARK = 1_000;
+
+const READ_SESSION =
+  "SET time_zone = '+00:00', net_write_timeout = GREATEST(@@SESSION.net_write_timeout, 600)";
+
+/** The part of mysql2's callback connection that `readRows` uses. */
+interface StreamingConnection {
+  query(options: QueryOptions): { stream(options: { highWaterMark: number }): Readable };
+  on(event: "error", listener: (e: unknown) => void): unknown;
+  off(event: "error", listener: (e: unknown) => void): unknown;
+}
+
+/**
+ * Gathers a row stream into batches. Rows are taken from "data" events (cheaper than a `for await` per
+ * row); when a batch is full the stream is paused until the caller asks for more, and mysql2 pauses the
+ * socket once the stream's own buffer is full. Stopping early destroys the stream, and mysql2 then
+ * discards the rest of the result as it arrives.
+ */
+async function* streamBatches(
+  stream: Readable,
+  batchRows: number,
+): AsyncGenerator<CanonicalRow[], void, undefined> {
+  const ready: CanonicalRow[][] = [];
+  let batch: CanonicalRow[] = [];
+  let ended = false;
+  let failed = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  stream.on("data", (row: CanonicalRow) => {
+    batch.push(row);
+    if (batch.length === batchRows) {
+      ready.push(batch);
+      batch = [];
+      stream.pause();
+      notify();
+    }
+  });
+  stream.on("end", () => {
+    if (batch.length > 0) ready.push(batch);
+    batch = [];
+    ended = true;
+    notify();
+  });
+  stream.on("error", (e: unknown) => {
+    failed = true;
+    failure = e;
+    notify();
+  });
+  try {
+    for (;;) {
+      while (ready.length === 0 && !ended && !failed) {
+        await new Promise<void>((resolve) => wake = resolve);
+      }
+      if (failed) throw failure;
+      const next = ready.shift();
+      if (next === undefined) return;
+      yield next;
+      if (ready.length === 0 && !ended) stream.resume();
+    }
+  } finally {
+    if (!ended && !stream.destroyed) stream.destroy();
+  }
+}
+
+/** The facts about a MySQL column that decide its logical type, from `information_schema.columns`. */
+export interface MysqlColumnType {
+  /** `data_type`, e.g. `int`, `decimal`, `longtext`. */
+  readonly dataType: string;
+  /** `column_type`, e.g. `int(10) unsigned`, `tinyint(1)`, `decimal(18,2)`, `bit(5)`. */
+  readonly columnType: string;
+  /** `numeric_precision`, for `decimal`. */
+  readonly precision: number | null;
+  /** `numeric_scale`, for `decimal`. */
+  readonly scale: number | null;
+  /** MariaDB: the column has a `json_valid(col)` check, i.e. it was declared `JSON`. */
+  readonly jsonCheck?: boolean;
+}
+
+const BINARY_TYPES: ReadonlySet<string> = new Set([
+  "binary",
+  "varbinary",
+  "tinyblob",
+  "blob",
+  "mediumblob",
+  "longblob",
+  "geometry",
+  "point",
+  "linestring",
+  "polygon",
+  "multipoint",
+  "multilinestring",
+  "multipolygon",
+  "geometrycollection",
+  "geomcollection",
+]);
+
+/**
+ * The logical type of a MySQL or MariaDB column.
+ *
+ * `tinyint(1)` is boolean (MySQL's `BOOLEAN`); unsigned integers move up one size where the signed type
+ * would overflow (`smallint unsigned` → integer, `int unsigned` → bigint, `bigint unsigned` → numeric);
+ * `year` is smallint; `datetime` is timestamp and `timestamp` is timestamptz (MySQL stores it in UTC);
+ * MariaDB's `uuid` is uuid; MariaDB's `JSON` alias (`longtext` with a `json_valid` check) is json;
+ * binary strings, blobs and spatial types are binary; `bit` and everything else is text.
+ */
+export function mysqlLogicalType(column: MysqlColumnType): LogicalType {
+  const dataType = column.dataType.toLowerCase();
+  const columnType = column.columnType.toLowerCase();
+  const unsigned = /\bunsigned\b/.test(columnType);
+  switch (dataType) {
+    case "tinyint":
+      return columnType === "tinyint(1)" ? { kind: "boolean" } : { kind: "smallint" };
+    case "smallint":
+      return unsigned ? { kind: "integer" } : { kind: "smallint" };
+    case "year":
+      return { kind: "smallint" };
+    case "mediumint":
+      return { kind: "integer" };
+    case "int":
+    case "integer":
+      return unsigned ? { kind: "bigint" } : { kind: "integer" };
+    case "bigint":
+      return unsigned ? { kind: "numeric" } : { kind: "bigint" };
+    case "decimal":
+    case "numeric":
+      return column.precision === null || column.scale === null
+        ? { kind: "numeric" }
+        : { kind: "decimal", precision: column.precision, scale: column.scale };
+    case "float":
+      return { kind: "real" };
+    case "double":
+    case "real":
+      return { kind: "double" };
+    case "date":
+      return { kind: "date" };
+    case "time":
+      return { kind: "time" };
+    case "datetime":
+      return { kind: "timestamp" };
+    case "timestamp":
+      return { kind: "timestamptz" };
+    case "json":
+      return { kind: "json" };
+    case "longtext":
+      return column.jsonCheck === true ? { kind: "json" } : { kind: "text" };
+    case "uuid":
+      return { kind: "uuid" };
+    default:
+      return BINARY_TYPES.has(dataType) ? { kind: "binary" } : { kind: "text" };
+  }
+}
+
+/** Back-quotes an identifier, doubling the back-quotes inside it. */
+export function quoteMysqlIdentifier(name: string): string {
+  return `\`${name.replaceAll("`", "``")}\``;
+}
+
+/** How one column is selected, read off the wire and turned into canonical text. */
+interface ColumnReader {
+  /** The select-list expression. */
+  readonly select: string;
+  /** Read the value as bytes (binary, bit) instead of text. */
+  readonly bytes: boolean;
+  readonly convert: (value: string & Uint8Array) => string;
+}
+
+/**
+ * The mysql2 query `readRows` runs: the extract's columns through quoted identifiers, aliased `c0`,
+ * `c1`, ... so the type cast finds each column's reader by position, with rows as arrays.
+ */
+export function mysqlReadQuery(extract: TableExtract): QueryOptions {
+  const readers = extract.table.columns.map(columnReader);
+  const list = readers.map((r, i) => `${r.select} AS \`c${i}\``).join(", ");
+  return {
+    sql: `SELECT ${list} FROM ${quoteMysqlIdentifier(extract.schema)}.${
+      quoteMysqlIdentifier(extract.table.name)
+    }`,
+    rowsAsArray: true,
+    typeCast: (field: TypeCastField): CanonicalValue => {
+      const reader = readers[Number(field.name.slice(1))];
+      if (reader === undefined) return field.string();
+      const value = reader.bytes ? field.buffer() : field.type === "JSON"
+        ? field.string("utf8") // MySQL labels JSON text as binary; it is always UTF-8
+        : field.string();
+      return value === null ? null : reader.convert(value as string & Uint8Array);
+    },
+  };
+}
+
+/**
+ * The canonical-text conversion of one MySQL value, by logical kind. `text` is what the server sends
+ * (or its bytes, for `binary` and `bit(n)` columns).
+ *
+ * - integers and decimals: as sent, leading zeros of `ZEROFILL` columns and `YEAR` removed;
+ * - double: the server's shortest digits, laid out by `formatDouble`;
+ * - real: `FLOAT` is selected as `col + 0E0` (the exact value as a double, since MySQL sends `FLOAT`
+ *   with only 6 significant digits), then written with the fewest digits that read back to the same
+ *   32-bit float;
+ * - boolean: `0` is false, anything else true; time and datetime: trailing zeros of the fraction
+ *   removed; timestamp: the same plus `+00` (the session runs in UTC); uuid: lower case;
+ * - binary: `\x` and hex; `bit(n)`: n binary digits, as PostgreSQL writes `bit(n)`.
+ */
+export function mysqlCanonicalConverter(
+  column: Pick<CatalogColumn, "dataType" | "logicalType">,
+): (value: string & Uint8Array) => string {
+  const type = column.dataType.toLowerCase();
+  const bits = /^bit\((\d+)\)/.exec(type);
+  if (bits !== null) return (bytes) => formatBits(bytes, Number(bits[1]));
+  switch (column.logicalType.kind) {
+    case "boolean":
+      return (s) => Number(s) === 0 ? "false" : "true";
+    case "smallint":
+    case "integer":
+    case "bigint":
+    case "decimal":
+    case "numeric":
+      return /zerofill|^year/.test(type) ? stripLeadingZeros : identity;
+    case "real":
+      return (s) => formatFloat32(Number(s));
+    case "double":
+      return (s) => formatDouble(Number(s));
+    case "time":
+    case "timestamp":
+      return trimFraction;
+    case "timestamptz":
+      return (s) => `${trimFraction(s)}+00`;
+    case "uuid":
+      return (s) => s.toLowerCase();
+    case "binary":
+      return formatBinary;
+    default:
+      return identity;
+  }
+}
+
+function columnReader(column: CatalogColumn): ColumnReader {
+  const name = quoteMysqlIdentifier(column.name);
+  const kind = column.logicalType.kind;
+  return {
+    select: kind === "real" ? `(${name} + 0E0)` : name,
+    bytes: kind === "binary" || /^bit\(/i.test(column.dataType),
+    convert: mysqlCanonicalConverter(column),
+  };
+}
+
+function identity(s: string): string {
+  return s;
+}
+
+function stripLeadingZeros(s: string): string {
+  return s.replace(/^(-?)0+(?=\d)/, "$1");
+}
+
+/** The fewest significant digits that read back to the same 32-bit float, laid out as a double. */
+export function formatFloat32(value: number): string {
+  if (!Number.isFinite(value) || value === 0) return formatDouble(value);
+  const float = Math.fround(value);
+  for (let digits = 1; digits < 9; digits++) {
+    const candidate = Number(float.toPrecision(digits));
+    if (Math.fround(candidate) === float) return formatDouble(candidate);
+  }
+  return formatDouble(Number(float.toPrecision(9)));
+}
+
+function formatBits(bytes: Uint8Array, width: number): string {
+  let out = "";
+  for (const byte of bytes) out += byte.toString(2).padStart(8, "0");
+  return out.length > width ? out.slice(out.length - width) : out.padStart(width, "0");
+}
+
+function columnKey(table: string, column: string): string {
+  return `${table}\u0000${column}`;
+}
+
+// ER_BAD_FIELD_ERROR and ER_UNKNOWN_TABLE (information_schema tables MySQL lacks).
+const BAD_FIELD = 1054;
+const UNKNOWN_TABLE = 1109;
 
 // ER_UNKNOWN_SYSTEM_VARIABLE: the server does not have this variable.
 const UNKNOWN_VARIABLE = 1193;

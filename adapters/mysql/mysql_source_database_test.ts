@@ -1,13 +1,50 @@
 import assert from "node:assert/strict";
 import type { RowDataPacket } from "mysql2/promise";
-import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
+import type { CatalogColumn, TableExtract } from "../../domain/catalog.ts";
+import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
+import type { LogicalType } from "../../domain/logical_type.ts";
 import {
+  SchemaNotFoundError,
+  type SourceDatabase,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
+import {
+  encodedCsv,
+  measureStreaming,
+  readAll,
+  readCsvBytes,
   sourceDatabaseContract,
   type SourceDatabaseFixture,
+  withinMs,
 } from "../../tests/contracts/source_database_contract.ts";
-import { ignoreMysql, randomName } from "../../tests/support/services.ts";
-import { mysqlAdmin, mysqlConnectionOptions, MysqlSandbox } from "../../tests/support/databases.ts";
-import { connectMysql, openMysqlConnection } from "./mysql_source_database.ts";
+import { ignoreMysql, ignorePostgres, randomName } from "../../tests/support/services.ts";
+import {
+  MYSQL_USER_HOSTS,
+  mysqlAdmin,
+  mysqlConnectionOptions,
+  MysqlSandbox,
+  PostgresSandbox,
+  quoteMysql,
+} from "../../tests/support/databases.ts";
+import {
+  createEdgePostgres,
+  EDGE_CASES,
+  EDGE_TABLE,
+  edgeMysqlDdl,
+  fillEdgeMysql,
+  fillWMysql,
+  W_TABLE,
+  wExpectedRows,
+  wMysqlDdl,
+  wPostgresSql,
+} from "../../tests/support/w_table.ts";
+import { connectPostgres } from "../postgres/postgres_source_database.ts";
+import {
+  connectMysql,
+  formatFloat32,
+  mysqlLogicalType,
+  openMysqlConnection,
+} from "./mysql_source_database.ts";
 
 async function serverFacts(): Promise<{ mariadb: boolean; caseSensitiveNames: boolean }> {
   const admin = await mysqlAdmin();
@@ -45,7 +82,17 @@ const STANDARD_FIXTURE = `
   );
   CREATE TABLE $s.audit_log (event VARCHAR(100) NOT NULL, logged_at DATETIME NULL);
   CREATE VIEW $s.patient_names AS SELECT id, nhs_number FROM $s.patients;
+  INSERT INTO $s.patients (id, nhs_number, birth_date, weight) VALUES
+    (1, '9434765919', '1980-02-29', 72.50), (2, '', NULL, NULL), (3, 'x,"y"', '2000-12-31', -0.05);
+  INSERT INTO $s.visits (visit_no, patient_id, visited_on, notes) VALUES
+    (1, 1, '2020-01-01', 'first'), (2, 1, '2020-02-01', NULL),
+    (1, 3, '2021-06-15', 'é ✓ 😀\nline two');
+  INSERT INTO $s.audit_log (event, logged_at) VALUES
+    ('created', '2020-01-01 12:34:56'), ('note, with "quotes"', NULL);
 `;
+
+/** Rows in the W table of the contract fixture. */
+const WIDE_ROWS = 5_000;
 
 Deno.test({
   name: "MysqlSourceDatabase passes the SourceDatabase contract",
@@ -54,12 +101,17 @@ Deno.test({
     await sourceDatabaseContract(t, {
       name: "MysqlSourceDatabase",
       schemaComments: false,
+      engine: "mysql",
       setUp: async (): Promise<SourceDatabaseFixture> => {
         const sandbox = new MysqlSandbox();
         const schema = randomName("cr8_contract");
+        const tables = `${schema}_tables`;
         try {
           await sandbox.createUser();
           await sandbox.createDatabase(schema, STANDARD_FIXTURE);
+          await sandbox.createDatabase(tables, `${wMysqlDdl()}; ${edgeMysqlDdl()};`);
+          await fillWMysql(await sandbox.admin(), tables, WIDE_ROWS);
+          await fillEdgeMysql(await sandbox.admin(), tables);
         } catch (e) {
           await sandbox.cleanup();
           throw e;
@@ -68,6 +120,8 @@ Deno.test({
           schema,
           connect: () => connectMysql(sandbox.connectOptions({ database: schema })),
           cleanup: () => sandbox.cleanup(),
+          wide: { schema: tables, table: W_TABLE, rows: WIDE_ROWS },
+          edge: { schema: tables, table: EDGE_TABLE, engine: "mysql" },
         };
       },
     });
@@ -165,6 +219,498 @@ Deno.test({
       await assert.rejects(db.describeSchema(`${base}_DB`), SchemaNotFoundError);
     } finally {
       await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test("mysqlLogicalType() maps MySQL and MariaDB types", async (t) => {
+  const cases: [string, string, LogicalType, Partial<{ precision: number; scale: number }>?][] = [
+    ["tinyint", "tinyint(1)", { kind: "boolean" }],
+    ["tinyint", "tinyint(4)", { kind: "smallint" }],
+    ["tinyint", "tinyint(3) unsigned", { kind: "smallint" }],
+    ["smallint", "smallint(6)", { kind: "smallint" }],
+    ["smallint", "smallint(5) unsigned", { kind: "integer" }],
+    ["year", "year(4)", { kind: "smallint" }],
+    ["mediumint", "mediumint(8) unsigned", { kind: "integer" }],
+    ["int", "int(11)", { kind: "integer" }],
+    ["int", "int(10) unsigned", { kind: "bigint" }],
+    ["int", "int(5) unsigned zerofill", { kind: "bigint" }],
+    ["bigint", "bigint(20)", { kind: "bigint" }],
+    ["bigint", "bigint(20) unsigned", { kind: "numeric" }],
+    ["decimal", "decimal(18,2)", { kind: "decimal", precision: 18, scale: 2 }, {
+      precision: 18,
+      scale: 2,
+    }],
+    ["float", "float", { kind: "real" }],
+    ["double", "double", { kind: "double" }],
+    ["date", "date", { kind: "date" }],
+    ["time", "time(6)", { kind: "time" }],
+    ["datetime", "datetime(6)", { kind: "timestamp" }],
+    ["timestamp", "timestamp(6)", { kind: "timestamptz" }],
+    ["json", "json", { kind: "json" }],
+    ["longtext", "longtext", { kind: "text" }],
+    ["uuid", "uuid", { kind: "uuid" }],
+    ["binary", "binary(4)", { kind: "binary" }],
+    ["varbinary", "varbinary(255)", { kind: "binary" }],
+    ["blob", "blob", { kind: "binary" }],
+    ["longblob", "longblob", { kind: "binary" }],
+    ["point", "point", { kind: "binary" }],
+    ["bit", "bit(5)", { kind: "text" }],
+    ["char", "char(5)", { kind: "text" }],
+    ["varchar", "varchar(20)", { kind: "text" }],
+    ["enum", "enum('a','b')", { kind: "text" }],
+    ["set", "set('a','b')", { kind: "text" }],
+    ["inet6", "inet6", { kind: "text" }],
+  ];
+  for (const [dataType, columnType, expected, numbers] of cases) {
+    await t.step(columnType, () => {
+      assert.deepEqual(
+        mysqlLogicalType({
+          dataType,
+          columnType,
+          precision: numbers?.precision ?? null,
+          scale: numbers?.scale ?? null,
+        }),
+        expected,
+      );
+    });
+  }
+  await t.step("longtext with a json_valid check (MariaDB's JSON)", () => {
+    assert.deepEqual(
+      mysqlLogicalType({
+        dataType: "longtext",
+        columnType: "longtext",
+        precision: null,
+        scale: null,
+        jsonCheck: true,
+      }),
+      { kind: "json" },
+    );
+  });
+});
+
+Deno.test("formatFloat32() writes the fewest digits that read back to the same float", () => {
+  for (
+    const [value, expected] of [
+      [Math.fround(0.1), "0.1"],
+      [Math.fround(0.3), "0.3"],
+      [Math.fround(123456.7), "123456.7"],
+      [1234567, "1234567"],
+      [Math.fround(123456789012345), "123456790000000"],
+      [Math.fround(1e15), "1e+15"],
+      [Math.fround(3.4028234e38), "3.4028235e+38"],
+      [Math.fround(1.4e-45), "1e-45"],
+      [Math.fround(1.17549435e-38), "1.1754944e-38"],
+      [-2.5, "-2.5"],
+      [0, "0"],
+    ] as const
+  ) {
+    assert.equal(formatFloat32(value), expected, String(value));
+  }
+});
+
+/** A table of MySQL/MariaDB-only types, filled in a +02:00 session. */
+const MYSQL_TYPES = `
+  CREATE TABLE $s.kinds (
+    id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, bo TINYINT(1), si SMALLINT UNSIGNED,
+    mi MEDIUMINT, iu INT UNSIGNED, bu BIGINT UNSIGNED, z INT(5) UNSIGNED ZEROFILL,
+    dz DECIMAL(6,2) UNSIGNED ZEROFILL, y YEAR, fl FLOAT, db DOUBLE, bt BIT(10),
+    e ENUM('ok','meh'), st SET('a','b','c'), ch CHAR(5), bn BINARY(4), bl BLOB, js JSON,
+    lt LONGTEXT, u UUID, pt POINT, i6 INET6, ts TIMESTAMP(3) NULL DEFAULT NULL, tm TIME(2),
+    dt DATETIME
+  ) DEFAULT CHARSET = utf8mb4;
+  SET time_zone = '+02:00';
+  INSERT INTO $s.kinds VALUES (
+    1, -128, 255, 2, 65535, -8388608, 4294967295, 18446744073709551615, 42, 1.5, 2024, 0.1,
+    0.1, b'1010101010', 'meh', 'c,a', 'ab  ', 'ab', x'00ff', '{"k": [1, 2]}', 'plain',
+    'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', POINT(1, 2), '::1', '2020-06-01 12:00:00.5',
+    '-12:30:00.5', '2020-01-01 00:00:00'
+  ), (
+    2, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, b'0', NULL, '', '', NULL,
+    '', NULL, '', NULL, NULL, NULL, NULL, '838:59:59', NULL
+  );
+`;
+
+Deno.test({
+  name: "MysqlSourceDatabase reads MySQL-only types as canonical text",
+  ignore: ignoreMysql || !FACTS?.mariadb,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_kinds");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(schema, MYSQL_TYPES);
+      await using db = await connectMysql(sandbox.connectOptions());
+      const kinds = await extractOf(db, schema, "kinds");
+      assert.deepEqual(
+        kinds.table.columns.map((c) => [c.name, c.logicalType.kind]),
+        [
+          ["id", "integer"],
+          ["ti", "smallint"],
+          ["tiu", "smallint"],
+          ["bo", "boolean"],
+          ["si", "integer"],
+          ["mi", "integer"],
+          ["iu", "bigint"],
+          ["bu", "numeric"],
+          ["z", "bigint"],
+          ["dz", "decimal"],
+          ["y", "smallint"],
+          ["fl", "real"],
+          ["db", "double"],
+          ["bt", "text"],
+          ["e", "text"],
+          ["st", "text"],
+          ["ch", "text"],
+          ["bn", "binary"],
+          ["bl", "binary"],
+          ["js", "json"],
+          ["lt", "text"],
+          ["u", "uuid"],
+          ["pt", "binary"],
+          ["i6", "text"],
+          ["ts", "timestamptz"],
+          ["tm", "time"],
+          ["dt", "timestamp"],
+        ],
+      );
+      const rows = (await readAll(db, kinds)).sort((a, b) => Number(a[0]) - Number(b[0]));
+      assert.deepEqual(rows, [
+        [
+          "1",
+          "-128",
+          "255",
+          "true", // tinyint(1) holding 2: any non-zero value is true
+          "65535",
+          "-8388608",
+          "4294967295",
+          "18446744073709551615",
+          "42", // ZEROFILL's leading zeros removed
+          "1.50",
+          "2024",
+          "0.1", // FLOAT: the shortest digits of the 32-bit value, not MySQL's 6 digits
+          "0.1",
+          "1010101010",
+          "meh",
+          "a,c", // SET members in definition order
+          "ab", // CHAR loses its trailing spaces, as in PostgreSQL
+          "\\x61620000", // BINARY(4) is padded with zero bytes
+          "\\x00ff",
+          '{"k": [1, 2]}',
+          "plain",
+          "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+          "\\x000000000101000000000000000000f03f0000000000000040", // SRID, then WKB
+          "::1",
+          "2020-06-01 10:00:00.5+00", // written at +02:00, read in UTC
+          "-12:30:00.5",
+          "2020-01-01 00:00:00",
+        ],
+        [
+          "2",
+          null,
+          null,
+          "false",
+          null,
+          null,
+          null,
+          null,
+          null,
+          null,
+          "0",
+          null,
+          null,
+          "0000000000",
+          null,
+          "",
+          "",
+          null,
+          "\\x",
+          null,
+          "",
+          null,
+          null,
+          null,
+          null,
+          "838:59:59",
+          null,
+        ],
+      ]);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+async function extractOf(db: SourceDatabase, schema: string, table: string): Promise<TableExtract> {
+  const found = (await db.describeSchema(schema, { tables: [table] })).tables[0];
+  assert.ok(found, `table "${table}" is missing`);
+  return { schema, table: found };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** The table for streaming tests (MariaDB's sequence engine): a bigint and a 1 KiB text a row. */
+function bulkTable(rows: number): string {
+  return `CREATE TABLE $s.bulk (id BIGINT PRIMARY KEY, payload TEXT);
+    INSERT INTO $s.bulk SELECT seq, REPEAT(MD5(seq), 32) FROM $s.seq_1_to_${rows};`;
+}
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() streams 200,000 rows in bounded memory",
+  ignore: ignoreMysql || !FACTS?.mariadb,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_bulk");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(schema, bulkTable(200_000));
+      await using db = await connectMysql(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      for (const batchRows of [1_000, 10_000]) {
+        const seen = await measureStreaming(db, bulk, batchRows);
+        assert.equal(seen.rows, 200_000);
+        assert.equal(seen.largestBatch, batchRows);
+        assert.equal(seen.batches, 200_000 / batchRows);
+        assert.ok(seen.valueChars > 190 * 2 ** 20, "the table holds over 190 MiB of values");
+        assert.ok(seen.rssGrowth < 150 * 2 ** 20, `RSS grew by ${mib(seen.rssGrowth)}`);
+        assert.ok(seen.heapGrowth < 100 * 2 ** 20, `the heap grew by ${mib(seen.heapGrowth)}`);
+      }
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() rejects, never hangs, when the connection is killed",
+  ignore: ignoreMysql || !FACTS?.mariadb,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_kill");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(schema, bulkTable(100_000));
+      await using db = await connectMysql(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      let rows = 0;
+      const reading = withinMs(
+        (async () => {
+          for await (const batch of db.readRows(bulk, { batchRows: 1_000 })) {
+            rows += batch.length;
+            if (rows === 1_000) assert.equal(await sandbox.killSessions(), 1);
+          }
+        })(),
+        10_000,
+        "readRows()",
+      );
+      const error = await reading.then(() => assert.fail("expected a rejection"), (e) => e);
+      assert.ok(error instanceof SourceUnavailableError, String(error));
+      assert.match(error.message, /^Cannot read table ".*"\."bulk" from MySQL: .*(lost|closed)/i);
+      assert.ok(rows < 100_000, `all ${rows} rows arrived`);
+      await assert.rejects(withinMs(db.ping(), 5_000, "ping()"), SourceUnavailableError);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() stops early and leaves the connection usable",
+  ignore: ignoreMysql || !FACTS?.mariadb,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_stop");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(schema, bulkTable(50_000));
+      await using db = await connectMysql(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      for (let i = 0; i < 3; i++) {
+        for await (const batch of db.readRows(bulk, { batchRows: 100 })) {
+          assert.equal(batch.length, 100);
+          break;
+        }
+        await withinMs(db.ping(), 10_000, "ping() after an abandoned readRows()");
+      }
+      assert.equal((await readAll(db, bulk)).length, 50_000);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() selects only the extract's columns",
+  ignore: ignoreMysql,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_grant");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(
+        schema,
+        `CREATE TABLE $s.secret (id INT PRIMARY KEY, visible TEXT, hidden TEXT);
+         INSERT INTO $s.secret VALUES (1, 'shown', 'never'), (2, NULL, 'never');`,
+        false,
+      );
+      // Column-level privileges: the user may read id and visible, not hidden.
+      const admin = await sandbox.admin();
+      for (const host of MYSQL_USER_HOSTS) {
+        await admin.query(`GRANT SELECT (id, visible) ON ${quoteMysql(schema)}.secret TO ?@?`, [
+          sandbox.user,
+          host,
+        ]);
+      }
+      await using db = await connectMysql(sandbox.connectOptions());
+      const column = (name: string, kind: "integer" | "text"): CatalogColumn => ({
+        name,
+        dataType: kind === "integer" ? "int(11)" : "text",
+        logicalType: { kind },
+        nullable: name !== "id",
+        description: null,
+      });
+      const secret: TableExtract = {
+        schema,
+        table: {
+          name: "secret",
+          kind: "table",
+          description: null,
+          columns: [column("id", "integer"), column("visible", "text"), column("hidden", "text")],
+          primaryKey: ["id"],
+        },
+      };
+      const allowed: TableExtract = {
+        schema,
+        table: { ...secret.table, columns: secret.table.columns.slice(0, 2) },
+      };
+      assert.deepEqual(
+        (await readAll(db, allowed)).sort((a, b) => Number(a[0]) - Number(b[0])),
+        [["1", "shown"], ["2", null]],
+      );
+      // Asking for one more column fails, so nothing beyond the extract is ever selected.
+      await assert.rejects(readAll(db, secret), (e: unknown) => {
+        assert.ok(e instanceof SourceUnavailableError);
+        assert.match(e.message, /denied/);
+        return true;
+      });
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() quotes odd identifiers",
+  ignore: ignoreMysql,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = `${randomName("cr8_odd")}_Odd'"$-Db`;
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(
+        schema,
+        `CREATE TABLE $s.\`Mixed-Case$1\` (
+           \`Id\` INT PRIMARY KEY, \`we\`\`ird\` TEXT, \`a$b\` TEXT, \`x-y\` TEXT,
+           \`select\` TEXT, \`two words\` TEXT, \`it's "q"\` TEXT
+         );
+         INSERT INTO $s.\`Mixed-Case$1\` VALUES (1, 'q', 'd', 'h', 's', 'w', 'a');`,
+      );
+      await using db = await connectMysql(sandbox.connectOptions());
+      const mixed = await extractOf(db, schema, "Mixed-Case$1");
+      assert.deepEqual(
+        mixed.table.columns.map((c) => c.name),
+        ["Id", "we`ird", "a$b", "x-y", "select", "two words", `it's "q"`],
+      );
+      assert.deepEqual(await readAll(db, mixed), [["1", "q", "d", "h", "s", "w", "a"]]);
+      assert.equal(
+        new TextDecoder().decode(await encodedCsv(db, mixed)),
+        `Id,we\`ird,a$b,x-y,select,two words,"it's ""q"""\n1,q,d,h,s,w,a\n`,
+      );
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "MysqlSourceDatabase readRows() rejects a batchRows that is not a positive integer",
+  ignore: ignoreMysql,
+  fn: async () => {
+    const sandbox = new MysqlSandbox();
+    const schema = randomName("cr8_batch");
+    try {
+      await sandbox.createUser();
+      await sandbox.createDatabase(
+        schema,
+        "CREATE TABLE $s.t (id INT); INSERT INTO $s.t VALUES (1);",
+      );
+      await using db = await connectMysql(sandbox.connectOptions());
+      const t = await extractOf(db, schema, "t");
+      for (const batchRows of [0, -1, 1.5, Number.NaN]) {
+        await assert.rejects(readAll(db, t, batchRows), RangeError, String(batchRows));
+      }
+      assert.deepEqual(await readAll(db, t), [["1"]]);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PostgreSQL and MariaDB give identical canonical rows and CSV bytes for the W and EDGE tables",
+  ignore: ignoreMysql || ignorePostgres,
+  fn: async () => {
+    const rows = 5_000;
+    const pgSandbox = new PostgresSandbox();
+    const mySandbox = new MysqlSandbox();
+    const schema = randomName("cr8_parity");
+    try {
+      await pgSandbox.createRole();
+      await pgSandbox.createSchema(schema, wPostgresSql(rows));
+      await createEdgePostgres(pgSandbox.admin, schema);
+      await pgSandbox.grantSelect(schema);
+      await mySandbox.createUser();
+      await mySandbox.createDatabase(schema, `${wMysqlDdl()}; ${edgeMysqlDdl()};`);
+      await fillWMysql(await mySandbox.admin(), schema, rows);
+      await fillEdgeMysql(await mySandbox.admin(), schema);
+
+      await using pg = await connectPostgres(pgSandbox.connectOptions());
+      await using my = await connectMysql(mySandbox.connectOptions());
+      const byId = (a: (string | null)[], b: (string | null)[]) => Number(a[0]) - Number(b[0]);
+
+      // W: every row, every value.
+      const pgWide = await extractOf(pg, schema, W_TABLE);
+      const myWide = await extractOf(my, schema, W_TABLE);
+      const fromPostgres = (await readAll(pg, pgWide, 1_000)).sort(byId);
+      const fromMysql = (await readAll(my, myWide, 1_000)).sort(byId);
+      assert.equal(fromPostgres.length, rows);
+      assert.deepEqual(fromMysql, fromPostgres);
+      assert.deepEqual(fromPostgres, wExpectedRows(rows));
+      // The CSV files are byte for byte the same, whether encoded from either source's rows or
+      // streamed by PostgreSQL's COPY.
+      const header = encodeCsvRow(pgWide.table.columns.map((c) => c.name));
+      const csvFromMysql = new TextEncoder().encode(header + encodeCsvRows(fromMysql));
+      assert.deepEqual(await encodedCsv(pg, pgWide), csvFromMysql);
+      assert.deepEqual(await readCsvBytes(pg, pgWide), csvFromMysql);
+      assert.deepEqual(await encodedCsv(my, myWide), csvFromMysql);
+
+      // EDGE: the values both engines hold.
+      const shared = new Set(
+        EDGE_CASES.filter((c) => c.only === undefined).map((c) => String(c.id)),
+      );
+      const pgEdge = (await readAll(pg, await extractOf(pg, schema, EDGE_TABLE)))
+        .filter((r) => shared.has(r[0] ?? "")).sort(byId);
+      const myEdge = (await readAll(my, await extractOf(my, schema, EDGE_TABLE)))
+        .filter((r) => shared.has(r[0] ?? "")).sort(byId);
+      assert.equal(pgEdge.length, shared.size);
+      assert.deepEqual(myEdge, pgEdge);
+      assert.equal(encodeCsvRows(myEdge), encodeCsvRows(pgEdge));
+    } finally {
+      await pgSandbox.cleanup();
+      await mySandbox.cleanup();
     }
   },
 });

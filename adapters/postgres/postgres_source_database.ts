@@ -3,10 +3,23 @@
  * parameterised queries only: one round trip for the schema, one for its tables and views, one for
  * their columns and one for their primary keys.
  *
+ * Rows are read as server text: every column is selected as `"col"::text` (real columns through one
+ * extra expression, see {@link postgresSelectList}) in a session with the canonical settings
+ * ({@link CANONICAL_SESSION}), so values arrive in canonical form and JavaScript never parses them.
+ * `readRows` uses a cursor of `batchRows` rows; `readCsv` streams `COPY (SELECT ...) TO STDOUT` as is.
+ *
  * @module
  */
+import type { Readable } from "node:stream";
 import postgres, { type Options, type Sql } from "postgres";
-import type { CatalogColumn, CatalogTable, SchemaCatalog } from "../../domain/catalog.ts";
+import type {
+  CatalogColumn,
+  CatalogTable,
+  SchemaCatalog,
+  TableExtract,
+} from "../../domain/catalog.ts";
+import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
+import { AppError } from "../../domain/errors.ts";
 import {
   SchemaNotFoundError,
   type SourceDatabase,
@@ -18,12 +31,36 @@ import {
 /** The `application_name` every connection reports, so DBAs can tell our sessions apart. */
 export const POSTGRES_APPLICATION_NAME = "cr8tor-publisher";
 
+/**
+ * The session settings under which PostgreSQL's text output is the canonical text of
+ * `domain/logical_type.ts`. Sent as startup parameters by {@link postgresClientOptions} and set again on
+ * the connection before every read, so a client built some other way reads the same text.
+ */
+export const CANONICAL_SESSION = {
+  DateStyle: "ISO",
+  TimeZone: "UTC",
+  extra_float_digits: "1",
+  bytea_output: "hex",
+  IntervalStyle: "postgres",
+  client_encoding: "UTF8",
+} as const;
+
+const SET_CANONICAL_SESSION = Object.entries(CANONICAL_SESSION)
+  .map(([name, value]) => `set ${name} = '${value}'`)
+  .join("; ");
+
+const DEFAULT_BATCH_ROWS = 10_000;
+
 /** A source database backed by one postgres.js client. */
 export class PostgresSourceDatabase implements SourceDatabase {
   readonly #sql: Sql;
   #closed = false;
+  #lost = false;
 
-  /** @param sql a postgres.js client; this object owns it from now on and ends it in {@link close}. */
+  /**
+   * @param sql a postgres.js client with one connection (`max: 1`), ideally built with
+   *   {@link postgresClientOptions}; this object owns it from now on and ends it in {@link close}.
+   */
   constructor(sql: Sql) {
     this.#sql = sql;
   }
@@ -38,6 +75,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
     try {
       await this.#sql`select 1 as ok`;
     } catch (e) {
+      this.#noteFailure(e);
       throw new SourceUnavailableError(`Cannot query PostgreSQL: ${messageOf(e)}`, { cause: e });
     }
   }
@@ -58,6 +96,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
       return await this.#describe(schema, options.tables);
     } catch (e) {
       if (e instanceof SchemaNotFoundError) throw e;
+      this.#noteFailure(e);
       throw new SourceUnavailableError(
         `Cannot read the catalogue of schema "${schema}" from PostgreSQL: ${messageOf(e)}`,
         { cause: e },
@@ -65,11 +104,69 @@ export class PostgresSourceDatabase implements SourceDatabase {
     }
   }
 
-  /** Ends the client, waiting up to five seconds for running queries; safe to call twice. */
+  /**
+   * Streams the extract's columns through a cursor, `batchRows` rows per fetch, as canonical text.
+   *
+   * Only one batch is held at a time: the next fetch is sent when the caller asks for the next batch.
+   * Stopping early closes the cursor. (postgres.js's own cursor iterator is not used: it ends quietly,
+   * as if the table were exhausted, when the connection drops between two fetches.)
+   *
+   * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
+   * @throws {RangeError} when `batchRows` is not a positive integer.
+   */
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncGenerator<CanonicalRow[], void, undefined> {
+    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
+    if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
+      throw new RangeError(
+        `Cannot read in batches of ${batchRows} rows: must be a positive integer`,
+      );
+    }
+    const what = describeExtract(extract);
+    try {
+      await this.#canonicalSession();
+      const query = this.#sql.unsafe(`select ${postgresSelectList(extract)} from ${from(extract)}`)
+        .values();
+      yield* cursorBatches(query, batchRows);
+    } catch (e) {
+      this.#noteFailure(e);
+      throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+    }
+  }
+
+  /**
+   * Streams the extract as canonical CSV, header first, straight from
+   * `COPY (SELECT <the readRows select list>) TO STDOUT WITH (FORMAT csv, HEADER)`, in chunks of about
+   * 64 KiB; the socket is paused while the caller is busy. Stopping early drains the rest of the COPY
+   * (discarded), which keeps the connection usable.
+   *
+   * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
+   */
+  async *readCsv(extract: TableExtract): AsyncGenerator<Uint8Array, void, undefined> {
+    const what = describeExtract(extract);
+    try {
+      await this.#canonicalSession();
+      const query = this.#sql.unsafe(
+        `copy (select ${postgresSelectList(extract)} from ${from(extract)}) ` +
+          `to stdout with (format csv, header)`,
+      );
+      yield* copyChunks(await query.readable());
+    } catch (e) {
+      this.#noteFailure(e);
+      throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+    }
+  }
+
+  /**
+   * Ends the client, waiting up to five seconds for running queries (not at all once a connection was
+   * lost: postgres.js would wait for a query it has already failed); safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#sql.end({ timeout: 5 });
+    await this.#sql.end({ timeout: this.#lost ? 0 : 5 });
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -111,16 +208,37 @@ export class PostgresSourceDatabase implements SourceDatabase {
         relid: string;
         name: string;
         data_type: string;
+        base_type: string;
+        builtin: boolean;
+        base_format: string;
         nullable: boolean;
         description: string | null;
       }[]
     >`
       select a.attrelid::int8::text as relid, a.attname as name,
              pg_catalog.format_type(a.atttypid, a.atttypmod) as data_type,
+             bt.typname as base_type,
+             bt.typnamespace = 'pg_catalog'::regnamespace as builtin,
+             pg_catalog.format_type(bt.oid, base.typmod) as base_format,
              not a.attnotnull as nullable,
              pg_catalog.col_description(a.attrelid, a.attnum) as description
         from pg_catalog.pg_attribute a
         join pg_catalog.pg_class c on c.oid = a.attrelid
+       cross join lateral (
+             -- Follows domains down to the type they are built on, keeping the innermost typmod.
+             with recursive chain(type, typmod, depth) as (
+               select a.atttypid, a.atttypmod, 0
+               union all
+               select t.typbasetype,
+                      case when t.typtypmod <> -1 then t.typtypmod else chain.typmod end,
+                      chain.depth + 1
+                 from chain
+                 join pg_catalog.pg_type t on t.oid = chain.type
+                where t.typtype = 'd'
+             )
+             select chain.type, chain.typmod from chain order by chain.depth desc limit 1
+           ) base
+        join pg_catalog.pg_type bt on bt.oid = base.type
        where ${relations()}
          and a.attnum > 0
          and not a.attisdropped
@@ -145,6 +263,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
       columns: (columnsOf.get(t.oid) ?? []).map((c): CatalogColumn => ({
         name: c.name,
         dataType: c.data_type,
+        logicalType: c.builtin ? postgresLogicalType(c.base_type, c.base_format) : TEXT,
         nullable: c.nullable,
         description: c.description,
       })),
@@ -157,11 +276,30 @@ export class PostgresSourceDatabase implements SourceDatabase {
   #assertOpen(): void {
     if (this.#closed) throw new SourceUnavailableError("Cannot use a closed PostgreSQL connection");
   }
+
+  /** Remembers a failure that cost the connection (anything but an ordinary SQL error). */
+  #noteFailure(e: unknown): void {
+    const sqlError = e instanceof postgres.PostgresError && e.severity !== "FATAL" &&
+      e.severity !== "PANIC";
+    if (!sqlError && !(e instanceof AppError) && !(e instanceof RangeError)) this.#lost = true;
+  }
+
+  /**
+   * Sets the canonical session again before a read, in case the client was built without
+   * {@link CANONICAL_SESSION}. It reaches the connection the read runs on because the client has one
+   * connection (`max: 1`). (`sql.reserve()` would pin it, but postgres.js puts a reserved connection
+   * that died back into its pool on release, where the next query hangs.)
+   */
+  async #canonicalSession(): Promise<void> {
+    this.#assertOpen();
+    await this.#sql.unsafe(SET_CANONICAL_SESSION);
+  }
 }
 
 /**
  * The postgres.js options {@link connectPostgres} uses: one connection, the connect and statement
- * timeouts, our `application_name`, TLS when the server offers it, and notices silenced.
+ * timeouts, our `application_name`, the canonical session settings, TLS when the server offers it, and
+ * notices silenced.
  */
 export function postgresClientOptions(options: SqlConnectionOptions): Options<never> {
   return {
@@ -178,6 +316,7 @@ export function postgresClientOptions(options: SqlConnectionOptions): Options<ne
     connection: {
       statement_timeout: Math.max(0, Math.round(options.statementTimeoutMs)),
       application_name: POSTGRES_APPLICATION_NAME,
+      ...CANONICAL_SESSION,
     },
     onnotice: () => {},
   };
@@ -202,6 +341,232 @@ export const connectPostgres: SqlSourceConnector = async function connectPostgre
   }
   return new PostgresSourceDatabase(sql);
 };
+
+const TEXT: LogicalType = { kind: "text" };
+
+const SIMPLE_TYPES: ReadonlyMap<string, LogicalType> = new Map<string, LogicalType>([
+  ["bool", { kind: "boolean" }],
+  ["int2", { kind: "smallint" }],
+  ["int4", { kind: "integer" }],
+  ["int8", { kind: "bigint" }],
+  ["float4", { kind: "real" }],
+  ["float8", { kind: "double" }],
+  ["date", { kind: "date" }],
+  ["time", { kind: "time" }],
+  ["timestamp", { kind: "timestamp" }],
+  ["timestamptz", { kind: "timestamptz" }],
+  ["interval", { kind: "interval" }],
+  ["uuid", { kind: "uuid" }],
+  ["json", { kind: "json" }],
+  ["jsonb", { kind: "json" }],
+  ["bytea", { kind: "binary" }],
+]);
+
+/**
+ * The logical type of a built-in PostgreSQL type (domains resolved to their base type first).
+ *
+ * @param typeName the `pg_type.typname` of a type in `pg_catalog`, e.g. `int4`, `numeric`, `timetz`.
+ * @param formatted `format_type(type, typmod)`, e.g. `numeric(18,2)`; only read for `numeric`.
+ * @returns the mapped type; `text` for everything without a closer match (character types, `timetz`,
+ *   `money`, enums, arrays, ranges, geometric and network types, ...). A `numeric` whose declared
+ *   scale is negative or larger than its precision (allowed since PostgreSQL 15) is plain `numeric`.
+ */
+export function postgresLogicalType(typeName: string, formatted: string): LogicalType {
+  if (typeName === "numeric") {
+    const match = /^numeric\((\d+),(-?\d+)\)$/.exec(formatted);
+    if (match === null) return { kind: "numeric" };
+    const precision = Number(match[1]);
+    const scale = Number(match[2]);
+    return scale < 0 || scale > precision
+      ? { kind: "numeric" }
+      : { kind: "decimal", precision, scale };
+  }
+  return SIMPLE_TYPES.get(typeName) ?? TEXT;
+}
+
+/** Double-quotes an identifier, doubling the quotes inside it. */
+export function quotePostgresIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+// The shortest float4 text in exponent form with an exponent from 6 to 14 (`1.234567e+06`).
+const FLOAT4_EXPONENT_6_TO_14 = "e\\+(0[6-9]|1[0-4])$";
+
+/**
+ * The select list `readRows` and `readCsv` share: each extract column as server text, named as itself.
+ * `real` columns get one more step, because PostgreSQL writes `float4` in exponent form from an exponent
+ * of 6 while the canonical form (that of `float8`) waits until 15: in between, the shortest `float4`
+ * digits go through `numeric` to lose their exponent (`1.234567e+06` becomes `1234567`). The test is
+ * on the text, not the value, since `1e+15` is the shortest text of a float just below 1e15.
+ */
+export function postgresSelectList(extract: TableExtract): string {
+  return extract.table.columns.map((column) => {
+    const name = quotePostgresIdentifier(column.name);
+    const value = column.logicalType.kind === "real"
+      ? `case when ${name}::text ~ '${FLOAT4_EXPONENT_6_TO_14}' ` +
+        `then ${name}::text::numeric::text else ${name}::text end`
+      : `${name}::text`;
+    return `${value} as ${name}`;
+  }).join(", ");
+}
+
+function from(extract: TableExtract): string {
+  return `${quotePostgresIdentifier(extract.schema)}.${
+    quotePostgresIdentifier(extract.table.name)
+  }`;
+}
+
+function describeExtract(extract: TableExtract): string {
+  return `table "${extract.schema}"."${extract.table.name}"`;
+}
+
+/** The part of a postgres.js values query that {@link cursorBatches} uses. */
+interface CursorQuery {
+  cursor(rows: number, fn: (rows: CanonicalRow[]) => Promise<void>): Promise<unknown>;
+}
+
+/** Thrown into the cursor callback to make postgres.js close the portal when the caller stops early. */
+class CursorStopped extends Error {}
+
+/** What the cursor reported: a batch, the end of the rows, or a failure. */
+type CursorEvent =
+  | { readonly rows: CanonicalRow[] }
+  | { readonly done: true }
+  | { readonly error: unknown };
+
+/**
+ * Turns postgres.js's callback cursor into batches. The callback hands each batch over and returns a
+ * promise that is settled only when the caller wants the next one, so postgres.js sends the next fetch
+ * then and not before. The query's own promise carries the end of the rows and any failure, including a
+ * connection lost between two fetches.
+ *
+ * Events go through a small queue rather than `Promise.race` against the query's promise: every race
+ * would leave a reaction on that long-lived promise holding its batch, so nothing could be collected
+ * before the query ended.
+ */
+async function* cursorBatches(
+  query: CursorQuery,
+  batchRows: number,
+): AsyncGenerator<CanonicalRow[], void, undefined> {
+  const events: CursorEvent[] = [];
+  let wake: (() => void) | undefined;
+  const push = (event: CursorEvent) => {
+    events.push(event);
+    wake?.();
+    wake = undefined;
+  };
+  let resume: PromiseWithResolvers<void> | undefined;
+  // Once the query has settled (ended, or failed while suspended, e.g. on a statement timeout),
+  // postgres.js must not be resumed: it would send a fetch for a portal that is gone, on a connection
+  // that may already run the next query.
+  let querySettled = false;
+  const settled = query
+    .cursor(batchRows, (rows) => {
+      // postgres.js passes its own Array subclass; hand on a plain array.
+      push({ rows: rows.slice() as CanonicalRow[] });
+      resume = Promise.withResolvers<void>();
+      return resume.promise;
+    })
+    .then(
+      () => {
+        querySettled = true;
+        push({ done: true });
+      },
+      (error: unknown) => {
+        querySettled = true;
+        push({ error });
+      },
+    );
+  let finished = false;
+  try {
+    for (;;) {
+      while (events.length === 0) await new Promise<void>((resolve) => wake = resolve);
+      // The last batch is handed over just before the query completes, so it comes first.
+      const event = events.shift()!;
+      if ("rows" in event) {
+        yield event.rows;
+        if (!querySettled) resume?.resolve();
+        continue;
+      }
+      finished = true;
+      if ("error" in event) throw event.error;
+      return;
+    }
+  } finally {
+    if (!finished && !querySettled) {
+      // The caller stopped early: failing the callback makes postgres.js close the portal. Whatever the
+      // query reports after that concerns rows nobody wants; a broken connection shows on the next call.
+      resume?.reject(new CursorStopped());
+      await settled;
+    }
+  }
+}
+
+/**
+ * Passes on the chunks of a `COPY ... TO STDOUT` stream, which postgres.js feeds with backpressure: it
+ * pauses the socket when the stream's buffer is full and resumes it from the stream's `read()`.
+ *
+ * Two postgres.js details shape this. The stream is never destroyed here, because a destroyed stream
+ * refuses data and the socket would stay paused for good. And once the stream has ended its `read()` is
+ * not called again, so a COPY whose last messages arrived while the socket was paused leaves the
+ * connection deaf to the next query; calling `read()` once more after the end resumes it. When the
+ * caller stops early the rest is drained (`query.cancel()` does nothing once the COPY has started).
+ */
+async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, undefined> {
+  let finished = false;
+  try {
+    // PostgreSQL sends one CopyData message per row, and postgres.js pushes each as its own chunk:
+    // gather them into chunks of about COPY_CHUNK_BYTES so callers write in sizeable pieces.
+    let parts: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
+      parts.push(chunk as Uint8Array);
+      size += (chunk as Uint8Array).length;
+      if (size >= COPY_CHUNK_BYTES) {
+        yield concatBytes(parts, size);
+        parts = [];
+        size = 0;
+      }
+    }
+    if (size > 0) yield concatBytes(parts, size);
+    finished = true;
+  } finally {
+    if (!finished && !stream.destroyed) {
+      for await (const _ of stream.iterator({ destroyOnReturn: false })) {
+        // discarded: the caller has stopped reading
+      }
+      finished = true;
+    }
+    if (finished) resumeSocket(stream);
+  }
+}
+
+/** The size `readCsv` gathers rows into before passing them on. */
+const COPY_CHUNK_BYTES = 64 * 1024;
+
+function concatBytes(parts: readonly Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function resumeSocket(stream: Readable): void {
+  try {
+    (stream as unknown as { _read(size: number): void })._read(0);
+  } catch {
+    // The socket is already gone; the next query reports that itself.
+  }
+}
+
+function unavailable(action: string, e: unknown): Error {
+  if (e instanceof SourceUnavailableError || e instanceof RangeError) return e;
+  return new SourceUnavailableError(`${action}: ${messageOf(e)}`, { cause: e });
+}
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
+import type { TableExtract } from "../../domain/catalog.ts";
+import type { LogicalType } from "../../domain/logical_type.ts";
 import {
+  SchemaNotFoundError,
+  type SourceDatabase,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
+import {
+  encodedCsv,
   FIXTURE_SCHEMA_COMMENT,
+  measureStreaming,
+  readAll,
+  readCsvBytes,
   sourceDatabaseContract,
   type SourceDatabaseFixture,
+  withinMs,
 } from "../../tests/contracts/source_database_contract.ts";
 import { ignorePostgres, POSTGRES, randomName } from "../../tests/support/services.ts";
 import {
@@ -14,9 +25,18 @@ import {
   quotePostgres,
 } from "../../tests/support/databases.ts";
 import {
+  createEdgePostgres,
+  EDGE_TABLE,
+  edgeExpectedRows,
+  W_TABLE,
+  wPostgresSql,
+} from "../../tests/support/w_table.ts";
+import {
   connectPostgres,
   POSTGRES_APPLICATION_NAME,
   postgresClientOptions,
+  postgresLogicalType,
+  PostgresSourceDatabase,
 } from "./postgres_source_database.ts";
 
 /**
@@ -45,7 +65,17 @@ const STANDARD_FIXTURE = `
   comment on column $s.visits.notes is 'Free text';
   create table $s.audit_log (event varchar(100) not null, logged_at timestamp);
   create view $s.patient_names as select id, nhs_number from $s.patients;
+  insert into $s.patients (id, nhs_number, birth_date, weight) values
+    (1, '9434765919', '1980-02-29', 72.50), (2, '', null, null), (3, 'x,"y"', '2000-12-31', -0.05);
+  insert into $s.visits (visit_no, patient_id, visited_on, notes) values
+    (1, 1, '2020-01-01', 'first'), (2, 1, '2020-02-01', null),
+    (1, 3, '2021-06-15', 'é ✓ 😀\nline two');
+  insert into $s.audit_log (event, logged_at) values
+    ('created', '2020-01-01 12:34:56'), ('note, with "quotes"', null);
 `;
+
+/** Rows in the W table of the contract fixture. */
+const WIDE_ROWS = 5_000;
 
 Deno.test({
   name: "PostgresSourceDatabase passes the SourceDatabase contract",
@@ -56,9 +86,13 @@ Deno.test({
       setUp: async (): Promise<SourceDatabaseFixture> => {
         const sandbox = new PostgresSandbox();
         const schema = randomName("cr8_contract");
+        const tables = `${schema}_tables`;
         try {
           await sandbox.createRole();
           await sandbox.createSchema(schema, STANDARD_FIXTURE);
+          await sandbox.createSchema(tables, wPostgresSql(WIDE_ROWS));
+          await createEdgePostgres(sandbox.admin, tables);
+          await sandbox.grantSelect(tables);
         } catch (e) {
           await sandbox.cleanup();
           throw e;
@@ -67,6 +101,8 @@ Deno.test({
           schema,
           connect: () => connectPostgres(sandbox.connectOptions()),
           cleanup: () => sandbox.cleanup(),
+          wide: { schema: tables, table: W_TABLE, rows: WIDE_ROWS },
+          edge: { schema: tables, table: EDGE_TABLE, engine: "postgres" },
         };
       },
     });
@@ -129,6 +165,490 @@ Deno.test({
       const only = await db.describeSchema(schema, { tables: ["Mixed-Case$1"] });
       assert.deepEqual(only.tables, [mixed]);
       assert.deepEqual((await db.describeSchema(schema, { tables: [] })).tables, []);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test("postgresLogicalType() maps built-in types", async (t) => {
+  const cases: [string, string, LogicalType][] = [
+    ["bool", "boolean", { kind: "boolean" }],
+    ["int2", "smallint", { kind: "smallint" }],
+    ["int4", "integer", { kind: "integer" }],
+    ["int8", "bigint", { kind: "bigint" }],
+    ["numeric", "numeric(18,2)", { kind: "decimal", precision: 18, scale: 2 }],
+    ["numeric", "numeric(38,0)", { kind: "decimal", precision: 38, scale: 0 }],
+    ["numeric", "numeric", { kind: "numeric" }],
+    ["numeric", "numeric(5,-2)", { kind: "numeric" }],
+    ["numeric", "numeric(2,5)", { kind: "numeric" }],
+    ["float4", "real", { kind: "real" }],
+    ["float8", "double precision", { kind: "double" }],
+    ["date", "date", { kind: "date" }],
+    ["time", "time(3) without time zone", { kind: "time" }],
+    ["timetz", "time with time zone", { kind: "text" }],
+    ["timestamp", "timestamp without time zone", { kind: "timestamp" }],
+    ["timestamptz", "timestamp with time zone", { kind: "timestamptz" }],
+    ["interval", "interval", { kind: "interval" }],
+    ["uuid", "uuid", { kind: "uuid" }],
+    ["json", "json", { kind: "json" }],
+    ["jsonb", "jsonb", { kind: "json" }],
+    ["bytea", "bytea", { kind: "binary" }],
+    ["text", "text", { kind: "text" }],
+    ["varchar", "character varying(20)", { kind: "text" }],
+    ["bpchar", "character(3)", { kind: "text" }],
+    ["name", "name", { kind: "text" }],
+    ["_int4", "integer[]", { kind: "text" }],
+    ["money", "money", { kind: "text" }],
+    ["inet", "inet", { kind: "text" }],
+    ["bit", "bit(5)", { kind: "text" }],
+  ];
+  for (const [typeName, formatted, expected] of cases) {
+    await t.step(`${typeName} ${formatted}`, () => {
+      assert.deepEqual(postgresLogicalType(typeName, formatted), expected);
+    });
+  }
+});
+
+/** A table of PostgreSQL-only types, with each value's canonical text. */
+const PG_TYPES = `
+  create type $s.mood as enum ('ok', 'meh');
+  create domain $s.money2 as numeric(12,2);
+  create domain $s.money3 as $s.money2 check (value > 0);
+  create domain $s.label as varchar(10);
+  create table $s.kinds (
+    id integer primary key, iv interval, tt timetz, arr text[], ints integer[], mood $s.mood,
+    num numeric, bits bit(5), vbits varbit(8), addr inet, d1 $s.money2, d2 $s.money3, lbl $s.label,
+    ch char(5), js json, tsr tstzrange, pt point, t3 time(3), nm name
+  );
+  insert into $s.kinds values (
+    1, '1 day 02:00:00.5', '12:00:00+02', '{a,"b c",NULL,""}', '{1,2}', 'meh', 'NaN', B'00101',
+    B'101', '192.168.0.1/24', 12.5, 7, 'lbl', 'ab', '{"b":1,  "a":2}',
+    '[2020-01-01 00:00:00+00,2021-01-01 00:00:00+00)', '(1,2)', '12:00:00.12', 'nm'
+  ), (2, '-1 mons +3 days -00:00:01', '00:00:00-05:30', '{}', null, 'ok', '12.300', null,
+    B'', null, null, null, '', 'a b  ', '[]', 'empty', null, '23:59:59.999', '');
+`;
+
+Deno.test({
+  name: "PostgresSourceDatabase reads PostgreSQL-only types as their text",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_kinds");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, PG_TYPES);
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const [kinds] = (await db.describeSchema(schema)).tables;
+      assert.ok(kinds);
+      assert.deepEqual(
+        kinds.columns.map((c) => [c.name, c.logicalType.kind]),
+        [
+          ["id", "integer"],
+          ["iv", "interval"],
+          ["tt", "text"],
+          ["arr", "text"],
+          ["ints", "text"],
+          ["mood", "text"],
+          ["num", "numeric"],
+          ["bits", "text"],
+          ["vbits", "text"],
+          ["addr", "text"],
+          ["d1", "decimal"],
+          ["d2", "decimal"],
+          ["lbl", "text"],
+          ["ch", "text"],
+          ["js", "json"],
+          ["tsr", "text"],
+          ["pt", "text"],
+          ["t3", "time"],
+          ["nm", "text"],
+        ],
+      );
+      assert.deepEqual(kinds.columns[10]?.logicalType, {
+        kind: "decimal",
+        precision: 12,
+        scale: 2,
+      });
+      assert.deepEqual(kinds.columns[11]?.logicalType, {
+        kind: "decimal",
+        precision: 12,
+        scale: 2,
+      });
+      const rows = await readAll(db, { schema, table: kinds });
+      assert.deepEqual(rows, [
+        [
+          "1",
+          "1 day 02:00:00.5",
+          "12:00:00+02",
+          '{a,"b c",NULL,""}',
+          "{1,2}",
+          "meh",
+          "NaN",
+          "00101",
+          "101",
+          "192.168.0.1/24",
+          "12.50",
+          "7.00",
+          "lbl",
+          "ab", // char(n) loses its padding in text, as in every PostgreSQL cast to text
+          '{"b":1,  "a":2}', // json keeps the text as written
+          '["2020-01-01 00:00:00+00","2021-01-01 00:00:00+00")',
+          "(1,2)",
+          "12:00:00.12",
+          "nm",
+        ],
+        [
+          "2",
+          "-1 mons +3 days -00:00:01",
+          "00:00:00-05:30",
+          "{}",
+          null,
+          "ok",
+          "12.300",
+          null,
+          "",
+          null,
+          null,
+          null,
+          "",
+          "a b",
+          "[]",
+          "empty",
+          null,
+          "23:59:59.999",
+          "",
+        ],
+      ]);
+      assert.deepEqual(
+        await readCsvBytes(db, { schema, table: kinds }),
+        await encodedCsv(db, { schema, table: kinds }),
+      );
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase reads canonical text whatever the client's session settings",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_session");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, "");
+      await createEdgePostgres(sandbox.admin, schema);
+      await sandbox.grantSelect(schema);
+      // A client built without postgresClientOptions, in a session where every default differs.
+      const options = sandbox.connectOptions();
+      const sql = postgres({
+        host: options.host,
+        port: options.port,
+        database: options.database,
+        username: options.username,
+        password: options.password,
+        max: 1,
+        onnotice: () => {},
+        connection: {
+          DateStyle: "SQL, DMY",
+          TimeZone: "Asia/Kolkata",
+          extra_float_digits: "-3",
+          bytea_output: "escape",
+          IntervalStyle: "sql_standard",
+        },
+      });
+      await using db = new PostgresSourceDatabase(sql);
+      const [edge] = (await db.describeSchema(schema)).tables;
+      assert.ok(edge);
+      const rows = (await readAll(db, { schema, table: edge }))
+        .sort((a, b) => Number(a[0]) - Number(b[0]));
+      assert.deepEqual(rows, edgeExpectedRows("postgres"));
+      assert.deepEqual(
+        await readCsvBytes(db, { schema, table: edge }),
+        await encodedCsv(db, { schema, table: edge }),
+      );
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+/** The table for streaming tests: `rows` rows of a bigint and a 1 KiB text (about 1 KiB a row). */
+function bulkTable(rows: number): string {
+  return `create table $s.bulk (id bigint primary key, payload text);
+    insert into $s.bulk select g, repeat(md5(g::text), 32) from generate_series(1, ${rows}) g;`;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** Reads `readCsv()` to the end without keeping it; peak memory growth sampled every 16 MiB. */
+async function measureCsvStreaming(
+  db: SourceDatabase,
+  extract: TableExtract,
+): Promise<{ bytes: number; rssGrowth: number; heapGrowth: number }> {
+  const before = Deno.memoryUsage();
+  let peakRss = before.rss;
+  let peakHeap = before.heapUsed;
+  let bytes = 0;
+  let sampledAt = 0;
+  for await (const chunk of db.readCsv!(extract)) {
+    bytes += chunk.length;
+    if (bytes - sampledAt >= 16 * 2 ** 20) {
+      sampledAt = bytes;
+      const now = Deno.memoryUsage();
+      peakRss = Math.max(peakRss, now.rss);
+      peakHeap = Math.max(peakHeap, now.heapUsed);
+    }
+  }
+  return { bytes, rssGrowth: peakRss - before.rss, heapGrowth: peakHeap - before.heapUsed };
+}
+
+async function extractOf(db: SourceDatabase, schema: string, table: string): Promise<TableExtract> {
+  const found = (await db.describeSchema(schema, { tables: [table] })).tables[0];
+  assert.ok(found, `table "${table}" is missing`);
+  return { schema, table: found };
+}
+
+Deno.test({
+  name: "PostgresSourceDatabase readRows() streams 200,000 rows in bounded memory",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_bulk");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, bulkTable(200_000));
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      for (const batchRows of [1_000, 10_000]) {
+        const seen = await measureStreaming(db, bulk, batchRows);
+        assert.equal(seen.rows, 200_000);
+        assert.equal(seen.largestBatch, batchRows);
+        assert.equal(seen.batches, 200_000 / batchRows);
+        assert.ok(seen.valueChars > 190 * 2 ** 20, "the table holds over 190 MiB of values");
+        assert.ok(seen.rssGrowth < 150 * 2 ** 20, `RSS grew by ${mib(seen.rssGrowth)}`);
+        assert.ok(seen.heapGrowth < 100 * 2 ** 20, `the heap grew by ${mib(seen.heapGrowth)}`);
+      }
+
+      // readCsv() too: the COPY stream is consumed chunk by chunk without keeping anything.
+      const copy = await measureCsvStreaming(db, bulk);
+      assert.ok(copy.bytes > 195 * 2 ** 20, `${copy.bytes} bytes`);
+      assert.ok(copy.rssGrowth < 150 * 2 ** 20, `RSS grew by ${mib(copy.rssGrowth)}`);
+      assert.ok(copy.heapGrowth < 100 * 2 ** 20, `the heap grew by ${mib(copy.heapGrowth)}`);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresSourceDatabase readRows() and readCsv() reject, never hang, when the connection drops",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_drop");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, bulkTable(100_000));
+
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      let rows = 0;
+      const reading = withinMs(
+        (async () => {
+          for await (const batch of db.readRows(bulk, { batchRows: 1_000 })) {
+            rows += batch.length;
+            if (rows === 1_000) assert.equal(await sandbox.terminateSessions(), 1);
+          }
+        })(),
+        10_000,
+        "readRows()",
+      );
+      const error = await reading.then(() => assert.fail("expected a rejection"), (e) => e);
+      assert.ok(error instanceof SourceUnavailableError, String(error));
+      assert.match(error.message, /^Cannot read table ".*"\."bulk" from PostgreSQL: /);
+      assert.ok(rows < 100_000, `all ${rows} rows arrived`);
+
+      await using db2 = await connectPostgres(sandbox.connectOptions());
+      let bytes = 0;
+      const copying = withinMs(
+        (async () => {
+          for await (const chunk of db2.readCsv!(bulk)) {
+            if (bytes === 0) assert.equal(await sandbox.terminateSessions(), 1);
+            bytes += chunk.length;
+          }
+        })(),
+        10_000,
+        "readCsv()",
+      );
+      const copyError = await copying.then(() => assert.fail("expected a rejection"), (e) => e);
+      assert.ok(copyError instanceof SourceUnavailableError, String(copyError));
+      assert.ok(bytes < 100 * 2 ** 20, `all ${bytes} bytes arrived`);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase readRows() reports a statement timeout and stays usable",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_timeout");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, bulkTable(5_000));
+      // The statement timeout covers the whole read: a caller slower than it loses the cursor.
+      await using db = await connectPostgres(sandbox.connectOptions({ statementTimeoutMs: 300 }));
+      const bulk = await extractOf(db, schema, "bulk");
+      const slowly = withinMs(
+        (async () => {
+          for await (const _ of db.readRows(bulk, { batchRows: 1_000 })) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+        })(),
+        10_000,
+        "readRows()",
+      );
+      await assert.rejects(slowly, (e: unknown) => {
+        assert.ok(e instanceof SourceUnavailableError, String(e));
+        assert.match(e.message, /statement timeout/);
+        return true;
+      });
+      // The failed cursor is not resumed, so the connection answers the next reads correctly.
+      await withinMs(db.ping(), 5_000, "ping()");
+      assert.equal((await readAll(db, bulk)).length, 5_000);
+      const csv = new TextDecoder().decode(
+        await withinMs(readCsvBytes(db, bulk), 5_000, "readCsv()"),
+      );
+      assert.equal(csv.split("\n").length, 5_000 + 2);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase readCsv() stops early and leaves the connection usable",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_stop");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, bulkTable(20_000));
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      for (let i = 0; i < 3; i++) {
+        for await (const chunk of db.readCsv!(bulk)) {
+          assert.ok(chunk.length > 0);
+          break;
+        }
+        await withinMs(db.ping(), 5_000, "ping() after an abandoned readCsv()");
+      }
+      // A full read after the abandoned ones still has every row.
+      const csv = new TextDecoder().decode(await readCsvBytes(db, bulk));
+      assert.equal(csv.split("\n").length, 20_000 + 2);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase readRows() selects only the extract's columns",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_grant");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(
+        schema,
+        `create table $s.secret (id integer primary key, visible text, hidden text);
+         insert into $s.secret values (1, 'shown', 'never'), (2, null, 'never');`,
+        false,
+      );
+      // Column-level privileges: the role may read id and visible, not hidden.
+      await sandbox.admin.unsafe(
+        `grant usage on schema ${quotePostgres(schema)} to ${quotePostgres(sandbox.role)};
+         grant select (id, visible) on ${quotePostgres(schema)}.secret
+           to ${quotePostgres(sandbox.role)}`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const secret = await extractOf(db, schema, "secret");
+      const allowed: TableExtract = {
+        schema,
+        table: { ...secret.table, columns: secret.table.columns.slice(0, 2) },
+      };
+      assert.deepEqual(await readAll(db, allowed), [["1", "shown"], ["2", null]]);
+      assert.equal(
+        new TextDecoder().decode(await readCsvBytes(db, allowed)),
+        "id,visible\n1,shown\n2,\n",
+      );
+      // Asking for one more column fails, so nothing beyond the extract is ever selected.
+      await assert.rejects(readAll(db, secret), (e: unknown) => {
+        assert.ok(e instanceof SourceUnavailableError);
+        assert.match(e.message, /permission denied/);
+        return true;
+      });
+      await assert.rejects(readCsvBytes(db, secret), SourceUnavailableError);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase readRows() and readCsv() quote odd identifiers",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = `${randomName("cr8_odd")}_Odd'"$-Schema`;
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(
+        schema,
+        `create table $s."Mixed-Case$1" (
+           "Id" integer primary key, "we""ird" text, "a$b" text, "x-y" text, "select" text,
+           "two words" text, "it's" text
+         );
+         insert into $s."Mixed-Case$1" values (1, 'q', 'd', 'h', 's', 'w', 'a');`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const mixed = await extractOf(db, schema, "Mixed-Case$1");
+      assert.deepEqual(await readAll(db, mixed), [["1", "q", "d", "h", "s", "w", "a"]]);
+      assert.equal(
+        new TextDecoder().decode(await readCsvBytes(db, mixed)),
+        `Id,"we""ird",a$b,x-y,select,two words,it's\n1,q,d,h,s,w,a\n`,
+      );
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresSourceDatabase readRows() rejects a batchRows that is not a positive integer",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_batch");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(schema, bulkTable(3));
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const bulk = await extractOf(db, schema, "bulk");
+      for (const batchRows of [0, -1, 1.5, Number.NaN]) {
+        await assert.rejects(readAll(db, bulk, batchRows), RangeError, String(batchRows));
+      }
+      assert.equal((await readAll(db, bulk)).length, 3);
     } finally {
       await sandbox.cleanup();
     }

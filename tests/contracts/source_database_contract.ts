@@ -14,7 +14,12 @@
  *   `visit_no integer not null`; `patient_id integer not null`; `visited_on date not null`;
  *   `notes text` nullable, comment "Free text";
  * - `audit_log`, no primary key and no comments: `event varchar(100) not null`; `logged_at timestamp`;
- * - the view `patient_names` as `select id, nhs_number from patients`.
+ * - the view `patient_names` as `select id, nhs_number from patients`;
+ * - the rows of {@link FIXTURE_ROWS} (canonical text; each dialect inserts them as literals).
+ *
+ * Optionally, in schemas of their own, the W and EDGE tables of `tests/support/w_table.ts`
+ * ({@link SourceDatabaseFixture.wide}, {@link SourceDatabaseFixture.edge}): the suite then checks every
+ * value of them to the exact canonical string, and `readCsv` (where present) against `readRows`.
  *
  * Use it from an adapter test:
  * ```ts
@@ -25,12 +30,25 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { CatalogTable, SchemaCatalog } from "../../domain/catalog.ts";
+import v8 from "node:v8";
+import vm from "node:vm";
+import type { CatalogTable, SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
+import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
+import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
+import {
+  EDGE_COLUMNS,
+  edgeCasesFor,
+  edgeExpectedRows,
+  type Engine,
+  logicalTypeIn,
+  W_COLUMNS,
+  wExpectedRows,
+} from "../support/w_table.ts";
 
 /** The standard fixture, built by one adapter's test in a schema of its own. */
 export interface SourceDatabaseFixture {
@@ -40,6 +58,14 @@ export interface SourceDatabaseFixture {
   connect(): Promise<SourceDatabase>;
   /** Drops everything the fixture created; called once, even when a step fails. */
   cleanup(): Promise<void>;
+  /** Where the W table is, when the adapter's test built one (rows 1..`rows` of `wExpectedRow`). */
+  readonly wide?: { readonly schema: string; readonly table: string; readonly rows: number };
+  /** Where the EDGE table is, and whose cases it holds (`any`: every case, for fakes). */
+  readonly edge?: {
+    readonly schema: string;
+    readonly table: string;
+    readonly engine: Engine | "any";
+  };
 }
 
 /** What an adapter hands the suite. */
@@ -50,6 +76,8 @@ export interface SourceDatabaseSubject {
   setUp(): Promise<SourceDatabaseFixture>;
   /** Whether the source keeps schema comments (PostgreSQL does; MySQL does not). Defaults to true. */
   readonly schemaComments?: boolean;
+  /** Which dialect's logical types the W and EDGE tables have. Defaults to "postgres". */
+  readonly engine?: Engine;
 }
 
 /** The fixture's tables and views, in the order `describeSchema` must list them. */
@@ -57,6 +85,42 @@ export const FIXTURE_TABLES = ["audit_log", "patient_names", "patients", "visits
 
 /** The fixture's schema comment. */
 export const FIXTURE_SCHEMA_COMMENT = "Synthetic source for contract tests";
+
+/**
+ * The fixture's rows as canonical text, in catalogue column order. They cover NULL against the
+ * empty string, CSV-hostile text, non-BMP characters, a negative decimal and a leap day.
+ */
+export const FIXTURE_ROWS: Readonly<
+  Record<(typeof FIXTURE_TABLES)[number], readonly CanonicalRow[]>
+> = {
+  audit_log: [["created", "2020-01-01 12:34:56"], ['note, with "quotes"', null]],
+  patient_names: [["1", "9434765919"], ["2", ""], ["3", 'x,"y"']],
+  patients: [
+    ["1", "9434765919", "1980-02-29", "72.50"],
+    ["2", "", null, null],
+    ["3", 'x,"y"', "2000-12-31", "-0.05"],
+  ],
+  visits: [
+    ["1", "1", "2020-01-01", "first"],
+    ["1", "3", "2021-06-15", "é ✓ 😀\nline two"],
+    ["2", "1", "2020-02-01", null],
+  ],
+};
+
+/** The logical types the fixture's columns must map to, whatever the dialect. */
+export const FIXTURE_LOGICAL_TYPES: Readonly<
+  Record<(typeof FIXTURE_TABLES)[number], readonly LogicalType[]>
+> = {
+  audit_log: [{ kind: "text" }, { kind: "timestamp" }],
+  patient_names: [{ kind: "integer" }, { kind: "text" }],
+  patients: [
+    { kind: "integer" },
+    { kind: "text" },
+    { kind: "date" },
+    { kind: "decimal", precision: 6, scale: 2 },
+  ],
+  visits: [{ kind: "integer" }, { kind: "integer" }, { kind: "date" }, { kind: "text" }],
+};
 
 /**
  * Runs every contract step against one adapter: builds the fixture, runs the steps, then cleans up.
@@ -73,6 +137,7 @@ export async function sourceDatabaseContract(
     const db = await fixture.connect();
     try {
       await runSteps(t, subject, fixture, db);
+      await runReadSteps(t, subject, fixture, db);
     } finally {
       await db.close();
     }
@@ -255,6 +320,7 @@ async function runLifecycleSteps(
       async () => await db.describeSchema(fixture.schema),
       SourceUnavailableError,
     );
+    await assert.rejects(readAll(db, anExtract(fixture.schema)), SourceUnavailableError);
   });
 
   await t.step(`${name} reports failures as rejections, never as synchronous throws`, async () => {
@@ -264,6 +330,7 @@ async function runLifecycleSteps(
       const [call, run] of [
         ["ping()", () => db.ping()],
         ["describeSchema()", () => db.describeSchema(fixture.schema)],
+        ["readRows()", () => db.readRows(anExtract(fixture.schema))[Symbol.asyncIterator]().next()],
       ] as const
     ) {
       let promise: Promise<unknown>;
@@ -286,4 +353,358 @@ async function runLifecycleSteps(
     const closed = escaped;
     await assert.rejects(async () => await closed.ping(), SourceUnavailableError);
   });
+}
+
+async function runReadSteps(
+  t: Deno.TestContext,
+  subject: SourceDatabaseSubject,
+  fixture: SourceDatabaseFixture,
+  db: SourceDatabase,
+): Promise<void> {
+  const { name } = subject;
+  const catalog = await db.describeSchema(fixture.schema);
+  function extract(tableName: string, columns?: readonly string[]): TableExtract {
+    const table = catalog.tables.find((t) => t.name === tableName);
+    assert.ok(table, `table "${tableName}" is missing`);
+    if (columns === undefined) return { schema: fixture.schema, table };
+    const picked = columns.map((c) => {
+      const found = table.columns.find((column) => column.name === c);
+      assert.ok(found, `column "${tableName}.${c}" is missing`);
+      return found;
+    });
+    return { schema: fixture.schema, table: { ...table, columns: picked, primaryKey: [] } };
+  }
+
+  await t.step(`${name} describeSchema() maps every column to its logical type`, () => {
+    for (const table of FIXTURE_TABLES) {
+      assert.deepEqual(
+        extract(table).table.columns.map((c) => c.logicalType),
+        FIXTURE_LOGICAL_TYPES[table],
+        table,
+      );
+    }
+  });
+
+  await t.step(`${name} readRows() yields every row as canonical text`, async () => {
+    for (const table of FIXTURE_TABLES) {
+      assert.deepEqual(
+        sortRows(await readAll(db, extract(table))),
+        sortRows(FIXTURE_ROWS[table]),
+        table,
+      );
+    }
+  });
+
+  await t.step(`${name} readRows() yields only the extract's columns, in its order`, async () => {
+    assert.deepEqual(
+      sortRows(await readAll(db, extract("patients", ["weight", "id"]))),
+      sortRows(FIXTURE_ROWS.patients.map((r) => [r[3] ?? null, r[0] ?? null])),
+    );
+    assert.deepEqual(
+      sortRows(await readAll(db, extract("visits", ["notes"]))),
+      sortRows(FIXTURE_ROWS.visits.map((r) => [r[3] ?? null])),
+    );
+  });
+
+  await t.step(`${name} readRows() never yields a batch larger than batchRows`, async () => {
+    for (const batchRows of [1, 2, 3, 1_000]) {
+      const batches = await readBatches(db, extract("visits"), batchRows);
+      assert.ok(batches.every((b) => b.length >= 1 && b.length <= batchRows), `${batchRows}`);
+      assert.equal(batches.length, Math.ceil(3 / batchRows));
+      assert.deepEqual(sortRows(batches.flat()), sortRows(FIXTURE_ROWS.visits));
+    }
+  });
+
+  await t.step(`${name} readRows() stops early and leaves the connection usable`, async () => {
+    for await (const batch of db.readRows(extract("patients"), { batchRows: 1 })) {
+      assert.equal(batch.length, 1);
+      break;
+    }
+    await db.ping();
+    assert.deepEqual(
+      sortRows(await readAll(db, extract("patients"))),
+      sortRows(FIXTURE_ROWS.patients),
+    );
+  });
+
+  await t.step(`${name} readRows() rejects a table that does not exist`, async () => {
+    const missing: TableExtract = {
+      schema: fixture.schema,
+      table: { ...extract("patients").table, name: "no_such_table" },
+    };
+    await assert.rejects(readAll(db, missing), SourceUnavailableError);
+    await db.ping();
+  });
+
+  if (db.readCsv !== undefined) {
+    await t.step(`${name} readCsv() is the header and readRows() encoded`, async () => {
+      for (const table of FIXTURE_TABLES) {
+        await assertCsvMatches(db, extract(table));
+      }
+      await assertCsvMatches(db, extract("patients", ["weight", "id"]));
+    });
+  }
+
+  const wide = fixture.wide;
+  if (wide !== undefined) {
+    const engine = subject.engine ?? "postgres";
+    const wideCatalog = await db.describeSchema(wide.schema, { tables: [wide.table] });
+    const wideTable = wideCatalog.tables[0];
+    assert.ok(wideTable, "the W table is missing");
+    const wideExtract: TableExtract = { schema: wide.schema, table: wideTable };
+
+    await t.step(`${name} describeSchema() maps the W table's types`, () => {
+      assert.deepEqual(
+        wideTable.columns.map((c) => [c.name, c.logicalType]),
+        W_COLUMNS.map((c) => [c.name, logicalTypeIn(c, engine)]),
+      );
+    });
+
+    await t.step(`${name} readRows() gives every W value as its exact canonical text`, async () => {
+      const batches = await readBatches(db, wideExtract, 333);
+      assert.ok(batches.every((b) => b.length <= 333));
+      const rows = batches.flat().sort((a, b) => Number(a[0]) - Number(b[0]));
+      assert.equal(rows.length, wide.rows);
+      const expected = wExpectedRows(wide.rows);
+      for (let i = 0; i < rows.length; i++) {
+        assert.deepEqual(rows[i], expected[i], `W row ${i + 1}`);
+      }
+    });
+
+    if (db.readCsv !== undefined) {
+      await t.step(`${name} readCsv() is the W table's readRows() encoded`, async () => {
+        await assertCsvMatches(db, wideExtract);
+      });
+    }
+  }
+
+  const edge = fixture.edge;
+  if (edge !== undefined) {
+    const engine = edge.engine === "any" ? "postgres" : edge.engine;
+    const edgeCatalog = await db.describeSchema(edge.schema, { tables: [edge.table] });
+    const edgeTable = edgeCatalog.tables[0];
+    assert.ok(edgeTable, "the EDGE table is missing");
+    const edgeExtract: TableExtract = { schema: edge.schema, table: edgeTable };
+
+    await t.step(`${name} describeSchema() maps the EDGE table's types`, () => {
+      assert.deepEqual(
+        edgeTable.columns.map((c) => [c.name, c.logicalType]),
+        EDGE_COLUMNS.map((c) => [c.name, logicalTypeIn(c, engine)]),
+      );
+    });
+
+    await t.step(
+      `${name} readRows() gives every edge value as its exact canonical text`,
+      async () => {
+        const rows = new Map((await readAll(db, edgeExtract)).map((r) => [r[0], r]));
+        const cases = edgeCasesFor(edge.engine);
+        assert.equal(rows.size, cases.length);
+        for (const c of cases) {
+          const row = rows.get(String(c.id));
+          assert.ok(row, `edge row ${c.id} (${c.column}: ${c.label}) is missing`);
+          EDGE_COLUMNS.forEach((column, i) => {
+            if (column.name === "id") return;
+            const expected = column.name === c.column ? c.expected : null;
+            assert.strictEqual(
+              row[i],
+              expected,
+              `${c.column}: ${c.label} (row ${c.id}, ${column.name})`,
+            );
+          });
+        }
+        assert.deepEqual(
+          [...rows.values()].sort((a, b) => Number(a[0]) - Number(b[0])),
+          edgeExpectedRows(edge.engine),
+        );
+      },
+    );
+
+    if (db.readCsv !== undefined) {
+      await t.step(`${name} readCsv() is the EDGE table's readRows() encoded`, async () => {
+        await assertCsvMatches(db, edgeExtract);
+        // A single column, where a lone \. must be quoted too.
+        const t = edgeTable.columns.find((c) => c.name === "t");
+        assert.ok(t);
+        await assertCsvMatches(db, { ...edgeExtract, table: { ...edgeTable, columns: [t] } });
+      });
+    }
+  }
+}
+
+/** Some extract of the fixture, for calls expected to fail before they read anything. */
+function anExtract(schema: string): TableExtract {
+  return {
+    schema,
+    table: {
+      name: "patients",
+      kind: "table",
+      description: null,
+      columns: [{
+        name: "id",
+        dataType: "integer",
+        logicalType: { kind: "integer" },
+        nullable: false,
+        description: null,
+      }],
+      primaryKey: ["id"],
+    },
+  };
+}
+
+/** Reads a whole extract, batch by batch. */
+export async function readBatches(
+  db: SourceDatabase,
+  extract: TableExtract,
+  batchRows?: number,
+): Promise<CanonicalRow[][]> {
+  const batches: CanonicalRow[][] = [];
+  const options = batchRows === undefined ? {} : { batchRows };
+  for await (const batch of db.readRows(extract, options)) batches.push(batch);
+  return batches;
+}
+
+/** Reads a whole extract as one list of rows. */
+export async function readAll(
+  db: SourceDatabase,
+  extract: TableExtract,
+  batchRows?: number,
+): Promise<CanonicalRow[]> {
+  return (await readBatches(db, extract, batchRows)).flat();
+}
+
+/** Reads `readCsv()` to the end as bytes. */
+export async function readCsvBytes(db: SourceDatabase, extract: TableExtract): Promise<Uint8Array> {
+  assert.ok(db.readCsv !== undefined, "the adapter has no readCsv()");
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of db.readCsv(extract)) chunks.push(chunk);
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+/** The canonical CSV file of an extract, built from `readRows()`. */
+export async function encodedCsv(db: SourceDatabase, extract: TableExtract): Promise<Uint8Array> {
+  const header = encodeCsvRow(extract.table.columns.map((c) => c.name));
+  return new TextEncoder().encode(header + encodeCsvRows(await readAll(db, extract)));
+}
+
+async function assertCsvMatches(db: SourceDatabase, extract: TableExtract): Promise<void> {
+  const fromCopy = await readCsvBytes(db, extract);
+  const fromRows = await encodedCsv(db, extract);
+  const label = `${extract.table.name}(${extract.table.columns.map((c) => c.name).join(", ")})`;
+  if (!equalBytes(fromCopy, fromRows)) {
+    const decoder = new TextDecoder();
+    // Show the first differing lines rather than two long byte arrays.
+    const a = decoder.decode(fromCopy).split("\n");
+    const b = decoder.decode(fromRows).split("\n");
+    const at = a.findIndex((line, i) => line !== b[i]);
+    assert.fail(
+      `readCsv() differs from readRows() for ${label} at line ${at + 1}:\n` +
+        `  readCsv:  ${JSON.stringify(a[at])}\n  readRows: ${JSON.stringify(b[at])}`,
+    );
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Sorts rows by their values, for comparing without relying on the natural order. */
+export function sortRows(rows: readonly CanonicalRow[]): CanonicalRow[] {
+  const key = (row: CanonicalRow) => JSON.stringify(row);
+  return [...rows].sort((a, b) => key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+}
+
+/** What {@link measureStreaming} saw while reading a table without keeping its rows. */
+export interface StreamingMeasure {
+  readonly rows: number;
+  readonly batches: number;
+  readonly largestBatch: number;
+  /** Characters of all values read: what buffering the whole table would at least have cost. */
+  readonly valueChars: number;
+  /** Peak growth of the resident set over the value before the read started. */
+  readonly rssGrowth: number;
+  /** Peak growth of the V8 heap in use over the value before the read started. */
+  readonly heapGrowth: number;
+}
+
+const SAMPLE_EVERY_ROWS = 10_000;
+
+/**
+ * Reads a whole extract, dropping each batch once counted, and records the peak memory growth, sampled
+ * every {@link SAMPLE_EVERY_ROWS} rows. Each sample follows a full garbage collection (when V8 lets us
+ * have `gc()`), so it shows what is still held rather than garbage V8 has not yet bothered to collect.
+ */
+export async function measureStreaming(
+  db: SourceDatabase,
+  extract: TableExtract,
+  batchRows: number,
+): Promise<StreamingMeasure> {
+  const gc = garbageCollector();
+  gc();
+  const before = Deno.memoryUsage();
+  let peakRss = before.rss;
+  let peakHeap = before.heapUsed;
+  let rows = 0;
+  let batches = 0;
+  let largestBatch = 0;
+  let valueChars = 0;
+  let sampledAt = 0;
+  for await (const batch of db.readRows(extract, { batchRows })) {
+    batches++;
+    rows += batch.length;
+    largestBatch = Math.max(largestBatch, batch.length);
+    for (const row of batch) for (const value of row) valueChars += value?.length ?? 0;
+    if (rows - sampledAt >= SAMPLE_EVERY_ROWS) {
+      sampledAt = rows;
+      gc();
+      const now = Deno.memoryUsage();
+      peakRss = Math.max(peakRss, now.rss);
+      peakHeap = Math.max(peakHeap, now.heapUsed);
+    }
+  }
+  return {
+    rows,
+    batches,
+    largestBatch,
+    valueChars,
+    rssGrowth: peakRss - before.rss,
+    heapGrowth: peakHeap - before.heapUsed,
+  };
+}
+
+let collector: (() => void) | undefined;
+
+/** V8's `gc()`, exposed through `node:v8` and `node:vm`; a no-op where that is not possible. */
+function garbageCollector(): () => void {
+  if (collector !== undefined) return collector;
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const gc: unknown = vm.runInNewContext("gc");
+    collector = typeof gc === "function" ? () => gc() : () => {};
+  } catch {
+    collector = () => {};
+  }
+  return collector;
+}
+
+/** Rejects when `promise` has not settled within `ms`: a hang becomes a test failure. */
+export async function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

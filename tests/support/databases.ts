@@ -4,7 +4,7 @@
  *
  * @module
  */
-import mysql, { type Connection } from "mysql2/promise";
+import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import postgres, { type Sql } from "postgres";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
 import { MYSQL, POSTGRES, randomName } from "./services.ts";
@@ -69,6 +69,22 @@ export class PostgresSandbox {
          grant select on all tables in schema ${s} to ${quotePostgres(this.role)}`,
       );
     }
+  }
+
+  /** Grants the role USAGE on the schema and SELECT on every table in it (again, after adding tables). */
+  async grantSelect(schema: string): Promise<void> {
+    const s = quotePostgres(schema);
+    await this.admin.unsafe(
+      `grant usage on schema ${s} to ${quotePostgres(this.role)};
+       grant select on all tables in schema ${s} to ${quotePostgres(this.role)}`,
+    );
+  }
+
+  /** Terminates every session of the role, as if the server dropped them; returns how many. */
+  async terminateSessions(): Promise<number> {
+    const rows = await this.admin<{ ok: boolean }[]>`
+      select pg_terminate_backend(pid) as ok from pg_stat_activity where usename = ${this.role}`;
+    return rows.filter((r) => r.ok).length;
   }
 
   connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
@@ -168,6 +184,17 @@ export class MysqlSandbox {
 
   connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
     return mysqlConnectionOptions({ username: this.user, password: this.password, ...overrides });
+  }
+
+  /** Kills every connection of the user, as if the server dropped them; returns how many. */
+  async killSessions(): Promise<number> {
+    const admin = await this.admin();
+    const [rows] = await admin.query<RowDataPacket[]>(
+      "SELECT id FROM information_schema.processlist WHERE user = ?",
+      [this.user],
+    );
+    for (const row of rows) await admin.query(`KILL CONNECTION ${Number(row.id)}`);
+    return rows.length;
   }
 
   async cleanup(): Promise<void> {
