@@ -7,7 +7,7 @@
  */
 import type { DatasetMetadata, DatasetMetadataPayload } from "./contract.ts";
 import { DatasetItemsNotFoundError } from "./errors.ts";
-import type { LogicalType } from "./logical_type.ts";
+import type { CanonicalRow, LogicalType } from "./logical_type.ts";
 
 /** A column as the source's catalogue describes it. */
 export interface CatalogColumn {
@@ -125,4 +125,12 @@ export function tableExtracts(selected: SchemaCatalog): TableExtract[] {
     const keyKept = table.primaryKey.every((k) => names.has(k));
     return { schema: selected.name, table: keyKept ? table : { ...table, primaryKey: [] } };
   });
+}
+
+/** Reads the rows of extracts; the part of a source database that dataset writers use. */
+export interface TableReader {
+  /** Streams the extract's columns in bounded batches of canonical values. */
+  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  /** Optional fast path: the same rows as canonical CSV, header first. */
+  readCsv?(extract: TableExtract): AsyncIterable<Uint8Array>;
 }

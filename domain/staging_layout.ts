@@ -51,3 +51,23 @@ export function isPayloadPath(path: string): boolean {
   if (!path.startsWith(`${PAYLOAD_DIR}/`)) return false;
   return path.split("/").every((segment) => segment !== "" && segment !== "." && segment !== "..");
 }
+
+/** A file a writer staged, with its checksum computed as it was written. */
+export interface StagedFile {
+  /** Path relative to the run root, always under `data/outputs/`, `/`-separated. */
+  readonly path: string;
+  /** SHA-512 of the file's bytes, 128 lower-case hex characters. */
+  readonly sha512: string;
+  readonly bytes: number;
+}
+
+/** The private place a writer writes one dataset into, provided by the filestore. */
+export interface StagingWork {
+  /** An empty directory standing for the run root; write payload files under `data/outputs/` in it. */
+  readonly dir: string;
+  /**
+   * The currently staged file at a payload path (absolute path), if there is one, so a writer can extend it
+   * (DuckDB keeps every dataset of a run in one database file). Never modify it in place: copy it.
+   */
+  previous(path: string): string | undefined;
+}

@@ -3,28 +3,10 @@
  *
  * @module
  */
-import type { TableExtract } from "../domain/catalog.ts";
-import type { SourceDatabase } from "./source_database.ts";
+import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
 
-/** A file a writer staged, with its checksum computed as it was written. */
-export interface StagedFile {
-  /** Path relative to the run root, always under `data/outputs/`, `/`-separated. */
-  readonly path: string;
-  /** SHA-512 of the file's bytes, 128 lower-case hex characters. */
-  readonly sha512: string;
-  readonly bytes: number;
-}
-
-/** The private place a writer writes one dataset into, provided by the filestore. */
-export interface StagingWork {
-  /** An empty directory standing for the run root; write payload files under `data/outputs/` in it. */
-  readonly dir: string;
-  /**
-   * The currently staged file at a payload path (absolute path), if there is one, so a writer can extend it
-   * (DuckDB keeps every dataset of a run in one database file). Never modify it in place: copy it.
-   */
-  previous(path: string): string | undefined;
-}
+export type { StagedFile, StagingWork };
 
 /** How much to do at once. */
 export interface WriteOptions {
@@ -47,7 +29,7 @@ export interface DatasetWriter {
    */
   write(
     work: StagingWork,
-    source: SourceDatabase,
+    source: TableReader,
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]>;

@@ -6,8 +6,7 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
-import type { RunRef } from "../domain/staging_layout.ts";
-import type { StagedFile, StagingWork } from "./dataset_writer.ts";
+import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
 
 /** A published payload file, as the publish reply lists it. */
 export interface PublishedFile {

@@ -4,11 +4,11 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
-import type { SchemaCatalog, TableExtract } from "../domain/catalog.ts";
+import type { SchemaCatalog, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { CanonicalRow } from "../domain/logical_type.ts";
 
 /** An open connection to one source database. */
-export interface SourceDatabase extends AsyncDisposable {
+export interface SourceDatabase extends TableReader, AsyncDisposable {
   /**
    * Runs a trivial query to prove the connection and credentials work.
    *

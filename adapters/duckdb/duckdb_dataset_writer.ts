@@ -41,7 +41,7 @@ import type {
   StagingWork,
   WriteOptions,
 } from "../../ports/dataset_writer.ts";
-import type { SourceDatabase } from "../../ports/source_database.ts";
+import type { TableReader } from "../../domain/catalog.ts";
 import { duckdbColumn } from "./duckdb_columns.ts";
 import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
 
@@ -72,7 +72,7 @@ export class DuckdbDatasetWriter implements DatasetWriter {
 
   async write(
     work: StagingWork,
-    source: SourceDatabase,
+    source: TableReader,
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]> {
@@ -242,7 +242,7 @@ export function createTableSql(catalog: string, schema: string, table: CatalogTa
 async function appendTable(
   connection: DuckDBConnection,
   catalog: string,
-  source: SourceDatabase,
+  source: TableReader,
   extract: TableExtract,
   options: { readonly batchRows: number; readonly signal: AbortSignal },
 ): Promise<void> {

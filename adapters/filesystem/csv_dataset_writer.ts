@@ -17,7 +17,7 @@ import type {
   StagingWork,
   WriteOptions,
 } from "../../ports/dataset_writer.ts";
-import type { SourceDatabase } from "../../ports/source_database.ts";
+import type { TableReader } from "../../domain/catalog.ts";
 import { HashingFileWriter } from "./sha512.ts";
 
 const encoder = new TextEncoder();
@@ -26,7 +26,7 @@ const encoder = new TextEncoder();
 export class CsvDatasetWriter implements DatasetWriter {
   async write(
     work: StagingWork,
-    source: SourceDatabase,
+    source: TableReader,
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]> {
@@ -49,7 +49,7 @@ export class CsvDatasetWriter implements DatasetWriter {
 }
 
 async function* csvChunks(
-  source: SourceDatabase,
+  source: TableReader,
   extract: TableExtract,
   batchRows: number,
 ): AsyncIterable<Uint8Array> {

@@ -53,6 +53,7 @@ function transfer(
 async function post(
   url: string,
   body: unknown,
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ status: number; json: Record<string, any> }> {
   const res = await fetch(url, {
     method: "POST",
