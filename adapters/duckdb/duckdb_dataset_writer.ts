@@ -57,7 +57,7 @@ export interface DuckdbDatasetWriterOptions {
   readonly threads?: number;
   /**
    * DuckDB's memory limit per write, e.g. `"1GB"`; beyond it DuckDB spills to a folder in the work folder.
-   * Defaults to `"512MB"`.
+   * Defaults to `"128MB"`.
    */
   readonly memoryLimit?: string;
 }
@@ -122,7 +122,7 @@ export class DuckdbDatasetWriter implements DatasetWriter {
 
   #config(workDir: string): Record<string, string> {
     const config: Record<string, string> = {
-      memory_limit: this.#options.memoryLimit ?? "512MB",
+      memory_limit: this.#options.memoryLimit ?? "128MB",
       temp_directory: join(workDir, TEMP_DIR),
       autoinstall_known_extensions: "false",
       autoload_known_extensions: "false",
