@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { sha512File } from "../filesystem/sha512.ts";
 import {
   type DuckDBAppender,
   type DuckDBConnection,
@@ -28,8 +29,6 @@ import {
   DuckDBInstance,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { constants, copyFile, mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CatalogTable, TableExtract } from "../../domain/catalog.ts";
@@ -332,17 +331,4 @@ function translateAppendError(error: unknown, extract: TableExtract): unknown {
     return new DuckdbConstraintError(extract.schema, extract.table.name, error);
   }
   return error;
-}
-
-const HASH_CHUNK = 1 << 20;
-
-/** SHA-512 and size of a file, read once, 1 MiB at a time. */
-async function sha512File(path: string): Promise<{ sha512: string; bytes: number }> {
-  const hash = createHash("sha512");
-  let bytes = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: HASH_CHUNK })) {
-    hash.update(chunk as Uint8Array);
-    bytes += (chunk as Uint8Array).length;
-  }
-  return { sha512: hash.digest("hex"), bytes };
 }
