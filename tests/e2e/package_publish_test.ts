@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { bagProblems } from "../support/bagit_check.ts";
-import { startService } from "../support/processes.ts";
+import { type ServiceProcess, startStack } from "../support/processes.ts";
 import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
 
 const KEYS = {
@@ -76,7 +76,7 @@ Deno.test({
     const my = new MysqlSandbox();
     const pgSchema = randomName("cr8_pg");
     const myDatabase = randomName("cr8_my");
-    const services: { stop(): Promise<void>; logs: string[] }[] = [];
+    const services: ServiceProcess[] = [];
     try {
       await mkdir(secrets);
       await mkdir(join(storage, "staging"), { recursive: true });
@@ -96,21 +96,7 @@ Deno.test({
         await writeFile(join(secrets, name), value);
       }
 
-      const metadata = await startService("metadata", { SECRETS_MNT_PATH: secrets });
-      services.push(metadata);
-      const publish = await startService("publish", {
-        SECRETS_MNT_PATH: secrets,
-        TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
-      });
-      services.push(publish);
-      const approval = await startService("approval", {
-        SECRETS_MNT_PATH: secrets,
-        METADATA_CONTAINER_NAME: "127.0.0.1",
-        METADATA_CONTAINER_PORT: String(metadata.port),
-        PUBLISH_CONTAINER_NAME: "127.0.0.1",
-        PUBLISH_CONTAINER_PORT: String(publish.port),
-      });
-      services.push(approval);
+      const { metadata, approval } = await startStack(secrets, storage, services);
       const pgSource = {
         type: "postgresql",
         host_url: POSTGRES.host,

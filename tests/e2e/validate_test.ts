@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
-import { startFailing, startService } from "../support/processes.ts";
+import { type ServiceProcess, startFailing, startStack } from "../support/processes.ts";
 import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
 
 const KEYS = {
@@ -77,7 +77,7 @@ Deno.test({
     const pg = new PostgresSandbox();
     const my = new MysqlSandbox();
     const schema = randomName("cr8_e2e");
-    const services: { stop(): Promise<void>; logs: string[] }[] = [];
+    const services: ServiceProcess[] = [];
     try {
       await mkdir(secrets);
       await mkdir(join(storage, "staging"), { recursive: true });
@@ -104,22 +104,7 @@ Deno.test({
         await writeFile(join(secrets, name), value + "\n");
       }
 
-      const common = { SECRETS_MNT_PATH: secrets };
-      const metadata = await startService("metadata", common);
-      services.push(metadata);
-      const publish = await startService("publish", {
-        ...common,
-        TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
-      });
-      services.push(publish);
-      const approval = await startService("approval", {
-        ...common,
-        METADATA_CONTAINER_NAME: "127.0.0.1",
-        METADATA_CONTAINER_PORT: String(metadata.port),
-        PUBLISH_CONTAINER_NAME: "127.0.0.1",
-        PUBLISH_CONTAINER_PORT: String(publish.port),
-      });
-      services.push(approval);
+      const { metadata, approval } = await startStack(secrets, storage, services);
       const validate = `${approval.url}/project/validate`;
       const pgSource = {
         type: "postgresql",

@@ -125,3 +125,38 @@ export async function startFailing(
   ]);
   return { code: status.code, output: stdout + stderr };
 }
+
+/** The three services as separate processes, the gateway pointed at the other two. */
+export interface ServiceStack {
+  readonly metadata: ServiceProcess;
+  readonly publish: ServiceProcess;
+  readonly approval: ServiceProcess;
+}
+
+/**
+ * Starts metadata, publish and approval on free ports, with secrets from `secrets` and the filestore `LSC`
+ * at `storage`. Each started process is pushed to `started` as soon as it listens, so the caller can stop
+ * them even if a later one fails to start.
+ */
+export async function startStack(
+  secrets: string,
+  storage: string,
+  started: ServiceProcess[],
+): Promise<ServiceStack> {
+  const metadata = await startService("metadata", { SECRETS_MNT_PATH: secrets });
+  started.push(metadata);
+  const publish = await startService("publish", {
+    SECRETS_MNT_PATH: secrets,
+    TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
+  });
+  started.push(publish);
+  const approval = await startService("approval", {
+    SECRETS_MNT_PATH: secrets,
+    METADATA_CONTAINER_NAME: "127.0.0.1",
+    METADATA_CONTAINER_PORT: String(metadata.port),
+    PUBLISH_CONTAINER_NAME: "127.0.0.1",
+    PUBLISH_CONTAINER_PORT: String(publish.port),
+  });
+  started.push(approval);
+  return { metadata, publish, approval };
+}
