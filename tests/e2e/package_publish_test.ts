@@ -96,7 +96,7 @@ Deno.test({
         await writeFile(join(secrets, name), value);
       }
 
-      const { metadata, approval } = await startStack(secrets, storage, services);
+      const { approval } = await startStack(secrets, storage, services);
       const pgSource = {
         type: "postgresql",
         host_url: POSTGRES.host,
