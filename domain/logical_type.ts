@@ -73,6 +73,9 @@ export function formatDouble(value: number): string {
   if (value === Infinity) return "Infinity";
   if (value === -Infinity) return "-Infinity";
   if (value === 0) return Object.is(value, -0) ? "-0" : "0";
+  const magnitude = Math.abs(value);
+  // In this range JavaScript's own shortest form is already plain decimal notation, as PostgreSQL's is.
+  if (magnitude >= 1e-4 && magnitude < 1e15) return String(value);
   const [mantissa = "0", exponentText = "0"] = value.toExponential().split("e");
   const exponent = Number(exponentText);
   if (exponent < -4 || exponent >= 15) {

@@ -58,7 +58,15 @@ async function* csvChunks(
     return;
   }
   yield encoder.encode(encodeCsvRow(extract.table.columns.map((c) => c.name)));
+  const kinds = extract.table.columns.map((c) => c.logicalType.kind);
   for await (const batch of source.readRows(extract, { batchRows })) {
-    yield encoder.encode(encodeCsvRows(batch));
+    yield utf8(encodeCsvRows(batch, kinds));
   }
+}
+
+/** UTF-8 bytes of a large string; `encodeInto` a buffer of the worst-case size is cheaper than `encode`. */
+function utf8(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length * 3);
+  const { written } = encoder.encodeInto(text, bytes);
+  return bytes.subarray(0, written);
 }

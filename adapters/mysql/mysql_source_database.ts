@@ -517,6 +517,9 @@ export function quoteMysqlIdentifier(name: string): string {
   return `\`${name.replaceAll("`", "``")}\``;
 }
 
+/** Where `typeCast` keeps a column's reader on mysql2's per-column field object. */
+const READER = Symbol("cr8tor.columnReader");
+
 /** How one column is selected, read off the wire and turned into canonical text. */
 interface ColumnReader {
   /** The select-list expression. */
@@ -539,7 +542,9 @@ export function mysqlReadQuery(extract: TableExtract): QueryOptions {
     }`,
     rowsAsArray: true,
     typeCast: (field: TypeCastField): CanonicalValue => {
-      const reader = readers[Number(field.name.slice(1))];
+      // mysql2 passes the same field object for a column on every row: find its reader once.
+      const cached = field as TypeCastField & { [READER]?: ColumnReader | undefined };
+      const reader = cached[READER] ??= readers[Number(field.name.slice(1))];
       if (reader === undefined) return field.string();
       const value = reader.bytes ? field.buffer() : field.type === "JSON"
         ? field.string("utf8") // MySQL labels JSON text as binary; it is always UTF-8

@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { formatDouble } from "./logical_type.ts";
+
+// What PostgreSQL 15 prints for these float8 values with extra_float_digits = 1.
+const POSTGRES_TEXT: readonly [number, string][] = [
+  [0.1 + 0.2, "0.30000000000000004"],
+  [1e-4, "0.0001"],
+  [9.999e-5, "9.999e-05"],
+  [1e-5, "1e-05"],
+  [123456.789, "123456.789"],
+  [-0.5, "-0.5"],
+  [999999999999999.9, "999999999999999.9"],
+  [1e15, "1e+15"],
+  [1.5e15, "1.5e+15"],
+  [-1e15, "-1e+15"],
+  [1e21, "1e+21"],
+  [1.7976931348623157e308, "1.7976931348623157e+308"],
+  [5e-324, "5e-324"],
+  [100, "100"],
+  [-0, "-0"],
+  [0, "0"],
+  [NaN, "NaN"],
+  [Infinity, "Infinity"],
+  [-Infinity, "-Infinity"],
+];
+
+Deno.test("formatDouble writes what PostgreSQL writes", () => {
+  for (const [value, text] of POSTGRES_TEXT) assert.equal(formatDouble(value), text, `${value}`);
+});
+
+Deno.test("formatDouble keeps the shortest round-trip digits and switches to exponents outside [1e-4, 1e15)", () => {
+  const view = new DataView(new ArrayBuffer(8));
+  for (let i = 0; i < 20_000; i++) {
+    // Random bit patterns cover every magnitude; the exponent range below keeps them finite.
+    view.setUint32(0, Math.floor(Math.random() * 2 ** 32));
+    view.setUint32(4, Math.floor(Math.random() * 2 ** 32));
+    const value = view.getFloat64(0);
+    if (!Number.isFinite(value) || value === 0) continue;
+    const text = formatDouble(value);
+    assert.equal(Number(text), value, text);
+    const exponent = Number(value.toExponential().split("e")[1]);
+    const usesExponent = /e[+-]\d\d+$/.test(text);
+    assert.equal(usesExponent, exponent < -4 || exponent >= 15, text);
+    const digits = (s: string) =>
+      s.replace(/e.*$/, "").replace(/[-.]/g, "").replace(/^0+/, "").replace(/0+$/, "");
+    assert.equal(digits(text), digits(value.toExponential()), text);
+  }
+});
