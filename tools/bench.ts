@@ -35,6 +35,9 @@ for (let i = 0; i < Deno.args.length; i += 2) {
 }
 const ROWS = Number(args.get("rows") ?? 1_000_000);
 const RUNS = Number(args.get("runs") ?? 3);
+/** `--sources PostgreSQL,MariaDB` and `--formats csv,duckdb` pick cells (all by default). */
+const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB").split(",");
+const FORMATS = (args.get("formats") ?? "csv,duckdb").split(",");
 const SCHEMA = "cr8tor_bench";
 const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
 
@@ -367,11 +370,15 @@ if (import.meta.main) {
       SECRETS_MNT_PATH: secrets,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
       PACKAGE_CONCURRENCY: "2",
+      // `--batch-rows N` overrides the service's SOURCE_BATCH_ROWS, to compare batch sizes.
+      ...(args.has("batch-rows") ? { SOURCE_BATCH_ROWS: args.get("batch-rows")! } : {}),
     });
     const cells: Cell[] = [];
     try {
-      for (const source of ["PostgreSQL", "MariaDB"] as const) {
-        for (const format of ["csv", "duckdb"] as const) {
+      for (
+        const source of (["PostgreSQL", "MariaDB"] as const).filter((s) => SOURCES.includes(s))
+      ) {
+        for (const format of (["csv", "duckdb"] as const).filter((f) => FORMATS.includes(f))) {
           const sourceBody = source === "PostgreSQL"
             ? { type: "postgresql", host_url: PG.host, port: PG.port, database: PG.database }
             : { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA };

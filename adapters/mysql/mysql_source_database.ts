@@ -33,6 +33,7 @@ import {
   trimFraction,
 } from "../../domain/logical_type.ts";
 import {
+  DEFAULT_BATCH_ROWS,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -352,8 +353,6 @@ export const connectMysql: SqlSourceConnector = async function connectMysql(opti
   }
   return new MysqlSourceDatabase(connection);
 };
-
-const DEFAULT_BATCH_ROWS = 10_000;
 
 /** The most rows mysql2's stream buffers before it pauses the socket. */
 export const STREAM_HIGH_WATER_MARK = 1_000;

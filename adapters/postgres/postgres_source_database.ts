@@ -21,6 +21,7 @@ import type {
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import { AppError } from "../../domain/errors.ts";
 import {
+  DEFAULT_BATCH_ROWS,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -48,8 +49,6 @@ export const CANONICAL_SESSION = {
 const SET_CANONICAL_SESSION = Object.entries(CANONICAL_SESSION)
   .map(([name, value]) => `set ${name} = '${value}'`)
   .join("; ");
-
-const DEFAULT_BATCH_ROWS = 10_000;
 
 /** A source database backed by one postgres.js client. */
 export class PostgresSourceDatabase implements SourceDatabase {

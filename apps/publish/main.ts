@@ -10,6 +10,7 @@ import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import type { Filestore } from "../../ports/filestore.ts";
+import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
 import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
@@ -35,7 +36,9 @@ export function filestoreMounts(env: Record<string, string | undefined>): Map<st
 /** The publish service's own environment variables. */
 export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
-  SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(10_000),
+  SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
+    DEFAULT_BATCH_ROWS,
+  ),
 });
 
 /**
