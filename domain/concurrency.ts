@@ -30,3 +30,31 @@ export async function mapConcurrent<T, R>(
   if (failure !== undefined) throw failure.error;
   return results;
 }
+
+/** Hands out turns one at a time, in the order they were asked for. */
+export class OneAtATime {
+  #last: Promise<void> = Promise.resolve();
+
+  /**
+   * Waits for this caller's turn.
+   *
+   * @returns the function that ends the turn; call it exactly once, in a `finally`.
+   */
+  async begin(): Promise<() => void> {
+    const previous = this.#last;
+    const ended = Promise.withResolvers<void>();
+    this.#last = ended.promise;
+    await previous;
+    return () => ended.resolve();
+  }
+
+  /** Runs `work` in its own turn. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    const end = await this.begin();
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  }
+}

@@ -19,6 +19,7 @@ import type {
   TableExtract,
 } from "../../domain/catalog.ts";
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
+import { OneAtATime } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
 import {
   DEFAULT_BATCH_ROWS,
@@ -53,6 +54,11 @@ const SET_CANONICAL_SESSION = Object.entries(CANONICAL_SESSION)
 /** A source database backed by one postgres.js client. */
 export class PostgresSourceDatabase implements SourceDatabase {
   readonly #sql: Sql;
+  /**
+   * Reads take turns on the one connection: postgres.js refuses any query (even the next read's
+   * session SET) while a COPY is streaming, and a cursor holds the connection until it is done anyway.
+   */
+  readonly #reads = new OneAtATime();
   #closed = false;
   #lost = false;
 
@@ -124,6 +130,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
       );
     }
     const what = describeExtract(extract);
+    const endTurn = await this.#reads.begin();
     try {
       await this.#canonicalSession();
       const query = this.#sql.unsafe(`select ${postgresSelectList(extract)} from ${from(extract)}`)
@@ -132,6 +139,8 @@ export class PostgresSourceDatabase implements SourceDatabase {
     } catch (e) {
       this.#noteFailure(e);
       throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+    } finally {
+      endTurn();
     }
   }
 
@@ -145,6 +154,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
    */
   async *readCsv(extract: TableExtract): AsyncGenerator<Uint8Array, void, undefined> {
     const what = describeExtract(extract);
+    const endTurn = await this.#reads.begin();
     try {
       await this.#canonicalSession();
       const query = this.#sql.unsafe(
@@ -155,6 +165,8 @@ export class PostgresSourceDatabase implements SourceDatabase {
     } catch (e) {
       this.#noteFailure(e);
       throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+    } finally {
+      endTurn();
     }
   }
 

@@ -453,6 +453,47 @@ async function runReadSteps(
     assert.ok(wideTable, "the W table is missing");
     const wideExtract: TableExtract = { schema: wide.schema, table: wideTable };
 
+    await t.step(`${name} reads several tables at once, each whole, as writers do`, async () => {
+      const expectedRows = sortRows(await readAll(db, wideExtract));
+      const expectedCsv = db.readCsv === undefined
+        ? undefined
+        : await readCsvBytes(db, wideExtract);
+      const patients = extract("patients");
+      const reads: Promise<void>[] = [];
+      // Each kind of read, first with its stream under way (one chunk taken), then with others started.
+      const started = [
+        drainAfterFirst(
+          db.readRows(wideExtract, { batchRows: 100 }),
+          (batches) => assert.deepEqual(sortRows(batches.flat()), expectedRows),
+        ),
+        ...(expectedCsv === undefined ? [] : [
+          drainAfterFirst(
+            db.readCsv!(wideExtract),
+            (chunks) => assert.deepEqual(concatBytes(chunks), expectedCsv),
+          ),
+        ]),
+      ];
+      for (const read of started) {
+        await read.firstTaken;
+        reads.push(
+          readAll(db, patients, 1).then((rows) =>
+            assert.deepEqual(sortRows(rows), sortRows(FIXTURE_ROWS.patients))
+          ),
+          readAll(db, wideExtract, 500).then((rows) =>
+            assert.deepEqual(sortRows(rows), expectedRows)
+          ),
+        );
+        if (expectedCsv !== undefined) {
+          reads.push(
+            readCsvBytes(db, wideExtract).then((bytes) => assert.deepEqual(bytes, expectedCsv)),
+          );
+        }
+        reads.push(read.done);
+      }
+      await withinMs(Promise.all(reads), 60_000, "concurrent reads");
+      await db.ping();
+    });
+
     await t.step(`${name} describeSchema() maps the W table's types`, () => {
       assert.deepEqual(
         wideTable.columns.map((c) => [c.name, c.logicalType]),
@@ -570,6 +611,38 @@ export async function readAll(
   batchRows?: number,
 ): Promise<CanonicalRow[]> {
   return (await readBatches(db, extract, batchRows)).flat();
+}
+
+/**
+ * Starts reading a stream: `firstTaken` settles once its first item is in hand, `done` once it is drained
+ * and `check` has passed on every item.
+ */
+function drainAfterFirst<T>(
+  stream: AsyncIterable<T>,
+  check: (items: T[]) => void,
+): { firstTaken: Promise<void>; done: Promise<void> } {
+  const first = Promise.withResolvers<void>();
+  const done = (async () => {
+    const items: T[] = [];
+    for await (const item of stream) {
+      items.push(item);
+      first.resolve();
+    }
+    first.resolve();
+    check(items);
+  })();
+  done.catch(first.reject);
+  return { firstTaken: first.promise, done };
+}
+
+function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 /** Reads `readCsv()` to the end as bytes. */
