@@ -136,3 +136,12 @@ export function parseCsv(text: string): (string | null)[][] {
   }
   return rows;
 }
+
+const utf8Encoder = new TextEncoder();
+
+/** UTF-8 bytes of a (large) CSV text: `encodeInto` a buffer of the worst-case size beats `encode`. */
+export function utf8Bytes(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length * 3);
+  const { written } = utf8Encoder.encodeInto(text, bytes);
+  return bytes.subarray(0, written);
+}

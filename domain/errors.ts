@@ -48,14 +48,3 @@ export class SourceTypeNotSupportedError extends AppError {
     super(`Cannot use source type "${sourceType}": not supported by this version of the service`);
   }
 }
-
-/** The request names a destination type that this operation cannot serve yet. */
-export class DestinationTypeNotSupportedError extends AppError {
-  readonly code = "destination_type_not_supported";
-
-  constructor(readonly destinationType: string, readonly operation: string) {
-    super(
-      `Cannot ${operation} to destination type "${destinationType}": not supported by this version of the service`,
-    );
-  }
-}

@@ -9,7 +9,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { TableExtract } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
-import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
+import { encodeCsvRow, encodeCsvRows, utf8Bytes } from "../../domain/csv.ts";
 import { csvPayloadPath } from "../../domain/staging_layout.ts";
 import type {
   DatasetWriter,
@@ -60,13 +60,6 @@ async function* csvChunks(
   yield encoder.encode(encodeCsvRow(extract.table.columns.map((c) => c.name)));
   const kinds = extract.table.columns.map((c) => c.logicalType.kind);
   for await (const batch of source.readRows(extract, { batchRows })) {
-    yield utf8(encodeCsvRows(batch, kinds));
+    yield utf8Bytes(encodeCsvRows(batch, kinds));
   }
-}
-
-/** UTF-8 bytes of a large string; `encodeInto` a buffer of the worst-case size is cheaper than `encode`. */
-function utf8(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length * 3);
-  const { written } = encoder.encodeInto(text, bytes);
-  return bytes.subarray(0, written);
 }

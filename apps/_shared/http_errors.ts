@@ -9,7 +9,6 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import {
   AppError,
   DatasetItemsNotFoundError,
-  DestinationTypeNotSupportedError,
   SourceTypeNotSupportedError,
 } from "../../domain/errors.ts";
 import {
@@ -25,11 +24,27 @@ import {
 } from "../../ports/secret_store.ts";
 import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
+  DestinationNameReservedError,
+  DestinationNameTooLongError,
+  DestinationSchemaConflictError,
+  DestinationTablesNotPackagedError,
+  DestinationUnavailableError,
+  DestinationValueError,
+} from "../../ports/destination_database.ts";
+import { OpalError } from "../../ports/opal_client.ts";
+import {
+  InvalidOpalProjectNameError,
+  InvalidOpalResourceError,
+  OpalResourceNameClashError,
+} from "../../domain/opal.ts";
+import { OpalStepFailedError } from "../publish/opal_publication.ts";
+import {
   DuckdbConstraintError,
   DuckdbNameClashError,
   DuckdbValueError,
 } from "../../adapters/duckdb/duckdb_errors.ts";
 import {
+  PostgresqlDestinationNotConfiguredError,
   SubServiceProtocolError,
   SubServiceTimeoutError,
   SubServiceUnavailableError,
@@ -41,6 +56,10 @@ type ErrorClass = abstract new (...args: any[]) => AppError;
 
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidSecretNameError, 422],
+  [DestinationNameTooLongError, 422],
+  [DestinationNameReservedError, 422],
+  [DestinationValueError, 422],
+  [InvalidOpalProjectNameError, 422],
   [DuckdbValueError, 422],
   [DuckdbConstraintError, 422],
   [DuckdbNameClashError, 422],
@@ -48,13 +67,20 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],
   [UnknownDestinationError, 404],
+  [PostgresqlDestinationNotConfiguredError, 404],
   [NothingStagedError, 409],
   [StagingIntegrityError, 409],
+  [DestinationSchemaConflictError, 409],
+  [DestinationTablesNotPackagedError, 409],
+  [OpalResourceNameClashError, 409],
   [SecretStoreUnavailableError, 500],
   [FilestoreNotReadyError, 500],
+  [InvalidOpalResourceError, 500],
   [SourceTypeNotSupportedError, 501],
-  [DestinationTypeNotSupportedError, 501],
   [SourceUnavailableError, 502],
+  [DestinationUnavailableError, 502],
+  [OpalStepFailedError, 502],
+  [OpalError, 502],
   [SubServiceUnavailableError, 502],
   [SubServiceProtocolError, 502],
   [SubServiceTimeoutError, 504],

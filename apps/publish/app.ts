@@ -6,17 +6,38 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { selectDataset, tableExtracts } from "../../domain/catalog.ts";
 import type { Destination } from "../../domain/contract.ts";
-import { DestinationTypeNotSupportedError } from "../../domain/errors.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
-import { type Filestore, UnknownDestinationError } from "../../ports/filestore.ts";
+import type { DestinationDatabase } from "../../ports/destination_database.ts";
+import {
+  type Filestore,
+  NothingStagedError,
+  UnknownDestinationError,
+} from "../../ports/filestore.ts";
+import type { OpalClient } from "../../ports/opal_client.ts";
+import { PostgresqlDestinationNotConfiguredError } from "../_shared/app_errors.ts";
 import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import { success } from "../_shared/envelope.ts";
 import { requestIdOf } from "../_shared/http_errors.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
+import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
 import { ProjectLocks } from "./project_locks.ts";
 import { packageRoute, publishRoute, validateRoute } from "./routes.ts";
+
+/**
+ * The PostgreSQL destination: `package` loads tables into it, `publish` lets OPAL's read-only role read
+ * them and creates the OPAL side. Each call reads its secrets afresh, so rotated secrets take effect
+ * without a restart.
+ */
+export interface PostgresqlDestination {
+  /** Opens the destination database and proves it is usable. */
+  connect(): Promise<DestinationDatabase>;
+  /** A client for the OPAL server. */
+  opal(): Promise<OpalClient>;
+  /** How OPAL reaches the database, and the read-only login its resources carry. */
+  resourceAccess(): Promise<Pick<OpalPublication, "database" | "readOnly">>;
+}
 
 /** What the publish service needs. */
 export interface PublishDeps extends SourceAccess {
@@ -25,6 +46,8 @@ export interface PublishDeps extends SourceAccess {
   readonly maxBodyBytes: number;
   /** Filestore destinations by upper-case name (`LSC` for `TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH`). */
   readonly filestores: ReadonlyMap<string, Filestore>;
+  /** The PostgreSQL destination, when this deployment has one (`DESTINATION_POSTGRESQL_HOST`). */
+  readonly postgresql?: PostgresqlDestination;
   /** One writer per filestore format. */
   readonly writers: Readonly<Record<"csv" | "duckdb", DatasetWriter>>;
   /** How many tables of one request are extracted at the same time. */
@@ -35,8 +58,10 @@ export interface PublishDeps extends SourceAccess {
 }
 
 /** Requests for the same project on the same destination never interleave. */
-function lockKey(destinationName: string, project: string): string {
-  return `${destinationName.toUpperCase()}/${project}`;
+function lockKey(destination: Destination, project: string): string {
+  return destination.type === "postgresql"
+    ? `postgresql:${project}`
+    : `filestore:${destination.name.toUpperCase()}/${project}`;
 }
 
 /** Builds the publish service. */
@@ -55,20 +80,27 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
 
   /** The filestore a destination names, and its format. */
   function filestoreFor(
-    destination: Destination,
-    operation: string,
+    destination: Destination & { type: "filestore" },
   ): { filestore: Filestore; format: "csv" | "duckdb" } {
-    if (destination.type !== "filestore") {
-      throw new DestinationTypeNotSupportedError(destination.type, operation);
-    }
     const filestore = deps.filestores.get(destination.name.toUpperCase());
     if (filestore === undefined) throw new UnknownDestinationError(destination.name);
     return { filestore, format: destination.format };
   }
 
+  function postgresql(): PostgresqlDestination {
+    if (deps.postgresql === undefined) throw new PostgresqlDestinationNotConfiguredError();
+    return deps.postgresql;
+  }
+
   app.openapi(validateRoute, async (c) => {
     const { destination, source } = c.req.valid("json");
-    await filestoreFor(destination, "validate").filestore.checkReady();
+    if (destination.type === "filestore") {
+      await filestoreFor(destination).filestore.checkReady();
+    } else {
+      const { connect, opal } = postgresql();
+      await using _destination = await connect();
+      await (await opal()).checkReady();
+    }
     await using db = await openSource(source, deps);
     await db.ping();
     return c.json(success({ validation_status: "success" as const }), 200);
@@ -76,63 +108,101 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
 
   app.openapi(packageRoute, async (c) => {
     const { destination, source, dataset, project_name, project_start_time } = c.req.valid("json");
-    const { filestore, format } = filestoreFor(destination, "package");
+    // Configuration problems are reported before the source is touched.
+    const target = destination.type === "filestore" ? filestoreFor(destination) : postgresql();
     await using db = await openSource(source, deps);
     const requested = (dataset.tables ?? []).map((t) => t.name);
     const catalog = await db.describeSchema(dataset.schema_name, {
       ...(requested.length > 0 ? { tables: requested } : {}),
     });
     const extracts = tableExtracts(selectDataset(catalog, dataset));
-    const run: RunRef = { project: project_name, startTime: project_start_time };
-    const writer = deps.writers[format];
-    const files = await locks.run(
-      lockKey(destination.name, project_name),
-      () =>
-        filestore.stage(
-          run,
-          dataset.schema_name,
-          (work) =>
-            writer.write(work, db, extracts, {
-              concurrency: deps.concurrency,
-              batchRows: deps.batchRows,
-            }),
-        ),
-    );
-    deps.log.info("packaged", {
+    const options = { concurrency: deps.concurrency, batchRows: deps.batchRows };
+    const logged = {
       request_id: requestIdOf(c),
       project: project_name,
       start_time: project_start_time,
       schema: dataset.schema_name,
-      format,
-      files: files.map((f) => f.path),
+    };
+    if ("filestore" in target) {
+      const run: RunRef = { project: project_name, startTime: project_start_time };
+      const writer = deps.writers[target.format];
+      const files = await locks.run(
+        lockKey(destination, project_name),
+        () =>
+          target.filestore.stage(
+            run,
+            dataset.schema_name,
+            (work) => writer.write(work, db, extracts, options),
+          ),
+      );
+      deps.log.info("packaged", {
+        ...logged,
+        format: target.format,
+        files: files.map((f) => f.path),
+      });
+      return c.json(success({ data_retrieved: files.map((f) => ({ file_path: f.path })) }), 200);
+    }
+    const tables = await locks.run(lockKey(destination, project_name), async () => {
+      await using database = await target.connect();
+      return await database.load(
+        { project: project_name, startTime: project_start_time, schemaName: dataset.schema_name },
+        db,
+        extracts,
+        options,
+      );
     });
-    return c.json(success({ data_retrieved: files.map((f) => ({ file_path: f.path })) }), 200);
+    const names = tables.map((t) => `${t.schema}.${t.table}`);
+    deps.log.info("packaged", { ...logged, destination: "postgresql", tables: names });
+    return c.json(success({ data_retrieved: names.map((table_name) => ({ table_name })) }), 200);
   });
 
   app.openapi(publishRoute, async (c) => {
     const { destination, project_name, project_start_time } = c.req.valid("json");
-    const { filestore } = filestoreFor(destination, "publish");
     const run: RunRef = { project: project_name, startTime: project_start_time };
-    const files = await locks.run(
-      lockKey(destination.name, project_name),
-      () => filestore.publish(run),
-    );
-    deps.log.info("published", {
+    const logged = {
       request_id: requestIdOf(c),
       project: project_name,
       start_time: project_start_time,
-      files: files.map((f) => `${f.path} sha512:${f.sha512}`),
+    };
+    if (destination.type === "filestore") {
+      const { filestore } = filestoreFor(destination);
+      const files = await locks.run(
+        lockKey(destination, project_name),
+        () => filestore.publish(run),
+      );
+      deps.log.info("published", {
+        ...logged,
+        files: files.map((f) => `${f.path} sha512:${f.sha512}`),
+      });
+      return c.json(
+        success({
+          data_published: files.map((f) => ({
+            file_path: f.path,
+            hash_value: f.sha512,
+            total_bytes: f.bytes,
+          })),
+        }),
+        200,
+      );
+    }
+    const target = postgresql();
+    const published = await locks.run(lockKey(destination, project_name), async () => {
+      await using database = await target.connect();
+      const tables = await database.packagedTables(run);
+      if (tables.length === 0) throw new NothingStagedError(run);
+      await database.grantReadAccess(tables);
+      return await publishToOpal(await target.opal(), {
+        project: project_name,
+        tables,
+        ...await target.resourceAccess(),
+      });
     });
-    return c.json(
-      success({
-        data_published: files.map((f) => ({
-          file_path: f.path,
-          hash_value: f.sha512,
-          total_bytes: f.bytes,
-        })),
-      }),
-      200,
-    );
+    deps.log.info("published", {
+      ...logged,
+      destination: "postgresql",
+      resources: published.map((p) => p.opal_resource_name),
+    });
+    return c.json(success({ data_published: published }), 200);
   });
 
   return app;

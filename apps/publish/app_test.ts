@@ -84,13 +84,17 @@ Deno.test("publish app POST /data-publish/validate", async (t) => {
     assert.equal((await res.json()).payload.code, "source_unavailable");
   });
 
-  await t.step("answers 501 for a PostgreSQL destination until it is built", async () => {
-    using world = new FakeWorld();
-    const body = aTransferRequest({ destination: { type: "postgresql" } });
-    const res = await world.publishApp().request(postJson(VALIDATE, body, PUBLISH_KEY));
-    assert.equal(res.status, 501);
-    assert.equal(world.connections.length, 0);
-  });
+  await t.step(
+    "answers 404 for a PostgreSQL destination the deployment does not have",
+    async () => {
+      using world = new FakeWorld();
+      const body = aTransferRequest({ destination: { type: "postgresql" } });
+      const res = await world.publishApp().request(postJson(VALIDATE, body, PUBLISH_KEY));
+      assert.equal(res.status, 404);
+      assert.equal((await res.json()).payload.code, "destination_not_configured");
+      assert.equal(world.connections.length, 0);
+    },
+  );
 });
 
 const PACKAGE = "/data-publish/package";
@@ -257,13 +261,17 @@ Deno.test("publish app POST /data-publish/publish (filestore)", async (t) => {
     },
   );
 
-  await t.step("answers 501 for a PostgreSQL destination until it is built", async () => {
-    using world = new FakeWorld();
-    const { status } = await call(
-      world,
-      PUBLISH,
-      aPublishRequest({ destination: { type: "postgresql" } }),
-    );
-    assert.equal(status, 501);
-  });
+  await t.step(
+    "answers 404 for a PostgreSQL destination the deployment does not have",
+    async () => {
+      using world = new FakeWorld();
+      const { status, json } = await call(
+        world,
+        PUBLISH,
+        aPublishRequest({ destination: { type: "postgresql" } }),
+      );
+      assert.equal(status, 404);
+      assert.equal(json.payload.code, "destination_not_configured");
+    },
+  );
 });

@@ -9,6 +9,9 @@ import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts"
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
+import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
+import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import type { SecretStore } from "../../ports/secret_store.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
@@ -17,7 +20,7 @@ import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
-import { createPublishApp } from "./app.ts";
+import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -41,6 +44,72 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   ),
 });
 
+const required = z.string().min(1);
+
+/**
+ * The PostgreSQL destination and its OPAL server, the reference's variables (contract §6.1). All of them
+ * are needed once `DESTINATION_POSTGRESQL_HOST` is set; without it the deployment has no such destination.
+ */
+export const PostgresqlDestinationEnv = z.object({
+  DESTINATION_POSTGRESQL_HOST: required,
+  DESTINATION_POSTGRESQL_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(5432),
+  DESTINATION_POSTGRESQL_DATABASE: required,
+  DESTINATION_POSTGRESQL_USERNAME: required,
+  DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: required,
+  DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: required,
+  DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: required,
+  DESTINATION_OPAL_HOST: required,
+  DESTINATION_OPAL_USERNAME: required,
+  DESTINATION_OPAL_PASSWORD_SECRET_NAME: required,
+  DESTINATION_OPAL_NO_SSL_VERIFY: z.string().default("false").transform((v) =>
+    v.toLowerCase() === "true"
+  ),
+  DESTINATION_OPAL_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(30),
+});
+
+/** The PostgreSQL destination an environment configures, or `undefined` when it has none. */
+function postgresqlDestination(
+  env: Record<string, string | undefined>,
+  secrets: SecretStore,
+  timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
+): PostgresqlDestination | undefined {
+  if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
+  const config = parseEnv(PostgresqlDestinationEnv, env);
+  return {
+    connect: async () =>
+      await connectPostgresDestination({
+        host: config.DESTINATION_POSTGRESQL_HOST,
+        port: config.DESTINATION_POSTGRESQL_PORT,
+        database: config.DESTINATION_POSTGRESQL_DATABASE,
+        username: config.DESTINATION_POSTGRESQL_USERNAME,
+        password: await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME),
+        readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+        ...timeouts,
+      }),
+    opal: async () =>
+      new HttpOpalClient({
+        baseUrl: config.DESTINATION_OPAL_HOST,
+        username: config.DESTINATION_OPAL_USERNAME,
+        password: await secrets.get(config.DESTINATION_OPAL_PASSWORD_SECRET_NAME),
+        noSslVerify: config.DESTINATION_OPAL_NO_SSL_VERIFY,
+        timeoutMs: config.DESTINATION_OPAL_TIMEOUT_SECONDS * 1000,
+      }),
+    resourceAccess: async () => ({
+      database: {
+        host: config.DESTINATION_POSTGRESQL_HOST,
+        port: config.DESTINATION_POSTGRESQL_PORT,
+        database: config.DESTINATION_POSTGRESQL_DATABASE,
+      },
+      readOnly: {
+        username: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+        password: await secrets.get(
+          config.DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME,
+        ),
+      },
+    }),
+  };
+}
+
 /**
  * Builds the publish service from an environment. Before serving, it sweeps what an interrupted package or
  * publish left in each filestore.
@@ -51,6 +120,12 @@ export async function buildPublishService(
 ): Promise<RunnableService> {
   const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
+  const secrets = new FileSecretStore(config.SECRETS_MNT_PATH);
+  const timeouts = {
+    connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
+    statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
+  };
+  const postgresql = postgresqlDestination(env, secrets, timeouts);
   const filestores = new Map<string, Filestore>(
     [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
   );
@@ -64,6 +139,15 @@ export async function buildPublishService(
       log.error("recovery_failed", { filestore: name, message: (e as Error).message });
     }
   }
+  if (postgresql !== undefined) {
+    try {
+      await using destination = await postgresql.connect();
+      const swept = await destination.recover();
+      if (swept.length > 0) log.warn("recovered_interrupted_loads", { schemas: swept });
+    } catch (e) {
+      log.error("recovery_failed", { destination: "postgresql", message: (e as Error).message });
+    }
+  }
   if (filestores.size === 0) {
     log.warn("no_filestore_destinations", {
       hint: "set TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH",
@@ -73,11 +157,11 @@ export async function buildPublishService(
     apiKey: readApiKey("publishserviceapikey", env, config.SECRETS_MNT_PATH),
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    secrets: new FileSecretStore(config.SECRETS_MNT_PATH),
+    secrets,
     connectors: { postgresql: connectPostgres, mysql: connectMysql },
-    connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
-    statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
+    ...timeouts,
     filestores,
+    ...(postgresql === undefined ? {} : { postgresql }),
     writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
     concurrency: config.PACKAGE_CONCURRENCY,
     batchRows: config.SOURCE_BATCH_ROWS,

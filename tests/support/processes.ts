@@ -134,20 +134,22 @@ export interface ServiceStack {
 }
 
 /**
- * Starts metadata, publish and approval on free ports, with secrets from `secrets` and the filestore `LSC`
- * at `storage`. Each started process is pushed to `started` as soon as it listens, so the caller can stop
- * them even if a later one fails to start.
+ * Starts metadata, publish and approval on free ports, with secrets from `secrets`, the filestore `LSC` at
+ * `storage` and `publishEnv` for the publish service. Each started process is pushed to `started` as soon
+ * as it listens, so the caller can stop them even if a later one fails to start.
  */
 export async function startStack(
   secrets: string,
   storage: string,
   started: ServiceProcess[],
+  publishEnv: Record<string, string> = {},
 ): Promise<ServiceStack> {
   const metadata = await startService("metadata", { SECRETS_MNT_PATH: secrets });
   started.push(metadata);
   const publish = await startService("publish", {
     SECRETS_MNT_PATH: secrets,
     TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
+    ...publishEnv,
   });
   started.push(publish);
   const approval = await startService("approval", {

@@ -1,0 +1,186 @@
+/**
+ * A destination database that datasets are loaded into at `package` time and exposed from at `publish`
+ * time (the `postgresql` destination, `cr8tor-contract.md` §4.3 and §4.6).
+ *
+ * Unlike the reference, a load replaces a dataset atomically (readers see the old tables or the new ones,
+ * never a mix, and a failed load leaves the old ones as they were), loaded tables are found again through
+ * a registry rather than a schema-name prefix (§9 item 11), and nothing is readable by the read-only role
+ * until {@link DestinationDatabase.grantReadAccess} is called by the publish step.
+ *
+ * @module
+ */
+import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import { AppError } from "../domain/errors.ts";
+
+export {
+  DestinationNameReservedError,
+  DestinationNameTooLongError,
+} from "../domain/destination_schema.ts";
+
+/** One loaded table: its destination schema and name. */
+export interface LoadedTable {
+  readonly schema: string;
+  readonly table: string;
+}
+
+/** The dataset a load is for, as the request names it. */
+export interface DestinationDataset {
+  /** The request's `project_name`, case as sent. */
+  readonly project: string;
+  /** The request's `project_start_time`. */
+  readonly startTime: string;
+  /** The request's `dataset.schema_name`. */
+  readonly schemaName: string;
+}
+
+/** A run: every dataset of one project start. */
+export interface DestinationRun {
+  readonly project: string;
+  readonly startTime: string;
+}
+
+/** How much to do at once. */
+export interface LoadOptions {
+  /** How many tables to load at the same time (at least 1). */
+  readonly concurrency: number;
+  /** Rows per batch read from a source that has no CSV fast path. */
+  readonly batchRows: number;
+}
+
+/** An open destination database. */
+export interface DestinationDatabase extends AsyncDisposable {
+  /**
+   * Connects and proves the configured login may create schemas and that the read-only role exists;
+   * creates the registry when it is missing.
+   *
+   * @throws {DestinationUnavailableError} when the server cannot be reached or the login lacks rights.
+   */
+  checkReady(): Promise<void>;
+
+  /**
+   * Loads every table into the dataset's destination schema (see `destinationSchemaName`), replacing
+   * what the dataset held before in one transaction, and records the dataset in the registry. The tables
+   * keep their column types, NOT NULL columns and primary keys. Nothing is granted to the read-only role.
+   *
+   * @param dataset the dataset, which decides the destination schema.
+   * @param source where the rows come from; its CSV fast path is used when it has one.
+   * @param tables the tables of one schema, with the selected columns.
+   * @returns the loaded tables, sorted by name.
+   * @throws {DestinationNameTooLongError} when the schema, a table or a column name is too long.
+   * @throws {DestinationNameReservedError} when the schema name starts with `pg_`.
+   * @throws {DestinationSchemaConflictError} when the schema belongs to another dataset or was not
+   *   created by a load; nothing is changed.
+   * @throws {DestinationValueError} when the destination refuses a value or a row; nothing is changed.
+   * @throws {SourceUnavailableError} (from the source) when reading fails; nothing is changed.
+   * @throws {DestinationUnavailableError} when the destination fails; nothing is changed.
+   */
+  load(
+    dataset: DestinationDataset,
+    source: TableReader,
+    tables: readonly TableExtract[],
+    options: LoadOptions,
+  ): Promise<LoadedTable[]>;
+
+  /**
+   * Lists the tables loaded for a run, from the registry: exact matches of project name (case as sent)
+   * and start time only, never a name prefix.
+   *
+   * @returns the tables that still exist, sorted by schema, then name.
+   * @throws {DestinationUnavailableError} when the registry cannot be read.
+   */
+  packagedTables(run: DestinationRun): Promise<LoadedTable[]>;
+
+  /**
+   * Grants the configured read-only role USAGE on each table's schema and SELECT on exactly these tables,
+   * in one transaction; granting again changes nothing.
+   *
+   * @throws {DestinationTablesNotPackagedError} when a table is not in the registry; nothing is granted.
+   * @throws {DestinationUnavailableError} when the grants fail.
+   */
+  grantReadAccess(tables: readonly LoadedTable[]): Promise<void>;
+
+  /**
+   * Drops what interrupted loads left behind (their temporary schemas), leaving alone the ones whose
+   * load is still running, in this process or another.
+   *
+   * @returns the names of the dropped schemas, sorted.
+   * @throws {DestinationUnavailableError} when the destination fails.
+   */
+  recover(): Promise<string[]>;
+
+  /** Closes every connection; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/** The destination cannot be reached, refused the login, lacks rights, or failed a statement. */
+export class DestinationUnavailableError extends AppError {
+  readonly code = "destination_unavailable";
+}
+
+/**
+ * The destination schema exists but belongs to another dataset (two requests whose names differ only in
+ * case) or was not created by a load; it is never dropped.
+ */
+export class DestinationSchemaConflictError extends AppError {
+  readonly code = "destination_schema_conflict";
+
+  /**
+   * @param schema the destination schema.
+   * @param owner the dataset the registry holds for it, or `undefined` when it is not registered.
+   */
+  constructor(readonly schema: string, readonly owner: DestinationDataset | undefined) {
+    super(
+      owner === undefined
+        ? `Cannot load into destination schema "${schema}": it exists and was not created by the ` +
+          `publish service`
+        : `Cannot load into destination schema "${schema}": it holds dataset "${owner.schemaName}" ` +
+          `of project "${owner.project}" started ${owner.startTime}`,
+    );
+  }
+}
+
+/** Where in a table the destination refused a value or a row. */
+export interface DestinationValuePosition {
+  readonly schema: string;
+  readonly table: string;
+  /** The column, when the destination named one. */
+  readonly column?: string;
+  /** The 1-based row of the table, when the destination named one. */
+  readonly row?: number;
+}
+
+/**
+ * The destination refused a value or a row (a MySQL `TIME` past 24 hours, a NUL character in text, a
+ * duplicate key, ...). The message names the table, column, row and reason, never the value.
+ */
+export class DestinationValueError extends AppError {
+  readonly code = "destination_value_refused";
+
+  /**
+   * @param where the table and, when known, the column and row.
+   * @param reason why, without the value, e.g. `numeric value out of range (SQLSTATE 22003)`.
+   */
+  constructor(readonly where: DestinationValuePosition, readonly reason: string) {
+    const at = [
+      where.row === undefined ? undefined : `row ${where.row}`,
+      where.column === undefined ? undefined : `column "${where.column}"`,
+    ].filter((part) => part !== undefined).join(", ");
+    super(
+      `Cannot load table "${where.schema}.${where.table}" into the destination` +
+        `${at === "" ? "" : ` (${at})`}: ${reason}`,
+    );
+  }
+}
+
+/** Tables to grant that the registry does not list (e.g. a newer load replaced them). */
+export class DestinationTablesNotPackagedError extends AppError {
+  readonly code = "destination_tables_not_packaged";
+
+  constructor(readonly tables: readonly LoadedTable[]) {
+    super(
+      `Cannot grant read access to ${
+        tables.map((t) => `"${t.schema}.${t.table}"`).join(", ")
+      }: not packaged`,
+    );
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * End to end, the PostgreSQL destination: three real processes, a real PostgreSQL (source and
+ * destination) and MariaDB, a fake OPAL over HTTP. Package two datasets into the destination database,
+ * publish them through OPAL, and check what the read-only role and OPAL end up with; then OPAL failing
+ * midway and a re-run.
+ */
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
+import { DestinationSandbox } from "../support/destination_databases.ts";
+import { FakeOpal } from "../support/fake_opal.ts";
+import { type ServiceProcess, startStack } from "../support/processes.ts";
+import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
+
+const KEYS = {
+  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
+  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
+  publishserviceapikey: `publish-${crypto.randomUUID()}`,
+};
+
+const PROJECT = "E2eOpal";
+const START = "20250611_093000";
+
+const VISITS_DDL = (ts: string) => `
+  create table $s.visits (
+    id integer not null primary key,
+    clinic varchar(20) not null,
+    cost decimal(10,2),
+    seen_at ${ts}
+  );
+  insert into $s.visits values
+    (1, 'North, "A"', 12.50, '2020-01-01 10:00:00.25'),
+    (2, 'South', null, null);
+  create table $s.secrets (id integer primary key, note text);
+  insert into $s.secrets values (1, 'not approved');
+`;
+
+async function post(
+  url: string,
+  body: unknown,
+  // deno-lint-ignore no-explicit-any
+): Promise<{ status: number; json: Record<string, any> }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": KEYS.approvalserviceapikey },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+Deno.test({
+  name: "e2e: package into PostgreSQL from PostgreSQL and MariaDB, then publish through OPAL",
+  ignore: ignorePostgres || ignoreMysql,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const work = await mkdtemp(join(tmpdir(), "cr8tor-e2e-pgdest-"));
+    const secrets = join(work, "secrets");
+    const storage = join(work, "lsc");
+    const pg = new PostgresSandbox();
+    const my = new MysqlSandbox();
+    const destination = new DestinationSandbox();
+    await using opal = await FakeOpal.start();
+    const pgSchema = randomName("cr8_pg");
+    const myDatabase = randomName("cr8_my");
+    const services: ServiceProcess[] = [];
+    try {
+      await mkdir(secrets);
+      await mkdir(join(storage, "staging"), { recursive: true });
+      await mkdir(join(storage, "production"));
+      await pg.createRole();
+      await pg.createSchema(pgSchema, VISITS_DDL("timestamp"));
+      await my.createUser();
+      await my.createDatabase(myDatabase, VISITS_DDL("datetime(6)"));
+      await destination.create();
+      const files = {
+        ...KEYS,
+        pguser: pg.role,
+        pgpassword: pg.password,
+        myuser: my.user,
+        mypassword: my.password,
+        destpassword: destination.loaderPassword,
+        readerpassword: destination.readerPassword,
+        opalpassword: opal.admin.password,
+      };
+      for (const [name, value] of Object.entries(files)) {
+        await writeFile(join(secrets, name), value);
+      }
+      const { approval } = await startStack(secrets, storage, services, {
+        DESTINATION_POSTGRESQL_HOST: POSTGRES.host,
+        DESTINATION_POSTGRESQL_PORT: String(POSTGRES.port),
+        DESTINATION_POSTGRESQL_DATABASE: destination.database,
+        DESTINATION_POSTGRESQL_USERNAME: destination.loader,
+        DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: "destpassword",
+        DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: destination.reader,
+        DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: "readerpassword",
+        DESTINATION_OPAL_HOST: opal.url,
+        DESTINATION_OPAL_USERNAME: opal.admin.username,
+        DESTINATION_OPAL_PASSWORD_SECRET_NAME: "opalpassword",
+      });
+      const sources = {
+        pg: {
+          type: "postgresql",
+          host_url: POSTGRES.host,
+          port: POSTGRES.port,
+          database: POSTGRES.database,
+          credentials: { username_key: "pguser", password_key: "pgpassword" },
+        },
+        my: {
+          type: "mysql",
+          host_url: MYSQL.host,
+          port: MYSQL.port,
+          database: myDatabase,
+          credentials: { username_key: "myuser", password_key: "mypassword" },
+        },
+      };
+      const transfer = (source: unknown, schema: string) => ({
+        project_name: PROJECT,
+        project_start_time: START,
+        destination: { type: "postgresql" },
+        source,
+        dataset: { schema_name: schema, tables: [{ name: "visits", columns: null }] },
+      });
+      const publishBody = {
+        project_name: PROJECT,
+        project_start_time: START,
+        destination: { type: "postgresql" },
+      };
+      const pgTarget = `e2eopal_${START}_${pgSchema}`.toLowerCase();
+      const myTarget = `e2eopal_${START}_${myDatabase}`.toLowerCase();
+      const reader = destination.asReader();
+      const admin = destination.admin();
+
+      await t.step("validate checks the destination database and OPAL", async () => {
+        const res = await post(`${approval.url}/project/validate`, transfer(sources.pg, pgSchema));
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+      });
+
+      await t.step(
+        "package loads the approved table of each dataset, and nothing else",
+        async () => {
+          for (
+            const [source, schema, target] of [
+              [sources.pg, pgSchema, pgTarget],
+              [sources.my, myDatabase, myTarget],
+            ] as const
+          ) {
+            const res = await post(`${approval.url}/project/package`, transfer(source, schema));
+            assert.equal(res.status, 200, JSON.stringify(res.json));
+            assert.deepEqual(res.json.payload, {
+              data_retrieved: [{ table_name: `${target}.visits` }],
+            });
+          }
+          const tables = await admin`select table_schema, table_name from information_schema.tables
+          where table_schema in (${pgTarget}, ${myTarget}) order by 1, 2`;
+          assert.deepEqual(
+            tables.map((r) => `${r.table_schema}.${r.table_name}`),
+            [
+              `${pgTarget}.visits`,
+              `${myTarget}.visits`,
+            ].sort(),
+          );
+          for (const target of [pgTarget, myTarget]) {
+            const rows = await admin.unsafe(
+              `select id, clinic, cost::text, seen_at::text from "${target}".visits order by id`,
+            );
+            assert.deepEqual(rows.map((r) => ({ ...r })), [
+              { id: 1, clinic: 'North, "A"', cost: "12.50", seen_at: "2020-01-01 10:00:00.25" },
+              { id: 2, clinic: "South", cost: null, seen_at: null },
+            ]);
+          }
+        },
+      );
+
+      await t.step("before publish the read-only role cannot read the tables", async () => {
+        await assert.rejects(
+          reader.unsafe(`select * from "${pgTarget}".visits`),
+          /permission denied/,
+        );
+      });
+
+      const expected = [pgTarget, myTarget].sort().map((schema) => ({
+        postgresql_table_name: `${schema}.visits`,
+        opal_resource_name: `tre_postgresql_${schema}_visits`,
+        opal_project_name: PROJECT,
+        opal_group_name: `${PROJECT}_group`,
+      }));
+
+      await t.step(
+        "OPAL failing midway is a 502 naming the step, and changes are finished by a re-run",
+        async () => {
+          opal.failNext({
+            method: "POST",
+            path: `/ws/project/${PROJECT}/resources`,
+            status: 500,
+            after: 1,
+          });
+          const failed = await post(`${approval.url}/project/publish`, publishBody);
+          assert.equal(failed.status, 502, JSON.stringify(failed.json));
+          assert.match(failed.json.payload.detail, /create resource tre_postgresql_/);
+          const done = await post(`${approval.url}/project/publish`, publishBody);
+          assert.equal(done.status, 200, JSON.stringify(done.json));
+          assert.deepEqual(done.json.payload, { data_published: expected });
+        },
+      );
+
+      await t.step("OPAL holds the project, group, user, grants and one resource per table", () => {
+        const state = opal.state;
+        assert.deepEqual(Object.keys(state.projects), [PROJECT]);
+        assert.deepEqual(state.groups[`${PROJECT}_group`], ["dsuser_default"]);
+        const resources = state.resources[PROJECT] ?? {};
+        assert.deepEqual(Object.keys(resources).sort(), expected.map((e) => e.opal_resource_name));
+        for (const item of expected) {
+          const resource = resources[item.opal_resource_name]!;
+          const [schema, table] = item.postgresql_table_name.split(".");
+          assert.equal(resource.provider, "resourcer");
+          assert.equal(resource.factory, "sql");
+          assert.deepEqual(JSON.parse(resource.parameters), {
+            driver: "postgresql",
+            host: POSTGRES.host,
+            port: POSTGRES.port,
+            db: destination.database,
+            schema,
+            table,
+          });
+          assert.deepEqual(JSON.parse(resource.credentials ?? "{}"), {
+            username: destination.reader,
+            password: destination.readerPassword,
+          });
+        }
+        const grants = state.acls.filter((a) => a.principal === `${PROJECT}_group`)
+          .map((a) => a.permission).sort();
+        assert.deepEqual(grants, ["DATASHIELD_USE", "RESOURCES_VIEW"]);
+      });
+
+      await t.step(
+        "after publish the read-only role reads exactly the published tables",
+        async () => {
+          const rows = await reader.unsafe(`select count(*)::int as n from "${myTarget}".visits`);
+          assert.equal(rows[0]?.n, 2);
+          await assert.rejects(
+            reader.unsafe(`insert into "${myTarget}".visits (id, clinic) values (9, 'x')`),
+            /permission denied/,
+          );
+        },
+      );
+
+      await t.step(
+        "publishing again gives the same reply and changes nothing in OPAL",
+        async () => {
+          const before = JSON.stringify(opal.state);
+          const again = await post(`${approval.url}/project/publish`, publishBody);
+          assert.equal(again.status, 200);
+          assert.deepEqual(again.json.payload, { data_published: expected });
+          assert.equal(JSON.stringify(opal.state), before);
+        },
+      );
+
+      await t.step("publishing a run that was never packaged is a 409", async () => {
+        const res = await post(`${approval.url}/project/publish`, {
+          ...publishBody,
+          project_start_time: "20990101_000000",
+        });
+        assert.equal(res.status, 409, JSON.stringify(res.json));
+      });
+
+      await t.step("no log line holds a password", async () => {
+        for (const service of services) await service.stop();
+        const logs = services.flatMap((s) => s.logs).join("\n");
+        for (const secret of Object.values(files)) assert.ok(!logs.includes(secret));
+        assert.ok(!logs.includes("North"));
+      });
+    } finally {
+      for (const service of services) await service.stop();
+      await pg.cleanup();
+      await my.cleanup();
+      await destination.cleanup();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+});
