@@ -37,7 +37,7 @@ const ROWS = Number(args.get("rows") ?? 1_000_000);
 const RUNS = Number(args.get("runs") ?? 3);
 /** `--sources PostgreSQL,MariaDB` and `--formats csv,duckdb` pick cells (all by default). */
 const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB").split(",");
-const FORMATS = (args.get("formats") ?? "csv,duckdb").split(",");
+const FORMATS = (args.get("formats") ?? "csv,duckdb,postgresql").split(",");
 const SCHEMA = "cr8tor_bench";
 const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
 
@@ -186,14 +186,18 @@ function digestOf(rows: Iterable<Record<string, string | null>>): Digest {
   };
 }
 
-async function sourceDigest(): Promise<Digest> {
-  const sql = postgres({ ...PG, username: PG.user, max: 1, onnotice: () => {} });
+/** The digest PostgreSQL computes itself, of the W table or of a loaded copy of it. */
+async function postgresDigest(
+  database = PG.database,
+  table = `${SCHEMA}.wide`,
+): Promise<Digest> {
+  const sql = postgres({ ...PG, database, username: PG.user, max: 1, onnotice: () => {} });
   try {
     await sql`set timezone = 'UTC'`;
     const [r] = await sql.unsafe(`select count(*)::int as rows, sum(amount)::text as sum_amount,
       max(price)::text as max_price, to_char(min(created_at), 'YYYY-MM-DD HH24:MI:SS') as min_created,
-      count(maybe)::int as count_maybe from ${SCHEMA}.wide`);
-    const us = await sql.unsafe(`select u::text from ${SCHEMA}.wide order by u::text collate "C"`)
+      count(maybe)::int as count_maybe from ${table}`);
+    const us = await sql.unsafe(`select u::text from ${table} order by u::text collate "C"`)
       .values();
     return {
       rows: r!.rows,
@@ -277,6 +281,29 @@ async function mariadbCsvLimit(file: string): Promise<number> {
   );
 }
 
+/** The destination database the benchmark loads into, and its table for the limit command. */
+const DEST_DB = "cr8tor_bench_dest";
+const PG_W_TYPED = `(id bigint primary key, i integer, s smallint, amount numeric(18,2),
+  price numeric(38,10), ratio double precision, flag boolean, created_at timestamptz, d date,
+  code varchar(20), txt text, maybe text, u uuid)`;
+
+/**
+ * The PostgreSQL destination limit: the COPY pipe `psql \copy ... to stdout | psql \copy ... from stdin`
+ * (CSV, from the source database into a fresh typed table with the same primary key), for either source:
+ * the pipe reads PostgreSQL's copy of W, which holds the same rows as MariaDB's.
+ */
+async function pgPipeLimit(): Promise<number> {
+  const dest = `psql -h ${PG.host} -U ${PG.user} -d ${DEST_DB} -q`;
+  await sh(
+    `${dest} -c "drop table if exists bench_limit; create table bench_limit ${
+      PG_W_TYPED.replaceAll("\n", " ")
+    }"`,
+  );
+  return await sh(
+    `set -o pipefail; psql -h ${PG.host} -U ${PG.user} -d ${PG.database} -q -c "set timezone='UTC'" -c "\\copy (select ${COLUMNS} from ${SCHEMA}.wide) to stdout with (format csv)" | ${dest} -c "\\copy bench_limit from stdin with (format csv)"`,
+  );
+}
+
 /** The two-step DuckDB limit: `psql \copy` to CSV, then DuckDB `COPY FROM` into the typed table. */
 async function duckdbLimit(csvFile: string, dbFile: string): Promise<number> {
   const exported = await pgCsvLimit(csvFile);
@@ -302,12 +329,25 @@ async function duckdbLimit(csvFile: string, dbFile: string): Promise<number> {
 
 interface Cell {
   source: "PostgreSQL" | "MariaDB";
-  format: "csv" | "duckdb";
+  format: "csv" | "duckdb" | "postgresql";
   seconds: number;
   limit: number;
   peakRssMb: number;
   outputMb: number;
   digestOk: boolean;
+}
+
+/** Whether a cell's digest matches the source's; says so when it does not. */
+function digestMatches(source: string, format: string, actual: Digest, expected: Digest): boolean {
+  const ok = JSON.stringify(actual) === JSON.stringify(expected);
+  if (!ok) {
+    say(
+      `Digest mismatch ${source} ${format}: ${JSON.stringify(actual)} vs ${
+        JSON.stringify(expected)
+      }`,
+    );
+  }
+  return ok;
 }
 
 /** The process's peak resident memory since the last reset (read through a shell: /proc needs -A in Deno). */
@@ -340,6 +380,7 @@ if (import.meta.main) {
       benchuser: "cr8tor_bench_reader",
       benchpassword: readerPassword,
       rootuser: "root",
+      destpassword: "unused-trust-auth",
     })
   ) {
     await writeFile(join(secrets, name), value);
@@ -365,10 +406,31 @@ if (import.meta.main) {
     await my.query(`grant select on ${SCHEMA}.* to 'cr8tor_bench_reader'@'%'`);
     await my.end();
 
-    const expected = await sourceDigest();
+    // The PostgreSQL destination: its own database, loaded by the superuser (trust auth).
+    const server = postgres({ ...PG, username: PG.user, max: 1, onnotice: () => {} });
+    const [hasDest] = await server`select 1 as ok from pg_database where datname = ${DEST_DB}`;
+    if (hasDest === undefined) await server.unsafe(`create database ${DEST_DB}`);
+    await server.unsafe(
+      `do $$ begin if not exists (select from pg_roles where rolname = 'cr8tor_bench_opal_ro')
+      then create role cr8tor_bench_opal_ro login; end if; end $$`,
+    );
+    await server.end();
+
+    const expected = await postgresDigest();
     const service = await startService("publish", {
       SECRETS_MNT_PATH: secrets,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
+      DESTINATION_POSTGRESQL_HOST: PG.host,
+      DESTINATION_POSTGRESQL_PORT: String(PG.port),
+      DESTINATION_POSTGRESQL_DATABASE: DEST_DB,
+      DESTINATION_POSTGRESQL_USERNAME: PG.user,
+      DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: "destpassword",
+      DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: "cr8tor_bench_opal_ro",
+      DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: "destpassword",
+      // Packaging never calls OPAL; nothing listens here.
+      DESTINATION_OPAL_HOST: "http://127.0.0.1:9",
+      DESTINATION_OPAL_USERNAME: "administrator",
+      DESTINATION_OPAL_PASSWORD_SECRET_NAME: "destpassword",
       PACKAGE_CONCURRENCY: "2",
       // `--batch-rows N` overrides the service's SOURCE_BATCH_ROWS, to compare batch sizes.
       ...(args.has("batch-rows") ? { SOURCE_BATCH_ROWS: args.get("batch-rows")! } : {}),
@@ -378,7 +440,11 @@ if (import.meta.main) {
       for (
         const source of (["PostgreSQL", "MariaDB"] as const).filter((s) => SOURCES.includes(s))
       ) {
-        for (const format of (["csv", "duckdb"] as const).filter((f) => FORMATS.includes(f))) {
+        for (
+          const format of (["csv", "duckdb", "postgresql"] as const).filter((f) =>
+            FORMATS.includes(f)
+          )
+        ) {
           const sourceBody = source === "PostgreSQL"
             ? { type: "postgresql", host_url: PG.host, port: PG.port, database: PG.database }
             : { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA };
@@ -389,7 +455,9 @@ if (import.meta.main) {
           let digestOk = true;
           for (let run = 0; run <= RUNS; run++) {
             const limitFile = join(work, `limit-${run}.csv`);
-            const limit = format === "csv"
+            const limit = format === "postgresql"
+              ? await pgPipeLimit()
+              : format === "csv"
               ? source === "PostgreSQL"
                 ? await pgCsvLimit(limitFile)
                 : await mariadbCsvLimit(limitFile)
@@ -405,7 +473,9 @@ if (import.meta.main) {
               body: JSON.stringify({
                 project_name: "Bench",
                 project_start_time: startTime,
-                destination: { name: "LSC", type: "filestore", format },
+                destination: format === "postgresql"
+                  ? { type: "postgresql" }
+                  : { name: "LSC", type: "filestore", format },
                 source: {
                   ...sourceBody,
                   credentials: { username_key: "benchuser", password_key: "benchpassword" },
@@ -416,23 +486,42 @@ if (import.meta.main) {
             const body = await res.json();
             const seconds = (performance.now() - started) / 1000;
             if (res.status !== 200) throw new Error(`package failed: ${JSON.stringify(body)}`);
-            const runDir = join(storage, "staging", "Bench", startTime);
-            const file = join(runDir, body.payload.data_retrieved[0].file_path);
-            if (run === RUNS) {
-              const actual = format === "csv"
-                ? await csvDigest(file)
-                : await duckdbDigest(file, SCHEMA);
-              digestOk = JSON.stringify(actual) === JSON.stringify(expected);
-              if (!digestOk) {
-                say(
-                  `Digest mismatch ${source} ${format}: ${JSON.stringify(actual)} vs ${
-                    JSON.stringify(expected)
-                  }`,
+            if (format === "postgresql") {
+              const [schema, table] = String(body.payload.data_retrieved[0].table_name).split(".");
+              const qualified = `"${schema}"."${table}"`;
+              if (run === RUNS) {
+                digestOk = digestMatches(
+                  source,
+                  format,
+                  await postgresDigest(DEST_DB, qualified),
+                  expected,
                 );
               }
+              const dest = postgres({
+                ...PG,
+                database: DEST_DB,
+                username: PG.user,
+                max: 1,
+                onnotice: () => {},
+              });
+              const [size] = await dest.unsafe(
+                `select pg_total_relation_size('${qualified}')::bigint as bytes`,
+              );
+              outputMb = Number(size?.bytes) / 1e6;
+              await dest.unsafe(`drop schema "${schema}" cascade`);
+              await dest.end();
+            } else {
+              const runDir = join(storage, "staging", "Bench", startTime);
+              const file = join(runDir, body.payload.data_retrieved[0].file_path);
+              if (run === RUNS) {
+                const actual = format === "csv"
+                  ? await csvDigest(file)
+                  : await duckdbDigest(file, SCHEMA);
+                digestOk = digestMatches(source, format, actual, expected);
+              }
+              outputMb = (await Deno.stat(file)).size / 1e6;
+              await rm(runDir, { recursive: true, force: true });
             }
-            outputMb = (await Deno.stat(file)).size / 1e6;
-            await rm(runDir, { recursive: true, force: true });
             if (run === 0) continue; // warm-up
             limits.push(limit);
             times.push(seconds);

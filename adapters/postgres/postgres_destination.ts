@@ -34,7 +34,7 @@
 import { pipeline } from "node:stream/promises";
 import postgres, { type Options, type Sql } from "postgres";
 import type { TableExtract, TableReader } from "../../domain/catalog.ts";
-import { mapConcurrent, OneAtATime } from "../../domain/concurrency.ts";
+import { mapConcurrent } from "../../domain/concurrency.ts";
 import { encodeCsvRows, utf8Bytes } from "../../domain/csv.ts";
 import {
   checkDestinationIdentifier,
@@ -391,20 +391,14 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     );
     const free = [...clients];
     const stop = new AbortController();
-    // One CSV stream at a time: a PostgreSQL source streams COPY TO over its one connection, and
-    // postgres.js refuses (or garbles) a second statement sent while a COPY is running on it. Row reads
-    // may overlap; sources queue their cursors themselves.
-    const csvTurns = new OneAtATime();
     try {
       await mapConcurrent(tables, options.concurrency, async (extract) => {
         const sql = free.pop()!;
-        const copy = () =>
-          copyTable(sql, { temporary, schema }, source, extract, {
+        try {
+          await copyTable(sql, { temporary, schema }, source, extract, {
             batchRows: options.batchRows,
             signal: stop.signal,
           });
-        try {
-          await (source.readCsv === undefined ? copy() : csvTurns.run(copy));
         } catch (e) {
           stop.abort(e);
           throw e;
