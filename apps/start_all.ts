@@ -26,4 +26,7 @@ export async function runAllServices(env: Record<string, string | undefined>): P
   ]);
 }
 
-if (import.meta.main) await runAllServices(Deno.env.toObject());
+if (import.meta.main) {
+  await runAllServices(Deno.env.toObject());
+  Deno.exit(0);
+}

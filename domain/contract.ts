@@ -270,11 +270,3 @@ export type DataContractTransferRequest = z.infer<typeof DataContractTransferReq
 export type DatasetMetadataPayload = z.infer<typeof DatasetMetadataPayload>;
 export type TableDescription = z.infer<typeof TableDescription>;
 export type ColumnDescription = z.infer<typeof ColumnDescription>;
-
-/** The source engines, with `sqlserver` folded into `mssql`. */
-export type SourceEngine = "postgresql" | "mysql" | "mssql" | "databrickssql";
-
-/** Returns the engine a source uses; `sqlserver` is another name for `mssql`. */
-export function sourceEngine(source: Source): SourceEngine {
-  return source.type === "sqlserver" ? "mssql" : source.type;
-}

@@ -6,9 +6,9 @@ import {
   DataContractTransferRequest,
   DatasetMetadataPayload,
   PublishPayload,
-  sourceEngine,
   StageTransferPayload,
 } from "./contract.ts";
+import { sourceEngine } from "./source_engine.ts";
 
 type Json = Record<string, unknown>;
 

@@ -48,3 +48,20 @@ export class SourceTypeNotSupportedError extends AppError {
     super(`Cannot use source type "${sourceType}": not supported by this version of the service`);
   }
 }
+
+/**
+ * A source table whose name cannot be a CSV file name. The request could not have named it (names are
+ * checked); it comes from the source's catalogue when a request asks for every table.
+ */
+export class UnsafeTableNameError extends AppError {
+  readonly code = "unsafe_table_name";
+
+  constructor(readonly schema: string, readonly table: string) {
+    super(
+      `Cannot stage table ${
+        JSON.stringify(table)
+      } of schema "${schema}" as a CSV file: its name is ` +
+        "not a safe file name; list the tables to package, or use the duckdb format",
+    );
+  }
+}

@@ -6,6 +6,7 @@
  * @module
  */
 import { posix } from "node:path/posix";
+import { UnsafeTableNameError } from "./errors.ts";
 import { isSafeIdentifier, PROJECT_START_TIME_PATTERN, projectNameProblem } from "./names.ts";
 
 /** One project at one start time. */
@@ -38,11 +39,17 @@ export function runFolder(area: "staging" | "production", run: RunRef): string {
   return posix.join(area, run.project, run.startTime);
 }
 
-/** The payload path of one table's CSV file: `data/outputs/{schema}/{table}.csv`. */
+/**
+ * The payload path of one table's CSV file: `data/outputs/{schema}/{table}.csv`.
+ *
+ * @throws {UnsafeTableNameError} when the table's name (from the source's catalogue) is not a safe name.
+ * @throws {RangeError} when the schema name is unsafe (the request schema already refuses it).
+ */
 export function csvPayloadPath(schema: string, table: string): string {
-  if (!isSafeIdentifier(schema) || !isSafeIdentifier(table)) {
-    throw new RangeError("Cannot build a CSV path from an unsafe schema or table name");
+  if (!isSafeIdentifier(schema)) {
+    throw new RangeError("Cannot build a CSV path from an unsafe schema name");
   }
+  if (!isSafeIdentifier(table)) throw new UnsafeTableNameError(schema, table);
   return `${PAYLOAD_DIR}/${schema}/${table}.csv`;
 }
 

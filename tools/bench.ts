@@ -43,6 +43,10 @@ const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt,
 
 const PG = { host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres" };
 const MY = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
+const PG_ADDRESS = { host: PG.host, port: PG.port };
+const MY_ADDRESS = { host: MY.host, port: MY.port };
+/** The secrets the benchmark's read-only logins are stored under. */
+const BENCH_SECRETS = ["benchuser", "benchpassword"];
 
 function say(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
@@ -156,14 +160,23 @@ function unscaled(value: bigint, scale: number): string {
   return `${negative ? "-" : ""}${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
 }
 
-function digestOf(rows: Iterable<Record<string, string | null>>): Digest {
+/** The hash of the sorted `u` values joined by newlines, fed piece by piece (no giant string). */
+function sortedHash(values: string[]): string {
+  values.sort();
+  const hash = createHash("sha256");
+  values.forEach((value, i) => hash.update(i === 0 ? value : `\n${value}`));
+  return hash.digest("hex").slice(0, 16);
+}
+
+/** The digest of rows read one by one; only the `u` column is kept, to sort it at the end. */
+async function digestOf(rows: AsyncIterable<Record<string, string | null>>): Promise<Digest> {
   let count = 0;
   let sumAmount = 0n;
   let maxPrice: bigint | undefined;
   let minCreatedAt: string | undefined;
   let countMaybe = 0;
   const us: string[] = [];
-  for (const row of rows) {
+  for await (const row of rows) {
     count++;
     if (row.amount !== null) sumAmount += scaled(row.amount!, 2);
     if (row.price !== null) {
@@ -175,14 +188,13 @@ function digestOf(rows: Iterable<Record<string, string | null>>): Digest {
     if (row.maybe !== null) countMaybe++;
     us.push(row.u!);
   }
-  us.sort();
   return {
     rows: count,
     sumAmount: unscaled(sumAmount, 2),
     maxPrice: maxPrice === undefined ? "" : unscaled(maxPrice, 10),
     minCreatedAt: minCreatedAt ?? "",
     countMaybe,
-    uHash: createHash("sha256").update(us.join("\n")).digest("hex").slice(0, 16),
+    uHash: sortedHash(us),
   };
 }
 
@@ -197,15 +209,19 @@ async function postgresDigest(
     const [r] = await sql.unsafe(`select count(*)::int as rows, sum(amount)::text as sum_amount,
       max(price)::text as max_price, to_char(min(created_at), 'YYYY-MM-DD HH24:MI:SS') as min_created,
       count(maybe)::int as count_maybe from ${table}`);
-    const us = await sql.unsafe(`select u::text from ${table} order by u::text collate "C"`)
-      .values();
+    const us: string[] = [];
+    for await (
+      const batch of sql.unsafe(`select u::text from ${table}`).values().cursor(100_000)
+    ) {
+      for (const [u] of batch) us.push(u);
+    }
     return {
       rows: r!.rows,
       sumAmount: r!.sum_amount,
       maxPrice: r!.max_price,
       minCreatedAt: r!.min_created,
       countMaybe: r!.count_maybe,
-      uHash: createHash("sha256").update(us.map((v) => v[0]).join("\n")).digest("hex").slice(0, 16),
+      uHash: sortedHash(us),
     };
   } finally {
     await sql.end();
@@ -226,18 +242,8 @@ async function* csvRecords(path: string): AsyncGenerator<Record<string, string |
   }
 }
 
-async function csvDigest(path: string): Promise<Digest> {
-  const rows: Record<string, string | null>[] = [];
-  for await (const row of csvRecords(path)) {
-    rows.push({
-      amount: row.amount!,
-      price: row.price!,
-      created_at: row.created_at!,
-      maybe: row.maybe ?? null,
-      u: row.u!,
-    });
-  }
-  return digestOf(rows);
+function csvDigest(path: string): Promise<Digest> {
+  return digestOf(csvRecords(path));
 }
 
 async function duckdbDigest(path: string, schema: string): Promise<Digest> {
@@ -249,16 +255,19 @@ async function duckdbDigest(path: string, schema: string): Promise<Digest> {
       (await conn.runAndReadAll(`select count(*)::int as rows, sum(amount)::varchar as sum_amount,
       max(price)::varchar as max_price, strftime(min(created_at), '%Y-%m-%d %H:%M:%S') as min_created,
       count(maybe)::int as count_maybe from "${schema}".wide`)).getRowObjects()[0]!;
-    const us = (await conn.runAndReadAll(`select u::varchar as u from "${schema}".wide order by 1`))
-      .getRows();
+    const us: string[] = [];
+    const result = await conn.stream(`select u::varchar as u from "${schema}".wide`);
+    for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0;) {
+      for (const [u] of chunk.getRows()) us.push(String(u));
+      chunk = await result.fetchChunk();
+    }
     return {
       rows: Number(r.rows),
       sumAmount: String(r.sum_amount),
       maxPrice: String(r.max_price),
       minCreatedAt: String(r.min_created),
       countMaybe: Number(r.count_maybe),
-      uHash: createHash("sha256").update(us.map((v) => String(v[0])).join("\n")).digest("hex")
-        .slice(0, 16),
+      uHash: sortedHash(us),
     };
   } finally {
     conn.closeSync();
@@ -416,9 +425,21 @@ if (import.meta.main) {
     );
     await server.end();
 
+    const allowList = join(work, "allowed-sources.json");
+    await writeFile(
+      allowList,
+      JSON.stringify({
+        sources: [
+          { type: "postgresql", ...PG_ADDRESS, database: PG.database, secrets: BENCH_SECRETS },
+          { type: "mysql", ...MY_ADDRESS, database: SCHEMA, secrets: BENCH_SECRETS },
+        ],
+      }),
+    );
+
     const expected = await postgresDigest();
     const service = await startService("publish", {
       SECRETS_MNT_PATH: secrets,
+      ALLOWED_SOURCES_FILE: allowList,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
       DESTINATION_POSTGRESQL_HOST: PG.host,
       DESTINATION_POSTGRESQL_PORT: String(PG.port),

@@ -212,8 +212,28 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
     cleanups.push(() => pg.stop());
     const pgPort = Number(pg.getServerConn().split(":").pop());
 
+    // The demo's own allow-list: exactly its PGlite database, with its two credential secrets.
+    const allowList = join(layout.run, "allowed-sources.json");
+    await writeFile(
+      allowList,
+      JSON.stringify(
+        {
+          sources: [{
+            type: "postgresql",
+            host: HOST,
+            port: pgPort,
+            database: "postgres",
+            secrets: [SOURCE_USER_KEY, SOURCE_PASSWORD_KEY],
+          }],
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+
     const env: Record<string, string> = {
       SECRETS_MNT_PATH: layout.secrets,
+      ALLOWED_SOURCES_FILE: allowList,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
       // One backend runs one query at a time, so extracting tables in parallel gains nothing.
       PACKAGE_CONCURRENCY: "1",
@@ -500,6 +520,11 @@ function printServeBanner(layout: Layout, stack: Stack, format: Format, startTim
   say(`  run folder          ${shown(layout.run)}`);
   say(
     `  secrets             ${shown(layout.secrets)} (keys and source credentials, one file each)`,
+  );
+  say(
+    `  allowed sources     ${
+      shown(join(layout.run, "allowed-sources.json"))
+    } (only the PGlite database)`,
   );
   say(`  filestore LSC       ${shown(layout.storage)}/{staging,production}`);
   say(`  gateway key         ${keyFile}`);

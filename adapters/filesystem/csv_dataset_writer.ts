@@ -30,8 +30,10 @@ export class CsvDatasetWriter implements DatasetWriter {
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]> {
-    return await mapConcurrent(tables, options.concurrency, async (extract) => {
-      const path = csvPayloadPath(extract.schema, extract.table.name);
+    // Every path first: a table whose name cannot be a file name stops the write before any is read.
+    const paths = tables.map((extract) => csvPayloadPath(extract.schema, extract.table.name));
+    return await mapConcurrent(tables, options.concurrency, async (extract, index) => {
+      const path = paths[index]!;
       const file = join(work.dir, path);
       await mkdir(dirname(file), { recursive: true });
       const out = await HashingFileWriter.create(file);

@@ -21,6 +21,7 @@ import {
   readFile,
   rename,
   rm,
+  rmdir,
   stat,
   writeFile,
 } from "node:fs/promises";
@@ -98,6 +99,7 @@ export class LocalFilestore implements Filestore {
     const runDir = join(this.#base, runFolder("staging", run));
     const workDir = join(runDir, WORK_PREFIX + randomUUID());
     await mkdir(workDir, { recursive: true });
+    let done = false;
     try {
       const manifest = await this.#readStagingManifest(runDir) ?? emptyManifest();
       const staged = new Set(manifest.files.map((f) => f.path));
@@ -121,9 +123,15 @@ export class LocalFilestore implements Filestore {
         join(runDir, STAGING_MANIFEST_NAME),
         JSON.stringify(next.manifest, null, 2),
       );
+      done = true;
       return [...files].sort(byPath);
     } finally {
       await rm(workDir, { recursive: true, force: true });
+      // A failed first package leaves no empty run or project folder behind.
+      if (!done) {
+        await removeIfEmpty(runDir);
+        await removeIfEmpty(dirname(runDir));
+      }
     }
   }
 
@@ -309,4 +317,9 @@ async function writeAtomically(path: string, content: string): Promise<void> {
   const temp = `${path}.${randomUUID()}.tmp`;
   await writeFile(temp, content, { flush: true });
   await rename(temp, path);
+}
+
+/** Removes a folder only if it is empty; anything else (not empty, gone, busy) leaves it as it is. */
+async function removeIfEmpty(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => {});
 }

@@ -7,7 +7,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { AllowedSources } from "../../domain/allowed_sources.ts";
 import { ConfigError } from "./app_errors.ts";
+import type { Logger } from "./log.ts";
 
 /** The shortest API key a service accepts. */
 export const MIN_API_KEY_LENGTH = 16;
@@ -16,6 +18,8 @@ export const MIN_API_KEY_LENGTH = 16;
 export const CommonEnv = z.object({
   SECRETS_MNT_PATH: z.string().min(1).default("./secrets"),
   MAX_BODY_BYTES: z.coerce.number<unknown>().int().positive().default(1024 * 1024),
+  /** How long a shutdown lets requests in flight finish before cancelling them. */
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number<unknown>().min(0).max(3600).default(25),
 });
 
 /** Parses an env record with a zod schema, listing every bad variable in one {@link ConfigError}. */
@@ -70,8 +74,36 @@ export function readApiKey(
   return value;
 }
 
-/** Timeouts for reaching source databases (metadata and publish). */
+/** The source allow-list and the timeouts for reaching source databases (metadata and publish). */
 export const SourceEnv = z.object({
+  /** The allow-list file (`domain/allowed_sources.ts`); without it every source is refused. */
+  ALLOWED_SOURCES_FILE: z.string().optional(),
   SOURCE_CONNECT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(15),
   SOURCE_STATEMENT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
 });
+
+/**
+ * Reads the source allow-list. Without a file every source is refused, and the log says so.
+ *
+ * @throws {ConfigError} when the file cannot be read or is not a valid allow-list.
+ */
+export function readAllowedSources(path: string | undefined, log: Logger): AllowedSources {
+  if (path === undefined || path === "") {
+    log.warn("no_allowed_sources", {
+      hint: "every source is refused; set ALLOWED_SOURCES_FILE to the allow-list",
+    });
+    return AllowedSources.none();
+  }
+  let allowed: AllowedSources;
+  try {
+    allowed = AllowedSources.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    const reason = e instanceof z.ZodError
+      ? e.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")
+      : (e as Error).message;
+    throw new ConfigError(`Cannot read ALLOWED_SOURCES_FILE ${path}: ${reason}`);
+  }
+  log.info("allowed_sources", { file: path, entries: allowed.size });
+  if (allowed.size === 0) log.warn("no_allowed_sources", { hint: "the allow-list is empty" });
+  return allowed;
+}

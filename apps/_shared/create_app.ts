@@ -1,6 +1,7 @@
 /**
- * The one HTTP stack every service is built on: request ids, access logs, a body-size limit, `x-api-key`
- * authentication, the CR8TOR envelope for every outcome, `/health`, `/ready`, `/openapi.json` and `/docs`.
+ * The one HTTP stack every service is built on: request ids, access logs, the audit trail, a body-size limit,
+ * `x-api-key` authentication, the CR8TOR envelope for every outcome, `/health`, `/ready`, `/openapi.json`
+ * and `/docs`.
  *
  * @module
  */
@@ -12,10 +13,13 @@ import { requestId } from "hono/request-id";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
 import { AppError } from "../../domain/errors.ts";
+import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
 import { errorBody, errorReply, type ErrorStyle, requestIdOf, statusOf } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
 import { docsPage } from "./docs_page.ts";
+import { jsonDepthLimit, MAX_JSON_DEPTH } from "./json_depth.ts";
 
 /** One dependency the service needs, as `/ready` reports it. */
 export interface ReadinessCheck {
@@ -39,6 +43,8 @@ export interface ServiceOptions {
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
   /** Put in front of every error detail, e.g. `MetadataService: ` (empty for the gateway). */
   readonly detailPrefix: string;
+  /** Where every POST is recorded (`AUDIT_LOG_PATH`); without it the service keeps no audit trail. */
+  readonly auditTrail?: AuditTrail | undefined;
 }
 
 /** Paths anyone may call without a key. */
@@ -61,10 +67,11 @@ export function errorResponses(...statuses: number[]) {
     500: "Server-side failure",
     501: "Not supported by this version",
     502: "A database or sub-service could not be reached",
+    503: "The audit trail cannot be written; nothing was done",
     504: "A sub-service did not answer in time",
   };
   return Object.fromEntries(
-    [403, 413, 422, 500, ...statuses].map((status) => [status, {
+    [403, 413, 422, 500, 503, ...statuses].map((status) => [status, {
       description: descriptions[status] ?? "Error",
       content: { "application/json": { schema: ErrorEnvelope } },
     }]),
@@ -111,6 +118,15 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       duration_ms: Math.round(performance.now() - started),
     });
   });
+  if (options.auditTrail !== undefined) {
+    app.use(auditTrailMiddleware({
+      trail: options.auditTrail,
+      service: options.service,
+      apiKey: options.apiKey,
+      log,
+      style,
+    }));
+  }
   app.use(bodyLimit({
     maxSize: options.maxBodyBytes,
     onError: (c) =>
@@ -125,8 +141,18 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     if (!(await timingSafeEqual(options.apiKey, given))) {
       return errorReply(c, style, 403, { detail: FORBIDDEN_DETAIL, code: "forbidden" });
     }
+    markAuthenticated(c);
     return next();
   });
+  app.use(jsonDepthLimit({
+    maxDepth: MAX_JSON_DEPTH,
+    onError: (c) =>
+      errorReply(c, style, 422, {
+        detail: `Request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`,
+        code: "body_too_deep",
+        issues: [{ path: "body", message: `nests deeper than ${MAX_JSON_DEPTH} levels` }],
+      }),
+  }));
 
   app.notFound((c) => {
     const methods = app.routes.filter((r) => r.path === c.req.path && r.method !== "ALL")
@@ -239,6 +265,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     }),
     async (c) => {
       const checks = [...await options.readiness()];
+      if (options.auditTrail !== undefined) checks.push(await auditTrailCheck(options.auditTrail));
       const failed = checks.filter((check) => !check.ok);
       if (failed.length === 0) return c.json(success({ ready: true as const, checks }), 200);
       const detail = "Not ready: " +
@@ -259,4 +286,14 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
   app.get("/docs", (c) => c.html(docsPage(options.title)));
 
   return app;
+}
+
+/** The audit trail as `/ready` reports it. `/ready` is public, so the detail names no path. */
+async function auditTrailCheck(trail: AuditTrail): Promise<ReadinessCheck> {
+  try {
+    await trail.checkWritable();
+    return { name: "audit trail", ok: true };
+  } catch {
+    return { name: "audit trail", ok: false, detail: "cannot be appended to" };
+  }
 }

@@ -36,3 +36,11 @@ export function successEnvelope<T extends z.ZodType>(payload: T) {
 export function success<T>(payload: T): { status: "success"; payload: T } {
   return { status: "success", payload };
 }
+
+/**
+ * A domain schema named as an OpenAPI component. Works whatever the import order: a zod schema made
+ * before `@hono/zod-openapi` was first imported has no `.openapi()`, but a clone made now has.
+ */
+export function openApiComponent<T extends z.ZodType>(schema: T, name: string): T {
+  return schema.clone().openapi(name) as T;
+}

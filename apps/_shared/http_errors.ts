@@ -10,6 +10,7 @@ import {
   AppError,
   DatasetItemsNotFoundError,
   SourceTypeNotSupportedError,
+  UnsafeTableNameError,
 } from "../../domain/errors.ts";
 import {
   FilestoreNotReadyError,
@@ -32,6 +33,7 @@ import {
   DestinationValueError,
 } from "../../ports/destination_database.ts";
 import { OpalError } from "../../ports/opal_client.ts";
+import { SourceNotAllowedError } from "../../domain/allowed_sources.ts";
 import {
   InvalidOpalProjectNameError,
   InvalidOpalResourceError,
@@ -55,6 +57,7 @@ import type { ErrorEnvelope, Issue } from "./envelope.ts";
 type ErrorClass = abstract new (...args: any[]) => AppError;
 
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
+  [SourceNotAllowedError, 403],
   [InvalidSecretNameError, 422],
   [DestinationNameTooLongError, 422],
   [DestinationNameReservedError, 422],
@@ -63,6 +66,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DuckdbValueError, 422],
   [DuckdbConstraintError, 422],
   [DuckdbNameClashError, 422],
+  [UnsafeTableNameError, 422],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],

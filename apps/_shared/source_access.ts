@@ -1,17 +1,24 @@
 /**
- * Opens the source database a request names: picks the connector for its engine and fetches the credentials
- * from the secret store by the names the request gives.
+ * Opens the source database a request names: checks it against the allow-list, picks the connector for its
+ * engine and fetches the credentials from the secret store by the names the request gives.
  *
  * @module
  */
-import { type Source, type SourceEngine, sourceEngine } from "../../domain/contract.ts";
+import type { AllowedSources } from "../../domain/allowed_sources.ts";
+import type { Source } from "../../domain/contract.ts";
+import { type SourceEngine, sourceEngine } from "../../domain/source_engine.ts";
 import { SourceTypeNotSupportedError } from "../../domain/errors.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
+import type { OpenConnections } from "./open_connections.ts";
 import type { SourceDatabase, SqlSourceConnector } from "../../ports/source_database.ts";
 
 /** What opening a source needs. */
 export interface SourceAccess {
+  /** The sources this deployment may reach; nothing else is read or connected to. */
+  readonly allowedSources: AllowedSources;
   readonly secrets: SecretStore;
+  /** Where open connections are kept, so a shutdown can cancel requests that run past its grace period. */
+  readonly connections: OpenConnections;
   /** One connector per SQL engine this build supports; a missing engine answers 501. */
   readonly connectors: Partial<Record<SourceEngine, SqlSourceConnector>>;
   readonly connectTimeoutMs: number;
@@ -19,13 +26,15 @@ export interface SourceAccess {
 }
 
 /**
- * Connects to the request's source.
+ * Connects to the request's source, at the host and port of its allow-list entry.
  *
+ * @throws {SourceNotAllowedError} when the source or a secret name is not allowed; nothing was read.
  * @throws {SourceTypeNotSupportedError} when this build has no connector for the engine.
  * @throws {SecretNotFoundError} when a credential secret is missing.
  * @throws {SourceUnavailableError} when the database cannot be reached or refuses the login.
  */
 export async function openSource(source: Source, access: SourceAccess): Promise<SourceDatabase> {
+  const address = access.allowedSources.authorize(source);
   const engine = sourceEngine(source);
   const connect = access.connectors[engine];
   if (source.type === "databrickssql" || connect === undefined) {
@@ -35,13 +44,15 @@ export async function openSource(source: Source, access: SourceAccess): Promise<
     access.secrets.get(source.credentials.username_key),
     access.secrets.get(source.credentials.password_key),
   ]);
-  return await connect({
-    host: source.host_url,
-    port: source.port,
-    database: source.database,
-    username,
-    password,
-    connectTimeoutMs: access.connectTimeoutMs,
-    statementTimeoutMs: access.statementTimeoutMs,
-  });
+  return access.connections.track(
+    await connect({
+      host: address.host,
+      port: address.port,
+      database: source.database,
+      username,
+      password,
+      connectTimeoutMs: access.connectTimeoutMs,
+      statementTimeoutMs: access.statementTimeoutMs,
+    }),
+  );
 }

@@ -7,6 +7,9 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { publishedOutput } from "../../domain/audit.ts";
+import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { recordAuditOutput } from "../_shared/audit.ts";
 import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import { requestIdOf } from "../_shared/http_errors.ts";
 import type { Logger } from "../_shared/log.ts";
@@ -25,6 +28,8 @@ export interface ApprovalDeps {
   /** How long `/ready` waits for a sub-service's `/health`. */
   readonly readyTimeoutMs: number;
   readonly fetch: typeof fetch;
+  /** Where every POST is recorded; without it the gateway keeps no audit trail. */
+  readonly auditTrail?: AuditTrail | undefined;
 }
 
 /** Builds the gateway. */
@@ -37,6 +42,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
     readiness: () => Promise.all([deps.metadata, deps.publish].map(healthCheck)),
+    auditTrail: deps.auditTrail,
   });
 
   async function healthCheck(service: SubService): Promise<ReadinessCheck> {
@@ -86,7 +92,10 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
   });
 
   app.openapi(publishProject, async (c) => {
-    return relay(c, await forward(c, deps.publish, "data-publish/publish")) as never;
+    const reply = await forward(c, deps.publish, "data-publish/publish");
+    const published = reply.status === 200 ? publishedOutput(reply.body.payload) : undefined;
+    if (published !== undefined) recordAuditOutput(c, published);
+    return relay(c, reply) as never;
   });
 
   return app;

@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { CommonEnv, parseEnv, portFrom, readApiKey } from "../_shared/config.ts";
+import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
@@ -25,10 +26,12 @@ export function buildApprovalService(
 ): RunnableService {
   const config = parseEnv(ApprovalEnv, env);
   const secrets = config.SECRETS_MNT_PATH;
+  const log = createLogger("approval", logSink);
   const app = createApprovalApp({
     apiKey: readApiKey("approvalserviceapikey", env, secrets),
-    log: createLogger("approval", logSink),
+    log,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    auditTrail: auditTrailFromEnv(env, log),
     metadata: {
       name: "metadata",
       baseUrl: `http://${config.METADATA_CONTAINER_NAME}:${config.METADATA_CONTAINER_PORT}/`,
@@ -43,7 +46,12 @@ export function buildApprovalService(
     readyTimeoutMs: 3000,
     fetch: globalThis.fetch,
   });
-  return { fetch: app.fetch, port: portFrom(env, 8000) };
+  return {
+    fetch: app.fetch,
+    port: portFrom(env, 8000),
+    // The gateway holds no connections: its calls end when the sub-services cancel theirs.
+    shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+  };
 }
 
 if (import.meta.main) {
@@ -51,4 +59,5 @@ if (import.meta.main) {
     createLogger("approval"),
     () => Promise.resolve(buildApprovalService(Deno.env.toObject())),
   );
+  Deno.exit(0);
 }

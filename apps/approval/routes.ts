@@ -13,7 +13,7 @@ import {
   StageTransferPayload,
 } from "../../domain/contract.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
-import { successEnvelope } from "../_shared/envelope.ts";
+import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
 function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
@@ -28,13 +28,13 @@ export const validateProject = createRoute({
   summary: "Validate the destination and source, then return the dataset's metadata",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractTransferRequest.openapi("DataContractTransferRequest")),
+  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
   responses: {
     200: {
       description: "The dataset's metadata",
       content: {
         "application/json": {
-          schema: successEnvelope(DatasetMetadataPayload.openapi("DatasetMetadata")),
+          schema: successEnvelope(openApiComponent(DatasetMetadataPayload, "DatasetMetadata")),
         },
       },
     },
@@ -49,13 +49,13 @@ export const packageProject = createRoute({
   summary: "Stage the approved tables (forwarded to the publish service)",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractTransferRequest.openapi("DataContractTransferRequest")),
+  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
   responses: {
     200: {
       description: "What was staged",
       content: {
         "application/json": {
-          schema: successEnvelope(StageTransferPayload.openapi("StageTransferPayload")),
+          schema: successEnvelope(openApiComponent(StageTransferPayload, "StageTransferPayload")),
         },
       },
     },
@@ -70,12 +70,14 @@ export const publishProject = createRoute({
   summary: "Publish staging to production (forwarded to the publish service)",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractPublishRequest.openapi("DataContractPublishRequest")),
+  request: jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
   responses: {
     200: {
       description: "What was published",
       content: {
-        "application/json": { schema: successEnvelope(PublishPayload.openapi("PublishPayload")) },
+        "application/json": {
+          schema: successEnvelope(openApiComponent(PublishPayload, "PublishPayload")),
+        },
       },
     },
     ...GATEWAY_ERRORS,

@@ -5,6 +5,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { metadataPayload, selectDataset } from "../../domain/catalog.ts";
+import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import { success } from "../_shared/envelope.ts";
 import type { Logger } from "../_shared/log.ts";
@@ -17,6 +18,8 @@ export interface MetadataDeps extends SourceAccess {
   readonly log: Logger;
   readonly maxBodyBytes: number;
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
+  /** Where every POST is recorded; without it the service keeps no audit trail. */
+  readonly auditTrail?: AuditTrail | undefined;
 }
 
 /** Builds the metadata service. */
@@ -29,6 +32,7 @@ export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
     log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
     readiness: deps.readiness,
+    auditTrail: deps.auditTrail,
   });
 
   app.openapi(projectMetadata, async (c) => {

@@ -96,6 +96,13 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
     "answers 404 for a missing credential secret without naming the directory",
     async () => {
       using world = new FakeWorld();
+      world.allow({
+        type: "postgresql",
+        host: "db.internal",
+        port: 5432,
+        database: "research",
+        secrets: ["sourceuser", "absent"],
+      });
       const body = aTransferRequest();
       (body.source as Record<string, unknown>).credentials = {
         username_key: "sourceuser",
@@ -137,6 +144,22 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
       ]
     ) {
       using world = new FakeWorld();
+      world.allow(
+        {
+          type: "sqlserver",
+          host: "mssql.internal",
+          port: 1433,
+          database: "dw",
+          secrets: ["u", "p"],
+        },
+        {
+          type: "databrickssql",
+          host: "adb-1.azuredatabricks.net",
+          http_path: "/sql/1.0/warehouses/abc",
+          port: 443,
+          secrets: ["a", "b"],
+        },
+      );
       const res = await world.metadataApp().request(
         postJson(PATH, aTransferRequest({ source }), METADATA_KEY),
       );

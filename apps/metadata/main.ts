@@ -6,9 +6,18 @@
 import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
 import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
-import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
+import {
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  readAllowedSources,
+  readApiKey,
+  SourceEnv,
+} from "../_shared/config.ts";
+import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
+import { OpenConnections } from "../_shared/open_connections.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
@@ -19,17 +28,26 @@ export function buildMetadataService(
 ): RunnableService {
   const log = createLogger("metadata", logSink);
   const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
+  const connections = new OpenConnections();
   const app = createMetadataApp({
     apiKey: readApiKey("metadataserviceapikey", env, config.SECRETS_MNT_PATH),
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    auditTrail: auditTrailFromEnv(env, log),
+    allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: new FileSecretStore(config.SECRETS_MNT_PATH),
+    connections,
     connectors: { postgresql: connectPostgres, mysql: connectMysql },
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
     readiness: async () => [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)],
   });
-  return { fetch: app.fetch, port: portFrom(env, 8002) };
+  return {
+    fetch: app.fetch,
+    port: portFrom(env, 8002),
+    shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    abort: () => connections.closeAll(),
+  };
 }
 
 if (import.meta.main) {
@@ -37,4 +55,5 @@ if (import.meta.main) {
     createLogger("metadata"),
     () => Promise.resolve(buildMetadataService(Deno.env.toObject())),
   );
+  Deno.exit(0);
 }

@@ -6,7 +6,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { DataContractTransferRequest, DatasetMetadataPayload } from "../../domain/contract.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
-import { successEnvelope } from "../_shared/envelope.ts";
+import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
 /** `POST /metadata/project`: describe the requested tables and columns of one schema. */
 export const projectMetadata = createRoute({
@@ -20,7 +20,7 @@ export const projectMetadata = createRoute({
       required: true,
       content: {
         "application/json": {
-          schema: DataContractTransferRequest.openapi("DataContractTransferRequest"),
+          schema: openApiComponent(DataContractTransferRequest, "DataContractTransferRequest"),
         },
       },
     },
@@ -30,7 +30,7 @@ export const projectMetadata = createRoute({
       description: "The dataset's metadata",
       content: {
         "application/json": {
-          schema: successEnvelope(DatasetMetadataPayload.openapi("DatasetMetadata")),
+          schema: successEnvelope(openApiComponent(DatasetMetadataPayload, "DatasetMetadata")),
         },
       },
     },

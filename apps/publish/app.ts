@@ -15,6 +15,8 @@ import {
   UnknownDestinationError,
 } from "../../ports/filestore.ts";
 import type { OpalClient } from "../../ports/opal_client.ts";
+import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { recordAuditOutput } from "../_shared/audit.ts";
 import { PostgresqlDestinationNotConfiguredError } from "../_shared/app_errors.ts";
 import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import { success } from "../_shared/envelope.ts";
@@ -55,6 +57,8 @@ export interface PublishDeps extends SourceAccess {
   /** Rows per batch read from a source. */
   readonly batchRows: number;
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
+  /** Where every POST is recorded; without it the service keeps no audit trail. */
+  readonly auditTrail?: AuditTrail | undefined;
 }
 
 /** Requests for the same project on the same destination never interleave. */
@@ -74,6 +78,7 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
     readiness: deps.readiness,
+    auditTrail: deps.auditTrail,
   });
 
   const locks = new ProjectLocks();
@@ -140,6 +145,9 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
         format: target.format,
         files: files.map((f) => f.path),
       });
+      recordAuditOutput(c, {
+        files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })),
+      });
       return c.json(success({ data_retrieved: files.map((f) => ({ file_path: f.path })) }), 200);
     }
     const tables = await locks.run(lockKey(destination, project_name), async () => {
@@ -153,6 +161,7 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     });
     const names = tables.map((t) => `${t.schema}.${t.table}`);
     deps.log.info("packaged", { ...logged, destination: "postgresql", tables: names });
+    recordAuditOutput(c, { destination_tables: names });
     return c.json(success({ data_retrieved: names.map((table_name) => ({ table_name })) }), 200);
   });
 
@@ -173,6 +182,9 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
       deps.log.info("published", {
         ...logged,
         files: files.map((f) => `${f.path} sha512:${f.sha512}`),
+      });
+      recordAuditOutput(c, {
+        files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })),
       });
       return c.json(
         success({
@@ -201,6 +213,10 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
       ...logged,
       destination: "postgresql",
       resources: published.map((p) => p.opal_resource_name),
+    });
+    recordAuditOutput(c, {
+      destination_tables: published.map((p) => p.postgresql_table_name),
+      opal_resources: published.map((p) => p.opal_resource_name),
     });
     return c.json(success({ data_published: published }), 200);
   });

@@ -15,10 +15,19 @@ import type { SecretStore } from "../../ports/secret_store.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
-import { CommonEnv, parseEnv, portFrom, readApiKey, SourceEnv } from "../_shared/config.ts";
+import {
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  readAllowedSources,
+  readApiKey,
+  SourceEnv,
+} from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
+import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
+import { OpenConnections } from "../_shared/open_connections.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
@@ -72,20 +81,23 @@ function postgresqlDestination(
   env: Record<string, string | undefined>,
   secrets: SecretStore,
   timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
+  connections: OpenConnections,
 ): PostgresqlDestination | undefined {
   if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
   const config = parseEnv(PostgresqlDestinationEnv, env);
   return {
     connect: async () =>
-      await connectPostgresDestination({
-        host: config.DESTINATION_POSTGRESQL_HOST,
-        port: config.DESTINATION_POSTGRESQL_PORT,
-        database: config.DESTINATION_POSTGRESQL_DATABASE,
-        username: config.DESTINATION_POSTGRESQL_USERNAME,
-        password: await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME),
-        readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
-        ...timeouts,
-      }),
+      connections.track(
+        await connectPostgresDestination({
+          host: config.DESTINATION_POSTGRESQL_HOST,
+          port: config.DESTINATION_POSTGRESQL_PORT,
+          database: config.DESTINATION_POSTGRESQL_DATABASE,
+          username: config.DESTINATION_POSTGRESQL_USERNAME,
+          password: await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME),
+          readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+          ...timeouts,
+        }),
+      ),
     opal: async () =>
       new HttpOpalClient({
         baseUrl: config.DESTINATION_OPAL_HOST,
@@ -112,7 +124,7 @@ function postgresqlDestination(
 
 /**
  * Builds the publish service from an environment. Before serving, it sweeps what an interrupted package or
- * publish left in each filestore.
+ * publish left in each filestore and in the PostgreSQL destination.
  */
 export async function buildPublishService(
   env: Record<string, string | undefined>,
@@ -125,7 +137,8 @@ export async function buildPublishService(
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
   };
-  const postgresql = postgresqlDestination(env, secrets, timeouts);
+  const connections = new OpenConnections();
+  const postgresql = postgresqlDestination(env, secrets, timeouts, connections);
   const filestores = new Map<string, Filestore>(
     [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
   );
@@ -157,7 +170,10 @@ export async function buildPublishService(
     apiKey: readApiKey("publishserviceapikey", env, config.SECRETS_MNT_PATH),
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
+    auditTrail: auditTrailFromEnv(env, log),
+    allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
+    connections,
     connectors: { postgresql: connectPostgres, mysql: connectMysql },
     ...timeouts,
     filestores,
@@ -178,7 +194,12 @@ export async function buildPublishService(
       return checks;
     },
   });
-  return { fetch: app.fetch, port: portFrom(env, 8003) };
+  return {
+    fetch: app.fetch,
+    port: portFrom(env, 8003),
+    shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    abort: () => connections.closeAll(),
+  };
 }
 
 if (import.meta.main) {
@@ -186,4 +207,5 @@ if (import.meta.main) {
     createLogger("publish"),
     () => Promise.resolve(buildPublishService(Deno.env.toObject())),
   );
+  Deno.exit(0);
 }

@@ -13,7 +13,7 @@ import {
   ValidationPayload,
 } from "../../domain/contract.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
-import { successEnvelope } from "../_shared/envelope.ts";
+import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
 function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
@@ -26,13 +26,15 @@ export const validateRoute = createRoute({
   summary: "Check that the destination is usable and the source accepts the credentials",
   tags: ["publish"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractSourceAccessRequest.openapi("DataContractSourceAccessRequest")),
+  request: jsonBody(
+    openApiComponent(DataContractSourceAccessRequest, "DataContractSourceAccessRequest"),
+  ),
   responses: {
     200: {
       description: "Destination and source are usable",
       content: {
         "application/json": {
-          schema: successEnvelope(ValidationPayload.openapi("ValidationPayload")),
+          schema: successEnvelope(openApiComponent(ValidationPayload, "ValidationPayload")),
         },
       },
     },
@@ -47,13 +49,13 @@ export const packageRoute = createRoute({
   summary: "Extract the approved tables and columns into staging",
   tags: ["publish"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractTransferRequest.openapi("DataContractTransferRequest")),
+  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
   responses: {
     200: {
       description: "What was staged",
       content: {
         "application/json": {
-          schema: successEnvelope(StageTransferPayload.openapi("StageTransferPayload")),
+          schema: successEnvelope(openApiComponent(StageTransferPayload, "StageTransferPayload")),
         },
       },
     },
@@ -68,12 +70,14 @@ export const publishRoute = createRoute({
   summary: "Publish the project's staging to production with SHA-512 checksums",
   tags: ["publish"],
   security: API_KEY_SECURITY,
-  request: jsonBody(DataContractPublishRequest.openapi("DataContractPublishRequest")),
+  request: jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
   responses: {
     200: {
       description: "What was published",
       content: {
-        "application/json": { schema: successEnvelope(PublishPayload.openapi("PublishPayload")) },
+        "application/json": {
+          schema: successEnvelope(openApiComponent(PublishPayload, "PublishPayload")),
+        },
       },
     },
     ...errorResponses(404, 409, 501, 502),

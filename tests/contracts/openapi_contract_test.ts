@@ -8,6 +8,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { aPublishRequest, aTransferRequest } from "../support/requests.ts";
 import { writeFiles } from "./filestore_contract.ts";
+import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { APPROVAL_KEY, FakeWorld, METADATA_KEY, PUBLISH_KEY } from "../support/apps.ts";
 
 interface Case {
@@ -35,6 +36,15 @@ function stageSomething(world: FakeWorld): Promise<unknown> {
     "oncology",
     writeFiles({ "data/outputs/oncology/t.csv": "a\n1\n" }),
   );
+}
+
+/** Gives the world an audit trail that cannot be written (before a check, or when appending). */
+function brokenAudit(when: "check" | "append"): (world: FakeWorld) => void {
+  return (world) => {
+    world.audit = new MemoryAuditTrail();
+    if (when === "check") world.audit.failChecks("disk full");
+    else world.audit.failAppends("disk full");
+  };
 }
 
 const BAD_BODY = { "project_name": "a b", destination: { type: "nope" } };
@@ -73,6 +83,22 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           body: aTransferRequest(),
           key: "",
           expect: 403,
+        },
+        {
+          name: "validate audit trail unavailable",
+          method: "post",
+          path: "/project/validate",
+          body: aTransferRequest(),
+          setup: brokenAudit("check"),
+          expect: 503,
+        },
+        {
+          name: "validate audit record not written",
+          method: "post",
+          path: "/project/validate",
+          body: aTransferRequest(),
+          setup: brokenAudit("append"),
+          expect: 500,
         },
         {
           name: "validate source down",
@@ -159,6 +185,14 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           expect: 403,
         },
         {
+          name: "audit trail unavailable",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest(),
+          setup: brokenAudit("check"),
+          expect: 503,
+        },
+        {
           name: "source down",
           method: "post",
           path: "/metadata/project",
@@ -181,7 +215,30 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
               credentials: { username_key: "u", password_key: "p" },
             },
           }),
+          setup: (w) =>
+            w.allow({
+              type: "sqlserver",
+              host: "mssql",
+              port: 1433,
+              database: "dw",
+              secrets: ["u", "p"],
+            }),
           expect: 501,
+        },
+        {
+          name: "source not allowed",
+          method: "post",
+          path: "/metadata/project",
+          body: aTransferRequest({
+            source: {
+              type: "postgresql",
+              host_url: "169.254.169.254",
+              port: 5432,
+              database: "research",
+              credentials: { username_key: "sourceuser", password_key: "sourcepassword" },
+            },
+          }),
+          expect: 403,
         },
         { name: "health", method: "get", path: "/health", expect: 200 },
         { name: "ready", method: "get", path: "/ready", expect: 200 },
@@ -249,6 +306,14 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           body: aPublishRequest(),
           key: "",
           expect: 403,
+        },
+        {
+          name: "publish audit trail unavailable",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest(),
+          setup: brokenAudit("check"),
+          expect: 503,
         },
         { name: "health", method: "get", path: "/health", expect: 200 },
         { name: "ready", method: "get", path: "/ready", expect: 200 },

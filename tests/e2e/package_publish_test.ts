@@ -96,7 +96,26 @@ Deno.test({
         await writeFile(join(secrets, name), value);
       }
 
-      const { approval } = await startStack(secrets, storage, services);
+      const { approval } = await startStack({
+        secrets,
+        storage,
+        allowedSources: [
+          {
+            type: "postgresql",
+            host: POSTGRES.host,
+            port: POSTGRES.port,
+            database: POSTGRES.database,
+            secrets: ["pguser", "pgpassword"],
+          },
+          {
+            type: "mysql",
+            host: MYSQL.host,
+            port: MYSQL.port,
+            database: myDatabase,
+            secrets: ["myuser", "mypassword"],
+          },
+        ],
+      }, services);
       const pgSource = {
         type: "postgresql",
         host_url: POSTGRES.host,

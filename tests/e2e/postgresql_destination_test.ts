@@ -88,18 +88,38 @@ Deno.test({
       for (const [name, value] of Object.entries(files)) {
         await writeFile(join(secrets, name), value);
       }
-      const { approval } = await startStack(secrets, storage, services, {
-        DESTINATION_POSTGRESQL_HOST: POSTGRES.host,
-        DESTINATION_POSTGRESQL_PORT: String(POSTGRES.port),
-        DESTINATION_POSTGRESQL_DATABASE: destination.database,
-        DESTINATION_POSTGRESQL_USERNAME: destination.loader,
-        DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: "destpassword",
-        DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: destination.reader,
-        DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: "readerpassword",
-        DESTINATION_OPAL_HOST: opal.url,
-        DESTINATION_OPAL_USERNAME: opal.admin.username,
-        DESTINATION_OPAL_PASSWORD_SECRET_NAME: "opalpassword",
-      });
+      const { approval } = await startStack({
+        secrets,
+        storage,
+        allowedSources: [
+          {
+            type: "postgresql",
+            host: POSTGRES.host,
+            port: POSTGRES.port,
+            database: POSTGRES.database,
+            secrets: ["pguser", "pgpassword"],
+          },
+          {
+            type: "mysql",
+            host: MYSQL.host,
+            port: MYSQL.port,
+            database: myDatabase,
+            secrets: ["myuser", "mypassword"],
+          },
+        ],
+        publishEnv: {
+          DESTINATION_POSTGRESQL_HOST: POSTGRES.host,
+          DESTINATION_POSTGRESQL_PORT: String(POSTGRES.port),
+          DESTINATION_POSTGRESQL_DATABASE: destination.database,
+          DESTINATION_POSTGRESQL_USERNAME: destination.loader,
+          DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: "destpassword",
+          DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: destination.reader,
+          DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: "readerpassword",
+          DESTINATION_OPAL_HOST: opal.url,
+          DESTINATION_OPAL_USERNAME: opal.admin.username,
+          DESTINATION_OPAL_PASSWORD_SECRET_NAME: "opalpassword",
+        },
+      }, services);
       const sources = {
         pg: {
           type: "postgresql",

@@ -104,7 +104,26 @@ Deno.test({
         await writeFile(join(secrets, name), value + "\n");
       }
 
-      const { metadata, approval } = await startStack(secrets, storage, services);
+      const { metadata, approval } = await startStack({
+        secrets,
+        storage,
+        allowedSources: [
+          {
+            type: "postgresql",
+            host: POSTGRES.host,
+            port: POSTGRES.port,
+            database: POSTGRES.database,
+            secrets: ["pguser", "pgpassword"],
+          },
+          {
+            type: "mysql",
+            host: MYSQL.host,
+            port: MYSQL.port,
+            database: schema,
+            secrets: ["myuser", "mypassword", "mywrongpassword"],
+          },
+        ],
+      }, services);
       const validate = `${approval.url}/project/validate`;
       const pgSource = {
         type: "postgresql",
@@ -253,6 +272,38 @@ Deno.test({
           assert.equal(res.status, 502);
           assert.match(json.payload.detail, /^PublishService: Cannot connect to MySQL/);
           assert.ok(!json.payload.detail.includes("not-the-password"));
+          assert.equal(metadata.logs.length, metadataRequests);
+        },
+      );
+
+      await t.step(
+        "a source outside the allow-list is a 403 from publish validate, with no connection made",
+        async () => {
+          const metadataRequests = metadata.logs.length;
+          for (
+            const host of ["localhost", "169.254.169.254", "[::ffff:127.0.0.1]", "127.1", "0x7f.1"]
+          ) {
+            const res = await post(
+              validate,
+              cliRequest({ ...pgSource, host_url: host, port: 5433 }, schema, null),
+            );
+            const json = await res.json();
+            assert.equal(res.status, 403, host);
+            assert.equal(json.payload.code, "source_not_allowed");
+          }
+          const otherSecret = await post(
+            validate,
+            cliRequest(
+              {
+                ...pgSource,
+                credentials: { username_key: "pguser", password_key: "publishserviceapikey" },
+              },
+              schema,
+              null,
+            ),
+          );
+          assert.equal(otherSecret.status, 403);
+          assert.match((await otherSecret.json()).payload.detail, /"publishserviceapikey"/);
           assert.equal(metadata.logs.length, metadataRequests);
         },
       );

@@ -3,10 +3,13 @@
  *
  * @module
  */
+import { OpenConnections } from "../../apps/_shared/open_connections.ts";
+import { type AllowedSource, AllowedSources } from "../../domain/allowed_sources.ts";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
+import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import {
   type MemoryRows,
@@ -42,10 +45,14 @@ export class FakeWorld implements Disposable {
     today: () => new Date("2025-06-11T10:00:00Z"),
   });
   readonly connections: SqlConnectionOptions[] = [];
+  /** The source connections the apps have open. */
+  readonly openConnections = new OpenConnections();
   readonly opened: MemorySourceDatabase[] = [];
   readonly metadataLog = memoryLogger("metadata");
   readonly publishLog = memoryLogger("publish");
   readonly approvalLog = memoryLogger("approval");
+  /** The audit trail all three apps share; set it before the first app is built to audit them. */
+  audit: MemoryAuditTrail | undefined;
   catalogs: SchemaCatalog[] = [ONCOLOGY];
   rows: MemoryRows = ONCOLOGY_ROWS;
   /** When set, reading rows fails after this many rows. */
@@ -64,8 +71,24 @@ export class FakeWorld implements Disposable {
     return Promise.resolve(db);
   };
 
+  /** The allow-list entries; by default the source of `aTransferRequest()` with its two secrets. */
+  readonly #allowed: AllowedSource[] = (["postgresql", "mysql"] as const).map((type) => ({
+    type,
+    host: "db.internal",
+    port: 5432,
+    database: "research",
+    secrets: ["sourceuser", "sourcepassword"],
+  }));
+
+  /** Adds allow-list entries; call it before the first app is built. */
+  allow(...entries: AllowedSource[]): void {
+    this.#allowed.push(...entries);
+  }
+
   sourceAccess() {
     return {
+      allowedSources: new AllowedSources(this.#allowed),
+      connections: this.openConnections,
       secrets: this.secrets,
       connectors: { postgresql: this.connect, mysql: this.connect },
       connectTimeoutMs: 1000,
@@ -82,6 +105,7 @@ export class FakeWorld implements Disposable {
       ...this.sourceAccess(),
       apiKey: METADATA_KEY,
       log: this.metadataLog,
+      auditTrail: this.audit,
       maxBodyBytes: 64 * 1024,
       readiness: () => Promise.resolve([{ name: "secrets", ok: true }]),
     });
@@ -93,6 +117,7 @@ export class FakeWorld implements Disposable {
       ...this.sourceAccess(),
       apiKey: PUBLISH_KEY,
       log: this.publishLog,
+      auditTrail: this.audit,
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
       writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
@@ -121,6 +146,7 @@ export class FakeWorld implements Disposable {
     return createApprovalApp({
       apiKey: APPROVAL_KEY,
       log: this.approvalLog,
+      auditTrail: this.audit,
       maxBodyBytes: 64 * 1024,
       metadata: { name: "metadata", baseUrl: "http://metadata.test:8002/", apiKey: METADATA_KEY },
       publish: { name: "publish", baseUrl: "http://publish.test:8003/", apiKey: PUBLISH_KEY },

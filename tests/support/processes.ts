@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { dirname, join } from "node:path";
+import type { AllowedSource } from "../../domain/allowed_sources.ts";
 import { permissionsOf } from "../../tools/compile.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -19,6 +21,9 @@ export interface ServiceProcess extends AsyncDisposable {
   readonly url: string;
   /** Every log line written so far. */
   readonly logs: string[];
+  /** Settles with the exit code once the process has ended and its output is read. */
+  readonly exited: Promise<number>;
+  /** Sends SIGTERM (once) and waits for the process to end. */
   stop(): Promise<void>;
 }
 
@@ -93,20 +98,29 @@ export async function startService(
   const drained = (async () => {
     for await (const line of reader) logs.push(line);
   })();
+  const exited = (async () => {
+    const status = await child.status;
+    await drained;
+    await stderr;
+    return status.code;
+  })();
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    child.kill("SIGTERM");
-    await child.status;
-    await drained;
-    await stderr;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already ended
+    }
+    await exited;
   };
   return {
     pid: child.pid,
     port,
     url: `http://127.0.0.1:${port}`,
     logs,
+    exited,
     stop,
     [Symbol.asyncDispose]: stop,
   };
@@ -133,27 +147,45 @@ export interface ServiceStack {
   readonly approval: ServiceProcess;
 }
 
+/** What a test stack needs beyond the defaults. */
+export interface StackOptions {
+  /** The secrets directory every service reads. */
+  readonly secrets: string;
+  /** The base of the filestore `LSC`. */
+  readonly storage: string;
+  /** The sources metadata and publish may reach; written to an allow-list file next to `secrets`. */
+  readonly allowedSources: readonly AllowedSource[];
+  /** More environment for the publish service. */
+  readonly publishEnv?: Record<string, string>;
+  /** More environment for all three services. */
+  readonly env?: Record<string, string>;
+}
+
 /**
- * Starts metadata, publish and approval on free ports, with secrets from `secrets`, the filestore `LSC` at
- * `storage` and `publishEnv` for the publish service. Each started process is pushed to `started` as soon
- * as it listens, so the caller can stop them even if a later one fails to start.
+ * Starts metadata, publish and approval on free ports. Each started process is pushed to `started` as
+ * soon as it listens, so the caller can stop them even if a later one fails to start.
  */
 export async function startStack(
-  secrets: string,
-  storage: string,
+  options: StackOptions,
   started: ServiceProcess[],
-  publishEnv: Record<string, string> = {},
 ): Promise<ServiceStack> {
-  const metadata = await startService("metadata", { SECRETS_MNT_PATH: secrets });
+  const allowList = join(dirname(options.secrets), `allowed-sources-${crypto.randomUUID()}.json`);
+  await Deno.writeTextFile(allowList, JSON.stringify({ sources: options.allowedSources }));
+  const common = {
+    SECRETS_MNT_PATH: options.secrets,
+    ALLOWED_SOURCES_FILE: allowList,
+    ...options.env,
+  };
+  const metadata = await startService("metadata", common);
   started.push(metadata);
   const publish = await startService("publish", {
-    SECRETS_MNT_PATH: secrets,
-    TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: storage,
-    ...publishEnv,
+    ...common,
+    TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: options.storage,
+    ...options.publishEnv,
   });
   started.push(publish);
   const approval = await startService("approval", {
-    SECRETS_MNT_PATH: secrets,
+    ...common,
     METADATA_CONTAINER_NAME: "127.0.0.1",
     METADATA_CONTAINER_PORT: String(metadata.port),
     PUBLISH_CONTAINER_NAME: "127.0.0.1",

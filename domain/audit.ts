@@ -1,0 +1,414 @@
+/**
+ * The audit trail's record format and chain rules (`docs/audit.md`). Every operation a service answers
+ * becomes one record: who called (a key id, never the key), what the request named (project, source host,
+ * tables, destination), how it ended (status and error code, never the error's text) and what it wrote
+ * (files with their SHA-512, tables, OPAL resources). Never row data or secrets.
+ *
+ * Records form a hash chain, one JSON line each:
+ *
+ * - `sha256` is the SHA-256 (lower-case hex) of the record's canonical JSON without the `sha256` key;
+ * - `prev_sha256` is the previous record's `sha256`, or {@link GENESIS_SHA256} for the first record;
+ * - `seq` counts records from 1;
+ * - the line is the canonical JSON of the whole record (sorted keys, no whitespace), ended by `\n`.
+ *
+ * So an edited byte breaks the record's own `sha256` (or its canonical form), and a deleted, inserted or
+ * reordered record breaks the `seq` and `prev_sha256` of the record after it.
+ *
+ * @module
+ */
+import { z } from "zod";
+import {
+  DatabricksSource,
+  Destination,
+  Identifier,
+  ProjectName,
+  ProjectStartTime,
+  PublishPayload,
+} from "./contract.ts";
+import { HOST_PATTERN } from "./names.ts";
+
+/** What the first record's `prev_sha256` holds: 64 zeros. */
+export const GENESIS_SHA256 = "0".repeat(64);
+
+/** How many hex characters of the key's SHA-256 make a caller key id. */
+export const KEY_ID_LENGTH = 16;
+
+const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { error: "must be 64 lower-case hex digits" });
+
+/** A destination as recorded: its type, name and format. */
+export const AuditDestination = z.object({
+  type: z.string(),
+  name: z.string(),
+  format: z.string(),
+});
+
+/** A file an operation wrote, with its SHA-512. */
+export const AuditFile = z.object({
+  path: z.string(),
+  sha512: z.string(),
+  bytes: z.number().int().nonnegative(),
+});
+
+/** What only the operation itself knows: what it wrote. Every key is optional. */
+export const AuditOutput = z.object({
+  /** Staged (package) or published (publish) files, with their SHA-512. */
+  files: z.array(AuditFile).optional(),
+  /** PostgreSQL destination tables, `schema.table`. */
+  destination_tables: z.array(z.string()).optional(),
+  /** OPAL resources created or updated by a PostgreSQL publish. */
+  opal_resources: z.array(z.string()).optional(),
+});
+
+/**
+ * One operation as a service records it, before it is chained. Every key is always present; `null` means
+ * "not named by the request" or "not applicable".
+ */
+export const AuditEntry = z.object({
+  /** When the record was made (the operation's end), ISO 8601 UTC. */
+  time: z.iso.datetime(),
+  request_id: z.string(),
+  /** `approval`, `metadata` or `publish`. */
+  service: z.string(),
+  /**
+   * The first {@link KEY_ID_LENGTH} hex digits of the SHA-256 of the API key that authenticated the
+   * request; `null` when the request was not authenticated.
+   */
+  caller_key_id: z.string().regex(/^[0-9a-f]{16}$/).nullable(),
+  /** The route called, e.g. `/project/publish`. */
+  action: z.string(),
+  project_name: z.string().nullable(),
+  project_start_time: z.string().nullable(),
+  /** `source.host_url` (for Databricks, the URL's host). */
+  source_host: z.string().nullable(),
+  /** `dataset.schema_name`. */
+  schema_name: z.string().nullable(),
+  /** The table names `dataset.tables` lists; `null` when it lists none (every table). */
+  tables: z.array(z.string()).nullable(),
+  destination: AuditDestination.nullable(),
+  /** `success` for a 2xx reply, `error` for anything else. */
+  outcome: z.enum(["success", "error"]),
+  /** The HTTP status of the reply. */
+  status: z.number().int().min(100).max(599),
+  /** `payload.code` of an error reply. */
+  error_code: z.string().nullable(),
+  files: z.array(AuditFile).nullable(),
+  destination_tables: z.array(z.string()).nullable(),
+  opal_resources: z.array(z.string()).nullable(),
+});
+
+/** A record as it stands in the trail: an entry plus its place in the chain. */
+export const AuditRecord = AuditEntry.extend({
+  seq: z.number().int().positive(),
+  prev_sha256: Sha256Hex,
+  sha256: Sha256Hex,
+});
+
+export type AuditDestination = z.infer<typeof AuditDestination>;
+export type AuditFile = z.infer<typeof AuditFile>;
+export type AuditOutput = z.infer<typeof AuditOutput>;
+export type AuditEntry = z.infer<typeof AuditEntry>;
+export type AuditRecord = z.infer<typeof AuditRecord>;
+
+/** The end of a chain: what the next record links to. */
+export interface AuditLink {
+  readonly seq: number;
+  readonly sha256: string;
+}
+
+/** A chained record and the line that stores it (without the `\n`). */
+export interface ChainedAuditRecord {
+  readonly record: AuditRecord;
+  readonly line: string;
+}
+
+/**
+ * Serialises a JSON value canonically: object keys sorted by UTF-16 code unit (as RFC 8785 does), no
+ * whitespace, strings escaped as `JSON.stringify` escapes them.
+ *
+ * @throws {TypeError} for a value JSON cannot hold exactly (`undefined`, a function, a non-finite number).
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new TypeError(`Cannot serialise ${value} as JSON`);
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object") {
+    const object = value as Record<string, unknown>;
+    const keys = Object.keys(object).filter((key) => object[key] !== undefined).sort();
+    return `{${
+      keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(object[key])}`).join(",")
+    }}`;
+  }
+  throw new TypeError(`Cannot serialise a value of type ${typeof value} as JSON`);
+}
+
+const encoder = new TextEncoder();
+
+/** The SHA-256 of a string's UTF-8 bytes, lower-case hex. */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** The id an API key is recorded by: the first {@link KEY_ID_LENGTH} hex digits of its SHA-256. */
+export async function auditKeyId(apiKey: string): Promise<string> {
+  return (await sha256Hex(apiKey)).slice(0, KEY_ID_LENGTH);
+}
+
+/** The SHA-256 a record must carry: over its canonical JSON without the `sha256` key. */
+function recordHash(record: Record<string, unknown>): Promise<string> {
+  const { sha256: _own, ...content } = record;
+  return sha256Hex(canonicalJson(content));
+}
+
+/**
+ * Chains an entry after `previous` (or after the genesis when the trail is empty).
+ *
+ * @returns the record, with `seq`, `prev_sha256` and `sha256`, and its canonical line.
+ * @throws {TypeError} when the entry is not a valid {@link AuditEntry}.
+ */
+export async function chainAuditRecord(
+  entry: AuditEntry,
+  previous: AuditLink | undefined,
+): Promise<ChainedAuditRecord> {
+  const parsed = AuditEntry.safeParse(entry);
+  if (!parsed.success) {
+    throw new TypeError(`Cannot record an invalid audit entry: ${issueList(parsed.error)}`);
+  }
+  const content = {
+    ...parsed.data,
+    seq: (previous?.seq ?? 0) + 1,
+    prev_sha256: previous?.sha256 ?? GENESIS_SHA256,
+  };
+  const record: AuditRecord = { ...content, sha256: await recordHash(content) };
+  return { record, line: canonicalJson(record) };
+}
+
+/**
+ * Reads the record a stored line holds, checking its own integrity but not its place in the chain.
+ *
+ * @returns the record, or the reason the line is not an intact record.
+ */
+export async function readAuditLine(
+  line: string,
+): Promise<{ record: AuditRecord } | { problem: string }> {
+  if (line === "") return { problem: "is empty" };
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return { problem: "is not valid JSON (a truncated or damaged record)" };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { problem: "is not a JSON object" };
+  }
+  const parsed = AuditRecord.safeParse(value);
+  if (!parsed.success) return { problem: `is not an audit record: ${issueList(parsed.error)}` };
+  const raw = value as Record<string, unknown>;
+  if (await recordHash(raw) !== parsed.data.sha256) {
+    return { problem: "was edited: its content does not match its sha256" };
+  }
+  if (canonicalJson(raw) !== line) {
+    return { problem: "was edited: it is not in canonical form (reformatted or re-keyed)" };
+  }
+  return { record: parsed.data };
+}
+
+function issueList(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join(".") || "record"}: ${i.message}`).join("; ");
+}
+
+/** Where and why a trail stops being an intact chain. */
+export interface AuditChainBreak {
+  /** 1-based line number of the first broken record. */
+  readonly line: number;
+  readonly reason: string;
+}
+
+/** The result of checking a whole trail. */
+export type AuditVerification =
+  | {
+    readonly intact: true;
+    /** How many records the trail holds. */
+    readonly records: number;
+    /** The last record's link, to be kept elsewhere as an anchor; absent for an empty trail. */
+    readonly last?: AuditLink;
+  }
+  | (
+    & { readonly intact: false; /** Intact records before the break. */ readonly records: number }
+    & AuditChainBreak
+  );
+
+/**
+ * Checks a trail one line at a time, so that a trail of any size can be streamed through it. Feed every line
+ * in order with {@link check}, saying whether it ended with `\n`; the first break is final.
+ */
+export class AuditChainVerifier {
+  #lineNumber = 0;
+  #last: AuditLink | undefined;
+  #records = 0;
+  #broken: AuditChainBreak | undefined;
+
+  /** The first break found so far. */
+  get broken(): AuditChainBreak | undefined {
+    return this.#broken;
+  }
+
+  /** The result for the lines checked so far. */
+  result(): AuditVerification {
+    if (this.#broken !== undefined) {
+      return { intact: false, records: this.#records, ...this.#broken };
+    }
+    return {
+      intact: true,
+      records: this.#records,
+      ...(this.#last === undefined ? {} : { last: this.#last }),
+    };
+  }
+
+  /**
+   * Checks the next line.
+   *
+   * @param line the line without its `\n`.
+   * @param terminated whether it ended with `\n` (only the file's last line may not).
+   * @returns the break this line causes (or an earlier one), or `undefined` while the chain holds.
+   */
+  async check(line: string, terminated: boolean): Promise<AuditChainBreak | undefined> {
+    if (this.#broken !== undefined) return this.#broken;
+    const number = ++this.#lineNumber;
+    const fail = (reason: string) =>
+      this.#broken = { line: number, reason: `line ${number} ${reason}` };
+    if (!terminated) {
+      return fail("is not ended by a newline: a partly written (truncated) record");
+    }
+    const read = await readAuditLine(line);
+    if ("problem" in read) return fail(read.problem);
+    const { record } = read;
+    const expectedSeq = (this.#last?.seq ?? 0) + 1;
+    if (record.seq !== expectedSeq) {
+      return fail(
+        `has seq ${record.seq} where ${expectedSeq} was expected: a record was deleted, inserted or moved`,
+      );
+    }
+    if (record.prev_sha256 !== (this.#last?.sha256 ?? GENESIS_SHA256)) {
+      return fail(
+        this.#last === undefined
+          ? "does not start the chain: its prev_sha256 is not the genesis value"
+          : "does not chain to the record before it: prev_sha256 differs from that record's sha256 (it was edited or replaced)",
+      );
+    }
+    this.#last = { seq: record.seq, sha256: record.sha256 };
+    this.#records++;
+    return undefined;
+  }
+}
+
+/** Checks a whole trail held in memory (the file's text). An empty text is an intact, empty trail. */
+export async function verifyAuditChain(text: string): Promise<AuditVerification> {
+  const verifier = new AuditChainVerifier();
+  if (text === "") return verifier.result();
+  const lines = text.split("\n");
+  const endsWithNewline = lines.at(-1) === "";
+  if (endsWithNewline) lines.pop();
+  for (const [index, line] of lines.entries()) {
+    const terminated = endsWithNewline || index < lines.length - 1;
+    if (await verifier.check(line, terminated) !== undefined) break;
+  }
+  return verifier.result();
+}
+
+/** What a request body names, as recorded. Each field is kept only if it passes the request's own rule. */
+export interface AuditRequestFields {
+  readonly project_name: string | null;
+  readonly project_start_time: string | null;
+  readonly source_host: string | null;
+  readonly schema_name: string | null;
+  readonly tables: string[] | null;
+  readonly destination: AuditDestination | null;
+}
+
+/** The fields of a request that are recorded when nothing of its body can be read. */
+export const NO_REQUEST_FIELDS: AuditRequestFields = {
+  project_name: null,
+  project_start_time: null,
+  source_host: null,
+  schema_name: null,
+  tables: null,
+  destination: null,
+};
+
+function field(value: unknown, key: string): unknown {
+  return value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, unknown>)[key]
+    : undefined;
+}
+
+function valid<T>(schema: z.ZodType<T>, value: unknown): T | null {
+  const parsed = schema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+/**
+ * Picks what a request body names: project, start time, source host, schema, table names and destination.
+ * Each value is checked with the same rule the request schema applies and dropped (`null`) when it fails, so
+ * a rejected body contributes only well-formed names. Credentials, columns, descriptions and any other
+ * field are never read.
+ */
+export function auditRequestFields(body: unknown): AuditRequestFields {
+  const source = field(body, "source");
+  const dataset = field(body, "dataset");
+  const tables = field(dataset, "tables");
+  const tableNames = Array.isArray(tables)
+    ? tables.map((t) => valid(Identifier, field(t, "name"))).filter((n): n is string => n !== null)
+    : [];
+  const destination = valid(Destination, field(body, "destination"));
+  return {
+    project_name: valid(ProjectName, field(body, "project_name")),
+    project_start_time: valid(ProjectStartTime, field(body, "project_start_time")),
+    source_host: sourceHost(field(source, "host_url")),
+    schema_name: valid(Identifier, field(dataset, "schema_name")),
+    tables: tableNames.length === 0 ? null : tableNames,
+    destination: destination === null
+      ? null
+      : { type: destination.type, name: destination.name, format: destination.format },
+  };
+}
+
+/** A SQL source's `host_url` as it is, or a Databricks URL's host (never its path or user info). */
+function sourceHost(hostUrl: unknown): string | null {
+  if (typeof hostUrl !== "string") return null;
+  if (HOST_PATTERN.test(hostUrl)) return hostUrl;
+  if (!DatabricksSource.shape.host_url.safeParse(hostUrl).success) return null;
+  const host = new URL(hostUrl).host;
+  return host === "" ? null : host;
+}
+
+/**
+ * What a publish reply's payload says was published (the gateway records it from the publish service's
+ * reply): files with their SHA-512, or PostgreSQL tables and OPAL resources.
+ *
+ * @returns the output, or `undefined` when the payload is not a publish payload.
+ */
+export function publishedOutput(payload: unknown): AuditOutput | undefined {
+  const parsed = PublishPayload.safeParse(payload);
+  if (!parsed.success) return undefined;
+  const files: AuditFile[] = [];
+  const tables: string[] = [];
+  const resources: string[] = [];
+  for (const item of parsed.data.data_published) {
+    if ("file_path" in item) {
+      files.push({ path: item.file_path, sha512: item.hash_value, bytes: item.total_bytes });
+    } else {
+      tables.push(item.postgresql_table_name);
+      resources.push(item.opal_resource_name);
+    }
+  }
+  return {
+    ...(files.length > 0 ? { files } : {}),
+    ...(tables.length > 0 ? { destination_tables: tables, opal_resources: resources } : {}),
+  };
+}
