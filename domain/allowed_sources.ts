@@ -10,13 +10,18 @@
  * {
  *   "sources": [
  *     { "type": "postgresql", "host": "db.internal", "port": 5432, "database": "research",
- *       "secrets": ["pg-reader-user", "pg-reader-password"] },
+ *       "schemas": ["oncology", "cardiology"], "secrets": ["pg-reader-user", "pg-reader-password"] },
  *     { "type": "databrickssql", "host": "adb-123.azuredatabricks.net",
  *       "http_path": "/sql/1.0/warehouses/abc", "catalog": "main",
  *       "secrets": ["databricksspnclientid", "databricksspnsecret"] }
  *   ]
  * }
  * ```
+ *
+ * `schemas`, when given, lists the schemas a dataset may be read from. Without it: a MySQL source may be
+ * read only from its own database (in MySQL the schema is the database, so any other name would reach
+ * another database), and other sources from any schema except the system catalogues
+ * ({@link SYSTEM_SCHEMAS}, `pg_*`).
  *
  * Hosts are compared after {@link normalizeHost}, so spellings of one address (`127.1`, `0x7f.1`,
  * `2130706433`, `[::ffff:127.0.0.1]`, `LOCALHOST.`) cannot slip past or around an entry. A matched
@@ -42,6 +47,7 @@ const SqlEntry = z.strictObject({
   host: Host,
   port: Port,
   database: z.string().regex(IDENTIFIER_PATTERN),
+  schemas: z.array(z.string().regex(IDENTIFIER_PATTERN)).min(1).optional(),
   secrets: SecretList,
 });
 
@@ -52,6 +58,7 @@ const DatabricksEntry = z.strictObject({
   port: Port.default(443),
   http_path: z.string().regex(HTTP_PATH_PATTERN),
   catalog: z.string().regex(IDENTIFIER_PATTERN).optional(),
+  schemas: z.array(z.string().regex(IDENTIFIER_PATTERN)).min(1).optional(),
   secrets: SecretList,
 });
 
@@ -62,6 +69,14 @@ export const AllowedSourcesFile = z.strictObject({
 
 /** One entry of the allow-list. */
 export type AllowedSource = z.infer<typeof AllowedSourcesFile>["sources"][number];
+
+/** Schemas no dataset may be read from unless an entry lists them explicitly. */
+export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set([
+  "information_schema",
+  "mysql",
+  "performance_schema",
+  "sys",
+]);
 
 /** Where to connect for an allowed request: the entry's host and port. */
 export interface SourceAddress {
@@ -135,13 +150,14 @@ export class AllowedSources {
 
   /**
    * Finds an entry that a request's source matches (engine, canonical host, port, database or Databricks
-   * path and catalog) and that lists every credential secret the request names.
+   * path and catalog), that lists every credential secret the request names and, when `schemaName` is
+   * given, that allows reading that schema.
    *
    * @returns where to connect: the entry's host and port.
    * @throws {SourceNotAllowedError} when no entry matches, or a secret is not listed for it; the message
    *   names what the request asked for, never the allow-list's content.
    */
-  authorize(source: Source): SourceAddress {
+  authorize(source: Source, schemaName?: string): SourceAddress {
     const host = source.type === "databrickssql"
       ? normalizeHost(new URL(source.host_url).hostname)
       : normalizeHost(source.host_url);
@@ -172,9 +188,17 @@ export class AllowedSources {
       ].filter((name) => name !== "")
       : [source.credentials.username_key, source.credentials.password_key];
     // The same source may be listed more than once, with different credentials.
-    const found = matching.find(({ entry }) =>
+    const withSecrets = matching.filter(({ entry }) =>
       secrets.every((name) => entry.secrets.includes(name))
     );
+    const found = withSecrets.find(({ entry }) =>
+      schemaName === undefined || schemaAllowed(entry, schemaName)
+    );
+    if (found === undefined && withSecrets.length > 0) {
+      throw new SourceNotAllowedError(
+        `Cannot read schema "${schemaName}" of source ${what}: not allowed for it`,
+      );
+    }
     if (found === undefined) {
       const listed = new Set(matching.flatMap(({ entry }) => entry.secrets));
       const unlisted = secrets.filter((name) => !listed.has(name));
@@ -190,4 +214,12 @@ export class AllowedSources {
     }
     return { host: found.entry.host, port: found.entry.port };
   }
+}
+
+/** Whether an entry allows reading `schema` (see the module documentation). */
+function schemaAllowed(entry: AllowedSource, schema: string): boolean {
+  if (entry.schemas !== undefined) return entry.schemas.includes(schema);
+  if (entry.type === "mysql") return schema === entry.database;
+  const lower = schema.toLowerCase();
+  return !SYSTEM_SCHEMAS.has(lower) && !lower.startsWith("pg_");
 }

@@ -175,3 +175,48 @@ Deno.test("AllowedSources.parse() reads the documented file and refuses anything
     assert.throws(() => AllowedSources.parse(bad), bad);
   }
 });
+
+Deno.test("AllowedSources.authorize() limits the schemas a dataset may be read from", async (t) => {
+  const mysql: AllowedSource = {
+    type: "mysql",
+    host: "my.internal",
+    port: 3306,
+    database: "clinic",
+    secrets: ["u", "p"],
+  };
+  const listed: AllowedSource = { ...ENTRIES[0]!, schemas: ["oncology"] } as AllowedSource;
+  const allowed = new AllowedSources([mysql, listed, ENTRIES[2]!]);
+  const mysqlSource = sql({
+    type: "mysql",
+    host_url: "my.internal",
+    port: 3306,
+    database: "clinic",
+    credentials: { username_key: "u", password_key: "p" },
+  });
+  await t.step("MySQL: only the entry's own database", () => {
+    assert.deepEqual(allowed.authorize(mysqlSource, "clinic"), { host: "my.internal", port: 3306 });
+    for (const other of ["other_db", "mysql", "information_schema", "Clinic"]) {
+      assert.throws(() => allowed.authorize(mysqlSource, other), /Cannot read schema/, other);
+    }
+  });
+  await t.step("a listed set of schemas, exactly", () => {
+    assert.ok(allowed.authorize(sql(), "oncology"));
+    assert.throws(() => allowed.authorize(sql(), "cardiology"), /Cannot read schema "cardiology"/);
+  });
+  await t.step("otherwise any schema but the system catalogues", () => {
+    const mssql = sql({
+      type: "mssql",
+      host_url: "dw.internal",
+      port: 1433,
+      database: "dw",
+      credentials: { username_key: "u", password_key: "p" },
+    });
+    assert.ok(allowed.authorize(mssql, "dbo"));
+    for (const system of ["sys", "INFORMATION_SCHEMA", "pg_catalog", "pg_toast"]) {
+      assert.throws(() => allowed.authorize(mssql, system), SourceNotAllowedError, system);
+    }
+  });
+  await t.step("validate, which names no schema, checks only the source", () => {
+    assert.ok(allowed.authorize(mysqlSource));
+  });
+});

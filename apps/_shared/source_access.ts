@@ -28,13 +28,18 @@ export interface SourceAccess {
 /**
  * Connects to the request's source, at the host and port of its allow-list entry.
  *
+ * @param schemaName the schema the request reads, checked against the allow-list too (none for validate).
  * @throws {SourceNotAllowedError} when the source or a secret name is not allowed; nothing was read.
  * @throws {SourceTypeNotSupportedError} when this build has no connector for the engine.
  * @throws {SecretNotFoundError} when a credential secret is missing.
  * @throws {SourceUnavailableError} when the database cannot be reached or refuses the login.
  */
-export async function openSource(source: Source, access: SourceAccess): Promise<SourceDatabase> {
-  const address = access.allowedSources.authorize(source);
+export async function openSource(
+  source: Source,
+  access: SourceAccess,
+  schemaName?: string,
+): Promise<SourceDatabase> {
+  const address = access.allowedSources.authorize(source, schemaName);
   const engine = sourceEngine(source);
   const connect = access.connectors[engine];
   if (source.type === "databrickssql" || connect === undefined) {

@@ -37,7 +37,7 @@ export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
 
   app.openapi(projectMetadata, async (c) => {
     const { source, dataset } = c.req.valid("json");
-    await using db = await openSource(source, deps);
+    await using db = await openSource(source, deps, dataset.schema_name);
     const requested = (dataset.tables ?? []).map((t) => t.name);
     const catalog = await db.describeSchema(dataset.schema_name, {
       ...(requested.length > 0 ? { tables: requested } : {}),

@@ -115,7 +115,7 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     const { destination, source, dataset, project_name, project_start_time } = c.req.valid("json");
     // Configuration problems are reported before the source is touched.
     const target = destination.type === "filestore" ? filestoreFor(destination) : postgresql();
-    await using db = await openSource(source, deps);
+    await using db = await openSource(source, deps, dataset.schema_name);
     const requested = (dataset.tables ?? []).map((t) => t.name);
     const catalog = await db.describeSchema(dataset.schema_name, {
       ...(requested.length > 0 ? { tables: requested } : {}),
