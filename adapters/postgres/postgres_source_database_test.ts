@@ -31,6 +31,7 @@ import {
   W_TABLE,
   wPostgresSql,
 } from "../../tests/support/w_table.ts";
+import { passwordRefusingServer } from "../../tests/support/password_refusing_postgres.ts";
 import {
   connectPostgres,
   POSTGRES_APPLICATION_NAME,
@@ -783,98 +784,4 @@ function silentServer(): FakeServer {
       }
     },
   };
-}
-
-/**
- * Speaks just enough of the PostgreSQL protocol to refuse a password: declines TLS, asks for a cleartext
- * password, then answers with SQLSTATE 28P01.
- */
-function passwordRefusingServer(): FakeServer & { receivedPassword: Promise<string> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const received = Promise.withResolvers<string>();
-  const serving = (async () => {
-    const conn = await listener.accept();
-    try {
-      const reader = new MessageReader(conn);
-      let length = await reader.int32();
-      let code = await reader.int32();
-      if (code === 80877103) { // SSLRequest
-        await conn.write(new TextEncoder().encode("N"));
-        length = await reader.int32();
-        code = await reader.int32();
-      }
-      await reader.bytes(length - 8); // startup parameters
-      await conn.write(message("R", int32(3))); // AuthenticationCleartextPassword
-      const type = await reader.bytes(1);
-      assert.equal(String.fromCharCode(type[0] ?? 0), "p");
-      const body = await reader.bytes((await reader.int32()) - 4);
-      const password = new TextDecoder().decode(body.subarray(0, body.length - 1));
-      received.resolve(password);
-      const fields = [
-        "SFATAL",
-        "VFATAL",
-        "C28P01",
-        `Mpassword authentication failed for user "reader" (password "${password}")`,
-      ];
-      await conn.write(
-        message("E", new TextEncoder().encode(fields.map((f) => `${f}\0`).join("") + "\0")),
-      );
-    } catch (e) {
-      received.reject(e);
-    } finally {
-      conn.close();
-    }
-  })();
-  return {
-    port: listener.addr.port,
-    receivedPassword: received.promise,
-    async [Symbol.asyncDispose]() {
-      await serving;
-      listener.close();
-    },
-  };
-}
-
-function int32(n: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setInt32(0, n);
-  return bytes;
-}
-
-function message(type: string, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type.charCodeAt(0);
-  out.set(int32(4 + body.length), 1);
-  out.set(body, 5);
-  return out;
-}
-
-/** Reads exact byte counts from a connection. */
-class MessageReader {
-  #buffer = new Uint8Array(0);
-  readonly #conn: Deno.Conn;
-
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-
-  async bytes(n: number): Promise<Uint8Array> {
-    while (this.#buffer.length < n) {
-      const chunk = new Uint8Array(4096);
-      const read = await this.#conn.read(chunk);
-      if (read === null) throw new Error("Cannot read from the client: connection closed");
-      const next = new Uint8Array(this.#buffer.length + read);
-      next.set(this.#buffer);
-      next.set(chunk.subarray(0, read), this.#buffer.length);
-      this.#buffer = next;
-    }
-    const out = this.#buffer.slice(0, n);
-    this.#buffer = this.#buffer.slice(n);
-    return out;
-  }
-
-  async int32(): Promise<number> {
-    const b = await this.bytes(4);
-    return new DataView(b.buffer, b.byteOffset, 4).getInt32(0);
-  }
 }
