@@ -1,0 +1,603 @@
+/**
+ * A SQL Server (or Azure SQL) source database, read through `tedious`. The "schema" is a SQL Server
+ * schema (`dbo`, ...) of the connection's database; the catalogue comes from `INFORMATION_SCHEMA` with
+ * descriptions from the `MS_Description` extended properties, in four round trips (schema, tables,
+ * columns, primary keys).
+ *
+ * Catalogue queries are plain SQL batches whose only values are names written as `N'...'` literals with
+ * the quotes doubled (T-SQL has no backslash escapes, so doubling is the whole escape). Data queries
+ * select columns through `[...]` identifiers with `]` doubled.
+ *
+ * Exact values: tedious turns `DECIMAL`/`NUMERIC`/`MONEY` into JS numbers (lossy past ~15 digits) and
+ * `DATETIME2`/`DATETIMEOFFSET` into `Date`s (milliseconds only), so the SELECT list converts those to text
+ * on the server (see {@link mssqlSelectExpression}); everything else is converted in
+ * {@link mssqlCanonicalConverter}.
+ *
+ * @module
+ */
+import { Connection, type ConnectionConfiguration, Request } from "tedious";
+import type {
+  CatalogColumn,
+  CatalogTable,
+  SchemaCatalog,
+  TableExtract,
+} from "../../domain/catalog.ts";
+import {
+  type CanonicalRow,
+  formatDouble,
+  type LogicalType,
+  trimFraction,
+} from "../../domain/logical_type.ts";
+import {
+  DEFAULT_BATCH_ROWS,
+  SchemaNotFoundError,
+  type SourceDatabase,
+  SourceUnavailableError,
+  type SqlConnectionOptions,
+  type SqlSourceConnector,
+} from "../../ports/source_database.ts";
+
+/** TLS settings for the connection; see {@link connectMssqlWith}. */
+export interface MssqlTlsOptions {
+  /**
+   * `true` (default): TLS is required (TDS 7.4 with TLS after PRELOGIN); `"strict"`: TDS 8.0, TLS from
+   * the first byte (SQL Server 2022+ / Azure with strict encryption); `false`: no TLS, only for local
+   * test servers (such as the fake TDS server in the tests).
+   */
+  readonly encrypt?: boolean | "strict";
+  /**
+   * Accept the server's certificate without checking it. Default `false`: inside a TRE the SQL Server
+   * certificate should chain to a CA the publisher trusts; turn this on only for a known self-signed
+   * server on a private network, never over the internet.
+   */
+  readonly trustServerCertificate?: boolean;
+}
+
+/**
+ * Opens a SQL Server connection with TLS required and the certificate verified.
+ *
+ * @throws {SourceUnavailableError} when the server cannot be reached or refuses the credentials.
+ */
+export const connectMssql: SqlSourceConnector = (options) => connectMssqlWith(options);
+
+/**
+ * Opens a SQL Server connection with explicit TLS settings.
+ *
+ * `requestTimeout` is the statement timeout: tedious stops that timer when the first response packet
+ * arrives, so it limits waiting for a result to start, never the time spent streaming a long extract
+ * (`0` or a non-finite value: no limit). The password never appears in error messages.
+ *
+ * @throws {SourceUnavailableError} when the server cannot be reached or refuses the credentials.
+ */
+export async function connectMssqlWith(
+  options: SqlConnectionOptions,
+  tls: MssqlTlsOptions = {},
+): Promise<MssqlSourceDatabase> {
+  const timeout = (ms: number) => Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : 0;
+  const config: ConnectionConfiguration = {
+    server: options.host,
+    authentication: {
+      type: "default",
+      options: { userName: options.username, password: options.password },
+    },
+    options: {
+      port: options.port,
+      database: options.database,
+      encrypt: tls.encrypt ?? true,
+      trustServerCertificate: tls.trustServerCertificate ?? false,
+      useUTC: true,
+      rowCollectionOnRequestCompletion: false,
+      connectTimeout: timeout(options.connectTimeoutMs) || 15_000,
+      requestTimeout: timeout(options.statementTimeoutMs),
+      appName: "cr8tor-publisher",
+    },
+  };
+  const connection = new Connection(config);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      connection.on("connect", (e?: Error) => e === undefined ? resolve() : reject(e));
+      connection.connect();
+    });
+  } catch (e) {
+    connection.close();
+    throw new SourceUnavailableError(
+      `Cannot connect to SQL Server at ${options.host}:${options.port}: ${
+        redact(messageOf(e), options.password)
+      }`,
+    );
+  }
+  return new MssqlSourceDatabase(connection);
+}
+
+/** A source database backed by one tedious connection (one request at a time). */
+export class MssqlSourceDatabase implements SourceDatabase {
+  readonly #connection: Connection;
+  #closed = false;
+
+  /** @param connection a connected tedious connection; this object owns it and closes it. */
+  constructor(connection: Connection) {
+    this.#connection = connection;
+    // An idle connection that dies emits "error"; without a listener that would crash the process.
+    connection.on("error", () => {});
+  }
+
+  /**
+   * Runs `SELECT 1`.
+   *
+   * @throws {SourceUnavailableError} when the query fails.
+   */
+  async ping(): Promise<void> {
+    try {
+      await this.#query("SELECT 1 AS ok");
+    } catch (e) {
+      throw new SourceUnavailableError(`Cannot query SQL Server: ${messageOf(e)}`, { cause: e });
+    }
+  }
+
+  /**
+   * Describes one schema: base tables (kind "table") and views (kind "view") from
+   * `INFORMATION_SCHEMA`, descriptions from `MS_Description` extended properties (schema, table and
+   * column level), primary keys in key order. Names are compared exactly (the catalogue's collation may
+   * be case-insensitive, so results are filtered again in code).
+   *
+   * @throws {SchemaNotFoundError} when the schema does not exist or is not visible.
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  async describeSchema(
+    schema: string,
+    options: { tables?: readonly string[] } = {},
+  ): Promise<SchemaCatalog> {
+    try {
+      return await this.#describe(schema, options.tables);
+    } catch (e) {
+      if (e instanceof SchemaNotFoundError) throw e;
+      throw new SourceUnavailableError(
+        `Cannot read the catalogue of schema "${schema}" from SQL Server: ${messageOf(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
+   * Streams the extract's columns with tedious' `row` events. The request is paused as soon as a full
+   * batch is queued and resumed when the consumer asks for the next one, so at most about one batch
+   * (plus the rows of one TDS packet) is held. Stopping early cancels the request (an ATTENTION), which
+   * leaves the connection usable.
+   *
+   * @throws {SourceUnavailableError} when the query fails or the connection is lost.
+   * @throws {RangeError} when `batchRows` is not a positive integer.
+   */
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncGenerator<CanonicalRow[], void, undefined> {
+    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
+    if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
+      throw new RangeError(
+        `Cannot read in batches of ${batchRows} rows: must be a positive integer`,
+      );
+    }
+    this.#assertOpen();
+    const converters = extract.table.columns.map(mssqlCanonicalConverter);
+    let queue: CanonicalRow[] = [];
+    let done = false;
+    let failure: unknown = undefined;
+    let wake: (() => void) | undefined;
+    const signal = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const request = new Request(mssqlReadQuery(extract), (e) => {
+      if (e) failure = e;
+      done = true;
+      signal();
+    });
+    request.on("row", (columns: { value: unknown }[]) => {
+      const row: CanonicalRow = new Array(columns.length);
+      for (let i = 0; i < columns.length; i++) {
+        const value = columns[i]?.value;
+        row[i] = value === null || value === undefined
+          ? null
+          : (converters[i] ?? String)(value as never);
+      }
+      queue.push(row);
+      if (queue.length >= batchRows) {
+        request.pause();
+        signal();
+      }
+    });
+    this.#connection.execSqlBatch(request);
+    try {
+      while (true) {
+        while (!done && queue.length < batchRows) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+        if (failure !== undefined && !isCancel(failure)) break;
+        while (queue.length >= batchRows || (done && queue.length > 0)) {
+          const batch = queue.length <= batchRows ? queue : queue.slice(0, batchRows);
+          queue = queue.length <= batchRows ? [] : queue.slice(batchRows);
+          yield batch;
+        }
+        if (done) break;
+        request.resume();
+      }
+      if (failure !== undefined) {
+        throw new SourceUnavailableError(
+          `Cannot read table "${extract.schema}"."${extract.table.name}" from SQL Server: ${
+            messageOf(failure)
+          }`,
+          { cause: failure },
+        );
+      }
+    } finally {
+      if (!done) {
+        // The consumer stopped early: cancel, and wait for tedious to finish the request.
+        const finished = new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        request.resume();
+        this.#connection.cancel();
+        await finished;
+      }
+    }
+  }
+
+  /** Closes the connection; safe to call twice. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    return new Promise((resolve) => {
+      // A connection that already ended emits no second "end": give up waiting after a second.
+      const timer = setTimeout(resolve, 1000);
+      this.#connection.once("end", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.#connection.close();
+    });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #describe(schema: string, only: readonly string[] | undefined): Promise<SchemaCatalog> {
+    const s = sqlString(schema);
+    const found = (await this.#query(mssqlCatalogQueries.schema(s)))
+      .filter((r) => r[0] === schema);
+    if (found.length === 0) throw new SchemaNotFoundError(schema);
+    const empty: SchemaCatalog = {
+      name: schema,
+      description: text(found[0]?.[1]),
+      tables: [],
+    };
+    if (only !== undefined && only.length === 0) return empty;
+    const wanted = (name: string) => only === undefined || only.includes(name);
+
+    const tables = (await this.#query(mssqlCatalogQueries.tables(s))).filter((r) =>
+      wanted(String(r[0]))
+    );
+    const columns = await this.#query(mssqlCatalogQueries.columns(s));
+    const keys = await this.#query(mssqlCatalogQueries.primaryKeys(s));
+    const columnsOf = groupBy(columns, (c) => String(c[0]));
+    const keysOf = groupBy(keys, (k) => String(k[0]));
+    const described = tables.map((t): CatalogTable => {
+      const name = String(t[0]);
+      return {
+        name,
+        kind: String(t[1]) === "VIEW" ? "view" : "table",
+        description: text(t[2]),
+        columns: (columnsOf.get(name) ?? []).map((c): CatalogColumn => {
+          const type = {
+            dataType: String(c[2]),
+            maxLength: num(c[4]),
+            precision: num(c[5]),
+            scale: num(c[6]),
+            datetimePrecision: num(c[7]),
+          };
+          return {
+            name: String(c[1]),
+            dataType: mssqlFullType(type),
+            logicalType: mssqlLogicalType(type),
+            nullable: String(c[3]) === "YES",
+            description: text(c[8]),
+          };
+        }),
+        primaryKey: (keysOf.get(name) ?? []).map((k) => String(k[1])),
+      };
+    });
+    described.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return { ...empty, tables: described };
+  }
+
+  /** Runs one SQL batch and collects its rows as arrays (catalogue-sized results only). */
+  #query(sql: string): Promise<unknown[][]> {
+    this.#assertOpen();
+    return new Promise((resolve, reject) => {
+      const rows: unknown[][] = [];
+      const request = new Request(sql, (e) => e ? reject(e) : resolve(rows));
+      request.on("row", (columns: { value: unknown }[]) => rows.push(columns.map((c) => c.value)));
+      this.#connection.execSqlBatch(request);
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SourceUnavailableError("The SQL Server connection is closed");
+  }
+}
+
+/** The catalogue queries `describeSchema` sends, given the schema as an `N'...'` literal. */
+export const mssqlCatalogQueries = {
+  schema: (s: string): string =>
+    `SELECT s.name, CONVERT(nvarchar(4000), ep.value) AS description FROM sys.schemas s ` +
+    `LEFT JOIN sys.extended_properties ep ON ep.class = 3 AND ep.major_id = s.schema_id ` +
+    `AND ep.minor_id = 0 AND ep.name = N'MS_Description' WHERE s.name = ${s}`,
+  tables: (s: string): string =>
+    `SELECT t.TABLE_NAME, t.TABLE_TYPE, CONVERT(nvarchar(4000), ep.value) AS description ` +
+    `FROM INFORMATION_SCHEMA.TABLES t LEFT JOIN sys.extended_properties ep ON ep.class = 1 ` +
+    `AND ep.major_id = OBJECT_ID(QUOTENAME(t.TABLE_SCHEMA) + N'.' + QUOTENAME(t.TABLE_NAME)) ` +
+    `AND ep.minor_id = 0 AND ep.name = N'MS_Description' ` +
+    `WHERE t.TABLE_SCHEMA = ${s} AND t.TABLE_TYPE IN (N'BASE TABLE', N'VIEW')`,
+  columns: (s: string): string =>
+    `SELECT c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.IS_NULLABLE, c.CHARACTER_MAXIMUM_LENGTH, ` +
+    `c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION, ` +
+    `CONVERT(nvarchar(4000), ep.value) AS description FROM INFORMATION_SCHEMA.COLUMNS c ` +
+    `LEFT JOIN sys.extended_properties ep ON ep.class = 1 ` +
+    `AND ep.major_id = OBJECT_ID(QUOTENAME(c.TABLE_SCHEMA) + N'.' + QUOTENAME(c.TABLE_NAME)) ` +
+    `AND ep.minor_id = COLUMNPROPERTY(ep.major_id, c.COLUMN_NAME, 'ColumnId') ` +
+    `AND ep.name = N'MS_Description' WHERE c.TABLE_SCHEMA = ${s} ` +
+    `ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION`,
+  primaryKeys: (s: string): string =>
+    `SELECT k.TABLE_NAME, k.COLUMN_NAME FROM INFORMATION_SCHEMA.TABLE_CONSTRAINTS tc ` +
+    `JOIN INFORMATION_SCHEMA.KEY_COLUMN_USAGE k ON k.CONSTRAINT_NAME = tc.CONSTRAINT_NAME ` +
+    `AND k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = tc.TABLE_NAME ` +
+    `WHERE tc.CONSTRAINT_TYPE = N'PRIMARY KEY' AND tc.TABLE_SCHEMA = ${s} ` +
+    `ORDER BY k.TABLE_NAME, k.ORDINAL_POSITION`,
+};
+
+/** A SQL Server column type as `INFORMATION_SCHEMA.COLUMNS` describes it. */
+export interface MssqlColumnType {
+  /** `DATA_TYPE`, e.g. `nvarchar`, `decimal`, `datetime2`. */
+  readonly dataType: string;
+  /** `CHARACTER_MAXIMUM_LENGTH` (-1 for `max`). */
+  readonly maxLength: number | null;
+  /** `NUMERIC_PRECISION`. */
+  readonly precision: number | null;
+  /** `NUMERIC_SCALE`. */
+  readonly scale: number | null;
+  /** `DATETIME_PRECISION` (fraction digits of `time`, `datetime2`, `datetimeoffset`). */
+  readonly datetimePrecision: number | null;
+}
+
+/**
+ * The logical type of a SQL Server column: `bit` boolean; `tinyint`/`smallint` smallint; `int`
+ * integer; `bigint` bigint; `decimal`/`numeric` decimal(p, s); `money` decimal(19, 4), `smallmoney`
+ * decimal(10, 4); `real` real, `float` double (`float(n≤24)` is reported as `real`); `date`; `time`;
+ * `datetime`, `datetime2`, `smalldatetime` timestamp; `datetimeoffset` timestamptz; `uniqueidentifier`
+ * uuid; `json` json; binary types (`binary`, `varbinary`, `image`, `timestamp`/`rowversion`) binary;
+ * everything else (character types, `xml`, `sql_variant`, ...) text.
+ */
+export function mssqlLogicalType(column: MssqlColumnType): LogicalType {
+  switch (column.dataType.toLowerCase()) {
+    case "bit":
+      return { kind: "boolean" };
+    case "tinyint":
+    case "smallint":
+      return { kind: "smallint" };
+    case "int":
+      return { kind: "integer" };
+    case "bigint":
+      return { kind: "bigint" };
+    case "decimal":
+    case "numeric":
+      return column.precision === null || column.scale === null
+        ? { kind: "numeric" }
+        : { kind: "decimal", precision: column.precision, scale: column.scale };
+    case "money":
+      return { kind: "decimal", precision: 19, scale: 4 };
+    case "smallmoney":
+      return { kind: "decimal", precision: 10, scale: 4 };
+    case "real":
+      return { kind: "real" };
+    case "float":
+      return { kind: "double" };
+    case "date":
+      return { kind: "date" };
+    case "time":
+      return { kind: "time" };
+    case "datetime":
+    case "datetime2":
+    case "smalldatetime":
+      return { kind: "timestamp" };
+    case "datetimeoffset":
+      return { kind: "timestamptz" };
+    case "uniqueidentifier":
+      return { kind: "uuid" };
+    case "json":
+      return { kind: "json" };
+    case "binary":
+    case "varbinary":
+    case "image":
+    case "timestamp":
+    case "rowversion":
+      return { kind: "binary" };
+    default:
+      return { kind: "text" };
+  }
+}
+
+/** The full declared type, e.g. `nvarchar(50)`, `varbinary(max)`, `decimal(18,2)`, `datetime2(7)`. */
+export function mssqlFullType(column: MssqlColumnType): string {
+  const type = column.dataType.toLowerCase();
+  if (["char", "varchar", "nchar", "nvarchar", "binary", "varbinary"].includes(type)) {
+    const n = column.maxLength;
+    return n === null ? type : `${type}(${n === -1 ? "max" : n})`;
+  }
+  if ((type === "decimal" || type === "numeric") && column.precision !== null) {
+    return `${type}(${column.precision},${column.scale ?? 0})`;
+  }
+  if (["time", "datetime2", "datetimeoffset"].includes(type) && column.datetimePrecision !== null) {
+    return `${type}(${column.datetimePrecision})`;
+  }
+  return type;
+}
+
+/** Writes a name as a bracketed SQL Server identifier, doubling `]`. */
+export function quoteMssqlIdentifier(name: string): string {
+  return `[${name.replaceAll("]", "]]")}]`;
+}
+
+/** Writes a string as a T-SQL Unicode literal, doubling `'`. */
+export function sqlString(value: string): string {
+  return `N'${value.replaceAll("'", "''")}'`;
+}
+
+/**
+ * The select-list expression for one column; the server produces canonical (or nearly canonical) text
+ * wherever tedious would lose information:
+ *
+ * - `decimal`/`numeric`: `CONVERT(varchar(50), c)`, every digit with the declared scale (`12.30`);
+ * - `money`/`smallmoney`: `CONVERT(varchar(50), c, 2)`, style 2 = no thousands separators, 4 decimals;
+ * - `datetime2`/`datetime`: `CONVERT(varchar(27), c, 121)` = `yyyy-mm-dd hh:mi:ss.fffffff` (all 7
+ *   digits of `datetime2(7)`; trailing zeros are trimmed in code); `smalldatetime`: style 120;
+ * - `datetimeoffset`: switched to UTC, cast to `datetime2(7)`, then style 121 (`+00` added in code);
+ * - `date`: style 23 (`yyyy-mm-dd`); `time`: `CONVERT(varchar(16), c)` = `hh:mi:ss.fffffff`;
+ * - `uniqueidentifier`: `LOWER(CONVERT(char(36), c))`;
+ * - binary types: `LOWER(CONVERT(varchar(max), c, 2))`, hex without `0x` (`\x` added in code);
+ * - `sql_variant`, `xml`, `json`, `hierarchyid`, `geometry`, `geography`: as `nvarchar(max)` text
+ *   (CLR types through `.ToString()`);
+ * - others (integers, bit, real, float, character types): the column itself.
+ */
+export function mssqlSelectExpression(column: Pick<CatalogColumn, "name" | "dataType">): string {
+  const c = quoteMssqlIdentifier(column.name);
+  const type = column.dataType.toLowerCase().replace(/\(.*$/, "");
+  switch (type) {
+    case "decimal":
+    case "numeric":
+      return `CONVERT(varchar(50), ${c})`;
+    case "money":
+    case "smallmoney":
+      return `CONVERT(varchar(50), ${c}, 2)`;
+    case "datetime2":
+    case "datetime":
+      return `CONVERT(varchar(27), ${c}, 121)`;
+    case "smalldatetime":
+      return `CONVERT(varchar(19), ${c}, 120)`;
+    case "datetimeoffset":
+      return `CONVERT(varchar(27), CAST(SWITCHOFFSET(${c}, '+00:00') AS datetime2(7)), 121)`;
+    case "date":
+      return `CONVERT(varchar(10), ${c}, 23)`;
+    case "time":
+      return `CONVERT(varchar(16), ${c})`;
+    case "uniqueidentifier":
+      return `LOWER(CONVERT(char(36), ${c}))`;
+    case "binary":
+    case "varbinary":
+    case "image":
+    case "timestamp":
+    case "rowversion":
+      return `LOWER(CONVERT(varchar(max), CONVERT(varbinary(max), ${c}), 2))`;
+    case "sql_variant":
+    case "xml":
+    case "json":
+      return `CONVERT(nvarchar(max), ${c})`;
+    case "hierarchyid":
+    case "geometry":
+    case "geography":
+      return `${c}.ToString()`;
+    default:
+      return c;
+  }
+}
+
+/** The data query `readRows` sends: each column's expression aliased `[c0]`, `[c1]`, ... */
+export function mssqlReadQuery(extract: TableExtract): string {
+  const list = extract.table.columns
+    .map((column, i) => `${mssqlSelectExpression(column)} AS [c${i}]`)
+    .join(", ");
+  return `SELECT ${list} FROM ${quoteMssqlIdentifier(extract.schema)}.${
+    quoteMssqlIdentifier(extract.table.name)
+  }`;
+}
+
+/**
+ * The canonical-text conversion of one non-null value as tedious delivers it for the expression of
+ * {@link mssqlSelectExpression}: booleans `true`/`false`; numbers (`tinyint`..`int`) as digits and
+ * `bigint` strings as sent; `real` with the fewest digits that read back to the same 32-bit float;
+ * `float` by `formatDouble`; decimal text as sent; date/time text with trailing fraction zeros trimmed,
+ * `+00` added for timestamptz; binary hex with `\x` in front; text as sent.
+ */
+export function mssqlCanonicalConverter(
+  column: Pick<CatalogColumn, "dataType" | "logicalType">,
+): (value: unknown) => string {
+  switch (column.logicalType.kind) {
+    case "boolean":
+      return (v) => typeof v === "boolean" ? String(v) : Number(v) === 0 ? "false" : "true";
+    case "real":
+      return (v) => formatFloat32(Number(v));
+    case "double":
+      return (v) => formatDouble(Number(v));
+    case "time":
+    case "timestamp":
+      return (v) => trimFraction(String(v));
+    case "timestamptz":
+      return (v) => `${trimFraction(String(v))}+00`;
+    case "uuid":
+      return (v) => String(v).toLowerCase();
+    case "binary":
+      return (v) =>
+        v instanceof Uint8Array
+          ? `\\x${Array.from(v, (b) => b.toString(16).padStart(2, "0")).join("")}`
+          : `\\x${String(v).toLowerCase()}`;
+    default:
+      return (v) => v instanceof Date ? v.toISOString() : String(v);
+  }
+}
+
+/** The fewest significant digits that read back to the same 32-bit float, laid out as a double. */
+function formatFloat32(value: number): string {
+  if (!Number.isFinite(value) || value === 0) return formatDouble(value);
+  const float = Math.fround(value);
+  for (let digits = 1; digits < 9; digits++) {
+    const candidate = Number(float.toPrecision(digits));
+    if (Math.fround(candidate) === float) return formatDouble(candidate);
+  }
+  return formatDouble(Number(float.toPrecision(9)));
+}
+
+function isCancel(e: unknown): boolean {
+  return typeof e === "object" && e !== null && (e as { code?: unknown }).code === "ECANCEL";
+}
+
+function num(value: unknown): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+function text(value: unknown): string | null {
+  return value === null || value === undefined || value === "" ? null : String(value);
+}
+
+function messageOf(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0) {
+    return e.errors.map(messageOf).join("; ");
+  }
+  return e instanceof Error ? e.message || e.name : String(e);
+}
+
+function redact(message: string, secret: string): string {
+  return secret === "" ? message : message.replaceAll(secret, "***");
+}
+
+function groupBy<T>(rows: Iterable<T>, key: (row: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [row]);
+    else group.push(row);
+  }
+  return groups;
+}

@@ -1,0 +1,668 @@
+import assert from "node:assert/strict";
+import type { TableExtract } from "../../domain/catalog.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
+import {
+  SchemaNotFoundError,
+  SourceUnavailableError,
+  type SqlConnectionOptions,
+} from "../../ports/source_database.ts";
+import {
+  FIXTURE_SCHEMA_COMMENT,
+  sourceDatabaseContract,
+} from "../../tests/contracts/source_database_contract.ts";
+import {
+  type FakeColumn,
+  type FakeSchema,
+  type FakeTdsServer,
+  startFakeTdsServer,
+} from "../../tests/support/fake_tds_server.ts";
+import {
+  connectMssqlWith,
+  mssqlCanonicalConverter,
+  mssqlFullType,
+  mssqlLogicalType,
+  mssqlReadQuery,
+  mssqlSelectExpression,
+  type MssqlSourceDatabase,
+  quoteMssqlIdentifier,
+  sqlString,
+} from "./mssql_source_database.ts";
+
+const PASSWORD = "S3cret-pa55word!";
+
+const MANY_ROWS = 5_000;
+
+/** The fake's catalogue, deliberately unsorted. Values are as the wire carries them. */
+const SCHEMAS: readonly FakeSchema[] = [
+  {
+    name: "dbo",
+    description: "Synthetic clinic",
+    tables: [
+      {
+        name: "visits",
+        kind: "BASE TABLE",
+        primaryKey: ["patient_id", "visit_no"],
+        columns: [
+          {
+            name: "visit_no",
+            dataType: "int",
+            nullable: false,
+            precision: 10,
+            scale: 0,
+            wire: "int",
+          },
+          {
+            name: "patient_id",
+            dataType: "int",
+            nullable: false,
+            precision: 10,
+            scale: 0,
+            wire: "int",
+          },
+          {
+            name: "seen_at",
+            dataType: "datetimeoffset",
+            nullable: true,
+            datetimePrecision: 7,
+            wire: "nvarchar",
+          },
+          {
+            name: "notes",
+            dataType: "nvarchar",
+            nullable: true,
+            maxLength: -1,
+            description: "Free text",
+            wire: "nvarchar",
+          },
+        ],
+        rows: [
+          [1, 1, "2021-06-15 10:00:00.0000000", "first"],
+          [2, 1, null, null],
+          [1, 3, "2021-06-15 23:59:59.9999999", "é ✓ 😀\nline two"],
+        ],
+      },
+      {
+        name: "patients",
+        kind: "BASE TABLE",
+        description: "One row per patient",
+        primaryKey: ["id"],
+        columns: [
+          { name: "id", dataType: "int", nullable: false, precision: 10, scale: 0, wire: "int" },
+          {
+            name: "nhs_number",
+            dataType: "nvarchar",
+            nullable: false,
+            maxLength: 10,
+            description: "NHS number",
+            wire: "nvarchar",
+          },
+          {
+            name: "weight",
+            dataType: "decimal",
+            nullable: true,
+            precision: 6,
+            scale: 2,
+            wire: "nvarchar",
+          },
+          { name: "active", dataType: "bit", nullable: true, wire: "bit" },
+          {
+            name: "admitted",
+            dataType: "datetime2",
+            nullable: true,
+            datetimePrecision: 7,
+            wire: "nvarchar",
+          },
+          {
+            name: "big",
+            dataType: "bigint",
+            nullable: true,
+            precision: 19,
+            scale: 0,
+            wire: "bigint",
+          },
+        ],
+        rows: [
+          [1, "9434765919", "72.50", true, "2024-01-01 00:00:01.1234567", "9007199254740993"],
+          [2, "", null, null, null, null],
+          [3, 'x,"y"', "-0.05", false, "2000-12-31 12:00:00.0000000", "-9223372036854775808"],
+        ],
+      },
+      {
+        name: "many",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [{ name: "n", dataType: "int", nullable: false, wire: "int" }],
+        rows: Array.from({ length: MANY_ROWS }, (_, i) => [i]),
+      },
+      {
+        name: "patient_names",
+        kind: "VIEW",
+        primaryKey: [],
+        columns: [
+          { name: "id", dataType: "int", nullable: false, precision: 10, scale: 0, wire: "int" },
+        ],
+        rows: [[1], [2], [3]],
+      },
+      {
+        name: "we]ird",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [
+          {
+            name: "x]y",
+            dataType: "money",
+            nullable: true,
+            precision: 19,
+            scale: 4,
+            wire: "nvarchar",
+          },
+        ],
+        rows: [["922337203685477.5807"], [null]],
+      },
+    ],
+  },
+  { name: "empty", tables: [] },
+  contractSchema("cr8_contract"),
+];
+
+/**
+ * The contract suite's standard fixture as the fake serves it: dates and datetimes travel as the text
+ * the adapter's CONVERTs produce (styles 23 and 121), decimals as `CONVERT(varchar(50), ...)` text.
+ */
+function contractSchema(name: string): FakeSchema {
+  const int = (n: string): FakeColumn => ({
+    name: n,
+    dataType: "int",
+    nullable: false,
+    precision: 10,
+    scale: 0,
+    wire: "int",
+  });
+  const nhs = (description?: string): FakeColumn => ({
+    name: "nhs_number",
+    dataType: "nvarchar",
+    nullable: false,
+    maxLength: 10,
+    wire: "nvarchar",
+    ...(description === undefined ? {} : { description }),
+  });
+  return {
+    name,
+    description: FIXTURE_SCHEMA_COMMENT,
+    tables: [
+      {
+        name: "visits",
+        kind: "BASE TABLE",
+        primaryKey: ["patient_id", "visit_no"],
+        columns: [
+          int("visit_no"),
+          int("patient_id"),
+          { name: "visited_on", dataType: "date", nullable: false, wire: "nvarchar" },
+          {
+            name: "notes",
+            dataType: "nvarchar",
+            nullable: true,
+            maxLength: -1,
+            description: "Free text",
+            wire: "nvarchar",
+          },
+        ],
+        rows: [
+          [1, 1, "2020-01-01", "first"],
+          [2, 1, "2020-02-01", null],
+          [1, 3, "2021-06-15", "é ✓ 😀\nline two"],
+        ],
+      },
+      {
+        name: "patients",
+        kind: "BASE TABLE",
+        description: "One row per patient",
+        primaryKey: ["id"],
+        columns: [
+          int("id"),
+          nhs("NHS number"),
+          { name: "birth_date", dataType: "date", nullable: true, wire: "nvarchar" },
+          {
+            name: "weight",
+            dataType: "decimal",
+            nullable: true,
+            precision: 6,
+            scale: 2,
+            wire: "nvarchar",
+          },
+        ],
+        rows: [
+          [1, "9434765919", "1980-02-29", "72.50"],
+          [2, "", null, null],
+          [3, 'x,"y"', "2000-12-31", "-0.05"],
+        ],
+      },
+      {
+        name: "patient_names",
+        kind: "VIEW",
+        primaryKey: [],
+        columns: [int("id"), nhs()],
+        rows: [[1, "9434765919"], [2, ""], [3, 'x,"y"']],
+      },
+      {
+        name: "audit_log",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [
+          { name: "event", dataType: "varchar", nullable: false, maxLength: 100, wire: "nvarchar" },
+          { name: "logged_at", dataType: "datetime", nullable: true, wire: "nvarchar" },
+        ],
+        rows: [["created", "2020-01-01 12:34:56.000"], ['note, with "quotes"', null]],
+      },
+    ],
+  };
+}
+
+function options(port: number, password = PASSWORD): SqlConnectionOptions {
+  return {
+    host: "127.0.0.1",
+    port,
+    database: "clinic",
+    username: "sa",
+    password,
+    connectTimeoutMs: 5_000,
+    statementTimeoutMs: 5_000,
+  };
+}
+
+async function withFake(
+  fn: (db: MssqlSourceDatabase, server: FakeTdsServer) => Promise<void>,
+): Promise<void> {
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: SCHEMAS,
+  });
+  await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+  await fn(db, server);
+}
+
+async function readAll(
+  db: MssqlSourceDatabase,
+  extract: TableExtract,
+  batchRows?: number,
+): Promise<{ rows: CanonicalRow[]; batches: number[] }> {
+  const rows: CanonicalRow[] = [];
+  const batches: number[] = [];
+  for await (const batch of db.readRows(extract, batchRows === undefined ? {} : { batchRows })) {
+    batches.push(batch.length);
+    rows.push(...batch);
+  }
+  return { rows, batches };
+}
+
+async function extractOf(db: MssqlSourceDatabase, table: string): Promise<TableExtract> {
+  const catalog = await db.describeSchema("dbo", { tables: [table] });
+  const found = catalog.tables.find((t) => t.name === table);
+  assert.ok(found, `table ${table} described`);
+  return { schema: "dbo", table: found };
+}
+
+Deno.test("MssqlSourceDatabase passes the SourceDatabase contract against the fake TDS server", async (t) => {
+  await sourceDatabaseContract(t, {
+    name: "MssqlSourceDatabase",
+    setUp: async () => {
+      const server = await startFakeTdsServer({
+        userName: "sa",
+        password: PASSWORD,
+        schemas: SCHEMAS,
+      });
+      return {
+        schema: "cr8_contract",
+        connect: () => connectMssqlWith(options(server.port), { encrypt: false }),
+        cleanup: () => server.close(),
+      };
+    },
+  });
+});
+
+Deno.test("MssqlSourceDatabase ping() runs SELECT 1 through tedious", async () => {
+  await withFake(async (db, server) => {
+    await db.ping();
+    assert.ok(server.batches.includes("SELECT 1 AS ok"));
+  });
+});
+
+Deno.test("MssqlSourceDatabase describeSchema() describes tables, columns, keys, descriptions", async () => {
+  await withFake(async (db) => {
+    const catalog = await db.describeSchema("dbo");
+    assert.equal(catalog.name, "dbo");
+    assert.equal(catalog.description, "Synthetic clinic");
+    assert.deepEqual(
+      catalog.tables.map((t) => [t.name, t.kind]),
+      [["many", "table"], ["patient_names", "view"], ["patients", "table"], ["visits", "table"], [
+        "we]ird",
+        "table",
+      ]],
+    );
+    const patients = catalog.tables.find((t) => t.name === "patients");
+    assert.deepEqual(patients, {
+      name: "patients",
+      kind: "table",
+      description: "One row per patient",
+      primaryKey: ["id"],
+      columns: [
+        {
+          name: "id",
+          dataType: "int",
+          logicalType: { kind: "integer" },
+          nullable: false,
+          description: null,
+        },
+        {
+          name: "nhs_number",
+          dataType: "nvarchar(10)",
+          logicalType: { kind: "text" },
+          nullable: false,
+          description: "NHS number",
+        },
+        {
+          name: "weight",
+          dataType: "decimal(6,2)",
+          logicalType: { kind: "decimal", precision: 6, scale: 2 },
+          nullable: true,
+          description: null,
+        },
+        {
+          name: "active",
+          dataType: "bit",
+          logicalType: { kind: "boolean" },
+          nullable: true,
+          description: null,
+        },
+        {
+          name: "admitted",
+          dataType: "datetime2(7)",
+          logicalType: { kind: "timestamp" },
+          nullable: true,
+          description: null,
+        },
+        {
+          name: "big",
+          dataType: "bigint",
+          logicalType: { kind: "bigint" },
+          nullable: true,
+          description: null,
+        },
+      ],
+    });
+    const visits = catalog.tables.find((t) => t.name === "visits");
+    assert.deepEqual(visits?.primaryKey, ["patient_id", "visit_no"]);
+    assert.equal(visits?.description, null);
+    assert.deepEqual(
+      visits?.columns.map((c) => [c.name, c.dataType, c.logicalType.kind, c.description]),
+      [
+        ["visit_no", "int", "integer", null],
+        ["patient_id", "int", "integer", null],
+        ["seen_at", "datetimeoffset(7)", "timestamptz", null],
+        ["notes", "nvarchar(max)", "text", "Free text"],
+      ],
+    );
+  });
+});
+
+Deno.test("MssqlSourceDatabase describeSchema() honours tables, empty and unknown schemas", async () => {
+  await withFake(async (db) => {
+    const some = await db.describeSchema("dbo", { tables: ["visits", "nope"] });
+    assert.deepEqual(some.tables.map((t) => t.name), ["visits"]);
+    assert.deepEqual((await db.describeSchema("dbo", { tables: [] })).tables, []);
+    assert.deepEqual(await db.describeSchema("empty"), {
+      name: "empty",
+      description: null,
+      tables: [],
+    });
+    await assert.rejects(db.describeSchema("missing"), SchemaNotFoundError);
+    // The fake's catalogue is case-insensitive like SQL Server's default collation; names match exactly.
+    await assert.rejects(db.describeSchema("DBO"), SchemaNotFoundError);
+    await assert.rejects(db.describeSchema("x' OR 1=1 --"), SchemaNotFoundError);
+  });
+});
+
+Deno.test("MssqlSourceDatabase readRows() streams canonical values, NULLs included", async () => {
+  await withFake(async (db, server) => {
+    const patients = await extractOf(db, "patients");
+    const { rows, batches } = await readAll(db, patients);
+    assert.deepEqual(batches, [3]);
+    assert.deepEqual(rows, [
+      ["1", "9434765919", "72.50", "true", "2024-01-01 00:00:01.1234567", "9007199254740993"],
+      ["2", "", null, null, null, null],
+      ["3", 'x,"y"', "-0.05", "false", "2000-12-31 12:00:00", "-9223372036854775808"],
+    ]);
+    const sql = server.batches.at(-1) ?? "";
+    assert.equal(sql, mssqlReadQuery(patients));
+    assert.match(sql, /CONVERT\(varchar\(50\), \[weight\]\) AS \[c2\]/);
+    assert.match(sql, /CONVERT\(varchar\(27\), \[admitted\], 121\) AS \[c4\]/);
+    assert.match(sql, / FROM \[dbo\]\.\[patients\]$/);
+
+    const visits = await extractOf(db, "visits");
+    assert.deepEqual((await readAll(db, visits)).rows, [
+      ["1", "1", "2021-06-15 10:00:00+00", "first"],
+      ["2", "1", null, null],
+      ["1", "3", "2021-06-15 23:59:59.9999999+00", "é ✓ 😀\nline two"],
+    ]);
+
+    const weird = await extractOf(db, "we]ird");
+    assert.deepEqual((await readAll(db, weird)).rows, [["922337203685477.5807"], [null]]);
+    assert.match(
+      server.batches.at(-1) ?? "",
+      /CONVERT\(varchar\(50\), \[x\]\]y\], 2\) .* FROM \[dbo\]\.\[we\]\]ird\]$/,
+    );
+  });
+});
+
+Deno.test("MssqlSourceDatabase readRows() selects only the extract's columns, in its order", async () => {
+  await withFake(async (db) => {
+    const patients = await extractOf(db, "patients");
+    const columns = [patients.table.columns[5]!, patients.table.columns[0]!];
+    const { rows } = await readAll(db, { ...patients, table: { ...patients.table, columns } });
+    assert.deepEqual(rows, [["9007199254740993", "1"], [null, "2"], ["-9223372036854775808", "3"]]);
+  });
+});
+
+Deno.test("MssqlSourceDatabase readRows() yields bounded batches and can stop early", async () => {
+  await withFake(async (db) => {
+    const many = await extractOf(db, "many");
+    const { rows, batches } = await readAll(db, many, 1000);
+    assert.equal(rows.length, MANY_ROWS);
+    assert.ok(batches.every((n) => n <= 1000), `batches ${batches}`);
+    assert.deepEqual(rows.at(-1), [String(MANY_ROWS - 1)]);
+
+    let seen = 0;
+    for await (const batch of db.readRows(many, { batchRows: 100 })) {
+      seen += batch.length;
+      break;
+    }
+    assert.equal(seen, 100);
+    // The cancelled request leaves the connection usable.
+    await db.ping();
+    assert.equal((await readAll(db, many, 2048)).rows.length, MANY_ROWS);
+    await assert.rejects(readAll(db, many, 0), RangeError);
+  });
+});
+
+Deno.test("MssqlSourceDatabase readRows() of an unknown table fails with SourceUnavailableError", async () => {
+  await withFake(async (db) => {
+    const patients = await extractOf(db, "patients");
+    const missing = { ...patients, table: { ...patients.table, name: "gone" } };
+    await assert.rejects(readAll(db, missing), (e: unknown) => {
+      assert.ok(e instanceof SourceUnavailableError);
+      assert.match(e.message, /Invalid object name 'dbo\.gone'/);
+      assert.equal((e.cause as { number?: number }).number, 208);
+      return true;
+    });
+    await db.ping();
+  });
+});
+
+Deno.test("connectMssqlWith() refuses a wrong password without revealing it", async () => {
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: SCHEMAS,
+  });
+  const wrong = "Wr0ng-pa55word!";
+  await assert.rejects(
+    connectMssqlWith(options(server.port, wrong), { encrypt: false }),
+    (e: unknown) => {
+      assert.ok(e instanceof SourceUnavailableError);
+      assert.match(e.message, /Login failed for user 'sa'/);
+      assert.ok(!e.message.includes(wrong));
+      assert.ok(!e.message.includes(PASSWORD));
+      return true;
+    },
+  );
+});
+
+Deno.test("connectMssqlWith() reports an unreachable server as SourceUnavailableError", async () => {
+  const server = await startFakeTdsServer({ userName: "sa", password: PASSWORD, schemas: [] });
+  const port = server.port;
+  await server.close();
+  await assert.rejects(
+    connectMssqlWith({ ...options(port), connectTimeoutMs: 2_000 }, { encrypt: false }),
+    SourceUnavailableError,
+  );
+});
+
+Deno.test("mssqlLogicalType() and mssqlFullType() map SQL Server types", () => {
+  const t = (dataType: string, extra: Partial<Parameters<typeof mssqlLogicalType>[0]> = {}) => ({
+    dataType,
+    maxLength: null,
+    precision: null,
+    scale: null,
+    datetimePrecision: null,
+    ...extra,
+  });
+  const kinds = [
+    "bit",
+    "tinyint",
+    "smallint",
+    "int",
+    "bigint",
+    "real",
+    "float",
+    "date",
+    "time",
+    "datetime",
+    "datetime2",
+    "smalldatetime",
+    "datetimeoffset",
+    "uniqueidentifier",
+    "varbinary",
+    "image",
+    "rowversion",
+    "nvarchar",
+    "xml",
+    "sql_variant",
+  ].map((d) => mssqlLogicalType(t(d)).kind);
+  assert.deepEqual(kinds, [
+    "boolean",
+    "smallint",
+    "smallint",
+    "integer",
+    "bigint",
+    "real",
+    "double",
+    "date",
+    "time",
+    "timestamp",
+    "timestamp",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+    "binary",
+    "binary",
+    "binary",
+    "text",
+    "text",
+    "text",
+  ]);
+  assert.deepEqual(mssqlLogicalType(t("numeric", { precision: 38, scale: 10 })), {
+    kind: "decimal",
+    precision: 38,
+    scale: 10,
+  });
+  assert.deepEqual(mssqlLogicalType(t("money")), { kind: "decimal", precision: 19, scale: 4 });
+  assert.deepEqual(mssqlLogicalType(t("smallmoney")), { kind: "decimal", precision: 10, scale: 4 });
+  assert.equal(mssqlFullType(t("varbinary", { maxLength: -1 })), "varbinary(max)");
+  assert.equal(mssqlFullType(t("numeric", { precision: 38, scale: 10 })), "numeric(38,10)");
+  assert.equal(mssqlFullType(t("time", { datetimePrecision: 3 })), "time(3)");
+  assert.equal(mssqlFullType(t("money", { precision: 19, scale: 4 })), "money");
+});
+
+Deno.test("mssqlSelectExpression() converts lossy types on the server; identifiers are quoted", () => {
+  const e = (name: string, dataType: string) => mssqlSelectExpression({ name, dataType });
+  assert.equal(quoteMssqlIdentifier("a]b[c"), "[a]]b[c]");
+  assert.equal(sqlString("it's"), "N'it''s'");
+  assert.equal(e("d", "decimal(38,10)"), "CONVERT(varchar(50), [d])");
+  assert.equal(e("m", "money"), "CONVERT(varchar(50), [m], 2)");
+  assert.equal(e("t", "datetime2(7)"), "CONVERT(varchar(27), [t], 121)");
+  assert.equal(
+    e("o", "datetimeoffset(7)"),
+    "CONVERT(varchar(27), CAST(SWITCHOFFSET([o], '+00:00') AS datetime2(7)), 121)",
+  );
+  assert.equal(e("u", "uniqueidentifier"), "LOWER(CONVERT(char(36), [u]))");
+  assert.equal(
+    e("b", "varbinary(max)"),
+    "LOWER(CONVERT(varchar(max), CONVERT(varbinary(max), [b]), 2))",
+  );
+  assert.equal(e("x]", "nvarchar(10)"), "[x]]]");
+  assert.equal(e("i", "int"), "[i]");
+});
+
+Deno.test("mssqlCanonicalConverter() writes canonical text", () => {
+  const c = (
+    dataType: string,
+    kind: Parameters<typeof mssqlCanonicalConverter>[0]["logicalType"],
+  ) => mssqlCanonicalConverter({ dataType, logicalType: kind });
+  assert.equal(c("bit", { kind: "boolean" })(true), "true");
+  assert.equal(c("real", { kind: "real" })(Math.fround(0.1)), "0.1");
+  assert.equal(c("float", { kind: "double" })(0.1 + 0.2), "0.30000000000000004");
+  assert.equal(
+    c("datetime2(7)", { kind: "timestamp" })("2024-01-01 00:00:00.1200000"),
+    "2024-01-01 00:00:00.12",
+  );
+  assert.equal(c("time(7)", { kind: "time" })("12:00:00.0000000"), "12:00:00");
+  assert.equal(
+    c("datetimeoffset(7)", { kind: "timestamptz" })("2020-01-01 00:00:01.1234560"),
+    "2020-01-01 00:00:01.123456+00",
+  );
+  assert.equal(
+    c("uniqueidentifier", { kind: "uuid" })("9B2C0000-0000-0000-0000-00000000ABCD"),
+    "9b2c0000-0000-0000-0000-00000000abcd",
+  );
+  assert.equal(c("varbinary(4)", { kind: "binary" })("01ff"), "\\x01ff");
+  assert.equal(c("varbinary(4)", { kind: "binary" })(new Uint8Array([1, 255])), "\\x01ff");
+  assert.equal(c("bigint", { kind: "bigint" })("-9223372036854775808"), "-9223372036854775808");
+});
+
+const LIVE_HOST = Deno.env.get("MSSQL_TEST_HOST");
+const LIVE_PASSWORD = Deno.env.get("MSSQL_TEST_PASSWORD");
+
+Deno.test({
+  name: "MssqlSourceDatabase against a live SQL Server (skipped unless MSSQL_TEST_HOST and " +
+    "MSSQL_TEST_PASSWORD are set)",
+  ignore: LIVE_HOST === undefined || LIVE_PASSWORD === undefined,
+  fn: async () => {
+    await using db = await connectMssqlWith(
+      {
+        host: LIVE_HOST!,
+        port: Number(Deno.env.get("MSSQL_TEST_PORT") ?? 1433),
+        database: Deno.env.get("MSSQL_TEST_DATABASE") ?? "master",
+        username: Deno.env.get("MSSQL_TEST_USER") ?? "sa",
+        password: LIVE_PASSWORD!,
+        connectTimeoutMs: 15_000,
+        statementTimeoutMs: 60_000,
+      },
+      { encrypt: true, trustServerCertificate: Deno.env.get("MSSQL_TEST_TRUST_CERT") === "1" },
+    );
+    await db.ping();
+    const catalog = await db.describeSchema("dbo");
+    assert.equal(catalog.name, "dbo");
+    await assert.rejects(db.describeSchema("cr8tor_no_such_schema"), SchemaNotFoundError);
+  },
+});
