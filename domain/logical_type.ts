@@ -96,6 +96,17 @@ export function formatDouble(value: number): string {
   return negative ? `-${text}` : text;
 }
 
+/** The fewest significant digits that read back to the same 32-bit float, laid out as a double. */
+export function formatFloat32(value: number): string {
+  if (!Number.isFinite(value) || value === 0) return formatDouble(value);
+  const float = Math.fround(value);
+  for (let digits = 1; digits < 9; digits++) {
+    const candidate = Number(float.toPrecision(digits));
+    if (Math.fround(candidate) === float) return formatDouble(candidate);
+  }
+  return formatDouble(Number(float.toPrecision(9)));
+}
+
 /** Removes trailing zeros from a fractional seconds part: `12:00:00.100000` → `12:00:00.1`. */
 export function trimFraction(text: string): string {
   const dot = text.lastIndexOf(".");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDouble } from "./logical_type.ts";
+import { formatDouble, formatFloat32 } from "./logical_type.ts";
 
 // What PostgreSQL 15 prints for these float8 values with extra_float_digits = 1.
 const POSTGRES_TEXT: readonly [number, string][] = [
@@ -44,5 +44,25 @@ Deno.test("formatDouble keeps the shortest round-trip digits and switches to exp
     const digits = (s: string) =>
       s.replace(/e.*$/, "").replace(/[-.]/g, "").replace(/^0+/, "").replace(/0+$/, "");
     assert.equal(digits(text), digits(value.toExponential()), text);
+  }
+});
+
+Deno.test("formatFloat32() writes the fewest digits that read back to the same float", () => {
+  for (
+    const [value, expected] of [
+      [Math.fround(0.1), "0.1"],
+      [Math.fround(0.3), "0.3"],
+      [Math.fround(123456.7), "123456.7"],
+      [1234567, "1234567"],
+      [Math.fround(123456789012345), "123456790000000"],
+      [Math.fround(1e15), "1e+15"],
+      [Math.fround(3.4028234e38), "3.4028235e+38"],
+      [Math.fround(1.4e-45), "1e-45"],
+      [Math.fround(1.17549435e-38), "1.1754944e-38"],
+      [-2.5, "-2.5"],
+      [0, "0"],
+    ] as const
+  ) {
+    assert.equal(formatFloat32(value), expected, String(value));
   }
 });

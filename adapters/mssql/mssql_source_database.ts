@@ -25,6 +25,7 @@ import type {
 import {
   type CanonicalRow,
   formatDouble,
+  formatFloat32,
   type LogicalType,
   trimFraction,
 } from "../../domain/logical_type.ts";
@@ -555,17 +556,6 @@ export function mssqlCanonicalConverter(
     default:
       return (v) => v instanceof Date ? v.toISOString() : String(v);
   }
-}
-
-/** The fewest significant digits that read back to the same 32-bit float, laid out as a double. */
-function formatFloat32(value: number): string {
-  if (!Number.isFinite(value) || value === 0) return formatDouble(value);
-  const float = Math.fround(value);
-  for (let digits = 1; digits < 9; digits++) {
-    const candidate = Number(float.toPrecision(digits));
-    if (Math.fround(candidate) === float) return formatDouble(candidate);
-  }
-  return formatDouble(Number(float.toPrecision(9)));
 }
 
 function isCancel(e: unknown): boolean {

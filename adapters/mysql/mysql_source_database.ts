@@ -29,6 +29,7 @@ import {
   type CanonicalValue,
   formatBinary,
   formatDouble,
+  formatFloat32,
   type LogicalType,
   trimFraction,
 } from "../../domain/logical_type.ts";
@@ -615,17 +616,6 @@ function identity(s: string): string {
 
 function stripLeadingZeros(s: string): string {
   return s.replace(/^(-?)0+(?=\d)/, "$1");
-}
-
-/** The fewest significant digits that read back to the same 32-bit float, laid out as a double. */
-export function formatFloat32(value: number): string {
-  if (!Number.isFinite(value) || value === 0) return formatDouble(value);
-  const float = Math.fround(value);
-  for (let digits = 1; digits < 9; digits++) {
-    const candidate = Number(float.toPrecision(digits));
-    if (Math.fround(candidate) === float) return formatDouble(candidate);
-  }
-  return formatDouble(Number(float.toPrecision(9)));
 }
 
 function formatBits(bytes: Uint8Array, width: number): string {

@@ -39,12 +39,7 @@ import {
   wPostgresSql,
 } from "../../tests/support/w_table.ts";
 import { connectPostgres } from "../postgres/postgres_source_database.ts";
-import {
-  connectMysql,
-  formatFloat32,
-  mysqlLogicalType,
-  openMysqlConnection,
-} from "./mysql_source_database.ts";
+import { connectMysql, mysqlLogicalType, openMysqlConnection } from "./mysql_source_database.ts";
 
 async function serverFacts(): Promise<{ mariadb: boolean; caseSensitiveNames: boolean }> {
   const admin = await mysqlAdmin();
@@ -287,26 +282,6 @@ Deno.test("mysqlLogicalType() maps MySQL and MariaDB types", async (t) => {
       { kind: "json" },
     );
   });
-});
-
-Deno.test("formatFloat32() writes the fewest digits that read back to the same float", () => {
-  for (
-    const [value, expected] of [
-      [Math.fround(0.1), "0.1"],
-      [Math.fround(0.3), "0.3"],
-      [Math.fround(123456.7), "123456.7"],
-      [1234567, "1234567"],
-      [Math.fround(123456789012345), "123456790000000"],
-      [Math.fround(1e15), "1e+15"],
-      [Math.fround(3.4028234e38), "3.4028235e+38"],
-      [Math.fround(1.4e-45), "1e-45"],
-      [Math.fround(1.17549435e-38), "1.1754944e-38"],
-      [-2.5, "-2.5"],
-      [0, "0"],
-    ] as const
-  ) {
-    assert.equal(formatFloat32(value), expected, String(value));
-  }
 });
 
 /** A table of MySQL/MariaDB-only types, filled in a +02:00 session. */

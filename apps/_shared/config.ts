@@ -78,6 +78,12 @@ export function readApiKey(
 export const SourceEnv = z.object({
   /** The allow-list file (`domain/allowed_sources.ts`); without it every source is refused. */
   ALLOWED_SOURCES_FILE: z.string().optional(),
+  /** SQL Server TLS: `true` (TLS required, the default), `strict` (TDS 8.0) or `false` (test servers only). */
+  SOURCE_MSSQL_ENCRYPT: z.enum(["true", "strict", "false"]).default("true")
+    .transform((v) => v === "strict" ? "strict" as const : v === "true"),
+  /** Accept a SQL Server certificate without checking it; only for a known self-signed server. */
+  SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE: z.enum(["true", "false"]).default("false")
+    .transform((v) => v === "true"),
   SOURCE_CONNECT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(15),
   SOURCE_STATEMENT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
 });

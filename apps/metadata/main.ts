@@ -4,8 +4,6 @@
  * @module
  */
 import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
-import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
-import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import {
   CommonEnv,
   parseEnv,
@@ -18,6 +16,7 @@ import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
+import { sourceConnectors } from "../_shared/source_connectors.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
@@ -37,7 +36,10 @@ export function buildMetadataService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: new FileSecretStore(config.SECRETS_MNT_PATH),
     connections,
-    connectors: { postgresql: connectPostgres, mysql: connectMysql },
+    connectors: sourceConnectors({
+      encrypt: config.SOURCE_MSSQL_ENCRYPT,
+      trustServerCertificate: config.SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE,
+    }),
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
     readiness: async () => [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)],

@@ -7,8 +7,6 @@ import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.t
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
-import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
-import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
@@ -28,6 +26,7 @@ import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
+import { sourceConnectors } from "../_shared/source_connectors.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
@@ -174,7 +173,10 @@ export async function buildPublishService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
-    connectors: { postgresql: connectPostgres, mysql: connectMysql },
+    connectors: sourceConnectors({
+      encrypt: config.SOURCE_MSSQL_ENCRYPT,
+      trustServerCertificate: config.SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE,
+    }),
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
