@@ -124,51 +124,54 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
     assert.match((await res.json()).payload.detail, /refused/);
   });
 
-  await t.step("answers 501 for SQL Server and Databricks sources", async () => {
-    for (
-      const source of [
-        {
-          type: "sqlserver",
-          host_url: "mssql.internal",
-          port: "1433",
-          database: "dw",
-          credentials: { username_key: "u", password_key: "p" },
-        },
-        {
-          type: "databrickssql",
-          host_url: "https://adb-1.azuredatabricks.net",
-          http_path: "/sql/1.0/warehouses/abc",
-          catalog: "gold",
-          credentials: { spn_clientid: "a", spn_secret: "b" },
-        },
-      ]
-    ) {
-      using world = new FakeWorld();
-      world.allow(
-        {
-          type: "sqlserver",
-          host: "mssql.internal",
-          port: 1433,
-          database: "dw",
-          secrets: ["u", "p"],
-        },
-        {
-          type: "databrickssql",
-          host: "adb-1.azuredatabricks.net",
-          http_path: "/sql/1.0/warehouses/abc",
-          port: 443,
-          secrets: ["a", "b"],
-        },
-      );
-      const res = await world.metadataApp().request(
-        postJson(PATH, aTransferRequest({ source }), METADATA_KEY),
-      );
-      const json = await res.json();
-      assert.equal(res.status, 501);
-      assert.equal(json.payload.code, "source_type_not_supported");
-      assert.deepEqual(world.secrets.requested, []);
-    }
-  });
+  await t.step(
+    "answers 501 for an engine the service has no connector for (SQL Server here) and Databricks",
+    async () => {
+      for (
+        const source of [
+          {
+            type: "sqlserver",
+            host_url: "mssql.internal",
+            port: "1433",
+            database: "dw",
+            credentials: { username_key: "u", password_key: "p" },
+          },
+          {
+            type: "databrickssql",
+            host_url: "https://adb-1.azuredatabricks.net",
+            http_path: "/sql/1.0/warehouses/abc",
+            catalog: "gold",
+            credentials: { spn_clientid: "a", spn_secret: "b" },
+          },
+        ]
+      ) {
+        using world = new FakeWorld();
+        world.allow(
+          {
+            type: "sqlserver",
+            host: "mssql.internal",
+            port: 1433,
+            database: "dw",
+            secrets: ["u", "p"],
+          },
+          {
+            type: "databrickssql",
+            host: "adb-1.azuredatabricks.net",
+            http_path: "/sql/1.0/warehouses/abc",
+            port: 443,
+            secrets: ["a", "b"],
+          },
+        );
+        const res = await world.metadataApp().request(
+          postJson(PATH, aTransferRequest({ source }), METADATA_KEY),
+        );
+        const json = await res.json();
+        assert.equal(res.status, 501);
+        assert.equal(json.payload.code, "source_type_not_supported");
+        assert.deepEqual(world.secrets.requested, []);
+      }
+    },
+  );
 
   await t.step("never logs the body, the password or row data", async () => {
     using world = new FakeWorld();
