@@ -10,7 +10,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PostgresSandbox } from "../support/databases.ts";
-import { type ServiceProcess, startStack } from "../support/processes.ts";
+import {
+  type JsonReply,
+  postToService,
+  type ServiceProcess,
+  startStack,
+} from "../support/processes.ts";
 import { ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -47,19 +52,13 @@ async function auditVerify(path: string): Promise<{ code: number; out: string }>
   return { code: output.code, out: decoder.decode(output.stdout) + decoder.decode(output.stderr) };
 }
 
-async function post(
+function post(
   url: string,
   body: unknown,
   requestId: string,
   key = KEYS.approvalserviceapikey,
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; json: Record<string, any> }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": key, "x-request-id": requestId },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
+): Promise<JsonReply> {
+  return postToService(url, body, key, { "x-request-id": requestId });
 }
 
 Deno.test({

@@ -8,7 +8,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type FakeSchema, startFakeTdsServer } from "../support/fake_tds_server.ts";
-import { type ServiceProcess, startStack } from "../support/processes.ts";
+import {
+  type JsonReply,
+  postToService,
+  type ServiceProcess,
+  startStack,
+} from "../support/processes.ts";
 
 const KEYS = {
   approvalserviceapikey: `approval-${crypto.randomUUID()}`,
@@ -46,17 +51,8 @@ const SCHEMAS: readonly FakeSchema[] = [{
   }],
 }];
 
-async function post(
-  url: string,
-  body: unknown,
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; json: Record<string, any> }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": KEYS.approvalserviceapikey },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
+function post(url: string, body: unknown): Promise<JsonReply> {
+  return postToService(url, body, KEYS.approvalserviceapikey);
 }
 
 Deno.test({

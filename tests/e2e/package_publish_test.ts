@@ -8,7 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { bagProblems } from "../support/bagit_check.ts";
-import { type ServiceProcess, startStack } from "../support/processes.ts";
+import {
+  type JsonReply,
+  postToService,
+  type ServiceProcess,
+  startStack,
+} from "../support/processes.ts";
 import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
 
 const KEYS = {
@@ -50,17 +55,8 @@ function transfer(
   };
 }
 
-async function post(
-  url: string,
-  body: unknown,
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; json: Record<string, any> }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": KEYS.approvalserviceapikey },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
+function post(url: string, body: unknown): Promise<JsonReply> {
+  return postToService(url, body, KEYS.approvalserviceapikey);
 }
 
 Deno.test({

@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { DestinationSandbox } from "../support/destination_databases.ts";
 import { FakeOpal } from "../support/fake_opal.ts";
-import { type ServiceProcess, startStack } from "../support/processes.ts";
+import {
+  type JsonReply,
+  postToService,
+  type ServiceProcess,
+  startStack,
+} from "../support/processes.ts";
 import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
 
 const KEYS = {
@@ -37,17 +42,8 @@ const VISITS_DDL = (ts: string) => `
   insert into $s.secrets values (1, 'not approved');
 `;
 
-async function post(
-  url: string,
-  body: unknown,
-  // deno-lint-ignore no-explicit-any
-): Promise<{ status: number; json: Record<string, any> }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-api-key": KEYS.approvalserviceapikey },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
+function post(url: string, body: unknown): Promise<JsonReply> {
+  return postToService(url, body, KEYS.approvalserviceapikey);
 }
 
 Deno.test({

@@ -194,3 +194,25 @@ export async function startStack(
   started.push(approval);
   return { metadata, publish, approval };
 }
+
+/** A service's reply, parsed. */
+export interface JsonReply {
+  readonly status: number;
+  // deno-lint-ignore no-explicit-any
+  readonly json: Record<string, any>;
+}
+
+/** POSTs `body` as JSON with an API key (and any further headers) and reads the JSON reply. */
+export async function postToService(
+  url: string,
+  body: unknown,
+  apiKey: string,
+  headers: Record<string, string> = {},
+): Promise<JsonReply> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": apiKey, ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
