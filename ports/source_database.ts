@@ -13,6 +13,19 @@ import type { CanonicalRow } from "../domain/logical_type.ts";
  */
 export const DEFAULT_BATCH_ROWS = 2048;
 
+/**
+ * The batch size a `readRows` call asked for, or {@link DEFAULT_BATCH_ROWS}.
+ *
+ * @throws {RangeError} when it is not a positive integer.
+ */
+export function batchRowsOf(options: { batchRows?: number }): number {
+  const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
+  if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
+    throw new RangeError(`Cannot read in batches of ${batchRows} rows: must be a positive integer`);
+  }
+  return batchRows;
+}
+
 /** An open connection to one source database. */
 export interface SourceDatabase extends TableReader, AsyncDisposable {
   /**

@@ -6,7 +6,7 @@
 import type { SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
-  DEFAULT_BATCH_ROWS,
+  batchRowsOf,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -84,7 +84,7 @@ export class MemorySourceDatabase implements SourceDatabase {
       throw new SourceUnavailableError(`Cannot read table "${table.name}": unknown column`);
     }
     const rows = this.#rows.get(`${extract.schema}.${table.name}`) ?? [];
-    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
+    const batchRows = batchRowsOf(options);
     for (let start = 0; start < rows.length; start += batchRows) {
       const end = Math.min(start + batchRows, rows.length);
       if (this.#failAfterRows !== undefined && end > this.#failAfterRows) {

@@ -34,7 +34,7 @@ import {
   trimFraction,
 } from "../../domain/logical_type.ts";
 import {
-  DEFAULT_BATCH_ROWS,
+  batchRowsOf,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -115,12 +115,7 @@ export class MysqlSourceDatabase implements SourceDatabase {
     extract: TableExtract,
     options: { batchRows?: number } = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
-    if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
-      throw new RangeError(
-        `Cannot read in batches of ${batchRows} rows: must be a positive integer`,
-      );
-    }
+    const batchRows = batchRowsOf(options);
     this.#assertOpen();
     const what = `table "${extract.schema}"."${extract.table.name}"`;
     try {

@@ -22,7 +22,7 @@ import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
 import {
-  DEFAULT_BATCH_ROWS,
+  batchRowsOf,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -123,12 +123,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
     extract: TableExtract,
     options: { batchRows?: number } = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
-    if (!Number.isSafeInteger(batchRows) || batchRows < 1) {
-      throw new RangeError(
-        `Cannot read in batches of ${batchRows} rows: must be a positive integer`,
-      );
-    }
+    const batchRows = batchRowsOf(options);
     const what = describeExtract(extract);
     const endTurn = await this.#reads.begin();
     try {
