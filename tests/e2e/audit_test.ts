@@ -16,7 +16,7 @@ import {
   type ServiceProcess,
   startStack,
 } from "../support/processes.ts";
-import { ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
+import { allowedLocalPostgres, ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -94,13 +94,7 @@ Deno.test({
       const { approval } = await startStack({
         secrets,
         storage,
-        allowedSources: [{
-          type: "postgresql",
-          host: POSTGRES.host,
-          port: POSTGRES.port,
-          database: POSTGRES.database,
-          secrets: ["pguser", "pgpassword"],
-        }],
+        allowedSources: [allowedLocalPostgres()],
         env: { AUDIT_LOG_PATH: auditPath },
       }, services);
       const transfer = {

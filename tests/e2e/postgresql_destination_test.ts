@@ -17,7 +17,15 @@ import {
   type ServiceProcess,
   startStack,
 } from "../support/processes.ts";
-import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
+import {
+  allowedLocalMysql,
+  allowedLocalPostgres,
+  ignoreMysql,
+  ignorePostgres,
+  MYSQL,
+  POSTGRES,
+  randomName,
+} from "../support/services.ts";
 
 const KEYS = {
   approvalserviceapikey: `approval-${crypto.randomUUID()}`,
@@ -88,20 +96,8 @@ Deno.test({
         secrets,
         storage,
         allowedSources: [
-          {
-            type: "postgresql",
-            host: POSTGRES.host,
-            port: POSTGRES.port,
-            database: POSTGRES.database,
-            secrets: ["pguser", "pgpassword"],
-          },
-          {
-            type: "mysql",
-            host: MYSQL.host,
-            port: MYSQL.port,
-            database: myDatabase,
-            secrets: ["myuser", "mypassword"],
-          },
+          allowedLocalPostgres(),
+          allowedLocalMysql(myDatabase),
         ],
         publishEnv: {
           DESTINATION_POSTGRESQL_HOST: POSTGRES.host,

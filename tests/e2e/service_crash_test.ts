@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bagProblems } from "../support/bagit_check.ts";
 import { PostgresSandbox } from "../support/databases.ts";
-import { type ServiceProcess, startService } from "../support/processes.ts";
-import { ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
+import { type ServiceProcess, startService, writeAllowList } from "../support/processes.ts";
+import { allowedLocalPostgres, ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
 
 const KEY = `publish-${crypto.randomUUID()}`;
 const PROJECT = "ServiceCrash";
@@ -108,19 +108,7 @@ Deno.test({
       for (const [name, value] of Object.entries(files)) {
         await writeFile(join(secrets, name), value);
       }
-      const allowList = join(work, "allowed-sources.json");
-      await writeFile(
-        allowList,
-        JSON.stringify({
-          sources: [{
-            type: "postgresql",
-            host: POSTGRES.host,
-            port: POSTGRES.port,
-            database: POSTGRES.database,
-            secrets: ["pguser", "pgpassword"],
-          }],
-        }),
-      );
+      const allowList = await writeAllowList(work, [allowedLocalPostgres()]);
       const start = async () => {
         const service = await startService("publish", {
           SECRETS_MNT_PATH: secrets,

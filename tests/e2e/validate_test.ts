@@ -9,7 +9,15 @@ import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { type ServiceProcess, startFailing, startStack } from "../support/processes.ts";
-import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
+import {
+  allowedLocalMysql,
+  allowedLocalPostgres,
+  ignoreMysql,
+  ignorePostgres,
+  MYSQL,
+  POSTGRES,
+  randomName,
+} from "../support/services.ts";
 
 const KEYS = {
   approvalserviceapikey: `approval-${crypto.randomUUID()}`,
@@ -108,20 +116,8 @@ Deno.test({
         secrets,
         storage,
         allowedSources: [
-          {
-            type: "postgresql",
-            host: POSTGRES.host,
-            port: POSTGRES.port,
-            database: POSTGRES.database,
-            secrets: ["pguser", "pgpassword"],
-          },
-          {
-            type: "mysql",
-            host: MYSQL.host,
-            port: MYSQL.port,
-            database: schema,
-            secrets: ["myuser", "mypassword", "mywrongpassword"],
-          },
+          allowedLocalPostgres(),
+          allowedLocalMysql(schema, "mywrongpassword"),
         ],
       }, services);
       const validate = `${approval.url}/project/validate`;

@@ -12,7 +12,15 @@ import type { RowDataPacket } from "mysql2/promise";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
 import { MysqlSandbox, PostgresSandbox, quoteMysql, quotePostgres } from "../support/databases.ts";
 import { type ServiceProcess, type ServiceStack, startStack } from "../support/processes.ts";
-import { ignoreMysql, ignorePostgres, MYSQL, POSTGRES, randomName } from "../support/services.ts";
+import {
+  allowedLocalMysql,
+  allowedLocalPostgres,
+  ignoreMysql,
+  ignorePostgres,
+  MYSQL,
+  POSTGRES,
+  randomName,
+} from "../support/services.ts";
 import { changedPaths, snapshotTree } from "./_hostile_world.ts";
 
 const KEYS = {
@@ -439,20 +447,8 @@ Deno.test({
         secrets: space.secrets,
         storage: space.storage,
         allowedSources: [
-          {
-            type: "postgresql",
-            host: POSTGRES.host,
-            port: POSTGRES.port,
-            database: POSTGRES.database,
-            secrets: ["pguser", "pgpassword"],
-          },
-          {
-            type: "mysql",
-            host: MYSQL.host,
-            port: MYSQL.port,
-            database: schema,
-            secrets: ["myuser", "mypassword"],
-          },
+          allowedLocalPostgres(),
+          allowedLocalMysql(schema),
         ],
         env: { SOURCE_STATEMENT_TIMEOUT_SECONDS: "2" },
       }, services);

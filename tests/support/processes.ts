@@ -147,6 +147,16 @@ export interface ServiceStack {
   readonly approval: ServiceProcess;
 }
 
+/** Writes an allow-list file (`ALLOWED_SOURCES_FILE`) with these entries into `dir`; returns its path. */
+export async function writeAllowList(
+  dir: string,
+  sources: readonly AllowedSource[],
+): Promise<string> {
+  const path = join(dir, `allowed-sources-${crypto.randomUUID()}.json`);
+  await Deno.writeTextFile(path, JSON.stringify({ sources }));
+  return path;
+}
+
 /** What a test stack needs beyond the defaults. */
 export interface StackOptions {
   /** The secrets directory every service reads. */
@@ -169,8 +179,7 @@ export async function startStack(
   options: StackOptions,
   started: ServiceProcess[],
 ): Promise<ServiceStack> {
-  const allowList = join(dirname(options.secrets), `allowed-sources-${crypto.randomUUID()}.json`);
-  await Deno.writeTextFile(allowList, JSON.stringify({ sources: options.allowedSources }));
+  const allowList = await writeAllowList(dirname(options.secrets), options.allowedSources);
   const common = {
     SECRETS_MNT_PATH: options.secrets,
     ALLOWED_SOURCES_FILE: allowList,

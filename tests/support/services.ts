@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { AllowedSource } from "../../domain/allowed_sources.ts";
 
 /** Connection facts for the PostgreSQL every project machine runs (trust auth). */
 export const POSTGRES = {
@@ -42,4 +43,26 @@ export const ignoreMysql = !IN_CI && !(await reachable(MYSQL.host, MYSQL.port));
 /** A random lower-case name for a test schema, database or user, unique per run. */
 export function randomName(prefix: string): string {
   return `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+/** The allow-list entry for the local PostgreSQL's test database, read with the secrets `pguser`/`pgpassword`. */
+export function allowedLocalPostgres(): AllowedSource {
+  return {
+    type: "postgresql",
+    host: POSTGRES.host,
+    port: POSTGRES.port,
+    database: POSTGRES.database,
+    secrets: ["pguser", "pgpassword"],
+  };
+}
+
+/** The allow-list entry for one database of the local MariaDB, read with `myuser`/`mypassword` (and more). */
+export function allowedLocalMysql(database: string, ...moreSecrets: string[]): AllowedSource {
+  return {
+    type: "mysql",
+    host: MYSQL.host,
+    port: MYSQL.port,
+    database,
+    secrets: ["myuser", "mypassword", ...moreSecrets],
+  };
 }
