@@ -20,9 +20,9 @@ export async function runAllServices(env: Record<string, string | undefined>): P
     PORT: undefined,
   };
   await Promise.all([
-    runService(createLogger("metadata"), () => Promise.resolve(buildMetadataService(shared))),
+    runService(createLogger("metadata"), () => buildMetadataService(shared)),
     runService(createLogger("publish"), () => buildPublishService(shared)),
-    runService(createLogger("approval"), () => Promise.resolve(buildApprovalService(shared))),
+    runService(createLogger("approval"), () => buildApprovalService(shared)),
   ]);
 }
 

@@ -13,14 +13,23 @@
  * | decimal, numeric | every digit the source holds, scale kept; `NaN`, `Infinity`, `-Infinity` | `12.30`       |
  * | real, double  | shortest round-trip digits; exponent form `1e+15` when the exponent is < -4 or >= 15; `NaN`, `Infinity`, `-Infinity` | `0.30000000000000004` |
  * | date          | `YYYY-MM-DD`; years before 1 as `YYYY-MM-DD BC`; `infinity`, `-infinity` | `1850-02-28`        |
- * | time          | `HH:MM:SS` plus `.ffffff` with trailing zeros removed     | `12:00:00.1`                      |
- * | timestamp     | `YYYY-MM-DD HH:MM:SS[.ffffff]` (zeros trimmed)            | `1969-07-20 20:17:40.5`           |
+ * | time          | `HH:MM:SS` plus up to 7 fraction digits, trailing zeros removed | `12:00:00.1`               |
+ * | timestamp     | `YYYY-MM-DD HH:MM:SS[.fffffff]` (zeros trimmed)           | `1969-07-20 20:17:40.5`           |
  * | timestamptz   | the same in UTC followed by `+00`                        | `2020-01-01 00:00:01.123456+00`   |
  * | interval      | PostgreSQL's `postgres` interval style                    | `1 day 02:00:00`                  |
  * | uuid          | 36 lower-case hex characters with hyphens                 | `9b2c…-…`                         |
  * | json          | the source's JSON text                                   | `{"a": 1}`                        |
  * | text          | the characters as stored                                 |                                   |
  * | binary        | `\x` followed by lower-case hex                           | `\x01ff`                          |
+ *
+ * **Fractional seconds.** Canonical text keeps every digit the source holds: six for PostgreSQL and
+ * MySQL (microseconds), seven for SQL Server's `time(7)`, `datetime2(7)` and `datetimeoffset(7)` (100 ns
+ * ticks). CSV files keep the seven digits exactly. The DuckDB and PostgreSQL destinations hold
+ * microseconds, so both apply one rule, {@link truncateToMicroseconds}, before a value reaches them:
+ * digits past the sixth are dropped, never rounded. Truncation never moves a value into the next second,
+ * day or year (`2020-12-31 23:59:59.9999999` stays on 31 December), where rounding would, and it is what
+ * reading a `datetime2(7)` into a microsecond type does in most clients; PostgreSQL's own input would
+ * round, which is why the rule is applied before `COPY`.
  *
  * @module
  */
@@ -114,6 +123,26 @@ export function trimFraction(text: string): string {
   let end = text.length;
   while (end > dot + 1 && text[end - 1] === "0") end--;
   return end === dot + 1 ? text.slice(0, dot) : text.slice(0, end);
+}
+
+/** Fraction digits the destinations (DuckDB, PostgreSQL) hold: microseconds. */
+export const DESTINATION_FRACTION_DIGITS = 6;
+
+/**
+ * Cuts canonical `time`, `timestamp` or `timestamptz` text to whole microseconds, the precision of the
+ * DuckDB and PostgreSQL destinations: fraction digits past the sixth are dropped (never rounded, so
+ * `2020-12-31 23:59:59.9999999` becomes `2020-12-31 23:59:59.999999`, still in 2020), then trailing zeros
+ * are trimmed as canonical text has them (`12:00:00.1000001` becomes `12:00:00.1`). Text with at most six
+ * fraction digits, `infinity` and the like are returned unchanged; a suffix (`+00`, ` BC`) is kept.
+ */
+export function truncateToMicroseconds(text: string): string {
+  const dot = text.indexOf(".");
+  if (dot < 0) return text;
+  let end = dot + 1;
+  while (end < text.length && text.charCodeAt(end) >= 48 && text.charCodeAt(end) <= 57) end++;
+  const keep = dot + 1 + DESTINATION_FRACTION_DIGITS;
+  if (end <= keep) return text;
+  return trimFraction(text.slice(0, keep)) + text.slice(end);
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDouble, formatFloat32 } from "./logical_type.ts";
+import { formatDouble, formatFloat32, truncateToMicroseconds } from "./logical_type.ts";
 
 // What PostgreSQL 15 prints for these float8 values with extra_float_digits = 1.
 const POSTGRES_TEXT: readonly [number, string][] = [
@@ -64,5 +64,27 @@ Deno.test("formatFloat32() writes the fewest digits that read back to the same f
     ] as const
   ) {
     assert.equal(formatFloat32(value), expected, String(value));
+  }
+});
+
+Deno.test("truncateToMicroseconds() drops digits past the sixth, never rounding", async (t) => {
+  const cases: [string, string][] = [
+    // Rounding would move these into the next second, day or year.
+    ["2020-12-31 23:59:59.9999999", "2020-12-31 23:59:59.999999"],
+    ["2020-12-31 23:59:59.9999999+00", "2020-12-31 23:59:59.999999+00"],
+    ["9999-12-31 23:59:59.9999999+00", "9999-12-31 23:59:59.999999+00"],
+    ["23:59:59.9999999", "23:59:59.999999"],
+    // Trailing zeros are trimmed again, as canonical text has them.
+    ["12:00:00.1000001", "12:00:00.1"],
+    ["2020-01-01 00:00:00.0000001", "2020-01-01 00:00:00"],
+    ["2020-01-01 00:00:00.1234567 BC", "2020-01-01 00:00:00.123456 BC"],
+    // Six digits or fewer are left alone, offsets included.
+    ["2020-01-01 00:00:00.123456+00", "2020-01-01 00:00:00.123456+00"],
+    ["2020-01-01 00:00:00.1+05:30", "2020-01-01 00:00:00.1+05:30"],
+    ["12:00:00", "12:00:00"],
+    ["infinity", "infinity"],
+  ];
+  for (const [text, expected] of cases) {
+    await t.step(text, () => assert.equal(truncateToMicroseconds(text), expected));
   }
 });

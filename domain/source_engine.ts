@@ -10,7 +10,10 @@ import type { Source } from "./contract.ts";
 /** The source engines, with `sqlserver` folded into `mssql`. */
 export type SourceEngine = "postgresql" | "mysql" | "mssql" | "databrickssql";
 
+/** The engine of a source type: `sqlserver` is another name for `mssql`. */
+export type EngineOf<T extends Source["type"]> = T extends "sqlserver" ? "mssql" : T;
+
 /** Returns the engine a source uses; `sqlserver` is another name for `mssql`. */
-export function sourceEngine(source: Pick<Source, "type">): SourceEngine {
-  return source.type === "sqlserver" ? "mssql" : source.type;
+export function sourceEngine<T extends Source["type"]>(source: { readonly type: T }): EngineOf<T> {
+  return (source.type === "sqlserver" ? "mssql" : source.type) as EngineOf<T>;
 }

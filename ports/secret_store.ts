@@ -1,5 +1,5 @@
 /**
- * Where the services read credentials from: mounted files, or (later) Azure Key Vault.
+ * Where the services read credentials from: mounted files, or Azure Key Vault (`SECRETS_PROVIDER`).
  *
  * @module
  */

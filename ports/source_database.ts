@@ -91,6 +91,33 @@ export interface SqlConnectionOptions {
  */
 export type SqlSourceConnector = (options: SqlConnectionOptions) => Promise<SourceDatabase>;
 
+/** How to reach a Databricks SQL warehouse and its Unity Catalog; built from the request and the secrets. */
+export interface DatabricksConnectionOptions {
+  /** The workspace host, without scheme. */
+  readonly host: string;
+  readonly port: number;
+  /** The warehouse or cluster path, such as `/sql/1.0/warehouses/abc123`. */
+  readonly httpPath: string;
+  /** The Unity Catalog catalog the schemas are read from. */
+  readonly catalog: string;
+  /** The service principal's OAuth client id and secret. */
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** Gives up getting a token or opening a session after this long. */
+  readonly connectTimeoutMs: number;
+  /** Cancels any single catalogue call or statement that runs longer. */
+  readonly statementTimeoutMs: number;
+}
+
+/**
+ * Opens a Databricks source.
+ *
+ * @throws {SourceUnavailableError} when the workspace cannot be reached or refuses the service principal.
+ */
+export type DatabricksSourceConnector = (
+  options: DatabricksConnectionOptions,
+) => Promise<SourceDatabase>;
+
 /** The source cannot be reached, refused the login, or failed a query. */
 export class SourceUnavailableError extends AppError {
   readonly code = "source_unavailable";

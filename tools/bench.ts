@@ -2,8 +2,9 @@
  * `deno task bench`: measures the publish service's package step against the physical limit of this
  * machine, as `sources-and-benchmark.md` §F.3 describes.
  *
- * For sources {PostgreSQL, MariaDB} × formats {csv, duckdb} it builds the 13-column W table (`--rows N`,
- * default 1,000,000) in the local servers, starts the publish service as its own process, and reports per
+ * For sources {PostgreSQL, MariaDB, SQL Server} × formats {csv, duckdb, postgresql} it builds the 13-column
+ * W table (`--rows N`, default 1,000,000) in the local servers, starts the publish service as its own
+ * process, and reports per
  * cell: the median wall time of `--runs` runs (after one warm-up), rows/s, the service's peak RSS, the limit
  * command's time measured just before, their ratio, and a correctness digest of the output compared with
  * the source (row count, sum(amount), max(price), min(created_at), count(maybe), a hash of the sorted u).
@@ -11,6 +12,13 @@
  * Limit commands: PostgreSQL→CSV `psql \copy (select ...) to file csv header`; MariaDB→CSV `mariadb --quick
  * -B -N -e 'select ...'` to a file; →DuckDB the two-step `psql \copy` to CSV, then DuckDB `COPY FROM` into the
  * same typed table. Results are printed as a Markdown table; `--write docs/benchmarks.md` also saves them.
+ *
+ * SQL Server (`--sources mssql`) has no server here: the fake TDS server of the tests runs as a child
+ * process (`tests/support/fake_tds_w_process.ts`) and generates the W rows as they are read, so the cell
+ * measures the client side (tedious, the adapter, the writer). Its limit is the raw read: tedious running
+ * the adapter's own SELECT against the same fake and dropping every row (→ DuckDB and → PostgreSQL add
+ * DuckDB `COPY FROM` and `psql \copy from`, of the same rows as CSV). The ratio therefore says what the
+ * adapter and the writer cost on top of tedious' own decoding; the fake's CPU is reported apart.
  *
  * Needs `psql` and `mariadb` on PATH, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on
  * 127.0.0.1:3306 (root, empty password).
@@ -26,8 +34,13 @@ import { createInterface } from "node:readline";
 import { DuckDBInstance } from "@duckdb/node-api";
 import mysql from "mysql2/promise";
 import postgres from "postgres";
+import { Connection, Request } from "tedious";
+import { mssqlReadQuery } from "../adapters/mssql/mssql_source_database.ts";
+import type { TableExtract } from "../domain/catalog.ts";
 import { parseCsv } from "../domain/csv.ts";
+import { FAKE_W_SCHEMA } from "../tests/support/fake_tds_w_process.ts";
 import { startService } from "../tests/support/processes.ts";
+import { logicalTypeIn, W_COLUMNS } from "../tests/support/w_table.ts";
 
 const args = new Map<string, string>();
 for (let i = 0; i < Deno.args.length; i += 2) {
@@ -35,8 +48,9 @@ for (let i = 0; i < Deno.args.length; i += 2) {
 }
 const ROWS = Number(args.get("rows") ?? 1_000_000);
 const RUNS = Number(args.get("runs") ?? 3);
-/** `--sources PostgreSQL,MariaDB` and `--formats csv,duckdb` pick cells (all by default). */
-const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB").split(",");
+/** `--sources PostgreSQL,MariaDB,mssql` and `--formats csv,duckdb` pick cells (all by default). */
+const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB,mssql").split(",")
+  .map((s) => s === "mssql" || s === "SQLServer" ? "SQL Server" : s);
 const FORMATS = (args.get("formats") ?? "csv,duckdb,postgresql").split(",");
 const SCHEMA = "cr8tor_bench";
 const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
@@ -315,7 +329,11 @@ async function pgPipeLimit(): Promise<number> {
 
 /** The two-step DuckDB limit: `psql \copy` to CSV, then DuckDB `COPY FROM` into the typed table. */
 async function duckdbLimit(csvFile: string, dbFile: string): Promise<number> {
-  const exported = await pgCsvLimit(csvFile);
+  return await pgCsvLimit(csvFile) + await duckdbCopyLimit(csvFile, dbFile);
+}
+
+/** DuckDB `COPY FROM` of a W CSV file into the typed table, with a checkpoint. */
+async function duckdbCopyLimit(csvFile: string, dbFile: string): Promise<number> {
   const started = performance.now();
   const instance = await DuckDBInstance.create(dbFile);
   const conn = await instance.connect();
@@ -331,19 +349,154 @@ async function duckdbLimit(csvFile: string, dbFile: string): Promise<number> {
     conn.closeSync();
     instance.closeSync();
   }
-  return exported + (performance.now() - started) / 1000;
+  return (performance.now() - started) / 1000;
+}
+
+/** `psql \copy from` of a W CSV file into a fresh typed table with the primary key. */
+async function pgLoadLimit(csvFile: string): Promise<number> {
+  const dest = `psql -h ${PG.host} -U ${PG.user} -d ${DEST_DB} -q`;
+  await sh(
+    `${dest} -c "drop table if exists bench_limit; create table bench_limit ${
+      PG_W_TYPED.replaceAll("\n", " ")
+    }"`,
+  );
+  return await sh(`${dest} -c "\\copy bench_limit from '${csvFile}' with (format csv, header)"`);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SQL Server: the fake TDS server as a child process
+
+/** The fake TDS server serving W, and how much CPU it has used. */
+interface FakeSqlServer {
+  readonly port: number;
+  /** User plus system CPU seconds of the process so far. */
+  cpuSeconds(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startFakeSqlServer(user: string, password: string): Promise<FakeSqlServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "tests/support/fake_tds_w_process.ts",
+      String(ROWS),
+      user,
+      password,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("The fake TDS server exited before listening");
+    text += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const port = Number(JSON.parse(text.split("\n")[0]!).port);
+  return {
+    port,
+    cpuSeconds: () => cpuSeconds(child.pid),
+    stop: async () => {
+      child.kill();
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+    },
+  };
+}
+
+/** User plus system CPU seconds a process has used (through a shell: /proc needs -A in Deno). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("bash", {
+    args: ["-c", `cat /proc/${pid}/stat`],
+    stdout: "piped",
+  }).output();
+  const stat = new TextDecoder().decode(stdout);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 10 ms
+}
+
+/** The W table as the SQL Server adapter describes it (the types `INFORMATION_SCHEMA` reports). */
+function mssqlWExtract(): TableExtract {
+  return {
+    schema: FAKE_W_SCHEMA,
+    table: {
+      name: "wide",
+      kind: "table",
+      description: null,
+      columns: W_COLUMNS.map((c) => ({
+        name: c.name,
+        dataType: c.mssql,
+        logicalType: logicalTypeIn(c, "mssql"),
+        nullable: c.name !== "id",
+        description: null,
+      })),
+      primaryKey: ["id"],
+    },
+  };
+}
+
+/**
+ * The SQL Server read limit: tedious runs the adapter's own SELECT against the fake and drops every row
+ * (no conversion, no batching, no writer). Returns the wall time and the fake's CPU during it.
+ */
+async function mssqlReadLimit(
+  fake: FakeSqlServer,
+  user: string,
+  password: string,
+): Promise<{ seconds: number; fakeCpu: number }> {
+  const connection = new Connection({
+    server: "127.0.0.1",
+    authentication: { type: "default", options: { userName: user, password } },
+    options: {
+      port: fake.port,
+      encrypt: false,
+      rowCollectionOnRequestCompletion: false,
+      requestTimeout: 0,
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    connection.on("connect", (e?: Error) => e === undefined ? resolve() : reject(e));
+    connection.connect();
+  });
+  try {
+    const cpuBefore = await fake.cpuSeconds();
+    const started = performance.now();
+    let rows = 0;
+    await new Promise<void>((resolve, reject) => {
+      const request = new Request(
+        mssqlReadQuery(mssqlWExtract()),
+        (e) => e ? reject(e) : resolve(),
+      );
+      request.on("row", () => rows++);
+      connection.execSqlBatch(request);
+    });
+    const seconds = (performance.now() - started) / 1000;
+    if (rows !== ROWS) throw new Error(`The raw SQL Server read saw ${rows} rows, not ${ROWS}`);
+    return { seconds, fakeCpu: await fake.cpuSeconds() - cpuBefore };
+  } finally {
+    connection.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
 interface Cell {
-  source: "PostgreSQL" | "MariaDB";
+  source: "PostgreSQL" | "MariaDB" | "SQL Server";
   format: "csv" | "duckdb" | "postgresql";
   seconds: number;
   limit: number;
   peakRssMb: number;
   outputMb: number;
   digestOk: boolean;
+  /**
+   * SQL Server only: median CPU seconds per run of the fake server during packaging and during the raw
+   * read, and of the publish service during packaging.
+   */
+  fakeCpu?: { run: number; read: number; service: number };
 }
 
 /** Whether a cell's digest matches the source's; says so when it does not. */
@@ -394,6 +547,7 @@ if (import.meta.main) {
   ) {
     await writeFile(join(secrets, name), value);
   }
+  let fake: FakeSqlServer | undefined;
   try {
     await ensureTables(work);
     // A read-only login for both sources.
@@ -425,6 +579,12 @@ if (import.meta.main) {
     );
     await server.end();
 
+    // SQL Server: the fake TDS server, serving W to the same read-only login.
+    fake = SOURCES.includes("SQL Server")
+      ? await startFakeSqlServer("cr8tor_bench_reader", readerPassword)
+      : undefined;
+    const MS_ADDRESS = { host: "127.0.0.1", port: fake?.port ?? 1433 };
+
     const allowList = join(work, "allowed-sources.json");
     await writeFile(
       allowList,
@@ -432,6 +592,7 @@ if (import.meta.main) {
         sources: [
           { type: "postgresql", ...PG_ADDRESS, database: PG.database, secrets: BENCH_SECRETS },
           { type: "mysql", ...MY_ADDRESS, database: SCHEMA, secrets: BENCH_SECRETS },
+          { type: "sqlserver", ...MS_ADDRESS, database: "bench", secrets: BENCH_SECRETS },
         ],
       }),
     );
@@ -453,13 +614,17 @@ if (import.meta.main) {
       DESTINATION_OPAL_USERNAME: "administrator",
       DESTINATION_OPAL_PASSWORD_SECRET_NAME: "destpassword",
       PACKAGE_CONCURRENCY: "2",
+      // The fake TDS server speaks TDS without TLS.
+      SOURCE_MSSQL_ENCRYPT: "false",
       // `--batch-rows N` overrides the service's SOURCE_BATCH_ROWS, to compare batch sizes.
       ...(args.has("batch-rows") ? { SOURCE_BATCH_ROWS: args.get("batch-rows")! } : {}),
     });
     const cells: Cell[] = [];
     try {
       for (
-        const source of (["PostgreSQL", "MariaDB"] as const).filter((s) => SOURCES.includes(s))
+        const source of (["PostgreSQL", "MariaDB", "SQL Server"] as const).filter((s) =>
+          SOURCES.includes(s)
+        )
       ) {
         for (
           const format of (["csv", "duckdb", "postgresql"] as const).filter((f) =>
@@ -468,25 +633,52 @@ if (import.meta.main) {
         ) {
           const sourceBody = source === "PostgreSQL"
             ? { type: "postgresql", host_url: PG.host, port: PG.port, database: PG.database }
-            : { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA };
+            : source === "MariaDB"
+            ? { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA }
+            : {
+              type: "sqlserver",
+              host_url: MS_ADDRESS.host,
+              port: MS_ADDRESS.port,
+              database: "bench",
+            };
+          const schemaName = source === "SQL Server" ? FAKE_W_SCHEMA : SCHEMA;
           const limits: number[] = [];
           const times: number[] = [];
+          const fakeRunCpu: number[] = [];
+          const fakeReadCpu: number[] = [];
+          const serviceCpu: number[] = [];
           let peak = 0;
           let outputMb = 0;
           let digestOk = true;
           for (let run = 0; run <= RUNS; run++) {
             const limitFile = join(work, `limit-${run}.csv`);
-            const limit = format === "postgresql"
-              ? await pgPipeLimit()
-              : format === "csv"
-              ? source === "PostgreSQL"
-                ? await pgCsvLimit(limitFile)
-                : await mariadbCsvLimit(limitFile)
-              : await duckdbLimit(limitFile, join(work, `limit-${run}.duckdb`));
+            let limit: number;
+            if (source === "SQL Server") {
+              // The raw read, plus (for a database destination) loading the same rows from CSV.
+              const read = await mssqlReadLimit(fake!, "cr8tor_bench_reader", readerPassword);
+              fakeReadCpu.push(read.fakeCpu);
+              limit = read.seconds;
+              if (format !== "csv") {
+                await pgCsvLimit(limitFile); // the same rows as CSV, not timed
+                limit += format === "duckdb"
+                  ? await duckdbCopyLimit(limitFile, join(work, `limit-${run}.duckdb`))
+                  : await pgLoadLimit(limitFile);
+              }
+            } else {
+              limit = format === "postgresql"
+                ? await pgPipeLimit()
+                : format === "csv"
+                ? source === "PostgreSQL"
+                  ? await pgCsvLimit(limitFile)
+                  : await mariadbCsvLimit(limitFile)
+                : await duckdbLimit(limitFile, join(work, `limit-${run}.duckdb`));
+            }
             await rm(limitFile, { force: true });
             await rm(join(work, `limit-${run}.duckdb`), { force: true });
             const startTime = `20250101_0000${String(run).padStart(2, "0")}`;
             await resetPeakRss(service.pid);
+            const fakeCpuBefore = await fake?.cpuSeconds() ?? 0;
+            const serviceCpuBefore = await cpuSeconds(service.pid);
             const started = performance.now();
             const res = await fetch(`${service.url}/data-publish/package`, {
               method: "POST",
@@ -501,11 +693,15 @@ if (import.meta.main) {
                   ...sourceBody,
                   credentials: { username_key: "benchuser", password_key: "benchpassword" },
                 },
-                dataset: { schema_name: SCHEMA, tables: [{ name: "wide" }] },
+                dataset: { schema_name: schemaName, tables: [{ name: "wide" }] },
               }),
             });
             const body = await res.json();
             const seconds = (performance.now() - started) / 1000;
+            if (fake !== undefined && source === "SQL Server") {
+              fakeRunCpu.push(await fake.cpuSeconds() - fakeCpuBefore);
+              serviceCpu.push(await cpuSeconds(service.pid) - serviceCpuBefore);
+            }
             if (res.status !== 200) throw new Error(`package failed: ${JSON.stringify(body)}`);
             if (format === "postgresql") {
               const [schema, table] = String(body.payload.data_retrieved[0].table_name).split(".");
@@ -537,18 +733,23 @@ if (import.meta.main) {
               if (run === RUNS) {
                 const actual = format === "csv"
                   ? await csvDigest(file)
-                  : await duckdbDigest(file, SCHEMA);
+                  : await duckdbDigest(file, schemaName);
                 digestOk = digestMatches(source, format, actual, expected);
               }
               outputMb = (await Deno.stat(file)).size / 1e6;
               await rm(runDir, { recursive: true, force: true });
             }
-            if (run === 0) continue; // warm-up
+            if (run === 0) { // warm-up
+              fakeRunCpu.length = 0;
+              fakeReadCpu.length = 0;
+              serviceCpu.length = 0;
+              continue;
+            }
             limits.push(limit);
             times.push(seconds);
             peak = Math.max(peak, await peakRssMb(service.pid));
           }
-          const cell = {
+          const cell: Cell = {
             source,
             format,
             seconds: median(times),
@@ -556,6 +757,15 @@ if (import.meta.main) {
             peakRssMb: peak,
             outputMb,
             digestOk,
+            ...(source === "SQL Server"
+              ? {
+                fakeCpu: {
+                  run: median(fakeRunCpu),
+                  read: median(fakeReadCpu),
+                  service: median(serviceCpu),
+                },
+              }
+              : {}),
           };
           cells.push(cell);
           say(
@@ -563,7 +773,14 @@ if (import.meta.main) {
               cell.limit.toFixed(2)
             } s, ratio ${(cell.seconds / cell.limit).toFixed(2)}), peak RSS ${
               peak.toFixed(0)
-            } MB, digest ${digestOk ? "ok" : "MISMATCH"}`,
+            } MB, digest ${digestOk ? "ok" : "MISMATCH"}${
+              cell.fakeCpu === undefined
+                ? ""
+                : `; CPU per run: publish service ${cell.fakeCpu.service.toFixed(2)} s, fake TDS ` +
+                  `server ${cell.fakeCpu.run.toFixed(2)} s (${
+                    cell.fakeCpu.read.toFixed(2)
+                  } s during the raw read)`
+            }`,
           );
         }
       }
@@ -590,6 +807,18 @@ if (import.meta.main) {
           c.peakRssMb.toFixed(0)
         } | ${c.digestOk ? "matches source" : "MISMATCH"} |`
       ),
+      ...(cells.some((c) => c.fakeCpu !== undefined)
+        ? [
+          "",
+          "SQL Server rows, CPU seconds per run (median): the publish service / the fake TDS server " +
+          "(a child process generating W as it is read) / the fake during the raw read: " +
+          cells.filter((c) => c.fakeCpu !== undefined).map((c) =>
+            `${c.format} ${c.fakeCpu!.service.toFixed(2)} / ${c.fakeCpu!.run.toFixed(2)} / ${
+              c.fakeCpu!.read.toFixed(2)
+            }`
+          ).join(", ") + ".",
+        ]
+        : []),
     ].join("\n");
     say("\n" + report);
     const target = args.get("write");
@@ -602,6 +831,7 @@ if (import.meta.main) {
       await writeFile(target, `${head}${marker}\n${report}\n`);
     }
   } finally {
+    await fake?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

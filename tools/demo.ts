@@ -255,7 +255,7 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
     });
     const metadata = listen(
       "metadata",
-      buildMetadataService({ ...env, PORT: portOf("metadata") }, logSink),
+      await buildMetadataService({ ...env, PORT: portOf("metadata") }, logSink),
     );
     servers.push(metadata);
     const publish = listen(
@@ -265,7 +265,7 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
     servers.push(publish);
     const approval = listen(
       "approval",
-      buildApprovalService({
+      await buildApprovalService({
         ...env,
         PORT: portOf("approval"),
         METADATA_CONTAINER_PORT: String(metadata.port),

@@ -19,7 +19,9 @@
  * The rest map one to one: `BOOLEAN`, `SMALLINT`, `INTEGER`, `BIGINT`, `FLOAT`, `DOUBLE`, `DATE`, `TIME`,
  * `TIMESTAMP`, `TIMESTAMP WITH TIME ZONE`, `UUID`, `VARCHAR`, `BLOB`. Dates and timestamps keep
  * `infinity`/`-infinity` and BC years (DuckDB counts days and microseconds from 1970 on the proleptic
- * Gregorian calendar, as PostgreSQL does); `NaN`, `±Infinity` and `-0` survive in FLOAT and DOUBLE.
+ * Gregorian calendar, as PostgreSQL does); `NaN`, `±Infinity` and `-0` survive in FLOAT and DOUBLE. Times
+ * and timestamps with more than six fraction digits (SQL Server's 100 ns ticks) are truncated to
+ * microseconds by `truncateToMicroseconds`, the rule every destination follows.
  *
  * @module
  */
@@ -34,7 +36,11 @@ import {
   timeValue,
   uuidValue,
 } from "@duckdb/node-api";
-import { type LogicalType, parseBinary } from "../../domain/logical_type.ts";
+import {
+  type LogicalType,
+  parseBinary,
+  truncateToMicroseconds,
+} from "../../domain/logical_type.ts";
 
 /** Converts one non-null canonical value into what a DuckDB data chunk holds for the column. */
 export type DuckdbValueConverter = (text: string) => DuckDBValue;
@@ -101,14 +107,19 @@ export function duckdbColumn(type: LogicalType): DuckdbColumn {
       return { sqlType: "DOUBLE", convert: parseDouble };
     case "date":
       return { sqlType: "DATE", convert: (t) => dateValue(parseDate(t)) };
+    // DuckDB holds microseconds: SQL Server's seventh digit is cut, never rounded (one rule for every
+    // destination, `truncateToMicroseconds` in domain/logical_type.ts).
     case "time":
-      return { sqlType: "TIME", convert: (t) => timeValue(parseTime(t)) };
+      return { sqlType: "TIME", convert: (t) => timeValue(parseTime(truncateToMicroseconds(t))) };
     case "timestamp":
-      return { sqlType: "TIMESTAMP", convert: (t) => timestampValue(parseTimestamp(t)) };
+      return {
+        sqlType: "TIMESTAMP",
+        convert: (t) => timestampValue(parseTimestamp(truncateToMicroseconds(t))),
+      };
     case "timestamptz":
       return {
         sqlType: "TIMESTAMP WITH TIME ZONE",
-        convert: (t) => timestampTZValue(parseTimestamptz(t)),
+        convert: (t) => timestampTZValue(parseTimestamptz(truncateToMicroseconds(t))),
       };
     case "interval":
       return {

@@ -90,6 +90,33 @@ Deno.test("parseTime() reads up to 24:00:00 with microseconds", () => {
   assert.throws(() => parseTime("12:00:00.1234567"), SyntaxError);
 });
 
+Deno.test("duckdbColumn() truncates 100 ns ticks to microseconds, never rounding", () => {
+  const convert = (kind: "time" | "timestamp" | "timestamptz", text: string) =>
+    duckdbColumn({ kind }).convert(text);
+  // The last tick of 2020 stays in 2020 (rounding would give 2021-01-01 00:00:00).
+  const lastOf2020 = parseTimestamp("2020-12-31 23:59:59.999999");
+  assert.deepEqual(
+    convert("timestamp", "2020-12-31 23:59:59.9999999"),
+    convert("timestamp", "2020-12-31 23:59:59.999999"),
+  );
+  assert.equal(
+    (convert("timestamp", "2020-12-31 23:59:59.9999999") as { micros: bigint }).micros,
+    lastOf2020,
+  );
+  assert.equal(
+    (convert("timestamptz", "2020-12-31 23:59:59.9999999+00") as { micros: bigint }).micros,
+    lastOf2020,
+  );
+  assert.equal(
+    (convert("time", "23:59:59.9999999") as { micros: bigint }).micros,
+    86_399_999_999n,
+  );
+  assert.equal(
+    (convert("timestamp", "2020-01-01 00:00:00.1234567") as { micros: bigint }).micros,
+    parseTimestamp("2020-01-01 00:00:00.123456"),
+  );
+});
+
 Deno.test("parseTimestamp() matches JavaScript's clock to the microsecond", () => {
   for (let ms = -62_000_000_000_000; ms < 9_000_000_000_000; ms += 987_654_321_987) {
     const iso = new Date(ms).toISOString(); // e.g. 1969-07-20T20:17:40.500Z (4-digit years here)

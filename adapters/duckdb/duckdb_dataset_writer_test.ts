@@ -398,6 +398,26 @@ Deno.test("DuckdbDatasetWriter refuses values DuckDB cannot hold exactly, naming
   }
 });
 
+Deno.test("DuckdbDatasetWriter cuts 100 ns ticks to microseconds, never rounding", () =>
+  withWork(async (work, dir) => {
+    const t = table("ticks", [
+      column("ts", { kind: "timestamp" }),
+      column("tz", { kind: "timestamptz" }),
+      column("tm", { kind: "time" }),
+    ]);
+    // SQL Server's datetime2(7), datetimeoffset(7) and time(7): rounding would move each to the next
+    // day, year or midnight.
+    const rows = [
+      ["2020-12-31 23:59:59.9999999", "9999-12-31 23:59:59.9999999+00", "23:59:59.9999999"],
+      ["2020-01-01 00:00:00.1234567", "2020-01-01 00:00:00.0000001+00", "12:00:00.1000001"],
+    ];
+    const files = await writeRows(work, "s", t, rows);
+    assert.deepEqual((await readDuckdb(dir, files)).get("s.ticks"), [
+      ["2020-12-31 23:59:59.999999", "9999-12-31 23:59:59.999999+00", "23:59:59.999999"],
+      ["2020-01-01 00:00:00.123456", "2020-01-01 00:00:00+00", "12:00:00.1"],
+    ]);
+  }));
+
 Deno.test("DuckdbDatasetWriter stores unconstrained numerics, NaN included, as exact text", () =>
   withWork(async (work, dir) => {
     const t = table("n", [column("v", { kind: "numeric" })]);

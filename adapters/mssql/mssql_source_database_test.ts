@@ -7,15 +7,23 @@ import {
   type SqlConnectionOptions,
 } from "../../ports/source_database.ts";
 import {
+  FIXTURE_ROWS,
   FIXTURE_SCHEMA_COMMENT,
+  measureStreaming,
   sourceDatabaseContract,
 } from "../../tests/contracts/source_database_contract.ts";
+import {
+  makeTestCertificates,
+  removeTestCertificates,
+} from "../../tests/support/fake_key_vault.ts";
 import {
   type FakeColumn,
   type FakeSchema,
   type FakeTdsServer,
   startFakeTdsServer,
 } from "../../tests/support/fake_tds_server.ts";
+import { mssqlTablesSchema } from "../../tests/support/fake_tds_w_process.ts";
+import { EDGE_CASES, EDGE_TABLE, W_TABLE, wExpectedRow } from "../../tests/support/w_table.ts";
 import {
   connectMssqlWith,
   mssqlCanonicalConverter,
@@ -31,8 +39,11 @@ import {
 const PASSWORD = "S3cret-pa55word!";
 
 const MANY_ROWS = 5_000;
+const W_ROWS = 1_000;
 
-/** The fake's catalogue, deliberately unsorted. Values are as the wire carries them. */
+const int = (name: string, nullable = false): FakeColumn => ({ name, type: "int", nullable });
+
+/** The fake's catalogue, deliberately unsorted. Values are as SQL Server stores them. */
 const SCHEMAS: readonly FakeSchema[] = [
   {
     name: "dbo",
@@ -43,42 +54,16 @@ const SCHEMAS: readonly FakeSchema[] = [
         kind: "BASE TABLE",
         primaryKey: ["patient_id", "visit_no"],
         columns: [
-          {
-            name: "visit_no",
-            dataType: "int",
-            nullable: false,
-            precision: 10,
-            scale: 0,
-            wire: "int",
-          },
-          {
-            name: "patient_id",
-            dataType: "int",
-            nullable: false,
-            precision: 10,
-            scale: 0,
-            wire: "int",
-          },
-          {
-            name: "seen_at",
-            dataType: "datetimeoffset",
-            nullable: true,
-            datetimePrecision: 7,
-            wire: "nvarchar",
-          },
-          {
-            name: "notes",
-            dataType: "nvarchar",
-            nullable: true,
-            maxLength: -1,
-            description: "Free text",
-            wire: "nvarchar",
-          },
+          int("visit_no"),
+          int("patient_id"),
+          { name: "seen_at", type: "datetimeoffset(7)", nullable: true },
+          { name: "notes", type: "nvarchar(max)", nullable: true, description: "Free text" },
         ],
         rows: [
-          [1, 1, "2021-06-15 10:00:00.0000000", "first"],
+          [1, 1, "2021-06-15 10:00:00 +00:00", "first"],
           [2, 1, null, null],
-          [1, 3, "2021-06-15 23:59:59.9999999", "é ✓ 😀\nline two"],
+          // +02:00 local time: SWITCHOFFSET makes it the previous day in UTC.
+          [1, 3, "2021-06-16 01:59:59.9999999 +02:00", "é ✓ 😀\nline two"],
         ],
       },
       {
@@ -87,103 +72,58 @@ const SCHEMAS: readonly FakeSchema[] = [
         description: "One row per patient",
         primaryKey: ["id"],
         columns: [
-          { name: "id", dataType: "int", nullable: false, precision: 10, scale: 0, wire: "int" },
+          int("id"),
           {
             name: "nhs_number",
-            dataType: "nvarchar",
+            type: "nvarchar(10)",
             nullable: false,
-            maxLength: 10,
             description: "NHS number",
-            wire: "nvarchar",
           },
-          {
-            name: "weight",
-            dataType: "decimal",
-            nullable: true,
-            precision: 6,
-            scale: 2,
-            wire: "nvarchar",
-          },
-          { name: "active", dataType: "bit", nullable: true, wire: "bit" },
-          {
-            name: "admitted",
-            dataType: "datetime2",
-            nullable: true,
-            datetimePrecision: 7,
-            wire: "nvarchar",
-          },
-          {
-            name: "big",
-            dataType: "bigint",
-            nullable: true,
-            precision: 19,
-            scale: 0,
-            wire: "bigint",
-          },
+          { name: "weight", type: "decimal(6,2)", nullable: true },
+          { name: "active", type: "bit", nullable: true },
+          { name: "admitted", type: "datetime2(7)", nullable: true },
+          { name: "big", type: "bigint", nullable: true },
         ],
         rows: [
-          [1, "9434765919", "72.50", true, "2024-01-01 00:00:01.1234567", "9007199254740993"],
+          [1, "9434765919", "72.5", true, "2024-01-01 00:00:01.1234567", "9007199254740993"],
           [2, "", null, null, null, null],
-          [3, 'x,"y"', "-0.05", false, "2000-12-31 12:00:00.0000000", "-9223372036854775808"],
+          [3, 'x,"y"', "-0.05", false, "2000-12-31 12:00:00", "-9223372036854775808"],
         ],
       },
       {
         name: "many",
         kind: "BASE TABLE",
         primaryKey: [],
-        columns: [{ name: "n", dataType: "int", nullable: false, wire: "int" }],
+        columns: [int("n")],
         rows: Array.from({ length: MANY_ROWS }, (_, i) => [i]),
       },
       {
         name: "patient_names",
         kind: "VIEW",
         primaryKey: [],
-        columns: [
-          { name: "id", dataType: "int", nullable: false, precision: 10, scale: 0, wire: "int" },
-        ],
+        columns: [int("id")],
         rows: [[1], [2], [3]],
       },
       {
         name: "we]ird",
         kind: "BASE TABLE",
         primaryKey: [],
-        columns: [
-          {
-            name: "x]y",
-            dataType: "money",
-            nullable: true,
-            precision: 19,
-            scale: 4,
-            wire: "nvarchar",
-          },
-        ],
+        columns: [{ name: "x]y", type: "money", nullable: true }],
         rows: [["922337203685477.5807"], [null]],
       },
     ],
   },
   { name: "empty", tables: [] },
   contractSchema("cr8_contract"),
+  mssqlTablesSchema("cr8_tables", W_ROWS),
 ];
 
-/**
- * The contract suite's standard fixture as the fake serves it: dates and datetimes travel as the text
- * the adapter's CONVERTs produce (styles 23 and 121), decimals as `CONVERT(varchar(50), ...)` text.
- */
+/** The contract suite's standard fixture as SQL Server stores it. */
 function contractSchema(name: string): FakeSchema {
-  const int = (n: string): FakeColumn => ({
-    name: n,
-    dataType: "int",
-    nullable: false,
-    precision: 10,
-    scale: 0,
-    wire: "int",
-  });
   const nhs = (description?: string): FakeColumn => ({
     name: "nhs_number",
-    dataType: "nvarchar",
+    type: "nvarchar(10)",
     nullable: false,
-    maxLength: 10,
-    wire: "nvarchar",
     ...(description === undefined ? {} : { description }),
   });
   return {
@@ -197,15 +137,8 @@ function contractSchema(name: string): FakeSchema {
         columns: [
           int("visit_no"),
           int("patient_id"),
-          { name: "visited_on", dataType: "date", nullable: false, wire: "nvarchar" },
-          {
-            name: "notes",
-            dataType: "nvarchar",
-            nullable: true,
-            maxLength: -1,
-            description: "Free text",
-            wire: "nvarchar",
-          },
+          { name: "visited_on", type: "date", nullable: false },
+          { name: "notes", type: "nvarchar(max)", nullable: true, description: "Free text" },
         ],
         rows: [
           [1, 1, "2020-01-01", "first"],
@@ -221,15 +154,8 @@ function contractSchema(name: string): FakeSchema {
         columns: [
           int("id"),
           nhs("NHS number"),
-          { name: "birth_date", dataType: "date", nullable: true, wire: "nvarchar" },
-          {
-            name: "weight",
-            dataType: "decimal",
-            nullable: true,
-            precision: 6,
-            scale: 2,
-            wire: "nvarchar",
-          },
+          { name: "birth_date", type: "date", nullable: true },
+          { name: "weight", type: "decimal(6,2)", nullable: true },
         ],
         rows: [
           [1, "9434765919", "1980-02-29", "72.50"],
@@ -249,10 +175,10 @@ function contractSchema(name: string): FakeSchema {
         kind: "BASE TABLE",
         primaryKey: [],
         columns: [
-          { name: "event", dataType: "varchar", nullable: false, maxLength: 100, wire: "nvarchar" },
-          { name: "logged_at", dataType: "datetime", nullable: true, wire: "nvarchar" },
+          { name: "event", type: "varchar(100)", nullable: false },
+          { name: "logged_at", type: "datetime", nullable: true },
         ],
-        rows: [["created", "2020-01-01 12:34:56.000"], ['note, with "quotes"', null]],
+        rows: [["created", "2020-01-01 12:34:56"], ['note, with "quotes"', null]],
       },
     ],
   };
@@ -316,8 +242,11 @@ Deno.test("MssqlSourceDatabase passes the SourceDatabase contract against the fa
         schema: "cr8_contract",
         connect: () => connectMssqlWith(options(server.port), { encrypt: false }),
         cleanup: () => server.close(),
+        wide: { schema: "cr8_tables", table: W_TABLE, rows: W_ROWS },
+        edge: { schema: "cr8_tables", table: EDGE_TABLE, engine: "mssql" },
       };
     },
+    engine: "mssql",
   });
 });
 
@@ -435,8 +364,8 @@ Deno.test("MssqlSourceDatabase readRows() streams canonical values, NULLs includ
     ]);
     const sql = server.batches.at(-1) ?? "";
     assert.equal(sql, mssqlReadQuery(patients));
-    assert.match(sql, /CONVERT\(varchar\(50\), \[weight\]\) AS \[c2\]/);
-    assert.match(sql, /CONVERT\(varchar\(27\), \[admitted\], 121\) AS \[c4\]/);
+    assert.match(sql, /CONVERT\(nvarchar\(50\), \[weight\]\) AS \[c2\]/);
+    assert.match(sql, /CONVERT\(nvarchar\(27\), \[admitted\], 121\) AS \[c4\]/);
     assert.match(sql, / FROM \[dbo\]\.\[patients\]$/);
 
     const visits = await extractOf(db, "visits");
@@ -450,7 +379,7 @@ Deno.test("MssqlSourceDatabase readRows() streams canonical values, NULLs includ
     assert.deepEqual((await readAll(db, weird)).rows, [["922337203685477.5807"], [null]]);
     assert.match(
       server.batches.at(-1) ?? "",
-      /CONVERT\(varchar\(50\), \[x\]\]y\], 2\) .* FROM \[dbo\]\.\[we\]\]ird\]$/,
+      /CONVERT\(nvarchar\(50\), \[x\]\]y\], 2\) .* FROM \[dbo\]\.\[we\]\]ird\]$/,
     );
   });
 });
@@ -528,6 +457,238 @@ Deno.test("connectMssqlWith() reports an unreachable server as SourceUnavailable
   );
 });
 
+Deno.test("MssqlSourceDatabase reads long (max) values in PLP chunks of any size, exactly", async (t) => {
+  const long = (column: string) =>
+    EDGE_CASES.filter((c) => c.column === column && (c.expected?.length ?? 0) > 4_000);
+  const cases = [...long("t"), ...long("bin")];
+  // 10,000 x's (20,000 bytes), 5,000 emoji (20,006 bytes) and 20,000 bytes as 40,000 hex digits.
+  assert.equal(cases.length, 3);
+  for (const plpChunkBytes of [8_000, 4_001, 1, 100_000]) {
+    await t.step(`${plpChunkBytes}-byte chunks`, async () => {
+      await using server = await startFakeTdsServer({
+        userName: "sa",
+        password: PASSWORD,
+        schemas: SCHEMAS,
+        plpChunkBytes,
+      });
+      await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+      const catalog = await db.describeSchema("cr8_tables", { tables: [EDGE_TABLE] });
+      const table = catalog.tables[0]!;
+      const ids = new Set(cases.map((c) => String(c.id)));
+      const { rows } = await readAll(db, { schema: "cr8_tables", table }, 1);
+      const byId = new Map(rows.filter((r) => ids.has(r[0]!)).map((r) => [r[0], r]));
+      for (const c of cases) {
+        const index = table.columns.findIndex((column) => column.name === c.column);
+        assert.strictEqual(byId.get(String(c.id))?.[index], c.expected, c.label);
+      }
+    });
+  }
+});
+
+Deno.test("MssqlSourceDatabase streams a large generated table with bounded batches", async () => {
+  const rows = 50_000;
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: [mssqlTablesSchema("big", rows)],
+  });
+  await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+  const table = (await db.describeSchema("big", { tables: [W_TABLE] })).tables[0]!;
+  let count = 0;
+  let largest = 0;
+  let last: CanonicalRow | undefined;
+  for await (const batch of db.readRows({ schema: "big", table }, { batchRows: 2_000 })) {
+    count += batch.length;
+    largest = Math.max(largest, batch.length);
+    last = batch.at(-1);
+  }
+  assert.equal(count, rows);
+  assert.equal(largest, 2_000);
+  assert.deepEqual(last, wExpectedRow(rows));
+});
+
+Deno.test("MssqlSourceDatabase readRows() keeps memory bounded over 200 MB of (max) values", async () => {
+  const rows = 20_000;
+  const text = "é😀".repeat(1_700); // 5,100 UTF-16 units, 10,200 bytes on the wire
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: [{
+      name: "dbo",
+      tables: [{
+        name: "bulk",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [int("n"), { name: "t", type: "nvarchar(max)", nullable: true }],
+        rows: {
+          *[Symbol.iterator]() {
+            for (let n = 0; n < rows; n++) yield [n, `${n}${text}`];
+          },
+        },
+      }],
+    }],
+  });
+  await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+  const bulk = (await db.describeSchema("dbo")).tables[0]!;
+  const seen = await measureStreaming(db, { schema: "dbo", table: bulk }, 500);
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+  assert.equal(seen.rows, rows);
+  assert.equal(seen.largestBatch, 500);
+  assert.ok(seen.valueChars > 100_000_000, "over 100M characters (200 MB as UTF-16) were read");
+  assert.ok(seen.rssGrowth < 150 * 2 ** 20, `RSS grew by ${mib(seen.rssGrowth)}`);
+  assert.ok(seen.heapGrowth < 100 * 2 ** 20, `the heap grew by ${mib(seen.heapGrowth)}`);
+});
+
+Deno.test("MssqlSourceDatabase readRows() fails on an error in the middle of a result and recovers", async () => {
+  const rows: (number | string)[][] = Array.from({ length: 3_000 }, (_, i) => [i, "1.00"]);
+  // A value SQL Server would report with an ERROR token once it reaches that row.
+  rows[2_500] = [2_500, "1.001"];
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: [{
+      name: "dbo",
+      tables: [{
+        name: "bad",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [int("n"), { name: "amount", type: "decimal(6,2)", nullable: true }],
+        rows,
+      }],
+    }],
+  });
+  await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+  const bad = (await db.describeSchema("dbo")).tables[0]!;
+  let seen = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const batch of db.readRows({ schema: "dbo", table: bad }, { batchRows: 100 })) {
+        seen += batch.length;
+      }
+    })(),
+    (e: unknown) => {
+      assert.ok(e instanceof SourceUnavailableError);
+      assert.match(e.message, /Cannot read table "dbo"\."bad"/);
+      return true;
+    },
+  );
+  assert.ok(seen <= 2_500, `${seen} rows came before the failing one`);
+  await db.ping();
+});
+
+/** The fake's rows for TLS tests: the contract fixture's patients. */
+async function readPatients(db: MssqlSourceDatabase): Promise<CanonicalRow[]> {
+  const table = (await db.describeSchema("cr8_contract", { tables: ["patients"] })).tables[0]!;
+  return (await readAll(db, { schema: "cr8_contract", table })).rows;
+}
+
+Deno.test("connectMssqlWith() with TLS: verified certificates, TDS 7.4 and TDS 8.0 strict", async (t) => {
+  const trusted = await makeTestCertificates();
+  const other = await makeTestCertificates();
+  const expected = FIXTURE_ROWS.patients;
+  const fake = (mode: "tds7" | "strict") =>
+    startFakeTdsServer({
+      userName: "sa",
+      password: PASSWORD,
+      schemas: SCHEMAS,
+      tls: { mode, cert: trusted.cert, key: trusted.key },
+    });
+  const refused = async (
+    server: FakeTdsServer,
+    tls: Parameters<typeof connectMssqlWith>[1],
+    pattern: RegExp,
+  ) => {
+    const before = server.connections.filter((c) => c.loggedIn).length;
+    await assert.rejects(connectMssqlWith(options(server.port), tls), (e: unknown) => {
+      assert.ok(e instanceof SourceUnavailableError, String(e));
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes(PASSWORD));
+      return true;
+    });
+    // The password never reached a server that was not trusted.
+    assert.equal(server.connections.filter((c) => c.loggedIn).length, before);
+  };
+  try {
+    await t.step("TDS 7.4: TLS 1.2 inside PRELOGIN, the private CA trusted", async () => {
+      await using server = await fake("tds7");
+      await using db = await connectMssqlWith(options(server.port), {
+        encrypt: true,
+        ca: trusted.caCert,
+      });
+      assert.deepEqual(await readPatients(db), expected);
+      assert.deepEqual(server.connections.at(-1), { tls: "TLSv1.2", alpn: null, loggedIn: true });
+    });
+
+    await t.step("TDS 7.4: an unknown CA is refused unless trustServerCertificate", async () => {
+      await using server = await fake("tds7");
+      await refused(server, { encrypt: true }, /certificate/i);
+      await refused(server, { encrypt: true, ca: other.caCert }, /certificate/i);
+      await using db = await connectMssqlWith(options(server.port), {
+        encrypt: true,
+        trustServerCertificate: true,
+      });
+      assert.deepEqual(await readPatients(db), expected);
+      assert.equal(server.connections.at(-1)?.tls, "TLSv1.2");
+    });
+
+    await t.step("TDS 7.4: the certificate must name the host (or serverName)", async () => {
+      await using server = await fake("tds7");
+      await refused(
+        server,
+        { encrypt: true, ca: trusted.caCert, serverName: "sql.example.org" },
+        /sql\.example\.org|altnames|host/i,
+      );
+      await using db = await connectMssqlWith(options(server.port), {
+        encrypt: true,
+        ca: trusted.caCert,
+        serverName: "localhost",
+      });
+      await db.ping();
+    });
+
+    await t.step("TDS 7.4: a server that needs TLS refuses encrypt: false", async () => {
+      await using server = await fake("tds7");
+      await refused(server, { encrypt: false }, /requires encryption/);
+    });
+
+    await t.step("a server without TLS is refused by the default encrypt: true", async () => {
+      await using server = await startFakeTdsServer({
+        userName: "sa",
+        password: PASSWORD,
+        schemas: SCHEMAS,
+      });
+      await refused(server, {}, /did not negotiate encryption/);
+    });
+
+    await t.step("TDS 8.0 strict: TLS from the first byte with ALPN tds/8.0", async () => {
+      await using server = await fake("strict");
+      await using db = await connectMssqlWith(options(server.port), {
+        encrypt: "strict",
+        ca: trusted.caCert,
+      });
+      assert.deepEqual(await readPatients(db), expected);
+      const connection = server.connections.at(-1);
+      assert.equal(connection?.alpn, "tds/8.0");
+      assert.match(connection?.tls ?? "", /^TLSv1\.[23]$/);
+      assert.equal(connection?.loggedIn, true);
+    });
+
+    await t.step(
+      "TDS 8.0 strict: an unknown CA is refused, even with trustServerCertificate",
+      async () => {
+        await using server = await fake("strict");
+        await refused(server, { encrypt: "strict" }, /certificate/i);
+        await refused(server, { encrypt: "strict", ca: other.caCert }, /certificate/i);
+        // tedious ignores trustServerCertificate in strict mode: TDS 8.0 always verifies.
+        await refused(server, { encrypt: "strict", trustServerCertificate: true }, /certificate/i);
+      },
+    );
+  } finally {
+    await removeTestCertificates(trusted);
+    await removeTestCertificates(other);
+  }
+});
+
 Deno.test("mssqlLogicalType() and mssqlFullType() map SQL Server types", () => {
   const t = (dataType: string, extra: Partial<Parameters<typeof mssqlLogicalType>[0]> = {}) => ({
     dataType,
@@ -598,18 +759,24 @@ Deno.test("mssqlSelectExpression() converts lossy types on the server; identifie
   const e = (name: string, dataType: string) => mssqlSelectExpression({ name, dataType });
   assert.equal(quoteMssqlIdentifier("a]b[c"), "[a]]b[c]");
   assert.equal(sqlString("it's"), "N'it''s'");
-  assert.equal(e("d", "decimal(38,10)"), "CONVERT(varchar(50), [d])");
-  assert.equal(e("m", "money"), "CONVERT(varchar(50), [m], 2)");
-  assert.equal(e("t", "datetime2(7)"), "CONVERT(varchar(27), [t], 121)");
+  assert.equal(e("d", "decimal(38,10)"), "CONVERT(nvarchar(50), [d])");
+  assert.equal(e("m", "money"), "CONVERT(nvarchar(50), [m], 2)");
+  assert.equal(e("t", "datetime2(7)"), "CONVERT(nvarchar(27), [t], 121)");
   assert.equal(
     e("o", "datetimeoffset(7)"),
-    "CONVERT(varchar(27), CAST(SWITCHOFFSET([o], '+00:00') AS datetime2(7)), 121)",
+    "CONVERT(nvarchar(27), CAST(SWITCHOFFSET([o], '+00:00') AS datetime2(7)), 121)",
   );
-  assert.equal(e("u", "uniqueidentifier"), "LOWER(CONVERT(char(36), [u]))");
+  assert.equal(e("u", "uniqueidentifier"), "LOWER(CONVERT(nchar(36), [u]))");
   assert.equal(
     e("b", "varbinary(max)"),
-    "LOWER(CONVERT(varchar(max), CONVERT(varbinary(max), [b]), 2))",
+    "LOWER(CONVERT(nvarchar(max), CONVERT(varbinary(max), [b]), 2))",
   );
+  // Code-page text is read as nvarchar: tedious decodes it far faster, and nothing is lost.
+  assert.equal(e("v", "varchar(20)"), "CONVERT(nvarchar(20), [v])");
+  assert.equal(e("v", "char(10)"), "CONVERT(nvarchar(10), [v])");
+  assert.equal(e("v", "varchar(8000)"), "CONVERT(nvarchar(max), [v])");
+  assert.equal(e("v", "varchar(max)"), "CONVERT(nvarchar(max), [v])");
+  assert.equal(e("v", "text"), "CONVERT(nvarchar(max), [v])");
   assert.equal(e("x]", "nvarchar(10)"), "[x]]]");
   assert.equal(e("i", "int"), "[i]");
 });

@@ -3,7 +3,9 @@
  *
  * Every canonical text form (`domain/logical_type.ts`) is valid PostgreSQL input for the column type
  * below, in a session with the canonical settings, so values are loaded with `COPY ... FROM STDIN
- * (FORMAT csv)` as they are, and read back byte for byte the same.
+ * (FORMAT csv)` as they are, and read back byte for byte the same, with one exception: `time`,
+ * `timestamp` and `timestamptz` hold microseconds, so a seventh fraction digit (SQL Server's 100 ns
+ * ticks) is cut off by the loader first (`truncateToMicroseconds`); PostgreSQL's input would round it.
  *
  * | logical type               | PostgreSQL type            | note                                                   |
  * | -------------------------- | -------------------------- | ------------------------------------------------------ |

@@ -16,10 +16,12 @@
  *
  * **Rows stream with bounded memory.** A source with a CSV fast path (PostgreSQL `COPY TO`) is piped
  * straight into `COPY FROM` (its header line skipped by `HEADER`); otherwise each batch of canonical rows
- * is encoded with `domain/csv.ts`. Both go through a Node.js pipeline into postgres.js's COPY stream, whose
- * write callback waits for the socket, so at most a batch or a chunk is in memory per table. Tables load
- * concurrently, each on its own connection (a postgres.js pool would pipeline a second statement onto a
- * connection that is in the middle of a COPY).
+ * is encoded with `domain/csv.ts`, times and timestamps first cut to microseconds (SQL Server's seventh
+ * fraction digit is truncated, never rounded: `truncateToMicroseconds` in `domain/logical_type.ts`; the
+ * CSV fast path only ever comes from PostgreSQL, which has six digits at most). Both go through a
+ * Node.js pipeline into postgres.js's COPY stream, whose write callback waits for the socket, so at most
+ * a batch or a chunk is in memory per table. Tables load concurrently, each on its own connection (a
+ * postgres.js pool would pipeline a second statement onto a connection that is in the middle of a COPY).
  *
  * **Found by registry, read by grant.** `packagedTables` reads the registry, never a schema-name prefix
  * (`cr8tor-contract.md` §9 item 11). The read-only role is granted nothing at load time; even default
@@ -41,7 +43,7 @@ import {
   destinationSchemaName,
 } from "../../domain/destination_schema.ts";
 import { AppError } from "../../domain/errors.ts";
-import type { CanonicalRow } from "../../domain/logical_type.ts";
+import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_type.ts";
 import {
   type DestinationDatabase,
   type DestinationDataset,
@@ -613,9 +615,11 @@ async function* encodedRows(
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const columns = extract.table.columns.map((c) => c.name);
   const kinds = extract.table.columns.map((c) => c.logicalType.kind);
+  const temporal = kinds.flatMap((k, i) => TEMPORAL.has(k) ? [i] : []);
   let rowsBefore = 0;
-  for await (const batch of source.readRows(extract, { batchRows })) {
-    if (batch.length === 0) continue;
+  for await (const sourceBatch of source.readRows(extract, { batchRows })) {
+    if (sourceBatch.length === 0) continue;
+    const batch = temporal.length === 0 ? sourceBatch : toMicroseconds(sourceBatch, temporal);
     const text = encodeCsvRows(batch, kinds);
     if (text.includes("\0") || !text.isWellFormed()) {
       throw unstorableText(batch, rowsBefore, where, columns);
@@ -623,6 +627,32 @@ async function* encodedRows(
     rowsBefore += batch.length;
     yield utf8Bytes(text);
   }
+}
+
+const TEMPORAL: ReadonlySet<string> = new Set(["time", "timestamp", "timestamptz"]);
+
+/**
+ * The batch with every time and timestamp cut to microseconds (`truncateToMicroseconds`, the rule every
+ * destination follows): PostgreSQL's input would round a seventh digit instead, and
+ * `2020-12-31 23:59:59.9999999` would become a timestamp in 2021. Rows without such values are passed
+ * through as they are.
+ */
+function toMicroseconds(
+  batch: readonly CanonicalRow[],
+  columns: readonly number[],
+): readonly CanonicalRow[] {
+  return batch.map((row) => {
+    let copy: CanonicalRow | undefined;
+    for (const i of columns) {
+      const value = row[i];
+      if (value === null || value === undefined) continue;
+      const cut = truncateToMicroseconds(value);
+      if (cut === value) continue;
+      copy ??= [...row];
+      copy[i] = cut;
+    }
+    return copy ?? row;
+  });
 }
 
 /** Names the first value of a batch that holds a NUL character or an unpaired surrogate. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Sql } from "postgres";
 import { MemorySourceDatabase } from "../memory/memory_source_database.ts";
+import { connectMssqlWith } from "../mssql/mssql_source_database.ts";
 import { connectMysql } from "../mysql/mysql_source_database.ts";
 import {
   type CatalogTable,
@@ -10,7 +11,11 @@ import {
 } from "../../domain/catalog.ts";
 import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
 import { DestinationNameTooLongError } from "../../domain/destination_schema.ts";
-import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
+import {
+  type CanonicalRow,
+  type LogicalType,
+  truncateToMicroseconds,
+} from "../../domain/logical_type.ts";
 import {
   type DestinationDataset,
   DestinationSchemaConflictError,
@@ -31,10 +36,13 @@ import {
 import { DestinationSandbox } from "../../tests/support/destination_databases.ts";
 import { passwordRefusingServer } from "../../tests/support/password_refusing_postgres.ts";
 import { ignoreMysql, ignorePostgres, randomName } from "../../tests/support/services.ts";
+import { startFakeTdsServer } from "../../tests/support/fake_tds_server.ts";
+import { mssqlTablesSchema } from "../../tests/support/fake_tds_w_process.ts";
 import {
   createEdgePostgres,
   EDGE_CASES,
   EDGE_TABLE,
+  edgeColumnsFor,
   edgeExpectedRows,
   edgeMysqlDdl,
   fillEdgeMysql,
@@ -497,6 +505,63 @@ Deno.test({
     } finally {
       await source.cleanup();
     }
+  },
+});
+
+Deno.test({
+  name: "PostgresDestinationDatabase load() keeps SQL Server's W and EDGE values, 100 ns cut to µs",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const password = `Fake-${crypto.randomUUID()}`;
+    await using tds = await startFakeTdsServer({
+      userName: "reader",
+      password,
+      schemas: [mssqlTablesSchema("dbo", W_ROWS)],
+    });
+    await withDestination(async (destination, sandbox) => {
+      await using ms = await connectMssqlWith({
+        host: "127.0.0.1",
+        port: tds.port,
+        database: "clinic",
+        username: "reader",
+        password,
+        connectTimeoutMs: 5_000,
+        statementTimeoutMs: 30_000,
+      }, { encrypt: false });
+      await using back = await readBack(sandbox);
+      const extracts = tableExtracts(await ms.describeSchema("dbo"));
+      assert.deepEqual(
+        await destination.load(DATASET, ms, extracts, OPTIONS),
+        loaded(DEST, EDGE_TABLE, W_TABLE),
+      );
+      assert.deepEqual(await destinationRows(back, DEST, W_TABLE), wExpectedRows(W_ROWS));
+      // Every edge value comes back as SQL Server's canonical text, except that times and timestamps
+      // hold microseconds: a seventh digit is dropped, never rounded.
+      const columns = edgeColumnsFor("mssql");
+      const temporal = new Set(["time", "timestamp", "timestamptz"]);
+      const expected = edgeExpectedRows("mssql").map((row) =>
+        row.map((v, i) =>
+          v !== null && temporal.has(columns[i]!.logicalType.kind) ? truncateToMicroseconds(v) : v
+        )
+      );
+      const actual = await destinationRows(back, DEST, EDGE_TABLE);
+      assert.deepEqual(actual, expected);
+      const value = (column: string, label: string) => {
+        const c = EDGE_CASES.find((x) => x.column === column && x.label === label);
+        assert.ok(c, `${column}: ${label}`);
+        return actual.find((r) => r[0] === String(c.id))?.[
+          columns.findIndex((x) => x.name === column)
+        ];
+      };
+      // Rounding (what PostgreSQL's COPY would do with seven digits) would have moved these on.
+      assert.equal(value("ts", "the last tick of a year"), "2020-12-31 23:59:59.999999");
+      assert.equal(
+        value("tz", "the last tick of year 9999 in UTC"),
+        "9999-12-31 23:59:59.999999+00",
+      );
+      assert.equal(value("tm", "the last tick of a day"), "23:59:59.999999");
+      assert.equal(value("m", "money max"), "922337203685477.5807");
+    });
   },
 });
 

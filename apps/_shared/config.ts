@@ -5,7 +5,6 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { z } from "zod";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
 import { ConfigError } from "./app_errors.ts";
@@ -14,8 +13,21 @@ import type { Logger } from "./log.ts";
 /** The shortest API key a service accepts. */
 export const MIN_API_KEY_LENGTH = 16;
 
+/** Where the services read their secrets from (`SECRETS_PROVIDER`). */
+export const SECRETS_PROVIDERS = ["file", "azure-keyvault"] as const;
+
+/** One of {@link SECRETS_PROVIDERS}. */
+export type SecretsProvider = typeof SECRETS_PROVIDERS[number];
+
 /** Environment variables every service reads. */
 export const CommonEnv = z.object({
+  /**
+   * `file` (the files in `SECRETS_MNT_PATH`) or `azure-keyvault` (the vault at `AZURE_KEYVAULT_URL`), for the
+   * API keys and the credentials requests name (`apps/_shared/secret_store_from_env.ts`).
+   */
+  SECRETS_PROVIDER: z.enum(SECRETS_PROVIDERS, {
+    error: () => `must be one of ${SECRETS_PROVIDERS.map((p) => `"${p}"`).join(", ")}`,
+  }).default("file"),
   SECRETS_MNT_PATH: z.string().min(1).default("./secrets"),
   MAX_BODY_BYTES: z.coerce.number<unknown>().int().positive().default(1024 * 1024),
   /** How long a shutdown lets requests in flight finish before cancelling them. */
@@ -40,38 +52,6 @@ export function portFrom(env: Record<string, string | undefined>, fallback: numb
     env,
   )
     .PORT;
-}
-
-/**
- * Reads an API key: the env var of that name (as written or upper case) wins over the file of that name in
- * the secrets directory, as in the reference. The value is trimmed.
- *
- * @throws {ConfigError} when the key is missing, empty or shorter than {@link MIN_API_KEY_LENGTH}.
- */
-export function readApiKey(
-  name: string,
-  env: Record<string, string | undefined>,
-  secretsDir: string,
-): string {
-  let value = env[name] ?? env[name.toUpperCase()];
-  if (value === undefined) {
-    try {
-      value = readFileSync(join(secretsDir, name), "utf8");
-    } catch {
-      throw new ConfigError(
-        `Cannot start: API key "${name}" is not set; put it in the file ${name} under SECRETS_MNT_PATH or in the env var ${name.toUpperCase()}`,
-      );
-    }
-  }
-  value = value.trim();
-  if (value.length < MIN_API_KEY_LENGTH) {
-    throw new ConfigError(
-      `Cannot start: API key "${name}" is ${
-        value === "" ? "empty" : "too short"
-      }; it must be at least ${MIN_API_KEY_LENGTH} characters`,
-    );
-  }
-  return value;
 }
 
 /** The source allow-list and the timeouts for reaching source databases (metadata and publish). */

@@ -1,59 +1,26 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { ConfigError } from "./app_errors.ts";
-import { portFrom, readApiKey } from "./config.ts";
+import { CommonEnv, parseEnv, portFrom } from "./config.ts";
 
-Deno.test("readApiKey()", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), "cr8tor-keys-"));
-  try {
-    await writeFile(join(dir, "publishserviceapikey"), "  file-key-0123456789abcdef\n");
-    await writeFile(join(dir, "shortkey"), "short");
-    await writeFile(join(dir, "emptykey"), "\n");
-
-    await t.step("reads the file in the secrets directory, trimmed", () => {
-      assert.equal(readApiKey("publishserviceapikey", {}, dir), "file-key-0123456789abcdef");
+Deno.test("CommonEnv SECRETS_PROVIDER", async (t) => {
+  await t.step("defaults to file", () => {
+    assert.equal(parseEnv(CommonEnv, {}).SECRETS_PROVIDER, "file");
+  });
+  for (const provider of ["file", "azure-keyvault"] as const) {
+    await t.step(`accepts ${provider}`, () => {
+      assert.equal(parseEnv(CommonEnv, { SECRETS_PROVIDER: provider }).SECRETS_PROVIDER, provider);
     });
-    await t.step("prefers the env var, as written or upper case", () => {
-      assert.equal(
-        readApiKey("publishserviceapikey", { publishserviceapikey: "env-key-0123456789" }, dir),
-        "env-key-0123456789",
+  }
+  for (const wrong of ["vault", "azure_keyvault", "File", ""]) {
+    await t.step(`refuses ${JSON.stringify(wrong)}, naming the allowed values`, () => {
+      assert.throws(
+        () => parseEnv(CommonEnv, { SECRETS_PROVIDER: wrong }),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.message ===
+            'Cannot start: invalid configuration: SECRETS_PROVIDER: must be one of "file", "azure-keyvault"',
       );
-      assert.equal(
-        readApiKey("publishserviceapikey", { PUBLISHSERVICEAPIKEY: "ENV-KEY-0123456789" }, dir),
-        "ENV-KEY-0123456789",
-      );
     });
-    const refusals: [string, Record<string, string>, RegExp][] = [
-      ["a missing key", {}, /"metadataserviceapikey" is not set/],
-      ["an empty key", { emptykey: "" }, /is empty/],
-      ["a blank key file", {}, /is empty/],
-      ["a key shorter than 16 characters", {}, /too short; it must be at least 16 characters/],
-    ];
-    const names = ["metadataserviceapikey", "emptykey", "emptykey", "shortkey"];
-    for (const [i, [what, env, message]] of refusals.entries()) {
-      await t.step(`refuses ${what}`, () => {
-        const name = names[i]!;
-        const envFor = what === "an empty key" ? { [name]: "" } : env;
-        assert.throws(
-          () => readApiKey(name, envFor, dir),
-          (e: unknown) => e instanceof ConfigError && message.test(e.message),
-        );
-      });
-    }
-    await t.step("never puts the key's value in the message", () => {
-      try {
-        readApiKey("shortkey", {}, dir);
-        assert.fail("expected a ConfigError");
-      } catch (e) {
-        assert.ok(
-          !(e as Error).message.includes("short\n") && !(e as Error).message.includes(": short"),
-        );
-      }
-    });
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 });
 

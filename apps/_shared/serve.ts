@@ -22,7 +22,7 @@ export interface RunnableService {
 }
 
 /** How long cancelled requests get to clean up before the process exits anyway. */
-const CLEANUP_MS = 10_000;
+export const CLEANUP_MS = 10_000;
 
 /** Resolves to `false` after `ms`, unless cancelled first. */
 function timeout(ms: number): { expired: Promise<false>; cancel: () => void } {

@@ -10,7 +10,16 @@ import { type SourceEngine, sourceEngine } from "../../domain/source_engine.ts";
 import { SourceTypeNotSupportedError } from "../../domain/errors.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
 import type { OpenConnections } from "./open_connections.ts";
-import type { SourceDatabase, SqlSourceConnector } from "../../ports/source_database.ts";
+import type {
+  DatabricksSourceConnector,
+  SourceDatabase,
+  SqlSourceConnector,
+} from "../../ports/source_database.ts";
+
+/** The connectors of the SQL engines, and of Databricks. */
+export type SourceConnectors =
+  & Partial<Record<Exclude<SourceEngine, "databrickssql">, SqlSourceConnector>>
+  & { readonly databrickssql?: DatabricksSourceConnector };
 
 /** What opening a source needs. */
 export interface SourceAccess {
@@ -19,8 +28,8 @@ export interface SourceAccess {
   readonly secrets: SecretStore;
   /** Where open connections are kept, so a shutdown can cancel requests that run past its grace period. */
   readonly connections: OpenConnections;
-  /** One connector per SQL engine this build supports; a missing engine answers 501. */
-  readonly connectors: Partial<Record<SourceEngine, SqlSourceConnector>>;
+  /** One connector per engine this deployment supports; a missing engine answers 501. */
+  readonly connectors: SourceConnectors;
   readonly connectTimeoutMs: number;
   readonly statementTimeoutMs: number;
 }
@@ -41,10 +50,28 @@ export async function openSource(
 ): Promise<SourceDatabase> {
   const address = access.allowedSources.authorize(source, schemaName);
   const engine = sourceEngine(source);
-  const connect = access.connectors[engine];
-  if (source.type === "databrickssql" || connect === undefined) {
-    throw new SourceTypeNotSupportedError(engine);
+  if (source.type === "databrickssql") {
+    const connect = access.connectors.databrickssql;
+    if (connect === undefined) throw new SourceTypeNotSupportedError(engine);
+    const [clientId, clientSecret] = await Promise.all([
+      access.secrets.get(source.credentials.spn_clientid),
+      access.secrets.get(source.credentials.spn_secret),
+    ]);
+    return access.connections.track(
+      await connect({
+        host: address.host,
+        port: address.port,
+        httpPath: source.http_path,
+        catalog: source.catalog,
+        clientId,
+        clientSecret,
+        connectTimeoutMs: access.connectTimeoutMs,
+        statementTimeoutMs: access.statementTimeoutMs,
+      }),
+    );
   }
+  const connect = access.connectors[sourceEngine(source)];
+  if (connect === undefined) throw new SourceTypeNotSupportedError(engine);
   const [username, password] = await Promise.all([
     access.secrets.get(source.credentials.username_key),
     access.secrets.get(source.credentials.password_key),

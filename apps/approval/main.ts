@@ -4,9 +4,10 @@
  * @module
  */
 import { z } from "zod";
-import { CommonEnv, parseEnv, portFrom, readApiKey } from "../_shared/config.ts";
+import { CommonEnv, parseEnv, portFrom } from "../_shared/config.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
+import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
 
@@ -19,28 +20,36 @@ export const ApprovalEnv = CommonEnv.extend({
   SUBSERVICE_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
 });
 
-/** Builds the gateway from an environment; log lines go to `logSink` (standard output). */
-export function buildApprovalService(
+/**
+ * Builds the gateway from an environment; log lines go to `logSink` (standard output). Its three keys are
+ * read once, here; it reads no other secret, so its `/ready` does not check the store.
+ */
+export async function buildApprovalService(
   env: Record<string, string | undefined>,
   logSink: LogSink = stdoutSink,
-): RunnableService {
+): Promise<RunnableService> {
   const config = parseEnv(ApprovalEnv, env);
-  const secrets = config.SECRETS_MNT_PATH;
   const log = createLogger("approval", logSink);
+  const secrets = await serviceSecretsFromEnv(env, { log });
+  const [apiKey, metadataKey, publishKey] = await Promise.all([
+    secrets.readApiKey("approvalserviceapikey"),
+    secrets.readApiKey("metadataserviceapikey"),
+    secrets.readApiKey("publishserviceapikey"),
+  ]);
   const app = createApprovalApp({
-    apiKey: readApiKey("approvalserviceapikey", env, secrets),
+    apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
     auditTrail: auditTrailFromEnv(env, log),
     metadata: {
       name: "metadata",
       baseUrl: `http://${config.METADATA_CONTAINER_NAME}:${config.METADATA_CONTAINER_PORT}/`,
-      apiKey: readApiKey("metadataserviceapikey", env, secrets),
+      apiKey: metadataKey,
     },
     publish: {
       name: "publish",
       baseUrl: `http://${config.PUBLISH_CONTAINER_NAME}:${config.PUBLISH_CONTAINER_PORT}/`,
-      apiKey: readApiKey("publishserviceapikey", env, secrets),
+      apiKey: publishKey,
     },
     timeoutMs: config.SUBSERVICE_TIMEOUT_SECONDS * 1000,
     readyTimeoutMs: 3000,
@@ -57,7 +66,7 @@ export function buildApprovalService(
 if (import.meta.main) {
   await runService(
     createLogger("approval"),
-    () => Promise.resolve(buildApprovalService(Deno.env.toObject())),
+    () => buildApprovalService(Deno.env.toObject()),
   );
   Deno.exit(0);
 }

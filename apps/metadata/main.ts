@@ -3,38 +3,31 @@
  *
  * @module
  */
-import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
-import {
-  CommonEnv,
-  parseEnv,
-  portFrom,
-  readAllowedSources,
-  readApiKey,
-  SourceEnv,
-} from "../_shared/config.ts";
+import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
-import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { sourceConnectors } from "../_shared/source_connectors.ts";
+import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
 /** Builds the metadata service from an environment; log lines go to `logSink` (standard output). */
-export function buildMetadataService(
+export async function buildMetadataService(
   env: Record<string, string | undefined>,
   logSink: LogSink = stdoutSink,
-): RunnableService {
+): Promise<RunnableService> {
   const log = createLogger("metadata", logSink);
   const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
+  const secrets = await serviceSecretsFromEnv(env, { log });
   const connections = new OpenConnections();
   const app = createMetadataApp({
-    apiKey: readApiKey("metadataserviceapikey", env, config.SECRETS_MNT_PATH),
+    apiKey: await secrets.readApiKey("metadataserviceapikey"),
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
     auditTrail: auditTrailFromEnv(env, log),
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
-    secrets: new FileSecretStore(config.SECRETS_MNT_PATH),
+    secrets: secrets.store,
     connections,
     connectors: sourceConnectors({
       encrypt: config.SOURCE_MSSQL_ENCRYPT,
@@ -42,7 +35,7 @@ export function buildMetadataService(
     }),
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
-    readiness: async () => [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)],
+    readiness: async () => [await secrets.readinessCheck("metadataserviceapikey")],
   });
   return {
     fetch: app.fetch,
@@ -55,7 +48,7 @@ export function buildMetadataService(
 if (import.meta.main) {
   await runService(
     createLogger("metadata"),
-    () => Promise.resolve(buildMetadataService(Deno.env.toObject())),
+    () => buildMetadataService(Deno.env.toObject()),
   );
   Deno.exit(0);
 }

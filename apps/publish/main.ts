@@ -5,7 +5,6 @@
  */
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
-import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
@@ -13,20 +12,13 @@ import type { SecretStore } from "../../ports/secret_store.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
-import {
-  CommonEnv,
-  parseEnv,
-  portFrom,
-  readAllowedSources,
-  readApiKey,
-  SourceEnv,
-} from "../_shared/config.ts";
+import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
-import { secretsDirectoryCheck } from "../_shared/readiness.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { sourceConnectors } from "../_shared/source_connectors.ts";
+import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
@@ -131,7 +123,9 @@ export async function buildPublishService(
 ): Promise<RunnableService> {
   const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
-  const secrets = new FileSecretStore(config.SECRETS_MNT_PATH);
+  const serviceSecrets = await serviceSecretsFromEnv(env, { log });
+  const apiKey = await serviceSecrets.readApiKey("publishserviceapikey");
+  const secrets = serviceSecrets.store;
   const timeouts = {
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
@@ -166,7 +160,7 @@ export async function buildPublishService(
     });
   }
   const app = createPublishApp({
-    apiKey: readApiKey("publishserviceapikey", env, config.SECRETS_MNT_PATH),
+    apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
     auditTrail: auditTrailFromEnv(env, log),
@@ -184,7 +178,9 @@ export async function buildPublishService(
     concurrency: config.PACKAGE_CONCURRENCY,
     batchRows: config.SOURCE_BATCH_ROWS,
     readiness: async () => {
-      const checks: ReadinessCheck[] = [await secretsDirectoryCheck(config.SECRETS_MNT_PATH)];
+      const checks: ReadinessCheck[] = [
+        await serviceSecrets.readinessCheck("publishserviceapikey"),
+      ];
       for (const [name, filestore] of filestores) {
         try {
           await filestore.checkReady();
@@ -207,7 +203,7 @@ export async function buildPublishService(
 if (import.meta.main) {
   await runService(
     createLogger("publish"),
-    () => Promise.resolve(buildPublishService(Deno.env.toObject())),
+    () => buildPublishService(Deno.env.toObject()),
   );
   Deno.exit(0);
 }

@@ -19,7 +19,8 @@
  *
  * Optionally, in schemas of their own, the W and EDGE tables of `tests/support/w_table.ts`
  * ({@link SourceDatabaseFixture.wide}, {@link SourceDatabaseFixture.edge}): the suite then checks every
- * value of them to the exact canonical string, and `readCsv` (where present) against `readRows`.
+ * value of them to the exact canonical string, and `readCsv` (where present) against `readRows`. The EDGE
+ * table has the columns `edgeColumnsFor(engine)` names: the shared ones, then the engine's own.
  *
  * Use it from an adapter test:
  * ```ts
@@ -41,8 +42,8 @@ import {
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
 import {
-  EDGE_COLUMNS,
   edgeCasesFor,
+  edgeColumnsFor,
   edgeExpectedRows,
   type Engine,
   logicalTypeIn,
@@ -521,7 +522,7 @@ async function runReadSteps(
 
   const edge = fixture.edge;
   if (edge !== undefined) {
-    const engine = edge.engine === "any" ? "postgres" : edge.engine;
+    const edgeColumns = edgeColumnsFor(edge.engine);
     const edgeCatalog = await db.describeSchema(edge.schema, { tables: [edge.table] });
     const edgeTable = edgeCatalog.tables[0];
     assert.ok(edgeTable, "the EDGE table is missing");
@@ -530,7 +531,7 @@ async function runReadSteps(
     await t.step(`${name} describeSchema() maps the EDGE table's types`, () => {
       assert.deepEqual(
         edgeTable.columns.map((c) => [c.name, c.logicalType]),
-        EDGE_COLUMNS.map((c) => [c.name, logicalTypeIn(c, engine)]),
+        edgeColumns.map((c) => [c.name, c.logicalType]),
       );
     });
 
@@ -543,7 +544,7 @@ async function runReadSteps(
         for (const c of cases) {
           const row = rows.get(String(c.id));
           assert.ok(row, `edge row ${c.id} (${c.column}: ${c.label}) is missing`);
-          EDGE_COLUMNS.forEach((column, i) => {
+          edgeColumns.forEach((column, i) => {
             if (column.name === "id") return;
             const expected = column.name === c.column ? c.expected : null;
             assert.strictEqual(

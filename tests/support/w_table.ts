@@ -2,12 +2,13 @@
  * Test tables shared by the source adapters' tests:
  *
  * - **W** ("wide"), the benchmark's 13-column table (`sources-and-benchmark.md` §F.3), generated in
- *   PostgreSQL with `generate_series` and written into MySQL/MariaDB with the same values.
+ *   PostgreSQL with `generate_series` and written into MySQL/MariaDB and SQL Server with the same values.
  *   {@link wExpectedRow} computes every row's canonical text independently of any database, so tests
- *   assert exact strings, and both engines are compared with it.
+ *   assert exact strings, and every engine is compared with it.
  * - **EDGE**, one row per edge value (NULL against `''`, CSV-hostile text, extreme numbers, dates and
  *   times at the ends of their ranges, ...), each with its exact expected canonical text. Rows that only
- *   one engine can hold are marked with `only`.
+ *   some engines can hold are marked with `only` (and `except`); types that only one engine has get
+ *   columns of their own ({@link EDGE_ENGINE_COLUMNS}).
  *
  * @module
  */
@@ -22,12 +23,13 @@ import {
   type LogicalType,
   parseBinary,
 } from "../../domain/logical_type.ts";
+import { quoteMssqlIdentifier as quoteMssql } from "../../adapters/mssql/mssql_source_database.ts";
 import { quoteMysql, quotePostgres } from "./databases.ts";
 
 /** A database engine the test tables exist for. */
-export type Engine = "postgres" | "mysql";
+export type Engine = "postgres" | "mysql" | "mssql";
 
-/** One column of a test table, in both dialects. */
+/** One column of a test table, in every dialect. */
 export interface TestColumn {
   readonly name: string;
   /** The PostgreSQL column type, as written in DDL. */
@@ -36,14 +38,25 @@ export interface TestColumn {
   readonly postgresType: string;
   /** The MySQL/MariaDB column type, as written in DDL. */
   readonly mysql: string;
+  /** The SQL Server column type, as written in DDL (without NULL / NOT NULL). */
+  readonly mssql: string;
   readonly logicalType: LogicalType;
   /** The logical type of the MySQL column, when it differs. */
   readonly mysqlLogicalType?: LogicalType;
+  /** The logical type of the SQL Server column, when it differs. */
+  readonly mssqlLogicalType?: LogicalType;
 }
 
 /** The logical type a column has in one engine. */
 export function logicalTypeIn(column: TestColumn, engine: Engine): LogicalType {
-  return engine === "mysql" ? column.mysqlLogicalType ?? column.logicalType : column.logicalType;
+  switch (engine) {
+    case "mysql":
+      return column.mysqlLogicalType ?? column.logicalType;
+    case "mssql":
+      return column.mssqlLogicalType ?? column.logicalType;
+    default:
+      return column.logicalType;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -51,34 +64,39 @@ export function logicalTypeIn(column: TestColumn, engine: Engine): LogicalType {
 
 /** The W table's columns, in order; `id` is the primary key. */
 export const W_COLUMNS: readonly TestColumn[] = [
-  col("id", "bigint", "bigint", "BIGINT NOT NULL", { kind: "bigint" }),
-  col("i", "int", "integer", "INT", { kind: "integer" }),
-  col("s", "smallint", "smallint", "SMALLINT", { kind: "smallint" }),
-  col("amount", "numeric(18,2)", "numeric(18,2)", "DECIMAL(18,2)", {
+  col("id", "bigint", "bigint", "BIGINT NOT NULL", "bigint", { kind: "bigint" }),
+  col("i", "int", "integer", "INT", "int", { kind: "integer" }),
+  col("s", "smallint", "smallint", "SMALLINT", "smallint", { kind: "smallint" }),
+  col("amount", "numeric(18,2)", "numeric(18,2)", "DECIMAL(18,2)", "decimal(18,2)", {
     kind: "decimal",
     precision: 18,
     scale: 2,
   }),
-  col("price", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", {
+  col("price", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", "decimal(38,10)", {
     kind: "decimal",
     precision: 38,
     scale: 10,
   }),
-  col("ratio", "double precision", "double precision", "DOUBLE", { kind: "double" }),
-  col("flag", "boolean", "boolean", "BOOLEAN", { kind: "boolean" }),
+  col("ratio", "double precision", "double precision", "DOUBLE", "float", { kind: "double" }),
+  col("flag", "boolean", "boolean", "BOOLEAN", "bit", { kind: "boolean" }),
   col(
     "created_at",
     "timestamptz",
     "timestamp with time zone",
     "TIMESTAMP(6) NULL DEFAULT NULL",
+    "datetimeoffset(7)",
     { kind: "timestamptz" },
   ),
-  col("d", "date", "date", "DATE", { kind: "date" }),
-  col("code", "varchar(20)", "character varying(20)", "VARCHAR(20)", { kind: "text" }),
-  col("txt", "text", "text", "TEXT", { kind: "text" }),
-  col("maybe", "text", "text", "TEXT", { kind: "text" }),
+  col("d", "date", "date", "DATE", "date", { kind: "date" }),
+  col("code", "varchar(20)", "character varying(20)", "VARCHAR(20)", "varchar(20)", {
+    kind: "text",
+  }),
+  col("txt", "text", "text", "TEXT", "nvarchar(max)", { kind: "text" }),
+  col("maybe", "text", "text", "TEXT", "varchar(max)", { kind: "text" }),
   // MariaDB's UUID type refuses a quarter of these md5-made values (see EDGE_CASES), so text there.
-  col("u", "uuid", "uuid", "CHAR(36) CHARACTER SET ascii", { kind: "uuid" }, { kind: "text" }),
+  col("u", "uuid", "uuid", "CHAR(36) CHARACTER SET ascii", "uniqueidentifier", { kind: "uuid" }, {
+    mysql: { kind: "text" },
+  }),
 ];
 
 /** The W table's default name. */
@@ -134,6 +152,19 @@ export async function fillWMysql(
   }
 }
 
+/** DDL that creates the (empty) W table in SQL Server; `$s` stands for the bracketed schema. */
+export function wMssqlDdl(table: string = W_TABLE): string {
+  return `CREATE TABLE $s.${quoteMssql(table)} (${
+    W_COLUMNS.map((c) => `${quoteMssql(c.name)} ${c.mssql}${c.name === "id" ? " NOT NULL" : ""}`)
+      .join(", ")
+  }, PRIMARY KEY (id))`;
+}
+
+/** W row `id` as SQL Server stores it (see {@link mssqlStored}), for the fake TDS server. */
+export function wMssqlRow(id: number): (string | number | boolean | null)[] {
+  return wExpectedRow(id).map((v, i) => mssqlStored(logicalTypeIn(W_COLUMNS[i]!, "mssql"), v));
+}
+
 /** The W table as a catalogue table (PostgreSQL's type names), for fakes. */
 export function wCatalogTable(table: string = W_TABLE): CatalogTable {
   return catalogTable(table, W_COLUMNS, ["id"]);
@@ -142,22 +173,23 @@ export function wCatalogTable(table: string = W_TABLE): CatalogTable {
 /**
  * The canonical text of W row `id`, computed without a database: exact integer arithmetic for the
  * numerics, and for `ratio` PostgreSQL's own steps (`g/3.0` is numeric division, rounded half away from
- * zero to the scale PostgreSQL picks for it, then read as a double).
+ * zero to the scale PostgreSQL picks for it, then read as a double). Written for speed (about 2 µs a
+ * row), since the benchmark's fake SQL Server generates W with it; `w_table_test.ts` checks it against a
+ * plain BigInt transcription of the SQL.
  */
 export function wExpectedRow(id: number): CanonicalRow {
-  const g = BigInt(id);
   const md5 = createHash("md5").update(String(id)).digest("hex");
-  const cents = (g * 137n) % 100_000_000n;
+  const cents = (id * 137) % 100_000_000;
   return [
     String(id),
     String((id * 7) % 100_000),
     String(id % 30_000),
-    `${cents / 100n}.${String(cents % 100n).padStart(2, "0")}`,
-    fixed(divideRounded(g * 31_415_926_535n, 7n), 10),
+    `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, "0")}`,
+    wPrice(id),
     formatDouble(Number(pgDivideByThree(id))),
     id % 2 === 0 ? "true" : "false",
-    `${isoUtc(Date.UTC(2020, 0, 1) + id * 1_000)}+00`,
-    isoUtc(Date.UTC(2000, 0, 1) + (id % 9_000) * 86_400_000).slice(0, 10),
+    `${utcText(SECONDS_2020 + id)}+00`,
+    utcText((DAYS_2000 + (id % 9_000)) * 86_400).slice(0, 10),
     `C${String(id % 99_999).padStart(8, "0")}`,
     `${md5} ${id % 1_000}`,
     id % 2 === 0 ? null : `v${id}`,
@@ -172,23 +204,23 @@ export function wExpectedRows(rows: number): CanonicalRow[] {
   return Array.from({ length: rows }, (_, i) => wExpectedRow(i + 1));
 }
 
-/** `n / d` rounded half away from zero, for non-negative n and positive d. */
-function divideRounded(n: bigint, d: bigint): bigint {
-  const q = n / d;
-  return (n % d) * 2n >= d ? q + 1n : q;
-}
-
-/** An integer count of 10^-scale units as a decimal string with exactly `scale` digits. */
-function fixed(units: bigint, scale: number): string {
-  const factor = 10n ** BigInt(scale);
-  return `${units / factor}.${String(units % factor).padStart(scale, "0")}`;
+/**
+ * `(g * 3.1415926535) / 7` at scale 10. 31415926535 = 7 × 4487989505, so the quotient is exactly
+ * g × 4487989505 units of 10^-10 (no rounding happens); plain numbers are exact below 2^53.
+ */
+function wPrice(id: number): string {
+  const units = id <= 2_000_000 ? String(id * 4_487_989_505) : String(BigInt(id) * 4_487_989_505n);
+  const digits = units.padStart(11, "0");
+  return `${digits.slice(0, -10)}.${digits.slice(-10)}`;
 }
 
 /**
  * `g/3.0` as PostgreSQL's numeric division computes it (`select_div_scale` in `numeric.c`): at least 16
- * significant digits, from the quotient's estimated weight in base-10000 digits.
+ * significant digits, from the quotient's estimated weight in base-10000 digits, rounded half away from
+ * zero. A third's decimal digits repeat, so the fraction is written out directly: `.000…`, `.333…` or
+ * `.666…7`.
  */
-function pgDivideByThree(g: number): string {
+export function pgDivideByThree(g: number): string {
   let weight1 = 0;
   let first1 = g;
   while (first1 >= 10_000) {
@@ -198,11 +230,45 @@ function pgDivideByThree(g: number): string {
   let qweight = weight1; // the divisor 3.0 has weight 0 and first digit 3
   if (first1 <= 3) qweight--;
   const scale = Math.min(Math.max(16 - qweight * 4, 1), 1_000);
-  return fixed(divideRounded(BigInt(g) * 10n ** BigInt(scale), 3n), scale);
+  const remainder = g % 3;
+  const fraction = remainder === 0
+    ? "0".repeat(scale)
+    : remainder === 1
+    ? "3".repeat(scale)
+    : `${"6".repeat(scale - 1)}7`;
+  return `${Math.floor(g / 3)}.${fraction}`;
 }
 
-function isoUtc(ms: number): string {
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.000Z$/, "").replace(/Z$/, "");
+/** 2020-01-01 00:00:00 UTC and 2000-01-01 in seconds and days from 1970. */
+const SECONDS_2020 = 1_577_836_800;
+const DAYS_2000 = 10_957;
+
+/** `YYYY-MM-DD HH:MM:SS` of a count of seconds from 1970 (UTC), years 1 to 9999. */
+function utcText(seconds: number): string {
+  const days = Math.floor(seconds / 86_400);
+  let rest = seconds - days * 86_400;
+  // Days to the civil date (H. Hinnant's algorithm).
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1_460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const hours = Math.floor(rest / 3_600);
+  rest -= hours * 3_600;
+  const minutes = Math.floor(rest / 60);
+  return `${String(year).padStart(4, "0")}-${two(month)}-${two(day)} ${two(hours)}:${
+    two(minutes)
+  }:${two(rest - minutes * 60)}`;
+}
+
+function two(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -210,19 +276,19 @@ function isoUtc(ms: number): string {
 
 /** The edge table's columns, in order; `id` is the primary key. Every other column is nullable. */
 export const EDGE_COLUMNS: readonly TestColumn[] = [
-  col("id", "integer", "integer", "INT NOT NULL", { kind: "integer" }),
-  col("t", "text", "text", "TEXT", { kind: "text" }),
-  col("n", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", {
+  col("id", "integer", "integer", "INT NOT NULL", "int", { kind: "integer" }),
+  col("t", "text", "text", "TEXT", "nvarchar(max)", { kind: "text" }),
+  col("n", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", "decimal(38,10)", {
     kind: "decimal",
     precision: 38,
     scale: 10,
   }),
-  col("f8", "double precision", "double precision", "DOUBLE", { kind: "double" }),
-  col("f4", "real", "real", "FLOAT", { kind: "real" }),
-  col("i2", "smallint", "smallint", "SMALLINT", { kind: "smallint" }),
-  col("i4", "integer", "integer", "INT", { kind: "integer" }),
-  col("i8", "bigint", "bigint", "BIGINT", { kind: "bigint" }),
-  col("ts", "timestamp(6)", "timestamp(6) without time zone", "DATETIME(6)", {
+  col("f8", "double precision", "double precision", "DOUBLE", "float", { kind: "double" }),
+  col("f4", "real", "real", "FLOAT", "real", { kind: "real" }),
+  col("i2", "smallint", "smallint", "SMALLINT", "smallint", { kind: "smallint" }),
+  col("i4", "integer", "integer", "INT", "int", { kind: "integer" }),
+  col("i8", "bigint", "bigint", "BIGINT", "bigint", { kind: "bigint" }),
+  col("ts", "timestamp(6)", "timestamp(6) without time zone", "DATETIME(6)", "datetime2(7)", {
     kind: "timestamp",
   }),
   col(
@@ -230,15 +296,60 @@ export const EDGE_COLUMNS: readonly TestColumn[] = [
     "timestamptz(6)",
     "timestamp(6) with time zone",
     "TIMESTAMP(6) NULL DEFAULT NULL",
+    "datetimeoffset(7)",
     { kind: "timestamptz" },
   ),
-  col("d", "date", "date", "DATE", { kind: "date" }),
-  col("tm", "time(6)", "time(6) without time zone", "TIME(6)", { kind: "time" }),
-  col("u", "uuid", "uuid", "UUID", { kind: "uuid" }),
-  col("b", "boolean", "boolean", "BOOLEAN", { kind: "boolean" }),
-  col("bin", "bytea", "bytea", "VARBINARY(255)", { kind: "binary" }),
-  col("j", "jsonb", "jsonb", "JSON", { kind: "json" }),
+  col("d", "date", "date", "DATE", "date", { kind: "date" }),
+  col("tm", "time(6)", "time(6) without time zone", "TIME(6)", "time(7)", { kind: "time" }),
+  col("u", "uuid", "uuid", "UUID", "uniqueidentifier", { kind: "uuid" }),
+  col("b", "boolean", "boolean", "BOOLEAN", "bit", { kind: "boolean" }),
+  col("bin", "bytea", "bytea", "VARBINARY(255)", "varbinary(max)", { kind: "binary" }),
+  // SQL Server 2022 has no JSON type: JSON lives in nvarchar(max), which is text.
+  col("j", "jsonb", "jsonb", "JSON", "nvarchar(max)", { kind: "json" }, {
+    mssql: { kind: "text" },
+  }),
 ];
+
+/** A column that only one engine's edge table has, for a type no other engine has. */
+export interface EngineEdgeColumn {
+  readonly engine: Engine;
+  readonly name: string;
+  /** The column type, as written in that engine's DDL. */
+  readonly type: string;
+  readonly logicalType: LogicalType;
+}
+
+/** The engine-only columns, after {@link EDGE_COLUMNS} in this order. */
+export const EDGE_ENGINE_COLUMNS: readonly EngineEdgeColumn[] = [
+  { engine: "mssql", name: "i1", type: "tinyint", logicalType: { kind: "smallint" } },
+  {
+    engine: "mssql",
+    name: "m",
+    type: "money",
+    logicalType: { kind: "decimal", precision: 19, scale: 4 },
+  },
+  {
+    engine: "mssql",
+    name: "sm",
+    type: "smallmoney",
+    logicalType: { kind: "decimal", precision: 10, scale: 4 },
+  },
+  { engine: "mssql", name: "dt", type: "datetime", logicalType: { kind: "timestamp" } },
+  { engine: "mssql", name: "sdt", type: "smalldatetime", logicalType: { kind: "timestamp" } },
+];
+
+/** The edge table's columns in one engine, with their logical types there (`any`: every column). */
+export function edgeColumnsFor(
+  engine: Engine | "any",
+): { readonly name: string; readonly logicalType: LogicalType }[] {
+  return [
+    ...EDGE_COLUMNS.map((c) => ({
+      name: c.name,
+      logicalType: engine === "any" ? c.logicalType : logicalTypeIn(c, engine),
+    })),
+    ...EDGE_ENGINE_COLUMNS.filter((c) => engine === "any" || c.engine === engine),
+  ];
+}
 
 /** The edge table's default name. */
 export const EDGE_TABLE = "edge";
@@ -254,9 +365,42 @@ export interface EdgeCase {
   readonly expected: string | null;
   /** What to insert, when it differs from `expected` (the canonical text is valid input otherwise). */
   readonly input?: string;
-  /** Set when only this engine can hold the value; `note` says why. */
-  readonly only?: Engine;
+  /** Set when only these engines can hold the value; `note` says why. */
+  readonly only?: Engine | readonly Engine[];
+  /** Set when these engines cannot hold a value the others hold; `note` says why. */
+  readonly except?: readonly Engine[];
   readonly note?: string;
+}
+
+/** Whether an engine holds an edge case. */
+export function edgeCaseHeldBy(c: EdgeCase, engine: Engine): boolean {
+  const only = c.only === undefined ? undefined : typeof c.only === "string" ? [c.only] : c.only;
+  return (only === undefined || only.includes(engine)) && !(c.except ?? []).includes(engine);
+}
+
+/** 20,000 bytes 00 01 … ff 00 01 …, as canonical binary text. */
+const LONG_BYTES = `\\x${
+  Array.from({ length: 20_000 }, (_, i) => (i % 256).toString(16).padStart(2, "0")).join("")
+}`;
+
+function catalogTable(
+  name: string,
+  columns: readonly TestColumn[],
+  primaryKey: readonly string[],
+): CatalogTable {
+  return {
+    name,
+    kind: "table",
+    description: null,
+    columns: columns.map((c): CatalogColumn => ({
+      name: c.name,
+      dataType: c.postgresType,
+      logicalType: c.logicalType,
+      nullable: !primaryKey.includes(c.name),
+      description: null,
+    })),
+    primaryKey,
+  };
 }
 
 type CaseSpec = [label: string, expected: string | null, extra?: Partial<EdgeCase>];
@@ -281,6 +425,11 @@ const CASES: Record<string, CaseSpec[]> = {
     ["right-to-left text", "שלום عالم"],
     ["every CSV special at once", ' ,"\r\n" '],
     ["long text", "x".repeat(10_000)],
+    [
+      "long text of non-BMP characters, split across PLP chunks",
+      `${"😀".repeat(5_000)}end`,
+      { only: "mssql", note: "a PLP value of nvarchar(max); the others' texts are covered above" },
+    ],
   ],
   n: [
     ["decimal(38,10) max", "9999999999999999999999999999.9999999999"],
@@ -303,7 +452,10 @@ const CASES: Record<string, CaseSpec[]> = {
     ["max double", "1.7976931348623157e+308"],
     ["min double", "-1.7976931348623157e+308"],
     ["smallest normal", "2.2250738585072014e-308"],
-    ["smallest denormal", "5e-324"],
+    ["smallest denormal", "5e-324", {
+      except: ["mssql"],
+      note: "SQL Server's float range starts at 2.23E-308 (no subnormals documented)",
+    }],
     ["1e100", "1e+100"],
     ["negative zero", "-0", { only: "postgres", note: "MariaDB stores -0 as 0" }],
     ["NaN", "NaN", { only: "postgres", note: "MySQL DOUBLE has no NaN" }],
@@ -317,7 +469,11 @@ const CASES: Record<string, CaseSpec[]> = {
     ["1e15 as float", "1e+15", { input: "1e15" }],
     ["2^24 + 1 rounds to 2^24", "16777216", { input: "16777217" }],
     ["max float", "3.4028235e+38", { input: "3.4028234e38" }],
-    ["smallest denormal float", "1e-45", { input: "1.4e-45" }],
+    ["smallest denormal float", "1e-45", {
+      input: "1.4e-45",
+      except: ["mssql"],
+      note: "SQL Server's real range starts at 1.18E-38 (no subnormals documented)",
+    }],
     ["negative", "-2.5"],
     ["NaN", "NaN", { only: "postgres", note: "MySQL FLOAT has no NaN" }],
     ["Infinity", "Infinity", { only: "postgres", note: "MySQL FLOAT has no infinities" }],
@@ -336,6 +492,18 @@ const CASES: Record<string, CaseSpec[]> = {
     ["year 9999", "9999-12-31 23:59:59.999999"],
     ["BC", "0044-03-15 12:00:00 BC", { only: "postgres", note: "MySQL has no BC dates" }],
     ["infinity", "infinity", { only: "postgres", note: "MySQL has no infinite datetimes" }],
+    ["100-nanosecond ticks", "2020-01-01 00:00:00.1234567", {
+      only: "mssql",
+      note: "datetime2(7) holds 100 ns; the others hold microseconds",
+    }],
+    ["the last tick of a year", "2020-12-31 23:59:59.9999999", {
+      only: "mssql",
+      note: "datetime2(7) holds 100 ns; the others hold microseconds",
+    }],
+    ["the last tick of year 9999", "9999-12-31 23:59:59.9999999", {
+      only: "mssql",
+      note: "datetime2(7) holds 100 ns; the others hold microseconds",
+    }],
   ],
   tz: [
     ["microseconds", "2020-01-01 00:00:01.123456+00"],
@@ -343,22 +511,36 @@ const CASES: Record<string, CaseSpec[]> = {
     ["MySQL TIMESTAMP maximum", "2038-01-19 03:14:07.999999+00"],
     ["another offset becomes UTC", "2020-06-01 10:00:00+00", {
       input: "2020-06-01 12:00:00+02",
-      only: "postgres",
+      only: ["postgres", "mssql"],
       note: "MySQL TIMESTAMP input takes no offset; covered by a MySQL test with a +02:00 session",
     }],
     ["1900", "1900-01-01 00:00:00+00", {
-      only: "postgres",
+      only: ["postgres", "mssql"],
       note: "MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC",
     }],
     ["just before 1970", "1969-12-31 23:59:59.999999+00", {
-      only: "postgres",
+      only: ["postgres", "mssql"],
       note: "MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC",
     }],
     ["after 2038", "2100-01-01 00:00:00+00", {
-      only: "postgres",
+      only: ["postgres", "mssql"],
       note: "MariaDB 10.11 TIMESTAMP ends at 2038-01-19 03:14:07 UTC",
     }],
     ["infinity", "infinity", { only: "postgres", note: "MySQL has no infinite timestamps" }],
+    ["a negative offset with 100 ns ticks crosses midnight", "2021-01-01 05:00:00.1234567+00", {
+      input: "2020-12-31 23:30:00.1234567-05:30",
+      only: "mssql",
+      note: "datetimeoffset(7) keeps 100 ns and the offset (SWITCHOFFSET makes it UTC)",
+    }],
+    ["a +14:00 offset goes back a day", "2020-12-31 11:00:00+00", {
+      input: "2021-01-01 01:00:00+14:00",
+      only: "mssql",
+      note: "MySQL TIMESTAMP input takes no offset; PostgreSQL's is covered by the +02 case",
+    }],
+    ["the last tick of year 9999 in UTC", "9999-12-31 23:59:59.9999999+00", {
+      only: "mssql",
+      note: "datetimeoffset(7) holds 100 ns; the others hold microseconds",
+    }],
   ],
   d: [
     ["year 1", "0001-01-01"],
@@ -380,6 +562,10 @@ const CASES: Record<string, CaseSpec[]> = {
       only: "mysql",
       note: "PostgreSQL time is never negative",
     }],
+    ["the last tick of a day", "23:59:59.9999999", {
+      only: "mssql",
+      note: "time(7) holds 100 ns; the others hold microseconds",
+    }],
   ],
   u: [
     ["nil uuid", "00000000-0000-0000-0000-000000000000"],
@@ -388,7 +574,7 @@ const CASES: Record<string, CaseSpec[]> = {
       input: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
     }],
     ["version 8 or more with variant 0 (md5(3)::uuid)", "eccbc87e-4b5c-e2fe-2830-8fd9f2a7baf3", {
-      only: "postgres",
+      only: ["postgres", "mssql"],
       note: "MariaDB's UUID type refuses a version nibble of 8 or more unless the variant nibble " +
         "is 8 or more as well; PostgreSQL's uuid takes any 128 bits",
     }],
@@ -401,6 +587,11 @@ const CASES: Record<string, CaseSpec[]> = {
     ["0x00 0xff", "\\x00ff"],
     ["bytes around the ends", "\\x000102fdfeff"],
     ["the bytes of backslash-dot", "\\x5c2e"],
+    ["20,000 bytes: a hex text of 40,000 characters in PLP chunks", LONG_BYTES, {
+      only: "mssql",
+      note:
+        "MySQL's column is VARBINARY(255); SQL Server's varbinary(max) travels as varchar(max) hex",
+    }],
   ],
   j: [
     ["object", '{"a": 1, "b": [1, 2]}'],
@@ -412,7 +603,32 @@ const CASES: Record<string, CaseSpec[]> = {
     ["number keeps its digits", "1.50"],
     ["nested", '{"a": {"b": null}}'],
   ],
+  i1: [["tinyint min", "0"], ["tinyint max", "255"]],
+  m: [
+    ["money max", "922337203685477.5807"],
+    ["money min", "-922337203685477.5808"],
+    ["zero keeps four decimals", "0.0000", { input: "0" }],
+    ["smallest negative", "-0.0001"],
+    ["cents are padded", "12.3400", { input: "12.34" }],
+  ],
+  sm: [["smallmoney max", "214748.3647"], ["smallmoney min", "-214748.3648"]],
+  dt: [
+    ["datetime minimum", "1753-01-01 00:00:00"],
+    ["datetime maximum", "9999-12-31 23:59:59.997"],
+    ["one 1/300 s tick", "2020-01-01 00:00:00.003"],
+  ],
+  sdt: [["smalldatetime minimum", "1900-01-01 00:00:00"], [
+    "smalldatetime maximum",
+    "2079-06-06 23:59:00",
+  ]],
 };
+
+/** Cases in engine-only columns belong to that engine. */
+for (const column of EDGE_ENGINE_COLUMNS) {
+  CASES[column.name] = CASES[column.name]!.map((
+    [label, expected, extra],
+  ): CaseSpec => [label, expected, { only: column.engine, ...extra }]);
+}
 
 /** Every edge case, ids from 1 in column order. */
 export const EDGE_CASES: readonly EdgeCase[] = Object.entries(CASES).flatMap(
@@ -422,21 +638,38 @@ export const EDGE_CASES: readonly EdgeCase[] = Object.entries(CASES).flatMap(
 
 /** The edge cases an engine holds: the shared ones and its own (every case for a fake). */
 export function edgeCasesFor(engine: Engine | "any"): EdgeCase[] {
-  return EDGE_CASES.filter((c) => engine === "any" || c.only === undefined || c.only === engine);
+  return EDGE_CASES.filter((c) => engine === "any" || edgeCaseHeldBy(c, engine));
 }
 
-/** The canonical rows of the edge table for one engine, in id order. */
+/** The canonical rows of the edge table for one engine, in id order, in its columns. */
 export function edgeExpectedRows(engine: Engine | "any"): CanonicalRow[] {
+  const columns = edgeColumnsFor(engine);
   return edgeCasesFor(engine).map((c) =>
-    EDGE_COLUMNS.map((column) =>
+    columns.map((column) =>
       column.name === "id" ? String(c.id) : column.name === c.column ? c.expected : null
     )
   );
 }
 
-/** The edge table as a catalogue table (PostgreSQL's type names), for fakes. */
+/**
+ * The edge table as a catalogue table, for fakes that hold every case: PostgreSQL's type names, and the
+ * engine-only columns with their own.
+ */
 export function edgeCatalogTable(table: string = EDGE_TABLE): CatalogTable {
-  return catalogTable(table, EDGE_COLUMNS, ["id"]);
+  const shared = catalogTable(table, EDGE_COLUMNS, ["id"]);
+  return {
+    ...shared,
+    columns: [
+      ...shared.columns,
+      ...EDGE_ENGINE_COLUMNS.map((c): CatalogColumn => ({
+        name: c.name,
+        dataType: c.type,
+        logicalType: c.logicalType,
+        nullable: true,
+        description: null,
+      })),
+    ],
+  };
 }
 
 /** Creates and fills the edge table in an existing PostgreSQL schema (parameterised inserts). */
@@ -464,6 +697,58 @@ export function edgeMysqlDdl(table: string = EDGE_TABLE): string {
   return `CREATE TABLE $s.${quoteMysql(table)} (${
     EDGE_COLUMNS.map((c) => `${quoteMysql(c.name)} ${c.mysql}`).join(", ")
   }, PRIMARY KEY (id)) DEFAULT CHARSET = utf8mb4`;
+}
+
+/** The SQL Server edge table's columns as DDL types, the engine-only ones included. */
+export function edgeMssqlColumns(): { readonly name: string; readonly type: string }[] {
+  return [
+    ...EDGE_COLUMNS.map((c) => ({ name: c.name, type: c.mssql })),
+    ...EDGE_ENGINE_COLUMNS.filter((c) => c.engine === "mssql"),
+  ];
+}
+
+/** DDL that creates the edge table in SQL Server; `$s` stands for the bracketed schema. */
+export function edgeMssqlDdl(table: string = EDGE_TABLE): string {
+  return `CREATE TABLE $s.${quoteMssql(table)} (${
+    edgeMssqlColumns().map((c) =>
+      `${quoteMssql(c.name)} ${c.type}${c.name === "id" ? " NOT NULL" : " NULL"}`
+    ).join(", ")
+  }, PRIMARY KEY (id))`;
+}
+
+/** The rows of the SQL Server edge table as stored (see {@link mssqlStored}), in id order. */
+export function edgeMssqlRows(): (string | number | boolean | null)[][] {
+  const columns = edgeColumnsFor("mssql");
+  return edgeCasesFor("mssql").map((c) =>
+    columns.map((column) =>
+      column.name === "id"
+        ? c.id
+        : column.name === c.column
+        ? mssqlStored(column.logicalType, c.input ?? c.expected)
+        : null
+    )
+  );
+}
+
+/**
+ * Canonical text (or an edge case's input) as the fake TDS server takes a stored value: booleans as
+ * `true`/`false`, floats as numbers, everything else as text (`+00`/`+02` offsets, `\x` bytes and
+ * upper-case uuids included).
+ */
+export function mssqlStored(
+  type: LogicalType,
+  value: string | null,
+): string | number | boolean | null {
+  if (value === null) return null;
+  switch (type.kind) {
+    case "boolean":
+      return value === "true";
+    case "real":
+    case "double":
+      return Number(value);
+    default:
+      return value;
+  }
 }
 
 /** Fills the edge table in MySQL/MariaDB (it must exist: {@link edgeMysqlDdl}), in a UTC session. */
@@ -518,30 +803,18 @@ function col(
   postgres: string,
   postgresType: string,
   mysql: string,
+  mssql: string,
   logicalType: LogicalType,
-  mysqlLogicalType?: LogicalType,
+  differs: { readonly mysql?: LogicalType; readonly mssql?: LogicalType } = {},
 ): TestColumn {
-  return mysqlLogicalType === undefined
-    ? { name, postgres, postgresType, mysql, logicalType }
-    : { name, postgres, postgresType, mysql, logicalType, mysqlLogicalType };
-}
-
-function catalogTable(
-  name: string,
-  columns: readonly TestColumn[],
-  primaryKey: readonly string[],
-): CatalogTable {
   return {
     name,
-    kind: "table",
-    description: null,
-    columns: columns.map((c): CatalogColumn => ({
-      name: c.name,
-      dataType: c.postgresType,
-      logicalType: c.logicalType,
-      nullable: !primaryKey.includes(c.name),
-      description: null,
-    })),
-    primaryKey,
+    postgres,
+    postgresType,
+    mysql,
+    mssql,
+    logicalType,
+    ...(differs.mysql === undefined ? {} : { mysqlLogicalType: differs.mysql }),
+    ...(differs.mssql === undefined ? {} : { mssqlLogicalType: differs.mssql }),
   };
 }

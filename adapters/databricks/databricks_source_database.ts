@@ -1,0 +1,178 @@
+/**
+ * A Databricks SQL source in a Unity Catalog workspace: the catalogue comes from Unity Catalog REST (as
+ * the reference reads it: comments, `type_text` with precision, primary keys from `table_constraints`),
+ * the rows from a SQL warehouse through the `@databricks/sql` driver. Both use one OAuth machine-to-machine
+ * token for the service principal, fetched from the workspace and refreshed before it expires, so a long
+ * extract survives a token rollover.
+ *
+ * The "schema" is a Unity Catalog schema of the connection's catalog.
+ *
+ * @module
+ */
+import type { SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
+import {
+  type DatabricksConnectionOptions,
+  type DatabricksSourceConnector,
+  type SourceDatabase,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
+import { type DatabricksSql, openDatabricksSql } from "./databricks_sql.ts";
+import { DatabricksTokenSource } from "./databricks_token.ts";
+import { UnityCatalogClient } from "./unity_catalog.ts";
+
+/** Deployment-wide settings for Databricks sources. */
+export interface DatabricksSettings {
+  /** Extra certificate authorities (PEM) to trust, for a TRE whose egress goes through a TLS proxy. */
+  readonly caCertificates?: readonly string[];
+}
+
+/**
+ * Returns a connector that opens Databricks sources with the given deployment settings.
+ *
+ * Connecting fetches a token, so it proves the service principal's credentials, as the reference's
+ * validate does; the warehouse itself is first reached by `ping()` or a read.
+ */
+export function databricksConnector(settings: DatabricksSettings = {}): DatabricksSourceConnector {
+  return (options) => connectDatabricks(options, settings);
+}
+
+/**
+ * Opens a Databricks source.
+ *
+ * @throws {SourceUnavailableError} when no token can be had for the service principal.
+ */
+export async function connectDatabricks(
+  options: DatabricksConnectionOptions,
+  settings: DatabricksSettings = {},
+): Promise<DatabricksSourceDatabase> {
+  const baseUrl = `https://${hostForUrl(options.host)}:${options.port}`;
+  const ca = settings.caCertificates === undefined
+    ? {}
+    : { caCertificates: settings.caCertificates };
+  const tokens = new DatabricksTokenSource({
+    baseUrl,
+    clientId: options.clientId,
+    clientSecret: options.clientSecret,
+    timeoutMs: options.connectTimeoutMs,
+    ...ca,
+  });
+  try {
+    await tokens.token();
+    const catalog = new UnityCatalogClient({
+      baseUrl,
+      tokens,
+      timeoutMs: options.statementTimeoutMs,
+      ...ca,
+    });
+    const openSql = () =>
+      openDatabricksSql({
+        host: options.host,
+        port: options.port,
+        httpPath: options.httpPath,
+        catalog: options.catalog,
+        getToken: () => tokens.token(),
+        connectTimeoutMs: options.connectTimeoutMs,
+        statementTimeoutMs: options.statementTimeoutMs,
+        ...ca,
+      });
+    return new DatabricksSourceDatabase(options.catalog, tokens, catalog, openSql);
+  } catch (e) {
+    tokens.close();
+    throw e;
+  }
+}
+
+/** An IPv6 literal needs brackets in a URL. */
+function hostForUrl(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * A Databricks source: Unity Catalog for the catalogue, one warehouse session for the rows. The session is
+ * opened on first use, so describing a schema never starts a stopped warehouse.
+ */
+export class DatabricksSourceDatabase implements SourceDatabase {
+  readonly #catalogName: string;
+  readonly #tokens: DatabricksTokenSource;
+  readonly #catalog: UnityCatalogClient;
+  readonly #openSql: () => Promise<DatabricksSql>;
+  #sql: Promise<DatabricksSql> | undefined;
+  #closed = false;
+
+  /**
+   * @param catalogName the Unity Catalog catalog every schema is read from.
+   * @param openSql opens the warehouse session; this object owns the token source, the catalogue client
+   *   and the session, and closes them.
+   */
+  constructor(
+    catalogName: string,
+    tokens: DatabricksTokenSource,
+    catalog: UnityCatalogClient,
+    openSql: () => Promise<DatabricksSql>,
+  ) {
+    this.#catalogName = catalogName;
+    this.#tokens = tokens;
+    this.#catalog = catalog;
+    this.#openSql = openSql;
+  }
+
+  /** The warehouse session, opened by the first caller; a failed open is retried by the next one. */
+  #session(): Promise<DatabricksSql> {
+    if (this.#closed) {
+      return Promise.reject(
+        new SourceUnavailableError("Cannot query Databricks: the source is closed"),
+      );
+    }
+    if (this.#sql === undefined) {
+      const opening = this.#openSql();
+      this.#sql = opening;
+      opening.catch(() => {
+        if (this.#sql === opening) this.#sql = undefined;
+      });
+    }
+    return this.#sql;
+  }
+
+  /**
+   * Runs `SELECT 1` on the warehouse.
+   *
+   * @throws {SourceUnavailableError} when the warehouse cannot be reached or the query fails.
+   */
+  async ping(): Promise<void> {
+    await (await this.#session()).ping();
+  }
+
+  /** {@inheritDoc SourceDatabase.describeSchema} */
+  describeSchema(schema: string, options?: { tables?: readonly string[] }): Promise<SchemaCatalog> {
+    return this.#catalog.describeSchema(this.#catalogName, schema, options);
+  }
+
+  /** {@inheritDoc SourceDatabase.readRows} */
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncIterable<CanonicalRow[]> {
+    yield* (await this.#session()).readRows(extract, options);
+  }
+
+  /** Closes the warehouse session and forgets the token; safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const sql = this.#sql;
+    this.#sql = undefined;
+    try {
+      if (sql !== undefined) await (await sql).close();
+    } catch {
+      // The session never opened: there is nothing to close.
+    } finally {
+      this.#catalog.close();
+      this.#tokens.close();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,672 @@
+/**
+ * The data half of the Databricks source: one session on a SQL warehouse (or cluster) through the
+ * official `@databricks/sql` 1.17.0 driver (Thrift `TCLIService` over HTTPS, inline Arrow results), and
+ * a `readRows` that streams one table as canonical text in bounded batches.
+ *
+ * Exact values: the driver turns every Arrow value into a JS object and loses information on three
+ * paths, so the SELECT list has the server convert those first (see {@link databricksSelectExpression}):
+ * - Arrow timestamps become JS `Date`s (milliseconds): timestamps are selected as
+ *   `unix_micros(...)`, an exact BIGINT;
+ * - Arrow dates become `Date`s too, invalid beyond ±275,000 years (Databricks dates reach ±5.8 million):
+ *   dates are selected as `unix_date(...)`, days since 1970 as an INT;
+ * - with `preserveBigNumericPrecision`, a negative DECIMAL whose unscaled value passes 2^53 comes back
+ *   wrong (apache-arrow 13 hands the driver a string, which it negates as a JS number), so decimals are
+ *   selected as `CAST(... AS STRING)` and normalised here (see {@link normalizeDecimal}).
+ *
+ * Transport security: the driver's `HttpConnection` builds its HTTPS agent with
+ * `rejectUnauthorized: false`, i.e. it accepts any certificate. {@link openDatabricksSql} therefore
+ * replaces the connection provider with one whose agent verifies the server against the system roots
+ * (plus `caCertificates`, for a TLS-inspecting proxy) and refuses anything below TLS 1.2.
+ *
+ * @module
+ */
+import type { Agent } from "node:http";
+import https from "node:https";
+import tls from "node:tls";
+import { auth, connections, DBSQLClient } from "@databricks/sql";
+import type { CatalogColumn, TableExtract } from "../../domain/catalog.ts";
+import {
+  type CanonicalRow,
+  formatBinary,
+  formatDouble,
+  formatFloat32,
+} from "../../domain/logical_type.ts";
+import { batchRowsOf, SourceUnavailableError } from "../../ports/source_database.ts";
+
+/** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
+export interface DatabricksSqlOptions {
+  /** The workspace host, without scheme. */
+  readonly host: string;
+  readonly port: number;
+  /** The warehouse or cluster HTTP path, such as `/sql/1.0/warehouses/abc123`. */
+  readonly httpPath: string;
+  /** The Unity Catalog catalog the session starts in and every read names. */
+  readonly catalog: string;
+  /** Returns a valid access token; called before every request, so it should cache. */
+  readonly getToken: () => Promise<string>;
+  /** Extra certificate authorities (PEM) to trust besides the system ones. */
+  readonly caCertificates?: readonly string[];
+  /** Gives up opening the session after this long. */
+  readonly connectTimeoutMs: number;
+  /**
+   * Limits each statement: sent as the statement's `queryTimeout` (clusters honour it), enforced here
+   * while waiting for the statement to finish (then the statement is cancelled), and used as the
+   * timeout of each HTTP request. Streaming a finished result is not limited. `0` or a non-finite value:
+   * no limit.
+   */
+  readonly statementTimeoutMs: number;
+}
+
+/** An open warehouse session. */
+export interface DatabricksSql {
+  /**
+   * Runs `SELECT 1`.
+   *
+   * @throws {SourceUnavailableError} when the query fails.
+   */
+  ping(): Promise<void>;
+  /**
+   * Streams the extract's columns of `catalog`.`schema`.`table` as canonical text, in batches of at
+   * most `batchRows` rows; stopping early closes the statement and keeps the session usable.
+   *
+   * @throws {SourceUnavailableError} when the query fails.
+   * @throws {RangeError} when `batchRows` is not a positive integer.
+   */
+  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  /** Closes the session and its connections; safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a session on the warehouse, in the catalog, with the session time zone set to UTC.
+ *
+ * @throws {SourceUnavailableError} when the warehouse cannot be reached, refuses the token or the
+ *   certificate, or the session cannot be opened in time.
+ */
+export async function openDatabricksSql(options: DatabricksSqlOptions): Promise<DatabricksSql> {
+  const tokens = new TokenProvider(options.getToken);
+  const client = new VerifyingDBSQLClient({
+    caCertificates: options.caCertificates ?? [],
+    requestTimeoutMs: limit(options.statementTimeoutMs),
+  });
+  const where = `${options.host}:${options.port}${options.httpPath}`;
+  try {
+    const session = await withDeadline(
+      limit(options.connectTimeoutMs),
+      `opening a session on ${where}`,
+      async () => {
+        await client.connect({
+          host: options.host,
+          port: options.port,
+          path: options.httpPath,
+          authType: "token-provider",
+          tokenProvider: tokens,
+          telemetryEnabled: false,
+          preserveBigNumericPrecision: true,
+          userAgentEntry: "cr8tor-publisher",
+          ...(limit(options.statementTimeoutMs) > 0
+            ? { socketTimeout: limit(options.statementTimeoutMs) }
+            : {}),
+        });
+        const session = await client.openSession({ initialCatalog: options.catalog });
+        // The timestamp select expressions read TIMESTAMP_NTZ wall clocks in the session time zone.
+        const set = await session.executeStatement("SET TIME ZONE 'UTC'", STATEMENT_OPTIONS);
+        await set.fetchAll();
+        await set.close();
+        return session;
+      },
+    );
+    return new DatabricksSqlSession(client, session, tokens, options);
+  } catch (e) {
+    await client.close().catch(() => {});
+    client.destroy();
+    throw new SourceUnavailableError(
+      `Cannot open a Databricks SQL session on ${where}: ${tokens.redact(messageOf(e))}`,
+      { cause: e },
+    );
+  }
+}
+
+/** Options every statement is sent with: inline Arrow (no CloudFetch downloads), uncompressed. */
+const STATEMENT_OPTIONS = { useCloudFetch: false, useLZ4Compression: false } as const;
+
+type Session = Awaited<ReturnType<DBSQLClient["openSession"]>>;
+type Operation = Awaited<ReturnType<Session["executeStatement"]>>;
+
+class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
+  readonly #client: VerifyingDBSQLClient;
+  readonly #session: Session;
+  readonly #tokens: TokenProvider;
+  readonly #catalog: string;
+  readonly #statementTimeoutMs: number;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    client: VerifyingDBSQLClient,
+    session: Session,
+    tokens: TokenProvider,
+    options: DatabricksSqlOptions,
+  ) {
+    this.#client = client;
+    this.#session = session;
+    this.#tokens = tokens;
+    this.#catalog = options.catalog;
+    this.#statementTimeoutMs = limit(options.statementTimeoutMs);
+  }
+
+  async ping(): Promise<void> {
+    this.#assertOpen();
+    try {
+      const operation = await this.#execute("SELECT 1", 1);
+      try {
+        await this.#waitFinished(operation);
+        await operation.fetchAll();
+      } finally {
+        await operation.close().catch(() => {});
+      }
+    } catch (e) {
+      throw this.#unavailable("Cannot query Databricks", e);
+    }
+  }
+
+  async *readRows(
+    extract: TableExtract,
+    options: { batchRows?: number } = {},
+  ): AsyncGenerator<CanonicalRow[], void, undefined> {
+    const batchRows = batchRowsOf(options);
+    this.#assertOpen();
+    const columns = extract.table.columns;
+    const what = `Cannot read table ${
+      databricksTableName(this.#catalog, extract.schema, extract.table.name)
+    } from Databricks`;
+    const sql = databricksReadQuery(this.#catalog, extract);
+    const converters = columns.map(databricksCanonicalConverter);
+    const keys = columns.map((_, i) => `c${i}`);
+    let operation: Operation;
+    try {
+      operation = await this.#execute(sql, batchRows);
+    } catch (e) {
+      throw this.#unavailable(what, e);
+    }
+    try {
+      try {
+        await this.#waitFinished(operation);
+      } catch (e) {
+        throw this.#unavailable(what, e);
+      }
+      while (true) {
+        let chunk: Record<string, unknown>[];
+        try {
+          if (!(await operation.hasMoreRows())) break;
+          chunk = await operation.fetchChunk({ maxRows: batchRows }) as Record<string, unknown>[];
+        } catch (e) {
+          throw this.#unavailable(what, e);
+        }
+        if (chunk.length === 0) continue;
+        const batch: CanonicalRow[] = new Array(chunk.length);
+        for (let r = 0; r < chunk.length; r++) {
+          const record = chunk[r]!;
+          const row: CanonicalRow = new Array(keys.length);
+          for (let c = 0; c < keys.length; c++) {
+            const value = record[keys[c]!];
+            row[c] = value === null || value === undefined ? null : converters[c]!(value);
+          }
+          batch[r] = row;
+        }
+        chunk = []; // not kept alive while the consumer holds the batch
+        yield batch;
+      }
+    } finally {
+      // Closing a statement that has not been read to the end cancels it on the server.
+      await operation.close().catch(() => {});
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      try {
+        await this.#session.close();
+      } catch {
+        // The server may already have dropped the session; the connections are closed below anyway.
+      }
+      await this.#client.close().catch(() => {});
+      this.#client.destroy();
+    })();
+    return this.#closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #execute(sql: string, maxRows: number): Promise<Operation> {
+    const timeout = this.#statementTimeoutMs;
+    return this.#session.executeStatement(sql, {
+      ...STATEMENT_OPTIONS,
+      maxRows,
+      ...(timeout > 0 ? { queryTimeout: Math.ceil(timeout / 1000) } : {}),
+    });
+  }
+
+  /** Waits for the statement to finish, cancelling it when that takes longer than the timeout. */
+  async #waitFinished(operation: Operation): Promise<void> {
+    const finished = operation.finished();
+    try {
+      await withDeadline(this.#statementTimeoutMs, "the statement", () => finished);
+    } catch (e) {
+      if (e instanceof DeadlineError) {
+        finished.catch(() => {});
+        await operation.cancel().catch(() => {});
+      }
+      throw e;
+    }
+  }
+
+  #unavailable(what: string, e: unknown): SourceUnavailableError {
+    return new SourceUnavailableError(`${what}: ${this.#tokens.redact(messageOf(e))}`, {
+      cause: e,
+    });
+  }
+
+  #assertOpen(): void {
+    if (this.#closed !== undefined) {
+      throw new SourceUnavailableError("The Databricks SQL session is closed");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SQL
+
+/** Writes a name as a Databricks identifier: in backticks, backticks doubled. */
+export function quoteDatabricksIdentifier(name: string): string {
+  return `\`${name.replaceAll("`", "``")}\``;
+}
+
+/** `catalog`.`schema`.`table`, each part quoted. */
+export function databricksTableName(catalog: string, schema: string, table: string): string {
+  return [catalog, schema, table].map(quoteDatabricksIdentifier).join(".");
+}
+
+const STRING_TYPES = /^\s*(string|char|varchar|character)\b/i;
+
+/**
+ * The select-list expression for one column, chosen so that its value reaches JS exactly:
+ *
+ * - boolean, smallint, integer, bigint, real, double, binary: the column itself (Arrow Bool, Int8/16/32,
+ *   Int64 as a JS `bigint`, Float32/64, Binary);
+ * - decimal: `CAST(c AS STRING)`, all digits as the server holds them; plain under ANSI mode, possibly
+ *   `0E-10` style without it (see {@link normalizeDecimal});
+ * - date: `unix_date(c)`, days since 1970-01-01 as an INT, whatever the year;
+ * - timestamp, timestamptz: `unix_micros(CAST(c AS TIMESTAMP))`, microseconds since 1970 UTC as a
+ *   BIGINT (for TIMESTAMP_NTZ the cast reads the wall clock in the session's UTC zone; for TIMESTAMP it
+ *   does nothing);
+ * - json (ARRAY, MAP, STRUCT, VARIANT): `to_json(c)`;
+ * - text: the column itself for STRING, CHAR and VARCHAR, `CAST(c AS STRING)` for anything else
+ *   (INTERVAL as its SQL literal, types without a closer match).
+ */
+export function databricksSelectExpression(
+  column: Pick<CatalogColumn, "name" | "dataType" | "logicalType">,
+): string {
+  const c = quoteDatabricksIdentifier(column.name);
+  switch (column.logicalType.kind) {
+    case "boolean":
+    case "smallint":
+    case "integer":
+    case "bigint":
+    case "real":
+    case "double":
+    case "binary":
+      return c;
+    case "date":
+      return `unix_date(${c})`;
+    case "timestamp":
+    case "timestamptz":
+      return `unix_micros(CAST(${c} AS TIMESTAMP))`;
+    case "json":
+      return `to_json(${c})`;
+    case "text":
+    case "uuid":
+      return STRING_TYPES.test(column.dataType) ? c : `CAST(${c} AS STRING)`;
+    default:
+      return `CAST(${c} AS STRING)`;
+  }
+}
+
+/**
+ * The data query `readRows` sends: each column's expression aliased `c0`, `c1`, ... (the driver keys
+ * row objects by column name), from the fully qualified table.
+ *
+ * @throws {RangeError} when the extract selects no columns.
+ */
+export function databricksReadQuery(catalog: string, extract: TableExtract): string {
+  const columns = extract.table.columns;
+  if (columns.length === 0) {
+    throw new RangeError(`Cannot read table "${extract.table.name}": no columns are selected`);
+  }
+  const list = columns
+    .map((column, i) => `${databricksSelectExpression(column)} AS \`c${i}\``)
+    .join(", ");
+  return `SELECT ${list} FROM ${databricksTableName(catalog, extract.schema, extract.table.name)}`;
+}
+
+/**
+ * The canonical-text conversion of one non-null value as the driver delivers it for the expression of
+ * {@link databricksSelectExpression}: booleans `true`/`false`; integers (JS numbers or bigints) as
+ * digits; real with the fewest digits that read back to the same 32-bit float, double by
+ * `formatDouble`; decimal text normalised to the declared scale; days and microseconds since 1970 as
+ * `YYYY-MM-DD` and `YYYY-MM-DD HH:MM:SS[.ffffff]` (`+00` for timestamptz; years before 1 as `BC`); bytes
+ * as `\x` hex; text as sent.
+ */
+export function databricksCanonicalConverter(
+  column: Pick<CatalogColumn, "logicalType">,
+): (value: unknown) => string {
+  const type = column.logicalType;
+  switch (type.kind) {
+    case "boolean":
+      return (v) => v === true ? "true" : v === false ? "false" : String(v);
+    case "real":
+      return (v) => formatFloat32(Number(v));
+    case "double":
+      return (v) => formatDouble(Number(v));
+    case "decimal":
+      return (v) => normalizeDecimal(String(v), type.scale);
+    case "numeric":
+      return (v) => normalizeDecimal(String(v), undefined);
+    case "date":
+      return (v) => formatDays(Number(v));
+    case "timestamp":
+      return (v) => formatMicros(toBigInt(v), "");
+    case "timestamptz":
+      return (v) => formatMicros(toBigInt(v), "+00");
+    case "binary":
+      return (v) => v instanceof Uint8Array ? formatBinary(v) : String(v);
+    default:
+      return (v) => String(v);
+  }
+}
+
+/**
+ * Turns a decimal as Spark writes it (`BigDecimal.toPlainString`, or `toString` outside ANSI mode:
+ * `0E-10`, `1.5E-7`, `1E+3`) into plain digits with exactly `scale` fraction digits. Digits are never
+ * dropped: a value with more fraction digits than `scale` keeps them. Text that is not a number
+ * (`NaN`) is returned as is.
+ */
+export function normalizeDecimal(text: string, scale: number | undefined): string {
+  if (scale !== undefined && isPlainWithScale(text, scale)) return text;
+  const match = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text.trim());
+  if (match === null || (match[2] === "" && (match[3] ?? "") === "")) return text;
+  const fraction = match[3] ?? "";
+  let digits = (match[2]! + fraction).replace(/^0+(?=\d)/, "");
+  let exponent = Number(match[4] ?? "0") - fraction.length; // value = digits × 10^exponent
+  const wanted = scale ?? Math.max(0, -exponent);
+  if (-exponent < wanted) {
+    digits += "0".repeat(wanted + exponent);
+    exponent = -wanted;
+  }
+  const places = -exponent;
+  const padded = digits.padStart(places + 1, "0");
+  const cut = padded.length - places;
+  const body = places === 0 ? padded : `${padded.slice(0, cut)}.${padded.slice(cut)}`;
+  return match[1] === "-" && /[1-9]/.test(digits) ? `-${body}` : body;
+}
+
+/** Whether `text` is already `-?digits[.digits]` with exactly `scale` fraction digits (the usual case). */
+function isPlainWithScale(text: string, scale: number): boolean {
+  const start = text.charCodeAt(0) === 45 ? 1 : 0; // "-"
+  const dot = scale === 0 ? text.length : text.length - scale - 1;
+  if (dot <= start || (scale > 0 && text.charCodeAt(dot) !== 46)) return false; // "."
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (i !== dot && (c < 48 || c > 57)) return false;
+  }
+  // "-0.00" is not what Spark writes; the full path drops the sign of a zero.
+  return start === 0 || /[1-9]/.test(text);
+}
+
+function toBigInt(value: unknown): bigint {
+  return typeof value === "bigint" ? value : BigInt(value as number | string);
+}
+
+/** `[year, month, day]` of a day count since 1970-01-01 (proleptic Gregorian; Hinnant's algorithm). */
+function civilFromDays(days: number): [number, number, number] {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor(
+    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
+  );
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** `YYYY-MM-DD` and whether it is BC (year 0 is 1 BC, as PostgreSQL counts). */
+function dateText(days: number): [text: string, bc: boolean] {
+  const [year, month, day] = civilFromDays(days);
+  const bc = year < 1;
+  const shown = String(bc ? 1 - year : year).padStart(4, "0");
+  return [`${shown}-${pad2(month)}-${pad2(day)}`, bc];
+}
+
+/** Days since 1970-01-01 as canonical date text. */
+function formatDays(days: number): string {
+  const [text, bc] = dateText(days);
+  return bc ? `${text} BC` : text;
+}
+
+const MICROS_PER_DAY = 86_400_000_000n;
+
+/** Microseconds since 1970-01-01 00:00 as canonical timestamp text, `suffix` before any `BC`. */
+function formatMicros(micros: bigint, suffix: string): string {
+  let days = micros / MICROS_PER_DAY;
+  let rest = micros % MICROS_PER_DAY;
+  if (rest < 0n) {
+    rest += MICROS_PER_DAY;
+    days -= 1n;
+  }
+  const inDay = Number(rest);
+  const seconds = Math.floor(inDay / 1_000_000);
+  const us = inDay % 1_000_000;
+  const [date, bc] = dateText(Number(days));
+  let fraction = "";
+  if (us !== 0) fraction = `.${String(us).padStart(6, "0").replace(/0+$/, "")}`;
+  const time = `${pad2(Math.floor(seconds / 3600))}:${pad2(Math.floor(seconds / 60) % 60)}:${
+    pad2(seconds % 60)
+  }`;
+  return `${date} ${time}${fraction}${suffix}${bc ? " BC" : ""}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Driver plumbing
+
+type ConnectionOptions = Parameters<DBSQLClient["connect"]>[0];
+type ClientOptions = NonNullable<ConstructorParameters<typeof DBSQLClient>[0]>;
+type HttpConnectionOptions = ConstructorParameters<typeof connections.HttpConnection>[0];
+type ClientContext = ConstructorParameters<typeof connections.HttpConnection>[1];
+type TokenProviderContract = Extract<ConnectionOptions, { authType: "token-provider" }>[
+  "tokenProvider"
+];
+
+/**
+ * Hands the driver a fresh token on every request. The driver wraps any provider in a cache that keeps
+ * a token until five minutes before the expiry it can see, and forever when it sees none (an opaque
+ * token, or `external-token` with a non-JWT string). Marking each token as due for refresh (expiry one
+ * minute ahead: inside the refresh window, outside the 30-second "expired" margin) makes the driver call
+ * `getToken` each time, so the caller's own cache decides when to roll over.
+ */
+class TokenProvider implements TokenProviderContract {
+  readonly #getToken: () => Promise<string>;
+  #last: string | undefined;
+
+  constructor(getToken: () => Promise<string>) {
+    this.#getToken = getToken;
+  }
+
+  async getToken(): Promise<InstanceType<typeof auth.Token>> {
+    const token = await this.#getToken();
+    this.#last = token;
+    return new auth.Token(token, { expiresAt: new Date(Date.now() + 60_000) });
+  }
+
+  getName(): string {
+    return "cr8tor-token-source";
+  }
+
+  /** Removes the last token handed out from an error message. */
+  redact(message: string): string {
+    const token = this.#last;
+    return token === undefined || token === "" ? message : message.replaceAll(token, "***");
+  }
+}
+
+/** The driver's HTTP connection with a verifying HTTPS agent in place of its own. */
+class VerifyingHttpConnection extends connections.HttpConnection {
+  readonly #agent: https.Agent;
+
+  constructor(
+    options: HttpConnectionOptions,
+    context: ClientContext,
+    tlsOptions: { readonly caCertificates: readonly string[]; readonly timeoutMs: number },
+  ) {
+    super(options, context);
+    this.#agent = new https.Agent({
+      keepAlive: true,
+      keepAliveMsecs: 10_000,
+      minVersion: "TLSv1.2",
+      rejectUnauthorized: true,
+      ...(tlsOptions.caCertificates.length > 0
+        ? { ca: [...tls.rootCertificates, ...tlsOptions.caCertificates] }
+        : {}),
+      ...(tlsOptions.timeoutMs > 0 ? { timeout: tlsOptions.timeoutMs } : {}),
+    });
+  }
+
+  override getAgent(): Promise<Agent | undefined> {
+    return Promise.resolve(this.#agent);
+  }
+
+  destroy(): void {
+    this.#agent.destroy();
+  }
+}
+
+/** `DBSQLClient.getConnectionOptions`, private in the 1.17.0 typings but present at runtime. */
+interface DBSQLClientInternals {
+  getConnectionOptions(options: ConnectionOptions): HttpConnectionOptions;
+}
+
+for (const name of ["getConnectionOptions", "createConnectionProvider"]) {
+  if (typeof Reflect.get(DBSQLClient.prototype, name) !== "function") {
+    throw new Error(
+      `@databricks/sql no longer has DBSQLClient.${name}; the verifying TLS override needs updating`,
+    );
+  }
+}
+
+/**
+ * `DBSQLClient` seen without its private members: TypeScript does not let a subclass replace a private
+ * method, and the connection provider can only be swapped through the private
+ * `createConnectionProvider` (checked above, and by the certificate tests).
+ */
+const DBSQLClientBase = DBSQLClient as unknown as new (
+  options?: ClientOptions,
+) => Pick<DBSQLClient, keyof DBSQLClient> & DBSQLClientInternals;
+
+/** A DBSQLClient whose HTTPS connections verify the server's certificate. */
+class VerifyingDBSQLClient extends DBSQLClientBase {
+  readonly #tls: { readonly caCertificates: readonly string[]; readonly timeoutMs: number };
+  #connection: VerifyingHttpConnection | undefined;
+
+  constructor(settings: { caCertificates: readonly string[]; requestTimeoutMs: number }) {
+    super({ logger: SILENT_LOGGER });
+    this.#tls = { caCertificates: settings.caCertificates, timeoutMs: settings.requestTimeoutMs };
+  }
+
+  /** Replaces `DBSQLClient.createConnectionProvider` (see {@link DBSQLClientBase}). */
+  createConnectionProvider(options: ConnectionOptions): VerifyingHttpConnection {
+    this.#connection?.destroy();
+    this.#connection = new VerifyingHttpConnection(
+      this.getConnectionOptions(options),
+      this,
+      this.#tls,
+    );
+    return this.#connection;
+  }
+
+  /** Closes the pooled sockets (`DBSQLClient.close` leaves them to time out). */
+  destroy(): void {
+    this.#connection?.destroy();
+  }
+}
+
+/** The driver logs through winston to the console by default; the publisher keeps it quiet. */
+const SILENT_LOGGER: NonNullable<ClientOptions["logger"]> = { log: () => {} };
+
+class DeadlineError extends Error {}
+
+/** Runs `work`, rejecting if it takes longer than `ms` (`0`: no limit). */
+async function withDeadline<T>(ms: number, what: string, work: () => Promise<T>): Promise<T> {
+  if (ms <= 0) return await work();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = work();
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new DeadlineError(`${what} took longer than ${ms} ms`)),
+          ms,
+        );
+      }),
+    ]);
+  } catch (e) {
+    if (e instanceof DeadlineError) promise.catch(() => {});
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function limit(ms: number): number {
+  return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : 0;
+}
+
+/**
+ * The most useful text of a driver error: the server's message for a failed statement (the driver's
+ * own message for a failed operation is generic), with the SQLSTATE when it is not already in it.
+ */
+function messageOf(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0) {
+    return e.errors.map(messageOf).join("; ");
+  }
+  // The driver's StatusError is a plain object with a message, not an Error.
+  if (typeof e !== "object" || e === null) return String(e);
+  const error = e as { message?: unknown; name?: unknown; response?: unknown };
+  let message = typeof error.message === "string" && error.message !== ""
+    ? error.message
+    : typeof error.name === "string"
+    ? error.name
+    : String(e);
+  const response = error.response;
+  if (typeof response === "object" && response !== null) {
+    const details = response as {
+      displayMessage?: unknown;
+      errorMessage?: unknown;
+      sqlState?: unknown;
+    };
+    const server = details.displayMessage ?? details.errorMessage;
+    if (typeof server === "string" && server !== "") message = server;
+    const sqlState = details.sqlState;
+    if (typeof sqlState === "string" && sqlState !== "" && !message.includes(sqlState)) {
+      message = `${message} (SQLSTATE ${sqlState})`;
+    }
+  }
+  return message;
+}
