@@ -2,7 +2,7 @@
  * `deno task bench`: measures the publish service's package step against the physical limit of this
  * machine, as `sources-and-benchmark.md` §F.3 describes.
  *
- * For sources {PostgreSQL, MariaDB, SQL Server} × formats {csv, duckdb, postgresql} it builds the 13-column
+ * For sources {PostgreSQL, MariaDB, SQL Server, Databricks} × formats {csv, duckdb, postgresql} it builds the 13-column
  * W table (`--rows N`, default 1,000,000) in the local servers, starts the publish service as its own
  * process, and reports per
  * cell: the median wall time of `--runs` runs (after one warm-up), rows/s, the service's peak RSS, the limit
@@ -20,6 +20,14 @@
  * DuckDB `COPY FROM` and `psql \copy from`, of the same rows as CSV). The ratio therefore says what the
  * adapter and the writer cost on top of tedious' own decoding; the fake's CPU is reported apart.
  *
+ * Databricks (`--sources databricks`) is served the same way: the fake workspace of the tests (OAuth token
+ * endpoint, Unity Catalog REST and the Thrift TCLIService endpoint, over HTTPS with a test CA the service
+ * trusts through `DENO_CERT`) runs as a child process (`tests/support/fake_databricks_w.ts`), generating
+ * W as it is read and evaluating the adapter's SELECT into Arrow batches. Its limit is the raw driver
+ * read: `@databricks/sql` running the adapter's own SELECT against the same fake, `fetchChunk` with the
+ * service's batch size, dropping every row (plus the same CSV loads as SQL Server for → DuckDB and →
+ * PostgreSQL). The ratio says what the adapter and the writer cost on top of the driver.
+ *
  * Needs `psql` and `mariadb` on PATH, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on
  * 127.0.0.1:3306 (root, empty password).
  *
@@ -30,14 +38,24 @@ import { createReadStream } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { createInterface } from "node:readline";
+import { DBSQLClient } from "@databricks/sql";
 import { DuckDBInstance } from "@duckdb/node-api";
 import mysql from "mysql2/promise";
 import postgres from "postgres";
 import { Connection, Request } from "tedious";
+import { databricksReadQuery } from "../adapters/databricks/databricks_sql.ts";
+import { DatabricksTokenSource } from "../adapters/databricks/databricks_token.ts";
 import { mssqlReadQuery } from "../adapters/mssql/mssql_source_database.ts";
 import type { TableExtract } from "../domain/catalog.ts";
 import { parseCsv } from "../domain/csv.ts";
+import { DEFAULT_BATCH_ROWS } from "../ports/source_database.ts";
+import {
+  FAKE_W_CATALOG,
+  FAKE_W_HTTP_PATH,
+  FAKE_W_SCHEMA as DATABRICKS_W_SCHEMA,
+} from "../tests/support/fake_databricks_w.ts";
 import { FAKE_W_SCHEMA } from "../tests/support/fake_tds_w_process.ts";
 import { startService } from "../tests/support/processes.ts";
 import { logicalTypeIn, W_COLUMNS } from "../tests/support/w_table.ts";
@@ -48,9 +66,20 @@ for (let i = 0; i < Deno.args.length; i += 2) {
 }
 const ROWS = Number(args.get("rows") ?? 1_000_000);
 const RUNS = Number(args.get("runs") ?? 3);
-/** `--sources PostgreSQL,MariaDB,mssql` and `--formats csv,duckdb` pick cells (all by default). */
-const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB,mssql").split(",")
-  .map((s) => s === "mssql" || s === "SQLServer" ? "SQL Server" : s);
+/**
+ * `--sources PostgreSQL,MariaDB,mssql,databricks` and `--formats csv,duckdb` pick cells (all by
+ * default).
+ */
+const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB,mssql,databricks").split(",")
+  .map((s) =>
+    s === "mssql" || s === "SQLServer"
+      ? "SQL Server"
+      : s.toLowerCase() === "databricks"
+      ? "Databricks"
+      : s
+  );
+/** Rows per source batch: the service's `SOURCE_BATCH_ROWS` (`--batch-rows N`) and the raw reads'. */
+const BATCH_ROWS = Number(args.get("batch-rows") ?? DEFAULT_BATCH_ROWS);
 const FORMATS = (args.get("formats") ?? "csv,duckdb,postgresql").split(",");
 const SCHEMA = "cr8tor_bench";
 const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
@@ -59,6 +88,8 @@ const PG = { host: "127.0.0.1", port: 5432, user: "postgres", database: "postgre
 const MY = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
 const PG_ADDRESS = { host: PG.host, port: PG.port };
 const MY_ADDRESS = { host: MY.host, port: MY.port };
+/** The Databricks service principal the fake workspace gives tokens to. */
+const DATABRICKS_CLIENT_ID = "cr8tor-bench-spn";
 /** The secrets the benchmark's read-only logins are stored under. */
 const BENCH_SECRETS = ["benchuser", "benchpassword"];
 
@@ -364,27 +395,22 @@ async function pgLoadLimit(csvFile: string): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// SQL Server: the fake TDS server as a child process
+// Fakes as child processes: SQL Server (the fake TDS server) and Databricks (the fake workspace)
 
-/** The fake TDS server serving W, and how much CPU it has used. */
-interface FakeSqlServer {
+/** A fake server serving W in a process of its own, and how much CPU it has used. */
+interface FakeServer {
   readonly port: number;
+  /** What the process printed once it listened (its port and, for Databricks, the test CA). */
+  readonly info: Record<string, unknown>;
   /** User plus system CPU seconds of the process so far. */
   cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
-async function startFakeSqlServer(user: string, password: string): Promise<FakeSqlServer> {
+/** Runs a fake's script with `deno run`, and waits for its first line: `{"port": ...}`. */
+async function startFakeProcess(permissions: string[], script: string, ...scriptArgs: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env",
-      "tests/support/fake_tds_w_process.ts",
-      String(ROWS),
-      user,
-      password,
-    ],
+    args: ["run", ...permissions, script, ...scriptArgs],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -392,20 +418,50 @@ async function startFakeSqlServer(user: string, password: string): Promise<FakeS
   let text = "";
   while (!text.includes("\n")) {
     const { value, done } = await reader.read();
-    if (done) throw new Error("The fake TDS server exited before listening");
+    if (done) throw new Error(`${script} exited before listening`);
     text += new TextDecoder().decode(value);
   }
   reader.releaseLock();
-  const port = Number(JSON.parse(text.split("\n")[0]!).port);
+  const info = JSON.parse(text.split("\n")[0]!) as Record<string, unknown>;
   return {
-    port,
+    port: Number(info.port),
+    info,
     cpuSeconds: () => cpuSeconds(child.pid),
     stop: async () => {
       child.kill();
       await child.status;
       await child.stdout.cancel().catch(() => {});
     },
-  };
+  } satisfies FakeServer;
+}
+
+function startFakeSqlServer(user: string, password: string): Promise<FakeServer> {
+  return startFakeProcess(
+    ["--allow-net=127.0.0.1", "--allow-env"],
+    "tests/support/fake_tds_w_process.ts",
+    String(ROWS),
+    user,
+    password,
+  );
+}
+
+/** The fake Databricks workspace serving W, with Arrow batches of up to 100,000 rows. */
+function startFakeDatabricksWorkspace(clientId: string, secret: string): Promise<FakeServer> {
+  return startFakeProcess(
+    [
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run=openssl",
+      // The driver's module (the fake uses its Thrift types) asks for the OS release when loaded.
+      "--allow-sys=osRelease",
+    ],
+    "tests/support/fake_databricks_w.ts",
+    String(ROWS),
+    clientId,
+    secret,
+  );
 }
 
 /** User plus system CPU seconds a process has used (through a shell: /proc needs -A in Deno). */
@@ -439,15 +495,26 @@ function mssqlWExtract(): TableExtract {
   };
 }
 
+/** A raw read: its wall time, the fake's CPU seconds during it and this process's (the client's). */
+interface RawRead {
+  readonly seconds: number;
+  readonly fakeCpu: number;
+  readonly clientCpu: number;
+}
+
+function cpuUsageSeconds(usage: { user: number; system: number }): number {
+  return (usage.user + usage.system) / 1e6;
+}
+
 /**
  * The SQL Server read limit: tedious runs the adapter's own SELECT against the fake and drops every row
  * (no conversion, no batching, no writer). Returns the wall time and the fake's CPU during it.
  */
 async function mssqlReadLimit(
-  fake: FakeSqlServer,
+  fake: FakeServer,
   user: string,
   password: string,
-): Promise<{ seconds: number; fakeCpu: number }> {
+): Promise<RawRead> {
   const connection = new Connection({
     server: "127.0.0.1",
     authentication: { type: "default", options: { userName: user, password } },
@@ -464,6 +531,7 @@ async function mssqlReadLimit(
   });
   try {
     const cpuBefore = await fake.cpuSeconds();
+    const clientBefore = process.cpuUsage();
     const started = performance.now();
     let rows = 0;
     await new Promise<void>((resolve, reject) => {
@@ -475,17 +543,92 @@ async function mssqlReadLimit(
       connection.execSqlBatch(request);
     });
     const seconds = (performance.now() - started) / 1000;
+    const clientCpu = cpuUsageSeconds(process.cpuUsage(clientBefore));
     if (rows !== ROWS) throw new Error(`The raw SQL Server read saw ${rows} rows, not ${ROWS}`);
-    return { seconds, fakeCpu: await fake.cpuSeconds() - cpuBefore };
+    return { seconds, fakeCpu: await fake.cpuSeconds() - cpuBefore, clientCpu };
   } finally {
     connection.close();
+  }
+}
+
+/** The W table as the Databricks adapter describes it (Unity Catalog's `type_text`). */
+function databricksWExtract(): TableExtract {
+  return {
+    schema: DATABRICKS_W_SCHEMA,
+    table: {
+      name: "wide",
+      kind: "table",
+      description: null,
+      columns: W_COLUMNS.map((c) => ({
+        name: c.name,
+        dataType: c.databricks.type_text,
+        logicalType: logicalTypeIn(c, "databricks"),
+        nullable: c.name !== "id",
+        description: null,
+      })),
+      primaryKey: ["id"],
+    },
+  };
+}
+
+/**
+ * The Databricks read limit: `@databricks/sql` runs the adapter's own SELECT against the fake workspace
+ * and `fetchChunk`s it with the service's batch size, dropping every row (no conversion, no writer).
+ * Returns the wall time and the fake's CPU during it.
+ */
+async function databricksReadLimit(
+  fake: FakeServer,
+  clientId: string,
+  clientSecret: string,
+): Promise<RawRead> {
+  const tokens = new DatabricksTokenSource({
+    baseUrl: `https://127.0.0.1:${fake.port}`,
+    clientId,
+    clientSecret,
+    timeoutMs: 10_000,
+    caCertificates: [String(fake.info.caCertificate)],
+  });
+  // The driver's own HTTPS agent does not verify certificates, so it takes the fake's as it is.
+  const client = new DBSQLClient({ logger: { log: () => {} } as never });
+  try {
+    await client.connect({
+      host: "127.0.0.1",
+      port: fake.port,
+      path: FAKE_W_HTTP_PATH,
+      token: await tokens.token(),
+      telemetryEnabled: false,
+      preserveBigNumericPrecision: true,
+    });
+    const session = await client.openSession({ initialCatalog: FAKE_W_CATALOG });
+    const options = { useCloudFetch: false, useLZ4Compression: false } as const;
+    await (await session.executeStatement("SET TIME ZONE 'UTC'", options)).close();
+    const cpuBefore = await fake.cpuSeconds();
+    const clientBefore = process.cpuUsage();
+    const started = performance.now();
+    const operation = await session.executeStatement(
+      databricksReadQuery(FAKE_W_CATALOG, databricksWExtract()),
+      { ...options, maxRows: BATCH_ROWS },
+    );
+    let rows = 0;
+    while (await operation.hasMoreRows()) {
+      rows += (await operation.fetchChunk({ maxRows: BATCH_ROWS })).length;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const clientCpu = cpuUsageSeconds(process.cpuUsage(clientBefore));
+    await operation.close();
+    await session.close();
+    if (rows !== ROWS) throw new Error(`The raw Databricks read saw ${rows} rows, not ${ROWS}`);
+    return { seconds, fakeCpu: await fake.cpuSeconds() - cpuBefore, clientCpu };
+  } finally {
+    await client.close();
+    tokens.close();
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 
 interface Cell {
-  source: "PostgreSQL" | "MariaDB" | "SQL Server";
+  source: "PostgreSQL" | "MariaDB" | "SQL Server" | "Databricks";
   format: "csv" | "duckdb" | "postgresql";
   seconds: number;
   limit: number;
@@ -493,10 +636,11 @@ interface Cell {
   outputMb: number;
   digestOk: boolean;
   /**
-   * SQL Server only: median CPU seconds per run of the fake server during packaging and during the raw
-   * read, and of the publish service during packaging.
+   * SQL Server and Databricks only: median CPU seconds per run of the fake server during packaging and
+   * during the raw read, of the publish service during packaging, and of the raw read's client (the
+   * driver alone).
    */
-  fakeCpu?: { run: number; read: number; service: number };
+  fakeCpu?: { run: number; read: number; service: number; client: number };
 }
 
 /** Whether a cell's digest matches the source's; says so when it does not. */
@@ -536,6 +680,7 @@ if (import.meta.main) {
   await mkdir(secrets);
   const key = `bench-${crypto.randomUUID()}`;
   const readerPassword = crypto.randomUUID();
+  const databricksSecret = `dbx-${crypto.randomUUID()}`;
   for (
     const [name, value] of Object.entries({
       publishserviceapikey: key,
@@ -543,11 +688,14 @@ if (import.meta.main) {
       benchpassword: readerPassword,
       rootuser: "root",
       destpassword: "unused-trust-auth",
+      dbxclientid: DATABRICKS_CLIENT_ID,
+      dbxsecret: databricksSecret,
     })
   ) {
     await writeFile(join(secrets, name), value);
   }
-  let fake: FakeSqlServer | undefined;
+  let fake: FakeServer | undefined;
+  let databricks: FakeServer | undefined;
   try {
     await ensureTables(work);
     // A read-only login for both sources.
@@ -584,6 +732,13 @@ if (import.meta.main) {
       ? await startFakeSqlServer("cr8tor_bench_reader", readerPassword)
       : undefined;
     const MS_ADDRESS = { host: "127.0.0.1", port: fake?.port ?? 1433 };
+    // Databricks: the fake workspace, its test CA trusted by the service through DENO_CERT.
+    databricks = SOURCES.includes("Databricks")
+      ? await startFakeDatabricksWorkspace(DATABRICKS_CLIENT_ID, databricksSecret)
+      : undefined;
+    const DBX_ADDRESS = { host: "127.0.0.1", port: databricks?.port ?? 443 };
+    const caFile = join(work, "databricks-ca.pem");
+    if (databricks !== undefined) await writeFile(caFile, String(databricks.info.caCertificate));
 
     const allowList = join(work, "allowed-sources.json");
     await writeFile(
@@ -593,6 +748,13 @@ if (import.meta.main) {
           { type: "postgresql", ...PG_ADDRESS, database: PG.database, secrets: BENCH_SECRETS },
           { type: "mysql", ...MY_ADDRESS, database: SCHEMA, secrets: BENCH_SECRETS },
           { type: "sqlserver", ...MS_ADDRESS, database: "bench", secrets: BENCH_SECRETS },
+          {
+            type: "databrickssql",
+            ...DBX_ADDRESS,
+            http_path: FAKE_W_HTTP_PATH,
+            catalog: FAKE_W_CATALOG,
+            secrets: ["dbxclientid", "dbxsecret"],
+          },
         ],
       }),
     );
@@ -618,13 +780,14 @@ if (import.meta.main) {
       SOURCE_MSSQL_ENCRYPT: "false",
       // `--batch-rows N` overrides the service's SOURCE_BATCH_ROWS, to compare batch sizes.
       ...(args.has("batch-rows") ? { SOURCE_BATCH_ROWS: args.get("batch-rows")! } : {}),
+      ...(databricks === undefined ? {} : { DENO_CERT: caFile }),
     });
     const cells: Cell[] = [];
     try {
       for (
-        const source of (["PostgreSQL", "MariaDB", "SQL Server"] as const).filter((s) =>
-          SOURCES.includes(s)
-        )
+        const source of (["PostgreSQL", "MariaDB", "SQL Server", "Databricks"] as const).filter((
+          s,
+        ) => SOURCES.includes(s))
       ) {
         for (
           const format of (["csv", "duckdb", "postgresql"] as const).filter((f) =>
@@ -635,17 +798,38 @@ if (import.meta.main) {
             ? { type: "postgresql", host_url: PG.host, port: PG.port, database: PG.database }
             : source === "MariaDB"
             ? { type: "mysql", host_url: MY.host, port: MY.port, database: SCHEMA }
-            : {
+            : source === "SQL Server"
+            ? {
               type: "sqlserver",
               host_url: MS_ADDRESS.host,
               port: MS_ADDRESS.port,
               database: "bench",
+            }
+            : {
+              type: "databrickssql",
+              host_url: `https://${DBX_ADDRESS.host}`,
+              port: DBX_ADDRESS.port,
+              http_path: FAKE_W_HTTP_PATH,
+              catalog: FAKE_W_CATALOG,
             };
-          const schemaName = source === "SQL Server" ? FAKE_W_SCHEMA : SCHEMA;
+          const credentials = source === "Databricks"
+            ? { spn_clientid: "dbxclientid", spn_secret: "dbxsecret" }
+            : { username_key: "benchuser", password_key: "benchpassword" };
+          const schemaName = source === "SQL Server"
+            ? FAKE_W_SCHEMA
+            : source === "Databricks"
+            ? DATABRICKS_W_SCHEMA
+            : SCHEMA;
+          const served = source === "SQL Server"
+            ? fake
+            : source === "Databricks"
+            ? databricks
+            : undefined;
           const limits: number[] = [];
           const times: number[] = [];
           const fakeRunCpu: number[] = [];
           const fakeReadCpu: number[] = [];
+          const clientReadCpu: number[] = [];
           const serviceCpu: number[] = [];
           let peak = 0;
           let outputMb = 0;
@@ -653,10 +837,13 @@ if (import.meta.main) {
           for (let run = 0; run <= RUNS; run++) {
             const limitFile = join(work, `limit-${run}.csv`);
             let limit: number;
-            if (source === "SQL Server") {
+            if (served !== undefined) {
               // The raw read, plus (for a database destination) loading the same rows from CSV.
-              const read = await mssqlReadLimit(fake!, "cr8tor_bench_reader", readerPassword);
+              const read = source === "SQL Server"
+                ? await mssqlReadLimit(served, "cr8tor_bench_reader", readerPassword)
+                : await databricksReadLimit(served, DATABRICKS_CLIENT_ID, databricksSecret);
               fakeReadCpu.push(read.fakeCpu);
+              clientReadCpu.push(read.clientCpu);
               limit = read.seconds;
               if (format !== "csv") {
                 await pgCsvLimit(limitFile); // the same rows as CSV, not timed
@@ -677,7 +864,7 @@ if (import.meta.main) {
             await rm(join(work, `limit-${run}.duckdb`), { force: true });
             const startTime = `20250101_0000${String(run).padStart(2, "0")}`;
             await resetPeakRss(service.pid);
-            const fakeCpuBefore = await fake?.cpuSeconds() ?? 0;
+            const fakeCpuBefore = await served?.cpuSeconds() ?? 0;
             const serviceCpuBefore = await cpuSeconds(service.pid);
             const started = performance.now();
             const res = await fetch(`${service.url}/data-publish/package`, {
@@ -689,17 +876,14 @@ if (import.meta.main) {
                 destination: format === "postgresql"
                   ? { type: "postgresql" }
                   : { name: "LSC", type: "filestore", format },
-                source: {
-                  ...sourceBody,
-                  credentials: { username_key: "benchuser", password_key: "benchpassword" },
-                },
+                source: { ...sourceBody, credentials },
                 dataset: { schema_name: schemaName, tables: [{ name: "wide" }] },
               }),
             });
             const body = await res.json();
             const seconds = (performance.now() - started) / 1000;
-            if (fake !== undefined && source === "SQL Server") {
-              fakeRunCpu.push(await fake.cpuSeconds() - fakeCpuBefore);
+            if (served !== undefined) {
+              fakeRunCpu.push(await served.cpuSeconds() - fakeCpuBefore);
               serviceCpu.push(await cpuSeconds(service.pid) - serviceCpuBefore);
             }
             if (res.status !== 200) throw new Error(`package failed: ${JSON.stringify(body)}`);
@@ -742,6 +926,7 @@ if (import.meta.main) {
             if (run === 0) { // warm-up
               fakeRunCpu.length = 0;
               fakeReadCpu.length = 0;
+              clientReadCpu.length = 0;
               serviceCpu.length = 0;
               continue;
             }
@@ -757,12 +942,13 @@ if (import.meta.main) {
             peakRssMb: peak,
             outputMb,
             digestOk,
-            ...(source === "SQL Server"
+            ...(served !== undefined
               ? {
                 fakeCpu: {
                   run: median(fakeRunCpu),
                   read: median(fakeReadCpu),
                   service: median(serviceCpu),
+                  client: median(clientReadCpu),
                 },
               }
               : {}),
@@ -776,10 +962,10 @@ if (import.meta.main) {
             } MB, digest ${digestOk ? "ok" : "MISMATCH"}${
               cell.fakeCpu === undefined
                 ? ""
-                : `; CPU per run: publish service ${cell.fakeCpu.service.toFixed(2)} s, fake TDS ` +
-                  `server ${cell.fakeCpu.run.toFixed(2)} s (${
+                : `; CPU per run: publish service ${cell.fakeCpu.service.toFixed(2)} s, fake ` +
+                  `${source} ${cell.fakeCpu.run.toFixed(2)} s (${
                     cell.fakeCpu.read.toFixed(2)
-                  } s during the raw read)`
+                  } s during the raw read, whose client used ${cell.fakeCpu.client.toFixed(2)} s)`
             }`,
           );
         }
@@ -807,18 +993,21 @@ if (import.meta.main) {
           c.peakRssMb.toFixed(0)
         } | ${c.digestOk ? "matches source" : "MISMATCH"} |`
       ),
-      ...(cells.some((c) => c.fakeCpu !== undefined)
-        ? [
+      ...(["SQL Server", "Databricks"] as const).flatMap((source) => {
+        const served = cells.filter((c) => c.source === source && c.fakeCpu !== undefined);
+        return served.length === 0 ? [] : [
           "",
-          "SQL Server rows, CPU seconds per run (median): the publish service / the fake TDS server " +
-          "(a child process generating W as it is read) / the fake during the raw read: " +
-          cells.filter((c) => c.fakeCpu !== undefined).map((c) =>
+          `${source} rows, CPU seconds per run (median): the publish service / the fake ` +
+          `${source === "SQL Server" ? "TDS server" : "workspace"} (a child process generating W ` +
+          "as it is read) / the fake during the raw read / the raw read's client (the driver " +
+          "alone): " +
+          served.map((c) =>
             `${c.format} ${c.fakeCpu!.service.toFixed(2)} / ${c.fakeCpu!.run.toFixed(2)} / ${
               c.fakeCpu!.read.toFixed(2)
-            }`
+            } / ${c.fakeCpu!.client.toFixed(2)}`
           ).join(", ") + ".",
-        ]
-        : []),
+        ];
+      }),
     ].join("\n");
     say("\n" + report);
     const target = args.get("write");
@@ -832,6 +1021,7 @@ if (import.meta.main) {
     }
   } finally {
     await fake?.stop();
+    await databricks?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

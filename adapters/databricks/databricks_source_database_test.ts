@@ -22,6 +22,8 @@ import type {
   FakeUcTable,
   FakeWorkspace,
 } from "../../tests/support/fake_databricks_workspace.ts";
+import { databricksTablesSchema } from "../../tests/support/fake_databricks_w.ts";
+import { EDGE_TABLE, edgeExpectedRows, W_TABLE } from "../../tests/support/w_table.ts";
 import type { DatabricksConnectionOptions } from "../../ports/source_database.ts";
 import { SourceUnavailableError } from "../../ports/source_database.ts";
 import { connectDatabricks } from "./databricks_source_database.ts";
@@ -122,14 +124,55 @@ async function startWorkspace(workspace: FakeWorkspace, thriftOptions: FakeThrif
   return { server, thrift, connect };
 }
 
+/** The W and EDGE tables' schema, beside the standard fixture's. */
+const TABLES_SCHEMA = "cr8_tables";
+const W_ROWS = 1_000;
+
+/** The standard fixture plus W and EDGE (`w_table.ts`) as Databricks holds them. */
+function contractWorkspace(): FakeWorkspace {
+  const workspace = fixtureWorkspace();
+  return {
+    ...workspace,
+    schemas: [...workspace.schemas, databricksTablesSchema(TABLES_SCHEMA, W_ROWS)],
+  };
+}
+
 Deno.test("DatabricksSourceDatabase passes the SourceDatabase contract against the fake workspace (emulated)", async (t) => {
   await sourceDatabaseContract(t, {
     name: "DatabricksSourceDatabase",
     setUp: async () => {
-      const { server, connect } = await startWorkspace(fixtureWorkspace());
-      return { schema: SCHEMA, connect: () => connect(), cleanup: () => server.close() };
+      const { server, connect } = await startWorkspace(contractWorkspace());
+      return {
+        schema: SCHEMA,
+        connect: () => connect(),
+        cleanup: () => server.close(),
+        wide: { schema: TABLES_SCHEMA, table: W_TABLE, rows: W_ROWS },
+        edge: { schema: TABLES_SCHEMA, table: EDGE_TABLE, engine: "databricks" },
+      };
     },
+    engine: "databricks",
   });
+});
+
+Deno.test("DatabricksSourceDatabase reads every edge value exactly from a warehouse in another time zone without ANSI mode (emulated)", async () => {
+  // Clusters before DBR 17 start without ANSI mode (decimals cast to text as `0E-10`), and a workspace
+  // may set a session time zone: the values must not change.
+  const { server, thrift, connect } = await startWorkspace(contractWorkspace(), {
+    sessionTimeZone: "+05:30",
+    ansiMode: false,
+  });
+  try {
+    await using db = await connect();
+    const table = (await db.describeSchema(TABLES_SCHEMA, { tables: [EDGE_TABLE] })).tables[0]!;
+    const rows = await readAll(db, { schema: TABLES_SCHEMA, table });
+    assert.deepEqual(
+      rows.sort((a, b) => Number(a[0]) - Number(b[0])),
+      edgeExpectedRows("databricks"),
+    );
+    assert.ok(thrift.statements.includes("SET TIME ZONE 'UTC'"));
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("DatabricksSourceDatabase describes a schema without opening a warehouse session", async () => {

@@ -32,6 +32,7 @@ import {
   formatFloat32,
 } from "../../domain/logical_type.ts";
 import { batchRowsOf, SourceUnavailableError } from "../../ports/source_database.ts";
+import { civilFromDays } from "../../domain/civil_date.ts";
 
 /** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
 export interface DatabricksSqlOptions {
@@ -426,21 +427,6 @@ function isPlainWithScale(text: string, scale: number): boolean {
 
 function toBigInt(value: unknown): bigint {
   return typeof value === "bigint" ? value : BigInt(value as number | string);
-}
-
-/** `[year, month, day]` of a day count since 1970-01-01 (proleptic Gregorian; Hinnant's algorithm). */
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
 }
 
 function pad2(n: number): string {

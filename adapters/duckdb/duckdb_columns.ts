@@ -41,6 +41,7 @@ import {
   parseBinary,
   truncateToMicroseconds,
 } from "../../domain/logical_type.ts";
+import { daysFromCivil } from "../../domain/civil_date.ts";
 
 /** Converts one non-null canonical value into what a DuckDB data chunk holds for the column. */
 export type DuckdbValueConverter = (text: string) => DuckDBValue;
@@ -296,17 +297,6 @@ function compareDecimal(text: string, value: number): number {
   else left <<= BigInt(-power2);
   const magnitude = left > right ? 1 : left < right ? -1 : 0;
   return minus === "-" ? -magnitude : magnitude;
-}
-
-/** Days from 1970-01-01 to an astronomical-year date on the proleptic Gregorian calendar. */
-export function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * ((month + 9) % 12) + 2) / 5) + day - 1;
-  const dayOfEra = yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) +
-    dayOfYear;
-  return era * 146097 + dayOfEra - 719468;
 }
 
 function isLeap(year: number): boolean {

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   checkText,
-  daysFromCivil,
   duckdbColumn,
   fitsDuckdbDecimal,
   parseBigint,
@@ -24,21 +23,6 @@ function jsDays(year: number, month: number, day: number): number {
   date.setUTCFullYear(year, month - 1, day);
   return Math.round(date.getTime() / 86_400_000);
 }
-
-Deno.test("daysFromCivil() agrees with JavaScript's calendar from 270000 BC to 270000 AD", () => {
-  for (let year = -270_000; year <= 270_000; year += 997) {
-    for (const [month, day] of [[1, 1], [2, 28], [3, 1], [12, 31]] as const) {
-      assert.equal(daysFromCivil(year, month, day), jsDays(year, month, day), `${year}-${month}`);
-    }
-  }
-  for (let days = -800_000; days < 800_000; days += 367) {
-    const date = new Date(days * 86_400_000);
-    assert.equal(
-      daysFromCivil(date.getUTCFullYear(), date.getUTCMonth() + 1, date.getUTCDate()),
-      days,
-    );
-  }
-});
 
 Deno.test("parseDate() reads canonical dates, BC years and infinities", async (t) => {
   const cases: [string, number][] = [

@@ -1152,10 +1152,11 @@ Deno.test({
           );
           assert.equal(row?.n, STREAM_ROWS);
           assert.equal(reader.produced, STREAM_ROWS);
-          // About 185 bytes a row. Seen here: under two batches, what the socket buffers hold. Piling
-          // up batches would let the lag grow towards the whole table.
+          // About 185 bytes a row. Seen here: under two batches, what the socket buffers hold, and
+          // up to 11 batches when other tests share the two cores (the server reports its progress
+          // late). Piling up batches would let the lag grow towards the whole table (100 batches).
           assert.ok(
-            reader.maxLagRows <= STREAM_BATCH * 8,
+            reader.maxLagRows <= STREAM_BATCH * 20,
             `${reader.maxLagRows} rows were produced but not yet processed by the server`,
           );
         });

@@ -2,9 +2,11 @@
  * End to end, a Databricks source (emulated): the three services as processes, the real `@databricks/sql`
  * driver in the metadata and publish services, and the fake workspace of the test tree (OAuth token
  * endpoint, Unity Catalog REST and a Thrift TCLIService endpoint on one HTTPS host). The services trust
- * the fake's test CA only through `DENO_CERT`, as an operator would configure a private CA.
+ * the fake's test CA only through `DENO_CERT`, as an operator would configure a private CA. Packaging is
+ * checked for both file formats: exact canonical CSV, and DuckDB with the Databricks types kept.
  */
 import assert from "node:assert/strict";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -171,6 +173,85 @@ Deno.test({
           thrift.statements.some((s) => s.includes("`research_gold`.`oncology`.`tumour_stage`")),
           "the warehouse was queried by full name",
         );
+      });
+
+      await t.step("package writes DuckDB with the Databricks types kept", async () => {
+        const res = await post(`${approval.url}/project/package`, {
+          ...request,
+          project_start_time: "20250612_000000",
+          destination: { name: "LSC", type: "filestore", format: "duckdb" },
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+        assert.deepEqual(res.json.payload, {
+          data_retrieved: [{ file_path: "data/outputs/database.duckdb" }],
+        });
+        const instance = await DuckDBInstance.create(
+          join(storage, "staging/E2eDatabricks/20250612_000000/data/outputs/database.duckdb"),
+          { access_mode: "READ_ONLY" },
+        );
+        const connection = await instance.connect();
+        try {
+          await connection.run("SET TimeZone = 'UTC'");
+          const query = async (sql: string) => (await connection.runAndReadAll(sql)).getRows();
+          assert.deepEqual(
+            await query(
+              "SELECT column_name, data_type, is_nullable FROM information_schema.columns " +
+                "WHERE table_schema = 'oncology' AND table_name = 'tumour_stage' " +
+                "ORDER BY ordinal_position",
+            ),
+            [
+              ["id", "BIGINT", "NO"],
+              ["stage", "SMALLINT", "YES"],
+              ["score", "DECIMAL(38,10)", "YES"],
+              ["seen_at", "TIMESTAMP WITH TIME ZONE", "YES"],
+              ["local_at", "TIMESTAMP", "YES"],
+              ["sites", "JSON", "YES"],
+              ["note", "VARCHAR", "YES"],
+            ],
+          );
+          // The values as DuckDB holds them, turned into text by DuckDB itself.
+          assert.deepEqual(
+            await query(
+              "SELECT id::VARCHAR, stage, score::VARCHAR, " +
+                "strftime(seen_at, '%Y-%m-%d %H:%M:%S.%f'), local_at::VARCHAR, " +
+                "sites->>'$[1]', json_array_length(sites)::INTEGER, note " +
+                'FROM "oncology"."tumour_stage" ORDER BY id',
+            ),
+            [
+              ["2", null, "-0.0000000001", null, null, null, 0, ""],
+              [
+                "3",
+                1,
+                null,
+                "1970-01-01 00:00:00.000000",
+                "1999-12-31 23:59:59.5",
+                null,
+                null,
+                null,
+              ],
+              [
+                "9223372036854775807",
+                4,
+                "12345678901234567890123456.1234567890",
+                "2024-02-29 23:59:59.123456",
+                "2024-03-01 00:00:00",
+                "liver",
+                2,
+                'a, "quoted" note',
+              ],
+            ],
+          );
+          assert.deepEqual(
+            await query(
+              "SELECT constraint_column_names::VARCHAR FROM duckdb_constraints() " +
+                "WHERE schema_name = 'oncology' AND constraint_type = 'PRIMARY KEY'",
+            ),
+            [["[id]"]],
+          );
+        } finally {
+          connection.closeSync();
+          instance.closeSync();
+        }
       });
 
       await t.step("publish produces the checksummed file", async () => {

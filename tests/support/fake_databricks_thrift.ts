@@ -30,7 +30,8 @@
  * - `CAST(timestamp_ntz AS TIMESTAMP)` reads the wall clock in the session time zone.
  * - `unix_micros(timestamp)`, `unix_date(date)` as in Spark 3.1+.
  * - `to_json` as Spark's JacksonGenerator: compact, struct fields that are NULL left out, map values and
- *   array elements that are NULL kept as `null`, doubles via `Double.toString` (non-finite ones quoted),
+ *   array elements that are NULL kept as `null`, strings escaped as Jackson does (control characters as
+ *   `\u001F`, upper-case hex), doubles via `Double.toString` (non-finite ones quoted),
  *   decimals via `BigDecimal.toString`, binary as base64, dates `yyyy-MM-dd`, timestamps
  *   `yyyy-MM-dd'T'HH:mm:ss.SSSXXX` in the session zone (milliseconds only, as Spark does), variants as
  *   their JSON.
@@ -65,6 +66,7 @@ import {
   type FakeUcTable,
   type FakeWorkspace,
 } from "./fake_databricks_workspace.ts";
+import { civilFromDays, daysFromCivil } from "../../domain/civil_date.ts";
 
 const T = databricksThrift.TCLIService_types;
 type TStatus = InstanceType<typeof T.TStatus>;
@@ -92,6 +94,12 @@ export interface FakeThriftOptions {
    * the statement never finishes (for timeouts).
    */
   readonly runningPolls?: number | ((statement: string) => number);
+  /**
+   * Makes each statement's next batch as soon as one is served, so that it is ready when the client
+   * asks, as a warehouse's finished result is (the benchmark uses this; tests that count the rows
+   * generated leave it off, the default).
+   */
+  readonly prefetch?: boolean;
 }
 
 /** What one `ExecuteStatement` asked for, as the fake received it. */
@@ -506,31 +514,6 @@ function parseDecimal(text: string, scale: number): bigint | undefined {
   return match[1] === "-" ? -unscaled : unscaled;
 }
 
-/** Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`). */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146_097 + doe - 719_468;
-}
-
-/** The inverse of {@link daysFromCivil}. */
-function civilFromDays(days: number): [year: number, month: number, day: number] {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
-}
-
 function isLeap(year: number): boolean {
   return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
 }
@@ -725,6 +708,21 @@ function castToString(type: SparkType, value: unknown, ctx: EvalContext): string
   }
 }
 
+/**
+ * A JSON string as Jackson writes it: the same escapes as `JSON.stringify` (`\"`, `\\`, `\b`, `\f`,
+ * `\n`, `\r`, `\t`, other control characters as `\u00XX`, nothing else escaped), but with upper-case
+ * hex digits (`\u001F`), Jackson's default.
+ */
+function jacksonString(text: string): string {
+  const json = JSON.stringify(text);
+  if (!json.includes("\\u")) return json;
+  return json.replace(
+    /\\(?:u([0-9a-f]{4})|[^u])/g,
+    (escape: string, hex: string | undefined) =>
+      hex === undefined ? escape : `\\u${hex.toUpperCase()}`,
+  );
+}
+
 /** `to_json` of a non-null value (Spark's JacksonGenerator with default options). */
 function toJson(type: SparkType, value: unknown, ctx: EvalContext): string {
   switch (type.kind) {
@@ -746,7 +744,7 @@ function toJson(type: SparkType, value: unknown, ctx: EvalContext): string {
     case "char":
     case "varchar":
     case "interval":
-      return JSON.stringify(value);
+      return jacksonString(value as string);
     case "binary":
       return JSON.stringify(Buffer.from(value as Uint8Array).toString("base64"));
     case "date":
@@ -773,7 +771,7 @@ function toJson(type: SparkType, value: unknown, ctx: EvalContext): string {
     case "map":
       return `{${
         (value as [unknown, unknown][]).map(([k, v]) =>
-          `${JSON.stringify(castToString(type.key, k, ctx))}:${
+          `${jacksonString(castToString(type.key, k, ctx))}:${
             v === null ? "null" : toJson(type.value, v, ctx)
           }`
         ).join(",")
@@ -782,7 +780,7 @@ function toJson(type: SparkType, value: unknown, ctx: EvalContext): string {
       return `{${
         (value as unknown[]).flatMap((v, i) => {
           const field = type.fields[i]!;
-          return v === null ? [] : [`${JSON.stringify(field.name)}:${toJson(field.type, v, ctx)}`];
+          return v === null ? [] : [`${jacksonString(field.name)}:${toJson(field.type, v, ctx)}`];
         }).join(",")
       }}`;
   }
@@ -1554,7 +1552,14 @@ interface Operation {
   cursor: number;
   /** Set once the metadata is built: the result schema, Arrow schema and its IPC bytes. */
   metadata: { schema: arrow.Schema; ipcSchema: Uint8Array; hive: TTableSchema } | undefined;
+  /** With {@link FakeThriftOptions.prefetch}: the next batch, made before it was asked for. */
+  prefetched?: { start: number; count: number; batch: PreparedBatch } | undefined;
 }
+
+/** One `FetchResults` reply made ahead of time, or the failure making it met. */
+type PreparedBatch =
+  | { readonly end: number; readonly response: TFetchResultsResp }
+  | { readonly error: { message: string; sqlState: string } };
 
 function parseZone(zone: string): number | undefined {
   if (/^(utc|z|gmt|etc\/utc|etc\/gmt|\+00:?00|-00:?00)$/i.test(zone)) return 0;
@@ -1573,6 +1578,7 @@ class FakeThriftService implements FakeThrift {
   readonly rowsGenerated = new Map<string, number>();
   readonly #workspace: FakeWorkspace;
   readonly #batchRows: number;
+  readonly #prefetch: boolean;
   readonly #sessionTimeZone: string;
   readonly #ansi: boolean;
   readonly #runningPolls: (statement: string) => number;
@@ -1584,6 +1590,7 @@ class FakeThriftService implements FakeThrift {
   constructor(workspace: FakeWorkspace, options: FakeThriftOptions) {
     this.#workspace = workspace;
     this.#batchRows = options.batchRows ?? 10_000;
+    this.#prefetch = options.prefetch ?? false;
     if (!Number.isSafeInteger(this.#batchRows) || this.#batchRows < 1) {
       throw new RangeError(`Cannot serve batches of ${this.#batchRows} rows`);
     }
@@ -1980,9 +1987,43 @@ class FakeThriftService implements FakeThrift {
 
   /** Serves up to `maxRows` rows (and at most one batch) from the operation's cursor. */
   #fetchFrom(operation: Operation, maxRows: number): TFetchResultsResp {
-    const plan = operation.plan!;
     const start = operation.cursor;
     const count = Math.max(0, Math.min(maxRows > 0 ? maxRows : this.#batchRows, this.#batchRows));
+    const ready = operation.prefetched;
+    operation.prefetched = undefined;
+    const batch = ready !== undefined && ready.start === start && ready.count === count
+      ? ready.batch
+      : this.#batch(operation, start, count);
+    if ("error" in batch) {
+      // A runtime failure (such as a stored value the type does not allow) fails the statement.
+      operation.state = "error";
+      operation.error = batch.error;
+      return {
+        status: errorStatus(batch.error.message, batch.error.sqlState),
+      } as TFetchResultsResp;
+    }
+    operation.cursor = batch.end;
+    if (this.#prefetch && batch.response.hasMoreRows) {
+      // As a warehouse has its result ready: the next batch is made while the client reads this one
+      // (after this reply is written, since timers run after the promise callbacks that write it).
+      setTimeout(() => {
+        if (this.#operations.get(operation.key) !== operation || operation.state !== "finished") {
+          return;
+        }
+        if (operation.cursor !== batch.end || operation.prefetched !== undefined) return;
+        operation.prefetched = {
+          start: batch.end,
+          count,
+          batch: this.#batch(operation, batch.end, count),
+        };
+      }, 0);
+    }
+    return batch.response;
+  }
+
+  /** Rows `start` to `start + count` (at most) of the operation's result as one Arrow batch. */
+  #batch(operation: Operation, start: number, count: number): PreparedBatch {
+    const plan = operation.plan!;
     const end = Math.min(plan.rowCount, start + count);
     const ctx: EvalContext = {
       offsetMinutes: operation.session.offsetMinutes,
@@ -1997,20 +2038,16 @@ class FakeThriftService implements FakeThrift {
         }
       }
     } catch (e) {
-      // A runtime failure (such as a stored value the type does not allow) fails the statement.
-      operation.state = "error";
-      operation.error = e instanceof FakeSqlError
-        ? { message: e.message, sqlState: e.sqlState }
-        : { message: `The fake warehouse failed: ${String(e)}`, sqlState: "XX000" };
       return {
-        status: errorStatus(operation.error.message, operation.error.sqlState),
-      } as TFetchResultsResp;
+        error: e instanceof FakeSqlError
+          ? { message: e.message, sqlState: e.sqlState }
+          : { message: `The fake warehouse failed: ${String(e)}`, sqlState: "XX000" },
+      };
     }
     if (plan.tableName !== undefined) {
       const seen = this.rowsGenerated.get(plan.tableName) ?? 0;
       this.rowsGenerated.set(plan.tableName, Math.max(seen, end));
     }
-    operation.cursor = end;
     const arrowBatches = [];
     if (end > start) {
       const metadata = this.#arrowMetadata(operation);
@@ -2034,10 +2071,13 @@ class FakeThriftService implements FakeThrift {
       });
     }
     return {
-      status: OK,
-      hasMoreRows: end < plan.rowCount,
-      results: { startRowOffset: new Int64(start), rows: [], arrowBatches },
-    } as unknown as TFetchResultsResp;
+      end,
+      response: {
+        status: OK,
+        hasMoreRows: end < plan.rowCount,
+        results: { startRowOffset: new Int64(start), rows: [], arrowBatches },
+      } as unknown as TFetchResultsResp,
+    };
   }
 
   #cancel(handle: TOperationHandle) {

@@ -27,6 +27,7 @@ import { Buffer } from "node:buffer";
 import net from "node:net";
 import { Duplex, type Writable } from "node:stream";
 import tls from "node:tls";
+import { civilFromDays, daysFromCivil } from "../../domain/civil_date.ts";
 
 /**
  * A stored value, by the column's declared type:
@@ -1455,30 +1456,6 @@ function switchOffset(value: Dto, minutes: number): Dto {
     fraction === undefined ? "" : `.${fraction}`
   }`;
   return { local, minutes };
-}
-
-/** Days from 1970-01-01 on the proleptic Gregorian calendar (H. Hinnant's algorithm). */
-function daysFromCivil(year: number, month: number, day: number): number {
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  return era * 146_097 + doe - 719_468;
-}
-
-function civilFromDays(days: number): [number, number, number] {
-  const z = days + 719_468;
-  const era = Math.floor(z / 146_097);
-  const doe = z - era * 146_097;
-  const yoe = Math.floor(
-    (doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146_096)) / 365,
-  );
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  return [yoe + era * 400 + (month <= 2 ? 1 : 0), month, day];
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
  * Test tables shared by the source adapters' tests:
  *
  * - **W** ("wide"), the benchmark's 13-column table (`sources-and-benchmark.md` §F.3), generated in
- *   PostgreSQL with `generate_series` and written into MySQL/MariaDB and SQL Server with the same values.
+ *   PostgreSQL with `generate_series` and written into MySQL/MariaDB, SQL Server and Databricks (the
+ *   fakes' stored forms: `fake_tds_w_process.ts`, `fake_databricks_w.ts`) with the same values.
  *   {@link wExpectedRow} computes every row's canonical text independently of any database, so tests
  *   assert exact strings, and every engine is compared with it.
  * - **EDGE**, one row per edge value (NULL against `''`, CSV-hostile text, extreme numbers, dates and
@@ -23,11 +24,12 @@ import {
   type LogicalType,
   parseBinary,
 } from "../../domain/logical_type.ts";
+import type { DatabricksColumnType } from "../../adapters/databricks/databricks_types.ts";
 import { quoteMssqlIdentifier as quoteMssql } from "../../adapters/mssql/mssql_source_database.ts";
 import { quoteMysql, quotePostgres } from "./databases.ts";
 
 /** A database engine the test tables exist for. */
-export type Engine = "postgres" | "mysql" | "mssql";
+export type Engine = "postgres" | "mysql" | "mssql" | "databricks";
 
 /** One column of a test table, in every dialect. */
 export interface TestColumn {
@@ -40,11 +42,18 @@ export interface TestColumn {
   readonly mysql: string;
   /** The SQL Server column type, as written in DDL (without NULL / NOT NULL). */
   readonly mssql: string;
+  /**
+   * The Databricks column as Unity Catalog describes it (`ColumnInfo.type_name` and `type_text`).
+   * Databricks has no UUID, TIME or JSON type: those columns are STRINGs holding the text.
+   */
+  readonly databricks: DatabricksColumnType;
   readonly logicalType: LogicalType;
   /** The logical type of the MySQL column, when it differs. */
   readonly mysqlLogicalType?: LogicalType;
   /** The logical type of the SQL Server column, when it differs. */
   readonly mssqlLogicalType?: LogicalType;
+  /** The logical type of the Databricks column, when it differs. */
+  readonly databricksLogicalType?: LogicalType;
 }
 
 /** The logical type a column has in one engine. */
@@ -54,6 +63,8 @@ export function logicalTypeIn(column: TestColumn, engine: Engine): LogicalType {
       return column.mysqlLogicalType ?? column.logicalType;
     case "mssql":
       return column.mssqlLogicalType ?? column.logicalType;
+    case "databricks":
+      return column.databricksLogicalType ?? column.logicalType;
     default:
       return column.logicalType;
   }
@@ -64,39 +75,69 @@ export function logicalTypeIn(column: TestColumn, engine: Engine): LogicalType {
 
 /** The W table's columns, in order; `id` is the primary key. */
 export const W_COLUMNS: readonly TestColumn[] = [
-  col("id", "bigint", "bigint", "BIGINT NOT NULL", "bigint", { kind: "bigint" }),
-  col("i", "int", "integer", "INT", "int", { kind: "integer" }),
-  col("s", "smallint", "smallint", "SMALLINT", "smallint", { kind: "smallint" }),
-  col("amount", "numeric(18,2)", "numeric(18,2)", "DECIMAL(18,2)", "decimal(18,2)", {
-    kind: "decimal",
-    precision: 18,
-    scale: 2,
+  col("id", "bigint", "bigint", "BIGINT NOT NULL", "bigint", ["LONG", "bigint"], {
+    kind: "bigint",
   }),
-  col("price", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", "decimal(38,10)", {
-    kind: "decimal",
-    precision: 38,
-    scale: 10,
+  col("i", "int", "integer", "INT", "int", ["INT", "int"], { kind: "integer" }),
+  col("s", "smallint", "smallint", "SMALLINT", "smallint", ["SHORT", "smallint"], {
+    kind: "smallint",
   }),
-  col("ratio", "double precision", "double precision", "DOUBLE", "float", { kind: "double" }),
-  col("flag", "boolean", "boolean", "BOOLEAN", "bit", { kind: "boolean" }),
+  col(
+    "amount",
+    "numeric(18,2)",
+    "numeric(18,2)",
+    "DECIMAL(18,2)",
+    "decimal(18,2)",
+    ["DECIMAL", "decimal(18,2)"],
+    { kind: "decimal", precision: 18, scale: 2 },
+  ),
+  col(
+    "price",
+    "numeric(38,10)",
+    "numeric(38,10)",
+    "DECIMAL(38,10)",
+    "decimal(38,10)",
+    ["DECIMAL", "decimal(38,10)"],
+    { kind: "decimal", precision: 38, scale: 10 },
+  ),
+  col("ratio", "double precision", "double precision", "DOUBLE", "float", ["DOUBLE", "double"], {
+    kind: "double",
+  }),
+  col("flag", "boolean", "boolean", "BOOLEAN", "bit", ["BOOLEAN", "boolean"], { kind: "boolean" }),
   col(
     "created_at",
     "timestamptz",
     "timestamp with time zone",
     "TIMESTAMP(6) NULL DEFAULT NULL",
     "datetimeoffset(7)",
+    ["TIMESTAMP", "timestamp"],
     { kind: "timestamptz" },
   ),
-  col("d", "date", "date", "DATE", "date", { kind: "date" }),
-  col("code", "varchar(20)", "character varying(20)", "VARCHAR(20)", "varchar(20)", {
-    kind: "text",
-  }),
-  col("txt", "text", "text", "TEXT", "nvarchar(max)", { kind: "text" }),
-  col("maybe", "text", "text", "TEXT", "varchar(max)", { kind: "text" }),
-  // MariaDB's UUID type refuses a quarter of these md5-made values (see EDGE_CASES), so text there.
-  col("u", "uuid", "uuid", "CHAR(36) CHARACTER SET ascii", "uniqueidentifier", { kind: "uuid" }, {
-    mysql: { kind: "text" },
-  }),
+  col("d", "date", "date", "DATE", "date", ["DATE", "date"], { kind: "date" }),
+  // Unity Catalog reports a VARCHAR(n) column as a STRING whose type_text keeps the length.
+  col(
+    "code",
+    "varchar(20)",
+    "character varying(20)",
+    "VARCHAR(20)",
+    "varchar(20)",
+    ["STRING", "varchar(20)"],
+    { kind: "text" },
+  ),
+  col("txt", "text", "text", "TEXT", "nvarchar(max)", ["STRING", "string"], { kind: "text" }),
+  col("maybe", "text", "text", "TEXT", "varchar(max)", ["STRING", "string"], { kind: "text" }),
+  // MariaDB's UUID type refuses a quarter of these md5-made values (see EDGE_CASES), so text there;
+  // Databricks has no UUID type, so a STRING holding the lower-case text.
+  col(
+    "u",
+    "uuid",
+    "uuid",
+    "CHAR(36) CHARACTER SET ascii",
+    "uniqueidentifier",
+    ["STRING", "string"],
+    { kind: "uuid" },
+    { mysql: { kind: "text" }, databricks: { kind: "text" } },
+  ),
 ];
 
 /** The W table's default name. */
@@ -276,37 +317,60 @@ function two(n: number): string {
 
 /** The edge table's columns, in order; `id` is the primary key. Every other column is nullable. */
 export const EDGE_COLUMNS: readonly TestColumn[] = [
-  col("id", "integer", "integer", "INT NOT NULL", "int", { kind: "integer" }),
-  col("t", "text", "text", "TEXT", "nvarchar(max)", { kind: "text" }),
-  col("n", "numeric(38,10)", "numeric(38,10)", "DECIMAL(38,10)", "decimal(38,10)", {
-    kind: "decimal",
-    precision: 38,
-    scale: 10,
+  col("id", "integer", "integer", "INT NOT NULL", "int", ["INT", "int"], { kind: "integer" }),
+  col("t", "text", "text", "TEXT", "nvarchar(max)", ["STRING", "string"], { kind: "text" }),
+  col(
+    "n",
+    "numeric(38,10)",
+    "numeric(38,10)",
+    "DECIMAL(38,10)",
+    "decimal(38,10)",
+    ["DECIMAL", "decimal(38,10)"],
+    { kind: "decimal", precision: 38, scale: 10 },
+  ),
+  col("f8", "double precision", "double precision", "DOUBLE", "float", ["DOUBLE", "double"], {
+    kind: "double",
   }),
-  col("f8", "double precision", "double precision", "DOUBLE", "float", { kind: "double" }),
-  col("f4", "real", "real", "FLOAT", "real", { kind: "real" }),
-  col("i2", "smallint", "smallint", "SMALLINT", "smallint", { kind: "smallint" }),
-  col("i4", "integer", "integer", "INT", "int", { kind: "integer" }),
-  col("i8", "bigint", "bigint", "BIGINT", "bigint", { kind: "bigint" }),
-  col("ts", "timestamp(6)", "timestamp(6) without time zone", "DATETIME(6)", "datetime2(7)", {
-    kind: "timestamp",
+  col("f4", "real", "real", "FLOAT", "real", ["FLOAT", "float"], { kind: "real" }),
+  col("i2", "smallint", "smallint", "SMALLINT", "smallint", ["SHORT", "smallint"], {
+    kind: "smallint",
   }),
+  col("i4", "integer", "integer", "INT", "int", ["INT", "int"], { kind: "integer" }),
+  col("i8", "bigint", "bigint", "BIGINT", "bigint", ["LONG", "bigint"], { kind: "bigint" }),
+  col(
+    "ts",
+    "timestamp(6)",
+    "timestamp(6) without time zone",
+    "DATETIME(6)",
+    "datetime2(7)",
+    ["TIMESTAMP_NTZ", "timestamp_ntz"],
+    { kind: "timestamp" },
+  ),
   col(
     "tz",
     "timestamptz(6)",
     "timestamp(6) with time zone",
     "TIMESTAMP(6) NULL DEFAULT NULL",
     "datetimeoffset(7)",
+    ["TIMESTAMP", "timestamp"],
     { kind: "timestamptz" },
   ),
-  col("d", "date", "date", "DATE", "date", { kind: "date" }),
-  col("tm", "time(6)", "time(6) without time zone", "TIME(6)", "time(7)", { kind: "time" }),
-  col("u", "uuid", "uuid", "UUID", "uniqueidentifier", { kind: "uuid" }),
-  col("b", "boolean", "boolean", "BOOLEAN", "bit", { kind: "boolean" }),
-  col("bin", "bytea", "bytea", "VARBINARY(255)", "varbinary(max)", { kind: "binary" }),
+  col("d", "date", "date", "DATE", "date", ["DATE", "date"], { kind: "date" }),
+  // Databricks has no TIME, UUID or JSON type: STRINGs holding the text stand in for them.
+  col("tm", "time(6)", "time(6) without time zone", "TIME(6)", "time(7)", ["STRING", "string"], {
+    kind: "time",
+  }, { databricks: { kind: "text" } }),
+  col("u", "uuid", "uuid", "UUID", "uniqueidentifier", ["STRING", "string"], { kind: "uuid" }, {
+    databricks: { kind: "text" },
+  }),
+  col("b", "boolean", "boolean", "BOOLEAN", "bit", ["BOOLEAN", "boolean"], { kind: "boolean" }),
+  col("bin", "bytea", "bytea", "VARBINARY(255)", "varbinary(max)", ["BINARY", "binary"], {
+    kind: "binary",
+  }),
   // SQL Server 2022 has no JSON type: JSON lives in nvarchar(max), which is text.
-  col("j", "jsonb", "jsonb", "JSON", "nvarchar(max)", { kind: "json" }, {
+  col("j", "jsonb", "jsonb", "JSON", "nvarchar(max)", ["STRING", "string"], { kind: "json" }, {
     mssql: { kind: "text" },
+    databricks: { kind: "text" },
   }),
 ];
 
@@ -314,8 +378,10 @@ export const EDGE_COLUMNS: readonly TestColumn[] = [
 export interface EngineEdgeColumn {
   readonly engine: Engine;
   readonly name: string;
-  /** The column type, as written in that engine's DDL. */
+  /** The column type, as written in that engine's DDL (for Databricks, Unity Catalog's `type_text`). */
   readonly type: string;
+  /** Databricks only: Unity Catalog's `type_name` of the column. */
+  readonly typeName?: string;
   readonly logicalType: LogicalType;
 }
 
@@ -336,6 +402,30 @@ export const EDGE_ENGINE_COLUMNS: readonly EngineEdgeColumn[] = [
   },
   { engine: "mssql", name: "dt", type: "datetime", logicalType: { kind: "timestamp" } },
   { engine: "mssql", name: "sdt", type: "smalldatetime", logicalType: { kind: "timestamp" } },
+  // Databricks: the signed tinyint, decimals at the ends of Spark's range, CHAR(n), and the complex
+  // types, which the source reads as the JSON text Spark's to_json writes.
+  ...([
+    ["tiny", "BYTE", "tinyint", { kind: "smallint" }],
+    ["n0", "DECIMAL", "decimal(38,0)", { kind: "decimal", precision: 38, scale: 0 }],
+    ["n38", "DECIMAL", "decimal(38,38)", { kind: "decimal", precision: 38, scale: 38 }],
+    ["ch", "CHAR", "char(5)", { kind: "text" }],
+    ["arr", "ARRAY", "array<bigint>", { kind: "json" }],
+    ["sarr", "ARRAY", "array<string>", { kind: "json" }],
+    ["mp", "MAP", "map<string,double>", { kind: "json" }],
+    [
+      "st",
+      "STRUCT",
+      "struct<i:int,s:string,d:decimal(38,10),b:binary,ts:timestamp,dt:date,ok:boolean>",
+      { kind: "json" },
+    ],
+    ["nest", "ARRAY", "array<struct<k:string,v:map<string,array<int>>>>", { kind: "json" }],
+  ] as const).map(([name, typeName, type, logicalType]): EngineEdgeColumn => ({
+    engine: "databricks",
+    name,
+    type,
+    typeName,
+    logicalType,
+  })),
 ];
 
 /** The edge table's columns in one engine, with their logical types there (`any`: every column). */
@@ -430,6 +520,10 @@ const CASES: Record<string, CaseSpec[]> = {
       `${"😀".repeat(5_000)}end`,
       { only: "mssql", note: "a PLP value of nvarchar(max); the others' texts are covered above" },
     ],
+    ["a NUL character", "a\u0000b", {
+      only: "databricks",
+      note: "PostgreSQL's text refuses U+0000; Spark's STRING holds any character",
+    }],
   ],
   n: [
     ["decimal(38,10) max", "9999999999999999999999999999.9999999999"],
@@ -457,10 +551,22 @@ const CASES: Record<string, CaseSpec[]> = {
       note: "SQL Server's float range starts at 2.23E-308 (no subnormals documented)",
     }],
     ["1e100", "1e+100"],
-    ["negative zero", "-0", { only: "postgres", note: "MariaDB stores -0 as 0" }],
-    ["NaN", "NaN", { only: "postgres", note: "MySQL DOUBLE has no NaN" }],
-    ["Infinity", "Infinity", { only: "postgres", note: "MySQL DOUBLE has no infinities" }],
-    ["-Infinity", "-Infinity", { only: "postgres", note: "MySQL DOUBLE has no infinities" }],
+    ["negative zero", "-0", {
+      only: ["postgres", "databricks"],
+      note: "MariaDB stores -0 as 0",
+    }],
+    ["NaN", "NaN", {
+      only: ["postgres", "databricks"],
+      note: "MySQL DOUBLE and SQL Server float have no NaN",
+    }],
+    ["Infinity", "Infinity", {
+      only: ["postgres", "databricks"],
+      note: "MySQL DOUBLE and SQL Server float have no infinities",
+    }],
+    ["-Infinity", "-Infinity", {
+      only: ["postgres", "databricks"],
+      note: "MySQL DOUBLE and SQL Server float have no infinities",
+    }],
   ],
   f4: [
     ["0.1 as float", "0.1"],
@@ -475,8 +581,14 @@ const CASES: Record<string, CaseSpec[]> = {
       note: "SQL Server's real range starts at 1.18E-38 (no subnormals documented)",
     }],
     ["negative", "-2.5"],
-    ["NaN", "NaN", { only: "postgres", note: "MySQL FLOAT has no NaN" }],
-    ["Infinity", "Infinity", { only: "postgres", note: "MySQL FLOAT has no infinities" }],
+    ["NaN", "NaN", {
+      only: ["postgres", "databricks"],
+      note: "MySQL FLOAT and SQL Server real have no NaN",
+    }],
+    ["Infinity", "Infinity", {
+      only: ["postgres", "databricks"],
+      note: "MySQL FLOAT and SQL Server real have no infinities",
+    }],
   ],
   i2: [["smallint min", "-32768"], ["smallint max", "32767"], ["zero", "0"]],
   i4: [["integer min", "-2147483648"], ["integer max", "2147483647"]],
@@ -490,8 +602,20 @@ const CASES: Record<string, CaseSpec[]> = {
     ["after 2038", "2100-01-01 00:00:00"],
     ["year 1", "0001-01-01 00:00:00"],
     ["year 9999", "9999-12-31 23:59:59.999999"],
-    ["BC", "0044-03-15 12:00:00 BC", { only: "postgres", note: "MySQL has no BC dates" }],
+    ["BC", "0044-03-15 12:00:00 BC", {
+      only: ["postgres", "databricks"],
+      note: "MySQL and SQL Server have no BC dates",
+    }],
     ["infinity", "infinity", { only: "postgres", note: "MySQL has no infinite datetimes" }],
+    ["the last microsecond of a Spark timestamp", "294247-01-10 04:00:54.775807", {
+      only: "databricks",
+      note: "Spark's TIMESTAMP_NTZ is any 64-bit count of microseconds; the others end at 9999",
+    }],
+    ["the first microsecond of a Spark timestamp", "290309-12-21 19:59:05.224192 BC", {
+      only: "databricks",
+      note:
+        "Spark's TIMESTAMP_NTZ is any 64-bit count of microseconds (PostgreSQL starts at 4714 BC)",
+    }],
     ["100-nanosecond ticks", "2020-01-01 00:00:00.1234567", {
       only: "mssql",
       note: "datetime2(7) holds 100 ns; the others hold microseconds",
@@ -511,19 +635,19 @@ const CASES: Record<string, CaseSpec[]> = {
     ["MySQL TIMESTAMP maximum", "2038-01-19 03:14:07.999999+00"],
     ["another offset becomes UTC", "2020-06-01 10:00:00+00", {
       input: "2020-06-01 12:00:00+02",
-      only: ["postgres", "mssql"],
+      only: ["postgres", "mssql", "databricks"],
       note: "MySQL TIMESTAMP input takes no offset; covered by a MySQL test with a +02:00 session",
     }],
     ["1900", "1900-01-01 00:00:00+00", {
-      only: ["postgres", "mssql"],
+      only: ["postgres", "mssql", "databricks"],
       note: "MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC",
     }],
     ["just before 1970", "1969-12-31 23:59:59.999999+00", {
-      only: ["postgres", "mssql"],
+      only: ["postgres", "mssql", "databricks"],
       note: "MySQL TIMESTAMP starts at 1970-01-01 00:00:01 UTC",
     }],
     ["after 2038", "2100-01-01 00:00:00+00", {
-      only: ["postgres", "mssql"],
+      only: ["postgres", "mssql", "databricks"],
       note: "MariaDB 10.11 TIMESTAMP ends at 2038-01-19 03:14:07 UTC",
     }],
     ["infinity", "infinity", { only: "postgres", note: "MySQL has no infinite timestamps" }],
@@ -541,6 +665,14 @@ const CASES: Record<string, CaseSpec[]> = {
       only: "mssql",
       note: "datetimeoffset(7) holds 100 ns; the others hold microseconds",
     }],
+    ["the last microsecond of a Spark timestamp", "294247-01-10 04:00:54.775807+00", {
+      only: "databricks",
+      note: "Spark's TIMESTAMP is any 64-bit count of microseconds; the others end at 9999",
+    }],
+    ["the first microsecond of a Spark timestamp", "290309-12-21 19:59:05.224192+00 BC", {
+      only: "databricks",
+      note: "Spark's TIMESTAMP is any 64-bit count of microseconds (PostgreSQL starts at 4714 BC)",
+    }],
   ],
   d: [
     ["year 1", "0001-01-01"],
@@ -548,14 +680,29 @@ const CASES: Record<string, CaseSpec[]> = {
     ["epoch", "1970-01-01"],
     ["just before 1970", "1969-12-31"],
     ["leap day", "2000-02-29"],
-    ["BC", "0044-03-15 BC", { only: "postgres", note: "MySQL has no BC dates" }],
+    ["BC", "0044-03-15 BC", {
+      only: ["postgres", "databricks"],
+      note: "MySQL and SQL Server have no BC dates",
+    }],
     ["infinity", "infinity", { only: "postgres", note: "MySQL has no infinite dates" }],
     ["-infinity", "-infinity", { only: "postgres", note: "MySQL has no infinite dates" }],
+    ["the last day of a Spark date", "5881580-07-11", {
+      only: "databricks",
+      note: "Spark's DATE is any 32-bit count of days; PostgreSQL's ends in 5874897",
+    }],
+    ["the first day of a Spark date", "5877642-06-23 BC", {
+      only: "databricks",
+      note: "Spark's DATE is any 32-bit count of days; PostgreSQL's starts in 4714 BC",
+    }],
   ],
   tm: [
     ["midnight", "00:00:00"],
     ["last microsecond", "23:59:59.999999"],
-    ["trailing zeros trimmed", "12:00:00.1", { input: "12:00:00.100000" }],
+    ["trailing zeros trimmed", "12:00:00.1", {
+      input: "12:00:00.100000",
+      except: ["databricks"],
+      note: "Databricks has no TIME type: the STRING standing in for it keeps the text as written",
+    }],
     ["24:00", "24:00:00", { only: "postgres", note: "MySQL TIME has no 24:00 (but wider ranges)" }],
     ["MySQL TIME maximum", "838:59:59", { only: "mysql", note: "PostgreSQL time ends at 24:00" }],
     ["negative MySQL TIME", "-838:59:59", {
@@ -572,9 +719,11 @@ const CASES: Record<string, CaseSpec[]> = {
     ["max uuid", "ffffffff-ffff-ffff-ffff-ffffffffffff"],
     ["upper-case input", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", {
       input: "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+      except: ["databricks"],
+      note: "Databricks has no UUID type: the STRING standing in for it keeps the case as written",
     }],
     ["version 8 or more with variant 0 (md5(3)::uuid)", "eccbc87e-4b5c-e2fe-2830-8fd9f2a7baf3", {
-      only: ["postgres", "mssql"],
+      only: ["postgres", "mssql", "databricks"],
       note: "MariaDB's UUID type refuses a version nibble of 8 or more unless the variant nibble " +
         "is 8 or more as well; PostgreSQL's uuid takes any 128 bits",
     }],
@@ -621,6 +770,75 @@ const CASES: Record<string, CaseSpec[]> = {
     "smalldatetime maximum",
     "2079-06-06 23:59:00",
   ]],
+  // Databricks. A complex value's input is the JSON of what the table holds, with LONG, DECIMAL, DATE
+  // and TIMESTAMP values as strings and BINARY as `\x` hex (see `fake_databricks_w.ts`); the expected
+  // text is what Spark's to_json writes (Jackson: compact, NULL struct fields left out, doubles as
+  // Java's Double.toString, decimals as BigDecimal.toString, binary as base64, timestamps with
+  // milliseconds and the zone).
+  tiny: [["tinyint min", "-128"], ["tinyint max", "127"], ["zero", "0"]],
+  n0: [
+    ["decimal(38,0) max", "9".repeat(38)],
+    ["decimal(38,0) min", `-${"9".repeat(38)}`],
+    ["zero", "0"],
+  ],
+  n38: [
+    ["decimal(38,38) max", `0.${"9".repeat(38)}`],
+    ["smallest negative", `-0.${"0".repeat(37)}1`],
+  ],
+  ch: [["padded to its length on read", "ab   ", { input: "ab" }], ["full length", "abcde"]],
+  arr: [
+    ["bigint extremes and a NULL element", "[-9223372036854775808,null,9223372036854775807]", {
+      input: '["-9223372036854775808", null, "9223372036854775807"]',
+    }],
+    ["empty array", "[]"],
+  ],
+  sarr: [
+    [
+      "strings escaped as Jackson escapes them",
+      '["a,b","say \\"hi\\"","cr\\r lf\\n tab\\t","\\u001F unit separator","back\\\\slash","é😀",null]',
+      {
+        input: JSON.stringify([
+          "a,b",
+          'say "hi"',
+          "cr\r lf\n tab\t",
+          "\u001f unit separator",
+          "back\\slash",
+          "é😀",
+          null,
+        ]),
+      },
+    ],
+  ],
+  mp: [
+    [
+      "doubles as Java prints them, NULL values kept",
+      '{"one":1.0,"big":1.0E10,"small":1.0E-5,"none":null,"nan":"NaN","neg":-2.5}',
+      {
+        input: '{"one": 1, "big": 1e10, "small": 0.00001, "none": null, "nan": "NaN", "neg": -2.5}',
+      },
+    ],
+    ["empty map", "{}"],
+  ],
+  st: [
+    [
+      "every field",
+      '{"i":1,"s":"x","d":12.3000000000,"b":"AP8=","ts":"2020-01-01T00:00:00.123Z",' +
+      '"dt":"2020-02-29","ok":true}',
+      {
+        input: '{"i": 1, "s": "x", "d": "12.3", "b": "\\\\x00ff", ' +
+          '"ts": "2020-01-01 00:00:00.123456", "dt": "2020-02-29", "ok": true}',
+      },
+    ],
+    ["NULL fields left out, a small decimal in exponent form", '{"d":1E-10}', {
+      input: '{"i": null, "d": "0.0000000001"}',
+    }],
+    ["every field NULL", "{}"],
+  ],
+  nest: [
+    ["nested", '[{"k":"a","v":{"x":[1,null],"y":[]}},{"v":{}}]', {
+      input: '[{"k": "a", "v": {"x": [1, null], "y": []}}, {"k": null, "v": {}}]',
+    }],
+  ],
 };
 
 /** Cases in engine-only columns belong to that engine. */
@@ -804,8 +1022,13 @@ function col(
   postgresType: string,
   mysql: string,
   mssql: string,
+  databricks: readonly [typeName: string, typeText: string],
   logicalType: LogicalType,
-  differs: { readonly mysql?: LogicalType; readonly mssql?: LogicalType } = {},
+  differs: {
+    readonly mysql?: LogicalType;
+    readonly mssql?: LogicalType;
+    readonly databricks?: LogicalType;
+  } = {},
 ): TestColumn {
   return {
     name,
@@ -813,8 +1036,10 @@ function col(
     postgresType,
     mysql,
     mssql,
+    databricks: { type_name: databricks[0], type_text: databricks[1] },
     logicalType,
     ...(differs.mysql === undefined ? {} : { mysqlLogicalType: differs.mysql }),
     ...(differs.mssql === undefined ? {} : { mssqlLogicalType: differs.mssql }),
+    ...(differs.databricks === undefined ? {} : { databricksLogicalType: differs.databricks }),
   };
 }

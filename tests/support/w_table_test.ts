@@ -7,6 +7,8 @@ import {
   edgeColumnsFor,
   edgeExpectedRows,
   edgeMssqlRows,
+  logicalTypeIn,
+  W_COLUMNS,
   wExpectedRow,
 } from "./w_table.ts";
 
@@ -96,4 +98,35 @@ Deno.test("edgeCasesFor() keeps each engine's cases and columns apart", () => {
   );
   // The stored rows of SQL Server's table line up with its expected rows.
   assert.equal(edgeMssqlRows().length, ms.size);
+});
+
+Deno.test("edgeColumnsFor() gives Databricks its own columns and STRINGs for TIME, UUID and JSON", () => {
+  const columns = new Map(edgeColumnsFor("databricks").map((c) => [c.name, c.logicalType.kind]));
+  for (const name of ["tm", "u", "j"]) assert.equal(columns.get(name), "text", name);
+  assert.equal(columns.get("ts"), "timestamp");
+  assert.equal(columns.get("tz"), "timestamptz");
+  assert.equal(columns.get("tiny"), "smallint");
+  assert.equal(columns.get("st"), "json");
+  assert.ok(!columns.has("m"), "SQL Server's money is not a Databricks column");
+  assert.ok(!edgeColumnsFor("postgres").some((c) => c.name === "tiny"));
+  assert.equal(
+    W_COLUMNS.find((c) => c.name === "u")!.databricks.type_name,
+    "STRING",
+    "Databricks has no UUID type",
+  );
+  assert.equal(logicalTypeIn(W_COLUMNS.find((c) => c.name === "u")!, "databricks").kind, "text");
+  assert.equal(logicalTypeIn(W_COLUMNS.find((c) => c.name === "u")!, "postgres").kind, "uuid");
+
+  const dbx = new Set(edgeCasesFor("databricks").map((c) => c.id));
+  const id = (column: string, label: string) =>
+    EDGE_CASES.find((c) => c.column === column && c.label === label)!.id;
+  // Shared with PostgreSQL, Databricks only, and a case a STRING stand-in cannot normalise.
+  assert.ok(dbx.has(id("d", "BC")) && dbx.has(id("f8", "NaN")));
+  assert.ok(dbx.has(id("d", "the last day of a Spark date")));
+  assert.ok(
+    !edgeCasesFor("postgres").some((c) => c.id === id("d", "the last day of a Spark date")),
+  );
+  assert.ok(!dbx.has(id("u", "upper-case input")) && !dbx.has(id("tm", "trailing zeros trimmed")));
+  assert.ok(!dbx.has(id("d", "infinity")) && !dbx.has(id("m", "money max")));
+  assert.equal(edgeExpectedRows("databricks")[0]!.length, edgeColumnsFor("databricks").length);
 });
