@@ -15,16 +15,13 @@ import { createFakeThrift } from "../support/fake_databricks_thrift.ts";
 import type { FakeWorkspace } from "../support/fake_databricks_workspace.ts";
 import {
   type JsonReply,
+  newServiceKeys,
   postToService,
   type ServiceProcess,
   startStack,
 } from "../support/processes.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 const CLIENT_ID = `spn-${crypto.randomUUID()}`;
 const CLIENT_SECRET = `dbx-${crypto.randomUUID()}`;
 const HTTP_PATH = "/sql/1.0/warehouses/e2e0001";

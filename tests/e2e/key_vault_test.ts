@@ -18,6 +18,7 @@ import {
 } from "../support/fake_key_vault.ts";
 import {
   type JsonReply,
+  newServiceKeys,
   postToService,
   type ServiceProcess,
   startFailing,
@@ -25,11 +26,7 @@ import {
 } from "../support/processes.ts";
 import { allowedLocalPostgres, ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 const CLIENT = { id: "e2e-client-id", secret: `client-secret-${crypto.randomUUID()}` };
 const TOKEN = `vault-token-${crypto.randomUUID()}`;
 

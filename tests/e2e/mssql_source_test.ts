@@ -18,16 +18,13 @@ import { mssqlTablesSchema } from "../support/fake_tds_w_process.ts";
 import { EDGE_TABLE, edgeColumnsFor, edgeExpectedRows } from "../support/w_table.ts";
 import {
   type JsonReply,
+  newServiceKeys,
   postToService,
   type ServiceProcess,
   startStack,
 } from "../support/processes.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 const PASSWORD = `Mssql-${crypto.randomUUID()}`;
 
 const SCHEMAS: readonly FakeSchema[] = [{

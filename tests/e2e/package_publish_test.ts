@@ -10,6 +10,7 @@ import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { bagProblems } from "../support/bagit_check.ts";
 import {
   type JsonReply,
+  newServiceKeys,
   postToService,
   type ServiceProcess,
   startStack,
@@ -24,11 +25,7 @@ import {
   randomName,
 } from "../support/services.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 
 /** The same table in both databases: types whose canonical text is the same in both. */
 const PEOPLE_DDL = (bool: string, ts: string) => `

@@ -13,6 +13,7 @@ import { DestinationSandbox } from "../support/destination_databases.ts";
 import { FakeOpal } from "../support/fake_opal.ts";
 import {
   type JsonReply,
+  newServiceKeys,
   postToService,
   type ServiceProcess,
   startStack,
@@ -27,11 +28,7 @@ import {
   randomName,
 } from "../support/services.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 
 const PROJECT = "E2eOpal";
 const START = "20250611_093000";

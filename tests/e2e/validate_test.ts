@@ -8,7 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
-import { type ServiceProcess, startFailing, startStack } from "../support/processes.ts";
+import {
+  newServiceKeys,
+  type ServiceProcess,
+  startFailing,
+  startStack,
+} from "../support/processes.ts";
 import {
   allowedLocalMysql,
   allowedLocalPostgres,
@@ -19,11 +24,7 @@ import {
   randomName,
 } from "../support/services.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 
 const PATIENTS_DDL = (comment: (table: string, text: string) => string) => `
   create table $s.patients (

@@ -11,7 +11,12 @@ import { join, relative } from "node:path";
 import type { RowDataPacket } from "mysql2/promise";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
 import { MysqlSandbox, PostgresSandbox, quoteMysql, quotePostgres } from "../support/databases.ts";
-import { type ServiceProcess, type ServiceStack, startStack } from "../support/processes.ts";
+import {
+  newServiceKeys,
+  type ServiceProcess,
+  type ServiceStack,
+  startStack,
+} from "../support/processes.ts";
 import {
   allowedLocalMysql,
   allowedLocalPostgres,
@@ -23,11 +28,7 @@ import {
 } from "../support/services.ts";
 import { changedPaths, snapshotTree } from "./_hostile_world.ts";
 
-const KEYS = {
-  approvalserviceapikey: `approval-${crypto.randomUUID()}`,
-  metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
-  publishserviceapikey: `publish-${crypto.randomUUID()}`,
-};
+const KEYS = newServiceKeys();
 
 /** A TCP listener that counts the connections it accepts; `hold` keeps them open and silent. */
 function tcpRecorder(hold: boolean) {

@@ -140,6 +140,19 @@ export async function startFailing(
   return { code: status.code, output: stdout + stderr };
 }
 
+/** Fresh API keys for the three services, by the secret names they read them from. */
+export function newServiceKeys(): {
+  approvalserviceapikey: string;
+  metadataserviceapikey: string;
+  publishserviceapikey: string;
+} {
+  return {
+    approvalserviceapikey: `approval-${crypto.randomUUID()}`,
+    metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
+    publishserviceapikey: `publish-${crypto.randomUUID()}`,
+  };
+}
+
 /** The three services as separate processes, the gateway pointed at the other two. */
 export interface ServiceStack {
   readonly metadata: ServiceProcess;
