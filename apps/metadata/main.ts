@@ -29,10 +29,7 @@ export async function buildMetadataService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: secrets.store,
     connections,
-    connectors: sourceConnectors({
-      encrypt: config.SOURCE_MSSQL_ENCRYPT,
-      trustServerCertificate: config.SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE,
-    }),
+    connectors: sourceConnectors(config),
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
     readiness: async () => [await secrets.readinessCheck("metadataserviceapikey")],

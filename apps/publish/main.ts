@@ -167,10 +167,7 @@ export async function buildPublishService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
-    connectors: sourceConnectors({
-      encrypt: config.SOURCE_MSSQL_ENCRYPT,
-      trustServerCertificate: config.SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE,
-    }),
+    connectors: sourceConnectors(config),
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
