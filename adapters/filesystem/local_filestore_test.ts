@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { filestoreContract, writeFiles } from "../../tests/contracts/filestore_contract.ts";
 import { bagProblems } from "../../tests/support/bagit_check.ts";
 import { FilestoreNotReadyError } from "../../ports/filestore.ts";
+import { TEST_MANIFEST_KEY } from "../../tests/support/manifest_key.ts";
 import { LocalFilestore } from "./local_filestore.ts";
 
 const RUN = { project: "Pr042", startTime: "20250611_093000" };
@@ -27,7 +28,10 @@ async function makeBase(): Promise<string> {
 }
 
 function store(base: string): LocalFilestore {
-  return new LocalFilestore(base, { today: () => new Date("2025-06-11T10:00:00Z") });
+  return new LocalFilestore(base, {
+    manifestKey: TEST_MANIFEST_KEY,
+    today: () => new Date("2025-06-11T10:00:00Z"),
+  });
 }
 
 Deno.test("LocalFilestore passes the Filestore contract", async (t) => {
