@@ -45,6 +45,7 @@ export class FakeWorld implements Disposable {
   readonly filestore = new LocalFilestore(this.base, {
     manifestKey: TEST_MANIFEST_KEY,
     today: () => new Date("2025-06-11T10:00:00Z"),
+    onWarning: (event, fields) => this.publishLog.warn(event, fields),
   });
   readonly connections: SqlConnectionOptions[] = [];
   /** The source connections the apps have open. */
