@@ -50,6 +50,7 @@ import {
 } from "../../ports/filestore.ts";
 import {
   ConfinedTree,
+  type EntryKind,
   type FileModes,
   type ListedEntry,
   OWNER_ONLY,
@@ -252,9 +253,16 @@ export class LocalFilestore implements Filestore {
         const startTime = entry.name.slice(OLD_PREFIX.length, OLD_PREFIX.length + 15);
         if (!PROJECT_START_TIME_PATTERN.test(startTime)) continue;
         const finalRel = `${projectRel}/${startTime}`;
-        const final = entries.find((e) => e.name === startTime);
-        if (final !== undefined && !safe(finalRel, final, ["dir"])) continue;
-        if (final !== undefined) await tree.remove(path);
+        let final: EntryKind;
+        try {
+          final = (await tree.inspect(finalRel)).kind;
+        } catch (e) {
+          if (!(e instanceof UnsafeFilesystemEntryError)) throw e;
+          safe(finalRel, { name: startTime, kind: "unsafe", reason: e.reason }, []);
+          continue;
+        }
+        if (final === "file") continue;
+        if (final === "dir") await tree.remove(path);
         else await tree.rename(path, finalRel, "dir");
         swept.push(path);
       }

@@ -244,7 +244,10 @@ Deno.test("LocalFilestore.recover() never follows, removes or renames a link, an
     const projectDir = join(base, "production", "Pr042");
     await mkdir(runDir, { recursive: true });
     await mkdir(projectDir, { recursive: true });
+    // An interrupted swap whose final place is now a link: the previous bag is not moved through it.
+    await mkdir(join(projectDir, ".old-20230101_000000-66666666-6666-6666-6666-666666666666"));
     const links: [string, string][] = [
+      [join(projectDir, "20230101_000000"), join(outside, "bag")],
       [join(runDir, ".work-11111111-1111-1111-1111-111111111111"), outside],
       [
         join(runDir, ".cr8tor-staging.json.22222222-2222-2222-2222-222222222222.tmp"),
@@ -275,9 +278,11 @@ Deno.test("LocalFilestore.recover() never follows, removes or renames a link, an
     assert.deepEqual(await listing(), before);
     assert.equal(await readFile(join(outside, "keep.txt"), "utf8"), "keep");
     for (const [path] of links) assert.ok((await lstat(path)).isSymbolicLink(), path);
-    assert.deepEqual(await readdir(join(base, "production", "Pr042")), [
+    assert.deepEqual((await readdir(join(base, "production", "Pr042"))).sort(), [
+      ".old-20230101_000000-66666666-6666-6666-6666-666666666666",
       ".old-20240101_000000-44444444-4444-4444-4444-444444444444",
       ".publish-20250611_093000-33333333-3333-3333-3333-333333333333",
+      "20230101_000000",
     ]);
     assert.deepEqual(
       warnings.map((w) => `${w.event} ${w.path}: ${w.reason}`).sort(),
@@ -285,6 +290,7 @@ Deno.test("LocalFilestore.recover() never follows, removes or renames a link, an
         "unsafe_filesystem_entry production/Linked: is a symbolic link",
         "unsafe_filesystem_entry production/Pr042/.old-20240101_000000-44444444-4444-4444-4444-444444444444: is a symbolic link",
         "unsafe_filesystem_entry production/Pr042/.publish-20250611_093000-33333333-3333-3333-3333-333333333333: is a symbolic link",
+        "unsafe_filesystem_entry production/Pr042/20230101_000000: is a symbolic link",
         "unsafe_filesystem_entry staging/Linked: is a symbolic link",
         "unsafe_filesystem_entry staging/Pr042/20250611_093000/.cr8tor-staging.json.22222222-2222-2222-2222-222222222222.tmp: is a symbolic link",
         "unsafe_filesystem_entry staging/Pr042/20250611_093000/.cr8tor-staging.json.55555555-5555-5555-5555-555555555555.tmp: is a file with 2 names (a hard link)",
