@@ -131,7 +131,8 @@ export class LocalFilestore implements Filestore {
     await this.checkReady();
     const tree = this.#tree;
     const runRel = runFolder("staging", run);
-    // Everything the run already has is checked before anything is created or the source is read.
+    // The run folder and those above it are checked before any is created, and what the run already
+    // has (manifest, payload folders, staged files) before the source is read.
     await tree.ensureDir(runRel);
     let done = false;
     const workRel = `${runRel}/${WORK_PREFIX}${randomUUID()}`;
