@@ -70,11 +70,19 @@ export interface StagedFile {
 
 /** The private place a writer writes one dataset into, provided by the filestore. */
 export interface StagingWork {
-  /** An empty directory standing for the run root; write payload files under `data/outputs/` in it. */
+  /**
+   * An empty directory standing for the run root, created for this write alone (owner-only); write
+   * payload files under `data/outputs/` in it.
+   */
   readonly dir: string;
   /**
-   * The currently staged file at a payload path (absolute path), if there is one, so a writer can extend it
-   * (DuckDB keeps every dataset of a run in one database file). Never modify it in place: copy it.
+   * Copies the file the run has staged at a payload path into `dir` at the same path, so a writer can
+   * extend it (DuckDB keeps every dataset of a run in one database file). The staged file is checked
+   * first: a plain file inside the run folder (no link, one name), matching its manifest entry.
+   *
+   * @returns `false` when the run has no staged file at that path.
+   * @throws {UnsafeFilesystemEntryError} when the staged file or a folder above it is a link or a hard link.
+   * @throws {StagingIntegrityError} when the staged file does not match its manifest entry.
    */
-  previous(path: string): string | undefined;
+  copyPrevious(path: string): Promise<boolean>;
 }

@@ -2,26 +2,38 @@
  * The staging manifest: which files a run has staged, their SHA-512 and size as computed while writing,
  * and which datasets (schemas) own them. Publishing verifies every copied file against it.
  *
+ * The manifest is signed: an HMAC-SHA-256 over its canonical JSON and the run it belongs to, with a key
+ * only the publish service holds ({@link stagingManifestKey}). A manifest edited by hand, written by an
+ * older version, moved from another run or signed with a rotated key does not verify, so it can never
+ * make publish copy files the service did not stage for that run.
+ *
  * @module
  */
 import { z } from "zod";
-import { isPayloadPath } from "./staging_layout.ts";
+import { canonicalJson } from "./audit.ts";
+import { isSafeIdentifier } from "./names.ts";
+import { isPayloadPath, type RunRef } from "./staging_layout.ts";
 
-const Entry = z.object({
+const Entry = z.strictObject({
   path: z.string().refine(isPayloadPath, { error: "must be a path under data/outputs/" }),
   sha512: z.string().regex(/^[0-9a-f]{128}$/),
   bytes: z.number().int().nonnegative(),
-  datasets: z.array(z.string()).min(1),
+  datasets: z.array(z.string().refine(isSafeIdentifier, { error: "must be a schema name" })).min(1),
 });
 
-/** The manifest file's schema (version 1). */
-export const StagingManifest = z.object({
-  version: z.literal(1),
-  files: z.array(Entry),
+/** The manifest's content (version 2: version 1 had no signature). */
+export const StagingManifest = z.strictObject({
+  version: z.literal(2),
+  files: z.array(Entry).refine((files) => new Set(files.map((f) => f.path)).size === files.length, {
+    error: "must list each path once",
+  }),
 });
 
 export type StagingManifest = z.infer<typeof StagingManifest>;
 export type StagingEntry = z.infer<typeof Entry>;
+
+/** A signature: HMAC-SHA-256, 64 lower-case hex digits. */
+const MAC_PATTERN = /^[0-9a-f]{64}$/;
 
 /** A file a dataset has just staged. */
 export interface NewFile {
@@ -32,7 +44,7 @@ export interface NewFile {
 
 /** An empty manifest. */
 export function emptyManifest(): StagingManifest {
-  return { version: 1, files: [] };
+  return { version: 2, files: [] };
 }
 
 /**
@@ -61,5 +73,108 @@ export function replaceDataset(
   }
   for (const file of incoming.values()) kept.push({ ...file, datasets: [dataset] });
   kept.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-  return { manifest: { version: 1, files: kept }, removed };
+  return { manifest: { version: 2, files: kept }, removed };
+}
+
+/** The HKDF label of the manifest key; a new label would make a new key. */
+export const STAGING_MANIFEST_KEY_LABEL = "cr8tor staging manifest v1";
+
+/** The shortest secret a manifest key may be derived from. */
+export const MIN_MANIFEST_KEY_MATERIAL = 32;
+
+const encoder = new TextEncoder();
+
+/**
+ * The key that signs staging manifests: HMAC-SHA-256, derived with HKDF-SHA-256 (no salt, info
+ * {@link STAGING_MANIFEST_KEY_LABEL}) from a secret the publish service alone holds.
+ *
+ * @param material the secret, at least {@link MIN_MANIFEST_KEY_MATERIAL} characters, or the service's API
+ *   key (at least 16) when the deployment has no manifest key of its own.
+ * @throws {RangeError} when the material is shorter than 16 characters.
+ */
+export async function stagingManifestKey(material: string): Promise<CryptoKey> {
+  if (material.length < 16) {
+    throw new RangeError("Cannot derive the staging manifest key: the secret is too short");
+  }
+  const base = await crypto.subtle.importKey("raw", encoder.encode(material), "HKDF", false, [
+    "deriveKey",
+  ]);
+  return await crypto.subtle.deriveKey(
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: new Uint8Array(0),
+      info: encoder.encode(STAGING_MANIFEST_KEY_LABEL),
+    },
+    base,
+    { name: "HMAC", hash: "SHA-256", length: 256 },
+    false,
+    ["sign", "verify"],
+  );
+}
+
+/** The bytes the signature covers: the manifest's content and the run, in canonical JSON. */
+function signedBytes(content: unknown, run: RunRef): Uint8Array<ArrayBuffer> {
+  return encoder.encode(canonicalJson({
+    manifest: content,
+    run: { project: run.project, start_time: run.startTime },
+  }));
+}
+
+function hex(bytes: ArrayBuffer): string {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function fromHex(text: string): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(text.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+/** The manifest file's text: the manifest and its signature (`mac`) for `run`. */
+export async function signedManifestText(
+  manifest: StagingManifest,
+  run: RunRef,
+  key: CryptoKey,
+): Promise<string> {
+  const mac = hex(await crypto.subtle.sign("HMAC", key, signedBytes(manifest, run)));
+  return JSON.stringify({ ...manifest, mac }, null, 2) + "\n";
+}
+
+/** Why a manifest file was refused; the text completes "the staging manifest ...". */
+export type ManifestProblem =
+  | "is not valid JSON"
+  | "is not signed by this service for this run"
+  | "is not a valid staging manifest";
+
+/**
+ * Reads a manifest file: its signature for `run` is checked (in constant time) before anything in it is
+ * looked at. A manifest without a signature (version 1), edited, moved from another run or signed with
+ * another key is refused.
+ *
+ * @returns the manifest, or the reason it was refused.
+ */
+export async function verifyManifestText(
+  text: string,
+  run: RunRef,
+  key: CryptoKey,
+): Promise<StagingManifest | { problem: ManifestProblem }> {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return { problem: "is not valid JSON" };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { problem: "is not a valid staging manifest" };
+  }
+  const { mac, ...content } = json as Record<string, unknown>;
+  if (typeof mac !== "string" || !MAC_PATTERN.test(mac)) {
+    return { problem: "is not signed by this service for this run" };
+  }
+  if (!await crypto.subtle.verify("HMAC", key, fromHex(mac), signedBytes(content, run))) {
+    return { problem: "is not signed by this service for this run" };
+  }
+  const parsed = StagingManifest.safeParse(content);
+  return parsed.success ? parsed.data : { problem: "is not a valid staging manifest" };
 }

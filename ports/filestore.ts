@@ -35,6 +35,8 @@ export interface Filestore {
    * @param write writes the dataset's files and returns them with their checksums.
    * @returns every file the dataset now has, sorted by path.
    * @throws {FilestoreNotReadyError} when staging cannot be written.
+   * @throws {UnsafeFilesystemEntryError} when a folder or file of the run is a link, a hard link or not
+   *   what it must be, or the writer left something other than plain files; nothing in staging changes.
    */
   stage(
     run: RunRef,
@@ -49,14 +51,17 @@ export interface Filestore {
    *
    * @returns the published payload files, sorted by path.
    * @throws {NothingStagedError} when the run has neither staged nor published files.
-   * @throws {StagingIntegrityError} when a staged file does not match its manifest entry; production is
-   *   unchanged.
+   * @throws {StagingIntegrityError} when the staging manifest is not signed by this service for this run,
+   *   or a staged file does not match its manifest entry; production is unchanged.
+   * @throws {UnsafeFilesystemEntryError} when a folder or file of the run, in staging or production, is a
+   *   link, a hard link or not what it must be; production is unchanged.
    */
   publish(run: RunRef): Promise<PublishedFile[]>;
 
   /**
    * Sweeps what an interrupted `stage` or `publish` left behind: private work directories are removed, and a
-   * production run whose swap was cut short is restored to its previous complete bag.
+   * production run whose swap was cut short is restored to its previous complete bag. Links are never
+   * followed or removed.
    *
    * @returns the swept or restored paths, relative to the base.
    */
@@ -90,11 +95,36 @@ export class NothingStagedError extends AppError {
   }
 }
 
-/** A staged file differs from what was recorded when it was written. */
+/**
+ * A staged file differs from what was recorded when it was written, or the staging manifest itself is not
+ * one this service signed for the run (edited, moved from another run, written by an older version or
+ * signed with a key since rotated).
+ */
 export class StagingIntegrityError extends AppError {
   readonly code = "staging_integrity";
 
   constructor(readonly path: string, readonly reason: string, options?: ErrorOptions) {
-    super(`Cannot publish: staged file "${path}" ${reason}; package the dataset again`, options);
+    super(`Cannot use staged file "${path}": it ${reason}; package the dataset again`, options);
+  }
+}
+
+/**
+ * A link, a hard link or another unexpected entry where the filestore needs a folder or a plain file. The
+ * filestore never follows it, and refuses before changing anything. The message names the path relative
+ * to the filestore base, never the base.
+ */
+export class UnsafeFilesystemEntryError extends AppError {
+  readonly code = "unsafe_filesystem_entry";
+
+  /**
+   * @param path relative to the filestore base, e.g. `staging/Pr042/20250611_093000/data/outputs`.
+   * @param reason completes "it ...", e.g. `is a symbolic link`.
+   */
+  constructor(readonly path: string, readonly reason: string, options?: ErrorOptions) {
+    super(
+      `Cannot use filestore entry "${path}": it ${reason}; the filestore never follows links, so an ` +
+        "administrator has to remove it",
+      options,
+    );
   }
 }

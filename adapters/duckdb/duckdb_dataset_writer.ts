@@ -3,8 +3,12 @@
  * dataset, with faithful column types (see `duckdb_columns.ts`), NOT NULL columns and primary keys.
  *
  * - When the run already staged the database (another dataset, or an earlier version of this one), the
- *   staged file is copied into the work folder first, never opened in place, and only this dataset's
- *   schema is dropped and rebuilt, so the other datasets stay as they were.
+ *   filestore copies the staged file into the work folder first (`copyPrevious`, which checks it), it is
+ *   never opened in place, and only this dataset's schema is dropped and rebuilt, so the other datasets
+ *   stay as they were.
+ * - DuckDB opens its database by path, so the file is opened only inside the work folder, which the
+ *   filestore created for this write alone (owner-only), and is checked to be a plain file with one name
+ *   (no link) before DuckDB opens it and again when it is hashed.
  * - Rows stream from the source batch by batch; each value is converted by its column's converter and
  *   collected into DuckDB data chunks of at most 2048 rows, appended through one appender per table. Per
  *   value appends are far slower under Deno (30-80 µs each for decimals and timestamps).
@@ -21,6 +25,7 @@
  *
  * @module
  */
+import { openPlainFile } from "../filesystem/confined_tree.ts";
 import { sha512File } from "../filesystem/sha512.ts";
 import {
   type DuckDBAppender,
@@ -29,7 +34,7 @@ import {
   DuckDBInstance,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import { constants, copyFile, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CatalogTable, TableExtract } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
@@ -78,8 +83,8 @@ export class DuckdbDatasetWriter implements DatasetWriter {
     checkNames(tables);
     const file = join(work.dir, DUCKDB_PAYLOAD_PATH);
     await mkdir(dirname(file), { recursive: true });
-    const previous = work.previous(DUCKDB_PAYLOAD_PATH);
-    if (previous !== undefined) await copyFile(previous, file, constants.COPYFILE_EXCL);
+    await work.copyPrevious(DUCKDB_PAYLOAD_PATH);
+    await (await openPlainFile(file, DUCKDB_PAYLOAD_PATH))?.close();
 
     const instance = await DuckDBInstance.create(file, this.#config(work.dir));
     const connections = new Set<DuckDBConnection>();
@@ -116,7 +121,7 @@ export class DuckdbDatasetWriter implements DatasetWriter {
       for (const connection of connections) connection.closeSync();
       instance.closeSync();
     }
-    return [{ path: DUCKDB_PAYLOAD_PATH, ...await sha512File(file) }];
+    return [{ path: DUCKDB_PAYLOAD_PATH, ...await sha512File(file, DUCKDB_PAYLOAD_PATH) }];
   }
 
   #config(workDir: string): Record<string, string> {

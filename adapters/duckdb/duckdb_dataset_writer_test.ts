@@ -21,6 +21,7 @@ import { MemorySourceDatabase } from "../memory/memory_source_database.ts";
 import {
   datasetWriterContract,
   EDGE_VALUES,
+  stagingWork,
   type TablesRead,
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
@@ -213,7 +214,7 @@ const OPTIONS = { concurrency: 2, batchRows: 1000 };
 async function withWork<T>(fn: (work: StagingWork, dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "duckdb-writer-" });
   try {
-    return await fn({ dir, previous: () => undefined }, dir);
+    return await fn(stagingWork(dir), dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -462,9 +463,8 @@ Deno.test("DuckdbDatasetWriter refuses names that differ only in case", async (t
       const t1 = table("t", [column("id", { kind: "integer" })]);
       await writeRows(work, "Cohort", t1, [["1"]]);
       const second = join(dir, "second");
-      const previous = join(dir, DUCKDB_PAYLOAD_PATH);
       await assert.rejects(
-        writeRows({ dir: second, previous: () => previous }, "cohort", t1, [["2"]]),
+        writeRows(stagingWork(second, dir), "cohort", t1, [["2"]]),
         DuckdbNameClashError,
       );
       const read = await readDuckdb(dir, [{ path: DUCKDB_PAYLOAD_PATH, sha512: "", bytes: 0 }]);
@@ -479,7 +479,7 @@ Deno.test("DuckdbDatasetWriter replaces a dataset named main without dropping Du
     const second = table("second", [column("id", { kind: "integer" })]);
     const again = join(dir, "again");
     const files = await writeRows(
-      { dir: again, previous: () => join(dir, DUCKDB_PAYLOAD_PATH) },
+      stagingWork(again, dir),
       "main",
       second,
       [["2"]],

@@ -9,6 +9,7 @@ import type { CanonicalRow } from "../../domain/logical_type.ts";
 import type { SourceDatabase } from "../../ports/source_database.ts";
 import {
   datasetWriterContract,
+  stagingWork,
   type TablesRead,
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { CsvDatasetWriter } from "./csv_dataset_writer.ts";
@@ -76,7 +77,7 @@ Deno.test("CsvDatasetWriter specifics", async (t) => {
   try {
     await t.step("encodes rows in the canonical form: header, quoting, NULL vs empty", async () => {
       const files = await new CsvDatasetWriter().write(
-        { dir, previous: () => undefined },
+        stagingWork(dir),
         new MemorySourceDatabase([CATALOG], new Map([["s.t", ROWS]])),
         tableExtracts(CATALOG),
         { concurrency: 1, batchRows: 1 },
@@ -91,7 +92,7 @@ Deno.test("CsvDatasetWriter specifics", async (t) => {
       const source = new CsvSource(bytes);
       const passDir = await Deno.makeTempDir({ dir });
       const [file] = await new CsvDatasetWriter().write(
-        { dir: passDir, previous: () => undefined },
+        stagingWork(passDir),
         source,
         tableExtracts(CATALOG),
         { concurrency: 1, batchRows: 1 },

@@ -18,6 +18,10 @@
  * The lock is advisory: every writer must use this adapter, and the filesystem must support `flock` (local
  * filesystems and NFSv4 do).
  *
+ * **Never through a link.** The file is created with `O_CREAT | O_EXCL` (owner-only), which never follows a
+ * link; an existing file must be a plain file (`lstat`), and the opened handle must be that same file, so a
+ * symbolic link at the path, or one swapped in while opening, is refused ({@link openAuditFile}).
+ *
  * @module
  */
 import { type AuditLink, chainAuditRecord, readAuditLine } from "../../domain/audit.ts";
@@ -87,13 +91,77 @@ export class FileAuditTrail implements AuditTrail {
 
   async #open(): Promise<Deno.FsFile> {
     try {
-      return await Deno.open(this.#path, { read: true, append: true, create: true });
+      return await openAuditFile(this.#path);
     } catch (e) {
+      if (e instanceof AuditTrailUnavailableError) throw e;
       throw new AuditTrailUnavailableError(
         `Cannot open the audit trail for appending: ${(e as Error).message}`,
         { cause: e },
       );
     }
+  }
+}
+
+const OPEN_EXISTING: Deno.OpenOptions = { read: true, append: true };
+const CREATE_NEW: Deno.OpenOptions = { ...OPEN_EXISTING, createNew: true, mode: 0o600 };
+
+/** Refuses a path that is not a plain file, and a handle that is not the file the path named. */
+function checkSameFile(before: Deno.FileInfo, opened: Deno.FileInfo | undefined): void {
+  if (before.isSymlink) {
+    throw new AuditTrailUnavailableError(
+      "Cannot open the audit trail: it is a symbolic link, which is never followed",
+    );
+  }
+  if (!before.isFile) {
+    throw new AuditTrailUnavailableError("Cannot open the audit trail: it is not a plain file");
+  }
+  if (opened !== undefined && (opened.dev !== before.dev || opened.ino !== before.ino)) {
+    throw new AuditTrailUnavailableError(
+      "Cannot open the audit trail: the file was replaced while it was being opened",
+    );
+  }
+}
+
+/**
+ * Opens the trail for reading and appending without following a link: a missing file is created
+ * (owner-only) with `O_EXCL`; an existing one must be a plain file, and the handle must be that file.
+ *
+ * @throws {AuditTrailUnavailableError} when the path is a link or not a plain file.
+ */
+export async function openAuditFile(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, CREATE_NEW);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const before = await Deno.lstat(path);
+  checkSameFile(before, undefined);
+  const file = await Deno.open(path, OPEN_EXISTING);
+  try {
+    checkSameFile(before, await file.stat());
+    return file;
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** {@link openAuditFile}, synchronously (for the check at startup). */
+export function openAuditFileSync(path: string): Deno.FsFile {
+  try {
+    return Deno.openSync(path, CREATE_NEW);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const before = Deno.lstatSync(path);
+  checkSameFile(before, undefined);
+  const file = Deno.openSync(path, OPEN_EXISTING);
+  try {
+    checkSameFile(before, file.statSync());
+    return file;
+  } catch (e) {
+    file.close();
+    throw e;
   }
 }
 

@@ -10,26 +10,35 @@
  *   one removed. The startup sweep deletes unfinished `.publish-*` folders and renames an `.old-*` back when
  *   the swap did not complete, so production is always the previous or the new complete bag.
  *
+ * Links: every path is built from checked names under the base and used through {@link ConfinedTree},
+ * which checks each folder and file below `staging/` and `production/` with `lstat` before it is read,
+ * written, renamed or deleted, and refuses a symbolic link, a hard link or an unexpected kind of entry
+ * ({@link UnsafeFilesystemEntryError}) before changing anything. The staging manifest is signed with a key
+ * only this service holds, and publish copies nothing a manifest it cannot verify lists. Files and folders
+ * are created owner-only unless `modes` says otherwise.
+ *
  * @module
  */
 import { randomUUID } from "node:crypto";
-import {
-  access,
-  constants,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  rmdir,
-  stat,
-  writeFile,
-} from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { access, constants, realpath, stat } from "node:fs/promises";
+import { isAbsolute, relative, resolve } from "node:path";
 import { bagInfoText, BAGIT_TXT, manifestText, parseManifest } from "../../domain/bagit.ts";
 import { PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
-import { emptyManifest, replaceDataset, StagingManifest } from "../../domain/staging_manifest.ts";
-import { runFolder, type RunRef, STAGING_MANIFEST_NAME } from "../../domain/staging_layout.ts";
+import {
+  emptyManifest,
+  replaceDataset,
+  signedManifestText,
+  type StagingEntry,
+  StagingManifest,
+  verifyManifestText,
+} from "../../domain/staging_manifest.ts";
+import {
+  isPayloadPath,
+  PAYLOAD_DIR,
+  runFolder,
+  type RunRef,
+  STAGING_MANIFEST_NAME,
+} from "../../domain/staging_layout.ts";
 import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
 import {
   type Filestore,
@@ -37,39 +46,63 @@ import {
   NothingStagedError,
   type PublishedFile,
   StagingIntegrityError,
+  UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
-import { copyWithSha512, sha512File } from "./sha512.ts";
+import {
+  ConfinedTree,
+  type EntryKind,
+  type FileModes,
+  type ListedEntry,
+  OWNER_ONLY,
+  parentOf,
+} from "./confined_tree.ts";
+import { copyWithSha512 } from "./sha512.ts";
 
 const AREAS = ["staging", "production"] as const;
 const WORK_PREFIX = ".work-";
 const PUBLISH_PREFIX = ".publish-";
 const OLD_PREFIX = ".old-";
 const TAG_FILES = ["bagit.txt", "bag-info.txt", "manifest-sha512.txt"] as const;
+const encoder = new TextEncoder();
 
 /** Options for {@link LocalFilestore}. */
 export interface LocalFilestoreOptions {
+  /** Signs and checks staging manifests (`stagingManifestKey()` in `domain/staging_manifest.ts`). */
+  readonly manifestKey: CryptoKey;
+  /** Modes of the files and folders the filestore creates; owner-only by default. */
+  readonly modes?: FileModes;
   /** Today's date for `Bagging-Date`; injected for tests. */
   readonly today?: () => Date;
   /** Written as `Bag-Software-Agent`. */
   readonly softwareAgent?: string;
+  /**
+   * Told what the filestore left alone or set aside without failing a request: an unsafe entry the startup
+   * sweep skipped (`unsafe_filesystem_entry`), or a staging manifest it could not verify, which a package
+   * then started over from (`staging_manifest_replaced`). Fields hold paths relative to the base.
+   */
+  readonly onWarning?: (event: string, fields: Record<string, string>) => void;
 }
 
 /** A filestore whose `staging/` and `production/` are directories under one base path. */
 export class LocalFilestore implements Filestore {
-  readonly #base: string;
+  readonly #tree: ConfinedTree;
+  readonly #key: CryptoKey;
   readonly #today: () => Date;
   readonly #agent: string;
+  readonly #warn: (event: string, fields: Record<string, string>) => void;
 
   /** @param base the mount path; it is not touched until a method is called. */
-  constructor(base: string, options: LocalFilestoreOptions = {}) {
-    this.#base = base;
+  constructor(base: string, options: LocalFilestoreOptions) {
+    this.#tree = new ConfinedTree(base, options.modes ?? OWNER_ONLY);
+    this.#key = options.manifestKey;
     this.#today = options.today ?? (() => new Date());
     this.#agent = options.softwareAgent ?? "cr8tor-publisher-ts";
+    this.#warn = options.onWarning ?? (() => {});
   }
 
   async checkReady(): Promise<void> {
     for (const area of AREAS) {
-      const path = join(this.#base, area);
+      const path = this.#tree.path(area);
       try {
         if (!(await stat(path)).isDirectory()) {
           throw new FilestoreNotReadyError(`Cannot use the ${area} area: it is not a directory`);
@@ -96,128 +129,226 @@ export class LocalFilestore implements Filestore {
     write: (work: StagingWork) => Promise<StagedFile[]>,
   ): Promise<StagedFile[]> {
     await this.checkReady();
-    const runDir = join(this.#base, runFolder("staging", run));
-    const workDir = join(runDir, WORK_PREFIX + randomUUID());
-    await mkdir(workDir, { recursive: true });
+    const tree = this.#tree;
+    const runRel = runFolder("staging", run);
+    // The run folder and those above it are checked before any is created, and what the run already
+    // has (manifest, payload folders, staged files) before the source is read.
+    await tree.ensureDir(runRel);
     let done = false;
+    const workRel = `${runRel}/${WORK_PREFIX}${randomUUID()}`;
     try {
-      const manifest = await this.#readStagingManifest(runDir) ?? emptyManifest();
-      const staged = new Set(manifest.files.map((f) => f.path));
+      const manifest = await this.#readStagingManifest(run, runRel, "replace") ?? emptyManifest();
+      await tree.expectDir(`${runRel}/${PAYLOAD_DIR}/${dataset}`, { missingOk: true });
+      for (const entry of manifest.files) await this.#expectStagedFile(runRel, entry);
+      await tree.makeDir(workRel);
+      const entries = new Map(manifest.files.map((f) => [f.path, f]));
       const files = await write({
-        dir: workDir,
-        previous: (path) => staged.has(path) ? join(runDir, path) : undefined,
+        dir: tree.path(workRel),
+        copyPrevious: (path) => this.#copyPrevious(runRel, workRel, entries.get(path)),
       });
+
+      // The writer's files must be plain files of the size it reported; their targets, and the files
+      // this dataset no longer has, must be plain files or missing. All checked before any rename.
       for (const file of files) {
-        const size = (await stat(join(workDir, file.path))).size;
-        if (size !== file.bytes) {
-          throw new Error(`Writer reported ${file.bytes} bytes for ${file.path}, found ${size}`);
+        if (!isPayloadPath(file.path)) {
+          throw new RangeError(`Cannot stage "${file.path}": not a path under ${PAYLOAD_DIR}/`);
+        }
+        const written = await tree.inspect(`${workRel}/${file.path}`);
+        if (written.kind !== "file") {
+          throw new UnsafeFilesystemEntryError(`${workRel}/${file.path}`, "is not a file");
+        }
+        if (written.stats?.size !== file.bytes) {
+          throw new Error(
+            `Writer reported ${file.bytes} bytes for ${file.path}, found ${written.stats?.size}`,
+          );
         }
       }
       const next = replaceDataset(manifest, dataset, files);
-      for (const file of files) {
-        await mkdir(dirname(join(runDir, file.path)), { recursive: true });
-        await rename(join(workDir, file.path), join(runDir, file.path));
+      for (const path of [...files.map((f) => f.path), ...next.removed, STAGING_MANIFEST_NAME]) {
+        await tree.expectFileOrMissing(`${runRel}/${path}`);
       }
-      for (const path of next.removed) await rm(join(runDir, path), { force: true });
-      await writeAtomically(
-        join(runDir, STAGING_MANIFEST_NAME),
-        JSON.stringify(next.manifest, null, 2),
-      );
+
+      for (const file of files) {
+        const from = `${workRel}/${file.path}`;
+        const to = `${runRel}/${file.path}`;
+        await tree.setFileMode(from);
+        await tree.ensureDir(parentOf(to));
+        await tree.rename(from, to, "file");
+      }
+      for (const path of next.removed) await tree.remove(`${runRel}/${path}`);
+      await this.#writeStagingManifest(run, runRel, next.manifest);
       done = true;
       return [...files].sort(byPath);
     } finally {
-      await rm(workDir, { recursive: true, force: true });
+      await tree.remove(workRel).catch(() => {});
       // A failed first package leaves no empty run or project folder behind.
       if (!done) {
-        await removeIfEmpty(runDir);
-        await removeIfEmpty(dirname(runDir));
+        await tree.removeIfEmpty(runRel);
+        await tree.removeIfEmpty(parentOf(runRel));
       }
     }
   }
 
   async publish(run: RunRef): Promise<PublishedFile[]> {
     await this.checkReady();
-    const stagingDir = join(this.#base, runFolder("staging", run));
-    const finalDir = join(this.#base, runFolder("production", run));
-    const manifest = await this.#readStagingManifest(stagingDir);
+    const tree = this.#tree;
+    const stagingRel = runFolder("staging", run);
+    const finalRel = runFolder("production", run);
+    const projectRel = parentOf(finalRel);
+    await tree.expectDir(finalRel, { missingOk: true });
+    const manifest = await this.#readStagingManifest(run, stagingRel, "refuse");
     if (manifest === undefined || manifest.files.length === 0) {
-      const published = await this.#readPublished(finalDir);
+      const published = await this.#readPublished(finalRel);
       if (published === undefined) throw new NothingStagedError(run);
       return published;
     }
+    // Every staged file is checked before anything is created in production.
+    for (const entry of manifest.files) await this.#expectStagedFile(stagingRel, entry);
 
-    const projectDir = dirname(finalDir);
-    await mkdir(projectDir, { recursive: true });
-    const bagDir = join(projectDir, `${PUBLISH_PREFIX}${run.startTime}-${randomUUID()}`);
-    await mkdir(bagDir);
+    const projectExisted = (await tree.inspect(projectRel)).kind === "dir";
+    await tree.ensureDir(projectRel);
+    const bagRel = `${projectRel}/${PUBLISH_PREFIX}${run.startTime}-${randomUUID()}`;
     try {
+      await tree.makeDir(bagRel);
       for (const entry of manifest.files) {
-        const target = join(bagDir, entry.path);
-        await mkdir(dirname(target), { recursive: true });
-        let copied;
-        try {
-          copied = await copyWithSha512(join(stagingDir, entry.path), target);
-        } catch (e) {
-          if ((e as { code?: string }).code === "ENOENT") {
-            throw new StagingIntegrityError(entry.path, "is missing", { cause: e });
-          }
-          throw e;
-        }
-        if (copied.bytes !== entry.bytes) {
-          throw new StagingIntegrityError(
-            entry.path,
-            `has ${copied.bytes} bytes, expected ${entry.bytes}`,
-          );
-        }
-        if (copied.sha512 !== entry.sha512) {
-          throw new StagingIntegrityError(entry.path, "does not match its SHA-512 checksum");
-        }
+        const copied = await this.#copyStaged(
+          `${stagingRel}/${entry.path}`,
+          `${bagRel}/${entry.path}`,
+        );
+        if (copied === undefined) throw new StagingIntegrityError(entry.path, "is missing");
+        checkCopy(entry, copied);
       }
-      await this.#writeTagFiles(bagDir, run, manifest);
-      await this.#swapIntoPlace(bagDir, finalDir, run.startTime);
+      await this.#writeTagFiles(bagRel, run, manifest);
+      await this.#swapIntoPlace(bagRel, finalRel, run.startTime);
     } catch (e) {
-      await rm(bagDir, { recursive: true, force: true });
+      await tree.remove(bagRel).catch(() => {});
+      if (!projectExisted) await tree.removeIfEmpty(projectRel);
       throw e;
     }
-    await rm(stagingDir, { recursive: true, force: true });
+    await tree.remove(stagingRel);
     return manifest.files.map((f) => ({ path: f.path, sha512: f.sha512, bytes: f.bytes }));
   }
 
   async recover(): Promise<string[]> {
+    const tree = this.#tree;
     const swept: string[] = [];
-    for (const project of await listDirs(join(this.#base, "production"))) {
-      const projectDir = join(this.#base, "production", project);
-      const entries = await listDirs(projectDir);
-      for (const name of entries.filter((n) => n.startsWith(PUBLISH_PREFIX))) {
-        await rm(join(projectDir, name), { recursive: true, force: true });
-        swept.push(join("production", project, name));
+    const safe = (path: string, entry: ListedEntry, kinds: string[]) => {
+      if (entry.kind === "unsafe") {
+        this.#warn("unsafe_filesystem_entry", { path, reason: entry.reason ?? "" });
       }
-      for (const name of entries.filter((n) => n.startsWith(OLD_PREFIX))) {
-        const startTime = name.slice(OLD_PREFIX.length, OLD_PREFIX.length + 15);
+      return kinds.includes(entry.kind);
+    };
+    for (const project of await tree.list("production")) {
+      const projectRel = `production/${project.name}`;
+      if (!safe(projectRel, project, ["dir"])) continue;
+      const entries = await tree.list(projectRel);
+      for (const entry of entries.filter((e) => e.name.startsWith(PUBLISH_PREFIX))) {
+        const path = `${projectRel}/${entry.name}`;
+        if (!safe(path, entry, ["dir"])) continue;
+        await tree.remove(path);
+        swept.push(path);
+      }
+      for (const entry of entries.filter((e) => e.name.startsWith(OLD_PREFIX))) {
+        const path = `${projectRel}/${entry.name}`;
+        if (!safe(path, entry, ["dir"])) continue;
+        const startTime = entry.name.slice(OLD_PREFIX.length, OLD_PREFIX.length + 15);
         if (!PROJECT_START_TIME_PATTERN.test(startTime)) continue;
-        const finalDir = join(projectDir, startTime);
-        if (await exists(finalDir)) {
-          await rm(join(projectDir, name), { recursive: true, force: true });
-        } else await rename(join(projectDir, name), finalDir);
-        swept.push(join("production", project, name));
+        const finalRel = `${projectRel}/${startTime}`;
+        let final: EntryKind;
+        try {
+          final = (await tree.inspect(finalRel)).kind;
+        } catch (e) {
+          if (!(e instanceof UnsafeFilesystemEntryError)) throw e;
+          safe(finalRel, { name: startTime, kind: "unsafe", reason: e.reason }, []);
+          continue;
+        }
+        if (final === "file") continue;
+        if (final === "dir") await tree.remove(path);
+        else await tree.rename(path, finalRel, "dir");
+        swept.push(path);
       }
     }
-    for (const project of await listDirs(join(this.#base, "staging"))) {
-      for (const start of await listDirs(join(this.#base, "staging", project))) {
-        const runDir = join(this.#base, "staging", project, start);
-        const leftovers = (await readdir(runDir)).filter((n) =>
-          n.startsWith(WORK_PREFIX) || (n.startsWith(STAGING_MANIFEST_NAME) && n.endsWith(".tmp"))
-        );
-        for (const name of leftovers) {
-          await rm(join(runDir, name), { recursive: true, force: true });
-          swept.push(join("staging", project, start, name));
+    for (const project of await tree.list("staging")) {
+      const projectRel = `staging/${project.name}`;
+      if (!safe(projectRel, project, ["dir"])) continue;
+      for (const start of await tree.list(projectRel)) {
+        const runRel = `${projectRel}/${start.name}`;
+        if (!safe(runRel, start, ["dir"])) continue;
+        for (const entry of await tree.list(runRel)) {
+          const leftover = entry.name.startsWith(WORK_PREFIX) ||
+            (entry.name.startsWith(STAGING_MANIFEST_NAME) && entry.name.endsWith(".tmp"));
+          const path = `${runRel}/${entry.name}`;
+          if (!safe(path, entry, ["dir", "file"]) || !leftover) continue;
+          await tree.remove(path);
+          swept.push(path);
         }
       }
     }
     return swept;
   }
 
-  async #writeTagFiles(bagDir: string, run: RunRef, manifest: StagingManifest): Promise<void> {
+  /** Checks that a staged file listed in the manifest is a plain file (or missing) inside the run folder. */
+  async #expectStagedFile(runRel: string, entry: StagingEntry): Promise<void> {
+    await this.#tree.expectFileOrMissing(`${runRel}/${entry.path}`);
+  }
+
+  /** {@link StagingWork.copyPrevious}: copies a staged file into the work folder, checked on the way. */
+  async #copyPrevious(
+    runRel: string,
+    workRel: string,
+    entry: StagingEntry | undefined,
+  ): Promise<boolean> {
+    if (entry === undefined) return false;
+    const target = `${workRel}/${entry.path}`;
+    await this.#tree.ensureDir(parentOf(target));
+    const copied = await this.#copyStaged(`${runRel}/${entry.path}`, target);
+    if (copied === undefined) throw new StagingIntegrityError(entry.path, "is missing");
+    checkCopy(entry, copied);
+    return true;
+  }
+
+  /**
+   * Copies a plain file into a new file (its folders created), hashing it on the way.
+   *
+   * @returns the copy's digest, or `undefined` when the source is missing.
+   */
+  async #copyStaged(
+    from: string,
+    to: string,
+  ): Promise<{ sha512: string; bytes: number } | undefined> {
+    const source = await this.#tree.openRead(from);
+    if (source === undefined) return undefined;
+    try {
+      await this.#tree.ensureDir(parentOf(to));
+      const target = await this.#tree.createFile(to);
+      try {
+        return await copyWithSha512(source, target);
+      } finally {
+        await target.close();
+      }
+    } finally {
+      await source.close();
+    }
+  }
+
+  /** Writes a new file with the given content, flushed to disk, and returns its SHA-512. */
+  async #writeNewFile(path: string, content: string): Promise<string> {
+    const bytes = encoder.encode(content);
+    const file = await this.#tree.createFile(path);
+    try {
+      let offset = 0;
+      while (offset < bytes.length) {
+        offset += (await file.write(bytes, offset, bytes.length - offset)).bytesWritten;
+      }
+      await file.datasync();
+    } finally {
+      await file.close();
+    }
+    const hash = await crypto.subtle.digest("SHA-512", bytes);
+    return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async #writeTagFiles(bagRel: string, run: RunRef, manifest: StagingManifest): Promise<void> {
     const payloadBytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
     const tagContents: Record<(typeof TAG_FILES)[number], string> = {
       "bagit.txt": BAGIT_TXT,
@@ -230,62 +361,102 @@ export class LocalFilestore implements Filestore {
       }),
       "manifest-sha512.txt": manifestText(manifest.files),
     };
-    for (const [name, content] of Object.entries(tagContents)) {
-      await writeFile(join(bagDir, name), content, { flush: true });
-    }
     const tagEntries = [];
     for (const name of TAG_FILES) {
-      tagEntries.push({ path: name, sha512: (await sha512File(join(bagDir, name))).sha512 });
+      tagEntries.push({
+        path: name,
+        sha512: await this.#writeNewFile(`${bagRel}/${name}`, tagContents[name]),
+      });
     }
-    await writeFile(join(bagDir, "tagmanifest-sha512.txt"), manifestText(tagEntries), {
-      flush: true,
-    });
+    await this.#writeNewFile(`${bagRel}/tagmanifest-sha512.txt`, manifestText(tagEntries));
   }
 
-  async #swapIntoPlace(bagDir: string, finalDir: string, startTime: string): Promise<void> {
-    const oldDir = join(dirname(finalDir), `${OLD_PREFIX}${startTime}-${randomUUID()}`);
-    const hadPrevious = await exists(finalDir);
-    if (hadPrevious) await rename(finalDir, oldDir);
+  async #swapIntoPlace(bagRel: string, finalRel: string, startTime: string): Promise<void> {
+    const tree = this.#tree;
+    const oldRel = `${parentOf(finalRel)}/${OLD_PREFIX}${startTime}-${randomUUID()}`;
+    const hadPrevious = await tree.expectDir(finalRel, { missingOk: true }) === "dir";
+    if (hadPrevious) await tree.rename(finalRel, oldRel, "dir");
     try {
-      await rename(bagDir, finalDir);
+      await tree.rename(bagRel, finalRel, "dir");
     } catch (e) {
-      if (hadPrevious) await rename(oldDir, finalDir);
+      if (hadPrevious) await tree.rename(oldRel, finalRel, "dir");
       throw e;
     }
-    if (hadPrevious) await rm(oldDir, { recursive: true, force: true });
+    if (hadPrevious) await tree.remove(oldRel);
   }
 
-  async #readStagingManifest(runDir: string): Promise<StagingManifest | undefined> {
+  /**
+   * The run's staging manifest, checked against its signature. One that does not verify is refused
+   * (`refuse`, for publish), or reported and treated as absent (`replace`, for a package, which writes a
+   * new one: after a key rotation, packaging again is how a run is staged anew).
+   *
+   * @returns `undefined` when the run has no manifest.
+   */
+  async #readStagingManifest(
+    run: RunRef,
+    runRel: string,
+    invalid: "refuse" | "replace",
+  ): Promise<StagingManifest | undefined> {
+    const path = `${runRel}/${STAGING_MANIFEST_NAME}`;
+    const file = await this.#tree.openRead(path);
+    if (file === undefined) return undefined;
     let text: string;
     try {
-      text = await readFile(join(runDir, STAGING_MANIFEST_NAME), "utf8");
-    } catch (e) {
-      if ((e as { code?: string }).code === "ENOENT") return undefined;
-      throw e;
+      text = await file.readFile({ encoding: "utf8" });
+    } finally {
+      await file.close();
     }
-    const parsed = StagingManifest.safeParse(JSON.parse(text));
-    if (!parsed.success) {
-      throw new StagingIntegrityError(STAGING_MANIFEST_NAME, "is not a valid staging manifest");
-    }
-    return parsed.data;
+    const read = await verifyManifestText(text, run, this.#key);
+    if (!("problem" in read)) return read;
+    if (invalid === "refuse") throw new StagingIntegrityError(STAGING_MANIFEST_NAME, read.problem);
+    this.#warn("staging_manifest_replaced", { path, reason: read.problem });
+    return undefined;
   }
 
-  async #readPublished(finalDir: string): Promise<PublishedFile[] | undefined> {
+  /** Writes the signed manifest next to its place, flushed, then renames it over the old one. */
+  async #writeStagingManifest(
+    run: RunRef,
+    runRel: string,
+    manifest: StagingManifest,
+  ): Promise<void> {
+    const path = `${runRel}/${STAGING_MANIFEST_NAME}`;
+    const temp = `${path}.${randomUUID()}.tmp`;
+    await this.#writeNewFile(temp, await signedManifestText(manifest, run, this.#key));
+    await this.#tree.rename(temp, path, "file");
+  }
+
+  async #readPublished(finalRel: string): Promise<PublishedFile[] | undefined> {
+    const file = await this.#tree.openRead(`${finalRel}/manifest-sha512.txt`);
+    if (file === undefined) return undefined;
     let text: string;
     try {
-      text = await readFile(join(finalDir, "manifest-sha512.txt"), "utf8");
-    } catch {
-      return undefined;
+      text = await file.readFile({ encoding: "utf8" });
+    } finally {
+      await file.close();
     }
     const files: PublishedFile[] = [];
     for (const entry of parseManifest(text)) {
-      files.push({
-        path: entry.path,
-        sha512: entry.sha512,
-        bytes: (await stat(join(finalDir, entry.path))).size,
-      });
+      const path = `${finalRel}/${entry.path}`;
+      const found = await this.#tree.inspect(path);
+      if (found.kind !== "file") {
+        throw new UnsafeFilesystemEntryError(path, "is not a file of the published bag");
+      }
+      files.push({ path: entry.path, sha512: entry.sha512, bytes: found.stats!.size });
     }
     return files.sort(byPath);
+  }
+}
+
+/** Checks a copy against its manifest entry. */
+function checkCopy(entry: StagingEntry, copied: { sha512: string; bytes: number }): void {
+  if (copied.bytes !== entry.bytes) {
+    throw new StagingIntegrityError(
+      entry.path,
+      `has ${copied.bytes} bytes, expected ${entry.bytes}`,
+    );
+  }
+  if (copied.sha512 !== entry.sha512) {
+    throw new StagingIntegrityError(entry.path, "does not match its SHA-512 checksum");
   }
 }
 
@@ -293,33 +464,27 @@ function byPath(a: { path: string }, b: { path: string }): number {
   return a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** The real path of `path`: its longest existing prefix resolved, the rest appended. */
+async function resolveExisting(path: string): Promise<string> {
+  const absolute = resolve(path);
   try {
-    await stat(path);
-    return true;
+    return await realpath(absolute);
   } catch {
-    return false;
+    const parent = resolve(absolute, "..");
+    if (parent === absolute) return absolute;
+    return resolve(await resolveExisting(parent), absolute.slice(parent.length + 1));
   }
 }
 
-async function listDirs(path: string): Promise<string[]> {
-  try {
-    return (await readdir(path, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) =>
-      e.name
-    );
-  } catch {
-    return [];
+/**
+ * True when `path` is inside a filestore base or one of its areas (which may be mounted or linked
+ * elsewhere), after resolving links in what exists of each.
+ */
+export async function isInsideFilestore(path: string, base: string): Promise<boolean> {
+  const target = await resolveExisting(path);
+  for (const root of [base, resolve(base, "staging"), resolve(base, "production")]) {
+    const inside = relative(await resolveExisting(root), target);
+    if (inside !== ".." && !inside.startsWith("../") && !isAbsolute(inside)) return true;
   }
-}
-
-/** Writes a file next to its target, flushes it, then renames it over the target. */
-async function writeAtomically(path: string, content: string): Promise<void> {
-  const temp = `${path}.${randomUUID()}.tmp`;
-  await writeFile(temp, content, { flush: true });
-  await rename(temp, path);
-}
-
-/** Removes a folder only if it is empty; anything else (not empty, gone, busy) leaves it as it is. */
-async function removeIfEmpty(dir: string): Promise<void> {
-  await rmdir(dir).catch(() => {});
+  return false;
 }

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
   appendFile,
+  link,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -8,6 +10,7 @@ import {
   rename,
   rm,
   stat,
+  symlink,
   writeFile,
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,6 +18,8 @@ import { join } from "node:path";
 import { filestoreContract, writeFiles } from "../../tests/contracts/filestore_contract.ts";
 import { bagProblems } from "../../tests/support/bagit_check.ts";
 import { FilestoreNotReadyError } from "../../ports/filestore.ts";
+import { TEST_MANIFEST_KEY } from "../../tests/support/manifest_key.ts";
+import type { FileModes } from "./confined_tree.ts";
 import { LocalFilestore } from "./local_filestore.ts";
 
 const RUN = { project: "Pr042", startTime: "20250611_093000" };
@@ -27,7 +32,10 @@ async function makeBase(): Promise<string> {
 }
 
 function store(base: string): LocalFilestore {
-  return new LocalFilestore(base, { today: () => new Date("2025-06-11T10:00:00Z") });
+  return new LocalFilestore(base, {
+    manifestKey: TEST_MANIFEST_KEY,
+    today: () => new Date("2025-06-11T10:00:00Z"),
+  });
 }
 
 Deno.test("LocalFilestore passes the Filestore contract", async (t) => {
@@ -38,6 +46,12 @@ Deno.test("LocalFilestore passes the Filestore contract", async (t) => {
       breakArea: (area) => rm(join(base, area), { recursive: true }),
       tamper: (run, path) =>
         appendFile(join(base, "staging", run.project, run.startTime, path), "!"),
+      editManifest: async (run, edit) => {
+        const path = join(base, "staging", run.project, run.startTime, ".cr8tor-staging.json");
+        const manifest = JSON.parse(await readFile(path, "utf8"));
+        edit(manifest);
+        await writeFile(path, JSON.stringify(manifest));
+      },
       cleanup: () => rm(base, { recursive: true, force: true }),
     };
   });
@@ -145,5 +159,146 @@ Deno.test("LocalFilestore specifics", async (t) => {
     });
   } finally {
     await rm(base, { recursive: true, force: true });
+  }
+});
+
+/** The permission bits of every file and folder under `dir` (links not followed), by relative path. */
+async function modesUnder(dir: string, prefix = ""): Promise<Map<string, string>> {
+  const modes = new Map<string, string>();
+  for (const name of (await readdir(dir)).sort()) {
+    const info = await lstat(join(dir, name));
+    const path = `${prefix}${name}`;
+    modes.set(path, `${info.isDirectory() ? "d" : "f"}${(info.mode & 0o7777).toString(8)}`);
+    if (info.isDirectory()) {
+      for (const [p, m] of await modesUnder(join(dir, name), `${path}/`)) modes.set(p, m);
+    }
+  }
+  return modes;
+}
+
+Deno.test("LocalFilestore creates files 0600 and folders 0700 whatever the umask, or the modes given", async (t) => {
+  const cases: [string, number, FileModes | undefined, string, string][] = [
+    ["owner-only by default, umask 000", 0o000, undefined, "f600", "d700"],
+    ["owner-only by default, umask 077", 0o077, undefined, "f600", "d700"],
+    ["configured 0640/0750, umask 077", 0o077, { file: 0o640, dir: 0o750 }, "f640", "d750"],
+  ];
+  for (const [name, umask, modes, file, dir] of cases) {
+    await t.step(name, async () => {
+      const base = await makeBase();
+      const previous = Deno.umask(umask);
+      try {
+        const filestore = new LocalFilestore(base, {
+          manifestKey: TEST_MANIFEST_KEY,
+          ...(modes === undefined ? {} : { modes }),
+        });
+        await filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "1" }));
+        const staged = await modesUnder(join(base, "staging"));
+        await filestore.stage(RUN, "b", writeFiles({ "data/outputs/b/t.csv": "2" }));
+        await filestore.publish(RUN);
+        const published = await modesUnder(join(base, "production"));
+        assert.deepEqual(Object.fromEntries(staged), {
+          "Pr042": dir,
+          "Pr042/20250611_093000": dir,
+          "Pr042/20250611_093000/.cr8tor-staging.json": file,
+          "Pr042/20250611_093000/data": dir,
+          "Pr042/20250611_093000/data/outputs": dir,
+          "Pr042/20250611_093000/data/outputs/a": dir,
+          "Pr042/20250611_093000/data/outputs/a/t.csv": file,
+        });
+        const bag = "Pr042/20250611_093000";
+        assert.deepEqual(Object.fromEntries(published), {
+          "Pr042": dir,
+          [bag]: dir,
+          [`${bag}/bag-info.txt`]: file,
+          [`${bag}/bagit.txt`]: file,
+          [`${bag}/data`]: dir,
+          [`${bag}/data/outputs`]: dir,
+          [`${bag}/data/outputs/a`]: dir,
+          [`${bag}/data/outputs/a/t.csv`]: file,
+          [`${bag}/data/outputs/b`]: dir,
+          [`${bag}/data/outputs/b/t.csv`]: file,
+          [`${bag}/manifest-sha512.txt`]: file,
+          [`${bag}/tagmanifest-sha512.txt`]: file,
+        });
+      } finally {
+        Deno.umask(previous);
+        await rm(base, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
+Deno.test("LocalFilestore.recover() never follows, removes or renames a link, and reports it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "cr8tor-sweep-links-" });
+  try {
+    const base = join(root, "base");
+    const outside = join(root, "outside");
+    await mkdir(join(base, "staging"), { recursive: true });
+    await mkdir(join(base, "production"));
+    await mkdir(join(outside, "bag", "data"), { recursive: true });
+    await writeFile(join(outside, "keep.txt"), "keep");
+    await writeFile(join(outside, "bag", "data", "x"), "x");
+    const listing = async () => [...(await modesUnder(outside)).keys()];
+    const before = await listing();
+    const runDir = join(base, "staging", "Pr042", "20250611_093000");
+    const projectDir = join(base, "production", "Pr042");
+    await mkdir(runDir, { recursive: true });
+    await mkdir(projectDir, { recursive: true });
+    // An interrupted swap whose final place is now a link: the previous bag is not moved through it.
+    await mkdir(join(projectDir, ".old-20230101_000000-66666666-6666-6666-6666-666666666666"));
+    const links: [string, string][] = [
+      [join(projectDir, "20230101_000000"), join(outside, "bag")],
+      [join(runDir, ".work-11111111-1111-1111-1111-111111111111"), outside],
+      [
+        join(runDir, ".cr8tor-staging.json.22222222-2222-2222-2222-222222222222.tmp"),
+        join(outside, "keep.txt"),
+      ],
+      [join(projectDir, ".publish-20250611_093000-33333333-3333-3333-3333-333333333333"), outside],
+      [
+        join(projectDir, ".old-20240101_000000-44444444-4444-4444-4444-444444444444"),
+        join(outside, "bag"),
+      ],
+      [join(base, "staging", "Linked"), outside],
+      [join(base, "production", "Linked"), outside],
+    ];
+    for (const [path, target] of links) await symlink(target, path);
+    // A hard link to a file outside is never deleted either (the sweep would only drop one name, but a
+    // file with two names is not the filestore's).
+    await link(
+      join(outside, "keep.txt"),
+      join(runDir, ".cr8tor-staging.json.55555555-5555-5555-5555-555555555555.tmp"),
+    );
+    const warnings: Record<string, string>[] = [];
+    const filestore = new LocalFilestore(base, {
+      manifestKey: TEST_MANIFEST_KEY,
+      onWarning: (event, fields) => warnings.push({ event, ...fields }),
+    });
+
+    assert.deepEqual(await filestore.recover(), []);
+    assert.deepEqual(await listing(), before);
+    assert.equal(await readFile(join(outside, "keep.txt"), "utf8"), "keep");
+    for (const [path] of links) assert.ok((await lstat(path)).isSymbolicLink(), path);
+    assert.deepEqual((await readdir(join(base, "production", "Pr042"))).sort(), [
+      ".old-20230101_000000-66666666-6666-6666-6666-666666666666",
+      ".old-20240101_000000-44444444-4444-4444-4444-444444444444",
+      ".publish-20250611_093000-33333333-3333-3333-3333-333333333333",
+      "20230101_000000",
+    ]);
+    assert.deepEqual(
+      warnings.map((w) => `${w.event} ${w.path}: ${w.reason}`).sort(),
+      [
+        "unsafe_filesystem_entry production/Linked: is a symbolic link",
+        "unsafe_filesystem_entry production/Pr042/.old-20240101_000000-44444444-4444-4444-4444-444444444444: is a symbolic link",
+        "unsafe_filesystem_entry production/Pr042/.publish-20250611_093000-33333333-3333-3333-3333-333333333333: is a symbolic link",
+        "unsafe_filesystem_entry production/Pr042/20230101_000000: is a symbolic link",
+        "unsafe_filesystem_entry staging/Linked: is a symbolic link",
+        "unsafe_filesystem_entry staging/Pr042/20250611_093000/.cr8tor-staging.json.22222222-2222-2222-2222-222222222222.tmp: is a symbolic link",
+        "unsafe_filesystem_entry staging/Pr042/20250611_093000/.cr8tor-staging.json.55555555-5555-5555-5555-555555555555.tmp: is a file with 2 names (a hard link)",
+        "unsafe_filesystem_entry staging/Pr042/20250611_093000/.work-11111111-1111-1111-1111-111111111111: is a symbolic link",
+      ],
+    );
+    assert.ok(warnings.every((w) => !JSON.stringify(w).includes(root)), "no absolute path");
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });

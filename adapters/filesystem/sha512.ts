@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createHash, type Hash } from "node:crypto";
 import { type FileHandle, open } from "node:fs/promises";
+import { openPlainFile } from "./confined_tree.ts";
 
 /** A file's SHA-512 (lower-case hex) and size. */
 export interface FileDigest {
@@ -16,36 +16,55 @@ export interface FileDigest {
 
 const CHUNK = 1 << 20;
 
-/** Hashes a file in one streaming read. */
-export async function sha512File(path: string): Promise<FileDigest> {
-  const hash = createHash("sha512");
+/** Reads an open file from its start to its end, 1 MiB at a time, hashing the bytes on the way. */
+async function readHashing(
+  file: FileHandle,
+  hash: Hash,
+  onChunk: (data: Uint8Array) => Promise<void>,
+): Promise<number> {
   let bytes = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: CHUNK })) {
-    hash.update(chunk as Uint8Array);
-    bytes += (chunk as Uint8Array).length;
+  // A stream over the handle reads ahead while a chunk is hashed or written (a read loop on the
+  // handle was about 1.5 times slower); the handle stays open for the caller to close.
+  for await (
+    const chunk of file.createReadStream({ start: 0, highWaterMark: CHUNK, autoClose: false })
+  ) {
+    const data = chunk as Uint8Array;
+    hash.update(data);
+    await onChunk(data);
+    bytes += data.length;
   }
-  return { sha512: hash.digest("hex"), bytes };
+  return bytes;
 }
 
 /**
- * Copies a file and hashes the bytes as they are copied, in one read of the source; the copy is flushed to
- * disk before this resolves. The target must not exist.
+ * Hashes a plain file in one streaming read, refusing a link or a hard link.
+ *
+ * @param path the absolute path.
+ * @param relative the path a refusal names.
+ * @throws {UnsafeFilesystemEntryError} when it is not a plain file with one name.
  */
-export async function copyWithSha512(source: string, target: string): Promise<FileDigest> {
-  const hash = createHash("sha512");
-  let bytes = 0;
-  const out = await open(target, "wx");
-  try {
-    for await (const chunk of createReadStream(source, { highWaterMark: CHUNK })) {
-      const data = chunk as Uint8Array;
-      hash.update(data);
-      bytes += data.length;
-      await writeAll(out, data);
-    }
-    await out.datasync();
-  } finally {
-    await out.close();
+export async function sha512File(path: string, relative: string): Promise<FileDigest> {
+  const file = await openPlainFile(path, relative);
+  if (file === undefined) {
+    throw new Deno.errors.NotFound(`Cannot hash "${relative}": it is missing`);
   }
+  try {
+    const hash = createHash("sha512");
+    const bytes = await readHashing(file, hash, () => Promise.resolve());
+    return { sha512: hash.digest("hex"), bytes };
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Copies an open file into another and hashes the bytes as they are copied, in one read of the source;
+ * the copy is flushed to disk before this resolves. Neither file is closed.
+ */
+export async function copyWithSha512(source: FileHandle, target: FileHandle): Promise<FileDigest> {
+  const hash = createHash("sha512");
+  const bytes = await readHashing(source, hash, (data) => writeAll(target, data));
+  await target.datasync();
   return { sha512: hash.digest("hex"), bytes };
 }
 

@@ -11,7 +11,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { FileAuditTrail } from "../../adapters/filesystem/file_audit_trail.ts";
+import { FileAuditTrail, openAuditFileSync } from "../../adapters/filesystem/file_audit_trail.ts";
 import {
   type AuditEntry,
   auditKeyId,
@@ -156,7 +156,7 @@ export function auditTrailFromEnv(
     return undefined;
   }
   try {
-    Deno.openSync(path, { append: true, create: true }).close();
+    openAuditFileSync(path).close();
   } catch (e) {
     throw new ConfigError(
       `Cannot start: AUDIT_LOG_PATH cannot be opened for appending: ${(e as Error).message}`,

@@ -17,6 +17,7 @@ import {
   NothingStagedError,
   StagingIntegrityError,
   UnknownDestinationError,
+  UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
 import {
   InvalidSecretNameError,
@@ -74,6 +75,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [PostgresqlDestinationNotConfiguredError, 404],
   [NothingStagedError, 409],
   [StagingIntegrityError, 409],
+  // The request is valid; the filestore's state (a link where a folder or file must be) refuses it.
+  [UnsafeFilesystemEntryError, 409],
   [DestinationSchemaConflictError, 409],
   [DestinationTablesNotPackagedError, 409],
   [OpalResourceNameClashError, 409],

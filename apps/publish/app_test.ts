@@ -257,7 +257,8 @@ Deno.test("publish app POST /data-publish/publish (filestore)", async (t) => {
       const { status, json } = await call(world, PUBLISH, aPublishRequest());
       assert.equal(status, 409);
       assert.match(json.payload.detail, /does not match|bytes/);
-      assert.deepEqual(await readdir(join(world.base, "production", "Pr042")), []);
+      // Nothing is left in production, not even an empty project folder.
+      assert.deepEqual(await readdir(join(world.base, "production")), []);
     },
   );
 

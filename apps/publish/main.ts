@@ -5,17 +5,20 @@
  */
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
-import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
+import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import type { SecretStore } from "../../ports/secret_store.ts";
+import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
+import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
+import { MIN_MANIFEST_KEY_MATERIAL, stagingManifestKey } from "../../domain/staging_manifest.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
+import { ConfigError } from "../_shared/app_errors.ts";
 import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
-import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
+import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
@@ -36,13 +39,75 @@ export function filestoreMounts(env: Record<string, string | undefined>): Map<st
   return mounts;
 }
 
+/**
+ * A file or folder mode as octal digits (`0640`, `750`): the owner keeps what the service needs (`rw` on
+ * files, `rwx` on folders), and nobody else may write.
+ */
+function modeSetting(owner: number, fallback: string) {
+  const kind = owner === 0o700 ? "folders" : "files";
+  return z.string().default(fallback).refine((v) => /^0?[0-7]{3}$/.test(v), {
+    error: "must be an octal mode such as 0640",
+  }).transform((v) => parseInt(v, 8)).refine((mode) => (mode & owner) === owner, {
+    error: `must give the owner ${owner === 0o700 ? "rwx" : "rw"} on ${kind}`,
+  }).refine((mode) => (mode & 0o022) === 0, {
+    error: `must not let the group or others write ${kind}`,
+  });
+}
+
 /** The publish service's own environment variables. */
 export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
   SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
     DEFAULT_BATCH_ROWS,
   ),
+  /** Mode of the files a filestore creates; owner-only unless a shared mount needs more. */
+  FILESTORE_FILE_MODE: modeSetting(0o600, "0600"),
+  /** Mode of the folders a filestore creates. */
+  FILESTORE_DIR_MODE: modeSetting(0o700, "0700"),
+  /** The secret holding the staging manifest key; without it the key is derived from the API key. */
+  STAGING_MANIFEST_KEY_SECRET_NAME: z.string().regex(SECRET_NAME_PATTERN, {
+    error: "must be a secret name",
+  }).optional(),
 });
+
+/** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */
+export const DEFAULT_MANIFEST_KEY_SECRET = "stagingmanifestkey";
+
+/**
+ * The key that signs staging manifests: from the secret `STAGING_MANIFEST_KEY_SECRET_NAME` names (by
+ * default `stagingmanifestkey`, which may be absent), else derived from the service's API key. Either way
+ * it goes through HKDF with its own label, so it is never the API key itself.
+ *
+ * @throws {ConfigError} when the named secret is missing, too short or cannot be read.
+ */
+export async function manifestKeyFromSecrets(
+  secretName: string | undefined,
+  secrets: SecretStore,
+  apiKey: string,
+  log: Logger,
+): Promise<CryptoKey> {
+  const name = secretName ?? DEFAULT_MANIFEST_KEY_SECRET;
+  let material: string;
+  try {
+    material = (await secrets.get(name)).trim();
+  } catch (e) {
+    if (e instanceof SecretNotFoundError && secretName === undefined) {
+      log.info("staging_manifest_key", { source: "derived from publishserviceapikey" });
+      return await stagingManifestKey(apiKey);
+    }
+    throw new ConfigError(
+      `Cannot start: cannot read the staging manifest key "${name}": ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  if (material.length < MIN_MANIFEST_KEY_MATERIAL) {
+    throw new ConfigError(
+      `Cannot start: the staging manifest key "${name}" must be at least ${MIN_MANIFEST_KEY_MATERIAL} characters`,
+    );
+  }
+  log.info("staging_manifest_key", { source: `secret ${name}` });
+  return await stagingManifestKey(material);
+}
 
 const required = z.string().min(1);
 
@@ -132,8 +197,32 @@ export async function buildPublishService(
   };
   const connections = new OpenConnections();
   const postgresql = postgresqlDestination(env, secrets, timeouts, connections);
+  const mounts = filestoreMounts(env);
+  const auditPath = env.AUDIT_LOG_PATH?.trim() ?? "";
+  for (const [name, base] of mounts) {
+    if (auditPath !== "" && await isInsideFilestore(auditPath, base)) {
+      throw new ConfigError(
+        `Cannot start: AUDIT_LOG_PATH is inside filestore destination ${name}; keep the audit trail ` +
+          "outside every TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH",
+      );
+    }
+  }
+  const manifestKey = await manifestKeyFromSecrets(
+    config.STAGING_MANIFEST_KEY_SECRET_NAME,
+    secrets,
+    apiKey,
+    log,
+  );
+  const modes = { file: config.FILESTORE_FILE_MODE, dir: config.FILESTORE_DIR_MODE };
   const filestores = new Map<string, Filestore>(
-    [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
+    [...mounts].map(([name, path]) => [
+      name,
+      new LocalFilestore(path, {
+        manifestKey,
+        modes,
+        onWarning: (event, fields) => log.warn(event, { filestore: name, ...fields }),
+      }),
+    ]),
   );
   for (const [name, filestore] of filestores) {
     try {

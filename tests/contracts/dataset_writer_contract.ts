@@ -6,7 +6,7 @@
  * The writer's test supplies `readBack`, which turns staged files back into canonical rows (see
  * `domain/logical_type.ts`) using only the files, so the suite can compare them with what the source
  * sent. The suite stages like the filestore does: each write gets a fresh work folder; its files are then
- * moved into a run folder, and `previous` points into that run folder.
+ * moved into a run folder, and `copyPrevious` copies from that run folder.
  *
  * ```ts
  * Deno.test("DuckdbDatasetWriter passes the DatasetWriter contract", (t) =>
@@ -17,7 +17,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { constants, copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type {
   CatalogColumn,
@@ -27,9 +27,39 @@ import type {
 } from "../../domain/catalog.ts";
 import { tableExtracts } from "../../domain/catalog.ts";
 import type { CanonicalRow, CanonicalValue, LogicalType } from "../../domain/logical_type.ts";
-import type { DatasetWriter, StagedFile, WriteOptions } from "../../ports/dataset_writer.ts";
+import type {
+  DatasetWriter,
+  StagedFile,
+  StagingWork,
+  WriteOptions,
+} from "../../ports/dataset_writer.ts";
 import { SourceUnavailableError } from "../../ports/source_database.ts";
 import { MemorySourceDatabase } from "../../adapters/memory/memory_source_database.ts";
+
+/**
+ * A work folder for a writer test: `copyPrevious` copies a file from `runDir` (the run's staged files)
+ * when `staged` says the run has it, as the filestore does after checking it.
+ */
+export function stagingWork(
+  dir: string,
+  runDir?: string,
+  staged: (path: string) => boolean = () => true,
+): StagingWork {
+  return {
+    dir,
+    copyPrevious: async (path) => {
+      if (runDir === undefined || !staged(path)) return false;
+      try {
+        await mkdir(dirname(join(dir, path)), { recursive: true });
+        await copyFile(join(runDir, path), join(dir, path), constants.COPYFILE_EXCL);
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === "ENOENT") return false;
+        throw e;
+      }
+    },
+  };
+}
 
 /** Staged data as canonical rows, keyed `schema.table`, rows in the order the source sent them. */
 export type TablesRead = ReadonlyMap<string, readonly CanonicalRow[]>;
@@ -325,18 +355,15 @@ class RunFolder {
   /** Writes one dataset; checks that the run's files were left alone, then moves the new ones in. */
   async stage(
     dataset: string,
-    write: (work: { dir: string; previous(path: string): string | undefined }) => Promise<
-      StagedFile[]
-    >,
+    write: (work: StagingWork) => Promise<StagedFile[]>,
   ): Promise<{ workDir: string; files: StagedFile[] }> {
     const workDir = join(this.root, `work-${++this.#works}`);
     await mkdir(workDir, { recursive: true });
     const before = new Map<string, string>();
     for (const path of this.#files.keys()) before.set(path, await sha512Of(join(this.dir, path)));
-    const previous = (path: string) => this.#files.has(path) ? join(this.dir, path) : undefined;
     let files: StagedFile[];
     try {
-      files = await write({ dir: workDir, previous });
+      files = await write(stagingWork(workDir, this.dir, (path) => this.#files.has(path)));
     } finally {
       for (const [path, sha512] of before) {
         assert.equal(

@@ -1,6 +1,7 @@
 /**
  * The contract every Filestore adapter passes: readiness, staging several datasets of a run, publishing
- * atomically and idempotently, and refusing to publish anything that changed after staging.
+ * atomically and idempotently, and refusing to publish anything that changed after staging, the staging
+ * manifest included.
  *
  * @module
  */
@@ -24,7 +25,14 @@ export interface FilestoreUnderTest {
   breakArea(area: "staging" | "production"): Promise<void>;
   /** Changes one byte of a staged file behind the filestore's back. */
   tamper(run: RunRef, path: string): Promise<void>;
+  /** Edits the run's staging manifest (as JSON) behind the filestore's back, keeping its signature. */
+  editManifest(run: RunRef, edit: (manifest: StagingManifestJson) => void): Promise<void>;
   cleanup(): Promise<void>;
+}
+
+/** The staging manifest as its JSON reads. */
+export interface StagingManifestJson {
+  files: { path: string; sha512: string; bytes: number; datasets: string[] }[];
 }
 
 const RUN: RunRef = { project: "Pr042", startTime: "20250611_093000" };
@@ -193,6 +201,41 @@ export async function filestoreContract(
         assert.equal(third[0]?.sha512, sha512("version 3"));
       }),
   );
+
+  const edits: [string, (manifest: StagingManifestJson) => void][] = [
+    // `tamper` appends one byte: the file and its entry are changed to match each other.
+    ["a file changed with its entry", (m) => {
+      m.files[0]!.sha512 = sha512("version 1!");
+      m.files[0]!.bytes = 10;
+    }],
+    ["an added entry", (m) =>
+      m.files.push({
+        path: "data/outputs/a/extra.csv",
+        sha512: sha512("x"),
+        bytes: 1,
+        datasets: ["a"],
+      })],
+  ];
+  for (const [name, edit] of edits) {
+    await t.step(
+      `publish() refuses a staging manifest edited after staging (${name}); packaging again recovers`,
+      () =>
+        withStore(async (it) => {
+          await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "version 1" }));
+          await it.filestore.stage(RUN, "b", writeFiles({ "data/outputs/b/t.csv": "other" }));
+          await it.tamper(RUN, "data/outputs/a/t.csv");
+          await it.editManifest(RUN, edit);
+          const error = await it.filestore.publish(RUN).catch((e: Error) => e);
+          assert.ok(error instanceof StagingIntegrityError, String(error));
+          assert.match(error.message, /not signed by this service for this run/);
+          // A manifest that does not verify is not trusted for anything: a new package starts afresh.
+          await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "version 2" }));
+          assert.deepEqual(await it.filestore.publish(RUN), [
+            { path: "data/outputs/a/t.csv", sha512: sha512("version 2"), bytes: 9 },
+          ]);
+        }),
+    );
+  }
 
   await t.step(
     "republishing after a new package replaces the published files",

@@ -11,6 +11,7 @@ import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { writeFiles } from "../contracts/filestore_contract.ts";
 import { bagProblems } from "../support/bagit_check.ts";
 import { crashPayload } from "../support/filestore_worker.ts";
+import { TEST_MANIFEST_KEY } from "../support/manifest_key.ts";
 
 const RUN = { project: "Crash", startTime: "20250611_093000" };
 const MEGABYTES = 8;
@@ -80,14 +81,14 @@ Deno.test({
         try {
           await mkdir(join(base, "staging"));
           await mkdir(join(base, "production"));
-          const store = new LocalFilestore(base);
+          const store = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await store.stage(RUN, "crash", writeFiles(crashPayload("v1", MEGABYTES)));
           await store.publish(RUN);
           await store.stage(RUN, "crash", writeFiles(crashPayload("v2", MEGABYTES)));
 
           const finished = await killDuring(base, "publish", "", delayMs);
           outcomes.push(finished ? "finished" : "killed");
-          const restarted = new LocalFilestore(base);
+          const restarted = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await restarted.recover();
           const version = await productionVersion(base);
           assert.ok(version === "v1" || version === "v2", `production holds ${version}`);
@@ -126,11 +127,11 @@ Deno.test({
         try {
           await mkdir(join(base, "staging"));
           await mkdir(join(base, "production"));
-          const store = new LocalFilestore(base);
+          const store = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await store.stage(RUN, "crash", writeFiles(crashPayload("v1", MEGABYTES)));
 
           await killDuring(base, "stage", "v2", delayMs);
-          const restarted = new LocalFilestore(base);
+          const restarted = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await restarted.recover();
           const runDir = join(base, "staging", RUN.project, RUN.startTime);
           assert.deepEqual(

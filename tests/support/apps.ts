@@ -24,6 +24,7 @@ import { memoryLogger } from "../../apps/_shared/log.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
 import { createPublishApp } from "../../apps/publish/app.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "./catalogs.ts";
+import { TEST_MANIFEST_KEY } from "./manifest_key.ts";
 
 export const APPROVAL_KEY = "approval-key-0123456789";
 export const METADATA_KEY = "metadata-key-0123456789";
@@ -42,7 +43,9 @@ export class FakeWorld implements Disposable {
   /** The filestore base: `staging/` and `production/` inside. */
   readonly base = makeFilestoreBase();
   readonly filestore = new LocalFilestore(this.base, {
+    manifestKey: TEST_MANIFEST_KEY,
     today: () => new Date("2025-06-11T10:00:00Z"),
+    onWarning: (event, fields) => this.publishLog.warn(event, fields),
   });
   readonly connections: SqlConnectionOptions[] = [];
   /** The source connections the apps have open. */

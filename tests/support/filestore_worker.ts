@@ -6,10 +6,11 @@
  */
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { writeFiles } from "../contracts/filestore_contract.ts";
+import { TEST_MANIFEST_KEY } from "./manifest_key.ts";
 
 const [base = "", mode = "", tag = "v", megabytes = "8"] = Deno.args;
 const run = { project: "Crash", startTime: "20250611_093000" };
-const store = new LocalFilestore(base);
+const store = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
 
 /** Three files of the given size, their content depending on the tag. */
 export function crashPayload(tag: string, megabytes: number): Record<string, string> {
