@@ -12,12 +12,19 @@ import type { SecretStore } from "../../ports/secret_store.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
-import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
+import {
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  postgresSslModeVar,
+  readAllowedSources,
+  SourceEnv,
+} from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
-import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
+import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
-import { sourceConnectors } from "../_shared/source_connectors.ts";
+import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
@@ -58,6 +65,8 @@ export const PostgresqlDestinationEnv = z.object({
   DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: required,
   DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: required,
   DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: required,
+  /** The destination's TLS, as `SOURCE_POSTGRES_SSLMODE` (`verify-full` by default). */
+  DESTINATION_POSTGRESQL_SSLMODE: postgresSslModeVar(),
   DESTINATION_OPAL_HOST: required,
   DESTINATION_OPAL_USERNAME: required,
   DESTINATION_OPAL_PASSWORD_SECRET_NAME: required,
@@ -73,9 +82,12 @@ function postgresqlDestination(
   secrets: SecretStore,
   timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
   connections: OpenConnections,
+  log: Logger,
 ): PostgresqlDestination | undefined {
   if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
   const config = parseEnv(PostgresqlDestinationEnv, env);
+  const sslmode = config.DESTINATION_POSTGRESQL_SSLMODE;
+  const tls = postgresTlsOf("DESTINATION_POSTGRESQL_SSLMODE", sslmode, log);
   return {
     connect: async () =>
       connections.track(
@@ -86,6 +98,7 @@ function postgresqlDestination(
           username: config.DESTINATION_POSTGRESQL_USERNAME,
           password: await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME),
           readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+          tls,
           ...timeouts,
         }),
       ),
@@ -131,7 +144,8 @@ export async function buildPublishService(
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
   };
   const connections = new OpenConnections();
-  const postgresql = postgresqlDestination(env, secrets, timeouts, connections);
+  const connectors = sourceConnectors(config, { log });
+  const postgresql = postgresqlDestination(env, secrets, timeouts, connections, log);
   const filestores = new Map<string, Filestore>(
     [...filestoreMounts(env)].map(([name, path]) => [name, new LocalFilestore(path)]),
   );
@@ -167,7 +181,7 @@ export async function buildPublishService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
-    connectors: sourceConnectors(config),
+    connectors,
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
