@@ -82,6 +82,7 @@ export function openPostgresTlsSocket(
   let secure: tls.TLSSocket | undefined;
   const fail = (message: string, cause?: unknown) => {
     clearTimeout(timer);
+    raw.off("error", onRawError).off("close", onRawClose).off("data", onAnswer);
     (secure ?? raw).destroy();
     reject(new Error(message, cause === undefined ? undefined : { cause }));
   };
@@ -89,11 +90,10 @@ export function openPostgresTlsSocket(
     () => fail(`TLS negotiation timed out after ${endpoint.connectTimeoutMs} ms (${mode})`),
     endpoint.connectTimeoutMs,
   );
-  raw.once("error", (e) => fail(e.message, e));
-  raw.once("connect", () => raw.write(SSL_REQUEST));
-  raw.once("data", (answer: Uint8Array) => {
-    raw.removeAllListeners();
-    raw.once("error", (e) => fail(e.message, e));
+  const onRawError = (e: Error) => fail(e.message, e);
+  const onRawClose = () => fail(`the server closed the connection before TLS was set up (${mode})`);
+  const onAnswer = (answer: Uint8Array) => {
+    raw.off("data", onAnswer);
     if (answer[0] === WILL_NOT_SPEAK_TLS) {
       return fail(
         `the server does not accept TLS connections (it answered the SSLRequest with "N"), and ` +
@@ -107,14 +107,21 @@ export function openPostgresTlsSocket(
       // CVE-2021-23222: plain text slipped in before the handshake would be read as the server's.
       return fail(`the server sent unencrypted data before the TLS handshake (${mode})`);
     }
-    secure = tls.connect({ socket: raw, ...checksOf(endpoint.host, options) });
-    secure.once("secureConnect", () => {
+    const socket = tls.connect({ socket: raw, ...checksOf(endpoint.host, options) });
+    secure = socket;
+    const onHandshakeError = (e: Error) => fail(`TLS handshake failed (${mode}): ${e.message}`, e);
+    socket.once("error", onHandshakeError);
+    socket.once("secureConnect", () => {
       clearTimeout(timer);
-      secure!.removeAllListeners();
-      resolve(secure!);
+      raw.off("error", onRawError).off("close", onRawClose);
+      socket.off("error", onHandshakeError);
+      resolve(socket);
     });
-    secure.once("error", (e) => fail(`TLS handshake failed (${mode}): ${e.message}`, e));
-  });
+  };
+  raw.once("error", onRawError);
+  raw.once("close", onRawClose);
+  raw.once("connect", () => raw.write(SSL_REQUEST));
+  raw.on("data", onAnswer);
   return promise;
 }
 

@@ -297,3 +297,28 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("connectPostgres() with TLS reports a server that hangs up before answering, at once", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      // Read the SSLRequest first, so that closing sends FIN, not RST.
+      await conn.read(new Uint8Array(8));
+      conn.close();
+    }
+  })();
+  try {
+    const started = performance.now();
+    await assertRefused(
+      connectPostgres({
+        ...postgresConnectionOptions({ port: listener.addr.port, connectTimeoutMs: 5_000 }),
+        tls: { mode: "verify-full" },
+      }),
+      /: the server closed the connection before TLS was set up \(sslmode verify-full\)$/,
+    );
+    assert.ok(performance.now() - started < 2_000, "it waited for the connect timeout");
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+  }
+});
