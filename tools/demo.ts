@@ -237,6 +237,8 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
       // One backend runs one query at a time, so extracting tables in parallel gains nothing.
       PACKAGE_CONCURRENCY: "1",
+      // The demo's PGlite speaks no TLS: opt out of the verified TLS every source gets by default.
+      SOURCE_POSTGRES_SSLMODE: "disable",
       SOURCE_CONNECT_TIMEOUT_SECONDS: "10",
       // The demo data is small: a stuck step should fail in minutes, not after the hour of production.
       SOURCE_STATEMENT_TIMEOUT_SECONDS: String(STEP_TIMEOUT_SECONDS),

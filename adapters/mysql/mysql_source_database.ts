@@ -39,8 +39,13 @@ import {
   type SourceDatabase,
   SourceUnavailableError,
   type SqlConnectionOptions,
-  type SqlSourceConnector,
 } from "../../ports/source_database.ts";
+import {
+  DEFAULT_MYSQL_TLS,
+  describeMysqlTlsFailure,
+  mysqlSslOptions,
+  type MysqlTlsOptions,
+} from "./mysql_tls.ts";
 
 /** A source database backed by one mysql2 connection. */
 export class MysqlSourceDatabase implements SourceDatabase {
@@ -299,25 +304,39 @@ export class MysqlSourceDatabase implements SourceDatabase {
   }
 }
 
+/** Where a MySQL or MariaDB database is, and how its connections are encrypted. */
+export interface MysqlConnectionOptions extends SqlConnectionOptions {
+  /** TLS; without it {@link DEFAULT_MYSQL_TLS}: required, certificate and host name checked. */
+  readonly tls?: MysqlTlsOptions;
+}
+
 /**
- * Opens a mysql2 connection the way {@link connectMysql} does: connect timeout, big numbers and dates as
- * strings, the session in UTC, and the statement timeout set on the session (best effort: MariaDB's
+ * Opens a mysql2 connection the way {@link connectMysql} does: TLS as `options.tls` says (never a
+ * fallback to plain text, see `mysql_tls.ts`), connect timeout, big numbers and dates as strings, the
+ * session in UTC, and the statement timeout set on the session (best effort: MariaDB's
  * `max_statement_time`, else MySQL's `max_execution_time`, which only limits `SELECT`).
  *
  * @returns the open connection; the caller must end it.
- * @throws the driver's own error when the connection fails.
+ * @throws the driver's own error when the connection fails, or an error naming the ssl-mode when TLS
+ *   cannot be had.
  */
-export async function openMysqlConnection(options: SqlConnectionOptions): Promise<Connection> {
+export async function openMysqlConnection(options: MysqlConnectionOptions): Promise<Connection> {
+  const tls = options.tls ?? DEFAULT_MYSQL_TLS;
+  const ssl = mysqlSslOptions(options.host, tls);
   const connection = await mysql.createConnection({
     host: options.host,
     port: options.port,
     user: options.username,
     password: options.password,
     ...(options.database === "" ? {} : { database: options.database }),
+    ...(ssl === undefined ? {} : { ssl }),
     connectTimeout: options.connectTimeoutMs,
     supportBigNumbers: true,
     bigNumberStrings: true,
     dateStrings: true,
+  }).catch((e: unknown) => {
+    const tlsFailure = describeMysqlTlsFailure(e, tls);
+    throw tlsFailure === undefined ? e : new Error(tlsFailure, { cause: e });
   });
   try {
     await connection.query("SET time_zone = '+00:00'");
@@ -332,9 +351,12 @@ export async function openMysqlConnection(options: SqlConnectionOptions): Promis
 /**
  * Opens a MySQL or MariaDB source and proves it with a ping.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached or refuses the login.
+ * @throws {SourceUnavailableError} when the server cannot be reached, refuses the login, or cannot give
+ *   the TLS `options.tls` asks for (verified TLS by default).
  */
-export const connectMysql: SqlSourceConnector = async function connectMysql(options) {
+export const connectMysql = async function connectMysql(
+  options: MysqlConnectionOptions,
+): Promise<SourceDatabase> {
   let connection: Connection | undefined;
   try {
     connection = await openMysqlConnection(options);

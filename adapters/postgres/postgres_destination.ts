@@ -56,12 +56,15 @@ import {
   type LoadedTable,
   type LoadOptions,
 } from "../../ports/destination_database.ts";
-import type { SqlConnectionOptions } from "../../ports/source_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
-import { postgresClientOptions, quotePostgresIdentifier } from "./postgres_source_database.ts";
+import {
+  postgresClientOptions,
+  type PostgresConnectionOptions,
+  quotePostgresIdentifier,
+} from "./postgres_source_database.ts";
 
-/** How to reach the destination database, and who may read it. */
-export interface PostgresDestinationOptions extends SqlConnectionOptions {
+/** How to reach the destination database (TLS included), and who may read it. */
+export interface PostgresDestinationOptions extends PostgresConnectionOptions {
   /**
    * The role OPAL reads with (`DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME`). It must exist; it is
    * granted access only by `grantReadAccess`. The statement timeout does not apply to `COPY`, whose pace
@@ -294,7 +297,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
   }
 
   /**
-   * postgres.js options: those of the sources (one connection, canonical session, timeouts,
+   * postgres.js options: those of the sources (one connection, TLS, canonical session, timeouts,
    * `application_name`), with no statement timeout for the connections that run `COPY`.
    */
   #clientOptions({ copy }: { copy: boolean }): Options<never> {

@@ -35,7 +35,12 @@ import {
 } from "../../tests/support/databases.ts";
 import { DestinationSandbox } from "../../tests/support/destination_databases.ts";
 import { passwordRefusingServer } from "../../tests/support/password_refusing_postgres.ts";
-import { ignoreMysql, ignorePostgres, randomName } from "../../tests/support/services.ts";
+import {
+  ignoreMysql,
+  ignorePostgres,
+  LOCAL_POSTGRES_TLS,
+  randomName,
+} from "../../tests/support/services.ts";
 import { startFakeTdsServer } from "../../tests/support/fake_tds_server.ts";
 import { mssqlTablesSchema } from "../../tests/support/fake_tds_w_process.ts";
 import {
@@ -317,6 +322,7 @@ Deno.test("connectPostgresDestination() reports a refused password without revea
     username: "loader",
     password,
     readOnlyRole: "reader",
+    tls: LOCAL_POSTGRES_TLS, // the fake has no TLS
     connectTimeoutMs: 5_000,
     statementTimeoutMs: 5_000,
   }).then(() => assert.fail("expected a DestinationUnavailableError"), (e: unknown) => e);

@@ -27,8 +27,12 @@ import {
   type SourceDatabase,
   SourceUnavailableError,
   type SqlConnectionOptions,
-  type SqlSourceConnector,
 } from "../../ports/source_database.ts";
+import {
+  DEFAULT_POSTGRES_TLS,
+  openPostgresTlsSocket,
+  type PostgresTlsOptions,
+} from "./postgres_tls.ts";
 
 /** The `application_name` every connection reports, so DBAs can tell our sessions apart. */
 export const POSTGRES_APPLICATION_NAME = "cr8tor-publisher";
@@ -302,12 +306,19 @@ export class PostgresSourceDatabase implements SourceDatabase {
   }
 }
 
+/** Where a PostgreSQL database is, and how its connections are encrypted. */
+export interface PostgresConnectionOptions extends SqlConnectionOptions {
+  /** TLS; without it {@link DEFAULT_POSTGRES_TLS}: required, certificate and host name checked. */
+  readonly tls?: PostgresTlsOptions;
+}
+
 /**
  * The postgres.js options {@link connectPostgres} uses: one connection, the connect and statement
- * timeouts, our `application_name`, the canonical session settings, TLS when the server offers it, and
- * notices silenced.
+ * timeouts, our `application_name`, the canonical session settings, TLS as `options.tls` says (never a
+ * fallback to plain text, see `postgres_tls.ts`), and notices silenced.
  */
-export function postgresClientOptions(options: SqlConnectionOptions): Options<never> {
+export function postgresClientOptions(options: PostgresConnectionOptions): Options<never> {
+  const tls = options.tls ?? DEFAULT_POSTGRES_TLS;
   return {
     host: options.host,
     port: options.port,
@@ -315,7 +326,11 @@ export function postgresClientOptions(options: SqlConnectionOptions): Options<ne
     username: options.username,
     password: options.password,
     max: 1,
-    ssl: "prefer",
+    // TLS is negotiated by our socket (postgres.js's documented `socket` option), so its own is off.
+    ssl: false,
+    ...(tls.mode === "disable" ? {} : {
+      socket: () => openPostgresTlsSocket(options, tls),
+    }),
     // postgres.js takes seconds and accepts fractions.
     connect_timeout: options.connectTimeoutMs / 1000,
     idle_timeout: 0,
@@ -331,9 +346,12 @@ export function postgresClientOptions(options: SqlConnectionOptions): Options<ne
 /**
  * Opens a PostgreSQL source and proves it with a ping.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached or refuses the login.
+ * @throws {SourceUnavailableError} when the server cannot be reached, refuses the login, or cannot give
+ *   the TLS `options.tls` asks for (verified TLS by default).
  */
-export const connectPostgres: SqlSourceConnector = async function connectPostgres(options) {
+export const connectPostgres = async function connectPostgres(
+  options: PostgresConnectionOptions,
+): Promise<SourceDatabase> {
   const sql = postgres(postgresClientOptions(options));
   try {
     await sql`select 1 as ok`;

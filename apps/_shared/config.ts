@@ -6,6 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { MYSQL_SSL_MODES } from "../../adapters/mysql/mysql_tls.ts";
+import { POSTGRES_SSL_MODES } from "../../adapters/postgres/postgres_tls.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
 import { ConfigError } from "./app_errors.ts";
 import type { Logger } from "./log.ts";
@@ -54,6 +56,41 @@ export function portFrom(env: Record<string, string | undefined>, fallback: numb
     .PORT;
 }
 
+/**
+ * A PostgreSQL `sslmode` variable: `verify-full` (the default), `verify-ca`, `require` or `disable`, as
+ * libpq spells them. libpq's `prefer` and `allow` fall back to plain text and are refused with a reason.
+ */
+export function postgresSslModeVar() {
+  return z.string().default("verify-full").pipe(z.enum(POSTGRES_SSL_MODES, {
+    error: (issue) =>
+      issue.input === "prefer" || issue.input === "allow"
+        ? `"${issue.input}" may fall back to plain text, which is never done here; use ` +
+          `${quoted(POSTGRES_SSL_MODES)}`
+        : `must be one of ${quoted(POSTGRES_SSL_MODES)}`,
+  }));
+}
+
+/**
+ * A MySQL `ssl-mode` variable: `VERIFY_IDENTITY` (the default), `VERIFY_CA`, `REQUIRED` or `DISABLED`, in
+ * any case, as MySQL's `--ssl-mode` spells them. `PREFERRED` falls back to plain text and is refused with a
+ * reason.
+ */
+export function mysqlSslModeVar() {
+  return z.string().default("VERIFY_IDENTITY").transform((v) => v.toUpperCase()).pipe(
+    z.enum(MYSQL_SSL_MODES, {
+      error: (issue) =>
+        issue.input === "PREFERRED"
+          ? `"PREFERRED" may fall back to plain text, which is never done here; use ` +
+            `${quoted(MYSQL_SSL_MODES)}`
+          : `must be one of ${quoted(MYSQL_SSL_MODES)}`,
+    }),
+  );
+}
+
+function quoted(values: readonly string[]): string {
+  return values.map((v) => `"${v}"`).join(", ");
+}
+
 /** The source allow-list and the timeouts for reaching source databases (metadata and publish). */
 export const SourceEnv = z.object({
   /** The allow-list file (`domain/allowed_sources.ts`); without it every source is refused. */
@@ -64,6 +101,16 @@ export const SourceEnv = z.object({
   /** Accept a SQL Server certificate without checking it; only for a known self-signed server. */
   SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE: z.enum(["true", "false"]).default("false")
     .transform((v) => v === "true"),
+  /** PostgreSQL sources' TLS (see {@link postgresSslModeVar}). */
+  SOURCE_POSTGRES_SSLMODE: postgresSslModeVar(),
+  /** MySQL and MariaDB sources' TLS (see {@link mysqlSslModeVar}). */
+  SOURCE_MYSQL_SSLMODE: mysqlSslModeVar(),
+  /**
+   * The extra CA bundles Deno trusts for every TLS connection (a private CA); read here only to refuse one
+   * that Deno would ignore.
+   */
+  DENO_CERT: z.string().optional(),
+  NODE_EXTRA_CA_CERTS: z.string().optional(),
   SOURCE_CONNECT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(15),
   SOURCE_STATEMENT_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
 });

@@ -203,8 +203,13 @@ export async function serviceSecretsFromEnv(
   }
 }
 
-/** Refuses a CA bundle variable naming a file that is unreadable or holds no certificate. */
-function checkCaBundles(env: Record<string, string | undefined>): void {
+/**
+ * Refuses a CA bundle variable (`DENO_CERT`, `NODE_EXTRA_CA_CERTS`) naming a file that is unreadable or
+ * holds no certificate: Deno would ignore it without a word.
+ *
+ * @throws {ConfigError} naming the variable and the file.
+ */
+export function checkCaBundles(env: Record<string, string | undefined>): void {
   for (const name of CA_BUNDLE_VARS) {
     const path = env[name];
     if (path === undefined || path === "") continue;

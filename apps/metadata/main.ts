@@ -29,7 +29,7 @@ export async function buildMetadataService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: secrets.store,
     connections,
-    connectors: sourceConnectors(config),
+    connectors: sourceConnectors(config, { log }),
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
     readiness: async () => [await secrets.readinessCheck("metadataserviceapikey")],

@@ -15,12 +15,19 @@ import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
 import { ConfigError } from "../_shared/app_errors.ts";
-import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
+import {
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  postgresSslModeVar,
+  readAllowedSources,
+  SourceEnv,
+} from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
-import { sourceConnectors } from "../_shared/source_connectors.ts";
+import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
@@ -123,6 +130,8 @@ export const PostgresqlDestinationEnv = z.object({
   DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME: required,
   DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME: required,
   DESTINATION_POSTGRESQL_OPAL_READONLY_PASSWORD_SECRET_NAME: required,
+  /** The destination's TLS, as `SOURCE_POSTGRES_SSLMODE` (`verify-full` by default). */
+  DESTINATION_POSTGRESQL_SSLMODE: postgresSslModeVar(),
   DESTINATION_OPAL_HOST: required,
   DESTINATION_OPAL_USERNAME: required,
   DESTINATION_OPAL_PASSWORD_SECRET_NAME: required,
@@ -138,9 +147,12 @@ function postgresqlDestination(
   secrets: SecretStore,
   timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
   connections: OpenConnections,
+  log: Logger,
 ): PostgresqlDestination | undefined {
   if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
   const config = parseEnv(PostgresqlDestinationEnv, env);
+  const sslmode = config.DESTINATION_POSTGRESQL_SSLMODE;
+  const tls = postgresTlsOf("DESTINATION_POSTGRESQL_SSLMODE", sslmode, log);
   return {
     connect: async () =>
       connections.track(
@@ -151,6 +163,7 @@ function postgresqlDestination(
           username: config.DESTINATION_POSTGRESQL_USERNAME,
           password: await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME),
           readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+          tls,
           ...timeouts,
         }),
       ),
@@ -196,7 +209,8 @@ export async function buildPublishService(
     statementTimeoutMs: config.SOURCE_STATEMENT_TIMEOUT_SECONDS * 1000,
   };
   const connections = new OpenConnections();
-  const postgresql = postgresqlDestination(env, secrets, timeouts, connections);
+  const connectors = sourceConnectors(config, { log });
+  const postgresql = postgresqlDestination(env, secrets, timeouts, connections, log);
   const mounts = filestoreMounts(env);
   const auditPath = env.AUDIT_LOG_PATH?.trim() ?? "";
   for (const [name, base] of mounts) {
@@ -256,7 +270,7 @@ export async function buildPublishService(
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
-    connectors: sourceConnectors(config),
+    connectors,
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),

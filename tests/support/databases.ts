@@ -6,8 +6,9 @@
  */
 import mysql, { type Connection, type RowDataPacket } from "mysql2/promise";
 import postgres, { type Sql } from "postgres";
-import type { SqlConnectionOptions } from "../../ports/source_database.ts";
-import { MYSQL, POSTGRES, randomName } from "./services.ts";
+import type { MysqlConnectionOptions } from "../../adapters/mysql/mysql_source_database.ts";
+import type { PostgresConnectionOptions } from "../../adapters/postgres/postgres_source_database.ts";
+import { LOCAL_MYSQL_TLS, LOCAL_POSTGRES_TLS, MYSQL, POSTGRES, randomName } from "./services.ts";
 
 export function postgresAdmin(): Sql {
   return postgres({
@@ -25,15 +26,17 @@ export function quotePostgres(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** Options for the local PostgreSQL, which has no TLS: they say `disable` explicitly. */
 export function postgresConnectionOptions(
-  overrides: Partial<SqlConnectionOptions> = {},
-): SqlConnectionOptions {
+  overrides: Partial<PostgresConnectionOptions> = {},
+): PostgresConnectionOptions {
   return {
     host: POSTGRES.host,
     port: POSTGRES.port,
     database: POSTGRES.database,
     username: POSTGRES.user,
     password: "",
+    tls: LOCAL_POSTGRES_TLS,
     connectTimeoutMs: 5_000,
     statementTimeoutMs: 30_000,
     ...overrides,
@@ -87,7 +90,7 @@ export class PostgresSandbox {
     return rows.filter((r) => r.ok).length;
   }
 
-  connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
+  connectOptions(overrides: Partial<PostgresConnectionOptions> = {}): PostgresConnectionOptions {
     return postgresConnectionOptions({
       username: this.role,
       password: this.password,
@@ -127,15 +130,17 @@ export function quoteMysql(name: string): string {
   return `\`${name.replaceAll("`", "``")}\``;
 }
 
+/** Options for the local MariaDB, which has no TLS: they say `DISABLED` explicitly. */
 export function mysqlConnectionOptions(
-  overrides: Partial<SqlConnectionOptions> = {},
-): SqlConnectionOptions {
+  overrides: Partial<MysqlConnectionOptions> = {},
+): MysqlConnectionOptions {
   return {
     host: MYSQL.host,
     port: MYSQL.port,
     database: "",
     username: MYSQL.user,
     password: MYSQL.password,
+    tls: LOCAL_MYSQL_TLS,
     connectTimeoutMs: 5_000,
     statementTimeoutMs: 30_000,
     ...overrides,
@@ -182,7 +187,7 @@ export class MysqlSandbox {
     }
   }
 
-  connectOptions(overrides: Partial<SqlConnectionOptions> = {}): SqlConnectionOptions {
+  connectOptions(overrides: Partial<MysqlConnectionOptions> = {}): MysqlConnectionOptions {
     return mysqlConnectionOptions({ username: this.user, password: this.password, ...overrides });
   }
 

@@ -8,7 +8,7 @@
 import postgres, { type Sql } from "postgres";
 import type { PostgresDestinationOptions } from "../../adapters/postgres/postgres_destination.ts";
 import { postgresAdmin, quotePostgres } from "./databases.ts";
-import { POSTGRES, randomName } from "./services.ts";
+import { LOCAL_POSTGRES_TLS, POSTGRES, randomName } from "./services.ts";
 
 /** A destination database with its two logins. Everything is dropped by {@link cleanup}. */
 export class DestinationSandbox {
@@ -49,6 +49,7 @@ export class DestinationSandbox {
       username: this.loader,
       password: this.loaderPassword,
       readOnlyRole: this.reader,
+      tls: LOCAL_POSTGRES_TLS,
       connectTimeoutMs: 5_000,
       statementTimeoutMs: 30_000,
       ...overrides,

@@ -19,7 +19,7 @@
 export interface TestCertificates {
   /** The CA certificate clients must trust. */
   readonly caCert: string;
-  /** The server's certificate (for `127.0.0.1` and `localhost`). */
+  /** The server's certificate (for `127.0.0.1` and `localhost` unless asked otherwise). */
   readonly cert: string;
   /** The server's private key. */
   readonly key: string;
@@ -35,8 +35,16 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-/** Creates a test CA and a server certificate for `127.0.0.1`/`localhost` with `openssl`. */
-export async function makeTestCertificates(): Promise<TestCertificates> {
+/** What {@link makeTestCertificates} certifies. */
+export interface TestCertificateOptions {
+  /** The server certificate's names, in openssl's form; by default `IP:127.0.0.1,DNS:localhost`. */
+  readonly subjectAltName?: string;
+}
+
+/** Creates a test CA and a server certificate (for `127.0.0.1`/`localhost` by default) with `openssl`. */
+export async function makeTestCertificates(
+  options: TestCertificateOptions = {},
+): Promise<TestCertificates> {
   const directory = await Deno.makeTempDir({ prefix: "fake_key_vault_tls_" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   await openssl([
@@ -72,7 +80,7 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
       "basicConstraints=critical,CA:FALSE",
       "keyUsage=critical,digitalSignature",
       "extendedKeyUsage=serverAuth",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `subjectAltName=${options.subjectAltName ?? "IP:127.0.0.1,DNS:localhost"}`,
       "",
     ].join("\n"),
   );

@@ -7,6 +7,7 @@
 import { dirname, join } from "node:path";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
 import { permissionsOf } from "../../tools/compile.ts";
+import { LOCAL_DATABASES_WITHOUT_TLS } from "./services.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const TASKS = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))).tasks as Record<
@@ -37,11 +38,16 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
+/**
+ * Starts a service with `env` on top of what every child needs. The local PostgreSQL and MariaDB have no
+ * TLS, so the database TLS opt-outs are set explicitly ({@link LOCAL_DATABASES_WITHOUT_TLS}); a test of
+ * TLS sets its own values in `env`.
+ */
 function spawn(service: string, env: Record<string, string>): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissionsOf(TASKS, service), `apps/${service}/main.ts`],
     cwd: ROOT,
-    env: { ...baseEnv(), PORT: "0", ...env },
+    env: { ...baseEnv(), PORT: "0", ...LOCAL_DATABASES_WITHOUT_TLS, ...env },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { MysqlTlsOptions } from "../../adapters/mysql/mysql_tls.ts";
+import type { PostgresTlsOptions } from "../../adapters/postgres/postgres_tls.ts";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
 
 /** Connection facts for the PostgreSQL every project machine runs (trust auth). */
@@ -21,6 +23,22 @@ export const MYSQL = {
   user: Deno.env.get("TEST_MYSQL_USER") ?? "root",
   password: Deno.env.get("TEST_MYSQL_PASSWORD") ?? "",
 } as const;
+
+/**
+ * The local PostgreSQL and MariaDB have no TLS, and every connection defaults to verified TLS, so tests
+ * opt out explicitly: adapters with these settings, services with {@link LOCAL_DATABASES_WITHOUT_TLS}.
+ */
+export const LOCAL_POSTGRES_TLS: PostgresTlsOptions = { mode: "disable" };
+
+/** See {@link LOCAL_POSTGRES_TLS}. */
+export const LOCAL_MYSQL_TLS: MysqlTlsOptions = { mode: "DISABLED" };
+
+/** The environment that lets a service reach the local databases without TLS. */
+export const LOCAL_DATABASES_WITHOUT_TLS: Readonly<Record<string, string>> = {
+  SOURCE_POSTGRES_SSLMODE: "disable",
+  SOURCE_MYSQL_SSLMODE: "DISABLED",
+  DESTINATION_POSTGRESQL_SSLMODE: "disable",
+};
 
 const IN_CI = Deno.env.get("CI") === "true";
 
