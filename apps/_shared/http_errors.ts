@@ -27,6 +27,7 @@ import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_
 import {
   DestinationNameReservedError,
   DestinationNameTooLongError,
+  DestinationProjectConflictError,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,
@@ -75,6 +76,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [NothingStagedError, 409],
   [StagingIntegrityError, 409],
   [DestinationSchemaConflictError, 409],
+  [DestinationProjectConflictError, 409],
   [DestinationTablesNotPackagedError, 409],
   [OpalResourceNameClashError, 409],
   [SecretStoreUnavailableError, 500],
