@@ -48,8 +48,8 @@ import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_
 import {
   type DestinationDatabase,
   type DestinationDataset,
-  type DestinationRun,
   DestinationProjectConflictError,
+  type DestinationRun,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,

@@ -909,7 +909,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "PostgresDestinationDatabase load() refuses a project whose identifier another project holds",
+  name:
+    "PostgresDestinationDatabase load() refuses a project whose identifier another project holds",
   ignore: ignorePostgres,
   fn: () =>
     withDestination(async (destination, sandbox) => {
@@ -925,10 +926,12 @@ Deno.test({
       const before = await snapshot(admin, schema);
       const registryBefore = await registryRows(admin);
       // Another start time and schema: a schema of its own, but the same OPAL project.
-      for (const dataset of [
-        { project: second, startTime: "20250612_000000", schemaName: "other" },
-        { project: second, startTime: START, schemaName: "Oncology" },
-      ]) {
+      for (
+        const dataset of [
+          { project: second, startTime: "20250612_000000", schemaName: "other" },
+          { project: second, startTime: START, schemaName: "Oncology" },
+        ]
+      ) {
         await assert.rejects(
           destination.load(dataset, v1.source, v1.extracts, OPTIONS),
           (e: unknown) =>
