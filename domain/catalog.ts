@@ -85,30 +85,51 @@ export function selectDataset(catalog: SchemaCatalog, dataset: DatasetMetadata):
 
 /**
  * Builds the metadata service's reply. `name` is the dataset's own name when the request gave one, else the
- * schema name (the reference always answered `default_name`).
+ * schema name (the reference always answered `default_name`). A description the request gives for the
+ * dataset, a table or a column is returned unchanged; the source's comment fills only those it leaves
+ * out, null or blank. The CLI writes the reply's dataset and table descriptions over what the user wrote,
+ * so answering the catalogue's would lose the user's words.
  */
 export function metadataPayload(
   catalog: SchemaCatalog,
   dataset: DatasetMetadata,
 ): DatasetMetadataPayload {
+  const requestedTables = new Map((dataset.tables ?? []).map((t) => [t.name, t]));
   return {
     name: dataset.name ?? catalog.name,
     schema_name: catalog.name,
-    description: catalog.description,
-    tables: catalog.tables.map((table) => ({
-      name: table.name,
-      columns: table.columns.map((column) => ({
-        name: column.name,
-        datatype: column.dataType,
-        description: column.description,
-        nullable: column.nullable,
-      })),
-      description: table.description,
-      primary_key: [...table.primaryKey],
-    })),
+    description: describedBy(dataset.description, catalog.description),
+    tables: catalog.tables.map((table) => {
+      const requested = requestedTables.get(table.name);
+      const requestedColumns = new Map((requested?.columns ?? []).map((c) => [c.name, c]));
+      return {
+        name: table.name,
+        columns: table.columns.map((column) => ({
+          name: column.name,
+          datatype: column.dataType,
+          description: describedBy(
+            requestedColumns.get(column.name)?.description,
+            column.description,
+          ),
+          nullable: column.nullable,
+        })),
+        description: describedBy(requested?.description, table.description),
+        primary_key: [...table.primaryKey],
+      };
+    }),
     staging_path: dataset.staging_path ?? null,
     publish_path: dataset.publish_path ?? null,
   };
+}
+
+/** The request's description when it gives one that is not blank, else the catalogue's. */
+function describedBy(
+  requested: string | null | undefined,
+  catalogued: string | null,
+): string | null {
+  return requested !== undefined && requested !== null && requested.trim() !== ""
+    ? requested
+    : catalogued;
 }
 
 /** One table or view to extract: its schema and the selected columns, in catalogue order. */

@@ -16,6 +16,7 @@ import {
   PROJECT_START_TIME_PATTERN,
   projectNameProblem,
   SECRET_NAME_PATTERN,
+  unicodeNameProblem,
 } from "./names.ts";
 
 const IDENTIFIER_RULE =
@@ -30,9 +31,20 @@ export const SecretName = z.string().regex(SECRET_NAME_PATTERN, {
     "must be 1-127 letters, digits, '_', '-' or '.', starting with a letter, digit or '_', without '..'",
 });
 
-/** `project_name`: becomes a directory name and the OPAL project name. */
+/**
+ * `project_name`: the project's folder name as it is, and (through `projectIdentifier`) the PostgreSQL
+ * destination's schema prefix and the OPAL project name.
+ */
 export const ProjectName = z.string().check((ctx) => {
   const problem = projectNameProblem(ctx.value);
+  if (problem !== undefined) {
+    ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
+  }
+});
+
+/** A free-form name (the dataset's `name`): any text that obeys the Unicode rules of every name. */
+const FreeName = z.string().max(256).check((ctx) => {
+  const problem = unicodeNameProblem(ctx.value);
   if (problem !== undefined) {
     ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
   }
@@ -159,7 +171,7 @@ export const TableMetadata = z.object({
 
 /** The dataset of one request: a schema and, optionally, the tables and columns wanted from it. */
 export const DatasetMetadata = z.object({
-  name: z.string().max(256).nullish(),
+  name: FreeName.nullish(),
   schema_name: Identifier,
   description: Description,
   tables: z.array(TableMetadata).max(10_000).nullish(),

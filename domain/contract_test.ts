@@ -496,7 +496,10 @@ Deno.test("DataContractTransferRequest rejects bad project names, start times an
   const cases: [label: string, overrides: Json, path: string][] = [
     ["project_name '..'", { project_name: ".." }, "project_name"],
     ["project_name with '/'", { project_name: "a/b" }, "project_name"],
-    ["project_name with a space", { project_name: "a b" }, "project_name"],
+    ["project_name with a trailing space", { project_name: "a b " }, "project_name"],
+    ["project_name in NFD", { project_name: "Cafe\u0301" }, "project_name"],
+    ["project_name with an unpaired surrogate", { project_name: "a\ud800" }, "project_name"],
+    ["project_name with U+FFFD", { project_name: "a\ufffd" }, "project_name"],
     ["project_name missing", { project_name: undefined }, "project_name"],
     ["project_name not a string", { project_name: 42 }, "project_name"],
     ["project_start_time '2025'", { project_start_time: "2025" }, "project_start_time"],
@@ -544,6 +547,65 @@ Deno.test("DataContractTransferRequest rejects bad project names, start times an
       assertRejectedAt(DataContractTransferRequest, body, path);
     });
   }
+});
+
+Deno.test("DataContractTransferRequest accepts the CLI template's project name with spaces", () => {
+  const parsed = DataContractTransferRequest.parse({
+    ...databricksExample(),
+    project_name: "CR8TOR Demo Project",
+  });
+  assert.equal(parsed.project_name, "CR8TOR Demo Project");
+});
+
+Deno.test("DataContractTransferRequest applies the Unicode name rules to every name it carries", async (t) => {
+  const example = databricksExample();
+  const dataset = example.dataset as Json;
+  const table = (dataset.tables as Json[])[0]!;
+  const source = example.source as Json;
+  const fields: [path: string, override: (bad: string) => Json][] = [
+    ["project_name", (bad) => ({ project_name: bad })],
+    ["dataset.name", (bad) => ({ dataset: { ...dataset, name: bad } })],
+    ["dataset.schema_name", (bad) => ({ dataset: { ...dataset, schema_name: bad } })],
+    [
+      "dataset.tables.0.name",
+      (bad) => ({ dataset: { ...dataset, tables: [{ ...table, name: bad }] } }),
+    ],
+    [
+      "dataset.tables.0.columns.0.name",
+      (bad) => ({ dataset: { ...dataset, tables: [{ ...table, columns: [{ name: bad }] }] } }),
+    ],
+    ["destination.name", (bad) => ({ destination: { ...example.destination as Json, name: bad } })],
+    ["source.catalog", (bad) => ({ source: { ...source, catalog: bad } })],
+    [
+      "source.credentials.spn_secret",
+      (bad) => ({
+        source: { ...source, credentials: { ...source.credentials as Json, spn_secret: bad } },
+      }),
+    ],
+  ];
+  const hostile: [label: string, suffix: string][] = [
+    ["an unpaired surrogate", "\ud800"],
+    ["U+FFFD", "\ufffd"],
+    ["a decomposed accent (NFD)", "e\u0301"],
+  ];
+  for (const [path, withValue] of fields) {
+    for (const [label, suffix] of hostile) {
+      await t.step(`${path} with ${label}`, () => {
+        assertRejectedAt(
+          DataContractTransferRequest,
+          { ...example, ...withValue(`name${suffix}`) },
+          path,
+        );
+      });
+    }
+  }
+  await t.step("dataset.name in NFC with spaces is fine", () => {
+    const parsed = DataContractTransferRequest.parse({
+      ...example,
+      dataset: { ...dataset, name: "Caf\u00e9 extract (v2)" },
+    });
+    assert.equal(parsed.dataset.name, "Caf\u00e9 extract (v2)");
+  });
 });
 
 Deno.test("DataContractTransferRequest reports every offending field in one parse", () => {

@@ -1,8 +1,9 @@
 /**
  * Names in a PostgreSQL destination. A dataset lands in the schema
- * `lower("{project_name}_{project_start_time}_{schema_name}")`, the reference's rule
- * (`cr8tor-contract.md` §4.3) without dlt's renaming: identifiers are always quoted, so `my-proj` stays
- * `my-proj`.
+ * `lower("{identifier}_{project_start_time}_{schema_name}")`, where `identifier` is the project's
+ * `projectIdentifier` (`names.ts`): the reference's rule (`cr8tor-contract.md` §4.3) with the project name
+ * mapped to `[a-z0-9_]` (plus a hash when the mapping changed it) instead of dlt's renaming. Schema names
+ * are used as they are, always quoted, so `my-schema` stays `my-schema`.
  *
  * PostgreSQL silently cuts identifiers to 63 bytes, so two long names could land in one schema (or table,
  * or column) without anyone noticing; longer names are refused instead. Schema names starting with `pg_`
@@ -11,6 +12,7 @@
  * @module
  */
 import { AppError } from "./errors.ts";
+import { projectIdentifier } from "./names.ts";
 
 /** The longest identifier PostgreSQL keeps whole, in UTF-8 bytes (`NAMEDATALEN - 1`). */
 export const POSTGRES_IDENTIFIER_MAX_BYTES = 63;
@@ -66,9 +68,10 @@ export function checkDestinationIdentifier(kind: DestinationNameKind, name: stri
 }
 
 /**
- * The destination schema of one dataset of one run: `lower("{project}_{startTime}_{schemaName}")`.
+ * The destination schema of one dataset of one run:
+ * `lower("{projectIdentifier(project)}_{startTime}_{schemaName}")`.
  *
- * @param project the request's `project_name`, case as sent.
+ * @param project the request's `project_name`, as sent.
  * @param startTime the request's `project_start_time`.
  * @param schemaName the request's `dataset.schema_name`.
  * @returns the schema name, to be used quoted.
@@ -80,7 +83,7 @@ export function destinationSchemaName(
   startTime: string,
   schemaName: string,
 ): string {
-  const name = `${project}_${startTime}_${schemaName}`.toLowerCase();
+  const name = `${projectIdentifier(project)}_${startTime}_${schemaName}`.toLowerCase();
   checkDestinationIdentifier("schema", name);
   if (name.startsWith("pg_")) throw new DestinationNameReservedError(name);
   return name;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import {
   checkDestinationIdentifier,
   DestinationNameReservedError,
@@ -7,11 +8,23 @@ import {
   POSTGRES_IDENTIFIER_MAX_BYTES,
 } from "./destination_schema.ts";
 
-Deno.test("destinationSchemaName() lower-cases project, start time and schema joined by _", async (t) => {
+/** 8 hex digits of the SHA-256 of `text`, as `projectIdentifier` documents. */
+function sha8(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex").slice(0, 8);
+}
+
+Deno.test("destinationSchemaName() joins the project identifier, start time and schema, lower-cased", async (t) => {
   const cases: [project: string, start: string, schema: string, expected: string][] = [
-    ["Pr042", "20250611_093000", "Oncology", "pr042_20250611_093000_oncology"],
-    ["my-proj", "20250611_093000", "s", "my-proj_20250611_093000_s"],
-    ["ÄBC", "20250611_093000", "Dataset$1", "äbc_20250611_093000_dataset$1"],
+    ["pr042", "20250611_093000", "Oncology", "pr042_20250611_093000_oncology"],
+    ["Pr042", "20250611_093000", "Oncology", `pr042_${sha8("Pr042")}_20250611_093000_oncology`],
+    ["my-proj", "20250611_093000", "s", `my_proj_${sha8("my-proj")}_20250611_093000_s`],
+    ["ÄBC", "20250611_093000", "Dataset$1", `bc_${sha8("ÄBC")}_20250611_093000_dataset$1`],
+    [
+      "CR8TOR Demo Project",
+      "20250611_093000",
+      "public",
+      `cr8tor_demo_project_${sha8("CR8TOR Demo Project")}_20250611_093000_public`,
+    ],
   ];
   for (const [project, start, schema, expected] of cases) {
     await t.step(`${project} ${schema}`, () => {
@@ -32,10 +45,10 @@ Deno.test("destinationSchemaName() accepts exactly 63 bytes and refuses 64", () 
 });
 
 Deno.test("destinationSchemaName() counts UTF-8 bytes, not characters", () => {
-  // 25 two-byte characters: 50 bytes, so with "_20250611_093000_s" (18) the name is 68 bytes, 43 chars.
-  const project = "é".repeat(25);
+  // A 25-character schema of two-byte characters: 50 bytes, so with "p_20250611_093000_" (18) the name
+  // is 68 bytes, 43 characters.
   try {
-    destinationSchemaName(project, "20250611_093000", "s");
+    destinationSchemaName("p", "20250611_093000", "é".repeat(25));
     assert.fail("expected DestinationNameTooLongError");
   } catch (e) {
     assert.ok(e instanceof DestinationNameTooLongError);
@@ -48,7 +61,7 @@ Deno.test("destinationSchemaName() counts UTF-8 bytes, not characters", () => {
 
 Deno.test("destinationSchemaName() refuses names PostgreSQL reserves", () => {
   assert.throws(
-    () => destinationSchemaName("PG_x", "20250611_093000", "s"),
+    () => destinationSchemaName("pg_x", "20250611_093000", "s"),
     (e: unknown) =>
       e instanceof DestinationNameReservedError && e.code === "destination_name_reserved" &&
       e.identifier === "pg_x_20250611_093000_s",

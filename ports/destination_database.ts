@@ -70,6 +70,8 @@ export interface DestinationDatabase extends AsyncDisposable {
    * @throws {DestinationNameReservedError} when the schema name starts with `pg_`.
    * @throws {DestinationSchemaConflictError} when the schema belongs to another dataset or was not
    *   created by a load; nothing is changed.
+   * @throws {DestinationProjectConflictError} when another project holds the project's identifier;
+   *   nothing is changed.
    * @throws {DestinationValueError} when the destination refuses a value or a row; nothing is changed.
    * @throws {SourceUnavailableError} (from the source) when reading fails; nothing is changed.
    * @throws {DestinationUnavailableError} when the destination fails; nothing is changed.
@@ -118,8 +120,30 @@ export class DestinationUnavailableError extends AppError {
 }
 
 /**
- * The destination schema exists but belongs to another dataset (two requests whose names differ only in
- * case) or was not created by a load; it is never dropped.
+ * Another project already holds the project's identifier (`projectIdentifier` in `domain/names.ts`), the
+ * name of its schemas and its OPAL project: two project names whose mapping met through a hash collision.
+ * The first project to load keeps it; nothing is changed.
+ */
+export class DestinationProjectConflictError extends AppError {
+  readonly code = "destination_project_conflict";
+
+  /**
+   * @param project the project that was to be loaded.
+   * @param owner the project that holds the identifier.
+   * @param identifier the identifier both names map to.
+   */
+  constructor(readonly project: string, readonly owner: string, readonly identifier: string) {
+    super(
+      `Cannot load project "${project}": its PostgreSQL and OPAL identifier "${identifier}" belongs to ` +
+        `project "${owner}"; choose another project name`,
+    );
+  }
+}
+
+/**
+ * The destination schema exists but belongs to another dataset (two schema names that differ only in
+ * case, or two project, start time and schema names that join to the same text) or was not created by a
+ * load; it is never dropped.
  */
 export class DestinationSchemaConflictError extends AppError {
   readonly code = "destination_schema_conflict";

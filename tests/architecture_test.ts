@@ -20,7 +20,7 @@ const TEST_FILE = /(?:_test|\.test)\.[cm]?[jt]sx?$/;
 /** npm zod as `deno info` reports it (`npm:/zod@4.6.7`), or as written (`npm:zod@4.6.7`). */
 const ZOD = /^npm:\/?zod@[^/]+$/;
 /** Built-ins `domain/` may use (keep in step with `DOMAIN_PACKAGES` in `tools/layers_lint.ts`). */
-const DOMAIN_BUILTINS: ReadonlySet<string> = new Set(["node:path/posix"]);
+const DOMAIN_BUILTINS: ReadonlySet<string> = new Set(["node:path/posix", "node:crypto"]);
 
 interface InfoModule {
   readonly specifier: string;
@@ -225,6 +225,12 @@ Deno.test("architecture: the layers lint plugin reports forbidden imports", asyn
       "domain/ importing node:path/posix",
       "domain/a.ts",
       'import { posix } from "node:path/posix";',
+      0,
+    ],
+    [
+      "domain/ importing node:crypto",
+      "domain/a.ts",
+      'import { createHash } from "node:crypto";',
       0,
     ],
     ["domain/ importing npm:zod directly", "domain/a.ts", 'import { z } from "npm:zod@4";', 1],

@@ -3,7 +3,7 @@
  *
  * | file in     | may import                                                       |
  * | ----------- | ---------------------------------------------------------------- |
- * | `domain/`   | `domain/` files, `zod` (bare, as mapped in deno.json), `node:path/posix` |
+ * | `domain/`   | `domain/` files, `zod` (bare, as mapped in deno.json), `node:path/posix`, `node:crypto` |
  * | `ports/`    | `domain/` files                                                  |
  * | `adapters/` | anything except `apps/`                                          |
  *
@@ -25,7 +25,7 @@ const ROOT = toPath(new URL("../", import.meta.url));
 const LAYERS: readonly Layer[] = ["domain", "ports", "adapters", "apps"];
 
 /** Packages (bare specifiers from the deno.json import map) and built-ins `domain/` may use. */
-const DOMAIN_PACKAGES: ReadonlySet<string> = new Set(["zod", "node:path/posix"]);
+const DOMAIN_PACKAGES: ReadonlySet<string> = new Set(["zod", "node:path/posix", "node:crypto"]);
 
 const TEST_FILE = /(?:_test|\.test)\.[cm]?[jt]sx?$/;
 
@@ -86,7 +86,7 @@ export function importProblem(
     if (target.kind === "file" ? target.layer === "domain" : DOMAIN_PACKAGES.has(specifier)) {
       return undefined;
     }
-    return `domain/ may import only domain/ files, "zod" and "node:path/posix": ${where}`;
+    return `domain/ may import only domain/ files, "zod", "node:path/posix" and "node:crypto": ${where}`;
   }
   // from === "ports"
   if (target.kind === "file" && target.layer === "domain") return undefined;

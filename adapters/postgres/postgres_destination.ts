@@ -43,10 +43,12 @@ import {
   destinationSchemaName,
 } from "../../domain/destination_schema.ts";
 import { AppError } from "../../domain/errors.ts";
+import { projectIdentifier } from "../../domain/names.ts";
 import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_type.ts";
 import {
   type DestinationDatabase,
   type DestinationDataset,
+  DestinationProjectConflictError,
   type DestinationRun,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
@@ -88,10 +90,11 @@ const REGISTRY = `${quotePostgresIdentifier(REGISTRY_SCHEMA)}.${
   quotePostgresIdentifier(REGISTRY_TABLE)
 }`;
 
-/** First keys of this adapter's advisory locks ("cr8L", "cr8S", "cr8R" as 32-bit integers). */
+/** First keys of this adapter's advisory locks ("cr8L", "cr8S", "cr8R", "cr8P" as 32-bit integers). */
 const LOAD_LOCK = 0x6372384c;
 const SWAP_LOCK = 0x63723853;
 const REGISTRY_LOCK = 0x63723852;
+const PROJECT_LOCK = 0x63723850;
 
 /** A fresh temporary schema name with 96 random bits. */
 export function temporarySchemaName(): string {
@@ -189,6 +192,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     checkTables(tables);
     await this.#run(`Cannot load into destination schema "${schema}"`, async () => {
       await this.#ensureRegistry();
+      await checkProjectIdentifier(this.#admin, dataset.project);
       await checkOwner(this.#admin, schema, dataset);
     });
 
@@ -422,7 +426,8 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
 
   /**
    * Replaces the dataset's schema with the loaded one and records it, in one transaction on the load's
-   * connection, serialised per destination schema by a transaction advisory lock.
+   * connection, serialised per project identifier and then per destination schema by transaction advisory
+   * locks (always taken in that order).
    */
   async #swap(
     session: LoadSession,
@@ -432,6 +437,9 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
   ): Promise<void> {
     const names = tables.map((t) => t.table.name).sort(compareNames);
     await session.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${PROJECT_LOCK}::int4,
+                                            hashtext(${projectIdentifier(dataset.project)}))`;
+      await checkProjectIdentifier(tx, dataset.project);
       await tx`select pg_advisory_xact_lock(${SWAP_LOCK}::int4, hashtext(${schema}))`;
       const exists = await checkOwner(tx, schema, dataset, { forUpdate: true });
       if (exists) await tx.unsafe(`drop schema ${quotePostgresIdentifier(schema)} cascade`);
@@ -550,6 +558,29 @@ async function checkOwner(
     });
   }
   return exists;
+}
+
+/**
+ * Checks that no other project holds the project's identifier (`projectIdentifier`), which names its
+ * schemas and its OPAL project. Two names meet there only through a 32-bit hash collision, which someone
+ * could craft; the registry makes the first project the identifier's owner. The registry is narrowed by
+ * schema prefix (every schema of the identifier starts with `{identifier}_`), then the candidates'
+ * identifiers are computed exactly.
+ *
+ * @throws {DestinationProjectConflictError} when another project name has the same identifier.
+ */
+async function checkProjectIdentifier(sql: Queryable, project: string): Promise<void> {
+  const identifier = projectIdentifier(project);
+  const prefix = `${identifier}_`;
+  const candidates = await sql<{ project: string }[]>`
+    select distinct project_name as project
+      from ${sql(REGISTRY_SCHEMA)}.${sql(REGISTRY_TABLE)}
+     where left(destination_schema, ${prefix.length}::int) = ${prefix}
+       and project_name <> ${project}`;
+  const owner = candidates.find((c) => projectIdentifier(c.project) === identifier);
+  if (owner !== undefined) {
+    throw new DestinationProjectConflictError(project, owner.project, identifier);
+  }
 }
 
 /**

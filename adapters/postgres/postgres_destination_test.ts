@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import type { Sql } from "postgres";
 import { MemorySourceDatabase } from "../memory/memory_source_database.ts";
 import { connectMssqlWith } from "../mssql/mssql_source_database.ts";
@@ -18,6 +19,7 @@ import {
 } from "../../domain/logical_type.ts";
 import {
   type DestinationDataset,
+  DestinationProjectConflictError,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,
@@ -73,7 +75,8 @@ import { connectPostgres } from "./postgres_source_database.ts";
 // Helpers
 
 const START = "20250611_093000";
-const DATASET: DestinationDataset = { project: "Proj_A", startTime: START, schemaName: "Oncology" };
+/** `proj_a` is already an identifier, so the destination schema starts with it unchanged. */
+const DATASET: DestinationDataset = { project: "proj_a", startTime: START, schemaName: "Oncology" };
 const DEST = "proj_a_20250611_093000_oncology";
 const OPTIONS = { concurrency: 2, batchRows: 1_000 } as const;
 
@@ -585,7 +588,7 @@ Deno.test({
         `create table $s."Odd ""T"", x" ("a,b" int primary key, """q""" text, "Ünï" text not null);
          insert into $s."Odd ""T"", x" values (1, 'one', ''), (2, null, 'x,"y"'), (3, '\\.', 'é')`,
       );
-      const dataset = { project: "Q", startTime: START, schemaName: `S'"` };
+      const dataset = { project: "q", startTime: START, schemaName: `S'"` };
       const dest = `q_${START}_s'"`;
       await withDestination(async (destination, sandbox) => {
         await using pg = await connectPostgres(source.connectOptions());
@@ -824,7 +827,7 @@ Deno.test({
         { ...second, packaged_at: undefined },
         {
           destination_schema: DEST,
-          project_name: "Proj_A",
+          project_name: "proj_a",
           project_start_time: START,
           schema_name: "Oncology",
           tables: ["added", "small"],
@@ -833,7 +836,7 @@ Deno.test({
       );
       assert.ok(second!.packaged_at > first!.packaged_at);
       assert.deepEqual(
-        await destination.packagedTables({ project: "Proj_A", startTime: START }),
+        await destination.packagedTables({ project: "proj_a", startTime: START }),
         loaded(DEST, "added", "small"),
       );
     }),
@@ -848,14 +851,14 @@ Deno.test({
       const v1 = memorySource(V1);
       await destination.load(DATASET, v1.source, v1.extracts, OPTIONS);
       const before = await snapshot(admin, DEST);
-      // Same name once lower-cased: "Proj_A" and "proj_a".
+      // Same schema once lower-cased: "Oncology" and "oncology".
       await assert.rejects(
-        destination.load({ ...DATASET, project: "proj_a" }, v1.source, v1.extracts, OPTIONS),
+        destination.load({ ...DATASET, schemaName: "oncology" }, v1.source, v1.extracts, OPTIONS),
         (e: unknown) =>
           e instanceof DestinationSchemaConflictError && e.code === "destination_schema_conflict" &&
           e.message ===
             `Cannot load into destination schema "${DEST}": it holds dataset "Oncology" of project ` +
-              `"Proj_A" started ${START}`,
+              `"proj_a" started ${START}`,
       );
       assert.deepEqual(await snapshot(admin, DEST), before);
 
@@ -866,7 +869,7 @@ Deno.test({
         }.keep (x int)`,
       );
       await assert.rejects(
-        destination.load({ ...DATASET, project: "Other" }, v1.source, v1.extracts, OPTIONS),
+        destination.load({ ...DATASET, project: "other" }, v1.source, v1.extracts, OPTIONS),
         (e: unknown) =>
           e instanceof DestinationSchemaConflictError && e.owner === undefined &&
           /was not created by the publish service/.test(e.message),
@@ -874,6 +877,81 @@ Deno.test({
       assert.deepEqual(await tablesIn(admin, foreign), ["keep"]);
       assert.deepEqual(await temporarySchemas(admin), []);
       assert.equal((await registryRows(admin)).length, 1);
+    }),
+});
+
+/**
+ * Two project names with the same identifier: both map to `study_alpha`, and the first 8 hex digits of
+ * their SHA-256 are both `b8db74d2` (found by a birthday search over separator and case variants).
+ */
+const COLLIDING = ["study#&)ALPHA", "Study +~#alpha"] as const;
+
+Deno.test({
+  name: "PostgresDestinationDatabase load() keeps projects whose names differ only in case apart",
+  ignore: ignorePostgres,
+  fn: () =>
+    withDestination(async (destination, sandbox) => {
+      const v1 = memorySource(V1);
+      const schemas = [];
+      for (const project of ["Demo Project", "DEMO PROJECT", "demo_project"]) {
+        const [loadedTable] = await destination.load(
+          { ...DATASET, project },
+          v1.source,
+          v1.extracts,
+          OPTIONS,
+        );
+        schemas.push(loadedTable!.schema);
+      }
+      assert.equal(new Set(schemas).size, 3, JSON.stringify(schemas));
+      assert.equal(schemas[2], `demo_project_${START}_oncology`);
+      for (const [i, project] of ["Demo Project", "DEMO PROJECT", "demo_project"].entries()) {
+        assert.deepEqual(
+          (await destination.packagedTables({ project, startTime: START })).map((t) => t.schema),
+          [schemas[i], schemas[i]],
+        );
+      }
+      assert.equal((await registryRows(sandbox.admin())).length, 3);
+    }),
+});
+
+Deno.test({
+  name:
+    "PostgresDestinationDatabase load() refuses a project whose identifier another project holds",
+  ignore: ignorePostgres,
+  fn: () =>
+    withDestination(async (destination, sandbox) => {
+      const [first, second] = COLLIDING;
+      const sha8 = (text: string) =>
+        createHash("sha256").update(text, "utf8").digest("hex").slice(0, 8);
+      assert.equal(sha8(first), sha8(second), "the two names must collide");
+      const identifier = `study_alpha_${sha8(first)}`;
+      const admin = sandbox.admin();
+      const v1 = memorySource(V1);
+      await destination.load({ ...DATASET, project: first }, v1.source, v1.extracts, OPTIONS);
+      const schema = `${identifier}_${START}_oncology`;
+      const before = await snapshot(admin, schema);
+      const registryBefore = await registryRows(admin);
+      // Another start time and schema: a schema of its own, but the same OPAL project.
+      for (
+        const dataset of [
+          { project: second, startTime: "20250612_000000", schemaName: "other" },
+          { project: second, startTime: START, schemaName: "Oncology" },
+        ]
+      ) {
+        await assert.rejects(
+          destination.load(dataset, v1.source, v1.extracts, OPTIONS),
+          (e: unknown) =>
+            e instanceof DestinationProjectConflictError &&
+            e.code === "destination_project_conflict" &&
+            e.message ===
+              `Cannot load project "${second}": its PostgreSQL and OPAL identifier "${identifier}" ` +
+                `belongs to project "${first}"; choose another project name`,
+        );
+      }
+      assert.deepEqual(await snapshot(admin, schema), before);
+      assert.deepEqual(await registryRows(admin), registryBefore);
+      assert.deepEqual(await temporarySchemas(admin), []);
+      assert.deepEqual(await destination.packagedTables({ project: second, startTime: START }), []);
     }),
 });
 

@@ -28,6 +28,7 @@ import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_
 import {
   DestinationNameReservedError,
   DestinationNameTooLongError,
+  DestinationProjectConflictError,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,
@@ -78,6 +79,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   // The request is valid; the filestore's state (a link where a folder or file must be) refuses it.
   [UnsafeFilesystemEntryError, 409],
   [DestinationSchemaConflictError, 409],
+  [DestinationProjectConflictError, 409],
   [DestinationTablesNotPackagedError, 409],
   [OpalResourceNameClashError, 409],
   [SecretStoreUnavailableError, 500],

@@ -31,6 +31,21 @@ Deno.test("approval app POST /project/validate", async (t) => {
   );
 
   await t.step(
+    "returns the dataset description the request carries, with a project name holding spaces",
+    async () => {
+      using world = new FakeWorld();
+      const body = aTransferRequest({ project_name: "CR8TOR Demo Project" });
+      (body.dataset as Record<string, unknown>).description = "Ma description, écrite à la main";
+      const res = await world.approvalApp().request(
+        postJson("/project/validate", body, APPROVAL_KEY),
+      );
+      const json = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(json));
+      assert.equal(json.payload.description, "Ma description, écrite à la main");
+    },
+  );
+
+  await t.step(
     "stops at a failed publish validate and passes its status and detail through",
     async () => {
       using world = new FakeWorld();

@@ -14,7 +14,8 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
       payload: {
         name: "oncology_extract",
         schema_name: "oncology",
-        description: "Curated oncology tables",
+        // The request's own description, not the schema's comment ("Curated oncology tables").
+        description: "Tumour staging extract",
         tables: [{
           name: "tumour_stage",
           columns: [
@@ -34,6 +35,64 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
       },
     });
   });
+
+  await t.step(
+    "returns the request's dataset, table and column descriptions unchanged, the source's only where " +
+      "the request has none",
+    async () => {
+      const ask = (dataset: Record<string, unknown>) =>
+        aTransferRequest({
+          dataset: { schema_name: "oncology", ...dataset },
+        });
+      const cases: [label: string, dataset: Record<string, unknown>, expected: unknown][] = [
+        [
+          "the user's words everywhere",
+          {
+            description: "  My extract, as I wrote it\n",
+            tables: [{
+              name: "tumour_stage",
+              description: "My table",
+              columns: [{ name: "stage_id", description: "My key" }, { name: "stage_label" }],
+            }],
+          },
+          ["  My extract, as I wrote it\n", "My table", ["My key", null]],
+        ],
+        [
+          "no descriptions",
+          { tables: [{ name: "tumour_stage", columns: [{ name: "stage_id" }] }] },
+          ["Curated oncology tables", "TNM stage lookup", ["surrogate key"]],
+        ],
+        [
+          "null and blank descriptions",
+          {
+            description: null,
+            tables: [{
+              name: "tumour_stage",
+              description: " ",
+              columns: [{ name: "stage_id", description: "" }],
+            }],
+          },
+          ["Curated oncology tables", "TNM stage lookup", ["surrogate key"]],
+        ],
+      ];
+      for (const [label, dataset, expected] of cases) {
+        using world = new FakeWorld();
+        const res = await world.metadataApp().request(postJson(PATH, ask(dataset), METADATA_KEY));
+        assert.equal(res.status, 200, label);
+        const { payload } = await res.json();
+        const [table] = payload.tables;
+        assert.deepEqual(
+          [
+            payload.description,
+            table.description,
+            table.columns.map((c: { description: string | null }) => c.description),
+          ],
+          expected,
+          label,
+        );
+      }
+    },
+  );
 
   await t.step(
     "connects with the credentials the request names and closes the connection",

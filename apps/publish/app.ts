@@ -6,6 +6,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { selectDataset, tableExtracts } from "../../domain/catalog.ts";
 import type { Destination } from "../../domain/contract.ts";
+import { projectFolderKey, projectIdentifier } from "../../domain/names.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
 import type { DestinationDatabase } from "../../ports/destination_database.ts";
@@ -61,11 +62,16 @@ export interface PublishDeps extends SourceAccess {
   readonly auditTrail?: AuditTrail | undefined;
 }
 
-/** Requests for the same project on the same destination never interleave. */
+/**
+ * Requests for the same project on the same destination never interleave. The key is what the project
+ * occupies there: on a filestore, its folder name as a case-insensitive share compares it
+ * (`projectFolderKey`), so `Demo` and `DEMO` wait for each other; on the PostgreSQL destination, its
+ * `projectIdentifier`, which names its schemas and its OPAL project.
+ */
 function lockKey(destination: Destination, project: string): string {
   return destination.type === "postgresql"
-    ? `postgresql:${project}`
-    : `filestore:${destination.name.toUpperCase()}/${project}`;
+    ? `postgresql:${projectIdentifier(project)}`
+    : `filestore:${destination.name.toUpperCase()}/${projectFolderKey(project)}`;
 }
 
 /** Builds the publish service. */

@@ -10,6 +10,7 @@
  * @module
  */
 import { AppError } from "../../domain/errors.ts";
+import { projectIdentifier } from "../../domain/names.ts";
 import {
   generateOpalPassword,
   InvalidOpalProjectNameError,
@@ -31,7 +32,7 @@ export interface OpalPublicationTable {
 
 /** What to publish: the tables of one project, and how OPAL's R server reads them. */
 export interface OpalPublication {
-  /** The CR8TOR project name; it is also the OPAL project name, case kept. */
+  /** The CR8TOR project name; the OPAL project is its `projectIdentifier` (`domain/names.ts`). */
   readonly project: string;
   readonly tables: readonly OpalPublicationTable[];
   /** The destination database as OPAL reaches it. */
@@ -50,8 +51,9 @@ export interface OpalPublishedTable {
   readonly postgresql_table_name: string;
   /** `tre_postgresql_{schema}_{table}` */
   readonly opal_resource_name: string;
+  /** The project's `projectIdentifier`. */
   readonly opal_project_name: string;
-  /** `{project}_group` */
+  /** `{opal_project_name}_group` */
   readonly opal_group_name: string;
 }
 
@@ -71,8 +73,9 @@ export class OpalStepFailedError extends AppError {
 }
 
 /**
- * Publishes `publication.tables` through OPAL, in this order: check the login; create the project; add
- * `dsuser_default` to `{project}_group` (creating either as needed); grant the group DataSHIELD use; create
+ * Publishes `publication.tables` through OPAL, in this order: check the login; create the project (named
+ * by the project's `projectIdentifier`, e.g. `cr8tor_demo_project_1a2b3c4d` for `CR8TOR Demo Project`);
+ * add `dsuser_default` to `{identifier}_group` (creating either as needed); grant the group DataSHIELD use; create
  * or update one resource per table, sorted by schema then table; grant the group view of the project's
  * resources. Names and definitions are checked before OPAL is called. Running it again after a failure,
  * or after success, reaches the same OPAL state.
@@ -87,7 +90,7 @@ export async function publishToOpal(
   client: OpalClient,
   publication: OpalPublication,
 ): Promise<OpalPublishedTable[]> {
-  const { project } = publication;
+  const project = projectIdentifier(publication.project);
   const problem = opalProjectNameProblem(project);
   if (problem !== undefined) throw new InvalidOpalProjectNameError(project, problem);
   const group = opalGroupName(project);

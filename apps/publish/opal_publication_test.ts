@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import {
-  InvalidOpalProjectNameError,
   InvalidOpalResourceError,
   OPAL_DATASHIELD_USER,
   opalPasswordProblem,
@@ -15,9 +15,15 @@ import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
 import { FakeOpal, type FakeOpalState } from "../../tests/support/fake_opal.ts";
 import { type OpalPublication, OpalStepFailedError, publishToOpal } from "./opal_publication.ts";
 
-const PROJECT = "Pr042";
-const GROUP = "Pr042_group";
+/** Already an identifier, so the OPAL project has the same name. */
+const PROJECT = "pr042";
+const GROUP = "pr042_group";
 const SCHEMA = "pr042_20250611_093000_oncology";
+/** 8 hex digits of the SHA-256 of `text`, as `projectIdentifier` documents. */
+function sha8(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex").slice(0, 8);
+}
+
 const RESOURCES_PATH = /^\/ws\/project\/[^/]+\/resources$/;
 
 /** A publication of two tables, given in reverse order to show that the reply is sorted. */
@@ -168,9 +174,9 @@ Deno.test("publishToOpal() on an empty OPAL creates exactly the expected state a
       "POST /ws/projects 201",
       "POST /ws/system/subject-credentials 200",
       "POST /ws/system/permissions/datashield 200",
-      "POST /ws/project/Pr042/resources 201",
-      "POST /ws/project/Pr042/resources 201",
-      "POST /ws/project/Pr042/permissions/resources 200",
+      "POST /ws/project/pr042/resources 201",
+      "POST /ws/project/pr042/resources 201",
+      "POST /ws/project/pr042/permissions/resources 200",
     ],
   );
   assert.equal(fake.requests[0]?.path, "/ws/system/subject-profile/_current");
@@ -204,7 +210,7 @@ Deno.test("publishToOpal() adds dsuser_default to a group that already exists wi
   assert.deepEqual(fake.state.users[OPAL_DATASHIELD_USER], {
     authenticationType: "PASSWORD",
     password: "Seeded#Passw0rd",
-    groups: [GROUP, "other_group"],
+    groups: ["other_group", GROUP],
     enabled: true,
   });
 });
@@ -242,8 +248,8 @@ Deno.test("publishToOpal() updates a resource whose read-only password changed, 
   assert.deepEqual(
     fake.requests.filter((r) => r.method !== "GET").map((r) => `${r.method} ${r.path}`),
     [
-      `PUT /ws/project/Pr042/resource/tre_postgresql_${SCHEMA}_patients`,
-      `PUT /ws/project/Pr042/resource/tre_postgresql_${SCHEMA}_tumour_stage`,
+      `PUT /ws/project/pr042/resource/tre_postgresql_${SCHEMA}_patients`,
+      `PUT /ws/project/pr042/resource/tre_postgresql_${SCHEMA}_tumour_stage`,
     ],
   );
 });
@@ -263,7 +269,7 @@ Deno.test("publishToOpal() names the failing step when OPAL answers 503 midway, 
     error.message,
     new RegExp(
       `^Cannot publish to OPAL: step "create resource tre_postgresql_${SCHEMA}_tumour_stage" ` +
-        `failed: OPAL answered 503 to POST /ws/project/Pr042/resources`,
+        `failed: OPAL answered 503 to POST /ws/project/pr042/resources`,
     ),
   );
   assert.ok(error.cause instanceof OpalUnavailableError);
@@ -378,22 +384,36 @@ Deno.test("publishToOpal() publishes a table listed twice once", async () => {
   ]);
 });
 
+Deno.test("publishToOpal() names the OPAL project and group by the project identifier", async (t) => {
+  const cases: [project: string, identifier: string][] = [
+    ["CR8TOR Demo Project", `cr8tor_demo_project_${sha8("CR8TOR Demo Project")}`],
+    ["Überprojekt", `berprojekt_${sha8("Überprojekt")}`],
+    ["proj.v2", `proj_v2_${sha8("proj.v2")}`],
+    ["Pr042", `pr042_${sha8("Pr042")}`],
+  ];
+  for (const [project, identifier] of cases) {
+    await t.step(project, async () => {
+      await using fake = await FakeOpal.start();
+
+      const reply = await publishToOpal(clientFor(fake), aPublication({ project }));
+
+      assert.deepEqual(
+        reply.map((r) => [r.opal_project_name, r.opal_group_name]),
+        [[identifier, `${identifier}_group`], [identifier, `${identifier}_group`]],
+      );
+      assert.deepEqual(Object.keys(fake.state.projects), [identifier]);
+      assert.deepEqual(fake.state.groups, { [`${identifier}_group`]: [OPAL_DATASHIELD_USER] });
+      assert.deepEqual(Object.keys(fake.state.resources), [identifier]);
+    });
+  }
+});
+
 Deno.test("publishToOpal() refuses bad input before sending anything to OPAL", async (t) => {
   const cases: [
     label: string,
     publication: OpalPublication,
     error: new (...a: never[]) => Error,
   ][] = [
-    [
-      "a project name OPAL refuses",
-      aPublication({ project: "Überprojekt" }),
-      InvalidOpalProjectNameError,
-    ],
-    [
-      "a project name with a dot",
-      aPublication({ project: "proj.v2" }),
-      InvalidOpalProjectNameError,
-    ],
     [
       "an unusable port",
       aPublication({ database: { host: "pg.internal", port: "54x", database: "db" } }),

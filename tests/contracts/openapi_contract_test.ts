@@ -47,7 +47,7 @@ function brokenAudit(when: "check" | "append"): (world: FakeWorld) => void {
   };
 }
 
-const BAD_BODY = { "project_name": "a b", destination: { type: "nope" } };
+const BAD_BODY = { "project_name": "a/b", destination: { type: "nope" } };
 
 const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono; cases: Case[] }> =
   {

@@ -1,6 +1,7 @@
 /**
- * End to end, the CLI's stage-transfer and publish: three real processes, a real PostgreSQL and MariaDB,
- * two datasets (one per database) in one project, then publish to a BagIt bag.
+ * End to end, the CLI's validate, stage-transfer and publish: three real processes, a real PostgreSQL and
+ * MariaDB, two datasets (one per database) in one project named as the CLI's template names it (with
+ * spaces), then publish to a BagIt bag in a folder of that very name.
  */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -27,6 +28,9 @@ import {
 
 const KEYS = newServiceKeys();
 
+/** The project name of the CLI's template (`cr8-cookiecutter`'s `cookiecutter.json`). */
+const PROJECT = "CR8TOR Demo Project";
+
 /** The same table in both databases: types whose canonical text is the same in both. */
 const PEOPLE_DDL = (bool: string, ts: string) => `
   create table $s.people (
@@ -52,7 +56,7 @@ function transfer(
   format = "csv",
 ): Record<string, unknown> {
   return {
-    project_name: "E2ePublish",
+    project_name: PROJECT,
     project_start_time: "20250611_093000",
     destination: { name: "LSC", type: "filestore", format },
     source,
@@ -119,8 +123,14 @@ Deno.test({
         database: myDatabase,
         credentials: { username_key: "myuser", password_key: "mypassword" },
       };
-      const staging = join(storage, "staging", "E2ePublish", "20250611_093000");
-      const production = join(storage, "production", "E2ePublish", "20250611_093000");
+      const staging = join(storage, "staging", PROJECT, "20250611_093000");
+      const production = join(storage, "production", PROJECT, "20250611_093000");
+
+      await t.step("validate accepts the template's project name", async () => {
+        const res = await post(`${approval.url}/project/validate`, transfer(pgSource, pgSchema));
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+        assert.equal(res.json.payload.schema_name, pgSchema);
+      });
 
       await t.step("package stages each dataset without touching the other", async () => {
         const a = await post(`${approval.url}/project/package`, transfer(pgSource, pgSchema));
@@ -130,6 +140,7 @@ Deno.test({
         });
         const b = await post(`${approval.url}/project/package`, transfer(mySource, myDatabase));
         assert.equal(b.status, 200, JSON.stringify(b.json));
+        assert.deepEqual(await readdir(join(storage, "staging")), [PROJECT]);
         assert.deepEqual(
           await readdir(join(staging, "data/outputs")).then((d) => d.sort()),
           [myDatabase, pgSchema].sort(),
@@ -164,7 +175,7 @@ Deno.test({
         "publish answers every file with its SHA-512 and leaves a valid bag",
         async () => {
           const res = await post(`${approval.url}/project/publish`, {
-            project_name: "E2ePublish",
+            project_name: PROJECT,
             project_start_time: "20250611_093000",
             destination: { name: "LSC", type: "filestore", format: "csv" },
           });
@@ -179,12 +190,15 @@ Deno.test({
             ].sort(),
           );
           assert.deepEqual(await bagProblems(production), []);
+          assert.deepEqual(await readdir(join(storage, "production")), [PROJECT]);
+          const bagInfo = await readFile(join(production, "bag-info.txt"), "utf8");
+          assert.match(bagInfo, /^External-Identifier: CR8TOR Demo Project\/20250611_093000$/m);
         },
       );
 
       await t.step("publishing again answers the same", async () => {
         const res = await post(`${approval.url}/project/publish`, {
-          project_name: "E2ePublish",
+          project_name: PROJECT,
           project_start_time: "20250611_093000",
           destination: { name: "LSC", type: "filestore", format: "csv" },
         });

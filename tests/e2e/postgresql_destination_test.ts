@@ -1,10 +1,12 @@
 /**
  * End to end, the PostgreSQL destination: three real processes, a real PostgreSQL (source and
- * destination) and MariaDB, a fake OPAL over HTTP. Package two datasets into the destination database,
- * publish them through OPAL, and check what the read-only role and OPAL end up with; then OPAL failing
- * midway and a re-run.
+ * destination) and MariaDB, a fake OPAL over HTTP. Validate, package two datasets into the destination
+ * database and publish them through OPAL for a project named as the CLI's template names it, and check
+ * the schema and OPAL names, what the read-only role and OPAL end up with; then OPAL failing midway and a
+ * re-run.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +32,15 @@ import {
 
 const KEYS = newServiceKeys();
 
-const PROJECT = "E2eOpal";
+/** The project name of the CLI's template (`cr8-cookiecutter`'s `cookiecutter.json`). */
+const PROJECT = "CR8TOR Demo Project";
+/**
+ * Its identifier, written out as the README documents it: lower-cased, other characters as `_`, and 8
+ * hex digits of the SHA-256 of the name, since the mapping changed it.
+ */
+const IDENTIFIER = `cr8tor_demo_project_${
+  createHash("sha256").update(PROJECT, "utf8").digest("hex").slice(0, 8)
+}`;
 const START = "20250611_093000";
 
 const VISITS_DDL = (ts: string) => `
@@ -64,8 +74,9 @@ Deno.test({
     const my = new MysqlSandbox();
     const destination = new DestinationSandbox();
     await using opal = await FakeOpal.start();
-    const pgSchema = randomName("cr8_pg");
-    const myDatabase = randomName("cr8_my");
+    // Short: "{identifier}_{start}_{schema}" must fit PostgreSQL's 63 bytes (28 + 17 + 15 here).
+    const pgSchema = randomName("sp");
+    const myDatabase = randomName("sm");
     const services: ServiceProcess[] = [];
     try {
       await mkdir(secrets);
@@ -137,14 +148,15 @@ Deno.test({
         project_start_time: START,
         destination: { type: "postgresql" },
       };
-      const pgTarget = `e2eopal_${START}_${pgSchema}`.toLowerCase();
-      const myTarget = `e2eopal_${START}_${myDatabase}`.toLowerCase();
+      const pgTarget = `${IDENTIFIER}_${START}_${pgSchema}`;
+      const myTarget = `${IDENTIFIER}_${START}_${myDatabase}`;
       const reader = destination.asReader();
       const admin = destination.admin();
 
       await t.step("validate checks the destination database and OPAL", async () => {
         const res = await post(`${approval.url}/project/validate`, transfer(sources.pg, pgSchema));
         assert.equal(res.status, 200, JSON.stringify(res.json));
+        assert.equal(res.json.payload.schema_name, pgSchema);
       });
 
       await t.step(
@@ -171,6 +183,12 @@ Deno.test({
               `${myTarget}.visits`,
             ].sort(),
           );
+          const registered = await admin`select destination_schema, project_name
+            from cr8tor_publisher.datasets order by 1`;
+          assert.deepEqual(
+            registered.map((r) => [r.destination_schema, r.project_name]),
+            [[pgTarget, PROJECT], [myTarget, PROJECT]].sort(),
+          );
           for (const target of [pgTarget, myTarget]) {
             const rows = await admin.unsafe(
               `select id, clinic, cost::text, seen_at::text from "${target}".visits order by id`,
@@ -193,8 +211,8 @@ Deno.test({
       const expected = [pgTarget, myTarget].sort().map((schema) => ({
         postgresql_table_name: `${schema}.visits`,
         opal_resource_name: `tre_postgresql_${schema}_visits`,
-        opal_project_name: PROJECT,
-        opal_group_name: `${PROJECT}_group`,
+        opal_project_name: IDENTIFIER,
+        opal_group_name: `${IDENTIFIER}_group`,
       }));
 
       await t.step(
@@ -202,7 +220,7 @@ Deno.test({
         async () => {
           opal.failNext({
             method: "POST",
-            path: `/ws/project/${PROJECT}/resources`,
+            path: `/ws/project/${IDENTIFIER}/resources`,
             status: 500,
             after: 1,
           });
@@ -217,9 +235,9 @@ Deno.test({
 
       await t.step("OPAL holds the project, group, user, grants and one resource per table", () => {
         const state = opal.state;
-        assert.deepEqual(Object.keys(state.projects), [PROJECT]);
-        assert.deepEqual(state.groups[`${PROJECT}_group`], ["dsuser_default"]);
-        const resources = state.resources[PROJECT] ?? {};
+        assert.deepEqual(Object.keys(state.projects), [IDENTIFIER]);
+        assert.deepEqual(state.groups[`${IDENTIFIER}_group`], ["dsuser_default"]);
+        const resources = state.resources[IDENTIFIER] ?? {};
         assert.deepEqual(Object.keys(resources).sort(), expected.map((e) => e.opal_resource_name));
         for (const item of expected) {
           const resource = resources[item.opal_resource_name]!;
@@ -239,7 +257,7 @@ Deno.test({
             password: destination.readerPassword,
           });
         }
-        const grants = state.acls.filter((a) => a.principal === `${PROJECT}_group`)
+        const grants = state.acls.filter((a) => a.principal === `${IDENTIFIER}_group`)
           .map((a) => a.permission).sort();
         assert.deepEqual(grants, ["DATASHIELD_USE", "RESOURCES_VIEW"]);
       });

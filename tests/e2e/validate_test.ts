@@ -26,6 +26,9 @@ import {
 
 const KEYS = newServiceKeys();
 
+/** The PostgreSQL schema's comment; MariaDB databases have none. */
+const SCHEMA_COMMENT = "Patients research schema";
+
 const PATIENTS_DDL = (comment: (table: string, text: string) => string) => `
   create table $s.patients (
     patient_id integer not null primary key,
@@ -94,7 +97,8 @@ Deno.test({
       await pg.createRole();
       await pg.createSchema(
         schema,
-        PATIENTS_DDL((table, text) => `comment on table $s.${table} is '${text}'`),
+        PATIENTS_DDL((table, text) => `comment on table $s.${table} is '${text}'`) +
+          `; comment on schema $s is '${SCHEMA_COMMENT}'`,
       );
       await my.createUser();
       await my.createDatabase(
@@ -157,9 +161,14 @@ Deno.test({
       const matchesDoc = ajv.compile({ ...validateSchema, components: doc.components });
 
       for (
-        const [engine, source, types] of [
-          ["PostgreSQL", pgSource, ["integer", "character varying(10)", "date", "numeric(5,1)"]],
-          ["MariaDB", mySource, ["int(11)", "varchar(10)", "date", "decimal(5,1)"]],
+        const [engine, source, types, schemaComment] of [
+          [
+            "PostgreSQL",
+            pgSource,
+            ["integer", "character varying(10)", "date", "numeric(5,1)"],
+            SCHEMA_COMMENT,
+          ],
+          ["MariaDB", mySource, ["int(11)", "varchar(10)", "date", "decimal(5,1)"], null],
         ] as const
       ) {
         await t.step(
@@ -180,7 +189,8 @@ Deno.test({
               payload: {
                 name: "e2e_dataset",
                 schema_name: schema,
-                description: null,
+                // The request's description is blank, so the schema's comment fills it.
+                description: schemaComment,
                 tables: [
                   {
                     name: "admissions",
@@ -227,6 +237,34 @@ Deno.test({
                 publish_path: null,
               },
             });
+          },
+        );
+
+        await t.step(
+          `${engine}: the CLI template's project name passes and the user's descriptions survive`,
+          async () => {
+            // What `cr8tor validate` sends for a project made from the template, with the dataset
+            // description the user wrote in resources/metadata/dataset_1.toml.
+            const request = cliRequest(source, schema, [
+              { name: "patients", description: "Patients, as I describe them" },
+              { name: "admissions" },
+            ]);
+            request.project_name = "CR8TOR Demo Project";
+            (request.dataset as Record<string, unknown>).description =
+              "Metadata of required tables/columns";
+            const res = await post(validate, request);
+            const json = await res.json();
+            assert.equal(res.status, 200, JSON.stringify(json));
+            // The CLI writes the reply's dataset and table descriptions over the user's when they are
+            // set (`merge_metadata_into_dataset` in cr8tor/cli/validate.py), so they must be the user's.
+            assert.equal(json.payload.description, "Metadata of required tables/columns");
+            assert.deepEqual(
+              json.payload.tables.map((t: { name: string; description: string | null }) => [
+                t.name,
+                t.description,
+              ]),
+              [["admissions", null], ["patients", "Patients, as I describe them"]],
+            );
           },
         );
 

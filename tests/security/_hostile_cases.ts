@@ -194,13 +194,14 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     stages: "staging/%2e%2e%2fPWNED/20250611_093000",
   },
   {
-    name: "full-width dots and slash in project_name stay literal",
+    name: "full-width dots and slash in project_name are refused as look-alikes of '../'",
     category: "path traversal",
     service: "publish",
     path: "/data-publish/publish",
     body: publishBody("project_name", "\uff0e\uff0e\uff0fPWNED"),
-    status: 409,
-    code: "nothing_staged",
+    status: 422,
+    code: "invalid_request",
+    issues: ["project_name"],
   },
   {
     name: "project_start_time with ../ on publish",
