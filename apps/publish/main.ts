@@ -8,6 +8,7 @@ import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import { AppError } from "../../domain/errors.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
@@ -151,7 +152,12 @@ export async function buildPublishService(
       const swept = await destination.recover();
       if (swept.length > 0) log.warn("recovered_interrupted_loads", { schemas: swept });
     } catch (e) {
-      log.error("recovery_failed", { destination: "postgresql", message: (e as Error).message });
+      log.error("recovery_failed", {
+        destination: "postgresql",
+        message: (e as Error).message,
+        // A failed connection or login has a fixed message; the driver's (redacted) is the reason.
+        reason: e instanceof AppError ? e.logDetail : undefined,
+      });
     }
   }
   if (filestores.size === 0) {
