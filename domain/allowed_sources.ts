@@ -1,8 +1,8 @@
 /**
- * The server-side source allow-list: the only source databases a deployment may reach, and the only secret
- * names that may be used with each. A request naming anything else is refused before any secret is read or
- * any connection is attempted (the reference let a key holder send stored credentials to any host,
- * `cr8tor-contract.md` §9 item 1).
+ * The server-side source allow-list: the only source databases a deployment may reach, and the only
+ * credentials that may be used with each, every secret bound to its role. A request naming anything else
+ * is refused before any secret is read or any connection is attempted (the reference let a key holder
+ * send stored credentials to any host, `cr8tor-contract.md` §9 item 1).
  *
  * The file (`ALLOWED_SOURCES_FILE`) is JSON:
  *
@@ -10,13 +10,24 @@
  * {
  *   "sources": [
  *     { "type": "postgresql", "host": "db.internal", "port": 5432, "database": "research",
- *       "schemas": ["oncology", "cardiology"], "secrets": ["pg-reader-user", "pg-reader-password"] },
+ *       "schemas": ["oncology", "cardiology"],
+ *       "credentials": [{ "username": "pg-reader-user", "password": "pg-reader-password" }] },
  *     { "type": "databrickssql", "host": "adb-123.azuredatabricks.net",
  *       "http_path": "/sql/1.0/warehouses/abc", "catalog": "main",
- *       "secrets": ["databricksspnclientid", "databricksspnsecret"] }
+ *       "credentials": [{ "client_id": "databricksspnclientid", "client_secret": "databricksspnsecret" }] }
  *   ]
  * }
  * ```
+ *
+ * `credentials` lists the logins a request may use, each a pair of secret names in fixed roles: the
+ * secret holding the user name and the one holding the password (Databricks: the service principal's
+ * client id and client secret). A request's `username_key` and `password_key` (Databricks: `spn_clientid`
+ * and `spn_secret`) must equal one listed pair exactly, so a request cannot send a password as a user
+ * name, where a driver's error would echo it (`role "…" does not exist`). For the same reason a pair
+ * must name two secrets, and no secret may be a user name or client id in one place and a password or
+ * client secret in another. Databricks requests' `username_key`/`password_key` are never read, and not
+ * checked. The old `secrets` list (a set, without roles) is refused with a message saying how to
+ * rewrite it.
  *
  * `schemas`, when given, lists the schemas a dataset may be read from. Without it: a MySQL source may be
  * read only from its own database (in MySQL the schema is the database, so any other name would reach
@@ -35,11 +46,33 @@ import { AppError } from "./errors.ts";
 import { HTTP_PATH_PATTERN, IDENTIFIER_PATTERN, SECRET_NAME_PATTERN } from "./names.ts";
 import { sourceEngine } from "./source_engine.ts";
 
-const SecretList = z.array(z.string().regex(SECRET_NAME_PATTERN)).min(1);
+const SecretName = z.string().regex(SECRET_NAME_PATTERN);
 const Port = z.number().int().min(1).max(65535);
 const Host = z.string().min(1).max(255).refine((host) => normalizeHost(host) !== undefined, {
   error: "must be a host name or IP address",
 });
+
+/** A SQL login: the secret holding the user name and the secret holding the password. */
+const SqlLogin = z.strictObject({ username: SecretName, password: SecretName }).refine(
+  (login) => login.username !== login.password,
+  { error: "username and password must name two different secrets" },
+);
+
+/** A Databricks service principal: the secrets holding its client id and its client secret. */
+const DatabricksLogin = z.strictObject({ client_id: SecretName, client_secret: SecretName })
+  .refine((login) => login.client_id !== login.client_secret, {
+    error: "client_id and client_secret must name two different secrets",
+  });
+
+/** The old, role-less `secrets` list: refused, with the way to rewrite it. */
+function legacySecrets(example: string) {
+  return z.never({
+    error:
+      '"secrets" is no longer accepted: a list of secret names does not say which one is the ' +
+      "user name and which the password, so a request could send a password as a user name; " +
+      `replace it with "credentials": [${example}]`,
+  }).optional();
+}
 
 /** One SQL database a deployment may read. */
 const SqlEntry = z.strictObject({
@@ -48,7 +81,8 @@ const SqlEntry = z.strictObject({
   port: Port,
   database: z.string().regex(IDENTIFIER_PATTERN),
   schemas: z.array(z.string().regex(IDENTIFIER_PATTERN)).min(1).optional(),
-  secrets: SecretList,
+  credentials: z.array(SqlLogin).min(1),
+  secrets: legacySecrets('{ "username": "<user name secret>", "password": "<password secret>" }'),
 });
 
 /** One Databricks SQL warehouse a deployment may read; `catalog`, when given, must match too. */
@@ -59,12 +93,55 @@ const DatabricksEntry = z.strictObject({
   http_path: z.string().regex(HTTP_PATH_PATTERN),
   catalog: z.string().regex(IDENTIFIER_PATTERN).optional(),
   schemas: z.array(z.string().regex(IDENTIFIER_PATTERN)).min(1).optional(),
-  secrets: SecretList,
+  credentials: z.array(DatabricksLogin).min(1),
+  secrets: legacySecrets(
+    '{ "client_id": "<client id secret>", "client_secret": "<client secret secret>" }',
+  ),
 });
+
+/** The roles a secret can have in a login, and the kind of each. */
+const ROLE_KINDS = {
+  username: "identity",
+  client_id: "identity",
+  password: "credential",
+  client_secret: "credential",
+} as const;
+
+type Role = keyof typeof ROLE_KINDS;
+
+const ROLE_NAMES: Record<Role, string> = {
+  username: "a user name",
+  client_id: "a client id",
+  password: "a password",
+  client_secret: "a client secret",
+};
 
 /** The allow-list file's content. */
 export const AllowedSourcesFile = z.strictObject({
   sources: z.array(z.discriminatedUnion("type", [SqlEntry, DatabricksEntry])),
+}).superRefine((file, ctx) => {
+  // A secret is either an identity (user name, client id) or a credential (password, client secret),
+  // everywhere in the file: a password that is a user name elsewhere could be sent as a user name.
+  const seen = new Map<string, { role: Role; path: string }>();
+  file.sources.forEach((entry, i) => {
+    entry.credentials.forEach((login, j) => {
+      for (const [key, name] of Object.entries(login)) {
+        const role = key as Role;
+        const path = ["sources", i, "credentials", j, role];
+        const first = seen.get(name);
+        if (first === undefined) seen.set(name, { role, path: path.join(".") });
+        else if (ROLE_KINDS[first.role] !== ROLE_KINDS[role]) {
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `secret "${name}" is ${ROLE_NAMES[role]} here and ${ROLE_NAMES[first.role]} ` +
+              `at ${first.path}: a secret must be a user name or client id everywhere, or a ` +
+              "password or client secret everywhere",
+          });
+        }
+      }
+    });
+  });
 });
 
 /** One entry of the allow-list. */
@@ -84,7 +161,7 @@ export interface SourceAddress {
   readonly port: number;
 }
 
-/** The request names a source, or a secret for it, that the allow-list does not have. */
+/** The request names a source, or a login for it, that the allow-list does not list. */
 export class SourceNotAllowedError extends AppError {
   readonly code = "source_not_allowed";
 }
@@ -119,13 +196,42 @@ export function normalizeHost(host: string): string | undefined {
   return hostname === "" ? undefined : hostname;
 }
 
+/** A login as a request names it, or as an entry lists it: two secret names in their roles. */
+interface Login {
+  /** The secret holding the user name (Databricks: the client id). */
+  readonly identity: string;
+  /** The secret holding the password (Databricks: the client secret). */
+  readonly credential: string;
+}
+
+/** The login of an allow-list entry's `credentials` item. */
+function loginOf(pair: AllowedSource["credentials"][number]): Login {
+  return "username" in pair
+    ? { identity: pair.username, credential: pair.password }
+    : { identity: pair.client_id, credential: pair.client_secret };
+}
+
+/**
+ * The login a request names: `username_key`/`password_key`, or for Databricks
+ * `spn_clientid`/`spn_secret` (its `username_key`/`password_key` are never read).
+ */
+function requestedLogin(source: Source): Login {
+  return source.type === "databrickssql"
+    ? { identity: source.credentials.spn_clientid, credential: source.credentials.spn_secret }
+    : { identity: source.credentials.username_key, credential: source.credentials.password_key };
+}
+
 /** The sources a deployment may reach; empty (everything refused) when no file is configured. */
 export class AllowedSources {
-  readonly #entries: readonly { entry: AllowedSource; host: string }[];
+  readonly #entries: readonly { entry: AllowedSource; host: string; logins: readonly Login[] }[];
 
   /** @param entries the parsed file's `sources`; hosts must be valid (the schema checks them). */
   constructor(entries: readonly AllowedSource[]) {
-    this.#entries = entries.map((entry) => ({ entry, host: normalizeHost(entry.host)! }));
+    this.#entries = entries.map((entry) => ({
+      entry,
+      host: normalizeHost(entry.host)!,
+      logins: entry.credentials.map(loginOf),
+    }));
   }
 
   /** No source is allowed at all. */
@@ -137,7 +243,8 @@ export class AllowedSources {
    * Parses the allow-list file's text.
    *
    * @throws {SyntaxError} when it is not JSON.
-   * @throws {z.ZodError} when it does not have the documented shape.
+   * @throws {z.ZodError} when it does not have the documented shape: the old `secrets` list, a login
+   *   naming one secret twice, or a secret in two kinds of role are refused too.
    */
   static parse(text: string): AllowedSources {
     return new AllowedSources(AllowedSourcesFile.parse(JSON.parse(text)).sources);
@@ -150,12 +257,13 @@ export class AllowedSources {
 
   /**
    * Finds an entry that a request's source matches (engine, canonical host, port, database or Databricks
-   * path and catalog), that lists every credential secret the request names and, when `schemaName` is
-   * given, that allows reading that schema.
+   * path and catalog), that lists the request's login exactly (its user name and password secrets, or
+   * Databricks client id and client secret secrets, each in its role) and, when `schemaName` is given,
+   * that allows reading that schema. Reads no secret.
    *
    * @returns where to connect: the entry's host and port.
-   * @throws {SourceNotAllowedError} when no entry matches, or a secret is not listed for it; the message
-   *   names what the request asked for, never the allow-list's content.
+   * @throws {SourceNotAllowedError} when no entry matches, or none lists the login in these roles; the
+   *   message names what the request asked for, never the allow-list's content.
    */
   authorize(source: Source, schemaName?: string): SourceAddress {
     const host = source.type === "databrickssql"
@@ -179,37 +287,26 @@ export class AllowedSources {
         `Cannot use source ${what}: it is not in this deployment's allowed sources`,
       );
     }
-    const secrets = source.type === "databrickssql"
-      ? [
-        source.credentials.spn_clientid,
-        source.credentials.spn_secret,
-        source.credentials.username_key,
-        source.credentials.password_key,
-      ].filter((name) => name !== "")
-      : [source.credentials.username_key, source.credentials.password_key];
+    const login = requestedLogin(source);
     // The same source may be listed more than once, with different credentials.
-    const withSecrets = matching.filter(({ entry }) =>
-      secrets.every((name) => entry.secrets.includes(name))
+    const withLogin = matching.filter(({ logins }) =>
+      logins.some((l) => l.identity === login.identity && l.credential === login.credential)
     );
-    const found = withSecrets.find(({ entry }) =>
-      schemaName === undefined || schemaAllowed(entry, schemaName)
-    );
-    if (found === undefined && withSecrets.length > 0) {
+    if (withLogin.length === 0) {
+      const [identity, credential] = source.type === "databrickssql"
+        ? ["client id", "client secret"]
+        : ["user name", "password"];
       throw new SourceNotAllowedError(
-        `Cannot read schema "${schemaName}" of source ${what}: not allowed for it`,
+        `Cannot use secret "${login.identity}" as the ${identity} and "${login.credential}" as ` +
+          `the ${credential} of source ${what}: not allowed for it in these roles`,
       );
     }
+    const found = withLogin.find(({ entry }) =>
+      schemaName === undefined || schemaAllowed(entry, schemaName)
+    );
     if (found === undefined) {
-      const listed = new Set(matching.flatMap(({ entry }) => entry.secrets));
-      const unlisted = secrets.filter((name) => !listed.has(name));
       throw new SourceNotAllowedError(
-        unlisted.length > 0
-          ? `Cannot use secret ${
-            unlisted.map((n) => `"${n}"`).join(", ")
-          } with source ${what}: not allowed for it`
-          : `Cannot use secrets ${
-            secrets.map((n) => `"${n}"`).join(", ")
-          } together with source ${what}: no allowed entry lists them all`,
+        `Cannot read schema "${schemaName}" of source ${what}: not allowed for it`,
       );
     }
     return { host: found.entry.host, port: found.entry.port };

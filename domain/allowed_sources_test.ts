@@ -5,6 +5,7 @@ import {
   normalizeHost,
   SourceNotAllowedError,
 } from "./allowed_sources.ts";
+import { z } from "zod";
 import { Source } from "./contract.ts";
 
 Deno.test("normalizeHost() gives every spelling of an address one form", async (t) => {
@@ -44,23 +45,32 @@ const ENTRIES: AllowedSource[] = [
     host: "127.0.0.1",
     port: 5432,
     database: "research",
-    secrets: ["pg-user", "pg-password"],
+    credentials: [{ username: "pg-user", password: "pg-password" }],
   },
   {
     type: "postgresql",
     host: "127.0.0.1",
     port: 5432,
     database: "research",
-    secrets: ["pg-user-2", "pg-password-2"],
+    credentials: [
+      { username: "pg-user-2", password: "pg-password-2" },
+      { username: "pg-user-3", password: "pg-password-3" },
+    ],
   },
-  { type: "sqlserver", host: "DW.internal", port: 1433, database: "dw", secrets: ["u", "p"] },
+  {
+    type: "sqlserver",
+    host: "DW.internal",
+    port: 1433,
+    database: "dw",
+    credentials: [{ username: "u", password: "p" }],
+  },
   {
     type: "databrickssql",
     host: "adb-1.azuredatabricks.net",
     port: 443,
     http_path: "/sql/1.0/warehouses/abc",
     catalog: "gold",
-    secrets: ["spn-id", "spn-secret"],
+    credentials: [{ client_id: "spn-id", client_secret: "spn-secret" }],
   },
 ];
 
@@ -98,11 +108,10 @@ Deno.test("AllowedSources.authorize() accepts a listed source and answers the en
     host: "127.0.0.1",
     port: 5432,
   });
-  // A second entry for the same database with other credentials.
-  assert.deepEqual(allowed.authorize(sql({}, ["pg-user-2", "pg-password-2"])), {
-    host: "127.0.0.1",
-    port: 5432,
-  });
+  // A second entry for the same database with other credentials, one of two logins each.
+  for (const login of [["pg-user-2", "pg-password-2"], ["pg-user-3", "pg-password-3"]]) {
+    assert.deepEqual(allowed.authorize(sql({}, login)), { host: "127.0.0.1", port: 5432 });
+  }
   // `mssql` and `sqlserver` are one engine; host case does not matter.
   assert.deepEqual(
     allowed.authorize(sql({
@@ -118,6 +127,15 @@ Deno.test("AllowedSources.authorize() accepts a listed source and answers the en
     host: "adb-1.azuredatabricks.net",
     port: 443,
   });
+  // A Databricks request's username_key and password_key are never read, so they bind nothing.
+  assert.ok(allowed.authorize(databricks({
+    credentials: {
+      spn_clientid: "spn-id",
+      spn_secret: "spn-secret",
+      username_key: "pg-user",
+      password_key: "pg-password",
+    },
+  })));
 });
 
 Deno.test("AllowedSources.authorize() refuses anything not listed", async (t) => {
@@ -130,11 +148,12 @@ Deno.test("AllowedSources.authorize() refuses anything not listed", async (t) =>
     ["database case", sql({ database: "Research" }), /not in this deployment/],
     ["another engine", sql({ type: "mysql" }), /not in this deployment/],
     ["an unlisted secret", sql({}, ["pg-user", "publishserviceapikey"]), /"publishserviceapikey"/],
-    [
-      "secrets from two entries mixed",
-      sql({}, ["pg-user", "pg-password-2"]),
-      /no allowed entry lists them all/,
-    ],
+    ["the password secret as the user name", sql({}, ["pg-password", "pg-user"]), /these roles/],
+    ["the password secret in both roles", sql({}, ["pg-password", "pg-password"]), /these roles/],
+    ["the user secret in both roles", sql({}, ["pg-user", "pg-user"]), /these roles/],
+    ["secrets from two entries mixed", sql({}, ["pg-user", "pg-password-2"]), /these roles/],
+    ["secrets from two logins of one entry", sql({}, ["pg-user-2", "pg-password-3"]), /roles/],
+    ["another source's login", sql({}, ["u", "p"]), /as the user name and "p" as the password/],
     ["another warehouse", databricks({ http_path: "/sql/1.0/warehouses/other" }), /not in/],
     ["another catalog", databricks({ catalog: "bronze" }), /not in this deployment/],
     ["another workspace", databricks({ host_url: "https://evil.example" }), /not in/],
@@ -142,6 +161,11 @@ Deno.test("AllowedSources.authorize() refuses anything not listed", async (t) =>
       "an unlisted Databricks secret",
       databricks({ credentials: { spn_clientid: "spn-id", spn_secret: "approvalserviceapikey" } }),
       /"approvalserviceapikey"/,
+    ],
+    [
+      "the Databricks client secret as the client id",
+      databricks({ credentials: { spn_clientid: "spn-secret", spn_secret: "spn-id" } }),
+      /"spn-secret" as the client id and "spn-id" as the client secret/,
     ],
   ];
   for (const [name, source, message] of refused) {
@@ -158,22 +182,101 @@ Deno.test("AllowedSources.authorize() refuses anything not listed", async (t) =>
   });
 });
 
-Deno.test("AllowedSources.parse() reads the documented file and refuses anything else", () => {
+Deno.test("AllowedSources.parse() reads the documented file and refuses anything else", async (t) => {
   const allowed = AllowedSources.parse(JSON.stringify({ sources: ENTRIES }));
   assert.equal(allowed.size, 4);
-  for (
-    const bad of [
-      "not json",
-      "{}",
-      JSON.stringify({ sources: [{ ...ENTRIES[0], host: "a b" }] }),
-      JSON.stringify({ sources: [{ ...ENTRIES[0], secrets: [] }] }),
-      JSON.stringify({ sources: [{ ...ENTRIES[0], secrets: ["../etc/passwd"] }] }),
-      JSON.stringify({ sources: [{ ...ENTRIES[0], extra: true }] }),
-      JSON.stringify({ sources: [{ ...ENTRIES[0], type: "oracle" }] }),
-    ]
-  ) {
-    assert.throws(() => AllowedSources.parse(bad), bad);
+  const pg = ENTRIES[0]!;
+  const bad: [string, string, RegExp][] = [
+    ["not JSON", "not json", /JSON/],
+    ["no sources", "{}", /sources/],
+    ["a bad host", JSON.stringify({ sources: [{ ...pg, host: "a b" }] }), /host/],
+    ["no login", JSON.stringify({ sources: [{ ...pg, credentials: [] }] }), /credentials/],
+    ["no credentials", JSON.stringify({ sources: [{ ...pg, credentials: undefined }] }), /creden/],
+    [
+      "a secret name that leaves the store",
+      JSON.stringify({
+        sources: [{ ...pg, credentials: [{ username: "../etc/passwd", password: "p" }] }],
+      }),
+      /username/,
+    ],
+    [
+      "a login without its password",
+      JSON.stringify({ sources: [{ ...pg, credentials: [{ username: "u" }] }] }),
+      /password/,
+    ],
+    [
+      "a SQL login in Databricks roles",
+      JSON.stringify({
+        sources: [{ ...pg, credentials: [{ client_id: "u", client_secret: "p" }] }],
+      }),
+      /credentials/,
+    ],
+    [
+      "a login with one secret in both roles",
+      JSON.stringify({ sources: [{ ...pg, credentials: [{ username: "x", password: "x" }] }] }),
+      /username and password must name two different secrets/,
+    ],
+    [
+      "a Databricks login with one secret in both roles",
+      JSON.stringify({
+        sources: [{ ...ENTRIES[3], credentials: [{ client_id: "x", client_secret: "x" }] }],
+      }),
+      /client_id and client_secret must name two different secrets/,
+    ],
+    [
+      "a password that is a user name in another entry",
+      JSON.stringify({
+        sources: [pg, { ...pg, credentials: [{ username: "pg-password", password: "other" }] }],
+      }),
+      /secret "pg-password" is a user name here and a password at sources\.0\.credentials\.0\.password/,
+    ],
+    [
+      "a client secret that is a SQL user name",
+      JSON.stringify({
+        sources: [ENTRIES[3], { ...pg, credentials: [{ username: "spn-secret", password: "p" }] }],
+      }),
+      /secret "spn-secret" is a user name here and a client secret at/,
+    ],
+    [
+      "the old secrets list",
+      JSON.stringify({
+        sources: [{ ...pg, credentials: undefined, secrets: ["pg-user", "pg-password"] }],
+      }),
+      /"secrets" is no longer accepted: .*"credentials": \[\{ "username": /,
+    ],
+    [
+      "the old secrets list beside credentials",
+      JSON.stringify({ sources: [{ ...pg, secrets: ["pg-user", "pg-password"] }] }),
+      /"secrets" is no longer accepted/,
+    ],
+    [
+      "the old secrets list of a Databricks entry",
+      JSON.stringify({
+        sources: [{ ...ENTRIES[3], credentials: undefined, secrets: ["spn-id", "spn-secret"] }],
+      }),
+      /"credentials": \[\{ "client_id": /,
+    ],
+    ["an unknown field", JSON.stringify({ sources: [{ ...pg, extra: true }] }), /extra/],
+    ["an unknown engine", JSON.stringify({ sources: [{ ...pg, type: "oracle" }] }), /type/],
+  ];
+  for (const [name, text, message] of bad) {
+    await t.step(name, () => {
+      assert.throws(() => AllowedSources.parse(text), (e) => {
+        const shown = e instanceof z.ZodError
+          ? e.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
+          : String(e);
+        assert.match(shown, message);
+        return true;
+      });
+    });
   }
+  await t.step("a secret may repeat in the same role", () => {
+    const shared = { username: "pg-user", password: "pg-password" };
+    const text = JSON.stringify({
+      sources: [pg, { ...ENTRIES[2], credentials: [shared] }, { ...pg, credentials: [shared] }],
+    });
+    assert.equal(AllowedSources.parse(text).size, 3);
+  });
 });
 
 Deno.test("AllowedSources.authorize() limits the schemas a dataset may be read from", async (t) => {
@@ -182,7 +285,7 @@ Deno.test("AllowedSources.authorize() limits the schemas a dataset may be read f
     host: "my.internal",
     port: 3306,
     database: "clinic",
-    secrets: ["u", "p"],
+    credentials: [{ username: "u", password: "p" }],
   };
   const listed: AllowedSource = { ...ENTRIES[0]!, schemas: ["oncology"] } as AllowedSource;
   const allowed = new AllowedSources([mysql, listed, ENTRIES[2]!]);

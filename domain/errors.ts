@@ -5,14 +5,27 @@
  * @module
  */
 
+/** Options of an {@link AppError}. */
+export interface AppErrorOptions extends ErrorOptions {
+  /**
+   * What the service log records about the failure beside the message, never sent to the client: a
+   * driver's own message behind a fixed sentence, for example. It must already be free of secrets
+   * (`domain/redaction.ts`).
+   */
+  readonly logDetail?: string;
+}
+
 /** Base of every error this project expects callers to catch. */
 export abstract class AppError extends Error {
   /** Stable machine-readable code, sent to clients beside the human message. */
   abstract readonly code: string;
+  /** For the service log only; see {@link AppErrorOptions.logDetail}. */
+  readonly logDetail: string | undefined;
 
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: AppErrorOptions) {
     super(message, options);
     this.name = new.target.name;
+    this.logDetail = options?.logDetail;
   }
 }
 

@@ -10,7 +10,7 @@
  * @module
  */
 import type { TableExtract, TableReader } from "../domain/catalog.ts";
-import { AppError } from "../domain/errors.ts";
+import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 
 export {
   DestinationNameReservedError,
@@ -116,7 +116,31 @@ export interface DestinationDatabase extends AsyncDisposable {
 
 /** The destination cannot be reached, refused the login, lacks rights, or failed a statement. */
 export class DestinationUnavailableError extends AppError {
-  readonly code = "destination_unavailable";
+  readonly code: string = "destination_unavailable";
+}
+
+/**
+ * Connecting to the destination failed before a login was refused: unreachable, timed out, TLS or
+ * protocol failure. The client gets a fixed sentence; the driver's message (redacted) goes to the
+ * service log only, as `logDetail`.
+ */
+export class DestinationConnectionError extends DestinationUnavailableError {
+  override readonly code = "destination_connection_failed";
+
+  /** @param options.logDetail the driver's message, already redacted. */
+  constructor(options: AppErrorOptions) {
+    super("Cannot connect to the destination database", options);
+  }
+}
+
+/** The destination refused the login. A fixed sentence for the client; the driver's message to the log. */
+export class DestinationLoginRefusedError extends DestinationUnavailableError {
+  override readonly code = "destination_login_refused";
+
+  /** @param options.logDetail the driver's message, already redacted. */
+  constructor(options: AppErrorOptions) {
+    super("The destination database refused the login", options);
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { AppError } from "../domain/errors.ts";
+import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 import type { SchemaCatalog, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { CanonicalRow } from "../domain/logical_type.ts";
 
@@ -120,7 +120,34 @@ export type DatabricksSourceConnector = (
 
 /** The source cannot be reached, refused the login, or failed a query. */
 export class SourceUnavailableError extends AppError {
-  readonly code = "source_unavailable";
+  readonly code: string = "source_unavailable";
+}
+
+/**
+ * Connecting to the source failed before a login was refused: unreachable, timed out, TLS or protocol
+ * failure. The client gets a fixed sentence; the driver's message (redacted) goes to the service log
+ * only, as `logDetail`.
+ */
+export class SourceConnectionError extends SourceUnavailableError {
+  override readonly code = "source_connection_failed";
+
+  /** @param options.logDetail the driver's message, already redacted. */
+  constructor(options: AppErrorOptions) {
+    super("Cannot connect to the source database", options);
+  }
+}
+
+/**
+ * The source refused the login (wrong user name or password, unknown role, refused service principal).
+ * The client gets a fixed sentence; the driver's message (redacted) goes to the service log only.
+ */
+export class SourceLoginRefusedError extends SourceUnavailableError {
+  override readonly code = "source_login_refused";
+
+  /** @param options.logDetail the driver's message, already redacted. */
+  constructor(options: AppErrorOptions) {
+    super("The source database refused the login", options);
+  }
 }
 
 /** The schema does not exist in the source, or the user cannot see it. */

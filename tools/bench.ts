@@ -90,8 +90,8 @@ const PG_ADDRESS = { host: PG.host, port: PG.port };
 const MY_ADDRESS = { host: MY.host, port: MY.port };
 /** The Databricks service principal the fake workspace gives tokens to. */
 const DATABRICKS_CLIENT_ID = "cr8tor-bench-spn";
-/** The secrets the benchmark's read-only logins are stored under. */
-const BENCH_SECRETS = ["benchuser", "benchpassword"];
+/** The secrets the benchmark's read-only logins are stored under, in their allow-list roles. */
+const BENCH_LOGINS = [{ username: "benchuser", password: "benchpassword" }];
 
 function say(text: string): void {
   Deno.stdout.writeSync(new TextEncoder().encode(text + "\n"));
@@ -745,15 +745,15 @@ if (import.meta.main) {
       allowList,
       JSON.stringify({
         sources: [
-          { type: "postgresql", ...PG_ADDRESS, database: PG.database, secrets: BENCH_SECRETS },
-          { type: "mysql", ...MY_ADDRESS, database: SCHEMA, secrets: BENCH_SECRETS },
-          { type: "sqlserver", ...MS_ADDRESS, database: "bench", secrets: BENCH_SECRETS },
+          { type: "postgresql", ...PG_ADDRESS, database: PG.database, credentials: BENCH_LOGINS },
+          { type: "mysql", ...MY_ADDRESS, database: SCHEMA, credentials: BENCH_LOGINS },
+          { type: "sqlserver", ...MS_ADDRESS, database: "bench", credentials: BENCH_LOGINS },
           {
             type: "databrickssql",
             ...DBX_ADDRESS,
             http_path: FAKE_W_HTTP_PATH,
             catalog: FAKE_W_CATALOG,
-            secrets: ["dbxclientid", "dbxsecret"],
+            credentials: [{ client_id: "dbxclientid", client_secret: "dbxsecret" }],
           },
         ],
       }),

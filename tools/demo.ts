@@ -223,7 +223,7 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
             host: HOST,
             port: pgPort,
             database: "postgres",
-            secrets: [SOURCE_USER_KEY, SOURCE_PASSWORD_KEY],
+            credentials: [{ username: SOURCE_USER_KEY, password: SOURCE_PASSWORD_KEY }],
           }],
         },
         null,

@@ -31,7 +31,12 @@ import {
   formatDouble,
   formatFloat32,
 } from "../../domain/logical_type.ts";
-import { batchRowsOf, SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  batchRowsOf,
+  SourceConnectionError,
+  SourceLoginRefusedError,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import { civilFromDays } from "../../domain/civil_date.ts";
 
 /** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
@@ -79,10 +84,13 @@ export interface DatabricksSql {
 }
 
 /**
- * Opens a session on the warehouse, in the catalog, with the session time zone set to UTC.
+ * Opens a session on the warehouse, in the catalog, with the session time zone set to UTC. A failure is
+ * reported with a fixed sentence; the driver's message, without the token, is the error's `logDetail`.
  *
- * @throws {SourceUnavailableError} when the warehouse cannot be reached, refuses the token or the
- *   certificate, or the session cannot be opened in time.
+ * @throws {SourceLoginRefusedError} when the warehouse refuses the token (401, 403).
+ * @throws {SourceConnectionError} when the warehouse cannot be reached, refuses the certificate, or the
+ *   session cannot be opened in time.
+ * @throws {SourceUnavailableError} as thrown by `getToken` (the token source's own failures).
  */
 export async function openDatabricksSql(options: DatabricksSqlOptions): Promise<DatabricksSql> {
   const tokens = new TokenProvider(options.getToken);
@@ -121,11 +129,26 @@ export async function openDatabricksSql(options: DatabricksSqlOptions): Promise<
   } catch (e) {
     await client.close().catch(() => {});
     client.destroy();
-    throw new SourceUnavailableError(
-      `Cannot open a Databricks SQL session on ${where}: ${tokens.redact(messageOf(e))}`,
-      { cause: e },
-    );
+    // The token source's own failures already carry their fixed sentence.
+    if (e instanceof SourceUnavailableError) throw e;
+    const logDetail = `Cannot open a Databricks SQL session on ${where}: ${
+      tokens.redact(messageOf(e))
+    }`;
+    throw refusedByWarehouse(e)
+      ? new SourceLoginRefusedError({ logDetail, cause: e })
+      : new SourceConnectionError({ logDetail, cause: e });
   }
+}
+
+/** Whether the warehouse answered 401 or 403 (the driver's `THTTPException.statusCode`), at any depth. */
+function refusedByWarehouse(e: unknown): boolean {
+  for (let current = e, depth = 0; current !== undefined && depth < 5; depth++) {
+    if (typeof current !== "object" || current === null) return false;
+    const status = (current as { statusCode?: unknown }).statusCode;
+    if (status === 401 || status === 403) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Options every statement is sent with: inline Arrow (no CloudFetch downloads), uncompressed. */

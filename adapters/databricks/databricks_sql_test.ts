@@ -9,7 +9,11 @@ import vm from "node:vm";
 import { DBSQLClient } from "@databricks/sql";
 import type { CatalogColumn, TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
-import { SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  SourceConnectionError,
+  SourceLoginRefusedError,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import {
   type FakeRowSource,
   type FakeSparkValue,
@@ -868,19 +872,22 @@ Deno.test("DatabricksSql asks getToken again on later requests (token rollover)"
 Deno.test("openDatabricksSql() reports a refused or failing token without revealing it", async () => {
   await using h = await harness({ acceptToken: () => false });
   const refused = await rejection(openDatabricksSql(h.options()));
-  assert.ok(refused instanceof SourceUnavailableError, String(refused));
+  assert.ok(refused instanceof SourceLoginRefusedError, String(refused));
+  assert.equal(refused.message, "The source database refused the login");
   assert.match(
-    refused.message,
+    String(refused.logDetail),
     /^Cannot open a Databricks SQL session on 127\.0\.0\.1:\d+\/sql\/1\.0\/warehouses\/fake: .*401/,
   );
-  assert.ok(!refused.message.includes(TOKEN));
+  assert.ok(!String(refused.logDetail).includes(TOKEN));
+  assert.ok(!String(refused.stack).includes(TOKEN));
   const failing = await rejection(
     openDatabricksSql(
       h.options({ getToken: () => Promise.reject(new Error("token endpoint down")) }),
     ),
   );
-  assert.ok(failing instanceof SourceUnavailableError);
-  assert.match(failing.message, /token endpoint down/);
+  assert.ok(failing instanceof SourceConnectionError);
+  assert.equal(failing.message, "Cannot connect to the source database");
+  assert.match(String(failing.logDetail), /token endpoint down/);
   assert.equal(h.fake.sessions.opened, 0);
 });
 
@@ -896,8 +903,8 @@ Deno.test("openDatabricksSql() refuses a server whose certificate it cannot veri
     ) {
       await t.step(label, async () => {
         const error = await rejection(openDatabricksSql(h.options({ caCertificates })));
-        assert.ok(error instanceof SourceUnavailableError, String(error));
-        assert.match(error.message, /certificate/i);
+        assert.ok(error instanceof SourceConnectionError, String(error));
+        assert.match(String(error.logDetail), /certificate/i);
       });
     }
     assert.equal(h.fake.sessions.opened, 0);
@@ -910,23 +917,23 @@ Deno.test("openDatabricksSql() refuses a server whose certificate it cannot veri
 Deno.test("openDatabricksSql() gives up after connectTimeoutMs and on an unreachable host", async () => {
   await using h = await harness({ fake: { runningPolls: Infinity } });
   const slow = await rejection(openDatabricksSql(h.options({ connectTimeoutMs: 300 })));
-  assert.ok(slow instanceof SourceUnavailableError);
-  assert.match(slow.message, /took longer than 300 ms/);
+  assert.ok(slow instanceof SourceConnectionError);
+  assert.match(String(slow.logDetail), /took longer than 300 ms/);
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   const unreachable = await rejection(
     openDatabricksSql({ ...h.options(), port, connectTimeoutMs: 5_000 }),
   );
-  assert.ok(unreachable instanceof SourceUnavailableError);
-  assert.match(unreachable.message, /ECONNREFUSED|refused/i);
+  assert.ok(unreachable instanceof SourceConnectionError);
+  assert.match(String(unreachable.logDetail), /ECONNREFUSED|refused/i);
 });
 
 Deno.test("openDatabricksSql() reports a catalog the warehouse does not have", async () => {
   await using h = await harness();
   const error = await rejection(openDatabricksSql(h.options({ catalog: "nope" })));
-  assert.ok(error instanceof SourceUnavailableError);
-  assert.match(error.message, /Catalog 'nope' was not found/);
+  assert.ok(error instanceof SourceConnectionError);
+  assert.match(String(error.logDetail), /Catalog 'nope' was not found/);
 });
 
 // ---------------------------------------------------------------------------------------------------

@@ -8,11 +8,19 @@
  * (`expires_in`, one hour on Databricks) so a long extract survives a rollover, concurrent callers share
  * one request, and a token a server rejected can be dropped with {@link DatabricksTokenSource.invalidate}.
  * Only `https://` workspaces are accepted: the client secret and the tokens never travel in clear.
- * Error messages name the workspace and Databricks' error code, never the secret or a token.
+ * Getting a token is the service principal's login, so a failure is reported with a fixed sentence
+ * (`SourceLoginRefusedError` when the endpoint refuses the client, `SourceConnectionError` otherwise);
+ * the error's `logDetail` names the workspace and Databricks' error code, never the client id, the secret
+ * or a token.
  *
  * @module
  */
-import { SourceUnavailableError } from "../../ports/source_database.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
+import {
+  SourceConnectionError,
+  SourceLoginRefusedError,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 
 /** How long before a token expires it is replaced, unless told otherwise: one minute. */
 export const DEFAULT_TOKEN_REFRESH_MARGIN_MS = 60_000;
@@ -151,7 +159,7 @@ export class DatabricksTokenSource implements Disposable {
     this.#tokenUrl = `${base}/oidc/v1/token`;
     const basic = base64Utf8(`${options.clientId}:${options.clientSecret}`);
     this.#authorization = `Basic ${basic}`;
-    this.#secrets = [options.clientSecret, basic];
+    this.#secrets = [options.clientId, options.clientSecret, basic];
     this.#now = options.now ?? Date.now;
     this.#client = databricksHttpClient(options.caCertificates);
   }
@@ -160,8 +168,11 @@ export class DatabricksTokenSource implements Disposable {
    * Returns a token that is valid for at least the refresh margin (or half its lifetime, when that is
    * shorter), getting a new one when needed. Concurrent calls share one token request.
    *
-   * @throws {SourceUnavailableError} when the token endpoint cannot be reached, times out, refuses the
-   *   client (e.g. 401 `invalid_client`) or replies without `access_token`.
+   * @throws {SourceLoginRefusedError} when the token endpoint refuses the client (400, 401 or 403, e.g.
+   *   401 `invalid_client`).
+   * @throws {SourceConnectionError} when it cannot be reached, times out, fails otherwise or replies
+   *   without `access_token`.
+   * @throws {SourceUnavailableError} when the token source is closed.
    */
   token(): Promise<string> {
     if (this.#closed) {
@@ -228,6 +239,7 @@ export class DatabricksTokenSource implements Disposable {
         `HTTP ${status}${code === undefined ? "" : ` ${code}`}${
           description === undefined ? "" : ` (${description})`
         }`,
+        { refused: REFUSED_STATUSES.has(status) },
       );
     }
     const token = stringField(body, "access_token");
@@ -243,15 +255,23 @@ export class DatabricksTokenSource implements Disposable {
     return token;
   }
 
-  #failure(reason: string, options?: ErrorOptions): SourceUnavailableError {
-    let redacted = reason;
-    for (const secret of this.#secrets) redacted = redacted.replaceAll(secret, "***");
-    return new SourceUnavailableError(
-      `Cannot get a Databricks OAuth token from ${this.#origin}: ${redacted}`,
-      options,
-    );
+  /** A fixed-sentence error whose `logDetail` is `reason`, without the client's secrets. */
+  #failure(
+    reason: string,
+    options: { cause?: unknown; refused?: boolean } = {},
+  ): SourceUnavailableError {
+    const logDetail = `Cannot get a Databricks OAuth token from ${this.#origin}: ${
+      redactSecrets(reason, this.#secrets)
+    }`;
+    const errorOptions = "cause" in options ? { logDetail, cause: options.cause } : { logDetail };
+    return options.refused === true
+      ? new SourceLoginRefusedError(errorOptions)
+      : new SourceConnectionError(errorOptions);
   }
 }
+
+/** Token endpoint statuses that refuse the client rather than fail. */
+const REFUSED_STATUSES: ReadonlySet<number> = new Set([400, 401, 403]);
 
 function base64Utf8(text: string): string {
   let binary = "";

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  SourceConnectionError,
+  SourceLoginRefusedError,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import { type FakeDatabricks, startFakeDatabricks } from "../../tests/support/fake_databricks.ts";
 import type { FakeWorkspace } from "../../tests/support/fake_databricks_workspace.ts";
 import { type DatabricksTokenOptions, DatabricksTokenSource } from "./databricks_token.ts";
@@ -43,12 +47,20 @@ function manualClock(start = 1_000_000): { now: () => number; set(t: number): vo
 }
 
 function assertNoSecrets(error: unknown, ...secrets: string[]): void {
-  assert.ok(error instanceof Error);
+  assert.ok(error instanceof SourceUnavailableError);
   const basic = btoa(`${CLIENT_ID}:${CLIENT_SECRET}`);
-  for (const secret of [CLIENT_SECRET, basic, ...secrets]) {
+  for (const secret of [CLIENT_ID, CLIENT_SECRET, basic, ...secrets]) {
     assert.ok(!error.message.includes(secret), `message leaks a secret: ${error.message}`);
     assert.ok(!String(error.stack).includes(secret), "stack leaks a secret");
+    assert.ok(!String(error.logDetail).includes(secret), `logDetail leaks: ${error.logDetail}`);
   }
+}
+
+/** A failure with the fixed sentence of its class, and `logDetail` for the log. */
+function assertConnectionError(error: unknown): asserts error is SourceConnectionError {
+  assert.ok(error instanceof SourceConnectionError, String(error));
+  assert.equal(error.message, "Cannot connect to the source database");
+  assert.equal(error.code, "source_connection_failed");
 }
 
 Deno.test("DatabricksTokenSource.token() gets a client-credentials token over TLS and caches it", async () => {
@@ -149,9 +161,11 @@ Deno.test("DatabricksTokenSource.token() reports a wrong secret without revealin
 
   const error = await tokens.token().then(() => undefined, (e: unknown) => e);
 
-  assert.ok(error instanceof SourceUnavailableError);
+  assert.ok(error instanceof SourceLoginRefusedError);
+  assert.equal(error.message, "The source database refused the login");
+  assert.equal(error.code, "source_login_refused");
   assert.equal(
-    error.message,
+    error.logDetail,
     `Cannot get a Databricks OAuth token from ${fake.url}: ` +
       "HTTP 401 invalid_client (Client authentication failed)",
   );
@@ -168,8 +182,8 @@ Deno.test("DatabricksTokenSource.token() does not cache a failure", async () => 
   });
 
   await assert.rejects(tokens.token(), (e: unknown) => {
-    assert.ok(e instanceof SourceUnavailableError);
-    assert.match(e.message, /: HTTP 503$/);
+    assertConnectionError(e);
+    assert.match(String(e.logDetail), /: HTTP 503$/);
     return true;
   });
   assert.match(await tokens.token(), /^dapi-fake-/);
@@ -182,9 +196,9 @@ Deno.test("DatabricksTokenSource.token() rejects a reply without access_token", 
   fake.failNext("/oidc/v1/token", 200, { error_code: "NONE", message: "no token here" });
 
   await assert.rejects(tokens.token(), (e: unknown) => {
-    assert.ok(e instanceof SourceUnavailableError);
+    assertConnectionError(e);
     assert.equal(
-      e.message,
+      e.logDetail,
       `Cannot get a Databricks OAuth token from ${fake.url}: the reply has no access_token`,
     );
     return true;
@@ -196,9 +210,11 @@ Deno.test("DatabricksTokenSource.token() refuses a server whose certificate is n
   using tokens = tokenSource(fake, { caCertificates: [] });
 
   await assert.rejects(tokens.token(), (e: unknown) => {
-    assert.ok(e instanceof SourceUnavailableError);
-    assert.ok(e.message.startsWith(`Cannot get a Databricks OAuth token from ${fake.url}: `));
-    assert.match(e.message, /certificate|UnknownIssuer/i);
+    assertConnectionError(e);
+    assert.ok(
+      String(e.logDetail).startsWith(`Cannot get a Databricks OAuth token from ${fake.url}: `),
+    );
+    assert.match(String(e.logDetail), /certificate|UnknownIssuer/i);
     assertNoSecrets(e);
     return true;
   });
@@ -224,8 +240,8 @@ Deno.test("DatabricksTokenSource.token() times out on a server that never answer
     });
     const started = Date.now();
     await assert.rejects(tokens.token(), (e: unknown) => {
-      assert.ok(e instanceof SourceUnavailableError);
-      assert.match(e.message, /: no complete reply within 150 ms$/);
+      assertConnectionError(e);
+      assert.match(String(e.logDetail), /: no complete reply within 150 ms$/);
       assertNoSecrets(e);
       return true;
     });
@@ -249,8 +265,10 @@ Deno.test("DatabricksTokenSource.token() reports a refused connection", async ()
   });
 
   await assert.rejects(tokens.token(), (e: unknown) => {
-    assert.ok(e instanceof SourceUnavailableError);
-    assert.ok(e.message.startsWith(`Cannot get a Databricks OAuth token from https://127.0.0.1:`));
+    assertConnectionError(e);
+    assert.ok(
+      String(e.logDetail).startsWith(`Cannot get a Databricks OAuth token from https://127.0.0.1:`),
+    );
     assertNoSecrets(e);
     return true;
   });

@@ -40,10 +40,13 @@ import {
   trimFraction,
 } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import {
   batchRowsOf,
   SchemaNotFoundError,
+  SourceConnectionError,
   type SourceDatabase,
+  SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
   type SqlSourceConnector,
@@ -81,7 +84,8 @@ export interface MssqlTlsOptions {
 /**
  * Opens a SQL Server connection with TLS required and the certificate verified.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached or refuses the credentials.
+ * @throws {SourceLoginRefusedError} when the server refuses the login.
+ * @throws {SourceConnectionError} when the server cannot be reached or the connection fails otherwise.
  */
 export const connectMssql: SqlSourceConnector = (options) => connectMssqlWith(options);
 
@@ -90,9 +94,11 @@ export const connectMssql: SqlSourceConnector = (options) => connectMssqlWith(op
  *
  * `requestTimeout` is the statement timeout: tedious stops that timer when the first response packet
  * arrives, so it limits waiting for a result to start, never the time spent streaming a long extract
- * (`0` or a non-finite value: no limit). The password never appears in error messages.
+ * (`0` or a non-finite value: no limit). A failure is reported with a fixed sentence; the driver's
+ * message, without the user name and password, is the error's `logDetail`.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached or refuses the credentials.
+ * @throws {SourceLoginRefusedError} when the server refuses the login.
+ * @throws {SourceConnectionError} when the server cannot be reached or the connection fails otherwise.
  */
 export async function connectMssqlWith(
   options: SqlConnectionOptions,
@@ -130,11 +136,13 @@ export async function connectMssqlWith(
     });
   } catch (e) {
     connection.close();
-    throw new SourceUnavailableError(
-      `Cannot connect to SQL Server at ${options.host}:${options.port}: ${
-        redact(messageOf(e), options.password)
-      }`,
-    );
+    const logDetail = `Cannot connect to SQL Server at ${options.host}:${options.port}: ${
+      redactSecrets(messageOf(e), [options.username, options.password])
+    }`;
+    // tedious reports a refused login (error 18456 and its kin) as a ConnectionError "ELOGIN".
+    throw (e as { code?: unknown } | undefined)?.code === "ELOGIN"
+      ? new SourceLoginRefusedError({ logDetail, cause: e })
+      : new SourceConnectionError({ logDetail, cause: e });
   }
   return new MssqlSourceDatabase(connection);
 }
@@ -634,10 +642,6 @@ function messageOf(e: unknown): string {
     return e.errors.map(messageOf).join("; ");
   }
   return e instanceof Error ? e.message || e.name : String(e);
-}
-
-function redact(message: string, secret: string): string {
-  return secret === "" ? message : message.replaceAll(secret, "***");
 }
 
 function groupBy<T>(rows: Iterable<T>, key: (row: T) => string): Map<string, T[]> {

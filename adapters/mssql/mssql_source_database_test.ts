@@ -3,6 +3,8 @@ import type { TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
+  SourceConnectionError,
+  SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
 } from "../../ports/source_database.ts";
@@ -22,6 +24,7 @@ import {
   type FakeTdsServer,
   startFakeTdsServer,
 } from "../../tests/support/fake_tds_server.ts";
+import { assertConnectFailure } from "../../tests/support/connect_failures.ts";
 import { mssqlTablesSchema } from "../../tests/support/fake_tds_w_process.ts";
 import { EDGE_CASES, EDGE_TABLE, W_TABLE, wExpectedRow } from "../../tests/support/w_table.ts";
 import {
@@ -438,22 +441,26 @@ Deno.test("connectMssqlWith() refuses a wrong password without revealing it", as
   await assert.rejects(
     connectMssqlWith(options(server.port, wrong), { encrypt: false }),
     (e: unknown) => {
-      assert.ok(e instanceof SourceUnavailableError);
-      assert.match(e.message, /Login failed for user 'sa'/);
-      assert.ok(!e.message.includes(wrong));
-      assert.ok(!e.message.includes(PASSWORD));
+      assertConnectFailure(e, SourceLoginRefusedError, /Login failed for user '\*\*\*'/, [
+        wrong,
+        PASSWORD,
+        "'sa'",
+      ]);
       return true;
     },
   );
 });
 
-Deno.test("connectMssqlWith() reports an unreachable server as SourceUnavailableError", async () => {
+Deno.test("connectMssqlWith() reports an unreachable server as SourceConnectionError", async () => {
   const server = await startFakeTdsServer({ userName: "sa", password: PASSWORD, schemas: [] });
   const port = server.port;
   await server.close();
   await assert.rejects(
     connectMssqlWith({ ...options(port), connectTimeoutMs: 2_000 }, { encrypt: false }),
-    SourceUnavailableError,
+    (e: unknown) => {
+      assertConnectFailure(e, SourceConnectionError, /^Cannot connect to SQL Server at /);
+      return true;
+    },
   );
 });
 
@@ -600,9 +607,7 @@ Deno.test("connectMssqlWith() with TLS: verified certificates, TDS 7.4 and TDS 8
   ) => {
     const before = server.connections.filter((c) => c.loggedIn).length;
     await assert.rejects(connectMssqlWith(options(server.port), tls), (e: unknown) => {
-      assert.ok(e instanceof SourceUnavailableError, String(e));
-      assert.match(e.message, pattern);
-      assert.ok(!e.message.includes(PASSWORD));
+      assertConnectFailure(e, SourceConnectionError, pattern, [PASSWORD]);
       return true;
     });
     // The password never reached a server that was not trusted.

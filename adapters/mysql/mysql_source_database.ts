@@ -33,10 +33,13 @@ import {
   type LogicalType,
   trimFraction,
 } from "../../domain/logical_type.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import {
   batchRowsOf,
   SchemaNotFoundError,
+  SourceConnectionError,
   type SourceDatabase,
+  SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
 } from "../../ports/source_database.ts";
@@ -349,10 +352,12 @@ export async function openMysqlConnection(options: MysqlConnectionOptions): Prom
 }
 
 /**
- * Opens a MySQL or MariaDB source and proves it with a ping.
+ * Opens a MySQL or MariaDB source and proves it with a ping. A failure is reported with a fixed
+ * sentence; the driver's message, without the user name and password, is the error's `logDetail`.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached, refuses the login, or cannot give
- *   the TLS `options.tls` asks for (verified TLS by default).
+ * @throws {SourceLoginRefusedError} when the server refuses the login.
+ * @throws {SourceConnectionError} when the server cannot be reached the connection fails otherwise, or
+ *   it cannot give the TLS `options.tls` asks for (verified TLS by default).
  */
 export const connectMysql = async function connectMysql(
   options: MysqlConnectionOptions,
@@ -363,14 +368,21 @@ export const connectMysql = async function connectMysql(
     await connection.query("SELECT 1 AS ok");
   } catch (e) {
     connection?.destroy();
-    const detail = redact(messageOf(e), options.password);
-    throw new SourceUnavailableError(
-      `Cannot connect to MySQL at ${options.host}:${options.port}: ${detail}`,
-      { cause: e },
-    );
+    const logDetail = `Cannot connect to MySQL at ${options.host}:${options.port}: ${
+      redactSecrets(messageOf(e), [options.username, options.password])
+    }`;
+    throw LOGIN_REFUSED.has(errno(e) as number)
+      ? new SourceLoginRefusedError({ logDetail, cause: e })
+      : new SourceConnectionError({ logDetail, cause: e });
   }
   return new MysqlSourceDatabase(connection);
 };
+
+/**
+ * The server errors that refuse a login: ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR,
+ * ER_HOST_NOT_PRIVILEGED, ER_ACCESS_DENIED_NO_PASSWORD_ERROR and ER_MUST_CHANGE_PASSWORD_LOGIN.
+ */
+const LOGIN_REFUSED: ReadonlySet<number> = new Set([1044, 1045, 1130, 1698, 1862]);
 
 /** The most rows mysql2's stream buffers before it pauses the socket. */
 export const STREAM_HIGH_WATER_MARK = 1_000;
@@ -691,10 +703,6 @@ function messageOf(e: unknown): string {
   return e instanceof Error
     ? e.message || String((e as { code?: unknown }).code ?? e.name)
     : String(e);
-}
-
-function redact(message: string, secret: string): string {
-  return secret === "" ? message : message.replaceAll(secret, "***");
 }
 
 function groupBy<T>(rows: Iterable<T>, key: (row: T) => string): Map<string, T[]> {

@@ -5,7 +5,9 @@ import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
 import type { LogicalType } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
+  SourceConnectionError,
   type SourceDatabase,
+  SourceLoginRefusedError,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
 import {
@@ -17,6 +19,7 @@ import {
   type SourceDatabaseFixture,
   withinMs,
 } from "../../tests/contracts/source_database_contract.ts";
+import { assertConnectFailure } from "../../tests/support/connect_failures.ts";
 import { ignoreMysql, ignorePostgres, randomName } from "../../tests/support/services.ts";
 import {
   MYSQL_USER_HOSTS,
@@ -747,11 +750,13 @@ Deno.test({
         () => assert.fail("expected a SourceUnavailableError"),
         (e: unknown) => e,
       );
-      assert.ok(error instanceof SourceUnavailableError, String(error));
-      assert.match(error.message, /^Cannot connect to MySQL at [^:]+:\d+: Access denied/);
-      assert.ok(!error.message.includes(password));
-      assert.ok(!error.message.includes(sandbox.password));
-      assert.ok(error.cause instanceof Error);
+      assertConnectFailure(
+        error,
+        SourceLoginRefusedError,
+        /^Cannot connect to MySQL at [^:]+:\d+: Access denied for user '\*\*\*'/,
+        [password, sandbox.password, sandbox.user],
+      );
+      assert.ok((error as Error).cause instanceof Error);
     } finally {
       await sandbox.cleanup();
     }
@@ -759,7 +764,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectMysql() reports an unknown database as SourceUnavailableError",
+  name: "connectMysql() reports an unknown database as SourceConnectionError",
   ignore: ignoreMysql,
   fn: async () => {
     const error = await connectMysql(mysqlConnectionOptions({ database: randomName("cr8_nodb") }))
@@ -767,8 +772,7 @@ Deno.test({
         () => assert.fail("expected a SourceUnavailableError"),
         (e: unknown) => e,
       );
-    assert.ok(error instanceof SourceUnavailableError, String(error));
-    assert.match(error.message, /Unknown database/);
+    assertConnectFailure(error, SourceConnectionError, /Unknown database/);
   },
 });
 
@@ -777,8 +781,11 @@ Deno.test("connectMysql() fails fast when nothing listens on the port", async ()
   const error = await connectMysql(
     mysqlConnectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
-  assert.ok(error instanceof SourceUnavailableError, String(error));
-  assert.match(error.message, /^Cannot connect to MySQL at 127\.0\.0\.1:1: \S/);
+  assertConnectFailure(
+    error,
+    SourceConnectionError,
+    /^Cannot connect to MySQL at 127\.0\.0\.1:1: \S/,
+  );
   assert.ok(performance.now() - started < 2_000);
 });
 
@@ -798,8 +805,7 @@ Deno.test("connectMysql() gives up after connectTimeoutMs on a silent server", a
       }),
     ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
     const elapsed = performance.now() - started;
-    assert.ok(error instanceof SourceUnavailableError, String(error));
-    assert.match(error.message, /ETIMEDOUT|timed? ?out/i);
+    assertConnectFailure(error, SourceConnectionError, /ETIMEDOUT|timed? ?out/i);
     assert.ok(elapsed >= 250 && elapsed < 3_000, `took ${elapsed}ms`);
   } finally {
     listener.close();

@@ -28,8 +28,10 @@
  * privileges are revoked from it on the new tables, so OPAL sees the data only after `grantReadAccess`.
  * A reload drops the grants with the old tables: the new data is hidden again until the next publish.
  *
- * Two postgres.js details shape the COPY code, see {@link copyIn}. Errors never include the password, and
- * a refused value is reported by table, row, column and SQLSTATE, never with the value itself.
+ * Two postgres.js details shape the COPY code, see {@link copyIn}. Errors never include the password; a
+ * refused login or a failed connection is reported with a fixed sentence (the driver's message only in
+ * `logDetail`, for the service log); a refused value is reported by table, row, column and SQLSTATE, never
+ * with the value itself.
  *
  * @module
  */
@@ -45,10 +47,13 @@ import {
 import { AppError } from "../../domain/errors.ts";
 import { projectIdentifier } from "../../domain/names.ts";
 import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_type.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import {
+  DestinationConnectionError,
   type DestinationDatabase,
   type DestinationDataset,
   DestinationProjectConflictError,
+  DestinationLoginRefusedError,
   type DestinationRun,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
@@ -60,6 +65,7 @@ import {
 } from "../../ports/destination_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
 import {
+  isPostgresLoginRefusal,
   postgresClientOptions,
   type PostgresConnectionOptions,
   quotePostgresIdentifier,
@@ -143,7 +149,9 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
    * Checks that the login may create schemas in the database and that the read-only role exists, then
    * creates the registry if it is missing and checks that the login may write it.
    *
-   * @throws {DestinationUnavailableError} when the server cannot be reached or a check fails.
+   * @throws {DestinationLoginRefusedError} when the server refuses the login.
+   * @throws {DestinationConnectionError} when the server cannot be reached.
+   * @throws {DestinationUnavailableError} when a check fails.
    */
   async checkReady(): Promise<void> {
     this.#assertOpen();
@@ -492,10 +500,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     } catch (e) {
       if (e instanceof AppError || e instanceof RangeError) throw e;
       if (!isSqlError(e)) this.#lost = true;
-      throw new DestinationUnavailableError(
-        `${action}: ${redact(messageOf(e), this.#password)}`,
-        { cause: e },
-      );
+      throw destinationFailure(e, action, this.#password);
     }
   }
 }
@@ -503,7 +508,9 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
 /**
  * Opens a PostgreSQL destination and proves it with {@link PostgresDestinationDatabase.checkReady}.
  *
- * @throws {DestinationUnavailableError} when the server cannot be reached or a check fails.
+ * @throws {DestinationLoginRefusedError} when the server refuses the login.
+ * @throws {DestinationConnectionError} when the server cannot be reached.
+ * @throws {DestinationUnavailableError} when a check fails.
  */
 export async function connectPostgresDestination(
   options: PostgresDestinationOptions,
@@ -821,9 +828,50 @@ function copyPosition(
 /** What a failed load throws: typed errors as they are, anything else as unavailability. */
 function loadFailure(e: unknown, action: string, password: string): unknown {
   if (e instanceof AppError || e instanceof RangeError) return e;
-  return new DestinationUnavailableError(`${action}: ${redact(messageOf(e), password)}`, {
-    cause: e,
-  });
+  return destinationFailure(e, action, password);
+}
+
+/**
+ * A driver error as a {@link DestinationUnavailableError}, without the password. A refused login or a
+ * failed connection gets a fixed sentence, the driver's message going to `logDetail` only; any other
+ * failure keeps the driver's message.
+ */
+function destinationFailure(
+  e: unknown,
+  action: string,
+  password: string,
+): DestinationUnavailableError {
+  const message = `${action}: ${redactSecrets(messageOf(e), [password])}`;
+  if (isPostgresLoginRefusal(e)) return new DestinationLoginRefusedError({ logDetail: message });
+  if (isConnectFailure(e)) return new DestinationConnectionError({ logDetail: message });
+  return new DestinationUnavailableError(message, { cause: e });
+}
+
+/**
+ * postgres.js and socket error codes, and SQLSTATEs, that mean a connection could not be set up (as
+ * opposed to one lost while in use): refused, unknown host, unreachable, timed out, no such database,
+ * too many connections, server starting up or shutting down.
+ */
+const CONNECT_FAILURES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "CONNECT_TIMEOUT",
+  "3D000",
+  "53300",
+  "57P03",
+]);
+
+function isConnectFailure(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string" && CONNECT_FAILURES.has(code)) return true;
+  // A TLS handshake failure: postgres.js passes on Node's error, whose code starts with ERR_TLS_ or
+  // names a certificate problem.
+  return typeof code === "string" &&
+    /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)/.test(code);
 }
 
 function checkLoadOptions(options: LoadOptions): void {
@@ -863,10 +911,6 @@ function isSqlError(e: unknown): boolean {
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function redact(message: string, secret: string): string {
-  return secret === "" ? message : message.replaceAll(secret, "***");
 }
 
 function compareNames(a: string, b: string): number {

@@ -18,8 +18,10 @@ import {
   truncateToMicroseconds,
 } from "../../domain/logical_type.ts";
 import {
+  DestinationConnectionError,
   type DestinationDataset,
   DestinationProjectConflictError,
+  DestinationLoginRefusedError,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,
@@ -330,12 +332,16 @@ Deno.test("connectPostgresDestination() reports a refused password without revea
     statementTimeoutMs: 5_000,
   }).then(() => assert.fail("expected a DestinationUnavailableError"), (e: unknown) => e);
   assert.equal(await server.receivedPassword, password);
-  assert.ok(error instanceof DestinationUnavailableError, String(error));
+  assert.ok(error instanceof DestinationLoginRefusedError, String(error));
+  assert.equal(error.message, "The destination database refused the login");
+  assert.equal(error.code, "destination_login_refused");
   assert.match(
-    error.message,
+    String(error.logDetail),
     /^Cannot check the PostgreSQL destination: .*password authentication failed/,
   );
-  assert.ok(!error.message.includes(password), error.message);
+  for (const text of [error.message, String(error.logDetail), String(error.stack)]) {
+    assert.ok(!text.includes(password), text);
+  }
 });
 
 Deno.test({
@@ -346,8 +352,17 @@ Deno.test({
       const started = performance.now();
       await assert.rejects(
         connectPostgresDestination(sandbox.options({ port: 1 })),
-        (e: unknown) =>
-          e instanceof DestinationUnavailableError && !e.message.includes(sandbox.loaderPassword),
+        (e: unknown) => {
+          assert.ok(e instanceof DestinationConnectionError, String(e));
+          assert.equal(e.message, "Cannot connect to the destination database");
+          assert.equal(e.code, "destination_connection_failed");
+          assert.match(
+            String(e.logDetail),
+            /^Cannot check the PostgreSQL destination: .*ECONNREFUSED/,
+          );
+          assert.ok(!String(e.logDetail).includes(sandbox.loaderPassword));
+          return true;
+        },
       );
       assert.ok(performance.now() - started < 5_000);
       const ready = await connectPostgresDestination(sandbox.options());

@@ -21,10 +21,13 @@ import type {
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import {
   batchRowsOf,
   SchemaNotFoundError,
+  SourceConnectionError,
   type SourceDatabase,
+  SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
 } from "../../ports/source_database.ts";
@@ -344,10 +347,12 @@ export function postgresClientOptions(options: PostgresConnectionOptions): Optio
 }
 
 /**
- * Opens a PostgreSQL source and proves it with a ping.
+ * Opens a PostgreSQL source and proves it with a ping. A failure is reported with a fixed sentence; the
+ * driver's message, without the user name and password, is the error's `logDetail`.
  *
- * @throws {SourceUnavailableError} when the server cannot be reached, refuses the login, or cannot give
- *   the TLS `options.tls` asks for (verified TLS by default).
+ * @throws {SourceLoginRefusedError} when the server refuses the login.
+ * @throws {SourceConnectionError} when the server cannot be reached the connection fails otherwise, or
+ *   it cannot give the TLS `options.tls` asks for (verified TLS by default).
  */
 export const connectPostgres = async function connectPostgres(
   options: PostgresConnectionOptions,
@@ -357,14 +362,24 @@ export const connectPostgres = async function connectPostgres(
     await sql`select 1 as ok`;
   } catch (e) {
     await sql.end({ timeout: 0 }).catch(() => {});
-    const detail = redact(messageOf(e), options.password);
-    throw new SourceUnavailableError(
-      `Cannot connect to PostgreSQL at ${options.host}:${options.port}: ${detail}`,
-      { cause: e },
-    );
+    const logDetail = `Cannot connect to PostgreSQL at ${options.host}:${options.port}: ${
+      redactSecrets(messageOf(e), [options.username, options.password])
+    }`;
+    throw isPostgresLoginRefusal(e)
+      ? new SourceLoginRefusedError({ logDetail, cause: e })
+      : new SourceConnectionError({ logDetail, cause: e });
   }
   return new PostgresSourceDatabase(sql);
 };
+
+/**
+ * Whether a postgres.js error is the server refusing the login: SQLSTATE class 28 (unknown role, wrong
+ * password, no `pg_hba.conf` entry for it).
+ */
+export function isPostgresLoginRefusal(e: unknown): boolean {
+  return e instanceof postgres.PostgresError && typeof e.code === "string" &&
+    e.code.startsWith("28");
+}
 
 const TEXT: LogicalType = { kind: "text" };
 
@@ -594,10 +609,6 @@ function unavailable(action: string, e: unknown): Error {
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function redact(message: string, secret: string): string {
-  return secret === "" ? message : message.replaceAll(secret, "***");
 }
 
 function groupBy<T>(rows: Iterable<T>, key: (row: T) => string): Map<string, T[]> {

@@ -4,7 +4,9 @@ import type { TableExtract } from "../../domain/catalog.ts";
 import type { LogicalType } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
+  SourceConnectionError,
   type SourceDatabase,
+  SourceLoginRefusedError,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
 import {
@@ -31,6 +33,7 @@ import {
   W_TABLE,
   wPostgresSql,
 } from "../../tests/support/w_table.ts";
+import { assertConnectFailure } from "../../tests/support/connect_failures.ts";
 import { passwordRefusingServer } from "../../tests/support/password_refusing_postgres.ts";
 import {
   connectPostgres,
@@ -706,17 +709,38 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectPostgres() reports an unknown database as SourceUnavailableError",
+  name: "connectPostgres() reports an unknown database as SourceConnectionError",
   ignore: ignorePostgres,
   fn: async () => {
     const password = `pw-${crypto.randomUUID()}`;
     const error = await connectPostgres(
       postgresConnectionOptions({ database: randomName("cr8_nodb"), password }),
     ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
-    assert.ok(error instanceof SourceUnavailableError, String(error));
-    assert.match(error.message, /^Cannot connect to PostgreSQL at [^:]+:\d+: .*does not exist/);
-    assert.ok(!error.message.includes(password));
-    assert.ok(error.cause instanceof Error);
+    assertConnectFailure(
+      error,
+      SourceConnectionError,
+      /^Cannot connect to PostgreSQL at [^:]+:\d+: .*does not exist/,
+      [password],
+    );
+    assert.ok((error as Error).cause instanceof Error);
+  },
+});
+
+Deno.test({
+  name: "connectPostgres() reports an unknown role as a refused login, without naming it",
+  ignore: ignorePostgres,
+  fn: async () => {
+    // What a password sent as the user name gets: `role "<the password>" does not exist`.
+    const password = `pw-${crypto.randomUUID()}`;
+    const error = await connectPostgres(
+      postgresConnectionOptions({ username: password, password }),
+    ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
+    assertConnectFailure(
+      error,
+      SourceLoginRefusedError,
+      /^Cannot connect to PostgreSQL at [^:]+:\d+: role "\*\*\*" does not exist/,
+      [password],
+    );
   },
 });
 
@@ -725,8 +749,11 @@ Deno.test("connectPostgres() fails fast when nothing listens on the port", async
   const error = await connectPostgres(
     postgresConnectionOptions({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
-  assert.ok(error instanceof SourceUnavailableError, String(error));
-  assert.match(error.message, /^Cannot connect to PostgreSQL at 127\.0\.0\.1:1: /);
+  assertConnectFailure(
+    error,
+    SourceConnectionError,
+    /^Cannot connect to PostgreSQL at 127\.0\.0\.1:1: /,
+  );
   assert.ok(performance.now() - started < 2_000);
 });
 
@@ -737,8 +764,7 @@ Deno.test("connectPostgres() gives up after connectTimeoutMs on a silent server"
     postgresConnectionOptions({ host: "127.0.0.1", port: server.port, connectTimeoutMs: 300 }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
   const elapsed = performance.now() - started;
-  assert.ok(error instanceof SourceUnavailableError, String(error));
-  assert.match(error.message, /CONNECT_TIMEOUT/);
+  assertConnectFailure(error, SourceConnectionError, /CONNECT_TIMEOUT/);
   assert.ok(elapsed >= 250 && elapsed < 3_000, `took ${elapsed}ms`);
 });
 
@@ -750,13 +776,13 @@ Deno.test("connectPostgres() reports a refused password without revealing it", a
   const error = await connectPostgres(
     postgresConnectionOptions({ port: server.port, username: "reader", password }),
   ).then(() => assert.fail("expected a SourceUnavailableError"), (e: unknown) => e);
-  assert.ok(error instanceof SourceUnavailableError, String(error));
   assert.equal(await server.receivedPassword, password);
-  assert.match(
-    error.message,
+  assertConnectFailure(
+    error,
+    SourceLoginRefusedError,
     /^Cannot connect to PostgreSQL at 127\.0\.0\.1:\d+: .*password authentication failed/,
+    [password, "reader"],
   );
-  assert.ok(!error.message.includes(password), error.message);
 });
 
 interface FakeServer extends AsyncDisposable {

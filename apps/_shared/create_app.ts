@@ -175,7 +175,13 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     const status = statusOf(error);
     if (status !== undefined && error instanceof AppError) {
       const code = error.code;
-      log.info("request_failed", { request_id: requestIdOf(c), code, status });
+      // `logDetail` (a driver's message behind a fixed sentence, already redacted) is for the log only.
+      log.info("request_failed", {
+        request_id: requestIdOf(c),
+        code,
+        status,
+        ...(error.logDetail === undefined ? {} : { reason: error.logDetail }),
+      });
       return errorReply(c, style, status, { detail: error.message, code });
     }
     if (error instanceof HTTPException && error.status === 400) {

@@ -1,11 +1,15 @@
 /**
  * Opens the source database a request names: checks it against the allow-list, picks the connector for its
- * engine and fetches the credentials from the secret store by the names the request gives.
+ * engine and fetches the credentials from the secret store by the names the request gives. Every error
+ * of the connection, from connecting to the last read, comes out without the secret values read for it
+ * (`domain/redaction.ts`).
  *
  * @module
  */
 import type { AllowedSources } from "../../domain/allowed_sources.ts";
+import type { TableExtract } from "../../domain/catalog.ts";
 import type { Source } from "../../domain/contract.ts";
+import { redactError } from "../../domain/redaction.ts";
 import { type SourceEngine, sourceEngine } from "../../domain/source_engine.ts";
 import { SourceTypeNotSupportedError } from "../../domain/errors.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
@@ -35,13 +39,17 @@ export interface SourceAccess {
 }
 
 /**
- * Connects to the request's source, at the host and port of its allow-list entry.
+ * Connects to the request's source, at the host and port of its allow-list entry. The allow-list is
+ * checked before any secret is read. Errors thrown by the connector or by the returned source never
+ * contain a secret value read here.
  *
  * @param schemaName the schema the request reads, checked against the allow-list too (none for validate).
- * @throws {SourceNotAllowedError} when the source or a secret name is not allowed; nothing was read.
+ * @throws {SourceNotAllowedError} when the source, a secret name or its role is not allowed; nothing was
+ *   read.
  * @throws {SourceTypeNotSupportedError} when this build has no connector for the engine.
  * @throws {SecretNotFoundError} when a credential secret is missing.
- * @throws {SourceUnavailableError} when the database cannot be reached or refuses the login.
+ * @throws {SourceUnavailableError} when the database cannot be reached or refuses the login (then a
+ *   `SourceConnectionError` or `SourceLoginRefusedError`, with a fixed message).
  */
 export async function openSource(
   source: Source,
@@ -57,17 +65,22 @@ export async function openSource(
       access.secrets.get(source.credentials.spn_clientid),
       access.secrets.get(source.credentials.spn_secret),
     ]);
+    const secrets = [clientId, clientSecret];
     return access.connections.track(
-      await connect({
-        host: address.host,
-        port: address.port,
-        httpPath: source.http_path,
-        catalog: source.catalog,
-        clientId,
-        clientSecret,
-        connectTimeoutMs: access.connectTimeoutMs,
-        statementTimeoutMs: access.statementTimeoutMs,
-      }),
+      new RedactingSource(
+        await redactingFailures(secrets, () =>
+          connect({
+            host: address.host,
+            port: address.port,
+            httpPath: source.http_path,
+            catalog: source.catalog,
+            clientId,
+            clientSecret,
+            connectTimeoutMs: access.connectTimeoutMs,
+            statementTimeoutMs: access.statementTimeoutMs,
+          })),
+        secrets,
+      ),
     );
   }
   const connect = access.connectors[sourceEngine(source)];
@@ -76,15 +89,84 @@ export async function openSource(
     access.secrets.get(source.credentials.username_key),
     access.secrets.get(source.credentials.password_key),
   ]);
+  const secrets = [username, password];
   return access.connections.track(
-    await connect({
-      host: address.host,
-      port: address.port,
-      database: source.database,
-      username,
-      password,
-      connectTimeoutMs: access.connectTimeoutMs,
-      statementTimeoutMs: access.statementTimeoutMs,
-    }),
+    new RedactingSource(
+      await redactingFailures(secrets, () =>
+        connect({
+          host: address.host,
+          port: address.port,
+          database: source.database,
+          username,
+          password,
+          connectTimeoutMs: access.connectTimeoutMs,
+          statementTimeoutMs: access.statementTimeoutMs,
+        })),
+      secrets,
+    ),
   );
+}
+
+/** Runs `work`; whatever it throws is rethrown without the secret values. */
+async function redactingFailures<T>(
+  secrets: readonly string[],
+  work: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    throw redactError(e, secrets);
+  }
+}
+
+/** Passes a stream on; whatever it throws is rethrown without the secret values. */
+async function* redactingStream<T>(
+  secrets: readonly string[],
+  stream: AsyncIterable<T>,
+): AsyncGenerator<T, void, undefined> {
+  try {
+    yield* stream;
+  } catch (e) {
+    throw redactError(e, secrets);
+  }
+}
+
+/**
+ * The same source, each of whose errors (a catalogue or query error can quote the login, e.g. MySQL's
+ * `SELECT command denied to user '…'`) is rethrown without the secret values read for it.
+ */
+class RedactingSource implements SourceDatabase {
+  readonly #db: SourceDatabase;
+  readonly #secrets: readonly string[];
+  /** Present only when the source has it: writers take the CSV fast path when it is there. */
+  readonly readCsv?: (extract: TableExtract) => AsyncIterable<Uint8Array>;
+
+  constructor(db: SourceDatabase, secrets: readonly string[]) {
+    this.#db = db;
+    this.#secrets = secrets;
+    if (db.readCsv !== undefined) {
+      this.readCsv = (extract) => redactingStream(secrets, db.readCsv!(extract));
+    }
+  }
+
+  ping(): Promise<void> {
+    return redactingFailures(this.#secrets, () => this.#db.ping());
+  }
+
+  describeSchema(...args: Parameters<SourceDatabase["describeSchema"]>) {
+    return redactingFailures(this.#secrets, () => this.#db.describeSchema(...args));
+  }
+
+  readRows(...args: Parameters<SourceDatabase["readRows"]>) {
+    return redactingStream(this.#secrets, this.#db.readRows(...args));
+  }
+
+  close(): Promise<void> {
+    return redactingFailures(this.#secrets, () => this.#db.close());
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    // `close` may have been wrapped since (`OpenConnections.track`): call it through `this`.
+    return this.close();
+  }
 }

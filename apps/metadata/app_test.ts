@@ -160,7 +160,7 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
         host: "db.internal",
         port: 5432,
         database: "research",
-        secrets: ["sourceuser", "absent"],
+        credentials: [{ username: "sourceuser", password: "absent" }],
       });
       const body = aTransferRequest();
       (body.source as Record<string, unknown>).credentials = {
@@ -211,14 +211,14 @@ Deno.test("metadata app POST /metadata/project", async (t) => {
             host: "mssql.internal",
             port: 1433,
             database: "dw",
-            secrets: ["u", "p"],
+            credentials: [{ username: "u", password: "p" }],
           },
           {
             type: "databrickssql",
             host: "adb-1.azuredatabricks.net",
             http_path: "/sql/1.0/warehouses/abc",
             port: 443,
-            secrets: ["a", "b"],
+            credentials: [{ client_id: "a", client_secret: "b" }],
           },
         );
         const res = await world.metadataApp().request(

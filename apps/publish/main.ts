@@ -8,6 +8,7 @@ import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import { AppError } from "../../domain/errors.ts";
 import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
 import { MIN_MANIFEST_KEY_MATERIAL, stagingManifestKey } from "../../domain/staging_manifest.ts";
@@ -254,7 +255,12 @@ export async function buildPublishService(
       const swept = await destination.recover();
       if (swept.length > 0) log.warn("recovered_interrupted_loads", { schemas: swept });
     } catch (e) {
-      log.error("recovery_failed", { destination: "postgresql", message: (e as Error).message });
+      log.error("recovery_failed", {
+        destination: "postgresql",
+        message: (e as Error).message,
+        // A failed connection or login has a fixed message; the driver's (redacted) is the reason.
+        reason: e instanceof AppError ? e.logDetail : undefined,
+      });
     }
   }
   if (filestores.size === 0) {

@@ -221,7 +221,7 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
               host: "mssql",
               port: 1433,
               database: "dw",
-              secrets: ["u", "p"],
+              credentials: [{ username: "u", password: "p" }],
             }),
           expect: 501,
         },

@@ -178,9 +178,13 @@ export function cleanupSeconds(): number {
 /** The secret names an allow-list file lets requests use, after checking it is a valid allow-list. */
 export function allowListSecrets(json: string): string[] {
   const parsed = AllowedSources.parse(json);
-  const names = JSON.parse(json) as { sources: { secrets: string[] }[] };
+  const names = JSON.parse(json) as { sources: { credentials: Record<string, string>[] }[] };
   if (parsed.size !== names.sources.length) throw new Error("Cannot read every allow-list entry");
-  return [...new Set(names.sources.flatMap((s) => s.secrets))].sort();
+  return [
+    ...new Set(
+      names.sources.flatMap((s) => s.credentials.flatMap((login) => Object.values(login))),
+    ),
+  ].sort();
 }
 
 /** The secret names a service's environment points at (`*_SECRET_NAME`). */

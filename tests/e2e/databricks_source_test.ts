@@ -111,7 +111,7 @@ Deno.test({
           port: databricks.port,
           http_path: HTTP_PATH,
           catalog: "research_gold",
-          secrets: ["dbxclientid", "dbxsecret"],
+          credentials: [{ client_id: "dbxclientid", client_secret: "dbxsecret" }],
         }],
         env: { DENO_CERT: caFile },
       }, services);

@@ -87,7 +87,10 @@ Deno.test({
         secrets: noSecrets,
         storage,
         allowedSources: [
-          { ...allowedLocalPostgres(), secrets: ["pg_user", "pg.password", "absent_secret"] },
+          allowedLocalPostgres(
+            { username: "pg_user", password: "pg.password" },
+            { username: "absent_secret", password: "pg.password" },
+          ),
         ],
         env: {
           SECRETS_PROVIDER: "azure-keyvault",

@@ -92,7 +92,7 @@ Deno.test({
           host: "127.0.0.1",
           port: tds.port,
           database: "clinic",
-          secrets: ["msuser", "mspassword"],
+          credentials: [{ username: "msuser", password: "mspassword" }],
         }],
         // The default TLS settings; the services trust the test CA through DENO_CERT, as an operator
         // adds a private CA.

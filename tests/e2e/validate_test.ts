@@ -122,7 +122,7 @@ Deno.test({
         storage,
         allowedSources: [
           allowedLocalPostgres(),
-          allowedLocalMysql(schema, "mywrongpassword"),
+          allowedLocalMysql(schema, { username: "myuser", password: "mywrongpassword" }),
         ],
       }, services);
       const validate = `${approval.url}/project/validate`;
@@ -305,7 +305,11 @@ Deno.test({
           );
           const json = await res.json();
           assert.equal(res.status, 502);
-          assert.match(json.payload.detail, /^PublishService: Cannot connect to MySQL/);
+          assert.equal(
+            json.payload.detail,
+            "PublishService: The source database refused the login",
+          );
+          assert.equal(json.payload.code, "source_login_refused");
           assert.ok(!json.payload.detail.includes("not-the-password"));
           assert.equal(metadata.logs.length, metadataRequests);
         },

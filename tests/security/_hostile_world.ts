@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import type { SourceAccess } from "../../apps/_shared/source_access.ts";
 import { FileSecretStore } from "../../adapters/filesystem/file_secret_store.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
@@ -86,7 +87,7 @@ export class HostileWorld extends FakeWorld {
     this.rows = new Map([...ONCOLOGY_ROWS, ...hostileRows]);
   }
 
-  override sourceAccess() {
+  override sourceAccess(): SourceAccess {
     return { ...super.sourceAccess(), secrets: this.fileSecrets };
   }
 
@@ -103,8 +104,12 @@ const LEVELS = ["l1", "l2", "l3"] as const;
  * Creates the temporary root, its sentinels and secrets, and a {@link HostileWorld} whose filestore base is
  * `{root}/l1/l2/l3/cr8tor-filestore-*`. FakeWorld makes its base with `Deno.makeTempDirSync`, which honours
  * `TMPDIR`; it is set only for the (synchronous) construction.
+ *
+ * @param World the class to build, a {@link HostileWorld} or a subclass of it.
  */
-export function hostileWorld(): HostileWorld {
+export function hostileWorld<W extends HostileWorld = HostileWorld>(
+  World: new (root: string) => W = HostileWorld as new (root: string) => W,
+): W {
   const root = Deno.makeTempDirSync({ prefix: "cr8tor-hostile-" });
   let dir = root;
   Deno.writeTextFileSync(join(root, "sentinel.txt"), "root sentinel\n");
@@ -131,7 +136,7 @@ export function hostileWorld(): HostileWorld {
   const previous = Deno.env.get("TMPDIR");
   Deno.env.set("TMPDIR", dir);
   try {
-    return new HostileWorld(root);
+    return new World(root);
   } finally {
     if (previous === undefined) Deno.env.delete("TMPDIR");
     else Deno.env.set("TMPDIR", previous);

@@ -84,7 +84,7 @@ Deno.test("adversarial requests are refused without side effects", async (t) => 
         port: 443,
         http_path: "/sql/1.0/warehouses/abc",
         catalog: "main",
-        secrets: ["sourceuser", "sourcepassword"],
+        credentials: [{ client_id: "sourceuser", client_secret: "sourcepassword" }],
       });
       const app = appOf(world, c.service);
       const forbidden = [world.root, world.base, world.secretsDir, Deno.cwd()];

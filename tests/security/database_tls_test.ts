@@ -167,14 +167,14 @@ Deno.test({
           host: "127.0.0.1",
           port: pgProxy.port,
           database: POSTGRES.database,
-          secrets: ["pguser", "pgpassword"],
+          credentials: [{ username: "pguser", password: "pgpassword" }],
         },
         {
           type: "mysql",
           host: "localhost",
           port: myProxy.port,
           database: schema,
-          secrets: ["myuser", "mypassword"],
+          credentials: [{ username: "myuser", password: "mypassword" }],
         },
       ];
       const { approval } = await startStack({
@@ -292,7 +292,11 @@ Deno.test({
         host,
         port,
         database: type === "postgresql" ? POSTGRES.database : schema,
-        secrets: type === "postgresql" ? ["pguser", "pgpassword"] : ["myuser", "mypassword"],
+        credentials: [
+          type === "postgresql"
+            ? { username: "pguser", password: "pgpassword" }
+            : { username: "myuser", password: "mypassword" },
+        ],
       });
       const targets = {
         "PostgreSQL behind a forged certificate": entry("postgresql", "127.0.0.1", forgedPg.port),

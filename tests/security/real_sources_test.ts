@@ -175,14 +175,14 @@ Deno.test({
           host: "127.0.0.1",
           port: control.port,
           database: "control",
-          secrets: ["pguser", "pgpassword"],
+          credentials: [{ username: "pguser", password: "pgpassword" }],
         },
         {
           type: "postgresql",
           host: "127.0.0.1",
           port: 5432,
           database: "research",
-          secrets: ["pguser", "pgpassword"],
+          credentials: [{ username: "pguser", password: "pgpassword" }],
         },
       ];
       const stack = await startStack({
@@ -323,7 +323,7 @@ Deno.test({
             null,
           );
           const reply = await post(stack, `${stack.publish.url}/data-publish/validate`, body);
-          assertRefused(reply, 502, "source_unavailable", forbidden);
+          assertRefused(reply, 502, "source_connection_failed", forbidden);
           assert.ok(control.accepted >= 1, "the allowed listener was reached");
           assert.ok(performance.now() - started < 10_000, "the connect timeout applied");
           assert.equal(hostile.accepted, 0);

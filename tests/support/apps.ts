@@ -4,6 +4,7 @@
  * @module
  */
 import { OpenConnections } from "../../apps/_shared/open_connections.ts";
+import type { SourceAccess } from "../../apps/_shared/source_access.ts";
 import { type AllowedSource, AllowedSources } from "../../domain/allowed_sources.ts";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -80,7 +81,7 @@ export class FakeWorld implements Disposable {
     host: "db.internal",
     port: 5432,
     database: "research",
-    secrets: ["sourceuser", "sourcepassword"],
+    credentials: [{ username: "sourceuser", password: "sourcepassword" }],
   }));
 
   /** Adds allow-list entries; call it before the first app is built. */
@@ -88,7 +89,8 @@ export class FakeWorld implements Disposable {
     this.#allowed.push(...entries);
   }
 
-  sourceAccess() {
+  /** What the metadata and publish apps of this world reach sources with. */
+  sourceAccess(): SourceAccess {
     return {
       allowedSources: new AllowedSources(this.#allowed),
       connections: this.openConnections,

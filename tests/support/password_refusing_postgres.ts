@@ -7,58 +7,80 @@
  */
 import assert from "node:assert/strict";
 
-/** The fake server: where it listens, and the password it was sent. */
+/** The fake server: where it listens, and the passwords it was sent. */
 export interface PasswordRefusingServer extends AsyncDisposable {
   readonly port: number;
+  /** The password of the first connection. */
   readonly receivedPassword: Promise<string>;
+  /** Every password received so far, one per connection. */
+  readonly passwords: readonly string[];
 }
 
-/** Accepts one connection, asks for a cleartext password, and refuses it (SQLSTATE 28P01). */
+/**
+ * Accepts connections until disposed; on each, asks for a cleartext password and refuses it (SQLSTATE
+ * 28P01), echoing it in the error.
+ */
 export function passwordRefusingServer(): PasswordRefusingServer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const received = Promise.withResolvers<string>();
   received.promise.catch(() => {});
+  const passwords: string[] = [];
+  const handling = new Set<Promise<void>>();
   const serving = (async () => {
-    const conn = await listener.accept();
-    try {
-      const reader = new MessageReader(conn);
-      let length = await reader.int32();
-      let code = await reader.int32();
-      if (code === 80877103) { // SSLRequest
-        await conn.write(new TextEncoder().encode("N"));
-        length = await reader.int32();
-        code = await reader.int32();
-      }
-      await reader.bytes(length - 8); // startup parameters
-      await conn.write(message("R", int32(3))); // AuthenticationCleartextPassword
-      const type = await reader.bytes(1);
-      assert.equal(String.fromCharCode(type[0] ?? 0), "p");
-      const body = await reader.bytes((await reader.int32()) - 4);
-      const password = new TextDecoder().decode(body.subarray(0, body.length - 1));
-      received.resolve(password);
-      const fields = [
-        "SFATAL",
-        "VFATAL",
-        "C28P01",
-        `Mpassword authentication failed for user "loader" (password "${password}")`,
-      ];
-      await conn.write(
-        message("E", new TextEncoder().encode(fields.map((f) => `${f}\0`).join("") + "\0")),
+    for await (const conn of listener) {
+      const handled = refuse(conn).then(
+        (password) => {
+          passwords.push(password);
+          received.resolve(password);
+        },
+        (e) => received.reject(e),
       );
-    } catch (e) {
-      received.reject(e);
-    } finally {
-      conn.close();
+      handling.add(handled);
+      handled.finally(() => handling.delete(handled));
     }
-  })();
+  })().catch(() => {});
   return {
     port: listener.addr.port,
     receivedPassword: received.promise,
+    passwords,
     async [Symbol.asyncDispose]() {
-      await serving;
       listener.close();
+      await serving;
+      await Promise.all(handling);
     },
   };
+}
+
+/** Runs one connection: SSL refused, cleartext password asked for, then refused with an error. */
+async function refuse(conn: Deno.Conn): Promise<string> {
+  try {
+    const reader = new MessageReader(conn);
+    let length = await reader.int32();
+    let code = await reader.int32();
+    if (code === 80877103) { // SSLRequest
+      await conn.write(new TextEncoder().encode("N"));
+      length = await reader.int32();
+      code = await reader.int32();
+    }
+    await reader.bytes(length - 8); // startup parameters
+    await conn.write(message("R", int32(3))); // AuthenticationCleartextPassword
+    const type = await reader.bytes(1);
+    assert.equal(String.fromCharCode(type[0] ?? 0), "p");
+    const body = await reader.bytes((await reader.int32()) - 4);
+    const password = new TextDecoder().decode(body.subarray(0, body.length - 1));
+    const fields = [
+      "SFATAL",
+      "VFATAL",
+      "C28P01",
+      `Mpassword authentication failed for user "loader" (password "${password}")`,
+    ];
+    await conn.write(
+      message("E", new TextEncoder().encode(fields.map((f) => `${f}\0`).join("") + "\0")),
+    );
+    return password;
+  } finally {
+    conn.close();
+  }
 }
 
 function int32(n: number): Uint8Array {

@@ -63,24 +63,36 @@ export function randomName(prefix: string): string {
   return `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
 }
 
-/** The allow-list entry for the local PostgreSQL's test database, read with the secrets `pguser`/`pgpassword`. */
-export function allowedLocalPostgres(): AllowedSource {
+/** A SQL login of an allow-list entry: the secret names of the user name and of the password. */
+export interface AllowedLogin {
+  readonly username: string;
+  readonly password: string;
+}
+
+/**
+ * The allow-list entry for the local PostgreSQL's test database, read with the secrets `pguser` (user
+ * name) and `pgpassword` (password), and any further logins.
+ */
+export function allowedLocalPostgres(...moreLogins: AllowedLogin[]): AllowedSource {
   return {
     type: "postgresql",
     host: POSTGRES.host,
     port: POSTGRES.port,
     database: POSTGRES.database,
-    secrets: ["pguser", "pgpassword"],
+    credentials: [{ username: "pguser", password: "pgpassword" }, ...moreLogins],
   };
 }
 
-/** The allow-list entry for one database of the local MariaDB, read with `myuser`/`mypassword` (and more). */
-export function allowedLocalMysql(database: string, ...moreSecrets: string[]): AllowedSource {
+/**
+ * The allow-list entry for one database of the local MariaDB, read with `myuser` (user name) and
+ * `mypassword` (password), and any further logins.
+ */
+export function allowedLocalMysql(database: string, ...moreLogins: AllowedLogin[]): AllowedSource {
   return {
     type: "mysql",
     host: MYSQL.host,
     port: MYSQL.port,
     database,
-    secrets: ["myuser", "mypassword", ...moreSecrets],
+    credentials: [{ username: "myuser", password: "mypassword" }, ...moreLogins],
   };
 }
