@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { TableExtract } from "../../domain/catalog.ts";
-import { type SourceDatabase, SourceUnavailableError } from "../../ports/source_database.ts";
+import { SourceConnectionError, type SourceDatabase } from "../../ports/source_database.ts";
 import { readAll } from "../../tests/contracts/source_database_contract.ts";
 import { mysqlConnectionOptions, MysqlSandbox } from "../../tests/support/databases.ts";
 import {
@@ -70,8 +70,9 @@ async function assertRefused(connecting: Promise<SourceDatabase>, reason: RegExp
     },
     (e: unknown) => e,
   );
-  assert.ok(error instanceof SourceUnavailableError, String(error));
-  assert.match(error.message, reason);
+  assert.ok(error instanceof SourceConnectionError, String(error));
+  assert.equal(error.message, "Cannot connect to the source database");
+  assert.match(error.logDetail ?? "", reason);
 }
 
 Deno.test({

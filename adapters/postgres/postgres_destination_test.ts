@@ -20,8 +20,8 @@ import {
 import {
   DestinationConnectionError,
   type DestinationDataset,
-  DestinationProjectConflictError,
   DestinationLoginRefusedError,
+  DestinationProjectConflictError,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type TableExtract, tableExtracts } from "../../domain/catalog.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
-import { type SourceDatabase, SourceUnavailableError } from "../../ports/source_database.ts";
+import { SourceConnectionError, type SourceDatabase } from "../../ports/source_database.ts";
 import { MemorySourceDatabase } from "../memory/memory_source_database.ts";
 import {
   encodedCsv,
@@ -47,7 +47,7 @@ function throughProxy(
   return tls === undefined ? options : { ...options, tls };
 }
 
-/** Connecting fails with a SourceUnavailableError whose message matches `reason`. */
+/** Connecting fails with the fixed sentence of a SourceConnectionError, and the log detail matches `reason`. */
 async function assertRefused(connecting: Promise<SourceDatabase>, reason: RegExp): Promise<string> {
   const error = await connecting.then(
     async (db) => {
@@ -56,9 +56,10 @@ async function assertRefused(connecting: Promise<SourceDatabase>, reason: RegExp
     },
     (e: unknown) => e,
   );
-  assert.ok(error instanceof SourceUnavailableError, String(error));
-  assert.match(error.message, reason);
-  return error.message;
+  assert.ok(error instanceof SourceConnectionError, String(error));
+  assert.equal(error.message, "Cannot connect to the source database");
+  assert.match(error.logDetail ?? "", reason);
+  return error.logDetail ?? "";
 }
 
 /** A CA, a proxy whose certificate it signed (for `127.0.0.1` and `localhost`), and a second CA. */

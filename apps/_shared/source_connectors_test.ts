@@ -11,6 +11,7 @@ import { ConfigError } from "./app_errors.ts";
 import { parseEnv, SourceEnv } from "./config.ts";
 import { memoryLogger } from "./log.ts";
 import { sourceConnectors } from "./source_connectors.ts";
+import { SourceConnectionError } from "../../ports/source_database.ts";
 
 Deno.test("sourceConnectors() has a connector for every source engine", () => {
   const connectors = sourceConnectors(SourceEnv.parse({}));
@@ -55,14 +56,22 @@ Deno.test({
     // The local servers have no TLS: the defaults refuse them rather than fall back to plain text.
     const { tls: _pgOptOut, ...pg } = postgresConnectionOptions();
     const { tls: _myOptOut, ...my } = mysqlConnectionOptions({ host: "localhost" });
-    await assert.rejects(
-      connectors.postgresql!(pg),
-      /does not accept TLS connections .*sslmode verify-full never falls back to plain text/,
-    );
-    await assert.rejects(
-      connectors.mysql!(my),
-      /does not accept TLS connections, and ssl-mode VERIFY_IDENTITY never falls back/,
-    );
+    await assert.rejects(connectors.postgresql!(pg), (e: unknown) => {
+      assert.ok(e instanceof SourceConnectionError);
+      assert.match(
+        e.logDetail ?? "",
+        /does not accept TLS connections .*sslmode verify-full never falls back to plain text/,
+      );
+      return true;
+    });
+    await assert.rejects(connectors.mysql!(my), (e: unknown) => {
+      assert.ok(e instanceof SourceConnectionError);
+      assert.match(
+        e.logDetail ?? "",
+        /does not accept TLS connections, and ssl-mode VERIFY_IDENTITY never falls back/,
+      );
+      return true;
+    });
   },
 });
 

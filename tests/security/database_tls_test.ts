@@ -14,6 +14,7 @@ import { ConfigError } from "../../apps/_shared/app_errors.ts";
 import { buildMetadataService } from "../../apps/metadata/main.ts";
 import { buildPublishService } from "../../apps/publish/main.ts";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
+import { destinationSchemaName } from "../../domain/destination_schema.ts";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { DestinationSandbox } from "../support/destination_databases.ts";
 import {
@@ -219,7 +220,7 @@ Deno.test({
           transfer(mySource, schema, POSTGRESQL),
         );
         assert.equal(res.status, 200, JSON.stringify(res.json));
-        const target = `${PROJECT}_${START}_${schema}`.toLowerCase();
+        const target = destinationSchemaName(PROJECT, START, schema);
         const rows = await destination.admin().unsafe(
           `select id, clinic from "${target}".visits order by id`,
         );
@@ -336,7 +337,7 @@ Deno.test({
 
       for (const [name, allowed] of Object.entries(targets)) {
         const reason = reasons[name as keyof typeof targets];
-        await t.step(`${name}: validate and package are 502 source_unavailable`, async () => {
+        await t.step(`${name}: validate and package are 502 source_connection_failed`, async () => {
           const from = source(allowed.type, allowed.host, allowed.port, allowed.database);
           for (
             const [url, key] of [
@@ -348,10 +349,10 @@ Deno.test({
             const reply = await postToService(url!, transfer(from, schema, LSC), key!);
             assert.equal(reply.status, 502, JSON.stringify(reply.json));
             const payload = assertErrorEnvelope(reply.json, {
-              code: "source_unavailable",
+              code: "source_connection_failed",
               forbidden: passwords,
             });
-            // The reason is plain to the operator, in the reply or at least in the log.
+            // The reason is plain to the operator in the log; the reply gives the fixed sentence only.
             assert.match(`${payload.detail}\n${logs()}`, reason);
           }
         });
