@@ -208,7 +208,9 @@ Deno.test("approval app sub-service failures", async (t) => {
       String(input).includes("metadata")
         ? Promise.reject(new TypeError("refused"))
         : Promise.resolve(new Response("{}", { status: 200 }));
-    const res = await world.approvalApp({ fetch: partial }).request("http://test.local/ready");
+    const res = await world.approvalApp({ fetch: partial }).request("http://test.local/ready", {
+      headers: { "x-api-key": APPROVAL_KEY },
+    });
     const json = await res.json();
     assert.equal(res.status, 503);
     assert.deepEqual(json.payload.checks, [
