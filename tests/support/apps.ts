@@ -163,7 +163,7 @@ export class FakeWorld implements Disposable {
   }
 
   /** The gateway, calling the in-process metadata and publish apps through an injected fetch. */
-  approvalApp(options: { timeoutMs?: number; fetch?: typeof fetch } = {}) {
+  approvalApp(options: { timeoutMs?: number; fetch?: typeof fetch; maxReplyBytes?: number } = {}) {
     const metadata = this.metadataApp();
     const publish = this.publishApp();
     const routed: typeof fetch = (input, init) => {
@@ -180,6 +180,7 @@ export class FakeWorld implements Disposable {
       metadata: { name: "metadata", baseUrl: "http://metadata.test:8002/", apiKey: METADATA_KEY },
       publish: { name: "publish", baseUrl: "http://publish.test:8003/", apiKey: PUBLISH_KEY },
       timeoutMs: options.timeoutMs ?? 5000,
+      maxReplyBytes: options.maxReplyBytes,
       readyTimeoutMs: 1000,
       fetch: options.fetch ?? routed,
     });
