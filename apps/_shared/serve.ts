@@ -12,7 +12,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { ConfigError } from "./app_errors.ts";
 import type { CommonConfig } from "./config.ts";
 import type { Logger } from "./log.ts";
@@ -77,12 +77,28 @@ export function listen(
   options: ListenOptions,
 ): Promise<HttpServer> {
   let draining = false;
+  // Requests in flight per connection: shutdown closes the connections that have none (idle keep-alive
+  // ones, and ones still sending headers, which node:http stops timing once it is closed).
+  const inFlight = new Map<Socket, number>();
   const server = createServer({
     headersTimeout: options.headersTimeoutMs,
     // Bodies are timed by the body reader; an unread body closes its connection after the reply.
     requestTimeout: 0,
     connectionsCheckingInterval: CONNECTION_CHECK_MS,
-  }, (req, res) => void answer(fetch, req, res, () => draining));
+  }, (req, res) => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      inFlight.set(socket, left);
+      if (draining && left === 0) socket.end();
+    });
+    void answer(fetch, req, res, () => draining);
+  });
+  server.on("connection", (socket: Socket) => {
+    inFlight.set(socket, 0);
+    socket.once("close", () => inFlight.delete(socket));
+  });
   const closed = new Promise<void>((resolve) => server.once("close", () => resolve()));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -93,7 +109,7 @@ export function listen(
         shutdown: async () => {
           draining = true;
           server.close();
-          server.closeIdleConnections();
+          for (const [socket, requests] of inFlight) if (requests === 0) socket.destroy();
           await closed;
         },
       });
