@@ -336,6 +336,16 @@ Deno.test("createServiceApp() reads a body within its size, time and concurrency
     assert.deepEqual((await res.json()).payload, { a: [1, 2] });
   });
 
+  await t.step("a streamed (chunked) body within the limits reaches the route", async () => {
+    const { app } = echoService();
+    const parts = ['{"a":', "[1,", "2]}"].map((p) => new TextEncoder().encode(p));
+    const res = await app.request(
+      post("/echo", ReadableStream.from(parts), { ...key, "transfer-encoding": "chunked" }),
+    );
+    assert.equal(res.status, 200);
+    assert.deepEqual((await res.json()).payload, { a: [1, 2] });
+  });
+
   await t.step("a declared length over the limit: 413 before a byte is read", async () => {
     const { app, audit } = echoService();
     const { body, state } = trickle("{", 50);
