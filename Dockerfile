@@ -41,8 +41,11 @@ RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish
  && mkdir -p /data/lsc/staging /data/lsc/production /data/audit \
  && chown -R deno:deno /data
 # The cache and the code stay owned by root: the service can read them, not change them.
+# Outside a container the services listen on 127.0.0.1 by default (BIND_ADDRESS); in one they must
+# listen on every interface of the container to be reached at all.
 ENV SECRETS_MNT_PATH=/run/secrets \
-    SHUTDOWN_GRACE_SECONDS=25
+    SHUTDOWN_GRACE_SECONDS=25 \
+    BIND_ADDRESS=0.0.0.0
 # SIGTERM (Docker's default stop signal) drains requests for SHUTDOWN_GRACE_SECONDS, cancels those still
 # running and gives them 10 s more (apps/_shared/serve.ts): stop timeouts must allow 25 + 10 s and a margin
 # (compose.yaml: stop_grace_period 45s; Kubernetes: terminationGracePeriodSeconds 45).

@@ -1,15 +1,21 @@
 /**
- * The audit trail's record format and chain rules (`docs/audit.md`). Every operation a service answers
- * becomes one record: who called (a key id, never the key), what the request named (project, source host,
- * tables, destination), how it ended (status and error code, never the error's text) and what it wrote
- * (files with their SHA-512, tables, OPAL resources). Never row data or secrets.
+ * The audit trail's record format and chain rules (`docs/audit.md`). Two kinds of record:
+ *
+ * - an **operation** record (`kind: "operation"`) for every authenticated `POST` a service answers: who
+ *   called (a key id, never the key), what the request named (project, source host, tables, destination), how
+ *   it ended (status and error code, never the error's text) and what it wrote (files with their SHA-512,
+ *   tables, OPAL resources). Never row data or secrets.
+ * - a **refusal summary** (`kind: "refusals"`): how many requests a service refused for a missing or wrong
+ *   key during one period. Refusals are counted, not recorded one by one, so that an unauthenticated flood
+ *   costs no disk write per request.
  *
  * Records form a hash chain, one JSON line each:
  *
  * - `sha256` is the SHA-256 (lower-case hex) of the record's canonical JSON without the `sha256` key;
  * - `prev_sha256` is the previous record's `sha256`, or {@link GENESIS_SHA256} for the first record;
  * - `seq` counts records from 1;
- * - the line is the canonical JSON of the whole record (sorted keys, no whitespace), ended by `\n`.
+ * - the line is exactly the canonical JSON of the whole record (sorted keys, no whitespace, no key the
+ *   record's kind does not define, no byte-order mark), ended by `\n`.
  *
  * So an edited byte breaks the record's own `sha256` (or its canonical form), and a deleted, inserted or
  * reordered record breaks the `seq` and `prev_sha256` of the record after it.
@@ -60,13 +66,32 @@ export const AuditOutput = z.object({
 });
 
 /**
+ * The characters and length of a request id a service accepts from its caller (`x-request-id`); any other
+ * value is replaced by one the service generates.
+ */
+export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** A request id as recorded: {@link SAFE_REQUEST_ID}. */
+const RequestId = z.string().regex(SAFE_REQUEST_ID, {
+  error: "must be 1 to 128 letters, digits, '.', '_', ':' or '-'",
+});
+
+/**
  * One operation as a service records it, before it is chained. Every key is always present; `null` means
  * "not named by the request" or "not applicable".
  */
-export const AuditEntry = z.object({
+export const AuditEntry = z.strictObject({
+  kind: z.literal("operation"),
   /** When the record was made (the operation's end), ISO 8601 UTC. */
   time: z.iso.datetime(),
-  request_id: z.string(),
+  /**
+   * The request id shared by every service an operation passes through: the caller's `x-request-id` when it
+   * is safe ({@link SAFE_REQUEST_ID}), else one the first service generated. Not unique: a caller may repeat
+   * it.
+   */
+  request_id: RequestId,
+  /** The id this service generated for this request alone; unique, whatever the caller sent. */
+  service_request_id: z.uuid(),
   /** `approval`, `metadata` or `publish`. */
   service: z.string(),
   /**
@@ -96,18 +121,67 @@ export const AuditEntry = z.object({
   opal_resources: z.array(z.string()).nullable(),
 });
 
-/** A record as it stands in the trail: an entry plus its place in the chain. */
-export const AuditRecord = AuditEntry.extend({
+/** Why a request was refused before anything else looked at it. */
+export const REFUSAL_REASONS = ["missing_key", "wrong_key"] as const;
+
+/** One of {@link REFUSAL_REASONS}. */
+export type RefusalReason = typeof REFUSAL_REASONS[number];
+
+const Count = z.number().int().nonnegative();
+
+/**
+ * How many requests one service refused (403 `forbidden`) for a missing or wrong key during one period.
+ * Written at most once per period (and at shutdown), only when something was refused.
+ */
+export const RefusalSummaryEntry = z.strictObject({
+  kind: z.literal("refusals"),
+  /** When the record was made, ISO 8601 UTC. */
+  time: z.iso.datetime(),
+  /** `approval`, `metadata` or `publish`. */
+  service: z.string(),
+  /** When the first refusal counted here happened. */
+  period_start: z.iso.datetime(),
+  /** When the last refusal counted here happened. */
+  period_end: z.iso.datetime(),
+  /** Requests without an `x-api-key` (or with an empty one). */
+  missing_key: Count,
+  /** Requests with an `x-api-key` that is not the service's key. */
+  wrong_key: Count,
+});
+
+const ChainFields = {
   seq: z.number().int().positive(),
   prev_sha256: Sha256Hex,
   sha256: Sha256Hex,
-});
+};
+
+/** An operation record as it stands in the trail: an entry plus its place in the chain. */
+export const AuditRecord = AuditEntry.extend(ChainFields);
+
+/** A refusal summary as it stands in the trail. */
+export const RefusalSummaryRecord = RefusalSummaryEntry.extend(ChainFields);
+
+/** Any record a trail may hold, told apart by `kind`. */
+export const AnyAuditRecord = z.discriminatedUnion("kind", [AuditRecord, RefusalSummaryRecord]);
 
 export type AuditDestination = z.infer<typeof AuditDestination>;
 export type AuditFile = z.infer<typeof AuditFile>;
 export type AuditOutput = z.infer<typeof AuditOutput>;
 export type AuditEntry = z.infer<typeof AuditEntry>;
 export type AuditRecord = z.infer<typeof AuditRecord>;
+export type RefusalSummaryEntry = z.infer<typeof RefusalSummaryEntry>;
+export type RefusalSummaryRecord = z.infer<typeof RefusalSummaryRecord>;
+export type AnyAuditRecord = z.infer<typeof AnyAuditRecord>;
+
+/** Any entry a service appends. */
+export type AnyAuditEntry = AuditEntry | RefusalSummaryEntry;
+
+/** The record an entry becomes once chained: the entry plus `seq`, `prev_sha256` and `sha256`. */
+export type ChainedRecordOf<E extends AnyAuditEntry> = E & {
+  seq: number;
+  prev_sha256: string;
+  sha256: string;
+};
 
 /** The end of a chain: what the next record links to. */
 export interface AuditLink {
@@ -116,8 +190,8 @@ export interface AuditLink {
 }
 
 /** A chained record and the line that stores it (without the `\n`). */
-export interface ChainedAuditRecord {
-  readonly record: AuditRecord;
+export interface ChainedAuditRecord<R = AnyAuditRecord> {
+  readonly record: R;
   readonly line: string;
 }
 
@@ -159,6 +233,9 @@ export async function auditKeyId(apiKey: string): Promise<string> {
   return (await sha256Hex(apiKey)).slice(0, KEY_ID_LENGTH);
 }
 
+/** U+FEFF, which some editors put at the start of a file. */
+const BYTE_ORDER_MARK = "\uFEFF";
+
 /** The SHA-256 a record must carry: over its canonical JSON without the `sha256` key. */
 function recordHash(record: Record<string, unknown>): Promise<string> {
   const { sha256: _own, ...content } = record;
@@ -171,20 +248,22 @@ function recordHash(record: Record<string, unknown>): Promise<string> {
  * @returns the record, with `seq`, `prev_sha256` and `sha256`, and its canonical line.
  * @throws {TypeError} when the entry is not a valid {@link AuditEntry}.
  */
-export async function chainAuditRecord(
-  entry: AuditEntry,
+export async function chainAuditRecord<E extends AnyAuditEntry>(
+  entry: E,
   previous: AuditLink | undefined,
-): Promise<ChainedAuditRecord> {
-  const parsed = AuditEntry.safeParse(entry);
+): Promise<ChainedAuditRecord<ChainedRecordOf<E>>> {
+  const schema = entry.kind === "refusals" ? RefusalSummaryEntry : AuditEntry;
+  const parsed = schema.safeParse(entry);
   if (!parsed.success) {
     throw new TypeError(`Cannot record an invalid audit entry: ${issueList(parsed.error)}`);
   }
+  const checked = parsed.data as E;
   const content = {
-    ...parsed.data,
+    ...checked,
     seq: (previous?.seq ?? 0) + 1,
     prev_sha256: previous?.sha256 ?? GENESIS_SHA256,
   };
-  const record: AuditRecord = { ...content, sha256: await recordHash(content) };
+  const record = { ...content, sha256: await recordHash(content) } as ChainedRecordOf<E>;
   return { record, line: canonicalJson(record) };
 }
 
@@ -195,8 +274,13 @@ export async function chainAuditRecord(
  */
 export async function readAuditLine(
   line: string,
-): Promise<{ record: AuditRecord } | { problem: string }> {
+): Promise<{ record: AnyAuditRecord } | { problem: string }> {
   if (line === "") return { problem: "is empty" };
+  if (line.startsWith(BYTE_ORDER_MARK)) {
+    return {
+      problem: "starts with a byte-order mark: it is not a record as the services write it",
+    };
+  }
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -206,13 +290,12 @@ export async function readAuditLine(
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return { problem: "is not a JSON object" };
   }
-  const parsed = AuditRecord.safeParse(value);
+  const parsed = AnyAuditRecord.safeParse(value);
   if (!parsed.success) return { problem: `is not an audit record: ${issueList(parsed.error)}` };
-  const raw = value as Record<string, unknown>;
-  if (await recordHash(raw) !== parsed.data.sha256) {
+  if (await recordHash(parsed.data) !== parsed.data.sha256) {
     return { problem: "was edited: its content does not match its sha256" };
   }
-  if (canonicalJson(raw) !== line) {
+  if (canonicalJson(parsed.data) !== line) {
     return { problem: "was edited: it is not in canonical form (reformatted or re-keyed)" };
   }
   return { record: parsed.data };

@@ -8,14 +8,17 @@ import {
   GENESIS_SHA256,
   publishedOutput,
   readAuditLine,
+  type RefusalSummaryEntry,
   sha256Hex,
   verifyAuditChain,
 } from "./audit.ts";
 
 function anEntry(overrides: Partial<AuditEntry> = {}): AuditEntry {
   return {
+    kind: "operation",
     time: "2025-06-11T09:30:00.000Z",
     request_id: "req-1",
+    service_request_id: "6b1f3c7e-8a52-4d0e-9c11-2f4e5d6a7b8c",
     service: "approval",
     caller_key_id: "0123456789abcdef",
     action: "/project/package",
@@ -35,12 +38,26 @@ function anEntry(overrides: Partial<AuditEntry> = {}): AuditEntry {
   };
 }
 
-/** The lines of a trail of `count` records, chained. */
+function aRefusalSummary(overrides: Partial<RefusalSummaryEntry> = {}): RefusalSummaryEntry {
+  return {
+    kind: "refusals",
+    time: "2025-06-11T09:31:00.000Z",
+    service: "approval",
+    period_start: "2025-06-11T09:30:00.000Z",
+    period_end: "2025-06-11T09:30:59.000Z",
+    missing_key: 1200,
+    wrong_key: 3,
+    ...overrides,
+  };
+}
+
+/** The lines of a trail of `count` records, chained; the fourth is a refusal summary. */
 async function trailLines(count: number): Promise<string[]> {
   const lines: string[] = [];
   let previous: { seq: number; sha256: string } | undefined;
   for (let i = 1; i <= count; i++) {
-    const { record, line } = await chainAuditRecord(anEntry({ request_id: `req-${i}` }), previous);
+    const entry = i === 4 ? aRefusalSummary() : anEntry({ request_id: `req-${i}` });
+    const { record, line } = await chainAuditRecord(entry, previous);
     previous = { seq: record.seq, sha256: record.sha256 };
     lines.push(line);
   }
@@ -92,19 +109,33 @@ Deno.test("chainAuditRecord() links to the genesis, then to the previous record"
   assert.equal(second.record.prev_sha256, first.record.sha256);
 });
 
-Deno.test("chainAuditRecord() rejects an invalid entry", async () => {
-  await assert.rejects(chainAuditRecord(anEntry({ time: "now" }), undefined), TypeError);
-  await assert.rejects(
-    chainAuditRecord(anEntry({ caller_key_id: "the-key" }), undefined),
-    TypeError,
-  );
+Deno.test("chainAuditRecord() rejects an invalid entry", async (t) => {
+  const invalid: [string, unknown][] = [
+    ["a time that is not ISO 8601", anEntry({ time: "now" })],
+    ["a caller key id that is not a key id", anEntry({ caller_key_id: "the-key" })],
+    ["an unsafe request id", anEntry({ request_id: "a b" })],
+    ["a request id of 129 characters", anEntry({ request_id: "r".repeat(129) })],
+    ["a service request id that is not a UUID", anEntry({ service_request_id: "req-1" })],
+    ["a key the record kind does not define", { ...anEntry(), note: "x" }],
+    ["a negative refusal count", aRefusalSummary({ wrong_key: -1 })],
+    ["a refusal summary with an operation's key", { ...aRefusalSummary(), status: 403 }],
+    ["an unknown kind", { ...anEntry(), kind: "other" }],
+  ];
+  for (const [name, entry] of invalid) {
+    await t.step(name, async () => {
+      await assert.rejects(chainAuditRecord(entry as AuditEntry, undefined), TypeError);
+    });
+  }
 });
 
-Deno.test("readAuditLine() returns an intact record", async () => {
-  const [line = ""] = await trailLines(1);
-  const read = await readAuditLine(line);
-  assert.ok("record" in read);
-  assert.equal(read.record.request_id, "req-1");
+Deno.test("readAuditLine() returns an intact record of either kind", async () => {
+  const lines = await trailLines(4);
+  const operation = await readAuditLine(lines[0]!);
+  assert.ok("record" in operation && operation.record.kind === "operation");
+  assert.equal(operation.record.request_id, "req-1");
+  const summary = await readAuditLine(lines[3]!);
+  assert.ok("record" in summary && summary.record.kind === "refusals");
+  assert.deepEqual([summary.record.missing_key, summary.record.wrong_key], [1200, 3]);
 });
 
 Deno.test("verifyAuditChain() accepts an intact trail and an empty one", async () => {
@@ -135,7 +166,12 @@ Deno.test("verifyAuditChain() reports the first broken record of a tampered trai
       5,
       /edited/,
     ],
-    ["an added field", () => lines.with(1, edit(lines[1]!, { note: "x" })), 2, /edited/],
+    [
+      "an added field",
+      () => lines.with(1, edit(lines[1]!, { note: "x" })),
+      2,
+      /not an audit record: .*"note"/,
+    ],
     [
       "a removed field",
       () => {
@@ -175,6 +211,43 @@ Deno.test("verifyAuditChain() reports the first broken record of a tampered trai
     ["an empty line", () => lines.toSpliced(2, 0, ""), 3, /is empty/],
     ["a line that is not JSON", () => lines.with(3, "{oops"), 4, /not valid JSON/],
     ["a JSON array", () => lines.with(3, "[]"), 4, /not a JSON object/],
+    [
+      "a byte-order mark before the first record",
+      () => lines.with(0, "\uFEFF" + lines[0]!),
+      1,
+      /byte-order mark/,
+    ],
+    [
+      "a byte-order mark before a later record",
+      () => lines.with(2, "\uFEFF" + lines[2]!),
+      3,
+      /byte-order mark/,
+    ],
+    [
+      "an added key with the sha256 recomputed, on the last record",
+      async () => lines.with(4, await forge(lines[4]!, { note: "x" })),
+      5,
+      /not an audit record: .*"note"/,
+    ],
+    [
+      "an edited refusal count with the sha256 recomputed",
+      async () => lines.with(3, await forge(lines[3]!, { missing_key: 0 })),
+      5,
+      /does not chain to the record before it/,
+    ],
+    [
+      "a carriage return at the end of a line",
+      () => lines.with(1, lines[1]! + "\r"),
+      2,
+      /canonical/,
+    ],
+    ["a space before a record", () => lines.with(1, " " + lines[1]!), 2, /canonical/],
+    [
+      "a character written as an escape",
+      () => lines.with(1, lines[1]!.replace('"approval"', '"appr\\u006fval"')),
+      2,
+      /canonical/,
+    ],
   ];
   for (const [name, tamper, line, reason] of cases) {
     await t.step(name, async () => {

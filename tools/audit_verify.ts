@@ -13,7 +13,9 @@ const NEWLINE = 0x0a;
 /** Verifies the trail in a file, one line at a time. */
 export async function verifyAuditFile(path: string): Promise<AuditVerification> {
   const verifier = new AuditChainVerifier();
-  const decoder = new TextDecoder("utf-8", { fatal: true });
+  // ignoreBOM: a byte-order mark stays in the line, where the record check reports it (the default would
+  // drop it silently, and a file that is not what the services wrote would pass).
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   using file = await Deno.open(path, { read: true });
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { canonicalJson } from "../domain/audit.ts";
+import { canonicalJson, chainAuditRecord, sha256Hex } from "../domain/audit.ts";
 import { FileAuditTrail } from "../adapters/filesystem/file_audit_trail.ts";
 import { anAuditEntry } from "../tests/contracts/audit_trail_contract.ts";
 import { verifyAuditFile } from "./audit_verify.ts";
@@ -58,6 +58,9 @@ Deno.test({
         ["a deleted record", (l) => textOf(l.toSpliced(1, 1)), 2],
         ["reordered records", (l) => textOf(l.with(3, l[4]!).with(4, l[3]!)), 4],
         ["a truncated last record", (l) => textOf(l).slice(0, -40), 5],
+        ["a byte-order mark at the start of the file", (l) => "\uFEFF" + textOf(l), 1],
+        ["a byte-order mark before a later record", (l) => textOf(l.with(3, "\uFEFF" + l[3]!)), 4],
+        ["Windows line ends", (l) => textOf(l).replaceAll("\n", "\r\n"), 1],
       ];
       for (const [name, tamper, line] of tampered) {
         await t.step(`exit 1 and line ${line} for ${name}`, async () => {
@@ -69,6 +72,35 @@ Deno.test({
           assert.match(out, new RegExp(`\\(${line - 1} intact records before it\\)`));
         });
       }
+
+      await t.step(
+        "exit 1 for a record with a key its kind does not define, even re-hashed",
+        async () => {
+          const broken = join(dir, "extra-key.jsonl");
+          await Deno.writeTextFile(broken, textOf(lines.with(4, await forge(lines[4]!, { x: 1 }))));
+          const { code, out } = await auditVerify(broken);
+          assert.equal(code, 1, out);
+          assert.match(out, /^broken: line 5 is not an audit record: .*"x"/);
+        },
+      );
+
+      await t.step("exit 0 for a trail with a refusal summary", async () => {
+        const mixed = join(dir, "mixed.jsonl");
+        const last = JSON.parse(lines[4]!);
+        const summary = await chainAuditRecord({
+          kind: "refusals",
+          time: "2025-06-11T09:31:00.000Z",
+          service: "approval",
+          period_start: "2025-06-11T09:30:00.000Z",
+          period_end: "2025-06-11T09:30:59.000Z",
+          missing_key: 100,
+          wrong_key: 0,
+        }, { seq: last.seq, sha256: last.sha256 });
+        await Deno.writeTextFile(mixed, textOf([...lines, summary.line]));
+        const { code, out } = await auditVerify(mixed);
+        assert.equal(code, 0, out);
+        assert.match(out, /^intact: 6 records/);
+      });
 
       await t.step("exit 2 for a file that cannot be read, or no path", async () => {
         assert.equal((await auditVerify(join(dir, "missing.jsonl"))).code, 2);
@@ -92,4 +124,10 @@ function textOf(lines: readonly string[]): string {
 
 function edit(line: string, changes: Record<string, unknown>): string {
   return canonicalJson({ ...JSON.parse(line), ...changes });
+}
+
+/** Changes a record and recomputes its own sha256, as a careful forger would. */
+async function forge(line: string, changes: Record<string, unknown>): Promise<string> {
+  const { sha256: _, ...content } = { ...JSON.parse(line), ...changes };
+  return canonicalJson({ ...content, sha256: await sha256Hex(canonicalJson(content)) });
 }

@@ -29,7 +29,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../apps/_shared/app_errors.ts";
 import { type LogSink, stdoutSink } from "../apps/_shared/log.ts";
-import type { RunnableService } from "../apps/_shared/serve.ts";
+import { type HttpServer, listen, type RunnableService } from "../apps/_shared/serve.ts";
 import { buildApprovalService } from "../apps/approval/main.ts";
 import { buildMetadataService } from "../apps/metadata/main.ts";
 import { buildPublishService } from "../apps/publish/main.ts";
@@ -155,20 +155,18 @@ async function writeConfiguration(run: string): Promise<Layout> {
 // The stack: PGlite on TCP and the three services.
 
 interface Listening {
-  readonly server: Deno.HttpServer<Deno.NetAddr>;
+  readonly server: HttpServer;
   readonly port: number;
   readonly close: () => Promise<void>;
 }
 
-function listen(name: string, service: RunnableService): Listening {
+/** Serves a service the way `runService` does (same header timeout), on the demo's host. */
+async function listenAs(name: string, service: RunnableService): Promise<Listening> {
   try {
-    const server = Deno.serve(
-      { hostname: HOST, port: service.port, onListen: () => {} },
-      service.fetch,
-    );
-    return { server, port: server.addr.port, close: () => service.close?.() ?? Promise.resolve() };
+    const server = await listen(service.fetch, { ...service, hostname: HOST });
+    return { server, port: server.port, close: () => service.close?.() ?? Promise.resolve() };
   } catch (e) {
-    if (e instanceof Deno.errors.AddrInUse) {
+    if ((e as { code?: unknown }).code === "EADDRINUSE" || e instanceof Deno.errors.AddrInUse) {
       throw new ConfigError(
         `Cannot start the ${name} service: port ${service.port} is in use; stop what uses it, or run with --ports auto`,
       );
@@ -255,17 +253,17 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
         await s.close();
       }));
     });
-    const metadata = listen(
+    const metadata = await listenAs(
       "metadata",
       await buildMetadataService({ ...env, PORT: portOf("metadata") }, logSink),
     );
     servers.push(metadata);
-    const publish = listen(
+    const publish = await listenAs(
       "publish",
       await buildPublishService({ ...env, PORT: portOf("publish") }, logSink),
     );
     servers.push(publish);
-    const approval = listen(
+    const approval = await listenAs(
       "approval",
       await buildApprovalService({
         ...env,

@@ -25,7 +25,7 @@
  * @module
  */
 import { type AuditLink, chainAuditRecord, readAuditLine } from "../../domain/audit.ts";
-import type { AuditEntry, AuditRecord } from "../../domain/audit.ts";
+import type { AnyAuditEntry, ChainedRecordOf } from "../../domain/audit.ts";
 import { type AuditTrail, AuditTrailUnavailableError } from "../../ports/audit_trail.ts";
 
 /** Options for {@link FileAuditTrail}. */
@@ -37,7 +37,8 @@ export interface FileAuditTrailOptions {
 const NEWLINE = 0x0a;
 const CHUNK = 64 * 1024;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM keeps a byte-order mark in the text, so that the record check reports it as damage.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The end of the file as an append sees it. */
 interface Tail {
@@ -65,7 +66,7 @@ export class FileAuditTrail implements AuditTrail {
     await lastLink(await readTail(file));
   }
 
-  async append(entry: AuditEntry): Promise<AuditRecord> {
+  async append<E extends AnyAuditEntry>(entry: E): Promise<ChainedRecordOf<E>> {
     using file = await this.#open();
     await lock(file, true);
     const tail = await readTail(file);

@@ -4,17 +4,20 @@
  * @module
  */
 import {
-  type AuditEntry,
+  type AnyAuditEntry,
+  type AnyAuditRecord,
   type AuditLink,
   type AuditRecord,
   chainAuditRecord,
+  type ChainedRecordOf,
+  type RefusalSummaryRecord,
 } from "../../domain/audit.ts";
 import { type AuditTrail, AuditTrailUnavailableError } from "../../ports/audit_trail.ts";
 
 /** Keeps the trail's lines in memory, chained exactly as the file adapter chains them. */
 export class MemoryAuditTrail implements AuditTrail {
   readonly #lines: string[] = [];
-  readonly #records: AuditRecord[] = [];
+  readonly #records: AnyAuditRecord[] = [];
   #last: AuditLink | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #checkFailure: string | undefined;
@@ -25,9 +28,14 @@ export class MemoryAuditTrail implements AuditTrail {
     return this.#lines;
   }
 
-  /** The stored records, in order. */
+  /** The stored operation records, in order. */
   get records(): readonly AuditRecord[] {
-    return this.#records;
+    return this.#records.filter((r): r is AuditRecord => r.kind === "operation");
+  }
+
+  /** The stored refusal summaries, in order. */
+  get refusalSummaries(): readonly RefusalSummaryRecord[] {
+    return this.#records.filter((r): r is RefusalSummaryRecord => r.kind === "refusals");
   }
 
   /** The trail as its file would hold it. */
@@ -50,7 +58,7 @@ export class MemoryAuditTrail implements AuditTrail {
     return Promise.reject(new AuditTrailUnavailableError(this.#checkFailure));
   }
 
-  append(entry: AuditEntry): Promise<AuditRecord> {
+  append<E extends AnyAuditEntry>(entry: E): Promise<ChainedRecordOf<E>> {
     // One append at a time, as the file adapter's lock serialises them.
     const appended = this.#queue.then(async () => {
       if (this.#appendFailure !== undefined) {
@@ -58,7 +66,7 @@ export class MemoryAuditTrail implements AuditTrail {
       }
       const { record, line } = await chainAuditRecord(entry, this.#last);
       this.#lines.push(line);
-      this.#records.push(record);
+      this.#records.push(record as AnyAuditRecord);
       this.#last = { seq: record.seq, sha256: record.sha256 };
       return record;
     });

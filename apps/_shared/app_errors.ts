@@ -32,6 +32,17 @@ export class SubServiceProtocolError extends AppError {
   }
 }
 
+/** A sub-service's reply is larger than the gateway reads (`SUBSERVICE_MAX_REPLY_BYTES`). */
+export class SubServiceReplyTooLargeError extends AppError {
+  readonly code = "sub_service_reply_too_large";
+
+  constructor(readonly service: string, readonly maxBytes: number) {
+    super(
+      `The ${service} service sent a reply larger than ${maxBytes} bytes, which the gateway does not read`,
+    );
+  }
+}
+
 /** Configuration that prevents a service from starting. */
 export class ConfigError extends AppError {
   readonly code = "config_error";

@@ -22,8 +22,10 @@ import {
 } from "../../domain/audit.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { ConfigError } from "./app_errors.ts";
-import { errorReply, type ErrorStyle, requestIdOf } from "./http_errors.ts";
+import { errorReply, type ErrorStyle } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
+import { bufferedBodyOf } from "./request_body.ts";
+import { requestIdOf, requestLogFields, serviceRequestIdOf } from "./request_ids.ts";
 
 const OUTPUT_KEY = "auditOutput";
 const AUTHENTICATED_KEY = "auditAuthenticated";
@@ -57,8 +59,9 @@ function isAuthenticated(c: Context): boolean {
 }
 
 /**
- * Records every POST, refused ones included, after the rest of the stack answered it. Put it outside the
- * body limit and the key check, so that their refusals are recorded too.
+ * Records every authenticated POST, refused ones included, after the rest of the stack answered it. Put it
+ * after the key check (key refusals are summarised by `RefusalTally`, not recorded one by one, so a flood
+ * costs no write) and before the body reader, so that its refusals (413, 408, 503) are recorded.
  */
 export function auditTrailMiddleware(options: AuditMiddlewareOptions): MiddlewareHandler {
   const { trail, log, style } = options;
@@ -70,7 +73,7 @@ export function auditTrailMiddleware(options: AuditMiddlewareOptions): Middlewar
       await trail.checkWritable();
     } catch (e) {
       log.error("audit_unavailable", {
-        request_id: requestIdOf(c),
+        ...requestLogFields(c),
         message: (e as Error).message,
       });
       return errorReply(c, style, 503, {
@@ -85,7 +88,7 @@ export function auditTrailMiddleware(options: AuditMiddlewareOptions): Middlewar
       await trail.append(entry);
     } catch (e) {
       log.error("audit_write_failed", {
-        request_id: requestIdOf(c),
+        ...requestLogFields(c),
         message: (e as Error).message,
         record: canonicalJson(entry),
       });
@@ -106,12 +109,14 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
   const ok = status >= 200 && status < 300;
   const output = (c.get(OUTPUT_KEY as never) as AuditOutput | undefined) ?? {};
   return {
+    kind: "operation",
     time: new Date().toISOString(),
     request_id: requestIdOf(c),
+    service_request_id: serviceRequestIdOf(c),
     service,
     caller_key_id: authenticated ? keyId : null,
     action: c.req.path.slice(0, MAX_ACTION_LENGTH),
-    ...(authenticated ? auditRequestFields(await bodyOf(c)) : NO_REQUEST_FIELDS),
+    ...(authenticated ? auditRequestFields(bodyOf(c)) : NO_REQUEST_FIELDS),
     outcome: ok ? "success" : "error",
     status,
     error_code: ok ? null : await errorCodeOf(c.res),
@@ -121,10 +126,15 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
   };
 }
 
-/** The request body as the handler read it (Hono caches it), or `undefined` when it is not JSON. */
-async function bodyOf(c: Context): Promise<unknown> {
+/**
+ * The request body as the body reader read it, or `undefined` when it read none (refused for its size, its
+ * time or the concurrency cap) or it is not JSON. The connection is never read from here.
+ */
+function bodyOf(c: Context): unknown {
+  const bytes = bufferedBodyOf(c);
+  if (bytes === undefined) return undefined;
   try {
-    return await c.req.json();
+    return JSON.parse(new TextDecoder().decode(bytes));
   } catch {
     return undefined;
   }

@@ -51,8 +51,11 @@ Deno.test("audit trail: a package request makes exactly one record with what it 
   assert.equal(res.status, 200);
   const reply = await res.json();
   const record = only(world.audit.records);
-  const { time, seq, prev_sha256, sha256, files, ...rest } = record;
+  const { time, seq, prev_sha256, sha256, files, service_request_id, ...rest } = record;
+  assert.match(service_request_id, /^[0-9a-f-]{36}$/);
+  assert.notEqual(service_request_id, "req-42");
   assert.deepEqual(rest, {
+    kind: "operation",
     request_id: "req-42",
     service: "publish",
     caller_key_id: await auditKeyId(PUBLISH_KEY),
@@ -104,31 +107,37 @@ Deno.test("audit trail: a publish request records every published file with its 
 });
 
 Deno.test("audit trail: refused requests are recorded as errors", async (t) => {
-  await t.step("a wrong key: no caller id, and the body is not read", async () => {
+  await t.step("a missing or wrong key: no record each, one summary with the counts", async () => {
     using world = auditedWorld();
-    const res = await world.publishApp().request(
-      postJson("/data-publish/package", aTransferRequest(), "wrong-key-0123456789"),
+    const app = world.publishApp();
+    const keys = ["", "wrong-key-0123456789", "wrong-key-0123456789", undefined];
+    for (const key of keys) {
+      const request = postJson("/data-publish/package", aTransferRequest(), key ?? "");
+      if (key === undefined) request.headers.delete("x-api-key");
+      assert.equal((await app.request(request)).status, 403);
+    }
+    assert.deepEqual(world.audit.lines, [], "no record per refusal");
+    assert.ok(!world.publishLog.lines.some((l) => l.includes('"status":403')), "no log line each");
+    await world.refusalsOf("publish").flush();
+    const [summary, ...more] = world.audit.refusalSummaries;
+    assert.deepEqual(more, []);
+    const { time, period_start, period_end, seq, prev_sha256, sha256, ...counts } = summary!;
+    assert.deepEqual(counts, {
+      kind: "refusals",
+      service: "publish",
+      missing_key: 2,
+      wrong_key: 2,
+    });
+    assert.ok(Date.parse(period_start) <= Date.parse(period_end));
+    assert.ok(Date.parse(period_end) <= Date.parse(time));
+    assert.equal(seq, 1);
+    assert.ok(prev_sha256 !== sha256);
+    const logged = world.publishLog.lines.map((l) => JSON.parse(l)).filter((e) =>
+      e.event === "requests_refused"
     );
-    assert.equal(res.status, 403);
-    const record = only(world.audit.records);
-    assert.deepEqual(
-      {
-        outcome: record.outcome,
-        status: record.status,
-        error_code: record.error_code,
-        caller_key_id: record.caller_key_id,
-        project_name: record.project_name,
-        destination: record.destination,
-      },
-      {
-        outcome: "error",
-        status: 403,
-        error_code: "forbidden",
-        caller_key_id: null,
-        project_name: null,
-        destination: null,
-      },
-    );
+    assert.deepEqual(logged.map((e) => [e.missing_key, e.wrong_key]), [[2, 2]]);
+    await world.refusalsOf("publish").flush();
+    assert.equal(world.audit.lines.length, 1, "nothing new to summarise, nothing written");
   });
 
   await t.step("an invalid body: 422, with only the well-formed fields kept", async () => {
@@ -291,7 +300,9 @@ Deno.test("audit trail: fail-closed", async (t) => {
   await t.step("/ready reports an unwritable trail without naming a path", async () => {
     using world = auditedWorld();
     world.audit.failChecks("Permission denied: /secret/place/audit.jsonl");
-    const res = await world.metadataApp().request("http://test.local/ready");
+    const res = await world.metadataApp().request("http://test.local/ready", {
+      headers: { "x-api-key": METADATA_KEY },
+    });
     assert.equal(res.status, 503);
     const checks = (await res.json()).payload.checks;
     assert.deepEqual(checks.at(-1), {

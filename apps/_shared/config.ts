@@ -9,8 +9,11 @@ import { z } from "zod";
 import { MYSQL_SSL_MODES } from "../../adapters/mysql/mysql_tls.ts";
 import { POSTGRES_SSL_MODES } from "../../adapters/postgres/postgres_tls.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
+import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { ConfigError } from "./app_errors.ts";
+import type { BodyReading } from "./create_app.ts";
 import type { Logger } from "./log.ts";
+import { RefusalTally } from "./refusals.ts";
 
 /** The shortest API key a service accepts. */
 export const MIN_API_KEY_LENGTH = 16;
@@ -34,7 +37,47 @@ export const CommonEnv = z.object({
   MAX_BODY_BYTES: z.coerce.number<unknown>().int().positive().default(1024 * 1024),
   /** How long a shutdown lets requests in flight finish before cancelling them. */
   SHUTDOWN_GRACE_SECONDS: z.coerce.number<unknown>().min(0).max(3600).default(25),
+  /**
+   * The address the service listens on: loopback by default, so that outside a container only this host
+   * reaches it; the container images and manifests set `0.0.0.0`.
+   */
+  BIND_ADDRESS: z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, {
+    error: "must be an IP address or a host name",
+  }).default("127.0.0.1"),
+  /** A client must send a request's line and headers within this time, or the connection is closed. */
+  HEADERS_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().max(300).default(10),
+  /** A request body must arrive within this time (408 otherwise). */
+  BODY_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().max(3600).default(30),
+  /** A request body that sends nothing for this long is cut off (408). */
+  BODY_IDLE_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().max(3600).default(10),
+  /** How many request bodies are read at once; more get 503 with Retry-After. */
+  MAX_CONCURRENT_BODIES: z.coerce.number<unknown>().int().min(1).max(1024).default(16),
+  /** How often at most the refusals for a missing or wrong key are summarised (log and audit trail). */
+  AUDIT_REFUSAL_INTERVAL_SECONDS: z.coerce.number<unknown>().min(1).max(86_400).default(60),
 });
+
+/** The parsed {@link CommonEnv}. */
+export type CommonConfig = z.infer<typeof CommonEnv>;
+
+/** How the HTTP stack reads bodies, from {@link CommonEnv}. */
+export function bodyReadingFrom(config: CommonConfig): BodyReading {
+  return {
+    timeoutMs: config.BODY_TIMEOUT_SECONDS * 1000,
+    idleTimeoutMs: config.BODY_IDLE_TIMEOUT_SECONDS * 1000,
+    maxConcurrent: config.MAX_CONCURRENT_BODIES,
+  };
+}
+
+/**
+ * The refusal tally of a service, from {@link CommonEnv}: its summaries go to `log` and `trail`. The
+ * composition root closes it at shutdown.
+ */
+export function refusalTallyFrom(
+  config: CommonConfig,
+  options: { service: string; log: Logger; trail: AuditTrail | undefined },
+): RefusalTally {
+  return new RefusalTally({ ...options, intervalMs: config.AUDIT_REFUSAL_INTERVAL_SECONDS * 1000 });
+}
 
 /** Parses an env record with a zod schema, listing every bad variable in one {@link ConfigError}. */
 export function parseEnv<T extends z.ZodType>(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "./app_errors.ts";
-import { CommonEnv, parseEnv, portFrom } from "./config.ts";
+import { bodyReadingFrom, CommonEnv, parseEnv, portFrom } from "./config.ts";
 
 Deno.test("CommonEnv SECRETS_PROVIDER", async (t) => {
   await t.step("defaults to file", () => {
@@ -31,4 +31,50 @@ Deno.test("portFrom()", async (t) => {
     assert.throws(() => portFrom({ PORT: "http" }, 8002), ConfigError);
     assert.throws(() => portFrom({ PORT: "70000" }, 8002), ConfigError);
   });
+});
+
+Deno.test("CommonEnv HTTP limits and BIND_ADDRESS", async (t) => {
+  await t.step("defaults: loopback, 10 s headers, 30 s body, 10 s idle, 16 bodies, 60 s", () => {
+    const config = parseEnv(CommonEnv, {});
+    assert.deepEqual(
+      [
+        config.BIND_ADDRESS,
+        config.HEADERS_TIMEOUT_SECONDS,
+        config.BODY_TIMEOUT_SECONDS,
+        config.BODY_IDLE_TIMEOUT_SECONDS,
+        config.MAX_CONCURRENT_BODIES,
+        config.AUDIT_REFUSAL_INTERVAL_SECONDS,
+      ],
+      ["127.0.0.1", 10, 30, 10, 16, 60],
+    );
+    assert.deepEqual(bodyReadingFrom(config), {
+      timeoutMs: 30_000,
+      idleTimeoutMs: 10_000,
+      maxConcurrent: 16,
+    });
+  });
+  for (const address of ["0.0.0.0", "::", "10.1.2.3", "publisher.internal"]) {
+    await t.step(`accepts BIND_ADDRESS ${address}`, () => {
+      assert.equal(parseEnv(CommonEnv, { BIND_ADDRESS: address }).BIND_ADDRESS, address);
+    });
+  }
+  const wrong: [string, string][] = [
+    ["BIND_ADDRESS", "0.0.0.0 --evil"],
+    ["BIND_ADDRESS", ""],
+    ["HEADERS_TIMEOUT_SECONDS", "0"],
+    ["HEADERS_TIMEOUT_SECONDS", "ten"],
+    ["BODY_TIMEOUT_SECONDS", "-1"],
+    ["BODY_IDLE_TIMEOUT_SECONDS", "0"],
+    ["MAX_CONCURRENT_BODIES", "0"],
+    ["MAX_CONCURRENT_BODIES", "1.5"],
+    ["AUDIT_REFUSAL_INTERVAL_SECONDS", "0"],
+  ];
+  for (const [name, value] of wrong) {
+    await t.step(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {
+      assert.throws(
+        () => parseEnv(CommonEnv, { [name]: value }),
+        (e: unknown) => e instanceof ConfigError && e.message.includes(`${name}: `),
+      );
+    });
+  }
 });

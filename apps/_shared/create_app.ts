@@ -1,25 +1,35 @@
 /**
- * The one HTTP stack every service is built on: request ids, access logs, the audit trail, a body-size limit,
- * `x-api-key` authentication, the CR8TOR envelope for every outcome, `/health`, `/ready`, `/openapi.json`
- * and `/docs`.
+ * The one HTTP stack every service is built on, in this order: request ids, access logs, `x-api-key`
+ * authentication, the audit trail, reading the body (size, time and concurrency limits), a JSON depth
+ * limit; the CR8TOR envelope for every outcome; `/health`, `/ready`, `/openapi.json` and `/docs`.
+ *
+ * The key is checked before anything touches the body: a request without the right key is answered 403
+ * whatever its `Content-Length` or `Transfer-Encoding`, and not a byte of its body is read. Such refusals
+ * are counted ({@link RefusalTally}) instead of being logged and audited one by one.
  *
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { requestId } from "hono/request-id";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
 import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
-import { errorBody, errorReply, type ErrorStyle, requestIdOf, statusOf } from "./http_errors.ts";
+import { errorBody, errorReply, type ErrorStyle, statusOf } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
 import { docsPage } from "./docs_page.ts";
 import { jsonDepthLimit, MAX_JSON_DEPTH } from "./json_depth.ts";
+import { DEFAULT_REFUSAL_INTERVAL_MS, RefusalTally } from "./refusals.ts";
+import {
+  type BodyRefusal,
+  DEFAULT_BODY_READING,
+  type RequestBodyLimits,
+  requestBodyReader,
+} from "./request_body.ts";
+import { requestIdOf, requestIds, requestLogFields } from "./request_ids.ts";
 
 /** One dependency the service needs, as `/ready` reports it. */
 export interface ReadinessCheck {
@@ -45,10 +55,27 @@ export interface ServiceOptions {
   readonly detailPrefix: string;
   /** Where every POST is recorded (`AUDIT_LOG_PATH`); without it the service keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
+  /** Time and concurrency limits on reading bodies; {@link DEFAULT_BODY_READING} by default. */
+  readonly bodyReading?: BodyReading | undefined;
+  /**
+   * Counts key refusals and writes their summaries; by default one of its own, with the service's audit
+   * trail and a 60 s period. The composition root passes one so that it can close it at shutdown.
+   */
+  readonly refusals?: RefusalTally | undefined;
 }
 
-/** Paths anyone may call without a key. */
+/** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
+export type BodyReading = Omit<RequestBodyLimits, "maxBytes">;
+
+/** Paths anyone may `GET` (or `HEAD`) without a key; any other method needs the key there too. */
 const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json", "/docs"]);
+
+/** Whether a request may go without a key. */
+function isPublic(c: Context): boolean {
+  return PUBLIC_PATHS.has(c.req.path) && (c.req.method === "GET" || c.req.method === "HEAD");
+}
+
+const REFUSED_KEY = "keyRefused";
 
 const FORBIDDEN_DETAIL =
   "Could not validate API key. Please provide a valid API key in the header.";
@@ -60,6 +87,7 @@ export const API_KEY_SECURITY = [{ ApiKey: [] }];
 export function errorResponses(...statuses: number[]) {
   const descriptions: Record<number, string> = {
     403: "Missing or wrong x-api-key",
+    408: "The request body did not arrive in time; the connection is closed",
     404: "Something the request names does not exist",
     409: "The request conflicts with the staged or published state",
     413: "Request body too large",
@@ -67,11 +95,11 @@ export function errorResponses(...statuses: number[]) {
     500: "Server-side failure",
     501: "Not supported by this version",
     502: "A database or sub-service could not be reached",
-    503: "The audit trail cannot be written; nothing was done",
+    503: "The audit trail cannot be written, or too many bodies are being read; nothing was done",
     504: "A sub-service did not answer in time",
   };
   return Object.fromEntries(
-    [403, 413, 422, 500, 503, ...statuses].map((status) => [status, {
+    [403, 408, 413, 422, 500, 503, ...statuses].map((status) => [status, {
       description: descriptions[status] ?? "Error",
       content: { "application/json": { schema: ErrorEnvelope } },
     }]),
@@ -106,17 +134,46 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     },
   });
 
-  app.use(requestId({ headerName: "x-request-id" }));
+  const refusals = options.refusals ?? new RefusalTally({
+    service: options.service,
+    log,
+    trail: options.auditTrail,
+    intervalMs: DEFAULT_REFUSAL_INTERVAL_MS,
+  });
+  const bodyLimits: RequestBodyLimits = {
+    ...DEFAULT_BODY_READING,
+    ...options.bodyReading,
+    maxBytes: options.maxBodyBytes,
+  };
+
+  /** Whether the request carries this service's key (compared in constant time). */
+  async function hasServiceKey(c: Context): Promise<boolean> {
+    return await timingSafeEqual(options.apiKey, c.req.header("x-api-key") ?? "");
+  }
+
+  app.use(requestIds());
   app.use(async function accessLog(c, next) {
     const started = performance.now();
     await next();
+    // Key refusals are counted and summarised (RefusalTally), never logged one by one.
+    if (c.get(REFUSED_KEY as never) === true) return;
     log.info("request", {
-      request_id: requestIdOf(c),
+      ...requestLogFields(c),
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
       duration_ms: Math.round(performance.now() - started),
     });
+  });
+  app.use(async function apiKeyAuth(c, next) {
+    if (isPublic(c)) return next();
+    if (!(await hasServiceKey(c))) {
+      refusals.count((c.req.header("x-api-key") ?? "") === "" ? "missing_key" : "wrong_key");
+      c.set(REFUSED_KEY as never, true as never);
+      return errorReply(c, style, 403, { detail: FORBIDDEN_DETAIL, code: "forbidden" });
+    }
+    markAuthenticated(c);
+    return next();
   });
   if (options.auditTrail !== undefined) {
     app.use(auditTrailMiddleware({
@@ -127,23 +184,10 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       style,
     }));
   }
-  app.use(bodyLimit({
-    maxSize: options.maxBodyBytes,
-    onError: (c) =>
-      errorReply(c, style, 413, {
-        detail: `Request body is larger than ${options.maxBodyBytes} bytes`,
-        code: "body_too_large",
-      }),
+  app.use(requestBodyReader({
+    limits: bodyLimits,
+    onRefused: (c, refusal) => bodyRefusalReply(c, style, bodyLimits, refusal),
   }));
-  app.use(async function apiKeyAuth(c, next) {
-    if (PUBLIC_PATHS.has(c.req.path)) return next();
-    const given = c.req.header("x-api-key") ?? "";
-    if (!(await timingSafeEqual(options.apiKey, given))) {
-      return errorReply(c, style, 403, { detail: FORBIDDEN_DETAIL, code: "forbidden" });
-    }
-    markAuthenticated(c);
-    return next();
-  });
   app.use(jsonDepthLimit({
     maxDepth: MAX_JSON_DEPTH,
     onError: (c) =>
@@ -177,7 +221,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       const code = error.code;
       // `logDetail` (a driver's message behind a fixed sentence, already redacted) is for the log only.
       log.info("request_failed", {
-        request_id: requestIdOf(c),
+        ...requestLogFields(c),
         code,
         status,
         ...(error.logDetail === undefined ? {} : { reason: error.logDetail }),
@@ -200,7 +244,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       });
     }
     log.error("unhandled_error", {
-      request_id: requestIdOf(c),
+      ...requestLogFields(c),
       error: error instanceof Error ? error.name : typeof error,
       message: error instanceof Error ? error.message : undefined,
       stack: error instanceof Error ? error.stack : undefined,
@@ -246,23 +290,28 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       method: "get",
       path: "/ready",
       summary: "Readiness: everything the service depends on is usable",
+      description:
+        "Without a key the reply says only ready (200) or not ready (503). With the service's x-api-key " +
+        "it also lists each check (`checks`) and names the failed ones in `detail`.",
       tags: ["operations"],
       responses: {
         200: {
           description: "Ready",
           content: {
             "application/json": {
-              schema: successEnvelope(z.object({ ready: z.literal(true), checks: z.array(Check) })),
+              schema: successEnvelope(
+                z.object({ ready: z.literal(true), checks: z.array(Check).optional() }),
+              ),
             },
           },
         },
         503: {
-          description: "Not ready; payload.checks says which dependency failed",
+          description: "Not ready; with the key, payload.checks says which dependency failed",
           content: {
             "application/json": {
               schema: z.object({
                 status: z.literal("error"),
-                payload: ErrorEnvelope.shape.payload.extend({ checks: z.array(Check) }),
+                payload: ErrorEnvelope.shape.payload.extend({ checks: z.array(Check).optional() }),
               }).openapi("NotReadyEnvelope"),
             },
           },
@@ -273,6 +322,10 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       const checks = [...await options.readiness()];
       if (options.auditTrail !== undefined) checks.push(await auditTrailCheck(options.auditTrail));
       const failed = checks.filter((check) => !check.ok);
+      if (!(await hasServiceKey(c))) {
+        if (failed.length === 0) return c.json(success({ ready: true as const }), 200);
+        return c.json(errorBody(c, style, { detail: "Not ready", code: "not_ready" }), 503);
+      }
       if (failed.length === 0) return c.json(success({ ready: true as const, checks }), 200);
       const detail = "Not ready: " +
         failed.map((f) => f.detail === undefined ? f.name : `${f.name}: ${f.detail}`).join("; ");
@@ -294,12 +347,49 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
   return app;
 }
 
-/** The audit trail as `/ready` reports it. `/ready` is public, so the detail names no path. */
+/** The audit trail as `/ready` reports it. The detail names no path, even to a caller with the key. */
 async function auditTrailCheck(trail: AuditTrail): Promise<ReadinessCheck> {
   try {
     await trail.checkWritable();
     return { name: "audit trail", ok: true };
   } catch {
     return { name: "audit trail", ok: false, detail: "cannot be appended to" };
+  }
+}
+
+/** The reply to a body {@link requestBodyReader} refused; a timed-out body also closes the connection. */
+function bodyRefusalReply(
+  c: Context,
+  style: ErrorStyle,
+  limits: RequestBodyLimits,
+  refusal: BodyRefusal,
+): Response {
+  switch (refusal) {
+    case "too_large":
+      return errorReply(c, style, 413, {
+        detail: `Request body is larger than ${limits.maxBytes} bytes`,
+        code: "body_too_large",
+      });
+    case "timeout":
+    case "idle": {
+      c.header("Connection", "close");
+      const detail = refusal === "timeout"
+        ? `Request body did not arrive within ${limits.timeoutMs / 1000} seconds`
+        : `Request body sent nothing for ${limits.idleTimeoutMs / 1000} seconds`;
+      return errorReply(c, style, 408, { detail, code: "request_timeout" });
+    }
+    case "busy":
+      c.header("Retry-After", "1");
+      return errorReply(c, style, 503, {
+        detail:
+          `Too many request bodies are being read at once (at most ${limits.maxConcurrent}); try again`,
+        code: "too_many_uploads",
+      });
+    case "incomplete":
+      c.header("Connection", "close");
+      return errorReply(c, style, 400, {
+        detail: "Request body ended before it was complete",
+        code: "body_incomplete",
+      });
   }
 }

@@ -50,10 +50,12 @@ import {
 import {
   PostgresqlDestinationNotConfiguredError,
   SubServiceProtocolError,
+  SubServiceReplyTooLargeError,
   SubServiceTimeoutError,
   SubServiceUnavailableError,
 } from "./app_errors.ts";
 import type { ErrorEnvelope, Issue } from "./envelope.ts";
+import { requestIdOf } from "./request_ids.ts";
 
 // deno-lint-ignore no-explicit-any
 type ErrorClass = abstract new (...args: any[]) => AppError;
@@ -92,6 +94,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [OpalError, 502],
   [SubServiceUnavailableError, 502],
   [SubServiceProtocolError, 502],
+  [SubServiceReplyTooLargeError, 502],
   [SubServiceTimeoutError, 504],
 ]);
 
@@ -133,7 +136,4 @@ export function errorReply(
   return c.json(errorBody(c, style, fields), status);
 }
 
-/** The request id set by the request-id middleware. */
-export function requestIdOf(c: Context): string {
-  return (c.get("requestId" as never) as string | undefined) ?? "unknown";
-}
+export { requestIdOf };

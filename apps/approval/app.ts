@@ -10,10 +10,16 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { publishedOutput } from "../../domain/audit.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
-import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import type { RefusalTally } from "../_shared/refusals.ts";
 import { requestIdOf } from "../_shared/http_errors.ts";
 import type { Logger } from "../_shared/log.ts";
-import { callSubService, type SubService, type SubServiceReply } from "./sub_service.ts";
+import {
+  callSubService,
+  DEFAULT_MAX_REPLY_BYTES,
+  type SubService,
+  type SubServiceReply,
+} from "./sub_service.ts";
 import { packageProject, publishProject, validateProject } from "./routes.ts";
 
 /** What the gateway needs. */
@@ -30,6 +36,15 @@ export interface ApprovalDeps {
   readonly fetch: typeof fetch;
   /** Where every POST is recorded; without it the gateway keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
+  /** Time and concurrency limits on reading request bodies; the defaults when absent. */
+  readonly bodyReading?: BodyReading | undefined;
+  /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
+  readonly refusals?: RefusalTally | undefined;
+  /**
+   * The largest sub-service reply the gateway reads (`SUBSERVICE_MAX_REPLY_BYTES`); a larger one is refused
+   * with 502 `sub_service_reply_too_large`. {@link DEFAULT_MAX_REPLY_BYTES} when absent.
+   */
+  readonly maxReplyBytes?: number | undefined;
 }
 
 /** Builds the gateway. */
@@ -43,6 +58,8 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     maxBodyBytes: deps.maxBodyBytes,
     readiness: () => Promise.all([deps.metadata, deps.publish].map(healthCheck)),
     auditTrail: deps.auditTrail,
+    bodyReading: deps.bodyReading,
+    refusals: deps.refusals,
   });
 
   async function healthCheck(service: SubService): Promise<ReadinessCheck> {
@@ -68,6 +85,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     return await callSubService(service, endpoint, await c.req.text(), {
       fetch: deps.fetch,
       timeoutMs: deps.timeoutMs,
+      maxReplyBytes: deps.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
       requestId: requestIdOf(c),
     });
   }

@@ -164,6 +164,93 @@ Deno.test("approval app forwards package and publish to the publish service", as
   });
 });
 
+/** A sub-service reply of `chunks` chunks of `size` bytes, counting the chunks pulled from it. */
+function aLargeReply(chunks: number, size: number, headers: Record<string, string> = {}) {
+  const state = { pulled: 0, cancelled: false };
+  const chunk = new TextEncoder().encode("x".repeat(size));
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (state.pulled === chunks) return controller.close();
+      state.pulled++;
+      controller.enqueue(chunk);
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { response: new Response(body, { status: 200, headers }), state };
+}
+
+Deno.test("approval app reads a sub-service reply only up to SUBSERVICE_MAX_REPLY_BYTES", async (t) => {
+  await t.step("a streamed reply over the cap: 502, reading stops at the cap", async () => {
+    using world = new FakeWorld();
+    const { response, state } = aLargeReply(1000, 1024);
+    const res = await world.approvalApp({
+      fetch: () => Promise.resolve(response),
+      maxReplyBytes: 10 * 1024,
+    }).request(postJson("/project/package", aTransferRequest(), APPROVAL_KEY));
+    assert.equal(res.status, 502);
+    const json = await res.json();
+    assert.equal(json.payload.code, "sub_service_reply_too_large");
+    assert.equal(
+      json.payload.detail,
+      "The publish service sent a reply larger than 10240 bytes, which the gateway does not read",
+    );
+    assert.ok(state.pulled <= 11, `pulled ${state.pulled} chunks of 1 KiB`);
+    assert.ok(state.cancelled, "the reply was cancelled");
+  });
+
+  await t.step("a declared length over the cap: 502 before a byte is read", async () => {
+    using world = new FakeWorld();
+    const { response, state } = aLargeReply(1000, 1024, { "content-length": "1024000" });
+    const res = await world.approvalApp({
+      fetch: () => Promise.resolve(response),
+      maxReplyBytes: 10 * 1024,
+    }).request(postJson("/project/package", aTransferRequest(), APPROVAL_KEY));
+    assert.equal(res.status, 502);
+    assert.equal((await res.json()).payload.code, "sub_service_reply_too_large");
+    assert.equal(state.pulled, 0);
+  });
+
+  await t.step("a reply within the cap passes", async () => {
+    using world = new FakeWorld();
+    const reply = JSON.stringify({ status: "success", payload: { data_retrieved: [] } });
+    const res = await world.approvalApp({
+      fetch: () => Promise.resolve(new Response(reply, { status: 200 })),
+      maxReplyBytes: reply.length,
+    }).request(postJson("/project/package", aTransferRequest(), APPROVAL_KEY));
+    assert.equal(res.status, 200);
+  });
+});
+
+Deno.test("approval app forwards only a safe request id", async (t) => {
+  const cases: [string, string, boolean][] = [
+    ["a safe id", "cli-run-42", true],
+    ["an id with a space", "cli run 42", false],
+    ["an id of 200 characters", "r".repeat(200), false],
+  ];
+  for (const [name, given, kept] of cases) {
+    await t.step(name, async () => {
+      using world = new FakeWorld();
+      const forwarded: string[] = [];
+      const recording: typeof fetch = (_input, init) => {
+        forwarded.push(new Headers(init?.headers).get("x-request-id") ?? "");
+        return Promise.resolve(
+          new Response(JSON.stringify({ status: "success", payload: {} }), { status: 200 }),
+        );
+      };
+      const res = await world.approvalApp({ fetch: recording }).request(
+        postJson("/project/package", aTransferRequest(), APPROVAL_KEY, { "x-request-id": given }),
+      );
+      assert.equal(res.status, 200);
+      const id = res.headers.get("x-request-id");
+      assert.deepEqual(forwarded, [id]);
+      if (kept) assert.equal(id, given);
+      else assert.match(id ?? "", /^[0-9a-f-]{36}$/);
+    });
+  }
+});
+
 Deno.test("approval app sub-service failures", async (t) => {
   await t.step("answers 502 naming the unreachable service but not its key", async () => {
     using world = new FakeWorld();
@@ -223,7 +310,9 @@ Deno.test("approval app sub-service failures", async (t) => {
       String(input).includes("metadata")
         ? Promise.reject(new TypeError("refused"))
         : Promise.resolve(new Response("{}", { status: 200 }));
-    const res = await world.approvalApp({ fetch: partial }).request("http://test.local/ready");
+    const res = await world.approvalApp({ fetch: partial }).request("http://test.local/ready", {
+      headers: { "x-api-key": APPROVAL_KEY },
+    });
     const json = await res.json();
     assert.equal(res.status, 503);
     assert.deepEqual(json.payload.checks, [

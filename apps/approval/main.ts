@@ -4,12 +4,19 @@
  * @module
  */
 import { z } from "zod";
-import { CommonEnv, parseEnv, portFrom } from "../_shared/config.ts";
+import {
+  bodyReadingFrom,
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  refusalTallyFrom,
+} from "../_shared/config.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
-import { type RunnableService, runService } from "../_shared/serve.ts";
+import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
+import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
 
 /** The gateway's own environment variables, named as in the reference. */
 export const ApprovalEnv = CommonEnv.extend({
@@ -18,6 +25,10 @@ export const ApprovalEnv = CommonEnv.extend({
   PUBLISH_CONTAINER_NAME: z.string().min(1).default("localhost"),
   PUBLISH_CONTAINER_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(8003),
   SUBSERVICE_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(3600),
+  /** The largest metadata or publish reply the gateway reads; a larger one is answered 502. */
+  SUBSERVICE_MAX_REPLY_BYTES: z.coerce.number<unknown>().int().positive().default(
+    DEFAULT_MAX_REPLY_BYTES,
+  ),
 });
 
 /**
@@ -36,11 +47,15 @@ export async function buildApprovalService(
     secrets.readApiKey("metadataserviceapikey"),
     secrets.readApiKey("publishserviceapikey"),
   ]);
+  const auditTrail = auditTrailFromEnv(env, log);
+  const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
   const app = createApprovalApp({
     apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    auditTrail: auditTrailFromEnv(env, log),
+    bodyReading: bodyReadingFrom(config),
+    refusals,
+    auditTrail,
     metadata: {
       name: "metadata",
       baseUrl: `http://${config.METADATA_CONTAINER_NAME}:${config.METADATA_CONTAINER_PORT}/`,
@@ -52,14 +67,16 @@ export async function buildApprovalService(
       apiKey: publishKey,
     },
     timeoutMs: config.SUBSERVICE_TIMEOUT_SECONDS * 1000,
+    maxReplyBytes: config.SUBSERVICE_MAX_REPLY_BYTES,
     readyTimeoutMs: 3000,
     fetch: globalThis.fetch,
   });
   return {
     fetch: app.fetch,
-    port: portFrom(env, 8000),
+    ...listenOptionsFrom(config, portFrom(env, 8000)),
     // The gateway holds no connections: its calls end when the sub-services cancel theirs.
     shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    close: () => refusals.close(),
   };
 }
 

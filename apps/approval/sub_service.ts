@@ -5,9 +5,13 @@
  */
 import {
   SubServiceProtocolError,
+  SubServiceReplyTooLargeError,
   SubServiceTimeoutError,
   SubServiceUnavailableError,
 } from "../_shared/app_errors.ts";
+
+/** The default of `SUBSERVICE_MAX_REPLY_BYTES`: 16 MiB, far above any reply the services give. */
+export const DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024;
 
 /** One sub-service the gateway forwards to. */
 export interface SubService {
@@ -29,6 +33,9 @@ export interface SubServiceReply {
 export interface CallOptions {
   readonly fetch: typeof fetch;
   readonly timeoutMs: number;
+  /** The largest reply read; a larger one is refused without being held in memory. */
+  readonly maxReplyBytes: number;
+  /** Forwarded as `x-request-id`; always a safe id (`apps/_shared/request_ids.ts`). */
   readonly requestId: string;
 }
 
@@ -39,6 +46,8 @@ export interface CallOptions {
  * @throws {SubServiceUnavailableError} when the sub-service cannot be reached.
  * @throws {SubServiceTimeoutError} when it does not answer within `timeoutMs`.
  * @throws {SubServiceProtocolError} when a 2xx reply is not a JSON object.
+ * @throws {SubServiceReplyTooLargeError} when the reply is larger than `maxReplyBytes`; it is read only up
+ *   to that size.
  */
 export async function callSubService(
   service: SubService,
@@ -60,8 +69,9 @@ export async function callSubService(
       body,
       signal: AbortSignal.timeout(options.timeoutMs),
     });
-    text = await response.text();
+    text = await readReply(response, service.name, options.maxReplyBytes);
   } catch (e) {
+    if (e instanceof SubServiceReplyTooLargeError) throw e;
     if (e instanceof DOMException && e.name === "TimeoutError") {
       throw new SubServiceTimeoutError(service.name, options.timeoutMs, { cause: e });
     }
@@ -81,6 +91,24 @@ export async function callSubService(
       },
     },
   };
+}
+
+/** Reads a reply's body as text, counting bytes as they arrive and stopping past `maxBytes`. */
+async function readReply(response: Response, service: string, maxBytes: number): Promise<string> {
+  if (Number(response.headers.get("content-length") ?? 0) > maxBytes) {
+    await response.body?.cancel();
+    throw new SubServiceReplyTooLargeError(service, maxBytes);
+  }
+  if (response.body === null) return "";
+  const decoder = new TextDecoder();
+  let text = "";
+  let bytes = 0;
+  for await (const chunk of response.body) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) throw new SubServiceReplyTooLargeError(service, maxBytes);
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {

@@ -6,7 +6,8 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { metadataPayload, selectDataset } from "../../domain/catalog.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
-import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import type { RefusalTally } from "../_shared/refusals.ts";
 import { success } from "../_shared/envelope.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
@@ -20,6 +21,10 @@ export interface MetadataDeps extends SourceAccess {
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
   /** Where every POST is recorded; without it the service keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
+  /** Time and concurrency limits on reading request bodies; the defaults when absent. */
+  readonly bodyReading?: BodyReading | undefined;
+  /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
+  readonly refusals?: RefusalTally | undefined;
 }
 
 /** Builds the metadata service. */
@@ -33,6 +38,8 @@ export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
     maxBodyBytes: deps.maxBodyBytes,
     readiness: deps.readiness,
     auditTrail: deps.auditTrail,
+    bodyReading: deps.bodyReading,
+    refusals: deps.refusals,
   });
 
   app.openapi(projectMetadata, async (c) => {

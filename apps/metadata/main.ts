@@ -3,13 +3,21 @@
  *
  * @module
  */
-import { CommonEnv, parseEnv, portFrom, readAllowedSources, SourceEnv } from "../_shared/config.ts";
+import {
+  bodyReadingFrom,
+  CommonEnv,
+  parseEnv,
+  portFrom,
+  readAllowedSources,
+  refusalTallyFrom,
+  SourceEnv,
+} from "../_shared/config.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
-import { type RunnableService, runService } from "../_shared/serve.ts";
+import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
 /** Builds the metadata service from an environment; log lines go to `logSink` (standard output). */
@@ -21,11 +29,15 @@ export async function buildMetadataService(
   const config = parseEnv(CommonEnv.extend(SourceEnv.shape), env);
   const secrets = await serviceSecretsFromEnv(env, { log });
   const connections = new OpenConnections();
+  const auditTrail = auditTrailFromEnv(env, log);
+  const refusals = refusalTallyFrom(config, { service: "metadata", log, trail: auditTrail });
   const app = createMetadataApp({
     apiKey: await secrets.readApiKey("metadataserviceapikey"),
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    auditTrail: auditTrailFromEnv(env, log),
+    bodyReading: bodyReadingFrom(config),
+    refusals,
+    auditTrail,
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: secrets.store,
     connections,
@@ -36,9 +48,10 @@ export async function buildMetadataService(
   });
   return {
     fetch: app.fetch,
-    port: portFrom(env, 8002),
+    ...listenOptionsFrom(config, portFrom(env, 8002)),
     shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
     abort: () => connections.closeAll(),
+    close: () => refusals.close(),
   };
 }
 

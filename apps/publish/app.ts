@@ -19,9 +19,10 @@ import type { OpalClient } from "../../ports/opal_client.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
 import { PostgresqlDestinationNotConfiguredError } from "../_shared/app_errors.ts";
-import { createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
+import type { RefusalTally } from "../_shared/refusals.ts";
 import { success } from "../_shared/envelope.ts";
-import { requestIdOf } from "../_shared/http_errors.ts";
+import { requestLogFields } from "../_shared/request_ids.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
 import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
@@ -60,6 +61,10 @@ export interface PublishDeps extends SourceAccess {
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
   /** Where every POST is recorded; without it the service keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
+  /** Time and concurrency limits on reading request bodies; the defaults when absent. */
+  readonly bodyReading?: BodyReading | undefined;
+  /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
+  readonly refusals?: RefusalTally | undefined;
 }
 
 /**
@@ -85,6 +90,8 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     maxBodyBytes: deps.maxBodyBytes,
     readiness: deps.readiness,
     auditTrail: deps.auditTrail,
+    bodyReading: deps.bodyReading,
+    refusals: deps.refusals,
   });
 
   const locks = new ProjectLocks();
@@ -129,7 +136,7 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     const extracts = tableExtracts(selectDataset(catalog, dataset));
     const options = { concurrency: deps.concurrency, batchRows: deps.batchRows };
     const logged = {
-      request_id: requestIdOf(c),
+      ...requestLogFields(c),
       project: project_name,
       start_time: project_start_time,
       schema: dataset.schema_name,
@@ -175,7 +182,7 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     const { destination, project_name, project_start_time } = c.req.valid("json");
     const run: RunRef = { project: project_name, startTime: project_start_time };
     const logged = {
-      request_id: requestIdOf(c),
+      ...requestLogFields(c),
       project: project_name,
       start_time: project_start_time,
     };

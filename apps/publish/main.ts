@@ -17,11 +17,13 @@ import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
 import { z } from "zod";
 import { ConfigError } from "../_shared/app_errors.ts";
 import {
+  bodyReadingFrom,
   CommonEnv,
   parseEnv,
   portFrom,
   postgresSslModeVar,
   readAllowedSources,
+  refusalTallyFrom,
   SourceEnv,
 } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
@@ -30,7 +32,7 @@ import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
-import { type RunnableService, runService } from "../_shared/serve.ts";
+import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
@@ -268,11 +270,15 @@ export async function buildPublishService(
       hint: "set TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH",
     });
   }
+  const auditTrail = auditTrailFromEnv(env, log);
+  const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const app = createPublishApp({
     apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
-    auditTrail: auditTrailFromEnv(env, log),
+    bodyReading: bodyReadingFrom(config),
+    refusals,
+    auditTrail,
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
@@ -300,9 +306,10 @@ export async function buildPublishService(
   });
   return {
     fetch: app.fetch,
-    port: portFrom(env, 8003),
+    ...listenOptionsFrom(config, portFrom(env, 8003)),
     shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
     abort: () => connections.closeAll(),
+    close: () => refusals.close(),
   };
 }
 

@@ -25,8 +25,10 @@ export interface AuditTrailUnderTest {
 /** A valid entry, with overrides. */
 export function anAuditEntry(overrides: Partial<AuditEntry> = {}): AuditEntry {
   return {
+    kind: "operation",
     time: "2025-06-11T09:30:00.000Z",
     request_id: crypto.randomUUID(),
+    service_request_id: crypto.randomUUID(),
     service: "publish",
     caller_key_id: "0123456789abcdef",
     action: "/data-publish/publish",

@@ -45,9 +45,9 @@ function request(source: Record<string, unknown>, schema: string): Record<string
   };
 }
 
-/** The `/ready` reply of a service. */
-async function ready(url: string): Promise<JsonReply> {
-  const res = await fetch(`${url}/ready`);
+/** The `/ready` reply of a service, with its checks (asked with the service's key). */
+async function ready(url: string, apiKey: string): Promise<JsonReply> {
+  const res = await fetch(`${url}/ready`, { headers: { "x-api-key": apiKey } });
   return { status: res.status, json: await res.json() };
 }
 
@@ -138,11 +138,12 @@ Deno.test({
 
       await t.step("/ready checks the vault", async () => {
         for (const service of [metadata, publish]) {
-          const reply = await ready(service.url);
+          const key = service === metadata ? KEYS.metadataserviceapikey : KEYS.publishserviceapikey;
+          const reply = await ready(service.url, key);
           assert.equal(reply.status, 200, JSON.stringify(reply.json));
           assert.deepEqual(reply.json.payload.checks[0], { name: "secrets", ok: true });
         }
-        assert.equal((await ready(approval.url)).status, 200);
+        assert.equal((await ready(approval.url, KEYS.approvalserviceapikey)).status, 200);
       });
 
       await t.step("the gateway authenticates with the vault's keys", async () => {
@@ -217,7 +218,10 @@ Deno.test({
           );
           assert.doesNotMatch(res.json.payload.detail, /Cannot find/);
           for (const service of [metadata, publish]) {
-            const reply = await ready(service.url);
+            const key = service === metadata
+              ? KEYS.metadataserviceapikey
+              : KEYS.publishserviceapikey;
+            const reply = await ready(service.url, key);
             assert.equal(reply.status, 503, JSON.stringify(reply.json));
             assert.deepEqual(reply.json.payload.checks[0], {
               name: "secrets",

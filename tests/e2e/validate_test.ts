@@ -146,7 +146,9 @@ Deno.test({
       };
 
       await t.step("the gateway is ready once both sub-services answer", async () => {
-        const res = await fetch(`${approval.url}/ready`);
+        const res = await fetch(`${approval.url}/ready`, {
+          headers: { "x-api-key": KEYS.approvalserviceapikey },
+        });
         assert.equal(res.status, 200);
         assert.deepEqual((await res.json()).payload.checks, [
           { name: "metadata service", ok: true },

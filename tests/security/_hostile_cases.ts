@@ -1222,7 +1222,7 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
         path,
         method,
         body: aTransferRequest(),
-        key: null,
+        // Without the key only GET and HEAD are open there: other methods get 403 (authentication).
         status: 405,
         code: "method_not_allowed",
         allow: "GET",
@@ -1307,6 +1307,22 @@ export const HOSTILE_CASES: readonly HostileCase[] = [
     status: 403,
     code: "forbidden",
   },
+  ...([["approval", "/health", "POST"], ["metadata", "/ready", "PUT"], [
+    "publish",
+    "/docs",
+    "DELETE",
+  ]] as const)
+    .map(([service, path, method]): HostileCase => ({
+      name: `${method} ${path} without a key (only GET is open there)`,
+      category: "authentication",
+      service,
+      path,
+      method,
+      body: aTransferRequest(),
+      key: null,
+      status: 403,
+      code: "forbidden",
+    })),
   {
     name: "malformed JSON without a key (the key is checked first)",
     category: "authentication",

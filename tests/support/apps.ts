@@ -22,6 +22,7 @@ import type { SqlConnectionOptions } from "../../ports/source_database.ts";
 import { SourceUnavailableError } from "../../ports/source_database.ts";
 import { createApprovalApp } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
+import { RefusalTally } from "../../apps/_shared/refusals.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
 import { createPublishApp } from "../../apps/publish/app.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "./catalogs.ts";
@@ -101,6 +102,31 @@ export class FakeWorld implements Disposable {
     };
   }
 
+  readonly #refusals = new Map<string, RefusalTally>();
+
+  /**
+   * The key-refusal tally of one service's app, summarising to that app's log and the world's audit trail;
+   * `flush()` it to write its summary now.
+   */
+  refusalsOf(service: "metadata" | "publish" | "approval"): RefusalTally {
+    let tally = this.#refusals.get(service);
+    if (tally === undefined) {
+      const log = {
+        metadata: this.metadataLog,
+        publish: this.publishLog,
+        approval: this.approvalLog,
+      };
+      tally = new RefusalTally({
+        service,
+        log: log[service],
+        trail: this.audit,
+        intervalMs: 60_000,
+      });
+      this.#refusals.set(service, tally);
+    }
+    return tally;
+  }
+
   #metadataApp: ReturnType<typeof createMetadataApp> | undefined;
   #publishApp: ReturnType<typeof createPublishApp> | undefined;
 
@@ -111,6 +137,7 @@ export class FakeWorld implements Disposable {
       apiKey: METADATA_KEY,
       log: this.metadataLog,
       auditTrail: this.audit,
+      refusals: this.refusalsOf("metadata"),
       maxBodyBytes: 64 * 1024,
       readiness: () => Promise.resolve([{ name: "secrets", ok: true }]),
     });
@@ -123,6 +150,7 @@ export class FakeWorld implements Disposable {
       apiKey: PUBLISH_KEY,
       log: this.publishLog,
       auditTrail: this.audit,
+      refusals: this.refusalsOf("publish"),
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
       writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
@@ -140,7 +168,7 @@ export class FakeWorld implements Disposable {
   }
 
   /** The gateway, calling the in-process metadata and publish apps through an injected fetch. */
-  approvalApp(options: { timeoutMs?: number; fetch?: typeof fetch } = {}) {
+  approvalApp(options: { timeoutMs?: number; fetch?: typeof fetch; maxReplyBytes?: number } = {}) {
     const metadata = this.metadataApp();
     const publish = this.publishApp();
     const routed: typeof fetch = (input, init) => {
@@ -152,10 +180,12 @@ export class FakeWorld implements Disposable {
       apiKey: APPROVAL_KEY,
       log: this.approvalLog,
       auditTrail: this.audit,
+      refusals: this.refusalsOf("approval"),
       maxBodyBytes: 64 * 1024,
       metadata: { name: "metadata", baseUrl: "http://metadata.test:8002/", apiKey: METADATA_KEY },
       publish: { name: "publish", baseUrl: "http://publish.test:8003/", apiKey: PUBLISH_KEY },
       timeoutMs: options.timeoutMs ?? 5000,
+      maxReplyBytes: options.maxReplyBytes,
       readyTimeoutMs: 1000,
       fetch: options.fetch ?? routed,
     });
