@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { TableExtract } from "../../domain/catalog.ts";
-import { SourceConnectionError, type SourceDatabase } from "../../ports/source_database.ts";
+import { assertConnectionRefused } from "../../tests/support/connect_failures.ts";
 import { readAll } from "../../tests/contracts/source_database_contract.ts";
 import { mysqlConnectionOptions, MysqlSandbox } from "../../tests/support/databases.ts";
 import {
@@ -62,19 +62,6 @@ async function withWorld(fn: (world: World) => Promise<void>): Promise<void> {
   }
 }
 
-async function assertRefused(connecting: Promise<SourceDatabase>, reason: RegExp): Promise<void> {
-  const error = await connecting.then(
-    async (db) => {
-      await db.close();
-      return assert.fail("the connection was accepted");
-    },
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof SourceConnectionError, String(error));
-  assert.equal(error.message, "Cannot connect to the source database");
-  assert.match(error.logDetail ?? "", reason);
-}
-
 Deno.test({
   name: "connectMysql() with VERIFY_IDENTITY reads over TLS checked against the test CA",
   ignore: ignoreMysql,
@@ -105,16 +92,16 @@ Deno.test({
   ignore: ignoreMysql,
   fn: () =>
     withWorld(async ({ certificates, proxy, otherCa, options }) => {
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql(options(proxy, { mode: "VERIFY_IDENTITY", ca: otherCa.caCert })),
         /: TLS handshake failed \(ssl-mode VERIFY_IDENTITY\): unable to verify/,
       );
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql(options(proxy, { mode: "VERIFY_IDENTITY" })),
         /: TLS handshake failed \(ssl-mode VERIFY_IDENTITY\): unable to verify/,
       );
       // mysql2 would check an IP address against the name "localhost", which this certificate has.
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql(
           options(proxy, { mode: "VERIFY_IDENTITY", ca: certificates.caCert }, "127.0.0.1"),
         ),
@@ -141,7 +128,7 @@ Deno.test({
         host: "localhost",
         port: proxy.port,
       });
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql({ ...options, tls: { mode: "VERIFY_IDENTITY", ca: certificates.caCert } }),
         /: TLS handshake failed \(ssl-mode VERIFY_IDENTITY\): .*does not match certificate's altnames/,
       );
@@ -170,7 +157,7 @@ Deno.test({
         await db.ping();
       };
       await ping(options(proxy, { mode: "VERIFY_CA", ca: certificates.caCert }, "127.0.0.1"));
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql(options(proxy, { mode: "VERIFY_CA", ca: otherCa.caCert }, "127.0.0.1")),
         /: TLS handshake failed \(ssl-mode VERIFY_CA\): unable to verify/,
       );
@@ -190,7 +177,7 @@ Deno.test({
     // The local MariaDB's greeting does not offer TLS. (By host name: the default checks it.)
     const { tls: _optOut, ...local } = mysqlConnectionOptions({ host: "localhost" });
     for (const tls of [undefined, { mode: "VERIFY_CA" }, { mode: "REQUIRED" }] as const) {
-      await assertRefused(
+      await assertConnectionRefused(
         connectMysql(tls === undefined ? local : { ...local, tls }),
         new RegExp(
           `: the server does not accept TLS connections, and ssl-mode ${

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type TableExtract, tableExtracts } from "../../domain/catalog.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
-import { SourceConnectionError, type SourceDatabase } from "../../ports/source_database.ts";
+import { assertConnectionRefused } from "../../tests/support/connect_failures.ts";
 import { MemorySourceDatabase } from "../memory/memory_source_database.ts";
 import {
   encodedCsv,
@@ -45,21 +45,6 @@ function throughProxy(
     ...overrides,
   });
   return tls === undefined ? options : { ...options, tls };
-}
-
-/** Connecting fails with the fixed sentence of a SourceConnectionError, and the log detail matches `reason`. */
-async function assertRefused(connecting: Promise<SourceDatabase>, reason: RegExp): Promise<string> {
-  const error = await connecting.then(
-    async (db) => {
-      await db.close();
-      return assert.fail("the connection was accepted");
-    },
-    (e: unknown) => e,
-  );
-  assert.ok(error instanceof SourceConnectionError, String(error));
-  assert.equal(error.message, "Cannot connect to the source database");
-  assert.match(error.logDetail ?? "", reason);
-  return error.logDetail ?? "";
 }
 
 /** A CA, a proxy whose certificate it signed (for `127.0.0.1` and `localhost`), and a second CA. */
@@ -125,13 +110,16 @@ Deno.test({
       const untrusted = /: TLS handshake failed \(sslmode verify-full\): unable to verify/;
       const wrongName = /: TLS handshake failed \(sslmode verify-full\): .*does not match/;
       // A CA the certificate does not chain to, and the public roots alone.
-      await assertRefused(
+      await assertConnectionRefused(
         connectPostgres(throughProxy(proxy, { mode: "verify-full", ca: otherCa.caCert })),
         untrusted,
       );
-      await assertRefused(connectPostgres(throughProxy(proxy, { mode: "verify-full" })), untrusted);
+      await assertConnectionRefused(
+        connectPostgres(throughProxy(proxy, { mode: "verify-full" })),
+        untrusted,
+      );
       // The right CA, but the certificate names other hosts.
-      await assertRefused(
+      await assertConnectionRefused(
         connectPostgres(
           throughProxy(proxy, {
             mode: "verify-full",
@@ -142,7 +130,7 @@ Deno.test({
         wrongName,
       );
       // An IP address is checked as itself: postgres.js alone would check the name "localhost".
-      await assertRefused(
+      await assertConnectionRefused(
         connectPostgres(throughProxy(dnsOnlyProxy, { mode: "verify-full", ca: dnsOnly.caCert })),
         /does not match certificate's altnames: IP: 127\.0\.0\.1 is not in the cert's list/,
       );
@@ -169,7 +157,7 @@ Deno.test({
           serverName: "db.tre.example",
         }),
       );
-      await assertRefused(
+      await assertConnectionRefused(
         connectPostgres(throughProxy(proxy, { mode: "verify-ca", ca: otherCa.caCert })),
         /TLS handshake failed \(sslmode verify-ca\): unable to verify/,
       );
@@ -186,7 +174,7 @@ Deno.test({
     // The local PostgreSQL answers the SSLRequest with "N".
     const { tls: _optOut, ...local } = postgresConnectionOptions();
     for (const tls of [undefined, { mode: "verify-ca" }, { mode: "require" }] as const) {
-      const message = await assertRefused(
+      const message = await assertConnectionRefused(
         connectPostgres(tls === undefined ? local : { ...local, tls }),
         /: the server does not accept TLS connections \(it answered the SSLRequest with "N"\), and sslmode (verify-full|verify-ca|require) never falls back to plain text$/,
       );
@@ -209,7 +197,7 @@ Deno.test({
         ...certificates,
         injectAfterAnswer: new TextEncoder().encode("R\0\0\0\x08\0\0\0\0"),
       });
-      await assertRefused(
+      await assertConnectionRefused(
         connectPostgres(throughProxy(proxy, { mode: "verify-full", ca: certificates.caCert })),
         /: the server sent unencrypted data before the TLS handshake \(sslmode verify-full\)$/,
       );
@@ -227,7 +215,7 @@ Deno.test("connectPostgres() with TLS gives up after connectTimeoutMs on a silen
   })();
   try {
     const started = performance.now();
-    await assertRefused(
+    await assertConnectionRefused(
       connectPostgres({
         ...postgresConnectionOptions({ port: listener.addr.port, connectTimeoutMs: 300 }),
         tls: { mode: "verify-full" },
@@ -310,7 +298,7 @@ Deno.test("connectPostgres() with TLS reports a server that hangs up before answ
   })();
   try {
     const started = performance.now();
-    await assertRefused(
+    await assertConnectionRefused(
       connectPostgres({
         ...postgresConnectionOptions({ port: listener.addr.port, connectTimeoutMs: 5_000 }),
         tls: { mode: "verify-full" },

@@ -5,7 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { SourceConnectionError, SourceLoginRefusedError } from "../../ports/source_database.ts";
+import {
+  SourceConnectionError,
+  type SourceDatabase,
+  SourceLoginRefusedError,
+} from "../../ports/source_database.ts";
 
 /**
  * Asserts that `error` is a connect failure of class `expected` with its fixed message, whose
@@ -29,4 +33,23 @@ export function assertConnectFailure(
     assert.ok(!String(error.logDetail).includes(secret), String(error.logDetail));
     assert.ok(!String(error.stack).includes(secret), String(error.stack));
   }
+}
+
+/**
+ * Awaits a connection that must fail with {@link SourceConnectionError} (closing it if it was accepted),
+ * checks it with {@link assertConnectFailure}, and returns its `logDetail`.
+ */
+export async function assertConnectionRefused(
+  connecting: Promise<SourceDatabase>,
+  logDetail: RegExp,
+): Promise<string> {
+  const error = await connecting.then(
+    async (db) => {
+      await db.close();
+      return assert.fail("the connection was accepted");
+    },
+    (e: unknown) => e,
+  );
+  assertConnectFailure(error, SourceConnectionError, logDetail);
+  return String((error as SourceConnectionError).logDetail);
 }
