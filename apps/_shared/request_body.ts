@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import type { Context, MiddlewareHandler } from "hono";
 
 /** The limits on reading request bodies (`MAX_BODY_BYTES`, `BODY_TIMEOUT_SECONDS`, ...). */
@@ -124,13 +125,7 @@ async function readWithin(
     if (complete) reader.releaseLock();
     else reader.cancel().catch(() => {});
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return Buffer.concat(chunks, total);
 }
 
 /** Settles like `promise`, or with `undefined` after `ms`. */
