@@ -127,10 +127,29 @@ export function tableExtracts(selected: SchemaCatalog): TableExtract[] {
   });
 }
 
+/**
+ * How much one `readRows` call may hold at once, and the largest value it may read. Every field has a
+ * default (see `ports/source_database.ts`).
+ */
+export interface ReadRowsOptions {
+  /** The most rows in one batch. */
+  readonly batchRows?: number;
+  /** A batch is handed over as soon as the estimated size of its values reaches this many bytes. */
+  readonly batchBytes?: number;
+  /** The largest value, in UTF-8 bytes of its canonical text; a larger one fails the read. */
+  readonly maxValueBytes?: number;
+}
+
+/** What a `readCsv` call may read: the same per-value limit as {@link ReadRowsOptions}. */
+export interface ReadCsvOptions {
+  /** The largest value, in UTF-8 bytes of its canonical text; a larger one fails the read. */
+  readonly maxValueBytes?: number;
+}
+
 /** Reads the rows of extracts; the part of a source database that dataset writers use. */
 export interface TableReader {
-  /** Streams the extract's columns in bounded batches of canonical values. */
-  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  /** Streams the extract's columns in batches bounded in rows and bytes, of canonical values. */
+  readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
   /** Optional fast path: the same rows as canonical CSV, header first. */
-  readCsv?(extract: TableExtract): AsyncIterable<Uint8Array>;
+  readCsv?(extract: TableExtract, options?: ReadCsvOptions): AsyncIterable<Uint8Array>;
 }

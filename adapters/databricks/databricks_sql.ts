@@ -31,7 +31,12 @@ import {
   formatDouble,
   formatFloat32,
 } from "../../domain/logical_type.ts";
-import { batchRowsOf, SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  type ReadRowsOptions,
+  readLimitsOf,
+  RowBatcher,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import { civilFromDays } from "../../domain/civil_date.ts";
 
 /** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
@@ -67,13 +72,15 @@ export interface DatabricksSql {
    */
   ping(): Promise<void>;
   /**
-   * Streams the extract's columns of `catalog`.`schema`.`table` as canonical text, in batches of at
-   * most `batchRows` rows; stopping early closes the statement and keeps the session usable.
+   * Streams the extract's columns of `catalog`.`schema`.`table` as canonical text, in batches cut by
+   * `RowBatcher` (at most `batchRows` rows, about `batchBytes` bytes); each fetch asks for as many rows
+   * as `RowBatcher.fetchRows()` says. Stopping early closes the statement and keeps the session usable.
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
-  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
   /** Closes the session and its connections; safe to call twice. */
   close(): Promise<void>;
 }
@@ -172,9 +179,9 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
 
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     this.#assertOpen();
     const columns = extract.table.columns;
     const what = `Cannot read table ${
@@ -183,9 +190,10 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
     const sql = databricksReadQuery(this.#catalog, extract);
     const converters = columns.map(databricksCanonicalConverter);
     const keys = columns.map((_, i) => `c${i}`);
+    const batcher = new RowBatcher(extract, limits);
     let operation: Operation;
     try {
-      operation = await this.#execute(sql, batchRows);
+      operation = await this.#execute(sql, batcher.fetchRows());
     } catch (e) {
       throw this.#unavailable(what, e);
     }
@@ -199,12 +207,12 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
         let chunk: Record<string, unknown>[];
         try {
           if (!(await operation.hasMoreRows())) break;
-          chunk = await operation.fetchChunk({ maxRows: batchRows }) as Record<string, unknown>[];
+          chunk = await operation.fetchChunk({
+            maxRows: batcher.fetchRows(),
+          }) as Record<string, unknown>[];
         } catch (e) {
           throw this.#unavailable(what, e);
         }
-        if (chunk.length === 0) continue;
-        const batch: CanonicalRow[] = new Array(chunk.length);
         for (let r = 0; r < chunk.length; r++) {
           const record = chunk[r]!;
           const row: CanonicalRow = new Array(keys.length);
@@ -212,11 +220,11 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
             const value = record[keys[c]!];
             row[c] = value === null || value === undefined ? null : converters[c]!(value);
           }
-          batch[r] = row;
+          if (batcher.add(row)) yield batcher.take();
         }
-        chunk = []; // not kept alive while the consumer holds the batch
-        yield batch;
+        chunk = []; // not kept alive while the next fetch runs
       }
+      if (batcher.size > 0) yield batcher.take();
     } finally {
       // Closing a statement that has not been read to the end cancels it on the server.
       await operation.close().catch(() => {});

@@ -41,7 +41,10 @@ import {
 } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
 import {
-  batchRowsOf,
+  type ReadLimits,
+  type ReadRowsOptions,
+  readLimitsOf,
+  RowBatcher,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -195,24 +198,25 @@ export class MssqlSourceDatabase implements SourceDatabase {
   }
 
   /**
-   * Streams the extract's columns with tedious' `row` events. The request is paused as soon as a full
-   * batch is queued and resumed when the consumer asks for the next one, so at most about one batch
-   * (plus the rows of one TDS packet) is held. Stopping early cancels the request (an ATTENTION), which
-   * leaves the connection usable.
+   * Streams the extract's columns with tedious' `row` events, cut into batches by {@link RowBatcher}.
+   * The request is paused as soon as a full batch is queued and resumed when the consumer asks for the
+   * next one, so at most about one batch (plus the rows of one TDS packet) is held. Stopping early, or a
+   * value over the limit, cancels the request (an ATTENTION), which leaves the connection usable.
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     this.#assertOpen();
     const endTurn = await this.#turns.begin();
     try {
       this.#assertOpen();
-      yield* this.#stream(extract, batchRows);
+      yield* this.#stream(extract, limits);
     } finally {
       endTurn();
     }
@@ -220,12 +224,14 @@ export class MssqlSourceDatabase implements SourceDatabase {
 
   async *#stream(
     extract: TableExtract,
-    batchRows: number,
+    limits: ReadLimits,
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
     const converters = extract.table.columns.map(mssqlCanonicalConverter);
-    let queue: CanonicalRow[] = [];
+    const batcher = new RowBatcher(extract, limits);
+    const ready: CanonicalRow[][] = [];
     let done = false;
     let failure: unknown = undefined;
+    let refused: unknown = undefined;
     let wake: (() => void) | undefined;
     const signal = () => {
       const w = wake;
@@ -238,6 +244,7 @@ export class MssqlSourceDatabase implements SourceDatabase {
       signal();
     });
     request.on("row", (columns: { value: unknown }[]) => {
+      if (refused !== undefined) return;
       const row: CanonicalRow = new Array(columns.length);
       for (let i = 0; i < columns.length; i++) {
         const value = columns[i]?.value;
@@ -245,28 +252,33 @@ export class MssqlSourceDatabase implements SourceDatabase {
           ? null
           : (converters[i] ?? String)(value as never);
       }
-      queue.push(row);
-      if (queue.length >= batchRows) {
-        request.pause();
-        signal();
+      try {
+        if (!batcher.add(row)) return;
+        ready.push(batcher.take());
+      } catch (e) {
+        refused = e;
       }
+      request.pause();
+      signal();
     });
     this.#connection.execSqlBatch(request);
     try {
       while (true) {
-        while (!done && queue.length < batchRows) {
+        while (!done && ready.length === 0 && refused === undefined) {
           await new Promise<void>((resolve) => {
             wake = resolve;
           });
         }
+        if (refused !== undefined) throw refused;
         if (failure !== undefined && !isCancel(failure)) break;
-        while (queue.length >= batchRows || (done && queue.length > 0)) {
-          const batch = queue.length <= batchRows ? queue : queue.slice(0, batchRows);
-          queue = queue.length <= batchRows ? [] : queue.slice(batchRows);
-          yield batch;
+        const next = ready.shift();
+        if (next !== undefined) {
+          yield next;
+          if (ready.length === 0 && !done) request.resume();
+          continue;
         }
-        if (done) break;
-        request.resume();
+        if (batcher.size > 0) yield batcher.take();
+        break;
       }
       if (failure !== undefined) {
         throw new SourceUnavailableError(
