@@ -37,12 +37,53 @@ export interface SchemaCatalog {
   readonly tables: readonly CatalogTable[];
 }
 
+/** The most characters (UTF-16 code units) a schema, table or column description keeps. */
+export const MAX_DESCRIPTION_CHARS = 4096;
+
+/** What ends a description that was cut to {@link MAX_DESCRIPTION_CHARS}. */
+export const TRUNCATION_MARKER = "… [truncated]";
+
 /**
- * Narrows a catalogue to the tables and columns a dataset asks for, keeping catalogue order.
+ * A source description cut to at most {@link MAX_DESCRIPTION_CHARS} characters, the last of them
+ * {@link TRUNCATION_MARKER}, never between the two halves of a surrogate pair. Shorter descriptions and
+ * `null` are returned as they are.
+ */
+export function capDescription(description: string | null): string | null {
+  if (description === null || description.length <= MAX_DESCRIPTION_CHARS) return description;
+  let end = MAX_DESCRIPTION_CHARS - TRUNCATION_MARKER.length;
+  const last = description.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return description.slice(0, end) + TRUNCATION_MARKER;
+}
+
+/** The catalogue with every description (schema, tables, columns) capped by {@link capDescription}. */
+export function capDescriptions(catalog: SchemaCatalog): SchemaCatalog {
+  return {
+    ...catalog,
+    description: capDescription(catalog.description),
+    tables: catalog.tables.map((table) => ({
+      ...table,
+      description: capDescription(table.description),
+      columns: table.columns.map((column) => ({
+        ...column,
+        description: capDescription(column.description),
+      })),
+    })),
+  };
+}
+
+/**
+ * Narrows a catalogue to the tables and columns a dataset asks for, keeping catalogue order, and caps
+ * every description ({@link capDescriptions}): this is where a source's catalogue enters both the
+ * metadata reply and packaging, so no description longer than {@link MAX_DESCRIPTION_CHARS} goes further.
  *
  * @throws {DatasetItemsNotFoundError} listing every requested table or column that does not exist.
  */
 export function selectDataset(catalog: SchemaCatalog, dataset: DatasetMetadata): SchemaCatalog {
+  return capDescriptions(narrowCatalog(catalog, dataset));
+}
+
+function narrowCatalog(catalog: SchemaCatalog, dataset: DatasetMetadata): SchemaCatalog {
   const requested = dataset.tables ?? [];
   if (requested.length === 0) return catalog;
 

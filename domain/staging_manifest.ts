@@ -12,6 +12,8 @@ const Entry = z.object({
   sha512: z.string().regex(/^[0-9a-f]{128}$/),
   bytes: z.number().int().nonnegative(),
   datasets: z.array(z.string()).min(1),
+  /** Set when the CSV file was written with the opt-in formula escape: the prefix it used. */
+  csvFormulaPrefix: z.string().min(1).optional(),
 });
 
 /** The manifest file's schema (version 1). */
@@ -28,6 +30,7 @@ export interface NewFile {
   readonly path: string;
   readonly sha512: string;
   readonly bytes: number;
+  readonly csvFormulaPrefix?: string;
 }
 
 /** An empty manifest. */

@@ -26,7 +26,13 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { bagInfoText, BAGIT_TXT, manifestText, parseManifest } from "../../domain/bagit.ts";
+import {
+  bagInfoText,
+  BAGIT_TXT,
+  csvFormulaEscape,
+  manifestText,
+  parseManifest,
+} from "../../domain/bagit.ts";
 import { PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
 import { emptyManifest, replaceDataset, StagingManifest } from "../../domain/staging_manifest.ts";
 import { runFolder, type RunRef, STAGING_MANIFEST_NAME } from "../../domain/staging_layout.ts";
@@ -227,6 +233,7 @@ export class LocalFilestore implements Filestore {
         payloadFiles: manifest.files.length,
         externalIdentifier: `${run.project}/${run.startTime}`,
         softwareAgent: this.#agent,
+        csvFormulaEscape: csvFormulaEscape(manifest.files),
       }),
       "manifest-sha512.txt": manifestText(manifest.files),
     };

@@ -18,7 +18,11 @@ import {
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import type { SchemaCatalog } from "../../domain/catalog.ts";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
-import { SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  DEFAULT_BATCH_BYTES,
+  DEFAULT_MAX_VALUE_BYTES,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import { createApprovalApp } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
@@ -57,6 +61,8 @@ export class FakeWorld implements Disposable {
   rows: MemoryRows = ONCOLOGY_ROWS;
   /** When set, reading rows fails after this many rows. */
   failAfterRows: number | undefined;
+  /** The publish app's per-value limit (`SOURCE_MAX_VALUE_BYTES`); set it before the app is built. */
+  maxValueBytes = DEFAULT_MAX_VALUE_BYTES;
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
 
@@ -123,6 +129,8 @@ export class FakeWorld implements Disposable {
       writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
       concurrency: 2,
       batchRows: 2,
+      batchBytes: DEFAULT_BATCH_BYTES,
+      maxValueBytes: this.maxValueBytes,
       readiness: async () => {
         try {
           await this.filestore.checkReady();
