@@ -63,6 +63,8 @@ export class FakeWorld implements Disposable {
   failAfterRows: number | undefined;
   /** The publish app's per-value limit (`SOURCE_MAX_VALUE_BYTES`); set it before the app is built. */
   maxValueBytes = DEFAULT_MAX_VALUE_BYTES;
+  /** The publish app's CSV formula escape (`CSV_FORMULA_PREFIX`); set it before the app is built. */
+  csvFormulaPrefix = false;
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
 
@@ -126,7 +128,10 @@ export class FakeWorld implements Disposable {
       auditTrail: this.audit,
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
-      writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
+      writers: {
+        csv: new CsvDatasetWriter({ formulaPrefix: this.csvFormulaPrefix }),
+        duckdb: new DuckdbDatasetWriter(),
+      },
       concurrency: 2,
       batchRows: 2,
       batchBytes: DEFAULT_BATCH_BYTES,
