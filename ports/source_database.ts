@@ -198,42 +198,27 @@ export class RowBatcher {
 }
 
 /**
- * Whether a value of this column can be longer than `maxValueBytes` as canonical text, judged from its
- * logical type and declared length: text, JSON and binary columns can, unless a declared length
- * (`varchar(n)`, `nchar(n)`, `varbinary(n)`, `bit(n)`, ...) bounds them; `numeric` can only past 147,457 bytes
- * (PostgreSQL's largest); `decimal(p,s)` never past `p + 2`, and every other kind never past 64.
+ * Whether a value of this column can be longer than `maxValueBytes` as canonical text and is worth a
+ * guard on the server: text, JSON and binary columns, unless a declared length (`varchar(n)`,
+ * `nchar(n)`, `varbinary(n)`, `bit(n)`, ...) keeps them within the limit. Values of every other kind
+ * are short (the longest, a PostgreSQL `numeric`, is 147,457 bytes) and only checked as they arrive.
  * Adapters guard the columns that can, on the server, so that such a value is refused before it is sent.
  */
 export function valueCanExceed(
   column: Pick<CatalogColumn, "dataType" | "logicalType">,
   maxValueBytes: number,
 ): boolean {
-  return maxCanonicalBytes(column) > maxValueBytes;
+  const kind = column.logicalType.kind;
+  if (kind !== "text" && kind !== "json" && kind !== "binary") return false;
+  const declared = DECLARED_LENGTH.exec(column.dataType);
+  if (declared === null) return true;
+  const length = Number(declared[2]);
+  // A character is at most 4 UTF-8 bytes; a byte is 2 hex digits after `\x`.
+  return (/binary/i.test(declared[1]!) ? 2 * length + 2 : 4 * length) > maxValueBytes;
 }
 
 const DECLARED_LENGTH =
   /^\s*(?:national\s+)?(character varying|varchar|character|char|nvarchar|nchar|varbinary|binary|bit)\s*\(\s*(\d+)\s*\)\s*$/i;
-
-function maxCanonicalBytes(column: Pick<CatalogColumn, "dataType" | "logicalType">): number {
-  const type = column.logicalType;
-  switch (type.kind) {
-    case "text":
-    case "json":
-    case "binary": {
-      const declared = DECLARED_LENGTH.exec(column.dataType);
-      if (declared === null) return Infinity;
-      const length = Number(declared[2]);
-      // A character is at most 4 UTF-8 bytes; a byte is 2 hex digits after `\x`.
-      return /binary/i.test(declared[1]!) ? 2 * length + 2 : 4 * length;
-    }
-    case "numeric":
-      return 147_457;
-    case "decimal":
-      return Math.max(type.precision + 2, 64);
-    default:
-      return 64;
-  }
-}
 
 /**
  * The text a server-side guard puts into the error it raises for a value over the limit: adapters build
@@ -393,7 +378,11 @@ export interface ValuePosition {
 export class ValueTooLargeError extends AppError {
   readonly code = "value_too_large";
 
-  constructor(readonly position: ValuePosition, readonly limitBytes: number, options?: ErrorOptions) {
+  constructor(
+    readonly position: ValuePosition,
+    readonly limitBytes: number,
+    options?: ErrorOptions,
+  ) {
     super(
       `Cannot read table "${position.schema}"."${position.table}": a value in column ` +
         `"${position.column}" is larger than the limit of ${bytesText(limitBytes)}; leave the ` +

@@ -32,10 +32,15 @@ import {
   formatFloat32,
 } from "../../domain/logical_type.ts";
 import {
-  type ReadRowsOptions,
+  guardedColumnOf,
   readLimitsOf,
+  type ReadRowsOptions,
   RowBatcher,
   SourceUnavailableError,
+  valueCanExceed,
+  valueTooLarge,
+  type ValueTooLargeError,
+  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
 import { civilFromDays } from "../../domain/civil_date.ts";
 
@@ -187,7 +192,7 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
     const what = `Cannot read table ${
       databricksTableName(this.#catalog, extract.schema, extract.table.name)
     } from Databricks`;
-    const sql = databricksReadQuery(this.#catalog, extract);
+    const sql = databricksReadQuery(this.#catalog, extract, limits.maxValueBytes);
     const converters = columns.map(databricksCanonicalConverter);
     const keys = columns.map((_, i) => `c${i}`);
     const batcher = new RowBatcher(extract, limits);
@@ -201,7 +206,7 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
       try {
         await this.#waitFinished(operation);
       } catch (e) {
-        throw this.#unavailable(what, e);
+        throw this.#readFailure(what, e, extract, limits.maxValueBytes);
       }
       while (true) {
         let chunk: Record<string, unknown>[];
@@ -211,7 +216,7 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
             maxRows: batcher.fetchRows(),
           }) as Record<string, unknown>[];
         } catch (e) {
-          throw this.#unavailable(what, e);
+          throw this.#readFailure(what, e, extract, limits.maxValueBytes);
         }
         for (let r = 0; r < chunk.length; r++) {
           const record = chunk[r]!;
@@ -269,6 +274,18 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
       }
       throw e;
     }
+  }
+
+  /** A read's failure: a guard's `raise_error` as {@link ValueTooLargeError}, else unavailability. */
+  #readFailure(
+    what: string,
+    e: unknown,
+    extract: TableExtract,
+    maxValueBytes: number,
+  ): ValueTooLargeError | SourceUnavailableError {
+    const column = guardedColumnOf(messageOf(e));
+    if (column === undefined) return this.#unavailable(what, e);
+    return valueTooLarge(extract, column, maxValueBytes, { cause: e });
   }
 
   #unavailable(what: string, e: unknown): SourceUnavailableError {
@@ -346,15 +363,36 @@ export function databricksSelectExpression(
  * The data query `readRows` sends: each column's expression aliased `c0`, `c1`, ... (the driver keys
  * row objects by column name), from the fully qualified table.
  *
+ * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded, so
+ * that the warehouse fails the statement instead of sending such a value in an Arrow batch:
+ * `CASE WHEN <size> > limit THEN raise_error(concat('<marker>', <size>)) ELSE <expression> END`, the
+ * size being `octet_length` of the expression (UTF-8 bytes of a string; for binary, twice the bytes
+ * plus two, the length of its `\x` hex). `raise_error` fails with the marker in its message
+ * ({@link guardedColumnOf}); its type is void, so the column keeps its expression's type.
+ *
  * @throws {RangeError} when the extract selects no columns.
  */
-export function databricksReadQuery(catalog: string, extract: TableExtract): string {
+export function databricksReadQuery(
+  catalog: string,
+  extract: TableExtract,
+  maxValueBytes?: number,
+): string {
   const columns = extract.table.columns;
   if (columns.length === 0) {
     throw new RangeError(`Cannot read table "${extract.table.name}": no columns are selected`);
   }
   const list = columns
-    .map((column, i) => `${databricksSelectExpression(column)} AS \`c${i}\``)
+    .map((column, i) => {
+      const value = databricksSelectExpression(column);
+      if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) {
+        return `${value} AS \`c${i}\``;
+      }
+      const size = column.logicalType.kind === "binary"
+        ? `octet_length(${value}) * 2 + 2`
+        : `octet_length(${value})`;
+      const raise = `raise_error(concat('${valueTooLargeMarker(i)}', ${size}))`;
+      return `CASE WHEN ${size} > ${maxValueBytes} THEN ${raise} ELSE ${value} END AS \`c${i}\``;
+    })
     .join(", ");
   return `SELECT ${list} FROM ${databricksTableName(catalog, extract.schema, extract.table.name)}`;
 }

@@ -6,8 +6,8 @@
 import type { SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
-  type ReadRowsOptions,
   readLimitsOf,
+  type ReadRowsOptions,
   RowBatcher,
   SchemaNotFoundError,
   type SourceDatabase,

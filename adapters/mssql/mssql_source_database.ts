@@ -41,15 +41,19 @@ import {
 } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
 import {
+  guardedColumnOf,
   type ReadLimits,
-  type ReadRowsOptions,
   readLimitsOf,
+  type ReadRowsOptions,
   RowBatcher,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
   type SqlConnectionOptions,
   type SqlSourceConnector,
+  valueCanExceed,
+  valueTooLarge,
+  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
 
 /** TLS settings for the connection; see {@link connectMssqlWith}. */
@@ -238,7 +242,7 @@ export class MssqlSourceDatabase implements SourceDatabase {
       wake = undefined;
       w?.();
     };
-    const request = new Request(mssqlReadQuery(extract), (e) => {
+    const request = new Request(mssqlReadQuery(extract, limits.maxValueBytes), (e) => {
       if (e) failure = e;
       done = true;
       signal();
@@ -281,6 +285,10 @@ export class MssqlSourceDatabase implements SourceDatabase {
         break;
       }
       if (failure !== undefined) {
+        const column = guardedColumnOf(messageOf(failure));
+        if (column !== undefined) {
+          throw valueTooLarge(extract, column, limits.maxValueBytes, { cause: failure });
+        }
         throw new SourceUnavailableError(
           `Cannot read table "${extract.schema}"."${extract.table.name}" from SQL Server: ${
             messageOf(failure)
@@ -585,14 +593,51 @@ export function mssqlSelectExpression(column: Pick<CatalogColumn, "name" | "data
   }
 }
 
-/** The data query `readRows` sends: each column's expression aliased `[c0]`, `[c1]`, ... */
-export function mssqlReadQuery(extract: TableExtract): string {
+/**
+ * The data query `readRows` sends: each column's expression aliased `[c0]`, `[c1]`, ...
+ *
+ * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded, so
+ * that such a value fails the query on the server instead of being sent (tedious would reassemble it
+ * whole first): `CASE WHEN <size> > limit THEN CONVERT(nvarchar(1), CONVERT(int, N'<marker>' +
+ * CONVERT(nvarchar(20), <size>))) ELSE <expression> END`, where converting the marker to `int` raises
+ * error 245 with the marker in its message ({@link guardedColumnOf}). The `nvarchar(1)` keeps the
+ * column's type that of its expression. The size never exceeds the UTF-8 length of the canonical text,
+ * so no value within the limit is refused: `DATALENGTH` for `char`/`varchar`/`text` (bytes of a code
+ * page, or UTF-8), half of it for the UTF-16 `nchar`/`nvarchar`/`ntext`, twice it plus two for binary
+ * types (their `\x` hex), and half the `DATALENGTH` of the converted text for anything else.
+ */
+export function mssqlReadQuery(extract: TableExtract, maxValueBytes?: number): string {
   const list = extract.table.columns
-    .map((column, i) => `${mssqlSelectExpression(column)} AS [c${i}]`)
+    .map((column, i) => {
+      const guarded = maxValueBytes !== undefined && valueCanExceed(column, maxValueBytes);
+      const value = guarded ? mssqlGuard(column, i, maxValueBytes) : mssqlSelectExpression(column);
+      return `${value} AS [c${i}]`;
+    })
     .join(", ");
   return `SELECT ${list} FROM ${quoteMssqlIdentifier(extract.schema)}.${
     quoteMssqlIdentifier(extract.table.name)
   }`;
+}
+
+function mssqlGuard(
+  column: Pick<CatalogColumn, "name" | "dataType" | "logicalType">,
+  index: number,
+  maxValueBytes: number,
+): string {
+  const c = quoteMssqlIdentifier(column.name);
+  const type = column.dataType.toLowerCase().replace(/\(.*$/, "");
+  // ntext in a CASE is converted first, as every other large text type already is.
+  const value = type === "ntext" ? `CONVERT(nvarchar(max), ${c})` : mssqlSelectExpression(column);
+  const size = column.logicalType.kind === "binary"
+    ? `CAST(DATALENGTH(${c}) AS bigint) * 2 + 2`
+    : ["char", "varchar", "text"].includes(type)
+    ? `DATALENGTH(${c})`
+    : ["nchar", "nvarchar", "ntext"].includes(type)
+    ? `DATALENGTH(${c}) / 2`
+    : `DATALENGTH(${value}) / 2`;
+  const raise = `CONVERT(int, N'${valueTooLargeMarker(index)}' + CONVERT(nvarchar(20), ${size}))`;
+  return `CASE WHEN ${size} > ${maxValueBytes} THEN CONVERT(nvarchar(1), ${raise}) ` +
+    `ELSE ${value} END`;
 }
 
 /**

@@ -35,8 +35,8 @@ import {
 } from "../../domain/logical_type.ts";
 import {
   type ReadLimits,
-  type ReadRowsOptions,
   readLimitsOf,
+  type ReadRowsOptions,
   RowBatcher,
   SchemaNotFoundError,
   type SourceDatabase,
@@ -592,7 +592,9 @@ export function mysqlReadQuery(extract: TableExtract, maxValueBytes?: number): M
   const items = readers.map((r, i) =>
     sizes[i] === undefined ? r.select : `IF(${over(i)}, NULL, ${r.select})`
   );
-  const guards = sizes.flatMap((size, i) => size === undefined ? [] : [`WHEN ${over(i)} THEN ${i}`]);
+  const guards = sizes.flatMap((size, i) =>
+    size === undefined ? [] : [`WHEN ${over(i)} THEN ${i}`]
+  );
   if (guards.length > 0) items.push(`CASE ${guards.join(" ")} END`);
   const list = items.map((item, i) => `${item} AS \`c${i}\``).join(", ");
   return {

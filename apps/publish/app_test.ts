@@ -260,7 +260,7 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
 
 const FORMULA_ROWS = new Map([
   ["oncology.tumour_stage", [
-    ["-1", "=HYPERLINK(\"http://x\")", null],
+    ["-1", '=HYPERLINK("http://x")', null],
     ["2", "-3", null],
     ["3", "+1", null],
     ["4", "@SUM(A1)", null],

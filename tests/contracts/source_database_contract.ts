@@ -461,9 +461,11 @@ async function runReadSteps(
     );
     // Columns whose values fit are read under the same limit.
     assert.deepEqual(
-      sortRows(await readAll(db, extract("visits", ["visit_no", "visited_on"]), 2, {
-        maxValueBytes: NOTES_UTF8_BYTES - 1,
-      })),
+      sortRows(
+        await readAll(db, extract("visits", ["visit_no", "visited_on"]), 2, {
+          maxValueBytes: NOTES_UTF8_BYTES - 1,
+        }),
+      ),
       sortRows(FIXTURE_ROWS.visits.map((r) => [r[0] ?? null, r[2] ?? null])),
     );
   });
@@ -474,7 +476,9 @@ async function runReadSteps(
     assert.deepEqual(single.map((b) => b.length), [1, 1, 1]);
     assert.deepEqual(sortRows(single.flat()), sortRows(FIXTURE_ROWS.visits));
     // A budget that any two rows reach and no single row does: batches of two, whatever the order.
-    const [smallest = 0, next = 0] = FIXTURE_ROWS.visits.map(estimatedRowBytes).sort((a, b) => a - b);
+    const [smallest = 0, next = 0] = FIXTURE_ROWS.visits.map(estimatedRowBytes).sort((a, b) =>
+      a - b
+    );
     const budget = smallest + next;
     const batches = await readBatches(db, extract("visits"), 1_000, { batchBytes: budget });
     assertBatchesWithin(batches, 1_000, budget);
@@ -493,10 +497,16 @@ async function runReadSteps(
 
   if (db.readCsv !== undefined) {
     await t.step(`${name} readCsv() refuses a value over maxValueBytes, naming it`, async () => {
-      const error = await readCsvBytes(db, extract("visits"), { maxValueBytes: NOTES_UTF8_BYTES - 1 })
+      const error = await readCsvBytes(db, extract("visits"), {
+        maxValueBytes: NOTES_UTF8_BYTES - 1,
+      })
         .then(() => assert.fail("expected a ValueTooLargeError"), (e: unknown) => e);
       assert.ok(error instanceof ValueTooLargeError, String(error));
-      assert.deepEqual(error.position, { schema: fixture.schema, table: "visits", column: "notes" });
+      assert.deepEqual(error.position, {
+        schema: fixture.schema,
+        table: "visits",
+        column: "notes",
+      });
       await db.ping();
       assert.deepEqual(
         await readCsvBytes(db, extract("visits"), { maxValueBytes: NOTES_UTF8_BYTES }),
