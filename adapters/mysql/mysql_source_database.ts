@@ -563,6 +563,27 @@ interface ColumnReader {
   readonly convert: (value: string & Uint8Array) => string;
 }
 
+/** The most bytes a MySQL text or blob type holds: `LONGTEXT`, `LONGBLOB` and `JSON` are not bounded here. */
+const MYSQL_TYPE_BYTES: ReadonlyMap<string, number> = new Map([
+  ["tinytext", 255],
+  ["tinyblob", 255],
+  ["text", 65_535],
+  ["blob", 65_535],
+  ["mediumtext", 16_777_215],
+  ["mediumblob", 16_777_215],
+]);
+
+/**
+ * {@link valueCanExceed}, knowing MySQL's bounded text and blob types: a `TEXT` value is at most
+ * 65,535 bytes, whose canonical text (UTF-8 from a single-byte charset, or `\x` hex) is at most twice
+ * that plus two; such columns need no guard under a larger limit.
+ */
+function mysqlValueCanExceed(column: CatalogColumn, maxValueBytes: number): boolean {
+  const bytes = MYSQL_TYPE_BYTES.get(column.dataType.toLowerCase().trim());
+  if (bytes !== undefined) return 2 * bytes + 2 > maxValueBytes;
+  return valueCanExceed(column, maxValueBytes);
+}
+
 /** The query {@link mysqlReadQuery} builds. */
 export interface MysqlReadQuery extends QueryOptions {
   /** Whether the last column is the guard column, which names the first value over the limit. */
@@ -573,8 +594,8 @@ export interface MysqlReadQuery extends QueryOptions {
  * The mysql2 query `readRows` runs: the extract's columns through quoted identifiers, aliased `c0`,
  * `c1`, ... so the type cast finds each column's reader by position, with rows as arrays.
  *
- * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded,
- * since MySQL has no way to raise an error from a SELECT: the column is selected as
+ * With `maxValueBytes`, every column whose values can be longer ({@link mysqlValueCanExceed}) is
+ * guarded, since MySQL has no way to raise an error from a SELECT: the column is selected as
  * `IF(<size> > limit, NULL, col)` and one more column, last, is `CASE WHEN <size of the first> > limit
  * THEN 0 WHEN ... END`: NULL when every value fits, else the index of the first column over the limit.
  * The size is `LENGTH(col)`, the bytes the server holds (for `utf8mb4` columns the UTF-8 length; for
@@ -584,7 +605,9 @@ export interface MysqlReadQuery extends QueryOptions {
 export function mysqlReadQuery(extract: TableExtract, maxValueBytes?: number): MysqlReadQuery {
   const readers = extract.table.columns.map(columnReader);
   const sizes = extract.table.columns.map((column) => {
-    if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) return undefined;
+    if (maxValueBytes === undefined || !mysqlValueCanExceed(column, maxValueBytes)) {
+      return undefined;
+    }
     const name = quoteMysqlIdentifier(column.name);
     return column.logicalType.kind === "binary" ? `(LENGTH(${name}) * 2 + 2)` : `LENGTH(${name})`;
   });
