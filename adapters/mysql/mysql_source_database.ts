@@ -560,6 +560,11 @@ interface ColumnReader {
   readonly select: string;
   /** Read the value as bytes (binary, bit) instead of text. */
   readonly bytes: boolean;
+  /**
+   * A MySQL `JSON` column: its text is always UTF-8, whatever the result's field says (MySQL labels it
+   * binary, and a guard's `IF()` may not keep the JSON type).
+   */
+  readonly json: boolean;
   readonly convert: (value: string & Uint8Array) => string;
 }
 
@@ -631,7 +636,9 @@ export function mysqlReadQuery(extract: TableExtract, maxValueBytes?: number): M
       const cached = field as TypeCastField & { [READER]?: ColumnReader | undefined };
       const reader = cached[READER] ??= readers[Number(field.name.slice(1))];
       if (reader === undefined) return field.string();
-      const value = reader.bytes ? field.buffer() : field.type === "JSON"
+      const value = reader.bytes
+        ? field.buffer()
+        : field.type === "JSON" || reader.json
         ? field.string("utf8") // MySQL labels JSON text as binary; it is always UTF-8
         : field.string();
       return value === null ? null : reader.convert(value as string & Uint8Array);
@@ -691,6 +698,7 @@ function columnReader(column: CatalogColumn): ColumnReader {
   return {
     select: kind === "real" ? `(${name} + 0E0)` : name,
     bytes: kind === "binary" || /^bit\(/i.test(column.dataType),
+    json: column.dataType.toLowerCase() === "json",
     convert: mysqlCanonicalConverter(column),
   };
 }
