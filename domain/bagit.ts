@@ -23,15 +23,50 @@ export interface BagInfo {
   /** Identifies the run, e.g. `Pr042/20250611_093000`. */
   readonly externalIdentifier: string;
   readonly softwareAgent: string;
+  /** Set when CSV files were written with the opt-in formula escape (see {@link csvFormulaEscape}). */
+  readonly csvFormulaEscape?: CsvFormulaEscape | undefined;
 }
 
-/** The content of `bag-info.txt`. */
+/** Which CSV payload files had the formula escape applied, and its prefix. */
+export interface CsvFormulaEscape {
+  readonly prefix: string;
+  /** The escaped files, when some CSV files of the bag are not escaped; absent when all are. */
+  readonly files?: readonly string[];
+}
+
+/**
+ * Whether the formula escape was applied to a bag's CSV files, from the staging manifest's entries:
+ * `undefined` when no file was escaped; the prefix alone when every `.csv` file was; else the prefix
+ * and the escaped files.
+ */
+export function csvFormulaEscape(
+  files: readonly { readonly path: string; readonly csvFormulaPrefix?: string | undefined }[],
+): CsvFormulaEscape | undefined {
+  const escaped = files.filter((f) => f.csvFormulaPrefix !== undefined);
+  const prefix = escaped[0]?.csvFormulaPrefix;
+  if (prefix === undefined) return undefined;
+  const csv = files.filter((f) => f.path.endsWith(".csv"));
+  return escaped.length === csv.length
+    ? { prefix }
+    : { prefix, files: escaped.map((f) => f.path).sort() };
+}
+
+/**
+ * The content of `bag-info.txt`. When CSV files were formula-escaped it also records
+ * `CSV-Formula-Prefix: <prefix>`, and, when only some files were, one `CSV-Formula-Prefixed-File: <path>`
+ * per escaped file, so a reader knows that text values starting with the prefix were altered.
+ */
 export function bagInfoText(info: BagInfo): string {
+  const escape = info.csvFormulaEscape;
   return [
     `Bagging-Date: ${info.baggingDate}`,
     `Payload-Oxum: ${info.payloadBytes}.${info.payloadFiles}`,
     `External-Identifier: ${info.externalIdentifier}`,
     `Bag-Software-Agent: ${info.softwareAgent}`,
+    ...(escape === undefined ? [] : [
+      `CSV-Formula-Prefix: ${escape.prefix}`,
+      ...(escape.files ?? []).map((path) => `CSV-Formula-Prefixed-File: ${encodePath(path)}`),
+    ]),
     "",
   ].join("\n");
 }

@@ -37,12 +37,53 @@ export interface SchemaCatalog {
   readonly tables: readonly CatalogTable[];
 }
 
+/** The most characters (UTF-16 code units) a schema, table or column description keeps. */
+export const MAX_DESCRIPTION_CHARS = 4096;
+
+/** What ends a description that was cut to {@link MAX_DESCRIPTION_CHARS}. */
+export const TRUNCATION_MARKER = "… [truncated]";
+
 /**
- * Narrows a catalogue to the tables and columns a dataset asks for, keeping catalogue order.
+ * A source description cut to at most {@link MAX_DESCRIPTION_CHARS} characters, the last of them
+ * {@link TRUNCATION_MARKER}, never between the two halves of a surrogate pair. Shorter descriptions and
+ * `null` are returned as they are.
+ */
+export function capDescription(description: string | null): string | null {
+  if (description === null || description.length <= MAX_DESCRIPTION_CHARS) return description;
+  let end = MAX_DESCRIPTION_CHARS - TRUNCATION_MARKER.length;
+  const last = description.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return description.slice(0, end) + TRUNCATION_MARKER;
+}
+
+/** The catalogue with every description (schema, tables, columns) capped by {@link capDescription}. */
+export function capDescriptions(catalog: SchemaCatalog): SchemaCatalog {
+  return {
+    ...catalog,
+    description: capDescription(catalog.description),
+    tables: catalog.tables.map((table) => ({
+      ...table,
+      description: capDescription(table.description),
+      columns: table.columns.map((column) => ({
+        ...column,
+        description: capDescription(column.description),
+      })),
+    })),
+  };
+}
+
+/**
+ * Narrows a catalogue to the tables and columns a dataset asks for, keeping catalogue order, and caps
+ * every description ({@link capDescriptions}): this is where a source's catalogue enters both the
+ * metadata reply and packaging, so no description longer than {@link MAX_DESCRIPTION_CHARS} goes further.
  *
  * @throws {DatasetItemsNotFoundError} listing every requested table or column that does not exist.
  */
 export function selectDataset(catalog: SchemaCatalog, dataset: DatasetMetadata): SchemaCatalog {
+  return capDescriptions(narrowCatalog(catalog, dataset));
+}
+
+function narrowCatalog(catalog: SchemaCatalog, dataset: DatasetMetadata): SchemaCatalog {
   const requested = dataset.tables ?? [];
   if (requested.length === 0) return catalog;
 
@@ -148,10 +189,29 @@ export function tableExtracts(selected: SchemaCatalog): TableExtract[] {
   });
 }
 
+/**
+ * How much one `readRows` call may hold at once, and the largest value it may read. Every field has a
+ * default (see `ports/source_database.ts`).
+ */
+export interface ReadRowsOptions {
+  /** The most rows in one batch. */
+  readonly batchRows?: number;
+  /** A batch is handed over as soon as the estimated size of its values reaches this many bytes. */
+  readonly batchBytes?: number;
+  /** The largest value, in UTF-8 bytes of its canonical text; a larger one fails the read. */
+  readonly maxValueBytes?: number;
+}
+
+/** What a `readCsv` call may read: the same per-value limit as {@link ReadRowsOptions}. */
+export interface ReadCsvOptions {
+  /** The largest value, in UTF-8 bytes of its canonical text; a larger one fails the read. */
+  readonly maxValueBytes?: number;
+}
+
 /** Reads the rows of extracts; the part of a source database that dataset writers use. */
 export interface TableReader {
-  /** Streams the extract's columns in bounded batches of canonical values. */
-  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  /** Streams the extract's columns in batches bounded in rows and bytes, of canonical values. */
+  readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
   /** Optional fast path: the same rows as canonical CSV, header first. */
-  readCsv?(extract: TableExtract): AsyncIterable<Uint8Array>;
+  readCsv?(extract: TableExtract, options?: ReadCsvOptions): AsyncIterable<Uint8Array>;
 }

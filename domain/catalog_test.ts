@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  capDescription,
   type CatalogColumn,
   type CatalogTable,
+  MAX_DESCRIPTION_CHARS,
   metadataPayload,
   type SchemaCatalog,
   selectDataset,
+  TRUNCATION_MARKER,
 } from "./catalog.ts";
 import { type DatasetMetadata, DatasetMetadataPayload } from "./contract.ts";
 import { AppError, DatasetItemsNotFoundError } from "./errors.ts";
@@ -339,4 +342,66 @@ Deno.test("metadataPayload() copies primary_key instead of sharing the catalogue
   assert.ok(key !== undefined);
   key.push("mutated");
   assert.deepEqual(CATALOG.tables[3]?.primaryKey, ["stage_id"]);
+});
+
+Deno.test("capDescription() keeps descriptions up to the cap and cuts longer ones with a marker", async (t) => {
+  const at = "d".repeat(MAX_DESCRIPTION_CHARS);
+  const cases: [string, string | null, string | null][] = [
+    ["null", null, null],
+    ["empty", "", ""],
+    ["short", "One row per patient", "One row per patient"],
+    ["exactly the cap", at, at],
+    [
+      "one over the cap",
+      at + "e",
+      "d".repeat(MAX_DESCRIPTION_CHARS - TRUNCATION_MARKER.length) + TRUNCATION_MARKER,
+    ],
+  ];
+  for (const [label, input, expected] of cases) {
+    await t.step(label, () => assert.equal(capDescription(input), expected));
+  }
+  await t.step("1 MB", () => {
+    const capped = capDescription("x".repeat(1024 * 1024))!;
+    assert.equal(capped.length, MAX_DESCRIPTION_CHARS);
+    assert.ok(capped.endsWith(TRUNCATION_MARKER));
+  });
+  await t.step("never between the halves of a surrogate pair", () => {
+    const keep = MAX_DESCRIPTION_CHARS - TRUNCATION_MARKER.length;
+    const capped = capDescription("a".repeat(keep - 1) + "😀" + "b".repeat(100))!;
+    assert.equal(capped, "a".repeat(keep - 1) + TRUNCATION_MARKER);
+    assert.ok(capped.isWellFormed());
+  });
+});
+
+Deno.test("selectDataset() caps the schema, table and column descriptions", async (t) => {
+  const long = "y".repeat(MAX_DESCRIPTION_CHARS + 1);
+  const catalog: SchemaCatalog = {
+    name: "s",
+    description: long,
+    tables: [{
+      ...table("t", []),
+      description: long,
+      columns: [{ ...column("c"), description: long }, column("d")],
+    }],
+  };
+  const requests: [string, Requested | null][] = [
+    ["every table", null],
+    ["table t", { t: null }],
+    ["column t.c", { t: ["c"] }],
+  ];
+  for (const [label, tables] of requests) {
+    await t.step(label, () => {
+      const request = dataset(tables, { schema_name: "s" });
+      const payload = metadataPayload(selectDataset(catalog, request), request);
+      const descriptions = [
+        payload.description,
+        ...payload.tables.flatMap((t) => [t.description, ...t.columns.map((c) => c.description)]),
+      ].filter((d) => d !== null);
+      assert.ok(descriptions.length >= 3);
+      for (const d of descriptions) {
+        assert.equal(d.length, MAX_DESCRIPTION_CHARS);
+        assert.ok(d.endsWith(TRUNCATION_MARKER));
+      }
+    });
+  }
 });

@@ -137,6 +137,49 @@ export function parseCsv(text: string): (string | null)[][] {
   return rows;
 }
 
+/**
+ * The prefix the opt-in formula escape (`CSV_FORMULA_PREFIX=true`) puts before a text cell that a
+ * spreadsheet would take for a formula: a single quote, as OWASP's "CSV Injection" page recommends.
+ */
+export const CSV_FORMULA_PREFIX = "'";
+
+/**
+ * The first characters that make a spreadsheet evaluate a cell (`=`, `+`, `-`, `@`, tab, CR), and the
+ * prefix itself, so that the escape can be undone exactly: remove one leading `'` from every text value
+ * that starts with one.
+ */
+const FORMULA_START = /^[=+\-@\t\r']/;
+
+/** Whether the opt-in escape prefixes this text value (see {@link CSV_FORMULA_PREFIX}). */
+export function needsFormulaPrefix(value: string): boolean {
+  return FORMULA_START.test(value);
+}
+
+/**
+ * The opt-in formula escape: every value of a `text` column that {@link needsFormulaPrefix} gets
+ * {@link CSV_FORMULA_PREFIX} in front; values of every other kind (numbers, dates, JSON, ...) and NULLs
+ * are left exact, so `-1` in an integer column stays `-1`. Rows without such a value are passed on as
+ * they are; the input is not modified.
+ *
+ * @param kinds the logical kind of each column.
+ */
+export function prefixFormulas(
+  rows: readonly CanonicalRow[],
+  kinds: readonly LogicalKind[],
+): CanonicalRow[] {
+  const text = kinds.flatMap((kind, i) => kind === "text" ? [i] : []);
+  return rows.map((row) => {
+    let copy: CanonicalRow | undefined;
+    for (const i of text) {
+      const value = row[i];
+      if (value === null || value === undefined || !needsFormulaPrefix(value)) continue;
+      copy ??= [...row];
+      copy[i] = CSV_FORMULA_PREFIX + value;
+    }
+    return copy ?? row;
+  });
+}
+
 const utf8Encoder = new TextEncoder();
 
 /** UTF-8 bytes of a (large) CSV text: `encodeInto` a buffer of the worst-case size beats `encode`. */

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { encodeCsvRow, encodeCsvRows, parseCsv } from "./csv.ts";
+import {
+  encodeCsvRow,
+  encodeCsvRows,
+  needsFormulaPrefix,
+  parseCsv,
+  prefixFormulas,
+} from "./csv.ts";
 import type { CanonicalRow, LogicalKind } from "./logical_type.ts";
 
 const KINDS: readonly LogicalKind[] = [
@@ -32,4 +38,40 @@ Deno.test("encodeCsvRows quotes the empty string and text with separators, and l
 Deno.test("a single-column row quotes \\. so PostgreSQL does not read it as end of data", () => {
   assert.equal(encodeCsvRows([["\\."]], ["text"]), '"\\."\n');
   assert.equal(encodeCsvRows([["\\."], [null]]), '"\\."\n\n');
+});
+
+Deno.test("needsFormulaPrefix() is true for the first characters spreadsheets evaluate, and '", async (t) => {
+  const cases: [string, boolean][] = [
+    ["=1+1", true],
+    ["+1", true],
+    ["-1", true],
+    ["@SUM(A1)", true],
+    ["\tx", true],
+    ["\rx", true],
+    ["'already", true],
+    ["", false],
+    ["a=1", false],
+    [" =1", false],
+    ["1-2", false],
+    ["\nx", false],
+  ];
+  for (const [value, expected] of cases) {
+    await t.step(JSON.stringify(value), () => assert.equal(needsFormulaPrefix(value), expected));
+  }
+});
+
+Deno.test("prefixFormulas() escapes text values only, and leaves its input alone", () => {
+  const rows: CanonicalRow[] = [
+    ["-1", "-1", "=x", "-1.5", '{"a":-1}', null],
+    ["2", "ok", "", "3", "[]", "@y"],
+  ];
+  const copy = structuredClone(rows);
+  const escaped = prefixFormulas(rows, ["integer", "text", "text", "decimal", "json", "text"]);
+  assert.deepEqual(escaped, [
+    ["-1", "'-1", "'=x", "-1.5", '{"a":-1}', null],
+    ["2", "ok", "", "3", "[]", "'@y"],
+  ]);
+  assert.deepEqual(rows, copy);
+  const untouched: CanonicalRow = ["1", "plain"];
+  assert.equal(prefixFormulas([untouched], ["integer", "text"])[0], untouched, "passed on as is");
 });

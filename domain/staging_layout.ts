@@ -66,6 +66,11 @@ export interface StagedFile {
   /** SHA-512 of the file's bytes, 128 lower-case hex characters. */
   readonly sha512: string;
   readonly bytes: number;
+  /**
+   * The prefix put before text values a spreadsheet would take for a formula (`'`), when the file was
+   * written with the opt-in formula escape; absent when its values are exact.
+   */
+  readonly csvFormulaPrefix?: string;
 }
 
 /** The private place a writer writes one dataset into, provided by the filestore. */

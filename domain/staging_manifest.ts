@@ -19,6 +19,8 @@ const Entry = z.strictObject({
   sha512: z.string().regex(/^[0-9a-f]{128}$/),
   bytes: z.number().int().nonnegative(),
   datasets: z.array(z.string().refine(isSafeIdentifier, { error: "must be a schema name" })).min(1),
+  /** Set when the CSV file was written with the opt-in formula escape: the prefix it used. */
+  csvFormulaPrefix: z.string().min(1).optional(),
 });
 
 /** The manifest's content (version 2: version 1 had no signature). */
@@ -40,6 +42,7 @@ export interface NewFile {
   readonly path: string;
   readonly sha512: string;
   readonly bytes: number;
+  readonly csvFormulaPrefix?: string;
 }
 
 /** An empty manifest. */

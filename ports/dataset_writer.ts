@@ -3,13 +3,16 @@
  *
  * @module
  */
-import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
 
 export type { StagedFile, StagingWork };
 
-/** How much to do at once. */
-export interface WriteOptions {
+/**
+ * How much to do at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every
+ * `readRows` and `readCsv` call; left out, the source's defaults apply.
+ */
+export interface WriteOptions extends ReadRowsOptions {
   /** How many tables to extract at the same time. */
   readonly concurrency: number;
   /** Rows per batch read from the source. */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 
 export {
@@ -39,8 +39,11 @@ export interface DestinationRun {
   readonly startTime: string;
 }
 
-/** How much to do at once. */
-export interface LoadOptions {
+/**
+ * How much to do at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every
+ * `readRows` and `readCsv` call; left out, the source's defaults apply.
+ */
+export interface LoadOptions extends ReadRowsOptions {
   /** How many tables to load at the same time (at least 1). */
   readonly concurrency: number;
   /** Rows per batch read from a source that has no CSV fast path. */

@@ -50,7 +50,7 @@ import { DatabricksTokenSource } from "../adapters/databricks/databricks_token.t
 import { mssqlReadQuery } from "../adapters/mssql/mssql_source_database.ts";
 import type { TableExtract } from "../domain/catalog.ts";
 import { parseCsv } from "../domain/csv.ts";
-import { DEFAULT_BATCH_ROWS } from "../ports/source_database.ts";
+import { DEFAULT_BATCH_ROWS, DEFAULT_MAX_VALUE_BYTES } from "../ports/source_database.ts";
 import {
   FAKE_W_CATALOG,
   FAKE_W_HTTP_PATH,
@@ -536,7 +536,7 @@ async function mssqlReadLimit(
     let rows = 0;
     await new Promise<void>((resolve, reject) => {
       const request = new Request(
-        mssqlReadQuery(mssqlWExtract()),
+        mssqlReadQuery(mssqlWExtract(), DEFAULT_MAX_VALUE_BYTES),
         (e) => e ? reject(e) : resolve(),
       );
       request.on("row", () => rows++);
@@ -606,7 +606,7 @@ async function databricksReadLimit(
     const clientBefore = process.cpuUsage();
     const started = performance.now();
     const operation = await session.executeStatement(
-      databricksReadQuery(FAKE_W_CATALOG, databricksWExtract()),
+      databricksReadQuery(FAKE_W_CATALOG, databricksWExtract(), DEFAULT_MAX_VALUE_BYTES),
       { ...options, maxRows: BATCH_ROWS },
     );
     let rows = 0;

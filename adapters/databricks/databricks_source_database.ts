@@ -14,6 +14,7 @@ import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
   type DatabricksConnectionOptions,
   type DatabricksSourceConnector,
+  type ReadRowsOptions,
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
@@ -151,7 +152,7 @@ export class DatabricksSourceDatabase implements SourceDatabase {
   /** {@inheritDoc SourceDatabase.readRows} */
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncIterable<CanonicalRow[]> {
     yield* (await this.#session()).readRows(extract, options);
   }

@@ -32,10 +32,17 @@ import {
   formatFloat32,
 } from "../../domain/logical_type.ts";
 import {
-  batchRowsOf,
+  guardedColumnOf,
+  readLimitsOf,
+  type ReadRowsOptions,
+  RowBatcher,
   SourceConnectionError,
   SourceLoginRefusedError,
   SourceUnavailableError,
+  valueCanExceed,
+  valueTooLarge,
+  type ValueTooLargeError,
+  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
 import { civilFromDays } from "../../domain/civil_date.ts";
 
@@ -72,13 +79,15 @@ export interface DatabricksSql {
    */
   ping(): Promise<void>;
   /**
-   * Streams the extract's columns of `catalog`.`schema`.`table` as canonical text, in batches of at
-   * most `batchRows` rows; stopping early closes the statement and keeps the session usable.
+   * Streams the extract's columns of `catalog`.`schema`.`table` as canonical text, in batches cut by
+   * `RowBatcher` (at most `batchRows` rows, about `batchBytes` bytes); each fetch asks for as many rows
+   * as `RowBatcher.fetchRows()` says. Stopping early closes the statement and keeps the session usable.
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
-  readRows(extract: TableExtract, options?: { batchRows?: number }): AsyncIterable<CanonicalRow[]>;
+  readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
   /** Closes the session and its connections; safe to call twice. */
   close(): Promise<void>;
 }
@@ -195,20 +204,21 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
 
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     this.#assertOpen();
     const columns = extract.table.columns;
     const what = `Cannot read table ${
       databricksTableName(this.#catalog, extract.schema, extract.table.name)
     } from Databricks`;
-    const sql = databricksReadQuery(this.#catalog, extract);
+    const sql = databricksReadQuery(this.#catalog, extract, limits.maxValueBytes);
     const converters = columns.map(databricksCanonicalConverter);
     const keys = columns.map((_, i) => `c${i}`);
+    const batcher = new RowBatcher(extract, limits);
     let operation: Operation;
     try {
-      operation = await this.#execute(sql, batchRows);
+      operation = await this.#execute(sql, batcher.fetchRows());
     } catch (e) {
       throw this.#unavailable(what, e);
     }
@@ -216,18 +226,18 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
       try {
         await this.#waitFinished(operation);
       } catch (e) {
-        throw this.#unavailable(what, e);
+        throw this.#readFailure(what, e, extract, limits.maxValueBytes);
       }
       while (true) {
         let chunk: Record<string, unknown>[];
         try {
           if (!(await operation.hasMoreRows())) break;
-          chunk = await operation.fetchChunk({ maxRows: batchRows }) as Record<string, unknown>[];
+          chunk = await operation.fetchChunk({
+            maxRows: batcher.fetchRows(),
+          }) as Record<string, unknown>[];
         } catch (e) {
-          throw this.#unavailable(what, e);
+          throw this.#readFailure(what, e, extract, limits.maxValueBytes);
         }
-        if (chunk.length === 0) continue;
-        const batch: CanonicalRow[] = new Array(chunk.length);
         for (let r = 0; r < chunk.length; r++) {
           const record = chunk[r]!;
           const row: CanonicalRow = new Array(keys.length);
@@ -235,11 +245,11 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
             const value = record[keys[c]!];
             row[c] = value === null || value === undefined ? null : converters[c]!(value);
           }
-          batch[r] = row;
+          if (batcher.add(row)) yield batcher.take();
         }
-        chunk = []; // not kept alive while the consumer holds the batch
-        yield batch;
+        chunk = []; // not kept alive while the next fetch runs
       }
+      if (batcher.size > 0) yield batcher.take();
     } finally {
       // Closing a statement that has not been read to the end cancels it on the server.
       await operation.close().catch(() => {});
@@ -284,6 +294,18 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
       }
       throw e;
     }
+  }
+
+  /** A read's failure: a guard's `raise_error` as {@link ValueTooLargeError}, else unavailability. */
+  #readFailure(
+    what: string,
+    e: unknown,
+    extract: TableExtract,
+    maxValueBytes: number,
+  ): ValueTooLargeError | SourceUnavailableError {
+    const column = guardedColumnOf(messageOf(e));
+    if (column === undefined) return this.#unavailable(what, e);
+    return valueTooLarge(extract, column, maxValueBytes, { cause: e });
   }
 
   #unavailable(what: string, e: unknown): SourceUnavailableError {
@@ -361,15 +383,36 @@ export function databricksSelectExpression(
  * The data query `readRows` sends: each column's expression aliased `c0`, `c1`, ... (the driver keys
  * row objects by column name), from the fully qualified table.
  *
+ * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded, so
+ * that the warehouse fails the statement instead of sending such a value in an Arrow batch:
+ * `CASE WHEN <size> > limit THEN raise_error(concat('<marker>', <size>)) ELSE <expression> END`, the
+ * size being `octet_length` of the expression (UTF-8 bytes of a string; for binary, twice the bytes
+ * plus two, the length of its `\x` hex). `raise_error` fails with the marker in its message
+ * ({@link guardedColumnOf}); its type is void, so the column keeps its expression's type.
+ *
  * @throws {RangeError} when the extract selects no columns.
  */
-export function databricksReadQuery(catalog: string, extract: TableExtract): string {
+export function databricksReadQuery(
+  catalog: string,
+  extract: TableExtract,
+  maxValueBytes?: number,
+): string {
   const columns = extract.table.columns;
   if (columns.length === 0) {
     throw new RangeError(`Cannot read table "${extract.table.name}": no columns are selected`);
   }
   const list = columns
-    .map((column, i) => `${databricksSelectExpression(column)} AS \`c${i}\``)
+    .map((column, i) => {
+      const value = databricksSelectExpression(column);
+      if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) {
+        return `${value} AS \`c${i}\``;
+      }
+      const size = column.logicalType.kind === "binary"
+        ? `octet_length(${value}) * 2 + 2`
+        : `octet_length(${value})`;
+      const raise = `raise_error(concat('${valueTooLargeMarker(i)}', ${size}))`;
+      return `CASE WHEN ${size} > ${maxValueBytes} THEN ${raise} ELSE ${value} END AS \`c${i}\``;
+    })
     .join(", ");
   return `SELECT ${list} FROM ${databricksTableName(catalog, extract.schema, extract.table.name)}`;
 }

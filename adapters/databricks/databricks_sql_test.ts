@@ -13,6 +13,7 @@ import {
   SourceConnectionError,
   SourceLoginRefusedError,
   SourceUnavailableError,
+  ValueTooLargeError,
 } from "../../ports/source_database.ts";
 import {
   type FakeRowSource,
@@ -677,7 +678,9 @@ Deno.test("DatabricksSql readRows() selects only the extract's columns, in its o
   }
   assert.equal(
     h.fake.statements.at(-1),
-    "SELECT `maybe` AS `c0`, unix_micros(CAST(`created_at` AS TIMESTAMP)) AS `c1`, `id` AS `c2` " +
+    "SELECT CASE WHEN octet_length(`maybe`) > 67108864 THEN raise_error(concat(" +
+      "'cr8tor_value_too_large:0:', octet_length(`maybe`))) ELSE `maybe` END AS `c0`, " +
+      "unix_micros(CAST(`created_at` AS TIMESTAMP)) AS `c1`, `id` AS `c2` " +
       "FROM `main`.`src`.`wide_small`",
   );
 });
@@ -693,7 +696,28 @@ Deno.test("DatabricksSql readRows() quotes names with backticks in them", async 
     ]),
   );
   assert.deepEqual(rows, [["1", "ok"]]);
-  assert.match(h.fake.statements.at(-1)!, /`we``ird col` AS `c1` FROM `main`\.`src`\.`odd``name`$/);
+  assert.match(
+    h.fake.statements.at(-1)!,
+    /ELSE `we``ird col` END AS `c1` FROM `main`\.`src`\.`odd``name`$/,
+  );
+});
+
+Deno.test("DatabricksSql readRows() has the warehouse refuse a value over the limit, before sending it", async () => {
+  await using h = await harness();
+  const sql = await h.open();
+  const extract = extractOf("odd`name", [
+    column("x", "int", { kind: "integer" }),
+    column("we`ird col", "string", { kind: "text" }),
+  ]);
+  const error = await rejection(
+    sql.readRows(extract, { maxValueBytes: 1 })[Symbol.asyncIterator]().next(),
+  );
+  assert.ok(error instanceof ValueTooLargeError, String(error));
+  assert.deepEqual(error.position, { schema: "src", table: "odd`name", column: "we`ird col" });
+  // The warehouse's own failure: raise_error in the SELECT, before the value was sent.
+  assert.match(String((error.cause as Error).message), /USER_RAISED_EXCEPTION/);
+  assert.deepEqual(await readAll(sql, extract), [["1", "ok"]]);
+  assert.equal(h.fake.operations.opened, h.fake.operations.closed);
 });
 
 Deno.test("DatabricksSql readRows() yields batches of at most batchRows over several fetches", async (t) => {

@@ -36,7 +36,7 @@ import {
 } from "@duckdb/node-api";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { CatalogTable, TableExtract } from "../../domain/catalog.ts";
+import type { CatalogTable, ReadRowsOptions, TableExtract } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
 import { DUCKDB_PAYLOAD_PATH } from "../../domain/staging_layout.ts";
 import type {
@@ -106,7 +106,7 @@ export class DuckdbDatasetWriter implements DatasetWriter {
         const connection = await connect();
         try {
           await appendTable(connection, catalog, source, extract, {
-            batchRows: options.batchRows,
+            read: options,
             signal: failed.signal,
           });
         } catch (e) {
@@ -248,7 +248,7 @@ async function appendTable(
   catalog: string,
   source: TableReader,
   extract: TableExtract,
-  options: { readonly batchRows: number; readonly signal: AbortSignal },
+  options: { readonly read: ReadRowsOptions; readonly signal: AbortSignal },
 ): Promise<void> {
   const { schema, table } = extract;
   const converters = table.columns.map((c) => duckdbColumn(c.logicalType).convert);
@@ -261,7 +261,7 @@ async function appendTable(
     const buffers: DuckDBValue[][] = converters.map(() => new Array<DuckDBValue>(CHUNK_ROWS));
     let filled = 0;
     let rowNumber = 0;
-    for await (const batch of source.readRows(extract, { batchRows: options.batchRows })) {
+    for await (const batch of source.readRows(extract, options.read)) {
       options.signal.throwIfAborted();
       for (const row of batch) {
         rowNumber++;

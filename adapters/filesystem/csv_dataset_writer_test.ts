@@ -104,6 +104,46 @@ Deno.test("CsvDatasetWriter specifics", async (t) => {
       );
       assert.equal(file?.bytes, bytes.length);
     });
+
+    await t.step(
+      "with formulaPrefix, escapes text values and header names and marks the file",
+      async () => {
+        const formulas: SchemaCatalog = {
+          ...CATALOG,
+          tables: [{
+            ...CATALOG.tables[0]!,
+            columns: [
+              { ...CATALOG.tables[0]!.columns[0]!, name: "=name" },
+              {
+                ...CATALOG.tables[0]!.columns[1]!,
+                dataType: "integer",
+                logicalType: { kind: "integer" },
+              },
+            ],
+          }],
+        };
+        const rows = [["=1+1", "-1"], ["-x", null], ["plain", "2"]];
+        // A CSV fast path that would bypass the escape: it must not be used.
+        const source = new CsvSource(new TextEncoder().encode("unused\n"));
+        const escapedSource = Object.assign(
+          new MemorySourceDatabase([formulas], new Map([["s.t", rows]])),
+          { readCsv: source.readCsv.bind(source) },
+        );
+        const escapeDir = await Deno.makeTempDir({ dir });
+        const [file] = await new CsvDatasetWriter({ formulaPrefix: true }).write(
+          { dir: escapeDir, copyPrevious: () => Promise.resolve(false) },
+          escapedSource,
+          tableExtracts(formulas),
+          { concurrency: 1, batchRows: 2 },
+        );
+        assert.deepEqual(source.csvCalls, []);
+        assert.equal(
+          await readFile(join(escapeDir, "data/outputs/s/t.csv"), "utf8"),
+          "'=name,b\n'=1+1,-1\n'-x,\nplain,2\n",
+        );
+        assert.equal(file?.csvFormulaPrefix, "'");
+      },
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

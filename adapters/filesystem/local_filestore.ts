@@ -22,7 +22,13 @@
 import { randomUUID } from "node:crypto";
 import { access, constants, realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
-import { bagInfoText, BAGIT_TXT, manifestText, parseManifest } from "../../domain/bagit.ts";
+import {
+  bagInfoText,
+  BAGIT_TXT,
+  csvFormulaEscape,
+  manifestText,
+  parseManifest,
+} from "../../domain/bagit.ts";
 import { PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
 import {
   emptyManifest,
@@ -358,6 +364,7 @@ export class LocalFilestore implements Filestore {
         payloadFiles: manifest.files.length,
         externalIdentifier: `${run.project}/${run.startTime}`,
         softwareAgent: this.#agent,
+        csvFormulaEscape: csvFormulaEscape(manifest.files),
       }),
       "manifest-sha512.txt": manifestText(manifest.files),
     };

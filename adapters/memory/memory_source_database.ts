@@ -6,7 +6,9 @@
 import type { SchemaCatalog, TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
-  batchRowsOf,
+  readLimitsOf,
+  type ReadRowsOptions,
+  RowBatcher,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
@@ -68,8 +70,9 @@ export class MemorySourceDatabase implements SourceDatabase {
 
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncIterable<CanonicalRow[]> {
+    const limits = readLimitsOf(options);
     const catalog = await this.describeSchema(extract.schema);
     const table = catalog.tables.find((t) => t.name === extract.table.name);
     if (table === undefined) {
@@ -84,15 +87,21 @@ export class MemorySourceDatabase implements SourceDatabase {
       throw new SourceUnavailableError(`Cannot read table "${table.name}": unknown column`);
     }
     const rows = this.#rows.get(`${extract.schema}.${table.name}`) ?? [];
-    const batchRows = batchRowsOf(options);
-    for (let start = 0; start < rows.length; start += batchRows) {
-      const end = Math.min(start + batchRows, rows.length);
-      if (this.#failAfterRows !== undefined && end > this.#failAfterRows) {
+    const batcher = new RowBatcher(extract, limits);
+    let handedOver = 0;
+    const handOver = () => {
+      const batch = batcher.take();
+      handedOver += batch.length;
+      if (this.#failAfterRows !== undefined && handedOver > this.#failAfterRows) {
         throw new SourceUnavailableError("Cannot read from the source database: connection lost");
       }
       this.#assertOpen();
-      yield rows.slice(start, end).map((row) => positions.map((p) => row[p] ?? null));
+      return batch;
+    };
+    for (const row of rows) {
+      if (batcher.add(positions.map((p) => row[p] ?? null))) yield handOver();
     }
+    if (batcher.size > 0) yield handOver();
   }
 
   close(): Promise<void> {

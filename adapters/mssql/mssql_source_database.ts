@@ -42,7 +42,11 @@ import {
 import { OneAtATime } from "../../domain/concurrency.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
 import {
-  batchRowsOf,
+  guardedColumnOf,
+  type ReadLimits,
+  readLimitsOf,
+  type ReadRowsOptions,
+  RowBatcher,
   SchemaNotFoundError,
   SourceConnectionError,
   type SourceDatabase,
@@ -50,6 +54,9 @@ import {
   SourceUnavailableError,
   type SqlConnectionOptions,
   type SqlSourceConnector,
+  valueCanExceed,
+  valueTooLarge,
+  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
 
 /** TLS settings for the connection; see {@link connectMssqlWith}. */
@@ -203,24 +210,25 @@ export class MssqlSourceDatabase implements SourceDatabase {
   }
 
   /**
-   * Streams the extract's columns with tedious' `row` events. The request is paused as soon as a full
-   * batch is queued and resumed when the consumer asks for the next one, so at most about one batch
-   * (plus the rows of one TDS packet) is held. Stopping early cancels the request (an ATTENTION), which
-   * leaves the connection usable.
+   * Streams the extract's columns with tedious' `row` events, cut into batches by {@link RowBatcher}.
+   * The request is paused as soon as a full batch is queued and resumed when the consumer asks for the
+   * next one, so at most about one batch (plus the rows of one TDS packet) is held. Stopping early, or a
+   * value over the limit, cancels the request (an ATTENTION), which leaves the connection usable.
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     this.#assertOpen();
     const endTurn = await this.#turns.begin();
     try {
       this.#assertOpen();
-      yield* this.#stream(extract, batchRows);
+      yield* this.#stream(extract, limits);
     } finally {
       endTurn();
     }
@@ -228,24 +236,27 @@ export class MssqlSourceDatabase implements SourceDatabase {
 
   async *#stream(
     extract: TableExtract,
-    batchRows: number,
+    limits: ReadLimits,
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
     const converters = extract.table.columns.map(mssqlCanonicalConverter);
-    let queue: CanonicalRow[] = [];
+    const batcher = new RowBatcher(extract, limits);
+    const ready: CanonicalRow[][] = [];
     let done = false;
     let failure: unknown = undefined;
+    let refused: unknown = undefined;
     let wake: (() => void) | undefined;
     const signal = () => {
       const w = wake;
       wake = undefined;
       w?.();
     };
-    const request = new Request(mssqlReadQuery(extract), (e) => {
+    const request = new Request(mssqlReadQuery(extract, limits.maxValueBytes), (e) => {
       if (e) failure = e;
       done = true;
       signal();
     });
     request.on("row", (columns: { value: unknown }[]) => {
+      if (refused !== undefined) return;
       const row: CanonicalRow = new Array(columns.length);
       for (let i = 0; i < columns.length; i++) {
         const value = columns[i]?.value;
@@ -253,30 +264,39 @@ export class MssqlSourceDatabase implements SourceDatabase {
           ? null
           : (converters[i] ?? String)(value as never);
       }
-      queue.push(row);
-      if (queue.length >= batchRows) {
-        request.pause();
-        signal();
+      try {
+        if (!batcher.add(row)) return;
+        ready.push(batcher.take());
+      } catch (e) {
+        refused = e;
       }
+      request.pause();
+      signal();
     });
     this.#connection.execSqlBatch(request);
     try {
       while (true) {
-        while (!done && queue.length < batchRows) {
+        while (!done && ready.length === 0 && refused === undefined) {
           await new Promise<void>((resolve) => {
             wake = resolve;
           });
         }
+        if (refused !== undefined) throw refused;
         if (failure !== undefined && !isCancel(failure)) break;
-        while (queue.length >= batchRows || (done && queue.length > 0)) {
-          const batch = queue.length <= batchRows ? queue : queue.slice(0, batchRows);
-          queue = queue.length <= batchRows ? [] : queue.slice(batchRows);
-          yield batch;
+        const next = ready.shift();
+        if (next !== undefined) {
+          yield next;
+          if (ready.length === 0 && !done) request.resume();
+          continue;
         }
-        if (done) break;
-        request.resume();
+        if (batcher.size > 0) yield batcher.take();
+        break;
       }
       if (failure !== undefined) {
+        const column = guardedColumnOf(messageOf(failure));
+        if (column !== undefined) {
+          throw valueTooLarge(extract, column, limits.maxValueBytes, { cause: failure });
+        }
         throw new SourceUnavailableError(
           `Cannot read table "${extract.schema}"."${extract.table.name}" from SQL Server: ${
             messageOf(failure)
@@ -581,14 +601,51 @@ export function mssqlSelectExpression(column: Pick<CatalogColumn, "name" | "data
   }
 }
 
-/** The data query `readRows` sends: each column's expression aliased `[c0]`, `[c1]`, ... */
-export function mssqlReadQuery(extract: TableExtract): string {
+/**
+ * The data query `readRows` sends: each column's expression aliased `[c0]`, `[c1]`, ...
+ *
+ * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded, so
+ * that such a value fails the query on the server instead of being sent (tedious would reassemble it
+ * whole first): `CASE WHEN <size> > limit THEN CONVERT(nvarchar(1), CONVERT(int, N'<marker>' +
+ * CONVERT(nvarchar(20), <size>))) ELSE <expression> END`, where converting the marker to `int` raises
+ * error 245 with the marker in its message ({@link guardedColumnOf}). The `nvarchar(1)` keeps the
+ * column's type that of its expression. The size never exceeds the UTF-8 length of the canonical text,
+ * so no value within the limit is refused: `DATALENGTH` for `char`/`varchar`/`text` (bytes of a code
+ * page, or UTF-8), half of it for the UTF-16 `nchar`/`nvarchar`/`ntext`, twice it plus two for binary
+ * types (their `\x` hex), and half the `DATALENGTH` of the converted text for anything else.
+ */
+export function mssqlReadQuery(extract: TableExtract, maxValueBytes?: number): string {
   const list = extract.table.columns
-    .map((column, i) => `${mssqlSelectExpression(column)} AS [c${i}]`)
+    .map((column, i) => {
+      const guarded = maxValueBytes !== undefined && valueCanExceed(column, maxValueBytes);
+      const value = guarded ? mssqlGuard(column, i, maxValueBytes) : mssqlSelectExpression(column);
+      return `${value} AS [c${i}]`;
+    })
     .join(", ");
   return `SELECT ${list} FROM ${quoteMssqlIdentifier(extract.schema)}.${
     quoteMssqlIdentifier(extract.table.name)
   }`;
+}
+
+function mssqlGuard(
+  column: Pick<CatalogColumn, "name" | "dataType" | "logicalType">,
+  index: number,
+  maxValueBytes: number,
+): string {
+  const c = quoteMssqlIdentifier(column.name);
+  const type = column.dataType.toLowerCase().replace(/\(.*$/, "");
+  // ntext in a CASE is converted first, as every other large text type already is.
+  const value = type === "ntext" ? `CONVERT(nvarchar(max), ${c})` : mssqlSelectExpression(column);
+  const size = column.logicalType.kind === "binary"
+    ? `CAST(DATALENGTH(${c}) AS bigint) * 2 + 2`
+    : ["char", "varchar", "text"].includes(type)
+    ? `DATALENGTH(${c})`
+    : ["nchar", "nvarchar", "ntext"].includes(type)
+    ? `DATALENGTH(${c}) / 2`
+    : `DATALENGTH(${value}) / 2`;
+  const raise = `CONVERT(int, N'${valueTooLargeMarker(index)}' + CONVERT(nvarchar(20), ${size}))`;
+  return `CASE WHEN ${size} > ${maxValueBytes} THEN CONVERT(nvarchar(1), ${raise}) ` +
+    `ELSE ${value} END`;
 }
 
 /**

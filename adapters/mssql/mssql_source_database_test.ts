@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import type { TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
+  type ReadRowsOptions,
   SchemaNotFoundError,
   SourceConnectionError,
   SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
+  ValueTooLargeError,
 } from "../../ports/source_database.ts";
 import {
   FIXTURE_ROWS,
@@ -544,6 +546,62 @@ Deno.test("MssqlSourceDatabase readRows() keeps memory bounded over 200 MB of (m
   assert.ok(seen.valueChars > 100_000_000, "over 100M characters (200 MB as UTF-16) were read");
   assert.ok(seen.rssGrowth < 150 * 2 ** 20, `RSS grew by ${mib(seen.rssGrowth)}`);
   assert.ok(seen.heapGrowth < 100 * 2 ** 20, `the heap grew by ${mib(seen.heapGrowth)}`);
+});
+
+Deno.test("MssqlSourceDatabase readRows() has the server refuse a value over the limit, before sending it", async () => {
+  const big = "x".repeat(2 * 1024 * 1024);
+  await using server = await startFakeTdsServer({
+    userName: "sa",
+    password: PASSWORD,
+    schemas: [{
+      name: "dbo",
+      tables: [{
+        name: "docs",
+        kind: "BASE TABLE",
+        primaryKey: [],
+        columns: [
+          int("n"),
+          { name: "title", type: "varchar(20)", nullable: true },
+          { name: "body", type: "nvarchar(max)", nullable: true },
+          { name: "raw", type: "varbinary(max)", nullable: true },
+        ],
+        rows: [[1, "small", "short", null], [2, "big", big, null], [
+          3,
+          "bin",
+          null,
+          new Uint8Array(600),
+        ]],
+      }],
+    }],
+  });
+  await using db = await connectMssqlWith(options(server.port), { encrypt: false });
+  const docs = (await db.describeSchema("dbo")).tables[0]!;
+  const extract = { schema: "dbo", table: docs };
+  const readAll = async (extract: TableExtract, limits: ReadRowsOptions) => {
+    const rows: CanonicalRow[] = [];
+    for await (const batch of db.readRows(extract, limits)) rows.push(...batch);
+    return rows;
+  };
+  for (const [maxValueBytes, column] of [[1024 * 1024, "body"], [1024, "raw"]] as const) {
+    const without = column === "body" ? [] : [2];
+    const error = await readAll({
+      ...extract,
+      table: { ...docs, columns: docs.columns.filter((_, i) => !without.includes(i)) },
+    }, { maxValueBytes }).then(() => assert.fail("expected a ValueTooLargeError"), (e) => e);
+    assert.ok(error instanceof ValueTooLargeError, String(error));
+    assert.deepEqual(error.position, { schema: "dbo", table: "docs", column });
+    // Error 245, the guard's failed conversion: the server refused the value in the SELECT.
+    assert.equal((error.cause as { number?: number }).number, 245, String(error.cause));
+    assert.ok(!String((error.cause as Error).message).includes("xxxx"));
+  }
+  const sent = server.batches.at(-1) ?? "";
+  assert.match(sent, /CASE WHEN CAST\(DATALENGTH\(\[raw\]\) AS bigint\) \* 2 \+ 2 > 1024 THEN/);
+  assert.ok(!/DATALENGTH\(\[title\]\)/.test(sent), "a varchar(20) cannot be over the limit");
+  // Under a limit it fits, the same read returns every value.
+  const rows = await readAll(extract, { maxValueBytes: 4 * 1024 * 1024 });
+  assert.equal(rows.length, 3);
+  assert.equal(rows[1]?.[2], big);
+  await db.ping();
 });
 
 Deno.test("MssqlSourceDatabase readRows() fails on an error in the middle of a result and recovers", async () => {

@@ -35,13 +35,19 @@ import {
 } from "../../domain/logical_type.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
 import {
-  batchRowsOf,
+  type ReadLimits,
+  readLimitsOf,
+  type ReadRowsOptions,
+  RowBatcher,
   SchemaNotFoundError,
   SourceConnectionError,
   type SourceDatabase,
   SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
+  valueCanExceed,
+  valueTooLarge,
+  ValueTooLargeError,
 } from "../../ports/source_database.ts";
 import {
   DEFAULT_MYSQL_TLS,
@@ -109,21 +115,26 @@ export class MysqlSourceDatabase implements SourceDatabase {
 
   /**
    * Streams the extract's columns with `query().stream()`, converting each value to canonical text as
-   * mysql2 parses it. The stream holds at most {@link STREAM_HIGH_WATER_MARK} rows before mysql2 pauses
-   * the socket, and one batch is built at a time, so memory stays bounded by `batchRows`.
+   * mysql2 parses it, cut into batches by {@link RowBatcher}. When a batch is full the stream and the
+   * connection's socket are paused until the caller asks for more, so what is held beyond one batch is
+   * about one socket read of packets, whatever the row size.
+   *
+   * Values that can be over the per-value limit are measured by the server first (see
+   * {@link mysqlReadQuery}): such a value is sent as NULL, with the column flagged, and fails the read.
    *
    * The session is set to UTC first (`TIMESTAMP` values are read as UTC) and `net_write_timeout` raised
    * to at least ten minutes, so that a slow caller pausing the socket is not taken for a dead client.
    * Stopping early discards the rest of the result as the server sends it (the connection stays usable).
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     this.#assertOpen();
     const what = `table "${extract.schema}"."${extract.table.name}"`;
     try {
@@ -140,16 +151,17 @@ export class MysqlSourceDatabase implements SourceDatabase {
       };
       core.on("error", onLost);
       try {
-        stream = core.query(mysqlReadQuery(extract)).stream({
-          highWaterMark: Math.min(batchRows, STREAM_HIGH_WATER_MARK),
+        const query = mysqlReadQuery(extract, limits.maxValueBytes);
+        stream = core.query(query).stream({
+          highWaterMark: Math.min(limits.batchRows, STREAM_HIGH_WATER_MARK),
         });
         if (lost !== undefined) stream.destroy(lost);
-        yield* streamBatches(stream, batchRows);
+        yield* streamBatches(stream, core, extract, limits, query.guarded);
       } finally {
         core.off("error", onLost);
       }
     } catch (e) {
-      if (e instanceof SourceUnavailableError) throw e;
+      if (e instanceof SourceUnavailableError || e instanceof ValueTooLargeError) throw e;
       throw new SourceUnavailableError(
         `Cannot read ${what} from MySQL: ${this.#messageOf(e)}`,
         { cause: e },
@@ -395,20 +407,29 @@ interface StreamingConnection {
   query(options: QueryOptions): { stream(options: { highWaterMark: number }): Readable };
   on(event: "error", listener: (e: unknown) => void): unknown;
   off(event: "error", listener: (e: unknown) => void): unknown;
+  /** Stops reading the socket; packets already read wait, unparsed, until {@link resume}. */
+  pause(): void;
+  resume(): void;
 }
 
 /**
- * Gathers a row stream into batches. Rows are taken from "data" events (cheaper than a `for await` per
- * row); when a batch is full the stream is paused until the caller asks for more, and mysql2 pauses the
- * socket once the stream's own buffer is full. Stopping early destroys the stream, and mysql2 then
- * discards the rest of the result as it arrives.
+ * Gathers a row stream into batches with a {@link RowBatcher}. Rows are taken from "data" events
+ * (cheaper than a `for await` per row); when a batch is full the stream and the connection are paused
+ * until the caller asks for more. Stopping early (or a value over the limit) destroys the stream, and
+ * mysql2 then discards the rest of the result as it arrives.
+ *
+ * @param guarded when the query has the guard column last (see {@link mysqlReadQuery}): it is removed
+ *   from every row, and a row where it is set fails the read.
  */
 async function* streamBatches(
   stream: Readable,
-  batchRows: number,
+  connection: StreamingConnection,
+  extract: TableExtract,
+  limits: ReadLimits,
+  guarded: boolean,
 ): AsyncGenerator<CanonicalRow[], void, undefined> {
+  const batcher = new RowBatcher(extract, limits);
   const ready: CanonicalRow[][] = [];
-  let batch: CanonicalRow[] = [];
   let ended = false;
   let failed = false;
   let failure: unknown;
@@ -417,26 +438,37 @@ async function* streamBatches(
     wake?.();
     wake = undefined;
   };
-  stream.on("data", (row: CanonicalRow) => {
-    batch.push(row);
-    if (batch.length === batchRows) {
-      ready.push(batch);
-      batch = [];
-      stream.pause();
-      notify();
-    }
-  });
-  stream.on("end", () => {
-    if (batch.length > 0) ready.push(batch);
-    batch = [];
-    ended = true;
-    notify();
-  });
-  stream.on("error", (e: unknown) => {
+  const fail = (e: unknown) => {
     failed = true;
     failure = e;
     notify();
+  };
+  stream.on("data", (row: CanonicalRow) => {
+    if (failed) return;
+    try {
+      if (guarded) {
+        const flagged = row.pop();
+        if (flagged !== null && flagged !== undefined) {
+          throw valueTooLarge(extract, Number(flagged), limits.maxValueBytes);
+        }
+      }
+      if (batcher.add(row)) {
+        ready.push(batcher.take());
+        stream.pause();
+        connection.pause();
+        notify();
+      }
+    } catch (e) {
+      fail(e);
+      stream.destroy();
+    }
   });
+  stream.on("end", () => {
+    if (batcher.size > 0) ready.push(batcher.take());
+    ended = true;
+    notify();
+  });
+  stream.on("error", fail);
   try {
     for (;;) {
       while (ready.length === 0 && !ended && !failed) {
@@ -446,10 +478,17 @@ async function* streamBatches(
       const next = ready.shift();
       if (next === undefined) return;
       yield next;
-      if (ready.length === 0 && !ended) stream.resume();
+      if (ready.length === 0 && !ended) {
+        stream.resume();
+        connection.resume();
+      }
     }
   } finally {
-    if (!ended && !stream.destroyed) stream.destroy();
+    if (!ended) {
+      if (!stream.destroyed) stream.destroy();
+      // The rest of the result must still be read (and discarded) for the connection to be usable.
+      connection.resume();
+    }
   }
 }
 
@@ -555,27 +594,85 @@ interface ColumnReader {
   readonly select: string;
   /** Read the value as bytes (binary, bit) instead of text. */
   readonly bytes: boolean;
+  /**
+   * A MySQL `JSON` column: its text is always UTF-8, whatever the result's field says (MySQL labels it
+   * binary, and a guard's `IF()` may not keep the JSON type).
+   */
+  readonly json: boolean;
   readonly convert: (value: string & Uint8Array) => string;
+}
+
+/** The most bytes a MySQL text or blob type holds: `LONGTEXT`, `LONGBLOB` and `JSON` are not bounded here. */
+const MYSQL_TYPE_BYTES: ReadonlyMap<string, number> = new Map([
+  ["tinytext", 255],
+  ["tinyblob", 255],
+  ["text", 65_535],
+  ["blob", 65_535],
+  ["mediumtext", 16_777_215],
+  ["mediumblob", 16_777_215],
+]);
+
+/**
+ * {@link valueCanExceed}, knowing MySQL's bounded text and blob types: a `TEXT` value is at most
+ * 65,535 bytes, whose canonical text (UTF-8 from a single-byte charset, or `\x` hex) is at most twice
+ * that plus two; such columns need no guard under a larger limit.
+ */
+function mysqlValueCanExceed(column: CatalogColumn, maxValueBytes: number): boolean {
+  const bytes = MYSQL_TYPE_BYTES.get(column.dataType.toLowerCase().trim());
+  if (bytes !== undefined) return 2 * bytes + 2 > maxValueBytes;
+  return valueCanExceed(column, maxValueBytes);
+}
+
+/** The query {@link mysqlReadQuery} builds. */
+export interface MysqlReadQuery extends QueryOptions {
+  /** Whether the last column is the guard column, which names the first value over the limit. */
+  readonly guarded: boolean;
 }
 
 /**
  * The mysql2 query `readRows` runs: the extract's columns through quoted identifiers, aliased `c0`,
  * `c1`, ... so the type cast finds each column's reader by position, with rows as arrays.
+ *
+ * With `maxValueBytes`, every column whose values can be longer ({@link mysqlValueCanExceed}) is
+ * guarded, since MySQL has no way to raise an error from a SELECT: the column is selected as
+ * `IF(<size> > limit, NULL, col)` and one more column, last, is `CASE WHEN <size of the first> > limit
+ * THEN 0 WHEN ... END`: NULL when every value fits, else the index of the first column over the limit.
+ * The size is `LENGTH(col)`, the bytes the server holds (for `utf8mb4` columns the UTF-8 length; for
+ * binary columns times two plus two, the length of their hex text). A value over the limit is therefore
+ * never sent.
  */
-export function mysqlReadQuery(extract: TableExtract): QueryOptions {
+export function mysqlReadQuery(extract: TableExtract, maxValueBytes?: number): MysqlReadQuery {
   const readers = extract.table.columns.map(columnReader);
-  const list = readers.map((r, i) => `${r.select} AS \`c${i}\``).join(", ");
+  const sizes = extract.table.columns.map((column) => {
+    if (maxValueBytes === undefined || !mysqlValueCanExceed(column, maxValueBytes)) {
+      return undefined;
+    }
+    const name = quoteMysqlIdentifier(column.name);
+    return column.logicalType.kind === "binary" ? `(LENGTH(${name}) * 2 + 2)` : `LENGTH(${name})`;
+  });
+  const over = (i: number) => `${sizes[i]} > ${maxValueBytes}`;
+  const items = readers.map((r, i) =>
+    sizes[i] === undefined ? r.select : `IF(${over(i)}, NULL, ${r.select})`
+  );
+  const guards = sizes.flatMap((size, i) =>
+    size === undefined ? [] : [`WHEN ${over(i)} THEN ${i}`]
+  );
+  if (guards.length > 0) items.push(`CASE ${guards.join(" ")} END`);
+  const list = items.map((item, i) => `${item} AS \`c${i}\``).join(", ");
   return {
     sql: `SELECT ${list} FROM ${quoteMysqlIdentifier(extract.schema)}.${
       quoteMysqlIdentifier(extract.table.name)
     }`,
     rowsAsArray: true,
+    guarded: guards.length > 0,
     typeCast: (field: TypeCastField): CanonicalValue => {
       // mysql2 passes the same field object for a column on every row: find its reader once.
       const cached = field as TypeCastField & { [READER]?: ColumnReader | undefined };
       const reader = cached[READER] ??= readers[Number(field.name.slice(1))];
       if (reader === undefined) return field.string();
-      const value = reader.bytes ? field.buffer() : field.type === "JSON"
+      const value = reader.bytes
+        ? field.buffer()
+        : field.type === "JSON" || reader.json
         ? field.string("utf8") // MySQL labels JSON text as binary; it is always UTF-8
         : field.string();
       return value === null ? null : reader.convert(value as string & Uint8Array);
@@ -635,6 +732,7 @@ function columnReader(column: CatalogColumn): ColumnReader {
   return {
     select: kind === "real" ? `(${name} + 0E0)` : name,
     bytes: kind === "binary" || /^bit\(/i.test(column.dataType),
+    json: column.dataType.toLowerCase() === "json",
     convert: mysqlCanonicalConverter(column),
   };
 }

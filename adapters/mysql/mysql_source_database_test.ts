@@ -42,7 +42,12 @@ import {
   wPostgresSql,
 } from "../../tests/support/w_table.ts";
 import { connectPostgres } from "../postgres/postgres_source_database.ts";
-import { connectMysql, mysqlLogicalType, openMysqlConnection } from "./mysql_source_database.ts";
+import {
+  connectMysql,
+  mysqlLogicalType,
+  mysqlReadQuery,
+  openMysqlConnection,
+} from "./mysql_source_database.ts";
 
 async function serverFacts(): Promise<{ mariadb: boolean; caseSensitiveNames: boolean }> {
   const admin = await mysqlAdmin();
@@ -219,6 +224,49 @@ Deno.test({
       await sandbox.cleanup();
     }
   },
+});
+
+Deno.test("mysqlReadQuery() guards the columns whose values can be over the limit", () => {
+  const column = (name: string, dataType: string, kind: LogicalType["kind"]): CatalogColumn => ({
+    name,
+    dataType,
+    logicalType: { kind } as LogicalType,
+    nullable: true,
+    description: null,
+  });
+  const extract: TableExtract = {
+    schema: "db",
+    table: {
+      name: "t",
+      kind: "table",
+      description: null,
+      primaryKey: [],
+      columns: [
+        column("id", "int(11)", "integer"),
+        column("code", "varchar(20)", "text"),
+        column("note", "text", "text"),
+        column("body", "longtext", "text"),
+        column("doc", "json", "json"),
+        column("raw", "longblob", "binary"),
+        column("small", "mediumblob", "binary"),
+      ],
+    },
+  };
+  const limit = 64 * 1024 * 1024;
+  const query = mysqlReadQuery(extract, limit);
+  assert.equal(
+    query.sql,
+    "SELECT `id` AS `c0`, `code` AS `c1`, `note` AS `c2`, " +
+      `IF(LENGTH(\`body\`) > ${limit}, NULL, \`body\`) AS \`c3\`, ` +
+      `IF(LENGTH(\`doc\`) > ${limit}, NULL, \`doc\`) AS \`c4\`, ` +
+      `IF((LENGTH(\`raw\`) * 2 + 2) > ${limit}, NULL, \`raw\`) AS \`c5\`, \`small\` AS \`c6\`, ` +
+      `CASE WHEN LENGTH(\`body\`) > ${limit} THEN 3 WHEN LENGTH(\`doc\`) > ${limit} THEN 4 ` +
+      `WHEN (LENGTH(\`raw\`) * 2 + 2) > ${limit} THEN 5 END AS \`c7\` FROM \`db\`.\`t\``,
+  );
+  assert.equal(query.guarded, true);
+  // Under a small limit the bounded types are guarded too; without a limit nothing is.
+  assert.match(mysqlReadQuery(extract, 100).sql, /IF\(LENGTH\(`note`\) > 100, NULL, `note`\)/);
+  assert.equal(mysqlReadQuery(extract).guarded, false);
 });
 
 Deno.test("mysqlLogicalType() maps MySQL and MariaDB types", async (t) => {

@@ -37,7 +37,7 @@
  */
 import { pipeline } from "node:stream/promises";
 import postgres, { type Options, type Sql } from "postgres";
-import type { TableExtract, TableReader } from "../../domain/catalog.ts";
+import type { ReadRowsOptions, TableExtract, TableReader } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
 import { encodeCsvRows, utf8Bytes } from "../../domain/csv.ts";
 import {
@@ -413,7 +413,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
         const sql = free.pop()!;
         try {
           await copyTable(sql, { temporary, schema }, source, extract, {
-            batchRows: options.batchRows,
+            read: options,
             signal: stop.signal,
           });
         } catch (e) {
@@ -619,7 +619,7 @@ async function copyTable(
   target: CopyTarget,
   source: TableReader,
   extract: TableExtract,
-  options: { readonly batchRows: number; readonly signal: AbortSignal },
+  options: { readonly read: ReadRowsOptions; readonly signal: AbortSignal },
 ): Promise<void> {
   const { table } = extract;
   const columns = table.columns.map((c) => c.name);
@@ -629,8 +629,8 @@ async function copyTable(
   const where = { schema: target.schema, table: table.name };
   const withHeader = source.readCsv !== undefined;
   const chunks = source.readCsv !== undefined
-    ? source.readCsv(extract)
-    : encodedRows(source, extract, options.batchRows, where);
+    ? source.readCsv(extract, options.read)
+    : encodedRows(source, extract, options.read, where);
   try {
     await copyIn(
       sql,
@@ -651,14 +651,14 @@ async function copyTable(
 async function* encodedRows(
   source: TableReader,
   extract: TableExtract,
-  batchRows: number,
+  read: ReadRowsOptions,
   where: { readonly schema: string; readonly table: string },
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const columns = extract.table.columns.map((c) => c.name);
   const kinds = extract.table.columns.map((c) => c.logicalType.kind);
   const temporal = kinds.flatMap((k, i) => TEMPORAL.has(k) ? [i] : []);
   let rowsBefore = 0;
-  for await (const sourceBatch of source.readRows(extract, { batchRows })) {
+  for await (const sourceBatch of source.readRows(extract, read)) {
     if (sourceBatch.length === 0) continue;
     const batch = temporal.length === 0 ? sourceBatch : toMicroseconds(sourceBatch, temporal);
     const text = encodeCsvRows(batch, kinds);

@@ -23,13 +23,21 @@ import { OneAtATime } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
 import {
-  batchRowsOf,
+  guardedColumnOf,
+  maxValueBytesOf,
+  type ReadCsvOptions,
+  readLimitsOf,
+  type ReadRowsOptions,
+  RowBatcher,
   SchemaNotFoundError,
   SourceConnectionError,
   type SourceDatabase,
   SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
+  valueCanExceed,
+  valueTooLarge,
+  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
 import {
   DEFAULT_POSTGRES_TLS,
@@ -117,30 +125,37 @@ export class PostgresSourceDatabase implements SourceDatabase {
   }
 
   /**
-   * Streams the extract's columns through a cursor, `batchRows` rows per fetch, as canonical text.
+   * Streams the extract's columns through a cursor, as canonical text, cut into batches by
+   * {@link RowBatcher}. The first fetch asks for a few rows, every later one for as many rows as still
+   * fit the batch at the size of the largest row seen so far (see `RowBatcher.fetchRows`). Values that
+   * can be over the per-value limit are measured by the server first ({@link postgresSelectList}), so
+   * such a value fails the query before it is sent.
    *
-   * Only one batch is held at a time: the next fetch is sent when the caller asks for the next batch.
+   * Only one batch and one fetch are held at a time: the next fetch is sent when the batch has room and
+   * the caller has taken the full ones.
    * Stopping early closes the cursor. (postgres.js's own cursor iterator is not used: it ends quietly,
    * as if the table were exhausted, when the connection drops between two fetches.)
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
-   * @throws {RangeError} when `batchRows` is not a positive integer.
+   * @throws {RangeError} when a limit is not a positive integer.
    */
   async *readRows(
     extract: TableExtract,
-    options: { batchRows?: number } = {},
+    options: ReadRowsOptions = {},
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
-    const batchRows = batchRowsOf(options);
+    const limits = readLimitsOf(options);
     const what = describeExtract(extract);
     const endTurn = await this.#reads.begin();
     try {
       await this.#canonicalSession();
-      const query = this.#sql.unsafe(`select ${postgresSelectList(extract)} from ${from(extract)}`)
-        .values();
-      yield* cursorBatches(query, batchRows);
+      const query = this.#sql.unsafe(
+        `select ${postgresSelectList(extract, limits.maxValueBytes)} from ${from(extract)}`,
+      ).values() as unknown as CursorQuery;
+      yield* cursorBatches(query, new RowBatcher(extract, limits));
     } catch (e) {
       this.#noteFailure(e);
-      throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+      throw unavailable(`Cannot read ${what} from PostgreSQL`, e, extract, limits.maxValueBytes);
     } finally {
       endTurn();
     }
@@ -150,23 +165,28 @@ export class PostgresSourceDatabase implements SourceDatabase {
    * Streams the extract as canonical CSV, header first, straight from
    * `COPY (SELECT <the readRows select list>) TO STDOUT WITH (FORMAT csv, HEADER)`, in chunks of about
    * 64 KiB; the socket is paused while the caller is busy. Stopping early drains the rest of the COPY
-   * (discarded), which keeps the connection usable.
+   * (discarded), which keeps the connection usable. The select list guards values as `readRows` does.
    *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
    */
-  async *readCsv(extract: TableExtract): AsyncGenerator<Uint8Array, void, undefined> {
+  async *readCsv(
+    extract: TableExtract,
+    options: ReadCsvOptions = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const maxValueBytes = maxValueBytesOf(options);
     const what = describeExtract(extract);
     const endTurn = await this.#reads.begin();
     try {
       await this.#canonicalSession();
       const query = this.#sql.unsafe(
-        `copy (select ${postgresSelectList(extract)} from ${from(extract)}) ` +
+        `copy (select ${postgresSelectList(extract, maxValueBytes)} from ${from(extract)}) ` +
           `to stdout with (format csv, header)`,
       );
       yield* copyChunks(await query.readable());
     } catch (e) {
       this.#noteFailure(e);
-      throw unavailable(`Cannot read ${what} from PostgreSQL`, e);
+      throw unavailable(`Cannot read ${what} from PostgreSQL`, e, extract, maxValueBytes);
     } finally {
       endTurn();
     }
@@ -437,15 +457,31 @@ const FLOAT4_EXPONENT_6_TO_14 = "e\\+(0[6-9]|1[0-4])$";
  * of 6 while the canonical form (that of `float8`) waits until 15: in between, the shortest `float4`
  * digits go through `numeric` to lose their exponent (`1.234567e+06` becomes `1234567`). The test is
  * on the text, not the value, since `1e+15` is the shortest text of a float just below 1e15.
+ *
+ * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded:
+ * `case when <size> > limit then (<marker> || <size>)::int4::text else <text> end`, where the size is
+ * `octet_length` of the text (of the bytes, times two plus two, for `bytea`, whose hex text is not
+ * built). Casting the marker to an integer fails the query with the marker in the message, which
+ * {@link guardedColumnOf} recognises, before the value is sent. `octet_length` of a text column reads
+ * its stored length without decompressing or fetching it. (The marker includes the size so that it is
+ * not a constant: PostgreSQL folds a constant CASE branch, and would fail every query.)
  */
-export function postgresSelectList(extract: TableExtract): string {
-  return extract.table.columns.map((column) => {
+export function postgresSelectList(extract: TableExtract, maxValueBytes?: number): string {
+  return extract.table.columns.map((column, index) => {
     const name = quotePostgresIdentifier(column.name);
     const value = column.logicalType.kind === "real"
       ? `case when ${name}::text ~ '${FLOAT4_EXPONENT_6_TO_14}' ` +
         `then ${name}::text::numeric::text else ${name}::text end`
       : `${name}::text`;
-    return `${value} as ${name}`;
+    if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) {
+      return `${value} as ${name}`;
+    }
+    const size = column.logicalType.kind === "binary"
+      ? `(octet_length(${name})::int8 * 2 + 2)`
+      : `octet_length(${value})`;
+    const marker = `'${valueTooLargeMarker(index)}'`;
+    return `case when ${size} > ${maxValueBytes} then (${marker} || ${size})::int4::text ` +
+      `else ${value} end as ${name}`;
   }).join(", ");
 }
 
@@ -462,6 +498,8 @@ function describeExtract(extract: TableExtract): string {
 /** The part of a postgres.js values query that {@link cursorBatches} uses. */
 interface CursorQuery {
   cursor(rows: number, fn: (rows: CanonicalRow[]) => Promise<void>): Promise<unknown>;
+  /** How many rows postgres.js asks for in the next fetch (read when the callback's promise settles). */
+  cursorRows: number;
 }
 
 /** Thrown into the cursor callback to make postgres.js close the portal when the caller stops early. */
@@ -474,10 +512,12 @@ type CursorEvent =
   | { readonly error: unknown };
 
 /**
- * Turns postgres.js's callback cursor into batches. The callback hands each batch over and returns a
- * promise that is settled only when the caller wants the next one, so postgres.js sends the next fetch
- * then and not before. The query's own promise carries the end of the rows and any failure, including a
- * connection lost between two fetches.
+ * Turns postgres.js's callback cursor into batches. The callback hands each fetch over and returns a
+ * promise that is settled only when the caller has taken the batches it completed, so postgres.js
+ * sends the next fetch then and not before, asking for the number of rows `batcher.fetchRows()` chose
+ * (rows that do not complete a batch wait in the batcher for the next fetch). The
+ * query's own promise carries the end of the rows and any failure, including a connection lost between
+ * two fetches.
  *
  * Events go through a small queue rather than `Promise.race` against the query's promise: every race
  * would leave a reaction on that long-lived promise holding its batch, so nothing could be collected
@@ -485,7 +525,7 @@ type CursorEvent =
  */
 async function* cursorBatches(
   query: CursorQuery,
-  batchRows: number,
+  batcher: RowBatcher,
 ): AsyncGenerator<CanonicalRow[], void, undefined> {
   const events: CursorEvent[] = [];
   let wake: (() => void) | undefined;
@@ -500,9 +540,8 @@ async function* cursorBatches(
   // that may already run the next query.
   let querySettled = false;
   const settled = query
-    .cursor(batchRows, (rows) => {
-      // postgres.js passes its own Array subclass; hand on a plain array.
-      push({ rows: rows.slice() as CanonicalRow[] });
+    .cursor(batcher.fetchRows(), (rows) => {
+      push({ rows });
       resume = Promise.withResolvers<void>();
       return resume.promise;
     })
@@ -520,15 +559,18 @@ async function* cursorBatches(
   try {
     for (;;) {
       while (events.length === 0) await new Promise<void>((resolve) => wake = resolve);
-      // The last batch is handed over just before the query completes, so it comes first.
+      // The last fetch is handed over just before the query completes, so it comes first.
       const event = events.shift()!;
       if ("rows" in event) {
-        yield event.rows;
+        // postgres.js passes its own Array subclass; the batcher hands on plain arrays.
+        for (const row of event.rows) if (batcher.add(row)) yield batcher.take();
+        query.cursorRows = batcher.fetchRows();
         if (!querySettled) resume?.resolve();
         continue;
       }
       finished = true;
       if ("error" in event) throw event.error;
+      if (batcher.size > 0) yield batcher.take();
       return;
     }
   } finally {
@@ -602,10 +644,22 @@ function resumeSocket(stream: Readable): void {
   }
 }
 
-function unavailable(action: string, e: unknown): Error {
-  if (e instanceof SourceUnavailableError || e instanceof RangeError) return e;
+function unavailable(
+  action: string,
+  e: unknown,
+  extract: TableExtract,
+  maxValueBytes: number,
+): Error {
+  if (e instanceof AppError || e instanceof RangeError) return e;
+  if (e instanceof postgres.PostgresError && e.code === INVALID_TEXT_REPRESENTATION) {
+    const column = guardedColumnOf(e.message);
+    if (column !== undefined) return valueTooLarge(extract, column, maxValueBytes, { cause: e });
+  }
   return new SourceUnavailableError(`${action}: ${messageOf(e)}`, { cause: e });
 }
+
+/** SQLSTATE 22P02, which the cast of a guard's marker to an integer raises. */
+const INVALID_TEXT_REPRESENTATION = "22P02";
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

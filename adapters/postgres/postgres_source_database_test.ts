@@ -8,6 +8,7 @@ import {
   type SourceDatabase,
   SourceLoginRefusedError,
   SourceUnavailableError,
+  ValueTooLargeError,
 } from "../../ports/source_database.ts";
 import {
   encodedCsv,
@@ -493,6 +494,64 @@ Deno.test({
       const copyError = await copying.then(() => assert.fail("expected a rejection"), (e) => e);
       assert.ok(copyError instanceof SourceUnavailableError, String(copyError));
       assert.ok(bytes < 100 * 2 ** 20, `all ${bytes} bytes arrived`);
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PostgresSourceDatabase refuses a value over the limit on the server, in readRows() and COPY",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_big");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(
+        schema,
+        `create table $s.docs (id int, title varchar(20), body text, raw bytea, doc jsonb);
+         insert into $s.docs values (1, 'small', 'short', '\\x00ff', '{"a": 1}'),
+           (2, 'big', repeat('x', 2 * 1024 * 1024), null, null),
+           (3, 'bin', null, decode(repeat('ab', 600), 'hex'), null),
+           (4, 'json', null, null, ('["' || repeat('y', 3000) || '"]')::jsonb);`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const docs = await extractOf(db, schema, "docs");
+      const only = (...names: string[]): TableExtract => ({
+        schema,
+        table: { ...docs.table, columns: docs.table.columns.filter((c) => names.includes(c.name)) },
+      });
+      const cases: [TableExtract, number, string][] = [
+        [docs, 1024 * 1024, "body"],
+        [only("id", "raw"), 1024, "raw"], // 600 bytes: `\x` and 1,200 hex digits
+        [only("id", "doc"), 2048, "doc"],
+      ];
+      for (const [extract, maxValueBytes, column] of cases) {
+        for (
+          const read of [
+            readAll(db, extract, 1, { maxValueBytes }),
+            readCsvBytes(db, extract, { maxValueBytes }),
+          ]
+        ) {
+          const error = await read.then(() => assert.fail("expected a rejection"), (e) => e);
+          assert.ok(error instanceof ValueTooLargeError, String(error));
+          assert.deepEqual(error.position, { schema, table: "docs", column });
+          // The guard's failed cast: the server refused the value before sending it.
+          assert.ok(error.cause instanceof postgres.PostgresError, String(error.cause));
+          assert.equal(error.cause.code, "22P02");
+          assert.ok(!error.cause.message.includes("xxxx"));
+        }
+        await db.ping();
+      }
+      // The same reads within the limits.
+      const all = await readAll(db, docs, 2, { maxValueBytes: 3 * 1024 * 1024 });
+      assert.equal(all.length, 4);
+      assert.equal(all.find((r) => r[0] === "2")?.[2]?.length, 2 * 1024 * 1024);
+      assert.equal(all.find((r) => r[0] === "3")?.[3], "\\x" + "ab".repeat(600));
+      const exact = await readAll(db, only("id", "raw"), 2, { maxValueBytes: 1202 });
+      assert.equal(exact.length, 4);
     } finally {
       await sandbox.cleanup();
     }

@@ -24,7 +24,11 @@ import {
   SecretNotFoundError,
   SecretStoreUnavailableError,
 } from "../../ports/secret_store.ts";
-import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  SchemaNotFoundError,
+  SourceUnavailableError,
+  ValueTooLargeError,
+} from "../../ports/source_database.ts";
 import {
   DestinationNameReservedError,
   DestinationNameTooLongError,
@@ -71,6 +75,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DuckdbConstraintError, 422],
   [DuckdbNameClashError, 422],
   [UnsafeTableNameError, 422],
+  [ValueTooLargeError, 422],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],

@@ -58,6 +58,10 @@ export interface PublishDeps extends SourceAccess {
   readonly concurrency: number;
   /** Rows per batch read from a source. */
   readonly batchRows: number;
+  /** Bytes per batch read from a source (see `RowBatcher`). */
+  readonly batchBytes: number;
+  /** The largest value read from a source; a larger one fails the package (`ValueTooLargeError`). */
+  readonly maxValueBytes: number;
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
   /** Where every POST is recorded; without it the service keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
@@ -134,7 +138,12 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
       ...(requested.length > 0 ? { tables: requested } : {}),
     });
     const extracts = tableExtracts(selectDataset(catalog, dataset));
-    const options = { concurrency: deps.concurrency, batchRows: deps.batchRows };
+    const options = {
+      concurrency: deps.concurrency,
+      batchRows: deps.batchRows,
+      batchBytes: deps.batchBytes,
+      maxValueBytes: deps.maxValueBytes,
+    };
     const logged = {
       ...requestLogFields(c),
       project: project_name,

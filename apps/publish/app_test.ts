@@ -197,6 +197,43 @@ Deno.test("publish app POST /data-publish/package (filestore)", async (t) => {
     },
   );
 
+  for (const format of ["csv", "duckdb"]) {
+    await t.step(
+      `${format}: a value over SOURCE_MAX_VALUE_BYTES answers 422 naming it, staging unchanged`,
+      async () => {
+        using world = new FakeWorld();
+        // 'T2, "node"' is 10 bytes: over a limit of 9.
+        world.maxValueBytes = 9;
+        const body = aTransferRequest({ destination: { name: "LSC", type: "filestore", format } });
+        const columns = [{ name: "stage_id" }];
+        const first = await call(world, PACKAGE, {
+          ...body,
+          dataset: { ...body.dataset as object, tables: [{ name: "tumour_stage", columns }] },
+        });
+        assert.equal(first.status, 200, JSON.stringify(first.json));
+        const runDir = join(world.base, "staging", RUN_DIR);
+        const before = await snapshot(runDir);
+
+        const { status, json } = await call(world, PACKAGE, body);
+        assert.equal(status, 422);
+        assert.equal(json.status, "error");
+        assert.equal(json.payload.code, "value_too_large");
+        assert.equal(
+          json.payload.detail,
+          'PublishService: Cannot read table "oncology"."tumour_stage": a value in column ' +
+            '"stage_label" is larger than the limit of 9 bytes; leave the column out of the ' +
+            "dataset, or ask the operator to raise SOURCE_MAX_VALUE_BYTES",
+        );
+        assert.ok(!JSON.stringify(json).includes("node"), "the reply holds no value");
+        assert.deepEqual(await snapshot(runDir), before);
+        assert.ok(
+          !JSON.stringify(world.publishLog.lines).includes("node"),
+          "the log holds no value",
+        );
+      },
+    );
+  }
+
   await t.step("DuckDB format stages one database file", async () => {
     using world = new FakeWorld();
     const body = aTransferRequest({
@@ -208,6 +245,78 @@ Deno.test("publish app POST /data-publish/package (filestore)", async (t) => {
       data_retrieved: [{ file_path: "data/outputs/database.duckdb" }],
     });
   });
+});
+
+/** Every file under a folder with its content, for comparing before and after. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files[path] = await readFile(path, "utf8");
+  }
+  return files;
+}
+
+const FORMULA_ROWS = new Map([
+  ["oncology.tumour_stage", [
+    ["-1", '=HYPERLINK("http://x")', null],
+    ["2", "-3", null],
+    ["3", "+1", null],
+    ["4", "@SUM(A1)", null],
+    ["5", "\tx", null],
+    ["6", "\rx", null],
+    ["7", "'q", null],
+    ["8", "plain = fine", null],
+    ["9", null, null],
+    ["10", "", null],
+  ]],
+]);
+
+Deno.test("publish app CSV formula escape (CSV_FORMULA_PREFIX)", async (t) => {
+  async function packageAndPublish(world: FakeWorld) {
+    world.rows = FORMULA_ROWS;
+    assert.equal((await call(world, PACKAGE, aTransferRequest())).status, 200);
+    assert.equal((await call(world, PUBLISH, aPublishRequest())).status, 200);
+    const production = join(world.base, "production", RUN_DIR);
+    return {
+      csv: await readFile(join(production, "data/outputs/oncology/tumour_stage.csv"), "utf8"),
+      bagInfo: await readFile(join(production, "bag-info.txt"), "utf8"),
+      problems: await bagProblems(production),
+    };
+  }
+
+  await t.step("by default, values are exact and bag-info.txt says nothing", async () => {
+    using world = new FakeWorld();
+    const { csv, bagInfo, problems } = await packageAndPublish(world);
+    assert.equal(
+      csv,
+      "stage_id,stage_label\n" +
+        '-1,"=HYPERLINK(""http://x"")"\n2,-3\n3,+1\n4,@SUM(A1)\n5,\tx\n6,"\rx"\n7,\'q\n' +
+        '8,plain = fine\n9,\n10,""\n',
+    );
+    assert.ok(!bagInfo.includes("CSV-Formula"), bagInfo);
+    assert.deepEqual(problems, []);
+  });
+
+  await t.step(
+    "opted in, text cells a spreadsheet would evaluate get a ' and bag-info.txt records it",
+    async () => {
+      using world = new FakeWorld();
+      world.csvFormulaPrefix = true;
+      const { csv, bagInfo, problems } = await packageAndPublish(world);
+      assert.equal(
+        csv,
+        "stage_id,stage_label\n" +
+          '-1,"\'=HYPERLINK(""http://x"")"\n2,\'-3\n3,\'+1\n4,\'@SUM(A1)\n5,\'\tx\n' +
+          '6,"\'\rx"\n7,\'\'q\n8,plain = fine\n9,\n10,""\n',
+        "text cells escaped; the bigint -1, NULL and the empty string untouched",
+      );
+      assert.match(bagInfo, /^CSV-Formula-Prefix: '$/m);
+      assert.ok(!bagInfo.includes("CSV-Formula-Prefixed-File"), "every CSV file was escaped");
+      assert.deepEqual(problems, [], "the bag still verifies");
+    },
+  );
 });
 
 Deno.test("publish app POST /data-publish/publish (filestore)", async (t) => {

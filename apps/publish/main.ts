@@ -13,7 +13,11 @@ import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
 import { MIN_MANIFEST_KEY_MATERIAL, stagingManifestKey } from "../../domain/staging_manifest.ts";
 import type { Filestore } from "../../ports/filestore.ts";
-import { DEFAULT_BATCH_ROWS } from "../../ports/source_database.ts";
+import {
+  DEFAULT_BATCH_BYTES,
+  DEFAULT_BATCH_ROWS,
+  DEFAULT_MAX_VALUE_BYTES,
+} from "../../ports/source_database.ts";
 import { z } from "zod";
 import { ConfigError } from "../_shared/app_errors.ts";
 import {
@@ -36,6 +40,9 @@ import { listenOptionsFrom, type RunnableService, runService } from "../_shared/
 import { createPublishApp, type PostgresqlDestination } from "./app.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
+
+/** 512 MiB: about the longest string V8 can hold, so no larger value could be read anyway. */
+const MAX_STRING_BYTES = 512 * 1024 * 1024;
 
 /** The filestore destinations configured by `TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH`, by upper-case name. */
 export function filestoreMounts(env: Record<string, string | undefined>): Map<string, string> {
@@ -78,6 +85,16 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   STAGING_MANIFEST_KEY_SECRET_NAME: z.string().regex(SECRET_NAME_PATTERN, {
     error: "must be a secret name",
   }).optional(),
+  /** A batch read from a source is handed over once its values reach this many bytes. */
+  SOURCE_BATCH_BYTES: z.coerce.number<unknown>().int().min(1).max(MAX_STRING_BYTES).default(
+    DEFAULT_BATCH_BYTES,
+  ),
+  /** The largest source value (UTF-8 bytes of its text); a larger one fails the package with 422. */
+  SOURCE_MAX_VALUE_BYTES: z.coerce.number<unknown>().int().min(1).max(MAX_STRING_BYTES).default(
+    DEFAULT_MAX_VALUE_BYTES,
+  ),
+  /** `true`: CSV text cells a spreadsheet would evaluate get a `'` in front (recorded in bag-info.txt). */
+  CSV_FORMULA_PREFIX: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
 });
 
 /** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */
@@ -286,9 +303,14 @@ export async function buildPublishService(
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
-    writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
+    writers: {
+      csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
+      duckdb: new DuckdbDatasetWriter(),
+    },
     concurrency: config.PACKAGE_CONCURRENCY,
     batchRows: config.SOURCE_BATCH_ROWS,
+    batchBytes: config.SOURCE_BATCH_BYTES,
+    maxValueBytes: config.SOURCE_MAX_VALUE_BYTES,
     readiness: async () => {
       const checks: ReadinessCheck[] = [
         await serviceSecrets.readinessCheck("publishserviceapikey"),

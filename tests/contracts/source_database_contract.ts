@@ -37,9 +37,13 @@ import type { CatalogTable, SchemaCatalog, TableExtract } from "../../domain/cat
 import { encodeCsvRow, encodeCsvRows } from "../../domain/csv.ts";
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import {
+  estimatedRowBytes,
+  type ReadCsvOptions,
+  type ReadRowsOptions,
   SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
+  ValueTooLargeError,
 } from "../../ports/source_database.ts";
 import {
   edgeCasesFor,
@@ -437,12 +441,77 @@ async function runReadSteps(
     await db.ping();
   });
 
+  // visits.notes holds "é ✓ 😀\nline two": 15 UTF-16 units, 20 UTF-8 bytes, the longest value of visits.
+  const NOTES_UTF8_BYTES = 20;
+
+  await t.step(`${name} readRows() refuses a value over maxValueBytes, naming it`, async () => {
+    const error = await readAll(db, extract("visits"), 1, { maxValueBytes: NOTES_UTF8_BYTES - 1 })
+      .then(() => assert.fail("expected a ValueTooLargeError"), (e: unknown) => e);
+    assert.ok(error instanceof ValueTooLargeError, String(error));
+    assert.deepEqual(error.position, { schema: fixture.schema, table: "visits", column: "notes" });
+    assert.equal(error.limitBytes, NOTES_UTF8_BYTES - 1);
+    assert.equal(error.code, "value_too_large");
+    assert.match(error.message, /"visits".*"notes".*\b19 bytes\b/);
+    assert.ok(!error.message.includes("line two"), "the message holds no value");
+    await db.ping();
+    // At the limit exactly, measured in UTF-8 bytes, every value is read.
+    assert.deepEqual(
+      sortRows(await readAll(db, extract("visits"), 1, { maxValueBytes: NOTES_UTF8_BYTES })),
+      sortRows(FIXTURE_ROWS.visits),
+    );
+    // Columns whose values fit are read under the same limit.
+    assert.deepEqual(
+      sortRows(
+        await readAll(db, extract("visits", ["visit_no", "visited_on"]), 2, {
+          maxValueBytes: NOTES_UTF8_BYTES - 1,
+        }),
+      ),
+      sortRows(FIXTURE_ROWS.visits.map((r) => [r[0] ?? null, r[2] ?? null])),
+    );
+  });
+
+  await t.step(`${name} readRows() hands a batch over once it reaches batchBytes`, async () => {
+    // A budget of one byte: every row fills a batch, whatever batchRows says.
+    const single = await readBatches(db, extract("visits"), 1_000, { batchBytes: 1 });
+    assert.deepEqual(single.map((b) => b.length), [1, 1, 1]);
+    assert.deepEqual(sortRows(single.flat()), sortRows(FIXTURE_ROWS.visits));
+    // A budget that any two rows reach and no single row does: batches of two, whatever the order.
+    const [smallest = 0, next = 0] = FIXTURE_ROWS.visits.map(estimatedRowBytes).sort((a, b) =>
+      a - b
+    );
+    const budget = smallest + next;
+    const batches = await readBatches(db, extract("visits"), 1_000, { batchBytes: budget });
+    assertBatchesWithin(batches, 1_000, budget);
+    assert.deepEqual(batches.map((b) => b.length), [2, 1]);
+    assert.deepEqual(sortRows(batches.flat()), sortRows(FIXTURE_ROWS.visits));
+  });
+
   if (db.readCsv !== undefined) {
     await t.step(`${name} readCsv() is the header and readRows() encoded`, async () => {
       for (const table of FIXTURE_TABLES) {
         await assertCsvMatches(db, extract(table));
       }
       await assertCsvMatches(db, extract("patients", ["weight", "id"]));
+    });
+  }
+
+  if (db.readCsv !== undefined) {
+    await t.step(`${name} readCsv() refuses a value over maxValueBytes, naming it`, async () => {
+      const error = await readCsvBytes(db, extract("visits"), {
+        maxValueBytes: NOTES_UTF8_BYTES - 1,
+      })
+        .then(() => assert.fail("expected a ValueTooLargeError"), (e: unknown) => e);
+      assert.ok(error instanceof ValueTooLargeError, String(error));
+      assert.deepEqual(error.position, {
+        schema: fixture.schema,
+        table: "visits",
+        column: "notes",
+      });
+      await db.ping();
+      assert.deepEqual(
+        await readCsvBytes(db, extract("visits"), { maxValueBytes: NOTES_UTF8_BYTES }),
+        await encodedCsv(db, extract("visits")),
+      );
     });
   }
 
@@ -493,6 +562,14 @@ async function runReadSteps(
       }
       await withinMs(Promise.all(reads), 60_000, "concurrent reads");
       await db.ping();
+    });
+
+    await t.step(`${name} readRows() cuts the W table at batchBytes`, async () => {
+      const budget = 8 * 1024;
+      const batches = await readBatches(db, wideExtract, 1_000, { batchBytes: budget });
+      assertBatchesWithin(batches, 1_000, budget);
+      assert.equal(batches.flat().length, wide.rows);
+      assert.ok(batches.length > wide.rows * 200 / budget, `${batches.length} batches`);
     });
 
     await t.step(`${name} describeSchema() maps the W table's types`, () => {
@@ -598,9 +675,10 @@ export async function readBatches(
   db: SourceDatabase,
   extract: TableExtract,
   batchRows?: number,
+  limits: Omit<ReadRowsOptions, "batchRows"> = {},
 ): Promise<CanonicalRow[][]> {
   const batches: CanonicalRow[][] = [];
-  const options = batchRows === undefined ? {} : { batchRows };
+  const options = batchRows === undefined ? limits : { ...limits, batchRows };
   for await (const batch of db.readRows(extract, options)) batches.push(batch);
   return batches;
 }
@@ -610,8 +688,33 @@ export async function readAll(
   db: SourceDatabase,
   extract: TableExtract,
   batchRows?: number,
+  limits: Omit<ReadRowsOptions, "batchRows"> = {},
 ): Promise<CanonicalRow[]> {
-  return (await readBatches(db, extract, batchRows)).flat();
+  return (await readBatches(db, extract, batchRows, limits)).flat();
+}
+
+/**
+ * Checks the batching rule of `RowBatcher`: no batch is empty or longer than `batchRows`, none passes
+ * `batchBytes` by more than its last row, and every batch but the last was handed over because it was
+ * full (in rows or in bytes).
+ */
+export function assertBatchesWithin(
+  batches: readonly CanonicalRow[][],
+  batchRows: number,
+  batchBytes: number,
+): void {
+  batches.forEach((batch, i) => {
+    const bytes = batch.map(estimatedRowBytes);
+    const total = bytes.reduce((a, b) => a + b, 0);
+    assert.ok(batch.length >= 1 && batch.length <= batchRows, `batch ${i}: ${batch.length} rows`);
+    assert.ok(total - bytes[bytes.length - 1]! < batchBytes, `batch ${i} was full before its end`);
+    if (i < batches.length - 1) {
+      assert.ok(
+        batch.length === batchRows || total >= batchBytes,
+        `batch ${i} (${batch.length} rows, ${total} bytes) was handed over before it was full`,
+      );
+    }
+  });
 }
 
 /**
@@ -647,10 +750,14 @@ function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Reads `readCsv()` to the end as bytes. */
-export async function readCsvBytes(db: SourceDatabase, extract: TableExtract): Promise<Uint8Array> {
+export async function readCsvBytes(
+  db: SourceDatabase,
+  extract: TableExtract,
+  options: ReadCsvOptions = {},
+): Promise<Uint8Array> {
   assert.ok(db.readCsv !== undefined, "the adapter has no readCsv()");
   const chunks: Uint8Array[] = [];
-  for await (const chunk of db.readCsv(extract)) chunks.push(chunk);
+  for await (const chunk of db.readCsv(extract, options)) chunks.push(chunk);
   const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let offset = 0;
   for (const chunk of chunks) {

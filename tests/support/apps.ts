@@ -19,7 +19,11 @@ import {
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import type { SchemaCatalog } from "../../domain/catalog.ts";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
-import { SourceUnavailableError } from "../../ports/source_database.ts";
+import {
+  DEFAULT_BATCH_BYTES,
+  DEFAULT_MAX_VALUE_BYTES,
+  SourceUnavailableError,
+} from "../../ports/source_database.ts";
 import { createApprovalApp } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
@@ -62,6 +66,10 @@ export class FakeWorld implements Disposable {
   rows: MemoryRows = ONCOLOGY_ROWS;
   /** When set, reading rows fails after this many rows. */
   failAfterRows: number | undefined;
+  /** The publish app's per-value limit (`SOURCE_MAX_VALUE_BYTES`); set it before the app is built. */
+  maxValueBytes = DEFAULT_MAX_VALUE_BYTES;
+  /** The publish app's CSV formula escape (`CSV_FORMULA_PREFIX`); set it before the app is built. */
+  csvFormulaPrefix = false;
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
 
@@ -153,9 +161,14 @@ export class FakeWorld implements Disposable {
       refusals: this.refusalsOf("publish"),
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
-      writers: { csv: new CsvDatasetWriter(), duckdb: new DuckdbDatasetWriter() },
+      writers: {
+        csv: new CsvDatasetWriter({ formulaPrefix: this.csvFormulaPrefix }),
+        duckdb: new DuckdbDatasetWriter(),
+      },
       concurrency: 2,
       batchRows: 2,
+      batchBytes: DEFAULT_BATCH_BYTES,
+      maxValueBytes: this.maxValueBytes,
       readiness: async () => {
         try {
           await this.filestore.checkReady();

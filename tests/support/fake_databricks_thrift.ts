@@ -10,8 +10,10 @@
  * the Databricks source sends:
  *
  * - `SELECT 1` (any integer literal), and `SELECT <item>, ... FROM <table>` where an item is a column,
- *   `CAST(<item> AS STRING|TIMESTAMP)`, `unix_micros(...)`, `unix_date(...)` or `to_json(...)`, with an
- *   optional `[AS] alias`; identifiers bare or in backticks (a doubled backtick is a backtick), resolved
+ *   `CAST(<item> AS STRING|TIMESTAMP)`, `unix_micros(...)`, `unix_date(...)` or `to_json(...)`, or the
+ *   value guard's `CASE WHEN <a> > <b> THEN <item> ELSE <item> END` with `octet_length(...)`,
+ *   `concat(...)`, `raise_error(...)` (which fails the statement, `[USER_RAISED_EXCEPTION]`), `+` and
+ *   `*`, with an optional `[AS] alias`; identifiers bare or in backticks (a doubled backtick is a backtick), resolved
  *   case-insensitively as Spark does; a table name has one to three parts;
  * - `SET TIME ZONE '<zone>'` (`UTC`, `Z`, `Etc/UTC`, `GMT` or a fixed offset such as `+05:00`) and
  *   `SET <key> = <value>` (recorded; `ansi_mode` / `spark.sql.ansi.enabled` and `timezone` take effect).
@@ -828,7 +830,7 @@ function tokenize(sql: string): Token[] {
     } else if (string !== null) {
       tokens.push({ kind: "string", text: string[1]!.replace(/\\(.)/g, "$1") });
       at += string[0].length;
-    } else if (/^[(),.=;:+\-*]/.test(rest)) {
+    } else if (/^[(),.=;:+\-*>]/.test(rest)) {
       tokens.push({ kind: "symbol", text: rest[0]! });
       at += 1;
     } else {
@@ -843,8 +845,23 @@ function tokenize(sql: string): Token[] {
 type Expr =
   | { readonly kind: "column"; readonly name: string }
   | { readonly kind: "literal"; readonly value: number }
+  | { readonly kind: "string"; readonly value: string }
   | { readonly kind: "cast"; readonly arg: Expr; readonly to: string }
-  | { readonly kind: "call"; readonly name: string; readonly arg: Expr };
+  | { readonly kind: "call"; readonly name: string; readonly arg: Expr }
+  | { readonly kind: "calls"; readonly name: string; readonly args: readonly Expr[] }
+  | {
+    readonly kind: "arithmetic";
+    readonly operator: "+" | "*";
+    readonly left: Expr;
+    readonly right: Expr;
+  }
+  | {
+    readonly kind: "case";
+    readonly left: Expr;
+    readonly right: Expr;
+    readonly then: Expr;
+    readonly otherwise: Expr;
+  };
 
 type Statement =
   | {
@@ -918,8 +935,41 @@ class StatementParser {
     return { kind: "select", items, from };
   }
 
+  /** `term (+ term)*`, a term being `primary (* primary)*`: the arithmetic of the value guards. */
   #expr(): Expr {
+    let expr = this.#term();
+    while (this.#acceptSymbol("+")) {
+      expr = { kind: "arithmetic", operator: "+", left: expr, right: this.#term() };
+    }
+    return expr;
+  }
+
+  #term(): Expr {
+    let expr = this.#primary();
+    while (this.#acceptSymbol("*")) {
+      expr = { kind: "arithmetic", operator: "*", left: expr, right: this.#primary() };
+    }
+    return expr;
+  }
+
+  /** `CASE WHEN <expr> > <expr> THEN <expr> ELSE <expr> END`, after `CASE`. */
+  #case(): Expr {
+    if (!this.#keyword("when")) throw syntaxError(this.#peek());
+    const left = this.#expr();
+    if (!this.#acceptSymbol(">")) throw syntaxError(this.#peek());
+    const right = this.#expr();
+    if (!this.#keyword("then")) throw syntaxError(this.#peek());
+    const then = this.#expr();
+    if (!this.#keyword("else")) throw syntaxError(this.#peek());
+    const otherwise = this.#expr();
+    if (!this.#keyword("end")) throw syntaxError(this.#peek());
+    return { kind: "case", left, right, then, otherwise };
+  }
+
+  #primary(): Expr {
+    if (this.#keyword("case")) return this.#case();
     const token = this.#next();
+    if (token.kind === "string") return { kind: "string", value: token.text };
     if (token.kind === "number") {
       if (!/^\d+$/.test(token.text)) {
         throw new FakeSqlError(
@@ -941,6 +991,10 @@ class StatementParser {
         const to = this.#next();
         if (to.kind !== "word") throw syntaxError(to);
         expr = { kind: "cast", arg, to: to.text.toLowerCase() };
+      } else if (this.#acceptSymbol(",")) {
+        const args = [arg, this.#expr()];
+        while (this.#acceptSymbol(",")) args.push(this.#expr());
+        expr = { kind: "calls", name, args };
       } else {
         expr = { kind: "call", name, arg };
       }
@@ -1030,6 +1084,16 @@ function exprText(expr: Expr): string {
       return expr.name;
     case "literal":
       return String(expr.value);
+    case "string":
+      return `'${expr.value}'`;
+    case "calls":
+      return `${expr.name}(${expr.args.map(exprText).join(", ")})`;
+    case "arithmetic":
+      return `(${exprText(expr.left)} ${expr.operator} ${exprText(expr.right)})`;
+    case "case":
+      return `CASE WHEN (${exprText(expr.left)} > ${exprText(expr.right)}) THEN ${
+        exprText(expr.then)
+      } ELSE ${exprText(expr.otherwise)} END`;
     case "cast":
       return `CAST(${exprText(expr.arg)} AS ${expr.to.toUpperCase()})`;
     case "call":
@@ -1100,10 +1164,96 @@ function resolve(
         "0A000",
       );
     }
+    case "string": {
+      const value = expr.value;
+      return { type: { kind: "string" }, evaluate: () => value };
+    }
+    case "arithmetic": {
+      const left = resolve(expr.left, columns, used);
+      const right = resolve(expr.right, columns, used);
+      for (const side of [left, right]) {
+        if (side.type.kind !== "int" && side.type.kind !== "bigint") {
+          throw mismatch(exprText(expr), `requires a numeric type, got "${typeText(side.type)}"`);
+        }
+      }
+      const compute = expr.operator === "+"
+        ? (a: number, b: number) => a + b
+        : (a: number, b: number) => a * b;
+      return {
+        type: { kind: "int" },
+        evaluate: (row, ctx) => {
+          const [a, b] = [left.evaluate(row, ctx), right.evaluate(row, ctx)];
+          return a === null || b === null ? null : compute(Number(a), Number(b));
+        },
+      };
+    }
+    case "case": {
+      const left = resolve(expr.left, columns, used);
+      const right = resolve(expr.right, columns, used);
+      const then = resolve(expr.then, columns, used);
+      const otherwise = resolve(expr.otherwise, columns, used);
+      if (then.type.kind !== "void" && typeText(then.type) !== typeText(otherwise.type)) {
+        throw new FakeSqlError(
+          "[UNSUPPORTED_FEATURE] The fake warehouse only supports a CASE whose branches have one " +
+            "type, or a void THEN. SQLSTATE: 0A000",
+          "0A000",
+        );
+      }
+      return {
+        type: otherwise.type,
+        evaluate: (row, ctx) => {
+          const [a, b] = [left.evaluate(row, ctx), right.evaluate(row, ctx)];
+          const above = a !== null && b !== null && Number(a) > Number(b);
+          return above ? then.evaluate(row, ctx) : otherwise.evaluate(row, ctx);
+        },
+      };
+    }
+    case "calls": {
+      if (expr.name !== "concat") {
+        throw new FakeSqlError(
+          `[UNRESOLVED_ROUTINE] Cannot resolve routine ${
+            sqlId(expr.name)
+          } on search path [\`system\`.\`builtin\`, \`system\`.\`session\`]. SQLSTATE: 42883`,
+          "42883",
+        );
+      }
+      const args = expr.args.map((a) => resolve(a, columns, used));
+      return {
+        type: { kind: "string" },
+        evaluate: (row, ctx) => {
+          const values = args.map((a) => a.evaluate(row, ctx));
+          return values.includes(null)
+            ? null
+            : values.map((v, i) => castToString(args[i]!.type, v, ctx)).join("");
+        },
+      };
+    }
     case "call": {
       const arg = resolve(expr.arg, columns, used);
       const text = exprText(expr);
       switch (expr.name) {
+        case "octet_length":
+          if (arg.type.kind !== "string" && arg.type.kind !== "binary") {
+            throw mismatch(
+              text,
+              `requires the "STRING" or "BINARY" type, got "${typeText(arg.type)}"`,
+            );
+          }
+          return {
+            type: { kind: "int" },
+            evaluate: (row, ctx) => {
+              const v = arg.evaluate(row, ctx);
+              return v === null ? null : v instanceof Uint8Array ? v.length : utf8Length(String(v));
+            },
+          };
+        case "raise_error":
+          return {
+            type: { kind: "void" },
+            evaluate: (row, ctx) => {
+              const message = arg.evaluate(row, ctx);
+              throw new FakeSqlError(`[USER_RAISED_EXCEPTION] ${message} SQLSTATE: P0001`, "P0001");
+            },
+          };
         case "unix_micros":
           if (arg.type.kind !== "timestamp") {
             throw mismatch(text, `requires the "TIMESTAMP" type, got "${typeText(arg.type)}"`);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { openDatabricksSql } from "../../adapters/databricks/databricks_sql.ts";
 import { DatabricksTokenSource } from "../../adapters/databricks/databricks_token.ts";
 import type { CatalogColumn } from "../../domain/catalog.ts";
+import { FIRST_FETCH_ROWS } from "../../ports/source_database.ts";
 import {
   databricksEdgeTable,
   databricksStoredConverter,
@@ -150,11 +151,13 @@ Deno.test("startFakeWWorkspace() serves W exactly, each batch made before it is 
     const read = [];
     for await (const batch of sql.readRows(extract, { batchRows: 1_000 })) {
       if (read.length === 0) {
-        // Two batches have been served by now (the first with the statement, the second to the
-        // driver, which reads one ahead); the third was made once the second was sent. Without
-        // prefetching this reads 2,000.
+        // Four fetches have been served by now: FIRST_FETCH_ROWS with the statement, as many again
+        // by the driver, which reads one ahead with the size it last asked for, then the rest of the
+        // first batch (984) and, read ahead, 984 more. The fifth (984) was made once the fourth was
+        // sent. Without prefetching this reads 2,000.
         await new Promise((resolve) => setTimeout(resolve, 50));
-        assert.equal(thrift.rowsGenerated.get("wide"), 3_000);
+        const rest = 1_000 - FIRST_FETCH_ROWS;
+        assert.equal(thrift.rowsGenerated.get("wide"), 2 * FIRST_FETCH_ROWS + 3 * rest);
       }
       read.push(...batch);
     }

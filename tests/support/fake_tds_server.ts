@@ -7,7 +7,9 @@
  *
  * **Values.** Tables hold values as SQL Server stores them for each column's declared type (see
  * {@link FakeValue}). For a data query the fake evaluates each select-list expression of the adapter itself
- * (`CONVERT` with its styles, `CAST`, `SWITCHOFFSET`, `LOWER`) and sends the result with the TDS type SQL
+ * (`CONVERT` with its styles, `CAST`, `SWITCHOFFSET`, `LOWER`, and the value guard's `CASE WHEN ... > n
+ * THEN ... ELSE ... END`, `DATALENGTH`, `N'...'`, `+`, `*` and `/`, with error 245 for a string that is
+ * not an `int`) and sends the result with the TDS type SQL
  * Server would use for that expression: fixed-length integer/bit/float types for NOT NULL columns and their
  * nullable `…N` variants, `varchar(n)`/`char(n)` with a Latin1 collation for CONVERT results, `nvarchar`, and
  * PLP (partially length-prefixed, chunked) values for `varchar(max)`/`nvarchar(max)`. An expression or value
@@ -880,10 +882,23 @@ function informationSchema(type: SqlType): {
   return facts;
 }
 
-/** The expressions `mssqlSelectExpression` writes, parsed. */
+/** The expressions `mssqlSelectExpression` and the value guards of `mssqlReadQuery` write, parsed. */
 type Ast =
   | { readonly op: "column"; readonly name: string }
-  | { readonly op: "literal"; readonly text: string }
+  | { readonly op: "literal"; readonly text: string; readonly unicode?: boolean }
+  | {
+    readonly op: "binary";
+    readonly operator: "+" | "*" | "/";
+    readonly left: Ast;
+    readonly right: Ast;
+  }
+  | {
+    readonly op: "case";
+    readonly when: Ast;
+    readonly above: number;
+    readonly then: Ast;
+    readonly otherwise: Ast;
+  }
   | { readonly op: "number"; readonly value: number }
   | { readonly op: "type"; readonly type: SqlType }
   | { readonly op: "call"; readonly fn: string; readonly args: readonly Ast[] }
@@ -899,15 +914,69 @@ class ExpressionParser {
     this.#text = text;
   }
 
+  /** `term (+ term)*`, where a term is `primary ((* | /) primary)*`: the arithmetic of the guards. */
   expression(): Ast {
+    let ast = this.#term();
+    while (this.#operator("+")) {
+      ast = { op: "binary", operator: "+", left: ast, right: this.#term() };
+    }
+    return ast;
+  }
+
+  #term(): Ast {
+    let ast = this.#primary();
+    for (;;) {
+      if (this.#operator("*")) {
+        ast = { op: "binary", operator: "*", left: ast, right: this.#primary() };
+      } else if (this.#operator("/")) {
+        ast = { op: "binary", operator: "/", left: ast, right: this.#primary() };
+      } else return ast;
+    }
+  }
+
+  #operator(char: string): boolean {
+    this.#space();
+    if (this.#text[this.#at] !== char) return false;
+    this.#at++;
+    return true;
+  }
+
+  /** `CASE WHEN <expression> > <number> THEN <expression> ELSE <expression> END`, after `CASE`. */
+  #case(): Ast {
+    this.#keyword("WHEN");
+    const when = this.expression();
+    if (!this.#operator(">")) this.#fail();
+    this.#space();
+    const above = this.#primary();
+    if (above.op !== "number") this.#fail();
+    this.#keyword("THEN");
+    const then = this.expression();
+    this.#keyword("ELSE");
+    const otherwise = this.expression();
+    this.#keyword("END");
+    return { op: "case", when, above: above.value, then, otherwise };
+  }
+
+  #keyword(word: string): void {
+    this.#space();
+    if (this.#word().toUpperCase() !== word) this.#fail();
+  }
+
+  #primary(): Ast {
     this.#space();
     let ast: Ast;
+    const unicode = this.#text.startsWith("N'", this.#at);
+    if (unicode) this.#at++;
+    if (/^CASE\b/i.test(this.#text.slice(this.#at, this.#at + 5))) {
+      this.#word();
+      return this.#case();
+    }
     if (this.#text[this.#at] === "[") {
       ast = { op: "column", name: this.#identifier() };
     } else if (this.#text[this.#at] === "'") {
       const end = this.#text.indexOf("'", this.#at + 1);
       if (end < 0) this.#fail();
-      ast = { op: "literal", text: this.#text.slice(this.#at + 1, end) };
+      ast = { op: "literal", text: this.#text.slice(this.#at + 1, end), unicode };
       this.#at = end + 1;
     } else if (/[0-9]/.test(this.#text[this.#at] ?? "")) {
       const digits = /^[0-9]+/.exec(this.#text.slice(this.#at))![0];
@@ -1066,12 +1135,47 @@ function typeOf(ast: Ast, table: FakeTable): Typed {
     }
     case "cast":
       return converted(typeOf(ast.value, table), ast.type, undefined);
+    case "literal": {
+      const text = ast.text;
+      const type = { name: ast.unicode === true ? "nvarchar" : "varchar", length: text.length };
+      return { column: -1, type, nullable: false, evaluate: () => text };
+    }
+    case "number": {
+      const value = ast.value;
+      return { column: -1, type: { name: "int" }, nullable: false, evaluate: () => value };
+    }
+    case "binary":
+      return arithmetic(ast.operator, typeOf(ast.left, table), typeOf(ast.right, table));
+    case "case": {
+      const when = typeOf(ast.when, table);
+      const then = typeOf(ast.then, table);
+      const otherwise = typeOf(ast.otherwise, table);
+      if (!isCharacter(then.type) || !isCharacter(otherwise.type)) {
+        return unsupported("a CASE whose branches are not both character types");
+      }
+      const above = ast.above;
+      return {
+        column: sameColumn(sameColumn(when.column, then.column), otherwise.column),
+        type: characterUnion(then.type, otherwise.type),
+        nullable: otherwise.nullable,
+        evaluate: (v) =>
+          Number(when.evaluate(v)) > above ? then.evaluate(v) : otherwise.evaluate(v),
+      };
+    }
     case "call": {
       if (ast.fn === "CONVERT") {
         const [target, value, style] = ast.args;
         if (target?.op !== "type" || value === undefined) return unsupported("this CONVERT");
         if (style !== undefined && style.op !== "number") return unsupported("this CONVERT style");
         return converted(typeOf(value, table), target.type, style?.value);
+      }
+      if (ast.fn === "DATALENGTH" && ast.args.length === 1) {
+        const inner = typeOf(ast.args[0]!, table);
+        return {
+          ...inner,
+          type: { name: inner.type.length === "max" ? "bigint" : "int" },
+          evaluate: (v) => dataLength(inner.type, inner.evaluate(v)),
+        };
       }
       if (ast.fn === "LOWER" && ast.args.length === 1) {
         const inner = typeOf(ast.args[0]!, table);
@@ -1092,6 +1196,66 @@ function typeOf(ast: Ast, table: FakeTable): Typed {
     default:
       return unsupported(`the expression ${ast.op}`);
   }
+}
+
+/** The column an expression over two operands reads: one of them reads none (-1), or both the same. */
+function sameColumn(a: number, b: number): number {
+  if (a >= 0 && b >= 0 && a !== b) return unsupported("an expression over two columns");
+  return a >= 0 ? a : b;
+}
+
+/** `+` of two character values concatenates; `+`, `*` and `/` of integers compute, `/` truncating. */
+function arithmetic(operator: "+" | "*" | "/", left: Typed, right: Typed): Typed {
+  const column = sameColumn(left.column, right.column);
+  const nullable = left.nullable || right.nullable;
+  if (isCharacter(left.type) && isCharacter(right.type)) {
+    if (operator !== "+") return unsupported(`${operator} of character values`);
+    return {
+      column,
+      nullable,
+      type: characterUnion(left.type, right.type, true),
+      evaluate: (v) => String(left.evaluate(v)) + String(right.evaluate(v)),
+    };
+  }
+  const integers = ["tinyint", "smallint", "int", "bigint"];
+  if (!integers.includes(left.type.name) || !integers.includes(right.type.name)) {
+    return unsupported(`${operator} of ${left.type.name} and ${right.type.name}`);
+  }
+  const big = left.type.name === "bigint" || right.type.name === "bigint";
+  const compute = {
+    "+": (a: number, b: number) => a + b,
+    "*": (a: number, b: number) => a * b,
+    "/": (a: number, b: number) => Math.trunc(a / b),
+  }[operator];
+  return {
+    column,
+    nullable,
+    type: { name: big ? "bigint" : "int" },
+    evaluate: (v) => compute(Number(left.evaluate(v)), Number(right.evaluate(v))),
+  };
+}
+
+/**
+ * The type of a CASE over two character types, or of their concatenation (lengths added): Unicode when
+ * either is, the longer (or summed) length, `max` when either is.
+ */
+function characterUnion(a: SqlType, b: SqlType, concatenate = false): SqlType {
+  const unicode = a.name.startsWith("n") || b.name.startsWith("n");
+  const [x, y] = [a.length ?? 1, b.length ?? 1];
+  const length = x === "max" || y === "max"
+    ? "max"
+    : concatenate
+    ? Math.min(x + y, unicode ? 4000 : 8000)
+    : Math.max(x, y);
+  return { name: unicode ? "nvarchar" : "varchar", length };
+}
+
+/** `DATALENGTH`: bytes as SQL Server stores the value (UTF-16 for Unicode text). */
+function dataLength(type: SqlType, value: Value): number {
+  if (value instanceof Uint8Array) return value.length;
+  if (typeof value !== "string") return unsupported(`DATALENGTH of ${type.name}`);
+  const utf16 = ["nchar", "nvarchar", "ntext", "xml", "json", "sql_variant"];
+  return utf16.includes(type.name) ? 2 * value.length : value.length;
 }
 
 const CHARACTER = new Set(["char", "varchar", "nchar", "nvarchar"]);
@@ -1364,9 +1528,27 @@ function converted(inner: Typed, target: SqlType, style: number | undefined): Ty
       case "varchar":
       case "nchar":
       case "nvarchar":
+      case "tinyint":
+      case "smallint":
+      case "int":
+      case "bigint":
         styled([undefined]);
         return result((v) => fits(String(v)));
     }
+  }
+  if (to === "bigint" && ["tinyint", "smallint", "int", "bigint"].includes(from)) {
+    return result((v) => v);
+  }
+  if (to === "int" && isCharacter(inner.type) && style === undefined) {
+    return result((v) => {
+      const text = String(v);
+      const n = /^\s*[-+]?\d+\s*$/.test(text) ? Number(text) : NaN;
+      if (Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31) return n;
+      throw new SqlError(
+        245,
+        `Conversion failed when converting the ${from} value '${text}' to data type int.`,
+      );
+    });
   }
   if (
     to === "varbinary" && ["binary", "varbinary", "image"].includes(from) && style === undefined
