@@ -7,7 +7,6 @@
  * @module
  */
 import type { AllowedSources } from "../../domain/allowed_sources.ts";
-import type { TableExtract } from "../../domain/catalog.ts";
 import type { Source } from "../../domain/contract.ts";
 import { redactError } from "../../domain/redaction.ts";
 import { type SourceEngine, sourceEngine } from "../../domain/source_engine.ts";
@@ -139,13 +138,13 @@ class RedactingSource implements SourceDatabase {
   readonly #db: SourceDatabase;
   readonly #secrets: readonly string[];
   /** Present only when the source has it: writers take the CSV fast path when it is there. */
-  readonly readCsv?: (extract: TableExtract) => AsyncIterable<Uint8Array>;
+  readonly readCsv?: NonNullable<SourceDatabase["readCsv"]>;
 
   constructor(db: SourceDatabase, secrets: readonly string[]) {
     this.#db = db;
     this.#secrets = secrets;
     if (db.readCsv !== undefined) {
-      this.readCsv = (extract) => redactingStream(secrets, db.readCsv!(extract));
+      this.readCsv = (...args) => redactingStream(secrets, db.readCsv!(...args));
     }
   }
 
