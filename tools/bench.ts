@@ -68,19 +68,36 @@ const ROWS = Number(args.get("rows") ?? 1_000_000);
 const RUNS = Number(args.get("runs") ?? 3);
 /**
  * `--sources PostgreSQL,MariaDB,mssql,databricks` and `--formats csv,duckdb` pick cells (all by
- * default).
+ * default). The source names `--sources` takes, in any case, and the cell label each stands for; an
+ * unknown name or format stops the bench rather than measuring nothing.
  */
+const SOURCE_NAMES: ReadonlyMap<string, string> = new Map([
+  ["postgresql", "PostgreSQL"],
+  ["mariadb", "MariaDB"],
+  ["mysql", "MariaDB"],
+  ["mssql", "SQL Server"],
+  ["sqlserver", "SQL Server"],
+  ["databricks", "Databricks"],
+]);
 const SOURCES = (args.get("sources") ?? "PostgreSQL,MariaDB,mssql,databricks").split(",")
-  .map((s) =>
-    s === "mssql" || s === "SQLServer"
-      ? "SQL Server"
-      : s.toLowerCase() === "databricks"
-      ? "Databricks"
-      : s
-  );
+  .map((s) => {
+    const name = SOURCE_NAMES.get(s.toLowerCase());
+    if (name === undefined) {
+      throw new RangeError(
+        `Cannot bench source "${s}": --sources takes ${[...SOURCE_NAMES.keys()].join(", ")}`,
+      );
+    }
+    return name;
+  });
 /** Rows per source batch: the service's `SOURCE_BATCH_ROWS` (`--batch-rows N`) and the raw reads'. */
 const BATCH_ROWS = Number(args.get("batch-rows") ?? DEFAULT_BATCH_ROWS);
-const FORMATS = (args.get("formats") ?? "csv,duckdb,postgresql").split(",");
+const FORMAT_NAMES = ["csv", "duckdb", "postgresql"];
+const FORMATS = (args.get("formats") ?? FORMAT_NAMES.join(",")).split(",").map((f) => {
+  if (!FORMAT_NAMES.includes(f)) {
+    throw new RangeError(`Cannot bench format "${f}": --formats takes ${FORMAT_NAMES.join(", ")}`);
+  }
+  return f;
+});
 const SCHEMA = "cr8tor_bench";
 const COLUMNS = "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
 
