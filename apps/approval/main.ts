@@ -42,11 +42,10 @@ export async function buildApprovalService(
   const config = parseEnv(ApprovalEnv, env);
   const log = createLogger("approval", logSink);
   const secrets = await serviceSecretsFromEnv(env, { log });
-  const [apiKey, metadataKey, publishKey] = await Promise.all([
-    secrets.readApiKey("approvalserviceapikey"),
-    secrets.readApiKey("metadataserviceapikey"),
-    secrets.readApiKey("publishserviceapikey"),
-  ]);
+  // One after the other, so that with several keys unusable startup always names the first.
+  const apiKey = await secrets.readApiKey("approvalserviceapikey");
+  const metadataKey = await secrets.readApiKey("metadataserviceapikey");
+  const publishKey = await secrets.readApiKey("publishserviceapikey");
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
   const app = createApprovalApp({
