@@ -73,7 +73,8 @@ export class InvalidRunTransitionError extends AppError {
   }
 }
 
-const isoTime = z.iso.datetime();
+// Always milliseconds and `Z` (as `Date.prototype.toISOString` writes), so text order is time order.
+const isoTime = z.iso.datetime({ precision: 3 });
 
 /** The states of one table's progress within a run. */
 export const TABLE_PROGRESS_STATES = ["pending", "running", "done", "failed"] as const;

@@ -1,0 +1,210 @@
+/**
+ * The port for where runs are kept (`domain/run.ts`): embedded (SQLite) by default, shared (PostgreSQL)
+ * when the publish service runs as several replicas. Every adapter passes
+ * `tests/contracts/run_store_contract.ts`.
+ *
+ * @module
+ */
+import { AppError, type AppErrorOptions } from "../domain/errors.ts";
+import { type Run, runSchema } from "../domain/run.ts";
+
+/** How {@link RunStore.create} treats other active runs of the same project. */
+export interface CreateRunOptions {
+  /**
+   * When true, the run is refused with {@link RunAlreadyActiveError} if another run of the same project
+   * is queued or running (the one-run-per-project rule, kept across every process sharing the store).
+   */
+  readonly exclusive: boolean;
+}
+
+/** What {@link RunStore.create} did. */
+export interface CreateRunResult {
+  /** The run stored: the new one, or the existing one attached to. */
+  readonly run: Run;
+  /** True when an active run of the identical request already existed and is returned instead. */
+  readonly attached: boolean;
+}
+
+/** What {@link RunStore.list} returns: newest first, and the cursor of the next page if there is one. */
+export interface RunPage {
+  readonly runs: readonly Run[];
+  /** Opaque; pass it back as `cursor` for the next page. `null` on the last page. */
+  readonly nextCursor: string | null;
+}
+
+/** Filters and page of {@link RunStore.list}. */
+export interface ListRunsQuery {
+  readonly project?: string;
+  readonly state?: Run["state"];
+  /** Page size, 1 to {@link MAX_RUN_PAGE_SIZE}. */
+  readonly limit: number;
+  /** The `nextCursor` of the previous page. */
+  readonly cursor?: string;
+}
+
+/** The largest page {@link RunStore.list} returns. */
+export const MAX_RUN_PAGE_SIZE = 1000;
+
+/** The fields of a run {@link RunStore.update} may change; the rest describe the request and stay. */
+export type RunPatch = Partial<
+  Pick<Run, "state" | "tables" | "outcome" | "updated_at" | "started_at" | "finished_at">
+>;
+
+/**
+ * Keeps runs. Every method may reject with {@link RunStoreUnavailableError} when the storage fails.
+ */
+export interface RunStore extends AsyncDisposable {
+  /**
+   * Stores a new run (as built by `newRun`), before any work starts. If an active (queued or running) run
+   * of the identical request exists (same action, project name, project start time, dataset and
+   * destination: `runRequestKey`), nothing is stored and that run is returned with `attached: true`.
+   *
+   * @throws {RunAlreadyActiveError} when `options.exclusive` and another active run of the project exists.
+   */
+  create(run: Run, options: CreateRunOptions): Promise<CreateRunResult>;
+
+  /** The run with this id, or `undefined`. */
+  get(id: string): Promise<Run | undefined>;
+
+  /**
+   * Runs, newest first (by creation time, then id), filtered by project and state, one page at a time.
+   *
+   * @throws {InvalidRunCursorError} when `cursor` is not one this store gave.
+   * @throws {RangeError} when `limit` is not an integer from 1 to {@link MAX_RUN_PAGE_SIZE}.
+   */
+  list(query: ListRunsQuery): Promise<RunPage>;
+
+  /**
+   * Changes a run if it is still at `expectedVersion`, and returns it at the next version.
+   *
+   * @throws {RunNotFoundError} when there is no such run.
+   * @throws {RunVersionConflictError} when someone else updated it since `expectedVersion`.
+   */
+  update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run>;
+
+  /**
+   * Marks every queued or running run `interrupted` at `at`: called at startup, when no process of this
+   * store can still be working on one (a process that died left them so). Returns how many were marked.
+   */
+  markInterrupted(at: string): Promise<number>;
+
+  /** Deletes runs that are not active and were last updated before `olderThan`. Returns how many. */
+  prune(olderThan: string): Promise<number>;
+
+  /** Releases the storage. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Another run of the project is queued or running (to be a 409). */
+export class RunAlreadyActiveError extends AppError {
+  readonly code = "run_already_active";
+
+  constructor(readonly projectName: string, readonly activeRunId: string) {
+    super(`Cannot start a run of project "${projectName}": run ${activeRunId} is still active`);
+  }
+}
+
+/** No run has this id (to be a 404). */
+export class RunNotFoundError extends AppError {
+  readonly code = "run_not_found";
+
+  constructor(readonly id: string) {
+    super(`Cannot find run ${JSON.stringify(id)}`);
+  }
+}
+
+/** A run changed since the version the caller read (to be a 409). */
+export class RunVersionConflictError extends AppError {
+  readonly code = "run_version_conflict";
+
+  constructor(
+    readonly id: string,
+    readonly expectedVersion: number,
+    readonly actualVersion: number,
+  ) {
+    super(
+      `Cannot update run ${id}: it is at version ${actualVersion}, not ${expectedVersion}; read it again`,
+    );
+  }
+}
+
+/** A list cursor this store did not give (to be a 400). */
+export class InvalidRunCursorError extends AppError {
+  readonly code = "invalid_run_cursor";
+
+  constructor() {
+    super("Cannot read the cursor: pass back the nextCursor of the previous page");
+  }
+}
+
+/** The run store cannot be read or written (to be a 503). */
+export class RunStoreUnavailableError extends AppError {
+  readonly code = "run_store_unavailable";
+
+  constructor(options?: AppErrorOptions) {
+    super("The run store is unavailable", options);
+  }
+}
+
+/** The position a list page ends at: the creation time and id of its last run. */
+export interface RunCursor {
+  readonly created_at: string;
+  readonly id: string;
+}
+
+/** The opaque cursor after `run` (base64url of JSON), the same for every adapter. */
+export function encodeRunCursor(run: RunCursor): string {
+  const json = JSON.stringify([run.created_at, run.id]);
+  return btoa(String.fromCharCode(...new TextEncoder().encode(json)))
+    .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+/**
+ * Reads a cursor made by {@link encodeRunCursor}.
+ *
+ * @throws {InvalidRunCursorError} for anything else.
+ */
+export function decodeRunCursor(cursor: string): RunCursor {
+  try {
+    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
+    const json = new TextDecoder("utf-8", { fatal: true })
+      .decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+    const value: unknown = JSON.parse(json);
+    if (
+      Array.isArray(value) && value.length === 2 && typeof value[0] === "string" &&
+      typeof value[1] === "string" && !Number.isNaN(Date.parse(value[0]))
+    ) {
+      return { created_at: value[0], id: value[1] };
+    }
+  } catch {
+    // Falls through to the one error below.
+  }
+  throw new InvalidRunCursorError();
+}
+
+/**
+ * Checks a page size for {@link RunStore.list}.
+ *
+ * @throws {RangeError} when it is not an integer from 1 to {@link MAX_RUN_PAGE_SIZE}.
+ */
+export function checkRunPageSize(limit: number): void {
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_RUN_PAGE_SIZE) {
+    throw new RangeError(`Cannot list runs ${limit} at a time: give 1 to ${MAX_RUN_PAGE_SIZE}`);
+  }
+}
+
+/** Whether run `a` comes before run `b` in a list: newer creation time first, then larger id. */
+export function compareRunsNewestFirst(a: RunCursor, b: RunCursor): number {
+  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
+  return a.id === b.id ? 0 : a.id < b.id ? 1 : -1;
+}
+
+/**
+ * The run after `patch`, at the next version, checked against the run schema: the one way every adapter
+ * applies an update.
+ *
+ * @throws {Error} (a zod error) when the patched run is not a valid run.
+ */
+export function applyRunPatch(run: Run, patch: RunPatch): Run {
+  return runSchema.parse({ ...run, ...patch, version: run.version + 1 });
+}
