@@ -1,0 +1,322 @@
+/**
+ * The embedded run store: one SQLite file (through `node:sqlite`) under the state directory, in WAL mode,
+ * shared safely by every process on the machine that opens it. Writes are `BEGIN IMMEDIATE` transactions
+ * that run start to end without awaiting, so the one-run-per-project rule holds across processes, and a
+ * process killed in the middle of one leaves the file as it was before it.
+ *
+ * Needs `--allow-read` and `--allow-write` on the file's directory; no FFI.
+ *
+ * @module
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { AppError } from "../../domain/errors.ts";
+import {
+  ACTIVE_RUN_STATES,
+  type Run,
+  runRequestKey,
+  runSchema,
+  transition,
+} from "../../domain/run.ts";
+import {
+  applyRunPatch,
+  checkRunPageSize,
+  type CreateRunOptions,
+  type CreateRunResult,
+  decodeRunCursor,
+  encodeRunCursor,
+  type ListRunsQuery,
+  RunAlreadyActiveError,
+  RunNotFoundError,
+  type RunPage,
+  type RunPatch,
+  type RunStore,
+  RunStoreUnavailableError,
+  RunVersionConflictError,
+} from "../../ports/run_store.ts";
+
+/** The state directory when none is configured (`STATE_DIR`). */
+export const DEFAULT_STATE_DIR = "./state";
+
+/** The run store's file name inside the state directory. */
+export const SQLITE_RUN_STORE_FILE = "runs.sqlite";
+
+/** Where a SQLite run store lives. */
+export interface SqliteRunStoreOptions {
+  /** The database file; see {@link sqliteRunStorePath}. Its directory is created if missing. */
+  readonly path: string;
+  /** How long a write waits for another process's write before giving up. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/** The run store's file in `stateDir` (default {@link DEFAULT_STATE_DIR}). */
+export function sqliteRunStorePath(stateDir: string = DEFAULT_STATE_DIR): string {
+  return join(stateDir, SQLITE_RUN_STORE_FILE);
+}
+
+/**
+ * The schema, one migration per version, applied in order, each once. Never edit one that has shipped:
+ * add the next.
+ */
+export const SQLITE_RUN_STORE_MIGRATIONS: readonly {
+  readonly version: number;
+  readonly sql: string;
+}[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        project_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        request_key TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX runs_newest ON runs (created_at DESC, id DESC);
+      CREATE INDEX runs_project_newest ON runs (project_name, created_at DESC, id DESC);
+      CREATE INDEX runs_active ON runs (project_name) WHERE state IN ('queued', 'running');
+    `,
+  },
+];
+
+const ACTIVE_SQL = `(${ACTIVE_RUN_STATES.map((s) => `'${s}'`).join(", ")})`;
+
+/**
+ * Opens (creating if needed) the run store at `options.path`, in WAL mode, and applies the migrations it
+ * lacks. Several processes may open the same file at once: migrations are taken one at a time.
+ *
+ * @throws {RunStoreUnavailableError} when the file cannot be opened or migrated.
+ */
+export function openSqliteRunStore(options: SqliteRunStoreOptions): Promise<SqliteRunStore> {
+  let db: DatabaseSync | undefined;
+  try {
+    mkdirSync(join(options.path, ".."), { recursive: true });
+    db = new DatabaseSync(options.path);
+    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    migrate(db);
+    return Promise.resolve(new SqliteRunStore(db));
+  } catch (e) {
+    db?.close();
+    return Promise.reject(unavailable(e, `Cannot open the run store at ${options.path}`));
+  }
+}
+
+/** Applies the migrations the file lacks, in one `BEGIN IMMEDIATE` transaction. */
+function migrate(db: DatabaseSync): void {
+  inImmediateTransaction(db, () => {
+    db.exec(`CREATE TABLE IF NOT EXISTS run_store_migrations (
+      version INTEGER PRIMARY KEY,
+      applied_at TEXT NOT NULL
+    ) STRICT`);
+    const applied = new Set(
+      db.prepare("SELECT version FROM run_store_migrations").all().map((row) =>
+        Number(row.version)
+      ),
+    );
+    for (const migration of SQLITE_RUN_STORE_MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      db.prepare("INSERT INTO run_store_migrations (version, applied_at) VALUES (?, ?)")
+        .run(migration.version, new Date().toISOString());
+    }
+  });
+}
+
+function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    const result = body();
+    db.exec("COMMIT");
+    return result;
+  } catch (e) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw e;
+  }
+}
+
+function unavailable(e: unknown, context: string): AppError {
+  return e instanceof AppError ? e : new RunStoreUnavailableError({
+    logDetail: `${context}: ${e instanceof Error ? e.message : String(e)}`,
+    cause: e,
+  });
+}
+
+/** A run store in one SQLite file. Open it with {@link openSqliteRunStore}. */
+export class SqliteRunStore implements RunStore {
+  #db: DatabaseSync | undefined;
+
+  /** Takes over an open, migrated database; use {@link openSqliteRunStore}. */
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** The migration versions recorded in the file, in order. */
+  migrationVersions(): Promise<number[]> {
+    return this.#run(
+      "read the migrations",
+      (db) =>
+        db.prepare("SELECT version FROM run_store_migrations ORDER BY version").all()
+          .map((row) => Number(row.version)),
+    );
+  }
+
+  /** {@inheritDoc RunStore.create} */
+  create(run: Run, options: CreateRunOptions): Promise<CreateRunResult> {
+    return this.#run("create a run", (db) => {
+      const valid = runSchema.parse(run);
+      const key = runRequestKey(valid);
+      return inImmediateTransaction(db, () => {
+        const active = db.prepare(
+          `SELECT id, request_key, body FROM runs WHERE project_name = ? AND state IN ${ACTIVE_SQL}
+           ORDER BY created_at, id`,
+        ).all(valid.project_name);
+        const same = active.find((row) => row.request_key === key);
+        if (same !== undefined) return { run: parseRun(same.body), attached: true };
+        const other = active[0];
+        if (options.exclusive && other !== undefined) {
+          throw new RunAlreadyActiveError(valid.project_name, String(other.id));
+        }
+        db.prepare(
+          `INSERT INTO runs (id, project_name, state, request_key, created_at, updated_at, version, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          valid.id,
+          valid.project_name,
+          valid.state,
+          key,
+          valid.created_at,
+          valid.updated_at,
+          valid.version,
+          JSON.stringify(valid),
+        );
+        return { run: valid, attached: false };
+      });
+    });
+  }
+
+  /** {@inheritDoc RunStore.get} */
+  get(id: string): Promise<Run | undefined> {
+    return this.#run("read a run", (db) => {
+      const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
+      return row === undefined ? undefined : parseRun(row.body);
+    });
+  }
+
+  /** {@inheritDoc RunStore.list} */
+  list(query: ListRunsQuery): Promise<RunPage> {
+    return this.#run("list runs", (db) => {
+      checkRunPageSize(query.limit);
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.project !== undefined) {
+        where.push("project_name = ?");
+        params.push(query.project);
+      }
+      if (query.state !== undefined) {
+        where.push("state = ?");
+        params.push(query.state);
+      }
+      if (query.cursor !== undefined) {
+        const after = decodeRunCursor(query.cursor);
+        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+        params.push(after.created_at, after.created_at, after.id);
+      }
+      const rows = db.prepare(
+        `SELECT body FROM runs ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+      ).all(...params, query.limit + 1);
+      const runs = rows.slice(0, query.limit).map((row) => parseRun(row.body));
+      const last = runs.at(-1);
+      return {
+        runs,
+        nextCursor: rows.length > query.limit && last !== undefined ? encodeRunCursor(last) : null,
+      };
+    });
+  }
+
+  /** {@inheritDoc RunStore.update} */
+  update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run> {
+    return this.#run("update a run", (db) =>
+      inImmediateTransaction(db, () => {
+        const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
+        if (row === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(row.body);
+        if (run.version !== expectedVersion) {
+          throw new RunVersionConflictError(id, expectedVersion, run.version);
+        }
+        const next = applyRunPatch(run, patch);
+        write(db, next);
+        return next;
+      }));
+  }
+
+  /** {@inheritDoc RunStore.markInterrupted} */
+  markInterrupted(at: string): Promise<number> {
+    return this.#run("mark runs interrupted", (db) =>
+      inImmediateTransaction(db, () => {
+        const rows = db.prepare(`SELECT body FROM runs WHERE state IN ${ACTIVE_SQL}`).all();
+        for (const row of rows) {
+          const run = parseRun(row.body);
+          write(db, { ...transition(run, "interrupt", at), version: run.version + 1 });
+        }
+        return rows.length;
+      }));
+  }
+
+  /** {@inheritDoc RunStore.prune} */
+  prune(olderThan: string): Promise<number> {
+    return this.#run("prune runs", (db) =>
+      Number(
+        db.prepare(`DELETE FROM runs WHERE state NOT IN ${ACTIVE_SQL} AND updated_at < ?`)
+          .run(olderThan).changes,
+      ));
+  }
+
+  /** {@inheritDoc RunStore.close} */
+  close(): Promise<void> {
+    const db = this.#db;
+    this.#db = undefined;
+    db?.close();
+    return Promise.resolve();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
+    try {
+      const db = this.#db;
+      if (db === undefined) {
+        throw new RunStoreUnavailableError({ logDetail: "the store is closed" });
+      }
+      return Promise.resolve(body(db));
+    } catch (e) {
+      const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
+      return Promise.reject(known ? e : unavailable(e, `Cannot ${what}`));
+    }
+  }
+}
+
+function isZodError(e: unknown): boolean {
+  return e instanceof Error && e.name === "ZodError";
+}
+
+/** Rewrites a run's row (its indexed columns and body) to `run`. */
+function write(db: DatabaseSync, run: Run): void {
+  db.prepare("UPDATE runs SET state = ?, updated_at = ?, version = ?, body = ? WHERE id = ?")
+    .run(run.state, run.updated_at, run.version, JSON.stringify(run), run.id);
+}
+
+/** A stored body, checked: a row that is not a valid run is an unavailable store, not a crash. */
+function parseRun(body: unknown): Run {
+  if (typeof body !== "string") throw new Error("a run row has no body");
+  return runSchema.parse(JSON.parse(body));
+}
