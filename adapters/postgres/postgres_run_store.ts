@@ -1,0 +1,335 @@
+/**
+ * The shared run store: a schema of its own (`cr8tor_runs` by default) in a PostgreSQL database, for
+ * several publish replicas. Connections are made as for the sources (`postgresClientOptions`: verified
+ * TLS by default, never a fallback to plain text).
+ *
+ * Concurrency: migrations run in one transaction under a transaction-level advisory lock on the schema,
+ * so replicas starting together apply each version once; a run is created under an advisory lock on its
+ * project, so the one-run-per-project rule holds across replicas; updates lock the row and check the
+ * version.
+ *
+ * @module
+ */
+import postgres, { type Sql, type TransactionSql } from "postgres";
+import { AppError } from "../../domain/errors.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
+import {
+  ACTIVE_RUN_STATES,
+  type Run,
+  runRequestKey,
+  runSchema,
+  transition,
+} from "../../domain/run.ts";
+import {
+  applyRunPatch,
+  checkRunPageSize,
+  type CreateRunOptions,
+  type CreateRunResult,
+  decodeRunCursor,
+  encodeRunCursor,
+  type ListRunsQuery,
+  RunAlreadyActiveError,
+  RunNotFoundError,
+  type RunPage,
+  type RunPatch,
+  type RunStore,
+  RunStoreUnavailableError,
+  RunVersionConflictError,
+} from "../../ports/run_store.ts";
+import {
+  postgresClientOptions,
+  type PostgresConnectionOptions,
+  quotePostgresIdentifier,
+} from "./postgres_source_database.ts";
+
+/** The schema the run store uses when none is given. */
+export const DEFAULT_RUN_STORE_SCHEMA = "cr8tor_runs";
+
+/** Where the shared run store lives. */
+export interface PostgresRunStoreOptions extends PostgresConnectionOptions {
+  /** The store's own schema, created if missing. Default {@link DEFAULT_RUN_STORE_SCHEMA}. */
+  readonly schema?: string;
+  /** Connections in the pool. Default 4. */
+  readonly maxConnections?: number;
+}
+
+/**
+ * The schema, one migration per version, applied in order, each once; `%s` is the quoted schema. Never
+ * edit one that has shipped: add the next.
+ */
+export const POSTGRES_RUN_STORE_MIGRATIONS: readonly {
+  readonly version: number;
+  readonly sql: string;
+}[] = [
+  {
+    version: 1,
+    sql: `
+      create table %s.runs (
+        id text collate "C" primary key,
+        project_name text not null,
+        state text not null,
+        request_key text not null,
+        created_at text collate "C" not null,
+        updated_at text collate "C" not null,
+        version integer not null,
+        body jsonb not null
+      );
+      create index runs_newest on %s.runs (created_at desc, id desc);
+      create index runs_project_newest on %s.runs (project_name, created_at desc, id desc);
+      create index runs_active on %s.runs (project_name) where state in ('queued', 'running');
+    `,
+  },
+];
+
+/**
+ * Connects, creates the schema if needed and applies the migrations it lacks. Several replicas may open
+ * the same schema at once.
+ *
+ * @throws {RunStoreUnavailableError} when the server cannot be reached or the migrations fail; the
+ *   driver's message, without the user name and password, is its `logDetail`.
+ */
+export async function openPostgresRunStore(
+  options: PostgresRunStoreOptions,
+): Promise<PostgresRunStore> {
+  const sql = postgres({ ...postgresClientOptions(options), max: options.maxConnections ?? 4 });
+  const store = new PostgresRunStore(sql, options);
+  try {
+    await store.migrate();
+    return store;
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
+
+/** A run store in a PostgreSQL schema. Open it with {@link openPostgresRunStore}. */
+export class PostgresRunStore implements RunStore {
+  readonly #sql: Sql;
+  readonly #schema: string;
+  readonly #runs: string;
+  readonly #secrets: readonly string[];
+  #closed = false;
+
+  /** Takes over a client; use {@link openPostgresRunStore}. */
+  constructor(sql: Sql, options: PostgresRunStoreOptions) {
+    this.#sql = sql;
+    this.#schema = options.schema ?? DEFAULT_RUN_STORE_SCHEMA;
+    this.#runs = `${quotePostgresIdentifier(this.#schema)}.runs`;
+    this.#secrets = [options.username, options.password].filter((s) => s !== "");
+  }
+
+  /** Applies the migrations the schema lacks, under an advisory lock on the schema. */
+  migrate(): Promise<void> {
+    const schema = quotePostgresIdentifier(this.#schema);
+    return this.#do("migrate the run store", (sql) =>
+      sql.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtextextended(${`cr8tor run store ${this.#schema}`}, 0))`;
+        await tx.unsafe(`
+          create schema if not exists ${schema};
+          create table if not exists ${schema}.run_store_migrations (
+            version integer primary key,
+            applied_at timestamptz not null default now()
+          );
+        `);
+        const rows = await tx.unsafe(`select version from ${schema}.run_store_migrations`);
+        const applied = new Set(rows.map((row) => Number(row.version)));
+        for (const migration of POSTGRES_RUN_STORE_MIGRATIONS) {
+          if (applied.has(migration.version)) continue;
+          await tx.unsafe(migration.sql.replaceAll("%s", schema));
+          await tx.unsafe(`insert into ${schema}.run_store_migrations (version) values ($1)`, [
+            migration.version,
+          ]);
+        }
+      }));
+  }
+
+  /** The migration versions recorded in the schema, in order. */
+  migrationVersions(): Promise<number[]> {
+    const schema = quotePostgresIdentifier(this.#schema);
+    return this.#do(
+      "read the migrations",
+      async (sql) =>
+        (await sql.unsafe(`select version from ${schema}.run_store_migrations order by version`))
+          .map((row) => Number(row.version)),
+    );
+  }
+
+  /** {@inheritDoc RunStore.create} */
+  create(run: Run, options: CreateRunOptions): Promise<CreateRunResult> {
+    const valid = runSchema.parse(run);
+    const key = runRequestKey(valid);
+    return this.#do("create a run", (sql) =>
+      sql.begin(async (tx): Promise<CreateRunResult> => {
+        await this.#lockProject(tx, valid.project_name);
+        const active = await tx.unsafe(
+          `select id, request_key, body from ${this.#runs}
+           where project_name = $1 and state in ('queued', 'running') order by created_at, id`,
+          [valid.project_name],
+        );
+        const same = active.find((row) => row.request_key === key);
+        if (same !== undefined) return { run: parseRun(same.body), attached: true };
+        const other = active[0];
+        if (options.exclusive && other !== undefined) {
+          throw new RunAlreadyActiveError(valid.project_name, String(other.id));
+        }
+        await tx.unsafe(
+          `insert into ${this.#runs}
+             (id, project_name, state, request_key, created_at, updated_at, version, body)
+           values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)`,
+          [
+            valid.id,
+            valid.project_name,
+            valid.state,
+            key,
+            valid.created_at,
+            valid.updated_at,
+            valid.version,
+            JSON.stringify(valid),
+          ],
+        );
+        return { run: valid, attached: false };
+      }));
+  }
+
+  /** {@inheritDoc RunStore.get} */
+  get(id: string): Promise<Run | undefined> {
+    return this.#do("read a run", async (sql) => {
+      const [row] = await sql.unsafe(`select body from ${this.#runs} where id = $1`, [id]);
+      return row === undefined ? undefined : parseRun(row.body);
+    });
+  }
+
+  /** {@inheritDoc RunStore.list} */
+  list(query: ListRunsQuery): Promise<RunPage> {
+    try {
+      checkRunPageSize(query.limit);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const after = query.cursor === undefined ? undefined : decodeRunCursorOrReject(query.cursor);
+    if (after instanceof Error) return Promise.reject(after);
+    return this.#do("list runs", async (sql) => {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      const param = (value: string | number) => `$${params.push(value)}`;
+      if (query.project !== undefined) where.push(`project_name = ${param(query.project)}`);
+      if (query.state !== undefined) where.push(`state = ${param(query.state)}`);
+      if (after !== undefined) {
+        where.push(`(created_at, id) < (${param(after.created_at)}, ${param(after.id)})`);
+      }
+      const rows = await sql.unsafe(
+        `select body from ${this.#runs} ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
+         order by created_at desc, id desc limit ${param(query.limit + 1)}`,
+        params,
+      );
+      const runs = rows.slice(0, query.limit).map((row) => parseRun(row.body));
+      const last = runs.at(-1);
+      return {
+        runs,
+        nextCursor: rows.length > query.limit && last !== undefined ? encodeRunCursor(last) : null,
+      };
+    });
+  }
+
+  /** {@inheritDoc RunStore.update} */
+  update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run> {
+    return this.#do("update a run", (sql) =>
+      sql.begin(async (tx) => {
+        const [row] = await tx.unsafe(`select body from ${this.#runs} where id = $1 for update`, [
+          id,
+        ]);
+        if (row === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(row.body);
+        if (run.version !== expectedVersion) {
+          throw new RunVersionConflictError(id, expectedVersion, run.version);
+        }
+        const next = applyRunPatch(run, patch);
+        await this.#write(tx, next);
+        return next;
+      }));
+  }
+
+  /** {@inheritDoc RunStore.markInterrupted} */
+  markInterrupted(at: string): Promise<number> {
+    return this.#do("mark runs interrupted", (sql) =>
+      sql.begin(async (tx) => {
+        const rows = await tx.unsafe(
+          `select body from ${this.#runs} where state in (${
+            ACTIVE_RUN_STATES.map((s) => `'${s}'`).join(", ")
+          }) for update`,
+        );
+        for (const row of rows) {
+          const run = parseRun(row.body);
+          await this.#write(tx, { ...transition(run, "interrupt", at), version: run.version + 1 });
+        }
+        return rows.length;
+      }));
+  }
+
+  /** {@inheritDoc RunStore.prune} */
+  prune(olderThan: string): Promise<number> {
+    return this.#do("prune runs", async (sql) => {
+      const result = await sql.unsafe(
+        `delete from ${this.#runs} where state not in ('queued', 'running') and updated_at < $1`,
+        [olderThan],
+      );
+      return result.count;
+    });
+  }
+
+  /** {@inheritDoc RunStore.close} */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Serialises the creation of runs of one project across every client of this schema. */
+  async #lockProject(tx: TransactionSql, project: string): Promise<void> {
+    await tx`select pg_advisory_xact_lock(hashtextextended(${`cr8tor run ${this.#schema} ${project}`}, 0))`;
+  }
+
+  async #write(tx: TransactionSql, run: Run): Promise<void> {
+    await tx.unsafe(
+      `update ${this.#runs} set state = $1, updated_at = $2, version = $3, body = $4::jsonb
+       where id = $5`,
+      [run.state, run.updated_at, run.version, JSON.stringify(run), run.id],
+    );
+  }
+
+  async #do<T>(what: string, body: (sql: Sql) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new RunStoreUnavailableError({ logDetail: "the store is closed" });
+    try {
+      return await body(this.#sql);
+    } catch (e) {
+      if (e instanceof AppError || isZodError(e)) throw e;
+      const message = e instanceof Error ? e.message : String(e);
+      throw new RunStoreUnavailableError({
+        logDetail: `Cannot ${what}: ${redactSecrets(message, this.#secrets)}`,
+        cause: e,
+      });
+    }
+  }
+}
+
+function decodeRunCursorOrReject(cursor: string): ReturnType<typeof decodeRunCursor> | Error {
+  try {
+    return decodeRunCursor(cursor);
+  } catch (e) {
+    return e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+function isZodError(e: unknown): boolean {
+  return e instanceof Error && e.name === "ZodError";
+}
+
+/** A stored body, checked against the run schema. */
+function parseRun(body: unknown): Run {
+  return runSchema.parse(typeof body === "string" ? JSON.parse(body) : body);
+}
