@@ -34,7 +34,9 @@ export class MemoryRunStore implements RunStore {
 
   /** {@inheritDoc RunStore.create} */
   create(run: Run, options: CreateRunOptions): Promise<CreateRunResult> {
-    const valid = runSchema.parse(run);
+    const parsed = runSchema.safeParse(run);
+    if (!parsed.success) return Promise.reject(parsed.error);
+    const valid = parsed.data;
     const key = runRequestKey(valid);
     const active = [...this.#runs.values()].filter((r) =>
       r.project_name === valid.project_name && isActiveRunState(r.state)

@@ -156,10 +156,10 @@ export class PostgresRunStore implements RunStore {
 
   /** {@inheritDoc RunStore.create} */
   create(run: Run, options: CreateRunOptions): Promise<CreateRunResult> {
-    const valid = runSchema.parse(run);
-    const key = runRequestKey(valid);
     return this.#do("create a run", (sql) =>
       sql.begin(async (tx): Promise<CreateRunResult> => {
+        const valid = runSchema.parse(run);
+        const key = runRequestKey(valid);
         await this.#lockProject(tx, valid.project_name);
         const active = await tx.unsafe(
           `select id, request_key, body from ${this.#runs}

@@ -76,6 +76,19 @@ export async function runStoreContract(
     },
   );
 
+  await step("create refuses a run that is not valid, and stores nothing", async ({ store }) => {
+    const run = aRun(1);
+    for (
+      const bad of [{ ...run, project_name: "" }, { ...run, created_at: "today" }, {
+        ...run,
+        version: 0,
+      }]
+    ) {
+      await assert.rejects(store.create(bad, { exclusive: true }));
+    }
+    assert.deepEqual((await store.list({ limit: 10 })).runs, []);
+  });
+
   await step(
     "list pages newest first, ties by id, and filters by project and state",
     async ({ store }) => {
