@@ -83,10 +83,13 @@ export interface RunStore extends AsyncDisposable {
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run>;
 
   /**
-   * Marks every queued or running run `interrupted` at `at`: called at startup, when no process of this
-   * store can still be working on one (a process that died left them so). Returns how many were marked.
+   * Marks `interrupted` at `at` every queued or running run last updated before `updatedBefore`
+   * (default `at`: every active run), and returns how many. Called at startup: a process that died left
+   * them so. With a store several replicas share, a live run's process updates it (its progress) more
+   * often than a lease, and a replica passes `at` minus that lease, so that it leaves its peers' live runs
+   * alone.
    */
-  markInterrupted(at: string): Promise<number>;
+  markInterrupted(at: string, updatedBefore?: string): Promise<number>;
 
   /** Deletes runs that are not active and were last updated before `olderThan`. Returns how many. */
   prune(olderThan: string): Promise<number>;

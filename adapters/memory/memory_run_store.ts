@@ -93,10 +93,10 @@ export class MemoryRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.markInterrupted} */
-  markInterrupted(at: string): Promise<number> {
+  markInterrupted(at: string, updatedBefore: string = at): Promise<number> {
     let count = 0;
     for (const run of this.#runs.values()) {
-      if (!isActiveRunState(run.state)) continue;
+      if (!isActiveRunState(run.state) || run.updated_at >= updatedBefore) continue;
       this.#runs.set(run.id, { ...transition(run, "interrupt", at), version: run.version + 1 });
       count++;
     }

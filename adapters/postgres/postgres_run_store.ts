@@ -250,13 +250,14 @@ export class PostgresRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.markInterrupted} */
-  markInterrupted(at: string): Promise<number> {
+  markInterrupted(at: string, updatedBefore: string = at): Promise<number> {
     return this.#do("mark runs interrupted", (sql) =>
       sql.begin(async (tx) => {
         const rows = await tx.unsafe(
           `select body from ${this.#runs} where state in (${
             ACTIVE_RUN_STATES.map((s) => `'${s}'`).join(", ")
-          }) for update`,
+          }) and updated_at < $1 for update`,
+          [updatedBefore],
         );
         for (const row of rows) {
           const run = parseRun(row.body);

@@ -257,10 +257,12 @@ export class SqliteRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.markInterrupted} */
-  markInterrupted(at: string): Promise<number> {
+  markInterrupted(at: string, updatedBefore: string = at): Promise<number> {
     return this.#run("mark runs interrupted", (db) =>
       inImmediateTransaction(db, () => {
-        const rows = db.prepare(`SELECT body FROM runs WHERE state IN ${ACTIVE_SQL}`).all();
+        const rows = db.prepare(
+          `SELECT body FROM runs WHERE state IN ${ACTIVE_SQL} AND updated_at < ?`,
+        ).all(updatedBefore);
         for (const row of rows) {
           const run = parseRun(row.body);
           write(db, { ...transition(run, "interrupt", at), version: run.version + 1 });

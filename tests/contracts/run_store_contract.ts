@@ -258,6 +258,21 @@ export async function runStoreContract(
     assert.equal(await store.markInterrupted(instant(10)), 0);
   });
 
+  await step(
+    "markInterrupted leaves alone active runs updated since updatedBefore",
+    async ({ store }) => {
+      const stale = aRun(1, { project_name: "A" });
+      const live = aRun(1, { project_name: "B" });
+      for (const run of [stale, live]) await store.create(run, { exclusive: true });
+      await store.update(stale.id, 1, transition(stale, "start", instant(2)));
+      const alive = await store.update(live.id, 1, transition(live, "start", instant(8)));
+
+      assert.equal(await store.markInterrupted(instant(9), instant(5)), 1);
+      assert.equal((await store.get(stale.id))?.state, "interrupted");
+      assert.deepEqual(await store.get(live.id), alive);
+    },
+  );
+
   await step("prune deletes old runs that are not active", async ({ store }) => {
     const oldDone = aRun(1, { project_name: "A" });
     const oldActive = aRun(1, { project_name: "B" });
