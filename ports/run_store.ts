@@ -79,6 +79,8 @@ export interface RunStore extends AsyncDisposable {
    *
    * @throws {RunNotFoundError} when there is no such run.
    * @throws {RunVersionConflictError} when someone else updated it since `expectedVersion`.
+   * @throws {RunAlreadyActiveError} when the patch makes a stopped run active again (`resume`) while
+   *   another run of its project is active.
    */
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run>;
 

@@ -85,6 +85,12 @@ export class MemoryRunStore implements RunStore {
     }
     try {
       const next = applyRunPatch(run, patch);
+      if (!isActiveRunState(run.state) && isActiveRunState(next.state)) {
+        const other = [...this.#runs.values()].find((r) =>
+          r.id !== id && r.project_name === run.project_name && isActiveRunState(r.state)
+        );
+        if (other !== undefined) throw new RunAlreadyActiveError(run.project_name, other.id);
+      }
       this.#runs.set(id, next);
       return Promise.resolve(structuredClone(next));
     } catch (e) {

@@ -15,6 +15,7 @@ import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
 import {
   ACTIVE_RUN_STATES,
+  isActiveRunState,
   type Run,
   runRequestKey,
   runSchema,
@@ -244,6 +245,17 @@ export class PostgresRunStore implements RunStore {
           throw new RunVersionConflictError(id, expectedVersion, run.version);
         }
         const next = applyRunPatch(run, patch);
+        if (!isActiveRunState(run.state) && isActiveRunState(next.state)) {
+          await this.#lockProject(tx, run.project_name);
+          const [other] = await tx.unsafe(
+            `select id from ${this.#runs}
+             where project_name = $1 and id <> $2 and state in ('queued', 'running') limit 1`,
+            [run.project_name, id],
+          );
+          if (other !== undefined) {
+            throw new RunAlreadyActiveError(run.project_name, String(other.id));
+          }
+        }
         await this.#write(tx, next);
         return next;
       }));

@@ -14,6 +14,7 @@ import { DatabaseSync, type SQLInputValue } from "node:sqlite";
 import { AppError } from "../../domain/errors.ts";
 import {
   ACTIVE_RUN_STATES,
+  isActiveRunState,
   type Run,
   runRequestKey,
   runSchema,
@@ -251,6 +252,14 @@ export class SqliteRunStore implements RunStore {
           throw new RunVersionConflictError(id, expectedVersion, run.version);
         }
         const next = applyRunPatch(run, patch);
+        if (!isActiveRunState(run.state) && isActiveRunState(next.state)) {
+          const other = db.prepare(
+            `SELECT id FROM runs WHERE project_name = ? AND id <> ? AND state IN ${ACTIVE_SQL} LIMIT 1`,
+          ).get(run.project_name, id);
+          if (other !== undefined) {
+            throw new RunAlreadyActiveError(run.project_name, String(other.id));
+          }
+        }
         write(db, next);
         return next;
       }));

@@ -259,6 +259,27 @@ export async function runStoreContract(
   });
 
   await step(
+    "resuming a run is refused while another run of its project is active",
+    async ({ store }) => {
+      const first = aRun(1);
+      await store.create(first, { exclusive: true });
+      const stopped = await store.update(first.id, 1, transition(first, "interrupt", instant(2)));
+      const second = aRun(3, { project_start_time: "20250612_093000" });
+      await store.create(second, { exclusive: true });
+
+      await assert.rejects(
+        store.update(first.id, 2, transition(stopped, "resume", instant(4))),
+        (e: unknown) => e instanceof RunAlreadyActiveError && e.activeRunId === second.id,
+      );
+      assert.deepEqual(await store.get(first.id), stopped);
+
+      await store.update(second.id, 1, transition(second, "cancel", instant(5)));
+      const resumed = await store.update(first.id, 2, transition(stopped, "resume", instant(6)));
+      assert.equal(resumed.state, "queued");
+    },
+  );
+
+  await step(
     "markInterrupted leaves alone active runs updated since updatedBefore",
     async ({ store }) => {
       const stale = aRun(1, { project_name: "A" });
