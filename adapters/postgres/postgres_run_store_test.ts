@@ -143,7 +143,8 @@ Deno.test({
     await withSchemas(async (schema) => {
       const options = storeOptions(schema());
       await using store = await openPostgresRunStore(options);
-      const signals = join(await Deno.makeTempDir({ prefix: "runs_pg_" }), "signal");
+      const dir = await Deno.makeTempDir({ prefix: "runs_pg_" });
+      const signals = join(dir, "signal");
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -172,6 +173,7 @@ Deno.test({
       assert.ok(Date.now() - started < 10_000, "the dead writer's lock was released");
       assert.equal(await store.get(HALF_WRITTEN_RUN_ID), undefined, "its half write is gone");
       assert.deepEqual((await store.list({ limit: 10, project: "Killed" })).runs, [next]);
+      await Deno.remove(dir, { recursive: true });
     });
   },
 });

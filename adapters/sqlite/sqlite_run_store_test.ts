@@ -13,8 +13,11 @@ import {
 
 const WORKER = new URL("../../tests/support/run_store_worker.ts", import.meta.url).pathname;
 
+const TEMP_ROOT = await Deno.makeTempDir({ prefix: "runs_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TEMP_ROOT, { recursive: true }));
+
 async function tempStorePath(): Promise<string> {
-  return join(await Deno.makeTempDir({ prefix: "runs_" }), "state", SQLITE_RUN_STORE_FILE);
+  return join(await Deno.makeTempDir({ dir: TEMP_ROOT }), "state", SQLITE_RUN_STORE_FILE);
 }
 
 function worker(path: string, ...args: string[]): Deno.ChildProcess {
