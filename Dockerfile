@@ -35,6 +35,7 @@ RUN deno install --frozen
 FROM deps AS app
 COPY domain/ domain/
 COPY ports/ ports/
+COPY application/ application/
 COPY adapters/ adapters/
 COPY apps/ apps/
 RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish/main.ts \

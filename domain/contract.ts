@@ -271,6 +271,8 @@ export const PublishPayload = z.object({
 });
 
 export type Destination = z.infer<typeof Destination>;
+export type StageTransferPayload = z.infer<typeof StageTransferPayload>;
+export type PublishPayload = z.infer<typeof PublishPayload>;
 export type FilestoreDestination = z.infer<typeof FilestoreDestination>;
 export type Source = z.infer<typeof Source>;
 export type SqlSource = z.infer<typeof SqlSource>;

@@ -2,9 +2,11 @@
  * The layer allow-list (style guide §2.1-2.2), checked on what Deno actually resolves. `tools/layers_lint.ts`
  * gives the same feedback in the editor; this test also catches what a `// deno-lint-ignore` hides.
  *
- * - `deno info --json` runs once per non-test file in `domain/` and `ports/`, and every `modules[].specifier`
- *   it reports must be allowed. (`npmPackages` is not used: it lists every package in the lockfile.)
- * - Every file in `domain/`, `ports/` and `adapters/`, tests included, is scanned for imports of `apps/`.
+ * - `deno info --json` runs once per non-test file in `domain/`, `ports/` and `application/`, and every
+ *   `modules[].specifier` it reports must be allowed. (`npmPackages` is not used: it lists every package in
+ *   the lockfile.)
+ * - Every file in `domain/`, `ports/`, `application/` and `adapters/`, tests included, is scanned for
+ *   imports of `apps/`; every file in `domain/`, `ports/` and `adapters/` for imports of `application/`.
  * - No file in those folders may silence the layers rule.
  *
  * @module
@@ -138,24 +140,44 @@ Deno.test("architecture: ports/ imports only domain/ (and what domain/ allows)",
   }
 });
 
+Deno.test(
+  "architecture: application/ imports only domain/, ports/ and application/ (and what domain/ allows)",
+  async (t) => {
+    const files = await layerFiles("application");
+    assert.ok(files.length > 0, "expected source files in application/");
+    await Promise.all(files.map(denoInfo));
+    for (const file of files) {
+      await t.step(file, async () => {
+        assert.deepEqual(
+          await forbiddenModules(
+            file,
+            (s) => isUnder(s, "application") || isUnder(s, "ports") || domainAllows(s),
+          ),
+          [],
+        );
+      });
+    }
+  },
+);
+
 /** `from "x"`, `import "x"`, `import("x")`, `export * from "x"`, `typeof import("x")`. */
 const IMPORT_SPECIFIER = /\b(?:from|import)\s*\(?\s*(["'`])([^"'`\n]+)\1/g;
 
-/** Returns the specifiers in `text` that reach `apps/` from the file at `relative`. */
-function appsImports(relative: string, text: string): string[] {
+/** Returns the specifiers in `text` that reach `folder/` (`apps` unless given) from the file at `relative`. */
+function appsImports(relative: string, text: string, folder = "apps"): string[] {
   const base = new URL(relative, ROOT);
-  const appsRoot = fileUrl("apps/");
+  const folderRoot = fileUrl(`${folder}/`);
   return [...text.matchAll(IMPORT_SPECIFIER)]
     .map((match) => match[2] ?? "")
     .filter((specifier) => {
       if (/^(?:\.{1,2}\/|\/|file:)/.test(specifier)) {
-        return new URL(specifier, base).href.startsWith(appsRoot);
+        return new URL(specifier, base).href.startsWith(folderRoot);
       }
-      return /^apps\//.test(specifier);
+      return specifier.startsWith(`${folder}/`);
     });
 }
 
-Deno.test("architecture: domain/, ports/ and adapters/ never import apps/", async (t) => {
+Deno.test("architecture: domain/, ports/, application/ and adapters/ never import apps/", async (t) => {
   await t.step("the scan finds a relative import of apps/", () => {
     assert.deepEqual(
       appsImports("adapters/x/y.ts", 'import { a } from "../../apps/_shared/log.ts";\n'),
@@ -166,12 +188,35 @@ Deno.test("architecture: domain/, ports/ and adapters/ never import apps/", asyn
     ]);
     assert.deepEqual(appsImports("domain/y.ts", 'import { a } from "./apps/a.ts";'), []);
   });
-  for (const folder of ["domain", "ports", "adapters"]) {
+  for (const folder of ["domain", "ports", "application", "adapters"]) {
     const files = (await listFiles(folder)).filter((f) => SOURCE_FILE.test(f));
     for (const file of files) {
       await t.step(file, async () => {
         const text = await Deno.readTextFile(new URL(file, ROOT));
         assert.deepEqual(appsImports(file, text), []);
+      });
+    }
+  }
+});
+
+Deno.test("architecture: domain/, ports/ and adapters/ never import application/", async (t) => {
+  await t.step("the scan finds a relative import of application/", () => {
+    assert.deepEqual(
+      appsImports(
+        "adapters/x/y.ts",
+        'import { a } from "../../application/package_dataset.ts";\n',
+        "application",
+      ),
+      ["../../application/package_dataset.ts"],
+    );
+    assert.deepEqual(appsImports("ports/y.ts", 'import "./application/a.ts";', "application"), []);
+  });
+  for (const folder of ["domain", "ports", "adapters"]) {
+    const files = (await listFiles(folder)).filter((f) => SOURCE_FILE.test(f));
+    for (const file of files) {
+      await t.step(file, async () => {
+        const text = await Deno.readTextFile(new URL(file, ROOT));
+        assert.deepEqual(appsImports(file, text, "application"), []);
       });
     }
   }
@@ -187,7 +232,7 @@ function layerIgnores(text: string): string[] {
   }).map((match) => match[0].trim());
 }
 
-Deno.test("architecture: no file in domain/, ports/ or adapters/ silences the layers rule", async (t) => {
+Deno.test("architecture: no file in domain/, ports/, application/ or adapters/ silences the layers rule", async (t) => {
   await t.step("the scan recognises ignores of the layers rule", () => {
     assert.deepEqual(layerIgnores("// deno-lint-ignore layers/imports\nimport x from 'y';"), [
       "deno-lint-ignore layers/imports",
@@ -198,7 +243,7 @@ Deno.test("architecture: no file in domain/, ports/ or adapters/ silences the la
     ]);
     assert.deepEqual(layerIgnores("// deno-lint-ignore no-explicit-any\nlet a: any;"), []);
   });
-  for (const folder of ["domain", "ports", "adapters"]) {
+  for (const folder of ["domain", "ports", "application", "adapters"]) {
     for (const file of (await listFiles(folder)).filter((f) => SOURCE_FILE.test(f))) {
       await t.step(file, async () => {
         assert.deepEqual(layerIgnores(await Deno.readTextFile(new URL(file, ROOT))), []);
@@ -274,6 +319,65 @@ Deno.test("architecture: the layers lint plugin reports forbidden imports", asyn
       'import { l } from "../../apps/_shared/log.ts";',
       1,
     ],
+    [
+      "application/ importing domain/, ports/ and application/",
+      "application/a.ts",
+      'import "../domain/catalog.ts";\nimport "../ports/destination.ts";\nimport "./source.ts";',
+      0,
+    ],
+    ["application/ importing zod", "application/a.ts", 'import { z } from "zod";', 0],
+    [
+      "application/ importing adapters/",
+      "application/a.ts",
+      'import { P } from "../adapters/postgres/x.ts";',
+      1,
+    ],
+    ["application/ importing apps/", "application/a.ts", 'import { a } from "../apps/a.ts";', 1],
+    ["application/ importing hono", "application/a.ts", 'import { Hono } from "hono";', 1],
+    ["application/ importing node:fs", "application/a.ts", 'import "node:fs/promises";', 1],
+    [
+      "application/ dynamic import, not a literal",
+      "application/a.ts",
+      "const p = 'x'; await import(p);",
+      1,
+    ],
+    [
+      "application/ test using adapters/ and test support",
+      "application/a_test.ts",
+      'import "../adapters/memory/x.ts";\nimport "../tests/support/apps.ts";',
+      0,
+    ],
+    [
+      "application/ test importing apps/",
+      "application/a_test.ts",
+      'import { a } from "../apps/a.ts";',
+      1,
+    ],
+    [
+      "domain/ importing application/",
+      "domain/a.ts",
+      'import "../application/x.ts";',
+      1,
+    ],
+    [
+      "ports/ importing application/",
+      "ports/a.ts",
+      'import type { X } from "../application/x.ts";',
+      1,
+    ],
+    [
+      "adapters/ importing application/",
+      "adapters/pg/a.ts",
+      'import { p } from "../../application/package_dataset.ts";',
+      1,
+    ],
+    [
+      "adapters/ test importing application/",
+      "adapters/pg/a_test.ts",
+      'import { p } from "../../application/package_dataset.ts";',
+      1,
+    ],
+    ["apps/ importing application/", "apps/x/a.ts", 'import "../../application/a.ts";', 0],
     ["apps/ importing anything", "apps/x/a.ts", 'import "../../adapters/a.ts";\nimport "hono";', 0],
     ["tests/ importing anything", "tests/a.ts", 'import "../apps/a.ts";', 0],
   ];

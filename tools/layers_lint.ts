@@ -5,11 +5,14 @@
  * | ----------- | ---------------------------------------------------------------- |
  * | `domain/`   | `domain/` files, `zod` (bare, as mapped in deno.json), `node:path/posix`, `node:crypto` |
  * | `ports/`    | `domain/` files                                                  |
- * | `adapters/` | anything except `apps/`                                          |
+ * | `application/` | `domain/`, `ports/` and `application/` files, and what `domain/` may import |
+ * | `adapters/` | anything except `apps/` and `application/`                       |
  *
- * Nothing in `domain/`, `ports/` or `adapters/` may import from `apps/`. Test files beside the code
- * (`*_test.ts`) are not part of the layer, so they may also use test helpers such as `node:assert`, but they
- * too must not import from `apps/`. Relative and `file:` specifiers are resolved against the importing
+ * Nothing in `domain/`, `ports/`, `application/` or `adapters/` may import from `apps/`, and nothing in
+ * `domain/`, `ports/` or `adapters/` from `application/`. Test files beside the code (`*_test.ts`) are not
+ * part of the layer, so they may also use test helpers such as `node:assert` and (in `application/`)
+ * adapters and test support, but they too must not import from `apps/` (nor, outside `application/`,
+ * from `application/`). Relative and `file:` specifiers are resolved against the importing
  * file to find the layer they land in.
  *
  * `tests/architecture_test.ts` checks the same rules on the resolved module graph, which also catches a
@@ -19,10 +22,13 @@
  */
 
 /** The layers this rule knows about; `other` is anything else in the repository or outside it. */
-export type Layer = "domain" | "ports" | "adapters" | "apps" | "other";
+export type Layer = "domain" | "ports" | "application" | "adapters" | "apps" | "other";
 
 const ROOT = toPath(new URL("../", import.meta.url));
-const LAYERS: readonly Layer[] = ["domain", "ports", "adapters", "apps"];
+const LAYERS: readonly Layer[] = ["domain", "ports", "application", "adapters", "apps"];
+
+/** The layers whose imports this rule checks. */
+const CHECKED: ReadonlySet<Layer> = new Set(["domain", "ports", "application", "adapters"]);
 
 /** Packages (bare specifiers from the deno.json import map) and built-ins `domain/` may use. */
 const DOMAIN_PACKAGES: ReadonlySet<string> = new Set(["zod", "node:path/posix", "node:crypto"]);
@@ -71,7 +77,7 @@ export function importProblem(
   root: string = ROOT,
 ): string | undefined {
   const from = layerOf(importer, root);
-  if (from !== "domain" && from !== "ports" && from !== "adapters") return undefined;
+  if (!CHECKED.has(from)) return undefined;
   const target = resolveTarget(specifier, importer, root);
   const where = target.kind === "file"
     ? `"${specifier}" is in ${target.layer === "other" ? "no layer" : `${target.layer}/`}`
@@ -80,7 +86,21 @@ export function importProblem(
   if (target.kind === "file" && target.layer === "apps") {
     return `${from}/ must not import from apps/: ${where}`;
   }
+  if (target.kind === "file" && target.layer === "application" && from !== "application") {
+    return `${from}/ must not import from application/: ${where}`;
+  }
   if (from === "adapters" || TEST_FILE.test(importer)) return undefined;
+
+  if (from === "application") {
+    if (
+      target.kind === "file"
+        ? ["domain", "ports", "application"].includes(target.layer)
+        : DOMAIN_PACKAGES.has(specifier)
+    ) {
+      return undefined;
+    }
+    return `application/ may import only domain/, ports/ and application/ files and what domain/ may: ${where}`;
+  }
 
   if (from === "domain") {
     if (target.kind === "file" ? target.layer === "domain" : DOMAIN_PACKAGES.has(specifier)) {
@@ -114,7 +134,7 @@ const plugin = {
       create(context) {
         const importer = context.filename;
         const layer = layerOf(importer);
-        if (layer !== "domain" && layer !== "ports" && layer !== "adapters") return {};
+        if (!CHECKED.has(layer)) return {};
 
         function check(node: Deno.lint.Node, source: Deno.lint.Node | null | undefined): void {
           if (source === null || source === undefined) return;

@@ -47,14 +47,3 @@ export class SubServiceReplyTooLargeError extends AppError {
 export class ConfigError extends AppError {
   readonly code = "config_error";
 }
-
-/** A request names the PostgreSQL destination, which this deployment does not have. */
-export class PostgresqlDestinationNotConfiguredError extends AppError {
-  readonly code = "destination_not_configured";
-
-  constructor() {
-    super(
-      'Cannot use destination type "postgresql": this deployment has none (DESTINATION_POSTGRESQL_HOST is not set)',
-    );
-  }
-}

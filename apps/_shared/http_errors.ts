@@ -45,14 +45,14 @@ import {
   InvalidOpalResourceError,
   OpalResourceNameClashError,
 } from "../../domain/opal.ts";
-import { OpalStepFailedError } from "../publish/opal_publication.ts";
+import { OpalStepFailedError } from "../../application/opal_publication.ts";
 import {
   DuckdbConstraintError,
   DuckdbNameClashError,
   DuckdbValueError,
 } from "../../adapters/duckdb/duckdb_errors.ts";
+import { PostgresqlDestinationNotConfiguredError } from "../../ports/destination.ts";
 import {
-  PostgresqlDestinationNotConfiguredError,
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
   SubServiceTimeoutError,

@@ -4,7 +4,7 @@
  * @module
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { metadataPayload, selectDataset } from "../../domain/catalog.ts";
+import { describeDataset } from "../../application/describe_dataset.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
@@ -43,13 +43,10 @@ export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
   });
 
   app.openapi(projectMetadata, async (c) => {
-    const { source, dataset } = c.req.valid("json");
-    await using db = await openSource(source, deps, dataset.schema_name);
-    const requested = (dataset.tables ?? []).map((t) => t.name);
-    const catalog = await db.describeSchema(dataset.schema_name, {
-      ...(requested.length > 0 ? { tables: requested } : {}),
+    const payload = await describeDataset(c.req.valid("json"), {
+      openSource: (source, schemaName) => openSource(source, deps, schemaName),
     });
-    return c.json(success(metadataPayload(selectDataset(catalog, dataset), dataset)), 200);
+    return c.json(success(payload), 200);
   });
 
   return app;

@@ -4,44 +4,23 @@
  * @module
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { selectDataset, tableExtracts } from "../../domain/catalog.ts";
-import type { Destination } from "../../domain/contract.ts";
-import { projectFolderKey, projectIdentifier } from "../../domain/names.ts";
-import type { RunRef } from "../../domain/staging_layout.ts";
+import { checkAccess } from "../../application/check_access.ts";
+import { destinationChooser, type PostgresqlDestination } from "../../application/destinations.ts";
+import { packageDataset } from "../../application/package_dataset.ts";
+import { ProjectLocks } from "../../application/project_locks.ts";
+import { publishDataset } from "../../application/publish_dataset.ts";
+import type { SourceOpener } from "../../application/source.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
-import type { DestinationDatabase } from "../../ports/destination_database.ts";
-import {
-  type Filestore,
-  NothingStagedError,
-  UnknownDestinationError,
-} from "../../ports/filestore.ts";
-import type { OpalClient } from "../../ports/opal_client.ts";
+import type { Filestore } from "../../ports/filestore.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
-import { PostgresqlDestinationNotConfiguredError } from "../_shared/app_errors.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
 import { success } from "../_shared/envelope.ts";
 import { requestLogFields } from "../_shared/request_ids.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
-import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
-import { ProjectLocks } from "./project_locks.ts";
 import { packageRoute, publishRoute, validateRoute } from "./routes.ts";
-
-/**
- * The PostgreSQL destination: `package` loads tables into it, `publish` lets OPAL's read-only role read
- * them and creates the OPAL side. Each call reads its secrets afresh, so rotated secrets take effect
- * without a restart.
- */
-export interface PostgresqlDestination {
-  /** Opens the destination database and proves it is usable. */
-  connect(): Promise<DestinationDatabase>;
-  /** A client for the OPAL server. */
-  opal(): Promise<OpalClient>;
-  /** How OPAL reaches the database, and the read-only login its resources carry. */
-  resourceAccess(): Promise<Pick<OpalPublication, "database" | "readOnly">>;
-}
 
 /** What the publish service needs. */
 export interface PublishDeps extends SourceAccess {
@@ -71,18 +50,6 @@ export interface PublishDeps extends SourceAccess {
   readonly refusals?: RefusalTally | undefined;
 }
 
-/**
- * Requests for the same project on the same destination never interleave. The key is what the project
- * occupies there: on a filestore, its folder name as a case-insensitive share compares it
- * (`projectFolderKey`), so `Demo` and `DEMO` wait for each other; on the PostgreSQL destination, its
- * `projectIdentifier`, which names its schemas and its OPAL project.
- */
-function lockKey(destination: Destination, project: string): string {
-  return destination.type === "postgresql"
-    ? `postgresql:${projectIdentifier(project)}`
-    : `filestore:${destination.name.toUpperCase()}/${projectFolderKey(project)}`;
-}
-
 /** Builds the publish service. */
 export function createPublishApp(deps: PublishDeps): OpenAPIHono {
   const app = createServiceApp({
@@ -99,148 +66,55 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
   });
 
   const locks = new ProjectLocks();
-
-  /** The filestore a destination names, and its format. */
-  function filestoreFor(
-    destination: Destination & { type: "filestore" },
-  ): { filestore: Filestore; format: "csv" | "duckdb" } {
-    const filestore = deps.filestores.get(destination.name.toUpperCase());
-    if (filestore === undefined) throw new UnknownDestinationError(destination.name);
-    return { filestore, format: destination.format };
-  }
-
-  function postgresql(): PostgresqlDestination {
-    if (deps.postgresql === undefined) throw new PostgresqlDestinationNotConfiguredError();
-    return deps.postgresql;
-  }
+  // Configuration problems (an unknown filestore, no PostgreSQL destination) are reported by choosing
+  // the destination, before the source is touched.
+  const destinationFor = destinationChooser(deps);
+  const openSourceOf: SourceOpener = (source, schemaName) => openSource(source, deps, schemaName);
+  const limits = {
+    concurrency: deps.concurrency,
+    batchRows: deps.batchRows,
+    batchBytes: deps.batchBytes,
+    maxValueBytes: deps.maxValueBytes,
+  };
 
   app.openapi(validateRoute, async (c) => {
-    const { destination, source } = c.req.valid("json");
-    if (destination.type === "filestore") {
-      await filestoreFor(destination).filestore.checkReady();
-    } else {
-      const { connect, opal } = postgresql();
-      await using _destination = await connect();
-      await (await opal()).checkReady();
-    }
-    await using db = await openSource(source, deps);
-    await db.ping();
-    return c.json(success({ validation_status: "success" as const }), 200);
+    const request = c.req.valid("json");
+    const destination = destinationFor(request.destination);
+    const reply = await checkAccess(request, { destination, openSource: openSourceOf });
+    return c.json(success(reply), 200);
   });
 
   app.openapi(packageRoute, async (c) => {
-    const { destination, source, dataset, project_name, project_start_time } = c.req.valid("json");
-    // Configuration problems are reported before the source is touched.
-    const target = destination.type === "filestore" ? filestoreFor(destination) : postgresql();
-    await using db = await openSource(source, deps, dataset.schema_name);
-    const requested = (dataset.tables ?? []).map((t) => t.name);
-    const catalog = await db.describeSchema(dataset.schema_name, {
-      ...(requested.length > 0 ? { tables: requested } : {}),
-    });
-    const extracts = tableExtracts(selectDataset(catalog, dataset));
-    const options = {
-      concurrency: deps.concurrency,
-      batchRows: deps.batchRows,
-      batchBytes: deps.batchBytes,
-      maxValueBytes: deps.maxValueBytes,
-    };
-    const logged = {
+    const request = c.req.valid("json");
+    const destination = destinationFor(request.destination);
+    const staged = await packageDataset(
+      request,
+      { destination, openSource: openSourceOf, locks },
+      limits,
+    );
+    deps.log.info("packaged", {
       ...requestLogFields(c),
-      project: project_name,
-      start_time: project_start_time,
-      schema: dataset.schema_name,
-    };
-    if ("filestore" in target) {
-      const run: RunRef = { project: project_name, startTime: project_start_time };
-      const writer = deps.writers[target.format];
-      const files = await locks.run(
-        lockKey(destination, project_name),
-        () =>
-          target.filestore.stage(
-            run,
-            dataset.schema_name,
-            (work) => writer.write(work, db, extracts, options),
-          ),
-      );
-      deps.log.info("packaged", {
-        ...logged,
-        format: target.format,
-        files: files.map((f) => f.path),
-      });
-      recordAuditOutput(c, {
-        files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })),
-      });
-      return c.json(success({ data_retrieved: files.map((f) => ({ file_path: f.path })) }), 200);
-    }
-    const tables = await locks.run(lockKey(destination, project_name), async () => {
-      await using database = await target.connect();
-      return await database.load(
-        { project: project_name, startTime: project_start_time, schemaName: dataset.schema_name },
-        db,
-        extracts,
-        options,
-      );
+      project: request.project_name,
+      start_time: request.project_start_time,
+      schema: request.dataset.schema_name,
+      ...staged.logFields,
     });
-    const names = tables.map((t) => `${t.schema}.${t.table}`);
-    deps.log.info("packaged", { ...logged, destination: "postgresql", tables: names });
-    recordAuditOutput(c, { destination_tables: names });
-    return c.json(success({ data_retrieved: names.map((table_name) => ({ table_name })) }), 200);
+    recordAuditOutput(c, staged.audit);
+    return c.json(success({ data_retrieved: staged.dataRetrieved }), 200);
   });
 
   app.openapi(publishRoute, async (c) => {
-    const { destination, project_name, project_start_time } = c.req.valid("json");
-    const run: RunRef = { project: project_name, startTime: project_start_time };
-    const logged = {
-      ...requestLogFields(c),
-      project: project_name,
-      start_time: project_start_time,
-    };
-    if (destination.type === "filestore") {
-      const { filestore } = filestoreFor(destination);
-      const files = await locks.run(
-        lockKey(destination, project_name),
-        () => filestore.publish(run),
-      );
-      deps.log.info("published", {
-        ...logged,
-        files: files.map((f) => `${f.path} sha512:${f.sha512}`),
-      });
-      recordAuditOutput(c, {
-        files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })),
-      });
-      return c.json(
-        success({
-          data_published: files.map((f) => ({
-            file_path: f.path,
-            hash_value: f.sha512,
-            total_bytes: f.bytes,
-          })),
-        }),
-        200,
-      );
-    }
-    const target = postgresql();
-    const published = await locks.run(lockKey(destination, project_name), async () => {
-      await using database = await target.connect();
-      const tables = await database.packagedTables(run);
-      if (tables.length === 0) throw new NothingStagedError(run);
-      await database.grantReadAccess(tables);
-      return await publishToOpal(await target.opal(), {
-        project: project_name,
-        tables,
-        ...await target.resourceAccess(),
-      });
-    });
+    const request = c.req.valid("json");
+    const destination = destinationFor(request.destination);
+    const published = await publishDataset(request, { destination, locks });
     deps.log.info("published", {
-      ...logged,
-      destination: "postgresql",
-      resources: published.map((p) => p.opal_resource_name),
+      ...requestLogFields(c),
+      project: request.project_name,
+      start_time: request.project_start_time,
+      ...published.logFields,
     });
-    recordAuditOutput(c, {
-      destination_tables: published.map((p) => p.postgresql_table_name),
-      opal_resources: published.map((p) => p.opal_resource_name),
-    });
-    return c.json(success({ data_published: published }), 200);
+    recordAuditOutput(c, published.audit);
+    return c.json(success({ data_published: published.dataPublished }), 200);
   });
 
   return app;

@@ -37,7 +37,8 @@ import { OpenConnections } from "../_shared/open_connections.ts";
 import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
-import { createPublishApp, type PostgresqlDestination } from "./app.ts";
+import type { PostgresqlDestination } from "../../application/destinations.ts";
+import { createPublishApp } from "./app.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 

@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { AppError } from "../../domain/errors.ts";
-import { projectIdentifier } from "../../domain/names.ts";
+import { AppError } from "../domain/errors.ts";
+import { projectIdentifier } from "../domain/names.ts";
 import {
   generateOpalPassword,
   InvalidOpalProjectNameError,
@@ -21,8 +21,8 @@ import {
   opalResourceDefinition,
   OpalResourceNameClashError,
   postgresqlTableName,
-} from "../../domain/opal.ts";
-import type { OpalClient } from "../../ports/opal_client.ts";
+} from "../domain/opal.ts";
+import type { OpalClient } from "../ports/opal_client.ts";
 
 /** One table to expose. */
 export interface OpalPublicationTable {

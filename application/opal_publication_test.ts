@@ -5,14 +5,14 @@ import {
   OPAL_DATASHIELD_USER,
   opalPasswordProblem,
   OpalResourceNameClashError,
-} from "../../domain/opal.ts";
+} from "../domain/opal.ts";
 import {
   OpalAuthenticationError,
   type OpalClient,
   OpalUnavailableError,
-} from "../../ports/opal_client.ts";
-import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import { FakeOpal, type FakeOpalState } from "../../tests/support/fake_opal.ts";
+} from "../ports/opal_client.ts";
+import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
+import { FakeOpal, type FakeOpalState } from "../tests/support/fake_opal.ts";
 import { type OpalPublication, OpalStepFailedError, publishToOpal } from "./opal_publication.ts";
 
 /** Already an identifier, so the OPAL project has the same name. */

@@ -1,0 +1,202 @@
+/**
+ * The two kinds of `Destination` (`ports/destination.ts`): a filestore, and the PostgreSQL destination +
+ * OPAL. They live here rather than in `adapters/` because they hold no technology: each composes ports
+ * (`Filestore` + `DatasetWriter`; `DestinationDatabase` + `OpalClient` + `publishToOpal`) into the steps
+ * the use cases need, so the routes never ask which kind of destination they have.
+ *
+ * @module
+ */
+import type { Destination as DestinationChoice } from "../domain/contract.ts";
+import { projectFolderKey, projectIdentifier } from "../domain/names.ts";
+import type { RunRef } from "../domain/staging_layout.ts";
+import type { DatasetWriter } from "../ports/dataset_writer.ts";
+import {
+  type Destination,
+  PostgresqlDestinationNotConfiguredError,
+  type Published,
+  type Staged,
+  type StageOptions,
+} from "../ports/destination.ts";
+import type { DestinationDatabase } from "../ports/destination_database.ts";
+import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
+import type { OpalClient } from "../ports/opal_client.ts";
+import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
+
+/**
+ * The PostgreSQL destination: `package` loads tables into it, `publish` lets OPAL's read-only role read
+ * them and creates the OPAL side. Each call reads its secrets afresh, so rotated secrets take effect
+ * without a restart.
+ */
+export interface PostgresqlDestination {
+  /** Opens the destination database and proves it is usable. */
+  connect(): Promise<DestinationDatabase>;
+  /** A client for the OPAL server. */
+  opal(): Promise<OpalClient>;
+  /** How OPAL reaches the database, and the read-only login its resources carry. */
+  resourceAccess(): Promise<Pick<OpalPublication, "database" | "readOnly">>;
+}
+
+/** What a deployment has to build its destinations from. */
+export interface DestinationParts {
+  /** Filestore destinations by upper-case name (`LSC` for `TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH`). */
+  readonly filestores: ReadonlyMap<string, Filestore>;
+  /** One writer per filestore format. */
+  readonly writers: Readonly<Record<"csv" | "duckdb", DatasetWriter>>;
+  /** The PostgreSQL destination, when this deployment has one. */
+  readonly postgresql?: PostgresqlDestination | undefined;
+}
+
+/**
+ * Returns the function that picks the `Destination` a request names. It throws before anything is touched
+ * when the deployment has no such destination.
+ *
+ * @throws {UnknownDestinationError} for a filestore name the deployment does not have.
+ * @throws {PostgresqlDestinationNotConfiguredError} for `postgresql` when the deployment has none.
+ */
+export function destinationChooser(
+  parts: DestinationParts,
+): (choice: DestinationChoice) => Destination {
+  return (choice) => {
+    if (choice.type === "postgresql") {
+      if (parts.postgresql === undefined) throw new PostgresqlDestinationNotConfiguredError();
+      return new PostgresqlOpalDestination(parts.postgresql);
+    }
+    const filestore = parts.filestores.get(choice.name.toUpperCase());
+    if (filestore === undefined) throw new UnknownDestinationError(choice.name);
+    return new FilestoreDestination(
+      choice.name,
+      filestore,
+      choice.format,
+      parts.writers[choice.format],
+    );
+  };
+}
+
+/** A filestore: staged and published as BagIt bags of CSV or DuckDB files. */
+export class FilestoreDestination implements Destination {
+  readonly #name: string;
+  readonly #filestore: Filestore;
+  readonly #format: "csv" | "duckdb";
+  readonly #writer: DatasetWriter;
+
+  constructor(
+    name: string,
+    filestore: Filestore,
+    format: "csv" | "duckdb",
+    writer: DatasetWriter,
+  ) {
+    this.#name = name;
+    this.#filestore = filestore;
+    this.#format = format;
+    this.#writer = writer;
+  }
+
+  /**
+   * The project's folder name as a case-insensitive share compares it (`projectFolderKey`), so `Demo` and
+   * `DEMO` wait for each other.
+   */
+  lockKey(project: string): string {
+    return `filestore:${this.#name.toUpperCase()}/${projectFolderKey(project)}`;
+  }
+
+  checkReady(): Promise<void> {
+    return this.#filestore.checkReady();
+  }
+
+  async stage(
+    run: RunRef,
+    schemaName: string,
+    source: TableReader,
+    extracts: readonly TableExtract[],
+    options: StageOptions,
+  ): Promise<Staged> {
+    const files = await this.#filestore.stage(
+      run,
+      schemaName,
+      (work) => this.#writer.write(work, source, extracts, options),
+    );
+    return {
+      dataRetrieved: files.map((f) => ({ file_path: f.path })),
+      audit: { files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })) },
+      logFields: { format: this.#format, files: files.map((f) => f.path) },
+    };
+  }
+
+  async publish(run: RunRef): Promise<Published> {
+    const files = await this.#filestore.publish(run);
+    return {
+      dataPublished: files.map((f) => ({
+        file_path: f.path,
+        hash_value: f.sha512,
+        total_bytes: f.bytes,
+      })),
+      audit: { files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })) },
+      logFields: { files: files.map((f) => `${f.path} sha512:${f.sha512}`) },
+    };
+  }
+}
+
+/** The PostgreSQL destination, published through OPAL / DataSHIELD. */
+export class PostgresqlOpalDestination implements Destination {
+  readonly #parts: PostgresqlDestination;
+
+  constructor(parts: PostgresqlDestination) {
+    this.#parts = parts;
+  }
+
+  /** The project's `projectIdentifier`, which names its schemas and its OPAL project. */
+  lockKey(project: string): string {
+    return `postgresql:${projectIdentifier(project)}`;
+  }
+
+  async checkReady(): Promise<void> {
+    await using _database = await this.#parts.connect();
+    await (await this.#parts.opal()).checkReady();
+  }
+
+  async stage(
+    run: RunRef,
+    schemaName: string,
+    source: TableReader,
+    extracts: readonly TableExtract[],
+    options: StageOptions,
+  ): Promise<Staged> {
+    await using database = await this.#parts.connect();
+    const tables = await database.load(
+      { project: run.project, startTime: run.startTime, schemaName },
+      source,
+      extracts,
+      options,
+    );
+    const names = tables.map((t) => `${t.schema}.${t.table}`);
+    return {
+      dataRetrieved: names.map((table_name) => ({ table_name })),
+      audit: { destination_tables: names },
+      logFields: { destination: "postgresql", tables: names },
+    };
+  }
+
+  async publish(run: RunRef): Promise<Published> {
+    await using database = await this.#parts.connect();
+    const tables = await database.packagedTables(run);
+    if (tables.length === 0) throw new NothingStagedError(run);
+    await database.grantReadAccess(tables);
+    const published = await publishToOpal(await this.#parts.opal(), {
+      project: run.project,
+      tables,
+      ...await this.#parts.resourceAccess(),
+    });
+    return {
+      dataPublished: published,
+      audit: {
+        destination_tables: published.map((p) => p.postgresql_table_name),
+        opal_resources: published.map((p) => p.opal_resource_name),
+      },
+      logFields: {
+        destination: "postgresql",
+        resources: published.map((p) => p.opal_resource_name),
+      },
+    };
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Where a dataset goes: a filestore (BagIt bags) or the PostgreSQL destination + OPAL. The use cases
+ * (`application/`) only ever talk to this port, so no route asks which kind of destination it has
+ * (style guide §2.26). Revoking a publication comes later (issue 13).
+ *
+ * @module
+ */
+import type { AuditOutput } from "../domain/audit.ts";
+import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
+import type { PublishPayload, StageTransferPayload } from "../domain/contract.ts";
+import { AppError } from "../domain/errors.ts";
+import type { RunRef } from "../domain/staging_layout.ts";
+
+/** How far one table of a long step has got. */
+export interface TableProgress {
+  /** The source table. */
+  readonly table: string;
+  /** Rows read so far; `null` where the read does not count them (the CSV fast path). */
+  readonly rows: number | null;
+  readonly bytes: number;
+}
+
+/** How a long step is stopped and how it reports progress. */
+export interface LongWork {
+  /** Aborting it stops the work at the next point that checks it (at least between tables). */
+  readonly signal?: AbortSignal | undefined;
+  /** Called as tables are done; never with row data. */
+  readonly onProgress?: ((progress: TableProgress) => void) | undefined;
+}
+
+/**
+ * How much to stage at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every read
+ * of the source.
+ */
+export interface StageOptions extends ReadRowsOptions, LongWork {
+  /** How many tables to extract at the same time (at least 1). */
+  readonly concurrency: number;
+  /** Rows per batch read from a source that has no CSV fast path. */
+  readonly batchRows: number;
+}
+
+/** What staging a dataset produced: the reply's items, the audit record's output and the log fields. */
+export interface Staged {
+  readonly dataRetrieved: StageTransferPayload["data_retrieved"];
+  readonly audit: AuditOutput;
+  /** What the `packaged` log line adds (names and checksums, never row data or secrets). */
+  readonly logFields: Readonly<Record<string, unknown>>;
+}
+
+/** What publishing a run produced: the reply's items, the audit record's output and the log fields. */
+export interface Published {
+  readonly dataPublished: PublishPayload["data_published"];
+  readonly audit: AuditOutput;
+  /** What the `published` log line adds. */
+  readonly logFields: Readonly<Record<string, unknown>>;
+}
+
+/** One destination a request can name. */
+export interface Destination {
+  /**
+   * What a project occupies on this destination: requests with the same key never interleave (e.g. the
+   * folder name as a case-insensitive share compares it, or the schemas named after the project).
+   */
+  lockKey(project: string): string;
+  /**
+   * Proves the destination is usable now.
+   *
+   * @throws {AppError} a typed error naming what is wrong (not ready, unreachable, not configured).
+   */
+  checkReady(): Promise<void>;
+  /**
+   * Extracts `extracts` from `source` into the run's staging area, replacing what this dataset (schema)
+   * staged before. Nothing is visible to researchers until {@link Destination.publish}.
+   */
+  stage(
+    run: RunRef,
+    schemaName: string,
+    source: TableReader,
+    extracts: readonly TableExtract[],
+    options: StageOptions,
+  ): Promise<Staged>;
+  /**
+   * Makes everything the run staged visible to researchers.
+   *
+   * @throws {NothingStagedError} (`ports/filestore.ts`) when the run staged nothing.
+   */
+  publish(run: RunRef): Promise<Published>;
+}
+
+/** The request names the PostgreSQL destination, but this deployment has none. */
+export class PostgresqlDestinationNotConfiguredError extends AppError {
+  readonly code = "destination_not_configured";
+
+  constructor() {
+    super(
+      'Cannot use destination type "postgresql": this deployment has none (DESTINATION_POSTGRESQL_HOST is not set)',
+    );
+  }
+}
