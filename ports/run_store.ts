@@ -109,6 +109,32 @@ export class RunAlreadyActiveError extends AppError {
   }
 }
 
+/** One of a project's active runs as a store holds it: its id and its request key ({@link runRequestKey}). */
+export interface ActiveRunRow {
+  readonly id: unknown;
+  readonly request_key: unknown;
+}
+
+/**
+ * The rule {@link RunStore.create} applies, in one place for every store: given the project's active runs
+ * (oldest first), returns the one an identical request attaches to, or `undefined` when the new run is to
+ * be stored.
+ *
+ * @throws {RunAlreadyActiveError} when `exclusive` and another run of the project is active.
+ */
+export function activeRunToAttach<R extends ActiveRunRow>(
+  active: readonly R[],
+  run: { readonly project_name: string; readonly requestKey: string; readonly exclusive: boolean },
+): R | undefined {
+  const same = active.find((row) => row.request_key === run.requestKey);
+  if (same !== undefined) return same;
+  const other = active[0];
+  if (run.exclusive && other !== undefined) {
+    throw new RunAlreadyActiveError(run.project_name, String(other.id));
+  }
+  return undefined;
+}
+
 /** No run has this id (to be a 404). */
 export class RunNotFoundError extends AppError {
   readonly code = "run_not_found";

@@ -12,6 +12,7 @@ import {
   transition,
 } from "../../domain/run.ts";
 import {
+  activeRunToAttach,
   applyRunPatch,
   checkRunPageSize,
   compareRunsNewestFirst,
@@ -41,12 +42,16 @@ export class MemoryRunStore implements RunStore {
     const active = [...this.#runs.values()].filter((r) =>
       r.project_name === valid.project_name && isActiveRunState(r.state)
     );
-    const same = active.find((r) => runRequestKey(r) === key);
-    if (same !== undefined) return Promise.resolve({ run: structuredClone(same), attached: true });
-    const other = active[0];
-    if (options.exclusive && other !== undefined) {
-      return Promise.reject(new RunAlreadyActiveError(valid.project_name, other.id));
+    let same: Run | undefined;
+    try {
+      same = activeRunToAttach(
+        active.map((r) => ({ id: r.id, request_key: runRequestKey(r), run: r })),
+        { project_name: valid.project_name, requestKey: key, exclusive: options.exclusive },
+      )?.run;
+    } catch (e) {
+      return Promise.reject(e);
     }
+    if (same !== undefined) return Promise.resolve({ run: structuredClone(same), attached: true });
     this.#runs.set(valid.id, structuredClone(valid));
     return Promise.resolve({ run: structuredClone(valid), attached: false });
   }

@@ -22,6 +22,7 @@ import {
   transition,
 } from "../../domain/run.ts";
 import {
+  activeRunToAttach,
   applyRunPatch,
   checkRunPageSize,
   type CreateRunOptions,
@@ -167,12 +168,15 @@ export class PostgresRunStore implements RunStore {
            where project_name = $1 and state in ('queued', 'running') order by created_at, id`,
           [valid.project_name],
         );
-        const same = active.find((row) => row.request_key === key);
+        const same = activeRunToAttach(
+          active.map(({ id, request_key, body }) => ({ id, request_key, body })),
+          {
+            project_name: valid.project_name,
+            requestKey: key,
+            exclusive: options.exclusive,
+          },
+        );
         if (same !== undefined) return { run: parseRun(same.body), attached: true };
-        const other = active[0];
-        if (options.exclusive && other !== undefined) {
-          throw new RunAlreadyActiveError(valid.project_name, String(other.id));
-        }
         await tx.unsafe(
           `insert into ${this.#runs}
              (id, project_name, state, request_key, created_at, updated_at, version, body)

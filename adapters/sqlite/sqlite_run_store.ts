@@ -21,6 +21,7 @@ import {
   transition,
 } from "../../domain/run.ts";
 import {
+  activeRunToAttach,
   applyRunPatch,
   checkRunPageSize,
   type CreateRunOptions,
@@ -177,12 +178,15 @@ export class SqliteRunStore implements RunStore {
           `SELECT id, request_key, body FROM runs WHERE project_name = ? AND state IN ${ACTIVE_SQL}
            ORDER BY created_at, id`,
         ).all(valid.project_name);
-        const same = active.find((row) => row.request_key === key);
+        const same = activeRunToAttach(
+          active.map(({ id, request_key, body }) => ({ id, request_key, body })),
+          {
+            project_name: valid.project_name,
+            requestKey: key,
+            exclusive: options.exclusive,
+          },
+        );
         if (same !== undefined) return { run: parseRun(same.body), attached: true };
-        const other = active[0];
-        if (options.exclusive && other !== undefined) {
-          throw new RunAlreadyActiveError(valid.project_name, String(other.id));
-        }
         db.prepare(
           `INSERT INTO runs (id, project_name, state, request_key, created_at, updated_at, version, body)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
