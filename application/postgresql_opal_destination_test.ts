@@ -5,7 +5,7 @@ import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.
 import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
 import { DataContractPublishRequest, DataContractTransferRequest } from "../domain/contract.ts";
 import { projectIdentifier } from "../domain/names.ts";
-import type { TableProgress } from "../ports/destination.ts";
+import type { ProgressReport } from "../ports/destination.ts";
 import { NothingStagedError } from "../ports/filestore.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "../tests/support/catalogs.ts";
 import { DestinationSandbox } from "../tests/support/destination_databases.ts";
@@ -85,7 +85,7 @@ Deno.test({
       const destination = postgresqlOf(sandbox, opal);
       const locks = new ProjectLocks();
       await destination.checkReady();
-      const progress: TableProgress[] = [];
+      const progress: ProgressReport[] = [];
       const staged = await packageDataset(bothTables(), { destination, openSource, locks }, {
         concurrency: 1,
         batchRows: 2,

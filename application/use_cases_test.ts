@@ -5,7 +5,7 @@ import { DataContractPublishRequest, DataContractTransferRequest } from "../doma
 import {
   type Destination,
   PostgresqlDestinationNotConfiguredError,
-  type TableProgress,
+  type ProgressReport,
 } from "../ports/destination.ts";
 import { NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
 import { FakeWorld } from "../tests/support/apps.ts";
@@ -98,7 +98,7 @@ Deno.test("packageDataset then publishDataset on a filestore: replies, audit out
   const { openSource, opened } = memorySources();
   const destination = filestoreOf(world);
   const locks = new ProjectLocks();
-  const progress: TableProgress[] = [];
+  const progress: ProgressReport[] = [];
   const staged = await packageDataset(bothTables(), { destination, openSource, locks }, {
     ...LIMITS,
     onProgress: (p) => progress.push(p),

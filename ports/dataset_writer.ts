@@ -5,6 +5,7 @@
  */
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
+import type { LongWork } from "../domain/long_work.ts";
 
 export type { StagedFile, StagingWork };
 
@@ -12,11 +13,13 @@ export type { StagedFile, StagingWork };
  * How much to do at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every
  * `readRows` and `readCsv` call; left out, the source's defaults apply.
  */
-export interface WriteOptions extends ReadRowsOptions {
+export interface WriteOptions extends ReadRowsOptions, LongWork {
   /** How many tables to extract at the same time. */
   readonly concurrency: number;
   /** Rows per batch read from the source. */
   readonly batchRows: number;
+  /** Tables an interrupted run left staged, with their recorded SHA-512 (`StageOptions.reuse`). */
+  readonly reuse?: ReadonlyMap<string, string> | undefined;
 }
 
 /** Writes the tables of one dataset in one format. */

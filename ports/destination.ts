@@ -9,24 +9,10 @@ import type { AuditOutput } from "../domain/audit.ts";
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { PublishPayload, StageTransferPayload } from "../domain/contract.ts";
 import { AppError } from "../domain/errors.ts";
+import type { LongWork } from "../domain/long_work.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
 
-/** How far one table of a long step has got. */
-export interface TableProgress {
-  /** The source table. */
-  readonly table: string;
-  /** Rows read so far; `null` where the read does not count them (the CSV fast path). */
-  readonly rows: number | null;
-  readonly bytes: number;
-}
-
-/** How a long step is stopped and how it reports progress. */
-export interface LongWork {
-  /** Aborting it stops the work at the next point that checks it (at least between tables). */
-  readonly signal?: AbortSignal | undefined;
-  /** Called as tables are done; never with row data. */
-  readonly onProgress?: ((progress: TableProgress) => void) | undefined;
-}
+export type { LongWork, ProgressReport } from "../domain/long_work.ts";
 
 /**
  * How much to stage at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every read
@@ -37,6 +23,13 @@ export interface StageOptions extends ReadRowsOptions, LongWork {
   readonly concurrency: number;
   /** Rows per batch read from a source that has no CSV fast path. */
   readonly batchRows: number;
+  /**
+   * Tables an interrupted run of the same request already staged, by table name, with the SHA-512
+   * recorded when each was done. A destination that can prove a left-over file still has exactly these
+   * bytes keeps it instead of extracting the table again (reporting `done.reused: true`); any other
+   * table is extracted. Absent or empty: extract everything.
+   */
+  readonly reuse?: ReadonlyMap<string, string> | undefined;
 }
 
 /** What staging a dataset produced: the reply's items, the audit record's output and the log fields. */

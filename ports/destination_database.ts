@@ -11,6 +11,7 @@
  */
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
+import type { LongWork } from "../domain/long_work.ts";
 
 export {
   DestinationNameReservedError,
@@ -43,7 +44,7 @@ export interface DestinationRun {
  * How much to do at once. The read limits (`batchBytes`, `maxValueBytes`) are passed on to every
  * `readRows` and `readCsv` call; left out, the source's defaults apply.
  */
-export interface LoadOptions extends ReadRowsOptions {
+export interface LoadOptions extends ReadRowsOptions, LongWork {
   /** How many tables to load at the same time (at least 1). */
   readonly concurrency: number;
   /** Rows per batch read from a source that has no CSV fast path. */

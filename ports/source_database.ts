@@ -299,6 +299,18 @@ export interface SourceDatabase extends TableReader, AsyncDisposable {
    */
   readCsv?(extract: TableExtract, options?: ReadCsvOptions): AsyncIterable<Uint8Array>;
 
+  /**
+   * Optional: how many rows the source's statistics expect in each table (PostgreSQL `reltuples`, MySQL
+   * `information_schema.tables.table_rows`, SQL Server `sys.partitions`, Databricks table statistics).
+   * Only an estimate, for progress and ETA; a table the statistics do not know is left out of the map.
+   * Never reads row data.
+   *
+   * @param schema the schema the tables are in.
+   * @param tables the table names.
+   * @throws {SourceUnavailableError} when the statistics cannot be read.
+   */
+  estimateRows?(schema: string, tables: readonly string[]): Promise<ReadonlyMap<string, number>>;
+
   /** Closes the connection; safe to call twice. */
   close(): Promise<void>;
 }
