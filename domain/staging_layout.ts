@@ -25,6 +25,14 @@ export const DUCKDB_PAYLOAD_PATH = `${PAYLOAD_DIR}/database.duckdb`;
 export const STAGING_MANIFEST_NAME = ".cr8tor-staging.json";
 
 /**
+ * The folder of a staging run folder that holds what interrupted stages left for a resumed run: one
+ * folder per dataset, `.resumable/{schema}/`, with that dataset's finished files at their payload paths
+ * (`.resumable/{schema}/data/outputs/{schema}/{table}.csv`). It is not in the manifest and never
+ * published.
+ */
+export const RESUMABLE_DIR = ".resumable";
+
+/**
  * The run folder relative to the filestore base, e.g. `staging/Pr042/20250611_093000`.
  *
  * @throws {RangeError} when the project or start time could leave its folder (the request schema already
@@ -90,4 +98,17 @@ export interface StagingWork {
    * @throws {StagingIntegrityError} when the staged file does not match its manifest entry.
    */
   copyPrevious(path: string): Promise<boolean>;
+  /**
+   * Keeps a file an interrupted stage of this dataset left at a payload path (`.resumable/{schema}/`):
+   * when it is a plain file with one name whose bytes have exactly `sha512`, it is moved into `dir` at the
+   * same path and the writer need not extract it again.
+   *
+   * @param path the payload path, e.g. `data/outputs/{schema}/{table}.csv`.
+   * @param sha512 the SHA-512 recorded when the interrupted run finished the file.
+   * @returns the file, now in `dir`; `undefined` when there is no such left-over or its bytes differ
+   *   (extract it again).
+   * @throws {UnsafeFilesystemEntryError} when the left-over or a folder above it is a link, a hard link or
+   *   not a plain file; nothing is moved.
+   */
+  reuse(path: string, sha512: string): Promise<StagedFile | undefined>;
 }

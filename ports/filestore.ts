@@ -30,6 +30,12 @@ export interface Filestore {
    * everything the dataset staged before (and nothing of other datasets), and the staging manifest records
    * their checksums. When it rejects, nothing in staging changes.
    *
+   * Resuming: when `write` rejects with a `RunInterruptedError` (`domain/interruption.ts`, the signal's
+   * reason at shutdown), the files it finished are kept aside as the dataset's left-overs (never in the
+   * manifest, never published), where the next stage of the dataset can keep them through
+   * `StagingWork.reuse`. Any other end of a stage (success, cancel, failure) removes the dataset's
+   * left-overs.
+   *
    * @param run the project and start time.
    * @param dataset the dataset's schema name, which owns the files.
    * @param write writes the dataset's files and returns them with their checksums.
@@ -59,9 +65,10 @@ export interface Filestore {
   publish(run: RunRef): Promise<PublishedFile[]>;
 
   /**
-   * Sweeps what an interrupted `stage` or `publish` left behind: private work directories are removed, and a
-   * production run whose swap was cut short is restored to its previous complete bag. Links are never
-   * followed or removed.
+   * Sweeps what an interrupted `stage` or `publish` left behind: private work directories are removed (the
+   * files a killed stage wrote for its dataset kept aside as left-overs for a resumed run, as when it is
+   * interrupted), left-overs unchanged for a day are removed, and a production run whose swap was cut
+   * short is restored to its previous complete bag. Links are never followed or removed.
    *
    * @returns the swept or restored paths, relative to the base.
    */

@@ -21,6 +21,12 @@
  * - After a CHECKPOINT every appender, connection and the instance are closed, so the file is complete
  *   and has no write-ahead log beside it; then it is hashed in one streaming read.
  *
+ * - Each table reports `done` once (its appender closed), with `sha512: null`: the tables share one file,
+ *   so none can be reused by a resumed run (`options.reuse` is ignored). Rows and bytes while reading
+ *   are reported by the caller's reader (`application/source.ts`, `watchedReader`), not here.
+ * - When `options.signal` aborts, every read stops at once (`untilAborted`), no CHECKPOINT is taken, and
+ *   the write rejects with the signal's reason.
+ *
  * A failure closes DuckDB and rethrows; the caller discards the work folder.
  *
  * @module
@@ -46,6 +52,9 @@ import type {
   WriteOptions,
 } from "../../ports/dataset_writer.ts";
 import type { TableReader } from "../../domain/catalog.ts";
+import { untilAborted } from "../../domain/interruption.ts";
+import type { LongWork } from "../../domain/long_work.ts";
+import { estimatedRowBytes } from "../../ports/source_database.ts";
 import { duckdbColumn } from "./duckdb_columns.ts";
 import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
 
@@ -80,6 +89,8 @@ export class DuckdbDatasetWriter implements DatasetWriter {
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]> {
+    const { signal, onProgress } = options;
+    signal?.throwIfAborted();
     checkNames(tables);
     const file = join(work.dir, DUCKDB_PAYLOAD_PATH);
     await mkdir(dirname(file), { recursive: true });
@@ -98,25 +109,37 @@ export class DuckdbDatasetWriter implements DatasetWriter {
       connection.closeSync();
     }
     const failed = new AbortController();
+    const stop = signal === undefined ? failed.signal : AbortSignal.any([signal, failed.signal]);
     try {
       const main = await connect();
       const catalog = await currentCatalog(main);
       await replaceSchemas(main, catalog, tables);
       await mapConcurrent(tables, options.concurrency, async (extract) => {
-        const connection = await connect();
+        let connection: DuckDBConnection | undefined;
         try {
-          await appendTable(connection, catalog, source, extract, {
-            read: options,
-            signal: failed.signal,
+          stop.throwIfAborted();
+          connection = await connect();
+          const { rows, bytes } = await appendTable(connection, catalog, source, extract, {
+            read: { ...options, signal: stop },
+            signal: stop,
+          });
+          onProgress?.({
+            table: extract.table.name,
+            rows,
+            bytes,
+            done: { sha512: null, reused: false },
           });
         } catch (e) {
           failed.abort(e);
           throw e;
         } finally {
-          disconnect(connection);
+          if (connection !== undefined) disconnect(connection);
         }
       });
+      stop.throwIfAborted();
       await main.run("CHECKPOINT");
+    } catch (e) {
+      throw signal?.aborted ? signal.reason : e;
     } finally {
       for (const connection of connections) connection.closeSync();
       instance.closeSync();
@@ -242,14 +265,18 @@ export function createTableSql(catalog: string, schema: string, table: CatalogTa
   })`;
 }
 
-/** Streams one table from the source into its DuckDB table. */
+/**
+ * Streams one table from the source into its DuckDB table.
+ *
+ * @returns the rows appended and their estimated size (`estimatedRowBytes`).
+ */
 async function appendTable(
   connection: DuckDBConnection,
   catalog: string,
   source: TableReader,
   extract: TableExtract,
-  options: { readonly read: ReadRowsOptions; readonly signal: AbortSignal },
-): Promise<void> {
+  options: { readonly read: ReadRowsOptions & LongWork; readonly signal: AbortSignal },
+): Promise<{ rows: number; bytes: number }> {
   const { schema, table } = extract;
   const converters = table.columns.map((c) => duckdbColumn(c.logicalType).convert);
   const width = converters.length;
@@ -261,10 +288,13 @@ async function appendTable(
     const buffers: DuckDBValue[][] = converters.map(() => new Array<DuckDBValue>(CHUNK_ROWS));
     let filled = 0;
     let rowNumber = 0;
-    for await (const batch of source.readRows(extract, options.read)) {
-      options.signal.throwIfAborted();
+    let bytes = 0;
+    for await (
+      const batch of untilAborted(source.readRows(extract, options.read), options.signal)
+    ) {
       for (const row of batch) {
         rowNumber++;
+        bytes += estimatedRowBytes(row);
         if (row.length !== width) {
           throw new RangeError(
             `Cannot write table "${schema}.${table.name}": the source returned ${row.length} values ` +
@@ -294,6 +324,7 @@ async function appendTable(
     if (filled > 0) appendChunk(appender, chunk, buffers, filled, extract);
     closed = true;
     closeAppender(appender, extract);
+    return { rows: rowNumber, bytes };
   } finally {
     if (!closed) {
       try {

@@ -131,7 +131,7 @@ Deno.test("CsvDatasetWriter specifics", async (t) => {
         );
         const escapeDir = await Deno.makeTempDir({ dir });
         const [file] = await new CsvDatasetWriter({ formulaPrefix: true }).write(
-          { dir: escapeDir, copyPrevious: () => Promise.resolve(false) },
+          stagingWork(escapeDir),
           escapedSource,
           tableExtracts(formulas),
           { concurrency: 1, batchRows: 2 },

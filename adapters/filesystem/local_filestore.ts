@@ -2,9 +2,14 @@
  * A filestore destination on a local or mounted filesystem (`TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH`).
  *
  * Crash safety comes from renames, which are atomic within one filesystem:
- * - staging: a dataset is written into `{run}/.work-{uuid}/`, then each file is renamed into place and the
- *   manifest replaced by rename; a crash leaves at most a work folder (swept at startup) or a manifest that
- *   no longer matches, which publishing detects and refuses;
+ * - staging: a dataset is written into `{run}/.work-{uuid}-{dataset}/`, then each file is renamed into place
+ *   and the manifest replaced by rename; a crash leaves at most a work folder or a manifest that no longer
+ *   matches, which publishing detects and refuses;
+ * - resuming: the files of a stage stopped by a `RunInterruptedError` (`domain/interruption.ts`), or of a
+ *   work folder the startup sweep finds, are moved to `{run}/.resumable/{dataset}/` (only the dataset's own
+ *   folder, `data/outputs/{dataset}/`), where the next stage of the dataset may keep those whose SHA-512 it
+ *   was told (`StagingWork.reuse`); any other end of a stage of the dataset removes that folder, and the
+ *   sweep removes one unchanged for {@link RESUMABLE_MAX_AGE_MS};
  * - production: the bag is assembled in `production/{project}/.publish-{start}-{uuid}/` and verified; the
  *   previous bag, if any, is renamed to `.old-{start}-{uuid}`, the new one renamed into place, then the old
  *   one removed. The startup sweep deletes unfinished `.publish-*` folders and renames an `.old-*` back when
@@ -29,7 +34,8 @@ import {
   manifestText,
   parseManifest,
 } from "../../domain/bagit.ts";
-import { PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
+import { isInterruption } from "../../domain/interruption.ts";
+import { isSafeIdentifier, PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
 import {
   emptyManifest,
   replaceDataset,
@@ -41,6 +47,7 @@ import {
 import {
   isPayloadPath,
   PAYLOAD_DIR,
+  RESUMABLE_DIR,
   runFolder,
   type RunRef,
   STAGING_MANIFEST_NAME,
@@ -62,13 +69,18 @@ import {
   OWNER_ONLY,
   parentOf,
 } from "./confined_tree.ts";
-import { copyWithSha512 } from "./sha512.ts";
+import { copyWithSha512, sha512OfOpenFile } from "./sha512.ts";
 
 const AREAS = ["staging", "production"] as const;
 const WORK_PREFIX = ".work-";
 const PUBLISH_PREFIX = ".publish-";
 const OLD_PREFIX = ".old-";
 const TAG_FILES = ["bagit.txt", "bag-info.txt", "manifest-sha512.txt"] as const;
+/** `.work-{uuid}-{dataset}`: the UUID's length, to find the dataset. */
+const UUID_LENGTH = 36;
+
+/** How long the startup sweep keeps a dataset's left-over folder unchanged: one day. */
+export const RESUMABLE_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const encoder = new TextEncoder();
 
 /** Options for {@link LocalFilestore}. */
@@ -83,8 +95,9 @@ export interface LocalFilestoreOptions {
   readonly softwareAgent?: string;
   /**
    * Told what the filestore left alone or set aside without failing a request: an unsafe entry the startup
-   * sweep skipped (`unsafe_filesystem_entry`), or a staging manifest it could not verify, which a package
-   * then started over from (`staging_manifest_replaced`). Fields hold paths relative to the base.
+   * sweep skipped (`unsafe_filesystem_entry`), a staging manifest it could not verify, which a package
+   * then started over from (`staging_manifest_replaced`), or an interrupted stage whose files it could not
+   * keep for resuming (`resumable_not_kept`). Fields hold paths relative to the base.
    */
   readonly onWarning?: (event: string, fields: Record<string, string>) => void;
 }
@@ -139,18 +152,33 @@ export class LocalFilestore implements Filestore {
     const runRel = runFolder("staging", run);
     // The run folder and those above it are checked before any is created, and what the run already
     // has (manifest, payload folders, staged files) before the source is read.
+    if (!isSafeIdentifier(dataset)) {
+      throw new RangeError("Cannot stage a dataset with an unsafe name");
+    }
     await tree.ensureDir(runRel);
     let done = false;
-    const workRel = `${runRel}/${WORK_PREFIX}${randomUUID()}`;
+    let interrupted = false;
+    const workRel = `${runRel}/${WORK_PREFIX}${randomUUID()}-${dataset}`;
+    const resumableRel = `${runRel}/${RESUMABLE_DIR}/${dataset}`;
     try {
       const manifest = await this.#readStagingManifest(run, runRel, "replace") ?? emptyManifest();
       await tree.expectDir(`${runRel}/${PAYLOAD_DIR}/${dataset}`, { missingOk: true });
+      await tree.expectDir(resumableRel, { missingOk: true });
       for (const entry of manifest.files) await this.#expectStagedFile(runRel, entry);
       await tree.makeDir(workRel);
       const entries = new Map(manifest.files.map((f) => [f.path, f]));
       const files = await write({
         dir: tree.path(workRel),
         copyPrevious: (path) => this.#copyPrevious(runRel, workRel, entries.get(path)),
+        reuse: (path, sha512) => this.#reuse(resumableRel, workRel, dataset, path, sha512),
+      }).catch(async (e: unknown) => {
+        if (isInterruption(e)) {
+          interrupted = true;
+          await this.#keepForResume(runRel, workRel, dataset).catch((kept: unknown) =>
+            this.#warn("resumable_not_kept", { path: workRel, reason: String(kept) })
+          );
+        }
+        throw e;
       });
 
       // The writer's files must be plain files of the size it reported; their targets, and the files
@@ -187,6 +215,11 @@ export class LocalFilestore implements Filestore {
       return [...files].sort(byPath);
     } finally {
       await tree.remove(workRel).catch(() => {});
+      // The dataset was staged again (or cancelled, or failed): what an interrupted stage left goes.
+      if (!interrupted) {
+        await tree.remove(resumableRel).catch(() => {});
+        await tree.removeIfEmpty(`${runRel}/${RESUMABLE_DIR}`);
+      }
       // A failed first package leaves no empty run or project folder behind.
       if (!done) {
         await tree.removeIfEmpty(runRel);
@@ -285,9 +318,35 @@ export class LocalFilestore implements Filestore {
             (entry.name.startsWith(STAGING_MANIFEST_NAME) && entry.name.endsWith(".tmp"));
           const path = `${runRel}/${entry.name}`;
           if (!safe(path, entry, ["dir", "file"]) || !leftover) continue;
+          const dataset = entry.name.slice(WORK_PREFIX.length + UUID_LENGTH + 1);
+          if (entry.kind === "dir" && isSafeIdentifier(dataset)) {
+            try {
+              await this.#keepForResume(runRel, path, dataset);
+            } catch (e) {
+              if (!(e instanceof UnsafeFilesystemEntryError)) throw e;
+              safe(e.path, { name: entry.name, kind: "unsafe", reason: e.reason }, []);
+            }
+          }
           await tree.remove(path);
           swept.push(path);
         }
+        const resumableRel = `${runRel}/${RESUMABLE_DIR}`;
+        let resumable: ListedEntry[] = [];
+        try {
+          resumable = await tree.list(resumableRel);
+        } catch (e) {
+          if (!(e instanceof UnsafeFilesystemEntryError)) throw e;
+          safe(resumableRel, { name: RESUMABLE_DIR, kind: "unsafe", reason: e.reason }, []);
+        }
+        for (const entry of resumable) {
+          const path = `${resumableRel}/${entry.name}`;
+          if (!safe(path, entry, ["dir", "file"])) continue;
+          const { stats } = await tree.inspect(path);
+          if (entry.kind === "dir" && Date.now() - stats!.mtimeMs < RESUMABLE_MAX_AGE_MS) continue;
+          await tree.remove(path);
+          swept.push(path);
+        }
+        await tree.removeIfEmpty(resumableRel);
       }
     }
     return swept;
@@ -296,6 +355,61 @@ export class LocalFilestore implements Filestore {
   /** Checks that a staged file listed in the manifest is a plain file (or missing) inside the run folder. */
   async #expectStagedFile(runRel: string, entry: StagingEntry): Promise<void> {
     await this.#tree.expectFileOrMissing(`${runRel}/${entry.path}`);
+  }
+
+  /**
+   * Moves the files an interrupted stage of `dataset` wrote (its folder `data/outputs/{dataset}/` in the
+   * work folder) into the dataset's left-over folder, replacing left-overs of the same name.
+   */
+  async #keepForResume(runRel: string, workRel: string, dataset: string): Promise<void> {
+    const tree = this.#tree;
+    const from = `${workRel}/${PAYLOAD_DIR}/${dataset}`;
+    const files = (await tree.list(from)).filter((e) => e.kind === "file");
+    if (files.length === 0) return;
+    const to = `${runRel}/${RESUMABLE_DIR}/${dataset}/${PAYLOAD_DIR}/${dataset}`;
+    await tree.ensureDir(to);
+    for (const file of files) {
+      await tree.rename(`${from}/${file.name}`, `${to}/${file.name}`, "file");
+    }
+  }
+
+  /**
+   * {@link StagingWork.reuse}: moves a left-over of the dataset into the work folder when it is a plain
+   * file with one name whose bytes (read through the handle that is then checked to be the moved file)
+   * have exactly `sha512`.
+   */
+  async #reuse(
+    resumableRel: string,
+    workRel: string,
+    dataset: string,
+    path: string,
+    sha512: string,
+  ): Promise<StagedFile | undefined> {
+    if (!isPayloadPath(path) || !path.startsWith(`${PAYLOAD_DIR}/${dataset}/`)) {
+      throw new RangeError(`Cannot reuse "${path}": not a path under ${PAYLOAD_DIR}/${dataset}/`);
+    }
+    const tree = this.#tree;
+    const from = `${resumableRel}/${path}`;
+    const file = await tree.openRead(from);
+    if (file === undefined) return undefined;
+    let digest: { sha512: string; bytes: number };
+    let identity: { dev: number; ino: number };
+    try {
+      const stats = await file.stat();
+      identity = { dev: stats.dev, ino: stats.ino };
+      digest = await sha512OfOpenFile(file);
+    } finally {
+      await file.close();
+    }
+    if (digest.sha512 !== sha512) return undefined;
+    const to = `${workRel}/${path}`;
+    await tree.ensureDir(parentOf(to));
+    await tree.rename(from, to, "file");
+    const moved = (await tree.inspect(to)).stats;
+    if (moved?.dev !== identity.dev || moved.ino !== identity.ino) {
+      throw new UnsafeFilesystemEntryError(from, "was replaced while it was being checked");
+    }
+    return { path, sha512, bytes: digest.bytes };
   }
 
   /** {@link StagingWork.copyPrevious}: copies a staged file into the work folder, checked on the way. */

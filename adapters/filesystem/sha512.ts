@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { type FileHandle, open } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
 import { openPlainFile } from "./confined_tree.ts";
 
 /** A file's SHA-512 (lower-case hex) and size. */
@@ -49,12 +49,17 @@ export async function sha512File(path: string, relative: string): Promise<FileDi
     throw new Deno.errors.NotFound(`Cannot hash "${relative}": it is missing`);
   }
   try {
-    const hash = createHash("sha512");
-    const bytes = await readHashing(file, hash, () => Promise.resolve());
-    return { sha512: hash.digest("hex"), bytes };
+    return await sha512OfOpenFile(file);
   } finally {
     await file.close();
   }
+}
+
+/** Hashes an open file from its start to its end, in one streaming read; the file is not closed. */
+export async function sha512OfOpenFile(file: FileHandle): Promise<FileDigest> {
+  const hash = createHash("sha512");
+  const bytes = await readHashing(file, hash, () => Promise.resolve());
+  return { sha512: hash.digest("hex"), bytes };
 }
 
 /**
@@ -81,15 +86,17 @@ async function writeAll(file: FileHandle, data: Uint8Array): Promise<void> {
 export class HashingFileWriter {
   readonly #hash = createHash("sha512");
   readonly #file: FileHandle;
+  readonly #path: string;
   #bytes = 0;
 
-  private constructor(file: FileHandle) {
+  private constructor(file: FileHandle, path: string) {
     this.#file = file;
+    this.#path = path;
   }
 
   /** Creates the file; it must not exist yet. */
   static async create(path: string): Promise<HashingFileWriter> {
-    return new HashingFileWriter(await open(path, "wx"));
+    return new HashingFileWriter(await open(path, "wx"), path);
   }
 
   /** Appends bytes. */
@@ -109,8 +116,9 @@ export class HashingFileWriter {
     return { sha512: this.#hash.digest("hex"), bytes: this.#bytes };
   }
 
-  /** Closes the file without a digest (after a failure). */
+  /** Closes the file without a digest and deletes it (after a failure or an abort). */
   async abandon(): Promise<void> {
     await this.#file.close().catch(() => {});
+    await rm(this.#path, { force: true }).catch(() => {});
   }
 }

@@ -6,7 +6,13 @@
  * The writer's test supplies `readBack`, which turns staged files back into canonical rows (see
  * `domain/logical_type.ts`) using only the files, so the suite can compare them with what the source
  * sent. The suite stages like the filestore does: each write gets a fresh work folder; its files are then
- * moved into a run folder, and `copyPrevious` copies from that run folder.
+ * moved into a run folder, `copyPrevious` copies from that run folder, and `reuse` moves a left-over
+ * whose SHA-512 matches from a left-over folder.
+ *
+ * Stopping and resuming: a write stops at once when its signal aborts, even in the middle of a read, and
+ * rejects with the signal's reason; each table reports `done` exactly once, with the SHA-512 of its own
+ * file or `null` (a writer that reports `null` never reuses anything); a table whose left-over has the
+ * recorded SHA-512 is kept without being read, any other is read again.
  *
  * ```ts
  * Deno.test("DuckdbDatasetWriter passes the DatasetWriter contract", (t) =>
@@ -17,7 +23,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { constants, copyFile, mkdir, readFile, rename, rm } from "node:fs/promises";
+import { constants, copyFile, lstat, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type {
   CatalogColumn,
@@ -27,6 +33,9 @@ import type {
 } from "../../domain/catalog.ts";
 import { tableExtracts } from "../../domain/catalog.ts";
 import type { CanonicalRow, CanonicalValue, LogicalType } from "../../domain/logical_type.ts";
+import type { ProgressReport } from "../../domain/long_work.ts";
+import { csvPayloadPath } from "../../domain/staging_layout.ts";
+import type { TableReader } from "../../domain/catalog.ts";
 import type {
   DatasetWriter,
   StagedFile,
@@ -38,15 +47,28 @@ import { MemorySourceDatabase } from "../../adapters/memory/memory_source_databa
 
 /**
  * A work folder for a writer test: `copyPrevious` copies a file from `runDir` (the run's staged files)
- * when `staged` says the run has it, as the filestore does after checking it.
+ * when `staged` says the run has it, as the filestore does after checking it; `reuse` moves a plain file
+ * from `leftOverDir` (laid out like a run folder) when its SHA-512 matches.
  */
 export function stagingWork(
   dir: string,
   runDir?: string,
   staged: (path: string) => boolean = () => true,
+  leftOverDir?: string,
 ): StagingWork {
   return {
     dir,
+    reuse: async (path, sha512) => {
+      if (leftOverDir === undefined) return undefined;
+      const from = join(leftOverDir, path);
+      const found = await lstat(from).catch(() => undefined);
+      if (found === undefined) return undefined;
+      if (!found.isFile() || found.nlink !== 1) throw new Error(`${path} is not a plain file`);
+      if (await sha512Of(from) !== sha512) return undefined;
+      await mkdir(dirname(join(dir, path)), { recursive: true });
+      await rename(from, join(dir, path));
+      return { path, sha512, bytes: found.size };
+    },
     copyPrevious: async (path) => {
       if (runDir === undefined || !staged(path)) return false;
       try {
@@ -352,6 +374,11 @@ class RunFolder {
     return [...this.#files.values()].sort((a, b) => a.path < b.path ? -1 : 1);
   }
 
+  /** Where left-overs of an interrupted stage are, laid out like the run folder. */
+  get leftOverDir(): string {
+    return join(this.root, "left-over");
+  }
+
   /** Writes one dataset; checks that the run's files were left alone, then moves the new ones in. */
   async stage(
     dataset: string,
@@ -363,7 +390,9 @@ class RunFolder {
     for (const path of this.#files.keys()) before.set(path, await sha512Of(join(this.dir, path)));
     let files: StagedFile[];
     try {
-      files = await write(stagingWork(workDir, this.dir, (path) => this.#files.has(path)));
+      files = await write(
+        stagingWork(workDir, this.dir, (path) => this.#files.has(path), this.leftOverDir),
+      );
     } finally {
       for (const [path, sha512] of before) {
         assert.equal(
@@ -537,4 +566,167 @@ export async function datasetWriterContract(
         assert.deepEqual(read, new Map([...expected(again), ...expected(other)]));
       }),
   );
+
+  await t.step(
+    "write() stops in the middle of a read when its signal aborts, and rejects with its reason",
+    () =>
+      withRun(async (run) => {
+        await writeDataset(run, smallFixture(OTHER_SCHEMA, "kept"));
+        const fix = fixture(SCHEMA);
+        const source = new StallingReader(new MemorySourceDatabase([fix.catalog], fix.rows));
+        const controller = new AbortController();
+        const reason = new Error("stopped by the test");
+        const writer = makeWriter();
+        const writing = run.stage(SCHEMA, (work) =>
+          writer.write(work, source, tableExtracts(fix.catalog), {
+            ...options,
+            signal: controller.signal,
+          }));
+        try {
+          await source.stalled; // one table has sent a batch and now waits forever
+          controller.abort(reason);
+          await assert.rejects(writing, (e) =>
+            e === reason);
+        } finally {
+          source.release();
+        }
+        const read = await readBack(run.dir, run.files);
+        assert.deepEqual(read, expected(smallFixture(OTHER_SCHEMA, "kept")));
+      }),
+  );
+
+  await t.step(
+    "write() reports each table done exactly once, with its own file's SHA-512 or null",
+    () =>
+      withRun(async (run) => {
+        const fix = fixture(SCHEMA);
+        const reports: ProgressReport[] = [];
+        const writer = makeWriter();
+        const source = new MemorySourceDatabase([fix.catalog], fix.rows);
+        const extracts = tableExtracts(fix.catalog);
+        const { files } = await run.stage(SCHEMA, (work) =>
+          writer.write(work, source, extracts, {
+            ...options,
+            onProgress: (p) => reports.push(p),
+          }));
+        const done = reports.filter((p) => p.done !== undefined);
+        assert.deepEqual(
+          done.map((p) => p.table).sort(),
+          extracts.map((e) => e.table.name).sort(),
+        );
+        for (const report of done) {
+          assert.equal(report.done!.reused, false);
+          if (report.done!.sha512 === null) continue;
+          const file = files.find((f) => f.path === csvPayloadPath(SCHEMA, report.table));
+          assert.ok(file !== undefined, `no file of its own for ${report.table}`);
+          assert.equal(report.done!.sha512, file.sha512, `SHA-512 of ${report.table}`);
+          assert.equal(report.bytes, file.bytes, `bytes of ${report.table}`);
+        }
+      }),
+  );
+
+  await t.step(
+    "write() keeps a left-over with the recorded SHA-512 unread, and reads a mismatched one again",
+    () =>
+      withRun(async (run) => {
+        const fix = fixture(SCHEMA);
+        const extracts = tableExtracts(fix.catalog);
+        const first: ProgressReport[] = [];
+        const { files: uninterrupted } = await run.stage(SCHEMA, (work) =>
+          makeWriter().write(work, new MemorySourceDatabase([fix.catalog], fix.rows), extracts, {
+            ...options,
+            onProgress: (p) =>
+              first.push(p),
+          }));
+        const recorded = new Map(
+          first.filter((p) =>
+            p.done?.sha512 != null
+          ).map((p) => [p.table, p.done!.sha512!]),
+        );
+        // What an interrupted stage left: `visits` intact, `texts` changed since it was recorded.
+        for (const name of ["visits", "texts", "many_rows"]) {
+          const path = csvPayloadPath(SCHEMA, name);
+          if (!uninterrupted.some((f) => f.path === path)) continue;
+          await mkdir(dirname(join(run.leftOverDir, path)), { recursive: true });
+          await copyFile(join(run.dir, path), join(run.leftOverDir, path));
+        }
+        const texts = join(run.leftOverDir, csvPayloadPath(SCHEMA, "texts"));
+        if (recorded.has("texts")) await Deno.writeTextFile(texts, "id,t\n", { append: true });
+        const reuse = new Map([...recorded].filter(([table]) => table !== "many_rows"));
+
+        const source = new CountingReader(new MemorySourceDatabase([fix.catalog], fix.rows));
+        const reports: ProgressReport[] = [];
+        const { files } = await run.stage(SCHEMA, (work) =>
+          makeWriter().write(work, source, extracts, {
+            ...options,
+            reuse,
+            onProgress: (p) =>
+              reports.push(p),
+          }));
+        const reused = reports.filter((p) =>
+          p.done?.reused
+        ).map((p) => p.table);
+        if (recorded.size === 0) {
+          // A writer without per-table checksums reads everything again.
+          assert.deepEqual(reused, []);
+          assert.deepEqual(source.tablesRead().sort(), extracts.map((e) => e.table.name).sort());
+          assert.deepEqual(await readBack(run.dir, run.files), expected(fix));
+          return;
+        }
+        assert.deepEqual(files, uninterrupted, "the same files as a stage without left-overs");
+        assert.deepEqual(reused, ["visits"]);
+        assert.deepEqual(
+          source.tablesRead().sort(),
+          extracts.map((e) => e.table.name).filter((n) => n !== "visits").sort(),
+        );
+        const read = await readBack(run.dir, run.files);
+        assert.deepEqual(read, expected(fix));
+      }),
+  );
+}
+
+/** A reader that counts which tables were read. */
+class CountingReader implements TableReader {
+  readonly #reads: string[] = [];
+
+  constructor(readonly inner: TableReader) {}
+
+  readRows(extract: TableExtract, options?: WriteOptions): AsyncIterable<CanonicalRow[]> {
+    this.#reads.push(extract.table.name);
+    return this.inner.readRows(extract, options);
+  }
+
+  /** The tables read so far, once each. */
+  tablesRead(): string[] {
+    return [...new Set(this.#reads)];
+  }
+}
+
+/** A reader whose tables each send one batch, then wait until released (and then fail). */
+class StallingReader implements TableReader {
+  readonly #stalled = Promise.withResolvers<void>();
+  readonly #released = Promise.withResolvers<void>();
+
+  constructor(readonly inner: TableReader) {}
+
+  /** Resolves once some table has sent its first batch and is waiting. */
+  get stalled(): Promise<void> {
+    return this.#stalled.promise;
+  }
+
+  /** Lets the waiting reads end (with an error), so the test leaves nothing pending. */
+  release(): void {
+    this.#released.resolve();
+  }
+
+  async *readRows(extract: TableExtract, options?: WriteOptions): AsyncIterable<CanonicalRow[]> {
+    for await (const batch of this.inner.readRows(extract, options)) {
+      yield batch;
+      this.#stalled.resolve();
+      await this.#released.promise;
+      throw new Error("released after the test");
+    }
+    this.#stalled.resolve();
+    await this.#released.promise;
+  }
 }
