@@ -11,13 +11,17 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { filestoreContract, writeFiles } from "../../tests/contracts/filestore_contract.ts";
 import { bagProblems } from "../../tests/support/bagit_check.ts";
-import { FilestoreNotReadyError } from "../../ports/filestore.ts";
+import { FilestoreNotReadyError, UnsafeFilesystemEntryError } from "../../ports/filestore.ts";
+import type { StagingWork } from "../../ports/dataset_writer.ts";
+import { RunInterruptedError } from "../../domain/interruption.ts";
 import { TEST_MANIFEST_KEY } from "../../tests/support/manifest_key.ts";
 import type { FileModes } from "./confined_tree.ts";
 import { LocalFilestore } from "./local_filestore.ts";
@@ -301,4 +305,131 @@ Deno.test("LocalFilestore.recover() never follows, removes or renames a link, an
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+});
+
+Deno.test("LocalFilestore keeps an interrupted stage's files aside for resuming", async (t) => {
+  const sha = (text: string) => createHash("sha512").update(text).digest("hex");
+  const interrupted = (files: Record<string, string>) => async (work: StagingWork) => {
+    await writeFiles(files)(work);
+    throw new RunInterruptedError();
+  };
+  const reusing = (path: string, content: string) => async (work: StagingWork) => {
+    const kept = await work.reuse(path, sha(content));
+    return kept === undefined ? [] : [kept];
+  };
+
+  await t.step(
+    "an interrupted stage moves its dataset's files to .resumable/ and nothing else",
+    async () => {
+      const base = await makeBase();
+      try {
+        const runDir = join(base, "staging", RUN.project, RUN.startTime);
+        await store(base).stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "old" }));
+        const manifest = await readFile(join(runDir, ".cr8tor-staging.json"), "utf8");
+        await assert.rejects(
+          store(base).stage(
+            RUN,
+            "a",
+            interrupted({ "data/outputs/a/t.csv": "new", "data/outputs/database.duckdb": "db" }),
+          ),
+          RunInterruptedError,
+        );
+        assert.deepEqual((await readdir(runDir)).sort(), [
+          ".cr8tor-staging.json",
+          ".resumable",
+          "data",
+        ]);
+        assert.equal(await readFile(join(runDir, ".cr8tor-staging.json"), "utf8"), manifest);
+        assert.equal(await readFile(join(runDir, "data/outputs/a/t.csv"), "utf8"), "old");
+        assert.equal(
+          await readFile(join(runDir, ".resumable/a/data/outputs/a/t.csv"), "utf8"),
+          "new",
+        );
+        assert.deepEqual(await readdir(join(runDir, ".resumable/a/data/outputs")), ["a"]);
+      } finally {
+        await rm(base, { recursive: true, force: true });
+      }
+    },
+  );
+
+  for (
+    const [name, plant] of [
+      ["a symbolic link", (target: string, path: string) => symlink(target, path)],
+      ["a hard link", (target: string, path: string) => link(target, path)],
+    ] as const
+  ) {
+    await t.step(
+      `reuse() refuses ${name} in the left-over folder, even with matching bytes`,
+      async () => {
+        const base = await makeBase();
+        try {
+          const runDir = join(base, "staging", RUN.project, RUN.startTime);
+          const outside = join(base, "outside.csv");
+          await writeFile(outside, "secret");
+          await mkdir(join(runDir, ".resumable/a/data/outputs/a"), { recursive: true });
+          await plant(outside, join(runDir, ".resumable/a/data/outputs/a/t.csv"));
+          const error = await store(base).stage(RUN, "a", reusing("data/outputs/a/t.csv", "secret"))
+            .catch((e: Error) => e);
+          assert.ok(error instanceof UnsafeFilesystemEntryError, String(error));
+          assert.equal(await readFile(outside, "utf8"), "secret");
+          // The failed stage removed the left-over folder (the link itself, never its target).
+          assert.deepEqual(await readdir(runDir).catch(() => []), [], "nothing staged");
+        } finally {
+          await rm(base, { recursive: true, force: true });
+        }
+      },
+    );
+  }
+
+  await t.step("stage() refuses a left-over folder that is a link before writing", async () => {
+    const base = await makeBase();
+    try {
+      const runDir = join(base, "staging", RUN.project, RUN.startTime);
+      await mkdir(join(base, "elsewhere"));
+      await mkdir(join(runDir, ".resumable"), { recursive: true });
+      await symlink(join(base, "elsewhere"), join(runDir, ".resumable/a"));
+      let written = false;
+      const error = await store(base).stage(RUN, "a", (work) => {
+        written = true;
+        return writeFiles({ "data/outputs/a/t.csv": "x" })(work);
+      }).catch((e: Error) => e);
+      assert.ok(error instanceof UnsafeFilesystemEntryError, String(error));
+      assert.equal(written, false);
+      assert.ok((await lstat(join(runDir, ".resumable/a"))).isSymbolicLink());
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  await t.step(
+    "recover() keeps a killed stage's files for resuming and sweeps day-old left-overs",
+    async () => {
+      const base = await makeBase();
+      try {
+        const runDir = join(base, "staging", RUN.project, RUN.startTime);
+        const work = join(runDir, ".work-11111111-1111-1111-1111-111111111111-a");
+        await mkdir(join(work, "data/outputs/a"), { recursive: true });
+        await writeFile(join(work, "data/outputs/a/t.csv"), "done");
+        await writeFile(join(work, "data/outputs/a/u.csv"), "half");
+        await mkdir(join(runDir, ".resumable/old/data/outputs/old"), { recursive: true });
+        await writeFile(join(runDir, ".resumable/old/data/outputs/old/t.csv"), "stale");
+        const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+        await utimes(join(runDir, ".resumable/old"), twoDaysAgo, twoDaysAgo);
+
+        const swept = await store(base).recover();
+        assert.deepEqual(swept.sort(), [
+          "staging/Pr042/20250611_093000/.resumable/old",
+          "staging/Pr042/20250611_093000/.work-11111111-1111-1111-1111-111111111111-a",
+        ]);
+        assert.deepEqual(await readdir(join(runDir, ".resumable")), ["a"]);
+        assert.deepEqual(await store(base).recover(), [], "a young left-over stays");
+
+        const staged = await store(base).stage(RUN, "a", reusing("data/outputs/a/t.csv", "done"));
+        assert.deepEqual(staged, [{ path: "data/outputs/a/t.csv", sha512: sha("done"), bytes: 4 }]);
+        assert.ok(!(await readdir(runDir)).includes(".resumable"), "removed after the stage");
+      } finally {
+        await rm(base, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -1,7 +1,9 @@
 /**
  * The contract every Filestore adapter passes: readiness, staging several datasets of a run, publishing
  * atomically and idempotently, and refusing to publish anything that changed after staging, the staging
- * manifest included.
+ * manifest included; a stage stopped by a `RunInterruptedError` leaves its finished files for the next
+ * stage of the dataset to keep (`StagingWork.reuse`), any other end of a stage removes them, and they
+ * are never published.
  *
  * @module
  */
@@ -9,6 +11,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { RunInterruptedError } from "../../domain/interruption.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
 import {
@@ -266,6 +269,181 @@ export async function filestoreContract(
         assert.equal((await it.filestore.publish(other))[0]?.sha512, sha512("other"));
         assert.equal((await it.filestore.publish(RUN))[0]?.sha512, sha512("run"));
         assert.equal((await it.filestore.publish(later))[0]?.sha512, sha512("later"));
+      }),
+  );
+
+  /** A write that writes `files`, then stops with `reason` as an aborted writer does. */
+  function stoppedWrite(files: Record<string, string>, reason: unknown) {
+    return async (work: StagingWork): Promise<StagedFile[]> => {
+      await writeFiles(files)(work);
+      throw reason;
+    };
+  }
+
+  /** A write that keeps what `reuse` offers for `keep` (path → content it must have) and writes the rest. */
+  function resumingWrite(
+    keep: Record<string, string>,
+    write: Record<string, string>,
+    kept: string[],
+  ) {
+    return async (work: StagingWork): Promise<StagedFile[]> => {
+      const staged: StagedFile[] = [];
+      const rest: Record<string, string> = { ...write };
+      for (const [path, content] of Object.entries(keep)) {
+        const file = await work.reuse(path, sha512(content));
+        if (file === undefined) rest[path] = content;
+        else {
+          kept.push(path);
+          staged.push(file);
+        }
+      }
+      return [...staged, ...await writeFiles(rest)(work)];
+    };
+  }
+
+  await t.step(
+    "a cancelled stage changes nothing in staging and leaves nothing to reuse",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "old" }));
+        const cancel = new AbortController();
+        cancel.abort();
+        await assert.rejects(
+          it.filestore.stage(
+            RUN,
+            "a",
+            stoppedWrite({ "data/outputs/a/t.csv": "new" }, cancel.signal.reason),
+          ),
+          (e) => e === cancel.signal.reason,
+        );
+        const kept: string[] = [];
+        await it.filestore.stage(
+          RUN,
+          "b",
+          resumingWrite({ "data/outputs/b/x.csv": "new" }, {}, kept),
+        );
+        await it.filestore.stage(
+          RUN,
+          "a",
+          resumingWrite({ "data/outputs/a/t.csv": "new" }, {}, kept),
+        );
+        assert.deepEqual(kept, []);
+        assert.deepEqual((await it.filestore.publish(RUN)).map((f) => f.path), [
+          "data/outputs/a/t.csv",
+          "data/outputs/b/x.csv",
+        ]);
+      }),
+  );
+
+  await t.step(
+    "an interrupted stage changes nothing in staging; the next stage keeps its files whose SHA-512 matches",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "old" }));
+        const interruption = new RunInterruptedError();
+        await assert.rejects(
+          it.filestore.stage(
+            RUN,
+            "a",
+            stoppedWrite({
+              "data/outputs/a/t.csv": "t done",
+              "data/outputs/a/u.csv": "u half",
+            }, interruption),
+          ),
+          (e) => e === interruption,
+        );
+        // Left-overs are never published: staging still has the old file only.
+        await it.filestore.stage(RUN, "b", writeFiles({ "data/outputs/b/x.csv": "b" }));
+        const kept: string[] = [];
+        const staged = await it.filestore.stage(
+          RUN,
+          "a",
+          resumingWrite(
+            { "data/outputs/a/t.csv": "t done", "data/outputs/a/u.csv": "u done" },
+            {},
+            kept,
+          ),
+        );
+        assert.deepEqual(kept, ["data/outputs/a/t.csv"]);
+        assert.deepEqual(staged, [
+          { path: "data/outputs/a/t.csv", sha512: sha512("t done"), bytes: 6 },
+          { path: "data/outputs/a/u.csv", sha512: sha512("u done"), bytes: 6 },
+        ]);
+        // A stage that succeeded removed the dataset's left-overs.
+        const again: string[] = [];
+        await it.filestore.stage(
+          RUN,
+          "a",
+          resumingWrite({ "data/outputs/a/t.csv": "t done" }, {}, again),
+        );
+        assert.deepEqual(again, []);
+      }),
+  );
+
+  await t.step(
+    "left-overs are kept across interruptions, belong to their dataset and are never published",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "a" }));
+        await assert.rejects(
+          it.filestore.stage(
+            RUN,
+            "b",
+            stoppedWrite({ "data/outputs/b/t.csv": "b1" }, new RunInterruptedError()),
+          ),
+          RunInterruptedError,
+        );
+        // Interrupted again after keeping nothing and writing another table: both stay.
+        await assert.rejects(
+          it.filestore.stage(
+            RUN,
+            "b",
+            stoppedWrite({ "data/outputs/b/u.csv": "b2" }, new RunInterruptedError()),
+          ),
+          RunInterruptedError,
+        );
+        const kept: string[] = [];
+        await it.filestore.stage(
+          RUN,
+          "b",
+          resumingWrite({ "data/outputs/b/t.csv": "b1", "data/outputs/b/u.csv": "b2" }, {}, kept),
+        );
+        assert.deepEqual(kept, ["data/outputs/b/t.csv", "data/outputs/b/u.csv"]);
+        await assert.rejects(
+          it.filestore.stage(
+            RUN,
+            "c",
+            stoppedWrite({ "data/outputs/c/t.csv": "c" }, new RunInterruptedError()),
+          ),
+          RunInterruptedError,
+        );
+        assert.deepEqual((await it.filestore.publish(RUN)).map((f) => f.path), [
+          "data/outputs/a/t.csv",
+          "data/outputs/b/t.csv",
+          "data/outputs/b/u.csv",
+        ]);
+        // Publishing removed the run's staging, left-overs included.
+        const after: string[] = [];
+        await it.filestore.stage(
+          RUN,
+          "c",
+          resumingWrite({ "data/outputs/c/t.csv": "c" }, {}, after),
+        );
+        assert.deepEqual(after, []);
+      }),
+  );
+
+  await t.step(
+    "reuse() refuses a path outside the dataset's own folder",
+    () =>
+      withStore(async (it) => {
+        await assert.rejects(
+          it.filestore.stage(RUN, "a", async (work) => {
+            await work.reuse("data/outputs/b/t.csv", sha512("x"));
+            return [];
+          }),
+          RangeError,
+        );
       }),
   );
 }
