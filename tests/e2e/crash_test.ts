@@ -1,7 +1,9 @@
 /**
  * Crash safety of the filestore: a publish or package killed with SIGKILL at many different moments leaves
  * production as the previous complete bag or the new complete bag, never a mix; the startup sweep removes the
- * leftovers; and running the request again completes the job.
+ * leftovers; and running the request again completes the job. A package killed after some tables were done
+ * resumes: the sweep keeps those tables' files aside, and a stage told their SHA-512 keeps them without
+ * reading them again, ending with the same staging manifest and bytes as a stage never interrupted.
  */
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
@@ -12,6 +14,7 @@ import { writeFiles } from "../contracts/filestore_contract.ts";
 import { bagProblems } from "../support/bagit_check.ts";
 import { crashPayload } from "../support/filestore_worker.ts";
 import { TEST_MANIFEST_KEY } from "../support/manifest_key.ts";
+import { RESUME_RUN, RESUME_TABLES, stageResumable } from "../support/resume_worker.ts";
 
 const RUN = { project: "Crash", startTime: "20250611_093000" };
 const MEGABYTES = 8;
@@ -136,9 +139,10 @@ Deno.test({
           const runDir = join(base, "staging", RUN.project, RUN.startTime);
           assert.deepEqual(
             (await readdir(runDir)).filter((n) =>
-              n !== "data" && !n.startsWith(".cr8tor-staging.json")
+              n !== "data" && n !== ".resumable" && !n.startsWith(".cr8tor-staging.json")
             ),
             [],
+            "only the staging, and what the killed stage wrote kept aside for resuming",
           );
           // Whatever the moment, publishing either succeeds with one consistent version or refuses with 409.
           const outcome = await restarted.publish(RUN).then(
@@ -151,12 +155,102 @@ Deno.test({
           }
 
           await restarted.stage(RUN, "crash", writeFiles(crashPayload("v3", 1)));
+          assert.ok(!(await readdir(runDir)).includes(".resumable"), "staging again removed it");
           await restarted.publish(RUN);
           assert.equal(await productionVersion(base), "v3");
         } finally {
           await rm(base, { recursive: true, force: true });
         }
       });
+    }
+  },
+});
+
+/** Every file of a staging run folder (manifest included), path → bytes, hidden work folders excluded. */
+async function stagedBytes(base: string): Promise<Map<string, string>> {
+  const runDir = join(base, "staging", RESUME_RUN.project, RESUME_RUN.startTime);
+  const files = new Map<string, string>();
+  files.set(".cr8tor-staging.json", await readFile(join(runDir, ".cr8tor-staging.json"), "utf8"));
+  const dataDir = join(runDir, "data/outputs/cohort");
+  for (const name of (await readdir(dataDir)).sort()) {
+    files.set(name, await readFile(join(dataDir, name), "utf8"));
+  }
+  return files;
+}
+
+async function newBase(): Promise<string> {
+  const base = await mkdtemp(join(tmpdir(), "cr8tor-resume-"));
+  await mkdir(join(base, "staging"));
+  await mkdir(join(base, "production"));
+  return base;
+}
+
+Deno.test({
+  name:
+    "crash safety: a package killed after some tables resumes, keeping them unread, and stages the same bytes",
+  sanitizeResources: false,
+  fn: async () => {
+    const uninterruptedBase = await newBase();
+    const base = await newBase();
+    try {
+      await stageResumable(uninterruptedBase, { delayMs: 0 });
+      const want = await stagedBytes(uninterruptedBase);
+
+      // The child prints a line per table done; it is killed once two are done.
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../support/resume_worker.ts", import.meta.url).pathname,
+          base,
+          "15",
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      const doneLines = () => seen.split("\n").filter((l) => l.startsWith("done "));
+      while (doneLines().length < 2) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      child.kill("SIGKILL");
+      await child.status;
+      await reader.cancel();
+      assert.ok(!seen.includes("finished"), "killed before the stage finished");
+      const reuse = new Map(
+        doneLines().map((line) => {
+          const [, table, sha512] = line.split(" ");
+          return [table!, sha512!] as const;
+        }),
+      );
+      assert.ok(reuse.size >= 2 && reuse.size < RESUME_TABLES.length, `${reuse.size} tables done`);
+
+      await new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY }).recover();
+      const reads: string[] = [];
+      const reused: string[] = [];
+      await stageResumable(base, {
+        delayMs: 0,
+        reuse,
+        onRead: (table) => reads.push(table),
+        onProgress: (p) => {
+          if (p.done?.reused) reused.push(p.table);
+        },
+      });
+      assert.deepEqual(reused.sort(), [...reuse.keys()].sort(), "every finished table kept");
+      assert.deepEqual(
+        reads.sort(),
+        RESUME_TABLES.filter((t) => !reuse.has(t)).sort(),
+        "only the other tables read",
+      );
+      assert.deepEqual(await stagedBytes(base), want, "same manifest and bytes as uninterrupted");
+      const runDir = join(base, "staging", RESUME_RUN.project, RESUME_RUN.startTime);
+      assert.deepEqual((await readdir(runDir)).sort(), [".cr8tor-staging.json", "data"]);
+    } finally {
+      await rm(uninterruptedBase, { recursive: true, force: true });
+      await rm(base, { recursive: true, force: true });
     }
   },
 });
