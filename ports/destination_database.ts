@@ -10,6 +10,7 @@
  * @module
  */
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
+import { checkDestinationIdentifier, destinationSchemaName } from "../domain/destination_schema.ts";
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 
@@ -235,4 +236,40 @@ export class DestinationTablesNotPackagedError extends AppError {
       }: not packaged`,
     );
   }
+}
+
+/**
+ * Checks a load before anything is touched, the same way in every adapter: positive whole limits, names
+ * the destination would cut short, no table twice.
+ *
+ * @returns the dataset's destination schema (`destinationSchemaName`).
+ * @throws {RangeError} on a limit that is not a positive integer, or two tables of one name.
+ * @throws {DestinationNameTooLongError} when the schema, a table or a column name is too long.
+ * @throws {DestinationNameReservedError} when the schema name starts with `pg_`.
+ */
+export function checkLoad(
+  dataset: DestinationDataset,
+  tables: readonly TableExtract[],
+  options: LoadOptions,
+): string {
+  const limits: [string, number][] = [
+    ["concurrency", options.concurrency],
+    ["batchRows", options.batchRows],
+  ];
+  for (const [name, value] of limits) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`Cannot load with ${name} ${value}: must be a positive integer`);
+    }
+  }
+  const schema = destinationSchemaName(dataset.project, dataset.startTime, dataset.schemaName);
+  const seen = new Set<string>();
+  for (const { table } of tables) {
+    checkDestinationIdentifier("table", table.name);
+    for (const column of table.columns) checkDestinationIdentifier("column", column.name);
+    if (seen.has(table.name)) {
+      throw new RangeError(`Cannot load two tables named "${table.name}" into one schema`);
+    }
+    seen.add(table.name);
+  }
+  return schema;
 }
