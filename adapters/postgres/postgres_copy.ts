@@ -230,12 +230,22 @@ async function copyIn(
       refused.reject(error);
       reject(error);
     };
-    const writing = query.writable();
-    writing.catch(() => {}); // after an abort, its failure is no longer awaited
+    // The COPY stream's errors reach us through the pipeline or `refused`; one the driver raises when
+    // the connection is closed after an abort must not go unhandled, even if the stream arrives late.
+    const writing = query.writable().then((stream) => {
+      stream.on("error", () => {});
+      if (signal.aborted) stream.destroy(signal.reason);
+      return stream;
+    });
+    writing.catch(() => {});
     const writable = await Promise.race([writing, aborted.promise]);
     const piped = pipeline(chunks, writable, { signal });
     piped.catch(() => {});
-    await Promise.race([piped, refused.promise, aborted.promise]);
+    try {
+      await Promise.race([piped, refused.promise, aborted.promise]);
+    } finally {
+      if (!writable.writableFinished && !writable.destroyed) writable.destroy(signal.reason);
+    }
   } finally {
     signal.removeEventListener("abort", onAbort);
   }

@@ -308,11 +308,15 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
 
   /**
    * postgres.js options: those of the sources (one connection, TLS, canonical session, timeouts,
-   * `application_name`), with no statement timeout for the connections that run `COPY`.
+   * `application_name`). The connections that run `COPY` have no statement timeout, and skip
+   * postgres.js's array-type query at connect time: they send no parameters, and an aborted load closes
+   * them at once, which would leave that query's failure unhandled inside the driver.
    */
   #clientOptions({ copy }: { copy: boolean }): Options<never> {
     const base = postgresClientOptions(this.#options);
-    return copy ? { ...base, connection: { ...base.connection, statement_timeout: 0 } } : base;
+    return copy
+      ? { ...base, fetch_types: false, connection: { ...base.connection, statement_timeout: 0 } }
+      : base;
   }
 
   #newLoadClient(copy: boolean): Sql {
