@@ -39,25 +39,65 @@ interface LoadedSchema {
   readonly tables: ReadonlyMap<string, readonly CanonicalRow[]>;
 }
 
-/** A destination database held in memory. */
-export class MemoryDestinationDatabase implements DestinationDatabase {
+/** What every connection to one in-memory database shares. */
+interface Storage {
   /** Loaded schemas by name: the schemas and the registry in one. */
-  readonly #loaded = new Map<string, LoadedSchema>();
+  readonly loaded: Map<string, LoadedSchema>;
   /** Schemas that exist but that no load created. */
-  readonly #foreign = new Set<string>();
+  readonly foreign: Set<string>;
   /** Tables the read-only role may read, as `schema\0table`. */
-  readonly #granted = new Set<string>();
+  readonly granted: Set<string>;
+  unavailable: boolean;
+}
+
+/**
+ * A connection to a destination database held in memory. `new` creates an empty database;
+ * {@link reopen} opens another connection to the same one (what a composition root's `connect()` does).
+ */
+export class MemoryDestinationDatabase implements DestinationDatabase {
+  #storage: Storage;
   #closed = false;
-  #unavailable = false;
+
+  constructor() {
+    this.#storage = {
+      loaded: new Map(),
+      foreign: new Set(),
+      granted: new Set(),
+      unavailable: false,
+    };
+  }
+
+  /** Another connection to the same database, open even when this one is closed. */
+  reopen(): MemoryDestinationDatabase {
+    const other = new MemoryDestinationDatabase();
+    other.#share(this.#storage);
+    return other;
+  }
+
+  #share(storage: Storage): void {
+    this.#storage = storage;
+  }
+
+  get #loaded(): Map<string, LoadedSchema> {
+    return this.#storage.loaded;
+  }
+
+  get #foreign(): Set<string> {
+    return this.#storage.foreign;
+  }
+
+  get #granted(): Set<string> {
+    return this.#storage.granted;
+  }
 
   /** Adds a schema that no load created (a DBA's, say); loads refuse it. */
   addForeignSchema(name: string): void {
     this.#foreign.add(name);
   }
 
-  /** Makes every later call fail as if the server went away. */
+  /** Makes every later call, on every connection, fail as if the server went away. */
   breakConnection(): void {
-    this.#unavailable = true;
+    this.#storage.unavailable = true;
   }
 
   /** Every schema, loaded or foreign, sorted. */
@@ -187,7 +227,7 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
     if (this.#closed) {
       throw new DestinationUnavailableError("Cannot use a closed destination database");
     }
-    if (this.#unavailable) {
+    if (this.#storage.unavailable) {
       throw new DestinationConnectionError({ logDetail: "the memory destination was broken" });
     }
   }
