@@ -1315,3 +1315,48 @@ Deno.test({
       }
     }),
 });
+
+Deno.test({
+  name:
+    "PostgresDestinationDatabase load() aborted while rows stream ends the server's COPY and drops the temporary schema",
+  ignore: ignorePostgres,
+  fn: (t) =>
+    withDestination(async (destination, sandbox) => {
+      const admin = sandbox.admin();
+      const extract = { schema: "src", table: wCatalogTable() };
+      for (
+        const reader of [
+          new ProgressReader(admin, sandbox.database),
+          new ProgressCsvReader(admin, sandbox.database),
+        ]
+      ) {
+        await t.step(reader.constructor.name, async () => {
+          const controller = new AbortController();
+          const reason = new Error("cancelled by the test");
+          let reports = 0;
+          await assert.rejects(
+            withinMs(
+              destination.load(DATASET, reader, [extract], {
+                concurrency: 1,
+                batchRows: STREAM_BATCH,
+                signal: controller.signal,
+                onProgress: () => {
+                  if (++reports === 5) controller.abort(reason);
+                },
+              }),
+              20_000,
+              "the aborted load()",
+            ),
+            (e: unknown) => e === reason,
+          );
+          assert.ok(reader.produced < STREAM_ROWS, `${reader.produced} rows were produced`);
+          const copies = await admin<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity
+             where datname = ${sandbox.database} and state <> 'idle' and query ilike 'copy %'`;
+          assert.equal(copies[0]?.n, 0, "a COPY is still running");
+          assert.deepEqual(await temporarySchemas(admin), []);
+          assert.deepEqual(await tablesIn(admin, DEST), []);
+        });
+      }
+    }),
+});
