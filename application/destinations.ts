@@ -155,6 +155,11 @@ export class PostgresqlOpalDestination implements Destination {
     await (await this.#parts.opal()).checkReady();
   }
 
+  /**
+   * Loads the tables into the destination database. `options.signal` stops the load in flight, nothing
+   * changed; `options.onProgress` gets the database's per-table reports. `options.reuse` does not apply:
+   * a loaded table is not a file with a SHA-512, so every table is loaded again.
+   */
   async stage(
     run: RunRef,
     schemaName: string,
@@ -162,12 +167,14 @@ export class PostgresqlOpalDestination implements Destination {
     extracts: readonly TableExtract[],
     options: StageOptions,
   ): Promise<Staged> {
+    const { reuse: _notApplicable, ...load } = options;
+    load.signal?.throwIfAborted();
     await using database = await this.#parts.connect();
     const tables = await database.load(
       { project: run.project, startTime: run.startTime, schemaName },
       source,
       extracts,
-      options,
+      load,
     );
     const names = tables.map((t) => `${t.schema}.${t.table}`);
     return {

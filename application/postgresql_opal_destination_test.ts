@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
 import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
+import { MemoryDestinationDatabase } from "../adapters/memory/memory_destination_database.ts";
 import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.ts";
 import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
 import { DataContractPublishRequest, DataContractTransferRequest } from "../domain/contract.ts";
@@ -49,6 +50,33 @@ async function withDestination(
   } finally {
     await sandbox.cleanup();
   }
+}
+
+/** The OPAL client for the fake. */
+function opalClient(opal: FakeOpal): HttpOpalClient {
+  return new HttpOpalClient({
+    baseUrl: opal.url,
+    username: opal.admin.username,
+    password: opal.admin.password,
+    timeoutMs: 5_000,
+  });
+}
+
+/** The PostgreSQL + OPAL destination over an in-memory destination database (one connection per call). */
+function memoryPostgresqlOf(database: MemoryDestinationDatabase, opal: FakeOpal) {
+  return destinationChooser({
+    filestores: new Map(),
+    writers: { csv: new CsvDatasetWriter(), duckdb: new CsvDatasetWriter() },
+    postgresql: {
+      connect: () => Promise.resolve(database.reopen()),
+      opal: () => Promise.resolve(opalClient(opal)),
+      resourceAccess: () =>
+        Promise.resolve({
+          database: { host: "127.0.0.1", port: 5432, database: "dest" },
+          readOnly: { username: "opal_ro", password: "opal-ro-password" },
+        }),
+    },
+  })(PUBLISH.destination);
 }
 
 function postgresqlOf(sandbox: DestinationSandbox, opal: FakeOpal) {
@@ -113,7 +141,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "PostgreSQL + OPAL destination: aborting after the first table loads nothing to publish",
+  name:
+    "PostgreSQL + OPAL destination: aborting during the load rejects with the reason and loads nothing to publish",
   ignore: ignorePostgres,
   fn: () =>
     withDestination(async ({ sandbox, opal }) => {
@@ -128,7 +157,69 @@ Deno.test({
           signal: controller.signal,
           onProgress: () => controller.abort(reason),
         }),
+        (e: unknown) => e === reason,
       );
       await assert.rejects(publishDataset(PUBLISH, { destination, locks }), NothingStagedError);
     }),
 });
+
+Deno.test(
+  "PostgreSQL + OPAL destination (in-memory database): package reports each table done once, publish grants exactly the packaged tables",
+  async () => {
+    await using opal = await FakeOpal.start();
+    const database = new MemoryDestinationDatabase();
+    const destination = memoryPostgresqlOf(database, opal);
+    const locks = new ProjectLocks();
+    await destination.checkReady();
+    const progress: ProgressReport[] = [];
+    const staged = await packageDataset(bothTables(), { destination, openSource, locks }, {
+      concurrency: 2,
+      batchRows: 2,
+      onProgress: (p) => progress.push(p),
+    });
+    const dones = progress.filter((p) => p.done !== undefined);
+    assert.deepEqual(
+      dones.map((p) => [p.table, p.rows, p.done]).sort(),
+      [
+        ["treatment_line", 3, { sha512: null, reused: false }],
+        ["tumour_stage", 3, { sha512: null, reused: false }],
+      ],
+    );
+    const names = staged.dataRetrieved.map((d) => "table_name" in d ? d.table_name : "");
+    assert.deepEqual(database.readableTables(), [], "nothing readable before publish");
+
+    const published = await publishDataset(PUBLISH, { destination, locks });
+    assert.deepEqual(
+      database.readableTables().map((t) => `${t.schema}.${t.table}`),
+      names.toSorted(),
+    );
+    assert.deepEqual(published.audit.destination_tables?.toSorted(), names.toSorted());
+    assert.ok(opal.state.projects[projectIdentifier(PUBLISH.project_name)] !== undefined);
+  },
+);
+
+Deno.test(
+  "PostgreSQL + OPAL destination (in-memory database): an abort during package rejects with its reason, loads nothing, leaves nothing to publish",
+  async () => {
+    await using opal = await FakeOpal.start();
+    const database = new MemoryDestinationDatabase();
+    const destination = memoryPostgresqlOf(database, opal);
+    const locks = new ProjectLocks();
+    const controller = new AbortController();
+    const reason = new Error("cancelled by the run");
+    await assert.rejects(
+      packageDataset(bothTables(), { destination, openSource, locks }, {
+        concurrency: 1,
+        batchRows: 2,
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.done !== undefined) controller.abort(reason);
+        },
+      }),
+      (e: unknown) => e === reason,
+    );
+    assert.deepEqual(database.schemas(), []);
+    await assert.rejects(publishDataset(PUBLISH, { destination, locks }), NothingStagedError);
+    assert.deepEqual(opal.state.projects, {});
+  },
+);

@@ -7,9 +7,14 @@
  * a registry rather than a schema-name prefix (§9 item 11), and nothing is readable by the read-only role
  * until {@link DestinationDatabase.grantReadAccess} is called by the publish step.
  *
+ * Every adapter passes `tests/contracts/destination_database_contract.ts`: the PostgreSQL adapter
+ * (`adapters/postgres/postgres_destination.ts`) and the in-memory fake
+ * (`adapters/memory/memory_destination_database.ts`).
+ *
  * @module
  */
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
+import { checkDestinationIdentifier, destinationSchemaName } from "../domain/destination_schema.ts";
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 
@@ -66,10 +71,21 @@ export interface DestinationDatabase extends AsyncDisposable {
    * what the dataset held before in one transaction, and records the dataset in the registry. The tables
    * keep their column types, NOT NULL columns and primary keys. Nothing is granted to the read-only role.
    *
+   * Aborting `options.signal` stops the load at once, also in the middle of a table whose source is
+   * slow to read: no other table starts, nothing is changed (the previous tables, grants and registry
+   * row stay as they were, nothing is left behind), and the call rejects with the signal's reason.
+   * `options.onProgress` gets each table's `rows` (`null` on the CSV fast path) and `bytes` (the CSV
+   * bytes handed to the destination) as they go, then exactly one report with
+   * `done: { sha512: null, reused: false }` once the table is complete (still hidden until the load
+   * commits).
+   *
    * @param dataset the dataset, which decides the destination schema.
    * @param source where the rows come from; its CSV fast path is used when it has one.
    * @param tables the tables of one schema, with the selected columns.
+   * @param options limits, the signal and the progress callback.
    * @returns the loaded tables, sorted by name.
+   * @throws the signal's reason when `options.signal` is aborted; nothing is changed.
+   * @throws {RangeError} on a limit that is not a positive integer, or two tables of one name.
    * @throws {DestinationNameTooLongError} when the schema, a table or a column name is too long.
    * @throws {DestinationNameReservedError} when the schema name starts with `pg_`.
    * @throws {DestinationSchemaConflictError} when the schema belongs to another dataset or was not
@@ -235,4 +251,40 @@ export class DestinationTablesNotPackagedError extends AppError {
       }: not packaged`,
     );
   }
+}
+
+/**
+ * Checks a load before anything is touched, the same way in every adapter: positive whole limits, names
+ * the destination would cut short, no table twice.
+ *
+ * @returns the dataset's destination schema (`destinationSchemaName`).
+ * @throws {RangeError} on a limit that is not a positive integer, or two tables of one name.
+ * @throws {DestinationNameTooLongError} when the schema, a table or a column name is too long.
+ * @throws {DestinationNameReservedError} when the schema name starts with `pg_`.
+ */
+export function checkLoad(
+  dataset: DestinationDataset,
+  tables: readonly TableExtract[],
+  options: LoadOptions,
+): string {
+  const limits: [string, number][] = [
+    ["concurrency", options.concurrency],
+    ["batchRows", options.batchRows],
+  ];
+  for (const [name, value] of limits) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`Cannot load with ${name} ${value}: must be a positive integer`);
+    }
+  }
+  const schema = destinationSchemaName(dataset.project, dataset.startTime, dataset.schemaName);
+  const seen = new Set<string>();
+  for (const { table } of tables) {
+    checkDestinationIdentifier("table", table.name);
+    for (const column of table.columns) checkDestinationIdentifier("column", column.name);
+    if (seen.has(table.name)) {
+      throw new RangeError(`Cannot load two tables named "${table.name}" into one schema`);
+    }
+    seen.add(table.name);
+  }
+  return schema;
 }

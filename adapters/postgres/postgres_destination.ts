@@ -14,58 +14,48 @@
  * rename. {@link PostgresDestinationDatabase.recover} drops only temporary schemas whose lock it can take,
  * so it never touches a load that is still running, in any process.
  *
- * **Rows stream with bounded memory.** A source with a CSV fast path (PostgreSQL `COPY TO`) is piped
- * straight into `COPY FROM` (its header line skipped by `HEADER`); otherwise each batch of canonical rows
- * is encoded with `domain/csv.ts`, times and timestamps first cut to microseconds (SQL Server's seventh
- * fraction digit is truncated, never rounded: `truncateToMicroseconds` in `domain/logical_type.ts`; the
- * CSV fast path only ever comes from PostgreSQL, which has six digits at most). Both go through a
- * Node.js pipeline into postgres.js's COPY stream, whose write callback waits for the socket, so at most
- * a batch or a chunk is in memory per table. Tables load concurrently, each on its own connection (a
- * postgres.js pool would pipeline a second statement onto a connection that is in the middle of a COPY).
+ * **Rows stream with bounded memory** (`postgres_copy.ts`): a source's CSV fast path or its batches of
+ * canonical rows go into `COPY ... FROM STDIN`, at most a batch or a chunk in memory per table. Tables
+ * load concurrently, each on its own connection (a postgres.js pool would pipeline a second statement onto
+ * a connection that is in the middle of a COPY).
+ *
+ * **A load stops when its signal is aborted**: no new table starts, every running COPY is abandoned at
+ * once (CopyFail, then its connection is closed), the temporary schema is dropped, and `load` rejects with
+ * the signal's reason; the dataset's previous tables and registry row are untouched. Progress (rows,
+ * bytes) is reported per table as chunks reach the server, then once with `done` per table.
  *
  * **Found by registry, read by grant.** `packagedTables` reads the registry, never a schema-name prefix
  * (`cr8tor-contract.md` §9 item 11). The read-only role is granted nothing at load time; even default
  * privileges are revoked from it on the new tables, so OPAL sees the data only after `grantReadAccess`.
  * A reload drops the grants with the old tables: the new data is hidden again until the next publish.
  *
- * Two postgres.js details shape the COPY code, see {@link copyIn}. Errors never include the password; a
- * refused login or a failed connection is reported with a fixed sentence (the driver's message only in
- * `logDetail`, for the service log); a refused value is reported by table, row, column and SQLSTATE, never
- * with the value itself.
+ * Errors (`postgres_destination_errors.ts`) never include the password; a refused login or a failed
+ * connection is reported with a fixed sentence (the driver's message only in `logDetail`, for the service
+ * log); a refused value is reported by table, row, column and SQLSTATE, never with the value itself.
  *
  * @module
  */
-import { pipeline } from "node:stream/promises";
 import postgres, { type Options, type Sql } from "postgres";
-import type { ReadRowsOptions, TableExtract, TableReader } from "../../domain/catalog.ts";
+import type { TableExtract, TableReader } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
-import { encodeCsvRows, utf8Bytes } from "../../domain/csv.ts";
-import {
-  checkDestinationIdentifier,
-  destinationSchemaName,
-} from "../../domain/destination_schema.ts";
 import { AppError } from "../../domain/errors.ts";
 import { projectIdentifier } from "../../domain/names.ts";
-import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_type.ts";
-import { redactSecrets } from "../../domain/redaction.ts";
 import {
-  DestinationConnectionError,
+  checkLoad,
   type DestinationDatabase,
   type DestinationDataset,
-  DestinationLoginRefusedError,
   DestinationProjectConflictError,
   type DestinationRun,
   DestinationSchemaConflictError,
   DestinationTablesNotPackagedError,
   DestinationUnavailableError,
-  DestinationValueError,
-  type DestinationValuePosition,
   type LoadedTable,
   type LoadOptions,
 } from "../../ports/destination_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
+import { copyTable } from "./postgres_copy.ts";
+import { destinationFailure, isSqlError, loadFailure } from "./postgres_destination_errors.ts";
 import {
-  isPostgresLoginRefusal,
   postgresClientOptions,
   type PostgresConnectionOptions,
   quotePostgresIdentifier,
@@ -188,6 +178,11 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     });
   }
 
+  /**
+   * Loads the tables into a fresh temporary schema, then swaps it in for the dataset's schema in one
+   * transaction. An aborted `options.signal` stops it at any point before that commit: the temporary
+   * schema is dropped and the signal's reason is thrown.
+   */
   async load(
     dataset: DestinationDataset,
     source: TableReader,
@@ -195,26 +190,29 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     options: LoadOptions,
   ): Promise<LoadedTable[]> {
     this.#assertOpen();
-    checkLoadOptions(options);
-    const schema = destinationSchemaName(dataset.project, dataset.startTime, dataset.schemaName);
-    checkTables(tables);
+    const schema = checkLoad(dataset, tables, options);
+    const { signal } = options;
+    signal?.throwIfAborted();
     await this.#run(`Cannot load into destination schema "${schema}"`, async () => {
       await this.#ensureRegistry();
       await checkProjectIdentifier(this.#admin, dataset.project);
       await checkOwner(this.#admin, schema, dataset);
     });
 
+    signal?.throwIfAborted();
     const session = await this.#run(
       `Cannot load into destination schema "${schema}"`,
       () => this.#startLoad(tables),
     );
     let failed = false;
     try {
+      signal?.throwIfAborted();
       await this.#copyTables(session.temporary, schema, source, tables, options);
-      await this.#swap(session, schema, dataset, tables);
+      await this.#swap(session, schema, dataset, tables, signal);
     } catch (e) {
       failed = true;
       await this.#discard(session);
+      if (signal?.aborted === true) throw signal.reason;
       throw loadFailure(e, `Cannot load into destination schema "${schema}"`, this.#password);
     } finally {
       this.#loadClients.delete(session.sql);
@@ -310,11 +308,15 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
 
   /**
    * postgres.js options: those of the sources (one connection, TLS, canonical session, timeouts,
-   * `application_name`), with no statement timeout for the connections that run `COPY`.
+   * `application_name`). The connections that run `COPY` have no statement timeout, and skip
+   * postgres.js's array-type query at connect time: they send no parameters, and an aborted load closes
+   * them at once, which would leave that query's failure unhandled inside the driver.
    */
   #clientOptions({ copy }: { copy: boolean }): Options<never> {
     const base = postgresClientOptions(this.#options);
-    return copy ? { ...base, connection: { ...base.connection, statement_timeout: 0 } } : base;
+    return copy
+      ? { ...base, fetch_types: false, connection: { ...base.connection, statement_timeout: 0 } }
+      : base;
   }
 
   #newLoadClient(copy: boolean): Sql {
@@ -393,7 +395,10 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     }
   }
 
-  /** Streams every table into the temporary schema, `concurrency` at a time, one connection each. */
+  /**
+   * Streams every table into the temporary schema, `concurrency` at a time, one connection each. The
+   * first failure, or an abort of `options.signal`, stops every running COPY and starts no other table.
+   */
   async #copyTables(
     temporary: string,
     schema: string,
@@ -408,13 +413,18 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     );
     const free = [...clients];
     const stop = new AbortController();
+    const signal = options.signal === undefined
+      ? stop.signal
+      : AbortSignal.any([options.signal, stop.signal]);
     try {
       await mapConcurrent(tables, options.concurrency, async (extract) => {
+        signal.throwIfAborted();
         const sql = free.pop()!;
         try {
           await copyTable(sql, { temporary, schema }, source, extract, {
             read: options,
-            signal: stop.signal,
+            signal,
+            onProgress: options.onProgress,
           });
         } catch (e) {
           stop.abort(e);
@@ -424,7 +434,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
         }
       });
     } finally {
-      const timeout = stop.signal.aborted ? 0 : 5;
+      const timeout = signal.aborted ? 0 : 5;
       await Promise.all(clients.map(async (sql) => {
         this.#loadClients.delete(sql);
         await sql.end({ timeout }).catch(() => {});
@@ -435,13 +445,15 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
   /**
    * Replaces the dataset's schema with the loaded one and records it, in one transaction on the load's
    * connection, serialised per project identifier and then per destination schema by transaction advisory
-   * locks (always taken in that order).
+   * locks (always taken in that order). The signal is checked once the locks are held and again just
+   * before the commit; an abort after that finds the load done.
    */
   async #swap(
     session: LoadSession,
     schema: string,
     dataset: DestinationDataset,
     tables: readonly TableExtract[],
+    signal: AbortSignal | undefined,
   ): Promise<void> {
     const names = tables.map((t) => t.table.name).sort(compareNames);
     await session.sql.begin(async (tx) => {
@@ -450,6 +462,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
       await checkProjectIdentifier(tx, dataset.project);
       await tx`select pg_advisory_xact_lock(${SWAP_LOCK}::int4, hashtext(${schema}))`;
       const exists = await checkOwner(tx, schema, dataset, { forUpdate: true });
+      signal?.throwIfAborted();
       if (exists) await tx.unsafe(`drop schema ${quotePostgresIdentifier(schema)} cascade`);
       await tx.unsafe(
         `alter schema ${quotePostgresIdentifier(session.temporary)} rename to ${
@@ -467,6 +480,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
                schema_name = excluded.schema_name,
                tables = excluded.tables,
                packaged_at = excluded.packaged_at`;
+      signal?.throwIfAborted();
     });
   }
 
@@ -605,312 +619,6 @@ async function dropIfAbandoned(sql: Sql, temporary: string): Promise<boolean> {
     await tx.unsafe(`drop schema if exists ${quotePostgresIdentifier(temporary)} cascade`);
     return true;
   });
-}
-
-/** Where one table goes: the temporary schema it is written to, and the schema users know it by. */
-interface CopyTarget {
-  readonly temporary: string;
-  readonly schema: string;
-}
-
-/** Streams one table into its temporary table, through the source's CSV when it has one. */
-async function copyTable(
-  sql: Sql,
-  target: CopyTarget,
-  source: TableReader,
-  extract: TableExtract,
-  options: { readonly read: ReadRowsOptions; readonly signal: AbortSignal },
-): Promise<void> {
-  const { table } = extract;
-  const columns = table.columns.map((c) => c.name);
-  const into =
-    `${quotePostgresIdentifier(target.temporary)}.${quotePostgresIdentifier(table.name)}` +
-    (columns.length > 0 ? ` (${columns.map(quotePostgresIdentifier).join(", ")})` : "");
-  const where = { schema: target.schema, table: table.name };
-  const withHeader = source.readCsv !== undefined;
-  const chunks = source.readCsv !== undefined
-    ? source.readCsv(extract, options.read)
-    : encodedRows(source, extract, options.read, where);
-  try {
-    await copyIn(
-      sql,
-      `copy ${into} from stdin with (format csv${withHeader ? ", header true" : ""})`,
-      chunks,
-      options.signal,
-    );
-  } catch (e) {
-    throw refusedValue(e, where, columns, withHeader ? 1 : 0) ?? e;
-  }
-}
-
-/**
- * Encodes the source's batches as canonical CSV lines (no header), one chunk per batch. Text that
- * PostgreSQL cannot take is refused here, where the row and column are known: a NUL character (no
- * PostgreSQL text type holds one) and an unpaired surrogate (UTF-8 would silently turn it into U+FFFD).
- */
-async function* encodedRows(
-  source: TableReader,
-  extract: TableExtract,
-  read: ReadRowsOptions,
-  where: { readonly schema: string; readonly table: string },
-): AsyncGenerator<Uint8Array, void, undefined> {
-  const columns = extract.table.columns.map((c) => c.name);
-  const kinds = extract.table.columns.map((c) => c.logicalType.kind);
-  const temporal = kinds.flatMap((k, i) => TEMPORAL.has(k) ? [i] : []);
-  let rowsBefore = 0;
-  for await (const sourceBatch of source.readRows(extract, read)) {
-    if (sourceBatch.length === 0) continue;
-    const batch = temporal.length === 0 ? sourceBatch : toMicroseconds(sourceBatch, temporal);
-    const text = encodeCsvRows(batch, kinds);
-    if (text.includes("\0") || !text.isWellFormed()) {
-      throw unstorableText(batch, rowsBefore, where, columns);
-    }
-    rowsBefore += batch.length;
-    yield utf8Bytes(text);
-  }
-}
-
-const TEMPORAL: ReadonlySet<string> = new Set(["time", "timestamp", "timestamptz"]);
-
-/**
- * The batch with every time and timestamp cut to microseconds (`truncateToMicroseconds`, the rule every
- * destination follows): PostgreSQL's input would round a seventh digit instead, and
- * `2020-12-31 23:59:59.9999999` would become a timestamp in 2021. Rows without such values are passed
- * through as they are.
- */
-function toMicroseconds(
-  batch: readonly CanonicalRow[],
-  columns: readonly number[],
-): readonly CanonicalRow[] {
-  return batch.map((row) => {
-    let copy: CanonicalRow | undefined;
-    for (const i of columns) {
-      const value = row[i];
-      if (value === null || value === undefined) continue;
-      const cut = truncateToMicroseconds(value);
-      if (cut === value) continue;
-      copy ??= [...row];
-      copy[i] = cut;
-    }
-    return copy ?? row;
-  });
-}
-
-/** Names the first value of a batch that holds a NUL character or an unpaired surrogate. */
-function unstorableText(
-  batch: readonly CanonicalRow[],
-  rowsBefore: number,
-  where: { readonly schema: string; readonly table: string },
-  columns: readonly string[],
-): DestinationValueError {
-  for (let r = 0; r < batch.length; r++) {
-    const row = batch[r]!;
-    for (let c = 0; c < row.length; c++) {
-      const value = row[c];
-      if (value === null || value === undefined) continue;
-      const at = { ...where, row: rowsBefore + r + 1, ...optionalColumn(columns[c]) };
-      if (value.includes("\0")) {
-        return new DestinationValueError(
-          at,
-          "the text holds a NUL character, which PostgreSQL cannot store",
-        );
-      }
-      if (!value.isWellFormed()) {
-        return new DestinationValueError(
-          at,
-          "the text holds an unpaired UTF-16 surrogate, which UTF-8 cannot encode",
-        );
-      }
-    }
-  }
-  return new DestinationValueError(where, "the text cannot be stored in PostgreSQL");
-}
-
-function optionalColumn(column: string | undefined): { column?: string } {
-  return column === undefined ? {} : { column };
-}
-
-/**
- * Runs `COPY ... FROM STDIN` and streams `chunks` into it, with back-pressure, until the server has
- * taken every row or something failed.
- *
- * postgres.js resolves the query with the COPY stream as soon as the server is ready for data, so a
- * server error comes only through the stream, and only while the stream is still writing. An error the
- * server raises after the last chunk (a bad value in the last rows, a duplicate key found at the end)
- * arrives when postgres.js has already let go of the stream: it then calls only the query's `reject`,
- * whose promise has long been resolved, and the stream's `finish` never comes, so a plain pipeline would
- * wait forever. Wrapping the query's own `reject` catches that error too; `pipeline` reports a failed
- * source, and destroys the COPY stream, which makes postgres.js send CopyFail so the server abandons the
- * COPY.
- */
-async function copyIn(
-  sql: Sql,
-  statement: string,
-  chunks: AsyncIterable<Uint8Array>,
-  signal: AbortSignal,
-): Promise<void> {
-  signal.throwIfAborted();
-  const query = sql.unsafe(statement);
-  const refused = Promise.withResolvers<never>();
-  refused.promise.catch(() => {});
-  const handle = query as unknown as { reject: (error: unknown) => void };
-  const reject = handle.reject;
-  handle.reject = (error: unknown) => {
-    refused.reject(error);
-    reject(error);
-  };
-  const writable = await query.writable();
-  await Promise.race([pipeline(chunks, writable, { signal }), refused.promise]);
-}
-
-/** Why PostgreSQL refuses data, by SQLSTATE (classes 22 and 23); never the value itself. */
-const REFUSAL_REASONS: Readonly<Record<string, string>> = {
-  "22001": "a value is too long for the column",
-  "22003": "a number is outside the range of the column's type",
-  "22007": "a date or time has an invalid format",
-  "22008": "a date or time is outside the range of the column's type",
-  "22021": "the text holds a byte sequence that is not valid UTF-8, such as a NUL character",
-  "22P02": "a value is not valid input for the column's type",
-  "22P04": "a CSV line is malformed",
-  "22P05": "the text holds a character the column's type cannot store, such as \\u0000 in jsonb",
-  "23502": "a NULL in a NOT NULL column",
-  "23505": "a duplicate primary key",
-  "23514": "a value breaks a check constraint",
-};
-
-/**
- * Turns PostgreSQL's refusal of a value or row (SQLSTATE class 22 or 23) into a
- * {@link DestinationValueError} with the row and column taken from the error's context, or returns
- * `undefined` for any other error. The server's own message is not kept: it quotes the value.
- */
-function refusedValue(
-  e: unknown,
-  where: { readonly schema: string; readonly table: string },
-  columns: readonly string[],
-  headerLines: number,
-): DestinationValueError | undefined {
-  if (!(e instanceof postgres.PostgresError)) return undefined;
-  const code = e.code;
-  if (!code.startsWith("22") && !code.startsWith("23")) return undefined;
-  const position: DestinationValuePosition = { ...where, ...copyPosition(e, columns, headerLines) };
-  const reason = REFUSAL_REASONS[code] ?? "the destination refused a value";
-  return new DestinationValueError(position, `${reason} (SQLSTATE ${code})`);
-}
-
-/**
- * The 1-based table row and the column of a COPY error, read from its context
- * (`COPY t, line 3, column c: "..."`) and, for NOT NULL violations, from its column field. Only names from
- * `columns` are taken, so nothing of the value can slip through.
- */
-function copyPosition(
-  e: postgres.PostgresError,
-  columns: readonly string[],
-  headerLines: number,
-): { row?: number; column?: string } {
-  const context = e.where ?? "";
-  const line = /^COPY .*?, line (\d+)/.exec(context);
-  const row = line === null ? undefined : Number(line[1]) - headerLines;
-  let column = e.column_name !== undefined && columns.includes(e.column_name)
-    ? e.column_name
-    : undefined;
-  if (column === undefined) {
-    for (const name of columns) {
-      const named = context.includes(`, column ${name}:`) || context.endsWith(`, column ${name}`);
-      if (named && name.length > (column?.length ?? -1)) column = name;
-    }
-  }
-  return {
-    ...(row !== undefined && row >= 1 ? { row } : {}),
-    ...(column === undefined ? {} : { column }),
-  };
-}
-
-/** What a failed load throws: typed errors as they are, anything else as unavailability. */
-function loadFailure(e: unknown, action: string, password: string): unknown {
-  if (e instanceof AppError || e instanceof RangeError) return e;
-  return destinationFailure(e, action, password);
-}
-
-/**
- * A driver error as a {@link DestinationUnavailableError}, without the password. A refused login or a
- * failed connection gets a fixed sentence, the driver's message going to `logDetail` only; any other
- * failure keeps the driver's message.
- */
-function destinationFailure(
-  e: unknown,
-  action: string,
-  password: string,
-): DestinationUnavailableError {
-  const message = `${action}: ${redactSecrets(messageOf(e), [password])}`;
-  if (isPostgresLoginRefusal(e)) return new DestinationLoginRefusedError({ logDetail: message });
-  if (isConnectFailure(e)) return new DestinationConnectionError({ logDetail: message });
-  return new DestinationUnavailableError(message, { cause: e });
-}
-
-/**
- * postgres.js and socket error codes, and SQLSTATEs, that mean a connection could not be set up (as
- * opposed to one lost while in use): refused, unknown host, unreachable, timed out, no such database,
- * too many connections, server starting up or shutting down.
- */
-const CONNECT_FAILURES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ETIMEDOUT",
-  "CONNECT_TIMEOUT",
-  "3D000",
-  "53300",
-  "57P03",
-]);
-
-function isConnectFailure(e: unknown): boolean {
-  const code = (e as { code?: unknown } | undefined)?.code;
-  if (typeof code === "string" && CONNECT_FAILURES.has(code)) return true;
-  // A TLS handshake failure: postgres.js passes on Node's error, whose code starts with ERR_TLS_ or
-  // names a certificate problem.
-  return typeof code === "string" &&
-    /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)/.test(code);
-}
-
-function checkLoadOptions(options: LoadOptions): void {
-  const values: [string, number][] = [
-    ["concurrency", options.concurrency],
-    ["batchRows", options.batchRows],
-  ];
-  for (const [name, value] of values) {
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`Cannot load with ${name} ${value}: must be a positive integer`);
-    }
-  }
-}
-
-/**
- * Refuses table and column names PostgreSQL would cut short, and two tables of one name.
- *
- * @throws {DestinationNameTooLongError}
- * @throws {RangeError} on a repeated table name.
- */
-function checkTables(tables: readonly TableExtract[]): void {
-  const seen = new Set<string>();
-  for (const { table } of tables) {
-    checkDestinationIdentifier("table", table.name);
-    for (const column of table.columns) checkDestinationIdentifier("column", column.name);
-    if (seen.has(table.name)) {
-      throw new RangeError(`Cannot load two tables named "${table.name}" into one schema`);
-    }
-    seen.add(table.name);
-  }
-}
-
-/** True for an error PostgreSQL reported that did not cost the connection. */
-function isSqlError(e: unknown): boolean {
-  return e instanceof postgres.PostgresError && e.severity !== "FATAL" && e.severity !== "PANIC";
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 function compareNames(a: string, b: string): number {

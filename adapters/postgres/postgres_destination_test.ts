@@ -31,6 +31,10 @@ import {
 import { type SourceDatabase, SourceUnavailableError } from "../../ports/source_database.ts";
 import { readAll, readCsvBytes, withinMs } from "../../tests/contracts/source_database_contract.ts";
 import {
+  destinationDatabaseContract,
+  type DestinationDatabaseUnderTest,
+} from "../../tests/contracts/destination_database_contract.ts";
+import {
   MysqlSandbox,
   postgresConnectionOptions,
   PostgresSandbox,
@@ -264,6 +268,55 @@ async function sqlState(promise: Promise<unknown>): Promise<string | undefined> 
     return (e as { code?: string }).code;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The port's contract
+
+/** A fresh sandbox and an adapter for it, seen from outside through the superuser connection. */
+async function underTest(): Promise<DestinationDatabaseUnderTest> {
+  const sandbox = new DestinationSandbox();
+  await sandbox.create();
+  const admin = sandbox.admin();
+  return {
+    database: new PostgresDestinationDatabase(sandbox.options()),
+    async schemas() {
+      const rows = await admin<{ name: string }[]>`
+        select n.nspname as name from pg_namespace n join pg_roles r on r.oid = n.nspowner
+         where r.rolname = ${sandbox.loader} and n.nspname <> ${REGISTRY_SCHEMA}
+         order by n.nspname collate "C"`;
+      return rows.map((r) => r.name);
+    },
+    async rows({ schema, table }) {
+      const [found] = await admin<{ exists: boolean }[]>`
+        select to_regclass(format('%I.%I', ${schema}::text, ${table}::text)) is not null as exists`;
+      if (found?.exists !== true) return undefined;
+      const rows = await admin.unsafe(
+        `select * from ${quotePostgres(schema)}.${quotePostgres(table)}`,
+      ).values();
+      return rows.map((row) => row.map((v: unknown) => v === null ? null : String(v)));
+    },
+    async readableTables() {
+      const rows = await admin<{ schema: string; table: string }[]>`
+        select table_schema as "schema", table_name as "table"
+          from information_schema.role_table_grants
+         where grantee = ${sandbox.reader} and privilege_type = 'SELECT'
+         order by table_schema collate "C", table_name collate "C"`;
+      return rows.map((r) => ({ schema: r.schema, table: r.table }));
+    },
+    async addForeignSchema(name) {
+      await sandbox.asLoader().unsafe(
+        `create schema ${quotePostgres(name)}; create table ${quotePostgres(name)}.keep (x int)`,
+      );
+    },
+    cleanup: () => sandbox.cleanup(),
+  };
+}
+
+Deno.test({
+  name: "PostgresDestinationDatabase passes the DestinationDatabase contract",
+  ignore: ignorePostgres,
+  fn: (t) => destinationDatabaseContract(t, underTest),
+});
 
 // ---------------------------------------------------------------------------------------------------
 // checkReady
@@ -1258,6 +1311,51 @@ Deno.test({
             reader.maxLagRows <= STREAM_BATCH * 20,
             `${reader.maxLagRows} rows were produced but not yet processed by the server`,
           );
+        });
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "PostgresDestinationDatabase load() aborted while rows stream ends the server's COPY and drops the temporary schema",
+  ignore: ignorePostgres,
+  fn: (t) =>
+    withDestination(async (destination, sandbox) => {
+      const admin = sandbox.admin();
+      const extract = { schema: "src", table: wCatalogTable() };
+      for (
+        const reader of [
+          new ProgressReader(admin, sandbox.database),
+          new ProgressCsvReader(admin, sandbox.database),
+        ]
+      ) {
+        await t.step(reader.constructor.name, async () => {
+          const controller = new AbortController();
+          const reason = new Error("cancelled by the test");
+          let reports = 0;
+          await assert.rejects(
+            withinMs(
+              destination.load(DATASET, reader, [extract], {
+                concurrency: 1,
+                batchRows: STREAM_BATCH,
+                signal: controller.signal,
+                onProgress: () => {
+                  if (++reports === 5) controller.abort(reason);
+                },
+              }),
+              20_000,
+              "the aborted load()",
+            ),
+            (e: unknown) => e === reason,
+          );
+          assert.ok(reader.produced < STREAM_ROWS, `${reader.produced} rows were produced`);
+          const copies = await admin<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity
+             where datname = ${sandbox.database} and state <> 'idle' and query ilike 'copy %'`;
+          assert.equal(copies[0]?.n, 0, "a COPY is still running");
+          assert.deepEqual(await temporarySchemas(admin), []);
+          assert.deepEqual(await tablesIn(admin, DEST), []);
         });
       }
     }),
