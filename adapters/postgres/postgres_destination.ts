@@ -64,11 +64,11 @@ import {
   type LoadOptions,
 } from "../../ports/destination_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
   isPostgresLoginRefusal,
   postgresClientOptions,
   type PostgresConnectionOptions,
-  quotePostgresIdentifier,
 } from "./postgres_source_database.ts";
 
 /** How to reach the destination database (TLS included), and who may read it. */

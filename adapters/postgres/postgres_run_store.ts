@@ -38,10 +38,10 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
   postgresClientOptions,
   type PostgresConnectionOptions,
-  quotePostgresIdentifier,
 } from "./postgres_source_database.ts";
 
 /** The schema the run store uses when none is given. */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { TableExtract } from "../../domain/catalog.ts";
-import type { LogicalType } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
   SourceConnectionError,
@@ -40,7 +39,6 @@ import {
   connectPostgres,
   POSTGRES_APPLICATION_NAME,
   postgresClientOptions,
-  postgresLogicalType,
   PostgresSourceDatabase,
 } from "./postgres_source_database.ts";
 
@@ -174,45 +172,6 @@ Deno.test({
       await sandbox.cleanup();
     }
   },
-});
-
-Deno.test("postgresLogicalType() maps built-in types", async (t) => {
-  const cases: [string, string, LogicalType][] = [
-    ["bool", "boolean", { kind: "boolean" }],
-    ["int2", "smallint", { kind: "smallint" }],
-    ["int4", "integer", { kind: "integer" }],
-    ["int8", "bigint", { kind: "bigint" }],
-    ["numeric", "numeric(18,2)", { kind: "decimal", precision: 18, scale: 2 }],
-    ["numeric", "numeric(38,0)", { kind: "decimal", precision: 38, scale: 0 }],
-    ["numeric", "numeric", { kind: "numeric" }],
-    ["numeric", "numeric(5,-2)", { kind: "numeric" }],
-    ["numeric", "numeric(2,5)", { kind: "numeric" }],
-    ["float4", "real", { kind: "real" }],
-    ["float8", "double precision", { kind: "double" }],
-    ["date", "date", { kind: "date" }],
-    ["time", "time(3) without time zone", { kind: "time" }],
-    ["timetz", "time with time zone", { kind: "text" }],
-    ["timestamp", "timestamp without time zone", { kind: "timestamp" }],
-    ["timestamptz", "timestamp with time zone", { kind: "timestamptz" }],
-    ["interval", "interval", { kind: "interval" }],
-    ["uuid", "uuid", { kind: "uuid" }],
-    ["json", "json", { kind: "json" }],
-    ["jsonb", "jsonb", { kind: "json" }],
-    ["bytea", "bytea", { kind: "binary" }],
-    ["text", "text", { kind: "text" }],
-    ["varchar", "character varying(20)", { kind: "text" }],
-    ["bpchar", "character(3)", { kind: "text" }],
-    ["name", "name", { kind: "text" }],
-    ["_int4", "integer[]", { kind: "text" }],
-    ["money", "money", { kind: "text" }],
-    ["inet", "inet", { kind: "text" }],
-    ["bit", "bit(5)", { kind: "text" }],
-  ];
-  for (const [typeName, formatted, expected] of cases) {
-    await t.step(`${typeName} ${formatted}`, () => {
-      assert.deepEqual(postgresLogicalType(typeName, formatted), expected);
-    });
-  }
 });
 
 /** A table of PostgreSQL-only types, with each value's canonical text. */
