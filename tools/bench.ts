@@ -47,7 +47,7 @@ import postgres from "postgres";
 import { Connection, Request } from "tedious";
 import { databricksReadQuery } from "../adapters/databricks/databricks_sql.ts";
 import { DatabricksTokenSource } from "../adapters/databricks/databricks_token.ts";
-import { mssqlReadQuery } from "../adapters/mssql/mssql_source_database.ts";
+import { mssqlReadQuery } from "../adapters/mssql/mssql_dialect.ts";
 import type { TableExtract } from "../domain/catalog.ts";
 import { parseCsv } from "../domain/csv.ts";
 import { DEFAULT_BATCH_ROWS, DEFAULT_MAX_VALUE_BYTES } from "../ports/source_database.ts";
