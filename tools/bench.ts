@@ -45,7 +45,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import mysql from "mysql2/promise";
 import postgres from "postgres";
 import { Connection, Request } from "tedious";
-import { databricksReadQuery } from "../adapters/databricks/databricks_sql.ts";
+import { databricksReadQuery } from "../adapters/databricks/databricks_dialect.ts";
 import { DatabricksTokenSource } from "../adapters/databricks/databricks_token.ts";
 import { mssqlReadQuery } from "../adapters/mssql/mssql_dialect.ts";
 import type { TableExtract } from "../domain/catalog.ts";

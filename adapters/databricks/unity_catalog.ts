@@ -14,7 +14,7 @@
  *
  * A table's kind is "view" for `VIEW`, `MATERIALIZED_VIEW` and `METRIC_VIEW`; columns are ordered by
  * `position`; `dataType` is the full `type_text` (`decimal(18,2)`), and the logical type comes from
- * `databricks_types.ts`; the primary key is read from `table_constraints[].primary_key_constraint`.
+ * `databricks_dialect.ts`; the primary key is read from `table_constraints[].primary_key_constraint`.
  * Empty comments count as no description.
  *
  * **Errors.** A 401 means the token may have expired mid-run: it is invalidated and the request is sent
@@ -35,7 +35,7 @@ import {
   fetchFailureReason,
   positiveTimeout,
 } from "./databricks_token.ts";
-import { databricksLogicalType } from "./databricks_types.ts";
+import { databricksLogicalType } from "./databricks_dialect.ts";
 
 /** Tables asked for per page when nothing else is said (the Unity Catalog spec's maximum). */
 export const DEFAULT_UNITY_CATALOG_PAGE_SIZE = 50;

@@ -24,7 +24,7 @@ import {
   type LogicalType,
   parseBinary,
 } from "../../domain/logical_type.ts";
-import type { DatabricksColumnType } from "../../adapters/databricks/databricks_types.ts";
+import type { DatabricksColumnType } from "../../adapters/databricks/databricks_dialect.ts";
 import { quoteMssqlIdentifier as quoteMssql } from "../../adapters/mssql/mssql_dialect.ts";
 import { quoteMysql, quotePostgres } from "./databases.ts";
 
