@@ -36,6 +36,7 @@ import {
   positiveTimeout,
 } from "./databricks_token.ts";
 import { databricksLogicalType } from "./databricks_dialect.ts";
+import { messageOf } from "../shared/errors.ts";
 
 /** Tables asked for per page when nothing else is said (the Unity Catalog spec's maximum). */
 export const DEFAULT_UNITY_CATALOG_PAGE_SIZE = 50;
@@ -301,7 +302,7 @@ function catalogTable(info: TableInfo, schemaFullName: string): CatalogTable {
       } catch (error) {
         throw new SourceUnavailableError(
           `Cannot describe column "${column.name}" of "${schemaFullName}.${info.name}": ${
-            error instanceof Error ? error.message : String(error)
+            messageOf(error)
           }`,
           { cause: error },
         );

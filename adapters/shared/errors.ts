@@ -25,3 +25,24 @@ export function messageOf(e: unknown): string {
   if (typeof error.name === "string" && error.name !== "") return error.name;
   return String(e);
 }
+
+/**
+ * The messages of an error and its causes, outermost first, e.g. `fetch failed: … invalid peer
+ * certificate` (Deno's fetch says only "fetch failed" and puts the connection or TLS error in `cause`).
+ * Empty and repeated messages are left out; at most `depth` levels are read.
+ *
+ * @param error whatever was thrown.
+ * @param depth how many levels of `cause` to read, the error itself included.
+ * @returns the messages joined with `: `; the error's name when none has a message.
+ */
+export function causeChain(error: unknown, depth = 4): string {
+  const messages: string[] = [];
+  let current: unknown = error;
+  for (let level = 0; level < depth && current !== undefined && current !== null; level++) {
+    const message = current instanceof Error ? current.message : String(current);
+    if (message !== "" && !messages.includes(message)) messages.push(message);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  if (messages.length === 0) return error instanceof Error ? error.name : String(error);
+  return messages.join(": ");
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { messageOf } from "./errors.ts";
+import { causeChain, messageOf } from "./errors.ts";
 import { compareNames, groupBy } from "./collections.ts";
 
 Deno.test("messageOf() reads the message of an error, a plain object and anything else", async (t) => {
@@ -32,4 +32,20 @@ Deno.test("groupBy() keeps the order of the rows within each group", () => {
 
 Deno.test("compareNames() orders by code unit, upper case first", () => {
   assert.deepEqual(["b", "B", "a", "_"].sort(compareNames), ["B", "_", "a", "b"]);
+});
+
+Deno.test("causeChain() joins the messages of an error and its causes, once each", () => {
+  const tls = new Error("invalid peer certificate: UnknownIssuer");
+  const fetchError = new TypeError("fetch failed", { cause: new Error("", { cause: tls }) });
+  assert.equal(causeChain(fetchError), "fetch failed: invalid peer certificate: UnknownIssuer");
+  assert.equal(causeChain(new Error("same", { cause: new Error("same") })), "same");
+  assert.equal(causeChain(new RangeError("")), "RangeError");
+  assert.equal(causeChain("text"), "text");
+});
+
+Deno.test("causeChain() reads at most depth levels", () => {
+  let error = new Error("level 5");
+  for (let level = 4; level >= 1; level--) error = new Error(`level ${level}`, { cause: error });
+  assert.equal(causeChain(error, 2), "level 1: level 2");
+  assert.equal(causeChain(error), "level 1: level 2: level 3: level 4");
 });
