@@ -86,6 +86,15 @@ export interface DatabricksSql {
    * @throws {RangeError} when a limit is not a positive integer.
    */
   readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
+  /**
+   * The row count in the table statistics of `catalog`.`schema`.`table`: the `N rows` of the
+   * `Statistics` row that `DESCRIBE TABLE EXTENDED` shows once `ANALYZE TABLE ... COMPUTE STATISTICS`
+   * (or predictive optimisation) has run. Reads metadata only, never rows.
+   *
+   * @returns the count, or undefined when the table has no row count in its statistics.
+   * @throws {SourceUnavailableError} when the statement fails (an unknown table included).
+   */
+  statisticsRows(schema: string, table: string): Promise<number | undefined>;
   /** Closes the session and its connections; safe to call twice. */
   close(): Promise<void>;
 }
@@ -254,6 +263,24 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
     }
   }
 
+  async statisticsRows(schema: string, table: string): Promise<number | undefined> {
+    this.#assertOpen();
+    const name = databricksTableName(this.#catalog, schema, table);
+    try {
+      const operation = await this.#execute(`DESCRIBE TABLE EXTENDED ${name}`, 1_000);
+      try {
+        await this.#waitFinished(operation);
+        const rows = await operation.fetchAll() as Record<string, unknown>[];
+        const statistics = rows.find((row) => row.col_name === "Statistics")?.data_type;
+        return typeof statistics === "string" ? statisticsRowCount(statistics) : undefined;
+      } finally {
+        await operation.close().catch(() => {});
+      }
+    } catch (e) {
+      throw this.#unavailable(`Cannot read the statistics of table ${name} from Databricks`, e);
+    }
+  }
+
   close(): Promise<void> {
     this.#closed ??= (async () => {
       try {
@@ -317,6 +344,15 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
       throw new SourceUnavailableError("The Databricks SQL session is closed");
     }
   }
+}
+
+/**
+ * The row count in the text of a `Statistics` row, e.g. `1234 bytes, 100 rows`; undefined when it names
+ * only the size (`ANALYZE TABLE ... NOSCAN`).
+ */
+export function statisticsRowCount(statistics: string): number | undefined {
+  const match = /\b(\d+) rows\b/.exec(statistics);
+  return match === null ? undefined : Number(match[1]);
 }
 
 // ---------------------------------------------------------------------------------------------------

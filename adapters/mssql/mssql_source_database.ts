@@ -211,6 +211,41 @@ export class MssqlSourceDatabase implements SourceDatabase {
   }
 
   /**
+   * How many rows SQL Server's metadata says each named table has: the sum of `sys.partitions.rows` over
+   * its heap or clustered index (`index_id` 0 or 1), kept up to date by the engine without statistics
+   * (approximate while transactions are open). Only user tables (`sys.tables`) are counted, so views are
+   * left out, as are names that are not there. Names match exactly (filtered again in code). Reads the
+   * catalogue only.
+   *
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    const estimates = new Map<string, number>();
+    try {
+      this.#assertOpen();
+      if (tables.length === 0) return estimates;
+      const rows = await this.#query(
+        mssqlCatalogQueries.rowEstimates(sqlString(schema), tables.map(sqlString)),
+      );
+      for (const [schemaName, name, count] of rows) {
+        if (schemaName !== schema || !tables.includes(String(name))) continue;
+        const rowCount = num(count);
+        if (rowCount !== null) estimates.set(String(name), rowCount);
+      }
+      return estimates;
+    } catch (e) {
+      if (e instanceof SourceUnavailableError) throw e;
+      throw new SourceUnavailableError(
+        `Cannot read the row estimates of schema "${schema}" from SQL Server: ${messageOf(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
    * Streams the extract's columns with tedious' `row` events, cut into batches by {@link RowBatcher}.
    * The request is paused as soon as a full batch is queued and resumed when the consumer asks for the
    * next one, so at most about one batch (plus the rows of one TDS packet) is held. Stopping early, or a
@@ -435,6 +470,13 @@ export const mssqlCatalogQueries = {
     `AND k.CONSTRAINT_SCHEMA = tc.CONSTRAINT_SCHEMA AND k.TABLE_NAME = tc.TABLE_NAME ` +
     `WHERE tc.CONSTRAINT_TYPE = N'PRIMARY KEY' AND tc.TABLE_SCHEMA = ${s} ` +
     `ORDER BY k.TABLE_NAME, k.ORDINAL_POSITION`,
+  /** The row counts `estimateRows` reads, given the table names as `N'...'` literals too. */
+  rowEstimates: (s: string, tables: readonly string[]): string =>
+    `SELECT s.name, t.name, SUM(p.rows) AS row_count FROM sys.partitions p ` +
+    `JOIN sys.tables t ON t.object_id = p.object_id ` +
+    `JOIN sys.schemas s ON s.schema_id = t.schema_id ` +
+    `WHERE p.index_id IN (0, 1) AND s.name = ${s} AND t.name IN (${tables.join(", ")}) ` +
+    `GROUP BY s.name, t.name`,
 };
 
 function isCancel(e: unknown): boolean {

@@ -103,6 +103,45 @@ export class MysqlSourceDatabase implements SourceDatabase {
   }
 
   /**
+   * How many rows the server's statistics expect: `information_schema.tables.table_rows` of each named
+   * base or system-versioned table (views are left out). For InnoDB it is an estimate from sampled pages,
+   * refreshed by `ANALYZE TABLE` and as the table changes (MySQL 8 may cache it for
+   * `information_schema_stats_expiry`); a table without a count (NULL) is left out, as are names that are
+   * not there and tables the user cannot see. Names match exactly. Reads the catalogue only.
+   *
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    this.#assertOpen();
+    const estimates = new Map<string, number>();
+    if (tables.length === 0) return estimates;
+    try {
+      const rows = await this.#rows(
+        `SELECT table_name AS name, table_rows AS estimate
+           FROM information_schema.tables
+          WHERE table_schema = ? AND BINARY table_schema = BINARY ?
+            AND table_name IN (${tables.map(() => "?").join(", ")})
+            AND table_type IN ('BASE TABLE', 'SYSTEM VERSIONED')`,
+        [schema, schema, ...tables],
+      );
+      for (const row of rows) {
+        const name = text(row.name);
+        if (row.estimate === null || row.estimate === undefined || !tables.includes(name)) continue;
+        estimates.set(name, Number(row.estimate));
+      }
+      return estimates;
+    } catch (e) {
+      throw new SourceUnavailableError(
+        `Cannot read the row estimates of database "${schema}" from MySQL: ${this.#messageOf(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
    * Streams the extract's columns with `query().stream()`, converting each value to canonical text as
    * mysql2 parses it, cut into batches by {@link RowBatcher}. When a batch is full the stream and the
    * connection's socket are paused until the caller asks for more, so what is held beyond one batch is

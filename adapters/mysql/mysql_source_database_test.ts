@@ -117,6 +117,12 @@ Deno.test({
           schema,
           connect: () => connectMysql(sandbox.connectOptions({ database: schema })),
           cleanup: () => sandbox.cleanup(),
+          analyze: async () => {
+            const s = quoteMysql(schema);
+            await (await sandbox.admin()).query(
+              `ANALYZE TABLE ${s}.patients, ${s}.visits, ${s}.audit_log`,
+            );
+          },
           wide: { schema: tables, table: W_TABLE, rows: WIDE_ROWS },
           edge: { schema: tables, table: EDGE_TABLE, engine: "mysql" },
         };

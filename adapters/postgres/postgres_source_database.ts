@@ -117,6 +117,40 @@ export class PostgresSourceDatabase implements SourceDatabase {
   }
 
   /**
+   * How many rows the planner statistics expect: `pg_class.reltuples` of each named table, partitioned
+   * table or materialized view (views have no statistics and are left out). A table whose statistics were
+   * never gathered (`reltuples` -1 since PostgreSQL 14: no VACUUM, ANALYZE or CREATE INDEX yet) is left
+   * out, as are names that are not there and schemas the user may not use. Reads the catalogue only.
+   *
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    this.#assertOpen();
+    if (tables.length === 0) return new Map();
+    try {
+      const rows = await this.#sql<{ name: string; rows: number }[]>`
+        select c.relname as name, c.reltuples::float8 as rows
+          from pg_catalog.pg_class c
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = ${schema}
+           and pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+           and c.relkind in ('r', 'p', 'm')
+           and c.relname = any(${this.#sql.array([...tables])}::text[])
+           and c.reltuples >= 0`;
+      return new Map(rows.map((r) => [r.name, Math.round(r.rows)]));
+    } catch (e) {
+      this.#noteFailure(e);
+      throw new SourceUnavailableError(
+        `Cannot read the row estimates of schema "${schema}" from PostgreSQL: ${messageOf(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
    * Streams the extract's columns through a cursor, as canonical text, cut into batches by
    * {@link RowBatcher}. The first fetch asks for a few rows, every later one for as many rows as still
    * fit the batch at the size of the largest row seen so far (see `RowBatcher.fetchRows`). Values that

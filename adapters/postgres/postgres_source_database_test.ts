@@ -104,6 +104,12 @@ Deno.test({
           schema,
           connect: () => connectPostgres(sandbox.connectOptions()),
           cleanup: () => sandbox.cleanup(),
+          analyze: async () => {
+            await sandbox.admin.unsafe(
+              `analyze ${quotePostgres(schema)}.patients, ` +
+                `${quotePostgres(schema)}.visits, ${quotePostgres(schema)}.audit_log`,
+            );
+          },
           wide: { schema: tables, table: W_TABLE, rows: WIDE_ROWS },
           edge: { schema: tables, table: EDGE_TABLE, engine: "postgres" },
         };
