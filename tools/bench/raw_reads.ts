@@ -22,7 +22,12 @@ import {
   FAKE_W_SCHEMA as DATABRICKS_W_SCHEMA,
 } from "../../tests/support/fake_databricks_w.ts";
 import { FAKE_W_SCHEMA } from "../../tests/support/fake_tds_w_process.ts";
-import { logicalTypeIn, W_COLUMNS } from "../../tests/support/w_table.ts";
+import {
+  type Engine,
+  logicalTypeIn,
+  type TestColumn,
+  W_COLUMNS,
+} from "../../tests/support/w_table.ts";
 import { cpuSeconds } from "./processes.ts";
 
 /** A fake server serving W in a process of its own, and how much CPU it has used. */
@@ -107,22 +112,7 @@ export function startFakeDatabricksWorkspace(
 
 /** The W table as the SQL Server adapter describes it (the types `INFORMATION_SCHEMA` reports). */
 export function mssqlWExtract(): TableExtract {
-  return {
-    schema: FAKE_W_SCHEMA,
-    table: {
-      name: "wide",
-      kind: "table",
-      description: null,
-      columns: W_COLUMNS.map((c) => ({
-        name: c.name,
-        dataType: c.mssql,
-        logicalType: logicalTypeIn(c, "mssql"),
-        nullable: c.name !== "id",
-        description: null,
-      })),
-      primaryKey: ["id"],
-    },
-  };
+  return wExtract(FAKE_W_SCHEMA, "mssql", (c) => c.mssql);
 }
 
 /** A raw read: its wall time, the fake's CPU seconds during it and this process's (the client's). */
@@ -185,16 +175,25 @@ export async function mssqlReadLimit(
 
 /** The W table as the Databricks adapter describes it (Unity Catalog's `type_text`). */
 export function databricksWExtract(): TableExtract {
+  return wExtract(DATABRICKS_W_SCHEMA, "databricks", (c) => c.databricks.type_text);
+}
+
+/** The W table in a schema, with each column's type as the engine's adapter describes it. */
+function wExtract(
+  schema: string,
+  engine: Engine,
+  dataType: (column: TestColumn) => string,
+): TableExtract {
   return {
-    schema: DATABRICKS_W_SCHEMA,
+    schema,
     table: {
       name: "wide",
       kind: "table",
       description: null,
       columns: W_COLUMNS.map((c) => ({
         name: c.name,
-        dataType: c.databricks.type_text,
-        logicalType: logicalTypeIn(c, "databricks"),
+        dataType: dataType(c),
+        logicalType: logicalTypeIn(c, engine),
         nullable: c.name !== "id",
         description: null,
       })),
