@@ -120,7 +120,8 @@ export class PostgresSourceDatabase implements SourceDatabase {
    * How many rows the planner statistics expect: `pg_class.reltuples` of each named table, partitioned
    * table or materialized view (views have no statistics and are left out). A table whose statistics were
    * never gathered (`reltuples` -1 since PostgreSQL 14: no VACUUM, ANALYZE or CREATE INDEX yet) is left
-   * out, as are names that are not there and schemas the user may not use. Reads the catalogue only.
+   * out, as are names that are not there and schemas the user may not use. Reads the catalogue only,
+   * in turn with the reads (postgres.js refuses a query while a COPY streams on the connection).
    *
    * @throws {SourceUnavailableError} when the catalogue cannot be read.
    */
@@ -130,7 +131,9 @@ export class PostgresSourceDatabase implements SourceDatabase {
   ): Promise<ReadonlyMap<string, number>> {
     this.#assertOpen();
     if (tables.length === 0) return new Map();
+    const endTurn = await this.#reads.begin();
     try {
+      this.#assertOpen();
       const rows = await this.#sql<{ name: string; rows: number }[]>`
         select c.relname as name, c.reltuples::float8 as rows
           from pg_catalog.pg_class c
@@ -143,10 +146,13 @@ export class PostgresSourceDatabase implements SourceDatabase {
       return new Map(rows.map((r) => [r.name, Math.round(r.rows)]));
     } catch (e) {
       this.#noteFailure(e);
+      if (e instanceof SourceUnavailableError) throw e;
       throw new SourceUnavailableError(
         `Cannot read the row estimates of schema "${schema}" from PostgreSQL: ${messageOf(e)}`,
         { cause: e },
       );
+    } finally {
+      endTurn();
     }
   }
 

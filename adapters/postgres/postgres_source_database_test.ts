@@ -212,6 +212,14 @@ Deno.test({
         await db.estimateRows!(schema, names),
         new Map([["big", 1000], ["big_summary", 1], ["empty", 0], ['Odd "name"', 2]]),
       );
+
+      // Asked while a read holds the connection, it waits its turn instead of failing.
+      const [big] = (await db.describeSchema(schema, { tables: ["big"] })).tables;
+      const csv = db.readCsv!({ schema, table: big! })[Symbol.asyncIterator]();
+      await csv.next();
+      const estimating = db.estimateRows!(schema, ["big"]);
+      while (!(await csv.next()).done) { /* read to the end */ }
+      assert.deepEqual(await estimating, new Map([["big", 1000]]));
     } finally {
       await sandbox.cleanup();
     }
