@@ -37,6 +37,7 @@ import {
   valueTooLarge,
   type ValueTooLargeError,
 } from "../../ports/source_database.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import { messageOf as driverMessageOf } from "../shared/errors.ts";
 import {
   databricksCanonicalConverter,
@@ -393,8 +394,7 @@ class TokenProvider implements TokenProviderContract {
 
   /** Removes the last token handed out from an error message. */
   redact(message: string): string {
-    const token = this.#last;
-    return token === undefined || token === "" ? message : message.replaceAll(token, "***");
+    return this.#last === undefined ? message : redactSecrets(message, [this.#last]);
   }
 }
 

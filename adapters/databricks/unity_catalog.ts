@@ -27,6 +27,7 @@
 import { z } from "zod";
 import type { CatalogColumn, CatalogTable, SchemaCatalog } from "../../domain/catalog.ts";
 import type { LogicalType } from "../../domain/logical_type.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
   databricksHttpClient,
@@ -282,7 +283,7 @@ export class UnityCatalogClient implements Disposable {
       });
       return { status: response.status, text: await response.text() };
     } catch (error) {
-      const reason = fetchFailureReason(error, this.#timeoutMs).replaceAll(token, "***");
+      const reason = redactSecrets(fetchFailureReason(error, this.#timeoutMs), [token]);
       throw new SourceUnavailableError(`Cannot ${what}: ${reason}`, { cause: error });
     }
   }
