@@ -302,7 +302,8 @@ export interface SourceDatabase extends TableReader, AsyncDisposable {
   /**
    * Optional: how many rows the source's statistics expect in each table (PostgreSQL `reltuples`, MySQL
    * `information_schema.tables.table_rows`, SQL Server `sys.partitions`, Databricks table statistics).
-   * Only an estimate, for progress and ETA; a table the statistics do not know is left out of the map.
+   * Only an estimate, for progress and ETA; a table the statistics do not know is left out of the map,
+   * as are views, names that are not there (names match exactly) and every table of an unknown schema.
    * Never reads row data.
    *
    * @param schema the schema the tables are in.

@@ -15,6 +15,7 @@ import {
   type DatabricksConnectionOptions,
   type DatabricksSourceConnector,
   type ReadRowsOptions,
+  SchemaNotFoundError,
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
@@ -155,6 +156,42 @@ export class DatabricksSourceDatabase implements SourceDatabase {
     options: ReadRowsOptions = {},
   ): AsyncIterable<CanonicalRow[]> {
     yield* (await this.#session()).readRows(extract, options);
+  }
+
+  /**
+   * How many rows the table statistics expect: Unity Catalog names the tables (exactly, views left out),
+   * then the warehouse's `DESCRIBE TABLE EXTENDED` gives each table's `Statistics` row count, which
+   * exists once `ANALYZE TABLE ... COMPUTE STATISTICS` (or predictive optimisation) has run; a table
+   * without one is left out, as are names that are not there and an unknown schema. Unlike
+   * `describeSchema` this opens the warehouse session (and may start a stopped warehouse). Reads
+   * metadata only.
+   *
+   * @throws {SourceUnavailableError} when the catalogue or the statistics cannot be read.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    const estimates = new Map<string, number>();
+    if (this.#closed) {
+      throw new SourceUnavailableError("Cannot query Databricks: the source is closed");
+    }
+    if (tables.length === 0) return estimates;
+    let catalog: SchemaCatalog;
+    try {
+      catalog = await this.describeSchema(schema, { tables });
+    } catch (e) {
+      if (e instanceof SchemaNotFoundError) return estimates;
+      throw e;
+    }
+    const named = catalog.tables.filter((t) => t.kind === "table");
+    if (named.length === 0) return estimates;
+    const sql = await this.#session();
+    for (const table of named) {
+      const rows = await sql.statisticsRows(schema, table.name);
+      if (rows !== undefined) estimates.set(table.name, rows);
+    }
+    return estimates;
   }
 
   /** Closes the warehouse session and forgets the token; safe to call twice. */

@@ -27,6 +27,7 @@ import { EDGE_TABLE, edgeExpectedRows, W_TABLE } from "../../tests/support/w_tab
 import type { DatabricksConnectionOptions } from "../../ports/source_database.ts";
 import { SourceUnavailableError } from "../../ports/source_database.ts";
 import { connectDatabricks } from "./databricks_source_database.ts";
+import { statisticsRowCount } from "./databricks_sql.ts";
 
 const CLIENT_ID = "spn-0000-contract";
 const CLIENT_SECRET = "dbx-secret-never-logged-0123456789";
@@ -44,6 +45,11 @@ function fixtureWorkspace(): FakeWorkspace {
   const rows = (table: keyof typeof FIXTURE_ROWS, convert: ((v: string) => FakeSparkValue)[]) =>
     FIXTURE_ROWS[table].map((row) => row.map((v, i) => v === null ? null : convert[i]!(v)));
   const text = (v: string) => v;
+  // As `ANALYZE TABLE ... COMPUTE STATISTICS` leaves it: the exact count.
+  const analysed = (table: keyof typeof FIXTURE_ROWS) => ({
+    sizeInBytes: 1_024,
+    numRows: FIXTURE_ROWS[table].length,
+  });
   const number = (v: string) => Number(v);
   const patients: FakeUcTable = {
     name: "patients",
@@ -63,6 +69,7 @@ function fixtureWorkspace(): FakeWorkspace {
     ],
     primaryKey: ["id"],
     rows: rows("patients", [number, text, text, text]),
+    statistics: analysed("patients"),
   };
   return {
     catalog: CATALOG,
@@ -84,6 +91,7 @@ function fixtureWorkspace(): FakeWorkspace {
           ],
           primaryKey: ["patient_id", "visit_no"],
           rows: rows("visits", [number, number, text, text]),
+          statistics: analysed("visits"),
         },
         {
           name: "audit_log",
@@ -93,6 +101,7 @@ function fixtureWorkspace(): FakeWorkspace {
             { name: "logged_at", type_name: "TIMESTAMP_NTZ", type_text: "timestamp_ntz" },
           ],
           rows: rows("audit_log", [text, text]),
+          statistics: analysed("audit_log"),
         },
         {
           name: "patient_names",
@@ -302,4 +311,39 @@ Deno.test({
     }
     assert.ok(rows > 0, "the table has rows");
   },
+});
+
+Deno.test("DatabricksSourceDatabase estimateRows() reads DESCRIBE TABLE EXTENDED, leaving out tables never analysed (emulated)", async () => {
+  const workspace = fixtureWorkspace();
+  const [fixture] = workspace.schemas;
+  const tables = fixture!.tables.map((table): FakeUcTable => {
+    const { statistics: _, ...neverAnalysed } = table;
+    if (table.name === "audit_log") return neverAnalysed;
+    // ANALYZE TABLE ... NOSCAN: the size only.
+    if (table.name === "visits") return { ...table, statistics: { sizeInBytes: 2_048 } };
+    return table;
+  });
+  const { server, thrift, connect } = await startWorkspace({
+    ...workspace,
+    schemas: [{ ...fixture!, tables }],
+  });
+  try {
+    await using db = await connect();
+    const estimates = await db.estimateRows(SCHEMA, ["audit_log", "patients", "visits"]);
+    assert.deepEqual([...estimates], [["patients", 3]]);
+    assert.deepEqual(
+      thrift.statements.filter((s) => s.startsWith("DESCRIBE")),
+      ["audit_log", "patients", "visits"].map((t) =>
+        `DESCRIBE TABLE EXTENDED \`${CATALOG}\`.\`${SCHEMA}\`.\`${t}\``
+      ),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("statisticsRowCount() reads the row count of a Statistics row", () => {
+  assert.equal(statisticsRowCount("1234 bytes, 100 rows"), 100);
+  assert.equal(statisticsRowCount("0 bytes, 0 rows"), 0);
+  assert.equal(statisticsRowCount("1234 bytes"), undefined);
 });

@@ -24,13 +24,8 @@ import type { Agent } from "node:http";
 import https from "node:https";
 import tls from "node:tls";
 import { auth, connections, DBSQLClient } from "@databricks/sql";
-import type { CatalogColumn, TableExtract } from "../../domain/catalog.ts";
-import {
-  type CanonicalRow,
-  formatBinary,
-  formatDouble,
-  formatFloat32,
-} from "../../domain/logical_type.ts";
+import type { TableExtract } from "../../domain/catalog.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
   guardedColumnOf,
   readLimitsOf,
@@ -39,12 +34,16 @@ import {
   SourceConnectionError,
   SourceLoginRefusedError,
   SourceUnavailableError,
-  valueCanExceed,
   valueTooLarge,
   type ValueTooLargeError,
-  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
-import { civilFromDays } from "../../domain/civil_date.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
+import { messageOf as driverMessageOf } from "../shared/errors.ts";
+import {
+  databricksCanonicalConverter,
+  databricksReadQuery,
+  databricksTableName,
+} from "./databricks_dialect.ts";
 
 /** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
 export interface DatabricksSqlOptions {
@@ -88,6 +87,15 @@ export interface DatabricksSql {
    * @throws {RangeError} when a limit is not a positive integer.
    */
   readRows(extract: TableExtract, options?: ReadRowsOptions): AsyncIterable<CanonicalRow[]>;
+  /**
+   * The row count in the table statistics of `catalog`.`schema`.`table`: the `N rows` of the
+   * `Statistics` row that `DESCRIBE TABLE EXTENDED` shows once `ANALYZE TABLE ... COMPUTE STATISTICS`
+   * (or predictive optimisation) has run. Reads metadata only, never rows.
+   *
+   * @returns the count, or undefined when the table has no row count in its statistics.
+   * @throws {SourceUnavailableError} when the statement fails (an unknown table included).
+   */
+  statisticsRows(schema: string, table: string): Promise<number | undefined>;
   /** Closes the session and its connections; safe to call twice. */
   close(): Promise<void>;
 }
@@ -256,6 +264,24 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
     }
   }
 
+  async statisticsRows(schema: string, table: string): Promise<number | undefined> {
+    this.#assertOpen();
+    const name = databricksTableName(this.#catalog, schema, table);
+    try {
+      const operation = await this.#execute(`DESCRIBE TABLE EXTENDED ${name}`, 1_000);
+      try {
+        await this.#waitFinished(operation);
+        const rows = await operation.fetchAll() as Record<string, unknown>[];
+        const statistics = rows.find((row) => row.col_name === "Statistics")?.data_type;
+        return typeof statistics === "string" ? statisticsRowCount(statistics) : undefined;
+      } finally {
+        await operation.close().catch(() => {});
+      }
+    } catch (e) {
+      throw this.#unavailable(`Cannot read the statistics of table ${name} from Databricks`, e);
+    }
+  }
+
   close(): Promise<void> {
     this.#closed ??= (async () => {
       try {
@@ -321,218 +347,13 @@ class DatabricksSqlSession implements DatabricksSql, AsyncDisposable {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// SQL
-
-/** Writes a name as a Databricks identifier: in backticks, backticks doubled. */
-export function quoteDatabricksIdentifier(name: string): string {
-  return `\`${name.replaceAll("`", "``")}\``;
-}
-
-/** `catalog`.`schema`.`table`, each part quoted. */
-export function databricksTableName(catalog: string, schema: string, table: string): string {
-  return [catalog, schema, table].map(quoteDatabricksIdentifier).join(".");
-}
-
-const STRING_TYPES = /^\s*(string|char|varchar|character)\b/i;
-
 /**
- * The select-list expression for one column, chosen so that its value reaches JS exactly:
- *
- * - boolean, smallint, integer, bigint, real, double, binary: the column itself (Arrow Bool, Int8/16/32,
- *   Int64 as a JS `bigint`, Float32/64, Binary);
- * - decimal: `CAST(c AS STRING)`, all digits as the server holds them; plain under ANSI mode, possibly
- *   `0E-10` style without it (see {@link normalizeDecimal});
- * - date: `unix_date(c)`, days since 1970-01-01 as an INT, whatever the year;
- * - timestamp, timestamptz: `unix_micros(CAST(c AS TIMESTAMP))`, microseconds since 1970 UTC as a
- *   BIGINT (for TIMESTAMP_NTZ the cast reads the wall clock in the session's UTC zone; for TIMESTAMP it
- *   does nothing);
- * - json (ARRAY, MAP, STRUCT, VARIANT): `to_json(c)`;
- * - text: the column itself for STRING, CHAR and VARCHAR, `CAST(c AS STRING)` for anything else
- *   (INTERVAL as its SQL literal, types without a closer match).
+ * The row count in the text of a `Statistics` row, e.g. `1234 bytes, 100 rows`; undefined when it names
+ * only the size (`ANALYZE TABLE ... NOSCAN`).
  */
-export function databricksSelectExpression(
-  column: Pick<CatalogColumn, "name" | "dataType" | "logicalType">,
-): string {
-  const c = quoteDatabricksIdentifier(column.name);
-  switch (column.logicalType.kind) {
-    case "boolean":
-    case "smallint":
-    case "integer":
-    case "bigint":
-    case "real":
-    case "double":
-    case "binary":
-      return c;
-    case "date":
-      return `unix_date(${c})`;
-    case "timestamp":
-    case "timestamptz":
-      return `unix_micros(CAST(${c} AS TIMESTAMP))`;
-    case "json":
-      return `to_json(${c})`;
-    case "text":
-    case "uuid":
-      return STRING_TYPES.test(column.dataType) ? c : `CAST(${c} AS STRING)`;
-    default:
-      return `CAST(${c} AS STRING)`;
-  }
-}
-
-/**
- * The data query `readRows` sends: each column's expression aliased `c0`, `c1`, ... (the driver keys
- * row objects by column name), from the fully qualified table.
- *
- * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded, so
- * that the warehouse fails the statement instead of sending such a value in an Arrow batch:
- * `CASE WHEN <size> > limit THEN raise_error(concat('<marker>', <size>)) ELSE <expression> END`, the
- * size being `octet_length` of the expression (UTF-8 bytes of a string; for binary, twice the bytes
- * plus two, the length of its `\x` hex). `raise_error` fails with the marker in its message
- * ({@link guardedColumnOf}); its type is void, so the column keeps its expression's type.
- *
- * @throws {RangeError} when the extract selects no columns.
- */
-export function databricksReadQuery(
-  catalog: string,
-  extract: TableExtract,
-  maxValueBytes?: number,
-): string {
-  const columns = extract.table.columns;
-  if (columns.length === 0) {
-    throw new RangeError(`Cannot read table "${extract.table.name}": no columns are selected`);
-  }
-  const list = columns
-    .map((column, i) => {
-      const value = databricksSelectExpression(column);
-      if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) {
-        return `${value} AS \`c${i}\``;
-      }
-      const size = column.logicalType.kind === "binary"
-        ? `octet_length(${value}) * 2 + 2`
-        : `octet_length(${value})`;
-      const raise = `raise_error(concat('${valueTooLargeMarker(i)}', ${size}))`;
-      return `CASE WHEN ${size} > ${maxValueBytes} THEN ${raise} ELSE ${value} END AS \`c${i}\``;
-    })
-    .join(", ");
-  return `SELECT ${list} FROM ${databricksTableName(catalog, extract.schema, extract.table.name)}`;
-}
-
-/**
- * The canonical-text conversion of one non-null value as the driver delivers it for the expression of
- * {@link databricksSelectExpression}: booleans `true`/`false`; integers (JS numbers or bigints) as
- * digits; real with the fewest digits that read back to the same 32-bit float, double by
- * `formatDouble`; decimal text normalised to the declared scale; days and microseconds since 1970 as
- * `YYYY-MM-DD` and `YYYY-MM-DD HH:MM:SS[.ffffff]` (`+00` for timestamptz; years before 1 as `BC`); bytes
- * as `\x` hex; text as sent.
- */
-export function databricksCanonicalConverter(
-  column: Pick<CatalogColumn, "logicalType">,
-): (value: unknown) => string {
-  const type = column.logicalType;
-  switch (type.kind) {
-    case "boolean":
-      return (v) => v === true ? "true" : v === false ? "false" : String(v);
-    case "real":
-      return (v) => formatFloat32(Number(v));
-    case "double":
-      return (v) => formatDouble(Number(v));
-    case "decimal":
-      return (v) => normalizeDecimal(String(v), type.scale);
-    case "numeric":
-      return (v) => normalizeDecimal(String(v), undefined);
-    case "date":
-      return (v) => formatDays(Number(v));
-    case "timestamp":
-      return (v) => formatMicros(toBigInt(v), "");
-    case "timestamptz":
-      return (v) => formatMicros(toBigInt(v), "+00");
-    case "binary":
-      return (v) => v instanceof Uint8Array ? formatBinary(v) : String(v);
-    default:
-      return (v) => String(v);
-  }
-}
-
-/**
- * Turns a decimal as Spark writes it (`BigDecimal.toPlainString`, or `toString` outside ANSI mode:
- * `0E-10`, `1.5E-7`, `1E+3`) into plain digits with exactly `scale` fraction digits. Digits are never
- * dropped: a value with more fraction digits than `scale` keeps them. Text that is not a number
- * (`NaN`) is returned as is.
- */
-export function normalizeDecimal(text: string, scale: number | undefined): string {
-  if (scale !== undefined && isPlainWithScale(text, scale)) return text;
-  const match = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text.trim());
-  if (match === null || (match[2] === "" && (match[3] ?? "") === "")) return text;
-  const fraction = match[3] ?? "";
-  let digits = (match[2]! + fraction).replace(/^0+(?=\d)/, "");
-  let exponent = Number(match[4] ?? "0") - fraction.length; // value = digits × 10^exponent
-  const wanted = scale ?? Math.max(0, -exponent);
-  if (-exponent < wanted) {
-    digits += "0".repeat(wanted + exponent);
-    exponent = -wanted;
-  }
-  const places = -exponent;
-  const padded = digits.padStart(places + 1, "0");
-  const cut = padded.length - places;
-  const body = places === 0 ? padded : `${padded.slice(0, cut)}.${padded.slice(cut)}`;
-  return match[1] === "-" && /[1-9]/.test(digits) ? `-${body}` : body;
-}
-
-/** Whether `text` is already `-?digits[.digits]` with exactly `scale` fraction digits (the usual case). */
-function isPlainWithScale(text: string, scale: number): boolean {
-  const start = text.charCodeAt(0) === 45 ? 1 : 0; // "-"
-  const dot = scale === 0 ? text.length : text.length - scale - 1;
-  if (dot <= start || (scale > 0 && text.charCodeAt(dot) !== 46)) return false; // "."
-  for (let i = start; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (i !== dot && (c < 48 || c > 57)) return false;
-  }
-  // "-0.00" is not what Spark writes; the full path drops the sign of a zero.
-  return start === 0 || /[1-9]/.test(text);
-}
-
-function toBigInt(value: unknown): bigint {
-  return typeof value === "bigint" ? value : BigInt(value as number | string);
-}
-
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : String(n);
-}
-
-/** `YYYY-MM-DD` and whether it is BC (year 0 is 1 BC, as PostgreSQL counts). */
-function dateText(days: number): [text: string, bc: boolean] {
-  const [year, month, day] = civilFromDays(days);
-  const bc = year < 1;
-  const shown = String(bc ? 1 - year : year).padStart(4, "0");
-  return [`${shown}-${pad2(month)}-${pad2(day)}`, bc];
-}
-
-/** Days since 1970-01-01 as canonical date text. */
-function formatDays(days: number): string {
-  const [text, bc] = dateText(days);
-  return bc ? `${text} BC` : text;
-}
-
-const MICROS_PER_DAY = 86_400_000_000n;
-
-/** Microseconds since 1970-01-01 00:00 as canonical timestamp text, `suffix` before any `BC`. */
-function formatMicros(micros: bigint, suffix: string): string {
-  let days = micros / MICROS_PER_DAY;
-  let rest = micros % MICROS_PER_DAY;
-  if (rest < 0n) {
-    rest += MICROS_PER_DAY;
-    days -= 1n;
-  }
-  const inDay = Number(rest);
-  const seconds = Math.floor(inDay / 1_000_000);
-  const us = inDay % 1_000_000;
-  const [date, bc] = dateText(Number(days));
-  let fraction = "";
-  if (us !== 0) fraction = `.${String(us).padStart(6, "0").replace(/0+$/, "")}`;
-  const time = `${pad2(Math.floor(seconds / 3600))}:${pad2(Math.floor(seconds / 60) % 60)}:${
-    pad2(seconds % 60)
-  }`;
-  return `${date} ${time}${fraction}${suffix}${bc ? " BC" : ""}`;
+export function statisticsRowCount(statistics: string): number | undefined {
+  const match = /\b(\d+) rows\b/.exec(statistics);
+  return match === null ? undefined : Number(match[1]);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -573,8 +394,7 @@ class TokenProvider implements TokenProviderContract {
 
   /** Removes the last token handed out from an error message. */
   redact(message: string): string {
-    const token = this.#last;
-    return token === undefined || token === "" ? message : message.replaceAll(token, "***");
+    return this.#last === undefined ? message : redactSecrets(message, [this.#last]);
   }
 }
 
@@ -692,20 +512,16 @@ function limit(ms: number): number {
 
 /**
  * The most useful text of a driver error: the server's message for a failed statement (the driver's
- * own message for a failed operation is generic), with the SQLSTATE when it is not already in it.
+ * own message for a failed operation is generic), with the SQLSTATE when it is not already in it;
+ * otherwise what the shared `messageOf` reads (the driver's StatusError is a plain object).
  */
 function messageOf(e: unknown): string {
   if (e instanceof AggregateError && e.errors.length > 0) {
     return e.errors.map(messageOf).join("; ");
   }
-  // The driver's StatusError is a plain object with a message, not an Error.
-  if (typeof e !== "object" || e === null) return String(e);
-  const error = e as { message?: unknown; name?: unknown; response?: unknown };
-  let message = typeof error.message === "string" && error.message !== ""
-    ? error.message
-    : typeof error.name === "string"
-    ? error.name
-    : String(e);
+  let message = driverMessageOf(e);
+  if (typeof e !== "object" || e === null) return message;
+  const error = e as { response?: unknown };
   const response = error.response;
   if (typeof response === "object" && response !== null) {
     const details = response as {

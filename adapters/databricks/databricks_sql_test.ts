@@ -35,15 +35,17 @@ import {
   type TestCertificates,
 } from "../../tests/support/fake_key_vault.ts";
 import {
+  type DatabricksSql,
+  type DatabricksSqlOptions,
+  openDatabricksSql,
+} from "./databricks_sql.ts";
+import {
   databricksCanonicalConverter,
   databricksReadQuery,
   databricksSelectExpression,
-  type DatabricksSql,
-  type DatabricksSqlOptions,
   normalizeDecimal,
-  openDatabricksSql,
   quoteDatabricksIdentifier,
-} from "./databricks_sql.ts";
+} from "./databricks_dialect.ts";
 
 const CATALOG = "main";
 const SCHEMA = "src";

@@ -16,6 +16,7 @@
  * @module
  */
 import { redactSecrets } from "../../domain/redaction.ts";
+import { causeChain } from "../shared/errors.ts";
 import {
   SourceConnectionError,
   SourceLoginRefusedError,
@@ -103,14 +104,7 @@ export function fetchFailureReason(error: unknown, timeoutMs: number): string {
   if (error instanceof DOMException && error.name === "TimeoutError") {
     return `no complete reply within ${timeoutMs} ms`;
   }
-  // Deno's fetch says only "fetch failed" and puts the connection or TLS error in `cause`.
-  const parts: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    parts.push(current instanceof Error ? current.message || current.name : String(current));
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return parts.join(": ");
+  return causeChain(error);
 }
 
 interface CachedToken {

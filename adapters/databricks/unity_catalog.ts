@@ -14,7 +14,7 @@
  *
  * A table's kind is "view" for `VIEW`, `MATERIALIZED_VIEW` and `METRIC_VIEW`; columns are ordered by
  * `position`; `dataType` is the full `type_text` (`decimal(18,2)`), and the logical type comes from
- * `databricks_types.ts`; the primary key is read from `table_constraints[].primary_key_constraint`.
+ * `databricks_dialect.ts`; the primary key is read from `table_constraints[].primary_key_constraint`.
  * Empty comments count as no description.
  *
  * **Errors.** A 401 means the token may have expired mid-run: it is invalidated and the request is sent
@@ -27,6 +27,7 @@
 import { z } from "zod";
 import type { CatalogColumn, CatalogTable, SchemaCatalog } from "../../domain/catalog.ts";
 import type { LogicalType } from "../../domain/logical_type.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import { SchemaNotFoundError, SourceUnavailableError } from "../../ports/source_database.ts";
 import {
   databricksHttpClient,
@@ -35,7 +36,8 @@ import {
   fetchFailureReason,
   positiveTimeout,
 } from "./databricks_token.ts";
-import { databricksLogicalType } from "./databricks_types.ts";
+import { databricksLogicalType } from "./databricks_dialect.ts";
+import { messageOf } from "../shared/errors.ts";
 
 /** Tables asked for per page when nothing else is said (the Unity Catalog spec's maximum). */
 export const DEFAULT_UNITY_CATALOG_PAGE_SIZE = 50;
@@ -281,7 +283,7 @@ export class UnityCatalogClient implements Disposable {
       });
       return { status: response.status, text: await response.text() };
     } catch (error) {
-      const reason = fetchFailureReason(error, this.#timeoutMs).replaceAll(token, "***");
+      const reason = redactSecrets(fetchFailureReason(error, this.#timeoutMs), [token]);
       throw new SourceUnavailableError(`Cannot ${what}: ${reason}`, { cause: error });
     }
   }
@@ -301,7 +303,7 @@ function catalogTable(info: TableInfo, schemaFullName: string): CatalogTable {
       } catch (error) {
         throw new SourceUnavailableError(
           `Cannot describe column "${column.name}" of "${schemaFullName}.${info.name}": ${
-            error instanceof Error ? error.message : String(error)
+            messageOf(error)
           }`,
           { cause: error },
         );

@@ -13,6 +13,7 @@ import {
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
+import { compareNames } from "../shared/collections.ts";
 
 /** Rows of one table, keyed `schema.table`, each row holding every catalogue column in order. */
 export type MemoryRows = ReadonlyMap<string, readonly CanonicalRow[]>;
@@ -104,6 +105,24 @@ export class MemorySourceDatabase implements SourceDatabase {
     if (batcher.size > 0) yield handOver();
   }
 
+  /**
+   * The exact row count of each named table (kind "table"), as the statistics of a freshly analysed
+   * database would give it; views, unknown names and an unknown schema are left out.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    await this.ping();
+    const named = new Set(tables);
+    const estimates = new Map<string, number>();
+    for (const table of this.#schemas.get(schema)?.tables ?? []) {
+      if (table.kind !== "table" || !named.has(table.name)) continue;
+      estimates.set(table.name, this.#rows.get(`${schema}.${table.name}`)?.length ?? 0);
+    }
+    return estimates;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     return Promise.resolve();
@@ -122,6 +141,6 @@ export class MemorySourceDatabase implements SourceDatabase {
 function sortTables(schema: SchemaCatalog): SchemaCatalog {
   return {
     ...schema,
-    tables: [...schema.tables].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    tables: [...schema.tables].sort((a, b) => compareNames(a.name, b.name)),
   };
 }

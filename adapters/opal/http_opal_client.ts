@@ -13,6 +13,7 @@
 import https from "node:https";
 import { z } from "zod";
 import type { OpalResourceDefinition } from "../../domain/opal.ts";
+import { redactSecrets } from "../../domain/redaction.ts";
 import {
   OpalAuthenticationError,
   type OpalChange,
@@ -25,6 +26,8 @@ import {
   type OpalResourceSummary,
   OpalUnavailableError,
 } from "../../ports/opal_client.ts";
+import { compareNames } from "../shared/collections.ts";
+import { causeChain } from "../shared/errors.ts";
 
 /** How long one OPAL request may take unless told otherwise. */
 export const DEFAULT_OPAL_TIMEOUT_MS = 30_000;
@@ -274,7 +277,7 @@ export class HttpOpalClient implements OpalClient {
         if (r.resource?.url !== undefined) summary.url = r.resource.url;
         return summary;
       })
-      .sort((a, b) => compareCodeUnits(a.name, b.name));
+      .sort((a, b) => compareNames(a.name, b.name));
   }
 
   /** Grants `permission` to `group` on one permissions endpoint unless it holds a sufficient grant. */
@@ -338,7 +341,7 @@ export class HttpOpalClient implements OpalClient {
           { cause: e },
         );
       }
-      const reason = redact(causeChain(e), secrets);
+      const reason = redactSecrets(causeChain(e), secrets);
       throw new OpalUnavailableError(
         ref,
         `Cannot reach OPAL at ${this.#base} for ${method} ${path}: ${reason}`,
@@ -361,8 +364,8 @@ export class HttpOpalClient implements OpalClient {
       return new OpalAuthenticationError(ref, status, this.#username);
     }
     const body = errorBody(reply);
-    const opalStatus = body.status === undefined ? undefined : redact(body.status, secrets);
-    const opalArguments = body.arguments.map((a) => redact(a, secrets));
+    const opalStatus = body.status === undefined ? undefined : redactSecrets(body.status, secrets);
+    const opalArguments = body.arguments.map((a) => redactSecrets(a, secrets));
     if (status >= 500) {
       const word = opalStatus === undefined ? "" : `: ${opalStatus}`;
       const args = opalArguments.length === 0 ? "" : ` (${opalArguments.join("; ")})`;
@@ -382,7 +385,7 @@ export class HttpOpalClient implements OpalClient {
       return new OpalProtocolError(
         ref,
         `OPAL answered ${ref.method} ${ref.path} with a redirect (${status}${
-          location === undefined ? "" : ` to ${redact(location, secrets)}`
+          location === undefined ? "" : ` to ${redactSecrets(location, secrets)}`
         }); check the OPAL address, e.g. http versus https`,
       );
     }
@@ -480,7 +483,7 @@ function sameJson(a: string, b: string): boolean {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value).sort(([a], [b]) => compareCodeUnits(a, b));
+    const entries = Object.entries(value).sort(([a], [b]) => compareNames(a, b));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
   return JSON.stringify(value);
@@ -500,34 +503,6 @@ function credentialSecrets(credentials: string): string[] {
     // not JSON: the whole string is the secret
   }
   return secrets;
-}
-
-/** Replaces every occurrence of a secret (and its JSON-escaped form) with `***`. */
-function redact(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of secrets) {
-    if (secret.length < 4) continue; // too short to scrub without mangling the message
-    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1)])) {
-      result = result.replaceAll(form, "***");
-    }
-  }
-  return result;
-}
-
-/** The messages of an error and its causes, e.g. `fetch failed: … invalid peer certificate`. */
-function causeChain(error: unknown): string {
-  const messages: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
-    const message = current instanceof Error ? current.message : String(current);
-    if (message !== "" && !messages.includes(message)) messages.push(message);
-    current = current instanceof Error ? current.cause : undefined;
-  }
-  return messages.join(": ");
-}
-
-function compareCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function base64Utf8(text: string): string {

@@ -23,7 +23,7 @@
  */
 import type { CatalogColumn, CatalogTable } from "../../domain/catalog.ts";
 import type { LogicalType } from "../../domain/logical_type.ts";
-import { quotePostgresIdentifier } from "./postgres_source_database.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 
 /** PostgreSQL's largest declarable `numeric` precision. */
 export const POSTGRES_MAX_NUMERIC_PRECISION = 1000;

@@ -20,7 +20,7 @@ import type { ProgressReport } from "../../domain/long_work.ts";
 import { type CanonicalRow, truncateToMicroseconds } from "../../domain/logical_type.ts";
 import { DestinationValueError } from "../../ports/destination_database.ts";
 import { refusedValue } from "./postgres_destination_errors.ts";
-import { quotePostgresIdentifier } from "./postgres_source_database.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 
 /** Where one table goes: the temporary schema it is written to, and the schema users know it by. */
 export interface CopyTarget {

@@ -53,12 +53,13 @@ import {
   type LoadOptions,
 } from "../../ports/destination_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
+import { compareNames } from "../shared/collections.ts";
 import { copyTable } from "./postgres_copy.ts";
 import { destinationFailure, isSqlError, loadFailure } from "./postgres_destination_errors.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
   postgresClientOptions,
   type PostgresConnectionOptions,
-  quotePostgresIdentifier,
 } from "./postgres_source_database.ts";
 
 /** How to reach the destination database (TLS included), and who may read it. */
@@ -619,10 +620,6 @@ async function dropIfAbandoned(sql: Sql, temporary: string): Promise<boolean> {
     await tx.unsafe(`drop schema if exists ${quotePostgresIdentifier(temporary)} cascade`);
     return true;
   });
-}
-
-function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function byTable(a: LoadedTable, b: LoadedTable): number {

@@ -18,6 +18,7 @@ import {
   DestinationValueError,
   type DestinationValuePosition,
 } from "../../ports/destination_database.ts";
+import { messageOf } from "../shared/errors.ts";
 import { isPostgresLoginRefusal } from "./postgres_source_database.ts";
 
 /** Why PostgreSQL refuses data, by SQLSTATE (classes 22 and 23); never the value itself. */
@@ -134,8 +135,4 @@ function isConnectFailure(e: unknown): boolean {
 /** True for an error PostgreSQL reported that did not cost the connection. */
 export function isSqlError(e: unknown): boolean {
   return e instanceof postgres.PostgresError && e.severity !== "FATAL" && e.severity !== "PANIC";
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

@@ -13,6 +13,7 @@
 import postgres, { type Sql, type TransactionSql } from "postgres";
 import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
+import { messageOf } from "../shared/errors.ts";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
@@ -38,10 +39,10 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
   postgresClientOptions,
   type PostgresConnectionOptions,
-  quotePostgresIdentifier,
 } from "./postgres_source_database.ts";
 
 /** The schema the run store uses when none is given. */
@@ -325,7 +326,7 @@ export class PostgresRunStore implements RunStore {
       return await body(this.#sql);
     } catch (e) {
       if (e instanceof AppError || isZodError(e)) throw e;
-      const message = e instanceof Error ? e.message : String(e);
+      const message = messageOf(e);
       throw new RunStoreUnavailableError({
         logDetail: `Cannot ${what}: ${redactSecrets(message, this.#secrets)}`,
         cause: e,

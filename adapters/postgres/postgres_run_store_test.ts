@@ -11,7 +11,8 @@ import {
   POSTGRES_RUN_STORE_MIGRATIONS,
   type PostgresRunStoreOptions,
 } from "./postgres_run_store.ts";
-import { postgresClientOptions, quotePostgresIdentifier } from "./postgres_source_database.ts";
+import { postgresClientOptions } from "./postgres_source_database.ts";
+import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 
 const WORKER =
   new URL("../../tests/support/run_store_postgres_worker.ts", import.meta.url).pathname;

@@ -18,10 +18,12 @@ import type {
   SchemaCatalog,
   TableExtract,
 } from "../../domain/catalog.ts";
-import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
 import { OneAtATime } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
+import { compareNames, groupBy } from "../shared/collections.ts";
+import { messageOf } from "../shared/errors.ts";
 import {
   guardedColumnOf,
   maxValueBytesOf,
@@ -35,10 +37,14 @@ import {
   SourceLoginRefusedError,
   SourceUnavailableError,
   type SqlConnectionOptions,
-  valueCanExceed,
   valueTooLarge,
-  valueTooLargeMarker,
 } from "../../ports/source_database.ts";
+import {
+  CANONICAL_SESSION,
+  postgresLogicalType,
+  postgresSelectList,
+  quotePostgresIdentifier,
+} from "./postgres_dialect.ts";
 import {
   DEFAULT_POSTGRES_TLS,
   openPostgresTlsSocket,
@@ -47,20 +53,6 @@ import {
 
 /** The `application_name` every connection reports, so DBAs can tell our sessions apart. */
 export const POSTGRES_APPLICATION_NAME = "cr8tor-publisher";
-
-/**
- * The session settings under which PostgreSQL's text output is the canonical text of
- * `domain/logical_type.ts`. Sent as startup parameters by {@link postgresClientOptions} and set again on
- * the connection before every read, so a client built some other way reads the same text.
- */
-export const CANONICAL_SESSION = {
-  DateStyle: "ISO",
-  TimeZone: "UTC",
-  extra_float_digits: "1",
-  bytea_output: "hex",
-  IntervalStyle: "postgres",
-  client_encoding: "UTF8",
-} as const;
 
 const SET_CANONICAL_SESSION = Object.entries(CANONICAL_SESSION)
   .map(([name, value]) => `set ${name} = '${value}'`)
@@ -121,6 +113,46 @@ export class PostgresSourceDatabase implements SourceDatabase {
         `Cannot read the catalogue of schema "${schema}" from PostgreSQL: ${messageOf(e)}`,
         { cause: e },
       );
+    }
+  }
+
+  /**
+   * How many rows the planner statistics expect: `pg_class.reltuples` of each named table, partitioned
+   * table or materialized view (views have no statistics and are left out). A table whose statistics were
+   * never gathered (`reltuples` -1 since PostgreSQL 14: no VACUUM, ANALYZE or CREATE INDEX yet) is left
+   * out, as are names that are not there and schemas the user may not use. Reads the catalogue only,
+   * in turn with the reads (postgres.js refuses a query while a COPY streams on the connection).
+   *
+   * @throws {SourceUnavailableError} when the catalogue cannot be read.
+   */
+  async estimateRows(
+    schema: string,
+    tables: readonly string[],
+  ): Promise<ReadonlyMap<string, number>> {
+    this.#assertOpen();
+    if (tables.length === 0) return new Map();
+    const endTurn = await this.#reads.begin();
+    try {
+      this.#assertOpen();
+      const rows = await this.#sql<{ name: string; rows: number }[]>`
+        select c.relname as name, c.reltuples::float8 as rows
+          from pg_catalog.pg_class c
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = ${schema}
+           and pg_catalog.has_schema_privilege(n.oid, 'USAGE')
+           and c.relkind in ('r', 'p', 'm')
+           and c.relname = any(${this.#sql.array([...tables])}::text[])
+           and c.reltuples >= 0`;
+      return new Map(rows.map((r) => [r.name, Math.round(r.rows)]));
+    } catch (e) {
+      this.#noteFailure(e);
+      if (e instanceof SourceUnavailableError) throw e;
+      throw new SourceUnavailableError(
+        `Cannot read the row estimates of schema "${schema}" from PostgreSQL: ${messageOf(e)}`,
+        { cause: e },
+      );
+    } finally {
+      endTurn();
     }
   }
 
@@ -296,7 +328,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
       columns: (columnsOf.get(t.oid) ?? []).map((c): CatalogColumn => ({
         name: c.name,
         dataType: c.data_type,
-        logicalType: c.builtin ? postgresLogicalType(c.base_type, c.base_format) : TEXT,
+        logicalType: c.builtin ? postgresLogicalType(c.base_type, c.base_format) : { kind: "text" },
         nullable: c.nullable,
         description: c.description,
       })),
@@ -399,90 +431,6 @@ export const connectPostgres = async function connectPostgres(
 export function isPostgresLoginRefusal(e: unknown): boolean {
   return e instanceof postgres.PostgresError && typeof e.code === "string" &&
     e.code.startsWith("28");
-}
-
-const TEXT: LogicalType = { kind: "text" };
-
-const SIMPLE_TYPES: ReadonlyMap<string, LogicalType> = new Map<string, LogicalType>([
-  ["bool", { kind: "boolean" }],
-  ["int2", { kind: "smallint" }],
-  ["int4", { kind: "integer" }],
-  ["int8", { kind: "bigint" }],
-  ["float4", { kind: "real" }],
-  ["float8", { kind: "double" }],
-  ["date", { kind: "date" }],
-  ["time", { kind: "time" }],
-  ["timestamp", { kind: "timestamp" }],
-  ["timestamptz", { kind: "timestamptz" }],
-  ["interval", { kind: "interval" }],
-  ["uuid", { kind: "uuid" }],
-  ["json", { kind: "json" }],
-  ["jsonb", { kind: "json" }],
-  ["bytea", { kind: "binary" }],
-]);
-
-/**
- * The logical type of a built-in PostgreSQL type (domains resolved to their base type first).
- *
- * @param typeName the `pg_type.typname` of a type in `pg_catalog`, e.g. `int4`, `numeric`, `timetz`.
- * @param formatted `format_type(type, typmod)`, e.g. `numeric(18,2)`; only read for `numeric`.
- * @returns the mapped type; `text` for everything without a closer match (character types, `timetz`,
- *   `money`, enums, arrays, ranges, geometric and network types, ...). A `numeric` whose declared
- *   scale is negative or larger than its precision (allowed since PostgreSQL 15) is plain `numeric`.
- */
-export function postgresLogicalType(typeName: string, formatted: string): LogicalType {
-  if (typeName === "numeric") {
-    const match = /^numeric\((\d+),(-?\d+)\)$/.exec(formatted);
-    if (match === null) return { kind: "numeric" };
-    const precision = Number(match[1]);
-    const scale = Number(match[2]);
-    return scale < 0 || scale > precision
-      ? { kind: "numeric" }
-      : { kind: "decimal", precision, scale };
-  }
-  return SIMPLE_TYPES.get(typeName) ?? TEXT;
-}
-
-/** Double-quotes an identifier, doubling the quotes inside it. */
-export function quotePostgresIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-// The shortest float4 text in exponent form with an exponent from 6 to 14 (`1.234567e+06`).
-const FLOAT4_EXPONENT_6_TO_14 = "e\\+(0[6-9]|1[0-4])$";
-
-/**
- * The select list `readRows` and `readCsv` share: each extract column as server text, named as itself.
- * `real` columns get one more step, because PostgreSQL writes `float4` in exponent form from an exponent
- * of 6 while the canonical form (that of `float8`) waits until 15: in between, the shortest `float4`
- * digits go through `numeric` to lose their exponent (`1.234567e+06` becomes `1234567`). The test is
- * on the text, not the value, since `1e+15` is the shortest text of a float just below 1e15.
- *
- * With `maxValueBytes`, every column whose values can be longer ({@link valueCanExceed}) is guarded:
- * `case when <size> > limit then (<marker> || <size>)::int4::text else <text> end`, where the size is
- * `octet_length` of the text (of the bytes, times two plus two, for `bytea`, whose hex text is not
- * built). Casting the marker to an integer fails the query with the marker in the message, which
- * {@link guardedColumnOf} recognises, before the value is sent. `octet_length` of a text column reads
- * its stored length without decompressing or fetching it. (The marker includes the size so that it is
- * not a constant: PostgreSQL folds a constant CASE branch, and would fail every query.)
- */
-export function postgresSelectList(extract: TableExtract, maxValueBytes?: number): string {
-  return extract.table.columns.map((column, index) => {
-    const name = quotePostgresIdentifier(column.name);
-    const value = column.logicalType.kind === "real"
-      ? `case when ${name}::text ~ '${FLOAT4_EXPONENT_6_TO_14}' ` +
-        `then ${name}::text::numeric::text else ${name}::text end`
-      : `${name}::text`;
-    if (maxValueBytes === undefined || !valueCanExceed(column, maxValueBytes)) {
-      return `${value} as ${name}`;
-    }
-    const size = column.logicalType.kind === "binary"
-      ? `(octet_length(${name})::int8 * 2 + 2)`
-      : `octet_length(${value})`;
-    const marker = `'${valueTooLargeMarker(index)}'`;
-    return `case when ${size} > ${maxValueBytes} then (${marker} || ${size})::int4::text ` +
-      `else ${value} end as ${name}`;
-  }).join(", ");
 }
 
 function from(extract: TableExtract): string {
@@ -660,22 +608,3 @@ function unavailable(
 
 /** SQLSTATE 22P02, which the cast of a guard's marker to an integer raises. */
 const INVALID_TEXT_REPRESENTATION = "22P02";
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function groupBy<T>(rows: Iterable<T>, key: (row: T) => string): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const row of rows) {
-    const k = key(row);
-    const group = groups.get(k);
-    if (group === undefined) groups.set(k, [row]);
-    else group.push(row);
-  }
-  return groups;
-}
-
-function compareNames(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { TableExtract } from "../../domain/catalog.ts";
-import type { LogicalType } from "../../domain/logical_type.ts";
 import {
   SchemaNotFoundError,
   SourceConnectionError,
@@ -40,7 +39,6 @@ import {
   connectPostgres,
   POSTGRES_APPLICATION_NAME,
   postgresClientOptions,
-  postgresLogicalType,
   PostgresSourceDatabase,
 } from "./postgres_source_database.ts";
 
@@ -106,6 +104,12 @@ Deno.test({
           schema,
           connect: () => connectPostgres(sandbox.connectOptions()),
           cleanup: () => sandbox.cleanup(),
+          analyze: async () => {
+            await sandbox.admin.unsafe(
+              `analyze ${quotePostgres(schema)}.patients, ` +
+                `${quotePostgres(schema)}.visits, ${quotePostgres(schema)}.audit_log`,
+            );
+          },
           wide: { schema: tables, table: W_TABLE, rows: WIDE_ROWS },
           edge: { schema: tables, table: EDGE_TABLE, engine: "postgres" },
         };
@@ -176,43 +180,50 @@ Deno.test({
   },
 });
 
-Deno.test("postgresLogicalType() maps built-in types", async (t) => {
-  const cases: [string, string, LogicalType][] = [
-    ["bool", "boolean", { kind: "boolean" }],
-    ["int2", "smallint", { kind: "smallint" }],
-    ["int4", "integer", { kind: "integer" }],
-    ["int8", "bigint", { kind: "bigint" }],
-    ["numeric", "numeric(18,2)", { kind: "decimal", precision: 18, scale: 2 }],
-    ["numeric", "numeric(38,0)", { kind: "decimal", precision: 38, scale: 0 }],
-    ["numeric", "numeric", { kind: "numeric" }],
-    ["numeric", "numeric(5,-2)", { kind: "numeric" }],
-    ["numeric", "numeric(2,5)", { kind: "numeric" }],
-    ["float4", "real", { kind: "real" }],
-    ["float8", "double precision", { kind: "double" }],
-    ["date", "date", { kind: "date" }],
-    ["time", "time(3) without time zone", { kind: "time" }],
-    ["timetz", "time with time zone", { kind: "text" }],
-    ["timestamp", "timestamp without time zone", { kind: "timestamp" }],
-    ["timestamptz", "timestamp with time zone", { kind: "timestamptz" }],
-    ["interval", "interval", { kind: "interval" }],
-    ["uuid", "uuid", { kind: "uuid" }],
-    ["json", "json", { kind: "json" }],
-    ["jsonb", "jsonb", { kind: "json" }],
-    ["bytea", "bytea", { kind: "binary" }],
-    ["text", "text", { kind: "text" }],
-    ["varchar", "character varying(20)", { kind: "text" }],
-    ["bpchar", "character(3)", { kind: "text" }],
-    ["name", "name", { kind: "text" }],
-    ["_int4", "integer[]", { kind: "text" }],
-    ["money", "money", { kind: "text" }],
-    ["inet", "inet", { kind: "text" }],
-    ["bit", "bit(5)", { kind: "text" }],
-  ];
-  for (const [typeName, formatted, expected] of cases) {
-    await t.step(`${typeName} ${formatted}`, () => {
-      assert.deepEqual(postgresLogicalType(typeName, formatted), expected);
-    });
-  }
+Deno.test({
+  name: "PostgresSourceDatabase estimateRows() reads reltuples, leaving out tables never analysed",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_estimates");
+    try {
+      await sandbox.createRole();
+      await sandbox.createSchema(
+        schema,
+        `create table $s.big (id integer);
+         insert into $s.big select g from generate_series(1, 1000) g;
+         create table $s.empty (id integer);
+         create table $s."Odd ""name""" (id integer);
+         insert into $s."Odd ""name""" values (1), (2);
+         create view $s.big_view as select * from $s.big;
+         create materialized view $s.big_summary as select count(*) as n from $s.big;`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const names = ["big", "empty", 'Odd "name"', "big_view", "big_summary"];
+      // Never vacuumed, analysed or indexed: reltuples is -1, so nothing is known yet.
+      assert.deepEqual(await db.estimateRows!(schema, names), new Map());
+
+      await sandbox.admin.unsafe(
+        `analyze ${quotePostgres(schema)}.big, ` +
+          `${quotePostgres(schema)}.empty, ${quotePostgres(schema)}."Odd ""name""", ` +
+          `${quotePostgres(schema)}.big_summary`,
+      );
+      assert.deepEqual(
+        await db.estimateRows!(schema, names),
+        new Map([["big", 1000], ["big_summary", 1], ["empty", 0], ['Odd "name"', 2]]),
+      );
+
+      // Asked while a read holds the connection, it waits its turn instead of failing.
+      const [big] = (await db.describeSchema(schema, { tables: ["big"] })).tables;
+      const csv = db.readCsv!({ schema, table: big! })[Symbol.asyncIterator]();
+      await csv.next();
+      const estimating = db.estimateRows!(schema, ["big"]);
+      while (!(await csv.next()).done) { /* read to the end */ }
+      assert.deepEqual(await estimating, new Map([["big", 1000]]));
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
 });
 
 /** A table of PostgreSQL-only types, with each value's canonical text. */

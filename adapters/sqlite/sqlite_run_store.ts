@@ -37,6 +37,7 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
+import { messageOf } from "../shared/errors.ts";
 
 /** The state directory when none is configured (`STATE_DIR`). */
 export const DEFAULT_STATE_DIR = "./state";
@@ -144,7 +145,7 @@ function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
 
 function unavailable(e: unknown, context: string): AppError {
   return e instanceof AppError ? e : new RunStoreUnavailableError({
-    logDetail: `${context}: ${e instanceof Error ? e.message : String(e)}`,
+    logDetail: `${context}: ${messageOf(e)}`,
     cause: e,
   });
 }

@@ -18,11 +18,8 @@ import {
 } from "@testcontainers/mssqlserver";
 import { Connection, type ConnectionConfiguration, Request, TYPES } from "tedious";
 import { type LogicalType, parseBinary } from "../../domain/logical_type.ts";
-import {
-  connectMssqlWith,
-  quoteMssqlIdentifier,
-  sqlString,
-} from "../../adapters/mssql/mssql_source_database.ts";
+import { connectMssqlWith } from "../../adapters/mssql/mssql_source_database.ts";
+import { quoteMssqlIdentifier, sqlString } from "../../adapters/mssql/mssql_dialect.ts";
 import {
   FIXTURE_ROWS,
   FIXTURE_SCHEMA_COMMENT,

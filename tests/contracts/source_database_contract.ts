@@ -17,6 +17,9 @@
  * - the view `patient_names` as `select id, nhs_number from patients`;
  * - the rows of {@link FIXTURE_ROWS} (canonical text; each dialect inserts them as literals).
  *
+ * Where the adapter has `estimateRows`, the suite checks it after {@link SourceDatabaseFixture.analyze}:
+ * every fixture table has a sane estimate, views and unknown names are left out.
+ *
  * Optionally, in schemas of their own, the W and EDGE tables of `tests/support/w_table.ts`
  * ({@link SourceDatabaseFixture.wide}, {@link SourceDatabaseFixture.edge}): the suite then checks every
  * value of them to the exact canonical string, and `readCsv` (where present) against `readRows`. The EDGE
@@ -63,6 +66,11 @@ export interface SourceDatabaseFixture {
   connect(): Promise<SourceDatabase>;
   /** Drops everything the fixture created; called once, even when a step fails. */
   cleanup(): Promise<void>;
+  /**
+   * Brings the source's statistics up to date (PostgreSQL `ANALYZE`, MySQL `ANALYZE TABLE`), so that
+   * `estimateRows` knows the fixture's tables; not needed where the statistics are always current.
+   */
+  analyze?(): Promise<void>;
   /** Where the W table is, when the adapter's test built one (rows 1..`rows` of `wExpectedRow`). */
   readonly wide?: { readonly schema: string; readonly table: string; readonly rows: number };
   /** Where the EDGE table is, and whose cases it holds (`any`: every case, for fakes). */
@@ -143,6 +151,7 @@ export async function sourceDatabaseContract(
     try {
       await runSteps(t, subject, fixture, db);
       await runReadSteps(t, subject, fixture, db);
+      await runEstimateSteps(t, subject, fixture, db);
     } finally {
       await db.close();
     }
@@ -308,6 +317,55 @@ async function runSteps(
   });
 }
 
+/** The fixture's tables (not its view), which `estimateRows` must know once analysed. */
+const FIXTURE_BASE_TABLES = ["audit_log", "patients", "visits"] as const;
+
+async function runEstimateSteps(
+  t: Deno.TestContext,
+  subject: SourceDatabaseSubject,
+  fixture: SourceDatabaseFixture,
+  db: SourceDatabase,
+): Promise<void> {
+  const { name } = subject;
+  const { schema } = fixture;
+  if (db.estimateRows === undefined) return;
+  const estimateRows = db.estimateRows.bind(db);
+
+  await t.step(`${name} estimateRows() gives every analysed table a sane estimate`, async () => {
+    await fixture.analyze?.();
+    const estimates = await estimateRows(schema, [...FIXTURE_BASE_TABLES]);
+    assert.deepEqual([...estimates.keys()].sort(), [...FIXTURE_BASE_TABLES]);
+    for (const table of FIXTURE_BASE_TABLES) {
+      const estimate = estimates.get(table)!;
+      const actual = FIXTURE_ROWS[table].length;
+      assert.ok(
+        Number.isSafeInteger(estimate) && estimate >= 0 && estimate <= 10 * actual + 10,
+        `${table}: estimate ${estimate} for ${actual} rows`,
+      );
+    }
+  });
+
+  await t.step(`${name} estimateRows() leaves out views and names that are not there`, async () => {
+    const estimates = await estimateRows(schema, [
+      "patients",
+      "patient_names",
+      "no_such",
+      "PATIENTS",
+      "visits ",
+      `x' or '1'='1`,
+      'audit_log"; drop table patients; --',
+    ]);
+    assert.deepEqual([...estimates.keys()], ["patients"]);
+  });
+
+  await t.step(`${name} estimateRows() of no tables or an unknown schema is empty`, async () => {
+    assert.equal((await estimateRows(schema, [])).size, 0);
+    for (const odd of [`${schema}_missing`, schema.toUpperCase(), `${schema}'`]) {
+      assert.equal((await estimateRows(odd, [...FIXTURE_BASE_TABLES])).size, 0, odd);
+    }
+  });
+}
+
 async function runLifecycleSteps(
   t: Deno.TestContext,
   subject: SourceDatabaseSubject,
@@ -336,6 +394,9 @@ async function runLifecycleSteps(
         ["ping()", () => db.ping()],
         ["describeSchema()", () => db.describeSchema(fixture.schema)],
         ["readRows()", () => db.readRows(anExtract(fixture.schema))[Symbol.asyncIterator]().next()],
+        ...(db.estimateRows === undefined ? [] : [
+          ["estimateRows()", () => db.estimateRows!(fixture.schema, ["patients"])] as const,
+        ]),
       ] as const
     ) {
       let promise: Promise<unknown>;

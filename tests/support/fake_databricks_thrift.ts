@@ -15,6 +15,7 @@
  *   `concat(...)`, `raise_error(...)` (which fails the statement, `[USER_RAISED_EXCEPTION]`), `+` and
  *   `*`, with an optional `[AS] alias`; identifiers bare or in backticks (a doubled backtick is a backtick), resolved
  *   case-insensitively as Spark does; a table name has one to three parts;
+ * - `DESCRIBE [TABLE] [EXTENDED] <table>`, with the `Statistics` row of `FakeUcTable.statistics`;
  * - `SET TIME ZONE '<zone>'` (`UTC`, `Z`, `Etc/UTC`, `GMT` or a fixed offset such as `+05:00`) and
  *   `SET <key> = <value>` (recorded; `ansi_mode` / `spark.sql.ansi.enabled` and `timezone` take effect).
  *
@@ -869,7 +870,8 @@ type Statement =
     readonly items: readonly { readonly expr: Expr; readonly alias: string | undefined }[];
     readonly from: readonly string[] | undefined;
   }
-  | { readonly kind: "set"; readonly key: string; readonly value: string };
+  | { readonly kind: "set"; readonly key: string; readonly value: string }
+  | { readonly kind: "describe"; readonly extended: boolean; readonly table: readonly string[] };
 
 const RESERVED = new Set(["select", "from", "as", "where", "limit", "order", "group", "join"]);
 
@@ -878,7 +880,11 @@ class StatementParser {
   constructor(readonly tokens: readonly Token[]) {}
 
   statement(): Statement {
-    const statement = this.#keyword("set") ? this.#set() : this.#select();
+    const statement = this.#keyword("set")
+      ? this.#set()
+      : this.#keyword("describe")
+      ? this.#describe()
+      : this.#select();
     this.#acceptSymbol(";");
     const next = this.#peek();
     if (next.kind !== "end") {
@@ -911,6 +917,16 @@ class StatementParser {
     }
     if (value === "") throw syntaxError(this.#peek());
     return { kind: "set", key: parts.join("."), value };
+  }
+
+  /** `DESCRIBE [TABLE] [EXTENDED] <table>`. */
+  #describe(): Statement {
+    this.#keyword("table");
+    const extended = this.#keyword("extended");
+    const table = [this.#name()];
+    while (this.#acceptSymbol(".")) table.push(this.#name());
+    if (table.length > 3) throw syntaxError(this.#peek());
+    return { kind: "describe", extended, table };
   }
 
   #select(): Statement {
@@ -1292,6 +1308,34 @@ function resolve(
       }
     }
   }
+}
+
+/**
+ * What `DESCRIBE TABLE [EXTENDED]` returns, as Spark lays it out: `col_name`, `data_type`, `comment`, a
+ * row per column; with EXTENDED then a blank row, `# Detailed Table Information` and one row per fact
+ * (`Table`, `Type`, and `Statistics` as `<bytes> bytes[, <rows> rows]` when the table has statistics).
+ */
+function describePlan(table: FakeUcTable, extended: boolean): Plan {
+  const rows: string[][] = table.columns.map((c) => [c.name, c.type_text, c.comment ?? ""]);
+  if (extended) {
+    rows.push(["", "", ""], ["# Detailed Table Information", "", ""]);
+    rows.push(["Table", table.name, ""], ["Type", table.table_type.toUpperCase(), ""]);
+    const statistics = table.statistics;
+    if (statistics !== undefined) {
+      const count = statistics.numRows === undefined ? "" : `, ${statistics.numRows} rows`;
+      rows.push(["Statistics", `${statistics.sizeInBytes} bytes${count}`, ""]);
+    }
+  }
+  return {
+    columns: ["col_name", "data_type", "comment"].map((name, i) => ({
+      name,
+      type: { kind: "string" },
+      evaluate: (row: readonly unknown[]) => row[i],
+    })),
+    rowCount: rows.length,
+    row: (index) => rows[index]!,
+    tableName: undefined,
+  };
 }
 
 function tableOrViewNotFound(parts: readonly string[]): FakeSqlError {
@@ -2001,22 +2045,14 @@ class FakeThriftService implements FakeThrift {
       };
     }
 
+    if (statement.kind === "describe") {
+      return describePlan(this.#lookUp(statement.table, session), statement.extended);
+    }
+
     let table: FakeUcTable | undefined;
     let columns: { name: string; type: SparkType }[] | undefined;
     if (statement.from !== undefined) {
-      const parts = statement.from;
-      const [catalog, schema, name] = parts.length === 3
-        ? parts
-        : parts.length === 2
-        ? [session.catalog, ...parts]
-        : [session.catalog, session.schema, ...parts];
-      const same = (a: string | undefined, b: string) => a?.toLowerCase() === b.toLowerCase();
-      if (same(catalog, this.#workspace.catalog)) {
-        table = this.#workspace.schemas.find((s) => same(schema, s.name))?.tables.find((t) =>
-          same(name, t.name)
-        );
-      }
-      if (table === undefined) throw tableOrViewNotFound(parts);
+      table = this.#lookUp(statement.from, session);
       columns = table.columns.map((c) => ({ name: c.name, type: parseSparkType(c.type_text) }));
     }
     const used = new Set<number>();
@@ -2041,6 +2077,24 @@ class FakeThriftService implements FakeThrift {
         return row;
       },
     };
+  }
+
+  /** Finds a table by a one- to three-part name, case-insensitively as Spark does. */
+  #lookUp(parts: readonly string[], session: Session): FakeUcTable {
+    const [catalog, schema, name] = parts.length === 3
+      ? parts
+      : parts.length === 2
+      ? [session.catalog, ...parts]
+      : [session.catalog, session.schema, ...parts];
+    const same = (a: string | undefined, b: string) => a?.toLowerCase() === b.toLowerCase();
+    let table: FakeUcTable | undefined;
+    if (same(catalog, this.#workspace.catalog)) {
+      table = this.#workspace.schemas.find((s) => same(schema, s.name))?.tables.find((t) =>
+        same(name, t.name)
+      );
+    }
+    if (table === undefined) throw tableOrViewNotFound(parts);
+    return table;
   }
 
   #operation(handle: TOperationHandle | undefined): Operation | undefined {

@@ -54,6 +54,12 @@ export interface FakeUcTable {
   readonly primaryKey?: readonly string[];
   /** Rows in column order. A function lets a big table be generated while it is served, not held. */
   readonly rows: readonly (readonly FakeSparkValue[])[] | FakeRowSource;
+  /**
+   * What `ANALYZE TABLE ... COMPUTE STATISTICS` left, shown by `DESCRIBE TABLE EXTENDED` as
+   * `Statistics: <sizeInBytes> bytes, <numRows> rows` (`numRows` absent: the size only, as after
+   * `NOSCAN`). Absent: never analysed, no `Statistics` row.
+   */
+  readonly statistics?: { readonly sizeInBytes: number; readonly numRows?: number };
 }
 
 /** Generates a big table's rows on demand: row `index` of `count`. */

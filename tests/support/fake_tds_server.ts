@@ -709,6 +709,7 @@ function answer(schemas: readonly FakeSchema[], sql: string): ResultSet | undefi
     : schemas.find((s) => s.name.toLowerCase() === literal.toLowerCase());
   const nv = (name: string): ResultColumn => ({ name, wire: NVARCHAR });
   const int = (name: string): ResultColumn => ({ name, wire: INT4 });
+  if (sql.includes("FROM sys.partitions")) return rowEstimates(schemas, sql);
   if (sql.includes("FROM sys.schemas")) {
     return {
       columns: [nv("name"), nv("description")],
@@ -772,6 +773,35 @@ function answer(schemas: readonly FakeSchema[], sql: string): ResultSet | undefi
     return selectFrom(table, list);
   }
   throw new SqlError(102, `Incorrect syntax near '${sql.slice(0, 20)}'.`, 15);
+}
+
+/**
+ * The answer to `estimateRows`' query: each named base table's exact row count (a real server's
+ * `sys.partitions` is exact too once no transaction is open). Names compare case-insensitively, as in
+ * SQL Server's default collation; views have no partitions in `sys.tables`.
+ */
+function rowEstimates(schemas: readonly FakeSchema[], sql: string): ResultSet {
+  const literals = (text: string) =>
+    [...text.matchAll(/N'((?:[^']|'')*)'/g)].map((m) => m[1]!.replaceAll("''", "'").toLowerCase());
+  const [schemaName] = literals(/s\.name = (N'(?:[^']|'')*')/.exec(sql)?.[1] ?? "");
+  const names = new Set(literals(/t\.name IN \((.*)\) GROUP BY/s.exec(sql)?.[1] ?? ""));
+  const schema = schemas.find((s) => s.name.toLowerCase() === schemaName);
+  const tables = (schema?.tables ?? []).filter((t) =>
+    t.kind === "BASE TABLE" && names.has(t.name.toLowerCase())
+  );
+  const count = (rows: Iterable<unknown>) => {
+    let n = 0;
+    for (const _ of rows) n++;
+    return n;
+  };
+  return {
+    columns: [
+      { name: "name", wire: NVARCHAR },
+      { name: "name", wire: NVARCHAR },
+      { name: "row_count", wire: { kind: "int", size: 8, nullable: true } },
+    ],
+    rows: tables.map((t) => [schema!.name, t.name, BigInt(count(t.rows))]),
+  };
 }
 
 /** Evaluates the select list `expr AS [c0], expr AS [c1], ...` over a table's rows, lazily. */

@@ -8,10 +8,8 @@
  *   <signals> <schema>
  */
 import postgres from "postgres";
-import {
-  postgresClientOptions,
-  quotePostgresIdentifier,
-} from "../../adapters/postgres/postgres_source_database.ts";
+import { postgresClientOptions } from "../../adapters/postgres/postgres_source_database.ts";
+import { quotePostgresIdentifier } from "../../adapters/postgres/postgres_dialect.ts";
 import { postgresConnectionOptions } from "./databases.ts";
 
 /** The id of the run this worker starts writing, in the project `Killed`. */

@@ -24,8 +24,8 @@ import {
   type LogicalType,
   parseBinary,
 } from "../../domain/logical_type.ts";
-import type { DatabricksColumnType } from "../../adapters/databricks/databricks_types.ts";
-import { quoteMssqlIdentifier as quoteMssql } from "../../adapters/mssql/mssql_source_database.ts";
+import type { DatabricksColumnType } from "../../adapters/databricks/databricks_dialect.ts";
+import { quoteMssqlIdentifier as quoteMssql } from "../../adapters/mssql/mssql_dialect.ts";
 import { quoteMysql, quotePostgres } from "./databases.ts";
 
 /** A database engine the test tables exist for. */

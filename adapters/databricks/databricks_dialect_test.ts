@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { LogicalType } from "../../domain/logical_type.ts";
-import { databricksLogicalType } from "./databricks_types.ts";
+import { databricksLogicalType } from "./databricks_dialect.ts";
 
 Deno.test("databricksLogicalType() maps every Unity Catalog type name", async (t) => {
   const rows: [typeName: string, typeText: string, expected: LogicalType][] = [
