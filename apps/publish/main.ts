@@ -36,6 +36,7 @@ import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
+import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { createPublishApp } from "./app.ts";
@@ -290,6 +291,10 @@ export async function buildPublishService(
   }
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
+  const { metrics, metricsAccess } = await metricsFrom(config, {
+    service: "publish",
+    secrets: serviceSecrets,
+  });
   const app = createPublishApp({
     apiKey,
     log,
@@ -297,6 +302,10 @@ export async function buildPublishService(
     bodyReading: bodyReadingFrom(config),
     refusals,
     auditTrail,
+    // One registry: HTTP requests, runs (the use cases report to `metrics`), and source failures.
+    metrics,
+    metricsAccess,
+    sourceFailures: metrics,
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,
