@@ -37,7 +37,10 @@ Deno.test("PrometheusMetrics.runChanged() counts states, runs in flight and fina
     2,
   );
   assert.equal(
-    valueOf(families, "cr8tor_run_duration_seconds_count", { action: "publish", state: "cancelled" }),
+    valueOf(families, "cr8tor_run_duration_seconds_count", {
+      action: "publish",
+      state: "cancelled",
+    }),
     1,
   );
   // Every metric carries the service.
@@ -90,7 +93,10 @@ Deno.test("PrometheusMetrics.sourceConnectionFailed() counts by engine and code"
   metrics.sourceConnectionFailed("mysql", "Not A Code: host 10.0.0.1");
   const families = await parsed(metrics);
   const name = "cr8tor_source_connection_failures_total";
-  assert.equal(valueOf(families, name, { engine: "postgresql", code: "source_connection_failed" }), 2);
+  assert.equal(
+    valueOf(families, name, { engine: "postgresql", code: "source_connection_failed" }),
+    2,
+  );
   assert.equal(valueOf(families, name, { engine: "mssql", code: "source_login_refused" }), 1);
   assert.equal(valueOf(families, name, { engine: "mysql", code: "other" }), 1);
 });

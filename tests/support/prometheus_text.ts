@@ -55,7 +55,9 @@ export function parsePrometheusText(text: string): Map<string, Family> {
   let current: Family | undefined;
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop();
-  else if (text !== "") throw new SyntaxError("Cannot parse exposition: it must end with a newline");
+  else if (text !== "") {
+    throw new SyntaxError("Cannot parse exposition: it must end with a newline");
+  }
   lines.forEach((line, index) => {
     const where = `line ${index + 1} ("${line}")`;
     const fail = (why: string): never => {

@@ -27,7 +27,14 @@ const VALID = [
 
 Deno.test("parsePrometheusText() reads families, labels, escapes and histograms", () => {
   const families = parsePrometheusText(VALID);
-  assert.deepStrictEqual([...families.keys()], ["req_total", "up", "t_seconds", "odd", "lower", "big"]);
+  assert.deepStrictEqual([...families.keys()], [
+    "req_total",
+    "up",
+    "t_seconds",
+    "odd",
+    "lower",
+    "big",
+  ]);
   assert.equal(families.get("req_total")!.type, "counter");
   assert.equal(families.get("req_total")!.help, "Requests, with a \\ and a \n in the help.");
   assert.deepStrictEqual(samplesOf(families, "req_total", { method: "POST" })[0]!.labels, {
