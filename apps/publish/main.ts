@@ -225,6 +225,11 @@ export async function buildPublishService(
   const config = parseEnv(PublishEnv, env);
   const serviceSecrets = await serviceSecretsFromEnv(env, { log });
   const apiKey = await serviceSecrets.readApiKey("publishserviceapikey");
+  // Before the recovery sweep: a missing scrape token stops startup before anything is touched.
+  const { metrics, metricsAccess } = await metricsFrom(config, {
+    service: "publish",
+    secrets: serviceSecrets,
+  });
   const secrets = serviceSecrets.store;
   const timeouts = {
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
@@ -291,10 +296,6 @@ export async function buildPublishService(
   }
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
-  const { metrics, metricsAccess } = await metricsFrom(config, {
-    service: "publish",
-    secrets: serviceSecrets,
-  });
   const app = createPublishApp({
     apiKey,
     log,
