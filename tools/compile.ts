@@ -16,7 +16,9 @@
  *   directory cannot find it (denoland/deno#36626). A self-extracting binary unpacks its files on first
  *   run next to itself (`<binary>.fs/`) or, when that directory is not writable, under
  *   `$XDG_DATA_HOME/cr8tor-publish/`;
- * - the musl builds of native packages (DuckDB's is 70 MB) are left out: the binaries are for glibc Linux.
+ * - the musl builds of native packages (DuckDB's is 70 MB) are left out: the binaries are for glibc Linux;
+ * - so are the test folders of {@link UNEMBEDDABLE_TEST_DATA}: `deno compile` 2.9.6 overflows its stack on
+ *   bintrees' (prom-client → tdigest → bintrees) 2 MB extension-less `test/perf/100k`.
  *
  * Usage: `deno task compile [--service approval|metadata|publish]... [--out-dir dist] [--no-check]`.
  * Offline, set `DENORT_BIN` to a `denort` binary of the same Deno version (2.9.6); `deno compile` uses it
@@ -119,6 +121,14 @@ export async function muslBuilds(npmCache: string): Promise<string[]> {
   return dirs.sort();
 }
 
+/** npm packages (name/version) whose `test/` folder `deno compile` cannot embed; no code reads it. */
+export const UNEMBEDDABLE_TEST_DATA = ["bintrees/1.0.2"];
+
+/** The `test/` folders of {@link UNEMBEDDABLE_TEST_DATA} in the npm cache. */
+export function unembeddableTestData(npmCache: string): string[] {
+  return UNEMBEDDABLE_TEST_DATA.map((pkg) => join(npmCache, "registry.npmjs.org", pkg, "test"));
+}
+
 async function main(args: string[]): Promise<number> {
   const flags = parseArgs({
     args,
@@ -139,7 +149,10 @@ async function main(args: string[]): Promise<number> {
   const options: CompileOptions = {
     outDir: flags["out-dir"],
     check: !flags["no-check"],
-    exclude: await muslBuilds(await npmCacheDir()),
+    exclude: [
+      ...await muslBuilds(await npmCacheDir()),
+      ...unembeddableTestData(await npmCacheDir()),
+    ],
   };
   await Deno.mkdir(options.outDir, { recursive: true });
   for (const service of chosen as Service[]) {

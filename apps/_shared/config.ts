@@ -9,6 +9,7 @@ import { z } from "zod";
 import { MYSQL_SSL_MODES } from "../../adapters/mysql/mysql_tls.ts";
 import { POSTGRES_SSL_MODES } from "../../adapters/postgres/postgres_tls.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
+import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { ConfigError } from "./app_errors.ts";
 import type { BodyReading } from "./create_app.ts";
@@ -54,6 +55,12 @@ export const CommonEnv = z.object({
   MAX_CONCURRENT_BODIES: z.coerce.number<unknown>().int().min(1).max(1024).default(16),
   /** How often at most the refusals for a missing or wrong key are summarised (log and audit trail). */
   AUDIT_REFUSAL_INTERVAL_SECONDS: z.coerce.number<unknown>().min(1).max(86_400).default(60),
+  /** `true`: `GET /metrics` is answered without any credential (`apps/_shared/service_metrics.ts`). */
+  METRICS_PUBLIC: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** The secret holding a bearer token (32+ characters) that `GET /metrics` accepts too. */
+  METRICS_BEARER_TOKEN_SECRET_NAME: z.string().regex(SECRET_NAME_PATTERN, {
+    error: "must be a secret name",
+  }).optional(),
 });
 
 /** The parsed {@link CommonEnv}. */

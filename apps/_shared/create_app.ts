@@ -1,7 +1,9 @@
 /**
  * The one HTTP stack every service is built on, in this order: request ids, access logs, `x-api-key`
  * authentication, the audit trail, reading the body (size, time and concurrency limits), a JSON depth
- * limit; the CR8TOR envelope for every outcome; `/health`, `/ready`, `/openapi.json` and `/docs`.
+ * limit; the CR8TOR envelope for every outcome; `/health`, `/ready`, `/openapi.json` and `/docs`; and,
+ * given metrics, one more middleware in front of all of them that counts every request by its matched
+ * route pattern, and `GET /metrics` (`service_metrics.ts`).
  *
  * The key is checked before anything touches the body: a request without the right key is answered 403
  * whatever its `Content-Length` or `Transfer-Encoding`, and not a byte of its body is read. Such refusals
@@ -10,7 +12,8 @@
  * @module
  */
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { HTTPException } from "hono/http-exception";
 import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
@@ -30,6 +33,13 @@ import {
   requestBodyReader,
 } from "./request_body.ts";
 import { requestIdOf, requestIds, requestLogFields } from "./request_ids.ts";
+import {
+  mayReadMetrics,
+  METRICS_PATH,
+  METRICS_WITH_KEY,
+  type MetricsAccess,
+  type ServiceMetrics,
+} from "./service_metrics.ts";
 
 /** One dependency the service needs, as `/ready` reports it. */
 export interface ReadinessCheck {
@@ -62,6 +72,10 @@ export interface ServiceOptions {
    * trail and a 60 s period. The composition root passes one so that it can close it at shutdown.
    */
   readonly refusals?: RefusalTally | undefined;
+  /** What the service counts; with it, every request is counted and `GET /metrics` is served. */
+  readonly metrics?: ServiceMetrics | undefined;
+  /** Who may read `GET /metrics` besides a caller with the key; {@link METRICS_WITH_KEY} by default. */
+  readonly metricsAccess?: MetricsAccess | undefined;
 }
 
 /** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
@@ -151,6 +165,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     return await timingSafeEqual(options.apiKey, c.req.header("x-api-key") ?? "");
   }
 
+  if (options.metrics !== undefined) app.use(requestMetrics(options.metrics));
   app.use(requestIds());
   app.use(async function accessLog(c, next) {
     const started = performance.now();
@@ -167,6 +182,15 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
   });
   app.use(async function apiKeyAuth(c, next) {
     if (isPublic(c)) return next();
+    if (options.metrics !== undefined && isMetricsRead(c)) {
+      // Not a key refusal: a scraper with the wrong token is logged, never tallied or audited.
+      const access = options.metricsAccess ?? METRICS_WITH_KEY;
+      if (await mayReadMetrics(c, access, () => hasServiceKey(c))) return next();
+      return errorReply(c, style, 403, {
+        detail: "Could not validate the credentials for the metrics",
+        code: "forbidden",
+      });
+    }
     if (!(await hasServiceKey(c))) {
       refusals.count((c.req.header("x-api-key") ?? "") === "" ? "missing_key" : "wrong_key");
       c.set(REFUSED_KEY as never, true as never);
@@ -343,8 +367,53 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     },
   });
   app.get("/docs", (c) => c.html(docsPage(options.title)));
+  const metrics = options.metrics;
+  if (metrics !== undefined) {
+    app.get(METRICS_PATH, async (c) => {
+      c.header("Content-Type", metrics.contentType);
+      c.header("Cache-Control", "no-store");
+      return c.body(await metrics.render(), 200);
+    });
+  }
 
   return app;
+}
+
+/** Whether the request reads `/metrics` (GET, or HEAD). */
+function isMetricsRead(c: Context): boolean {
+  return c.req.path === METRICS_PATH && (c.req.method === "GET" || c.req.method === "HEAD");
+}
+
+/** The route label of requests no route matched (404, 405): never the raw path. */
+export const UNMATCHED_ROUTE = "unmatched";
+
+/**
+ * The pattern of the route that answers the request (`/runs/:id`), or {@link UNMATCHED_ROUTE}: the first
+ * matched route registered for a method, as middleware is registered for all methods (`ALL`).
+ */
+function routeLabelOf(c: Context): string {
+  const route = matchedRoutes(c).find((r) => r.method !== "ALL");
+  return route?.path ?? UNMATCHED_ROUTE;
+}
+
+/**
+ * Counts every request, refused ones included, by method, matched route pattern and status, with the
+ * time to its response (for a stream, to its first byte).
+ */
+function requestMetrics(metrics: ServiceMetrics): MiddlewareHandler {
+  return async function requestMetrics(c, next) {
+    const started = performance.now();
+    try {
+      await next();
+    } finally {
+      metrics.requestAnswered({
+        method: c.req.method,
+        route: routeLabelOf(c),
+        status: c.res.status,
+        seconds: (performance.now() - started) / 1000,
+      });
+    }
+  };
 }
 
 /** The audit trail as `/ready` reports it. The detail names no path, even to a caller with the key. */

@@ -2,7 +2,8 @@
  * Opens the source database a request names: checks it against the allow-list, picks the connector for its
  * engine and fetches the credentials from the secret store by the names the request gives. Every error
  * of the connection, from connecting to the last read, comes out without the secret values read for it
- * (`domain/redaction.ts`).
+ * (`domain/redaction.ts`). A connection that fails is counted by engine and error code
+ * (`source_connection_failed`, `source_login_refused`), for `GET /metrics`.
  *
  * @module
  */
@@ -13,11 +14,13 @@ import { type SourceEngine, sourceEngine } from "../../domain/source_engine.ts";
 import { SourceTypeNotSupportedError } from "../../domain/errors.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
 import type { OpenConnections } from "./open_connections.ts";
-import type {
-  DatabricksSourceConnector,
-  SourceDatabase,
-  SqlSourceConnector,
+import {
+  type DatabricksSourceConnector,
+  type SourceDatabase,
+  SourceUnavailableError,
+  type SqlSourceConnector,
 } from "../../ports/source_database.ts";
+import type { SourceFailureMetrics } from "./service_metrics.ts";
 
 /** The connectors of the SQL engines, and of Databricks. */
 export type SourceConnectors =
@@ -35,6 +38,8 @@ export interface SourceAccess {
   readonly connectors: SourceConnectors;
   readonly connectTimeoutMs: number;
   readonly statementTimeoutMs: number;
+  /** Where failed connections are counted; nowhere when absent. */
+  readonly sourceFailures?: SourceFailureMetrics | undefined;
 }
 
 /**
@@ -68,16 +73,17 @@ export async function openSource(
     return access.connections.track(
       new RedactingSource(
         await redactingFailures(secrets, () =>
-          connect({
-            host: address.host,
-            port: address.port,
-            httpPath: source.http_path,
-            catalog: source.catalog,
-            clientId,
-            clientSecret,
-            connectTimeoutMs: access.connectTimeoutMs,
-            statementTimeoutMs: access.statementTimeoutMs,
-          })),
+          countingFailures(engine, access, () =>
+            connect({
+              host: address.host,
+              port: address.port,
+              httpPath: source.http_path,
+              catalog: source.catalog,
+              clientId,
+              clientSecret,
+              connectTimeoutMs: access.connectTimeoutMs,
+              statementTimeoutMs: access.statementTimeoutMs,
+            }))),
         secrets,
       ),
     );
@@ -92,18 +98,35 @@ export async function openSource(
   return access.connections.track(
     new RedactingSource(
       await redactingFailures(secrets, () =>
-        connect({
-          host: address.host,
-          port: address.port,
-          database: source.database,
-          username,
-          password,
-          connectTimeoutMs: access.connectTimeoutMs,
-          statementTimeoutMs: access.statementTimeoutMs,
-        })),
+        countingFailures(engine, access, () =>
+          connect({
+            host: address.host,
+            port: address.port,
+            database: source.database,
+            username,
+            password,
+            connectTimeoutMs: access.connectTimeoutMs,
+            statementTimeoutMs: access.statementTimeoutMs,
+          }))),
       secrets,
     ),
   );
+}
+
+/** Connects; a source that cannot be reached or refuses the login is counted, then rethrown. */
+async function countingFailures<T>(
+  engine: SourceEngine,
+  access: SourceAccess,
+  connect: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await connect();
+  } catch (e) {
+    if (e instanceof SourceUnavailableError) {
+      access.sourceFailures?.sourceConnectionFailed(engine, e.code);
+    }
+    throw e;
+  }
 }
 
 /** Runs `work`; whatever it throws is rethrown without the secret values. */

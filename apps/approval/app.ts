@@ -12,6 +12,7 @@ import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
+import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
 import { requestIdOf } from "../_shared/http_errors.ts";
 import type { Logger } from "../_shared/log.ts";
 import {
@@ -40,6 +41,10 @@ export interface ApprovalDeps {
   readonly bodyReading?: BodyReading | undefined;
   /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
   readonly refusals?: RefusalTally | undefined;
+  /** What the service counts for `GET /metrics`; nothing is counted or served when absent. */
+  readonly metrics?: ServiceMetrics | undefined;
+  /** Who may read `GET /metrics` besides a caller with the key. */
+  readonly metricsAccess?: MetricsAccess | undefined;
   /**
    * The largest sub-service reply the gateway reads (`SUBSERVICE_MAX_REPLY_BYTES`); a larger one is refused
    * with 502 `sub_service_reply_too_large`. {@link DEFAULT_MAX_REPLY_BYTES} when absent.
@@ -60,6 +65,8 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     auditTrail: deps.auditTrail,
     bodyReading: deps.bodyReading,
     refusals: deps.refusals,
+    metrics: deps.metrics,
+    metricsAccess: deps.metricsAccess,
   });
 
   async function healthCheck(service: SubService): Promise<ReadinessCheck> {

@@ -14,6 +14,7 @@ import {
 import { auditTrailFromEnv } from "../_shared/audit.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
+import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
 import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
@@ -48,6 +49,7 @@ export async function buildApprovalService(
   const publishKey = await secrets.readApiKey("publishserviceapikey");
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
+  const { metrics, metricsAccess } = await metricsFrom(config, { service: "approval", secrets });
   const app = createApprovalApp({
     apiKey,
     log,
@@ -55,6 +57,8 @@ export async function buildApprovalService(
     bodyReading: bodyReadingFrom(config),
     refusals,
     auditTrail,
+    metrics,
+    metricsAccess,
     metadata: {
       name: "metadata",
       baseUrl: `http://${config.METADATA_CONTAINER_NAME}:${config.METADATA_CONTAINER_PORT}/`,

@@ -8,6 +8,7 @@ import { describeDataset } from "../../application/describe_dataset.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
+import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
 import { success } from "../_shared/envelope.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
@@ -25,6 +26,10 @@ export interface MetadataDeps extends SourceAccess {
   readonly bodyReading?: BodyReading | undefined;
   /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
   readonly refusals?: RefusalTally | undefined;
+  /** What the service counts for `GET /metrics`; nothing is counted or served when absent. */
+  readonly metrics?: ServiceMetrics | undefined;
+  /** Who may read `GET /metrics` besides a caller with the key. */
+  readonly metricsAccess?: MetricsAccess | undefined;
 }
 
 /** Builds the metadata service. */
@@ -40,6 +45,8 @@ export function createMetadataApp(deps: MetadataDeps): OpenAPIHono {
     auditTrail: deps.auditTrail,
     bodyReading: deps.bodyReading,
     refusals: deps.refusals,
+    metrics: deps.metrics,
+    metricsAccess: deps.metricsAccess,
   });
 
   app.openapi(projectMetadata, async (c) => {

@@ -17,6 +17,7 @@ import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
+import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { createMetadataApp } from "./app.ts";
 
@@ -31,6 +32,7 @@ export async function buildMetadataService(
   const connections = new OpenConnections();
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "metadata", log, trail: auditTrail });
+  const { metrics, metricsAccess } = await metricsFrom(config, { service: "metadata", secrets });
   const app = createMetadataApp({
     apiKey: await secrets.readApiKey("metadataserviceapikey"),
     log,
@@ -38,6 +40,9 @@ export async function buildMetadataService(
     bodyReading: bodyReadingFrom(config),
     refusals,
     auditTrail,
+    metrics,
+    metricsAccess,
+    sourceFailures: metrics,
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets: secrets.store,
     connections,

@@ -16,6 +16,7 @@ import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
+import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
 import { success } from "../_shared/envelope.ts";
 import { requestLogFields } from "../_shared/request_ids.ts";
 import type { Logger } from "../_shared/log.ts";
@@ -48,6 +49,10 @@ export interface PublishDeps extends SourceAccess {
   readonly bodyReading?: BodyReading | undefined;
   /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
   readonly refusals?: RefusalTally | undefined;
+  /** What the service counts for `GET /metrics`; nothing is counted or served when absent. */
+  readonly metrics?: ServiceMetrics | undefined;
+  /** Who may read `GET /metrics` besides a caller with the key. */
+  readonly metricsAccess?: MetricsAccess | undefined;
 }
 
 /** Builds the publish service. */
@@ -63,6 +68,8 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     auditTrail: deps.auditTrail,
     bodyReading: deps.bodyReading,
     refusals: deps.refusals,
+    metrics: deps.metrics,
+    metricsAccess: deps.metricsAccess,
   });
 
   const locks = new ProjectLocks();

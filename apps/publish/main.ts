@@ -36,6 +36,7 @@ import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
+import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { createPublishApp } from "./app.ts";
@@ -224,6 +225,11 @@ export async function buildPublishService(
   const config = parseEnv(PublishEnv, env);
   const serviceSecrets = await serviceSecretsFromEnv(env, { log });
   const apiKey = await serviceSecrets.readApiKey("publishserviceapikey");
+  // Before the recovery sweep: a missing scrape token stops startup before anything is touched.
+  const { metrics, metricsAccess } = await metricsFrom(config, {
+    service: "publish",
+    secrets: serviceSecrets,
+  });
   const secrets = serviceSecrets.store;
   const timeouts = {
     connectTimeoutMs: config.SOURCE_CONNECT_TIMEOUT_SECONDS * 1000,
@@ -297,6 +303,10 @@ export async function buildPublishService(
     bodyReading: bodyReadingFrom(config),
     refusals,
     auditTrail,
+    // One registry: HTTP requests, runs (the use cases report to `metrics`), and source failures.
+    metrics,
+    metricsAccess,
+    sourceFailures: metrics,
     allowedSources: readAllowedSources(config.ALLOWED_SOURCES_FILE, log),
     secrets,
     connections,

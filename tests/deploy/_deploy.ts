@@ -99,7 +99,7 @@ async function builderOf(service: Service): Promise<BuildFn> {
 /**
  * Builds a service (without listening) from `env` and records every variable it looks up. Values that
  * would reach outside the test are replaced, names kept: the secrets directory (a temporary one holding
- * the three API keys), the allow-list and audit trail files (temporary), and the destination hosts
+ * the three API keys and every secret a `*_SECRET_NAME` variable names), the allow-list and audit trail files (temporary), and the destination hosts
  * (loopback). The environment hides its list of names, so a variable counts only when the service asks
  * for it by name; names the service finds by scanning (`TARGET_STORAGE_ACCOUNT_*_SDE_MNT_PATH`) are
  * checked by {@link readsVariable}.
@@ -112,7 +112,11 @@ export async function buildFacts(
   try {
     const secrets = join(dir, "secrets");
     await Deno.mkdir(secrets);
-    for (const key of API_KEYS) await Deno.writeTextFile(join(secrets, key), "k".repeat(32));
+    // The API keys, and the secrets the environment names (`*_SECRET_NAME`), which a service may
+    // read at startup (`METRICS_BEARER_TOKEN_SECRET_NAME`).
+    for (const key of [...API_KEYS, ...secretNamesIn(env)]) {
+      await Deno.writeTextFile(join(secrets, key), "k".repeat(32));
+    }
     const values: Record<string, string> = { ...env, SECRETS_MNT_PATH: secrets };
     if (values.ALLOWED_SOURCES_FILE !== undefined) {
       values.ALLOWED_SOURCES_FILE = join(dir, "allowed-sources.json");

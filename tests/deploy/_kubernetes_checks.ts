@@ -319,8 +319,9 @@ function selects(selector: Doc, labels: Doc): boolean {
 
 /**
  * Default deny, then: only the gateway takes traffic from outside the namespace (from the ingress
- * controller), metadata and publish only from the gateway; only metadata and publish reach addresses
- * outside the cluster.
+ * controller), metadata and publish only from the gateway and from the metrics scraper (pods chosen by
+ * both a namespace and a pod selector, on the service's port only); only metadata and publish reach
+ * addresses outside the cluster.
  */
 export function networkPolicyProblems(docs: Doc[]): string[] {
   const problems: string[] = [];
@@ -339,6 +340,10 @@ export function networkPolicyProblems(docs: Doc[]): string[] {
   const isPod = (peer: Doc, service: Service) =>
     peer.namespaceSelector === undefined && peer.ipBlock === undefined &&
     selects(obj(peer.podSelector), labels[service]);
+  /** Named pods of a named namespace: the scraper, not a whole namespace or address range. */
+  const isScraper = (peer: Doc) =>
+    peer.ipBlock === undefined && Object.keys(obj(peer.namespaceSelector)).length > 0 &&
+    Object.keys(obj(peer.podSelector)).length > 0;
   for (const policy of policies) {
     const spec = obj(policy.spec);
     const selected = SERVICES.filter((s) => selects(obj(spec.podSelector), labels[s]));
@@ -349,7 +354,7 @@ export function networkPolicyProblems(docs: Doc[]): string[] {
         for (const peer of peers) {
           const ok = service === "approval"
             ? peer.namespaceSelector !== undefined && peer.ipBlock === undefined
-            : isPod(peer, "approval");
+            : isPod(peer, "approval") || isScraper(peer);
           if (!ok) {
             problems.push(
               `${nameOf(policy)} lets ${service} take traffic from ${JSON.stringify(peer)}`,
@@ -405,4 +410,45 @@ export function secretsNeeded(docs: Doc[], service: Service, facts: BuildFacts):
       ...secretNamesIn(env),
     ]),
   ].sort();
+}
+
+/**
+ * Each service's pods carry the `prometheus.io/*` scrape annotations for `/metrics` on the port it
+ * listens on, its environment names the bearer token Prometheus sends, and a NetworkPolicy lets the
+ * scraper (named pods in a named namespace) reach that port.
+ */
+export function metricsScrapeProblems(docs: Doc[], ports: Record<Service, number>): string[] {
+  const problems: string[] = [];
+  for (const service of SERVICES) {
+    const deployment = deploymentOf(docs, service);
+    if (deployment === undefined) continue;
+    const template = obj(obj(deployment.spec).template);
+    const annotations = obj(obj(template.metadata).annotations);
+    const container = containerOf(deployment, service);
+    const port = Number(envOf(container).PORT ?? ports[service]);
+    const say = (text: string) => problems.push(`${service}: ${text}`);
+    if (annotations["prometheus.io/scrape"] !== "true") say('no prometheus.io/scrape: "true"');
+    if (annotations["prometheus.io/path"] !== "/metrics") say("prometheus.io/path is not /metrics");
+    if (Number(annotations["prometheus.io/port"]) !== port) {
+      say(`prometheus.io/port is not ${port}, the port it listens on`);
+    }
+    const env = envOf(container);
+    if (env.METRICS_PUBLIC === "true") say("METRICS_PUBLIC=true, behind the Ingress or not");
+    if ((env.METRICS_BEARER_TOKEN_SECRET_NAME ?? "") === "") {
+      say("no METRICS_BEARER_TOKEN_SECRET_NAME: Prometheus could not scrape without the API key");
+    }
+    const labels = obj(template.metadata).labels;
+    const scraped = ofKind(docs, "NetworkPolicy").some((policy) => {
+      const spec = obj(policy.spec);
+      if (!selects(obj(spec.podSelector), obj(labels))) return false;
+      return list(spec.ingress).map(obj).some((rule) =>
+        list(rule.from).map(obj).some((peer) =>
+          peer.ipBlock === undefined && Object.keys(obj(peer.namespaceSelector)).length > 0 &&
+          Object.keys(obj(peer.podSelector)).length > 0
+        ) && list(rule.ports).map(obj).some((p) => Number(p.port) === port)
+      );
+    });
+    if (!scraped) say(`no NetworkPolicy lets a scraper reach port ${port}`);
+  }
+  return problems;
 }

@@ -31,6 +31,7 @@ import {
   envOf,
   find,
   ingressProblems,
+  metricsScrapeProblems,
   mountedSecretFiles,
   nameOf,
   networkPolicyProblems,
@@ -109,6 +110,9 @@ async function checkLayout(t: Deno.TestContext, docs: Doc[]): Promise<void> {
   );
   await t.step("NetworkPolicies deny by default and allow only the expected paths", () => {
     assert.deepStrictEqual(networkPolicyProblems(docs), []);
+  });
+  await t.step("Prometheus may scrape /metrics on each service, with a bearer token", () => {
+    assert.deepStrictEqual(metricsScrapeProblems(docs, ports), []);
   });
   await t.step(
     "every variable a Deployment sets is one its service reads and README documents",
