@@ -17,8 +17,8 @@ import type { RefusalTally } from "../_shared/refusals.ts";
 import { requestIdOf } from "../_shared/http_errors.ts";
 import type { Logger } from "../_shared/log.ts";
 import {
-  callSubService,
   type CallOptions,
+  callSubService,
   DEFAULT_MAX_REPLY_BYTES,
   DEFAULT_STREAM_IDLE_MS,
   streamSubService,
@@ -64,6 +64,11 @@ export interface ApprovalDeps {
    * {@link DEFAULT_STREAM_IDLE_MS} when absent.
    */
   readonly streamIdleMs?: number | undefined;
+  /**
+   * Aborted when the grace period of a shutdown is over: every run event stream still relayed is then
+   * ended (a client resumes with `Last-Event-ID`), so that open streams never hold the shutdown.
+   */
+  readonly shutdownSignal?: AbortSignal | undefined;
 }
 
 /**
@@ -193,7 +198,9 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     }, {
       ...callOptions(c),
       idleMs: deps.streamIdleMs ?? DEFAULT_STREAM_IDLE_MS,
-      signal: c.req.raw.signal,
+      signal: deps.shutdownSignal === undefined
+        ? c.req.raw.signal
+        : AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]),
     });
     if (!("contentType" in reply)) return relayUnchanged(c, reply) as never;
     return new Response(reply.body, {

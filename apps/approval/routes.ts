@@ -171,7 +171,9 @@ export const listRuns = createRoute({
       description: "A page of runs; `next` is the next page's path and query, or null",
       content: {
         "application/json": {
-          schema: successEnvelope(z.object({ runs: z.array(RunView), next: z.string().nullable() })),
+          schema: successEnvelope(
+            z.object({ runs: z.array(RunView), next: z.string().nullable() }),
+          ),
         },
       },
     },
@@ -183,8 +185,10 @@ export const listRuns = createRoute({
 export const runEvents = createRoute({
   method: "get",
   path: "/runs/{id}/events",
-  summary: "The run's changes as Server-Sent Events (relayed from the publish service as they arrive)",
-  description: "Each event is `id: <run version>`, `event: run`, `data: <the run as JSON>`; the stream " +
+  summary:
+    "The run's changes as Server-Sent Events (relayed from the publish service as they arrive)",
+  description:
+    "Each event is `id: <run version>`, `event: run`, `data: <the run as JSON>`; the stream " +
     "starts with the current run, ends after a final state, and sends `: keep-alive` every 15 s. " +
     "`Last-Event-ID` resumes after that version.",
   tags: ["runs"],
