@@ -12,7 +12,7 @@ import {
   PublishPayload,
   StageTransferPayload,
 } from "../../domain/contract.ts";
-import { runSchema } from "../../domain/run.ts";
+import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -23,10 +23,13 @@ function jsonBody<T>(schema: T) {
 const GATEWAY_ERRORS = errorResponses(404, 409, 501, 502, 504);
 
 /**
- * A run as the publish service shows it (`domain/run.ts`). The gateway relays it unchanged; the schema is
- * the publish service's.
+ * A run as the publish service shows it (`domain/run.ts`), relayed unchanged. The outcome's body (a
+ * success or error envelope) is any JSON: the OpenAPI generator cannot express zod's recursive `z.json()`.
  */
-const RunView = openApiComponent(runSchema, "Run");
+const RunView = openApiComponent(
+  runSchema.extend({ outcome: runOutcomeSchema.extend({ body: z.unknown() }).nullable() }),
+  "Run",
+);
 
 const RunEnvelope = successEnvelope(RunView);
 

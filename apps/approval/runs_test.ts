@@ -3,6 +3,7 @@
  * forwards to {@link FakePublishRunsApi}, a test double of the publish service's runs API on another.
  */
 import assert from "node:assert/strict";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { memoryLogger } from "../_shared/log.ts";
 import { RefusalTally } from "../_shared/refusals.ts";
 import { listen } from "../_shared/serve.ts";
@@ -110,6 +111,20 @@ async function within<T>(promise: Promise<T>, what: string, boundMs = 10_000): P
   }
 }
 
+/** Checks `body` against what the gateway's OpenAPI document declares for `method path` and `status`. */
+async function assertDeclared(
+  gateway: { call(path: string): Promise<Response> },
+  [method, path, status]: [string, string, number],
+  body: unknown,
+): Promise<void> {
+  const doc = await (await gateway.call("/openapi.json")).json();
+  const declared = doc.paths[path]?.[method]?.responses?.[String(status)];
+  assert.ok(declared, `${method} ${path} declares ${status}`);
+  const validate = new Ajv2020({ strict: false, allErrors: true })
+    .compile({ ...declared.content["application/json"].schema, components: doc.components });
+  assert.ok(validate(body), JSON.stringify(validate.errors));
+}
+
 function eventsIn(text: string): string[] {
   return text.split("\n\n").filter((block) => block.startsWith("id: "));
 }
@@ -121,10 +136,39 @@ Deno.test("approval app forwards GET /runs/{id} and GET /runs to the publish ser
   await t.step("a run is relayed as the publish service gave it", async () => {
     const res = await gateway.call(`/runs/${RUN_ID}`);
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: "success", payload: aRunView() });
+    const json = await res.json();
+    assert.deepEqual(json, { status: "success", payload: aRunView() });
+    await assertDeclared(gateway, ["get", "/runs/{id}", 200], json);
     assert.equal(api.received.at(-1)?.target, `/runs/${RUN_ID}`);
     assert.equal(api.received.at(-1)?.method, "GET");
   });
+
+  await t.step(
+    "a finished run with table progress and an outcome matches the declared schema",
+    async () => {
+      const done = aRunView({
+        id: "done-run",
+        state: "succeeded",
+        tables: [{
+          name: "tumour_stage",
+          state: "done",
+          rows: 2,
+          bytes: 40,
+          started_at: "2025-06-11T10:00:01.000Z",
+          finished_at: "2025-06-11T10:00:02.000Z",
+          sha512: "a".repeat(128),
+          expected_rows: { value: 2, estimate: true },
+        }],
+        outcome: { status: 200, body: { status: "success", payload: { data_retrieved: [] } } },
+        version: 4,
+      });
+      api.runs.set("done-run", done);
+      const res = await gateway.call("/runs/done-run");
+      const json = await res.json();
+      assert.deepEqual(json.payload, done);
+      await assertDeclared(gateway, ["get", "/runs/{id}", 200], json);
+    },
+  );
 
   await t.step("an unknown run: the publish service's 404 is relayed", async () => {
     const res = await gateway.call("/runs/no-such-run");
@@ -141,6 +185,7 @@ Deno.test("approval app forwards GET /runs/{id} and GET /runs to the publish ser
     assert.equal(api.received.at(-1)?.target, "/runs?project=Pr042&limit=1");
     assert.equal(json.payload.runs.length, 1);
     assert.equal(json.payload.next, "/runs?project=Pr042&limit=1&cursor=c2");
+    await assertDeclared(gateway, ["get", "/runs", 200], json);
     const next = await gateway.call(json.payload.next);
     assert.equal(next.status, 200);
     await next.body?.cancel();
@@ -179,6 +224,7 @@ Deno.test("approval app forwards Prefer: respond-async on package and publish", 
         assert.equal(json.payload.state, "queued");
         assert.equal(res.headers.get("location"), `/runs/${json.payload.id}`);
         assert.equal(res.headers.get("preference-applied"), "respond-async");
+        await assertDeclared(gateway, ["post", `/project/${action}`, 202], json);
         const followed = await gateway.call(res.headers.get("location") ?? "");
         assert.equal(followed.status, 200);
         assert.deepEqual((await followed.json()).payload, json.payload);
@@ -221,6 +267,10 @@ Deno.test("approval app forwards POST /runs/{id}/cancel and /resume", async (t) 
     const cancelled = (await first.json()).payload;
     assert.equal(first.status, 200);
     assert.equal(cancelled.state, "cancelled");
+    await assertDeclared(gateway, ["post", "/runs/{id}/cancel", 200], {
+      status: "success",
+      payload: cancelled,
+    });
     assert.equal(api.received.at(-1)?.method, "POST");
     assert.equal(api.received.at(-1)?.target, `/runs/${RUN_ID}/cancel`);
     const again = await gateway.call(`/runs/${RUN_ID}/cancel`, { method: "POST" });
@@ -236,6 +286,7 @@ Deno.test("approval app forwards POST /runs/{id}/cancel and /resume", async (t) 
     assert.equal(res.status, 202);
     assert.equal(res.headers.get("location"), "/runs/interrupted-run");
     assert.equal(json.payload.state, "queued");
+    await assertDeclared(gateway, ["post", "/runs/{id}/resume", 202], json);
   });
 });
 
