@@ -23,11 +23,28 @@ function jsonBody<T>(schema: T) {
 const GATEWAY_ERRORS = errorResponses(404, 409, 501, 502, 504);
 
 /**
- * A run as the publish service shows it (`domain/run.ts`), relayed unchanged. The outcome's body (a
- * success or error envelope) is any JSON: the OpenAPI generator cannot express zod's recursive `z.json()`.
+ * A run as the publish service shows it (`domain/run.ts`): the stored run's public fields, relayed
+ * unchanged. The outcome's body (a success or error envelope) is any JSON: the OpenAPI generator cannot
+ * express zod's recursive `z.json()`.
  */
 const RunView = openApiComponent(
-  runSchema.extend({ outcome: runOutcomeSchema.extend({ body: z.unknown() }).nullable() }),
+  runSchema.pick({
+    id: true,
+    action: true,
+    project_name: true,
+    project_start_time: true,
+    dataset: true,
+    destination: true,
+    state: true,
+    tables: true,
+    outcome: true,
+    caller_key_id: true,
+    created_at: true,
+    updated_at: true,
+    started_at: true,
+    finished_at: true,
+    version: true,
+  }).extend({ outcome: runOutcomeSchema.extend({ body: z.unknown() }).nullable() }),
   "Run",
 );
 
