@@ -8,6 +8,7 @@ import { memoryLogger } from "../_shared/log.ts";
 import { RefusalTally } from "../_shared/refusals.ts";
 import { listen } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
+import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { aPublishRequest, aTransferRequest } from "../../tests/support/requests.ts";
 import { APPROVAL_KEY, METADATA_KEY, PUBLISH_KEY } from "../../tests/support/apps.ts";
 import { aRunView, FakePublishRunsApi } from "../../tests/support/fake_publish_runs_api.ts";
@@ -20,7 +21,8 @@ const RUN_ID = aRunView().id as string;
  */
 async function aGateway(
   publishBaseUrl: string,
-  options: { streamIdleMs?: number; shutdownSignal?: AbortSignal } = {},
+  options: { streamIdleMs?: number; shutdownSignal?: AbortSignal; auditTrail?: MemoryAuditTrail } =
+    {},
 ) {
   const log = memoryLogger("approval");
   const refusals = new RefusalTally({ service: "approval", log, intervalMs: 60_000 });
@@ -36,6 +38,7 @@ async function aGateway(
     fetch: globalThis.fetch,
     streamIdleMs: options.streamIdleMs,
     shutdownSignal: options.shutdownSignal,
+    auditTrail: options.auditTrail,
   });
   const server = await listen(app.fetch, {
     hostname: "127.0.0.1",
@@ -276,6 +279,18 @@ Deno.test("approval app forwards POST /runs/{id}/cancel and /resume", async (t) 
     const again = await gateway.call(`/runs/${RUN_ID}/cancel`, { method: "POST" });
     assert.equal(again.status, 200);
     assert.deepEqual((await again.json()).payload, cancelled);
+  });
+
+  await t.step("cancel and resume are audited like every POST; reads are not", async () => {
+    const trail = new MemoryAuditTrail();
+    await using gatewayWithTrail = await aGateway(api.baseUrl, { auditTrail: trail });
+    await (await gatewayWithTrail.call(`/runs/${RUN_ID}`)).body?.cancel();
+    const res = await gatewayWithTrail.call(`/runs/${RUN_ID}/resume`, { method: "POST" });
+    await res.body?.cancel();
+    assert.deepEqual(
+      trail.records.map((r) => [r.action, r.outcome, r.status, r.error_code]),
+      [[`/runs/${RUN_ID}/resume`, "error", 409, "invalid_run_transition"]],
+    );
   });
 
   await t.step("resume of an interrupted run: 202 with Location", async () => {
