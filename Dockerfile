@@ -39,7 +39,7 @@ COPY application/ application/
 COPY adapters/ adapters/
 COPY apps/ apps/
 RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish/main.ts \
- && mkdir -p /data/lsc/staging /data/lsc/production /data/audit \
+ && mkdir -p /data/lsc/staging /data/lsc/production /data/audit /data/state \
  && chown -R deno:deno /data
 # The cache and the code stay owned by root: the service can read them, not change them.
 # Outside a container the services listen on 127.0.0.1 by default (BIND_ADDRESS); in one they must

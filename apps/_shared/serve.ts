@@ -148,6 +148,8 @@ async function answer(
     res.end();
     return;
   }
+  // An event stream's first event may come long after its headers: send them now, not with it.
+  if (response.headers.get("content-type")?.startsWith("text/event-stream")) res.flushHeaders();
   try {
     for await (const chunk of response.body) {
       if (res.destroyed) break;

@@ -50,6 +50,7 @@ export async function buildApprovalService(
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
   const { metrics, metricsAccess } = await metricsFrom(config, { service: "approval", secrets });
+  const shutdown = new AbortController();
   const app = createApprovalApp({
     apiKey,
     log,
@@ -73,12 +74,18 @@ export async function buildApprovalService(
     maxReplyBytes: config.SUBSERVICE_MAX_REPLY_BYTES,
     readyTimeoutMs: 3000,
     fetch: globalThis.fetch,
+    shutdownSignal: shutdown.signal,
   });
   return {
     fetch: app.fetch,
     ...listenOptionsFrom(config, portFrom(env, 8000)),
-    // The gateway holds no connections: its calls end when the sub-services cancel theirs.
+    // The gateway holds no connections: its calls end when the sub-services cancel theirs. Run event
+    // streams can stay open for as long as a run lasts: those still open after the grace period are ended.
     shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
+    abort: () => {
+      shutdown.abort();
+      return Promise.resolve();
+    },
     close: () => refusals.close(),
   };
 }

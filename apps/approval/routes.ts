@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import {
   DataContractPublishRequest,
   DataContractTransferRequest,
@@ -12,6 +12,7 @@ import {
   PublishPayload,
   StageTransferPayload,
 } from "../../domain/contract.ts";
+import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -20,6 +21,70 @@ function jsonBody<T>(schema: T) {
 }
 
 const GATEWAY_ERRORS = errorResponses(404, 409, 501, 502, 504);
+
+/**
+ * A run as the publish service shows it (`domain/run.ts`): the stored run's public fields, relayed
+ * unchanged. The outcome's body (a success or error envelope) is any JSON: the OpenAPI generator cannot
+ * express zod's recursive `z.json()`.
+ */
+const RunView = openApiComponent(
+  runSchema.pick({
+    id: true,
+    action: true,
+    project_name: true,
+    project_start_time: true,
+    dataset: true,
+    destination: true,
+    state: true,
+    tables: true,
+    outcome: true,
+    caller_key_id: true,
+    created_at: true,
+    updated_at: true,
+    started_at: true,
+    finished_at: true,
+    version: true,
+  }).extend({ outcome: runOutcomeSchema.extend({ body: z.unknown() }).nullable() }),
+  "Run",
+);
+
+const RunEnvelope = successEnvelope(RunView);
+
+/** `Prefer: respond-async` (RFC 7240) asks for a run instead of waiting for its end. */
+const PreferHeader = z.object({
+  prefer: z.string().optional().openapi({
+    description: "`respond-async`: answer 202 with the run at once; without it the call waits",
+    example: "respond-async",
+  }),
+});
+
+/** The 202 a `Prefer: respond-async` call, or a resume, gets. */
+const RUN_ACCEPTED = {
+  description: "The run is stored and queued; `Location` is where to follow it",
+  headers: {
+    Location: { schema: { type: "string" as const }, description: "`/runs/{id}`" },
+  },
+  content: { "application/json": { schema: RunEnvelope } },
+};
+
+const PREFERENCE_APPLIED = {
+  "Preference-Applied": {
+    schema: { type: "string" as const },
+    description: "`respond-async`",
+  },
+};
+
+/** The 202 of a `Prefer: respond-async` package or publish. */
+const ASYNC_ACCEPTED = {
+  ...RUN_ACCEPTED,
+  headers: { ...RUN_ACCEPTED.headers, ...PREFERENCE_APPLIED },
+};
+
+const RunIdParam = z.object({
+  id: z.string().min(1).openapi({ param: { name: "id", in: "path" } }),
+});
+
+const RUN_ERRORS = errorResponses(404, 502, 504);
 
 /** `POST /project/validate`: publish validate, then metadata; returns the metadata. */
 export const validateProject = createRoute({
@@ -42,15 +107,19 @@ export const validateProject = createRoute({
   },
 });
 
-/** `POST /project/package`: forwards to the publish service's package. */
+/** `POST /project/package`: forwards to the publish service's package, `Prefer` included. */
 export const packageProject = createRoute({
   method: "post",
   path: "/project/package",
   summary: "Stage the approved tables (forwarded to the publish service)",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
+  request: {
+    headers: PreferHeader,
+    ...jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
+  },
   responses: {
+    202: ASYNC_ACCEPTED,
     200: {
       description: "What was staged",
       content: {
@@ -63,15 +132,19 @@ export const packageProject = createRoute({
   },
 });
 
-/** `POST /project/publish`: forwards to the publish service's publish. */
+/** `POST /project/publish`: forwards to the publish service's publish, `Prefer` included. */
 export const publishProject = createRoute({
   method: "post",
   path: "/project/publish",
   summary: "Publish staging to production (forwarded to the publish service)",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
+  request: {
+    headers: PreferHeader,
+    ...jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
+  },
   responses: {
+    202: ASYNC_ACCEPTED,
     200: {
       description: "What was published",
       content: {
@@ -82,4 +155,105 @@ export const publishProject = createRoute({
     },
     ...GATEWAY_ERRORS,
   },
+});
+
+/** `GET /runs/{id}`: one run (forwarded to the publish service). */
+export const getRun = createRoute({
+  method: "get",
+  path: "/runs/{id}",
+  summary: "One run: its state, per-table progress and outcome (forwarded to the publish service)",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: { params: RunIdParam },
+  responses: {
+    200: { description: "The run", content: { "application/json": { schema: RunEnvelope } } },
+    ...RUN_ERRORS,
+  },
+});
+
+/** `GET /runs`: runs newest first, a page at a time (forwarded with its query string). */
+export const listRuns = createRoute({
+  method: "get",
+  path: "/runs",
+  summary: "Runs, newest first, a page at a time (forwarded to the publish service)",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: {
+    query: z.object({
+      project: z.string().optional(),
+      state: z.string().optional(),
+      limit: z.string().optional().openapi({ description: "1 to 1000; 50 by default" }),
+      cursor: z.string().optional().openapi({ description: "From the previous page's `next`" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "A page of runs; `next` is the next page's path and query, or null",
+      content: {
+        "application/json": {
+          schema: successEnvelope(
+            z.object({ runs: z.array(RunView), next: z.string().nullable() }),
+          ),
+        },
+      },
+    },
+    ...errorResponses(400, 502, 504),
+  },
+});
+
+/** `GET /runs/{id}/events`: the run's changes as Server-Sent Events, relayed as they arrive. */
+export const runEvents = createRoute({
+  method: "get",
+  path: "/runs/{id}/events",
+  summary:
+    "The run's changes as Server-Sent Events (relayed from the publish service as they arrive)",
+  description:
+    "Each event is `id: <run version>`, `event: run`, `data: <the run as JSON>`; the stream " +
+    "starts with the current run, ends after a final state, and sends `: keep-alive` every 15 s. " +
+    "`Last-Event-ID` resumes after that version.",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: {
+    params: RunIdParam,
+    headers: z.object({
+      "last-event-id": z.string().optional().openapi({
+        description: "Send only the changes after this run version",
+      }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "The event stream",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    ...RUN_ERRORS,
+  },
+});
+
+/** `POST /runs/{id}/cancel`: stops a run (forwarded to the publish service). */
+export const cancelRun = createRoute({
+  method: "post",
+  path: "/runs/{id}/cancel",
+  summary: "Cancel a run; answers once its work stopped (forwarded to the publish service)",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: { params: RunIdParam },
+  responses: {
+    200: {
+      description: "The run, cancelled",
+      content: { "application/json": { schema: RunEnvelope } },
+    },
+    ...errorResponses(404, 409, 502, 504),
+  },
+});
+
+/** `POST /runs/{id}/resume`: queues an interrupted run again (forwarded to the publish service). */
+export const resumeRun = createRoute({
+  method: "post",
+  path: "/runs/{id}/resume",
+  summary: "Resume an interrupted run (forwarded to the publish service)",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: { params: RunIdParam },
+  responses: { 202: RUN_ACCEPTED, ...errorResponses(404, 409, 502, 504) },
 });

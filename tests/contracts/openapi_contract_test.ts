@@ -148,6 +148,21 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
         },
         { name: "health", method: "get", path: "/health", expect: 200 },
         { name: "ready", method: "get", path: "/ready", expect: 200 },
+        // The runs API is forwarded to the publish service; its success replies are checked against this
+        // document in apps/approval/runs_test.ts. A templated path is requested as it is written.
+        ...([
+          ["get", "/runs"],
+          ["get", "/runs/{id}"],
+          ["get", "/runs/{id}/events"],
+          ["post", "/runs/{id}/cancel"],
+          ["post", "/runs/{id}/resume"],
+        ] as const).map(([method, path]): Case => ({
+          name: "runs no key",
+          method,
+          path,
+          key: "",
+          expect: 403,
+        })),
       ],
     },
     metadata: {

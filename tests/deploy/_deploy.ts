@@ -12,6 +12,8 @@ import { CommonEnv } from "../../apps/_shared/config.ts";
 import { CLEANUP_MS } from "../../apps/_shared/serve.ts";
 import { filestoreMounts } from "../../apps/publish/main.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
+import { postgresAdmin, quotePostgres } from "../support/databases.ts";
+import { POSTGRES, randomName } from "../support/services.ts";
 import { type Service, SERVICES } from "../../tools/compile.ts";
 
 export { type Service, SERVICES };
@@ -99,8 +101,10 @@ async function builderOf(service: Service): Promise<BuildFn> {
 /**
  * Builds a service (without listening) from `env` and records every variable it looks up. Values that
  * would reach outside the test are replaced, names kept: the secrets directory (a temporary one holding
- * the three API keys and every secret a `*_SECRET_NAME` variable names), the allow-list and audit trail files (temporary), and the destination hosts
- * (loopback). The environment hides its list of names, so a variable counts only when the service asks
+ * the three API keys and every secret a `*_SECRET_NAME` variable names), the allow-list and audit trail
+ * files (temporary), the destination hosts (loopback), and a PostgreSQL run store (a new database in the
+ * local PostgreSQL, without TLS, dropped after). The environment hides its list of names, so a variable
+ * counts only when the service asks
  * for it by name; names the service finds by scanning (`TARGET_STORAGE_ACCOUNT_*_SDE_MNT_PATH`) are
  * checked by {@link readsVariable}.
  */
@@ -109,6 +113,7 @@ export async function buildFacts(
   env: Record<string, string> = {},
 ): Promise<BuildFacts> {
   const dir = await Deno.makeTempDir({ prefix: "cr8tor-deploy-" });
+  const runStoreDatabase = env.RUN_STORE === "postgresql" ? randomName("cr8tor_deploy_runs") : "";
   try {
     const secrets = join(dir, "secrets");
     await Deno.mkdir(secrets);
@@ -128,6 +133,20 @@ export async function buildFacts(
     }
     if (values.DESTINATION_OPAL_HOST !== undefined) {
       values.DESTINATION_OPAL_HOST = "http://127.0.0.1:9";
+    }
+    if (runStoreDatabase !== "") {
+      await withPostgresAdmin((sql) =>
+        sql.unsafe(`create database ${quotePostgres(runStoreDatabase)}`)
+      );
+      Object.assign(values, {
+        RUN_STORE_POSTGRESQL_HOST: POSTGRES.host,
+        RUN_STORE_POSTGRESQL_PORT: String(POSTGRES.port),
+        RUN_STORE_POSTGRESQL_DATABASE: runStoreDatabase,
+        RUN_STORE_POSTGRESQL_USERNAME: POSTGRES.user,
+        RUN_STORE_POSTGRESQL_SSLMODE: "disable",
+      });
+      const secret = values.RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME;
+      if (secret !== undefined) await Deno.writeTextFile(join(secrets, secret), "unused-password");
     }
     const reads = new Set<string>();
     const recording = new Proxy(values, {
@@ -151,6 +170,20 @@ export async function buildFacts(
     return { reads, port: built.port, apiKeys };
   } finally {
     await Deno.remove(dir, { recursive: true });
+    if (runStoreDatabase !== "") {
+      await withPostgresAdmin((sql) =>
+        sql.unsafe(`drop database if exists ${quotePostgres(runStoreDatabase)} with (force)`)
+      );
+    }
+  }
+}
+
+async function withPostgresAdmin(use: (sql: ReturnType<typeof postgresAdmin>) => Promise<unknown>) {
+  const sql = postgresAdmin();
+  try {
+    await use(sql);
+  } finally {
+    await sql.end();
   }
 }
 

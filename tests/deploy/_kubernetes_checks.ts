@@ -194,9 +194,7 @@ export function deploymentProblems(
   }
 
   if (service === "publish") {
-    const spec = obj(deployment.spec);
-    if (spec.replicas !== 1) say("publish must run exactly one replica");
-    if (obj(spec.strategy).type !== "Recreate") say("publish must be replaced with Recreate");
+    problems.push(...publishReplicaProblems(docs, deployment, env));
     const claims = new Set(ofKind(docs, "PersistentVolumeClaim").map(nameOf));
     for (const [name, base] of Object.entries(env)) {
       if (!/^TARGET_STORAGE_ACCOUNT_.+_SDE_MNT_PATH$/.test(name)) continue;
@@ -213,6 +211,57 @@ export function deploymentProblems(
       }
     }
   }
+  return problems;
+}
+
+/**
+ * How many publish replicas the run store allows. With SQLite (the default; a file under `STATE_DIR`)
+ * exactly one, replaced with `Recreate`, its state on a PVC. With the shared PostgreSQL store several,
+ * which then need every filestore volume they mount to be ReadWriteMany and a PodDisruptionBudget.
+ */
+export function publishReplicaProblems(
+  docs: Doc[],
+  deployment: Doc,
+  env: Record<string, string>,
+): string[] {
+  const problems: string[] = [];
+  const say = (problem: string) => problems.push(`publish: ${problem}`);
+  const spec = obj(deployment.spec);
+  const replicas = Number(spec.replicas ?? 1);
+  const container = containerOf(deployment, "publish");
+  if ((env.RUN_STORE ?? "sqlite") === "sqlite") {
+    if (replicas !== 1) say("with the SQLite run store, publish must run exactly one replica");
+    if (obj(spec.strategy).type !== "Recreate") {
+      say("with the SQLite run store, publish must be replaced with Recreate");
+    }
+    const state = mountFor(deployment, container, `${env.STATE_DIR ?? "./state"}/runs.sqlite`);
+    if (state?.volume.persistentVolumeClaim === undefined) {
+      say("the SQLite run store (STATE_DIR) is not on a PVC");
+    }
+    return problems;
+  }
+  if (replicas < 2) return problems;
+  const filestores = Object.entries(env)
+    .filter(([name]) => /^TARGET_STORAGE_ACCOUNT_.+_SDE_MNT_PATH$/.test(name))
+    .flatMap(([, base]) => [`${base}/staging`, `${base}/production`]);
+  for (const path of filestores) {
+    const claim = obj(mountFor(deployment, container, `${path}/x`)?.volume.persistentVolumeClaim);
+    const modes = list(
+      obj(find(docs, "PersistentVolumeClaim", String(claim.claimName))?.spec).accessModes,
+    );
+    if (!modes.includes("ReadWriteMany")) {
+      say(
+        `${replicas} replicas share ${path}, but its PVC ${claim.claimName} is not ReadWriteMany`,
+      );
+    }
+  }
+  const labels = obj(obj(obj(spec.template).metadata).labels);
+  const budget = ofKind(docs, "PodDisruptionBudget").find((b) => {
+    const selector = obj(obj(obj(b.spec).selector).matchLabels);
+    return Object.keys(selector).length > 0 &&
+      Object.entries(selector).every(([k, v]) => labels[k] === v);
+  });
+  if (budget === undefined) say(`${replicas} replicas but no PodDisruptionBudget selects them`);
   return problems;
 }
 

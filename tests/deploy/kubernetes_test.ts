@@ -36,6 +36,7 @@ import {
   nameOf,
   networkPolicyProblems,
   ofKind,
+  publishReplicaProblems,
   secretsNeeded,
   serviceProblems,
 } from "./_kubernetes_checks.ts";
@@ -190,6 +191,71 @@ Deno.test("k8s/base as written: Deployments, Services, Ingress, NetworkPolicies"
   });
 });
 
+Deno.test("k8s/base: publish runs two replicas on the shared run store, one on SQLite", async (t) => {
+  const docs = await baseAsWritten();
+  const deployment = deploymentOf(docs, "publish")!;
+  const env = envOf(containerOf(deployment, "publish"));
+  /** The base's objects with the publish Deployment (and its container's env) changed. */
+  function variant(change: (spec: Doc, env: Doc[]) => void, others = docs): Doc[] {
+    const copy = structuredClone(deployment);
+    change(obj(copy.spec), containerOf(copy, "publish").env as Doc[]);
+    return [...others.filter((d) => d !== deployment), copy];
+  }
+  const envOfVariant = (variantDocs: Doc[]) =>
+    envOf(containerOf(deploymentOf(variantDocs, "publish")!, "publish"));
+
+  await t.step(
+    "as written: RUN_STORE=postgresql, two replicas, rolling, RWX filestores, a PDB",
+    () => {
+      assert.equal(env.RUN_STORE, "postgresql");
+      assert.equal(obj(deployment.spec).replicas, 2);
+      assert.equal(obj(obj(deployment.spec).strategy).type, "RollingUpdate");
+      assert.deepStrictEqual(publishReplicaProblems(docs, deployment, env), []);
+    },
+  );
+
+  await t.step("without its PodDisruptionBudget: a problem", () => {
+    const without = docs.filter((d) => d.kind !== "PodDisruptionBudget");
+    assert.deepStrictEqual(publishReplicaProblems(without, deployment, env), [
+      "publish: 2 replicas but no PodDisruptionBudget selects them",
+    ]);
+  });
+
+  await t.step("with a ReadWriteOnce staging volume: a problem", () => {
+    const rwo = docs.map((d) =>
+      nameOf(d) === "cr8tor-lsc-staging"
+        ? { ...d, spec: { ...obj(d.spec), accessModes: ["ReadWriteOnce"] } }
+        : d
+    );
+    assert.deepStrictEqual(publishReplicaProblems(rwo, deployment, env), [
+      "publish: 2 replicas share /data/lsc/staging, but its PVC cr8tor-lsc-staging is not ReadWriteMany",
+    ]);
+  });
+
+  await t.step("on SQLite (RUN_STORE unset): one replica, Recreate, STATE_DIR on a PVC", () => {
+    const sqlite = variant((_spec, entries) => {
+      entries.splice(entries.findIndex((e) => e.name === "RUN_STORE"), 1);
+    });
+    const sqliteDeployment = deploymentOf(sqlite, "publish")!;
+    assert.deepStrictEqual(publishReplicaProblems(sqlite, sqliteDeployment, envOfVariant(sqlite)), [
+      "publish: with the SQLite run store, publish must run exactly one replica",
+      "publish: with the SQLite run store, publish must be replaced with Recreate",
+      "publish: the SQLite run store (STATE_DIR) is not on a PVC",
+    ]);
+    const pinned = variant((spec, entries) => {
+      entries.splice(entries.findIndex((e) => e.name === "RUN_STORE"), 1);
+      entries.push({ name: "STATE_DIR", value: "/data/audit/state" });
+      spec.replicas = 1;
+      spec.strategy = { type: "Recreate" };
+    });
+    const pinnedDeployment = deploymentOf(pinned, "publish")!;
+    assert.deepStrictEqual(
+      publishReplicaProblems(pinned, pinnedDeployment, envOfVariant(pinned)),
+      [],
+    );
+  });
+});
+
 Deno.test({
   name: KUBECTL
     ? "k8s: kubectl kustomize renders the base and every overlay, and each rendering passes the checks"
@@ -239,5 +305,6 @@ Deno.test({
     }
     const publish = envOf(containerOf(deploymentOf(docs, "publish")!, "publish"));
     assert.doesNotMatch(publish.DESTINATION_POSTGRESQL_HOST ?? "", /example/);
+    assert.doesNotMatch(publish.RUN_STORE_POSTGRESQL_HOST ?? "", /example/);
   },
 });
