@@ -197,11 +197,15 @@ export function newRun(input: NewRunInput, at: string): Run {
 }
 
 /**
- * The key of what a run was asked to do: action, project, project start time, dataset and destination.
- * Two requests with the same key are the same request, and the second attaches to the first's run.
+ * The key of what a run was asked to do: action, project, project start time, dataset, destination and
+ * the request body itself (so two requests that differ only in their columns are different runs). Two
+ * requests with the same key are the same request, and the second attaches to the first's run.
  */
 export function runRequestKey(
-  run: Pick<NewRunInput, "action" | "project_name" | "project_start_time" | "dataset" | "destination">,
+  run: Pick<
+    NewRunInput,
+    "action" | "project_name" | "project_start_time" | "dataset" | "destination" | "request"
+  >,
 ): string {
   const request = {
     action: run.action,
@@ -209,6 +213,7 @@ export function runRequestKey(
     project_start_time: run.project_start_time,
     dataset: runDatasetSchema.parse(run.dataset),
     destination: run.destination,
+    request: run.request ?? null,
   };
   return createHash("sha256").update(canonicalJson(request)).digest("hex");
 }
