@@ -21,7 +21,16 @@ function jsonBody<T>(schema: T) {
 }
 
 /** A run as the API shows it: the stored run without its request (`domain/run.ts`). */
-const RunViewSchema = openApiComponent(runSchema.omit({ request: true }), "Run");
+// The outcome body is any JSON (`z.json()`, recursive, which the OpenAPI generator cannot walk).
+const RunViewSchema = openApiComponent(
+  runSchema.omit({ request: true }).extend({
+    outcome: z.object({
+      status: z.number().int(),
+      body: z.any().openapi({ description: "The reply the synchronous call gives" }),
+    }).nullable(),
+  }),
+  "Run",
+);
 
 const runIdParams = {
   params: z.object({
