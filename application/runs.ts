@@ -192,7 +192,8 @@ export class Runner {
   readonly #listeners = new Map<string, Set<() => void>>();
   readonly #turnListeners = new Set<() => void>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
-  #maintenance: ReturnType<typeof setInterval>[] = [];
+  #maintenance: ReturnType<typeof setInterval> | undefined;
+  #prunedAt = Number.NEGATIVE_INFINITY;
   #closed = false;
 
   /** Builds a runner; no timer runs until a run starts or {@link startMaintenance} is called. */
@@ -217,35 +218,37 @@ export class Runner {
   }
 
   /**
-   * Marks the runs of dead processes `interrupted` (active runs not updated for a lease) and prunes runs
-   * older than `retentionDays`, now and then every lease and every day, until {@link close}.
+   * One maintenance pass: marks the runs of dead processes `interrupted` (active runs not updated for a
+   * lease) and prunes runs that stopped more than `retentionDays` ago. Failures are logged.
    */
-  async startMaintenance(retentionDays: number): Promise<void> {
-    const interrupt = async () => {
-      const now = this.#now();
-      try {
-        const count = await this.#store.markInterrupted(
-          now.toISOString(),
-          new Date(now.getTime() - this.#leaseMs).toISOString(),
-        );
-        if (count > 0) this.#log.warn("runs_interrupted", { count });
-      } catch (e) {
-        this.#log.error("runs_interrupt_failed", { message: (e as Error).message });
-      }
-    };
-    const prune = async () => {
-      const before = new Date(this.#now().getTime() - retentionDays * PRUNE_INTERVAL_MS);
-      try {
-        const count = await this.#store.prune(before.toISOString());
-        if (count > 0) this.#log.info("runs_pruned", { count, before: before.toISOString() });
-      } catch (e) {
-        this.#log.error("runs_prune_failed", { message: (e as Error).message });
-      }
-    };
-    await interrupt();
-    await prune();
-    if (this.#closed) return;
-    this.#maintenance.push(setInterval(interrupt, this.#leaseMs), setInterval(prune, PRUNE_INTERVAL_MS));
+  async maintain(retentionDays: number): Promise<void> {
+    const now = this.#now();
+    try {
+      const count = await this.#store.markInterrupted(
+        now.toISOString(),
+        new Date(now.getTime() - this.#leaseMs).toISOString(),
+      );
+      if (count > 0) this.#log.warn("runs_interrupted", { count });
+    } catch (e) {
+      this.#log.error("runs_interrupt_failed", { message: (e as Error).message });
+    }
+    if (now.getTime() - this.#prunedAt < PRUNE_INTERVAL_MS) return;
+    this.#prunedAt = now.getTime();
+    const before = new Date(now.getTime() - retentionDays * PRUNE_INTERVAL_MS).toISOString();
+    try {
+      const count = await this.#store.prune(before);
+      if (count > 0) this.#log.info("runs_pruned", { count, before });
+    } catch (e) {
+      this.#log.error("runs_prune_failed", { message: (e as Error).message });
+    }
+  }
+
+  /**
+   * Runs {@link maintain} every lease (pruning at most daily) until {@link close}. Idempotent.
+   */
+  startMaintenance(retentionDays: number): void {
+    if (this.#closed || this.#maintenance !== undefined) return;
+    this.#maintenance = setInterval(() => void this.maintain(retentionDays), this.#leaseMs);
   }
 
   /**
@@ -366,8 +369,8 @@ export class Runner {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const timer of this.#maintenance) clearInterval(timer);
-    this.#maintenance = [];
+    clearInterval(this.#maintenance);
+    this.#maintenance = undefined;
     const running = [...this.#local.entries()];
     for (const [id, local] of running) {
       local.stopAs ??= "interrupt";

@@ -47,7 +47,14 @@ function spawn(service: string, env: Record<string, string>): Deno.ChildProcess 
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissionsOf(TASKS, service), `apps/${service}/main.ts`],
     cwd: ROOT,
-    env: { ...baseEnv(), PORT: "0", ...LOCAL_DATABASES_WITHOUT_TLS, ...env },
+    // Each process keeps its runs in a state directory of its own unless the test shares one.
+    env: {
+      ...baseEnv(),
+      PORT: "0",
+      STATE_DIR: Deno.makeTempDirSync({ prefix: "cr8tor_state_" }),
+      ...LOCAL_DATABASES_WITHOUT_TLS,
+      ...env,
+    },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
