@@ -194,6 +194,7 @@ export class Runner {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #maintenance: ReturnType<typeof setInterval> | undefined;
   #prunedAt = Number.NEGATIVE_INFINITY;
+  #lastCreatedMs = 0;
   #closed = false;
 
   /** Builds a runner; no timer runs until a run starts or {@link startMaintenance} is called. */
@@ -258,7 +259,12 @@ export class Runner {
    * tables (the interrupted run stays as it is).
    */
   async start(input: NewRunInput): Promise<StartedRun> {
-    const created = await this.#store.create(newRun(input, this.#nowIso()), { exclusive: false });
+    // Creation times of one process strictly increase, so its runs of a project queue in start order.
+    const at = Math.max(this.#now().getTime(), this.#lastCreatedMs + 1);
+    this.#lastCreatedMs = at;
+    const created = await this.#store.create(newRun(input, new Date(at).toISOString()), {
+      exclusive: false,
+    });
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
