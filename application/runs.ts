@@ -506,6 +506,14 @@ export class Runner {
     if (!local.stoppedElsewhere) {
       const [event, outcome] = this.#endOf(local, ending);
       const from = local.run.state;
+      if (event === "succeed") {
+        // Work that succeeded finished every table, including any whose end it did not report.
+        for (const table of local.tables) {
+          if (table.state !== "running") continue;
+          table.state = "done";
+          table.finished_at = this.#nowIso();
+        }
+      }
       const stored = await this.#save(local, (run) => ({
         ...transitionPatch(transition(run, event, this.#nowIso())),
         tables: local.tables.map((t) => ({ ...t })),

@@ -269,7 +269,9 @@ export class PostgresRunStore implements RunStore {
   claim(id: string, at: string): Promise<Run | undefined> {
     return this.#do("claim a run", (sql) =>
       sql.begin(async (tx) => {
-        const [found] = await tx.unsafe(`select project_name from ${this.#runs} where id = $1`, [id]);
+        const [found] = await tx.unsafe(`select project_name from ${this.#runs} where id = $1`, [
+          id,
+        ]);
         if (found === undefined) throw new RunNotFoundError(id);
         // Claims of one project are taken one at a time across replicas, so two never both start.
         await this.#lockProject(tx, String(found.project_name));

@@ -161,12 +161,18 @@ export function errorBody(
 export function errorOutcome(
   error: unknown,
   style: ErrorStyle,
-): { status: ContentfulStatusCode; body: { status: "error"; payload: { detail: string; code: string } } } {
+): {
+  status: ContentfulStatusCode;
+  body: { status: "error"; payload: { detail: string; code: string } };
+} {
   const status = statusOf(error);
   if (status !== undefined && error instanceof AppError) {
     return {
       status,
-      body: { status: "error", payload: { detail: style.detailPrefix + error.message, code: error.code } },
+      body: {
+        status: "error",
+        payload: { detail: style.detailPrefix + error.message, code: error.code },
+      },
     };
   }
   return {

@@ -15,8 +15,8 @@ import { publishDataset } from "../../application/publish_dataset.ts";
 import {
   InvalidRunQueryError,
   RunCancelledError,
-  Runner,
   RunInterruptedError,
+  Runner,
   type RunResult,
   type RunWork,
   type SettledRun,
@@ -37,6 +37,7 @@ import {
   runView,
 } from "../../domain/run.ts";
 import { sourceEngine } from "../../domain/source_engine.ts";
+import { AppError } from "../../domain/errors.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
 import type { Filestore } from "../../ports/filestore.ts";
@@ -228,9 +229,15 @@ export function createPublishService(deps: PublishDeps): PublishService {
     });
   }
 
-  app.openapi(packageRoute, (c) => runRequest(c, "package", c.req.valid("json"), "packaged") as never);
+  app.openapi(
+    packageRoute,
+    (c) => runRequest(c, "package", c.req.valid("json"), "packaged") as never,
+  );
 
-  app.openapi(publishRoute, (c) => runRequest(c, "publish", c.req.valid("json"), "published") as never);
+  app.openapi(
+    publishRoute,
+    (c) => runRequest(c, "publish", c.req.valid("json"), "published") as never,
+  );
 
   app.openapi(getRunRoute, async (c) => {
     const run = await runner.get(c.req.valid("param").id);
@@ -333,10 +340,14 @@ function destinationOf(destination: RequestDestination): NewRunInput["destinatio
 function replyOf(c: Context, settled: SettledRun, onResult: (result: RunResult) => void): Response {
   const { run } = settled;
   if (run.state === "cancelled") throw new RunCancelledError(run.id);
-  if (run.state === "interrupted") throw new RunInterruptedError(run.id);
   if (settled.result !== undefined && run.state === "succeeded") {
     onResult(settled.result);
     return c.json(settled.result.body, settled.result.status as 200);
+  }
+  // A shutdown past its grace period closes the connections too: the work's own error (a 502) is the
+  // reply, as before runs; a work that simply stopped on its signal is `run_interrupted`.
+  if (run.state === "interrupted" && !(settled.error instanceof AppError)) {
+    throw new RunInterruptedError(run.id);
   }
   if (settled.error !== undefined) throw settled.error;
   const outcome = run.outcome ?? { status: 500, body: null };
