@@ -11,6 +11,7 @@ import {
   type AuditEntry,
   type AuditOutput,
   auditRequestFields,
+  canonicalJson,
   NO_REQUEST_FIELDS,
 } from "../domain/audit.ts";
 import { AppError } from "../domain/errors.ts";
@@ -133,6 +134,17 @@ export interface RunnerOptions {
   readonly cancelWaitMs?: number | undefined;
 }
 
+/** How a run is started. */
+export interface StartOptions {
+  /**
+   * True when the caller waits for the run and records its end itself (a synchronous HTTP request,
+   * whose audit record carries the outcome and what was written): the runner then records none for
+   * this execution. Attached requests, resumed runs and `Prefer: respond-async` runs are recorded by
+   * the runner.
+   */
+  readonly recordedByCaller?: boolean;
+}
+
 /** What {@link Runner.start} did. */
 export interface StartedRun {
   readonly run: Run;
@@ -157,6 +169,8 @@ interface LocalEnding {
 
 interface LocalRun {
   run: Run;
+  /** The caller records this execution's end (see {@link StartOptions.recordedByCaller}). */
+  readonly recordedByCaller: boolean;
   readonly controller: AbortController;
   readonly tables: TableProgress[];
   /** How the run is being stopped here; unset while it runs on. */
@@ -258,7 +272,7 @@ export class Runner {
    * was queued before it. A fresh request whose identical run was interrupted reuses that run's done
    * tables (the interrupted run stays as it is).
    */
-  async start(input: NewRunInput): Promise<StartedRun> {
+  async start(input: NewRunInput, options: StartOptions = {}): Promise<StartedRun> {
     // Creation times of one process strictly increase, so its runs of a project queue in start order.
     const at = Math.max(this.#now().getTime(), this.#lastCreatedMs + 1);
     this.#lastCreatedMs = at;
@@ -268,7 +282,7 @@ export class Runner {
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
-    this.#execute(run, await this.#reuseFromInterrupted(run));
+    this.#execute(run, await this.#reuseFromInterrupted(run), options.recordedByCaller === true);
     return created;
   }
 
@@ -395,9 +409,10 @@ export class Runner {
     return this.#now().toISOString();
   }
 
-  #execute(run: Run, reuse: ReadonlyMap<string, string>): void {
+  #execute(run: Run, reuse: ReadonlyMap<string, string>, recordedByCaller = false): void {
     const local: LocalRun = {
       run,
+      recordedByCaller,
       controller: new AbortController(),
       tables: run.tables.map((t) => ({ ...t })),
       stoppedElsewhere: false,
@@ -531,7 +546,7 @@ export class Runner {
       };
     }
     this.#keepEnding(id, ending);
-    await this.#audit(local.run, ending.result?.audit ?? {});
+    if (!local.recordedByCaller) await this.#audit(local.run, ending.result?.audit ?? {});
     const level = local.run.state === "succeeded" ? "info" : "warn";
     this.#log[level]("run_stopped", {
       run: id,
@@ -743,13 +758,15 @@ export class Runner {
 
   async #audit(run: Run, output: AuditOutput): Promise<void> {
     if (this.#auditTrail === undefined) return;
+    const entry = runAuditEntry(run, output, this.#service);
     try {
-      await this.#auditTrail.append(runAuditEntry(run, output, this.#service));
+      await this.#auditTrail.append(entry);
     } catch (e) {
+      // As the HTTP audit middleware does: the record goes to the log so that it is not lost.
       this.#log.error("audit_write_failed", {
         run: run.id,
-        state: run.state,
         message: (e as Error).message,
+        record: canonicalJson(entry),
       });
     }
   }

@@ -210,8 +210,12 @@ export function createPublishService(deps: PublishDeps): PublishService {
     // Configuration problems (an unknown filestore, no PostgreSQL destination) are refused before a run
     // is stored, as before runs existed.
     destinationFor(request.destination);
-    const started = await runner.start(await runInputOf(action, request, await keyId));
-    if (prefersAsync(c)) {
+    const async = prefersAsync(c);
+    // A synchronous caller's own audit record (the middleware's) carries the run's end.
+    const started = await runner.start(await runInputOf(action, request, await keyId), {
+      recordedByCaller: !async,
+    });
+    if (async) {
       c.header("Location", `/runs/${started.run.id}`);
       c.header("Preference-Applied", "respond-async");
       return c.json(success(runView(started.run)), 202);

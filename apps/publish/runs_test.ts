@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import postgres from "postgres";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
+import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import {
   postgresClientOptions,
@@ -109,7 +110,8 @@ function parseEvents(text: string): { id: number; event: string; data: Json }[] 
 
 Deno.test("publish app: Prefer: respond-async answers 202, then GET /runs/{id} follows the run", async () => {
   using world = new FakeWorld();
-  const { app, runner } = serviceOf(world);
+  const audit = new MemoryAuditTrail();
+  const { app, runner } = serviceOf(world, {}, { auditTrail: audit });
   try {
     const res = await app.request(postJson(PACKAGE, aTransferRequest(), PUBLISH_KEY, ASYNC));
     assert.equal(res.status, 202);
@@ -134,6 +136,17 @@ Deno.test("publish app: Prefer: respond-async answers 202, then GET /runs/{id} f
       // The SHA-512 comes with the writer's `done` report (CSV); `null` where it gives none.
       assert.ok(table.sha512 === null || /^[0-9a-f]{128}$/.test(table.sha512));
     }
+    // The POST's own record (202), then the run's, with what it staged.
+    for (let n = 0; audit.records.length < 2; n++) {
+      assert.ok(n < 500, "the run's audit record never came");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const [posted, ended] = audit.records;
+    assert.equal(posted?.status, 202);
+    assert.equal(ended?.request_id, run.id);
+    assert.equal(ended?.action, "/data-publish/package");
+    assert.equal(ended?.outcome, "success");
+    assert.ok((ended?.files ?? []).length > 0);
     const unknown = await app.request(get(`/runs/${crypto.randomUUID()}`));
     assert.equal(unknown.status, 404);
     assert.equal((await unknown.json()).payload.code, "run_not_found");
