@@ -5,6 +5,16 @@ import { InvalidRunTransitionError, newRun, type NewRunInput, type Run } from ".
 import type { RunMetrics } from "../ports/metrics.ts";
 import type { RunStore } from "../ports/run_store.ts";
 import { aRunInput } from "../tests/contracts/run_store_contract.ts";
+import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
+import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.ts";
+import { DataContractTransferRequest } from "../domain/contract.ts";
+import { FakeWorld } from "../tests/support/apps.ts";
+import { ONCOLOGY, ONCOLOGY_ROWS } from "../tests/support/catalogs.ts";
+import { aTransferRequest } from "../tests/support/requests.ts";
+import { destinationChooser } from "./destinations.ts";
+import { packageDataset } from "./package_dataset.ts";
+import { ProjectLocks } from "./project_locks.ts";
+import type { SourceOpener } from "./source.ts";
 import {
   RunCancelledError,
   Runner,
@@ -354,5 +364,47 @@ Deno.test("Runner.watch() yields each stored version after the one given, ending
     assert.ok(seen[0]! > 1);
   } finally {
     await h.runner.close();
+  }
+});
+
+Deno.test("packageDataset() reports the source's row estimates before staging, and skips a failed one", async () => {
+  using world = new FakeWorld();
+  const destination = destinationChooser({
+    filestores: new Map([["LSC", world.filestore]]),
+    writers: { csv: new CsvDatasetWriter(), duckdb: new CsvDatasetWriter() },
+  })({ type: "filestore", name: "lsc", format: "csv" });
+  const request = DataContractTransferRequest.parse(aTransferRequest());
+  for (const failing of [false, true]) {
+    const asked: string[][] = [];
+    const openSource: SourceOpener = () => {
+      const db = new MemorySourceDatabase([ONCOLOGY], ONCOLOGY_ROWS);
+      return Promise.resolve(Object.assign(db, {
+        estimateRows: (_schema: string, tables: readonly string[]) => {
+          asked.push([...tables]);
+          return failing
+            ? Promise.reject(new Error("no statistics"))
+            : Promise.resolve(new Map(tables.map((t) => [t, 3])));
+        },
+      }));
+    };
+    const events: string[] = [];
+    const staged = await packageDataset(request, {
+      destination,
+      openSource,
+      locks: new ProjectLocks(),
+    }, {
+      concurrency: 1,
+      batchRows: 2,
+      onExpectedRows: (rows) => events.push(`expected ${[...rows].join(";")}`),
+      onProgress: (p) => events.push(`progress ${p.table}`),
+    });
+    assert.ok(staged.dataRetrieved.length > 0);
+    assert.deepEqual(asked, [request.dataset.tables!.map((t) => t.name)]);
+    if (failing) {
+      assert.ok(!events.some((e) => e.startsWith("expected")));
+    } else {
+      assert.match(events[0]!, /^expected tumour_stage,3$/);
+      assert.ok(events.slice(1).every((e) => e.startsWith("progress")));
+    }
   }
 });

@@ -56,8 +56,9 @@ export type RunPatch = Partial<
 export interface RunStore extends AsyncDisposable {
   /**
    * Stores a new run (as built by `newRun`), before any work starts. If an active (queued or running) run
-   * of the identical request exists (same action, project name, project start time, dataset and
-   * destination: `runRequestKey`), nothing is stored and that run is returned with `attached: true`.
+   * of the identical request exists (same action, project name, project start time, dataset,
+   * destination and request body: `runRequestKey`), nothing is stored and that run is returned with
+   * `attached: true`.
    *
    * @throws {RunAlreadyActiveError} when `options.exclusive` and another active run of the project exists.
    */
