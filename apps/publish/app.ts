@@ -356,11 +356,21 @@ function replyOf(c: Context, settled: SettledRun, onResult: (result: RunResult) 
   if (settled.error !== undefined) throw settled.error;
   const outcome = run.outcome ?? { status: 500, body: null };
   const body = outcome.body as { status?: unknown; payload?: Record<string, unknown> } | null;
+  // The envelope's keys in their usual order: a PostgreSQL store (jsonb) gives them back reordered.
   if (body?.status === "error" && body.payload !== undefined) {
-    return c.json(
-      { ...body, payload: { ...body.payload, request_id: requestIdOf(c) } },
-      outcome.status as 500,
-    );
+    const { detail, code, issues } = body.payload;
+    return c.json({
+      status: "error",
+      payload: {
+        detail,
+        code,
+        ...(issues === undefined ? {} : { issues }),
+        request_id: requestIdOf(c),
+      },
+    }, outcome.status as 500);
+  }
+  if (body?.status === "success") {
+    return c.json({ status: "success", payload: body.payload }, outcome.status as 200);
   }
   return c.json(outcome.body, outcome.status as 200);
 }

@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
+import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import {
   postgresClientOptions,
@@ -404,4 +405,36 @@ Deno.test({
       await admin.end({ timeout: 5 });
     }
   },
+});
+
+Deno.test("publish app: a sync request attached to another process's run replies with its stored outcome", async () => {
+  using world = new FakeWorld();
+  const gate = Promise.withResolvers<void>();
+  const store = new MemoryRunStore();
+  const owner = serviceOf(world, { gate: gate.promise, runStore: store });
+  const other = serviceOf(world, { runStore: store });
+  try {
+    const accepted = await owner.app.request(
+      postJson(PACKAGE, aTransferRequest(), PUBLISH_KEY, ASYNC),
+    );
+    const { id } = (await accepted.json()).payload;
+    const waiting = other.app.request(
+      postJson(PACKAGE, aTransferRequest(), PUBLISH_KEY, { "x-request-id": "req-other" }),
+    );
+    await waitForState(other.app, id, "running");
+    world.refuseConnections = "connection refused";
+    gate.resolve();
+    const res = await waiting;
+    const failed = await waitForState(owner.app, id, "failed");
+    assert.equal(res.status, failed.outcome.status);
+    const body = await res.json();
+    assert.deepEqual(Object.keys(body), ["status", "payload"]);
+    assert.deepEqual(Object.keys(body.payload), ["detail", "code", "request_id"]);
+    assert.equal(body.payload.request_id, "req-other");
+    assert.equal(body.payload.code, failed.outcome.body.payload.code);
+    assert.match(body.payload.detail, /^PublishService: /);
+  } finally {
+    await owner.runner.close();
+    await other.runner.close();
+  }
 });
