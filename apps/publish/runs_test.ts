@@ -183,6 +183,8 @@ Deno.test("publish app: GET /runs lists newest first with a next link, and refus
     const second = (await (await app.request(get(first.next))).json()).payload;
     assert.deepEqual(second.runs.map((r: Json) => r.id), ids.slice(2));
     assert.equal(second.next, null);
+    const anonymous = await app.request(new Request("http://test.local/runs"));
+    assert.equal(anonymous.status, 403, "the runs need the service key");
     const none = (await (await app.request(get("/runs?state=failed"))).json()).payload;
     assert.deepEqual(none, { runs: [], next: null });
 
