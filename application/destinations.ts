@@ -21,6 +21,7 @@ import type { DestinationDatabase } from "../ports/destination_database.ts";
 import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
 import type { OpalClient } from "../ports/opal_client.ts";
 import type { TableExtract, TableReader } from "../domain/catalog.ts";
+import type { ProgressReport } from "../domain/long_work.ts";
 import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
 
 /**
@@ -157,8 +158,10 @@ export class PostgresqlOpalDestination implements Destination {
 
   /**
    * Loads the tables into the destination database. `options.signal` stops the load in flight, nothing
-   * changed; `options.onProgress` gets the database's per-table reports. `options.reuse` does not apply:
-   * a loaded table is not a file with a SHA-512, so every table is loaded again.
+   * changed. `options.onProgress` gets only the database's `done` report per table: while a table is
+   * read, the use case's reader reports its rows and bytes (`watchedReader`), as for a filestore, so a
+   * table never gets two running counts. `options.reuse` does not apply: a loaded table is not a file
+   * with a SHA-512, so every table is loaded again.
    */
   async stage(
     run: RunRef,
@@ -167,7 +170,13 @@ export class PostgresqlOpalDestination implements Destination {
     extracts: readonly TableExtract[],
     options: StageOptions,
   ): Promise<Staged> {
-    const { reuse: _notApplicable, ...load } = options;
+    const { reuse: _notApplicable, onProgress, ...rest } = options;
+    const load = {
+      ...rest,
+      onProgress: onProgress === undefined
+        ? undefined
+        : (progress: ProgressReport) => progress.done !== undefined && onProgress(progress),
+    };
     load.signal?.throwIfAborted();
     await using database = await this.#parts.connect();
     const tables = await database.load(

@@ -26,26 +26,44 @@ export interface PackagePorts {
   readonly locks: ProjectLocks;
 }
 
-/** How much to do at once (the service's configuration). */
+/** How much to do at once (the service's configuration), and the tables a resumed run may reuse. */
 export type PackageLimits = Omit<StageOptions, keyof LongWork>;
+
+/** How packaging is stopped and reports progress, and where the source's row estimates go. */
+export interface PackageWork extends LongWork {
+  /**
+   * Called once before staging with the rows the source expects per table, when the source can
+   * estimate them (`SourceDatabase.estimateRows`); an estimate that fails is skipped.
+   */
+  readonly onExpectedRows?: ((rows: ReadonlyMap<string, number>) => void) | undefined;
+}
 
 /**
  * Opens the source, describes the requested tables and stages them, under the project's lock. The
  * signal is checked before the source is opened, before staging and between tables; progress is
- * reported per table (`watchedReader`).
+ * reported per table (`watchedReader`), after the source's row estimates (`onExpectedRows`). Tables in
+ * `options.reuse` whose staged file still has that SHA-512 are kept instead of read again.
  *
  * @returns the reply's items, the audit record's output and the log fields.
  */
 export async function packageDataset(
   request: PackageRequest,
   ports: PackagePorts,
-  options: PackageLimits & LongWork,
+  options: PackageLimits & PackageWork,
 ): Promise<Staged> {
-  const { signal, onProgress, ...limits } = options;
+  const { signal, onProgress, onExpectedRows, ...limits } = options;
   const { dataset } = request;
   signal?.throwIfAborted();
   await using db = await ports.openSource(request.source, dataset.schema_name);
   const extracts = tableExtracts(await describeSelection(db, dataset));
+  if (onExpectedRows !== undefined && db.estimateRows !== undefined) {
+    try {
+      const tables = extracts.map((extract) => extract.table.name);
+      onExpectedRows(await db.estimateRows(dataset.schema_name, tables));
+    } catch {
+      // An estimate is only a nicety for progress: packaging goes on without it.
+    }
+  }
   const reader = watchedReader(db, { signal, onProgress });
   return await ports.locks.run(ports.destination.lockKey(request.project_name), () => {
     signal?.throwIfAborted();

@@ -13,14 +13,20 @@
  */
 import { AppError } from "./errors.ts";
 
-/** The service stopped the work to shut down; the run can be resumed. Use it as the signal's reason. */
+/**
+ * The service stopped the work to shut down; the run can be resumed (to be a 503 for whoever waits on it).
+ * Use it as the signal's reason.
+ */
 export class RunInterruptedError extends AppError {
   readonly code = "run_interrupted";
 
-  constructor(
-    message = "Cannot finish the run now: the service is shutting down; resume it later",
-  ) {
-    super(message);
+  /** @param runId the run, when known; `POST /runs/{id}/resume` continues it. */
+  constructor(readonly runId?: string) {
+    super(
+      runId === undefined
+        ? "Cannot finish the run now: the service is shutting down; resume it later"
+        : `Run ${runId} was interrupted because the service stopped; resume it to continue`,
+    );
   }
 }
 

@@ -102,9 +102,16 @@ export const tableProgressSchema = z.object({
 /** See {@link tableProgressSchema}. */
 export type TableProgress = z.infer<typeof tableProgressSchema>;
 
-/** The dataset a run reads: the source schema and the tables asked for (`null`: all). */
+/** The source engines a run may read (`domain/source_engine.ts`). */
+export const RUN_SOURCE_ENGINES = ["postgresql", "mysql", "mssql", "databrickssql"] as const;
+
+/**
+ * The dataset a run reads: the source schema and the tables asked for (`null`: all), and the source's
+ * engine (`null` for a publish, which reads no source; it labels the transfer metrics).
+ */
 export const runDatasetSchema = z.object({
   source_host: z.string().nullable(),
+  source_engine: z.enum(RUN_SOURCE_ENGINES).nullable().default(null),
   schema_name: z.string(),
   tables: z.array(z.string()).nullable(),
 }).strict();
@@ -139,16 +146,37 @@ export const runSchema = z.object({
   started_at: isoTime.nullable(),
   finished_at: isoTime.nullable(),
   version: z.number().int().positive(),
+  /**
+   * The validated request body the run was started with, so that a resumed run (in any process) can
+   * rebuild its work. Requests name secrets, never hold them. `null` in runs stored before it was kept.
+   * Not part of the public view ({@link runView}).
+   */
+  request: z.json().nullable().default(null),
 }).strict();
 
 /** See {@link runSchema}. */
 export type Run = z.infer<typeof runSchema>;
 
+/** A run as the HTTP API shows it: everything but its `request`. */
+export type RunView = Omit<Run, "request">;
+
+/** The public view of a run: the stored run without its `request`. */
+export function runView(run: Run): RunView {
+  const { request: _request, ...view } = run;
+  return view;
+}
+
 /** What a caller gives to start a run; the rest is set by {@link newRun}. */
-export type NewRunInput = Pick<
-  Run,
-  "action" | "project_name" | "project_start_time" | "dataset" | "destination" | "caller_key_id"
->;
+export type NewRunInput =
+  & Pick<
+    Run,
+    "action" | "project_name" | "project_start_time" | "destination" | "caller_key_id"
+  >
+  & {
+    readonly dataset: z.input<typeof runDatasetSchema>;
+    /** The validated request body (see {@link runSchema}); none when absent. */
+    readonly request?: z.infer<typeof runSchema>["request"];
+  };
 
 /**
  * A new `queued` run at `at` (an ISO instant), version 1, with a random id and no tables yet.
@@ -169,16 +197,23 @@ export function newRun(input: NewRunInput, at: string): Run {
 }
 
 /**
- * The key of what a run was asked to do: action, project, project start time, dataset and destination.
- * Two requests with the same key are the same request, and the second attaches to the first's run.
+ * The key of what a run was asked to do: action, project, project start time, dataset, destination and
+ * the request body itself (so two requests that differ only in their columns are different runs). Two
+ * requests with the same key are the same request, and the second attaches to the first's run.
  */
-export function runRequestKey(run: Pick<Run, keyof Omit<NewRunInput, "caller_key_id">>): string {
+export function runRequestKey(
+  run: Pick<
+    NewRunInput,
+    "action" | "project_name" | "project_start_time" | "dataset" | "destination" | "request"
+  >,
+): string {
   const request = {
     action: run.action,
     project_name: run.project_name,
     project_start_time: run.project_start_time,
-    dataset: run.dataset,
+    dataset: runDatasetSchema.parse(run.dataset),
     destination: run.destination,
+    request: run.request ?? null,
   };
   return createHash("sha256").update(canonicalJson(request)).digest("hex");
 }

@@ -12,6 +12,7 @@ import {
   runRequestKey,
   runSchema,
   type RunState,
+  runView,
   transition,
 } from "./run.ts";
 
@@ -165,12 +166,28 @@ for (
     ["project_start_time", { project_start_time: "20250611_093001" }],
     ["dataset", { dataset: { ...INPUT.dataset, schema_name: "other" } }],
     ["destination", { destination: { ...INPUT.destination, format: "duckdb" } }],
+    ["request", { request: { dataset: { tables: [{ name: "a", columns: [{ name: "x" }] }] } } }],
   ] as const satisfies readonly (readonly [string, Partial<NewRunInput>])[]
 ) {
   Deno.test(`runRequestKey differs when the ${field} differs`, () => {
     assert.notEqual(runRequestKey(INPUT), runRequestKey({ ...INPUT, ...change }));
   });
 }
+
+Deno.test("a run keeps its request, which its view leaves out; runs stored without one read as null", () => {
+  const request = {
+    project_name: "Pr042",
+    source: { credentials: { password_key: "pgpassword" } },
+  };
+  const run = newRun({ ...INPUT, request }, T0);
+  assert.deepEqual(run.request, request);
+  assert.equal(run.dataset.source_engine, null);
+  assert.equal("request" in runView(run), false);
+  assert.deepEqual({ ...runView(run), request }, run);
+  const { request: _r, ...stored } = run;
+  const { source_engine: _e, ...dataset } = run.dataset;
+  assert.deepEqual(runSchema.parse({ ...stored, dataset }), { ...run, request: null });
+});
 
 Deno.test("estimateProgress: half done in 10 s leaves 10 s, marked as an estimate", () => {
   assert.deepEqual(estimateProgress({ value: 1000, estimate: true }, 500, 10_000), {

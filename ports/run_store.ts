@@ -56,8 +56,9 @@ export type RunPatch = Partial<
 export interface RunStore extends AsyncDisposable {
   /**
    * Stores a new run (as built by `newRun`), before any work starts. If an active (queued or running) run
-   * of the identical request exists (same action, project name, project start time, dataset and
-   * destination: `runRequestKey`), nothing is stored and that run is returned with `attached: true`.
+   * of the identical request exists (same action, project name, project start time, dataset,
+   * destination and request body: `runRequestKey`), nothing is stored and that run is returned with
+   * `attached: true`.
    *
    * @throws {RunAlreadyActiveError} when `options.exclusive` and another active run of the project exists.
    */
@@ -83,6 +84,19 @@ export interface RunStore extends AsyncDisposable {
    *   another run of its project is active.
    */
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run>;
+
+  /**
+   * Starts a queued run (`queued` → `running` at `at`, next version) if it is its turn: no other run of
+   * its project is running and no other run of its project was queued before it (older creation time,
+   * then smaller id). This is the queue every process sharing the store follows: FIFO per project, one
+   * running run per project.
+   *
+   * @returns the run now running, or `undefined` when it must wait (nothing changed).
+   * @throws {RunNotFoundError} when there is no such run.
+   * @throws {InvalidRunTransitionError} when the run is no longer queued (cancelled, interrupted,
+   *   already started).
+   */
+  claim(id: string, at: string): Promise<Run | undefined>;
 
   /**
    * Marks `interrupted` at `at` every queued or running run last updated before `updatedBefore`
@@ -238,4 +252,19 @@ export function compareRunsNewestFirst(a: RunCursor, b: RunCursor): number {
  */
 export function applyRunPatch(run: Run, patch: RunPatch): Run {
   return runSchema.parse({ ...run, ...patch, version: run.version + 1 });
+}
+
+/**
+ * Whether `other` keeps `run` from being claimed ({@link RunStore.claim}): another run of the same
+ * project that is running, or queued before it. The one rule, for stores that check it in code.
+ */
+export function blocksClaim(
+  run: Pick<Run, "id" | "project_name" | "created_at">,
+  other: Pick<Run, "id" | "project_name" | "state" | "created_at">,
+): boolean {
+  if (other.id === run.id || other.project_name !== run.project_name) return false;
+  if (other.state === "running") return true;
+  return other.state === "queued" &&
+    (other.created_at < run.created_at ||
+      (other.created_at === run.created_at && other.id < run.id));
 }

@@ -14,6 +14,7 @@ import {
 import {
   activeRunToAttach,
   applyRunPatch,
+  blocksClaim,
   checkRunPageSize,
   compareRunsNewestFirst,
   type CreateRunOptions,
@@ -96,6 +97,23 @@ export class MemoryRunStore implements RunStore {
         );
         if (other !== undefined) throw new RunAlreadyActiveError(run.project_name, other.id);
       }
+      this.#runs.set(id, next);
+      return Promise.resolve(structuredClone(next));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** {@inheritDoc RunStore.claim} */
+  claim(id: string, at: string): Promise<Run | undefined> {
+    const run = this.#runs.get(id);
+    if (run === undefined) return Promise.reject(new RunNotFoundError(id));
+    try {
+      const started = transition(run, "start", at);
+      if ([...this.#runs.values()].some((other) => blocksClaim(run, other))) {
+        return Promise.resolve(undefined);
+      }
+      const next = { ...started, version: run.version + 1 };
       this.#runs.set(id, next);
       return Promise.resolve(structuredClone(next));
     } catch (e) {

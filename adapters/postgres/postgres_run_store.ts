@@ -5,8 +5,8 @@
  *
  * Concurrency: migrations run in one transaction under a transaction-level advisory lock on the schema,
  * so replicas starting together apply each version once; a run is created under an advisory lock on its
- * project, so the one-run-per-project rule holds across replicas; updates lock the row and check the
- * version.
+ * project, so the one-run-per-project rule holds across replicas; a run is claimed (started) under the
+ * same lock, so one run per project runs; updates lock the row and check the version.
  *
  * @module
  */
@@ -261,6 +261,35 @@ export class PostgresRunStore implements RunStore {
             throw new RunAlreadyActiveError(run.project_name, String(other.id));
           }
         }
+        await this.#write(tx, next);
+        return next;
+      }));
+  }
+
+  /** {@inheritDoc RunStore.claim} */
+  claim(id: string, at: string): Promise<Run | undefined> {
+    return this.#do("claim a run", (sql) =>
+      sql.begin(async (tx) => {
+        const [found] = await tx.unsafe(`select project_name from ${this.#runs} where id = $1`, [
+          id,
+        ]);
+        if (found === undefined) throw new RunNotFoundError(id);
+        // Claims of one project are taken one at a time across replicas, so two never both start.
+        await this.#lockProject(tx, String(found.project_name));
+        const [row] = await tx.unsafe(`select body from ${this.#runs} where id = $1 for update`, [
+          id,
+        ]);
+        if (row === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(row.body);
+        const started = transition(run, "start", at);
+        const [blocker] = await tx.unsafe(
+          `select id from ${this.#runs} where project_name = $1 and id <> $2 and (state = 'running'
+             or (state = 'queued' and (created_at, id) < ($3, $2)))
+           limit 1`,
+          [run.project_name, id, run.created_at],
+        );
+        if (blocker !== undefined) return undefined;
+        const next = { ...started, version: run.version + 1 };
         await this.#write(tx, next);
         return next;
       }));

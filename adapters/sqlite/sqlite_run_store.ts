@@ -270,6 +270,25 @@ export class SqliteRunStore implements RunStore {
       }));
   }
 
+  /** {@inheritDoc RunStore.claim} */
+  claim(id: string, at: string): Promise<Run | undefined> {
+    return this.#run("claim a run", (db) =>
+      inImmediateTransaction(db, () => {
+        const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
+        if (row === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(row.body);
+        const started = transition(run, "start", at);
+        const blocker = db.prepare(
+          `SELECT id FROM runs WHERE project_name = ? AND id <> ? AND (state = 'running' OR
+             (state = 'queued' AND (created_at < ? OR (created_at = ? AND id < ?)))) LIMIT 1`,
+        ).get(run.project_name, id, run.created_at, run.created_at, id);
+        if (blocker !== undefined) return undefined;
+        const next = { ...started, version: run.version + 1 };
+        write(db, next);
+        return next;
+      }));
+  }
+
   /** {@inheritDoc RunStore.markInterrupted} */
   markInterrupted(at: string, updatedBefore: string = at): Promise<number> {
     return this.#run("mark runs interrupted", (db) =>

@@ -225,6 +225,11 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
         "/data-publish/validate",
         "/health",
         "/ready",
+        "/runs",
+        "/runs/{id}",
+        "/runs/{id}/cancel",
+        "/runs/{id}/events",
+        "/runs/{id}/resume",
       ]);
       assert.deepEqual(doc.components.securitySchemes.ApiKey, {
         type: "apiKey",

@@ -52,6 +52,16 @@ import {
   DuckdbValueError,
 } from "../../adapters/duckdb/duckdb_errors.ts";
 import { PostgresqlDestinationNotConfiguredError } from "../../ports/destination.ts";
+import { RunInterruptedError } from "../../domain/interruption.ts";
+import { InvalidRunTransitionError } from "../../domain/run.ts";
+import {
+  InvalidRunCursorError,
+  RunAlreadyActiveError,
+  RunNotFoundError,
+  RunStoreUnavailableError,
+  RunVersionConflictError,
+} from "../../ports/run_store.ts";
+import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
 import {
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
@@ -65,6 +75,8 @@ import { requestIdOf } from "./request_ids.ts";
 type ErrorClass = abstract new (...args: any[]) => AppError;
 
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
+  [InvalidRunCursorError, 400],
+  [InvalidRunQueryError, 400],
   [SourceNotAllowedError, 403],
   [InvalidSecretNameError, 422],
   [DestinationNameTooLongError, 422],
@@ -76,11 +88,16 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DuckdbNameClashError, 422],
   [UnsafeTableNameError, 422],
   [ValueTooLargeError, 422],
+  [RunNotFoundError, 404],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],
   [UnknownDestinationError, 404],
   [PostgresqlDestinationNotConfiguredError, 404],
+  [RunAlreadyActiveError, 409],
+  [RunVersionConflictError, 409],
+  [InvalidRunTransitionError, 409],
+  [RunCancelledError, 409],
   [NothingStagedError, 409],
   [StagingIntegrityError, 409],
   // The request is valid; the filestore's state (a link where a folder or file must be) refuses it.
@@ -101,6 +118,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SubServiceProtocolError, 502],
   [SubServiceReplyTooLargeError, 502],
   [SubServiceTimeoutError, 504],
+  [RunStoreUnavailableError, 503],
+  [RunInterruptedError, 503],
 ]);
 
 /** Returns the status for a known error class, or `undefined` for anything unexpected. */
@@ -127,6 +146,40 @@ export function errorBody(
       ...fields,
       detail: style.detailPrefix + fields.detail,
       request_id: requestIdOf(c),
+    },
+  };
+}
+
+/**
+ * The stored end of a failed run (`RunOutcome`): its status and error envelope as `onError` would
+ * send it, without a request id (each caller that reads it adds its own). An unexpected error is a 500
+ * whose detail names nothing internal.
+ */
+export function errorOutcome(
+  error: unknown,
+  style: ErrorStyle,
+): {
+  status: ContentfulStatusCode;
+  body: { status: "error"; payload: { detail: string; code: string } };
+} {
+  const status = statusOf(error);
+  if (status !== undefined && error instanceof AppError) {
+    return {
+      status,
+      body: {
+        status: "error",
+        payload: { detail: style.detailPrefix + error.message, code: error.code },
+      },
+    };
+  }
+  return {
+    status: 500,
+    body: {
+      status: "error",
+      payload: {
+        detail: `${style.detailPrefix}Internal server error; the service log has the details`,
+        code: "internal_error",
+      },
     },
   };
 }

@@ -3,6 +3,11 @@
  * period ran out can close them: the requests then fail fast down their normal error path, which
  * discards their partial work (staging work folders, temporary destination schemas).
  *
+ * Runs (package, publish) are stopped through their `AbortSignal` first (the publish service's runner,
+ * `application/runs.ts`); closing their connections is still needed because a read or a load waiting
+ * on its database only looks at the signal once that wait is over, and `validate` and the metadata
+ * service's requests are not runs.
+ *
  * @module
  */
 

@@ -1,27 +1,67 @@
 /**
  * The publish service: validate a source and destination, package approved data into staging, publish it.
+ * Package and publish are runs (`application/runs.ts`, `docs/runs.md`): stored first, then executed; the
+ * `/runs` routes read, follow, cancel and resume them.
  *
  * @module
  */
+import type { Context } from "hono";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { checkAccess } from "../../application/check_access.ts";
 import { destinationChooser, type PostgresqlDestination } from "../../application/destinations.ts";
 import { packageDataset } from "../../application/package_dataset.ts";
 import { ProjectLocks } from "../../application/project_locks.ts";
 import { publishDataset } from "../../application/publish_dataset.ts";
+import {
+  InvalidRunQueryError,
+  RunCancelledError,
+  Runner,
+  type RunResult,
+  type RunWork,
+  type SettledRun,
+} from "../../application/runs.ts";
 import type { SourceOpener } from "../../application/source.ts";
+import { auditKeyId, auditRequestFields } from "../../domain/audit.ts";
+import { RunInterruptedError } from "../../domain/interruption.ts";
+import {
+  DataContractPublishRequest,
+  DataContractTransferRequest,
+  type Destination as RequestDestination,
+} from "../../domain/contract.ts";
+import {
+  type NewRunInput,
+  type Run,
+  RUN_STATES,
+  type RunAction,
+  type RunState,
+  runView,
+} from "../../domain/run.ts";
+import { sourceEngine } from "../../domain/source_engine.ts";
+import { AppError } from "../../domain/errors.ts";
+import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { MAX_RUN_PAGE_SIZE, type RunStore } from "../../ports/run_store.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
 import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
 import { success } from "../_shared/envelope.ts";
-import { requestLogFields } from "../_shared/request_ids.ts";
+import { errorOutcome } from "../_shared/http_errors.ts";
+import { requestIdOf, requestLogFields } from "../_shared/request_ids.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
-import { packageRoute, publishRoute, validateRoute } from "./routes.ts";
+import {
+  cancelRunRoute,
+  getRunRoute,
+  listRunsRoute,
+  packageRoute,
+  publishRoute,
+  resumeRunRoute,
+  runEventsRoute,
+  validateRoute,
+} from "./routes.ts";
 
 /** What the publish service needs. */
 export interface PublishDeps extends SourceAccess {
@@ -53,14 +93,38 @@ export interface PublishDeps extends SourceAccess {
   readonly metrics?: ServiceMetrics | undefined;
   /** Who may read `GET /metrics` besides a caller with the key. */
   readonly metricsAccess?: MetricsAccess | undefined;
+  /** Where runs are kept; an in-memory store (nothing survives the process) when absent. */
+  readonly runStore?: RunStore | undefined;
+  /** See `RunnerOptions.leaseMs`; default 30 s. */
+  readonly runLeaseMs?: number | undefined;
+  /** See `RunnerOptions.pollMs`; default 1 s. */
+  readonly runPollMs?: number | undefined;
 }
 
-/** Builds the publish service. */
+/** The publish service: its app and its runner (the composition root closes the runner at shutdown). */
+export interface PublishService {
+  readonly app: OpenAPIHono;
+  readonly runner: Runner;
+}
+
+/** The default and largest page of `GET /runs`. */
+const DEFAULT_RUN_PAGE_SIZE = 50;
+
+/** A comment line sent on an idle event stream so that proxies keep it open. */
+const KEEP_ALIVE_MS = 15_000;
+
+/** Builds the publish service's app (its runner is closed with the process). */
 export function createPublishApp(deps: PublishDeps): OpenAPIHono {
+  return createPublishService(deps).app;
+}
+
+/** Builds the publish service: the app and the runner its package and publish routes go through. */
+export function createPublishService(deps: PublishDeps): PublishService {
+  const style = { detailPrefix: "PublishService: " };
   const app = createServiceApp({
     service: "publish",
     title: "CR8TOR Publish Service",
-    detailPrefix: "PublishService: ",
+    detailPrefix: style.detailPrefix,
     apiKey: deps.apiKey,
     log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
@@ -91,38 +155,273 @@ export function createPublishApp(deps: PublishDeps): OpenAPIHono {
     return c.json(success(reply), 200);
   });
 
-  app.openapi(packageRoute, async (c) => {
-    const request = c.req.valid("json");
-    const destination = destinationFor(request.destination);
-    const staged = await packageDataset(
-      request,
-      { destination, openSource: openSourceOf, locks },
-      limits,
-    );
-    deps.log.info("packaged", {
-      ...requestLogFields(c),
-      project: request.project_name,
-      start_time: request.project_start_time,
-      schema: request.dataset.schema_name,
-      ...staged.logFields,
-    });
-    recordAuditOutput(c, staged.audit);
-    return c.json(success({ data_retrieved: staged.dataRetrieved }), 200);
+  const keyId = auditKeyId(deps.apiKey);
+
+  /** A run's work, from its stored request: the same use cases the synchronous routes always ran. */
+  function workOf(run: Run): RunWork {
+    if (run.action === "package") {
+      const request = DataContractTransferRequest.parse(run.request);
+      return async ({ signal, onProgress, onExpectedRows, reuse }) => {
+        const destination = destinationFor(request.destination);
+        const staged = await packageDataset(
+          request,
+          { destination, openSource: openSourceOf, locks },
+          { ...limits, signal, onProgress, onExpectedRows, reuse },
+        );
+        return {
+          status: 200,
+          body: success({ data_retrieved: staged.dataRetrieved }) as RunResult["body"],
+          audit: staged.audit,
+          logFields: staged.logFields,
+        };
+      };
+    }
+    const request = DataContractPublishRequest.parse(run.request);
+    return async ({ signal, onProgress }) => {
+      const destination = destinationFor(request.destination);
+      const published = await publishDataset(request, { destination, locks }, {
+        signal,
+        onProgress,
+      });
+      return {
+        status: 200,
+        body: success({ data_published: published.dataPublished }) as RunResult["body"],
+        audit: published.audit,
+        logFields: published.logFields,
+      };
+    };
+  }
+
+  const runner = new Runner({
+    store: deps.runStore ?? new MemoryRunStore(),
+    workOf,
+    outcomeOfError: (error) => errorOutcome(error, style),
+    metrics: deps.metrics,
+    auditTrail: deps.auditTrail,
+    service: "publish",
+    log: deps.log,
+    leaseMs: deps.runLeaseMs,
+    pollMs: deps.runPollMs,
   });
 
-  app.openapi(publishRoute, async (c) => {
-    const request = c.req.valid("json");
-    const destination = destinationFor(request.destination);
-    const published = await publishDataset(request, { destination, locks });
-    deps.log.info("published", {
-      ...requestLogFields(c),
-      project: request.project_name,
-      start_time: request.project_start_time,
-      ...published.logFields,
+  /** Starts a run of a validated request; `Prefer: respond-async` gets 202 at once, else its reply. */
+  async function runRequest(
+    c: Context,
+    action: RunAction,
+    request: DataContractTransferRequest | DataContractPublishRequest,
+    logEvent: string,
+  ): Promise<Response> {
+    // Configuration problems (an unknown filestore, no PostgreSQL destination) are refused before a run
+    // is stored, as before runs existed.
+    destinationFor(request.destination);
+    const async = prefersAsync(c);
+    // A synchronous caller's own audit record (the middleware's) carries the run's end.
+    const started = await runner.start(await runInputOf(action, request, await keyId), {
+      recordedByCaller: !async,
     });
-    recordAuditOutput(c, published.audit);
-    return c.json(success({ data_published: published.dataPublished }), 200);
+    if (async) {
+      c.header("Location", `/runs/${started.run.id}`);
+      c.header("Preference-Applied", "respond-async");
+      return c.json(success(runView(started.run)), 202);
+    }
+    const settled = await runner.settled(started.run.id);
+    return replyOf(c, settled, (result) => {
+      deps.log.info(logEvent, {
+        ...requestLogFields(c),
+        project: request.project_name,
+        start_time: request.project_start_time,
+        ...("dataset" in request ? { schema: request.dataset.schema_name } : {}),
+        ...result.logFields,
+      });
+      recordAuditOutput(c, result.audit);
+    });
+  }
+
+  app.openapi(
+    packageRoute,
+    (c) => runRequest(c, "package", c.req.valid("json"), "packaged") as never,
+  );
+
+  app.openapi(
+    publishRoute,
+    (c) => runRequest(c, "publish", c.req.valid("json"), "published") as never,
+  );
+
+  app.openapi(getRunRoute, async (c) => {
+    const run = await runner.get(c.req.valid("param").id);
+    return c.json(success(runView(run)), 200);
   });
 
-  return app;
+  app.openapi(listRunsRoute, async (c) => {
+    const query = c.req.valid("query");
+    const limit = query.limit === undefined ? DEFAULT_RUN_PAGE_SIZE : Number(query.limit);
+    if (!/^\d{1,4}$/.test(query.limit ?? "50") || limit < 1 || limit > MAX_RUN_PAGE_SIZE) {
+      throw new InvalidRunQueryError(
+        `Cannot list runs: limit must be an integer from 1 to ${MAX_RUN_PAGE_SIZE}`,
+      );
+    }
+    if (query.state !== undefined && !(RUN_STATES as readonly string[]).includes(query.state)) {
+      throw new InvalidRunQueryError(
+        `Cannot list runs: state must be one of ${RUN_STATES.join(", ")}`,
+      );
+    }
+    const page = await runner.store.list({
+      limit,
+      ...(query.project === undefined ? {} : { project: query.project }),
+      ...(query.state === undefined ? {} : { state: query.state as RunState }),
+      ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+    });
+    let next: string | null = null;
+    if (page.nextCursor !== null) {
+      const params = new URLSearchParams();
+      if (query.project !== undefined) params.set("project", query.project);
+      if (query.state !== undefined) params.set("state", query.state);
+      if (query.limit !== undefined) params.set("limit", query.limit);
+      params.set("cursor", page.nextCursor);
+      next = `/runs?${params}`;
+    }
+    return c.json(success({ runs: page.runs.map(runView), next }), 200);
+  });
+
+  app.openapi(runEventsRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    await runner.get(id);
+    const after = Number(c.req.header("last-event-id") ?? "0");
+    return runEvents(runner, id, Number.isSafeInteger(after) && after > 0 ? after : 0) as never;
+  });
+
+  app.openapi(cancelRunRoute, async (c) => {
+    const run = await runner.cancel(c.req.valid("param").id);
+    return c.json(success(runView(run)), 200);
+  });
+
+  app.openapi(resumeRunRoute, async (c) => {
+    const run = await runner.resume(c.req.valid("param").id);
+    c.header("Location", `/runs/${run.id}`);
+    return c.json(success(runView(run)), 202);
+  });
+
+  return { app, runner };
+}
+
+/** Whether the request asks to be answered before the work is done (`Prefer: respond-async`). */
+function prefersAsync(c: Context): boolean {
+  return (c.req.header("prefer") ?? "").split(",").some((p) =>
+    p.split(";")[0]!.trim().toLowerCase() === "respond-async"
+  );
+}
+
+/** What a run stores of a package or publish request. */
+function runInputOf(
+  action: RunAction,
+  request: DataContractTransferRequest | DataContractPublishRequest,
+  callerKeyId: string,
+): NewRunInput {
+  const named = auditRequestFields(request);
+  return {
+    action,
+    project_name: request.project_name,
+    project_start_time: request.project_start_time,
+    dataset: "dataset" in request
+      ? {
+        source_host: named.source_host,
+        source_engine: sourceEngine(request.source),
+        schema_name: request.dataset.schema_name,
+        tables: named.tables,
+      }
+      : { source_host: null, source_engine: null, schema_name: "", tables: null },
+    destination: destinationOf(request.destination),
+    caller_key_id: callerKeyId,
+    request: JSON.parse(JSON.stringify(request)),
+  };
+}
+
+function destinationOf(destination: RequestDestination): NewRunInput["destination"] {
+  return { type: destination.type, name: destination.name, format: destination.format };
+}
+
+/**
+ * The synchronous reply of a settled run: a run of this process replies with its own result or throws
+ * its own error (so the reply is exactly what it was before runs); a run of another process replies with
+ * its stored outcome, under this request's id.
+ */
+function replyOf(c: Context, settled: SettledRun, onResult: (result: RunResult) => void): Response {
+  const { run } = settled;
+  if (run.state === "cancelled") throw new RunCancelledError(run.id);
+  if (settled.result !== undefined && run.state === "succeeded") {
+    onResult(settled.result);
+    return c.json(settled.result.body, settled.result.status as 200);
+  }
+  // A shutdown past its grace period closes the connections too: the work's own error (a 502) is the
+  // reply, as before runs; a work that simply stopped on its signal is `run_interrupted`.
+  if (run.state === "interrupted" && !(settled.error instanceof AppError)) {
+    throw new RunInterruptedError(run.id);
+  }
+  if (settled.error !== undefined) throw settled.error;
+  const outcome = run.outcome ?? { status: 500, body: null };
+  const body = outcome.body as { status?: unknown; payload?: Record<string, unknown> } | null;
+  // The envelope's keys in their usual order: a PostgreSQL store (jsonb) gives them back reordered.
+  if (body?.status === "error" && body.payload !== undefined) {
+    const { detail, code, issues } = body.payload;
+    return c.json({
+      status: "error",
+      payload: {
+        detail,
+        code,
+        ...(issues === undefined ? {} : { issues }),
+        request_id: requestIdOf(c),
+      },
+    }, outcome.status as 500);
+  }
+  if (body?.status === "success") {
+    return c.json({ status: "success", payload: body.payload }, outcome.status as 200);
+  }
+  return c.json(outcome.body, outcome.status as 200);
+}
+
+/** The run's changes as server-sent events, from the first version after `afterVersion`. */
+function runEvents(runner: Runner, id: string, afterVersion: number): Response {
+  const encoder = new TextEncoder();
+  const stop = new AbortController();
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      const send = (text: string) => {
+        try {
+          controller.enqueue(encoder.encode(text));
+        } catch {
+          stop.abort();
+        }
+      };
+      keepAlive = setInterval(() => send(": keep-alive\n\n"), KEEP_ALIVE_MS);
+      (async () => {
+        try {
+          for await (const run of runner.watch(id, afterVersion, stop.signal)) {
+            send(`id: ${run.version}\nevent: run\ndata: ${JSON.stringify(runView(run))}\n\n`);
+          }
+        } catch {
+          // The client went away, the run vanished (pruned) or the store failed: the stream ends.
+        } finally {
+          clearInterval(keepAlive);
+          try {
+            controller.close();
+          } catch {
+            // Already cancelled by the client.
+          }
+        }
+      })();
+    },
+    cancel() {
+      clearInterval(keepAlive);
+      stop.abort();
+    },
+  });
+  return new Response(body, {
+    status: 200,
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+    },
+  });
 }

@@ -8,6 +8,13 @@ import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import { openPostgresRunStore } from "../../adapters/postgres/postgres_run_store.ts";
+import {
+  DEFAULT_STATE_DIR,
+  openSqliteRunStore,
+  sqliteRunStorePath,
+} from "../../adapters/sqlite/sqlite_run_store.ts";
+import type { RunStore } from "../../ports/run_store.ts";
 import { AppError } from "../../domain/errors.ts";
 import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
@@ -39,7 +46,7 @@ import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
-import { createPublishApp } from "./app.ts";
+import { createPublishService } from "./app.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -73,6 +80,8 @@ function modeSetting(owner: number, fallback: string) {
   });
 }
 
+const required = z.string().min(1);
+
 /** The publish service's own environment variables. */
 export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
@@ -97,7 +106,74 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   ),
   /** `true`: CSV text cells a spreadsheet would evaluate get a `'` in front (recorded in bag-info.txt). */
   CSV_FORMULA_PREFIX: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** Where runs are kept: `sqlite` (one file under `STATE_DIR`) or `postgresql` (shared by replicas). */
+  RUN_STORE: z.enum(["sqlite", "postgresql"]).default("sqlite"),
+  /** The service's own state (the SQLite run store, `runs.sqlite`). */
+  STATE_DIR: z.string().min(1).default(DEFAULT_STATE_DIR),
+  /** A run whose process has not written it for this long is taken for dead (`interrupted`). */
+  RUN_LEASE_SECONDS: z.coerce.number<unknown>().int().min(3).max(3600).default(30),
+  /** Runs that stopped longer ago than this are deleted (the audit trail keeps its records). */
+  RUN_RETENTION_DAYS: z.coerce.number<unknown>().int().min(1).max(36_500).default(90),
 });
+
+/** The shared PostgreSQL run store (`RUN_STORE=postgresql`): all are needed then. */
+export const PostgresqlRunStoreEnv = z.object({
+  RUN_STORE_POSTGRESQL_HOST: required,
+  RUN_STORE_POSTGRESQL_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(5432),
+  RUN_STORE_POSTGRESQL_DATABASE: required,
+  RUN_STORE_POSTGRESQL_USERNAME: required,
+  RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME: required,
+  /** The store's TLS, as `SOURCE_POSTGRES_SSLMODE` (`verify-full` by default). */
+  RUN_STORE_POSTGRESQL_SSLMODE: postgresSslModeVar(),
+});
+
+/**
+ * Opens the run store the environment names: SQLite at `${STATE_DIR}/runs.sqlite` by default, or the
+ * shared PostgreSQL store (its password from the secret store, verified TLS unless `..._SSLMODE` says
+ * otherwise).
+ *
+ * @throws {ConfigError} when the store cannot be configured, its password read or the store opened.
+ */
+export async function runStoreFromEnv(
+  env: Record<string, string | undefined>,
+  secrets: SecretStore,
+  log: Logger,
+): Promise<RunStore> {
+  const config = parseEnv(PublishEnv.pick({ RUN_STORE: true, STATE_DIR: true }), env);
+  try {
+    if (config.RUN_STORE === "sqlite") {
+      const path = sqliteRunStorePath(config.STATE_DIR);
+      const store = await openSqliteRunStore({ path });
+      log.info("run_store", { kind: "sqlite", path });
+      return store;
+    }
+    const pg = parseEnv(PostgresqlRunStoreEnv, env);
+    const store = await openPostgresRunStore({
+      host: pg.RUN_STORE_POSTGRESQL_HOST,
+      port: pg.RUN_STORE_POSTGRESQL_PORT,
+      database: pg.RUN_STORE_POSTGRESQL_DATABASE,
+      username: pg.RUN_STORE_POSTGRESQL_USERNAME,
+      password: await secrets.get(pg.RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME),
+      tls: postgresTlsOf("RUN_STORE_POSTGRESQL_SSLMODE", pg.RUN_STORE_POSTGRESQL_SSLMODE, log),
+      connectTimeoutMs: 15_000,
+      statementTimeoutMs: 60_000,
+    });
+    log.info("run_store", {
+      kind: "postgresql",
+      host: pg.RUN_STORE_POSTGRESQL_HOST,
+      database: pg.RUN_STORE_POSTGRESQL_DATABASE,
+    });
+    return store;
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(
+      `Cannot start: cannot open the run store: ${(e as Error).message}${
+        e instanceof AppError && e.logDetail !== undefined ? ` (${e.logDetail})` : ""
+      }`,
+      { cause: e },
+    );
+  }
+}
 
 /** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */
 export const DEFAULT_MANIFEST_KEY_SECRET = "stagingmanifestkey";
@@ -137,8 +213,6 @@ export async function manifestKeyFromSecrets(
   log.info("staging_manifest_key", { source: `secret ${name}` });
   return await stagingManifestKey(material);
 }
-
-const required = z.string().min(1);
 
 /**
  * The PostgreSQL destination and its OPAL server, the reference's variables (contract §6.1). All of them
@@ -295,8 +369,11 @@ export async function buildPublishService(
     });
   }
   const auditTrail = auditTrailFromEnv(env, log);
+  const runStore = await runStoreFromEnv(env, secrets, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
-  const app = createPublishApp({
+  const { app, runner } = createPublishService({
+    runStore,
+    runLeaseMs: config.RUN_LEASE_SECONDS * 1000,
     apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
@@ -334,15 +411,39 @@ export async function buildPublishService(
           checks.push({ name: `filestore ${name}`, ok: false, detail: (e as Error).message });
         }
       }
+      try {
+        await runStore.list({ limit: 1 });
+        checks.push({ name: "run store", ok: true });
+      } catch (e) {
+        checks.push({ name: "run store", ok: false, detail: (e as Error).message });
+      }
       return checks;
     },
   });
+  // Runs of processes that died are marked interrupted, and old runs pruned: now, and every lease once
+  // the service answers its first request (so that building a service starts no timer).
+  const retentionDays = config.RUN_RETENTION_DAYS;
+  await runner.maintain(retentionDays);
   return {
-    fetch: app.fetch,
+    fetch: (request) => {
+      runner.startMaintenance(retentionDays);
+      return app.fetch(request);
+    },
     ...listenOptionsFrom(config, portFrom(env, 8003)),
     shutdownGraceMs: config.SHUTDOWN_GRACE_SECONDS * 1000,
-    abort: () => connections.closeAll(),
-    close: () => refusals.close(),
+    // Runs are stopped through their signals (they become interrupted, resumable). A source read or a
+    // load waiting on its database only sees the signal after that wait, so the connections are closed
+    // too: the work then fails at once down its normal error path.
+    abort: async () => {
+      const stopping = runner.close();
+      await connections.closeAll();
+      await stopping;
+    },
+    close: async () => {
+      await runner.close();
+      await runStore.close();
+      await refusals.close();
+    },
   };
 }
 

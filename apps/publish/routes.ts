@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
+import { RUN_STATES, runSchema } from "../../domain/run.ts";
 import {
   DataContractPublishRequest,
   DataContractSourceAccessRequest,
@@ -18,6 +19,40 @@ import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
 }
+
+/** A run as the API shows it: the stored run without its request (`domain/run.ts`). */
+// The outcome body is any JSON (`z.json()`, recursive, which the OpenAPI generator cannot walk).
+const RunViewSchema = openApiComponent(
+  runSchema.omit({ request: true }).extend({
+    outcome: z.object({
+      status: z.number().int(),
+      body: z.any().openapi({ description: "The reply the synchronous call gives" }),
+    }).nullable(),
+  }),
+  "Run",
+);
+
+const runIdParams = {
+  params: z.object({
+    id: z.string().openapi({ param: { name: "id", in: "path" }, example: "0b7c…" }),
+  }),
+};
+
+function runReply(description: string) {
+  return {
+    description,
+    content: { "application/json": { schema: successEnvelope(RunViewSchema) } },
+  };
+}
+
+/** The reply of `POST /data-publish/package|publish` with `Prefer: respond-async`. */
+export const acceptedRunResponse = {
+  202: {
+    description:
+      "With `Prefer: respond-async`: the run, stored and queued (`Location: /runs/{id}`)",
+    content: { "application/json": { schema: successEnvelope(RunViewSchema) } },
+  },
+};
 
 /** `POST /data-publish/validate`: check the destination and connect to the source. */
 export const validateRoute = createRoute({
@@ -59,6 +94,7 @@ export const packageRoute = createRoute({
         },
       },
     },
+    ...acceptedRunResponse,
     ...errorResponses(404, 409, 501, 502),
   },
 });
@@ -80,6 +116,90 @@ export const publishRoute = createRoute({
         },
       },
     },
+    ...acceptedRunResponse,
     ...errorResponses(404, 409, 501, 502),
   },
+});
+
+/** `GET /runs/{id}`: one run. */
+export const getRunRoute = createRoute({
+  method: "get",
+  path: "/runs/{id}",
+  summary: "A run: its state, per-table progress and, once it stopped, its outcome",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: runIdParams,
+  responses: { 200: runReply("The run"), ...errorResponses(404) },
+});
+
+/** `GET /runs`: runs newest first, one page at a time. */
+export const listRunsRoute = createRoute({
+  method: "get",
+  path: "/runs",
+  summary: "Runs, newest first, filtered by project and state, one page at a time",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: {
+    query: z.object({
+      project: z.string().optional(),
+      state: z.string().optional().openapi({ description: RUN_STATES.join(", ") }),
+      limit: z.string().optional().openapi({ description: "1 to 1000, default 50" }),
+      cursor: z.string().optional().openapi({ description: "From the previous page's `next`" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "One page of runs, and the path of the next page (`null` on the last)",
+      content: {
+        "application/json": {
+          schema: successEnvelope(z.object({
+            runs: z.array(RunViewSchema),
+            next: z.string().nullable(),
+          })),
+        },
+      },
+    },
+    ...errorResponses(400),
+  },
+});
+
+/** `GET /runs/{id}/events`: the run's changes as server-sent events. */
+export const runEventsRoute = createRoute({
+  method: "get",
+  path: "/runs/{id}/events",
+  summary:
+    "The run's changes as server-sent events (`Last-Event-ID` resumes), ending when it stops",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: runIdParams,
+  responses: {
+    200: {
+      description:
+        "`id: <run version>`, `event: run`, `data: <run JSON>` per change; `: keep-alive` every 15 s",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    ...errorResponses(404),
+  },
+});
+
+/** `POST /runs/{id}/cancel`: stop a run for good. */
+export const cancelRunRoute = createRoute({
+  method: "post",
+  path: "/runs/{id}/cancel",
+  summary: "Cancel a queued, running or interrupted run (once its work stopped, at most 5 s)",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: runIdParams,
+  responses: { 200: runReply("The cancelled run"), ...errorResponses(404, 409) },
+});
+
+/** `POST /runs/{id}/resume`: queue an interrupted run again. */
+export const resumeRunRoute = createRoute({
+  method: "post",
+  path: "/runs/{id}/resume",
+  summary: "Queue an interrupted run again; it reuses the tables it left done",
+  tags: ["runs"],
+  security: API_KEY_SECURITY,
+  request: runIdParams,
+  responses: { 202: runReply("The run, queued again"), ...errorResponses(404, 409) },
 });

@@ -339,6 +339,13 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           setup: (w) => w.breakFilestore("staging"),
           expect: 503,
         },
+        // The documented path itself: `{id}` is no run, so each answers 404 (the /runs replies of a real
+        // run are checked in apps/publish/runs_test.ts).
+        { name: "runs list", method: "get", path: "/runs", expect: 200 },
+        { name: "run unknown", method: "get", path: "/runs/{id}", expect: 404 },
+        { name: "run events unknown", method: "get", path: "/runs/{id}/events", expect: 404 },
+        { name: "run cancel unknown", method: "post", path: "/runs/{id}/cancel", expect: 404 },
+        { name: "run resume unknown", method: "post", path: "/runs/{id}/resume", expect: 404 },
       ],
     },
   };

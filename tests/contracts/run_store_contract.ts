@@ -4,7 +4,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { newRun, type NewRunInput, type Run, transition } from "../../domain/run.ts";
+import {
+  InvalidRunTransitionError,
+  newRun,
+  type NewRunInput,
+  type Run,
+  transition,
+} from "../../domain/run.ts";
 import {
   InvalidRunCursorError,
   RunAlreadyActiveError,
@@ -308,6 +314,34 @@ export async function runStoreContract(
     assert.equal((await store.get(newDone.id))?.state, "cancelled");
   });
 
+  await step(
+    "claim starts queued runs of a project one at a time, oldest first",
+    async ({ store }) => {
+      const runs = [1, 2, 3].map((n) => aRun(n, { project_start_time: `2025061${n}_093000` }));
+      for (const run of runs) await store.create(run, { exclusive: false });
+      const [a, b, c] = runs as [Run, Run, Run];
+      const elsewhere = aRun(9, { project_name: "Pr043" });
+      await store.create(elsewhere, { exclusive: false });
+
+      assert.equal(await store.claim(c.id, instant(10)), undefined, "older queued runs go first");
+      assert.deepEqual(await store.get(c.id), c, "a refused claim changes nothing");
+      const started = await store.claim(a.id, instant(10));
+      assert.equal(started?.state, "running");
+      assert.equal(started?.started_at, instant(10));
+      assert.equal(started?.version, 2);
+      assert.deepEqual(await store.get(a.id), started);
+      assert.equal(await store.claim(b.id, instant(11)), undefined, "a run of the project runs");
+      assert.equal((await store.claim(elsewhere.id, instant(11)))?.state, "running");
+
+      await store.update(a.id, 2, transition(started!, "succeed", instant(12)));
+      assert.equal(await store.claim(c.id, instant(13)), undefined);
+      assert.equal((await store.claim(b.id, instant(13)))?.state, "running");
+      await assert.rejects(store.claim(b.id, instant(14)), InvalidRunTransitionError);
+      await assert.rejects(store.claim(a.id, instant(14)), InvalidRunTransitionError);
+      await assert.rejects(store.claim(crypto.randomUUID(), instant(14)), RunNotFoundError);
+    },
+  );
+
   await step("close can be called twice", async ({ store }) => {
     await store.close();
     await store.close();
@@ -356,6 +390,37 @@ export async function runStoreContract(
         const refused = updates.find((r) => r.status === "rejected");
         assert.ok(refused?.reason instanceof RunVersionConflictError, String(refused?.reason));
         assert.equal((await under.store.get(winner.id))?.version, 2);
+      }
+    },
+  );
+
+  await step(
+    "two instances claiming at once: one running run per project, the oldest",
+    async (under) => {
+      if (under.reopen === undefined) return;
+      await using other = await under.reopen();
+      const stores = [under.store, other];
+      for (let round = 0; round < 5; round++) {
+        const project = `Claim${round}`;
+        const runs = [0, 1, 2].map((n) =>
+          aRun(round * 10 + n, { project_name: project, project_start_time: `2025061${n}_093000` })
+        );
+        for (const run of runs) await under.store.create(run, { exclusive: false });
+        const claims = await Promise.allSettled(
+          runs.flatMap((run) => stores.map((store) => store.claim(run.id, instant(99)))),
+        );
+        const started = claims.filter((r) => r.status === "fulfilled" && r.value !== undefined);
+        assert.equal(started.length, 1, `round ${round}`);
+        for (const claim of claims) {
+          if (claim.status === "rejected") {
+            assert.ok(claim.reason instanceof InvalidRunTransitionError, String(claim.reason));
+          }
+        }
+        const { runs: stored } = await under.store.list({ limit: 10, project });
+        assert.deepEqual(
+          stored.filter((r) => r.state === "running").map((r) => r.id),
+          [runs[0]!.id],
+        );
       }
     },
   );

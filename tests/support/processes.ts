@@ -38,6 +38,23 @@ function baseEnv(): Record<string, string> {
   return env;
 }
 
+let stateRootDir: string | undefined;
+
+/** One folder for the state directories of this test process's services, removed when it ends. */
+function stateRoot(): string {
+  if (stateRootDir !== undefined) return stateRootDir;
+  const root = Deno.makeTempDirSync({ prefix: "cr8tor_states_" });
+  stateRootDir = root;
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(root, { recursive: true });
+    } catch {
+      // Best effort: it is a temporary folder.
+    }
+  });
+  return root;
+}
+
 /**
  * Starts a service with `env` on top of what every child needs. The local PostgreSQL and MariaDB have no
  * TLS, so the database TLS opt-outs are set explicitly ({@link LOCAL_DATABASES_WITHOUT_TLS}); a test of
@@ -47,7 +64,14 @@ function spawn(service: string, env: Record<string, string>): Deno.ChildProcess 
   return new Deno.Command(Deno.execPath(), {
     args: ["run", ...permissionsOf(TASKS, service), `apps/${service}/main.ts`],
     cwd: ROOT,
-    env: { ...baseEnv(), PORT: "0", ...LOCAL_DATABASES_WITHOUT_TLS, ...env },
+    // Each process keeps its runs in a state directory of its own unless the test shares one.
+    env: {
+      ...baseEnv(),
+      PORT: "0",
+      STATE_DIR: Deno.makeTempDirSync({ dir: stateRoot(), prefix: "state_" }),
+      ...LOCAL_DATABASES_WITHOUT_TLS,
+      ...env,
+    },
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
