@@ -203,7 +203,9 @@ Deno.test("every service serves /metrics from its composition root", async (t) =
         );
         assert.equal(validate.status, 502);
         await validate.body?.cancel();
-        const missing = await service.fetch(new Request(`http://svc.local/runs/${PROJECT}`));
+        const missing = await service.fetch(
+          new Request(`http://svc.local/no-such-route/${PROJECT}`),
+        );
         assert.equal(missing.status, 403);
         await missing.body?.cancel();
         const families = await scrape(service);

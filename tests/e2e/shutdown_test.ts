@@ -118,7 +118,7 @@ Deno.test({
       });
 
       await t.step(
-        "past the grace period the request is cancelled and stages nothing",
+        "past the grace period the run is interrupted (503, resumable) and stages nothing",
         async () => {
           const staged = await tree(join(storage, "staging"));
           const service = await start(1);
@@ -128,8 +128,11 @@ Deno.test({
           Deno.kill(service.pid, "SIGTERM");
           const res = await reply;
           const json = await res.json();
-          assert.equal(res.status, 502, JSON.stringify(json));
+          // The run stopped through its signal: the caller is told to resume it, not that the source
+          // failed.
+          assert.equal(res.status, 503, JSON.stringify(json));
           assert.equal(json.status, "error");
+          assert.equal(json.payload.code, "run_interrupted");
           assert.equal(await service.exited, 0);
           assert.ok(performance.now() - started < 15_000, "ended soon after the grace period");
           assert.ok(service.logs.some((l) => JSON.parse(l).event === "grace_period_over"));
