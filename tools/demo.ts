@@ -34,6 +34,8 @@ import { buildApprovalService } from "../apps/approval/main.ts";
 import { buildMetadataService } from "../apps/metadata/main.ts";
 import { buildPublishService } from "../apps/publish/main.ts";
 import { DEMO_SCHEMAS, loadDemoData } from "./demo_data.ts";
+import { ProgressPrinter, readServerSentEvents, type ServerSentEvent } from "./demo_progress.ts";
+import { FINAL_RUN_STATES, type RunView } from "../domain/run.ts";
 
 type Json = Record<string, unknown>;
 type Format = "csv" | "duckdb";
@@ -54,6 +56,13 @@ const encoder = new TextEncoder();
 
 function say(line = ""): void {
   stdoutSink(line);
+}
+
+/** Writes text to standard output as it is (progress lines bring their own line ends). */
+function writeOut(text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
 /** A log sink that appends the services' log lines to `file`. */
@@ -198,6 +207,8 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
     const pgliteMs = performance.now() - t;
     t = performance.now();
     await loadDemoData(db);
+    // Planner statistics, so that the source can estimate each table's rows (progress percentages).
+    await db.exec(`analyze`);
     const dataMs = performance.now() - t;
     t = performance.now();
     // PGlite is a single backend. The socket server accepts several connections and queues their
@@ -396,6 +407,100 @@ async function callGateway(
   return { payload: (payload ?? json) as Json, ms: performance.now() - t };
 }
 
+/** Reads a reply's JSON, or its text when it is not JSON. */
+async function bodyOf(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A GET through the gateway; returns `payload` of a 200, else throws {@link StepFailed}. */
+async function getFromGateway(gateway: string, key: string, path: string): Promise<Json> {
+  const res = await fetch(`${gateway}${path}`, {
+    headers: { "x-api-key": key },
+    signal: AbortSignal.timeout(30_000),
+  });
+  const json = await bodyOf(res);
+  if (res.status !== 200) throw new StepFailed(`GET ${path}`, res.status, json);
+  return (json as { payload: Json }).payload;
+}
+
+/**
+ * Packages one dataset as a run: `POST /project/package` with `Prefer: respond-async` (202 and the run),
+ * then follows `GET /runs/{id}/events` (Server-Sent Events; reconnecting with `Last-Event-ID` if the
+ * stream breaks off before the run stops), printing a progress line per table, and finally reads the
+ * run: its outcome is the reply the synchronous call gives.
+ */
+async function packageWithProgress(
+  gateway: string,
+  key: string,
+  request: Json,
+): Promise<{ payload: Json; ms: number }> {
+  const t = performance.now();
+  const res = await fetch(`${gateway}/project/package`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-api-key": key,
+      "prefer": "respond-async",
+    },
+    body: JSON.stringify(request),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const accepted = await bodyOf(res);
+  if (res.status !== 202) throw new StepFailed("POST /project/package", res.status, accepted);
+  const location = res.headers.get("location") ?? "";
+  const printer = new ProgressPrinter(writeOut, {
+    indent: "     ",
+    terminal: Deno.stdout.isTerminal(),
+  });
+  let lastEventId: string | null = null;
+  let run = (accepted as { payload: RunView }).payload;
+  const deadline = AbortSignal.timeout((STEP_TIMEOUT_SECONDS + 30) * 1000);
+  try {
+    while (!FINAL_RUN_STATES.includes(run.state)) {
+      deadline.throwIfAborted();
+      const events: Response = await fetch(`${gateway}${location}/events`, {
+        headers: {
+          "x-api-key": key,
+          accept: "text/event-stream",
+          ...(lastEventId === null ? {} : { "last-event-id": lastEventId }),
+        },
+        signal: deadline,
+      });
+      if (events.status !== 200 || events.body === null) {
+        throw new StepFailed(`GET ${location}/events`, events.status, await bodyOf(events));
+      }
+      try {
+        const stream: AsyncIterable<ServerSentEvent> = readServerSentEvents(events.body);
+        for await (const event of stream) {
+          if (event.event !== "run") continue;
+          lastEventId = event.id;
+          run = JSON.parse(event.data) as RunView;
+          printer.show(run);
+        }
+      } catch (e) {
+        if (deadline.aborted) throw e;
+        // The stream broke off: reconnect with Last-Event-ID.
+      }
+    }
+  } finally {
+    printer.end();
+  }
+  const final = await getFromGateway(gateway, key, location) as unknown as RunView;
+  const outcome = final.outcome;
+  if (outcome === null || outcome.status !== 200) {
+    throw new StepFailed(`run ${final.id} (${final.state})`, outcome?.status ?? 0, outcome?.body);
+  }
+  return {
+    payload: (outcome.body as { payload: Json }).payload,
+    ms: performance.now() - t,
+  };
+}
+
 const ms = (n: number) => `${Math.round(n)} ms`;
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
@@ -447,7 +552,7 @@ async function runDemo(
     `2. package   POST /project/package, once per dataset (cr8tor stage-transfer), format ${format}`,
   );
   for (const request of requests) {
-    const { payload, ms: took } = await callGateway(gateway, key, "project/package", request);
+    const { payload, ms: took } = await packageWithProgress(gateway, key, request);
     const files = (payload.data_retrieved as { file_path?: string; table_name?: string }[])
       .map((f) => f.file_path ?? f.table_name ?? "?");
     const dataset = (request.dataset as Json).name;

@@ -36,7 +36,9 @@ export async function* readServerSentEvents(
       const line = buffer.slice(0, end);
       buffer = buffer.slice(end + (buffer.startsWith("\r\n", end) ? 2 : 1));
       if (line === "") {
-        if (data.length > 0) yield { id, event: event === "" ? "message" : event, data: data.join("\n") };
+        if (data.length > 0) {
+          yield { id, event: event === "" ? "message" : event, data: data.join("\n") };
+        }
         event = "";
         data = [];
         continue;
