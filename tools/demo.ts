@@ -7,8 +7,13 @@
  * `@electric-sql/pglite-socket`) holding the synthetic dataset of `tools/demo_data.ts`, starts the three
  * services in this process on free ports, and then acts as the CR8TOR CLI: `POST /project/validate` and
  * `POST /project/package` for two datasets, then `POST /project/publish`, all through the gateway with
- * the gateway key. It prints what each step returned, the published files with their SHA-512, and the
- * command that verifies the BagIt bag; then it stops everything. Exit code 0 when every step succeeded.
+ * the gateway key. Each package is started as a run (`Prefer: respond-async`) and followed over its
+ * Server-Sent Events (`GET /runs/{id}/events`), printing a progress line per table (rows, bytes, and a
+ * percentage and ETA where the source estimated the rows; the demo tables are analysed after loading
+ * so PGlite has estimates); the run's outcome is then what the synchronous call would have answered.
+ * It prints what each step returned, the published files with their SHA-512, the project's runs
+ * (`GET /runs`), and the command that verifies the BagIt bag; then it stops everything. Exit code 0 when
+ * every step succeeded. The run store (SQLite) is in the run folder's `state/`.
  *
  * `deno task start` (`--serve`) starts the same stack on the default ports 8000/8002/8003 and leaves it
  * running until Ctrl-C, printing the URLs, the gateway key's file and an example request.
@@ -244,6 +249,8 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
       SECRETS_MNT_PATH: layout.secrets,
       ALLOWED_SOURCES_FILE: allowList,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
+      // The run store (SQLite) lives in the run folder, not in ./state.
+      STATE_DIR: join(layout.run, "state"),
       // One backend runs one query at a time, so extracting tables in parallel gains nothing.
       PACKAGE_CONCURRENCY: "1",
       // The demo's PGlite speaks no TLS: opt out of the verified TLS every source gets by default.
@@ -594,11 +601,32 @@ async function runDemo(
     );
   }
   say(`   the reply's checksums are the lines of the bag's manifest-sha512.txt`);
+
+  say();
+  say(
+    `4. runs      GET /runs?project=${PROJECT}, the runs API (every package and publish is a run)`,
+  );
+  const page = await getFromGateway(gateway, key, `/runs?project=${PROJECT}&limit=10`);
+  for (const run of (page.runs as RunView[]).toReversed()) {
+    const took = run.started_at !== null && run.finished_at !== null
+      ? ` in ${ms(Date.parse(run.finished_at) - Date.parse(run.started_at))}`
+      : "";
+    const what = run.action === "package"
+      ? `${run.dataset.schema_name}, ${count(run.tables.length, "table")}`
+      : `${count(published.length, "file")}`;
+    say(`   ${run.id}  ${run.action.padEnd(7)}  ${run.state}${took}  (${what})`);
+  }
   say();
   say("Verify the bag (BagIt 1.0, SHA-512) yourself:");
   say(
     `  cd ${production} && sha512sum --check manifest-sha512.txt && sha512sum --check tagmanifest-sha512.txt`,
   );
+  say();
+  say(
+    "Try the runs API on a running stack: `deno task start` prints the gateway and its key file, then",
+  );
+  say(`  curl -s "$GATEWAY/runs?project=${PROJECT}&limit=5" -H "x-api-key: $(cat $KEY_FILE)"`);
+  say(`  curl -sN "$GATEWAY/runs/$RUN_ID/events" -H "x-api-key: $(cat $KEY_FILE)"`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -643,6 +671,20 @@ function printServeBanner(layout: Layout, stack: Stack, format: Format, startTim
     "Then POST the same body to /project/package, and its project_name, project_start_time and " +
       "destination to /project/publish.",
   );
+  say();
+  const auth = `-H "x-api-key: $(cat ${keyFile})"`;
+  say("Or package as a run and watch it (the runs API, through the gateway):");
+  say(
+    `  curl -si ${url(stack.ports.approval)}/project/package -H 'prefer: respond-async' ` +
+      `-H 'content-type: application/json' ${auth} -d '<the body above>'   # 202, Location: /runs/{id}`,
+  );
+  say(
+    `  curl -sN ${
+      url(stack.ports.approval)
+    }/runs/{id}/events ${auth}   # Server-Sent Events until it stops`,
+  );
+  say(`  curl -s '${url(stack.ports.approval)}/runs?project=${PROJECT}&limit=5' ${auth}`);
+  say(`  curl -s -X POST ${url(stack.ports.approval)}/runs/{id}/cancel ${auth}`);
   say();
   say("Point the CR8TOR CLI at the gateway:");
   say(
@@ -742,7 +784,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   say(`CR8TOR Publisher demo: project ${PROJECT}, start time ${startTime}, format ${format}`);
-  say(`  run folder  ${shown(layout.run)} (secrets/, storage/lsc/, services.log)`);
+  say(`  run folder  ${shown(layout.run)} (secrets/, storage/lsc/, state/, services.log)`);
   say(
     `  source      PGlite on ${HOST}:${stack.pgPort}, schemas ${DEMO_SCHEMAS.join(", ")} ` +
       `(PGlite ${ms(pglite)}, data ${ms(data)})`,

@@ -73,25 +73,30 @@ function formatEta(ms: number): string {
 }
 
 /**
- * One table's line, e.g. `packaging clinical.patients: 300 rows, 54 KB, done` or
- * `packaging clinical.lab_results: 450 rows (50 %, about 2 s left), 30 KB`. Rows are left out while
- * none are counted (the CSV fast path counts bytes only); the percentage and ETA only where the source
- * estimated the table's rows (marked `~`, as an estimate).
+ * One table's line, e.g. `packaging clinical.patients: 300 rows (~300 expected), 54 KB, done` or
+ * `packaging clinical.lab_results: 450 of ~900 rows (50 %, about 2 s left), 30 KB`. Rows are left out
+ * while none are counted (the CSV fast path counts bytes only); the expected rows, percentage and ETA
+ * only where the source estimated the table's rows (marked `~`: an estimate from its statistics).
  */
 export function progressLine(schema: string, table: TableProgress, nowMs: number): string {
   const parts: string[] = [];
-  if (table.rows > 0 || table.state === "done" && table.bytes === 0) {
-    let rows = `${thousands(table.rows)} row${table.rows === 1 ? "" : "s"}`;
-    const startedMs = table.started_at === null ? null : Date.parse(table.started_at);
-    const estimate = table.state === "running" && startedMs !== null
-      ? estimateProgress(table.expected_rows, table.rows, nowMs - startedMs)
-      : null;
-    if (estimate !== null) {
-      rows += ` (~${Math.floor(estimate.percent)} %${
+  const expected = table.expected_rows;
+  const counted = table.rows > 0 || (table.state === "done" && table.bytes === 0);
+  const rowsWord = (n: number) => `${thousands(n)} row${n === 1 ? "" : "s"}`;
+  if (counted && table.state === "running" && expected !== null) {
+    const startedMs = table.started_at === null ? nowMs : Date.parse(table.started_at);
+    const estimate = estimateProgress(expected, table.rows, nowMs - startedMs)!;
+    parts.push(
+      `${thousands(table.rows)} of ~${rowsWord(expected.value)} (${Math.floor(estimate.percent)} %${
         estimate.eta_ms === null ? "" : `, about ${formatEta(estimate.eta_ms)} left`
-      })`;
-    }
-    parts.push(rows);
+      })`,
+    );
+  } else if (counted) {
+    parts.push(
+      rowsWord(table.rows) + (expected === null ? "" : ` (~${thousands(expected.value)} expected)`),
+    );
+  } else if (expected !== null) {
+    parts.push(`~${rowsWord(expected.value)} expected`);
   }
   parts.push(formatBytes(table.bytes));
   if (table.state === "done") parts.push("done");
