@@ -28,17 +28,24 @@
  * service's batch size, dropping every row (plus the same CSV loads as SQL Server for → DuckDB and →
  * PostgreSQL). The ratio says what the adapter and the writer cost on top of the driver.
  *
+ * With PostgreSQL and CSV among the cells, it also measures the cost of run bookkeeping (issue 13) in its
+ * own process: the same PostgreSQL → CSV package through the plain use case and through the runner with
+ * the default SQLite run store and progress on (`bench/run_overhead.ts`), reported as a percentage.
+ *
  * Needs `psql` and `mariadb` on PATH, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on
  * 127.0.0.1:3306 (root, empty password).
  *
  * This file runs the cells; its parts are in `tools/bench/`: `options.ts` (the command line),
  * `databases.ts` (the servers and the W table), `limits.ts` (the limit commands), `raw_reads.ts` (the
- * fake-served sources and their read limits), `digest.ts` (the correctness digest), `report.ts` (the
+ * fake-served sources and their read limits), `digest.ts` (the correctness digest), `run_overhead.ts` (run bookkeeping), `report.ts` (the
  * cells' lines and the Markdown table) and `processes.ts` (shell, CPU and memory of a process).
  *
  * @module
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { LocalFilestore } from "../adapters/filesystem/local_filestore.ts";
+import { connectPostgres } from "../adapters/postgres/postgres_source_database.ts";
+import { stagingManifestKey } from "../domain/staging_manifest.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mysql from "mysql2/promise";
@@ -73,6 +80,12 @@ import {
   pgPipeLimit,
 } from "./bench/limits.ts";
 import { parseBenchOptions } from "./bench/options.ts";
+import {
+  measureRunOverhead,
+  overheadReport,
+  overheadSummary,
+  type RunOverhead,
+} from "./bench/run_overhead.ts";
 import { cpuSeconds, peakRssMb, resetPeakRss, say } from "./bench/processes.ts";
 import {
   databricksReadLimit,
@@ -391,7 +404,44 @@ if (import.meta.main) {
       await service.stop();
     }
 
-    const report = renderReport(cells, { rows: ROWS, runs: RUNS, machine: describeMachine() });
+    // Run bookkeeping: PostgreSQL → CSV through the runner against the plain use case, in this process.
+    let overhead: RunOverhead | undefined;
+    if (SOURCES.includes("PostgreSQL") && FORMATS.includes("csv")) {
+      overhead = await measureRunOverhead({
+        filestore: new LocalFilestore(storage, {
+          manifestKey: await stagingManifestKey(crypto.randomUUID()),
+        }),
+        storage,
+        stateDir: join(work, "state"),
+        openSource: () =>
+          connectPostgres({
+            ...PG_ADDRESS,
+            database: PG.database,
+            username: "cr8tor_bench_reader",
+            password: readerPassword,
+            tls: { mode: "disable" },
+            connectTimeoutMs: 10_000,
+            statementTimeoutMs: 3_600_000,
+          }),
+        source: {
+          type: "postgresql",
+          host_url: PG.host,
+          port: PG.port,
+          database: PG.database,
+          credentials: { username_key: "benchuser", password_key: "benchpassword" },
+        },
+        schemaName: SCHEMA,
+        table: "wide",
+        limits: {
+          concurrency: 2,
+          batchRows: options.batchRows,
+        },
+      }, RUNS);
+      say(overheadSummary(overhead));
+    }
+
+    const report = renderReport(cells, { rows: ROWS, runs: RUNS, machine: describeMachine() }) +
+      (overhead === undefined ? "" : `\n\n${overheadReport(overhead)}`);
     say("\n" + report);
     if (options.write !== undefined) {
       const previous = await readFile(options.write, "utf8").catch(() => "");

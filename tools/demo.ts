@@ -7,8 +7,13 @@
  * `@electric-sql/pglite-socket`) holding the synthetic dataset of `tools/demo_data.ts`, starts the three
  * services in this process on free ports, and then acts as the CR8TOR CLI: `POST /project/validate` and
  * `POST /project/package` for two datasets, then `POST /project/publish`, all through the gateway with
- * the gateway key. It prints what each step returned, the published files with their SHA-512, and the
- * command that verifies the BagIt bag; then it stops everything. Exit code 0 when every step succeeded.
+ * the gateway key. Each package is started as a run (`Prefer: respond-async`) and followed over its
+ * Server-Sent Events (`GET /runs/{id}/events`), printing a progress line per table (rows, bytes, and a
+ * percentage and ETA where the source estimated the rows; the demo tables are analysed after loading
+ * so PGlite has estimates); the run's outcome is then what the synchronous call would have answered.
+ * It prints what each step returned, the published files with their SHA-512, the project's runs
+ * (`GET /runs`), and the command that verifies the BagIt bag; then it stops everything. Exit code 0 when
+ * every step succeeded. The run store (SQLite) is in the run folder's `state/`.
  *
  * `deno task start` (`--serve`) starts the same stack on the default ports 8000/8002/8003 and leaves it
  * running until Ctrl-C, printing the URLs, the gateway key's file and an example request.
@@ -34,6 +39,8 @@ import { buildApprovalService } from "../apps/approval/main.ts";
 import { buildMetadataService } from "../apps/metadata/main.ts";
 import { buildPublishService } from "../apps/publish/main.ts";
 import { DEMO_SCHEMAS, loadDemoData } from "./demo_data.ts";
+import { ProgressPrinter, readServerSentEvents, type ServerSentEvent } from "./demo_progress.ts";
+import { FINAL_RUN_STATES, type RunView } from "../domain/run.ts";
 
 type Json = Record<string, unknown>;
 type Format = "csv" | "duckdb";
@@ -54,6 +61,13 @@ const encoder = new TextEncoder();
 
 function say(line = ""): void {
   stdoutSink(line);
+}
+
+/** Writes text to standard output as it is (progress lines bring their own line ends). */
+function writeOut(text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
 }
 
 /** A log sink that appends the services' log lines to `file`. */
@@ -198,6 +212,8 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
     const pgliteMs = performance.now() - t;
     t = performance.now();
     await loadDemoData(db);
+    // Planner statistics, so that the source can estimate each table's rows (progress percentages).
+    await db.exec(`analyze`);
     const dataMs = performance.now() - t;
     t = performance.now();
     // PGlite is a single backend. The socket server accepts several connections and queues their
@@ -233,6 +249,8 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
       SECRETS_MNT_PATH: layout.secrets,
       ALLOWED_SOURCES_FILE: allowList,
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
+      // The run store (SQLite) lives in the run folder, not in ./state.
+      STATE_DIR: join(layout.run, "state"),
       // One backend runs one query at a time, so extracting tables in parallel gains nothing.
       PACKAGE_CONCURRENCY: "1",
       // The demo's PGlite speaks no TLS: opt out of the verified TLS every source gets by default.
@@ -396,6 +414,100 @@ async function callGateway(
   return { payload: (payload ?? json) as Json, ms: performance.now() - t };
 }
 
+/** Reads a reply's JSON, or its text when it is not JSON. */
+async function bodyOf(res: Response): Promise<unknown> {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** A GET through the gateway; returns `payload` of a 200, else throws {@link StepFailed}. */
+async function getFromGateway(gateway: string, key: string, path: string): Promise<Json> {
+  const res = await fetch(`${gateway}${path}`, {
+    headers: { "x-api-key": key },
+    signal: AbortSignal.timeout(30_000),
+  });
+  const json = await bodyOf(res);
+  if (res.status !== 200) throw new StepFailed(`GET ${path}`, res.status, json);
+  return (json as { payload: Json }).payload;
+}
+
+/**
+ * Packages one dataset as a run: `POST /project/package` with `Prefer: respond-async` (202 and the run),
+ * then follows `GET /runs/{id}/events` (Server-Sent Events; reconnecting with `Last-Event-ID` if the
+ * stream breaks off before the run stops), printing a progress line per table, and finally reads the
+ * run: its outcome is the reply the synchronous call gives.
+ */
+async function packageWithProgress(
+  gateway: string,
+  key: string,
+  request: Json,
+): Promise<{ payload: Json; ms: number }> {
+  const t = performance.now();
+  const res = await fetch(`${gateway}/project/package`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-api-key": key,
+      "prefer": "respond-async",
+    },
+    body: JSON.stringify(request),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const accepted = await bodyOf(res);
+  if (res.status !== 202) throw new StepFailed("POST /project/package", res.status, accepted);
+  const location = res.headers.get("location") ?? "";
+  const printer = new ProgressPrinter(writeOut, {
+    indent: "     ",
+    terminal: Deno.stdout.isTerminal(),
+  });
+  let lastEventId: string | null = null;
+  let run = (accepted as { payload: RunView }).payload;
+  const deadline = AbortSignal.timeout((STEP_TIMEOUT_SECONDS + 30) * 1000);
+  try {
+    while (!FINAL_RUN_STATES.includes(run.state)) {
+      deadline.throwIfAborted();
+      const events: Response = await fetch(`${gateway}${location}/events`, {
+        headers: {
+          "x-api-key": key,
+          accept: "text/event-stream",
+          ...(lastEventId === null ? {} : { "last-event-id": lastEventId }),
+        },
+        signal: deadline,
+      });
+      if (events.status !== 200 || events.body === null) {
+        throw new StepFailed(`GET ${location}/events`, events.status, await bodyOf(events));
+      }
+      try {
+        const stream: AsyncIterable<ServerSentEvent> = readServerSentEvents(events.body);
+        for await (const event of stream) {
+          if (event.event !== "run") continue;
+          lastEventId = event.id;
+          run = JSON.parse(event.data) as RunView;
+          printer.show(run);
+        }
+      } catch (e) {
+        if (deadline.aborted) throw e;
+        // The stream broke off: reconnect with Last-Event-ID.
+      }
+    }
+  } finally {
+    printer.end();
+  }
+  const final = await getFromGateway(gateway, key, location) as unknown as RunView;
+  const outcome = final.outcome;
+  if (outcome === null || outcome.status !== 200) {
+    throw new StepFailed(`run ${final.id} (${final.state})`, outcome?.status ?? 0, outcome?.body);
+  }
+  return {
+    payload: (outcome.body as { payload: Json }).payload,
+    ms: performance.now() - t,
+  };
+}
+
 const ms = (n: number) => `${Math.round(n)} ms`;
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
@@ -447,7 +559,7 @@ async function runDemo(
     `2. package   POST /project/package, once per dataset (cr8tor stage-transfer), format ${format}`,
   );
   for (const request of requests) {
-    const { payload, ms: took } = await callGateway(gateway, key, "project/package", request);
+    const { payload, ms: took } = await packageWithProgress(gateway, key, request);
     const files = (payload.data_retrieved as { file_path?: string; table_name?: string }[])
       .map((f) => f.file_path ?? f.table_name ?? "?");
     const dataset = (request.dataset as Json).name;
@@ -489,11 +601,32 @@ async function runDemo(
     );
   }
   say(`   the reply's checksums are the lines of the bag's manifest-sha512.txt`);
+
+  say();
+  say(
+    `4. runs      GET /runs?project=${PROJECT}, the runs API (every package and publish is a run)`,
+  );
+  const page = await getFromGateway(gateway, key, `/runs?project=${PROJECT}&limit=10`);
+  for (const run of (page.runs as RunView[]).toReversed()) {
+    const took = run.started_at !== null && run.finished_at !== null
+      ? ` in ${ms(Date.parse(run.finished_at) - Date.parse(run.started_at))}`
+      : "";
+    const what = run.action === "package"
+      ? `${run.dataset.schema_name}, ${count(run.tables.length, "table")}`
+      : `${count(published.length, "file")}`;
+    say(`   ${run.id}  ${run.action.padEnd(7)}  ${run.state}${took}  (${what})`);
+  }
   say();
   say("Verify the bag (BagIt 1.0, SHA-512) yourself:");
   say(
     `  cd ${production} && sha512sum --check manifest-sha512.txt && sha512sum --check tagmanifest-sha512.txt`,
   );
+  say();
+  say(
+    "Try the runs API on a running stack: `deno task start` prints the gateway and its key file, then",
+  );
+  say(`  curl -s "$GATEWAY/runs?project=${PROJECT}&limit=5" -H "x-api-key: $(cat $KEY_FILE)"`);
+  say(`  curl -sN "$GATEWAY/runs/$RUN_ID/events" -H "x-api-key: $(cat $KEY_FILE)"`);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -538,6 +671,20 @@ function printServeBanner(layout: Layout, stack: Stack, format: Format, startTim
     "Then POST the same body to /project/package, and its project_name, project_start_time and " +
       "destination to /project/publish.",
   );
+  say();
+  const auth = `-H "x-api-key: $(cat ${keyFile})"`;
+  say("Or package as a run and watch it (the runs API, through the gateway):");
+  say(
+    `  curl -si ${url(stack.ports.approval)}/project/package -H 'prefer: respond-async' ` +
+      `-H 'content-type: application/json' ${auth} -d '<the body above>'   # 202, Location: /runs/{id}`,
+  );
+  say(
+    `  curl -sN ${
+      url(stack.ports.approval)
+    }/runs/{id}/events ${auth}   # Server-Sent Events until it stops`,
+  );
+  say(`  curl -s '${url(stack.ports.approval)}/runs?project=${PROJECT}&limit=5' ${auth}`);
+  say(`  curl -s -X POST ${url(stack.ports.approval)}/runs/{id}/cancel ${auth}`);
   say();
   say("Point the CR8TOR CLI at the gateway:");
   say(
@@ -637,7 +784,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   say(`CR8TOR Publisher demo: project ${PROJECT}, start time ${startTime}, format ${format}`);
-  say(`  run folder  ${shown(layout.run)} (secrets/, storage/lsc/, services.log)`);
+  say(`  run folder  ${shown(layout.run)} (secrets/, storage/lsc/, state/, services.log)`);
   say(
     `  source      PGlite on ${HOST}:${stack.pgPort}, schemas ${DEMO_SCHEMAS.join(", ")} ` +
       `(PGlite ${ms(pglite)}, data ${ms(data)})`,

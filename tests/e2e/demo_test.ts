@@ -1,6 +1,7 @@
 /**
  * End to end, the demo: `deno task demo`'s own command runs as a child process with no database server
- * (PGlite is embedded), acts as the CR8TOR CLI through the gateway, and must publish a bag that
+ * (PGlite is embedded), acts as the CR8TOR CLI through the gateway (packaging as runs, with a progress
+ * line per table read from the runs' events, then listing the runs), and must publish a bag that
  * `sha512sum --check` and an independent BagIt check accept. Then `--serve` must come up and stop cleanly.
  * Every run uses free ports and its own temporary run folder.
  */
@@ -56,6 +57,16 @@ const EXPECTED_FILES = {
   duckdb: ["data/outputs/database.duckdb"],
 };
 
+/** The tables of both datasets, as the progress lines name them. */
+const EXPECTED_TABLES = [
+  "clinical.admissions",
+  "clinical.lab_results",
+  "clinical.patient_summary",
+  "clinical.patients",
+  "reference.lab_tests",
+  "reference.wards",
+];
+
 for (const format of ["csv", "duckdb"] as const) {
   Deno.test({
     name: `demo: --format ${format} publishes a bag that verifies, with no database server`,
@@ -83,6 +94,30 @@ for (const format of ["csv", "duckdb"] as const) {
         assert.match(out, /clinical\.admissions, 7 columns, key \(patient_id, admission_no\)/);
         assert.match(out, /dataset reference: schema reference, 2 tables/);
         assert.match(out, /2\. package /);
+
+        // A progress line per table while it packages, read from the run's events: each table ends
+        // with exactly one "done" line, with its size; the analysed tables carry the source's estimate.
+        const done = [...out.matchAll(/^ {5}packaging (\w+\.\w+): (.*), done$/gm)]
+          .map(([, table, detail]) => ({ table: table!, detail: detail! }));
+        assert.deepEqual(done.map((d) => d.table).sort(), EXPECTED_TABLES, out);
+        for (const { table, detail } of done) {
+          assert.match(detail, /\d+(\.\d)? (B|KB|MB)$/, `${table}: ${detail}`);
+        }
+        const patients = done.find((d) => d.table === "clinical.patients")!.detail;
+        assert.match(
+          patients,
+          format === "csv" ? /^~300 rows expected, / : /^300 rows \(~300 expected\), /,
+        );
+        // The view has no statistics: no estimate.
+        assert.doesNotMatch(done.find((d) => d.table === "clinical.patient_summary")!.detail, /~/);
+        // Not a terminal: no carriage returns or escape sequences.
+        assert.ok(!out.includes("\r") && !out.includes("\x1b"), "a carriage return or escape");
+
+        // The runs API lists the project's three runs, all succeeded.
+        assert.match(out, /4\. runs +GET \/runs\?project=DemoProject/);
+        const runs = [...out.matchAll(/^ {3}[0-9a-f-]{36} +(package|publish) +(\w+) in /gm)]
+          .map(([, action, state]) => `${action} ${state}`);
+        assert.deepEqual(runs, ["package succeeded", "package succeeded", "publish succeeded"]);
 
         // The published files, each with a SHA-512 and a size.
         const published = [...out.matchAll(/^ +([0-9a-f]{128}) +(\d+) +(data\/outputs\/\S+)$/gm)]
@@ -112,6 +147,8 @@ for (const format of ["csv", "duckdb"] as const) {
           const value = (await readFile(join(secrets, name), "utf8")).trim();
           assert.ok(!out.includes(value), `${name} was printed`);
         }
+        // The run store is in the run folder.
+        assert.ok((await Deno.stat(join(run, "state", "runs.sqlite"))).isFile);
         // The services' logs went to the run folder, not into the summary.
         assert.doesNotMatch(out, /"level":/);
         assert.match(await readFile(join(run, "services.log"), "utf8"), /"event":"published"/);
@@ -147,6 +184,8 @@ Deno.test({
         if (done) assert.fail(`--serve ended early:\n${out}\n${await stderr}`);
         out += value;
       }
+      assert.match(out, /-H 'prefer: respond-async'/);
+      assert.match(out, /\/runs\?project=DemoProject&limit=5/);
       const gateway = /approval \(gateway\) +(http:\/\/\S+)/.exec(out)?.[1];
       const keyFile = /gateway key +(\S+)/.exec(out)?.[1];
       const curlBody = /-d '(\{.*\})'$/m.exec(out)?.[1];
