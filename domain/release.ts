@@ -1,0 +1,436 @@
+/**
+ * Releases and the decisions people record on them (`docs/approvals.md`). A release is one project run
+ * (project name, project start time, destination), created by the first request that names it. Every rule
+ * about who may decide what, and what counts towards a gate, is here, as pure functions of the release, the
+ * policy, the person and the time:
+ *
+ * - the requester never decides on their own release (a release requested with a service key may be
+ *   decided by anyone entitled);
+ * - a person is entitled to an approval type when one of their roles is listed for it;
+ * - with separation of duties, one person fills at most one approval type per gate (they may fill
+ *   different types in different gates);
+ * - a second approval by the same person for the same type counts once;
+ * - a `reject` closes the release for good;
+ * - a `request_changes` resets its gate: only approvals recorded after it count;
+ * - an approval older than `approval_max_age_days` no longer counts;
+ * - a gate guarding `publish` counts only approvals of the staging digest that is current now, so any
+ *   change to staging resets it.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { AppError } from "./errors.ts";
+import { type ApprovalPolicy, type Gate, gateNamed, isEntitled } from "./approval_policy.ts";
+
+const isoTime = z.iso.datetime({ precision: 3 });
+
+/** The decisions a person can record. */
+export const DECISION_KINDS = ["approve", "reject", "request_changes"] as const;
+
+/** A decision a person can record. */
+export type DecisionKind = typeof DECISION_KINDS[number];
+
+/** The states of a release: `rejected` is final. */
+export const RELEASE_STATES = ["open", "rejected"] as const;
+
+/** A state of a release. */
+export type ReleaseState = typeof RELEASE_STATES[number];
+
+/** Who asked for a release: a service key (its id) or a person (their id at their issuer). */
+export const requesterSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("key"), id: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal("person"), id: z.string().min(1), issuer: z.string().min(1) }).strict(),
+]);
+
+/** See {@link requesterSchema}. */
+export type Requester = z.infer<typeof requesterSchema>;
+
+/** One decision, as recorded (also the audit record's content). */
+export const decisionSchema = z.object({
+  id: z.string().min(1),
+  gate: z.string().min(1),
+  approval_type: z.string().min(1),
+  decision: z.enum(DECISION_KINDS),
+  person: z.object({
+    id: z.string().min(1),
+    issuer: z.string().min(1),
+    name: z.string(),
+  }).strict(),
+  at: isoTime,
+  /** SHA-256 (hex) of the comment; the comment itself is not kept. `null` without a comment. */
+  comment_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  /** The staging digest the person saw (gates before `publish`); `null` when nothing was staged. */
+  manifest_digest: z.string().min(1).nullable(),
+}).strict();
+
+/** See {@link decisionSchema}. */
+export type Decision = z.infer<typeof decisionSchema>;
+
+/** A release: one project run, and the decisions recorded on it, oldest first. */
+export const releaseSchema = z.object({
+  id: z.string().min(1),
+  project_name: z.string().min(1),
+  project_start_time: z.string().min(1),
+  destination: z.object({ type: z.string().min(1), name: z.string() }).strict(),
+  requested_by: requesterSchema,
+  created_at: isoTime,
+  state: z.enum(RELEASE_STATES),
+  decisions: z.array(decisionSchema),
+}).strict();
+
+/** See {@link releaseSchema}. */
+export type Release = z.infer<typeof releaseSchema>;
+
+/** What names a release: the first request naming it creates it. */
+export type NewReleaseInput = Pick<
+  Release,
+  "project_name" | "project_start_time" | "destination" | "requested_by"
+>;
+
+/** A new open release at `at` with a random id and no decisions. */
+export function newRelease(input: NewReleaseInput, at: string): Release {
+  return releaseSchema.parse({
+    id: crypto.randomUUID(),
+    ...input,
+    created_at: at,
+    state: "open",
+    decisions: [],
+  });
+}
+
+/** The person deciding, as the identity port gives them (`ports/identity.ts` `Person`). */
+export interface DecidingPerson {
+  readonly id: string;
+  readonly issuer: string;
+  readonly name: string;
+  readonly roles: readonly string[];
+}
+
+/** What a person asks to record. */
+export interface DecisionInput {
+  readonly gate: string;
+  readonly approval_type: string;
+  readonly decision: DecisionKind;
+  /** Free text, kept only as its SHA-256. */
+  readonly comment?: string | undefined;
+  /** The staging digest now (what the person saw); `null` when nothing is staged. */
+  readonly manifest_digest: string | null;
+}
+
+/** The release was rejected: no more decisions (409). */
+export class ReleaseClosedError extends AppError {
+  readonly code = "release_closed";
+  constructor(readonly releaseId: string) {
+    super(`Cannot decide on release ${releaseId}: it was rejected`);
+  }
+}
+
+/** The policy has no such gate for the release's destination (400). */
+export class UnknownGateError extends AppError {
+  readonly code = "unknown_gate";
+  constructor(readonly gate: string) {
+    super(`Cannot decide on gate ${JSON.stringify(gate)}: the policy has no such gate for this release`);
+  }
+}
+
+/** The gate does not require this approval type (400). */
+export class UnknownApprovalTypeError extends AppError {
+  readonly code = "unknown_approval_type";
+  constructor(readonly gate: string, readonly approvalType: string) {
+    super(
+      `Cannot decide as ${JSON.stringify(approvalType)}: gate ${
+        JSON.stringify(gate)
+      } does not require it`,
+    );
+  }
+}
+
+/** None of the person's roles gives this approval type (403). */
+export class NotEntitledError extends AppError {
+  readonly code = "not_entitled";
+  constructor(readonly approvalType: string) {
+    super(`Cannot decide as ${JSON.stringify(approvalType)}: none of your roles gives it`);
+  }
+}
+
+/** The person asked for this release and so may not decide on it (403). */
+export class SelfApprovalError extends AppError {
+  readonly code = "self_approval";
+  constructor(readonly releaseId: string) {
+    super(`Cannot decide on release ${releaseId}: you requested it`);
+  }
+}
+
+/** Separation of duties: the person already fills another approval type of this gate (409). */
+export class ApprovalTypeTakenError extends AppError {
+  readonly code = "approval_type_taken";
+  constructor(readonly gate: string, readonly takenType: string) {
+    super(
+      `Cannot approve gate ${JSON.stringify(gate)} again: you already approved it as ${
+        JSON.stringify(takenType)
+      }, and one person fills one approval type per gate`,
+    );
+  }
+}
+
+/** An approval of a gate before `publish` needs staged data to bind to (409). */
+export class NothingStagedToApproveError extends AppError {
+  readonly code = "nothing_staged_to_approve";
+  constructor(readonly gate: string) {
+    super(`Cannot approve gate ${JSON.stringify(gate)}: nothing is staged yet; package first`);
+  }
+}
+
+const DAY_MS = 86_400_000;
+
+function samePerson(a: { id: string; issuer: string }, b: { id: string; issuer: string }): boolean {
+  return a.id === b.id && a.issuer === b.issuer;
+}
+
+function personKey(p: { id: string; issuer: string }): string {
+  return JSON.stringify([p.issuer, p.id]);
+}
+
+/**
+ * The approvals that count towards `gate` now, oldest first: approvals of the gate recorded after its
+ * latest `request_changes`, younger than the policy's maximum age, and, for a gate before `publish`, of
+ * `currentDigest`. With separation of duties, a person counts only for the type of their first counting
+ * approval in the gate.
+ */
+function countingApprovals(
+  release: Release,
+  policy: ApprovalPolicy,
+  gate: Gate,
+  now: string,
+  currentDigest: string | null,
+): Decision[] {
+  const decisions = release.decisions.filter((d) => d.gate === gate.name);
+  const resetAt = decisions.findLastIndex((d) => d.decision === "request_changes");
+  const oldest = Date.parse(now) - policy.approval_max_age_days * DAY_MS;
+  const counting = decisions.slice(resetAt + 1).filter((d) =>
+    d.decision === "approve" && Date.parse(d.at) >= oldest &&
+    (gate.before !== "publish" || (currentDigest !== null && d.manifest_digest === currentDigest))
+  );
+  if (!policy.separation_of_duties) return counting;
+  const typeOf = new Map<string, string>();
+  return counting.filter((d) => {
+    const key = personKey(d.person);
+    const type = typeOf.get(key) ?? d.approval_type;
+    typeOf.set(key, type);
+    return type === d.approval_type;
+  });
+}
+
+/** Where a gate stands: met or not, and how many more distinct people each type still needs. */
+export interface GateStatus {
+  readonly gate: string;
+  readonly met: boolean;
+  /** Approval type → approvals still missing (0 when enough). */
+  readonly missing: Readonly<Record<string, number>>;
+}
+
+/**
+ * Where gate `gateName` of `release` stands at `now`. A rejected release meets no gate. `currentDigest` is
+ * the staging digest now (gates before `publish` count only approvals of it; `null` or absent: nothing
+ * staged, none count).
+ *
+ * @throws {UnknownGateError} when the policy has no such gate for the release's destination.
+ */
+export function gateStatus(
+  release: Release,
+  policy: ApprovalPolicy,
+  gateName: string,
+  now: string,
+  currentDigest: string | null = null,
+): GateStatus {
+  const gate = gateNamed(policy, gateName, release.destination);
+  if (gate === undefined) throw new UnknownGateError(gateName);
+  const counting = countingApprovals(release, policy, gate, now, currentDigest);
+  const missing: Record<string, number> = {};
+  for (const [type, needed] of Object.entries(gate.require)) {
+    const people = new Set(
+      counting.filter((d) => d.approval_type === type).map((d) => personKey(d.person)),
+    );
+    missing[type] = Math.max(0, needed - people.size);
+  }
+  return {
+    gate: gate.name,
+    met: release.state === "open" && Object.values(missing).every((n) => n === 0),
+    missing,
+  };
+}
+
+/**
+ * Checks that `person` may record `input` on `release` at `now`.
+ *
+ * @throws {ReleaseClosedError} when the release was rejected.
+ * @throws {UnknownGateError} when the policy has no such gate for the release's destination.
+ * @throws {UnknownApprovalTypeError} when the gate does not require the approval type.
+ * @throws {NotEntitledError} when none of the person's roles gives the approval type.
+ * @throws {SelfApprovalError} when the person requested the release.
+ * @throws {NothingStagedToApproveError} when approving a gate before `publish` with nothing staged.
+ * @throws {ApprovalTypeTakenError} with separation of duties, when approving as a type while the person's
+ *   approval as another type of the same gate still counts.
+ */
+export function checkDecision(
+  release: Release,
+  policy: ApprovalPolicy,
+  person: DecidingPerson,
+  input: DecisionInput,
+  now: string,
+): void {
+  if (release.state === "rejected") throw new ReleaseClosedError(release.id);
+  const gate = gateNamed(policy, input.gate, release.destination);
+  if (gate === undefined) throw new UnknownGateError(input.gate);
+  if (!Object.hasOwn(gate.require, input.approval_type)) {
+    throw new UnknownApprovalTypeError(gate.name, input.approval_type);
+  }
+  if (!isEntitled(policy, input.approval_type, person.roles)) {
+    throw new NotEntitledError(input.approval_type);
+  }
+  const requester = release.requested_by;
+  if (requester.kind === "person" && samePerson(requester, person)) {
+    throw new SelfApprovalError(release.id);
+  }
+  if (input.decision !== "approve") return;
+  if (gate.before === "publish" && input.manifest_digest === null) {
+    throw new NothingStagedToApproveError(gate.name);
+  }
+  if (policy.separation_of_duties) {
+    const taken = countingApprovals(release, policy, gate, now, input.manifest_digest)
+      .find((d) => samePerson(d.person, person) && d.approval_type !== input.approval_type);
+    if (taken !== undefined) throw new ApprovalTypeTakenError(gate.name, taken.approval_type);
+  }
+}
+
+/**
+ * The decision `person` records with `input` at `now`, after {@link checkDecision}: the callback to give
+ * `ReleaseStore.decide`. The comment is kept only as its SHA-256; the digest is kept only for gates before
+ * `publish`.
+ */
+export function newDecision(
+  release: Release,
+  policy: ApprovalPolicy,
+  person: DecidingPerson,
+  input: DecisionInput,
+  now: string,
+): Decision {
+  checkDecision(release, policy, person, input, now);
+  const gate = gateNamed(policy, input.gate, release.destination);
+  return decisionSchema.parse({
+    id: crypto.randomUUID(),
+    gate: input.gate,
+    approval_type: input.approval_type,
+    decision: input.decision,
+    person: { id: person.id, issuer: person.issuer, name: person.name },
+    at: now,
+    comment_sha256: input.comment === undefined || input.comment === ""
+      ? null
+      : createHash("sha256").update(input.comment, "utf8").digest("hex"),
+    manifest_digest: gate?.before === "publish" ? input.manifest_digest : null,
+  });
+}
+
+/**
+ * `release` with `decision` appended (a `reject` makes it `rejected`): the one way every store records a
+ * decision.
+ *
+ * @throws {ReleaseClosedError} when the release was already rejected.
+ */
+export function appendDecision(release: Release, decision: Decision): Release {
+  if (release.state === "rejected") throw new ReleaseClosedError(release.id);
+  const valid = decisionSchema.parse(decision);
+  return releaseSchema.parse({
+    ...release,
+    state: valid.decision === "reject" ? "rejected" : release.state,
+    decisions: [...release.decisions, valid],
+  });
+}
+
+/** What a person may still do on a release: per gate and approval type, the decisions accepted. */
+export interface AllowedAction {
+  readonly gate: string;
+  readonly approval_type: string;
+  readonly decisions: readonly DecisionKind[];
+}
+
+/**
+ * Every decision {@link checkDecision} would accept from `person` now, by gate (policy order) and
+ * approval type (the gate's order), leaving out pairs with none. Empty on a rejected release or one the
+ * policy does not cover. `currentDigest` is the staging digest now (`null`: nothing staged).
+ */
+export function allowedActions(
+  release: Release,
+  policy: ApprovalPolicy,
+  person: DecidingPerson,
+  now: string,
+  currentDigest: string | null = null,
+): AllowedAction[] {
+  const actions: AllowedAction[] = [];
+  for (const gate of policy.gates) {
+    for (const approvalType of Object.keys(gate.require)) {
+      const decisions = DECISION_KINDS.filter((decision) => {
+        try {
+          checkDecision(release, policy, person, {
+            gate: gate.name,
+            approval_type: approvalType,
+            decision,
+            manifest_digest: currentDigest,
+          }, now);
+          return true;
+        } catch (e) {
+          if (e instanceof AppError) return false;
+          throw e;
+        }
+      });
+      if (decisions.length > 0) actions.push({ gate: gate.name, approval_type: approvalType, decisions });
+    }
+  }
+  return actions;
+}
+
+/**
+ * Whether `release` awaits `person` (`GET /releases?awaiting=me`): some gate that is not met still misses
+ * an approval type the person may approve and has no counting approval of.
+ */
+export function awaitsPerson(
+  release: Release,
+  policy: ApprovalPolicy,
+  person: DecidingPerson,
+  now: string,
+  currentDigest: string | null = null,
+): boolean {
+  return allowedActions(release, policy, person, now, currentDigest).some((action) => {
+    if (!action.decisions.includes("approve")) return false;
+    const status = gateStatus(release, policy, action.gate, now, currentDigest);
+    if (status.met || (status.missing[action.approval_type] ?? 0) === 0) return false;
+    const gate = gateNamed(policy, action.gate, release.destination);
+    return gate !== undefined &&
+      !countingApprovals(release, policy, gate, now, currentDigest).some((d) =>
+        samePerson(d.person, person) && d.approval_type === action.approval_type
+      );
+  });
+}
+
+/**
+ * The gates the latest decision of `release` opened: met now and not met before it (at the same `now`
+ * and digest). Decisions are recorded one at a time, each on the release as the previous left it, so of
+ * concurrent decisions exactly one opens a gate: the wiring logs or audits the opening from this.
+ */
+export function gatesOpenedBy(
+  release: Release,
+  policy: ApprovalPolicy,
+  now: string,
+  currentDigest: string | null = null,
+): string[] {
+  if (release.decisions.length === 0) return [];
+  const before: Release = { ...release, decisions: release.decisions.slice(0, -1) };
+  return policy.gates
+    .filter((gate) => gateNamed(policy, gate.name, release.destination) !== undefined)
+    .filter((gate) =>
+      gateStatus(release, policy, gate.name, now, currentDigest).met &&
+      !gateStatus(before, policy, gate.name, now, currentDigest).met
+    )
+    .map((gate) => gate.name);
+}
