@@ -84,7 +84,10 @@ Deno.test("bad values are refused with their path", () => {
   );
   assert.match(refusal({ ...EXAMPLE, approval_max_age_days: 0 }), /approval_max_age_days:/);
   assert.match(refusal({ ...EXAMPLE, destinations: [] }), /destinations:/);
-  assert.match(refusal({ ...EXAMPLE, destinations: ["LSC", "LSC"] }), /destinations\[1\]: named twice/);
+  assert.match(
+    refusal({ ...EXAMPLE, destinations: ["LSC", "LSC"] }),
+    /destinations\[1\]: named twice/,
+  );
   assert.match(
     refusal({ ...EXAMPLE, approval_types: { X: { roles: [] } }, gates: [] }),
     /approval_types\.X\.roles:/,
@@ -115,9 +118,15 @@ Deno.test("a policy covers PostgreSQL destinations by the name postgresql, files
 });
 
 Deno.test("several gates may guard one step", () => {
-  const gates = [...EXAMPLE.gates, { name: "second", before: "package", require: { DATA_ENGINEER: 1 } }];
+  const gates = [...EXAMPLE.gates, {
+    name: "second",
+    before: "package",
+    require: { DATA_ENGINEER: 1 },
+  }];
   const policy = parseApprovalPolicy({ ...EXAMPLE, gates });
-  const names = gatesBefore(policy, "package", { type: "filestore", name: "LSC" }).map((g) => g.name);
+  const names = gatesBefore(policy, "package", { type: "filestore", name: "LSC" }).map((g) =>
+    g.name
+  );
   assert.deepEqual(names, ["sign_off", "second"]);
 });
 

@@ -40,7 +40,8 @@ export type ReleaseState = typeof RELEASE_STATES[number];
 /** Who asked for a release: a service key (its id) or a person (their id at their issuer). */
 export const requesterSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("key"), id: z.string().min(1) }).strict(),
-  z.object({ kind: z.literal("person"), id: z.string().min(1), issuer: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal("person"), id: z.string().min(1), issuer: z.string().min(1) })
+    .strict(),
 ]);
 
 /** See {@link requesterSchema}. */
@@ -130,7 +131,9 @@ export class ReleaseClosedError extends AppError {
 export class UnknownGateError extends AppError {
   readonly code = "unknown_gate";
   constructor(readonly gate: string) {
-    super(`Cannot decide on gate ${JSON.stringify(gate)}: the policy has no such gate for this release`);
+    super(
+      `Cannot decide on gate ${JSON.stringify(gate)}: the policy has no such gate for this release`,
+    );
   }
 }
 
@@ -384,7 +387,9 @@ export function allowedActions(
           throw e;
         }
       });
-      if (decisions.length > 0) actions.push({ gate: gate.name, approval_type: approvalType, decisions });
+      if (decisions.length > 0) {
+        actions.push({ gate: gate.name, approval_type: approvalType, decisions });
+      }
     }
   }
   return actions;
