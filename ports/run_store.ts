@@ -6,6 +6,12 @@
  * @module
  */
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
+import {
+  compareNewestFirst,
+  decodeKeysetCursor,
+  encodeKeysetCursor,
+  type KeysetPosition,
+} from "../domain/keyset_cursor.ts";
 import { type Run, runSchema } from "../domain/run.ts";
 
 /** How {@link RunStore.create} treats other active runs of the same project. */
@@ -192,17 +198,10 @@ export class RunStoreUnavailableError extends AppError {
 }
 
 /** The position a list page ends at: the creation time and id of its last run. */
-export interface RunCursor {
-  readonly created_at: string;
-  readonly id: string;
-}
+export type RunCursor = KeysetPosition;
 
 /** The opaque cursor after `run` (base64url of JSON), the same for every adapter. */
-export function encodeRunCursor(run: RunCursor): string {
-  const json = JSON.stringify([run.created_at, run.id]);
-  return btoa(String.fromCharCode(...new TextEncoder().encode(json)))
-    .replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
+export const encodeRunCursor: (run: RunCursor) => string = encodeKeysetCursor;
 
 /**
  * Reads a cursor made by {@link encodeRunCursor}.
@@ -210,21 +209,9 @@ export function encodeRunCursor(run: RunCursor): string {
  * @throws {InvalidRunCursorError} for anything else.
  */
 export function decodeRunCursor(cursor: string): RunCursor {
-  try {
-    const binary = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-    const json = new TextDecoder("utf-8", { fatal: true })
-      .decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
-    const value: unknown = JSON.parse(json);
-    if (
-      Array.isArray(value) && value.length === 2 && typeof value[0] === "string" &&
-      typeof value[1] === "string" && !Number.isNaN(Date.parse(value[0]))
-    ) {
-      return { created_at: value[0], id: value[1] };
-    }
-  } catch {
-    // Falls through to the one error below.
-  }
-  throw new InvalidRunCursorError();
+  const position = decodeKeysetCursor(cursor);
+  if (position === undefined) throw new InvalidRunCursorError();
+  return position;
 }
 
 /**
@@ -239,10 +226,7 @@ export function checkRunPageSize(limit: number): void {
 }
 
 /** Whether run `a` comes before run `b` in a list: newer creation time first, then larger id. */
-export function compareRunsNewestFirst(a: RunCursor, b: RunCursor): number {
-  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? 1 : -1;
-  return a.id === b.id ? 0 : a.id < b.id ? 1 : -1;
-}
+export const compareRunsNewestFirst: (a: RunCursor, b: RunCursor) => number = compareNewestFirst;
 
 /**
  * The run after `patch`, at the next version, checked against the run schema: the one way every adapter
