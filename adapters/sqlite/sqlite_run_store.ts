@@ -8,9 +8,8 @@
  *
  * @module
  */
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { AppError } from "../../domain/errors.ts";
 import {
   ACTIVE_RUN_STATES,
@@ -38,9 +37,16 @@ import {
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
 import { messageOf } from "../shared/errors.ts";
+import {
+  DEFAULT_STATE_DIR,
+  inImmediateTransaction,
+  isZodError,
+  openSqliteDatabase,
+  type SqliteMigration,
+  sqliteMigrationVersions,
+} from "./sqlite_database.ts";
 
-/** The state directory when none is configured (`STATE_DIR`). */
-export const DEFAULT_STATE_DIR = "./state";
+export { DEFAULT_STATE_DIR };
 
 /** The run store's file name inside the state directory. */
 export const SQLITE_RUN_STORE_FILE = "runs.sqlite";
@@ -62,10 +68,7 @@ export function sqliteRunStorePath(stateDir: string = DEFAULT_STATE_DIR): string
  * The schema, one migration per version, applied in order, each once. Never edit one that has shipped:
  * add the next.
  */
-export const SQLITE_RUN_STORE_MIGRATIONS: readonly {
-  readonly version: number;
-  readonly sql: string;
-}[] = [
+export const SQLITE_RUN_STORE_MIGRATIONS: readonly SqliteMigration[] = [
   {
     version: 1,
     sql: `
@@ -95,51 +98,16 @@ const ACTIVE_SQL = `(${ACTIVE_RUN_STATES.map((s) => `'${s}'`).join(", ")})`;
  * @throws {RunStoreUnavailableError} when the file cannot be opened or migrated.
  */
 export function openSqliteRunStore(options: SqliteRunStoreOptions): Promise<SqliteRunStore> {
-  let db: DatabaseSync | undefined;
   try {
-    mkdirSync(join(options.path, ".."), { recursive: true });
-    db = new DatabaseSync(options.path);
-    db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.round(options.busyTimeoutMs ?? 5000))}`);
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = NORMAL");
-    migrate(db);
+    const db = openSqliteDatabase(
+      options.path,
+      "run_store_migrations",
+      SQLITE_RUN_STORE_MIGRATIONS,
+      options.busyTimeoutMs,
+    );
     return Promise.resolve(new SqliteRunStore(db));
   } catch (e) {
-    db?.close();
     return Promise.reject(unavailable(e, `Cannot open the run store at ${options.path}`));
-  }
-}
-
-/** Applies the migrations the file lacks, in one `BEGIN IMMEDIATE` transaction. */
-function migrate(db: DatabaseSync): void {
-  inImmediateTransaction(db, () => {
-    db.exec(`CREATE TABLE IF NOT EXISTS run_store_migrations (
-      version INTEGER PRIMARY KEY,
-      applied_at TEXT NOT NULL
-    ) STRICT`);
-    const applied = new Set(
-      db.prepare("SELECT version FROM run_store_migrations").all().map((row) =>
-        Number(row.version)
-      ),
-    );
-    for (const migration of SQLITE_RUN_STORE_MIGRATIONS) {
-      if (applied.has(migration.version)) continue;
-      db.exec(migration.sql);
-      db.prepare("INSERT INTO run_store_migrations (version, applied_at) VALUES (?, ?)")
-        .run(migration.version, new Date().toISOString());
-    }
-  });
-}
-
-function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
-  db.exec("BEGIN IMMEDIATE");
-  try {
-    const result = body();
-    db.exec("COMMIT");
-    return result;
-  } catch (e) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw e;
   }
 }
 
@@ -163,9 +131,7 @@ export class SqliteRunStore implements RunStore {
   migrationVersions(): Promise<number[]> {
     return this.#run(
       "read the migrations",
-      (db) =>
-        db.prepare("SELECT version FROM run_store_migrations ORDER BY version").all()
-          .map((row) => Number(row.version)),
+      (db) => sqliteMigrationVersions(db, "run_store_migrations"),
     );
   }
 
@@ -338,10 +304,6 @@ export class SqliteRunStore implements RunStore {
       return Promise.reject(known ? e : unavailable(e, `Cannot ${what}`));
     }
   }
-}
-
-function isZodError(e: unknown): boolean {
-  return e instanceof Error && e.name === "ZodError";
 }
 
 /** Rewrites a run's row (its indexed columns and body) to `run`. */

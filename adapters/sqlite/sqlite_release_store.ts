@@ -1,0 +1,228 @@
+/**
+ * The embedded release store of the approval service: one SQLite file (`${STATE_DIR}/releases.sqlite`,
+ * through `node:sqlite`) in WAL mode, shared safely by every process on the machine that opens it. Writes
+ * are `BEGIN IMMEDIATE` transactions that run start to end without awaiting: a release is found or
+ * created atomically, and a decision is decided on the freshest release and appended in the same
+ * transaction, so concurrent decisions are all recorded, one after the other.
+ *
+ * Needs `--allow-read` and `--allow-write` on the file's directory; no FFI.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import { AppError } from "../../domain/errors.ts";
+import { type Decision, type Release, releaseSchema } from "../../domain/release.ts";
+import {
+  applyDecision,
+  checkReleasePageSize,
+  type DecideResult,
+  decodeReleaseCursor,
+  encodeReleaseCursor,
+  type EnsureReleaseResult,
+  type ListReleasesQuery,
+  parseStoredRelease,
+  releaseKey,
+  ReleaseNotFoundError,
+  type ReleasePage,
+  type ReleaseStore,
+  ReleaseStoreUnavailableError,
+} from "../../ports/release_store.ts";
+import { messageOf } from "../shared/errors.ts";
+import {
+  DEFAULT_STATE_DIR,
+  inImmediateTransaction,
+  isZodError,
+  openSqliteDatabase,
+  type SqliteMigration,
+  sqliteMigrationVersions,
+} from "./sqlite_database.ts";
+
+/** The release store's file name inside the state directory. */
+export const SQLITE_RELEASE_STORE_FILE = "releases.sqlite";
+
+const MIGRATIONS_TABLE = "release_store_migrations";
+
+/** Where a SQLite release store lives. */
+export interface SqliteReleaseStoreOptions {
+  /** The database file; see {@link sqliteReleaseStorePath}. Its directory is created if missing. */
+  readonly path: string;
+  /** How long a write waits for another process's write before giving up. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/** The release store's file in `stateDir` (default `./state`). */
+export function sqliteReleaseStorePath(stateDir: string = DEFAULT_STATE_DIR): string {
+  return join(stateDir, SQLITE_RELEASE_STORE_FILE);
+}
+
+/**
+ * The schema, one migration per version, applied in order, each once. Never edit one that has shipped:
+ * add the next. `release_key` (`releaseKey`) is unique: one release per project run.
+ */
+export const SQLITE_RELEASE_STORE_MIGRATIONS: readonly SqliteMigration[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        release_key TEXT NOT NULL UNIQUE,
+        project_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX releases_newest ON releases (created_at DESC, id DESC);
+      CREATE INDEX releases_project_newest ON releases (project_name, created_at DESC, id DESC);
+    `,
+  },
+];
+
+/**
+ * Opens (creating if needed) the release store at `options.path`, in WAL mode, and applies the
+ * migrations it lacks. Several processes may open the same file at once.
+ *
+ * @throws {ReleaseStoreUnavailableError} when the file cannot be opened or migrated.
+ */
+export function openSqliteReleaseStore(
+  options: SqliteReleaseStoreOptions,
+): Promise<SqliteReleaseStore> {
+  try {
+    const db = openSqliteDatabase(
+      options.path,
+      MIGRATIONS_TABLE,
+      SQLITE_RELEASE_STORE_MIGRATIONS,
+      options.busyTimeoutMs,
+    );
+    return Promise.resolve(new SqliteReleaseStore(db));
+  } catch (e) {
+    return Promise.reject(unavailable(e, `Cannot open the release store at ${options.path}`));
+  }
+}
+
+function unavailable(e: unknown, context: string): AppError {
+  return e instanceof AppError ? e : new ReleaseStoreUnavailableError({
+    logDetail: `${context}: ${messageOf(e)}`,
+    cause: e,
+  });
+}
+
+/** A release store in one SQLite file. Open it with {@link openSqliteReleaseStore}. */
+export class SqliteReleaseStore implements ReleaseStore {
+  #db: DatabaseSync | undefined;
+
+  /** Takes over an open, migrated database; use {@link openSqliteReleaseStore}. */
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /** The migration versions recorded in the file, in order. */
+  migrationVersions(): Promise<number[]> {
+    return this.#run("read the migrations", (db) => sqliteMigrationVersions(db, MIGRATIONS_TABLE));
+  }
+
+  /** {@inheritDoc ReleaseStore.ensure} */
+  ensure(release: Release): Promise<EnsureReleaseResult> {
+    return this.#run("ensure a release", (db) => {
+      const valid = releaseSchema.parse(release);
+      const key = releaseKey(valid);
+      return inImmediateTransaction(db, () => {
+        const row = db.prepare("SELECT body FROM releases WHERE release_key = ?").get(key);
+        if (row !== undefined) return { release: parseStoredRelease(row.body), created: false };
+        db.prepare(
+          `INSERT INTO releases (id, release_key, project_name, state, created_at, body)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        ).run(
+          valid.id,
+          key,
+          valid.project_name,
+          valid.state,
+          valid.created_at,
+          JSON.stringify(valid),
+        );
+        return { release: valid, created: true };
+      });
+    });
+  }
+
+  /** {@inheritDoc ReleaseStore.get} */
+  get(id: string): Promise<Release | undefined> {
+    return this.#run("read a release", (db) => {
+      const row = db.prepare("SELECT body FROM releases WHERE id = ?").get(id);
+      return row === undefined ? undefined : parseStoredRelease(row.body);
+    });
+  }
+
+  /** {@inheritDoc ReleaseStore.list} */
+  list(query: ListReleasesQuery): Promise<ReleasePage> {
+    return this.#run("list releases", (db) => {
+      checkReleasePageSize(query.limit);
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.project !== undefined) {
+        where.push("project_name = ?");
+        params.push(query.project);
+      }
+      if (query.state !== undefined) {
+        where.push("state = ?");
+        params.push(query.state);
+      }
+      if (query.cursor !== undefined) {
+        const after = decodeReleaseCursor(query.cursor);
+        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+        params.push(after.created_at, after.created_at, after.id);
+      }
+      const rows = db.prepare(
+        `SELECT body FROM releases ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+      ).all(...params, query.limit + 1);
+      const releases = rows.slice(0, query.limit).map((row) => parseStoredRelease(row.body));
+      const last = releases.at(-1);
+      return {
+        releases,
+        nextCursor: rows.length > query.limit && last !== undefined
+          ? encodeReleaseCursor(last)
+          : null,
+      };
+    });
+  }
+
+  /** {@inheritDoc ReleaseStore.decide} */
+  decide(id: string, decide: (release: Release) => Decision): Promise<DecideResult> {
+    return this.#run("record a decision", (db) =>
+      inImmediateTransaction(db, () => {
+        const row = db.prepare("SELECT body FROM releases WHERE id = ?").get(id);
+        if (row === undefined) throw new ReleaseNotFoundError(id);
+        const result = applyDecision(parseStoredRelease(row.body), decide);
+        db.prepare("UPDATE releases SET state = ?, body = ? WHERE id = ?")
+          .run(result.release.state, JSON.stringify(result.release), id);
+        return result;
+      }));
+  }
+
+  /** {@inheritDoc ReleaseStore.close} */
+  close(): Promise<void> {
+    const db = this.#db;
+    this.#db = undefined;
+    db?.close();
+    return Promise.resolve();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
+    try {
+      const db = this.#db;
+      if (db === undefined) {
+        throw new ReleaseStoreUnavailableError({ logDetail: "the store is closed" });
+      }
+      return Promise.resolve(body(db));
+    } catch (e) {
+      const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
+      return Promise.reject(known ? e : unavailable(e, `Cannot ${what}`));
+    }
+  }
+}

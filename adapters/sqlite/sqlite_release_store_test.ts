@@ -1,0 +1,79 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { join } from "node:path";
+import { ReleaseStoreUnavailableError } from "../../ports/release_store.ts";
+import { aRelease, releaseStoreContract } from "../../tests/contracts/release_store_contract.ts";
+import {
+  openSqliteReleaseStore,
+  SQLITE_RELEASE_STORE_FILE,
+  SQLITE_RELEASE_STORE_MIGRATIONS,
+  sqliteReleaseStorePath,
+} from "./sqlite_release_store.ts";
+
+const TEMP_ROOT = await Deno.makeTempDir({ prefix: "releases_" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TEMP_ROOT, { recursive: true }));
+
+async function tempStorePath(): Promise<string> {
+  return join(await Deno.makeTempDir({ dir: TEMP_ROOT }), "state", SQLITE_RELEASE_STORE_FILE);
+}
+
+Deno.test("SqliteReleaseStore passes the ReleaseStore contract", async (t) => {
+  await releaseStoreContract(t, async () => {
+    const path = await tempStorePath();
+    return {
+      store: await openSqliteReleaseStore({ path }),
+      reopen: () => openSqliteReleaseStore({ path }),
+    };
+  });
+});
+
+Deno.test("the SQLite release store lives in releases.sqlite under the state directory", () => {
+  assert.equal(sqliteReleaseStorePath(), join("state", "releases.sqlite"));
+  assert.equal(sqliteReleaseStorePath("/var/lib/cr8tor"), "/var/lib/cr8tor/releases.sqlite");
+});
+
+Deno.test("the SQLite release store is in WAL mode and records each migration once", async () => {
+  const path = await tempStorePath();
+  const expected = SQLITE_RELEASE_STORE_MIGRATIONS.map((m) => m.version);
+  const stores = await Promise.all(
+    Array.from({ length: 4 }, () => openSqliteReleaseStore({ path })),
+  );
+  try {
+    for (const store of stores) assert.deepEqual(await store.migrationVersions(), expected);
+  } finally {
+    for (const store of stores) await store.close();
+  }
+  await using again = await openSqliteReleaseStore({ path });
+  assert.deepEqual(await again.migrationVersions(), expected);
+  const raw = new DatabaseSync(path, { readOnly: true });
+  try {
+    assert.equal(raw.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("a release store that cannot be opened is unavailable, naming the path only in the log", async () => {
+  const file = join(await Deno.makeTempDir({ dir: TEMP_ROOT }), "file");
+  await Deno.writeTextFile(file, "not a directory");
+  await assert.rejects(
+    openSqliteReleaseStore({ path: join(file, "releases.sqlite") }),
+    (e) =>
+      e instanceof ReleaseStoreUnavailableError &&
+      e.message === "The release store is unavailable" &&
+      (e.logDetail ?? "").includes(file),
+  );
+});
+
+Deno.test("a corrupt release row is an error, not a release", async () => {
+  const path = await tempStorePath();
+  await using store = await openSqliteReleaseStore({ path });
+  const { release } = await store.ensure(aRelease(1));
+  const raw = new DatabaseSync(path);
+  try {
+    raw.prepare("UPDATE releases SET body = ? WHERE id = ?").run('{"id": 1}', release.id);
+  } finally {
+    raw.close();
+  }
+  await assert.rejects(store.get(release.id));
+});
