@@ -13,7 +13,7 @@
 import postgres, { type Sql, type TransactionSql } from "postgres";
 import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
-import { messageOf } from "../shared/errors.ts";
+import { isZodError, messageOf } from "../shared/errors.ts";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
@@ -41,6 +41,11 @@ import {
 } from "../../ports/run_store.ts";
 import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
+  applyPostgresMigrations,
+  type PostgresMigration,
+  postgresMigrationVersions,
+} from "./postgres_migrations.ts";
+import {
   postgresClientOptions,
   type PostgresConnectionOptions,
 } from "./postgres_source_database.ts";
@@ -60,10 +65,7 @@ export interface PostgresRunStoreOptions extends PostgresConnectionOptions {
  * The schema, one migration per version, applied in order, each once; `%s` is the quoted schema. Never
  * edit one that has shipped: add the next.
  */
-export const POSTGRES_RUN_STORE_MIGRATIONS: readonly {
-  readonly version: number;
-  readonly sql: string;
-}[] = [
+export const POSTGRES_RUN_STORE_MIGRATIONS: readonly PostgresMigration[] = [
   {
     version: 1,
     sql: `
@@ -123,37 +125,24 @@ export class PostgresRunStore implements RunStore {
 
   /** Applies the migrations the schema lacks, under an advisory lock on the schema. */
   migrate(): Promise<void> {
-    const schema = quotePostgresIdentifier(this.#schema);
-    return this.#do("migrate the run store", (sql) =>
-      sql.begin(async (tx) => {
-        await tx`select pg_advisory_xact_lock(hashtextextended(${`cr8tor run store ${this.#schema}`}, 0))`;
-        await tx.unsafe(`
-          create schema if not exists ${schema};
-          create table if not exists ${schema}.run_store_migrations (
-            version integer primary key,
-            applied_at timestamptz not null default now()
-          );
-        `);
-        const rows = await tx.unsafe(`select version from ${schema}.run_store_migrations`);
-        const applied = new Set(rows.map((row) => Number(row.version)));
-        for (const migration of POSTGRES_RUN_STORE_MIGRATIONS) {
-          if (applied.has(migration.version)) continue;
-          await tx.unsafe(migration.sql.replaceAll("%s", schema));
-          await tx.unsafe(`insert into ${schema}.run_store_migrations (version) values ($1)`, [
-            migration.version,
-          ]);
-        }
-      }));
+    return this.#do(
+      "migrate the run store",
+      (sql) =>
+        applyPostgresMigrations(
+          sql,
+          this.#schema,
+          "cr8tor run store",
+          "run_store_migrations",
+          POSTGRES_RUN_STORE_MIGRATIONS,
+        ),
+    );
   }
 
   /** The migration versions recorded in the schema, in order. */
   migrationVersions(): Promise<number[]> {
-    const schema = quotePostgresIdentifier(this.#schema);
     return this.#do(
       "read the migrations",
-      async (sql) =>
-        (await sql.unsafe(`select version from ${schema}.run_store_migrations order by version`))
-          .map((row) => Number(row.version)),
+      (sql) => postgresMigrationVersions(sql, this.#schema, "run_store_migrations"),
     );
   }
 
@@ -370,10 +359,6 @@ function decodeRunCursorOrReject(cursor: string): ReturnType<typeof decodeRunCur
   } catch (e) {
     return e instanceof Error ? e : new Error(String(e));
   }
-}
-
-function isZodError(e: unknown): boolean {
-  return e instanceof Error && e.name === "ZodError";
 }
 
 /** A stored body, checked against the run schema. */

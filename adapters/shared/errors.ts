@@ -46,3 +46,8 @@ export function causeChain(error: unknown, depth = 4): string {
   if (messages.length === 0) return error instanceof Error ? error.name : String(error);
   return messages.join(": ");
 }
+
+/** Whether `e` is a zod validation error (bad input or a bad stored row, not a storage failure). */
+export function isZodError(e: unknown): boolean {
+  return e instanceof Error && e.name === "ZodError";
+}

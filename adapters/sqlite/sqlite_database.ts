@@ -89,8 +89,3 @@ export function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
     throw e;
   }
 }
-
-/** Whether `e` is a zod validation error (bad input, not a storage failure). */
-export function isZodError(e: unknown): boolean {
-  return e instanceof Error && e.name === "ZodError";
-}

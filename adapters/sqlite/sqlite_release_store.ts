@@ -28,11 +28,10 @@ import {
   type ReleaseStore,
   ReleaseStoreUnavailableError,
 } from "../../ports/release_store.ts";
-import { messageOf } from "../shared/errors.ts";
+import { isZodError, messageOf } from "../shared/errors.ts";
 import {
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
-  isZodError,
   openSqliteDatabase,
   type SqliteMigration,
   sqliteMigrationVersions,

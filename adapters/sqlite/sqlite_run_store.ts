@@ -36,11 +36,10 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
-import { messageOf } from "../shared/errors.ts";
+import { isZodError, messageOf } from "../shared/errors.ts";
 import {
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
-  isZodError,
   openSqliteDatabase,
   type SqliteMigration,
   sqliteMigrationVersions,
