@@ -77,3 +77,39 @@ Deno.test("a corrupt release row is an error, not a release", async () => {
   }
   await assert.rejects(store.get(release.id));
 });
+
+const WORKER = new URL("../../tests/support/release_store_worker.ts", import.meta.url).pathname;
+
+Deno.test("two processes deciding at once: every decision kept, the gate opened once", async () => {
+  const path = await tempStorePath();
+  await using store = await openSqliteReleaseStore({ path });
+  const { release } = await store.ensure(aRelease(1));
+  const count = 15;
+  const children = ["x", "y"].map((writer) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        "--allow-read",
+        "--allow-write",
+        WORKER,
+        path,
+        release.id,
+        writer,
+        `${count}`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn()
+  );
+  await Deno.writeTextFile(`${path}.go`, "");
+  const outputs = await Promise.all(children.map((child) => child.output()));
+  for (const output of outputs) {
+    assert.ok(output.success, new TextDecoder().decode(output.stderr));
+  }
+  const opened = outputs.map((o) => JSON.parse(new TextDecoder().decode(o.stdout)).opened);
+  assert.equal(opened[0] + opened[1], 1);
+  const stored = await store.get(release.id);
+  assert.equal(stored?.decisions.length, 2 * count);
+  assert.equal(new Set(stored?.decisions.map((d) => d.person.id)).size, 2 * count);
+});
