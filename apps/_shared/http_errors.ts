@@ -63,6 +63,20 @@ import {
 } from "../../ports/run_store.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
 import {
+  ApprovalTypeTakenError,
+  NotEntitledError,
+  NothingStagedToApproveError,
+  ReleaseClosedError,
+  SelfApprovalError,
+  UnknownApprovalTypeError,
+  UnknownGateError,
+} from "../../domain/release.ts";
+import {
+  InvalidReleaseCursorError,
+  ReleaseNotFoundError,
+  ReleaseStoreUnavailableError,
+} from "../../ports/release_store.ts";
+import {
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
   SubServiceTimeoutError,
@@ -77,6 +91,9 @@ type ErrorClass = abstract new (...args: any[]) => AppError;
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidRunCursorError, 400],
   [InvalidRunQueryError, 400],
+  [InvalidReleaseCursorError, 400],
+  [NotEntitledError, 403],
+  [SelfApprovalError, 403],
   [SourceNotAllowedError, 403],
   [InvalidSecretNameError, 422],
   [DestinationNameTooLongError, 422],
@@ -87,8 +104,11 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DuckdbConstraintError, 422],
   [DuckdbNameClashError, 422],
   [UnsafeTableNameError, 422],
+  [UnknownGateError, 422],
+  [UnknownApprovalTypeError, 422],
   [ValueTooLargeError, 422],
   [RunNotFoundError, 404],
+  [ReleaseNotFoundError, 404],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],
   [SecretNotFoundError, 404],
@@ -98,6 +118,9 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [RunVersionConflictError, 409],
   [InvalidRunTransitionError, 409],
   [RunCancelledError, 409],
+  [ReleaseClosedError, 409],
+  [ApprovalTypeTakenError, 409],
+  [NothingStagedToApproveError, 409],
   [NothingStagedError, 409],
   [StagingIntegrityError, 409],
   // The request is valid; the filestore's state (a link where a folder or file must be) refuses it.
@@ -119,6 +142,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SubServiceReplyTooLargeError, 502],
   [SubServiceTimeoutError, 504],
   [RunStoreUnavailableError, 503],
+  [ReleaseStoreUnavailableError, 503],
   [RunInterruptedError, 503],
 ]);
 
