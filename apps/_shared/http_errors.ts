@@ -62,6 +62,7 @@ import {
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
+import { IdentityProviderUnavailableError, PersonTokenRejectedError } from "../../ports/identity.ts";
 import {
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
@@ -77,6 +78,7 @@ type ErrorClass = abstract new (...args: any[]) => AppError;
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidRunCursorError, 400],
   [InvalidRunQueryError, 400],
+  [PersonTokenRejectedError, 401],
   [SourceNotAllowedError, 403],
   [InvalidSecretNameError, 422],
   [DestinationNameTooLongError, 422],
@@ -120,7 +122,21 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SubServiceTimeoutError, 504],
   [RunStoreUnavailableError, 503],
   [RunInterruptedError, 503],
+  [IdentityProviderUnavailableError, 503],
 ]);
+
+/** Headers some errors' replies carry beside the envelope. */
+const HEADERS = new Map<ErrorClass, Readonly<Record<string, string>>>([
+  // RFC 6750 §3: a refused bearer token says so in a challenge.
+  [PersonTokenRejectedError, { "WWW-Authenticate": 'Bearer error="invalid_token"' }],
+  [IdentityProviderUnavailableError, { "Retry-After": "5" }],
+]);
+
+/** The headers the reply to a known error carries besides the envelope (none for most errors). */
+export function headersOf(error: unknown): Readonly<Record<string, string>> {
+  for (const [cls, headers] of HEADERS) if (error instanceof cls) return headers;
+  return {};
+}
 
 /** Returns the status for a known error class, or `undefined` for anything unexpected. */
 export function statusOf(error: unknown): ContentfulStatusCode | undefined {
