@@ -173,6 +173,11 @@ export class OidcPersonVerifier implements PersonVerifier {
     }
     // A key id the cached JWKS does not hold: perhaps a key rotated in at the issuer since.
     const refreshed = await this.#keysForUnknownKeyId();
+    if (refreshed === undefined && this.#lastAttempt?.failed === true) {
+      throw new IdentityProviderUnavailableError(
+        `no cached key matches ${keyIdOf(token)}, and the JWKS could not be fetched moments ago`,
+      );
+    }
     if (refreshed === undefined) {
       throw new PersonTokenRejectedError(
         `no key in the issuer's JWKS matches ${keyIdOf(token)}; the JWKS was fetched less than ` +
@@ -196,7 +201,9 @@ export class OidcPersonVerifier implements PersonVerifier {
     }
     if (typeof alg !== "string" || !ASYMMETRIC_ALGORITHMS.includes(alg)) {
       throw new PersonTokenRejectedError(
-        `token algorithm ${printable(alg)} is not accepted; only ${ASYMMETRIC_ALGORITHMS.join(", ")}`,
+        `token algorithm ${printable(alg)} is not accepted; only ${
+          ASYMMETRIC_ALGORITHMS.join(", ")
+        }`,
       );
     }
   }
@@ -339,10 +346,15 @@ export class OidcPersonVerifier implements PersonVerifier {
       }
       text = await readCapped(response, this.#maxBytes);
     } catch (e) {
-      const why = signal.aborted ? `did not answer within ${this.#timeoutMs / 1000} s` : messageOf(e);
-      throw new IdentityProviderUnavailableError(`cannot fetch the ${what} at ${url.origin}: ${why}`, {
-        cause: e,
-      });
+      const why = signal.aborted
+        ? `did not answer within ${this.#timeoutMs / 1000} s`
+        : messageOf(e);
+      throw new IdentityProviderUnavailableError(
+        `cannot fetch the ${what} at ${url.origin}: ${why}`,
+        {
+          cause: e,
+        },
+      );
     }
     try {
       return JSON.parse(text);
@@ -400,7 +412,9 @@ function claimAt(payload: JWTPayload, path: readonly string[]): unknown {
 
 /** Turns a `jose` failure into a refusal that says why (never the token). */
 function rejectionOf(e: unknown, token?: string): Error {
-  if (e instanceof PersonTokenRejectedError || e instanceof IdentityProviderUnavailableError) return e;
+  if (e instanceof PersonTokenRejectedError || e instanceof IdentityProviderUnavailableError) {
+    return e;
+  }
   if (e instanceof errors.JWTExpired) {
     return new PersonTokenRejectedError(`token expired (exp ${printable(e.payload.exp)})`);
   }

@@ -62,7 +62,10 @@ import {
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
-import { IdentityProviderUnavailableError, PersonTokenRejectedError } from "../../ports/identity.ts";
+import {
+  IdentityProviderUnavailableError,
+  PersonTokenRejectedError,
+} from "../../ports/identity.ts";
 import {
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,

@@ -17,7 +17,8 @@ import { parseEnv } from "./config.ts";
 export const OidcEnv = z.object({
   /** The issuer; its discovery document is `<issuer>/.well-known/openid-configuration`. */
   OIDC_ISSUER_URL: z.string().optional().refine(
-    (value) => value === undefined || URL.canParse(value) && isAllowedIdentityProviderUrl(new URL(value)),
+    (value) =>
+      value === undefined || URL.canParse(value) && isAllowedIdentityProviderUrl(new URL(value)),
     { error: "must be an https URL (plain http only to a loopback host)" },
   ),
   /** The audience people's tokens must name (`aud`); required with `OIDC_ISSUER_URL`. */

@@ -35,7 +35,12 @@ export interface TestSigningKey {
 /** Creates a key pair for `alg` with the given key id. */
 export async function aSigningKey(kid: string, alg = "RS256"): Promise<TestSigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: "sig" } };
+  return {
+    kid,
+    alg,
+    privateKey,
+    publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: "sig" },
+  };
 }
 
 /** How an endpoint of the key server behaves. */
@@ -135,7 +140,11 @@ export async function startKeyServer(): Promise<KeyServer> {
           ...claims,
         }).filter(([, value]) => value !== undefined),
       ) as JWTPayload;
-      return await new SignJWT(payload).setProtectedHeader({ alg: key.alg, kid: key.kid, typ: "JWT" })
+      return await new SignJWT(payload).setProtectedHeader({
+        alg: key.alg,
+        kid: key.kid,
+        typ: "JWT",
+      })
         .sign(key.privateKey);
     },
     async [Symbol.asyncDispose]() {
@@ -162,7 +171,12 @@ export async function startOidcProvider(
   audience = TEST_AUDIENCE,
 ): Promise<OidcProvider> {
   const key = await aSigningKey("oidc-provider-key");
-  const signingJwk = { ...(await exportJWK(key.privateKey)), kid: key.kid, alg: "RS256", use: "sig" };
+  const signingJwk = {
+    ...(await exportJWK(key.privateKey)),
+    kid: key.kid,
+    alg: "RS256",
+    use: "sig",
+  };
   let handler: ((...args: unknown[]) => void) | undefined;
   const server: Server = createServer((req, res) => handler?.(req, res));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
