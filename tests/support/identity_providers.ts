@@ -177,8 +177,8 @@ export async function startOidcProvider(
     alg: "RS256",
     use: "sig",
   };
-  let handler: ((...args: unknown[]) => void) | undefined;
-  const server: Server = createServer((req, res) => handler?.(req, res));
+  const route: { handler?: (...args: unknown[]) => void } = {};
+  const server: Server = createServer((req, res) => route.handler?.(req, res));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const secret = "client-secret-0123456789abcdef";
@@ -212,7 +212,7 @@ export async function startOidcProvider(
       preferred_username: token.clientId,
     }),
   });
-  handler = provider.callback() as (...args: unknown[]) => void;
+  route.handler = provider.callback() as (...args: unknown[]) => void;
   return {
     issuer,
     async accessToken(clientId: string) {
