@@ -105,6 +105,12 @@ const FORBIDDEN_DETAIL =
 /** The security requirement every protected route declares. */
 export const API_KEY_SECURITY = [{ ApiKey: [] }];
 
+/**
+ * The security requirement of a route that takes a person's token (with `ServiceOptions.people`); a route
+ * taking either credential declares `[...API_KEY_SECURITY, ...PERSON_TOKEN_SECURITY]`.
+ */
+export const PERSON_TOKEN_SECURITY = [{ PersonToken: [] }];
+
 /** Error replies every protected route may give, for the OpenAPI document. */
 export function errorResponses(...statuses: number[]) {
   const descriptions: Record<number, string> = {
@@ -307,6 +313,14 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     in: "header",
     name: "x-api-key",
   });
+  if (people !== undefined) {
+    app.openAPIRegistry.registerComponent("securitySchemes", "PersonToken", {
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT",
+      description: "A person's OpenID Connect access token (OIDC_ISSUER_URL, OIDC_AUDIENCE)",
+    });
+  }
 
   app.openapi(
     createRoute({

@@ -172,10 +172,20 @@ Deno.test("requirePerson() through createServiceApp: a person's token and a key 
       assert.equal(none.res.status, 401);
     });
 
-    await t.step("public paths stay public", async () => {
-      const { res } = await get(app, "/health", {});
-      assert.equal(res.status, 200);
-    });
+    await t.step(
+      "public paths stay public; the OpenAPI document names the bearer scheme",
+      async () => {
+        const { res, json } = await get(app, "/openapi.json", {});
+        assert.equal(res.status, 200);
+        assert.deepEqual(json.components.securitySchemes.PersonToken, {
+          type: "http",
+          scheme: "bearer",
+          bearerFormat: "JWT",
+          description: "A person's OpenID Connect access token (OIDC_ISSUER_URL, OIDC_AUDIENCE)",
+        });
+        assert.equal((await get(app, "/health", {})).res.status, 200);
+      },
+    );
   });
 });
 
