@@ -5,7 +5,7 @@
  * - Keys: `<issuer>/.well-known/openid-configuration`, then its `jwks_uri`, both over https (plain http
  *   only to a loopback host, for tests), each with a time limit ({@link OidcSettings.fetchTimeoutMs}) and a
  *   size cap ({@link OidcSettings.maxResponseBytes}), following no redirects. The discovery document must
- *   name exactly the configured issuer.
+ *   name exactly the configured issuer; it is read once per process.
  * - Cache: the JWKS is kept and fetched again when it is older than {@link JWKS_REFRESH_AFTER_MS}, or when
  *   a token names a key id it does not hold (a key rotated in at the issuer). Fetches are throttled: at
  *   most one every {@link OidcSettings.minRefetchIntervalMs} (30 s) after a success, one every
