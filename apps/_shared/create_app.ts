@@ -5,6 +5,8 @@
  * given metrics, one more middleware in front of all of them that counts every request by its matched
  * route pattern, and `GET /metrics` (`service_metrics.ts`).
  *
+ * Routes that `ServiceOptions.people` names take a person's bearer token instead (`person_auth.ts`).
+ *
  * The key is checked before anything touches the body: a request without the right key is answered 403
  * whatever its `Content-Length` or `Transfer-Encoding`, and not a byte of its body is read. Such refusals
  * are counted ({@link RefusalTally}) instead of being logged and audited one by one.
@@ -21,10 +23,11 @@ import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
-import { errorBody, errorReply, type ErrorStyle, statusOf } from "./http_errors.ts";
+import { errorBody, errorReply, type ErrorStyle, headersOf, statusOf } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
 import { docsPage } from "./docs_page.ts";
 import { jsonDepthLimit, MAX_JSON_DEPTH } from "./json_depth.ts";
+import { type PeopleAuthentication, requirePerson } from "./person_auth.ts";
 import { DEFAULT_REFUSAL_INTERVAL_MS, RefusalTally } from "./refusals.ts";
 import {
   type BodyRefusal,
@@ -76,6 +79,11 @@ export interface ServiceOptions {
   readonly metrics?: ServiceMetrics | undefined;
   /** Who may read `GET /metrics` besides a caller with the key; {@link METRICS_WITH_KEY} by default. */
   readonly metricsAccess?: MetricsAccess | undefined;
+  /**
+   * People's sign-in (`apps/_shared/person_auth.ts`): the routes it names take a person's bearer token
+   * instead of (or besides) the key. Without it every route takes the key only.
+   */
+  readonly people?: PeopleAuthentication | undefined;
 }
 
 /** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
@@ -97,9 +105,16 @@ const FORBIDDEN_DETAIL =
 /** The security requirement every protected route declares. */
 export const API_KEY_SECURITY = [{ ApiKey: [] }];
 
+/**
+ * The security requirement of a route that takes a person's token (with `ServiceOptions.people`); a route
+ * taking either credential declares `[...API_KEY_SECURITY, ...PERSON_TOKEN_SECURITY]`.
+ */
+export const PERSON_TOKEN_SECURITY = [{ PersonToken: [] }];
+
 /** Error replies every protected route may give, for the OpenAPI document. */
 export function errorResponses(...statuses: number[]) {
   const descriptions: Record<number, string> = {
+    401: "A person's bearer token is missing or not valid (WWW-Authenticate says so)",
     403: "Missing or wrong x-api-key",
     408: "The request body did not arrive in time; the connection is closed",
     404: "Something the request names does not exist",
@@ -180,8 +195,19 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       duration_ms: Math.round(performance.now() - started),
     });
   });
+  const people = options.people;
+  const personAuth = people === undefined ? undefined : requirePerson(people.verifier);
   app.use(async function apiKeyAuth(c, next) {
     if (isPublic(c)) return next();
+    if (people !== undefined && personAuth !== undefined) {
+      const credential = people.credentialFor(c);
+      if (
+        credential === "person" ||
+        (credential === "key_or_person" && c.req.header("x-api-key") === undefined)
+      ) {
+        return personAuth(c, next);
+      }
+    }
     if (options.metrics !== undefined && isMetricsRead(c)) {
       // Not a key refusal: a scraper with the wrong token is logged, never tallied or audited.
       const access = options.metricsAccess ?? METRICS_WITH_KEY;
@@ -250,6 +276,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
         status,
         ...(error.logDetail === undefined ? {} : { reason: error.logDetail }),
       });
+      for (const [name, value] of Object.entries(headersOf(error))) c.header(name, value);
       return errorReply(c, style, status, { detail: error.message, code });
     }
     if (error instanceof HTTPException && error.status === 400) {
@@ -286,6 +313,14 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     in: "header",
     name: "x-api-key",
   });
+  if (people !== undefined) {
+    app.openAPIRegistry.registerComponent("securitySchemes", "PersonToken", {
+      type: "http",
+      scheme: "bearer",
+      bearerFormat: "JWT",
+      description: "A person's OpenID Connect access token (OIDC_ISSUER_URL, OIDC_AUDIENCE)",
+    });
+  }
 
   app.openapi(
     createRoute({

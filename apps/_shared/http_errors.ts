@@ -77,6 +77,10 @@ import {
   ReleaseStoreUnavailableError,
 } from "../../ports/release_store.ts";
 import {
+  IdentityProviderUnavailableError,
+  PersonTokenRejectedError,
+} from "../../ports/identity.ts";
+import {
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
   SubServiceTimeoutError,
@@ -91,6 +95,7 @@ type ErrorClass = abstract new (...args: any[]) => AppError;
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidRunCursorError, 400],
   [InvalidRunQueryError, 400],
+  [PersonTokenRejectedError, 401],
   [InvalidReleaseCursorError, 400],
   [NotEntitledError, 403],
   [SelfApprovalError, 403],
@@ -144,7 +149,21 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [RunStoreUnavailableError, 503],
   [ReleaseStoreUnavailableError, 503],
   [RunInterruptedError, 503],
+  [IdentityProviderUnavailableError, 503],
 ]);
+
+/** Headers some errors' replies carry beside the envelope. */
+const HEADERS = new Map<ErrorClass, Readonly<Record<string, string>>>([
+  // RFC 6750 §3: a refused bearer token says so in a challenge.
+  [PersonTokenRejectedError, { "WWW-Authenticate": 'Bearer error="invalid_token"' }],
+  [IdentityProviderUnavailableError, { "Retry-After": "5" }],
+]);
+
+/** The headers the reply to a known error carries besides the envelope (none for most errors). */
+export function headersOf(error: unknown): Readonly<Record<string, string>> {
+  for (const [cls, headers] of HEADERS) if (error instanceof cls) return headers;
+  return {};
+}
 
 /** Returns the status for a known error class, or `undefined` for anything unexpected. */
 export function statusOf(error: unknown): ContentfulStatusCode | undefined {
