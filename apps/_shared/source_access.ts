@@ -162,12 +162,17 @@ class RedactingSource implements SourceDatabase {
   readonly #secrets: readonly string[];
   /** Present only when the source has it: writers take the CSV fast path when it is there. */
   readonly readCsv?: NonNullable<SourceDatabase["readCsv"]>;
+  /** Present only when the source has it: runs report the expected rows when it is there. */
+  readonly estimateRows?: NonNullable<SourceDatabase["estimateRows"]>;
 
   constructor(db: SourceDatabase, secrets: readonly string[]) {
     this.#db = db;
     this.#secrets = secrets;
     if (db.readCsv !== undefined) {
       this.readCsv = (...args) => redactingStream(secrets, db.readCsv!(...args));
+    }
+    if (db.estimateRows !== undefined) {
+      this.estimateRows = (...args) => redactingFailures(secrets, () => db.estimateRows!(...args));
     }
   }
 
