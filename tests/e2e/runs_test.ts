@@ -224,8 +224,11 @@ Deno.test({
         assert.equal(cancelled.status, 200, JSON.stringify(cancelled.json));
         assert.equal(cancelled.json.payload.state, "cancelled", `after ${tookMs} ms`);
         assert.equal(cancelled.json.payload.outcome.status, 409);
-        // Known gap (see docs/runs.md): the abandoned CSV read drains the rest of the COPY, so the
-        // source's query runs on in PostgreSQL until the view ends; it is not asserted gone here.
+        await pollUntil(
+          "the source query to leave pg_stat_activity",
+          async () => await activeQueries(pg) === 0 || undefined,
+          10_000,
+        );
 
         const waiting = await attached;
         assert.equal(waiting.status, 409, JSON.stringify(waiting.json));
@@ -439,6 +442,11 @@ Deno.test({
         assert.equal(cancelled.json.payload.state, "cancelled");
         const seenByOwner = await callApi(`${a.url}/runs/${id}`, key);
         assert.equal(seenByOwner.json.payload.state, "cancelled");
+        await pollUntil(
+          "the owner to stop reading",
+          async () => await activeQueries(pg) === 0 || undefined,
+          15_000,
+        );
       });
 
       await t.step(
