@@ -207,11 +207,17 @@ Deno.test({
         const stagedBefore = await snapshot(staging);
         assert.ok(stagedBefore.length > 1, "the previous package is staged");
         const request = packageRequest(project, schema, ["people", "very_slow"]);
+        // A synchronous caller starts the run and waits on it; the same request with
+        // `Prefer: respond-async` attaches to that run (so the caller is known to be waiting).
+        const attached = callApi(packageUrl, key, { body: request });
+        const active = await pollUntil("the run", async () => {
+          const list = await callApi(`${gateway}/runs?project=${project}&state=running`, key);
+          return (list.json.payload.runs as RunView[])[0];
+        });
         const started = await callApi(packageUrl, key, { body: request, headers: async });
         assert.equal(started.status, 202, JSON.stringify(started.json));
         const id = started.json.payload.id as string;
-        // A synchronous caller with the same request attaches to the run.
-        const attached = callApi(packageUrl, key, { body: request });
+        assert.equal(id, active.id, "the async request attached to the running run");
         await pollUntil(
           "the slow view's query",
           async () => await activeQueries(pg, "very_slow") > 0 || undefined,
