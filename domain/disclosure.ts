@@ -22,7 +22,8 @@
  *
  * @module
  */
-import type { CanonicalRow, LogicalKind } from "./logical_type.ts";
+import { z } from "zod";
+import type { LogicalKind } from "./logical_type.ts";
 
 /** Distinct values are counted exactly up to this many per column, then estimated. */
 export const DISTINCT_EXACT_CAP = 10_000;
@@ -110,6 +111,42 @@ export interface DisclosureColumn {
   readonly name: string;
   readonly kind: LogicalKind;
 }
+
+const count = z.number().int().nonnegative();
+
+/** {@link DisclosureThresholds} as stored (staging manifest, run). */
+export const disclosureThresholdsSchema = z.strictObject({
+  small_cell_threshold: z.number().int().positive(),
+  distinct_exact_cap: count,
+  category_cap: count,
+  category_label_max_chars: count,
+});
+
+/** {@link TableDisclosure} as stored (staging manifest, run). */
+export const tableDisclosureSchema = z.strictObject({
+  table: z.string().min(1),
+  rows: count,
+  columns: z.array(z.strictObject({
+    name: z.string(),
+    kind: z.string() as z.ZodType<LogicalKind>,
+    nulls: count,
+    distinct: z.strictObject({ value: count, estimate: z.boolean() }),
+    min: z.string().nullable(),
+    max: z.string().nullable(),
+    categories: z.array(z.strictObject({ value: z.string(), count, small: z.boolean() })).readonly()
+      .nullable(),
+    small_categories: count,
+  })).readonly(),
+});
+
+/** The checks of one staged dataset: the thresholds applied and each table's statistics. */
+export const datasetDisclosureSchema = z.strictObject({
+  thresholds: disclosureThresholdsSchema,
+  tables: z.array(tableDisclosureSchema).readonly(),
+});
+
+/** See {@link datasetDisclosureSchema}. */
+export type DatasetDisclosure = z.infer<typeof datasetDisclosureSchema>;
 
 /** cyrb53 (public domain): a fast 53-bit string hash. */
 function hash53(text: string): number {
