@@ -17,8 +17,8 @@ import {
   CanonicalCsvParser,
   type DatasetDisclosure,
   DisclosureAccumulator,
-  disclosureThresholds,
   type DisclosureThresholds,
+  disclosureThresholds,
   type TableDisclosure,
 } from "../domain/disclosure.ts";
 import type { CanonicalRow } from "../domain/logical_type.ts";

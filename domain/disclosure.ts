@@ -6,7 +6,8 @@
  * Per table: the rows. Per column: the nulls; the distinct values (exact up to
  * {@link DISTINCT_EXACT_CAP}, then a HyperLogLog estimate, `estimate: true`); the minimum and maximum for
  * numbers, dates and times ({@link ORDERED_KINDS}); and, for columns with at most {@link CATEGORY_CAP}
- * distinct values, the count per value, each value seen fewer than the small-cell threshold flagged.
+ * distinct values, the count per value, each value seen fewer than the small-cell threshold flagged
+ * (unless every value is seen once: that column is an identifier or free text, not a category).
  *
  * **What the output may hold.** No row-level value except category labels with their counts (a label seen
  * at least the threshold's times is an aggregate; one seen fewer times is flagged, as the approvers must
@@ -92,7 +93,8 @@ export interface ColumnDisclosure {
   readonly max: string | null;
   /**
    * Counts per value, sorted by value (code point), when the column has at most {@link CATEGORY_CAP}
-   * distinct values none longer than {@link CATEGORY_LABEL_MAX_CHARS}; otherwise `null`.
+   * distinct values none longer than {@link CATEGORY_LABEL_MAX_CHARS} and some value is seen more than
+   * once; otherwise `null` (a column of values each seen once is no category: its labels would be rows).
    */
   readonly categories: readonly CategoryCount[] | null;
   /** How many of `categories` are flagged `small`. */
@@ -342,7 +344,10 @@ class ColumnAccumulator {
   }
 
   result(smallCellThreshold: number): ColumnDisclosure {
-    const categories = this.#categories === undefined
+    // A column whose every value is seen once is an identifier or free text, not a category.
+    const repeats = this.#categories !== undefined &&
+      [...this.#categories.values()].some((count) => count > 1);
+    const categories = this.#categories === undefined || !repeats
       ? null
       : [...this.#categories].sort(([a], [b]) => codePointCompare(a, b)).map(([value, count]) => ({
         value,

@@ -102,6 +102,7 @@ Deno.test("a long value makes the column no category", () => {
   acc.addRow(["a"]);
   acc.addRow(["b".repeat(CATEGORY_LABEL_MAX_CHARS + 1)]);
   acc.addRow(["a"]);
+  acc.addRow(["a"]);
   assert.equal(acc.result().columns[0]!.categories, null);
   assert.deepEqual(acc.result().columns[0]!.distinct, { value: 2, estimate: false });
 });
@@ -144,6 +145,15 @@ Deno.test("the output holds no free-text value of a high-cardinality column", ()
   const acc = new DisclosureAccumulator("t", [{ name: "note", kind: "text" }]);
   for (let i = 0; i < 100; i++) acc.addRow([`secret note ${i}`]);
   assert.ok(!JSON.stringify(acc.result()).includes("secret note"));
+});
+
+Deno.test("a column whose every value is seen once gets no counts per value", () => {
+  const acc = new DisclosureAccumulator("t", [{ name: "note", kind: "text" }]);
+  for (let i = 0; i < 5; i++) acc.addRow([`note ${i}`]);
+  acc.addRow([null]);
+  const [note] = acc.result().columns;
+  assert.equal(note!.categories, null);
+  assert.ok(!JSON.stringify(acc.result()).includes("note 1"));
 });
 
 Deno.test("the threshold must be a whole number of at least 1", () => {

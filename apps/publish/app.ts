@@ -26,9 +26,9 @@ import { auditKeyId, auditRequestFields } from "../../domain/audit.ts";
 import { RunInterruptedError } from "../../domain/interruption.ts";
 import {
   DataContractPublishRequest,
-  PublishServicePublishRequest,
   DataContractTransferRequest,
   type Destination as RequestDestination,
+  PublishServicePublishRequest,
 } from "../../domain/contract.ts";
 import {
   type NewRunInput,
