@@ -232,6 +232,8 @@ function decimalParts(text: string): DecimalParts {
 
 /** Compares two numbers' canonical texts exactly (no floating point). */
 export function compareDecimalText(a: string, b: string): number {
+  const fast = comparePlainDecimals(a, b);
+  if (fast !== undefined) return fast;
   const x = decimalParts(a);
   const y = decimalParts(b);
   if (x.rank !== y.rank) return x.rank < y.rank ? -1 : 1;
@@ -240,6 +242,54 @@ export function compareDecimalText(a: string, b: string): number {
   if (x.exponent !== y.exponent) order = x.exponent < y.exponent ? -1 : 1;
   else order = x.digits < y.digits ? -1 : x.digits > y.digits ? 1 : 0;
   return x.rank === 1 ? order : -order;
+}
+
+/**
+ * The index of the decimal point of a plain decimal (`-?digits[.digits]`, no leading zero), or its
+ * length when it has none; -1 for any other text (exponent form, `NaN`, `-0...`), left to the exact path.
+ */
+function plainPoint(text: string, start: number): number {
+  const length = text.length;
+  if (start >= length) return -1;
+  let point = length;
+  for (let i = start; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) continue;
+    if (c !== 46 || point !== length || i === start) return -1;
+    point = i;
+  }
+  if (text.charCodeAt(start) === 48 && (point - start > 1 || start === 1)) return -1;
+  return point;
+}
+
+/** The fast path of {@link compareDecimalText} for plain decimals; `undefined` for anything else. */
+function comparePlainDecimals(a: string, b: string): number | undefined {
+  const aNegative = a.charCodeAt(0) === 45;
+  const bNegative = b.charCodeAt(0) === 45;
+  const aStart = aNegative ? 1 : 0;
+  const bStart = bNegative ? 1 : 0;
+  const aPoint = plainPoint(a, aStart);
+  const bPoint = plainPoint(b, bStart);
+  if (aPoint < 0 || bPoint < 0) return undefined;
+  if (aNegative !== bNegative) return aNegative ? -1 : 1;
+  let order = 0;
+  const aWhole = aPoint - aStart;
+  const bWhole = bPoint - bStart;
+  if (aWhole !== bWhole) order = aWhole < bWhole ? -1 : 1;
+  else {
+    for (let i = 0; i < aWhole && order === 0; i++) {
+      const x = a.charCodeAt(aStart + i);
+      const y = b.charCodeAt(bStart + i);
+      if (x !== y) order = x < y ? -1 : 1;
+    }
+    const fraction = Math.max(a.length - aPoint, b.length - bPoint);
+    for (let i = 1; i < fraction && order === 0; i++) {
+      const x = aPoint + i < a.length ? a.charCodeAt(aPoint + i) : 48;
+      const y = bPoint + i < b.length ? b.charCodeAt(bPoint + i) : 48;
+      if (x !== y) order = x < y ? -1 : 1;
+    }
+  }
+  return aNegative ? -order : order;
 }
 
 /** `-infinity` before every date, `infinity` after; years BC as negative (astronomical) years. */
@@ -253,8 +303,16 @@ function temporalKey(text: string): { rank: number; year: number; rest: string }
   return { rank: 0, year: bc ? 1 - year : year, rest: body.slice(dash) };
 }
 
+/** A date or timestamp of a four-digit year AD: its canonical text sorts as ASCII. */
+function isPlainTemporal(text: string): boolean {
+  const first = text.charCodeAt(0);
+  return first >= 48 && first <= 57 && text.charCodeAt(4) === 45 &&
+    text.charCodeAt(text.length - 1) !== 67;
+}
+
 /** Compares two dates or timestamps in canonical text. */
 export function compareTemporalText(a: string, b: string): number {
+  if (isPlainTemporal(a) && isPlainTemporal(b)) return a < b ? -1 : a > b ? 1 : 0;
   const x = temporalKey(a);
   const y = temporalKey(b);
   if (x.rank !== y.rank) return x.rank < y.rank ? -1 : 1;
@@ -317,29 +375,37 @@ class ColumnAccumulator {
       this.#nulls++;
       return;
     }
-    const hash = hash53(value);
-    if (this.#exact !== undefined) {
-      this.#exact.add(hash);
-      if (this.#exact.size > DISTINCT_EXACT_CAP) {
-        this.#sketch = new HyperLogLog();
-        for (const seen of this.#exact) this.#sketch.add(seen);
-        this.#exact = undefined;
-      }
-    } else {
-      this.#sketch!.add(hash);
-    }
-    const categories = this.#categories;
-    if (categories !== undefined) {
-      if (value.length > CATEGORY_LABEL_MAX_CHARS) this.#categories = undefined;
-      else {
-        categories.set(value, (categories.get(value) ?? 0) + 1);
-        if (categories.size > CATEGORY_CAP) this.#categories = undefined;
-      }
-    }
     const compare = this.#compare;
     if (compare !== undefined) {
       if (this.#min === null || compare(value, this.#min) < 0) this.#min = value;
       if (this.#max === null || compare(value, this.#max) > 0) this.#max = value;
+    }
+    // While the column has few distinct values, the counts per value are its distinct count too.
+    const categories = this.#categories;
+    if (categories === undefined) {
+      this.#countDistinct(hash53(value));
+      return;
+    }
+    const counted = value.length <= CATEGORY_LABEL_MAX_CHARS;
+    if (counted) {
+      categories.set(value, (categories.get(value) ?? 0) + 1);
+      if (categories.size <= CATEGORY_CAP) return;
+    }
+    this.#categories = undefined;
+    for (const seen of categories.keys()) this.#countDistinct(hash53(seen));
+    if (!counted) this.#countDistinct(hash53(value));
+  }
+
+  #countDistinct(hash: number): void {
+    if (this.#exact === undefined) {
+      this.#sketch!.add(hash);
+      return;
+    }
+    this.#exact.add(hash);
+    if (this.#exact.size > DISTINCT_EXACT_CAP) {
+      this.#sketch = new HyperLogLog();
+      for (const seen of this.#exact) this.#sketch.add(seen);
+      this.#exact = undefined;
     }
   }
 
@@ -358,7 +424,9 @@ class ColumnAccumulator {
       name: this.#column.name,
       kind: this.#column.kind,
       nulls: this.#nulls,
-      distinct: this.#exact !== undefined
+      distinct: this.#categories !== undefined
+        ? { value: this.#categories.size, estimate: false }
+        : this.#exact !== undefined
         ? { value: this.#exact.size, estimate: false }
         : { value: this.#sketch!.estimate(), estimate: true },
       min: this.#min,

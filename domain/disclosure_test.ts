@@ -92,8 +92,14 @@ Deno.test("few distinct values get counts, small ones flagged", () => {
 
 Deno.test("more distinct values than the category cap: no counts per value", () => {
   const acc = new DisclosureAccumulator("t", [{ name: "v", kind: "integer" }]);
-  for (let i = 0; i <= CATEGORY_CAP; i++) acc.addRow([String(i)]);
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i <= CATEGORY_CAP + 9; i++) acc.addRow([String(i)]);
+  }
   assert.equal(acc.result().columns[0]!.categories, null);
+  assert.deepEqual(acc.result().columns[0]!.distinct, {
+    value: CATEGORY_CAP + 10,
+    estimate: false,
+  });
   assert.equal(acc.result().columns[0]!.small_categories, 0);
 });
 
@@ -193,4 +199,51 @@ Deno.test("the CSV parser refuses a file that ends inside a record", () => {
   const parser = new CanonicalCsvParser(() => {});
   parser.push(new TextEncoder().encode('h\n"open'));
   assert.throws(() => parser.end(), RangeError);
+});
+
+Deno.test("the fast decimal comparison agrees with the exact one", () => {
+  const values = [
+    "0",
+    "-0",
+    "0.5",
+    "-0.5",
+    "0.50",
+    "5",
+    "12.3",
+    "12.30",
+    "12.31",
+    "-12.3",
+    "-12.31",
+    "100",
+    "99.999",
+    "1e+15",
+    "-1e-05",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "007",
+    "123456789012345678901234567890.1",
+    "123456789012345678901234567890.09",
+  ];
+  const sign = (n: number) => n < 0 ? -1 : n > 0 ? 1 : 0;
+  const exact = (a: string, b: string) => {
+    // Reference: BigInt over a common scale (specials and exponents excluded).
+    const scaled = (t: string) => {
+      const [w = "", f = ""] = t.replace("-", "").split(".");
+      const v = BigInt(w + f.padEnd(40, "0"));
+      return t.startsWith("-") ? -v : v;
+    };
+    const x = scaled(a);
+    const y = scaled(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
+  for (const a of values) {
+    for (const b of values) {
+      const plain = (t: string) => /^-?\d+(\.\d+)?$/.test(t);
+      if (plain(a) && plain(b)) {
+        assert.equal(sign(compareDecimalText(a, b)), exact(a, b), `${a} vs ${b}`);
+      }
+      assert.equal(sign(compareDecimalText(a, b)), sign(-compareDecimalText(b, a)), `${a} vs ${b}`);
+    }
+  }
 });
