@@ -508,63 +508,82 @@ export class CanonicalCsvParser {
 
   #parse(text: string, final: boolean): void {
     let start = 0;
+    let quote = text.indexOf('"');
     const length = text.length;
     while (start < length) {
-      const row: (string | null)[] = [];
-      let i = start;
-      let complete = false;
-      for (;;) {
-        if (i >= length) break;
-        if (text.charCodeAt(i) === 34) {
-          // Quoted field: up to the closing quote, with doubled quotes inside.
-          let value = "";
-          let j = i + 1;
-          let closed = false;
-          for (;;) {
-            const q = text.indexOf('"', j);
-            if (q < 0) break;
-            value += text.slice(j, q);
-            if (q + 1 < length && text.charCodeAt(q + 1) === 34) {
-              value += '"';
-              j = q + 2;
-              continue;
-            }
-            if (q + 1 >= length && !final) break;
-            j = q + 1;
-            closed = true;
-            break;
-          }
-          if (!closed) break;
-          row.push(value);
-          i = j;
-        } else {
-          let j = i;
-          while (j < length) {
-            const c = text.charCodeAt(j);
-            if (c === 44 || c === 10) break;
-            j++;
-          }
-          if (j >= length) break;
-          row.push(j === i ? null : text.slice(i, j));
-          i = j;
-        }
-        const separator = text.charCodeAt(i);
-        if (i >= length) break;
-        i++;
-        if (separator === 10) {
-          complete = true;
-          break;
-        }
-        if (i >= length) break;
+      const newline = text.indexOf("\n", start);
+      if (newline < 0) break;
+      if (quote >= 0 && quote < start) quote = text.indexOf('"', start);
+      let row: (string | null)[];
+      if (quote < 0 || quote > newline) {
+        // No quote in the record: its fields are the line split at commas, empty ones NULL.
+        row = text.slice(start, newline).split(",");
+        for (let i = 0; i < row.length; i++) if (row[i] === "") row[i] = null;
+        start = newline + 1;
+      } else {
+        const record = quotedRecord(text, start, final);
+        if (record === undefined) break;
+        row = record.row;
+        start = record.next;
       }
-      if (!complete) break;
       if (this.#headerSeen) this.#onRow(row);
       else this.#headerSeen = true;
-      start = i;
     }
     this.#pending = text.slice(start);
     if (final && this.#pending !== "") {
       throw new RangeError("Cannot check the CSV file: it ends inside a record");
     }
+  }
+}
+
+/**
+ * Parses the record at `start`, which holds a quoted field.
+ *
+ * @returns the record and where the next one starts; `undefined` when the text ends before the record.
+ */
+function quotedRecord(
+  text: string,
+  start: number,
+  final: boolean,
+): { row: (string | null)[]; next: number } | undefined {
+  const length = text.length;
+  const row: (string | null)[] = [];
+  let i = start;
+  for (;;) {
+    if (i >= length) return undefined;
+    if (text.charCodeAt(i) === 34) {
+      // Quoted field: up to the closing quote, with doubled quotes inside.
+      let value = "";
+      let j = i + 1;
+      for (;;) {
+        const q = text.indexOf('"', j);
+        if (q < 0) return undefined;
+        value += text.slice(j, q);
+        if (q + 1 < length && text.charCodeAt(q + 1) === 34) {
+          value += '"';
+          j = q + 2;
+          continue;
+        }
+        if (q + 1 >= length && !final) return undefined;
+        j = q + 1;
+        break;
+      }
+      row.push(value);
+      i = j;
+    } else {
+      let j = i;
+      while (j < length) {
+        const c = text.charCodeAt(j);
+        if (c === 44 || c === 10) break;
+        j++;
+      }
+      if (j >= length) return undefined;
+      row.push(j === i ? null : text.slice(i, j));
+      i = j;
+    }
+    if (i >= length) return undefined;
+    const separator = text.charCodeAt(i);
+    i++;
+    if (separator === 10) return { row, next: i };
   }
 }
