@@ -240,7 +240,7 @@ export interface StagedTableChecks {
 export interface StagingSummary {
   /** {@link stagingDigest}; `null` when nothing is staged. */
   readonly digest: string | null;
-  /** Every checked table, by dataset then table (code point order). */
+  /** Every checked table: datasets by name, each dataset's tables in the order they were extracted. */
   readonly tables: readonly StagedTableChecks[];
   /** Staged datasets without checks (checks off, or tables kept from an interrupted run), sorted. */
   readonly uncheckedDatasets: readonly string[];
