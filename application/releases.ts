@@ -154,6 +154,11 @@ export class AwaitingNeedsPersonError extends AppError {
   }
 }
 
+/** A release list query that is not valid: a bad `limit`, `state` or `awaiting` (400). */
+export class InvalidReleaseQueryError extends AppError {
+  readonly code = "invalid_release_query";
+}
+
 /** The SHA-256 (hex) the audit trail and the release keep of a comment; `null` without one. */
 export function commentSha256(comment: string | undefined): string | null {
   return comment === undefined || comment === ""
