@@ -206,6 +206,8 @@ export interface ReadRowsOptions {
 export interface ReadCsvOptions {
   /** The largest value, in UTF-8 bytes of its canonical text; a larger one fails the read. */
   readonly maxValueBytes?: number;
+  /** Aborting it stops the read; a source that can cancels its running query at once. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Reads the rows of extracts; the part of a source database that dataset writers use. */

@@ -215,7 +215,15 @@ export class PostgresSourceDatabase implements SourceDatabase {
         `copy (select ${postgresSelectList(extract, maxValueBytes)} from ${from(extract)}) ` +
           `to stdout with (format csv, header)`,
       );
-      yield* copyChunks(await query.readable());
+      // Without this, an aborted read would wait for the server's next output, then drain the rest.
+      const cancel = () => cancelQuery(query);
+      options.signal?.addEventListener("abort", cancel, { once: true });
+      try {
+        options.signal?.throwIfAborted();
+        yield* copyChunks(await query.readable());
+      } finally {
+        options.signal?.removeEventListener("abort", cancel);
+      }
     } catch (e) {
       this.#noteFailure(e);
       throw unavailable(`Cannot read ${what} from PostgreSQL`, e, extract, maxValueBytes);
@@ -568,6 +576,20 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
     }
     if (finished) resumeSocket(stream);
   }
+}
+
+/**
+ * Asks PostgreSQL to cancel `query` (a CancelRequest on a new connection); the query then fails with
+ * `57014` and the connection stays usable. postgres.js's `cancel()` sends one only while the query is
+ * `active`, which it clears as soon as it hands over a COPY's stream (the data then still flows), so the
+ * flag is set again first.
+ */
+function cancelQuery(query: { cancel(): unknown }): void {
+  (query as unknown as { active: boolean }).active = true;
+  // Typed `void`, but postgres.js returns the promise of the cancel request.
+  Promise.resolve(query.cancel()).catch(() => {
+    // Best effort: the query may have just ended, and the read reports its own failure.
+  });
 }
 
 /** The size `readCsv` gathers rows into before passing them on. */

@@ -636,6 +636,54 @@ Deno.test({
 });
 
 Deno.test({
+  name: "PostgresSourceDatabase readCsv() aborted mid-COPY cancels the server's query at once",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_abort");
+    try {
+      await sandbox.createRole();
+      // 20 s of rows whose output the server holds back (too small to fill its send buffer).
+      await sandbox.createSchema(
+        schema,
+        `create view $s.slow as select i as id, pg_sleep(0.05)::text as pause
+           from generate_series(1, 400) as i`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const slow = await extractOf(db, schema, "slow");
+      const running = async () => {
+        const [row] = await sandbox.admin<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+           where usename = ${sandbox.role} and state = 'active'`;
+        return row!.n;
+      };
+      for (const when of ["before the first chunk", "already aborted"]) {
+        const stop = new AbortController();
+        if (when === "already aborted") stop.abort(new Error("stopped"));
+        const read = (async () => {
+          for await (const _ of db.readCsv!(slow, { signal: stop.signal })) {
+            // nothing arrives before the abort
+          }
+        })();
+        if (when !== "already aborted") {
+          const deadline = performance.now() + 10_000;
+          while (await running() === 0) {
+            assert.ok(performance.now() < deadline, "the COPY started");
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          stop.abort(new Error("stopped"));
+        }
+        await assert.rejects(withinMs(read, 5_000, `readCsv() aborted ${when}`));
+        assert.equal(await running(), 0, `no query left running (${when})`);
+        await withinMs(db.ping(), 5_000, "ping() after an aborted readCsv()");
+      }
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+Deno.test({
   name: "PostgresSourceDatabase readRows() selects only the extract's columns",
   ignore: ignorePostgres,
   fn: async () => {

@@ -132,6 +132,8 @@ Deno.test("publish app: Prefer: respond-async answers 202, then GET /runs/{id} f
     for (const table of done.tables) {
       assert.equal(table.state, "done");
       assert.ok(table.rows > 0 && table.bytes > 0);
+      // The source's estimate reaches the run through the service's source access.
+      assert.deepEqual(table.expected_rows, { value: table.rows, estimate: true }, table.name);
       // The SHA-512 comes with the writer's `done` report (CSV); `null` where it gives none.
       assert.ok(table.sha512 === null || /^[0-9a-f]{128}$/.test(table.sha512));
     }

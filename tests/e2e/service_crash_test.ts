@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { bagProblems } from "../support/bagit_check.ts";
 import { PostgresSandbox } from "../support/databases.ts";
 import { type ServiceProcess, startService, writeAllowList } from "../support/processes.ts";
+import { callApi, pollRun, pollUntil, type RunView } from "../support/runs_client.ts";
 import { allowedLocalPostgres, ignorePostgres, POSTGRES, randomName } from "../support/services.ts";
 
 const KEY = `publish-${crypto.randomUUID()}`;
@@ -286,6 +287,221 @@ Deno.test({
     } finally {
       for (const service of services) await service.stop();
       // A killed service's query runs on in PostgreSQL until it next writes to the closed connection.
+      await pg
+        .admin`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${pg.role}`;
+      await pg.cleanup();
+      await rm(work, { recursive: true, force: true });
+    }
+  },
+});
+
+/**
+ * `a_slow`, `b_slow` and `c_slow` read 30 rows each of their base table through `nap` (50 ms per row),
+ * so each takes ~1.5 s and the reads of one base table show in its `seq_scan` statistics.
+ */
+const RESUME_DDL = `
+  create function $s.nap(i int) returns int language plpgsql as $f$
+  begin perform pg_sleep(0.05); return i; end $f$;
+  create table $s.a_base (id int primary key, note text);
+  create table $s.b_base (id int primary key, note text);
+  create table $s.c_base (id int primary key, note text);
+  insert into $s.a_base select i, 'a' || md5(i::text) from generate_series(1, 30) as i;
+  insert into $s.b_base select i, 'b' || md5(i::text) from generate_series(1, 30) as i;
+  insert into $s.c_base select i, 'c' || md5(i::text) from generate_series(1, 30) as i;
+  create view $s.a_slow as select $s.nap(id) as id, note from $s.a_base;
+  create view $s.b_slow as select $s.nap(id) as id, note from $s.b_base;
+  create view $s.c_slow as select $s.nap(id) as id, note from $s.c_base;
+`;
+const RESUME_TABLES = ["a_slow", "b_slow", "c_slow"];
+
+/** Every file under `dir` with its bytes (base64), relative paths sorted. */
+async function filesOf(dir: string, prefix = ""): Promise<[string, string][]> {
+  const found: [string, string][] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const path = `${prefix}${entry.name}`;
+    if (entry.isDirectory()) found.push(...await filesOf(join(dir, entry.name), `${path}/`));
+    else found.push([path, (await readFile(join(dir, entry.name))).toString("base64")]);
+  }
+  return found.sort(([a], [b]) => a.localeCompare(b));
+}
+
+Deno.test({
+  name: "e2e: SIGKILL after some tables are done; resume (or the same request) reuses them and " +
+    "stages byte-identical files",
+  ignore: ignorePostgres,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const work = await mkdtemp(join(tmpdir(), "cr8tor-service-resume-"));
+    const secrets = join(work, "secrets");
+    const stateDir = join(work, "state");
+    const storage = join(work, "lsc");
+    const reference = join(work, "lsc-reference");
+    const pg = new PostgresSandbox();
+    const schema = randomName("cr8_resume");
+    const services: ServiceProcess[] = [];
+    try {
+      await mkdir(secrets);
+      await mkdir(stateDir);
+      for (const base of [storage, reference]) {
+        await mkdir(join(base, "staging"), { recursive: true });
+        await mkdir(join(base, "production"));
+      }
+      await pg.createRole();
+      await pg.createSchema(schema, RESUME_DDL);
+      await pg.admin.unsafe(`grant execute on function "${schema}".nap(int) to "${pg.role}"`);
+      const files = { publishserviceapikey: KEY, pguser: pg.role, pgpassword: pg.password };
+      for (const [name, value] of Object.entries(files)) {
+        await writeFile(join(secrets, name), value);
+      }
+      const allowList = await writeAllowList(work, [allowedLocalPostgres()]);
+      const start = async (lsc: string) => {
+        const service = await startService("publish", {
+          SECRETS_MNT_PATH: secrets,
+          ALLOWED_SOURCES_FILE: allowList,
+          TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: lsc,
+          ...(lsc === storage ? { STATE_DIR: stateDir } : {}),
+          // A restarted process marks a run interrupted once its lease expired: keep that short.
+          RUN_LEASE_SECONDS: "3",
+        });
+        services.push(service);
+        return service;
+      };
+      const request = (startTime: string) => ({
+        project_name: PROJECT,
+        project_start_time: startTime,
+        destination: { name: "LSC", type: "filestore", format: "csv" },
+        source: {
+          type: "postgresql",
+          host_url: POSTGRES.host,
+          port: POSTGRES.port,
+          database: POSTGRES.database,
+          credentials: { username_key: "pguser", password_key: "pgpassword" },
+        },
+        dataset: { schema_name: schema, tables: RESUME_TABLES.map((name) => ({ name })) },
+      });
+      const api = (service: ServiceProcess) => `${service.url}`;
+      /** How often each base table was scanned, once every session of the reader has ended. */
+      const scans = async (): Promise<Record<string, number>> => {
+        await pg.terminateSessions();
+        await pollUntil("the reader's sessions to end", async () => {
+          const [row] = await pg.admin<{ n: number }[]>`
+            select count(*)::int as n from pg_stat_activity where usename = ${pg.role}`;
+          return row!.n === 0 || undefined;
+        });
+        await pg.admin`select pg_stat_clear_snapshot()`;
+        const rows = await pg.admin<{ relname: string; seq_scan: number }[]>`
+          select relname, seq_scan::int as seq_scan from pg_stat_user_tables
+           where schemaname = ${schema}`;
+        return Object.fromEntries(
+          rows.map((r) => [r.relname.replace("_base", "_slow"), r.seq_scan]),
+        );
+      };
+
+      // The same data packaged without interruption, into another filestore.
+      const referenceService = await start(reference);
+      const expected = new Map<string, [string, string][]>();
+      for (const startTime of ["20250611_100000", "20250611_110000"]) {
+        const res = await callApi(`${api(referenceService)}/data-publish/package`, KEY, {
+          body: request(startTime),
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+        expected.set(startTime, await filesOf(join(reference, "staging", PROJECT, startTime)));
+      }
+      await referenceService.stop();
+
+      let service = await start(storage);
+      for (
+        const [how, startTime] of [["resume", "20250611_100000"], ["resend", "20250611_110000"]]
+      ) {
+        await t.step(`killed after a table was done, then ${how}`, async () => {
+          const started = await callApi(`${api(service)}/data-publish/package`, KEY, {
+            body: request(startTime!),
+            headers: { Prefer: "respond-async" },
+          });
+          assert.equal(started.status, 202, JSON.stringify(started.json));
+          const id = started.json.payload.id as string;
+          const before = await pollRun(
+            api(service),
+            KEY,
+            id,
+            (r) => r.tables.some((x) => x.state === "done" && x.sha512 !== null),
+            "a table done",
+          );
+          Deno.kill(service.pid, "SIGKILL");
+          await service.exited;
+          assert.notEqual(before.state, "succeeded", "killed before the run finished");
+          const scansAtKill = await scans();
+          const stagingRun = join(storage, "staging", PROJECT, startTime!);
+
+          service = await start(storage);
+          const interrupted = await pollRun(
+            api(service),
+            KEY,
+            id,
+            (r) => r.state !== "running",
+            "the run's lease to expire",
+          );
+          assert.equal(interrupted.state, "interrupted");
+          const doneBefore = interrupted.tables.filter((x) => x.state === "done");
+          assert.ok(doneBefore.length >= 1, JSON.stringify(interrupted.tables));
+          assert.ok(doneBefore.length < RESUME_TABLES.length, "some table still to do");
+
+          let finished: RunView;
+          if (how === "resume") {
+            const resumed = await callApi(`${api(service)}/runs/${id}/resume`, KEY, {
+              method: "POST",
+            });
+            assert.equal(resumed.status, 202, JSON.stringify(resumed.json));
+            finished = await pollRun(
+              api(service),
+              KEY,
+              id,
+              (r) => !["queued", "running"].includes(r.state),
+              "the resumed run",
+            );
+          } else {
+            const again = await callApi(`${api(service)}/data-publish/package`, KEY, {
+              body: request(startTime!),
+            });
+            assert.equal(again.status, 200, JSON.stringify(again.json));
+            const runs = await callApi(`${api(service)}/runs?project=${PROJECT}&limit=1`, KEY);
+            finished = runs.json.payload.runs[0];
+          }
+          assert.equal(finished.state, "succeeded", JSON.stringify(finished.outcome));
+          const scansAfter = await scans();
+          for (const table of RESUME_TABLES) {
+            const reused = doneBefore.some((x) => x.name === table);
+            const reads = scansAfter[table]! - scansAtKill[table]!;
+            assert.equal(reads, reused ? 0 : 1, `${table}: read ${reads} times after the kill`);
+            const now = finished.tables.find((x) => x.name === table)!;
+            assert.equal(now.state, "done");
+            if (reused) {
+              assert.equal(now.sha512, doneBefore.find((x) => x.name === table)!.sha512);
+            }
+          }
+          assert.deepEqual(
+            await filesOf(stagingRun),
+            expected.get(startTime!),
+            "staged files and staging manifest byte-identical to an uninterrupted run's",
+          );
+        });
+      }
+
+      await t.step("the resumed package publishes a valid bag", async () => {
+        const startTime = "20250611_100000";
+        const res = await callApi(`${api(service)}/data-publish/publish`, KEY, {
+          body: {
+            project_name: PROJECT,
+            project_start_time: startTime,
+            destination: { name: "LSC", type: "filestore", format: "csv" },
+          },
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.json));
+        assert.deepEqual(await bagProblems(join(storage, "production", PROJECT, startTime)), []);
+      });
+    } finally {
+      for (const service of services) await service.stop();
       await pg
         .admin`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${pg.role}`;
       await pg.cleanup();
