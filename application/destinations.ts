@@ -9,6 +9,7 @@
 import type { Destination as DestinationChoice } from "../domain/contract.ts";
 import { projectFolderKey, projectIdentifier } from "../domain/names.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
+import type { StagingSummary } from "../domain/staging_manifest.ts";
 import type { DatasetWriter } from "../ports/dataset_writer.ts";
 import {
   type Destination,
@@ -116,12 +117,21 @@ export class FilestoreDestination implements Destination {
       run,
       schemaName,
       (work) => this.#writer.write(work, source, extracts, options),
+      options.checks,
     );
     return {
       dataRetrieved: files.map((f) => ({ file_path: f.path })),
       audit: { files: files.map(({ path, sha512, bytes }) => ({ path, sha512, bytes })) },
       logFields: { format: this.#format, files: files.map((f) => f.path) },
     };
+  }
+
+  async stagingDigest(run: RunRef): Promise<string | null> {
+    return (await this.#filestore.staging(run)).digest;
+  }
+
+  staging(run: RunRef): Promise<StagingSummary> {
+    return this.#filestore.staging(run);
   }
 
   async publish(run: RunRef): Promise<Published> {
@@ -190,6 +200,23 @@ export class PostgresqlOpalDestination implements Destination {
       dataRetrieved: names.map((table_name) => ({ table_name })),
       audit: { destination_tables: names },
       logFields: { destination: "postgresql", tables: names },
+    };
+  }
+
+  async stagingDigest(run: RunRef): Promise<string | null> {
+    await using database = await this.#parts.connect();
+    return await database.stagingDigest(run);
+  }
+
+  /** The digest; the pre-checks of loaded tables are kept with the run only, not yet with the load. */
+  async staging(run: RunRef): Promise<StagingSummary> {
+    await using database = await this.#parts.connect();
+    const digest = await database.stagingDigest(run);
+    const tables = await database.packagedTables(run);
+    return {
+      digest,
+      tables: [],
+      uncheckedDatasets: [...new Set(tables.map((t) => t.schema))],
     };
   }
 

@@ -3,20 +3,32 @@
  *
  * @module
  */
-import type { Destination, LongWork, Published } from "../ports/destination.ts";
+import {
+  type Destination,
+  type LongWork,
+  type Published,
+  StagingChangedError,
+} from "../ports/destination.ts";
 import type { ProjectLocks } from "./project_locks.ts";
 
 /** What to publish: every dataset of one project start. */
 export interface PublishRequest {
   readonly project_name: string;
   readonly project_start_time: string;
+  /**
+   * The staging digest the approvers saw (`Destination.stagingDigest`), sent by the gateway: publish
+   * only if staging still hashes to it. Absent: publish whatever is staged.
+   */
+  readonly expected_staging_digest?: string | undefined;
 }
 
 /**
- * Publishes the run on its destination, under the project's lock.
+ * Publishes the run on its destination, under the project's lock. With `expected_staging_digest`, the
+ * staging digest is compared under the lock first, before anything moves.
  *
  * @returns the reply's items, the audit record's output and the log fields.
  * @throws {NothingStagedError} when the run staged nothing.
+ * @throws {StagingChangedError} when staging no longer hashes to `expected_staging_digest`.
  */
 export async function publishDataset(
   request: PublishRequest,
@@ -24,11 +36,13 @@ export async function publishDataset(
   work: LongWork = {},
 ): Promise<Published> {
   work.signal?.throwIfAborted();
-  return await ports.locks.run(ports.destination.lockKey(request.project_name), () => {
+  const run = { project: request.project_name, startTime: request.project_start_time };
+  return await ports.locks.run(ports.destination.lockKey(request.project_name), async () => {
     work.signal?.throwIfAborted();
-    return ports.destination.publish({
-      project: request.project_name,
-      startTime: request.project_start_time,
-    });
+    const expected = request.expected_staging_digest;
+    if (expected !== undefined && await ports.destination.stagingDigest(run) !== expected) {
+      throw new StagingChangedError(run);
+    }
+    return await ports.destination.publish(run);
   });
 }

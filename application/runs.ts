@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { TableDisclosure } from "../domain/disclosure.ts";
 import {
   type AuditEntry,
   type AuditOutput,
@@ -76,6 +77,8 @@ export interface RunWorkContext {
   readonly onProgress: (progress: ProgressReport) => void;
   /** The rows the source expects per table (its statistics), when it can estimate them. */
   readonly onExpectedRows: (rows: ReadonlyMap<string, number>) => void;
+  /** A table's disclosure pre-checks, kept in its progress (`TableProgress.disclosure`). */
+  readonly onTableChecked: (checks: TableDisclosure) => void;
   /** Tables an interrupted run of the same request left done: name → SHA-512 of the staged file. */
   readonly reuse: ReadonlyMap<string, string>;
 }
@@ -438,6 +441,10 @@ export class Runner {
           reuse,
           onProgress: (progress) => this.#onProgress(local, progress),
           onExpectedRows: (rows) => this.#onExpectedRows(local, rows),
+          onTableChecked: (checks) => {
+            this.#tableOf(local, checks.table).disclosure = checks;
+            this.#scheduleProgress(local);
+          },
         }),
       };
     } catch (error) {

@@ -13,6 +13,14 @@ import {
   type TableReader,
 } from "../domain/catalog.ts";
 import type { DatasetMetadata, Source } from "../domain/contract.ts";
+import {
+  CanonicalCsvParser,
+  type DatasetDisclosure,
+  DisclosureAccumulator,
+  type DisclosureThresholds,
+  disclosureThresholds,
+  type TableDisclosure,
+} from "../domain/disclosure.ts";
 import type { CanonicalRow } from "../domain/logical_type.ts";
 import type { LongWork } from "../ports/destination.ts";
 import { estimatedRowBytes, type SourceDatabase } from "../ports/source_database.ts";
@@ -81,4 +89,90 @@ export function watchedReader(reader: TableReader, work: LongWork): TableReader 
       }
     },
   };
+}
+
+/**
+ * The disclosure pre-checks of one dataset's stage (`domain/disclosure.ts`): {@link DisclosureChecks.reader}
+ * wraps the use case's reader so that every table read to its end, row by row or on the CSV fast path
+ * (parsed back from its canonical CSV bytes), is checked. The statistics hold no row data beyond what
+ * `domain/disclosure.ts` allows.
+ */
+export class DisclosureChecks {
+  readonly #extracts: readonly TableExtract[];
+  readonly #thresholds: DisclosureThresholds;
+  readonly #onTable: ((checks: TableDisclosure) => void) | undefined;
+  readonly #done = new Map<string, TableDisclosure>();
+
+  /**
+   * @param extracts the dataset's tables.
+   * @param smallCellThreshold values seen fewer times are flagged.
+   * @param onTable called with each table's statistics when its read ends.
+   */
+  constructor(
+    extracts: readonly TableExtract[],
+    smallCellThreshold: number,
+    onTable?: (checks: TableDisclosure) => void,
+  ) {
+    this.#extracts = extracts;
+    this.#thresholds = disclosureThresholds(smallCellThreshold);
+    this.#onTable = onTable;
+  }
+
+  /** The dataset's checks: `null` unless every table was read to its end (kept from a previous run). */
+  result(): DatasetDisclosure | null {
+    const tables = this.#extracts.map((e) => this.#done.get(e.table.name));
+    if (tables.some((t) => t === undefined)) return null;
+    return { thresholds: this.#thresholds, tables: tables as TableDisclosure[] };
+  }
+
+  #accumulator(extract: TableExtract): DisclosureAccumulator {
+    return new DisclosureAccumulator(
+      extract.table.name,
+      extract.table.columns.map((c) => ({ name: c.name, kind: c.logicalType.kind })),
+      this.#thresholds.small_cell_threshold,
+    );
+  }
+
+  #finish(accumulator: DisclosureAccumulator): void {
+    const checks = accumulator.result();
+    this.#done.set(checks.table, checks);
+    this.#onTable?.(checks);
+  }
+
+  /** The same reader, checking every table it reads to the end. */
+  reader(reader: TableReader): TableReader {
+    const checked: TableReader = {
+      readRows: async function* (
+        this: DisclosureChecks,
+        extract: TableExtract,
+        options?: ReadRowsOptions,
+      ): AsyncGenerator<CanonicalRow[], void, undefined> {
+        const accumulator = this.#accumulator(extract);
+        for await (const batch of reader.readRows(extract, options)) {
+          for (const row of batch) accumulator.addRow(row);
+          yield batch;
+        }
+        this.#finish(accumulator);
+      }.bind(this),
+    };
+    const readCsv = reader.readCsv?.bind(reader);
+    if (readCsv === undefined) return checked;
+    return {
+      ...checked,
+      readCsv: async function* (
+        this: DisclosureChecks,
+        extract: TableExtract,
+        options?: ReadCsvOptions,
+      ): AsyncGenerator<Uint8Array, void, undefined> {
+        const accumulator = this.#accumulator(extract);
+        const parser = new CanonicalCsvParser((row) => accumulator.addRow(row));
+        for await (const chunk of readCsv(extract, options)) {
+          parser.push(chunk);
+          yield chunk;
+        }
+        parser.end();
+        this.#finish(accumulator);
+      }.bind(this),
+    };
+  }
 }

@@ -76,6 +76,8 @@ Deno.test("checkAccess: a destination that is not ready stops it before the sour
     lockKey: () => "k",
     checkReady: () => Promise.reject(notReady),
     stage: () => Promise.reject(new Error("unexpected")),
+    stagingDigest: () => Promise.reject(new Error("unexpected")),
+    staging: () => Promise.reject(new Error("unexpected")),
     publish: () => Promise.reject(new Error("unexpected")),
   };
   await assert.rejects(checkAccess(request, { destination, openSource }), notReady);

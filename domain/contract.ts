@@ -206,6 +206,17 @@ export const DataContractPublishRequest = z.object({
   destination: Destination,
 });
 
+/**
+ * Body of the publish service's own `POST /data-publish/publish`: the CLI's request, plus the staging
+ * digest the approvers saw, which only the gateway sends (`docs/disclosure.md`). Without it, publish is
+ * exactly the CLI's.
+ */
+export const PublishServicePublishRequest = DataContractPublishRequest.extend({
+  expected_staging_digest: z.string().regex(/^[0-9a-f]{64}$/, {
+    error: "must be 64 lower-case hex digits (a SHA-256)",
+  }).optional(),
+});
+
 /** Body of `POST /data-publish/validate`. */
 export const DataContractSourceAccessRequest = DataContractPublishRequest.extend({
   extract_config: ExtractConfig.nullish().default({ backend_engine: "pyarrow" }),
@@ -279,6 +290,7 @@ export type SqlSource = z.infer<typeof SqlSource>;
 export type DatabricksSource = z.infer<typeof DatabricksSource>;
 export type DatasetMetadata = z.infer<typeof DatasetMetadata>;
 export type DataContractPublishRequest = z.infer<typeof DataContractPublishRequest>;
+export type PublishServicePublishRequest = z.infer<typeof PublishServicePublishRequest>;
 export type DataContractSourceAccessRequest = z.infer<typeof DataContractSourceAccessRequest>;
 export type DataContractTransferRequest = z.infer<typeof DataContractTransferRequest>;
 export type DatasetMetadataPayload = z.infer<typeof DatasetMetadataPayload>;

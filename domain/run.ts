@@ -6,6 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { tableDisclosureSchema } from "./disclosure.ts";
 import { z } from "zod";
 import { canonicalJson } from "./audit.ts";
 import { AppError } from "./errors.ts";
@@ -97,6 +98,11 @@ export const tableProgressSchema = z.object({
   sha512: z.string().regex(/^[0-9a-f]{128}$/).nullable(),
   /** Rows the source expects, when it can estimate them. */
   expected_rows: rowEstimateSchema.nullable(),
+  /**
+   * The table's disclosure pre-checks (`domain/disclosure.ts`), once its read ended with the checks on;
+   * absent otherwise (and in runs stored before the checks existed).
+   */
+  disclosure: tableDisclosureSchema.optional(),
 }).strict();
 
 /** See {@link tableProgressSchema}. */

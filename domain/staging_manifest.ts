@@ -9,8 +9,15 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "./audit.ts";
+import {
+  type DatasetDisclosure,
+  datasetDisclosureSchema,
+  type DisclosureThresholds,
+  type TableDisclosure,
+} from "./disclosure.ts";
 import { isSafeIdentifier } from "./names.ts";
 import { isPayloadPath, type RunRef } from "./staging_layout.ts";
 
@@ -23,12 +30,26 @@ const Entry = z.strictObject({
   csvFormulaPrefix: z.string().min(1).optional(),
 });
 
-/** The manifest's content (version 2: version 1 had no signature). */
+/** One stage of a dataset: a fresh id each time it is packaged, and its disclosure pre-checks. */
+const DatasetStage = z.strictObject({
+  stage_id: z.uuid(),
+  /** `null` when the checks were off, or a table was kept from an interrupted run unread. */
+  disclosure: datasetDisclosureSchema.nullable(),
+});
+
+/** See {@link DatasetStage}. */
+export type DatasetStage = z.infer<typeof DatasetStage>;
+
+/**
+ * The manifest's content (version 2: version 1 had no signature). `datasets` (by schema name) is absent
+ * in manifests written before the disclosure pre-checks.
+ */
 export const StagingManifest = z.strictObject({
   version: z.literal(2),
   files: z.array(Entry).refine((files) => new Set(files.map((f) => f.path)).size === files.length, {
     error: "must list each path once",
   }),
+  datasets: z.record(z.string().refine(isSafeIdentifier), DatasetStage).optional(),
 });
 
 export type StagingManifest = z.infer<typeof StagingManifest>;
@@ -51,13 +72,15 @@ export function emptyManifest(): StagingManifest {
 }
 
 /**
- * Records that `dataset` now has exactly `files`. Files the dataset alone owned before and no longer has are
- * returned in `removed`; files shared with other datasets (the DuckDB database) stay owned by the others.
+ * Records that `dataset` now has exactly `files`, from the stage `stage` (its id and checks). Files the
+ * dataset alone owned before and no longer has are returned in `removed`; files shared with other datasets
+ * (the DuckDB database) stay owned by the others.
  */
 export function replaceDataset(
   manifest: StagingManifest,
   dataset: string,
   files: readonly NewFile[],
+  stage?: DatasetStage,
 ): { manifest: StagingManifest; removed: string[] } {
   const incoming = new Map(files.map((f) => [f.path, f]));
   const removed: string[] = [];
@@ -76,7 +99,29 @@ export function replaceDataset(
   }
   for (const file of incoming.values()) kept.push({ ...file, datasets: [dataset] });
   kept.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-  return { manifest: { version: 2, files: kept }, removed };
+  const datasets = { ...manifest.datasets };
+  if (stage !== undefined) datasets[dataset] = stage;
+  else delete datasets[dataset];
+  return {
+    manifest: {
+      version: 2,
+      files: kept,
+      ...(Object.keys(datasets).length > 0 ? { datasets } : {}),
+    },
+    removed,
+  };
+}
+
+/**
+ * The staging digest: SHA-256 (lower-case hex) of the manifest's canonical JSON, i.e. of every staged
+ * path, SHA-512 and size, every dataset's stage id and its disclosure checks. It changes whenever a
+ * dataset is packaged again (a new stage id, even for the same bytes) and at no other time.
+ *
+ * @returns `null` when nothing is staged.
+ */
+export function stagingDigest(manifest: StagingManifest): string | null {
+  if (manifest.files.length === 0) return null;
+  return createHash("sha256").update(canonicalJson(manifest)).digest("hex");
 }
 
 /** The HKDF label of the manifest key; a new label would make a new key. */
@@ -180,4 +225,62 @@ export async function verifyManifestText(
   }
   const parsed = StagingManifest.safeParse(content);
   return parsed.success ? parsed.data : { problem: "is not a valid staging manifest" };
+}
+
+/** One staged table's disclosure pre-checks, as approvers see them before publish. */
+export interface StagedTableChecks {
+  /** The dataset's schema name. */
+  readonly dataset: string;
+  readonly table: string;
+  readonly thresholds: DisclosureThresholds;
+  readonly disclosure: TableDisclosure;
+}
+
+/** What a run has staged, as approvers see it: the digest and each table's pre-checks. */
+export interface StagingSummary {
+  /** {@link stagingDigest}; `null` when nothing is staged. */
+  readonly digest: string | null;
+  /** Every checked table, by dataset then table (code point order). */
+  readonly tables: readonly StagedTableChecks[];
+  /** Staged datasets without checks (checks off, or tables kept from an interrupted run), sorted. */
+  readonly uncheckedDatasets: readonly string[];
+}
+
+/** The summary of a manifest (`undefined`: the run has none). */
+export function stagingSummary(manifest: StagingManifest | undefined): StagingSummary {
+  if (manifest === undefined) return { digest: null, tables: [], uncheckedDatasets: [] };
+  const owners = [...new Set(manifest.files.flatMap((f) => f.datasets))].sort();
+  const tables: StagedTableChecks[] = [];
+  const uncheckedDatasets: string[] = [];
+  for (const dataset of owners) {
+    const checks: DatasetDisclosure | null = manifest.datasets?.[dataset]?.disclosure ?? null;
+    if (checks === null) {
+      uncheckedDatasets.push(dataset);
+      continue;
+    }
+    for (const disclosure of checks.tables) {
+      tables.push({ dataset, table: disclosure.table, thresholds: checks.thresholds, disclosure });
+    }
+  }
+  return { digest: stagingDigest(manifest), tables, uncheckedDatasets };
+}
+
+/** The bag's tag file that records the disclosure pre-checks and the thresholds applied. */
+export const DISCLOSURE_TAG_FILE = "disclosure-checks.json";
+
+/**
+ * The text of {@link DISCLOSURE_TAG_FILE}: every staged dataset (by schema name, sorted) with the
+ * thresholds applied and each table's statistics, or `"checks": null` where it has none. No time is in
+ * it, so publishing the same staging writes the same bytes.
+ *
+ * @returns `undefined` when no dataset has checks (the bag then has no such file).
+ */
+export function disclosureTagText(manifest: StagingManifest): string | undefined {
+  const owners = [...new Set(manifest.files.flatMap((f) => f.datasets))].sort();
+  const datasets = owners.map((dataset) => ({
+    dataset,
+    checks: manifest.datasets?.[dataset]?.disclosure ?? null,
+  }));
+  if (datasets.every((d) => d.checks === null)) return undefined;
+  return JSON.stringify({ version: 1, datasets }, null, 2) + "\n";
 }

@@ -8,9 +8,11 @@
 import type { AuditOutput } from "../domain/audit.ts";
 import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catalog.ts";
 import type { PublishPayload, StageTransferPayload } from "../domain/contract.ts";
+import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
+import type { StagingSummary } from "../domain/staging_manifest.ts";
 
 export type { LongWork, ProgressReport } from "../domain/long_work.ts";
 
@@ -30,6 +32,12 @@ export interface StageOptions extends ReadRowsOptions, LongWork {
    * table is extracted. Absent or empty: extract everything.
    */
   readonly reuse?: ReadonlyMap<string, string> | undefined;
+  /**
+   * The dataset's disclosure pre-checks, read once every table is written (`null`: checks off, or a
+   * table kept from an interrupted run unread). A destination that records them keeps them with the
+   * staged dataset.
+   */
+  readonly checks?: (() => DatasetDisclosure | null) | undefined;
 }
 
 /** What staging a dataset produced: the reply's items, the audit record's output and the log fields. */
@@ -73,6 +81,15 @@ export interface Destination {
     options: StageOptions,
   ): Promise<Staged>;
   /**
+   * The digest of what the run has staged now: it changes whenever a dataset of the run is packaged
+   * again, and at no other time. The gateway binds a `publish` approval to it.
+   *
+   * @returns `null` when the run has nothing staged.
+   */
+  stagingDigest(run: RunRef): Promise<string | null>;
+  /** The digest and the staged tables' disclosure pre-checks, as approvers see them. */
+  staging(run: RunRef): Promise<StagingSummary>;
+  /**
    * Makes everything the run staged visible to researchers.
    *
    * @throws {NothingStagedError} (`ports/filestore.ts`) when the run staged nothing.
@@ -87,6 +104,21 @@ export class PostgresqlDestinationNotConfiguredError extends AppError {
   constructor() {
     super(
       'Cannot use destination type "postgresql": this deployment has none (DESTINATION_POSTGRESQL_HOST is not set)',
+    );
+  }
+}
+
+/**
+ * The publish request carried the staging digest its approvers saw, and staging no longer hashes to it
+ * (a dataset was packaged again, or the run was published). Nothing was published.
+ */
+export class StagingChangedError extends AppError {
+  readonly code = "staging_changed";
+
+  constructor(readonly run: RunRef) {
+    super(
+      `Cannot publish project "${run.project}" started ${run.startTime}: staging changed since it was ` +
+        "approved; the approvers have to see it again",
     );
   }
 }

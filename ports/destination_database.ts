@@ -113,6 +113,15 @@ export interface DestinationDatabase extends AsyncDisposable {
   packagedTables(run: DestinationRun): Promise<LoadedTable[]>;
 
   /**
+   * A digest (lower-case hex SHA-256) of what the run has loaded: each dataset's schema, tables and
+   * load. It changes with every load of a dataset of the run, even of the same rows, and at no other time.
+   *
+   * @returns `null` when the run has loaded nothing.
+   * @throws {DestinationUnavailableError} when the registry cannot be read.
+   */
+  stagingDigest(run: DestinationRun): Promise<string | null>;
+
+  /**
    * Grants the configured read-only role USAGE on each table's schema and SELECT on exactly these tables,
    * in one transaction; granting again changes nothing.
    *

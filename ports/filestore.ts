@@ -5,8 +5,10 @@
  *
  * @module
  */
+import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
 import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
+import type { StagingSummary } from "../domain/staging_manifest.ts";
 
 /** A published payload file, as the publish reply lists it. */
 export interface PublishedFile {
@@ -39,6 +41,8 @@ export interface Filestore {
    * @param run the project and start time.
    * @param dataset the dataset's schema name, which owns the files.
    * @param write writes the dataset's files and returns them with their checksums.
+   * @param checks called once `write` resolved: the dataset's disclosure pre-checks (or `null`), recorded
+   *   in the signed manifest with a fresh stage id (so the staging digest changes with every stage).
    * @returns every file the dataset now has, sorted by path.
    * @throws {FilestoreNotReadyError} when staging cannot be written.
    * @throws {UnsafeFilesystemEntryError} when a folder or file of the run is a link, a hard link or not
@@ -48,11 +52,22 @@ export interface Filestore {
     run: RunRef,
     dataset: string,
     write: (work: StagingWork) => Promise<StagedFile[]>,
+    checks?: () => DatasetDisclosure | null,
   ): Promise<StagedFile[]>;
 
   /**
+   * What the run has staged now: the staging digest (`stagingDigest` in `domain/staging_manifest.ts`)
+   * and each dataset's disclosure pre-checks, from the verified staging manifest.
+   *
+   * @throws {StagingIntegrityError} when the staging manifest is not signed by this service for this run.
+   * @throws {UnsafeFilesystemEntryError} when a folder of the run is a link or not a folder.
+   */
+  staging(run: RunRef): Promise<StagingSummary>;
+
+  /**
    * Publishes a run: copies its staged files into a new BagIt bag on the production filesystem, verifies
-   * every copy against the staging manifest, swaps the bag into place, then removes staging. Publishing a run
+   * every copy against the staging manifest, writes the tag files (with `disclosure-checks.json` when
+   * any dataset has pre-checks), swaps the bag into place, then removes staging. Publishing a run
    * that is already published and has nothing new staged returns the published files again.
    *
    * @returns the published payload files, sorted by path.

@@ -231,6 +231,8 @@ if (import.meta.main) {
         ? {}
         : { SOURCE_BATCH_ROWS: options.serviceBatchRows }),
       ...(databricks === undefined ? {} : { DENO_CERT: caFile }),
+      // `DISCLOSURE_CHECKS=off deno task bench ...` measures packaging without the pre-checks.
+      DISCLOSURE_CHECKS: Deno.env.get("DISCLOSURE_CHECKS") ?? "on",
     });
     const cells: Cell[] = [];
     try {

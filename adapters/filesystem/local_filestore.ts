@@ -37,13 +37,18 @@ import {
 import { isInterruption } from "../../domain/interruption.ts";
 import { isSafeIdentifier, PROJECT_START_TIME_PATTERN } from "../../domain/names.ts";
 import {
+  DISCLOSURE_TAG_FILE,
+  disclosureTagText,
   emptyManifest,
   replaceDataset,
   signedManifestText,
   type StagingEntry,
   StagingManifest,
+  type StagingSummary,
+  stagingSummary,
   verifyManifestText,
 } from "../../domain/staging_manifest.ts";
+import type { DatasetDisclosure } from "../../domain/disclosure.ts";
 import {
   isPayloadPath,
   PAYLOAD_DIR,
@@ -146,6 +151,7 @@ export class LocalFilestore implements Filestore {
     run: RunRef,
     dataset: string,
     write: (work: StagingWork) => Promise<StagedFile[]>,
+    checks: () => DatasetDisclosure | null = () => null,
   ): Promise<StagedFile[]> {
     await this.checkReady();
     const tree = this.#tree;
@@ -197,7 +203,10 @@ export class LocalFilestore implements Filestore {
           );
         }
       }
-      const next = replaceDataset(manifest, dataset, files);
+      const next = replaceDataset(manifest, dataset, files, {
+        stage_id: randomUUID(),
+        disclosure: checks(),
+      });
       for (const path of [...files.map((f) => f.path), ...next.removed, STAGING_MANIFEST_NAME]) {
         await tree.expectFileOrMissing(`${runRel}/${path}`);
       }
@@ -226,6 +235,15 @@ export class LocalFilestore implements Filestore {
         await tree.removeIfEmpty(parentOf(runRel));
       }
     }
+  }
+
+  async staging(run: RunRef): Promise<StagingSummary> {
+    await this.checkReady();
+    const stagingRel = runFolder("staging", run);
+    if (await this.#tree.expectDir(stagingRel, { missingOk: true }) !== "dir") {
+      return stagingSummary(undefined);
+    }
+    return stagingSummary(await this.#readStagingManifest(run, stagingRel, "refuse"));
   }
 
   async publish(run: RunRef): Promise<PublishedFile[]> {
@@ -487,6 +505,13 @@ export class LocalFilestore implements Filestore {
       tagEntries.push({
         path: name,
         sha512: await this.#writeNewFile(`${bagRel}/${name}`, tagContents[name]),
+      });
+    }
+    const checks = disclosureTagText(manifest);
+    if (checks !== undefined) {
+      tagEntries.push({
+        path: DISCLOSURE_TAG_FILE,
+        sha512: await this.#writeNewFile(`${bagRel}/${DISCLOSURE_TAG_FILE}`, checks),
       });
     }
     await this.#writeNewFile(`${bagRel}/tagmanifest-sha512.txt`, manifestText(tagEntries));

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { createHash, randomUUID } from "node:crypto";
 import type { TableExtract, TableReader } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
 import { encodeCsvRows, parseCsv, utf8Bytes } from "../../domain/csv.ts";
@@ -36,6 +37,8 @@ import {
 /** One loaded schema: the dataset the registry holds for it and its tables' rows. */
 interface LoadedSchema {
   readonly dataset: DestinationDataset;
+  /** A fresh id per load: what `stagingDigest` changes with. */
+  readonly loadId: string;
   readonly tables: ReadonlyMap<string, readonly CanonicalRow[]>;
 }
 
@@ -163,6 +166,7 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
     for (const name of previous?.tables.keys() ?? []) this.#granted.delete(key(schema, name));
     this.#loaded.set(schema, {
       dataset: { ...dataset },
+      loadId: randomUUID(),
       tables: new Map(tables.map((t, i) => [t.table.name, read[i]!])),
     });
     return tables.map((t) => ({ schema, table: t.table.name })).sort(byTable);
@@ -175,6 +179,17 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
       s.dataset.project === run.project && s.dataset.startTime === run.startTime
     ).flatMap(([schema, s]) => [...s.tables.keys()].map((table) => ({ schema, table })))
       .sort(byTable);
+  }
+
+  async stagingDigest(run: DestinationRun): Promise<string | null> {
+    await Promise.resolve();
+    this.#assertUsable();
+    const loads = [...this.#loaded].filter(([, s]) =>
+      s.dataset.project === run.project && s.dataset.startTime === run.startTime
+    ).map(([schema, s]) => [schema, s.loadId, [...s.tables.keys()].sort()] as const)
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+    if (loads.length === 0) return null;
+    return createHash("sha256").update(JSON.stringify(loads)).digest("hex");
   }
 
   async grantReadAccess(tables: readonly LoadedTable[]): Promise<void> {

@@ -35,6 +35,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import postgres, { type Options, type Sql } from "postgres";
 import type { TableExtract, TableReader } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
@@ -235,6 +236,27 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
            and to_regclass(format('%I.%I', d.destination_schema, t.name)) is not null
          order by d.destination_schema collate "C", t.name collate "C"`;
       return rows.map((r) => ({ schema: r.schema, table: r.table }));
+    });
+  }
+
+  async stagingDigest(run: DestinationRun): Promise<string | null> {
+    this.#assertOpen();
+    return await this.#run("Cannot read the packaged tables in PostgreSQL", async () => {
+      await this.#ensureRegistry();
+      // A load builds a new schema and renames it into place, so the tables' oids change with every
+      // load; the registry row's packaged_at and xmin do too.
+      const rows = await this.#admin<{ schema: string; load: string }[]>`
+        select d.destination_schema as "schema",
+               concat_ws(' ', d.xmin::text, d.packaged_at::text, array_to_string(array(
+                 select t.name || '=' || coalesce(to_regclass(format('%I.%I', d.destination_schema, t.name))::oid::text, '')
+                   from unnest(d.tables) as t(name) order by t.name collate "C"), ',')) as "load"
+          from ${this.#admin(REGISTRY_SCHEMA)}.${this.#admin(REGISTRY_TABLE)} d
+         where d.project_name = ${run.project}
+           and d.project_start_time = ${run.startTime}
+         order by d.destination_schema collate "C"`;
+      if (rows.length === 0) return null;
+      const loads = rows.map((r) => [r.schema, r.load]);
+      return createHash("sha256").update(JSON.stringify(loads)).digest("hex");
     });
   }
 

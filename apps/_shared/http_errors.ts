@@ -51,7 +51,10 @@ import {
   DuckdbNameClashError,
   DuckdbValueError,
 } from "../../adapters/duckdb/duckdb_errors.ts";
-import { PostgresqlDestinationNotConfiguredError } from "../../ports/destination.ts";
+import {
+  PostgresqlDestinationNotConfiguredError,
+  StagingChangedError,
+} from "../../ports/destination.ts";
 import { RunInterruptedError } from "../../domain/interruption.ts";
 import { InvalidRunTransitionError } from "../../domain/run.ts";
 import {
@@ -138,6 +141,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [ApprovalTypeTakenError, 409],
   [NothingStagedToApproveError, 409],
   [NothingStagedError, 409],
+  [StagingChangedError, 409],
   [StagingIntegrityError, 409],
   // The request is valid; the filestore's state (a link where a folder or file must be) refuses it.
   [UnsafeFilesystemEntryError, 409],

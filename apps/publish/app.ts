@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DEFAULT_SMALL_CELL_THRESHOLD } from "../../domain/disclosure.ts";
 import type { Context } from "hono";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { checkAccess } from "../../application/check_access.ts";
@@ -27,6 +28,7 @@ import {
   DataContractPublishRequest,
   DataContractTransferRequest,
   type Destination as RequestDestination,
+  PublishServicePublishRequest,
 } from "../../domain/contract.ts";
 import {
   type NewRunInput,
@@ -60,6 +62,7 @@ import {
   publishRoute,
   resumeRunRoute,
   runEventsRoute,
+  stagingRoute,
   validateRoute,
 } from "./routes.ts";
 
@@ -78,6 +81,11 @@ export interface PublishDeps extends SourceAccess {
   readonly concurrency: number;
   /** Rows per batch read from a source. */
   readonly batchRows: number;
+  /**
+   * The disclosure pre-checks of packaged tables (`DISCLOSURE_CHECKS`, `SMALL_CELL_THRESHOLD`): `false`
+   * turns them off; absent, they are on with the default threshold.
+   */
+  readonly disclosureChecks?: { readonly smallCellThreshold: number } | false | undefined;
   /** Bytes per batch read from a source (see `RowBatcher`). */
   readonly batchBytes: number;
   /** The largest value read from a source; a larger one fails the package (`ValueTooLargeError`). */
@@ -146,6 +154,9 @@ export function createPublishService(deps: PublishDeps): PublishService {
     batchRows: deps.batchRows,
     batchBytes: deps.batchBytes,
     maxValueBytes: deps.maxValueBytes,
+    disclosure: deps.disclosureChecks === false
+      ? undefined
+      : deps.disclosureChecks ?? { smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD },
   };
 
   app.openapi(validateRoute, async (c) => {
@@ -161,12 +172,12 @@ export function createPublishService(deps: PublishDeps): PublishService {
   function workOf(run: Run): RunWork {
     if (run.action === "package") {
       const request = DataContractTransferRequest.parse(run.request);
-      return async ({ signal, onProgress, onExpectedRows, reuse }) => {
+      return async ({ signal, onProgress, onExpectedRows, onTableChecked, reuse }) => {
         const destination = destinationFor(request.destination);
         const staged = await packageDataset(
           request,
           { destination, openSource: openSourceOf, locks },
-          { ...limits, signal, onProgress, onExpectedRows, reuse },
+          { ...limits, signal, onProgress, onExpectedRows, onTableChecked, reuse },
         );
         return {
           status: 200,
@@ -176,7 +187,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
         };
       };
     }
-    const request = DataContractPublishRequest.parse(run.request);
+    const request = PublishServicePublishRequest.parse(run.request);
     return async ({ signal, onProgress }) => {
       const destination = destinationFor(request.destination);
       const published = await publishDataset(request, { destination, locks }, {
@@ -246,6 +257,23 @@ export function createPublishService(deps: PublishDeps): PublishService {
     publishRoute,
     (c) => runRequest(c, "publish", c.req.valid("json"), "published") as never,
   );
+
+  app.openapi(stagingRoute, async (c) => {
+    const request = c.req.valid("json");
+    const destination = destinationFor(request.destination);
+    const staging = await destination.staging({
+      project: request.project_name,
+      startTime: request.project_start_time,
+    });
+    return c.json(
+      success({
+        staging_digest: staging.digest,
+        tables: [...staging.tables],
+        unchecked_datasets: [...staging.uncheckedDatasets],
+      }),
+      200,
+    );
+  });
 
   app.openapi(getRunRoute, async (c) => {
     const run = await runner.get(c.req.valid("param").id);

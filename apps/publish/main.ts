@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { DEFAULT_SMALL_CELL_THRESHOLD } from "../../domain/disclosure.ts";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
@@ -107,6 +108,12 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   ),
   /** `true`: CSV text cells a spreadsheet would evaluate get a `'` in front (recorded in bag-info.txt). */
   CSV_FORMULA_PREFIX: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
+  /** `on`: every packaged table gets disclosure pre-checks (`docs/disclosure.md`); `off`: none. */
+  DISCLOSURE_CHECKS: z.enum(["on", "off"]).default("on"),
+  /** Values seen fewer times than this are flagged by the disclosure pre-checks. */
+  SMALL_CELL_THRESHOLD: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
+    DEFAULT_SMALL_CELL_THRESHOLD,
+  ),
   /** Where runs are kept: `sqlite` (one file under `STATE_DIR`) or `postgresql` (shared by replicas). */
   RUN_STORE: z.enum(["sqlite", "postgresql"]).default("sqlite"),
   /** The service's own state (the SQLite run store, `runs.sqlite`). */
@@ -365,6 +372,9 @@ export async function buildPublishService(
     batchRows: config.SOURCE_BATCH_ROWS,
     batchBytes: config.SOURCE_BATCH_BYTES,
     maxValueBytes: config.SOURCE_MAX_VALUE_BYTES,
+    disclosureChecks: config.DISCLOSURE_CHECKS === "on"
+      ? { smallCellThreshold: config.SMALL_CELL_THRESHOLD }
+      : false,
     readiness: async () => {
       const checks: ReadinessCheck[] = [
         await serviceSecrets.readinessCheck("publishserviceapikey"),

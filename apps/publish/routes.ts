@@ -5,11 +5,13 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { RUN_STATES, runSchema } from "../../domain/run.ts";
+import { disclosureThresholdsSchema, tableDisclosureSchema } from "../../domain/disclosure.ts";
 import {
   DataContractPublishRequest,
   DataContractSourceAccessRequest,
   DataContractTransferRequest,
   PublishPayload,
+  PublishServicePublishRequest,
   StageTransferPayload,
   ValidationPayload,
 } from "../../domain/contract.ts";
@@ -106,7 +108,9 @@ export const publishRoute = createRoute({
   summary: "Publish the project's staging to production with SHA-512 checksums",
   tags: ["publish"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
+  request: jsonBody(
+    openApiComponent(PublishServicePublishRequest, "PublishServicePublishRequest"),
+  ),
   responses: {
     200: {
       description: "What was published",
@@ -202,4 +206,42 @@ export const resumeRunRoute = createRoute({
   security: API_KEY_SECURITY,
   request: runIdParams,
   responses: { 202: runReply("The run, queued again"), ...errorResponses(404, 409) },
+});
+
+/** The reply of `POST /data-publish/staging`. */
+const StagingPayload = openApiComponent(
+  z.object({
+    staging_digest: z.string().nullable().openapi({
+      description: "SHA-256 (hex) that changes whenever a dataset of the run is packaged again; " +
+        "null when nothing is staged",
+    }),
+    tables: z.array(z.object({
+      dataset: z.string(),
+      table: z.string(),
+      thresholds: disclosureThresholdsSchema,
+      disclosure: tableDisclosureSchema,
+    })),
+    unchecked_datasets: z.array(z.string()).openapi({
+      description: "Staged datasets without pre-checks (checks off, or tables kept from an " +
+        "interrupted run, or the PostgreSQL destination)",
+    }),
+  }),
+  "StagingPayload",
+);
+
+/** `POST /data-publish/staging`: what a run has staged, as approvers see it. */
+export const stagingRoute = createRoute({
+  method: "post",
+  path: "/data-publish/staging",
+  summary: "The run's staging digest and the staged tables' disclosure pre-checks",
+  tags: ["publish"],
+  security: API_KEY_SECURITY,
+  request: jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
+  responses: {
+    200: {
+      description: "The staging digest and pre-checks",
+      content: { "application/json": { schema: successEnvelope(StagingPayload) } },
+    },
+    ...errorResponses(404, 409, 501, 502),
+  },
 });

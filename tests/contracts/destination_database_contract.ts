@@ -246,6 +246,28 @@ export async function destinationDatabaseContract(
     },
   );
 
+  await step(
+    "stagingDigest is null before a load, stable, and changes with every load of the run",
+    async (under) => {
+      const run = { project: "proj_a", startTime: START };
+      assert.equal(await under.database.stagingDigest(run), null);
+      const v1 = aSource(V1);
+      await under.database.load(DATASET, v1.source, v1.extracts, OPTIONS);
+      const first = await under.database.stagingDigest(run);
+      assert.match(first ?? "", /^[0-9a-f]{64}$/);
+      assert.equal(await under.database.stagingDigest(run), first);
+      assert.equal(
+        await under.database.stagingDigest({ project: "other", startTime: START }),
+        null,
+      );
+      const again = aSource(V1);
+      await under.database.load(DATASET, again.source, again.extracts, OPTIONS);
+      const second = await under.database.stagingDigest(run);
+      assert.notEqual(second, first, "the same rows loaded again are a new load");
+      assert.equal(await under.database.stagingDigest(run), second);
+    },
+  );
+
   await step("load takes the source's CSV fast path when it has one", async (under) => {
     const csv = csvReader(new Map(V1.map((t) => [t.table.name, t.rows])));
     const extracts = aSource(V1).extracts;

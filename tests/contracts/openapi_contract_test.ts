@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { aPublishRequest, aTransferRequest } from "../support/requests.ts";
+import { aPublishRequest, aTransferRequest, postJson } from "../support/requests.ts";
 import { writeFiles } from "./filestore_contract.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { APPROVAL_KEY, FakeWorld, METADATA_KEY, PUBLISH_KEY } from "../support/apps.ts";
@@ -35,6 +35,13 @@ function stageSomething(world: FakeWorld): Promise<unknown> {
     run,
     "oncology",
     writeFiles({ "data/outputs/oncology/t.csv": "a\n1\n" }),
+  );
+}
+
+/** Packages through the publish app, so staging has disclosure pre-checks. */
+function packageSomething(world: FakeWorld): Promise<unknown> {
+  return Promise.resolve(
+    world.publishApp().request(postJson("/data-publish/package", aTransferRequest(), PUBLISH_KEY)),
   );
 }
 
@@ -313,6 +320,45 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           body: aPublishRequest(),
           setup: stageSomething,
           expect: 200,
+        },
+        {
+          name: "publish staging changed",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest({ expected_staging_digest: "0".repeat(64) }),
+          setup: packageSomething,
+          expect: 409,
+        },
+        {
+          name: "staging nothing staged",
+          method: "post",
+          path: "/data-publish/staging",
+          body: aPublishRequest(),
+          expect: 200,
+        },
+        {
+          name: "staging",
+          method: "post",
+          path: "/data-publish/staging",
+          body: aPublishRequest(),
+          setup: packageSomething,
+          expect: 200,
+        },
+        {
+          name: "staging unknown destination",
+          method: "post",
+          path: "/data-publish/staging",
+          body: aPublishRequest({
+            destination: { name: "NOPE", type: "filestore", format: "csv" },
+          }),
+          expect: 404,
+        },
+        {
+          name: "staging invalid",
+          method: "post",
+          path: "/data-publish/staging",
+          body: { project_name: "Pr042" },
+          expect: 422,
         },
         {
           name: "publish no key",
