@@ -18,8 +18,8 @@ import {
   type AllowedAction,
   allowedActions,
   awaitsPerson,
-  type Decision,
   type DecidingPerson,
+  type Decision,
   type DecisionKind,
   gatesOpenedBy,
   gateStatus,
@@ -306,9 +306,7 @@ export class Releases {
     } while (cursor !== undefined);
     const now = this.#now();
     const views = await Promise.all(open.map(async (release) => {
-      const report = this.#needsStaging(release)
-        ? await this.#deps.staging.inspect(release)
-        : null;
+      const report = this.#needsStaging(release) ? await this.#deps.staging.inspect(release) : null;
       return awaitsPerson(release, policy, person, now, report?.staging_digest ?? null)
         ? this.#viewOf(release, viewer, report)
         : undefined;

@@ -17,7 +17,11 @@ const POLICY = parseApprovalPolicy({
     OUTPUT_CHECKER: { roles: ["output-checker"] },
   },
   gates: [
-    { name: "sign_off", before: "package", require: { INFORMATION_GOVERNANCE: 1, DATA_ENGINEER: 1 } },
+    {
+      name: "sign_off",
+      before: "package",
+      require: { INFORMATION_GOVERNANCE: 1, DATA_ENGINEER: 1 },
+    },
     { name: "disclosure", before: "publish", require: { OUTPUT_CHECKER: 2 } },
   ],
   approval_max_age_days: 30,

@@ -26,7 +26,8 @@ export const ErrorEnvelope = z.object({
     }),
     gate: z.string().optional().openapi({ description: "`approval_required`: the gate not met" }),
     missing: z.record(z.string(), z.number().int()).optional().openapi({
-      description: "`approval_required`: approval type → how many more distinct people must approve",
+      description:
+        "`approval_required`: approval type → how many more distinct people must approve",
     }),
   }),
 }).openapi("ErrorEnvelope");

@@ -277,7 +277,10 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
       : await callSubService(deps.publish, {
         method: "POST",
         endpoint: "data-publish/publish",
-        body: JSON.stringify({ ...JSON.parse(await c.req.text()), expected_staging_digest: digest }),
+        body: JSON.stringify({
+          ...JSON.parse(await c.req.text()),
+          expected_staging_digest: digest,
+        }),
         headers: preferOf(c),
       }, callOptions(c));
     const published = reply.status === 200 ? publishedOutput(reply.body.payload) : undefined;
@@ -425,7 +428,11 @@ function publishStagingInspector(publish: SubService, options: CallOptions): Sta
         body: JSON.stringify({
           project_name: run.project_name,
           project_start_time: run.project_start_time,
-          destination: { type, name: run.destination.name, format: type === "postgresql" ? "sql" : "csv" },
+          destination: {
+            type,
+            name: run.destination.name,
+            format: type === "postgresql" ? "sql" : "csv",
+          },
         }),
       }, options);
       const payload = reply.body.payload as Record<string, unknown> | undefined;

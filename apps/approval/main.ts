@@ -27,7 +27,7 @@ import { ConfigError } from "../_shared/app_errors.ts";
 import { readApprovalPolicy } from "../_shared/approval_policy_file.ts";
 import type { Logger } from "../_shared/log.ts";
 import { personVerifierFromEnv } from "../_shared/person_verifier_from_env.ts";
-import { type StateStoreKind, stateStoreFromEnv } from "../_shared/state_store_from_env.ts";
+import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import { type ApprovalGates, createApprovalApp } from "./app.ts";
 import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
 

@@ -14,11 +14,7 @@ import {
 } from "../../domain/contract.ts";
 import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
 import { DECISION_KINDS, releaseSchema } from "../../domain/release.ts";
-import {
-  API_KEY_SECURITY,
-  errorResponses,
-  PERSON_TOKEN_SECURITY,
-} from "../_shared/create_app.ts";
+import { API_KEY_SECURITY, errorResponses, PERSON_TOKEN_SECURITY } from "../_shared/create_app.ts";
 import { ErrorEnvelope, openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
 function jsonBody<T>(schema: T) {
@@ -293,7 +289,8 @@ const ReleaseView = openApiComponent(
       missing: z.record(z.string(), z.number().int()),
     })),
     staging: z.record(z.string(), z.unknown()).nullable().openapi({
-      description: "For a release with a gate before publish: `staging_digest` (what approvals bind " +
+      description:
+        "For a release with a gate before publish: `staging_digest` (what approvals bind " +
         "to) and the publish service's disclosure pre-checks; null otherwise",
     }),
     allowed_actions: z.array(AllowedActionView).openapi({
@@ -337,7 +334,8 @@ export const listReleases = createRoute({
   request: {
     query: z.object({
       awaiting: z.string().optional().openapi({
-        description: "`me`: the open releases the signed-in person can still decide, oldest first " +
+        description:
+          "`me`: the open releases the signed-in person can still decide, oldest first " +
           "(a person's token only; the other parameters are then ignored)",
       }),
       project: z.string().optional(),

@@ -46,7 +46,7 @@ import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
-import { type StateStoreKind, stateStoreFromEnv } from "../_shared/state_store_from_env.ts";
+import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { createPublishService } from "./app.ts";
 
