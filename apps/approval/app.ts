@@ -4,6 +4,10 @@
  * publish service's, forwarded path for path, query string and all, so its `Location` and `next` links
  * stay valid through the gateway.
  *
+ * With approval gates (`ApprovalDeps.gates`, `docs/approvals.md`), `package` and `publish` pass only once
+ * the gates before them are met (else 409 `approval_required`), a gated publish is forwarded with the
+ * approved `expected_staging_digest`, and `/releases` serves releases and records people's decisions.
+ *
  * @module
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
