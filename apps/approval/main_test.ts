@@ -3,6 +3,16 @@
  * refuses, and the release store in `/ready`.
  */
 import assert from "node:assert/strict";
+import postgres from "postgres";
+import { quotePostgresIdentifier } from "../../adapters/postgres/postgres_dialect.ts";
+import { postgresClientOptions } from "../../adapters/postgres/postgres_source_database.ts";
+import { postgresConnectionOptions } from "../../tests/support/databases.ts";
+import {
+  ignorePostgres,
+  LOCAL_DATABASES_WITHOUT_TLS,
+  POSTGRES,
+  randomName,
+} from "../../tests/support/services.ts";
 
 import { ConfigError } from "../_shared/app_errors.ts";
 import { startKeyServer, TEST_AUDIENCE } from "../../tests/support/identity_providers.ts";
@@ -113,4 +123,51 @@ Deno.test("approval main: RELEASE_STORE=postgresql needs its settings, named in 
     }, memorySink().sink),
     (e) => e instanceof ConfigError && /RELEASE_STORE_POSTGRESQL_HOST/.test(e.message),
   );
+});
+
+Deno.test({
+  name: "approval main: RELEASE_STORE=postgresql opens the shared release store",
+  ignore: ignorePostgres,
+  fn: async () => {
+    const database = randomName("releases_main");
+    const admin = postgres(postgresClientOptions(postgresConnectionOptions()));
+    await admin.unsafe(`create database ${quotePostgresIdentifier(database)}`);
+    try {
+      await using d = await aDeployment();
+      await using idp = await startKeyServer();
+      await Deno.writeTextFile(`${d.root}/secrets/releasestorepassword`, "unused-by-trust");
+      const log = memorySink();
+      const service = await buildApprovalService({
+        ...d.env,
+        APPROVAL_POLICY_FILE: `${d.root}/policy.json`,
+        OIDC_ISSUER_URL: idp.issuer,
+        OIDC_AUDIENCE: TEST_AUDIENCE,
+        RELEASE_STORE: "postgresql",
+        RELEASE_STORE_POSTGRESQL_HOST: POSTGRES.host,
+        RELEASE_STORE_POSTGRESQL_PORT: String(POSTGRES.port),
+        RELEASE_STORE_POSTGRESQL_DATABASE: database,
+        RELEASE_STORE_POSTGRESQL_USERNAME: POSTGRES.user,
+        RELEASE_STORE_POSTGRESQL_PASSWORD_SECRET_NAME: "releasestorepassword",
+        RELEASE_STORE_POSTGRESQL_SSLMODE: LOCAL_DATABASES_WITHOUT_TLS.SOURCE_POSTGRES_SSLMODE!,
+      }, log.sink);
+      try {
+        assert.ok(log.lines.some((l) => l.includes('"release_store"') && l.includes("postgresql")));
+        const ready = await service.fetch(
+          new Request("http://svc.local/ready", {
+            headers: { "x-api-key": KEYS.approvalserviceapikey },
+          }),
+        );
+        // The sub-services are not running: only the release store's check matters here.
+        const checks = (await ready.json()).payload.checks as { name: string; ok: boolean }[];
+        assert.ok(checks.some((c) => c.name === "release store" && c.ok));
+      } finally {
+        await service.close?.();
+      }
+    } finally {
+      await admin.unsafe(
+        `drop database if exists ${quotePostgresIdentifier(database)} with (force)`,
+      );
+      await admin.end({ timeout: 5 });
+    }
+  },
 });
