@@ -275,8 +275,8 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     const admission = await admit(c, "publish");
     // Gated: publish only what was approved; the publish service refuses (409 staging_changed) if staging
     // no longer hashes to the approved digest.
-    const digest = admission?.release_id == null ? undefined : admission.staging_digest;
-    const reply = digest == null
+    const digest = admission?.staging_digest ?? null;
+    const reply = digest === null
       ? await forward(c, deps.publish, "data-publish/publish", true)
       : await callSubService(deps.publish, {
         method: "POST",
