@@ -76,6 +76,23 @@ const RequestId = z.string().regex(SAFE_REQUEST_ID, {
   error: "must be 1 to 128 letters, digits, '.', '_', ':' or '-'",
 });
 
+/** A signed-in person as recorded: their id at their issuer (never their token or display name). */
+export const AuditPerson = z.strictObject({ id: z.string(), issuer: z.string() });
+
+/**
+ * An approval decision as recorded: the release, gate, approval type and decision, the staging digest the
+ * person approved (gates before `publish`; else `null`) and the SHA-256 of the comment (never the comment;
+ * `null` without one). Whether it was recorded or refused is the record's `outcome` and `error_code`.
+ */
+export const AuditDecision = z.strictObject({
+  release_id: z.string(),
+  gate: z.string(),
+  approval_type: z.string(),
+  decision: z.string(),
+  manifest_digest: z.string().nullable(),
+  comment_sha256: Sha256Hex.nullable(),
+});
+
 /**
  * One operation as a service records it, before it is chained. Every key is always present; `null` means
  * "not named by the request" or "not applicable".
@@ -119,6 +136,13 @@ export const AuditEntry = z.strictObject({
   files: z.array(AuditFile).nullable(),
   destination_tables: z.array(z.string()).nullable(),
   opal_resources: z.array(z.string()).nullable(),
+  /**
+   * The signed-in person who sent the request (a person's token; `caller_key_id` is then `null`). Absent
+   * from requests sent with a key, and from records written before people could sign in.
+   */
+  person: AuditPerson.optional(),
+  /** An approval decision asked for (`POST /releases/{id}/decisions`), recorded whether or not refused. */
+  decision: AuditDecision.optional(),
 });
 
 /** Why a request was refused before anything else looked at it. */
@@ -167,6 +191,7 @@ export const AnyAuditRecord = z.discriminatedUnion("kind", [AuditRecord, Refusal
 export type AuditDestination = z.infer<typeof AuditDestination>;
 export type AuditFile = z.infer<typeof AuditFile>;
 export type AuditOutput = z.infer<typeof AuditOutput>;
+export type AuditDecision = z.infer<typeof AuditDecision>;
 export type AuditEntry = z.infer<typeof AuditEntry>;
 export type AuditRecord = z.infer<typeof AuditRecord>;
 export type RefusalSummaryEntry = z.infer<typeof RefusalSummaryEntry>;

@@ -43,6 +43,18 @@ export class SubServiceReplyTooLargeError extends AppError {
   }
 }
 
+/**
+ * The publish service did not say what a release's run has staged (`POST /data-publish/staging` answered
+ * an error): a gated publish, a decision and a release's view need it, so they are refused.
+ */
+export class StagingUnavailableError extends AppError {
+  readonly code = "staging_unavailable";
+
+  constructor(status: number, detail: string) {
+    super(`Cannot read what is staged: the publish service answered ${status}: ${detail}`);
+  }
+}
+
 /** Configuration that prevents a service from starting. */
 export class ConfigError extends AppError {
   readonly code = "config_error";

@@ -13,6 +13,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { FileAuditTrail, openAuditFileSync } from "../../adapters/filesystem/file_audit_trail.ts";
 import {
+  type AuditDecision,
   type AuditEntry,
   auditKeyId,
   type AuditOutput,
@@ -24,11 +25,13 @@ import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { ConfigError } from "./app_errors.ts";
 import { errorReply, type ErrorStyle } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
+import { personOf } from "./person_auth.ts";
 import { bufferedBodyOf } from "./request_body.ts";
 import { requestIdOf, requestLogFields, serviceRequestIdOf } from "./request_ids.ts";
 
 const OUTPUT_KEY = "auditOutput";
 const AUTHENTICATED_KEY = "auditAuthenticated";
+const DECISION_KEY = "auditDecision";
 const ERROR_CODE = /^[a-z0-9_]{1,64}$/;
 const MAX_ACTION_LENGTH = 256;
 
@@ -47,6 +50,11 @@ export interface AuditMiddlewareOptions {
 export function recordAuditOutput(c: Context, output: AuditOutput): void {
   const previous = c.get(OUTPUT_KEY as never) as AuditOutput | undefined;
   c.set(OUTPUT_KEY as never, { ...previous, ...output } as never);
+}
+
+/** Adds the approval decision asked for to the request's record (recorded whether or not it is refused). */
+export function recordAuditDecision(c: Context, decision: AuditDecision): void {
+  c.set(DECISION_KEY as never, decision as never);
 }
 
 /** Marks the request as authenticated by the service's key (called by the auth middleware). */
@@ -108,6 +116,8 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
   const status = c.res.status;
   const ok = status >= 200 && status < 300;
   const output = (c.get(OUTPUT_KEY as never) as AuditOutput | undefined) ?? {};
+  const person = personOf(c);
+  const decision = c.get(DECISION_KEY as never) as AuditDecision | undefined;
   return {
     kind: "operation",
     time: new Date().toISOString(),
@@ -123,6 +133,8 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
     files: output.files ?? null,
     destination_tables: output.destination_tables ?? null,
     opal_resources: output.opal_resources ?? null,
+    ...(person === undefined ? {} : { person: { id: person.id, issuer: person.issuer } }),
+    ...(decision === undefined ? {} : { decision }),
   };
 }
 

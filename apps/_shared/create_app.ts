@@ -23,7 +23,14 @@ import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
-import { errorBody, errorReply, type ErrorStyle, headersOf, statusOf } from "./http_errors.ts";
+import {
+  errorBody,
+  errorReply,
+  type ErrorStyle,
+  headersOf,
+  payloadFieldsOf,
+  statusOf,
+} from "./http_errors.ts";
 import type { Logger } from "./log.ts";
 import { docsPage } from "./docs_page.ts";
 import { jsonDepthLimit, MAX_JSON_DEPTH } from "./json_depth.ts";
@@ -277,7 +284,11 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
         ...(error.logDetail === undefined ? {} : { reason: error.logDetail }),
       });
       for (const [name, value] of Object.entries(headersOf(error))) c.header(name, value);
-      return errorReply(c, style, status, { detail: error.message, code });
+      return errorReply(c, style, status, {
+        detail: error.message,
+        code,
+        extra: { ...payloadFieldsOf(error) },
+      });
     }
     if (error instanceof HTTPException && error.status === 400) {
       // Hono's JSON validator: the body is not valid JSON.

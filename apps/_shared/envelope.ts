@@ -1,7 +1,7 @@
 /**
  * The CR8TOR envelope: every reply of every service is `{"status": ..., "payload": {...}}`. Errors carry
  * `payload.detail` (the sentence the CLI prints) plus our own `code`, `request_id` and, for validation
- * failures, `issues`.
+ * failures, `issues`; an `approval_required` refusal also names `release_id`, `gate` and `missing`.
  *
  * @module
  */
@@ -21,6 +21,14 @@ export const ErrorEnvelope = z.object({
     code: z.string(),
     request_id: z.string(),
     issues: z.array(Issue).optional(),
+    release_id: z.string().optional().openapi({
+      description: "`approval_required`, `release_rejected`: the release the request names",
+    }),
+    gate: z.string().optional().openapi({ description: "`approval_required`: the gate not met" }),
+    missing: z.record(z.string(), z.number().int()).optional().openapi({
+      description:
+        "`approval_required`: approval type → how many more distinct people must approve",
+    }),
   }),
 }).openapi("ErrorEnvelope");
 

@@ -66,6 +66,12 @@ import {
 } from "../../ports/run_store.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
 import {
+  ApprovalRequiredError,
+  AwaitingNeedsPersonError,
+  InvalidReleaseQueryError,
+  ReleaseRejectedError,
+} from "../../application/releases.ts";
+import {
   ApprovalTypeTakenError,
   NotEntitledError,
   NothingStagedToApproveError,
@@ -84,6 +90,7 @@ import {
   PersonTokenRejectedError,
 } from "../../ports/identity.ts";
 import {
+  StagingUnavailableError,
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
   SubServiceTimeoutError,
@@ -100,6 +107,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidRunQueryError, 400],
   [PersonTokenRejectedError, 401],
   [InvalidReleaseCursorError, 400],
+  [AwaitingNeedsPersonError, 400],
+  [InvalidReleaseQueryError, 400],
   [NotEntitledError, 403],
   [SelfApprovalError, 403],
   [SourceNotAllowedError, 403],
@@ -127,6 +136,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidRunTransitionError, 409],
   [RunCancelledError, 409],
   [ReleaseClosedError, 409],
+  [ApprovalRequiredError, 409],
+  [ReleaseRejectedError, 409],
   [ApprovalTypeTakenError, 409],
   [NothingStagedToApproveError, 409],
   [NothingStagedError, 409],
@@ -148,6 +159,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [OpalError, 502],
   [SubServiceUnavailableError, 502],
   [SubServiceProtocolError, 502],
+  [StagingUnavailableError, 502],
   [SubServiceReplyTooLargeError, 502],
   [SubServiceTimeoutError, 504],
   [RunStoreUnavailableError, 503],
@@ -162,6 +174,26 @@ const HEADERS = new Map<ErrorClass, Readonly<Record<string, string>>>([
   [PersonTokenRejectedError, { "WWW-Authenticate": 'Bearer error="invalid_token"' }],
   [IdentityProviderUnavailableError, { "Retry-After": "5" }],
 ]);
+
+/**
+ * Fields some errors' envelopes carry beside `detail`, `code` and `request_id`, for a client to act on
+ * (`approval_required`: which release, which gate, which approval types are still missing).
+ */
+// deno-lint-ignore no-explicit-any
+const PAYLOAD_FIELDS = new Map<ErrorClass, (error: any) => Readonly<Record<string, unknown>>>([
+  [ApprovalRequiredError, (e: ApprovalRequiredError) => ({
+    release_id: e.releaseId,
+    gate: e.gate,
+    missing: e.missing,
+  })],
+  [ReleaseRejectedError, (e: ReleaseRejectedError) => ({ release_id: e.releaseId })],
+]);
+
+/** The fields the envelope of a known error carries beside its detail and code (none for most errors). */
+export function payloadFieldsOf(error: unknown): Readonly<Record<string, unknown>> {
+  for (const [cls, fields] of PAYLOAD_FIELDS) if (error instanceof cls) return fields(error);
+  return {};
+}
 
 /** The headers the reply to a known error carries besides the envelope (none for most errors). */
 export function headersOf(error: unknown): Readonly<Record<string, string>> {
@@ -185,12 +217,14 @@ export interface ErrorStyle {
 export function errorBody(
   c: Context,
   style: ErrorStyle,
-  fields: { detail: string; code: string; issues?: Issue[] },
+  fields: { detail: string; code: string; issues?: Issue[]; extra?: Record<string, unknown> },
 ): ErrorEnvelope {
+  const { extra, ...own } = fields;
   return {
     status: "error",
     payload: {
-      ...fields,
+      ...extra,
+      ...own,
       detail: style.detailPrefix + fields.detail,
       request_id: requestIdOf(c),
     },
@@ -236,7 +270,7 @@ export function errorReply(
   c: Context,
   style: ErrorStyle,
   status: ContentfulStatusCode,
-  fields: { detail: string; code: string; issues?: Issue[] },
+  fields: { detail: string; code: string; issues?: Issue[]; extra?: Record<string, unknown> },
 ): Response {
   return c.json(errorBody(c, style, fields), status);
 }

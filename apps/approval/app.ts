@@ -4,14 +4,33 @@
  * publish service's, forwarded path for path, query string and all, so its `Location` and `next` links
  * stay valid through the gateway.
  *
+ * With approval gates (`ApprovalDeps.gates`, `docs/approvals.md`), `package` and `publish` pass only once
+ * the gates before them are met (else 409 `approval_required`), a gated publish is forwarded with the
+ * approved `expected_staging_digest`, and `/releases` serves releases and records people's decisions.
+ *
  * @module
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { publishedOutput } from "../../domain/audit.ts";
+import {
+  type Admission,
+  AwaitingNeedsPersonError,
+  InvalidReleaseQueryError,
+  Releases,
+  type Viewer,
+} from "../../application/releases.ts";
+import type { ApprovalPolicy, GatedStep } from "../../domain/approval_policy.ts";
+import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
+import { RELEASE_STATES, type ReleaseState } from "../../domain/release.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
-import { recordAuditOutput } from "../_shared/audit.ts";
+import type { PersonVerifier } from "../../ports/identity.ts";
+import type { ReleaseStore } from "../../ports/release_store.ts";
+import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
+import { StagingUnavailableError } from "../_shared/app_errors.ts";
+import { recordAuditDecision, recordAuditOutput } from "../_shared/audit.ts";
+import { success } from "../_shared/envelope.ts";
+import { type Credential, personOf } from "../_shared/person_auth.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
 import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
@@ -28,7 +47,10 @@ import {
 } from "./sub_service.ts";
 import {
   cancelRun,
+  decideRelease,
+  getRelease,
   getRun,
+  listReleases,
   listRuns,
   packageProject,
   publishProject,
@@ -37,8 +59,35 @@ import {
   validateProject,
 } from "./routes.ts";
 
+/**
+ * Approval gates (`APPROVAL_POLICY_FILE`, `docs/approvals.md`): the policy, where releases are kept, and
+ * who people are. With them, package and publish pass only once their gates are met, and `/releases`
+ * is served.
+ */
+export interface ApprovalGates {
+  readonly policy: ApprovalPolicy;
+  readonly store: ReleaseStore;
+  readonly verifier: PersonVerifier;
+  /** The time now; the system clock when absent (tests pass their own). */
+  readonly now?: (() => Date) | undefined;
+}
+
+/** The default page size of `GET /releases`. */
+export const DEFAULT_RELEASE_PAGE_SIZE = 50;
+
+/**
+ * Which credential a gateway route takes when people sign in: decisions a person's token only, reading
+ * releases either, everything else the key only.
+ */
+export function gatewayCredentialFor(c: Context): Credential {
+  if (c.req.path !== "/releases" && !c.req.path.startsWith("/releases/")) return "key";
+  return c.req.method === "GET" || c.req.method === "HEAD" ? "key_or_person" : "person";
+}
+
 /** What the gateway needs. */
 export interface ApprovalDeps {
+  /** Approval gates; without them the gateway forwards package and publish as it always did. */
+  readonly gates?: ApprovalGates | undefined;
   readonly apiKey: string;
   readonly log: Logger;
   readonly maxBodyBytes: number;
@@ -87,6 +136,7 @@ function publishEndpointOf(c: Context): string {
 
 /** Builds the gateway. */
 export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
+  const gates = deps.gates;
   const app = createServiceApp({
     service: "approval",
     title: "CR8TOR Approval Service",
@@ -94,13 +144,21 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     apiKey: deps.apiKey,
     log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
-    readiness: () => Promise.all([deps.metadata, deps.publish].map(healthCheck)),
+    readiness: () =>
+      Promise.all([
+        ...[deps.metadata, deps.publish].map(healthCheck),
+        ...(gates === undefined ? [] : [releaseStoreCheck(gates.store)]),
+      ]),
     auditTrail: deps.auditTrail,
     bodyReading: deps.bodyReading,
     refusals: deps.refusals,
     metrics: deps.metrics,
     metricsAccess: deps.metricsAccess,
+    people: gates === undefined
+      ? undefined
+      : { verifier: gates.verifier, credentialFor: gatewayCredentialFor },
   });
+  const callerKeyId = auditKeyId(deps.apiKey);
 
   async function healthCheck(service: SubService): Promise<ReadinessCheck> {
     const name = `${service.name} service`;
@@ -133,13 +191,18 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     endpoint: string,
     passPrefer = false,
   ): Promise<SubServiceReply> {
-    const prefer = passPrefer ? c.req.header("prefer") : undefined;
     return await callSubService(service, {
       method: "POST",
       endpoint,
       body: await c.req.text(),
-      headers: prefer === undefined ? {} : { prefer },
+      headers: passPrefer ? preferOf(c) : {},
     }, callOptions(c));
+  }
+
+  /** The caller's `Prefer` header, to pass on. */
+  function preferOf(c: Context): Record<string, string> {
+    const prefer = c.req.header("prefer");
+    return prefer === undefined ? {} : { prefer };
   }
 
   /**
@@ -177,12 +240,53 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     return relay(c, await forward(c, deps.metadata, "metadata/project")) as never;
   });
 
+  /** The release use cases for this request (the staging inspector carries its request id). */
+  function releasesFor(c: Context, g: ApprovalGates): Releases {
+    return new Releases({
+      store: g.store,
+      policy: g.policy,
+      staging: publishStagingInspector(deps.publish, callOptions(c)),
+      now: g.now ?? (() => new Date()),
+    });
+  }
+
+  /**
+   * Checks the gates before `step` for the project run the request names (a release is found or
+   * created, requested by the caller's key); without gates, admits.
+   *
+   * @throws {ApprovalRequiredError} while a gate is not met.
+   */
+  async function admit(c: Context, step: GatedStep): Promise<Admission | undefined> {
+    if (gates === undefined) return undefined;
+    const body = JSON.parse(await c.req.text()) as ReleaseRun;
+    return await releasesFor(c, gates).admit(step, {
+      project_name: body.project_name,
+      project_start_time: body.project_start_time,
+      destination: { type: body.destination.type, name: body.destination.name },
+    }, { kind: "key", id: await callerKeyId });
+  }
+
   app.openapi(packageProject, async (c) => {
+    await admit(c, "package");
     return relay(c, await forward(c, deps.publish, "data-publish/package", true)) as never;
   });
 
   app.openapi(publishProject, async (c) => {
-    const reply = await forward(c, deps.publish, "data-publish/publish", true);
+    const admission = await admit(c, "publish");
+    // Gated: publish only what was approved; the publish service refuses (409 staging_changed) if staging
+    // no longer hashes to the approved digest.
+    const digest = admission?.staging_digest ?? null;
+    const reply = digest === null
+      ? await forward(c, deps.publish, "data-publish/publish", true)
+      : await callSubService(deps.publish, {
+        method: "POST",
+        endpoint: "data-publish/publish",
+        body: JSON.stringify({
+          ...JSON.parse(await c.req.text()),
+          expected_staging_digest: digest,
+        }),
+        headers: preferOf(c),
+      }, callOptions(c));
     const published = reply.status === 200 ? publishedOutput(reply.body.payload) : undefined;
     if (published !== undefined) recordAuditOutput(c, published);
     return relay(c, reply) as never;
@@ -222,5 +326,129 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     }) as never;
   });
 
+  if (gates !== undefined) addReleaseRoutes(app, gates, releasesFor, deps);
   return app;
+}
+
+/** Who the request comes from, as a release viewer: a person when one signed in, else the key. */
+function viewerOf(c: Context): Viewer {
+  const person = personOf(c);
+  return person === undefined ? { kind: "key" } : { kind: "person", person };
+}
+
+/** `/releases`: reading releases (key or person) and recording decisions (person). */
+function addReleaseRoutes(
+  app: OpenAPIHono,
+  gates: ApprovalGates,
+  releasesFor: (c: Context, g: ApprovalGates) => Releases,
+  deps: ApprovalDeps,
+): void {
+  app.openapi(getRelease, async (c) => {
+    const view = await releasesFor(c, gates).view(c.req.valid("param").id, viewerOf(c));
+    return c.json(success(view), 200) as never;
+  });
+
+  app.openapi(listReleases, async (c) => {
+    const query = c.req.valid("query");
+    const releases = releasesFor(c, gates);
+    if (query.awaiting !== undefined) {
+      if (query.awaiting !== "me") {
+        throw new InvalidReleaseQueryError("Cannot list releases: awaiting takes only `me`");
+      }
+      const viewer = viewerOf(c);
+      if (viewer.kind !== "person") throw new AwaitingNeedsPersonError();
+      const awaiting = await releases.awaiting(viewer.person);
+      return c.json(success({ releases: awaiting, next: null }), 200) as never;
+    }
+    const limitText = query.limit ?? String(DEFAULT_RELEASE_PAGE_SIZE);
+    const limit = Number(limitText);
+    if (!/^\d{1,4}$/.test(limitText) || limit < 1 || limit > 1000) {
+      throw new InvalidReleaseQueryError(
+        "Cannot list releases: limit must be an integer from 1 to 1000",
+      );
+    }
+    if (query.state !== undefined && !(RELEASE_STATES as readonly string[]).includes(query.state)) {
+      throw new InvalidReleaseQueryError(
+        `Cannot list releases: state must be one of ${RELEASE_STATES.join(", ")}`,
+      );
+    }
+    const page = await releases.list({
+      limit,
+      ...(query.project === undefined ? {} : { project: query.project }),
+      ...(query.state === undefined ? {} : { state: query.state as ReleaseState }),
+      ...(query.cursor === undefined ? {} : { cursor: query.cursor }),
+    }, viewerOf(c));
+    let next: string | null = null;
+    if (page.nextCursor !== null) {
+      const params = new URLSearchParams();
+      if (query.project !== undefined) params.set("project", query.project);
+      if (query.state !== undefined) params.set("state", query.state);
+      params.set("limit", String(limit));
+      params.set("cursor", page.nextCursor);
+      next = `/releases?${params}`;
+    }
+    return c.json(success({ releases: page.releases, next }), 200) as never;
+  });
+
+  app.openapi(decideRelease, async (c) => {
+    const person = personOf(c);
+    // requirePerson admitted the request, so there is a person.
+    if (person === undefined) throw new Error("decisions need a person");
+    const id = c.req.valid("param").id;
+    const outcome = await releasesFor(c, gates).decide(
+      id,
+      person,
+      c.req.valid("json"),
+      (attempt) => recordAuditDecision(c, attempt),
+    );
+    for (const gate of outcome.gates_opened) {
+      deps.log.info("gate_opened", { release_id: id, gate, decision_id: outcome.decision.id });
+    }
+    return c.json(success(outcome.release), 200) as never;
+  });
+}
+
+/** The release store as `/ready` reports it. */
+async function releaseStoreCheck(store: ReleaseStore): Promise<ReadinessCheck> {
+  try {
+    await store.list({ limit: 1 });
+    return { name: "release store", ok: true };
+  } catch {
+    return { name: "release store", ok: false, detail: "cannot be read" };
+  }
+}
+
+/**
+ * What the publish service says a run has staged (`POST /data-publish/staging`). The staging area does
+ * not depend on the format, so a filestore run is asked about as `csv`.
+ */
+function publishStagingInspector(publish: SubService, options: CallOptions): StagingInspector {
+  return {
+    async inspect(run: ReleaseRun) {
+      const type = run.destination.type;
+      const reply = await callSubService(publish, {
+        method: "POST",
+        endpoint: "data-publish/staging",
+        body: JSON.stringify({
+          project_name: run.project_name,
+          project_start_time: run.project_start_time,
+          destination: {
+            type,
+            name: run.destination.name,
+            format: type === "postgresql" ? "sql" : "csv",
+          },
+        }),
+      }, options);
+      const payload = reply.body.payload as Record<string, unknown> | undefined;
+      if (reply.status !== 200 || payload === undefined) {
+        const detail = (payload as { detail?: unknown } | undefined)?.detail;
+        throw new StagingUnavailableError(
+          reply.status,
+          typeof detail === "string" ? detail : "no detail",
+        );
+      }
+      const { staging_digest: digest, ...details } = payload;
+      return { staging_digest: typeof digest === "string" ? digest : null, details };
+    },
+  };
 }

@@ -13,14 +13,26 @@ import {
   StageTransferPayload,
 } from "../../domain/contract.ts";
 import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
-import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
-import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
+import { DECISION_KINDS, releaseSchema } from "../../domain/release.ts";
+import { API_KEY_SECURITY, errorResponses, PERSON_TOKEN_SECURITY } from "../_shared/create_app.ts";
+import { ErrorEnvelope, openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
 function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
 }
 
 const GATEWAY_ERRORS = errorResponses(404, 409, 501, 502, 504);
+
+/** 409 for package and publish includes `approval_required` (with an approval policy). */
+const GATED_ERRORS = {
+  ...GATEWAY_ERRORS,
+  409: {
+    description: "The request conflicts with the staged or published state, or (with an approval " +
+      "policy) a gate before the step is not met: `approval_required` names `release_id`, `gate` " +
+      "and the approval types still `missing`; `staging_changed`: staging changed since it was approved",
+    content: { "application/json": { schema: ErrorEnvelope } },
+  },
+};
 
 /**
  * A run as the publish service shows it (`domain/run.ts`): the stored run's public fields, relayed
@@ -128,7 +140,7 @@ export const packageProject = createRoute({
         },
       },
     },
-    ...GATEWAY_ERRORS,
+    ...GATED_ERRORS,
   },
 });
 
@@ -153,7 +165,7 @@ export const publishProject = createRoute({
         },
       },
     },
-    ...GATEWAY_ERRORS,
+    ...GATED_ERRORS,
   },
 });
 
@@ -256,4 +268,122 @@ export const resumeRun = createRoute({
   security: API_KEY_SECURITY,
   request: { params: RunIdParam },
   responses: { 202: RUN_ACCEPTED, ...errorResponses(404, 409, 502, 504) },
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Releases and decisions (`docs/approvals.md`): only with an approval policy.
+
+const AllowedActionView = z.object({
+  gate: z.string(),
+  approval_type: z.string(),
+  decisions: z.array(z.enum(DECISION_KINDS)),
+}).openapi("AllowedAction");
+
+/** A release as every reply shows it (`application/releases.ts` `ReleaseView`). */
+const ReleaseView = openApiComponent(
+  releaseSchema.extend({
+    gates: z.array(z.object({
+      gate: z.string(),
+      before: z.enum(["package", "publish"]),
+      met: z.boolean(),
+      missing: z.record(z.string(), z.number().int()),
+    })),
+    staging: z.record(z.string(), z.unknown()).nullable().openapi({
+      description:
+        "For a release with a gate before publish: `staging_digest` (what approvals bind " +
+        "to) and the publish service's disclosure pre-checks; null otherwise",
+    }),
+    allowed_actions: z.array(AllowedActionView).openapi({
+      description: "What the caller may decide now, per gate and approval type (empty for a key)",
+    }),
+  }),
+  "Release",
+);
+
+const ReleaseIdParam = z.object({
+  id: z.string().min(1).openapi({ param: { name: "id", in: "path" } }),
+});
+
+/** Either credential: the service key, or a person's token. */
+const KEY_OR_PERSON = [...API_KEY_SECURITY, ...PERSON_TOKEN_SECURITY];
+
+/** `GET /releases/{id}`: one release, its gates, what is staged, what the caller may decide. */
+export const getRelease = createRoute({
+  method: "get",
+  path: "/releases/{id}",
+  summary: "One release: its decisions, gates, staging digest and disclosure pre-checks",
+  tags: ["releases"],
+  security: KEY_OR_PERSON,
+  request: { params: ReleaseIdParam },
+  responses: {
+    200: {
+      description: "The release",
+      content: { "application/json": { schema: successEnvelope(ReleaseView) } },
+    },
+    ...errorResponses(401, 404, 502, 504),
+  },
+});
+
+/** `GET /releases`: what awaits the caller (`awaiting=me`), or releases newest first a page at a time. */
+export const listReleases = createRoute({
+  method: "get",
+  path: "/releases",
+  summary: "Releases: what awaits you (awaiting=me, oldest first), or all newest first",
+  tags: ["releases"],
+  security: KEY_OR_PERSON,
+  request: {
+    query: z.object({
+      awaiting: z.string().optional().openapi({
+        description:
+          "`me`: the open releases the signed-in person can still decide, oldest first " +
+          "(a person's token only; the other parameters are then ignored)",
+      }),
+      project: z.string().optional(),
+      state: z.string().optional().openapi({ description: "`open` or `rejected`" }),
+      limit: z.string().optional().openapi({ description: "1 to 1000; 50 by default" }),
+      cursor: z.string().optional().openapi({ description: "From the previous page's `next`" }),
+    }),
+  },
+  responses: {
+    200: {
+      description: "Releases; `next` is the next page's path and query, or null",
+      content: {
+        "application/json": {
+          schema: successEnvelope(
+            z.object({ releases: z.array(ReleaseView), next: z.string().nullable() }),
+          ),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 502, 504),
+  },
+});
+
+/** What a person sends to decide. */
+export const DecisionBody = z.object({
+  gate: z.string().min(1).max(64),
+  approval_type: z.string().min(1).max(64),
+  decision: z.enum(DECISION_KINDS),
+  comment: z.string().max(10_000).optional().openapi({
+    description: "Kept only as its SHA-256 (in the release and the audit trail)",
+  }),
+}).strict().openapi("DecisionRequest");
+
+/** `POST /releases/{id}/decisions`: a person records a decision. */
+export const decideRelease = createRoute({
+  method: "post",
+  path: "/releases/{id}/decisions",
+  summary: "Record your decision on a gate of a release (a person's token only)",
+  description: "For a gate before publish, the decision binds to the staging digest now (set by " +
+    "the server). Every decision, refused ones included, is an audit record.",
+  tags: ["releases"],
+  security: PERSON_TOKEN_SECURITY,
+  request: { params: ReleaseIdParam, ...jsonBody(DecisionBody) },
+  responses: {
+    200: {
+      description: "The release with the decision recorded (its last)",
+      content: { "application/json": { schema: successEnvelope(ReleaseView) } },
+    },
+    ...errorResponses(401, 404, 409, 502, 504),
+  },
 });

@@ -46,6 +46,7 @@ import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
+import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { createPublishService } from "./app.ts";
 
@@ -123,16 +124,14 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   RUN_RETENTION_DAYS: z.coerce.number<unknown>().int().min(1).max(36_500).default(90),
 });
 
-/** The shared PostgreSQL run store (`RUN_STORE=postgresql`): all are needed then. */
-export const PostgresqlRunStoreEnv = z.object({
-  RUN_STORE_POSTGRESQL_HOST: required,
-  RUN_STORE_POSTGRESQL_PORT: z.coerce.number<unknown>().int().min(1).max(65535).default(5432),
-  RUN_STORE_POSTGRESQL_DATABASE: required,
-  RUN_STORE_POSTGRESQL_USERNAME: required,
-  RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME: required,
-  /** The store's TLS, as `SOURCE_POSTGRES_SSLMODE` (`verify-full` by default). */
-  RUN_STORE_POSTGRESQL_SSLMODE: postgresSslModeVar(),
-});
+/** How the run store is opened (`RUN_STORE`, `RUN_STORE_POSTGRESQL_*`, `STATE_DIR`). */
+export const RUN_STORE_KIND: StateStoreKind<RunStore> = {
+  prefix: "RUN_STORE",
+  label: "run store",
+  sqlitePath: sqliteRunStorePath,
+  openSqlite: (path) => openSqliteRunStore({ path }),
+  openPostgres: (options) => openPostgresRunStore(options),
+};
 
 /**
  * Opens the run store the environment names: SQLite at `${STATE_DIR}/runs.sqlite` by default, or the
@@ -146,40 +145,7 @@ export async function runStoreFromEnv(
   secrets: SecretStore,
   log: Logger,
 ): Promise<RunStore> {
-  const config = parseEnv(PublishEnv.pick({ RUN_STORE: true, STATE_DIR: true }), env);
-  try {
-    if (config.RUN_STORE === "sqlite") {
-      const path = sqliteRunStorePath(config.STATE_DIR);
-      const store = await openSqliteRunStore({ path });
-      log.info("run_store", { kind: "sqlite", path });
-      return store;
-    }
-    const pg = parseEnv(PostgresqlRunStoreEnv, env);
-    const store = await openPostgresRunStore({
-      host: pg.RUN_STORE_POSTGRESQL_HOST,
-      port: pg.RUN_STORE_POSTGRESQL_PORT,
-      database: pg.RUN_STORE_POSTGRESQL_DATABASE,
-      username: pg.RUN_STORE_POSTGRESQL_USERNAME,
-      password: await secrets.get(pg.RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME),
-      tls: postgresTlsOf("RUN_STORE_POSTGRESQL_SSLMODE", pg.RUN_STORE_POSTGRESQL_SSLMODE, log),
-      connectTimeoutMs: 15_000,
-      statementTimeoutMs: 60_000,
-    });
-    log.info("run_store", {
-      kind: "postgresql",
-      host: pg.RUN_STORE_POSTGRESQL_HOST,
-      database: pg.RUN_STORE_POSTGRESQL_DATABASE,
-    });
-    return store;
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    throw new ConfigError(
-      `Cannot start: cannot open the run store: ${(e as Error).message}${
-        e instanceof AppError && e.logDetail !== undefined ? ` (${e.logDetail})` : ""
-      }`,
-      { cause: e },
-    );
-  }
+  return await stateStoreFromEnv(RUN_STORE_KIND, env, secrets, log);
 }
 
 /** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */

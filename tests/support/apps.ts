@@ -24,7 +24,7 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
-import { createApprovalApp } from "../../apps/approval/app.ts";
+import { type ApprovalGates, createApprovalApp } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
@@ -181,7 +181,15 @@ export class FakeWorld implements Disposable {
   }
 
   /** The gateway, calling the in-process metadata and publish apps through an injected fetch. */
-  approvalApp(options: { timeoutMs?: number; fetch?: typeof fetch; maxReplyBytes?: number } = {}) {
+  approvalApp(
+    options: {
+      timeoutMs?: number;
+      fetch?: typeof fetch;
+      maxReplyBytes?: number;
+      /** Approval gates (`docs/approvals.md`); none by default. */
+      gates?: ApprovalGates;
+    } = {},
+  ) {
     const metadata = this.metadataApp();
     const publish = this.publishApp();
     const routed: typeof fetch = (input, init) => {
@@ -190,6 +198,7 @@ export class FakeWorld implements Disposable {
       return Promise.resolve(target.request(url.pathname, init));
     };
     return createApprovalApp({
+      gates: options.gates,
       apiKey: APPROVAL_KEY,
       log: this.approvalLog,
       auditTrail: this.audit,

@@ -212,6 +212,8 @@ export interface StackOptions {
   readonly publishEnv?: Record<string, string>;
   /** More environment for all three services. */
   readonly env?: Record<string, string>;
+  /** More environment for the approval service (the gateway). */
+  readonly approvalEnv?: Record<string, string>;
 }
 
 /**
@@ -242,6 +244,7 @@ export async function startStack(
     METADATA_CONTAINER_PORT: String(metadata.port),
     PUBLISH_CONTAINER_NAME: "127.0.0.1",
     PUBLISH_CONTAINER_PORT: String(publish.port),
+    ...options.approvalEnv,
   });
   started.push(approval);
   return { metadata, publish, approval };
