@@ -222,6 +222,7 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
       assert.deepEqual(Object.keys(doc.paths).sort(), [
         "/data-publish/package",
         "/data-publish/publish",
+        "/data-publish/staging",
         "/data-publish/validate",
         "/health",
         "/ready",
