@@ -228,6 +228,15 @@ export const DataContractTransferRequest = DataContractSourceAccessRequest.exten
   dataset: DatasetMetadata,
 });
 
+/**
+ * Body of the publish service's own `POST /data-publish/package`: the CLI's request, plus whether the
+ * package needs its disclosure pre-checks, which only the gateway sends (when a gate before `publish`
+ * covers the destination, `docs/disclosure.md`). Without it, package is exactly the CLI's.
+ */
+export const PublishServicePackageRequest = DataContractTransferRequest.extend({
+  disclosure_checks: z.boolean().optional(),
+});
+
 // ---------------------------------------------------------------------------------------------------------
 // Payloads (§2)
 
@@ -293,6 +302,7 @@ export type DataContractPublishRequest = z.infer<typeof DataContractPublishReque
 export type PublishServicePublishRequest = z.infer<typeof PublishServicePublishRequest>;
 export type DataContractSourceAccessRequest = z.infer<typeof DataContractSourceAccessRequest>;
 export type DataContractTransferRequest = z.infer<typeof DataContractTransferRequest>;
+export type PublishServicePackageRequest = z.infer<typeof PublishServicePackageRequest>;
 export type DatasetMetadataPayload = z.infer<typeof DatasetMetadataPayload>;
 export type TableDescription = z.infer<typeof TableDescription>;
 export type ColumnDescription = z.infer<typeof ColumnDescription>;

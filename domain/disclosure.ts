@@ -38,6 +38,29 @@ export const CATEGORY_LABEL_MAX_CHARS = 200;
 /** Values seen fewer times than this are flagged, unless the service sets `SMALL_CELL_THRESHOLD`. */
 export const DEFAULT_SMALL_CELL_THRESHOLD = 10;
 
+/**
+ * The publish service's `DISCLOSURE_CHECKS`: `requested` (the default) checks a package whose request asks
+ * for it (`disclosure_checks: true`, sent by the gateway when a gate before `publish` covers the
+ * destination), `on` checks every package, `off` none.
+ */
+export const DISCLOSURE_CHECK_SETTINGS = ["requested", "on", "off"] as const;
+
+/** One of {@link DISCLOSURE_CHECK_SETTINGS}. */
+export type DisclosureCheckSetting = (typeof DISCLOSURE_CHECK_SETTINGS)[number];
+
+/** The service default of `DISCLOSURE_CHECKS`: pay for the checks only when someone will look at them. */
+export const DEFAULT_DISCLOSURE_CHECK_SETTING: DisclosureCheckSetting = "requested";
+
+/** Whether a package gets its disclosure pre-checks, from the service's setting and the request's ask. */
+export function checksDisclosure(
+  setting: DisclosureCheckSetting,
+  requested: boolean | undefined,
+): boolean {
+  if (setting === "on") return true;
+  if (setting === "off") return false;
+  return requested === true;
+}
+
 /** The kinds whose minimum and maximum are reported: numbers, dates and times. */
 export const ORDERED_KINDS: ReadonlySet<LogicalKind> = new Set<LogicalKind>([
   "smallint",

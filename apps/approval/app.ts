@@ -6,7 +6,8 @@
  *
  * With approval gates (`ApprovalDeps.gates`, `docs/approvals.md`), `package` and `publish` pass only once
  * the gates before them are met (else 409 `approval_required`), a gated publish is forwarded with the
- * approved `expected_staging_digest`, and `/releases` serves releases and records people's decisions.
+ * approved `expected_staging_digest`, a package whose publish is gated asks for the disclosure pre-checks
+ * (`disclosure_checks: true`), and `/releases` serves releases and records people's decisions.
  *
  * @module
  */
@@ -20,7 +21,7 @@ import {
   Releases,
   type Viewer,
 } from "../../application/releases.ts";
-import type { ApprovalPolicy, GatedStep } from "../../domain/approval_policy.ts";
+import { type ApprovalPolicy, type GatedStep, gatesBefore } from "../../domain/approval_policy.ts";
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
 import { RELEASE_STATES, type ReleaseState } from "../../domain/release.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
@@ -266,9 +267,27 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     }, { kind: "key", id: await callerKeyId });
   }
 
+  /**
+   * The package request as forwarded: with `disclosure_checks: true` exactly when a gate before `publish`
+   * covers its destination (that gate's approvers look at the checks); the caller's own value is dropped.
+   */
+  async function packageBody(c: Context): Promise<string> {
+    const text = await c.req.text();
+    const { disclosure_checks: asked, ...request } = JSON.parse(text);
+    const gated = gatesBefore(gates?.policy ?? null, "publish", request.destination).length > 0;
+    if (!gated && asked === undefined) return text;
+    return JSON.stringify(gated ? { ...request, disclosure_checks: true } : request);
+  }
+
   app.openapi(packageProject, async (c) => {
     await admit(c, "package");
-    return relay(c, await forward(c, deps.publish, "data-publish/package", true)) as never;
+    const reply = await callSubService(deps.publish, {
+      method: "POST",
+      endpoint: "data-publish/package",
+      body: await packageBody(c),
+      headers: preferOf(c),
+    }, callOptions(c));
+    return relay(c, reply) as never;
   });
 
   app.openapi(publishProject, async (c) => {

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { DEFAULT_SMALL_CELL_THRESHOLD } from "../../domain/disclosure.ts";
+import {
+  checksDisclosure,
+  DEFAULT_DISCLOSURE_CHECK_SETTING,
+  DEFAULT_SMALL_CELL_THRESHOLD,
+  type DisclosureCheckSetting,
+} from "../../domain/disclosure.ts";
 import type { Context } from "hono";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { checkAccess } from "../../application/check_access.ts";
@@ -28,6 +33,7 @@ import {
   DataContractPublishRequest,
   DataContractTransferRequest,
   type Destination as RequestDestination,
+  PublishServicePackageRequest,
   PublishServicePublishRequest,
 } from "../../domain/contract.ts";
 import {
@@ -82,10 +88,13 @@ export interface PublishDeps extends SourceAccess {
   /** Rows per batch read from a source. */
   readonly batchRows: number;
   /**
-   * The disclosure pre-checks of packaged tables (`DISCLOSURE_CHECKS`, `SMALL_CELL_THRESHOLD`): `false`
-   * turns them off; absent, they are on with the default threshold.
+   * The disclosure pre-checks of packaged tables (`DISCLOSURE_CHECKS`, `SMALL_CELL_THRESHOLD`): which
+   * packages get them (`checksDisclosure`) and the threshold; absent, `requested` with the default one.
    */
-  readonly disclosureChecks?: { readonly smallCellThreshold: number } | false | undefined;
+  readonly disclosureChecks?: {
+    readonly setting: DisclosureCheckSetting;
+    readonly smallCellThreshold: number;
+  } | undefined;
   /** Bytes per batch read from a source (see `RowBatcher`). */
   readonly batchBytes: number;
   /** The largest value read from a source; a larger one fails the package (`ValueTooLargeError`). */
@@ -154,10 +163,9 @@ export function createPublishService(deps: PublishDeps): PublishService {
     batchRows: deps.batchRows,
     batchBytes: deps.batchBytes,
     maxValueBytes: deps.maxValueBytes,
-    disclosure: deps.disclosureChecks === false
-      ? undefined
-      : deps.disclosureChecks ?? { smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD },
   };
+  const disclosure = deps.disclosureChecks ??
+    { setting: DEFAULT_DISCLOSURE_CHECK_SETTING, smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD };
 
   app.openapi(validateRoute, async (c) => {
     const request = c.req.valid("json");
@@ -171,13 +179,31 @@ export function createPublishService(deps: PublishDeps): PublishService {
   /** A run's work, from its stored request: the same use cases the synchronous routes always ran. */
   function workOf(run: Run): RunWork {
     if (run.action === "package") {
-      const request = DataContractTransferRequest.parse(run.request);
+      const request = PublishServicePackageRequest.parse(run.request);
+      const checked = checksDisclosure(disclosure.setting, request.disclosure_checks);
       return async ({ signal, onProgress, onExpectedRows, onTableChecked, reuse }) => {
         const destination = destinationFor(request.destination);
+        if (request.disclosure_checks === true && !checked) {
+          // The gateway asked (a gate before publish covers the destination): approvers will see
+          // the dataset listed as unchecked.
+          deps.log.warn("disclosure_checks_off", {
+            run_id: run.id,
+            project: request.project_name,
+            schema: request.dataset.schema_name,
+          });
+        }
         const staged = await packageDataset(
           request,
           { destination, openSource: openSourceOf, locks },
-          { ...limits, signal, onProgress, onExpectedRows, onTableChecked, reuse },
+          {
+            ...limits,
+            disclosure: checked ? { smallCellThreshold: disclosure.smallCellThreshold } : undefined,
+            signal,
+            onProgress,
+            onExpectedRows,
+            onTableChecked,
+            reuse,
+          },
         );
         return {
           status: 200,

@@ -3,7 +3,11 @@
  *
  * @module
  */
-import { DEFAULT_SMALL_CELL_THRESHOLD } from "../../domain/disclosure.ts";
+import {
+  DEFAULT_DISCLOSURE_CHECK_SETTING,
+  DEFAULT_SMALL_CELL_THRESHOLD,
+  DISCLOSURE_CHECK_SETTINGS,
+} from "../../domain/disclosure.ts";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
@@ -108,8 +112,11 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   ),
   /** `true`: CSV text cells a spreadsheet would evaluate get a `'` in front (recorded in bag-info.txt). */
   CSV_FORMULA_PREFIX: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
-  /** `on`: every packaged table gets disclosure pre-checks (`docs/disclosure.md`); `off`: none. */
-  DISCLOSURE_CHECKS: z.enum(["on", "off"]).default("on"),
+  /**
+   * Which packages get disclosure pre-checks (`docs/disclosure.md`): `requested` those whose request asks
+   * (the gateway, when a gate before publish covers the destination), `on` all, `off` none.
+   */
+  DISCLOSURE_CHECKS: z.enum(DISCLOSURE_CHECK_SETTINGS).default(DEFAULT_DISCLOSURE_CHECK_SETTING),
   /** Values seen fewer times than this are flagged by the disclosure pre-checks. */
   SMALL_CELL_THRESHOLD: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
     DEFAULT_SMALL_CELL_THRESHOLD,
@@ -372,9 +379,10 @@ export async function buildPublishService(
     batchRows: config.SOURCE_BATCH_ROWS,
     batchBytes: config.SOURCE_BATCH_BYTES,
     maxValueBytes: config.SOURCE_MAX_VALUE_BYTES,
-    disclosureChecks: config.DISCLOSURE_CHECKS === "on"
-      ? { smallCellThreshold: config.SMALL_CELL_THRESHOLD }
-      : false,
+    disclosureChecks: {
+      setting: config.DISCLOSURE_CHECKS,
+      smallCellThreshold: config.SMALL_CELL_THRESHOLD,
+    },
     readiness: async () => {
       const checks: ReadinessCheck[] = [
         await serviceSecrets.readinessCheck("publishserviceapikey"),

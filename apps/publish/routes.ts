@@ -9,8 +9,8 @@ import { disclosureThresholdsSchema, tableDisclosureSchema } from "../../domain/
 import {
   DataContractPublishRequest,
   DataContractSourceAccessRequest,
-  DataContractTransferRequest,
   PublishPayload,
+  PublishServicePackageRequest,
   PublishServicePublishRequest,
   StageTransferPayload,
   ValidationPayload,
@@ -86,7 +86,9 @@ export const packageRoute = createRoute({
   summary: "Extract the approved tables and columns into staging",
   tags: ["publish"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
+  request: jsonBody(
+    openApiComponent(PublishServicePackageRequest, "PublishServicePackageRequest"),
+  ),
   responses: {
     200: {
       description: "What was staged",
