@@ -9,6 +9,11 @@ const PUBLISH = "/data-publish/publish";
 const STAGING = "/data-publish/staging";
 const RUN_DIR = "Pr042/20250611_093000";
 
+/** A package request asking for the disclosure pre-checks, as the gateway sends it when publish is gated. */
+function aCheckedTransferRequest() {
+  return aTransferRequest({ disclosure_checks: true });
+}
+
 async function call(world: FakeWorld, path: string, body: unknown, key = PUBLISH_KEY) {
   const res = await world.publishApp().request(postJson(path, body, key));
   return { status: res.status, json: await res.json() };
@@ -33,7 +38,7 @@ Deno.test("publish app POST /data-publish/staging", async (t) => {
 
   await t.step("answers the digest and each staged table's pre-checks", async () => {
     using world = new FakeWorld();
-    assert.equal((await call(world, PACKAGE, aTransferRequest())).status, 200);
+    assert.equal((await call(world, PACKAGE, aCheckedTransferRequest())).status, 200);
     const { status, json } = await call(world, STAGING, aPublishRequest());
     assert.equal(status, 200);
     assert.match(json.payload.staging_digest, /^[0-9a-f]{64}$/);
@@ -54,7 +59,7 @@ Deno.test("publish app POST /data-publish/staging", async (t) => {
     "the package run keeps each table's pre-checks; the package reply is unchanged",
     async () => {
       using world = new FakeWorld();
-      const packaged = await call(world, PACKAGE, aTransferRequest());
+      const packaged = await call(world, PACKAGE, aCheckedTransferRequest());
       assert.deepEqual(Object.keys(packaged.json.payload), ["data_retrieved"]);
       const res = await world.publishApp().request(
         new Request("http://test.local/runs?project=Pr042", {
@@ -84,15 +89,22 @@ Deno.test("publish app POST /data-publish/staging", async (t) => {
     const publish = doc.components.schemas.PublishServicePublishRequest;
     assert.ok(publish.properties.expected_staging_digest);
     assert.ok(!publish.required.includes("expected_staging_digest"));
+    const pkg = doc.components.schemas.PublishServicePackageRequest;
+    assert.equal(pkg.properties.disclosure_checks.type, "boolean");
+    assert.ok(!pkg.required.includes("disclosure_checks"));
+    assert.equal(
+      doc.paths["/data-publish/package"].post.requestBody.content["application/json"].schema.$ref,
+      "#/components/schemas/PublishServicePackageRequest",
+    );
   });
 });
 
 Deno.test("publish app POST /data-publish/publish with expected_staging_digest", async (t) => {
   await t.step("answers 409 staging_changed for a stale digest, and nothing moves", async () => {
     using world = new FakeWorld();
-    await call(world, PACKAGE, aTransferRequest());
+    await call(world, PACKAGE, aCheckedTransferRequest());
     const approved = (await call(world, STAGING, aPublishRequest())).json.payload.staging_digest;
-    await call(world, PACKAGE, aTransferRequest());
+    await call(world, PACKAGE, aCheckedTransferRequest());
     const { status, json } = await call(
       world,
       PUBLISH,
@@ -112,7 +124,7 @@ Deno.test("publish app POST /data-publish/publish with expected_staging_digest",
     "publishes, with the checks in the bag, when staging still hashes to it",
     async () => {
       using world = new FakeWorld();
-      await call(world, PACKAGE, aTransferRequest());
+      await call(world, PACKAGE, aCheckedTransferRequest());
       const digest = (await call(world, STAGING, aPublishRequest())).json.payload.staging_digest;
       const { status } = await call(
         world,
@@ -129,7 +141,7 @@ Deno.test("publish app POST /data-publish/publish with expected_staging_digest",
 
   await t.step("answers 409 staging_changed when nothing is staged any more", async () => {
     using world = new FakeWorld();
-    await call(world, PACKAGE, aTransferRequest());
+    await call(world, PACKAGE, aCheckedTransferRequest());
     const digest = (await call(world, STAGING, aPublishRequest())).json.payload.staging_digest;
     assert.equal((await call(world, PUBLISH, aPublishRequest())).status, 200);
     const { status, json } = await call(
@@ -147,6 +159,100 @@ Deno.test("publish app POST /data-publish/publish with expected_staging_digest",
       world,
       PUBLISH,
       aPublishRequest({ expected_staging_digest: "abc" }),
+    );
+    assert.equal(status, 422);
+    assert.equal(json.payload.code, "invalid_request");
+  });
+});
+
+/** The package run's tables as `GET /runs` shows them. */
+async function packageRunTables(world: FakeWorld) {
+  const res = await world.publishApp().request(
+    new Request("http://test.local/runs?project=Pr042", { headers: { "x-api-key": PUBLISH_KEY } }),
+  );
+  const runs = (await res.json()).payload.runs as { action: string; tables: unknown[] }[];
+  return runs.find((run) => run.action === "package")!.tables as { disclosure?: unknown }[];
+}
+
+/** Packages `body`, then publishes; what the run, staging and the published bag hold of the checks. */
+async function packageAndPublish(world: FakeWorld, body: unknown) {
+  const packaged = await call(world, PACKAGE, body);
+  assert.equal(packaged.status, 200, JSON.stringify(packaged.json));
+  assert.deepEqual(Object.keys(packaged.json.payload), ["data_retrieved"]);
+  const staging = (await call(world, STAGING, aPublishRequest())).json.payload;
+  const runTables = await packageRunTables(world);
+  assert.equal((await call(world, PUBLISH, aPublishRequest())).status, 200);
+  const tagFile = join(world.base, "production", RUN_DIR, "disclosure-checks.json");
+  const bagHasChecks = await stat(tagFile).then(() => true, () => false);
+  return {
+    runChecked: runTables.map((t) => t.disclosure !== undefined && t.disclosure !== null),
+    stagedTables: staging.tables.map((t: { table: string }) => t.table),
+    unchecked: staging.unchecked_datasets,
+    bagHasChecks,
+  };
+}
+
+const CHECKED = {
+  runChecked: [true],
+  stagedTables: ["tumour_stage"],
+  unchecked: [],
+  bagHasChecks: true,
+};
+const UNCHECKED = {
+  runChecked: [false],
+  stagedTables: [],
+  unchecked: ["oncology"],
+  bagHasChecks: false,
+};
+
+function warnings(world: FakeWorld): string[] {
+  return world.publishLog.lines.filter((line) => line.includes('"disclosure_checks_off"'));
+}
+
+Deno.test("publish app DISCLOSURE_CHECKS", async (t) => {
+  await t.step("requested (the default): a package that does not ask is not checked", async () => {
+    using world = new FakeWorld();
+    assert.deepEqual(await packageAndPublish(world, aTransferRequest()), UNCHECKED);
+    assert.deepEqual(warnings(world), []);
+  });
+
+  await t.step(
+    "requested: a package that asks is checked, into the run, staging and the bag",
+    async () => {
+      using world = new FakeWorld();
+      assert.deepEqual(await packageAndPublish(world, aCheckedTransferRequest()), CHECKED);
+      assert.deepEqual(warnings(world), []);
+    },
+  );
+
+  await t.step("requested: disclosure_checks false is the same as not asking", async () => {
+    using world = new FakeWorld();
+    const body = aTransferRequest({ disclosure_checks: false });
+    assert.deepEqual(await packageAndPublish(world, body), UNCHECKED);
+  });
+
+  await t.step("on: every package is checked, asked or not", async () => {
+    using world = new FakeWorld();
+    world.disclosureChecks = "on";
+    assert.deepEqual(await packageAndPublish(world, aTransferRequest()), CHECKED);
+  });
+
+  await t.step("off: a package that asks is staged unchecked, with one warning", async () => {
+    using world = new FakeWorld();
+    world.disclosureChecks = "off";
+    assert.deepEqual(await packageAndPublish(world, aCheckedTransferRequest()), UNCHECKED);
+    const lines = warnings(world);
+    assert.equal(lines.length, 1);
+    assert.equal(JSON.parse(lines[0]!).level, "warn");
+    assert.equal(JSON.parse(lines[0]!).schema, "oncology");
+  });
+
+  await t.step("answers 422 for a disclosure_checks that is not a boolean", async () => {
+    using world = new FakeWorld();
+    const { status, json } = await call(
+      world,
+      PACKAGE,
+      aTransferRequest({ disclosure_checks: "yes" }),
     );
     assert.equal(status, 422);
     assert.equal(json.payload.code, "invalid_request");

@@ -18,6 +18,11 @@ import {
 } from "../../adapters/memory/memory_source_database.ts";
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import type { SchemaCatalog } from "../../domain/catalog.ts";
+import {
+  DEFAULT_DISCLOSURE_CHECK_SETTING,
+  DEFAULT_SMALL_CELL_THRESHOLD,
+  type DisclosureCheckSetting,
+} from "../../domain/disclosure.ts";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
 import {
   DEFAULT_BATCH_BYTES,
@@ -72,6 +77,8 @@ export class FakeWorld implements Disposable {
   csvFormulaPrefix = false;
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
+  /** The publish app's `DISCLOSURE_CHECKS`; set it before the app is built. */
+  disclosureChecks: DisclosureCheckSetting = DEFAULT_DISCLOSURE_CHECK_SETTING;
 
   readonly connect = (options: SqlConnectionOptions) => {
     this.connections.push(options);
@@ -169,6 +176,10 @@ export class FakeWorld implements Disposable {
       batchRows: 2,
       batchBytes: DEFAULT_BATCH_BYTES,
       maxValueBytes: this.maxValueBytes,
+      disclosureChecks: {
+        setting: this.disclosureChecks,
+        smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD,
+      },
       readiness: async () => {
         try {
           await this.filestore.checkReady();
