@@ -29,6 +29,8 @@ const POLICY = parseApprovalPolicy({
 
 interface Setup {
   world: FakeWorld;
+  /** Every package request body the gateway forwarded to the publish service. */
+  forwardedPackages: Record<string, unknown>[];
   idp: KeyServer;
   app: ReturnType<FakeWorld["approvalApp"]>;
   clock: { now: Date };
@@ -41,6 +43,7 @@ interface Setup {
  */
 async function setUp(
   beforePublish?: (world: FakeWorld) => Promise<void>,
+  policy = POLICY,
 ): Promise<Setup & AsyncDisposable> {
   const world = new FakeWorld();
   world.audit = new MemoryAuditTrail();
@@ -52,7 +55,7 @@ async function setUp(
   assert.ok(verifier);
   const clock = { now: new Date() };
   const gates: ApprovalGates = {
-    policy: POLICY,
+    policy,
     store: new MemoryReleaseStore(),
     verifier,
     now: () => clock.now,
@@ -61,11 +64,16 @@ async function setUp(
     const url = new URL(input instanceof Request ? input.url : input.toString());
     const target = url.hostname === "metadata.test" ? world.metadataApp() : world.publishApp();
     if (url.pathname === "/data-publish/publish") await beforePublish?.(world);
+    if (url.pathname === "/data-publish/package") {
+      forwardedPackages.push(JSON.parse(String(init?.body)));
+    }
     return await target.request(url.pathname, init);
   };
+  const forwardedPackages: Record<string, unknown>[] = [];
   const app = world.approvalApp({ gates, fetch });
   return {
     world,
+    forwardedPackages,
     idp,
     app,
     clock,
@@ -305,4 +313,104 @@ Deno.test("gates off: no /releases routes and package goes through as before", a
     new Request("http://test.local/releases", { headers: { "x-api-key": APPROVAL_KEY } }),
   );
   assert.equal(releases.status, 404);
+});
+
+/** `POLICY` with only some of its gates, for `destinations`. */
+function policyWith(gateNames: string[], destinations = ["LSC"]) {
+  return parseApprovalPolicy({
+    approval_types: {
+      INFORMATION_GOVERNANCE: { roles: ["ig-approver"] },
+      DATA_ENGINEER: { roles: ["data-engineer"] },
+      OUTPUT_CHECKER: { roles: ["output-checker"] },
+    },
+    gates: POLICY.gates.filter((gate) => gateNames.includes(gate.name)),
+    approval_max_age_days: 1,
+    destinations,
+  });
+}
+
+/** What the publish service staged for the run: checked tables and unchecked datasets. */
+async function stagedChecks(world: FakeWorld) {
+  const res = await world.publishApp().request(
+    postJson("/data-publish/staging", aPublishRequest(), PUBLISH_KEY),
+  );
+  const { tables, unchecked_datasets } = (await res.json()).payload;
+  return { tables: tables.map((t: { table: string }) => t.table), unchecked: unchecked_datasets };
+}
+
+const CHECKED = { tables: ["tumour_stage"], unchecked: [] };
+const UNCHECKED = { tables: [], unchecked: ["oncology"] };
+
+Deno.test("gates on: a package whose publish is gated asks the publish service for the pre-checks", async (t) => {
+  await t.step("a gate before publish covers the destination: disclosure_checks true", async () => {
+    await using s = await setUp(undefined, policyWith(["disclosure"]));
+    const res = await s.app.request(
+      postJson("/project/package", aTransferRequest({ disclosure_checks: false }), APPROVAL_KEY),
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(s.forwardedPackages.length, 1);
+    assert.equal(s.forwardedPackages[0]!.disclosure_checks, true);
+    assert.equal(s.forwardedPackages[0]!.project_name, "Pr042");
+    assert.deepEqual(await stagedChecks(s.world), CHECKED);
+  });
+
+  await t.step("the whole policy: the approved package carries the flag too", async () => {
+    await using s = await setUp();
+    const refused = await s.app.request(
+      postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+    );
+    const id: string = (await refused.json()).payload.release_id;
+    assert.equal((await decide(s, IG, id, "sign_off", "INFORMATION_GOVERNANCE")).status, 200);
+    assert.equal((await decide(s, DE, id, "sign_off", "DATA_ENGINEER")).status, 200);
+    const res = await s.app.request(
+      postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(s.forwardedPackages.map((body) => body.disclosure_checks), [true]);
+    assert.deepEqual(await stagedChecks(s.world), CHECKED);
+  });
+
+  await t.step("only a gate before package: no flag, nothing checked", async () => {
+    await using s = await setUp(undefined, policyWith(["sign_off"]));
+    const refused = await s.app.request(
+      postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+    );
+    const id: string = (await refused.json()).payload.release_id;
+    assert.equal((await decide(s, IG, id, "sign_off", "INFORMATION_GOVERNANCE")).status, 200);
+    assert.equal((await decide(s, DE, id, "sign_off", "DATA_ENGINEER")).status, 200);
+    const res = await s.app.request(
+      postJson("/project/package", aTransferRequest({ disclosure_checks: true }), APPROVAL_KEY),
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(s.forwardedPackages.map((body) => "disclosure_checks" in body), [false]);
+    assert.deepEqual(await stagedChecks(s.world), UNCHECKED);
+  });
+
+  await t.step("a publish gate for other destinations only: no flag", async () => {
+    await using s = await setUp(undefined, policyWith(["sign_off", "disclosure"], ["OTHER"]));
+    const res = await s.app.request(
+      postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+    );
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.deepEqual(s.forwardedPackages.map((body) => "disclosure_checks" in body), [false]);
+    assert.deepEqual(await stagedChecks(s.world), UNCHECKED);
+  });
+});
+
+Deno.test("gates off: package is forwarded without disclosure_checks, even when the caller sends it", async () => {
+  using world = new FakeWorld();
+  const forwarded: Record<string, unknown>[] = [];
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input.toString());
+    if (url.pathname === "/data-publish/package") forwarded.push(JSON.parse(String(init?.body)));
+    const target = url.hostname === "metadata.test" ? world.metadataApp() : world.publishApp();
+    return await target.request(url.pathname, init);
+  };
+  const app = world.approvalApp({ fetch });
+  for (const body of [aTransferRequest(), aTransferRequest({ disclosure_checks: true })]) {
+    const res = await app.request(postJson("/project/package", body, APPROVAL_KEY));
+    assert.equal(res.status, 200, await res.clone().text());
+  }
+  assert.deepEqual(forwarded.map((body) => "disclosure_checks" in body), [false, false]);
+  assert.deepEqual(await stagedChecks(world), UNCHECKED);
 });
