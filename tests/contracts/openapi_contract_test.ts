@@ -38,10 +38,11 @@ function stageSomething(world: FakeWorld): Promise<unknown> {
   );
 }
 
-/** Packages through the publish app, so staging has disclosure pre-checks. */
+/** Packages through the publish app, asking for the checks, so staging has disclosure pre-checks. */
 function packageSomething(world: FakeWorld): Promise<unknown> {
+  const body = aTransferRequest({ disclosure_checks: true });
   return Promise.resolve(
-    world.publishApp().request(postJson("/data-publish/package", aTransferRequest(), PUBLISH_KEY)),
+    world.publishApp().request(postJson("/data-publish/package", body, PUBLISH_KEY)),
   );
 }
 
@@ -305,6 +306,20 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           path: "/data-publish/package",
           body: aTransferRequest(),
           expect: 200,
+        },
+        {
+          name: "package with disclosure checks",
+          method: "post",
+          path: "/data-publish/package",
+          body: aTransferRequest({ disclosure_checks: true }),
+          expect: 200,
+        },
+        {
+          name: "package disclosure checks invalid",
+          method: "post",
+          path: "/data-publish/package",
+          body: aTransferRequest({ disclosure_checks: "yes" }),
+          expect: 422,
         },
         {
           name: "publish nothing staged",

@@ -6,7 +6,7 @@
  * policy allows no longer counts.
  */
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PostgresSandbox } from "../support/databases.ts";
@@ -214,6 +214,12 @@ Deno.test({
         assert.equal(view.status, 200, JSON.stringify(view.json));
         const digest = view.json.payload.staging.staging_digest;
         assert.match(digest, /^[0-9a-f]{64}$/);
+        // The gateway asked for the disclosure pre-checks (a gate before publish covers LSC), although
+        // the publish service runs with the default DISCLOSURE_CHECKS=requested.
+        assert.deepEqual(view.json.payload.staging.unchecked_datasets, []);
+        const [checked] = view.json.payload.staging.tables;
+        assert.equal(checked.table, "people");
+        assert.equal(checked.disclosure.rows, 3);
         assert.deepEqual(view.json.payload.allowed_actions.map((a: { gate: string }) => a.gate), [
           "disclosure",
         ]);
@@ -244,6 +250,7 @@ Deno.test({
           await bagProblems(join(g.storage, "production", PROJECT, START)),
           [],
         );
+        await stat(join(g.storage, "production", PROJECT, START, "disclosure-checks.json"));
       });
     });
   },
