@@ -3,6 +3,7 @@ import {
   CanonicalCsvParser,
   CATEGORY_CAP,
   CATEGORY_LABEL_MAX_CHARS,
+  checksDisclosure,
   codePointCompare,
   compareDecimalText,
   compareTemporalText,
@@ -245,5 +246,22 @@ Deno.test("the fast decimal comparison agrees with the exact one", () => {
       }
       assert.equal(sign(compareDecimalText(a, b)), sign(-compareDecimalText(b, a)), `${a} vs ${b}`);
     }
+  }
+});
+
+Deno.test("checksDisclosure: requested checks what asks, on everything, off nothing", () => {
+  const cases: [Parameters<typeof checksDisclosure>[0], boolean | undefined, boolean][] = [
+    ["requested", undefined, false],
+    ["requested", false, false],
+    ["requested", true, true],
+    ["on", undefined, true],
+    ["on", false, true],
+    ["on", true, true],
+    ["off", undefined, false],
+    ["off", false, false],
+    ["off", true, false],
+  ];
+  for (const [setting, requested, checked] of cases) {
+    assert.equal(checksDisclosure(setting, requested), checked, `${setting} ${requested}`);
   }
 });

@@ -88,3 +88,14 @@ Deno.test("PublishEnv reads filestore modes as octal, owner-only by default", as
     });
   }
 });
+
+Deno.test("PublishEnv DISCLOSURE_CHECKS: requested by default, on or off, nothing else", () => {
+  assert.equal(parseEnv(PublishEnv, {}).DISCLOSURE_CHECKS, "requested");
+  for (const setting of ["requested", "on", "off"]) {
+    assert.equal(parseEnv(PublishEnv, { DISCLOSURE_CHECKS: setting }).DISCLOSURE_CHECKS, setting);
+  }
+  assert.throws(
+    () => parseEnv(PublishEnv, { DISCLOSURE_CHECKS: "true" }),
+    (e) => e instanceof ConfigError && e.message.includes("DISCLOSURE_CHECKS"),
+  );
+});
