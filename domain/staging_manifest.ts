@@ -30,9 +30,12 @@ const Entry = z.strictObject({
   csvFormulaPrefix: z.string().min(1).optional(),
 });
 
-/** One stage of a dataset: a fresh id each time it is packaged, and its disclosure pre-checks. */
+/**
+ * One stage of a dataset: its disclosure pre-checks. Nothing else, so that staging the same bytes again
+ * writes the same manifest (a resumed package equals an uninterrupted one, and an approval of the
+ * staging digest still holds for identical content).
+ */
 const DatasetStage = z.strictObject({
-  stage_id: z.uuid(),
   /** `null` when the checks were off, or a table was kept from an interrupted run unread. */
   disclosure: datasetDisclosureSchema.nullable(),
 });

@@ -203,10 +203,7 @@ export class LocalFilestore implements Filestore {
           );
         }
       }
-      const next = replaceDataset(manifest, dataset, files, {
-        stage_id: randomUUID(),
-        disclosure: checks(),
-      });
+      const next = replaceDataset(manifest, dataset, files, { disclosure: checks() });
       for (const path of [...files.map((f) => f.path), ...next.removed, STAGING_MANIFEST_NAME]) {
         await tree.expectFileOrMissing(`${runRel}/${path}`);
       }

@@ -4,7 +4,12 @@ import { MemoryReleaseStore } from "../../adapters/memory/memory_release_store.t
 import { parseApprovalPolicy } from "../../domain/approval_policy.ts";
 import { APPROVAL_KEY, FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
 import { type KeyServer, startKeyServer } from "../../tests/support/identity_providers.ts";
-import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support/requests.ts";
+import {
+  aNarrowerTransferRequest,
+  aPublishRequest,
+  aTransferRequest,
+  postJson,
+} from "../../tests/support/requests.ts";
 import { personVerifierFromEnv } from "../_shared/person_verifier_from_env.ts";
 import { TEST_AUDIENCE } from "../../tests/support/identity_providers.ts";
 import type { ApprovalGates } from "./app.ts";
@@ -168,7 +173,7 @@ Deno.test("gates on: package and publish wait for their gates, publish binds to 
 
   // Staging changes after the approval: the gate resets.
   const repackaged = await s.app.request(
-    postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+    postJson("/project/package", aNarrowerTransferRequest(), APPROVAL_KEY),
   );
   assert.equal(repackaged.status, 200);
   const publish2 = await s.app.request(
@@ -281,7 +286,7 @@ Deno.test("gates on: staging that changes between the gate check and the publish
   await using s = await setUp(async (world) => {
     if (!repackage) return;
     const res = await world.publishApp().request(
-      postJson("/data-publish/package", aTransferRequest(), PUBLISH_KEY),
+      postJson("/data-publish/package", aNarrowerTransferRequest(), PUBLISH_KEY),
     );
     assert.equal(res.status, 200);
   });

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
-import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support/requests.ts";
+import {
+  aNarrowerTransferRequest,
+  aPublishRequest,
+  aTransferRequest,
+  postJson,
+} from "../../tests/support/requests.ts";
 
 const PACKAGE = "/data-publish/package";
 const PUBLISH = "/data-publish/publish";
@@ -104,7 +109,7 @@ Deno.test("publish app POST /data-publish/publish with expected_staging_digest",
     using world = new FakeWorld();
     await call(world, PACKAGE, aCheckedTransferRequest());
     const approved = (await call(world, STAGING, aPublishRequest())).json.payload.staging_digest;
-    await call(world, PACKAGE, aCheckedTransferRequest());
+    await call(world, PACKAGE, aNarrowerTransferRequest({ disclosure_checks: true }));
     const { status, json } = await call(
       world,
       PUBLISH,

@@ -36,6 +36,18 @@ export function aTransferRequest(overrides: Json = {}): Json {
   };
 }
 
+/** {@link aTransferRequest} with one column fewer: the same dataset, other staged bytes. */
+export function aNarrowerTransferRequest(overrides: Json = {}): Json {
+  const request = aTransferRequest(overrides);
+  return {
+    ...request,
+    dataset: {
+      ...request.dataset as Json,
+      tables: [{ name: "tumour_stage", columns: [{ name: "stage_id" }] }],
+    },
+  };
+}
+
 /** A valid `DataContractPublishRequest`. */
 export function aPublishRequest(overrides: Json = {}): Json {
   return {
