@@ -1,9 +1,9 @@
 /**
  * The one HTTP stack every service is built on, in this order: request ids, access logs, `x-api-key`
  * authentication, the audit trail, reading the body (size, time and concurrency limits), a JSON depth
- * limit; the CR8TOR envelope for every outcome; `/health`, `/ready`, `/openapi.json` and `/docs`; and,
- * given metrics, one more middleware in front of all of them that counts every request by its matched
- * route pattern, and `GET /metrics` (`service_metrics.ts`).
+ * limit; the CR8TOR envelope for every outcome; `/health`, `/ready`, `/openapi.json` and `/docs`
+ * (Swagger UI, `api_docs.ts`); and, given metrics, one more middleware in front of all of them that counts
+ * every request by its matched route pattern, and `GET /metrics` (`service_metrics.ts`).
  *
  * Routes that `ServiceOptions.people` names take a person's bearer token instead (`person_auth.ts`).
  *
@@ -21,6 +21,7 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import type { ZodError } from "zod";
 import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { DOCS_ASSETS_PREFIX, registerApiDocs } from "./api_docs.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
 import {
@@ -32,7 +33,6 @@ import {
   statusOf,
 } from "./http_errors.ts";
 import type { Logger } from "./log.ts";
-import { docsPage } from "./docs_page.ts";
 import { jsonDepthLimit, MAX_JSON_DEPTH } from "./json_depth.ts";
 import { type PeopleAuthentication, requirePerson } from "./person_auth.ts";
 import { DEFAULT_REFUSAL_INTERVAL_MS, RefusalTally } from "./refusals.ts";
@@ -96,12 +96,17 @@ export interface ServiceOptions {
 /** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
 export type BodyReading = Omit<RequestBodyLimits, "maxBytes">;
 
-/** Paths anyone may `GET` (or `HEAD`) without a key; any other method needs the key there too. */
+/**
+ * Paths anyone may `GET` (or `HEAD`) without a key, besides the docs' assets (`api_docs.ts`, no data); any
+ * other method needs the key there too.
+ */
 const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json", "/docs"]);
 
 /** Whether a request may go without a key. */
 function isPublic(c: Context): boolean {
-  return PUBLIC_PATHS.has(c.req.path) && (c.req.method === "GET" || c.req.method === "HEAD");
+  const path = c.req.path;
+  return (PUBLIC_PATHS.has(path) || path.startsWith(DOCS_ASSETS_PREFIX)) &&
+    (c.req.method === "GET" || c.req.method === "HEAD");
 }
 
 const REFUSED_KEY = "keyRefused";
@@ -412,7 +417,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
       description: "CR8TOR Publisher. Every reply is a {status, payload} envelope.",
     },
   });
-  app.get("/docs", (c) => c.html(docsPage(options.title)));
+  registerApiDocs(app, options.title);
   const metrics = options.metrics;
   if (metrics !== undefined) {
     app.get(METRICS_PATH, async (c) => {
