@@ -152,6 +152,30 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: LINUX_X64
+    ? "deno task compile puts /docs' Swagger UI (swagger-ui-dist) in cr8tor-approval and cr8tor-metadata (stand-in runtime)"
+    : "deno task compile embeds swagger-ui-dist (ignored: the check knows x86_64 Linux only)",
+  ignore: !LINUX_X64,
+  fn: async () => {
+    const out = await Deno.makeTempDir({ prefix: "cr8tor-compile-" });
+    try {
+      for (const service of ["approval", "metadata"] as const) {
+        const { code, output } = await compile(
+          service,
+          out,
+          HAS_DENORT ? DENORT! : Deno.execPath(),
+        );
+        assert.equal(code, 0, output);
+        const listing = output.slice(output.indexOf("Embedded Files"));
+        assert.match(listing, /swagger-ui-dist\/[\d.]+\/\* \(/, `${service}:\n${listing}`);
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
 /** Reads a process's stdout until a line matches; returns that line. */
 async function lineMatching(
   reader: ReadableStreamDefaultReader<string>,
