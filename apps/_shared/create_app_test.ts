@@ -241,7 +241,7 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
     },
   );
 
-  await t.step("GET /docs serves Swagger UI from this origin (api_docs_test.ts has the rest)", async () => {
+  await t.step("GET /docs serves Swagger UI (api_docs_test.ts has the rest)", async () => {
     const res = await app.request(`${URL_BASE}/docs`);
     const html = await res.text();
     assert.match(res.headers.get("content-type") ?? "", /text\/html/);
