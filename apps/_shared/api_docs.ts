@@ -76,7 +76,7 @@ interface Asset {
   readonly contentType: string;
 }
 
-/** The package directory, its version and (once read) its assets. */
+/** Where the package is and which version it is. */
 interface Package {
   readonly dir: string;
   readonly version: string;
