@@ -29,6 +29,7 @@ import type { PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
 import { StagingUnavailableError } from "../_shared/app_errors.ts";
+import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
 import { recordAuditDecision, recordAuditOutput } from "../_shared/audit.ts";
 import { success } from "../_shared/envelope.ts";
 import { type Credential, personOf } from "../_shared/person_auth.ts";
@@ -124,6 +125,11 @@ export interface ApprovalDeps {
    * ended (a client resumes with `Last-Event-ID`), so that open streams never hold the shutdown.
    */
   readonly shutdownSignal?: AbortSignal | undefined;
+  /**
+   * The dashboard under `/ui/` (`docs/ui.md`); served only with gates. Its pages use the gates' releases
+   * and record decisions in this service's audit trail.
+   */
+  readonly dashboard?: Omit<DashboardDeps, "releasesFor" | "recordDecision" | "log"> | undefined;
 }
 
 /**
@@ -158,6 +164,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     people: gates === undefined
       ? undefined
       : { verifier: gates.verifier, credentialFor: gatewayCredentialFor },
+    signsInItselfUnder: gates !== undefined && deps.dashboard !== undefined ? UI_PREFIX : undefined,
   });
   const callerKeyId = auditKeyId(deps.apiKey);
 
@@ -346,6 +353,14 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
   });
 
   if (gates !== undefined) addReleaseRoutes(app, gates, releasesFor, deps);
+  if (gates !== undefined && deps.dashboard !== undefined) {
+    addDashboard(app, {
+      ...deps.dashboard,
+      releasesFor: (c) => releasesFor(c, gates),
+      recordDecision: recordAuditDecision,
+      log: deps.log,
+    });
+  }
   return app;
 }
 
