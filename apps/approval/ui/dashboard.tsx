@@ -26,7 +26,10 @@ import type { Person } from "../../../ports/identity.ts";
 import { statusOf } from "../../_shared/http_errors.ts";
 import type { Logger } from "../../_shared/log.ts";
 import { requestIdOf } from "../../_shared/request_ids.ts";
+import type { SubServiceReply } from "../sub_service.ts";
 import { type Session, SessionStore } from "./sessions.ts";
+import { publishedOutput } from "../../../domain/audit.ts";
+import { RUN_STATES, type RunView, type TableProgress } from "../../../domain/run.ts";
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLE } from "./static.ts";
 
 /** Where the dashboard is served. */
@@ -57,6 +60,14 @@ export interface PersonLogin {
   finish(code: string, pending: PendingLogin): Promise<Person>;
 }
 
+/** The publish service's runs API as the dashboard uses it (with the gateway's key, never the browser's). */
+export interface PublishRuns {
+  /** Calls `endpoint` (relative to the publish service, e.g. `runs?limit=50`). */
+  call(c: Context, method: "GET" | "POST", endpoint: string): Promise<SubServiceReply>;
+  /** Relays a run's event stream (`runs/<id>/events`). */
+  events(c: Context, endpoint: string): Promise<Response>;
+}
+
 /** What the dashboard needs. */
 export interface DashboardDeps {
   readonly login: PersonLogin;
@@ -71,6 +82,8 @@ export interface DashboardDeps {
   /** Records a decision attempt in the audit trail of the request. */
   readonly recordDecision: (c: Context, attempt: DecisionAttempt) => void;
   readonly log: Logger;
+  /** The publish service's runs API, called with the service's own key. */
+  readonly publish: PublishRuns;
   /** The clock in ms; for tests. */
   readonly now?: () => number;
 }
@@ -242,8 +255,26 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       kind: "person",
       person: session.person,
     });
-    return c.html(releasePage(session, view, c.req.query("done") === "1" ? "Recorded." : null));
+    const runs = await releaseRuns(c, view);
+    return c.html(
+      releasePage(
+        session,
+        view,
+        runs,
+        isOperator(session),
+        c.req.query("done") === "1" ? "Recorded." : null,
+      ),
+    );
   });
+
+  /** The runs of a release's project run (newest first). */
+  async function releaseRuns(c: Context, view: ReleaseView): Promise<RunView[]> {
+    const runs = await runsOf(c, new URLSearchParams({ project: view.project_name, limit: "100" }));
+    return runs.filter((run) =>
+      run.project_start_time === view.project_start_time &&
+      run.destination.name === view.destination.name
+    );
+  }
 
   ui.post(`${UI_PREFIX}/releases/:id/decisions`, async (c) => {
     const session = signedIn(c);
@@ -272,9 +303,159 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       const status = statusOf(error);
       if (!(error instanceof AppError) || status === undefined) throw error;
       const view = await releases.view(id, { kind: "person", person: session.person });
-      return c.html(releasePage(session, view, null, error.message), status);
+      const runs = await releaseRuns(c, view);
+      return c.html(
+        releasePage(session, view, runs, isOperator(session), null, error.message),
+        status,
+      );
     }
     return c.redirect(`${UI_PREFIX}/releases/${encodeURIComponent(id)}?done=1`, 303);
+  });
+
+  /** Runs from the publish service, or a refusal page when it cannot answer. */
+  async function runsOf(c: Context, query: URLSearchParams): Promise<RunView[]> {
+    const reply = await deps.publish.call(c, "GET", `runs?${query}`);
+    if (reply.status !== 200) {
+      throw new PageRefusal(409, `The publish service could not list the runs (${reply.status}).`);
+    }
+    const payload = reply.body.payload as { runs?: RunView[] } | undefined;
+    return payload?.runs ?? [];
+  }
+
+  /** Whether the person may cancel and resume runs. */
+  function isOperator(session: Session): boolean {
+    return session.person.roles.some((role) => deps.operatorRoles.includes(role));
+  }
+
+  ui.get(`${UI_PREFIX}/runs`, async (c) => {
+    const session = signedIn(c);
+    const project = (c.req.query("project") ?? "").trim().slice(0, 200);
+    const stateText = c.req.query("state") ?? "";
+    const state = (RUN_STATES as readonly string[]).includes(stateText) ? stateText : "";
+    const query = new URLSearchParams({ limit: "50" });
+    if (project !== "") query.set("project", project);
+    if (state !== "") query.set("state", state);
+    const runs = await runsOf(c, query);
+    const releases = await deps.releasesFor(c).list({
+      limit: 50,
+      ...(project === "" ? {} : { project }),
+    }, { kind: "person", person: session.person });
+    return c.html(
+      <Page session={session} title="Releases and runs" current="runs">
+        <h1>Releases and runs</h1>
+        <form method="get" action={`${UI_PREFIX}/runs`} class="filters">
+          <label for="project">Project</label>
+          <input type="text" id="project" name="project" value={project} />
+          <label for="state">Run state</label>
+          <select id="state" name="state">
+            <option value="" selected={state === ""}>any</option>
+            {RUN_STATES.map((s) => <option key={s} value={s} selected={state === s}>{s}</option>)}
+          </select>
+          <button type="submit">Filter</button>
+        </form>
+        <h2>Releases</h2>
+        {releases.releases.length === 0
+          ? <p>No release.</p>
+          : <ReleaseTable releases={releases.releases} />}
+        <h2>Runs</h2>
+        {runs.length === 0
+          ? <p>No run.</p>
+          : runs.map((run) => (
+            <RunSection run={run} session={session} operator={isOperator(session)} />
+          ))}
+      </Page>,
+    );
+  });
+
+  ui.get(`${UI_PREFIX}/runs/:id/events`, async (c) => {
+    signedIn(c);
+    return await deps.publish.events(c, `runs/${encodeURIComponent(c.req.param("id"))}/events`);
+  });
+
+  for (const action of ["cancel", "resume"] as const) {
+    ui.post(`${UI_PREFIX}/runs/:id/${action}`, async (c) => {
+      const session = signedIn(c);
+      if (!isOperator(session)) {
+        throw new PageRefusal(
+          403,
+          `Only operators (roles: ${deps.operatorRoles.join(", ")}) may ${action} runs.`,
+        );
+      }
+      const id = c.req.param("id");
+      const reply = await deps.publish.call(c, "POST", `runs/${encodeURIComponent(id)}/${action}`);
+      if (reply.status >= 300) {
+        const detail = (reply.body.payload as { detail?: unknown } | undefined)?.detail;
+        throw new PageRefusal(
+          reply.status === 404 ? 404 : 409,
+          typeof detail === "string" ? detail : `The publish service refused (${reply.status}).`,
+        );
+      }
+      deps.log.info("ui_run_action", {
+        action,
+        run_id: id,
+        person_id: session.person.id,
+        request_id: requestIdOf(c),
+      });
+      return c.redirect(`${UI_PREFIX}/runs?done=${action}`, 303);
+    });
+  }
+
+  ui.get(`${UI_PREFIX}/published`, async (c) => {
+    const session = signedIn(c);
+    const runs = (await runsOf(c, new URLSearchParams({ state: "succeeded", limit: "200" })))
+      .filter((run) => run.action === "publish");
+    return c.html(
+      <Page session={session} title="Published" current="published">
+        <h1>Published</h1>
+        <p>
+          What reached production. To verify a bag (BagIt 1.0, SHA-512), in its folder run{" "}
+          <code>
+            sha512sum --check manifest-sha512.txt && sha512sum --check tagmanifest-sha512.txt
+          </code>
+        </p>
+        {runs.length === 0 ? <p>Nothing published yet.</p> : (
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Project</th>
+                <th scope="col">Run started</th>
+                <th scope="col">Destination</th>
+                <th scope="col">Published</th>
+                <th scope="col">Files (SHA-512)</th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.map((run) => {
+                const body = run.outcome?.body as { payload?: unknown } | undefined;
+                const output = publishedOutput(body?.payload);
+                return (
+                  <tr>
+                    <td>{run.project_name}</td>
+                    <td>{run.project_start_time}</td>
+                    <td>{run.destination.type} {run.destination.name}</td>
+                    <td>{run.finished_at ?? ""}</td>
+                    <td>
+                      <ul class="plain">
+                        {(output?.files ?? []).map((file) => (
+                          <li>
+                            <code>{file.path}</code> ({file.bytes} bytes) <code>{file.sha512}</code>
+                          </li>
+                        ))}
+                        {(output?.destination_tables ?? []).map((table) => (
+                          <li>
+                            table <code>{table}</code>
+                          </li>
+                        ))}
+                      </ul>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </Page>,
+    );
   });
 
   ui.get(UI_PREFIX, (c) => c.redirect(`${UI_PREFIX}/`, 301));
@@ -292,7 +473,11 @@ function Page(
   props: { session?: Session | undefined; title: string; current?: string; children?: Child },
 ) {
   const session = props.session;
-  const nav: [string, string, string][] = [["awaiting", `${UI_PREFIX}/`, "Awaiting me"]];
+  const nav: [string, string, string][] = [
+    ["awaiting", `${UI_PREFIX}/`, "Awaiting me"],
+    ["runs", `${UI_PREFIX}/runs`, "Releases and runs"],
+    ["published", `${UI_PREFIX}/published`, "Published"],
+  ];
   return (
     <html lang="en">
       <head>
@@ -401,6 +586,8 @@ function ReleaseTable(props: { releases: readonly ReleaseView[] }) {
 function releasePage(
   session: Session,
   view: ReleaseView,
+  runs: readonly RunView[],
+  operator: boolean,
   notice: string | null,
   refusal?: string,
 ) {
@@ -476,6 +663,12 @@ function releasePage(
           </tbody>
         </table>
       )}
+      <h2>Request and runs</h2>
+      {runs.length === 0
+        ? <p>No run yet for this project run.</p>
+        : runs.map((run) => (
+          <RunSection key={run.id} run={run} session={session} operator={operator} />
+        ))}
       {view.staging === null ? null : (
         <>
           <h2>Staged for publishing</h2>
@@ -520,14 +713,166 @@ function releasePage(
   );
 }
 
-/** What the publish service reported about staging, shown as escaped JSON until richer tables land. */
+interface StagedTable {
+  dataset?: string;
+  table?: string;
+  thresholds?: { small_cell_threshold?: number };
+  disclosure?: {
+    rows?: number;
+    columns?: readonly {
+      name: string;
+      kind: string;
+      nulls: number;
+      distinct: { value: number; estimate: boolean };
+      min: string | null;
+      max: string | null;
+      categories: readonly { value: string; count: number; small: boolean }[] | null;
+      small_categories: number;
+    }[];
+  };
+}
+
+/** The disclosure pre-checks of each staged table, small cells highlighted. */
 function StagingDetails(props: { details: Record<string, unknown> }) {
-  const { staging_digest: _digest, ...rest } = props.details;
-  if (Object.keys(rest).length === 0) return null;
+  const tables = (Array.isArray(props.details.tables) ? props.details.tables : []) as StagedTable[];
+  const unchecked = Array.isArray(props.details.unchecked_datasets)
+    ? props.details.unchecked_datasets.map(String)
+    : [];
   return (
-    <details>
-      <summary>Disclosure pre-checks and staged files</summary>
-      <pre>{JSON.stringify(rest, null, 2)}</pre>
-    </details>
+    <>
+      {unchecked.length === 0
+        ? null
+        : <p class="error">Not checked for disclosure: {unchecked.join(", ")}</p>}
+      {tables.map((table) => (
+        <section>
+          <h3>
+            {table.dataset ?? ""}.{table.table ?? ""}: {table.disclosure?.rows ?? "?"} rows
+          </h3>
+          <p>Small cell threshold: {table.thresholds?.small_cell_threshold ?? "?"}</p>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Column</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Nulls</th>
+                <th scope="col">Distinct</th>
+                <th scope="col">Min</th>
+                <th scope="col">Max</th>
+                <th scope="col">Categories (small cells highlighted)</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(table.disclosure?.columns ?? []).map((column) => (
+                <tr>
+                  <td>{column.name}</td>
+                  <td>{column.kind}</td>
+                  <td>{column.nulls}</td>
+                  <td>{column.distinct.estimate ? "~" : ""}{column.distinct.value}</td>
+                  <td>{column.min ?? ""}</td>
+                  <td>{column.max ?? ""}</td>
+                  <td>
+                    {column.small_categories > 0
+                      ? <strong class="small-cell">{column.small_categories} small</strong>
+                      : null}
+                    <ul class="plain">
+                      {(column.categories ?? []).map((category) => (
+                        <li class={category.small ? "small-cell" : undefined}>
+                          {category.value}: {category.count}
+                          {category.small ? " (small cell)" : ""}
+                        </li>
+                      ))}
+                    </ul>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ))}
+    </>
+  );
+}
+
+/** A run: its dataset, state and each table's progress; live with JavaScript; cancel or resume for operators. */
+function RunSection(props: { run: RunView; session: Session; operator: boolean }) {
+  const { run, session, operator } = props;
+  const active = run.state === "queued" || run.state === "running";
+  return (
+    <section class="run" data-run-events={active ? run.id : undefined}>
+      <h3>
+        {run.action} {run.project_name} {run.project_start_time}:{" "}
+        <span data-run-state="">{run.state}</span>
+      </h3>
+      <p>
+        Run <code>{run.id}</code>, source schema <code>{run.dataset.schema_name}</code>
+        {run.dataset.source_engine === null ? "" : ` (${run.dataset.source_engine})`}, tables{" "}
+        {run.dataset.tables === null ? "all" : run.dataset.tables.join(", ")}, to{" "}
+        {run.destination.type} {run.destination.name}
+        {run.destination.format === null ? "" : ` as ${run.destination.format}`}
+      </p>
+      {run.tables.length === 0 ? null : (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Table</th>
+              <th scope="col">Progress</th>
+              <th scope="col">Rows and bytes</th>
+              <th scope="col">Estimate</th>
+              <th scope="col">SHA-512</th>
+            </tr>
+          </thead>
+          <tbody>
+            {run.tables.map((table) => <TableRow key={table.name} table={table} />)}
+          </tbody>
+        </table>
+      )}
+      {operator && active
+        ? (
+          <form method="post" action={`${UI_PREFIX}/runs/${encodeURIComponent(run.id)}/cancel`}>
+            <input type="hidden" name="csrf" value={session.csrf} />
+            <button type="submit">Cancel run {run.id.slice(0, 8)}</button>
+          </form>
+        )
+        : null}
+      {operator && run.state === "interrupted"
+        ? (
+          <form method="post" action={`${UI_PREFIX}/runs/${encodeURIComponent(run.id)}/resume`}>
+            <input type="hidden" name="csrf" value={session.csrf} />
+            <button type="submit">Resume run {run.id.slice(0, 8)}</button>
+          </form>
+        )
+        : null}
+    </section>
+  );
+}
+
+function TableRow(props: { table: TableProgress }) {
+  const { table } = props;
+  const expected = table.expected_rows?.value ?? null;
+  const done = table.state === "done";
+  const max = done ? 1 : expected ?? 0;
+  const value = done ? 1 : Math.min(table.rows, expected ?? 0);
+  return (
+    <tr data-table={table.name}>
+      <td>{table.name}</td>
+      <td>
+        {max > 0
+          ? (
+            <progress max={max} value={value} aria-label={`${table.name} progress`}>
+              {table.state}
+            </progress>
+          )
+          : (
+            <progress aria-label={`${table.name} progress`}>
+              {table.state}
+            </progress>
+          )} <span data-table-state="">{table.state}</span>
+      </td>
+      <td data-progress-text="">{table.rows} rows, {table.bytes} bytes</td>
+      <td>{expected === null ? "none" : `about ${expected} rows`}</td>
+      <td>
+        <code>{table.sha512 ?? ""}</code>
+      </td>
+    </tr>
   );
 }

@@ -199,3 +199,80 @@ Deno.test("the static script and style are served from the app", async () => {
   assert.match(style.headers.get("content-type") ?? "", /text\/css/);
   await style.body?.cancel();
 });
+
+/** Records a decision through the release page's form as `client`. */
+async function decideInBrowser(
+  client: DashboardClient,
+  id: string,
+  action: string,
+  decision = "approve",
+): Promise<Response> {
+  const page = await (await client.request(`/ui/releases/${id}`)).text();
+  return await client.post(`/ui/releases/${id}/decisions`, {
+    csrf: DashboardClient.csrfOf(page),
+    action,
+    decision,
+  });
+}
+
+Deno.test("a release goes through both gates in the dashboard, then shows on Published", async () => {
+  await using s = await setUp();
+  const id = await aRelease(s.app);
+  const people: Record<string, DashboardClient> = {};
+  for (const login of ["igor", "dana", "olive", "oscar", "rita", "otto"]) {
+    people[login] = s.client();
+    await (await people[login].signIn(login)).body?.cancel();
+  }
+  assert.equal(
+    (await decideInBrowser(people.igor!, id, "sign_off|INFORMATION_GOVERNANCE")).status,
+    303,
+  );
+  assert.equal((await decideInBrowser(people.dana!, id, "sign_off|DATA_ENGINEER")).status, 303);
+  const packaged = await s.app.request(
+    postJson("/project/package", aTransferRequest(), APPROVAL_KEY),
+  );
+  assert.equal(packaged.status, 200, await packaged.clone().text());
+
+  const release = await (await people.olive!.request(`/ui/releases/${id}`)).text();
+  assert.match(release, /Staging digest: <code>[0-9a-f]{64}<\/code>/);
+  assert.match(release, /Request and runs/);
+  assert.match(release, /<progress/);
+  assert.match(release, /[0-9a-f]{128}/, "each staged table's SHA-512");
+  for (const checker of ["olive", "oscar"]) {
+    const done = await decideInBrowser(people[checker]!, id, "disclosure|OUTPUT_CHECKER");
+    assert.equal(done.status, 303);
+  }
+  const published = await s.app.request(
+    postJson("/project/publish", {
+      project_name: "Pr042",
+      project_start_time: "20250611_093000",
+      destination: { name: "LSC", type: "filestore", format: "csv" },
+    }, APPROVAL_KEY),
+  );
+  assert.equal(published.status, 200, await published.clone().text());
+
+  const page = await (await people.rita!.request("/ui/published")).text();
+  assert.match(page, /sha512sum --check manifest-sha512.txt/);
+  assert.match(page, /Pr042/);
+  const runs = await (await people.rita!.request("/ui/runs?project=Pr042&state=succeeded")).text();
+  assert.match(runs, /package Pr042/);
+  assert.doesNotMatch(runs, /Cancel run/, "no operator controls for a researcher");
+});
+
+Deno.test("only operators may cancel or resume a run", async () => {
+  await using s = await setUp();
+  const rita = s.client();
+  const home = await (await rita.signIn("rita")).text();
+  const refused = await rita.post("/ui/runs/some-run/cancel", {
+    csrf: DashboardClient.csrfOf(home),
+  });
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /Only operators \(roles: operator\) may cancel runs/);
+  const otto = s.client();
+  const ottoHome = await (await otto.signIn("otto")).text();
+  const unknown = await otto.post("/ui/runs/no-such-run/cancel", {
+    csrf: DashboardClient.csrfOf(ottoHome),
+  });
+  assert.equal(unknown.status, 404);
+  assert.match(await unknown.text(), /role="alert"/);
+});

@@ -47,6 +47,10 @@ button, .button { font: inherit; display: inline-block; margin-top: .75rem; padd
 progress { width: 12rem; max-width: 100%; }
 .skip { position: absolute; left: -999px; }
 .skip:focus { left: 1rem; top: 1rem; background: #fff; padding: .5rem; z-index: 1; }
+.plain { list-style: none; margin: 0; padding: 0; }
+.run { border-top: 1px solid var(--line); padding-top: .5rem; }
+.filters { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
+.filters label { margin: 0; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 40rem) { body { font-size: 15px; } .who { margin-left: 0; } }
 `;
@@ -54,7 +58,7 @@ progress { width: 12rem; max-width: 100%; }
 /**
  * Live updates: every element with `data-run-events="<run id>"` follows that run's Server-Sent Events
  * (`/ui/runs/<id>/events`) and updates the progress bars and texts inside it that name a table
- * (`data-table`). Without JavaScript the page shows the state at load time.
+ * (`data-table`). New tables of a run appear on reload. Without JavaScript the page shows the state at load time.
  */
 export const DASHBOARD_SCRIPT = `"use strict";
 document.addEventListener("DOMContentLoaded", function () {
@@ -66,16 +70,21 @@ document.addEventListener("DOMContentLoaded", function () {
       var state = box.querySelector("[data-run-state]");
       if (state) state.textContent = run.state;
       (run.tables || []).forEach(function (table) {
-        var row = box.querySelector('[data-table="' + CSS.escape(table.name) + '"]');
+        var row = null;
+        box.querySelectorAll("[data-table]").forEach(function (r) {
+          if (r.getAttribute("data-table") === table.name) row = r;
+        });
         if (!row) return;
         var bar = row.querySelector("progress");
-        var rows = table.rows === null || table.rows === undefined ? 0 : table.rows;
+        var expected = table.expected_rows ? table.expected_rows.value : 0;
         if (bar) {
-          if (table.estimated_rows) { bar.max = table.estimated_rows; bar.value = Math.min(rows, table.estimated_rows); }
-          if (table.done) { bar.max = 1; bar.value = 1; }
+          if (table.state === "done") { bar.max = 1; bar.value = 1; }
+          else if (expected > 0) { bar.max = expected; bar.value = Math.min(table.rows, expected); }
         }
+        var tableState = row.querySelector("[data-table-state]");
+        if (tableState) tableState.textContent = table.state;
         var text = row.querySelector("[data-progress-text]");
-        if (text) text.textContent = rows + " rows, " + (table.bytes || 0) + " bytes" + (table.done ? ", done" : "");
+        if (text) text.textContent = table.rows + " rows, " + table.bytes + " bytes";
       });
       if (["succeeded", "failed", "cancelled", "interrupted"].indexOf(run.state) >= 0) source.close();
     });
