@@ -22,7 +22,10 @@ export interface DemoPerson {
   readonly roles: readonly string[];
 }
 
-/** The demo people, one per role of {@link DEMO_APPROVAL_POLICY} (two output checkers). */
+/**
+ * The demo people, one per role of {@link DEMO_APPROVAL_POLICY} (two output checkers), and one holding two
+ * roles, who may fill only one approval type per gate (separation of duties).
+ */
 export const DEMO_PEOPLE: readonly DemoPerson[] = [
   { login: "igor", name: "Igor (DEMO information governance)", roles: ["ig-approver"] },
   { login: "dana", name: "Dana (DEMO data engineer)", roles: ["data-engineer"] },
@@ -30,6 +33,11 @@ export const DEMO_PEOPLE: readonly DemoPerson[] = [
   { login: "oscar", name: "Oscar (DEMO output checker)", roles: ["output-checker"] },
   { login: "rita", name: "Rita (DEMO researcher)", roles: ["researcher"] },
   { login: "otto", name: "Otto (DEMO operator)", roles: ["operator"] },
+  {
+    login: "sam",
+    name: "Sam (DEMO holds two roles: separation of duties)",
+    roles: ["ig-approver", "data-engineer"],
+  },
 ];
 
 /** Every demo person's password. */

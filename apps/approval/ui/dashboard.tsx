@@ -122,7 +122,8 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
     await next();
     c.header("Content-Security-Policy", CONTENT_SECURITY_POLICY);
     c.header("X-Content-Type-Options", "nosniff");
-    c.header("Referrer-Policy", "no-referrer");
+    // `no-referrer` would make browsers send `Origin: null` on form posts, which the CSRF check refuses.
+    c.header("Referrer-Policy", "same-origin");
     c.header("X-Frame-Options", "DENY");
     c.header("Cross-Origin-Opener-Policy", "same-origin");
     if (!c.req.path.startsWith(`${UI_PREFIX}/static/`)) c.header("Cache-Control", "no-store");
@@ -682,32 +683,36 @@ function releasePage(
       {view.allowed_actions.length === 0
         ? <p>There is nothing you may decide on this release now.</p>
         : (
-          <form
-            method="post"
-            action={`${UI_PREFIX}/releases/${encodeURIComponent(view.id)}/decisions`}
-          >
-            <input type="hidden" name="csrf" value={session.csrf} />
-            <label for="action">Gate and approval type</label>
-            <select id="action" name="action">
-              {view.allowed_actions.map((action) => (
-                <option value={`${action.gate}|${action.approval_type}`}>
-                  {action.gate}: {action.approval_type}
-                </option>
-              ))}
-            </select>
-            <fieldset>
-              <legend>Decision</legend>
-              {DECISION_KINDS.map((kind, index) => (
-                <label class="choice">
-                  <input type="radio" name="decision" value={kind} checked={index === 0} />{" "}
-                  {kind.replace("_", " ")}
-                </label>
-              ))}
-            </fieldset>
-            <label for="comment">Comment (kept only as its SHA-256)</label>
-            <textarea id="comment" name="comment" rows={3} maxlength={2000}></textarea>
-            <button type="submit">Record decision</button>
-          </form>
+          view.allowed_actions.map((action, index) => {
+            const key = `${action.gate}|${action.approval_type}`;
+            return (
+              <form
+                key={key}
+                method="post"
+                data-action={key}
+                action={`${UI_PREFIX}/releases/${encodeURIComponent(view.id)}/decisions`}
+              >
+                <input type="hidden" name="csrf" value={session.csrf} />
+                <input type="hidden" name="action" value={key} />
+                <fieldset>
+                  <legend>
+                    Gate {action.gate}, as {action.approval_type}
+                  </legend>
+                  {action.decisions.map((kind, choice) => (
+                    <label key={kind} class="choice">
+                      <input type="radio" name="decision" value={kind} checked={choice === 0} />
+                      {" "}
+                      {kind.replace("_", " ")}
+                    </label>
+                  ))}
+                  <label for={`comment-${index}`}>Comment (kept only as its SHA-256)</label>
+                  <textarea id={`comment-${index}`} name="comment" rows={3} maxlength={2000}>
+                  </textarea>
+                  <button type="submit">Record decision</button>
+                </fieldset>
+              </form>
+            );
+          })
         )}
     </Page>
   );

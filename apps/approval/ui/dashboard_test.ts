@@ -98,7 +98,7 @@ Deno.test("every /ui response carries the security headers; the session cookie i
     assert.match(CONTENT_SECURITY_POLICY, /frame-ancestors 'none'/);
     assert.match(CONTENT_SECURITY_POLICY, /script-src 'self'/);
     assert.equal(response.headers.get("x-content-type-options"), "nosniff");
-    assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+    assert.equal(response.headers.get("referrer-policy"), "same-origin");
   }
   const session = client.setCookies.find((line) => line.startsWith("cr8tor_session="));
   assert.ok(session);
