@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { newRelease } from "../../domain/release.ts";
+import { aTransferRequest } from "../support/requests.ts";
 import { type DashboardWorld, startDashboardWorld } from "../support/dashboard_world.ts";
 import { DEMO_PASSWORD, DEMO_PEOPLE } from "../../tools/demo_identity_provider.ts";
 
@@ -278,3 +279,62 @@ browserTest("the decision form is reachable and usable with the keyboard", async
   await igor.keyboard.press("Enter");
   await igor.getByText("Recorded.").waitFor();
 });
+
+browserTest(
+  "an operator watches a package's progress bar advance and finish, and cancels another",
+  async (browser) => {
+    await using s = await startDashboardWorld();
+    // Enough rows (one row repeated) for the package to take a few seconds.
+    s.world.rows = new Map([[
+      "oncology.tumour_stage",
+      new Array(1_500_000).fill(["1", "T1", "x"]),
+    ]]);
+    const id = await aRelease(s);
+    for (
+      const [login, action] of [["igor", "sign_off|INFORMATION_GOVERNANCE"], [
+        "dana",
+        "sign_off|DATA_ENGINEER",
+      ]] as const
+    ) {
+      const page = await signIn(browser, s, login);
+      await decide(page, s, id, action, "approve");
+      await page.context().close();
+    }
+    const otto = await signIn(browser, s, "otto");
+
+    const started = await s.api("/project/package", aTransferRequest(), {
+      prefer: "respond-async",
+    });
+    assert.equal(started.status, 202, await started.clone().text());
+    const runId = (await started.json()).payload.id as string;
+    await otto.goto(`${s.baseUrl}/ui/runs?project=Pr042`);
+    const run = otto.locator(`[data-run-events="${runId}"]`);
+    const bar = run.locator(`[data-table="tumour_stage"] progress`);
+    const seen: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      const state = await run.locator("[data-run-state]").innerText();
+      if (await bar.count() > 0) {
+        const value = await bar.evaluate((b) => (b as unknown as { position: number }).position);
+        if (seen.at(-1) !== value) seen.push(value);
+      }
+      if (state === "succeeded") break;
+      await otto.waitForTimeout(100);
+    }
+    assert.equal(await run.locator("[data-run-state]").innerText(), "succeeded");
+    assert.equal(seen.at(-1), 1, `the bar ends full: ${JSON.stringify(seen)}`);
+    assert.ok(
+      seen.some((value) => value > 0 && value < 1),
+      `the bar advanced before finishing: ${JSON.stringify(seen)}`,
+    );
+
+    // A second package of the same run: the operator cancels it from the page.
+    const second = await s.api("/project/package", aTransferRequest(), { prefer: "respond-async" });
+    assert.equal(second.status, 202);
+    const secondId = (await second.json()).payload.id as string;
+    await otto.goto(`${s.baseUrl}/ui/runs?project=Pr042`);
+    await otto.getByRole("button", { name: `Cancel run ${secondId.slice(0, 8)}` }).click();
+    await otto.getByRole("heading", { name: "Releases and runs" }).waitFor();
+    const cancelled = await (await s.get(`/runs/${secondId}`)).json();
+    assert.equal(cancelled.payload.state, "cancelled");
+  },
+);

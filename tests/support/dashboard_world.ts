@@ -26,8 +26,10 @@ export interface DashboardWorld extends AsyncDisposable {
   readonly world: FakeWorld;
   readonly store: MemoryReleaseStore;
   readonly idp: DemoIdentityProvider;
-  /** Calls the gateway's API with its key, as the CLI does. */
-  api(path: string, body: unknown): Promise<Response>;
+  /** POSTs to the gateway's API with its key, as the CLI does. */
+  api(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
+  /** GETs from the gateway's API with its key. */
+  get(path: string): Promise<Response>;
   /** Asks to package the test project (`aTransferRequest`), as the CLI does; the reply's status and body. */
   packageProject(): Promise<{ status: number; body: Record<string, unknown> }>;
 }
@@ -63,9 +65,12 @@ export async function startDashboardWorld(): Promise<DashboardWorld> {
     },
   });
   served.fetch = (request) => app.fetch(request);
-  async function api(path: string, body: unknown): Promise<Response> {
-    const request = postJson(path, body, APPROVAL_KEY);
-    return await app.request(request);
+  async function api(
+    path: string,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<Response> {
+    return await app.request(postJson(path, body, APPROVAL_KEY, headers));
   }
   return {
     baseUrl,
@@ -73,6 +78,11 @@ export async function startDashboardWorld(): Promise<DashboardWorld> {
     store,
     idp,
     api,
+    async get(path) {
+      return await app.request(`http://test.local${path}`, {
+        headers: { "x-api-key": APPROVAL_KEY },
+      });
+    },
     async packageProject() {
       const response = await api("/project/package", aTransferRequest());
       return { status: response.status, body: await response.json() };

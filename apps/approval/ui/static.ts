@@ -58,9 +58,51 @@ progress { width: 12rem; max-width: 100%; }
 /**
  * Live updates: every element with `data-run-events="<run id>"` follows that run's Server-Sent Events
  * (`/ui/runs/<id>/events`) and updates the progress bars and texts inside it that name a table
- * (`data-table`). New tables of a run appear on reload. Without JavaScript the page shows the state at load time.
+ * (`data-table`), adding a row for a table it has not shown yet (built with DOM calls and `textContent`,
+ * never HTML). Without JavaScript the page shows the state at load time.
  */
 export const DASHBOARD_SCRIPT = `"use strict";
+function cell(tr, child) {
+  var td = document.createElement("td");
+  if (typeof child === "string") td.textContent = child; else if (child) td.appendChild(child);
+  tr.appendChild(td);
+  return td;
+}
+function addRow(box, name) {
+  var body = box.querySelector("tbody");
+  if (!body) {
+    var table = document.createElement("table");
+    var head = document.createElement("tr");
+    ["Table", "Progress", "Rows and bytes", "Estimate", "SHA-512"].forEach(function (label) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = label;
+      head.appendChild(th);
+    });
+    var thead = document.createElement("thead");
+    thead.appendChild(head);
+    body = document.createElement("tbody");
+    table.appendChild(thead);
+    table.appendChild(body);
+    box.appendChild(table);
+  }
+  var tr = document.createElement("tr");
+  tr.setAttribute("data-table", name);
+  cell(tr, name);
+  var progress = cell(tr, null);
+  var bar = document.createElement("progress");
+  bar.setAttribute("aria-label", name + " progress");
+  progress.appendChild(bar);
+  progress.appendChild(document.createTextNode(" "));
+  var state = document.createElement("span");
+  state.setAttribute("data-table-state", "");
+  progress.appendChild(state);
+  cell(tr, "").setAttribute("data-progress-text", "");
+  cell(tr, "");
+  cell(tr, "");
+  body.appendChild(tr);
+  return tr;
+}
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("[data-run-events]").forEach(function (box) {
     var id = box.getAttribute("data-run-events");
@@ -74,6 +116,7 @@ document.addEventListener("DOMContentLoaded", function () {
         box.querySelectorAll("[data-table]").forEach(function (r) {
           if (r.getAttribute("data-table") === table.name) row = r;
         });
+        if (!row) row = addRow(box, table.name);
         if (!row) return;
         var bar = row.querySelector("progress");
         var expected = table.expected_rows ? table.expected_rows.value : 0;
