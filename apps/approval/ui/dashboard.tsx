@@ -808,13 +808,23 @@ function RunSection(props: { run: RunView; session: Session; operator: boolean }
         {run.action} {run.project_name} {run.project_start_time}:{" "}
         <span data-run-state="">{run.state}</span>
       </h3>
-      <p>
-        Run <code>{run.id}</code>, source schema <code>{run.dataset.schema_name}</code>
-        {run.dataset.source_engine === null ? "" : ` (${run.dataset.source_engine})`}, tables{" "}
-        {run.dataset.tables === null ? "all" : run.dataset.tables.join(", ")}, to{" "}
-        {run.destination.type} {run.destination.name}
-        {run.destination.format === null ? "" : ` as ${run.destination.format}`}
-      </p>
+      {run.action === "publish"
+        ? (
+          <p>
+            Run <code>{run.id}</code> publishes what is staged to {run.destination.type}{" "}
+            {run.destination.name}
+          </p>
+        )
+        : (
+          <p>
+            Run <code>{run.id}</code>, source schema <code>{run.dataset.schema_name}</code>
+            {run.dataset.source_engine === null ? "" : ` (${run.dataset.source_engine})`}, tables
+            {" "}
+            {run.dataset.tables === null ? "all" : run.dataset.tables.join(", ")}, to{" "}
+            {run.destination.type} {run.destination.name}
+            {run.destination.format === null ? "" : ` as ${run.destination.format}`}
+          </p>
+        )}
       {run.tables.length === 0 ? null : (
         <table>
           <thead>

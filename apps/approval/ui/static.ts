@@ -51,6 +51,7 @@ progress { width: 12rem; max-width: 100%; }
 .run { border-top: 1px solid var(--line); padding-top: .5rem; }
 .filters { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; }
 .filters label { margin: 0; }
+.filters input, .filters select { width: 14rem; }
 .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 40rem) { body { font-size: 15px; } .who { margin-left: 0; } }
 `;
