@@ -16,7 +16,10 @@
  * every step succeeded. The run store (SQLite) is in the run folder's `state/`.
  *
  * `deno task start` (`--serve`) starts the same stack on the default ports 8000/8002/8003 and leaves it
- * running until Ctrl-C, printing the URLs, the gateway key's file and an example request.
+ * running until Ctrl-C, printing the URLs, the gateway key's file and an example request. It also starts
+ * the DEMO identity provider (`tools/demo_identity_provider.ts`, 127.0.0.1:8010) with its demo people,
+ * turns on the demo approval policy (package and publish to LSC are gated) and the dashboard at
+ * `http://127.0.0.1:8000/ui/`, and prints who can sign in.
  *
  * Options: `--format csv|duckdb` (default csv), `--serve`, `--ports auto|default` (free ports, or
  * 8000/8002/8003; the demo defaults to auto, `--serve` to default), `--dir PATH` (the run folder; it must
@@ -41,6 +44,13 @@ import { buildPublishService } from "../apps/publish/main.ts";
 import { DEMO_SCHEMAS, loadDemoData } from "./demo_data.ts";
 import { ProgressPrinter, readServerSentEvents, type ServerSentEvent } from "./demo_progress.ts";
 import { FINAL_RUN_STATES, type RunView } from "../domain/run.ts";
+import {
+  DEMO_APPROVAL_POLICY,
+  DEMO_PASSWORD,
+  DEMO_PEOPLE,
+  DEMO_UI_CLIENT_ID,
+  startDemoIdentityProvider,
+} from "./demo_identity_provider.ts";
 
 type Json = Record<string, unknown>;
 type Format = "csv" | "duckdb";
@@ -48,6 +58,8 @@ type Format = "csv" | "duckdb";
 const ROOT = resolve(import.meta.dirname ?? ".", "..");
 const HOST = "127.0.0.1";
 const DEFAULT_PORTS = { approval: 8000, metadata: 8002, publish: 8003 } as const;
+/** The DEMO identity provider's port with `--ports default` (`--serve`). */
+const DEMO_IDENTITY_PROVIDER_PORT = 8010;
 const PROJECT = "DemoProject";
 const SOURCE_USER_KEY = "demosourceuser";
 const SOURCE_PASSWORD_KEY = "demosourcepassword";
@@ -197,10 +209,29 @@ interface Stack {
     readonly publish: number;
   };
   readonly startupMs: { readonly pglite: number; readonly data: number; readonly services: number };
+  /** The DEMO identity provider's URL, when the dashboard is on. */
+  readonly identityProvider: string | null;
   stop(): Promise<void>;
 }
 
-async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink): Promise<Stack> {
+/** A free port on the demo's host (for the dashboard's callback URL, known before the gateway listens). */
+function aFreePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * The stack; with `dashboard` (`--serve`), also the DEMO identity provider, the demo approval policy and
+ * the dashboard on the gateway.
+ */
+async function startStack(
+  layout: Layout,
+  fixedPorts: boolean,
+  logSink: LogSink,
+  dashboard = false,
+): Promise<Stack> {
   const cleanups: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -281,11 +312,34 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
       await buildPublishService({ ...env, PORT: portOf("publish") }, logSink),
     );
     servers.push(publish);
+    let people: Record<string, string> = {};
+    let identityProvider: string | null = null;
+    let approvalPort = portOf("approval");
+    if (dashboard) {
+      if (approvalPort === "0") approvalPort = String(aFreePort());
+      const baseUrl = `http://${HOST}:${approvalPort}`;
+      const idp = await startDemoIdentityProvider({
+        redirectUris: [`${baseUrl}/ui/callback`],
+        port: fixedPorts ? DEMO_IDENTITY_PROVIDER_PORT : 0,
+      });
+      cleanups.push(async () => await idp[Symbol.asyncDispose]());
+      identityProvider = idp.issuer;
+      const policyFile = join(layout.run, "approval-policy.json");
+      await writeFile(policyFile, JSON.stringify(DEMO_APPROVAL_POLICY, null, 2) + "\n");
+      people = {
+        APPROVAL_POLICY_FILE: policyFile,
+        OIDC_ISSUER_URL: idp.issuer,
+        OIDC_AUDIENCE: DEMO_UI_CLIENT_ID,
+        UI_OIDC_CLIENT_ID: DEMO_UI_CLIENT_ID,
+        UI_BASE_URL: baseUrl,
+      };
+    }
     const approval = await listenAs(
       "approval",
       await buildApprovalService({
         ...env,
-        PORT: portOf("approval"),
+        ...people,
+        PORT: approvalPort,
         METADATA_CONTAINER_PORT: String(metadata.port),
         PUBLISH_CONTAINER_PORT: String(publish.port),
       }, logSink),
@@ -295,6 +349,7 @@ async function startStack(layout: Layout, fixedPorts: boolean, logSink: LogSink)
       pgPort,
       ports: { approval: approval.port, metadata: metadata.port, publish: publish.port },
       startupMs: { pglite: pgliteMs, data: dataMs, services: performance.now() - t },
+      identityProvider,
       stop,
     };
   } catch (e) {
@@ -695,6 +750,18 @@ function printServeBanner(layout: Layout, stack: Stack, format: Format, startTim
       `[credentials] username_key="${SOURCE_USER_KEY}" password_key="${SOURCE_PASSWORD_KEY}"`,
   );
   say();
+  if (stack.identityProvider !== null) {
+    say("Dashboard (approvers and operators sign in; the package and publish of LSC are gated):");
+    say(`  ${url(stack.ports.approval)}/ui/`);
+    say(
+      `  DEMO identity provider ${stack.identityProvider} (loopback only; password "${DEMO_PASSWORD}" for everyone):`,
+    );
+    for (const person of DEMO_PEOPLE) {
+      say(`    ${person.login.padEnd(6)} ${person.name} [${person.roles.join(", ")}]`);
+    }
+    say(`  Approval policy ${shown(join(layout.run, "approval-policy.json"))}`);
+    say();
+  }
   say("Service logs follow (JSON lines). Ctrl-C stops everything.");
 }
 
@@ -767,7 +834,7 @@ async function main(args: string[]): Promise<number> {
       logSink = fileSink(logFile);
       restoreLogs = () => logFile.close();
     }
-    stack = await startStack(layout, ports === "default", logSink);
+    stack = await startStack(layout, ports === "default", logSink, options.serve);
   } catch (e) {
     restoreLogs();
     if (e instanceof ConfigError) {

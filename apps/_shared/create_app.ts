@@ -91,6 +91,11 @@ export interface ServiceOptions {
    * instead of (or besides) the key. Without it every route takes the key only.
    */
   readonly people?: PeopleAuthentication | undefined;
+  /**
+   * Paths under this prefix (e.g. `/ui`, the dashboard) sign people in themselves with their own sessions,
+   * so no key is asked for there; every other middleware still applies.
+   */
+  readonly signsInItselfUnder?: string | undefined;
 }
 
 /** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
@@ -209,8 +214,13 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
   });
   const people = options.people;
   const personAuth = people === undefined ? undefined : requirePerson(people.verifier);
+  const ownSignIn = options.signsInItselfUnder;
   app.use(async function apiKeyAuth(c, next) {
     if (isPublic(c)) return next();
+    if (
+      ownSignIn !== undefined &&
+      (c.req.path === ownSignIn || c.req.path.startsWith(ownSignIn + "/"))
+    ) return next();
     if (people !== undefined && personAuth !== undefined) {
       const credential = people.credentialFor(c);
       if (

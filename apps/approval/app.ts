@@ -29,6 +29,7 @@ import type { PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
 import { StagingUnavailableError } from "../_shared/app_errors.ts";
+import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
 import { recordAuditDecision, recordAuditOutput } from "../_shared/audit.ts";
 import { success } from "../_shared/envelope.ts";
 import { type Credential, personOf } from "../_shared/person_auth.ts";
@@ -124,6 +125,13 @@ export interface ApprovalDeps {
    * ended (a client resumes with `Last-Event-ID`), so that open streams never hold the shutdown.
    */
   readonly shutdownSignal?: AbortSignal | undefined;
+  /**
+   * The dashboard under `/ui/` (`docs/ui.md`); served only with gates. Its pages use the gates' releases
+   * and record decisions in this service's audit trail.
+   */
+  readonly dashboard?:
+    | Omit<DashboardDeps, "releasesFor" | "recordDecision" | "log" | "publish">
+    | undefined;
 }
 
 /**
@@ -158,6 +166,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     people: gates === undefined
       ? undefined
       : { verifier: gates.verifier, credentialFor: gatewayCredentialFor },
+    signsInItselfUnder: gates !== undefined && deps.dashboard !== undefined ? UI_PREFIX : undefined,
   });
   const callerKeyId = auditKeyId(deps.apiKey);
 
@@ -316,11 +325,15 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
   app.openapi(cancelRun, async (c) => await forwardRuns(c, "POST") as never);
   app.openapi(resumeRun, async (c) => await forwardRuns(c, "POST") as never);
 
-  app.openapi(runEvents, async (c) => {
+  /**
+   * Relays a run's event stream from the publish service (`endpoint`, relative to its base URL), with
+   * the caller's `Last-Event-ID`; a non-stream reply (404, ...) passes through unchanged.
+   */
+  async function relayRunEvents(c: Context, endpoint: string): Promise<Response> {
     const lastEventId = c.req.header("last-event-id");
     const reply = await streamSubService(deps.publish, {
       method: "GET",
-      endpoint: publishEndpointOf(c),
+      endpoint,
       headers: {
         accept: "text/event-stream",
         ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId }),
@@ -332,7 +345,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
         ? c.req.raw.signal
         : AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]),
     });
-    if (!("contentType" in reply)) return relayUnchanged(c, reply) as never;
+    if (!("contentType" in reply)) return relayUnchanged(c, reply);
     return new Response(reply.body, {
       status: reply.status,
       headers: {
@@ -342,10 +355,25 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
         "x-accel-buffering": "no",
         "x-request-id": requestIdOf(c),
       },
-    }) as never;
-  });
+    });
+  }
+
+  app.openapi(runEvents, async (c) => await relayRunEvents(c, publishEndpointOf(c)) as never);
 
   if (gates !== undefined) addReleaseRoutes(app, gates, releasesFor, deps);
+  if (gates !== undefined && deps.dashboard !== undefined) {
+    addDashboard(app, {
+      ...deps.dashboard,
+      releasesFor: (c) => releasesFor(c, gates),
+      recordDecision: recordAuditDecision,
+      log: deps.log,
+      publish: {
+        call: (c, method, endpoint) =>
+          callSubService(deps.publish, { method, endpoint }, callOptions(c)),
+        events: relayRunEvents,
+      },
+    });
+  }
   return app;
 }
 

@@ -30,6 +30,9 @@ import { personVerifierFromEnv } from "../_shared/person_verifier_from_env.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import { type ApprovalGates, createApprovalApp } from "./app.ts";
 import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
+import { OidcLogin } from "../../adapters/oidc/oidc_login.ts";
+import { OidcEnv } from "../_shared/person_verifier_from_env.ts";
+import type { ApprovalDeps } from "./app.ts";
 
 /** The gateway's own environment variables, named as in the reference. */
 export const ApprovalEnv = CommonEnv.extend({
@@ -43,6 +46,76 @@ export const ApprovalEnv = CommonEnv.extend({
     DEFAULT_MAX_REPLY_BYTES,
   ),
 });
+
+/** The dashboard's settings (`docs/ui.md`). */
+export const DashboardEnv = z.object({
+  /** The dashboard's client id at the OpenID provider; the dashboard is on only with it (and gates). */
+  UI_OIDC_CLIENT_ID: z.string().min(1).optional(),
+  /** The secret store entry holding the client secret; unset for a public client (PKCE only). */
+  UI_OIDC_CLIENT_SECRET_NAME: z.string().min(1).optional(),
+  /** The public URL of this service, without `/ui`; the sign-in comes back to `${UI_BASE_URL}/ui/callback`. */
+  UI_BASE_URL: z.string().optional().refine(
+    (value) =>
+      value === undefined ||
+      URL.canParse(value) && ["https:", "http:"].includes(new URL(value).protocol) &&
+        new URL(value).pathname === "/",
+    { error: "must be an http(s) URL with no path, such as https://publisher.example.org" },
+  ),
+  /** How long a dashboard session lasts. */
+  UI_SESSION_TTL_MINUTES: z.coerce.number<unknown>().int().min(1).max(7 * 24 * 60).default(480),
+  /** Comma-separated roles that may cancel and resume runs from the dashboard. */
+  UI_OPERATOR_ROLES: z.string().default("operator").transform((value) =>
+    value.split(",").map((role) => role.trim()).filter((role) => role !== "")
+  ),
+}).refine((env) => env.UI_OIDC_CLIENT_ID === undefined || env.UI_BASE_URL !== undefined, {
+  path: ["UI_BASE_URL"],
+  error: "must be set when UI_OIDC_CLIENT_ID is set",
+});
+
+/**
+ * The dashboard the environment configures: none without `UI_OIDC_CLIENT_ID` or without gates (the
+ * dashboard shows releases, so it needs `APPROVAL_POLICY_FILE` and `OIDC_ISSUER_URL`).
+ *
+ * @throws {ConfigError} A `UI_*` variable is invalid, or the client secret cannot be read.
+ */
+export async function dashboardFromEnv(
+  env: Record<string, string | undefined>,
+  secrets: SecretStore,
+  gates: ApprovalGates | undefined,
+  log: Logger,
+): Promise<ApprovalDeps["dashboard"]> {
+  const config = parseEnv(DashboardEnv, env);
+  if (config.UI_OIDC_CLIENT_ID === undefined || config.UI_BASE_URL === undefined) return undefined;
+  if (gates === undefined) {
+    throw new ConfigError(
+      "Cannot start: UI_OIDC_CLIENT_ID is set but APPROVAL_POLICY_FILE is not: the dashboard shows " +
+        "releases and their gates, so set APPROVAL_POLICY_FILE (or unset UI_OIDC_CLIENT_ID)",
+    );
+  }
+  const oidc = parseEnv(OidcEnv, env);
+  if (oidc.OIDC_ISSUER_URL === undefined) {
+    throw new ConfigError("Cannot start: OIDC_ISSUER_URL is not set");
+  }
+  const baseUrl = config.UI_BASE_URL.replace(/\/+$/, "");
+  const secretName = config.UI_OIDC_CLIENT_SECRET_NAME;
+  const login = new OidcLogin({
+    issuerUrl: oidc.OIDC_ISSUER_URL,
+    clientId: config.UI_OIDC_CLIENT_ID,
+    clientSecret: secretName === undefined ? undefined : await secrets.get(secretName),
+    redirectUri: `${baseUrl}/ui/callback`,
+    rolesClaim: oidc.OIDC_ROLES_CLAIM,
+    idClaim: oidc.OIDC_ID_CLAIM,
+    nameClaims: oidc.OIDC_NAME_CLAIMS,
+    clockSkewSeconds: oidc.OIDC_CLOCK_SKEW_SECONDS,
+  });
+  log.info("dashboard", { detail: `the dashboard is served at ${baseUrl}/ui/` });
+  return {
+    login,
+    baseUrl,
+    sessionTtlMs: config.UI_SESSION_TTL_MINUTES * 60_000,
+    operatorRoles: config.UI_OPERATOR_ROLES,
+  };
+}
 
 /** How the release store is opened (`RELEASE_STORE`, `RELEASE_STORE_POSTGRESQL_*`, `STATE_DIR`). */
 export const RELEASE_STORE_KIND: StateStoreKind<ReleaseStore> = {
@@ -100,6 +173,7 @@ export async function buildApprovalService(
   const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
   const { metrics, metricsAccess } = await metricsFrom(config, { service: "approval", secrets });
   const gates = await approvalGatesFromEnv(env, secrets.store, log);
+  const dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
   const shutdown = new AbortController();
   const app = createApprovalApp({
     gates,
@@ -126,6 +200,7 @@ export async function buildApprovalService(
     readyTimeoutMs: 3000,
     fetch: globalThis.fetch,
     shutdownSignal: shutdown.signal,
+    dashboard,
   });
   return {
     fetch: app.fetch,

@@ -171,3 +171,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test("approval main: the dashboard needs a policy and UI_BASE_URL, and is served with them", async () => {
+  await using d = await aDeployment();
+  await using idp = await startKeyServer();
+  const log = memorySink();
+  await assert.rejects(
+    buildApprovalService({ ...d.env, UI_OIDC_CLIENT_ID: "dashboard" }, log.sink),
+    (e) => e instanceof ConfigError && /UI_BASE_URL/.test(e.message),
+  );
+  await assert.rejects(
+    buildApprovalService({
+      ...d.env,
+      UI_OIDC_CLIENT_ID: "dashboard",
+      UI_BASE_URL: "http://127.0.0.1:8000",
+    }, log.sink),
+    (e) =>
+      e instanceof ConfigError &&
+      /UI_OIDC_CLIENT_ID is set but APPROVAL_POLICY_FILE is not/.test(e.message),
+  );
+  const service = await buildApprovalService({
+    ...d.env,
+    APPROVAL_POLICY_FILE: `${d.root}/policy.json`,
+    OIDC_ISSUER_URL: idp.issuer,
+    OIDC_AUDIENCE: TEST_AUDIENCE,
+    UI_OIDC_CLIENT_ID: "dashboard",
+    UI_BASE_URL: "http://127.0.0.1:8000",
+  }, log.sink);
+  try {
+    const page = await service.fetch(new Request("http://127.0.0.1:8000/ui/"));
+    assert.equal(page.status, 401);
+    assert.match(await page.text(), /Sign in/);
+    assert.ok(log.lines.some((l) => l.includes('"dashboard"')));
+  } finally {
+    await service.close?.();
+  }
+});
+
+Deno.test("approval main: without UI_OIDC_CLIENT_ID there is no dashboard", async () => {
+  await using d = await aDeployment();
+  const service = await buildApprovalService(d.env, memorySink().sink);
+  try {
+    const page = await service.fetch(new Request("http://127.0.0.1:8000/ui/"));
+    assert.equal(page.status, 403);
+    await page.body?.cancel();
+  } finally {
+    await service.close?.();
+  }
+});

@@ -206,6 +206,27 @@ Deno.test({
         ["admissions", "lab_results", "patient_summary", "patients"],
       );
 
+      // The dashboard, with the DEMO identity provider on loopback and its people.
+      const dashboard = /^ {2}(http:\/\/127\.0\.0\.1:\d+\/ui\/)$/m.exec(out)?.[1];
+      assert.ok(dashboard, out);
+      assert.match(
+        out,
+        /DEMO identity provider http:\/\/127\.0\.0\.1:\d+ \(loopback only; password "demo"/,
+      );
+      for (const login of ["igor", "dana", "olive", "oscar", "rita", "otto"]) {
+        assert.match(out, new RegExp(`^ {4}${login} `, "m"));
+      }
+      const signIn = await fetch(dashboard);
+      assert.equal(signIn.status, 401);
+      assert.match(await signIn.text(), /Sign in with your organisation/);
+      const login = await fetch(`${dashboard}login`, { redirect: "manual" });
+      await login.body?.cancel();
+      assert.equal(login.status, 302);
+      assert.match(
+        login.headers.get("location") ?? "",
+        /^http:\/\/127\.0\.0\.1:\d+\/auth\?.*code_challenge_method=S256/,
+      );
+
       child.kill("SIGTERM");
       const { code } = await child.status;
       assert.equal(code, 0, await stderr);

@@ -29,7 +29,11 @@ import {
   DEFAULT_MAX_VALUE_BYTES,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
-import { type ApprovalGates, createApprovalApp } from "../../apps/approval/app.ts";
+import {
+  type ApprovalDeps,
+  type ApprovalGates,
+  createApprovalApp,
+} from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
@@ -199,6 +203,8 @@ export class FakeWorld implements Disposable {
       maxReplyBytes?: number;
       /** Approval gates (`docs/approvals.md`); none by default. */
       gates?: ApprovalGates;
+      /** The dashboard (`docs/ui.md`); none by default. */
+      dashboard?: ApprovalDeps["dashboard"];
     } = {},
   ) {
     const metadata = this.metadataApp();
@@ -221,6 +227,7 @@ export class FakeWorld implements Disposable {
       maxReplyBytes: options.maxReplyBytes,
       readyTimeoutMs: 1000,
       fetch: options.fetch ?? routed,
+      dashboard: options.dashboard,
     });
   }
 
