@@ -20,6 +20,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import type { DataContractTransferRequest } from "./contract.ts";
 import { AppError } from "./errors.ts";
 import { type ApprovalPolicy, type Gate, gateNamed, isEntitled } from "./approval_policy.ts";
 
@@ -68,6 +69,64 @@ export const decisionSchema = z.object({
 /** See {@link decisionSchema}. */
 export type Decision = z.infer<typeof decisionSchema>;
 
+/** A requested column as the request named it (no type: the metadata service describes it). */
+const requestedColumnSchema = z.object({
+  name: z.string().min(1),
+  description: z.string().nullable(),
+}).strict();
+
+/** One dataset a request named: its schema and the tables (and columns) asked for from it. */
+export const requestedDatasetSchema = z.object({
+  name: z.string().nullable(),
+  schema_name: z.string().min(1),
+  description: z.string().nullable(),
+  /** `null`: every table of the schema. */
+  tables: z.array(
+    z.object({
+      name: z.string().min(1),
+      description: z.string().nullable(),
+      /** `null`: every column of the table. */
+      columns: z.array(requestedColumnSchema).nullable(),
+    }).strict(),
+  ).nullable(),
+}).strict();
+
+/** See {@link requestedDatasetSchema}. */
+export type RequestedDataset = z.infer<typeof requestedDatasetSchema>;
+
+/**
+ * The names of the secrets the request's source credentials are kept under (never their values). Kept
+ * only so that the gateway can ask the metadata service to describe the request again for an approver;
+ * no view of a release ever shows them.
+ */
+export const requestCredentialsSchema = z.record(z.string(), z.string().nullable());
+
+/**
+ * What the requests that named a release asked for, as approvers see it: the source (where, never how
+ * to sign in) and every dataset requested, one per schema, first request first.
+ */
+export const releaseRequestSchema = z.object({
+  source: z.object({
+    type: z.string().min(1),
+    /** A host name, or a Databricks workspace URL. */
+    host: z.string().min(1),
+    port: z.number().int(),
+    /** The database, or a Databricks catalog. */
+    database: z.string().min(1),
+    /** Databricks only: the SQL warehouse's HTTP path. */
+    http_path: z.string().optional(),
+  }).strict(),
+  datasets: z.array(requestedDatasetSchema).min(1),
+  /** See {@link requestCredentialsSchema}; never shown. */
+  credentials: requestCredentialsSchema,
+}).strict();
+
+/** See {@link releaseRequestSchema}. */
+export type ReleaseRequest = z.infer<typeof releaseRequestSchema>;
+
+/** A release request summary as views show it: without its credentials' secret names. */
+export type ReleaseRequestView = Omit<ReleaseRequest, "credentials">;
+
 /** A release: one project run, and the decisions recorded on it, oldest first. */
 export const releaseSchema = z.object({
   id: z.string().min(1),
@@ -78,25 +137,84 @@ export const releaseSchema = z.object({
   created_at: isoTime,
   state: z.enum(RELEASE_STATES),
   decisions: z.array(decisionSchema),
+  /**
+   * What the requests naming this release asked for; `null` when none said (a release stored before
+   * requests were recorded, or named by a `publish` request only).
+   */
+  request: releaseRequestSchema.nullable().optional(),
 }).strict();
 
 /** See {@link releaseSchema}. */
 export type Release = z.infer<typeof releaseSchema>;
 
 /** What names a release: the first request naming it creates it. */
-export type NewReleaseInput = Pick<
-  Release,
-  "project_name" | "project_start_time" | "destination" | "requested_by"
->;
+export type NewReleaseInput =
+  & Pick<Release, "project_name" | "project_start_time" | "destination" | "requested_by">
+  & { readonly request?: ReleaseRequest | null };
 
 /** A new open release at `at` with a random id and no decisions. */
 export function newRelease(input: NewReleaseInput, at: string): Release {
   return releaseSchema.parse({
     id: crypto.randomUUID(),
     ...input,
+    request: input.request ?? null,
     created_at: at,
     state: "open",
     decisions: [],
+  });
+}
+
+/**
+ * `release` with what `request` asked for recorded: its datasets added when their schema is new (the
+ * first request's source is kept). `undefined` when nothing changes.
+ */
+export function withRequest(
+  release: Release,
+  request: ReleaseRequest | null | undefined,
+): Release | undefined {
+  if (request === null || request === undefined) return undefined;
+  if (release.request === null || release.request === undefined) {
+    return releaseSchema.parse({ ...release, request });
+  }
+  const known = new Set(release.request.datasets.map((d) => d.schema_name));
+  const added = request.datasets.filter((d) => !known.has(d.schema_name));
+  if (added.length === 0) return undefined;
+  return releaseSchema.parse({
+    ...release,
+    request: { ...release.request, datasets: [...release.request.datasets, ...added] },
+  });
+}
+
+/** What a validated transfer request (`domain/contract.ts`) asked for, as a release records it. */
+export function releaseRequestOf(request: DataContractTransferRequest): ReleaseRequest {
+  const source = request.source;
+  const dataset = request.dataset;
+  return releaseRequestSchema.parse({
+    source: source.type === "databrickssql"
+      ? {
+        type: source.type,
+        host: source.host_url,
+        port: source.port,
+        database: source.catalog,
+        http_path: source.http_path,
+      }
+      : { type: source.type, host: source.host_url, port: source.port, database: source.database },
+    datasets: [{
+      name: dataset.name ?? null,
+      schema_name: dataset.schema_name,
+      description: dataset.description ?? null,
+      tables: dataset.tables?.map((table) => ({
+        name: table.name,
+        description: table.description ?? null,
+        columns: table.columns?.map((column) => ({
+          name: column.name,
+          description: column.description ?? null,
+        })) ?? null,
+      })) ?? null,
+    }],
+    credentials: Object.fromEntries(
+      Object.entries(source.credentials).filter(([, value]) => value !== undefined),
+    ),
   });
 }
 

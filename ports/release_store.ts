@@ -65,7 +65,8 @@ export interface ReleaseStore extends AsyncDisposable {
    * Finds the release of the same project run (project name, project start time, destination type and
    * name) or, when there is none, stores `release` (as built by `newRelease`). Atomic across every
    * instance sharing the storage: of two concurrent calls naming one project run, one creates it and the
-   * other gets it.
+   * other gets it. When the release exists and `release.request` names a dataset (schema) it has not
+   * recorded yet, that dataset is added to it in the same step (`withRequest`, `domain/release.ts`).
    */
   ensure(release: Release): Promise<EnsureReleaseResult>;
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Decision, type Release, releaseSchema } from "../../domain/release.ts";
+import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
   checkReleasePageSize,
@@ -40,7 +40,11 @@ export class MemoryReleaseStore implements ReleaseStore {
       const valid = releaseSchema.parse(release);
       const key = releaseKey(valid);
       const existing = [...this.#releases.values()].find((r) => releaseKey(r) === key);
-      if (existing !== undefined) return { release: structuredClone(existing), created: false };
+      if (existing !== undefined) {
+        const updated = withRequest(existing, valid.request) ?? existing;
+        this.#releases.set(updated.id, structuredClone(updated));
+        return { release: structuredClone(updated), created: false };
+      }
       this.#releases.set(valid.id, structuredClone(valid));
       return { release: structuredClone(valid), created: true };
     });

@@ -14,7 +14,7 @@
 import postgres, { type Sql } from "postgres";
 import { AppError } from "../../domain/errors.ts";
 import { redactSecrets } from "../../domain/redaction.ts";
-import { type Decision, type Release, releaseSchema } from "../../domain/release.ts";
+import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
   checkReleasePageSize,
@@ -151,11 +151,21 @@ export class PostgresReleaseStore implements ReleaseStore {
         [valid.id, key, valid.project_name, valid.state, valid.created_at, JSON.stringify(valid)],
       );
       if (inserted !== undefined) return { release: valid, created: true };
-      const [row] = await sql.unsafe(`select body from ${this.#releases} where release_key = $1`, [
-        key,
-      ]);
-      if (row === undefined) throw new Error("a conflicting release vanished");
-      return { release: parseStoredRelease(row.body), created: false };
+      return await sql.begin(async (tx) => {
+        const [row] = await tx.unsafe(
+          `select body from ${this.#releases} where release_key = $1 for update`,
+          [key],
+        );
+        if (row === undefined) throw new Error("a conflicting release vanished");
+        const existing = parseStoredRelease(row.body);
+        const updated = withRequest(existing, valid.request);
+        if (updated === undefined) return { release: existing, created: false };
+        await tx.unsafe(`update ${this.#releases} set body = $1::jsonb where id = $2`, [
+          JSON.stringify(updated),
+          updated.id,
+        ]);
+        return { release: updated, created: false };
+      });
     });
   }
 

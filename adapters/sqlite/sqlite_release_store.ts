@@ -12,7 +12,7 @@
 import { join } from "node:path";
 import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { AppError } from "../../domain/errors.ts";
-import { type Decision, type Release, releaseSchema } from "../../domain/release.ts";
+import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
   checkReleasePageSize,
@@ -127,7 +127,14 @@ export class SqliteReleaseStore implements ReleaseStore {
       const key = releaseKey(valid);
       return inImmediateTransaction(db, () => {
         const row = db.prepare("SELECT body FROM releases WHERE release_key = ?").get(key);
-        if (row !== undefined) return { release: parseStoredRelease(row.body), created: false };
+        if (row !== undefined) {
+          const existing = parseStoredRelease(row.body);
+          const updated = withRequest(existing, valid.request);
+          if (updated === undefined) return { release: existing, created: false };
+          db.prepare("UPDATE releases SET body = ? WHERE id = ?")
+            .run(JSON.stringify(updated), updated.id);
+          return { release: updated, created: false };
+        }
         db.prepare(
           `INSERT INTO releases (id, release_key, project_name, state, created_at, body)
            VALUES (?, ?, ?, ?, ?, ?)`,

@@ -14,6 +14,7 @@ import {
   type NewReleaseInput,
   type Release,
   ReleaseClosedError,
+  type ReleaseRequest,
   SelfApprovalError,
 } from "../../domain/release.ts";
 import {
@@ -44,6 +45,24 @@ export function aRelease(seconds: number, overrides: Partial<NewReleaseInput> = 
     requested_by: { kind: "key", id: "0123456789abcdef" },
     ...overrides,
   }, instant(seconds));
+}
+
+/** What a request for dataset (schema) `schema` asked for. */
+export function aRequest(schema: string): ReleaseRequest {
+  return {
+    source: { type: "postgresql", host: "db.example", port: 5432, database: "warehouse" },
+    datasets: [{
+      name: `Dataset ${schema}`,
+      schema_name: schema,
+      description: "A <dataset> & more",
+      tables: [{
+        name: "person",
+        description: null,
+        columns: [{ name: "id", description: "The person" }, { name: "age", description: null }],
+      }, { name: "visit", description: "Visits", columns: null }],
+    }],
+    credentials: { username_key: "db-user", password_key: "db-password" },
+  };
 }
 
 /** The policy the contract decides under: one gate needing three output checkers. */
@@ -113,6 +132,38 @@ export async function releaseStoreContract(
       assert.equal((await store.ensure(other)).created, true);
     }
   });
+
+  await step(
+    "ensure keeps the request that named the release, and adds every other dataset requested once",
+    async ({ store, reopen }) => {
+      const first = aRelease(1, { request: aRequest("cohort") });
+      assert.deepEqual(await store.ensure(first), { release: first, created: true });
+      const same = await store.ensure(aRelease(2, { request: aRequest("cohort") }));
+      assert.deepEqual(same, { release: first, created: false });
+      const second = await store.ensure(aRelease(3, { request: aRequest("outcomes") }));
+      assert.equal(second.created, false);
+      assert.deepEqual(second.release.request?.datasets.map((d) => d.schema_name), [
+        "cohort",
+        "outcomes",
+      ]);
+      assert.deepEqual(second.release.request?.source, first.request?.source);
+      const withoutRequest = await store.ensure(aRelease(4));
+      assert.deepEqual(withoutRequest.release, second.release);
+      const other = await reopen();
+      try {
+        assert.deepEqual(await other.get(first.id), second.release);
+      } finally {
+        await other.close();
+      }
+      const old = aRelease(5, { project_name: "Pr043" });
+      assert.equal(old.request, null);
+      await store.ensure(old);
+      const later = await store.ensure(
+        aRelease(6, { project_name: "Pr043", request: aRequest("x") }),
+      );
+      assert.deepEqual(later.release.request?.datasets.map((d) => d.schema_name), ["x"]);
+    },
+  );
 
   await step(
     "ensure refuses a release that is not valid, and stores nothing",
