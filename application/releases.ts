@@ -23,9 +23,12 @@ import {
   type DecisionKind,
   gatesOpenedBy,
   gateStatus,
+  metadataRequestsOf,
   newDecision,
   newRelease,
   type Release,
+  type ReleaseRequest,
+  type ReleaseRequestView,
   type ReleaseState,
   type Requester,
 } from "../domain/release.ts";
@@ -67,7 +70,9 @@ export interface GateView {
  * its gates now, what is staged (for a release with a gate before `publish`; `null` otherwise) and what
  * the viewer may decide.
  */
-export interface ReleaseView extends Release {
+export interface ReleaseView extends Omit<Release, "request"> {
+  /** What the requests naming the release asked for, without secret names; `null` when unknown. */
+  readonly request: ReleaseRequestView | null;
   readonly gates: readonly GateView[];
   /** `staging_digest` and the publish service's disclosure pre-checks; `null` without a publish gate. */
   readonly staging: (StagingReport["details"] & { readonly staging_digest: string | null }) | null;
@@ -181,13 +186,19 @@ export class Releases {
 
   /**
    * Admits `step` of `run`, asked for by `requester`: with gates before the step for the run's
-   * destination, finds or creates the run's release and checks every gate (for `publish`, against the
-   * staging digest now). Without gates, does nothing and admits.
+   * destination, finds or creates the run's release (recording what `request` asked for: a new release
+   * keeps it, an existing one adds a dataset it had not recorded) and checks every gate (for `publish`,
+   * against the staging digest now). Without gates, does nothing and admits.
    *
    * @throws {ApprovalRequiredError} naming the first gate not met and the approvals it misses.
    * @throws {ReleaseRejectedError} when the release was rejected.
    */
-  async admit(step: GatedStep, run: ReleaseRun, requester: Requester): Promise<Admission> {
+  async admit(
+    step: GatedStep,
+    run: ReleaseRun,
+    requester: Requester,
+    request: ReleaseRequest | null = null,
+  ): Promise<Admission> {
     const { policy, store } = this.#deps;
     const gates = gatesBefore(policy, step, run.destination);
     if (gates.length === 0) return { release_id: null, staging_digest: null };
@@ -196,6 +207,7 @@ export class Releases {
       project_start_time: run.project_start_time,
       destination: { type: run.destination.type, name: run.destination.name },
       requested_by: requester,
+      request,
     }, this.#now()));
     if (release.state === "rejected") throw new ReleaseRejectedError(step, release.id);
     const digest = step === "publish"
@@ -270,6 +282,19 @@ export class Releases {
   }
 
   /**
+   * The bodies of `POST /metadata/project` that describe what release `id` was requested for, one per
+   * dataset (with the source's secret names: send them to the metadata service only, never show them).
+   * Empty when the release recorded no request.
+   *
+   * @throws {ReleaseNotFoundError} when there is no such release.
+   */
+  async metadataRequests(id: string): Promise<Record<string, unknown>[]> {
+    const release = await this.#deps.store.get(id);
+    if (release === undefined) throw new ReleaseNotFoundError(id);
+    return metadataRequestsOf(release);
+  }
+
+  /**
    * Releases newest first, filtered by project and state, one page at a time (`nextCursor` as the
    * store gives it).
    *
@@ -339,8 +364,10 @@ export class Releases {
         const status = gateStatus(release, policy, gate.name, now, digest);
         return { gate: gate.name, before: gate.before, met: status.met, missing: status.missing };
       });
+    const { request, ...rest } = release;
     return {
-      ...release,
+      ...rest,
+      request: request === null || request === undefined ? null : withoutCredentials(request),
       gates,
       staging: report === null ? null : { ...report.details, staging_digest: digest },
       allowed_actions: viewer.kind === "person"
@@ -348,4 +375,10 @@ export class Releases {
         : [],
     };
   }
+}
+
+/** A request summary as views show it: without its credentials' secret names. */
+function withoutCredentials(request: ReleaseRequest): ReleaseRequestView {
+  const { credentials: _credentials, ...shown } = request;
+  return shown;
 }

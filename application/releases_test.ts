@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { MemoryReleaseStore } from "../adapters/memory/memory_release_store.ts";
 import { parseApprovalPolicy } from "../domain/approval_policy.ts";
-import type { DecidingPerson } from "../domain/release.ts";
+import { DataContractTransferRequest } from "../domain/contract.ts";
+import { type DecidingPerson, releaseRequestOf } from "../domain/release.ts";
 import type { ReleaseRun, StagingInspector } from "../ports/staging_inspector.ts";
 import {
   ApprovalRequiredError,
@@ -277,4 +278,73 @@ Deno.test("awaiting: open releases the person can still decide, oldest first", a
   const listed = await releases.list({ limit: 10 }, { kind: "key" });
   assert.deepEqual(listed.releases.map((r) => r.id), [second.releaseId, first.releaseId]);
   assert.ok(listed.releases.every((r) => r.allowed_actions.length === 0));
+});
+
+/** A validated package request for dataset (schema) `schema`, as the gateway gets it. */
+function packageRequest(schema: string) {
+  return DataContractTransferRequest.parse({
+    ...RUN,
+    destination: { ...RUN.destination, format: "csv" },
+    source: {
+      type: "postgresql",
+      host_url: "db.example",
+      port: 5432,
+      database: "warehouse",
+      credentials: { username_key: "db-user", password_key: "db-password" },
+    },
+    dataset: {
+      name: `Dataset ${schema}`,
+      schema_name: schema,
+      tables: [{ name: "person", columns: [{ name: "id", description: "The person" }] }],
+    },
+  });
+}
+
+Deno.test("admit records the package request on the release; views show it without secret names", async () => {
+  const { releases, store } = setUp();
+  const { releaseId: id } = await approvalRequired(
+    releases.admit("package", RUN, KEY, releaseRequestOf(packageRequest("cohort"))),
+  );
+  const stored = await store.get(id);
+  assert.equal(stored?.request?.credentials.username_key, "db-user");
+  const view = await releases.view(id, { kind: "person", person: ig });
+  assert.deepEqual(view.request, {
+    source: { type: "postgresql", host: "db.example", port: 5432, database: "warehouse" },
+    datasets: [{
+      name: "Dataset cohort",
+      schema_name: "cohort",
+      description: null,
+      tables: [{
+        name: "person",
+        description: null,
+        columns: [{ name: "id", description: "The person" }],
+      }],
+    }],
+  });
+  assert.doesNotMatch(JSON.stringify(view), /db-user|db-password|credentials/);
+  const [body] = await releases.metadataRequests(id);
+  assert.deepEqual(
+    DataContractTransferRequest.parse(body).source,
+    packageRequest("cohort").source,
+  );
+});
+
+Deno.test("admit records every dataset a project run requests, once each, in the order asked", async () => {
+  const { releases } = setUp();
+  for (const schema of ["cohort", "outcomes", "cohort"]) {
+    await approvalRequired(
+      releases.admit("package", RUN, KEY, releaseRequestOf(packageRequest(schema))),
+    );
+  }
+  const { releaseId: id } = await approvalRequired(releases.admit("publish", RUN, KEY));
+  const view = await releases.view(id, { kind: "key" });
+  assert.deepEqual(view.request?.datasets.map((d) => d.schema_name), ["cohort", "outcomes"]);
+  assert.equal((await releases.metadataRequests(id)).length, 2);
+});
+
+Deno.test("a release named without a request shows none and asks the metadata service nothing", async () => {
+  const { releases } = setUp();
+  const { releaseId: id } = await approvalRequired(releases.admit("package", RUN, KEY));
+  assert.equal((await releases.view(id, { kind: "key" })).request, null);
+  assert.deepEqual(await releases.metadataRequests(id), []);
 });

@@ -218,6 +218,49 @@ export function releaseRequestOf(request: DataContractTransferRequest): ReleaseR
   });
 }
 
+/**
+ * The bodies of the metadata service's `POST /metadata/project` that describe what `release` was
+ * requested for, one per dataset (with the source's secret names, for the metadata service only).
+ * Empty without a recorded request.
+ */
+export function metadataRequestsOf(release: Release): Record<string, unknown>[] {
+  const request = release.request;
+  if (request === null || request === undefined) return [];
+  const { source, credentials } = request;
+  const sourceBody = source.type === "databrickssql"
+    ? {
+      type: source.type,
+      host_url: source.host,
+      http_path: source.http_path,
+      port: source.port,
+      catalog: source.database,
+      credentials,
+    }
+    : {
+      type: source.type,
+      host_url: source.host,
+      port: source.port,
+      database: source.database,
+      credentials,
+    };
+  return request.datasets.map((dataset) => ({
+    project_name: release.project_name,
+    project_start_time: release.project_start_time,
+    // The metadata service describes the source only; a valid format stands in for the one not kept.
+    destination: {
+      ...release.destination,
+      format: release.destination.type === "filestore" ? "csv" : "sql",
+    },
+    source: sourceBody,
+    dataset: {
+      name: dataset.name,
+      schema_name: dataset.schema_name,
+      description: dataset.description,
+      tables: dataset.tables,
+    },
+  }));
+}
+
 /** The person deciding, as the identity port gives them (`ports/identity.ts` `Person`). */
 export interface DecidingPerson {
   readonly id: string;

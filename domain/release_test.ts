@@ -11,17 +11,22 @@ import {
   type DecisionInput,
   gatesOpenedBy,
   gateStatus,
+  metadataRequestsOf,
   newDecision,
   newRelease,
   NotEntitledError,
   NothingStagedToApproveError,
   type Release,
   ReleaseClosedError,
+  releaseRequestOf,
+  releaseSchema,
   type Requester,
   SelfApprovalError,
   UnknownApprovalTypeError,
   UnknownGateError,
+  withRequest,
 } from "./release.ts";
+import { DataContractTransferRequest } from "./contract.ts";
 
 const POLICY_JSON = {
   approval_types: {
@@ -399,4 +404,71 @@ Deno.test("gatesOpenedBy names the gate the latest decision opened, once", () =>
   release = decide(release, ALICE, input("sign_off", "DATA_ENGINEER"));
   assert.deepEqual(gatesOpenedBy(release, POLICY, NOW), []);
   assert.deepEqual(gatesOpenedBy(aRelease(), POLICY, NOW), []);
+});
+
+Deno.test("a release stored before requests were recorded reads as one without a request", () => {
+  const old = {
+    id: "r1",
+    project_name: "proj",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC" },
+    requested_by: { kind: "key", id: "k" },
+    created_at: "2026-12-06T12:00:00.000Z",
+    state: "open",
+    decisions: [],
+  };
+  const release = releaseSchema.parse(old);
+  assert.equal(release.request, undefined);
+  assert.deepEqual(metadataRequestsOf(release), []);
+  assert.equal(withRequest(release, null), undefined);
+});
+
+Deno.test("releaseRequestOf keeps where the data comes from and what is asked, never secrets", () => {
+  const request = releaseRequestOf(DataContractTransferRequest.parse({
+    project_name: "proj",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC", format: "csv" },
+    source: {
+      type: "databrickssql",
+      host_url: "https://adb.example",
+      http_path: "/sql/1.0/warehouses/abc",
+      catalog: "main",
+      credentials: { spn_clientid: "spn-id", spn_secret: "spn-secret" },
+    },
+    dataset: { schema_name: "cohort" },
+  }));
+  assert.deepEqual(request.source, {
+    type: "databrickssql",
+    host: "https://adb.example",
+    port: 443,
+    database: "main",
+    http_path: "/sql/1.0/warehouses/abc",
+  });
+  assert.deepEqual(request.datasets, [{
+    name: null,
+    schema_name: "cohort",
+    description: null,
+    tables: null,
+  }]);
+  const release = releaseSchema.parse({
+    id: "r1",
+    project_name: "proj",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC" },
+    requested_by: { kind: "key", id: "k" },
+    created_at: "2026-12-06T12:00:00.000Z",
+    state: "open",
+    decisions: [],
+    request,
+  });
+  const [body] = metadataRequestsOf(release);
+  const again = DataContractTransferRequest.parse(body);
+  assert.equal(again.source.type, "databrickssql");
+  assert.deepEqual(again.source.credentials, {
+    spn_clientid: "spn-id",
+    spn_secret: "spn-secret",
+    username_key: "",
+    password_key: "",
+  });
+  assert.equal(withRequest(release, request), undefined, "the same dataset again changes nothing");
 });

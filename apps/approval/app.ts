@@ -23,7 +23,8 @@ import {
 } from "../../application/releases.ts";
 import { type ApprovalPolicy, type GatedStep, gatesBefore } from "../../domain/approval_policy.ts";
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
-import { RELEASE_STATES, type ReleaseState } from "../../domain/release.ts";
+import { RELEASE_STATES, releaseRequestOf, type ReleaseState } from "../../domain/release.ts";
+import { DataContractTransferRequest } from "../../domain/contract.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import type { PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
@@ -130,7 +131,7 @@ export interface ApprovalDeps {
    * and record decisions in this service's audit trail.
    */
   readonly dashboard?:
-    | Omit<DashboardDeps, "releasesFor" | "recordDecision" | "log" | "publish">
+    | Omit<DashboardDeps, "releasesFor" | "recordDecision" | "log" | "publish" | "describe">
     | undefined;
 }
 
@@ -262,18 +263,25 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
 
   /**
    * Checks the gates before `step` for the project run the request names (a release is found or
-   * created, requested by the caller's key); without gates, admits.
+   * created, requested by the caller's key, recording what a valid package request asks for: source and
+   * dataset); without gates, admits.
    *
    * @throws {ApprovalRequiredError} while a gate is not met.
    */
   async function admit(c: Context, step: GatedStep): Promise<Admission | undefined> {
     if (gates === undefined) return undefined;
-    const body = JSON.parse(await c.req.text()) as ReleaseRun;
-    return await releasesFor(c, gates).admit(step, {
-      project_name: body.project_name,
-      project_start_time: body.project_start_time,
-      destination: { type: body.destination.type, name: body.destination.name },
-    }, { kind: "key", id: await callerKeyId });
+    const body = JSON.parse(await c.req.text());
+    const transfer = step === "package" ? DataContractTransferRequest.safeParse(body) : undefined;
+    return await releasesFor(c, gates).admit(
+      step,
+      {
+        project_name: body.project_name,
+        project_start_time: body.project_start_time,
+        destination: { type: body.destination.type, name: body.destination.name },
+      },
+      { kind: "key", id: await callerKeyId },
+      transfer?.success === true ? releaseRequestOf(transfer.data) : null,
+    );
   }
 
   /**
@@ -367,6 +375,12 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
       releasesFor: (c) => releasesFor(c, gates),
       recordDecision: recordAuditDecision,
       log: deps.log,
+      describe: (c, body) =>
+        callSubService(deps.metadata, {
+          method: "POST",
+          endpoint: "metadata/project",
+          body: JSON.stringify(body),
+        }, callOptions(c)),
       publish: {
         call: (c, method, endpoint) =>
           callSubService(deps.publish, { method, endpoint }, callOptions(c)),

@@ -13,7 +13,7 @@ import {
   StageTransferPayload,
 } from "../../domain/contract.ts";
 import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
-import { DECISION_KINDS, releaseSchema } from "../../domain/release.ts";
+import { DECISION_KINDS, releaseRequestSchema, releaseSchema } from "../../domain/release.ts";
 import { API_KEY_SECURITY, errorResponses, PERSON_TOKEN_SECURITY } from "../_shared/create_app.ts";
 import { ErrorEnvelope, openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -282,6 +282,10 @@ const AllowedActionView = z.object({
 /** A release as every reply shows it (`application/releases.ts` `ReleaseView`). */
 const ReleaseView = openApiComponent(
   releaseSchema.extend({
+    request: releaseRequestSchema.omit({ credentials: true }).nullable().openapi({
+      description: "What the package requests naming this release asked for: the source (never " +
+        "its credentials) and every dataset requested (one per schema); null when none was recorded",
+    }),
     gates: z.array(z.object({
       gate: z.string(),
       before: z.enum(["package", "publish"]),

@@ -20,6 +20,7 @@ import type { Child } from "hono/jsx";
 import type { PendingLogin } from "../../../adapters/oidc/oidc_login.ts";
 import { sameSecret } from "../../../adapters/oidc/oidc_login.ts";
 import type { DecisionAttempt, Releases, ReleaseView } from "../../../application/releases.ts";
+import { DatasetMetadataPayload } from "../../../domain/contract.ts";
 import { AppError } from "../../../domain/errors.ts";
 import { DECISION_KINDS, type DecisionKind } from "../../../domain/release.ts";
 import type { Person } from "../../../ports/identity.ts";
@@ -84,8 +85,21 @@ export interface DashboardDeps {
   readonly log: Logger;
   /** The publish service's runs API, called with the service's own key. */
   readonly publish: PublishRuns;
+  /**
+   * Asks the metadata service (`POST /metadata/project`, with the service's own key) to describe one
+   * dataset of a release's request; `body` holds the source's secret names, for that service only.
+   */
+  readonly describe: (c: Context, body: Record<string, unknown>) => Promise<SubServiceReply>;
   /** The clock in ms; for tests. */
   readonly now?: () => number;
+}
+
+/** What the metadata service said of a release's datasets (in the request's order), or why not. */
+interface RequestDescription {
+  /** One per requested dataset; `undefined` where the metadata service gave no description. */
+  readonly datasets: readonly (DatasetMetadataPayload | undefined)[];
+  /** Why the types and descriptions are missing; `null` when every dataset was described. */
+  readonly notice: string | null;
 }
 
 /** Whether cookies may go without `Secure`: plain http to a loopback host only. */
@@ -262,11 +276,45 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
         session,
         view,
         runs,
+        await describeRequest(c, view),
         isOperator(session),
         c.req.query("done") === "1" ? "Recorded." : null,
       ),
     );
   });
+
+  /**
+   * The metadata service's description (types, descriptions) of what the release was requested for, on
+   * the signed-in person's behalf; a notice instead when it cannot answer (the page still shows the
+   * stored request).
+   */
+  async function describeRequest(c: Context, view: ReleaseView): Promise<RequestDescription> {
+    if (view.request === null) return { datasets: [], notice: null };
+    const bodies = await deps.releasesFor(c).metadataRequests(view.id);
+    const replies = await Promise.all(bodies.map(async (body) => {
+      try {
+        const reply = await deps.describe(c, body);
+        const payload = reply.status === 200
+          ? DatasetMetadataPayload.safeParse(reply.body.payload)
+          : undefined;
+        if (payload?.success === true) return payload.data;
+        deps.log.warn("ui_metadata_refused", { status: reply.status, request_id: requestIdOf(c) });
+      } catch (error) {
+        deps.log.warn("ui_metadata_unavailable", {
+          error: error instanceof AppError ? error.code : "unexpected",
+          request_id: requestIdOf(c),
+        });
+      }
+      return undefined;
+    }));
+    return {
+      datasets: replies,
+      notice: replies.every((reply) => reply !== undefined)
+        ? null
+        : "The metadata service could not describe the request now: column types and the source's " +
+          "descriptions are missing below. Reload the page to try again.",
+    };
+  }
 
   /** The runs of a release's project run (newest first). */
   async function releaseRuns(c: Context, view: ReleaseView): Promise<RunView[]> {
@@ -306,7 +354,15 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       const view = await releases.view(id, { kind: "person", person: session.person });
       const runs = await releaseRuns(c, view);
       return c.html(
-        releasePage(session, view, runs, isOperator(session), null, error.message),
+        releasePage(
+          session,
+          view,
+          runs,
+          await describeRequest(c, view),
+          isOperator(session),
+          null,
+          error.message,
+        ),
         status,
       );
     }
@@ -584,10 +640,124 @@ function ReleaseTable(props: { releases: readonly ReleaseView[] }) {
   );
 }
 
+/**
+ * What the release was requested for: the source and, per dataset, its tables and columns with types
+ * and descriptions (from the metadata service when it answered, else as requested). Never row data.
+ */
+function RequestSection(props: { view: ReleaseView; described: RequestDescription }) {
+  const request = props.view.request;
+  if (request === null) {
+    return (
+      <section aria-labelledby="request-heading">
+        <h2 id="request-heading">Requested data</h2>
+        <p>No request recorded for this release (it was named by a publish request only).</p>
+      </section>
+    );
+  }
+  const { source } = request;
+  return (
+    <section aria-labelledby="request-heading">
+      <h2 id="request-heading">Requested data</h2>
+      {props.described.notice === null
+        ? null
+        : <p role="status" class="notice">{props.described.notice}</p>}
+      <dl>
+        <dt>Source</dt>
+        <dd>
+          {source.type} {source.host}:{String(source.port)}
+          {source.http_path === undefined ? null : <>{" "}{source.http_path}</>}
+        </dd>
+        <dt>{source.type === "databrickssql" ? "Catalog" : "Database"}</dt>
+        <dd>{source.database}</dd>
+      </dl>
+      {request.datasets.map((dataset, index) => (
+        <DatasetSection
+          key={dataset.schema_name}
+          dataset={dataset}
+          described={props.described.datasets[index]}
+        />
+      ))}
+    </section>
+  );
+}
+
+function DatasetSection(
+  props: {
+    dataset: NonNullable<ReleaseView["request"]>["datasets"][number];
+    described: DatasetMetadataPayload | undefined;
+  },
+) {
+  const { dataset, described } = props;
+  const tables = described?.tables.map((table) => ({
+    name: table.name,
+    description: table.description,
+    columns: table.columns.map((column) => ({
+      name: column.name,
+      datatype: column.datatype as string | null,
+      description: column.description,
+    })),
+  })) ?? (dataset.tables ?? []).map((table) => ({
+    name: table.name,
+    description: table.description,
+    columns: (table.columns ?? []).map((column) => ({
+      name: column.name,
+      datatype: null as string | null,
+      description: column.description,
+    })),
+  }));
+  return (
+    <section class="dataset" data-schema={dataset.schema_name}>
+      <h3>
+        Dataset {dataset.name ?? described?.name ?? dataset.schema_name} (schema{" "}
+        <code>{dataset.schema_name}</code>)
+      </h3>
+      {(described?.description ?? dataset.description) === null
+        ? null
+        : <p>{described?.description ?? dataset.description}</p>}
+      {dataset.tables === null && described === undefined
+        ? <p>Every table of the schema.</p>
+        : null}
+      {tables.map((table) => (
+        <table key={table.name} data-table={table.name}>
+          <caption>
+            Table <code>{table.name}</code>
+            {table.description === null ? null : <>: {table.description}</>}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Column</th>
+              <th scope="col">Type</th>
+              <th scope="col">Description</th>
+            </tr>
+          </thead>
+          <tbody>
+            {table.columns.length === 0
+              ? (
+                <tr>
+                  <td colspan={3}>Every column of the table.</td>
+                </tr>
+              )
+              : table.columns.map((column) => (
+                <tr>
+                  <td>
+                    <code>{column.name}</code>
+                  </td>
+                  <td>{column.datatype ?? "unknown"}</td>
+                  <td>{column.description ?? ""}</td>
+                </tr>
+              ))}
+          </tbody>
+        </table>
+      ))}
+    </section>
+  );
+}
+
 function releasePage(
   session: Session,
   view: ReleaseView,
   runs: readonly RunView[],
+  described: RequestDescription,
   operator: boolean,
   notice: string | null,
   refusal?: string,
@@ -664,6 +834,7 @@ function releasePage(
           </tbody>
         </table>
       )}
+      <RequestSection view={view} described={described} />
       <h2>Request and runs</h2>
       {runs.length === 0
         ? <p>No run yet for this project run.</p>
