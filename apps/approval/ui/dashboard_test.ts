@@ -4,6 +4,7 @@ import { MemoryAuditTrail } from "../../../adapters/memory/memory_audit_trail.ts
 import { MemoryReleaseStore } from "../../../adapters/memory/memory_release_store.ts";
 import { parseApprovalPolicy } from "../../../domain/approval_policy.ts";
 import { APPROVAL_KEY, FakeWorld } from "../../../tests/support/apps.ts";
+import { ONCOLOGY } from "../../../tests/support/catalogs.ts";
 import { DashboardClient } from "../../../tests/support/dashboard_sign_in.ts";
 import { startKeyServer, TEST_AUDIENCE } from "../../../tests/support/identity_providers.ts";
 import { aTransferRequest, postJson } from "../../../tests/support/requests.ts";
@@ -275,4 +276,79 @@ Deno.test("only operators may cancel or resume a run", async () => {
   });
   assert.equal(unknown.status, 404);
   assert.match(await unknown.text(), /role="alert"/);
+});
+
+Deno.test("before any package, the release page shows the request: source, tables, columns, types and descriptions", async () => {
+  await using s = await setUp();
+  s.world.catalogs = [ONCOLOGY, { ...ONCOLOGY, name: "oncology_extra" }];
+  const id = await aRelease(s.app);
+  const other = await s.app.request(postJson(
+    "/project/package",
+    aTransferRequest({
+      dataset: {
+        name: "Second <b>look</b>",
+        schema_name: "oncology_extra",
+        tables: [{ name: "tumour_stage", columns: [{ name: "stage_id" }] }],
+      },
+    }),
+    APPROVAL_KEY,
+  ));
+  assert.equal(other.status, 409);
+  assert.equal((await other.json()).payload.release_id, id, "the same project run, one release");
+  const igor = s.client();
+  await (await igor.signIn("igor")).body?.cancel();
+  const response = await igor.request(`/ui/releases/${id}`);
+  assert.equal(response.status, 200);
+  const page = await response.text();
+  assert.match(page, /Requested data/);
+  assert.match(page, /postgresql db\.internal:5432/);
+  assert.match(page, /research/);
+  assert.match(page, /oncology_extract/);
+  assert.match(page, /Tumour staging extract/);
+  assert.match(page, /TNM stage lookup/);
+  assert.match(page, /<code>stage_id<\/code><\/td><td>bigint<\/td><td>surrogate key<\/td>/);
+  assert.match(page, /<code>stage_label<\/code><\/td><td>character varying\(20\)<\/td>/);
+  assert.doesNotMatch(page, /secret_note/, "only the requested columns");
+  assert.match(page, /Second &lt;b&gt;look&lt;\/b&gt;/, "every dataset, escaped");
+  assert.match(page, /<code>oncology_extra<\/code>/);
+  assert.doesNotMatch(page, /The metadata service could not/);
+  assert.doesNotMatch(page, /sourceuser|sourcepassword|AzureKeyVault/, "never secret names");
+  assert.doesNotMatch(page, /row-secret-one|T1/, "never row data");
+
+  const api = await s.app.request(
+    new Request(`http://test.local/releases/${id}`, { headers: { "x-api-key": APPROVAL_KEY } }),
+  );
+  assert.equal(api.status, 200);
+  const { payload } = await api.json();
+  assert.deepEqual(payload.request.source, {
+    type: "postgresql",
+    host: "db.internal",
+    port: 5432,
+    database: "research",
+  });
+  assert.deepEqual(payload.request.datasets.map((d: { schema_name: string }) => d.schema_name), [
+    "oncology",
+    "oncology_extra",
+  ]);
+  assert.doesNotMatch(JSON.stringify(payload), /sourceuser|sourcepassword|credentials/);
+});
+
+Deno.test("when the metadata service cannot describe the request, the page shows it as stored, with a notice", async () => {
+  await using s = await setUp();
+  const id = await aRelease(s.app);
+  s.world.refuseConnections = "the source is down for maintenance";
+  const igor = s.client();
+  await (await igor.signIn("igor")).body?.cancel();
+  const response = await igor.request(`/ui/releases/${id}`);
+  assert.equal(response.status, 200);
+  const page = await response.text();
+  assert.match(page, /The metadata service could not describe the request now/);
+  assert.match(page, /oncology_extract/);
+  assert.match(page, /<code>stage_id<\/code><\/td><td>unknown<\/td>/);
+  assert.match(page, /<code>stage_label<\/code>/);
+  assert.doesNotMatch(page, /maintenance|Error:|at .*\.ts/, "no cause or stack trace");
+  assert.ok(
+    s.world.approvalLog.lines.some((line) => line.includes("ui_metadata_refused")),
+    "the refusal is logged",
+  );
 });
