@@ -139,6 +139,13 @@ browserTest(
     await assertAccessible(igor, "awaiting me");
     await screenshot(igor, "awaiting-me.png");
 
+    // Before anything is packaged, the IG approver sees what is requested: tables, columns and types.
+    await igor.goto(`${s.baseUrl}/ui/releases/${id}`);
+    const requested = igor.locator('table[data-table="tumour_stage"]');
+    await requested.waitFor();
+    assert.match(await requested.innerText(), /stage_id\s+bigint\s+surrogate key/);
+    await assertAccessible(igor, "a release before any package");
+
     // Sam holds two roles and fills one approval type per gate: after the IG approval the form no longer
     // offers DATA_ENGINEER at that gate, and a forged submission is refused with a clear message.
     const sam = await signIn(browser, s, "sam");
