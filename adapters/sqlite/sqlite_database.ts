@@ -7,7 +7,9 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { AppError } from "../../domain/errors.ts";
+import { isZodError } from "../shared/errors.ts";
 
 /** The state directory when none is configured (`STATE_DIR`). */
 export const DEFAULT_STATE_DIR = "./state";
@@ -88,4 +90,74 @@ export function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw e;
   }
+}
+
+/**
+ * Runs a store call `body` on `db` and settles it as a promise. The store's own errors (`AppError`), a
+ * bad page size (`RangeError`) and invalid input (zod) pass through; anything else becomes
+ * `unavailable(e)`; a closed store (`db` undefined) is `closed()`.
+ */
+export function callSqliteStore<T>(
+  db: DatabaseSync | undefined,
+  body: (db: DatabaseSync) => T,
+  errors: { readonly closed: () => Error; readonly unavailable: (e: unknown) => Error },
+): Promise<T> {
+  try {
+    if (db === undefined) throw errors.closed();
+    return Promise.resolve(body(db));
+  } catch (e) {
+    const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
+    return Promise.reject(known ? e : errors.unavailable(e));
+  }
+}
+
+/** The stored `body` of the row `id` in `table`, or undefined when there is none. */
+export function selectSqliteBody(db: DatabaseSync, table: string, id: string): unknown {
+  return db.prepare(`SELECT body FROM ${table} WHERE id = ?`).get(id)?.body;
+}
+
+/** One page of a keyset-paged list, newest first; `after` is the decoded cursor of the previous page. */
+export interface SqliteNewestQuery {
+  readonly project?: string;
+  readonly state?: string;
+  readonly limit: number;
+  readonly after?: { readonly created_at: string; readonly id: string } | undefined;
+}
+
+/**
+ * The page of `table` (columns `project_name`, `state`, `created_at`, `id`, `body`) that `query` asks
+ * for, newest first (`created_at`, then `id`, descending), each body read by `parse`, with the cursor of
+ * the next page (`encodeCursor` of the last item) when there are more rows, else null.
+ */
+export function selectSqliteNewestPage<T>(
+  db: DatabaseSync,
+  table: string,
+  query: SqliteNewestQuery,
+  parse: (body: unknown) => T,
+  encodeCursor: (last: T) => string,
+): { readonly items: T[]; readonly nextCursor: string | null } {
+  const where: string[] = [];
+  const params: SQLInputValue[] = [];
+  if (query.project !== undefined) {
+    where.push("project_name = ?");
+    params.push(query.project);
+  }
+  if (query.state !== undefined) {
+    where.push("state = ?");
+    params.push(query.state);
+  }
+  if (query.after !== undefined) {
+    where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+    params.push(query.after.created_at, query.after.created_at, query.after.id);
+  }
+  const rows = db.prepare(
+    `SELECT body FROM ${table} ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+     ORDER BY created_at DESC, id DESC LIMIT ?`,
+  ).all(...params, query.limit + 1);
+  const items = rows.slice(0, query.limit).map((row) => parse(row.body));
+  const last = items.at(-1);
+  return {
+    items,
+    nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last) : null,
+  };
 }

@@ -10,7 +10,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { AppError } from "../../domain/errors.ts";
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
@@ -28,11 +28,14 @@ import {
   type ReleaseStore,
   ReleaseStoreUnavailableError,
 } from "../../ports/release_store.ts";
-import { isZodError, messageOf } from "../shared/errors.ts";
+import { messageOf } from "../shared/errors.ts";
 import {
+  callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
   openSqliteDatabase,
+  selectSqliteBody,
+  selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
 } from "./sqlite_database.ts";
@@ -154,8 +157,8 @@ export class SqliteReleaseStore implements ReleaseStore {
   /** {@inheritDoc ReleaseStore.get} */
   get(id: string): Promise<Release | undefined> {
     return this.#run("read a release", (db) => {
-      const row = db.prepare("SELECT body FROM releases WHERE id = ?").get(id);
-      return row === undefined ? undefined : parseStoredRelease(row.body);
+      const body = selectSqliteBody(db, "releases", id);
+      return body === undefined ? undefined : parseStoredRelease(body);
     });
   }
 
@@ -163,33 +166,15 @@ export class SqliteReleaseStore implements ReleaseStore {
   list(query: ListReleasesQuery): Promise<ReleasePage> {
     return this.#run("list releases", (db) => {
       checkReleasePageSize(query.limit);
-      const where: string[] = [];
-      const params: SQLInputValue[] = [];
-      if (query.project !== undefined) {
-        where.push("project_name = ?");
-        params.push(query.project);
-      }
-      if (query.state !== undefined) {
-        where.push("state = ?");
-        params.push(query.state);
-      }
-      if (query.cursor !== undefined) {
-        const after = decodeReleaseCursor(query.cursor);
-        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-        params.push(after.created_at, after.created_at, after.id);
-      }
-      const rows = db.prepare(
-        `SELECT body FROM releases ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
-         ORDER BY created_at DESC, id DESC LIMIT ?`,
-      ).all(...params, query.limit + 1);
-      const releases = rows.slice(0, query.limit).map((row) => parseStoredRelease(row.body));
-      const last = releases.at(-1);
-      return {
-        releases,
-        nextCursor: rows.length > query.limit && last !== undefined
-          ? encodeReleaseCursor(last)
-          : null,
-      };
+      const after = query.cursor === undefined ? undefined : decodeReleaseCursor(query.cursor);
+      const page = selectSqliteNewestPage(
+        db,
+        "releases",
+        { ...query, after },
+        parseStoredRelease,
+        encodeReleaseCursor,
+      );
+      return { releases: page.items, nextCursor: page.nextCursor };
     });
   }
 
@@ -197,9 +182,9 @@ export class SqliteReleaseStore implements ReleaseStore {
   decide(id: string, decide: (release: Release) => Decision): Promise<DecideResult> {
     return this.#run("record a decision", (db) =>
       inImmediateTransaction(db, () => {
-        const row = db.prepare("SELECT body FROM releases WHERE id = ?").get(id);
-        if (row === undefined) throw new ReleaseNotFoundError(id);
-        const result = applyDecision(parseStoredRelease(row.body), decide);
+        const body = selectSqliteBody(db, "releases", id);
+        if (body === undefined) throw new ReleaseNotFoundError(id);
+        const result = applyDecision(parseStoredRelease(body), decide);
         db.prepare("UPDATE releases SET state = ?, body = ? WHERE id = ?")
           .run(result.release.state, JSON.stringify(result.release), id);
         return result;
@@ -220,15 +205,9 @@ export class SqliteReleaseStore implements ReleaseStore {
   }
 
   #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
-    try {
-      const db = this.#db;
-      if (db === undefined) {
-        throw new ReleaseStoreUnavailableError({ logDetail: "the store is closed" });
-      }
-      return Promise.resolve(body(db));
-    } catch (e) {
-      const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
-      return Promise.reject(known ? e : unavailable(e, `Cannot ${what}`));
-    }
+    return callSqliteStore(this.#db, body, {
+      closed: () => new ReleaseStoreUnavailableError({ logDetail: "the store is closed" }),
+      unavailable: (e) => unavailable(e, `Cannot ${what}`),
+    });
   }
 }

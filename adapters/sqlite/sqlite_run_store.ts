@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { AppError } from "../../domain/errors.ts";
 import {
   ACTIVE_RUN_STATES,
@@ -36,11 +36,14 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
-import { isZodError, messageOf } from "../shared/errors.ts";
+import { messageOf } from "../shared/errors.ts";
 import {
+  callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
   openSqliteDatabase,
+  selectSqliteBody,
+  selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
 } from "./sqlite_database.ts";
@@ -174,8 +177,8 @@ export class SqliteRunStore implements RunStore {
   /** {@inheritDoc RunStore.get} */
   get(id: string): Promise<Run | undefined> {
     return this.#run("read a run", (db) => {
-      const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
-      return row === undefined ? undefined : parseRun(row.body);
+      const body = selectSqliteBody(db, "runs", id);
+      return body === undefined ? undefined : parseRun(body);
     });
   }
 
@@ -183,31 +186,15 @@ export class SqliteRunStore implements RunStore {
   list(query: ListRunsQuery): Promise<RunPage> {
     return this.#run("list runs", (db) => {
       checkRunPageSize(query.limit);
-      const where: string[] = [];
-      const params: SQLInputValue[] = [];
-      if (query.project !== undefined) {
-        where.push("project_name = ?");
-        params.push(query.project);
-      }
-      if (query.state !== undefined) {
-        where.push("state = ?");
-        params.push(query.state);
-      }
-      if (query.cursor !== undefined) {
-        const after = decodeRunCursor(query.cursor);
-        where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-        params.push(after.created_at, after.created_at, after.id);
-      }
-      const rows = db.prepare(
-        `SELECT body FROM runs ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
-         ORDER BY created_at DESC, id DESC LIMIT ?`,
-      ).all(...params, query.limit + 1);
-      const runs = rows.slice(0, query.limit).map((row) => parseRun(row.body));
-      const last = runs.at(-1);
-      return {
-        runs,
-        nextCursor: rows.length > query.limit && last !== undefined ? encodeRunCursor(last) : null,
-      };
+      const after = query.cursor === undefined ? undefined : decodeRunCursor(query.cursor);
+      const page = selectSqliteNewestPage(
+        db,
+        "runs",
+        { ...query, after },
+        parseRun,
+        encodeRunCursor,
+      );
+      return { runs: page.items, nextCursor: page.nextCursor };
     });
   }
 
@@ -215,9 +202,9 @@ export class SqliteRunStore implements RunStore {
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run> {
     return this.#run("update a run", (db) =>
       inImmediateTransaction(db, () => {
-        const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
-        if (row === undefined) throw new RunNotFoundError(id);
-        const run = parseRun(row.body);
+        const body = selectSqliteBody(db, "runs", id);
+        if (body === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(body);
         if (run.version !== expectedVersion) {
           throw new RunVersionConflictError(id, expectedVersion, run.version);
         }
@@ -239,9 +226,9 @@ export class SqliteRunStore implements RunStore {
   claim(id: string, at: string): Promise<Run | undefined> {
     return this.#run("claim a run", (db) =>
       inImmediateTransaction(db, () => {
-        const row = db.prepare("SELECT body FROM runs WHERE id = ?").get(id);
-        if (row === undefined) throw new RunNotFoundError(id);
-        const run = parseRun(row.body);
+        const body = selectSqliteBody(db, "runs", id);
+        if (body === undefined) throw new RunNotFoundError(id);
+        const run = parseRun(body);
         const started = transition(run, "start", at);
         const blocker = db.prepare(
           `SELECT id FROM runs WHERE project_name = ? AND id <> ? AND (state = 'running' OR
@@ -292,16 +279,10 @@ export class SqliteRunStore implements RunStore {
   }
 
   #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
-    try {
-      const db = this.#db;
-      if (db === undefined) {
-        throw new RunStoreUnavailableError({ logDetail: "the store is closed" });
-      }
-      return Promise.resolve(body(db));
-    } catch (e) {
-      const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
-      return Promise.reject(known ? e : unavailable(e, `Cannot ${what}`));
-    }
+    return callSqliteStore(this.#db, body, {
+      closed: () => new RunStoreUnavailableError({ logDetail: "the store is closed" }),
+      unavailable: (e) => unavailable(e, `Cannot ${what}`),
+    });
   }
 }
 
