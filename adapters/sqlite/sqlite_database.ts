@@ -111,9 +111,27 @@ export function callSqliteStore<T>(
   }
 }
 
-/** The stored `body` of the row `id` in `table`, or undefined when there is none. */
-export function selectSqliteBody(db: DatabaseSync, table: string, id: string): unknown {
-  return db.prepare(`SELECT body FROM ${table} WHERE id = ?`).get(id)?.body;
+/** The row `id` of `table`, its `body` read by `parse`, or undefined when there is none. */
+export function selectSqliteById<T>(
+  db: DatabaseSync,
+  table: string,
+  id: string,
+  parse: (body: unknown) => T,
+): T | undefined {
+  const row = db.prepare(`SELECT body FROM ${table} WHERE id = ?`).get(id);
+  return row === undefined ? undefined : parse(row.body);
+}
+
+/** Inserts one row into `table`: its columns are `row`'s keys, in order, their values its values. */
+export function insertSqliteRow(
+  db: DatabaseSync,
+  table: string,
+  row: Readonly<Record<string, SQLInputValue>>,
+): void {
+  const columns = Object.keys(row);
+  db.prepare(
+    `INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`,
+  ).run(...Object.values(row));
 }
 
 /** One page of a keyset-paged list, newest first; `after` is the decoded cursor of the previous page. */

@@ -33,8 +33,9 @@ import {
   callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
+  insertSqliteRow,
   openSqliteDatabase,
-  selectSqliteBody,
+  selectSqliteById,
   selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
@@ -138,17 +139,14 @@ export class SqliteReleaseStore implements ReleaseStore {
             .run(JSON.stringify(updated), updated.id);
           return { release: updated, created: false };
         }
-        db.prepare(
-          `INSERT INTO releases (id, release_key, project_name, state, created_at, body)
-           VALUES (?, ?, ?, ?, ?, ?)`,
-        ).run(
-          valid.id,
-          key,
-          valid.project_name,
-          valid.state,
-          valid.created_at,
-          JSON.stringify(valid),
-        );
+        insertSqliteRow(db, "releases", {
+          id: valid.id,
+          release_key: key,
+          project_name: valid.project_name,
+          state: valid.state,
+          created_at: valid.created_at,
+          body: JSON.stringify(valid),
+        });
         return { release: valid, created: true };
       });
     });
@@ -156,10 +154,10 @@ export class SqliteReleaseStore implements ReleaseStore {
 
   /** {@inheritDoc ReleaseStore.get} */
   get(id: string): Promise<Release | undefined> {
-    return this.#run("read a release", (db) => {
-      const body = selectSqliteBody(db, "releases", id);
-      return body === undefined ? undefined : parseStoredRelease(body);
-    });
+    return this.#run(
+      "read a release",
+      (db) => selectSqliteById(db, "releases", id, parseStoredRelease),
+    );
   }
 
   /** {@inheritDoc ReleaseStore.list} */
@@ -182,9 +180,9 @@ export class SqliteReleaseStore implements ReleaseStore {
   decide(id: string, decide: (release: Release) => Decision): Promise<DecideResult> {
     return this.#run("record a decision", (db) =>
       inImmediateTransaction(db, () => {
-        const body = selectSqliteBody(db, "releases", id);
-        if (body === undefined) throw new ReleaseNotFoundError(id);
-        const result = applyDecision(parseStoredRelease(body), decide);
+        const release = selectSqliteById(db, "releases", id, parseStoredRelease);
+        if (release === undefined) throw new ReleaseNotFoundError(id);
+        const result = applyDecision(release, decide);
         db.prepare("UPDATE releases SET state = ?, body = ? WHERE id = ?")
           .run(result.release.state, JSON.stringify(result.release), id);
         return result;

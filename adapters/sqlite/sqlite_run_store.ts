@@ -41,8 +41,9 @@ import {
   callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
+  insertSqliteRow,
   openSqliteDatabase,
-  selectSqliteBody,
+  selectSqliteById,
   selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
@@ -156,19 +157,16 @@ export class SqliteRunStore implements RunStore {
           },
         );
         if (same !== undefined) return { run: parseRun(same.body), attached: true };
-        db.prepare(
-          `INSERT INTO runs (id, project_name, state, request_key, created_at, updated_at, version, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          valid.id,
-          valid.project_name,
-          valid.state,
-          key,
-          valid.created_at,
-          valid.updated_at,
-          valid.version,
-          JSON.stringify(valid),
-        );
+        insertSqliteRow(db, "runs", {
+          id: valid.id,
+          project_name: valid.project_name,
+          state: valid.state,
+          request_key: key,
+          created_at: valid.created_at,
+          updated_at: valid.updated_at,
+          version: valid.version,
+          body: JSON.stringify(valid),
+        });
         return { run: valid, attached: false };
       });
     });
@@ -176,10 +174,7 @@ export class SqliteRunStore implements RunStore {
 
   /** {@inheritDoc RunStore.get} */
   get(id: string): Promise<Run | undefined> {
-    return this.#run("read a run", (db) => {
-      const body = selectSqliteBody(db, "runs", id);
-      return body === undefined ? undefined : parseRun(body);
-    });
+    return this.#run("read a run", (db) => selectSqliteById(db, "runs", id, parseRun));
   }
 
   /** {@inheritDoc RunStore.list} */
@@ -202,9 +197,8 @@ export class SqliteRunStore implements RunStore {
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run> {
     return this.#run("update a run", (db) =>
       inImmediateTransaction(db, () => {
-        const body = selectSqliteBody(db, "runs", id);
-        if (body === undefined) throw new RunNotFoundError(id);
-        const run = parseRun(body);
+        const run = selectSqliteById(db, "runs", id, parseRun);
+        if (run === undefined) throw new RunNotFoundError(id);
         if (run.version !== expectedVersion) {
           throw new RunVersionConflictError(id, expectedVersion, run.version);
         }
@@ -226,9 +220,8 @@ export class SqliteRunStore implements RunStore {
   claim(id: string, at: string): Promise<Run | undefined> {
     return this.#run("claim a run", (db) =>
       inImmediateTransaction(db, () => {
-        const body = selectSqliteBody(db, "runs", id);
-        if (body === undefined) throw new RunNotFoundError(id);
-        const run = parseRun(body);
+        const run = selectSqliteById(db, "runs", id, parseRun);
+        if (run === undefined) throw new RunNotFoundError(id);
         const started = transition(run, "start", at);
         const blocker = db.prepare(
           `SELECT id FROM runs WHERE project_name = ? AND id <> ? AND (state = 'running' OR
