@@ -11,9 +11,7 @@
  *
  * @module
  */
-import postgres, { type Sql } from "postgres";
-import { AppError } from "../../domain/errors.ts";
-import { redactSecrets } from "../../domain/redaction.ts";
+import type { Sql } from "postgres";
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
@@ -30,7 +28,6 @@ import {
   type ReleaseStore,
   ReleaseStoreUnavailableError,
 } from "../../ports/release_store.ts";
-import { isZodError, messageOf } from "../shared/errors.ts";
 import { quotePostgresIdentifier } from "./postgres_dialect.ts";
 import {
   applyPostgresMigrations,
@@ -38,9 +35,14 @@ import {
   postgresMigrationVersions,
 } from "./postgres_migrations.ts";
 import {
-  postgresClientOptions,
-  type PostgresConnectionOptions,
-} from "./postgres_source_database.ts";
+  callPostgresStore,
+  openPostgresStore,
+  type PostgresStoreCall,
+  type PostgresStorePoolOptions,
+  postgresStoreSecrets,
+  selectPostgresById,
+  selectPostgresNewestPage,
+} from "./postgres_store.ts";
 
 /** The schema the release store uses when none is given. */
 export const DEFAULT_RELEASE_STORE_SCHEMA = "cr8tor_releases";
@@ -48,11 +50,9 @@ export const DEFAULT_RELEASE_STORE_SCHEMA = "cr8tor_releases";
 const MIGRATIONS_TABLE = "release_store_migrations";
 
 /** Where the shared release store lives. */
-export interface PostgresReleaseStoreOptions extends PostgresConnectionOptions {
+export interface PostgresReleaseStoreOptions extends PostgresStorePoolOptions {
   /** The store's own schema, created if missing. Default {@link DEFAULT_RELEASE_STORE_SCHEMA}. */
   readonly schema?: string;
-  /** Connections in the pool. Default 4. */
-  readonly maxConnections?: number;
 }
 
 /**
@@ -85,34 +85,28 @@ export const POSTGRES_RELEASE_STORE_MIGRATIONS: readonly PostgresMigration[] = [
  * @throws {ReleaseStoreUnavailableError} when the server cannot be reached or the migrations fail; the
  *   driver's message, without the user name and password, is its `logDetail`.
  */
-export async function openPostgresReleaseStore(
+export function openPostgresReleaseStore(
   options: PostgresReleaseStoreOptions,
 ): Promise<PostgresReleaseStore> {
-  const sql = postgres({ ...postgresClientOptions(options), max: options.maxConnections ?? 4 });
-  const store = new PostgresReleaseStore(sql, options);
-  try {
-    await store.migrate();
-    return store;
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
+  return openPostgresStore(options, (sql) => new PostgresReleaseStore(sql, options));
 }
 
 /** A release store in a PostgreSQL schema. Open it with {@link openPostgresReleaseStore}. */
 export class PostgresReleaseStore implements ReleaseStore {
-  readonly #sql: Sql;
+  readonly #call: PostgresStoreCall;
   readonly #schema: string;
   readonly #releases: string;
-  readonly #secrets: readonly string[];
-  #closed = false;
 
   /** Takes over a client; use {@link openPostgresReleaseStore}. */
   constructor(sql: Sql, options: PostgresReleaseStoreOptions) {
-    this.#sql = sql;
     this.#schema = options.schema ?? DEFAULT_RELEASE_STORE_SCHEMA;
     this.#releases = `${quotePostgresIdentifier(this.#schema)}.releases`;
-    this.#secrets = [options.username, options.password].filter((s) => s !== "");
+    this.#call = {
+      sql,
+      closed: false,
+      secrets: postgresStoreSecrets(options),
+      unavailable: (error) => new ReleaseStoreUnavailableError(error),
+    };
   }
 
   /** Applies the migrations the schema lacks, under an advisory lock on the schema. */
@@ -171,45 +165,28 @@ export class PostgresReleaseStore implements ReleaseStore {
 
   /** {@inheritDoc ReleaseStore.get} */
   get(id: string): Promise<Release | undefined> {
-    return this.#do("read a release", async (sql) => {
-      const [row] = await sql.unsafe(`select body from ${this.#releases} where id = $1`, [id]);
-      return row === undefined ? undefined : parseStoredRelease(row.body);
-    });
+    return this.#do(
+      "read a release",
+      (sql) => selectPostgresById(sql, this.#releases, id, parseStoredRelease),
+    );
   }
 
   /** {@inheritDoc ReleaseStore.list} */
-  list(query: ListReleasesQuery): Promise<ReleasePage> {
-    let after: ReturnType<typeof decodeReleaseCursor> | undefined;
-    try {
-      checkReleasePageSize(query.limit);
-      after = query.cursor === undefined ? undefined : decodeReleaseCursor(query.cursor);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.#do("list releases", async (sql) => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-      const param = (value: string | number) => `$${params.push(value)}`;
-      if (query.project !== undefined) where.push(`project_name = ${param(query.project)}`);
-      if (query.state !== undefined) where.push(`state = ${param(query.state)}`);
-      if (after !== undefined) {
-        where.push(`(created_at, id) < (${param(after.created_at)}, ${param(after.id)})`);
-      }
-      const rows = await sql.unsafe(
-        `select body from ${this.#releases}
-         ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
-         order by created_at desc, id desc limit ${param(query.limit + 1)}`,
-        params,
-      );
-      const releases = rows.slice(0, query.limit).map((row) => parseStoredRelease(row.body));
-      const last = releases.at(-1);
-      return {
-        releases,
-        nextCursor: rows.length > query.limit && last !== undefined
-          ? encodeReleaseCursor(last)
-          : null,
-      };
-    });
+  async list(query: ListReleasesQuery): Promise<ReleasePage> {
+    checkReleasePageSize(query.limit);
+    const after = query.cursor === undefined ? undefined : decodeReleaseCursor(query.cursor);
+    const page = await this.#do(
+      "list releases",
+      (sql) =>
+        selectPostgresNewestPage(
+          sql,
+          this.#releases,
+          { ...query, after },
+          parseStoredRelease,
+          encodeReleaseCursor,
+        ),
+    );
+    return { releases: page.items, nextCursor: page.nextCursor };
   }
 
   /** {@inheritDoc ReleaseStore.decide} */
@@ -232,9 +209,9 @@ export class PostgresReleaseStore implements ReleaseStore {
 
   /** {@inheritDoc ReleaseStore.close} */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#sql.end({ timeout: 5 });
+    if (this.#call.closed) return;
+    this.#call.closed = true;
+    await this.#call.sql.end({ timeout: 5 });
   }
 
   /** Same as {@link close}. */
@@ -242,18 +219,7 @@ export class PostgresReleaseStore implements ReleaseStore {
     return this.close();
   }
 
-  async #do<T>(what: string, body: (sql: Sql) => Promise<T>): Promise<T> {
-    if (this.#closed) {
-      throw new ReleaseStoreUnavailableError({ logDetail: "the store is closed" });
-    }
-    try {
-      return await body(this.#sql);
-    } catch (e) {
-      if (e instanceof AppError || e instanceof RangeError || isZodError(e)) throw e;
-      throw new ReleaseStoreUnavailableError({
-        logDetail: `Cannot ${what}: ${redactSecrets(messageOf(e), this.#secrets)}`,
-        cause: e,
-      });
-    }
+  #do<T>(what: string, body: (sql: Sql) => Promise<T>): Promise<T> {
+    return callPostgresStore(this.#call, what, body);
   }
 }

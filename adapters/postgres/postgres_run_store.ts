@@ -10,10 +10,7 @@
  *
  * @module
  */
-import postgres, { type Sql, type TransactionSql } from "postgres";
-import { AppError } from "../../domain/errors.ts";
-import { redactSecrets } from "../../domain/redaction.ts";
-import { isZodError, messageOf } from "../shared/errors.ts";
+import type { Sql, TransactionSql } from "postgres";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
@@ -46,19 +43,22 @@ import {
   postgresMigrationVersions,
 } from "./postgres_migrations.ts";
 import {
-  postgresClientOptions,
-  type PostgresConnectionOptions,
-} from "./postgres_source_database.ts";
+  callPostgresStore,
+  openPostgresStore,
+  type PostgresStoreCall,
+  type PostgresStorePoolOptions,
+  postgresStoreSecrets,
+  selectPostgresById,
+  selectPostgresNewestPage,
+} from "./postgres_store.ts";
 
 /** The schema the run store uses when none is given. */
 export const DEFAULT_RUN_STORE_SCHEMA = "cr8tor_runs";
 
 /** Where the shared run store lives. */
-export interface PostgresRunStoreOptions extends PostgresConnectionOptions {
+export interface PostgresRunStoreOptions extends PostgresStorePoolOptions {
   /** The store's own schema, created if missing. Default {@link DEFAULT_RUN_STORE_SCHEMA}. */
   readonly schema?: string;
-  /** Connections in the pool. Default 4. */
-  readonly maxConnections?: number;
 }
 
 /**
@@ -93,34 +93,28 @@ export const POSTGRES_RUN_STORE_MIGRATIONS: readonly PostgresMigration[] = [
  * @throws {RunStoreUnavailableError} when the server cannot be reached or the migrations fail; the
  *   driver's message, without the user name and password, is its `logDetail`.
  */
-export async function openPostgresRunStore(
+export function openPostgresRunStore(
   options: PostgresRunStoreOptions,
 ): Promise<PostgresRunStore> {
-  const sql = postgres({ ...postgresClientOptions(options), max: options.maxConnections ?? 4 });
-  const store = new PostgresRunStore(sql, options);
-  try {
-    await store.migrate();
-    return store;
-  } catch (e) {
-    await store.close();
-    throw e;
-  }
+  return openPostgresStore(options, (sql) => new PostgresRunStore(sql, options));
 }
 
 /** A run store in a PostgreSQL schema. Open it with {@link openPostgresRunStore}. */
 export class PostgresRunStore implements RunStore {
-  readonly #sql: Sql;
+  readonly #call: PostgresStoreCall;
   readonly #schema: string;
   readonly #runs: string;
-  readonly #secrets: readonly string[];
-  #closed = false;
 
   /** Takes over a client; use {@link openPostgresRunStore}. */
   constructor(sql: Sql, options: PostgresRunStoreOptions) {
-    this.#sql = sql;
     this.#schema = options.schema ?? DEFAULT_RUN_STORE_SCHEMA;
     this.#runs = `${quotePostgresIdentifier(this.#schema)}.runs`;
-    this.#secrets = [options.username, options.password].filter((s) => s !== "");
+    this.#call = {
+      sql,
+      closed: false,
+      secrets: postgresStoreSecrets(options),
+      unavailable: (error) => new RunStoreUnavailableError(error),
+    };
   }
 
   /** Applies the migrations the schema lacks, under an advisory lock on the schema. */
@@ -188,42 +182,19 @@ export class PostgresRunStore implements RunStore {
 
   /** {@inheritDoc RunStore.get} */
   get(id: string): Promise<Run | undefined> {
-    return this.#do("read a run", async (sql) => {
-      const [row] = await sql.unsafe(`select body from ${this.#runs} where id = $1`, [id]);
-      return row === undefined ? undefined : parseRun(row.body);
-    });
+    return this.#do("read a run", (sql) => selectPostgresById(sql, this.#runs, id, parseRun));
   }
 
   /** {@inheritDoc RunStore.list} */
-  list(query: ListRunsQuery): Promise<RunPage> {
-    try {
-      checkRunPageSize(query.limit);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const after = query.cursor === undefined ? undefined : decodeRunCursorOrReject(query.cursor);
-    if (after instanceof Error) return Promise.reject(after);
-    return this.#do("list runs", async (sql) => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-      const param = (value: string | number) => `$${params.push(value)}`;
-      if (query.project !== undefined) where.push(`project_name = ${param(query.project)}`);
-      if (query.state !== undefined) where.push(`state = ${param(query.state)}`);
-      if (after !== undefined) {
-        where.push(`(created_at, id) < (${param(after.created_at)}, ${param(after.id)})`);
-      }
-      const rows = await sql.unsafe(
-        `select body from ${this.#runs} ${where.length === 0 ? "" : `where ${where.join(" and ")}`}
-         order by created_at desc, id desc limit ${param(query.limit + 1)}`,
-        params,
-      );
-      const runs = rows.slice(0, query.limit).map((row) => parseRun(row.body));
-      const last = runs.at(-1);
-      return {
-        runs,
-        nextCursor: rows.length > query.limit && last !== undefined ? encodeRunCursor(last) : null,
-      };
-    });
+  async list(query: ListRunsQuery): Promise<RunPage> {
+    checkRunPageSize(query.limit);
+    const after = query.cursor === undefined ? undefined : decodeRunCursor(query.cursor);
+    const page = await this.#do(
+      "list runs",
+      (sql) =>
+        selectPostgresNewestPage(sql, this.#runs, { ...query, after }, parseRun, encodeRunCursor),
+    );
+    return { runs: page.items, nextCursor: page.nextCursor };
   }
 
   /** {@inheritDoc RunStore.update} */
@@ -315,9 +286,9 @@ export class PostgresRunStore implements RunStore {
 
   /** {@inheritDoc RunStore.close} */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#sql.end({ timeout: 5 });
+    if (this.#call.closed) return;
+    this.#call.closed = true;
+    await this.#call.sql.end({ timeout: 5 });
   }
 
   /** Same as {@link close}. */
@@ -338,26 +309,8 @@ export class PostgresRunStore implements RunStore {
     );
   }
 
-  async #do<T>(what: string, body: (sql: Sql) => Promise<T>): Promise<T> {
-    if (this.#closed) throw new RunStoreUnavailableError({ logDetail: "the store is closed" });
-    try {
-      return await body(this.#sql);
-    } catch (e) {
-      if (e instanceof AppError || isZodError(e)) throw e;
-      const message = messageOf(e);
-      throw new RunStoreUnavailableError({
-        logDetail: `Cannot ${what}: ${redactSecrets(message, this.#secrets)}`,
-        cause: e,
-      });
-    }
-  }
-}
-
-function decodeRunCursorOrReject(cursor: string): ReturnType<typeof decodeRunCursor> | Error {
-  try {
-    return decodeRunCursor(cursor);
-  } catch (e) {
-    return e instanceof Error ? e : new Error(String(e));
+  #do<T>(what: string, body: (sql: Sql) => Promise<T>): Promise<T> {
+    return callPostgresStore(this.#call, what, body);
   }
 }
 
