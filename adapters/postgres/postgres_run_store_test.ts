@@ -1,18 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import postgres from "postgres";
 import { RunStoreUnavailableError } from "../../ports/run_store.ts";
 import { aRun, runStoreContract } from "../../tests/contracts/run_store_contract.ts";
-import { postgresConnectionOptions } from "../../tests/support/databases.ts";
-import { ignorePostgres, randomName } from "../../tests/support/services.ts";
-import { HALF_WRITTEN_RUN_ID } from "../../tests/support/run_store_postgres_worker.ts";
+import { ignorePostgres } from "../../tests/support/services.ts";
 import {
-  openPostgresRunStore,
-  POSTGRES_RUN_STORE_MIGRATIONS,
-  type PostgresRunStoreOptions,
-} from "./postgres_run_store.ts";
-import { postgresClientOptions } from "./postgres_source_database.ts";
-import { quotePostgresIdentifier } from "./postgres_dialect.ts";
+  assertMigrationsAppliedOnce,
+  assertUnreachableStoreHidesPassword,
+  postgresStoreOptions,
+  withStoreSchemas,
+} from "../../tests/support/postgres_store_tests.ts";
+import { HALF_WRITTEN_RUN_ID } from "../../tests/support/run_store_postgres_worker.ts";
+import { openPostgresRunStore, POSTGRES_RUN_STORE_MIGRATIONS } from "./postgres_run_store.ts";
 
 const WORKER =
   new URL("../../tests/support/run_store_postgres_worker.ts", import.meta.url).pathname;
@@ -36,39 +34,13 @@ async function waitForFile(path: string, child: Deno.ChildProcess): Promise<void
   }
 }
 
-/** Store options on the local server, in a schema of this test's own. */
-function storeOptions(schema: string): PostgresRunStoreOptions {
-  return { ...postgresConnectionOptions(), schema };
-}
-
-/** Drops the test schemas made through `schemas`, whatever happened. */
-async function withSchemas(body: (schema: () => string) => Promise<void>): Promise<void> {
-  const made: string[] = [];
-  try {
-    await body(() => {
-      const name = randomName("runs_test");
-      made.push(name);
-      return name;
-    });
-  } finally {
-    const sql = postgres(postgresClientOptions(postgresConnectionOptions()));
-    try {
-      for (const name of made) {
-        await sql.unsafe(`drop schema if exists ${quotePostgresIdentifier(name)} cascade`);
-      }
-    } finally {
-      await sql.end({ timeout: 5 });
-    }
-  }
-}
-
 Deno.test({
   name: "PostgresRunStore passes the RunStore contract",
   ignore: ignorePostgres,
   fn: async (t) => {
-    await withSchemas(async (schema) => {
+    await withStoreSchemas("runs_test", async (schema) => {
       await runStoreContract(t, async () => {
-        const options = storeOptions(schema());
+        const options = postgresStoreOptions(schema());
         return {
           store: await openPostgresRunStore(options),
           reopen: () => openPostgresRunStore(options),
@@ -82,28 +54,21 @@ Deno.test({
   name: "PostgreSQL migrations applied twice, then by several replicas starting at once",
   ignore: ignorePostgres,
   fn: async () => {
-    await withSchemas(async (schema) => {
-      const expected = POSTGRES_RUN_STORE_MIGRATIONS.map((m) => m.version);
-      const options = storeOptions(schema());
-      const run = aRun(1);
-      {
-        await using first = await openPostgresRunStore(options);
-        await first.create(run, { exclusive: true });
-      }
-      {
-        await using again = await openPostgresRunStore(options);
-        assert.deepEqual(await again.get(run.id), run, "a second migration pass keeps the data");
-        assert.deepEqual(await again.migrationVersions(), expected);
-      }
-      const fresh = storeOptions(schema());
-      const stores = await Promise.all(
-        Array.from({ length: 6 }, () => openPostgresRunStore(fresh)),
+    await withStoreSchemas("runs_test", async (schema) => {
+      const item = aRun(1);
+      await assertMigrationsAppliedOnce(
+        (name) => openPostgresRunStore(postgresStoreOptions(name)),
+        schema,
+        POSTGRES_RUN_STORE_MIGRATIONS.map((m) => m.version),
+        {
+          write: async (store) => {
+            await store.create(item, { exclusive: true });
+          },
+          check: async (store) => {
+            assert.deepEqual(await store.get(item.id), item, "a second pass keeps the data");
+          },
+        },
       );
-      try {
-        for (const store of stores) assert.deepEqual(await store.migrationVersions(), expected);
-      } finally {
-        for (const store of stores) await store.close();
-      }
     });
   },
 });
@@ -112,8 +77,8 @@ Deno.test({
   name: "PostgreSQL replicas writing at once: every run kept, one active run of a shared project",
   ignore: ignorePostgres,
   fn: async () => {
-    await withSchemas(async (schema) => {
-      const options = storeOptions(schema());
+    await withStoreSchemas("runs_test", async (schema) => {
+      const options = postgresStoreOptions(schema());
       const replicas = await Promise.all([1, 2, 3].map(() => openPostgresRunStore(options)));
       try {
         const count = 15;
@@ -141,8 +106,8 @@ Deno.test({
   name: "a process killed in the middle of a PostgreSQL write leaves the store whole and unlocked",
   ignore: ignorePostgres,
   fn: async () => {
-    await withSchemas(async (schema) => {
-      const options = storeOptions(schema());
+    await withStoreSchemas("runs_test", async (schema) => {
+      const options = postgresStoreOptions(schema());
       await using store = await openPostgresRunStore(options);
       const dir = await Deno.makeTempDir({ prefix: "runs_pg_" });
       const signals = join(dir, "signal");
@@ -182,18 +147,11 @@ Deno.test({
 Deno.test({
   name: "an unreachable PostgreSQL run store is a RunStoreUnavailableError without the password",
   fn: async () => {
-    const options = {
-      ...storeOptions("cr8tor_runs"),
-      port: 1,
-      password: "s3cret-pw",
-      connectTimeoutMs: 1000,
-    };
-    await assert.rejects(openPostgresRunStore(options), (e: unknown) => {
-      assert.ok(e instanceof RunStoreUnavailableError);
-      assert.match(e.logDetail ?? "", /Cannot migrate the run store/);
-      assert.ok(!(e.logDetail ?? "").includes("s3cret-pw"));
-      assert.ok(!e.message.includes("s3cret-pw"));
-      return true;
-    });
+    await assertUnreachableStoreHidesPassword(
+      openPostgresRunStore,
+      "cr8tor_runs",
+      RunStoreUnavailableError,
+      /Cannot migrate the run store/,
+    );
   },
 });
