@@ -270,18 +270,30 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       kind: "person",
       person: session.person,
     });
-    const runs = await releaseRuns(c, view);
     return c.html(
-      releasePage(
-        session,
-        view,
-        runs,
-        await describeRequest(c, view),
-        isOperator(session),
-        c.req.query("done") === "1" ? "Recorded." : null,
-      ),
+      await releasePageFor(c, session, view, c.req.query("done") === "1" ? "Recorded." : null),
     );
   });
+
+  /** The release page of `view` for `session`, with its runs and request description. */
+  async function releasePageFor(
+    c: Context,
+    session: Session,
+    view: ReleaseView,
+    notice: string | null,
+    refusal?: string,
+  ) {
+    const runs = await releaseRuns(c, view);
+    return releasePage(
+      session,
+      view,
+      runs,
+      await describeRequest(c, view),
+      isOperator(session),
+      notice,
+      refusal,
+    );
+  }
 
   /**
    * The metadata service's description (types, descriptions) of what the release was requested for, on
@@ -352,19 +364,7 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       const status = statusOf(error);
       if (!(error instanceof AppError) || status === undefined) throw error;
       const view = await releases.view(id, { kind: "person", person: session.person });
-      const runs = await releaseRuns(c, view);
-      return c.html(
-        releasePage(
-          session,
-          view,
-          runs,
-          await describeRequest(c, view),
-          isOperator(session),
-          null,
-          error.message,
-        ),
-        status,
-      );
+      return c.html(await releasePageFor(c, session, view, null, error.message), status);
     }
     return c.redirect(`${UI_PREFIX}/releases/${encodeURIComponent(id)}?done=1`, 303);
   });
@@ -472,15 +472,9 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
         </p>
         {runs.length === 0 ? <p>Nothing published yet.</p> : (
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Project</th>
-                <th scope="col">Run started</th>
-                <th scope="col">Destination</th>
-                <th scope="col">Published</th>
-                <th scope="col">Files (SHA-512)</th>
-              </tr>
-            </thead>
+            <ColumnHeads
+              names={["Project", "Run started", "Destination", "Published", "Files (SHA-512)"]}
+            />
             <tbody>
               {runs.map((run) => {
                 const body = run.outcome?.body as { payload?: unknown } | undefined;
@@ -604,19 +598,22 @@ function errorPage(session: Session | undefined, message: string) {
   );
 }
 
+/** A table's header row: one column header a name, in order. */
+function ColumnHeads(props: { names: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.names.map((name) => <th key={name} scope="col">{name}</th>)}
+      </tr>
+    </thead>
+  );
+}
+
 function ReleaseTable(props: { releases: readonly ReleaseView[] }) {
   return (
     <table>
       <caption class="visually-hidden">Releases</caption>
-      <thead>
-        <tr>
-          <th scope="col">Project</th>
-          <th scope="col">Run started</th>
-          <th scope="col">Destination</th>
-          <th scope="col">Asked</th>
-          <th scope="col">Gates</th>
-        </tr>
-      </thead>
+      <ColumnHeads names={["Project", "Run started", "Destination", "Asked", "Gates"]} />
       <tbody>
         {props.releases.map((release) => (
           <tr>
@@ -723,13 +720,7 @@ function DatasetSection(
             Table <code>{table.name}</code>
             {table.description === null ? null : <>: {table.description}</>}
           </caption>
-          <thead>
-            <tr>
-              <th scope="col">Column</th>
-              <th scope="col">Type</th>
-              <th scope="col">Description</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["Column", "Type", "Description"]} />
           <tbody>
             {table.columns.length === 0
               ? (
@@ -786,14 +777,7 @@ function releasePage(
       </dl>
       <h2>Gates</h2>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">Gate</th>
-            <th scope="col">Before</th>
-            <th scope="col">Met</th>
-            <th scope="col">Still missing</th>
-          </tr>
-        </thead>
+        <ColumnHeads names={["Gate", "Before", "Met", "Still missing"]} />
         <tbody>
           {view.gates.map((gate) => (
             <tr>
@@ -812,15 +796,7 @@ function releasePage(
       <h2>Decisions</h2>
       {view.decisions.length === 0 ? <p>No decision yet.</p> : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Who</th>
-              <th scope="col">Gate</th>
-              <th scope="col">Type</th>
-              <th scope="col">Decision</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["When", "Who", "Gate", "Type", "Decision"]} />
           <tbody>
             {view.decisions.map((decision) => (
               <tr>
@@ -926,17 +902,17 @@ function StagingDetails(props: { details: Record<string, unknown> }) {
           </h3>
           <p>Small cell threshold: {table.thresholds?.small_cell_threshold ?? "?"}</p>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Column</th>
-                <th scope="col">Kind</th>
-                <th scope="col">Nulls</th>
-                <th scope="col">Distinct</th>
-                <th scope="col">Min</th>
-                <th scope="col">Max</th>
-                <th scope="col">Categories (small cells highlighted)</th>
-              </tr>
-            </thead>
+            <ColumnHeads
+              names={[
+                "Column",
+                "Kind",
+                "Nulls",
+                "Distinct",
+                "Min",
+                "Max",
+                "Categories (small cells highlighted)",
+              ]}
+            />
             <tbody>
               {(table.disclosure?.columns ?? []).map((column) => (
                 <tr>
@@ -998,15 +974,7 @@ function RunSection(props: { run: RunView; session: Session; operator: boolean }
         )}
       {run.tables.length === 0 ? null : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Table</th>
-              <th scope="col">Progress</th>
-              <th scope="col">Rows and bytes</th>
-              <th scope="col">Estimate</th>
-              <th scope="col">SHA-512</th>
-            </tr>
-          </thead>
+          <ColumnHeads names={["Table", "Progress", "Rows and bytes", "Estimate", "SHA-512"]} />
           <tbody>
             {run.tables.map((table) => <TableRow key={table.name} table={table} />)}
           </tbody>
