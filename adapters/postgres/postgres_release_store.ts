@@ -36,10 +36,10 @@ import {
 } from "./postgres_migrations.ts";
 import {
   callPostgresStore,
+  newPostgresStoreCall,
   openPostgresStore,
   type PostgresStoreCall,
   type PostgresStorePoolOptions,
-  postgresStoreSecrets,
   selectPostgresById,
   selectPostgresNewestPage,
 } from "./postgres_store.ts";
@@ -101,12 +101,11 @@ export class PostgresReleaseStore implements ReleaseStore {
   constructor(sql: Sql, options: PostgresReleaseStoreOptions) {
     this.#schema = options.schema ?? DEFAULT_RELEASE_STORE_SCHEMA;
     this.#releases = `${quotePostgresIdentifier(this.#schema)}.releases`;
-    this.#call = {
+    this.#call = newPostgresStoreCall(
       sql,
-      closed: false,
-      secrets: postgresStoreSecrets(options),
-      unavailable: (error) => new ReleaseStoreUnavailableError(error),
-    };
+      options,
+      (error) => new ReleaseStoreUnavailableError(error),
+    );
   }
 
   /** Applies the migrations the schema lacks, under an advisory lock on the schema. */

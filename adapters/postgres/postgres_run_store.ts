@@ -44,10 +44,10 @@ import {
 } from "./postgres_migrations.ts";
 import {
   callPostgresStore,
+  newPostgresStoreCall,
   openPostgresStore,
   type PostgresStoreCall,
   type PostgresStorePoolOptions,
-  postgresStoreSecrets,
   selectPostgresById,
   selectPostgresNewestPage,
 } from "./postgres_store.ts";
@@ -109,12 +109,7 @@ export class PostgresRunStore implements RunStore {
   constructor(sql: Sql, options: PostgresRunStoreOptions) {
     this.#schema = options.schema ?? DEFAULT_RUN_STORE_SCHEMA;
     this.#runs = `${quotePostgresIdentifier(this.#schema)}.runs`;
-    this.#call = {
-      sql,
-      closed: false,
-      secrets: postgresStoreSecrets(options),
-      unavailable: (error) => new RunStoreUnavailableError(error),
-    };
+    this.#call = newPostgresStoreCall(sql, options, (error) => new RunStoreUnavailableError(error));
   }
 
   /** Applies the migrations the schema lacks, under an advisory lock on the schema. */

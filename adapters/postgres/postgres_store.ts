@@ -46,11 +46,6 @@ export async function openPostgresStore<S extends MigratingPostgresStore>(
   }
 }
 
-/** The user name and password of `options` that are set: what a store's log details must not show. */
-export function postgresStoreSecrets(options: PostgresConnectionOptions): readonly string[] {
-  return [options.username, options.password].filter((s) => s !== "");
-}
-
 /** What one store call needs to know about its store. */
 export interface PostgresStoreCall {
   readonly sql: Sql;
@@ -59,6 +54,23 @@ export interface PostgresStoreCall {
   readonly secrets: readonly string[];
   /** The store's own "unavailable" error. */
   readonly unavailable: (options: AppErrorOptions) => AppError;
+}
+
+/**
+ * A new store's call state on the pool `sql`: open, hiding the user name and password of `options` from
+ * log details, failing with `unavailable`.
+ */
+export function newPostgresStoreCall(
+  sql: Sql,
+  options: PostgresConnectionOptions,
+  unavailable: (options: AppErrorOptions) => AppError,
+): PostgresStoreCall {
+  return {
+    sql,
+    closed: false,
+    secrets: [options.username, options.password].filter((s) => s !== ""),
+    unavailable,
+  };
 }
 
 /**
