@@ -8,8 +8,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import { AppError } from "../../domain/errors.ts";
-import { isZodError } from "../shared/errors.ts";
+import { AppError, type AppErrorOptions } from "../../domain/errors.ts";
+import { isZodError, messageOf } from "../shared/errors.ts";
 
 /** The state directory when none is configured (`STATE_DIR`). */
 export const DEFAULT_STATE_DIR = "./state";
@@ -92,22 +92,67 @@ export function inImmediateTransaction<T>(db: DatabaseSync, body: () => T): T {
   }
 }
 
+/** A store's own "unavailable" error, made from its log detail and cause. */
+export type SqliteStoreUnavailable = (options: AppErrorOptions) => AppError;
+
+/** `e` itself when it is an `AppError`, else the store's unavailable error: `context`, then e's message. */
+function storeError(e: unknown, context: string, unavailable: SqliteStoreUnavailable): AppError {
+  return e instanceof AppError
+    ? e
+    : unavailable({ logDetail: `${context}: ${messageOf(e)}`, cause: e });
+}
+
+/** Where a SQLite store lives. */
+export interface SqliteStoreOptions {
+  /** The database file. Its directory is created if missing. */
+  readonly path: string;
+  /** How long a write waits for another process's write before giving up. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * Opens the file at `options.path` as {@link openSqliteDatabase} does and hands it to `create`; a failure
+ * is `unavailable`, its log detail `Cannot open the ${name} at ${path}: ` and the reason.
+ */
+export function openSqliteStore<S>(
+  options: SqliteStoreOptions,
+  name: string,
+  schema: { readonly migrationsTable: string; readonly migrations: readonly SqliteMigration[] },
+  create: (db: DatabaseSync) => S,
+  unavailable: SqliteStoreUnavailable,
+): Promise<S> {
+  try {
+    const db = openSqliteDatabase(
+      options.path,
+      schema.migrationsTable,
+      schema.migrations,
+      options.busyTimeoutMs,
+    );
+    return Promise.resolve(create(db));
+  } catch (e) {
+    return Promise.reject(
+      storeError(e, `Cannot open the ${name} at ${options.path}`, unavailable),
+    );
+  }
+}
+
 /**
  * Runs a store call `body` on `db` and settles it as a promise. The store's own errors (`AppError`), a
- * bad page size (`RangeError`) and invalid input (zod) pass through; anything else becomes
- * `unavailable(e)`; a closed store (`db` undefined) is `closed()`.
+ * bad page size (`RangeError`) and invalid input (zod) pass through; anything else becomes `unavailable`,
+ * its log detail `Cannot ${what}: ` and the reason; a closed store (`db` undefined) is `unavailable` too.
  */
 export function callSqliteStore<T>(
   db: DatabaseSync | undefined,
+  what: string,
   body: (db: DatabaseSync) => T,
-  errors: { readonly closed: () => Error; readonly unavailable: (e: unknown) => Error },
+  unavailable: SqliteStoreUnavailable,
 ): Promise<T> {
   try {
-    if (db === undefined) throw errors.closed();
+    if (db === undefined) throw unavailable({ logDetail: "the store is closed" });
     return Promise.resolve(body(db));
   } catch (e) {
     const known = e instanceof AppError || e instanceof RangeError || isZodError(e);
-    return Promise.reject(known ? e : errors.unavailable(e));
+    return Promise.reject(known ? e : storeError(e, `Cannot ${what}`, unavailable));
   }
 }
 

@@ -11,7 +11,6 @@
  */
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { AppError } from "../../domain/errors.ts";
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
@@ -28,17 +27,17 @@ import {
   type ReleaseStore,
   ReleaseStoreUnavailableError,
 } from "../../ports/release_store.ts";
-import { messageOf } from "../shared/errors.ts";
 import {
   callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
   insertSqliteRow,
-  openSqliteDatabase,
+  openSqliteStore,
   selectSqliteById,
   selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
+  type SqliteStoreOptions,
 } from "./sqlite_database.ts";
 
 /** The release store's file name inside the state directory. */
@@ -47,12 +46,7 @@ export const SQLITE_RELEASE_STORE_FILE = "releases.sqlite";
 const MIGRATIONS_TABLE = "release_store_migrations";
 
 /** Where a SQLite release store lives. */
-export interface SqliteReleaseStoreOptions {
-  /** The database file; see {@link sqliteReleaseStorePath}. Its directory is created if missing. */
-  readonly path: string;
-  /** How long a write waits for another process's write before giving up. Default 5000 ms. */
-  readonly busyTimeoutMs?: number;
-}
+export interface SqliteReleaseStoreOptions extends SqliteStoreOptions {}
 
 /** The release store's file in `stateDir` (default `./state`). */
 export function sqliteReleaseStorePath(stateDir: string = DEFAULT_STATE_DIR): string {
@@ -90,24 +84,13 @@ export const SQLITE_RELEASE_STORE_MIGRATIONS: readonly SqliteMigration[] = [
 export function openSqliteReleaseStore(
   options: SqliteReleaseStoreOptions,
 ): Promise<SqliteReleaseStore> {
-  try {
-    const db = openSqliteDatabase(
-      options.path,
-      MIGRATIONS_TABLE,
-      SQLITE_RELEASE_STORE_MIGRATIONS,
-      options.busyTimeoutMs,
-    );
-    return Promise.resolve(new SqliteReleaseStore(db));
-  } catch (e) {
-    return Promise.reject(unavailable(e, `Cannot open the release store at ${options.path}`));
-  }
-}
-
-function unavailable(e: unknown, context: string): AppError {
-  return e instanceof AppError ? e : new ReleaseStoreUnavailableError({
-    logDetail: `${context}: ${messageOf(e)}`,
-    cause: e,
-  });
+  return openSqliteStore(
+    options,
+    "release store",
+    { migrationsTable: MIGRATIONS_TABLE, migrations: SQLITE_RELEASE_STORE_MIGRATIONS },
+    (db) => new SqliteReleaseStore(db),
+    (error) => new ReleaseStoreUnavailableError(error),
+  );
 }
 
 /** A release store in one SQLite file. Open it with {@link openSqliteReleaseStore}. */
@@ -203,9 +186,11 @@ export class SqliteReleaseStore implements ReleaseStore {
   }
 
   #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
-    return callSqliteStore(this.#db, body, {
-      closed: () => new ReleaseStoreUnavailableError({ logDetail: "the store is closed" }),
-      unavailable: (e) => unavailable(e, `Cannot ${what}`),
-    });
+    return callSqliteStore(
+      this.#db,
+      what,
+      body,
+      (error) => new ReleaseStoreUnavailableError(error),
+    );
   }
 }

@@ -10,7 +10,6 @@
  */
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { AppError } from "../../domain/errors.ts";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
@@ -36,17 +35,17 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
-import { messageOf } from "../shared/errors.ts";
 import {
   callSqliteStore,
   DEFAULT_STATE_DIR,
   inImmediateTransaction,
   insertSqliteRow,
-  openSqliteDatabase,
+  openSqliteStore,
   selectSqliteById,
   selectSqliteNewestPage,
   type SqliteMigration,
   sqliteMigrationVersions,
+  type SqliteStoreOptions,
 } from "./sqlite_database.ts";
 
 export { DEFAULT_STATE_DIR };
@@ -55,12 +54,7 @@ export { DEFAULT_STATE_DIR };
 export const SQLITE_RUN_STORE_FILE = "runs.sqlite";
 
 /** Where a SQLite run store lives. */
-export interface SqliteRunStoreOptions {
-  /** The database file; see {@link sqliteRunStorePath}. Its directory is created if missing. */
-  readonly path: string;
-  /** How long a write waits for another process's write before giving up. Default 5000 ms. */
-  readonly busyTimeoutMs?: number;
-}
+export interface SqliteRunStoreOptions extends SqliteStoreOptions {}
 
 /** The run store's file in `stateDir` (default {@link DEFAULT_STATE_DIR}). */
 export function sqliteRunStorePath(stateDir: string = DEFAULT_STATE_DIR): string {
@@ -100,25 +94,16 @@ const ACTIVE_SQL = `(${ACTIVE_RUN_STATES.map((s) => `'${s}'`).join(", ")})`;
  *
  * @throws {RunStoreUnavailableError} when the file cannot be opened or migrated.
  */
-export function openSqliteRunStore(options: SqliteRunStoreOptions): Promise<SqliteRunStore> {
-  try {
-    const db = openSqliteDatabase(
-      options.path,
-      "run_store_migrations",
-      SQLITE_RUN_STORE_MIGRATIONS,
-      options.busyTimeoutMs,
-    );
-    return Promise.resolve(new SqliteRunStore(db));
-  } catch (e) {
-    return Promise.reject(unavailable(e, `Cannot open the run store at ${options.path}`));
-  }
-}
-
-function unavailable(e: unknown, context: string): AppError {
-  return e instanceof AppError ? e : new RunStoreUnavailableError({
-    logDetail: `${context}: ${messageOf(e)}`,
-    cause: e,
-  });
+export function openSqliteRunStore(
+  options: SqliteRunStoreOptions,
+): Promise<SqliteRunStore> {
+  return openSqliteStore(
+    options,
+    "run store",
+    { migrationsTable: "run_store_migrations", migrations: SQLITE_RUN_STORE_MIGRATIONS },
+    (db) => new SqliteRunStore(db),
+    (error) => new RunStoreUnavailableError(error),
+  );
 }
 
 /** A run store in one SQLite file. Open it with {@link openSqliteRunStore}. */
@@ -272,10 +257,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   #run<T>(what: string, body: (db: DatabaseSync) => T): Promise<T> {
-    return callSqliteStore(this.#db, body, {
-      closed: () => new RunStoreUnavailableError({ logDetail: "the store is closed" }),
-      unavailable: (e) => unavailable(e, `Cannot ${what}`),
-    });
+    return callSqliteStore(this.#db, what, body, (error) => new RunStoreUnavailableError(error));
   }
 }
 
