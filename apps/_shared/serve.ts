@@ -6,8 +6,8 @@
  * its headers, or sends none, keeps its connection for ever; and after answering a request whose body it
  * did not read it keeps reading that body. `node:http` closes a connection whose headers are not complete
  * within `headersTimeout` (checked every {@link CONNECTION_CHECK_MS}), and {@link listen} closes every
- * connection whose request body was not read to its end once the reply is sent, so a refused upload of any
- * size costs nothing more. Body timeouts are the body reader's (`apps/_shared/request_body.ts`).
+ * connection whose request body was not read to its end once the reply is sent, after a bounded lingering
+ * close ({@link LINGER_MS}, {@link LINGER_MAX_BYTES}), so a refused upload of any size costs little more. Body timeouts are the body reader's (`apps/_shared/request_body.ts`).
  *
  * @module
  */
@@ -19,6 +19,17 @@ import type { Logger } from "./log.ts";
 
 /** How often the server looks for connections whose headers are late. */
 export const CONNECTION_CHECK_MS = 500;
+
+/**
+ * How long, and for how many more body bytes, a connection whose request body was not read to its end
+ * stays open after its reply, discarding what the client still sends. A client that is still uploading
+ * (a refused oversized body) can so finish sending and read the reply: closing at once would make its
+ * kernel reset the connection and the client would see an error, not the reply. Bounded, so a slow or
+ * endless sender cannot hold the connection.
+ */
+export const LINGER_MS = 2000;
+/** See {@link LINGER_MS}. */
+export const LINGER_MAX_BYTES = 8 * 1024 * 1024;
 
 /** Where and how a service listens. */
 export interface ListenOptions {
@@ -144,6 +155,7 @@ async function answer(
     if (name !== "connection") res.setHeader(name, value);
   }
   if (close) res.setHeader("connection", "close");
+  if (!req.complete) lingerAfterReply(req);
   if (response.body === null) {
     res.end();
     return;
@@ -165,6 +177,41 @@ async function answer(
     return;
   }
   res.end();
+}
+
+/**
+ * A bounded lingering close for a request whose body was not read to its end. Once the reply is written,
+ * `node:http` (Node's and Deno's) closes the connection with `socket.destroySoon()`; for this socket that
+ * instead ends the sending side only (the client sees the end of the reply) and reads and discards the
+ * rest of the body until it ends, the client closes, or {@link LINGER_MS} or {@link LINGER_MAX_BYTES} are
+ * exceeded, and then closes the connection.
+ */
+function lingerAfterReply(req: IncomingMessage): void {
+  const socket = req.socket;
+  const destroySoon = socket.destroySoon.bind(socket);
+  socket.destroySoon = () => {
+    if (req.complete || req.destroyed) return destroySoon();
+    let discarded = 0;
+    const closeNow = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const closeOnceSent = () => {
+      if (socket.writableFinished) closeNow();
+      else socket.once("finish", closeNow);
+    };
+    const timer = setTimeout(closeNow, LINGER_MS);
+    socket.once("close", () => clearTimeout(timer));
+    socket.once("end", closeOnceSent);
+    req.once("end", closeOnceSent);
+    req.once("error", closeNow);
+    req.on("data", (chunk: Uint8Array) => {
+      discarded += chunk.byteLength;
+      if (discarded > LINGER_MAX_BYTES) closeNow();
+    });
+    socket.end();
+    req.resume();
+  };
 }
 
 /**

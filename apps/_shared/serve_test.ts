@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { listen } from "./serve.ts";
+import { connect } from "node:net";
+import { LINGER_MAX_BYTES, listen } from "./serve.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -112,4 +113,109 @@ Deno.test("listen() shutdown lets a request in flight finish and closes idle con
   const buffer = new Uint8Array(1024);
   assert.equal(await idle.read(buffer), null, "the connection that sent nothing was closed");
   idle.close();
+});
+
+const BODY_LIMIT = 1024 * 1024;
+
+/** Reads a request body up to {@link BODY_LIMIT} and answers 413 with an envelope past it, as the apps do. */
+async function refuseLargeBodies(request: Request): Promise<Response> {
+  let total = 0;
+  const reader = request.body!.getReader();
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) return new Response(null, { status: 204 });
+    total += value.byteLength;
+    if (total > BODY_LIMIT) {
+      await reader.cancel();
+      const payload = { detail: "too large", code: "body_too_large", request_id: "r" };
+      return Response.json({ status: "error", payload }, { status: 413 });
+    }
+  }
+}
+
+/**
+ * Uploads a chunked body of `bytes` (or for ever) in `piece`-sized chunks, `pauseMs` apart, reading nothing
+ * until it has sent all of it; resolves when the connection closes (or `giveUpMs` pass).
+ */
+function upload(port: number, bytes: number, piece: number, pauseMs: number, giveUpMs = 20_000) {
+  return new Promise<
+    { received: string; error: string | undefined; sent: number; closed: boolean }
+  >(
+    (resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      let received = "";
+      let sent = 0;
+      let error: string | undefined;
+      let closed = true;
+      const giveUp = setTimeout(() => {
+        closed = false;
+        socket.destroy();
+      }, giveUpMs);
+      socket.on("data", (data: Uint8Array) => received += decoder.decode(data));
+      socket.on("error", (e) => error = String(e));
+      socket.on("close", () => {
+        clearTimeout(giveUp);
+        resolve({ received, error, sent, closed });
+      });
+      socket.pause();
+      socket.write("POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n");
+      const chunk = new Uint8Array(piece).fill(97);
+      const next = () => {
+        if (socket.destroyed) return;
+        if (sent >= bytes) {
+          socket.write("0\r\n\r\n");
+          socket.resume();
+          return;
+        }
+        socket.write(`${piece.toString(16)}\r\n`);
+        socket.write(chunk);
+        socket.write("\r\n", () => {
+          sent += piece;
+          setTimeout(next, pauseMs);
+        });
+      };
+      next();
+    },
+  );
+}
+
+Deno.test("listen() lingers after refusing a body so that the uploading client reads the reply", async (t) => {
+  const server = await listen(refuseLargeBodies, {
+    hostname: "127.0.0.1",
+    port: 0,
+    headersTimeoutMs: 1000,
+  });
+  try {
+    await t.step(
+      "a client that reads only after sending 2 MiB gets the whole 413 reply",
+      async () => {
+        const { received, error } = await upload(server.port, 2 * BODY_LIMIT, 64 * 1024, 5);
+        assert.match(
+          received,
+          /^HTTP\/1\.1 413/,
+          `received ${JSON.stringify(received)}, error ${error}`,
+        );
+        assert.match(received, /connection: close/i);
+        const envelope = JSON.parse(
+          received.slice(received.indexOf("{"), received.lastIndexOf("}") + 1),
+        );
+        assert.equal(envelope.status, "error");
+        assert.equal(envelope.payload.code, "body_too_large");
+      },
+    );
+
+    await t.step("a client that sends for ever is cut off after LINGER_MAX_BYTES", async () => {
+      const { sent, closed } = await upload(server.port, Infinity, 64 * 1024, 0);
+      assert.ok(closed, "the server closed the connection");
+      assert.ok(sent < BODY_LIMIT + LINGER_MAX_BYTES + 8 * 1024 * 1024, `sent ${sent} bytes`);
+    });
+
+    await t.step("a client that sends slowly for ever is cut off after LINGER_MS", async () => {
+      const { sent, closed } = await upload(server.port, Infinity, 16 * 1024, 20);
+      assert.ok(closed, "the server closed the connection");
+      assert.ok(sent < BODY_LIMIT + LINGER_MAX_BYTES, `sent ${sent} bytes`);
+    });
+  } finally {
+    await server.shutdown();
+  }
 });
