@@ -7,7 +7,8 @@
  * did not read it keeps reading that body. `node:http` closes a connection whose headers are not complete
  * within `headersTimeout` (checked every {@link CONNECTION_CHECK_MS}), and {@link listen} closes every
  * connection whose request body was not read to its end once the reply is sent, after a bounded lingering
- * close ({@link LINGER_MS}, {@link LINGER_MAX_BYTES}), so a refused upload of any size costs little more. Body timeouts are the body reader's (`apps/_shared/request_body.ts`).
+ * close ({@link LINGER_MS}, {@link LINGER_MAX_BYTES}), so a refused upload of any size costs little more.
+ * Body timeouts are the body reader's (`apps/_shared/request_body.ts`).
  *
  * @module
  */
