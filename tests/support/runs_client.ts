@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readServerSentEvents } from "../../tools/demo_progress.ts";
 
 /** A run view as the API returns it (only what the tests read is typed). */
 export interface RunView {
@@ -97,7 +98,7 @@ export function pollRun(
   }, timeoutMs);
 }
 
-/** One Server-Sent Event. */
+/** One Server-Sent Event (`id` is `undefined` when the stream gave none). */
 export interface ServerSentEvent {
   readonly id: string | undefined;
   readonly event: string;
@@ -106,7 +107,8 @@ export interface ServerSentEvent {
 
 /**
  * Opens `url` as an event stream and yields each event as soon as its blank line arrived (the stream is
- * parsed incrementally, not read to its end first). Comments (`: keep-alive`) are skipped.
+ * parsed incrementally by the demo's reader, `readServerSentEvents`, not read to its end first).
+ * Comments (`: keep-alive`) are skipped.
  */
 export async function* readEvents(
   url: string,
@@ -119,35 +121,7 @@ export async function* readEvents(
   }
   const type = res.headers.get("content-type") ?? "";
   if (!type.startsWith("text/event-stream")) throw new Error(`not an event stream: ${type}`);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  let fields: { id?: string; event?: string; data: string[] } = { data: [] };
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffered += value;
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).replace(/\r$/, "");
-        buffered = buffered.slice(newline + 1);
-        if (line === "") {
-          if (fields.data.length > 0) {
-            yield { id: fields.id, event: fields.event ?? "message", data: fields.data.join("\n") };
-          }
-          fields = { data: [] };
-          continue;
-        }
-        if (line.startsWith(":")) continue;
-        const colon = line.indexOf(":");
-        const name = colon < 0 ? line : line.slice(0, colon);
-        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-        if (name === "data") fields.data.push(text);
-        else if (name === "id") fields.id = text;
-        else if (name === "event") fields.event = text;
-      }
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
+  for await (const { id, event, data } of readServerSentEvents(res.body)) {
+    yield { id: id ?? undefined, event, data };
   }
 }
