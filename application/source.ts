@@ -23,7 +23,7 @@ import {
 } from "../domain/disclosure.ts";
 import type { CanonicalRow } from "../domain/logical_type.ts";
 import type { LongWork } from "../ports/destination.ts";
-import { estimatedRowBytes, type SourceDatabase } from "../ports/source_database.ts";
+import { estimatedBatchBytes, type SourceDatabase } from "../ports/source_database.ts";
 
 /**
  * Opens the source a request names, checked against the allow-list (the composition root's
@@ -49,7 +49,7 @@ export async function describeSelection(
  * The same reader, which throws the signal's reason before each table and each batch once it is aborted,
  * and reports each table's rows and bytes after every batch. Bytes are the CSV bytes on the fast path
  * (where rows are not counted, `rows: null`), otherwise the estimated size of the values
- * (`estimatedRowBytes`).
+ * (`estimatedBatchBytes`).
  */
 export function watchedReader(reader: TableReader, work: LongWork): TableReader {
   const { signal, onProgress } = work;
@@ -65,7 +65,7 @@ export function watchedReader(reader: TableReader, work: LongWork): TableReader 
       for await (const batch of reader.readRows(extract, options)) {
         signal?.throwIfAborted();
         rows += batch.length;
-        for (const row of batch) bytes += estimatedRowBytes(row);
+        bytes += estimatedBatchBytes(batch);
         onProgress?.({ table: extract.table.name, rows, bytes });
         yield batch;
       }
