@@ -18,6 +18,7 @@ import type {
   ProvenanceTable,
   ReleaseProvenance,
 } from "./provenance.ts";
+import { fileEntityId } from "./crate_file_ids.ts";
 import type { Decision, DecisionKind } from "./release.ts";
 import { DUCKDB_PAYLOAD_PATH, PAYLOAD_DIR } from "./staging_layout.ts";
 
@@ -63,16 +64,6 @@ const ref = (id: string): Ref => ({ "@id": id });
 /** An `@id` fragment from names: each part percent-encoded, so any name gives a valid IRI. */
 function fragment(...parts: readonly string[]): string {
   return `#${parts.map(encodeURIComponent).join("/")}`;
-}
-
-/** A payload path as a relative URI reference: each segment percent-encoded (RO-Crate 1.1 §Data entities). */
-export function fileEntityId(path: string): string {
-  return path.split("/").map(encodeURIComponent).join("/");
-}
-
-/** The payload path a File entity's `@id` names; the inverse of {@link fileEntityId}. */
-export function filePathOfEntityId(id: string): string {
-  return id.split("/").map(decodeURIComponent).join("/");
 }
 
 /**

@@ -6,11 +6,10 @@ import {
   provenance,
   sha512Hex,
 } from "../tests/support/release_fixtures.ts";
+import { fileEntityId, filePathOfEntityId } from "./crate_file_ids.ts";
 import type { ReleaseProvenance } from "./provenance.ts";
 import {
   DUCKDB_MEDIA_TYPE,
-  fileEntityId,
-  filePathOfEntityId,
   FIVE_SAFES_PROFILE,
   hostWithoutCredentials,
   releaseCrate,
