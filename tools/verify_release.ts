@@ -92,7 +92,13 @@ async function checkEntries(
 ): Promise<{ problems: string[]; bytes: Map<string, number> }> {
   const problems: string[] = [];
   const bytes = new Map<string, number>();
+  const seen = new Set<string>();
   for (const entry of entries) {
+    if (seen.has(entry.path)) {
+      problems.push(`${entry.path} is listed twice`);
+      continue;
+    }
+    seen.add(entry.path);
     if (!isSafeRelativePath(entry.path)) {
       problems.push(`${JSON.stringify(entry.path)} is not a path inside the bag`);
       continue;

@@ -189,6 +189,25 @@ Deno.test("verify-release: an extra payload file is detected", async () => {
   });
 });
 
+Deno.test("verify-release: a manifest entry outside the bag or listed twice is detected", async () => {
+  await withDir(async (dir) => {
+    const key = await newReleaseKey();
+    const bag = join(dir, "bag");
+    await writeReleaseBag(bag, "csv", key);
+    const manifest = join(bag, "manifest-sha512.txt");
+    const [first] = (await readFile(manifest, "utf8")).split("\n");
+    await appendFile(manifest, `${first}\n${"0".repeat(128)}  data/../bagit.txt\n`);
+    const run = await verify([bag, "--keys", await keysFile(dir, key)]);
+    assert.equal(run.code, 1);
+    const [line] = failed(run);
+    assert.match(
+      line!,
+      /^✗ manifest-sha512\.txt: data\/outputs\/cohort\/people\.csv is listed twice; /,
+    );
+    assert.match(line!, /"data\/\.\.\/bagit\.txt" is not a path inside the bag/);
+  });
+});
+
 Deno.test("verify-release: an unlisted tag file is detected", async () => {
   await withDir(async (dir) => {
     const key = await newReleaseKey();
