@@ -111,8 +111,8 @@ class Graph {
 
 /**
  * The release's RO-Crate as a JSON-LD object (flattened and compacted, as RO-Crate requires). Entities
- * come in a fixed order: descriptor, root, profile, licence, project, service, files, destination
- * tables, source, actions, then the agents and terms they name.
+ * come in a fixed order: descriptor, root, profile, licence, project, files, destination tables,
+ * source, actions, then the service, the people and keys who acted, and the terms the actions name.
  */
 export function releaseCrate(p: ReleaseProvenance): Record<string, unknown> {
   const graph = new Graph();
@@ -146,6 +146,11 @@ export function releaseCrate(p: ReleaseProvenance): Record<string, unknown> {
       identifier: identity,
     });
   };
+
+  // People who decided are named first, so a person who also asked for a run keeps their name.
+  for (const d of p.decisions) {
+    agentRef({ kind: "person", id: d.person.id, issuer: d.person.issuer }, d.person.name);
+  }
 
   const project = ref(fragment("project", p.project_name));
   const externalIdentifier = `${p.project_name}/${p.project_start_time}`;
@@ -416,7 +421,7 @@ function decisionAction(
     termCode: d.approval_type,
   });
   const result = graph.add({
-    "@id": fragment("decision", d.decision),
+    "@id": fragment("decision-outcome", d.decision),
     "@type": "DefinedTerm",
     name: outcome,
     termCode: d.decision,

@@ -252,6 +252,20 @@ Deno.test("releaseCrate: a source host never carries credentials into the crate"
   assert.equal(hostWithoutCredentials("db.internal"), "db.internal");
 });
 
+Deno.test("releaseCrate: a person who asked for a run and decided is one Person, by name", () => {
+  const approver = decision("approve").person;
+  const graph = graphOf(provenance({
+    publish: {
+      ...provenance().publish,
+      agent: { kind: "person", id: approver.id, issuer: approver.issuer },
+    },
+  }));
+  const people = ofType(graph, "Person");
+  assert.equal(people.length, 1);
+  assert.equal(people[0]!.name, "Ada Steward");
+  assert.deepEqual(graph.get("#publish/run-publish-1")!.agent, { "@id": people[0]!["@id"] });
+});
+
 Deno.test("releaseCrate: file ids percent-encode each path segment and decode back", () => {
   for (const path of ["data/outputs/a b/c%d.csv", "data/outputs/é/#x.csv"]) {
     const id = fileEntityId(path);
