@@ -42,6 +42,10 @@ export const approvalPolicySchema = z.object({
   gates: z.array(gateSchema),
   separation_of_duties: z.boolean().default(true),
   approval_max_age_days: z.number().positive().default(30),
+  /** How long a published release lasts before the gateway revokes it; absent: no default expiry. */
+  release_expiry_days: z.number().positive().optional(),
+  /** The roles whose people may revoke a release (`POST /releases/{id}/revoke`); none by default. */
+  revocation_roles: z.array(z.string().min(1)).default([]),
   /** Filestore destination names and/or `"postgresql"`: the destinations the gates apply to. */
   destinations: z.array(z.string().min(1)).min(1),
 }).strict().superRefine((policy, ctx) => {
