@@ -166,6 +166,11 @@ export function gateNamed(
   return policy.gates.find((gate) => gate.name === name);
 }
 
+/** Whether a person holding `roles` may revoke releases: one of them is in `revocation_roles`. */
+export function mayRevoke(policy: ApprovalPolicy, roles: readonly string[]): boolean {
+  return roles.some((role) => policy.revocation_roles.includes(role));
+}
+
 /** Whether a person holding `roles` may give approvals of `approvalType`. */
 export function isEntitled(
   policy: ApprovalPolicy,

@@ -63,6 +63,8 @@ export const AuditOutput = z.object({
   destination_tables: z.array(z.string()).optional(),
   /** OPAL resources created or updated by a PostgreSQL publish. */
   opal_resources: z.array(z.string()).optional(),
+  /** The deletion certificate of a revocation (`docs/revocation.md`). */
+  certificate: z.record(z.string(), z.unknown()).optional(),
 });
 
 /**

@@ -381,6 +381,22 @@ export class ReleaseRevokedError extends AppError {
   }
 }
 
+/** Revoking needs one of the policy's `revocation_roles` (403). */
+export class NotEntitledToRevokeError extends AppError {
+  readonly code = "not_entitled_to_revoke";
+  constructor() {
+    super("Cannot revoke the release: none of your roles is a revocation role of the policy");
+  }
+}
+
+/** A release has no crate before it is published (404). */
+export class ReleaseNotPublishedError extends AppError {
+  readonly code = "release_not_published";
+  constructor(readonly releaseId: string) {
+    super(`Cannot serve the crate of release ${releaseId}: it was not published yet`);
+  }
+}
+
 /** A change would move a release to a state it may not reach from its own (409). */
 export class InvalidReleaseTransitionError extends AppError {
   readonly code = "invalid_release_transition";
@@ -411,19 +427,20 @@ export function checkReleaseChange(release: Release, next: Release): Release {
 }
 
 /**
- * `release` with its latest publish recorded, and when it expires (`null`: never).
+ * `release` with its latest publish recorded (`null`: the publish service sent no receipt and crate; the
+ * previous publication is kept), and when it expires (`null`: never).
  *
  * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
  */
 export function withPublication(
   release: Release,
-  publication: Publication,
+  publication: Publication | null,
   expiresAt: string | null,
 ): Release {
   if (isRevokedOrRevoking(release)) throw new ReleaseRevokedError(release.id, "publish");
   return releaseSchema.parse({
     ...release,
-    publication: publicationSchema.parse(publication),
+    publication: publication === null ? release.publication : publicationSchema.parse(publication),
     expires_at: expiresAt,
   });
 }
@@ -473,6 +490,44 @@ export function completeRevocation(
     state: "revoked",
     revocation: { ...release.revocation, completed_at: at, certificate },
   });
+}
+
+/** The furthest a requested expiry may be, in days from now. */
+export const MAX_EXPIRY_DAYS = 3650;
+
+const DAY = 86_400_000;
+
+/** A requested expiry that is not in the future or too far (400). */
+export class InvalidExpiryError extends AppError {
+  readonly code = "invalid_expiry";
+  constructor(readonly expiresAt: string) {
+    super(
+      `Cannot expire the release at ${expiresAt}: give a time in the future, at most ${MAX_EXPIRY_DAYS} days away`,
+    );
+  }
+}
+
+/**
+ * When a release published at `now` expires: `requested` (an ISO date-time, checked and normalised to
+ * UTC milliseconds) when given, else `defaultDays` from now, else never (`null`).
+ *
+ * @throws {InvalidExpiryError} when `requested` is not in the future or more than
+ *   {@link MAX_EXPIRY_DAYS} days away.
+ */
+export function expiryOf(
+  requested: string | undefined,
+  defaultDays: number | undefined,
+  now: string,
+): string | null {
+  const nowMs = Date.parse(now);
+  if (requested !== undefined) {
+    const at = Date.parse(requested);
+    if (!Number.isFinite(at) || at <= nowMs || at > nowMs + MAX_EXPIRY_DAYS * DAY) {
+      throw new InvalidExpiryError(requested);
+    }
+    return new Date(at).toISOString();
+  }
+  return defaultDays === undefined ? null : new Date(nowMs + defaultDays * DAY).toISOString();
 }
 
 /** Whether `release` is past its expiry at `now` and not yet revoked or being revoked. */

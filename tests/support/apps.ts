@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
+import { MemoryReleaseStore } from "../../adapters/memory/memory_release_store.ts";
+import type { ReleaseStore } from "../../ports/release_store.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import {
   type MemoryRows,
@@ -69,6 +71,9 @@ export class FakeWorld implements Disposable {
   readonly metadataLog = memoryLogger("metadata");
   readonly publishLog = memoryLogger("publish");
   readonly approvalLog = memoryLogger("approval");
+  /** Where the gateway keeps releases without gates (its gates bring their own store). */
+  readonly releaseStore: MemoryReleaseStore = new MemoryReleaseStore();
+
   /** The audit trail all three apps share; set it before the first app is built to audit them. */
   audit: MemoryAuditTrail | undefined;
   catalogs: SchemaCatalog[] = [ONCOLOGY];
@@ -205,6 +210,10 @@ export class FakeWorld implements Disposable {
       gates?: ApprovalGates;
       /** The dashboard (`docs/ui.md`); none by default. */
       dashboard?: ApprovalDeps["dashboard"];
+      /** Where releases are kept without gates; the world's own in-memory store by default. */
+      releaseStore?: ReleaseStore;
+      /** The gateway's clock without gates; the system clock by default. */
+      now?: () => Date;
     } = {},
   ) {
     const metadata = this.metadataApp();
@@ -216,6 +225,8 @@ export class FakeWorld implements Disposable {
     };
     return createApprovalApp({
       gates: options.gates,
+      releaseStore: options.releaseStore ?? this.releaseStore,
+      now: options.now,
       apiKey: APPROVAL_KEY,
       log: this.approvalLog,
       auditTrail: this.audit,
