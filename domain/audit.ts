@@ -145,6 +145,8 @@ export const AuditEntry = z.strictObject({
   person: AuditPerson.optional(),
   /** An approval decision asked for (`POST /releases/{id}/decisions`), recorded whether or not refused. */
   decision: AuditDecision.optional(),
+  /** The deletion certificate of a revocation (`docs/revocation.md`); absent from other records. */
+  certificate: z.record(z.string(), z.unknown()).optional(),
 });
 
 /** Why a request was refused before anything else looked at it. */

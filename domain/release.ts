@@ -497,7 +497,7 @@ export const MAX_EXPIRY_DAYS = 3650;
 
 const DAY = 86_400_000;
 
-/** A requested expiry that is not in the future or too far (400). */
+/** A requested expiry that is not in the future or too far (422). */
 export class InvalidExpiryError extends AppError {
   readonly code = "invalid_expiry";
   constructor(readonly expiresAt: string) {

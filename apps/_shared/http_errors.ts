@@ -117,7 +117,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidReleaseQueryError, 400],
   [NotEntitledError, 403],
   [NotEntitledToRevokeError, 403],
-  [InvalidExpiryError, 400],
+  [InvalidExpiryError, 422],
   [ReleaseNotPublishedError, 404],
   [ReleaseRevokedError, 409],
   [InvalidReleaseTransitionError, 409],

@@ -487,6 +487,6 @@ export const releaseKeys = createRoute({
         },
       },
     },
-    ...errorResponses(502, 504),
+    ...errorResponses(404, 502, 504),
   },
 });
