@@ -176,8 +176,15 @@ export async function buildApprovalService(
   const { metrics, metricsAccess } = await metricsFrom(config, { service: "approval", secrets });
   // Every release is recorded, with or without a policy (`docs/revocation.md`).
   const releaseStore = await stateStoreFromEnv(RELEASE_STORE_KIND, env, secrets.store, log);
-  const gates = approvalGatesFromEnv(env, releaseStore, log);
-  const dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
+  let gates: ApprovalGates | undefined;
+  let dashboard: ApprovalDeps["dashboard"];
+  try {
+    gates = approvalGatesFromEnv(env, releaseStore, log);
+    dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
+  } catch (e) {
+    await releaseStore.close();
+    throw e;
+  }
   const shutdown = new AbortController();
   const { app, sweepReleases } = createApprovalService({
     gates,
