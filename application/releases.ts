@@ -26,9 +26,11 @@ import {
   metadataRequestsOf,
   newDecision,
   newRelease,
+  type Publication,
   type Release,
   type ReleaseRequest,
   type ReleaseRequestView,
+  ReleaseRevokedError,
   type ReleaseState,
   type Requester,
 } from "../domain/release.ts";
@@ -43,7 +45,8 @@ import type { ReleaseRun, StagingInspector, StagingReport } from "../ports/stagi
 /** What the release use cases need. */
 export interface ReleaseDeps {
   readonly store: ReleaseStore;
-  readonly policy: ApprovalPolicy;
+  /** The approval policy; `null` without one (no gates, no people: releases are only recorded). */
+  readonly policy: ApprovalPolicy | null;
   /** What the publish service has staged for a run. */
   readonly staging: StagingInspector;
   /** The time now; the system clock in production, a fixed one in tests. */
@@ -65,12 +68,17 @@ export interface GateView {
   readonly missing: Readonly<Record<string, number>>;
 }
 
+/** A publication as views show it: without the crate (served on its own, `GET /releases/{id}/crate`). */
+export type PublicationView = Omit<Publication, "crate">;
+
 /**
  * A release as every reply shows it: the stored release (decisions carry only their comment's SHA-256),
  * its gates now, what is staged (for a release with a gate before `publish`; `null` otherwise) and what
  * the viewer may decide.
  */
-export interface ReleaseView extends Omit<Release, "request"> {
+export interface ReleaseView extends Omit<Release, "request" | "publication"> {
+  /** The latest publish, without its crate; `null` before the first. */
+  readonly publication: PublicationView | null;
   /** What the requests naming the release asked for, without secret names; `null` when unknown. */
   readonly request: ReleaseRequestView | null;
   readonly gates: readonly GateView[];
@@ -110,8 +118,8 @@ export interface DecisionOutcome {
 
 /** What admitting a gated step found. */
 export interface Admission {
-  /** The release the request names, `null` when no gate applies to its destination. */
-  readonly release_id: string | null;
+  /** The release the request names (found or created). */
+  readonly release: Release;
   /**
    * For `publish` with gates: the staging digest the approvals are bound to, to be sent on as
    * `expected_staging_digest` so that a change in between refuses the publish. `null` otherwise.
@@ -179,19 +187,20 @@ export class Releases {
     this.#deps = deps;
   }
 
-  /** The policy the gates come from. */
-  get policy(): ApprovalPolicy {
+  /** The policy the gates come from; `null` without one. */
+  get policy(): ApprovalPolicy | null {
     return this.#deps.policy;
   }
 
   /**
-   * Admits `step` of `run`, asked for by `requester`: with gates before the step for the run's
-   * destination, finds or creates the run's release (recording what `request` asked for: a new release
-   * keeps it, an existing one adds a dataset it had not recorded) and checks every gate (for `publish`,
-   * against the staging digest now). Without gates, does nothing and admits.
+   * Admits `step` of `run`, asked for by `requester`: finds or creates the run's release (recording what
+   * `request` asked for: a new release keeps it, an existing one adds a dataset it had not recorded),
+   * refuses a revoked one, and, with gates before the step for the run's destination, checks every gate
+   * (for `publish`, against the staging digest now).
    *
+   * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
    * @throws {ApprovalRequiredError} naming the first gate not met and the approvals it misses.
-   * @throws {ReleaseRejectedError} when the release was rejected.
+   * @throws {ReleaseRejectedError} when a gate applies and the release was rejected.
    */
   async admit(
     step: GatedStep,
@@ -201,7 +210,6 @@ export class Releases {
   ): Promise<Admission> {
     const { policy, store } = this.#deps;
     const gates = gatesBefore(policy, step, run.destination);
-    if (gates.length === 0) return { release_id: null, staging_digest: null };
     const { release } = await store.ensure(newRelease({
       project_name: run.project_name,
       project_start_time: run.project_start_time,
@@ -209,6 +217,10 @@ export class Releases {
       requested_by: requester,
       request,
     }, this.#now()));
+    if (release.state === "revoking" || release.state === "revoked") {
+      throw new ReleaseRevokedError(release.id, step);
+    }
+    if (policy === null || gates.length === 0) return { release, staging_digest: null };
     if (release.state === "rejected") throw new ReleaseRejectedError(step, release.id);
     const digest = step === "publish"
       ? (await this.#deps.staging.inspect(release)).staging_digest
@@ -223,7 +235,7 @@ export class Releases {
         throw new ApprovalRequiredError(step, release.id, gate.name, missing);
       }
     }
-    return { release_id: release.id, staging_digest: digest };
+    return { release, staging_digest: digest };
   }
 
   /**
@@ -240,7 +252,8 @@ export class Releases {
     request: DecisionRequest,
     onAttempt: (attempt: DecisionAttempt) => void = () => {},
   ): Promise<DecisionOutcome> {
-    const { policy, store } = this.#deps;
+    const { store } = this.#deps;
+    const policy = this.#policyForDecisions();
     const release = await store.get(id);
     if (release === undefined) throw new ReleaseNotFoundError(id);
     const gate = gateNamed(policy, request.gate, release.destination);
@@ -317,6 +330,7 @@ export class Releases {
    */
   async awaiting(person: DecidingPerson): Promise<ReleaseView[]> {
     const { policy, store } = this.#deps;
+    if (policy === null) return [];
     const viewer: Viewer = { kind: "person", person };
     const open: Release[] = [];
     let cursor: string | undefined;
@@ -344,6 +358,13 @@ export class Releases {
     return this.#deps.now().toISOString();
   }
 
+  /** The policy decisions are checked against; without one nobody decides (there are no people). */
+  #policyForDecisions(): ApprovalPolicy {
+    const policy = this.#deps.policy;
+    if (policy === null) throw new Error("decisions need an approval policy");
+    return policy;
+  }
+
   /** Whether a gate before `publish` covers the release (its view then shows what is staged). */
   #needsStaging(release: Release): boolean {
     return gatesBefore(this.#deps.policy, "publish", release.destination).length > 0;
@@ -358,19 +379,20 @@ export class Releases {
     const { policy } = this.#deps;
     const now = this.#now();
     const digest = report?.staging_digest ?? null;
-    const gates = policy.gates
+    const gates = policy === null ? [] : policy.gates
       .filter((gate) => gateNamed(policy, gate.name, release.destination) !== undefined)
       .map((gate) => {
         const status = gateStatus(release, policy, gate.name, now, digest);
         return { gate: gate.name, before: gate.before, met: status.met, missing: status.missing };
       });
-    const { request, ...rest } = release;
+    const { request, publication, ...rest } = release;
     return {
       ...rest,
+      publication: publication === null ? null : withoutCrate(publication),
       request: request === null || request === undefined ? null : withoutCredentials(request),
       gates,
       staging: report === null ? null : { ...report.details, staging_digest: digest },
-      allowed_actions: viewer.kind === "person"
+      allowed_actions: viewer.kind === "person" && policy !== null
         ? allowedActions(release, policy, viewer.person, now, digest)
         : [],
     };
@@ -380,5 +402,11 @@ export class Releases {
 /** A request summary as views show it: without its credentials' secret names. */
 function withoutCredentials(request: ReleaseRequest): ReleaseRequestView {
   const { credentials: _credentials, ...shown } = request;
+  return shown;
+}
+
+/** A publication as views show it: without its crate. */
+function withoutCrate(publication: Publication): PublicationView {
+  const { crate: _crate, ...shown } = publication;
   return shown;
 }

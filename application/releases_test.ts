@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { MemoryReleaseStore } from "../adapters/memory/memory_release_store.ts";
 import { parseApprovalPolicy } from "../domain/approval_policy.ts";
 import { DataContractTransferRequest } from "../domain/contract.ts";
-import { type DecidingPerson, releaseRequestOf } from "../domain/release.ts";
+import {
+  type DecidingPerson,
+  newRelease,
+  releaseRequestOf,
+  ReleaseRevokedError,
+  startRevocation,
+} from "../domain/release.ts";
 import type { ReleaseRun, StagingInspector } from "../ports/staging_inspector.ts";
 import {
   ApprovalRequiredError,
@@ -36,6 +42,7 @@ const RUN: ReleaseRun = {
 };
 
 const KEY = { kind: "key" as const, id: "0123456789abcdef" };
+const NOW = "2026-12-06T12:00:00.000Z";
 
 function person(id: string, roles: string[]): DecidingPerson {
   return { id, issuer: "https://idp.test", name: id, roles };
@@ -90,14 +97,34 @@ Deno.test("admit: an unmet gate is approval_required naming the release, the gat
   assert.equal(again.releaseId, e.releaseId);
 });
 
-Deno.test("admit: no gate for an uncovered destination, no release created", async () => {
-  const { releases, store } = setUp();
+Deno.test("admit: no gate for an uncovered destination, but its release is recorded", async () => {
+  const { releases, store, staging } = setUp();
   const other = { ...RUN, destination: { type: "filestore", name: "OTHER" } };
-  assert.deepEqual(await releases.admit("package", other, KEY), {
-    release_id: null,
-    staging_digest: null,
-  });
-  assert.equal((await store.list({ limit: 10 })).releases.length, 0);
+  const admission = await releases.admit("package", other, KEY);
+  assert.equal(admission.staging_digest, null);
+  assert.equal(admission.release.state, "open");
+  assert.deepEqual(admission.release.requested_by, KEY);
+  assert.deepEqual((await store.list({ limit: 10 })).releases, [admission.release]);
+  assert.equal(staging.calls, 0, "nothing gated, nothing inspected");
+});
+
+Deno.test("admit: a revoking or revoked release refuses package and publish, with or without gates", async () => {
+  const { store, staging, clock } = setUp();
+  for (const policy of [POLICY, null]) {
+    const releases = new Releases({ store, policy, staging, now: () => clock.now });
+    const run = { ...RUN, project_name: policy === null ? "nopolicy" : "policy" };
+    const { release } = await store.ensure(newRelease({ ...run, requested_by: KEY }, NOW));
+    await store.update(
+      release.id,
+      (r) => startRevocation(r, { reason: "r", requested_by: KEY }, NOW),
+    );
+    for (const step of ["package", "publish"] as const) {
+      await assert.rejects(
+        releases.admit(step, run, KEY),
+        (e) => e instanceof ReleaseRevokedError && e.releaseId === release.id,
+      );
+    }
+  }
 });
 
 Deno.test("admit: once the gate is met the step is allowed; missing types shrink as people approve", async () => {
@@ -119,10 +146,9 @@ Deno.test("admit: once the gate is met the step is allowed; missing types shrink
   assert.deepEqual(outcome.gates_opened, ["sign_off"]);
   assert.equal(outcome.decision.manifest_digest, null);
   assert.match(outcome.decision.comment_sha256 ?? "", /^[0-9a-f]{64}$/);
-  assert.deepEqual(await releases.admit("package", RUN, KEY), {
-    release_id: id,
-    staging_digest: null,
-  });
+  const admitted = await releases.admit("package", RUN, KEY);
+  assert.equal(admitted.release.id, id);
+  assert.equal(admitted.staging_digest, null);
 });
 
 Deno.test("publish gate: approvals bind to the staging digest; a change resets the gate", async () => {
@@ -137,10 +163,9 @@ Deno.test("publish gate: approvals bind to the staging digest; a change resets t
     }, (a) => attempts.push(a));
   }
   assert.deepEqual(attempts.map((a) => a.manifest_digest), ["digest-1", "digest-1"]);
-  assert.deepEqual(await releases.admit("publish", RUN, KEY), {
-    release_id: id,
-    staging_digest: "digest-1",
-  });
+  const admitted = await releases.admit("publish", RUN, KEY);
+  assert.equal(admitted.release.id, id);
+  assert.equal(admitted.staging_digest, "digest-1");
 
   staging.digest = "digest-2";
   const e = await approvalRequired(releases.admit("publish", RUN, KEY));

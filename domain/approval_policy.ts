@@ -42,6 +42,10 @@ export const approvalPolicySchema = z.object({
   gates: z.array(gateSchema),
   separation_of_duties: z.boolean().default(true),
   approval_max_age_days: z.number().positive().default(30),
+  /** How long a published release lasts before the gateway revokes it; absent: no default expiry. */
+  release_expiry_days: z.number().positive().optional(),
+  /** The roles whose people may revoke a release (`POST /releases/{id}/revoke`); none by default. */
+  revocation_roles: z.array(z.string().min(1)).default([]),
   /** Filestore destination names and/or `"postgresql"`: the destinations the gates apply to. */
   destinations: z.array(z.string().min(1)).min(1),
 }).strict().superRefine((policy, ctx) => {
@@ -160,6 +164,11 @@ export function gateNamed(
 ): Gate | undefined {
   if (!policyCovers(policy, destination)) return undefined;
   return policy.gates.find((gate) => gate.name === name);
+}
+
+/** Whether a person holding `roles` may revoke releases: one of them is in `revocation_roles`. */
+export function mayRevoke(policy: ApprovalPolicy, roles: readonly string[]): boolean {
+  return roles.some((role) => policy.revocation_roles.includes(role));
 }
 
 /** Whether a person holding `roles` may give approvals of `approvalType`. */

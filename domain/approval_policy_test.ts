@@ -3,6 +3,7 @@ import {
   gatesBefore,
   InvalidApprovalPolicyError,
   isEntitled,
+  mayRevoke,
   parseApprovalPolicy,
   policyCovers,
 } from "./approval_policy.ts";
@@ -24,6 +25,8 @@ const EXAMPLE = {
   ],
   separation_of_duties: true,
   approval_max_age_days: 30,
+  release_expiry_days: 365,
+  revocation_roles: ["data-controller"],
   destinations: ["LSC"],
 };
 
@@ -47,6 +50,17 @@ Deno.test("separation of duties is on and approvals last 30 days unless said oth
   const policy = parseApprovalPolicy(rest);
   assert.equal(policy.separation_of_duties, true);
   assert.equal(policy.approval_max_age_days, 30);
+});
+
+Deno.test("releases never expire and nobody revokes unless the policy says so", () => {
+  const { release_expiry_days: _e, revocation_roles: _r, ...rest } = EXAMPLE;
+  const policy = parseApprovalPolicy(rest);
+  assert.equal(policy.release_expiry_days, undefined);
+  assert.deepEqual(policy.revocation_roles, []);
+  assert.equal(mayRevoke(policy, ["data-controller"]), false);
+  assert.equal(mayRevoke(parseApprovalPolicy(EXAMPLE), ["x", "data-controller"]), true);
+  assert.match(refusal({ ...EXAMPLE, release_expiry_days: 0 }), /release_expiry_days/);
+  assert.match(refusal({ ...EXAMPLE, revocation_roles: [""] }), /revocation_roles/);
 });
 
 Deno.test("a gate requiring an undeclared type is refused, naming the field path", () => {

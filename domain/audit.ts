@@ -63,6 +63,8 @@ export const AuditOutput = z.object({
   destination_tables: z.array(z.string()).optional(),
   /** OPAL resources created or updated by a PostgreSQL publish. */
   opal_resources: z.array(z.string()).optional(),
+  /** The deletion certificate of a revocation (`docs/revocation.md`). */
+  certificate: z.record(z.string(), z.unknown()).optional(),
 });
 
 /**
@@ -143,6 +145,8 @@ export const AuditEntry = z.strictObject({
   person: AuditPerson.optional(),
   /** An approval decision asked for (`POST /releases/{id}/decisions`), recorded whether or not refused. */
   decision: AuditDecision.optional(),
+  /** The deletion certificate of a revocation (`docs/revocation.md`); absent from other records. */
+  certificate: z.record(z.string(), z.unknown()).optional(),
 });
 
 /** Why a request was refused before anything else looked at it. */

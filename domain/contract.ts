@@ -18,6 +18,9 @@ import {
   SECRET_NAME_PATTERN,
   unicodeNameProblem,
 } from "./names.ts";
+import { decisionSchema, requesterSchema } from "./release.ts";
+
+const isoTime = z.iso.datetime({ precision: 3 });
 
 const IDENTIFIER_RULE =
   "must be 1-128 letters, digits, '_', '$' or '-', not starting with '$' or '-'";
@@ -214,6 +217,16 @@ export const DataContractPublishRequest = z.object({
 export const PublishServicePublishRequest = DataContractPublishRequest.extend({
   expected_staging_digest: z.string().regex(/^[0-9a-f]{64}$/, {
     error: "must be 64 lower-case hex digits (a SHA-256)",
+  }).optional(),
+  /**
+   * The release being published, which only the gateway sends (`docs/revocation.md`): the crate lists
+   * its approvals and the receipt names its id and expiry.
+   */
+  release: z.object({
+    id: z.string().min(1),
+    requested_by: requesterSchema,
+    decisions: z.array(decisionSchema),
+    expires_at: isoTime.nullable(),
   }).optional(),
 });
 

@@ -32,11 +32,37 @@ export const DECISION_KINDS = ["approve", "reject", "request_changes"] as const;
 /** A decision a person can record. */
 export type DecisionKind = typeof DECISION_KINDS[number];
 
-/** The states of a release: `rejected` is final. */
-export const RELEASE_STATES = ["open", "rejected"] as const;
+/**
+ * The states of a release: `open` (decisions are recorded), `rejected` (a person rejected it: no more
+ * decisions), `revoking` (its revocation was asked for and is under way at the publish service) and
+ * `revoked` (the published data was deleted: final).
+ */
+export const RELEASE_STATES = ["open", "rejected", "revoking", "revoked"] as const;
 
 /** A state of a release. */
 export type ReleaseState = typeof RELEASE_STATES[number];
+
+/**
+ * The one place that says which state a release may go to from which (staying is always allowed): a
+ * release is revoked from `open` or `rejected` (a rejected release may have been published before), only
+ * through `revoking`, and `revoked` is final.
+ */
+export const RELEASE_TRANSITIONS: Readonly<Record<ReleaseState, readonly ReleaseState[]>> = {
+  open: ["open", "rejected", "revoking"],
+  rejected: ["rejected", "revoking"],
+  revoking: ["revoking", "revoked"],
+  revoked: ["revoked"],
+};
+
+/** Whether a release may go from state `from` to state `to` ({@link RELEASE_TRANSITIONS}). */
+export function canTransition(from: ReleaseState, to: ReleaseState): boolean {
+  return RELEASE_TRANSITIONS[from].includes(to);
+}
+
+/** Whether the release's revocation was asked for (`revoking`) or is done (`revoked`). */
+export function isRevokedOrRevoking(release: Pick<Release, "state">): boolean {
+  return release.state === "revoking" || release.state === "revoked";
+}
 
 /** Who asked for a release: a service key (its id) or a person (their id at their issuer). */
 export const requesterSchema = z.discriminatedUnion("kind", [
@@ -47,6 +73,62 @@ export const requesterSchema = z.discriminatedUnion("kind", [
 
 /** See {@link requesterSchema}. */
 export type Requester = z.infer<typeof requesterSchema>;
+
+/**
+ * Who asked for a revocation: a service key, a person, or the gateway itself (`{kind: "system", id:
+ * "expiry"}` when a release expired).
+ */
+export const revocationRequesterSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("key"), id: z.string().min(1) }).strict(),
+  z.object({ kind: z.literal("person"), id: z.string().min(1), issuer: z.string().min(1) })
+    .strict(),
+  z.object({ kind: z.literal("system"), id: z.string().min(1) }).strict(),
+]);
+
+/** See {@link revocationRequesterSchema}. */
+export type RevocationRequester = z.infer<typeof revocationRequesterSchema>;
+
+/** Who revokes expired releases. */
+export const EXPIRY_REQUESTER: RevocationRequester = { kind: "system", id: "expiry" };
+
+/** The reason an expired release is revoked with. */
+export const EXPIRY_REASON = "expired";
+
+/** The longest reason a revocation keeps. */
+export const MAX_REVOCATION_REASON_LENGTH = 2000;
+
+/** A JSON object kept as it came (a crate, receipt claims, a deletion certificate). */
+const jsonObjectSchema = z.record(z.string(), z.unknown());
+
+/**
+ * The latest publish of a release, as the publish service answered it: the signed receipt (compact JWS
+ * and its claims), the RO-Crate describing what was published, and the files (or tables) published.
+ */
+export const publicationSchema = z.object({
+  published_at: isoTime,
+  receipt: z.object({ jws: z.string().min(1), claims: jsonObjectSchema }).strict(),
+  crate: jsonObjectSchema,
+  /** The publish reply's `data_published` entries. */
+  files: z.array(jsonObjectSchema).optional(),
+}).strict();
+
+/** See {@link publicationSchema}. */
+export type Publication = z.infer<typeof publicationSchema>;
+
+/**
+ * A release's revocation: who asked, why and when, and, once the publish service deleted the published
+ * data, when that was done and its deletion certificate (kept as the publish service gave it).
+ */
+export const revocationSchema = z.object({
+  reason: z.string().min(1).max(MAX_REVOCATION_REASON_LENGTH),
+  requested_by: revocationRequesterSchema,
+  requested_at: isoTime,
+  completed_at: isoTime.nullable(),
+  certificate: jsonObjectSchema.nullable(),
+}).strict();
+
+/** See {@link revocationSchema}. */
+export type Revocation = z.infer<typeof revocationSchema>;
 
 /** One decision, as recorded (also the audit record's content). */
 export const decisionSchema = z.object({
@@ -142,6 +224,12 @@ export const releaseSchema = z.object({
    * requests were recorded, or named by a `publish` request only).
    */
   request: releaseRequestSchema.nullable().optional(),
+  /** The latest publish; `null` before the first (and for releases stored before it was recorded). */
+  publication: publicationSchema.nullable().default(null),
+  /** When the release expires and is revoked by the gateway; `null`: never. */
+  expires_at: isoTime.nullable().default(null),
+  /** The revocation, once asked for; `null` before. */
+  revocation: revocationSchema.nullable().default(null),
 }).strict();
 
 /** See {@link releaseSchema}. */
@@ -278,6 +366,174 @@ export interface DecisionInput {
   readonly comment?: string | undefined;
   /** The staging digest now (what the person saw); `null` when nothing is staged. */
   readonly manifest_digest: string | null;
+}
+
+/**
+ * The release is revoked or being revoked: no more decisions, and its project run is not packaged or
+ * published again (409).
+ */
+export class ReleaseRevokedError extends AppError {
+  readonly code = "release_revoked";
+  constructor(readonly releaseId: string, what = "change") {
+    super(
+      `Cannot ${what} release ${releaseId}: it is revoked; start a new project run (another project_start_time)`,
+    );
+  }
+}
+
+/** Revoking needs one of the policy's `revocation_roles` (403). */
+export class NotEntitledToRevokeError extends AppError {
+  readonly code = "not_entitled_to_revoke";
+  constructor() {
+    super("Cannot revoke the release: none of your roles is a revocation role of the policy");
+  }
+}
+
+/** A release has no crate before it is published (404). */
+export class ReleaseNotPublishedError extends AppError {
+  readonly code = "release_not_published";
+  constructor(readonly releaseId: string) {
+    super(`Cannot serve the crate of release ${releaseId}: it was not published yet`);
+  }
+}
+
+/** A change would move a release to a state it may not reach from its own (409). */
+export class InvalidReleaseTransitionError extends AppError {
+  readonly code = "invalid_release_transition";
+  constructor(readonly releaseId: string, readonly from: ReleaseState, readonly to: ReleaseState) {
+    super(`Cannot move release ${releaseId} from ${from} to ${to}`);
+  }
+}
+
+/**
+ * Checks that `next` is a valid change of `release`: the same release (id, project run, creation) in a
+ * state {@link RELEASE_TRANSITIONS} allows. Returns `next` parsed.
+ *
+ * @throws {InvalidReleaseTransitionError} when the state change is not allowed.
+ * @throws {Error} when `next` is not a valid release or is another release.
+ */
+export function checkReleaseChange(release: Release, next: Release): Release {
+  const valid = releaseSchema.parse(next);
+  for (const field of ["id", "project_name", "project_start_time", "created_at"] as const) {
+    if (valid[field] !== release[field]) throw new Error(`a release change cannot change ${field}`);
+  }
+  if (JSON.stringify(valid.destination) !== JSON.stringify(release.destination)) {
+    throw new Error("a release change cannot change destination");
+  }
+  if (!canTransition(release.state, valid.state)) {
+    throw new InvalidReleaseTransitionError(release.id, release.state, valid.state);
+  }
+  return valid;
+}
+
+/**
+ * `release` with its latest publish recorded (`null`: the publish service sent no receipt and crate; the
+ * previous publication is kept), and when it expires (`null`: never).
+ *
+ * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
+ */
+export function withPublication(
+  release: Release,
+  publication: Publication | null,
+  expiresAt: string | null,
+): Release {
+  if (isRevokedOrRevoking(release)) throw new ReleaseRevokedError(release.id, "publish");
+  return releaseSchema.parse({
+    ...release,
+    publication: publication === null ? release.publication : publicationSchema.parse(publication),
+    expires_at: expiresAt,
+  });
+}
+
+/** What asking to revoke a release says. */
+export interface RevocationRequest {
+  readonly reason: string;
+  readonly requested_by: RevocationRequester;
+}
+
+/**
+ * `release` as `revoking`, with who asked, why and when. A release already `revoking` or `revoked` is
+ * returned unchanged (the first request's who and why are kept): asking again retries.
+ */
+export function startRevocation(release: Release, request: RevocationRequest, at: string): Release {
+  if (isRevokedOrRevoking(release)) return release;
+  return releaseSchema.parse({
+    ...release,
+    state: "revoking",
+    revocation: {
+      reason: request.reason,
+      requested_by: request.requested_by,
+      requested_at: at,
+      completed_at: null,
+      certificate: null,
+    },
+  });
+}
+
+/**
+ * `release` as `revoked` at `at`, with the deletion certificate the publish service gave. A release
+ * already `revoked` is returned unchanged.
+ *
+ * @throws {InvalidReleaseTransitionError} when the release is not `revoking`.
+ */
+export function completeRevocation(
+  release: Release,
+  certificate: Record<string, unknown>,
+  at: string,
+): Release {
+  if (release.state === "revoked") return release;
+  if (release.state !== "revoking" || release.revocation === null) {
+    throw new InvalidReleaseTransitionError(release.id, release.state, "revoked");
+  }
+  return releaseSchema.parse({
+    ...release,
+    state: "revoked",
+    revocation: { ...release.revocation, completed_at: at, certificate },
+  });
+}
+
+/** The furthest a requested expiry may be, in days from now. */
+export const MAX_EXPIRY_DAYS = 3650;
+
+const DAY = 86_400_000;
+
+/** A requested expiry that is not in the future or too far (422). */
+export class InvalidExpiryError extends AppError {
+  readonly code = "invalid_expiry";
+  constructor(readonly expiresAt: string) {
+    super(
+      `Cannot expire the release at ${expiresAt}: give a time in the future, at most ${MAX_EXPIRY_DAYS} days away`,
+    );
+  }
+}
+
+/**
+ * When a release published at `now` expires: `requested` (an ISO date-time, checked and normalised to
+ * UTC milliseconds) when given, else `defaultDays` from now, else never (`null`).
+ *
+ * @throws {InvalidExpiryError} when `requested` is not in the future or more than
+ *   {@link MAX_EXPIRY_DAYS} days away.
+ */
+export function expiryOf(
+  requested: string | undefined,
+  defaultDays: number | undefined,
+  now: string,
+): string | null {
+  const nowMs = Date.parse(now);
+  if (requested !== undefined) {
+    const at = Date.parse(requested);
+    if (!Number.isFinite(at) || at <= nowMs || at > nowMs + MAX_EXPIRY_DAYS * DAY) {
+      throw new InvalidExpiryError(requested);
+    }
+    return new Date(at).toISOString();
+  }
+  return defaultDays === undefined ? null : new Date(nowMs + defaultDays * DAY).toISOString();
+}
+
+/** Whether `release` is past its expiry at `now` and not yet revoked or being revoked. */
+export function isExpired(release: Release, now: string): boolean {
+  return release.expires_at !== null && !isRevokedOrRevoking(release) &&
+    Date.parse(release.expires_at) <= Date.parse(now);
 }
 
 /** The release was rejected: no more decisions (409). */
@@ -428,6 +684,7 @@ export function gateStatus(
 /**
  * Checks that `person` may record `input` on `release` at `now`.
  *
+ * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
  * @throws {ReleaseClosedError} when the release was rejected.
  * @throws {UnknownGateError} when the policy has no such gate for the release's destination.
  * @throws {UnknownApprovalTypeError} when the gate does not require the approval type.
@@ -444,6 +701,7 @@ export function checkDecision(
   input: DecisionInput,
   now: string,
 ): void {
+  if (isRevokedOrRevoking(release)) throw new ReleaseRevokedError(release.id, "decide on");
   if (release.state === "rejected") throw new ReleaseClosedError(release.id);
   const gate = gateNamed(policy, input.gate, release.destination);
   if (gate === undefined) throw new UnknownGateError(input.gate);
@@ -501,8 +759,10 @@ export function newDecision(
  * decision.
  *
  * @throws {ReleaseClosedError} when the release was already rejected.
+ * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
  */
 export function appendDecision(release: Release, decision: Decision): Release {
+  if (isRevokedOrRevoking(release)) throw new ReleaseRevokedError(release.id, "decide on");
   if (release.state === "rejected") throw new ReleaseClosedError(release.id);
   const valid = decisionSchema.parse(decision);
   return releaseSchema.parse({

@@ -6,11 +6,17 @@ import {
   appendDecision,
   ApprovalTypeTakenError,
   awaitsPerson,
+  canTransition,
   checkDecision,
+  checkReleaseChange,
+  completeRevocation,
   type DecidingPerson,
   type DecisionInput,
+  EXPIRY_REQUESTER,
   gatesOpenedBy,
   gateStatus,
+  InvalidReleaseTransitionError,
+  isExpired,
   metadataRequestsOf,
   newDecision,
   newRelease,
@@ -19,11 +25,15 @@ import {
   type Release,
   ReleaseClosedError,
   releaseRequestOf,
+  ReleaseRevokedError,
   releaseSchema,
+  type ReleaseState,
   type Requester,
   SelfApprovalError,
+  startRevocation,
   UnknownApprovalTypeError,
   UnknownGateError,
+  withPublication,
   withRequest,
 } from "./release.ts";
 import { DataContractTransferRequest } from "./contract.ts";
@@ -421,6 +431,107 @@ Deno.test("a release stored before requests were recorded reads as one without a
   assert.equal(release.request, undefined);
   assert.deepEqual(metadataRequestsOf(release), []);
   assert.equal(withRequest(release, null), undefined);
+  assert.equal(release.publication, null);
+  assert.equal(release.expires_at, null);
+  assert.equal(release.revocation, null);
+});
+
+Deno.test("release state transitions: revoked only through revoking, and revoked is final", () => {
+  const table: [ReleaseState, ReleaseState, boolean][] = [
+    ["open", "open", true],
+    ["open", "rejected", true],
+    ["open", "revoking", true],
+    ["open", "revoked", false],
+    ["rejected", "rejected", true],
+    ["rejected", "open", false],
+    ["rejected", "revoking", true],
+    ["rejected", "revoked", false],
+    ["revoking", "revoking", true],
+    ["revoking", "revoked", true],
+    ["revoking", "open", false],
+    ["revoking", "rejected", false],
+    ["revoked", "revoked", true],
+    ["revoked", "open", false],
+    ["revoked", "rejected", false],
+    ["revoked", "revoking", false],
+  ];
+  for (const [from, to, allowed] of table) {
+    assert.equal(canTransition(from, to), allowed, `${from} -> ${to}`);
+    const release = { ...aRelease(), state: from };
+    if (allowed) {
+      assert.equal(checkReleaseChange(release, { ...release, state: to }).state, to);
+    } else {
+      assert.throws(
+        () => checkReleaseChange(release, { ...release, state: to }),
+        InvalidReleaseTransitionError,
+        `${from} -> ${to}`,
+      );
+    }
+  }
+});
+
+const A_PUBLICATION = {
+  published_at: NOW,
+  receipt: { jws: "a.b.c", claims: { release_id: "r" } },
+  crate: { "@graph": [] },
+};
+
+Deno.test("a revocation records who, why and when; asking again changes nothing", () => {
+  const published = withPublication(aRelease(), A_PUBLICATION, "2026-12-07T12:00:00.000Z");
+  assert.deepEqual(published.publication, A_PUBLICATION);
+  const key = { kind: "key", id: "k" } as const;
+  const revoking = startRevocation(published, { reason: "consent", requested_by: key }, NOW);
+  assert.equal(revoking.state, "revoking");
+  assert.deepEqual(revoking.revocation, {
+    reason: "consent",
+    requested_by: key,
+    requested_at: NOW,
+    completed_at: null,
+    certificate: null,
+  });
+  const later = "2026-12-06T13:00:00.000Z";
+  assert.deepEqual(
+    startRevocation(revoking, { reason: "other", requested_by: EXPIRY_REQUESTER }, later),
+    revoking,
+  );
+  const revoked = completeRevocation(revoking, { certificate_id: "c" }, later);
+  assert.equal(revoked.state, "revoked");
+  assert.equal(revoked.revocation?.completed_at, later);
+  assert.deepEqual(revoked.revocation?.certificate, { certificate_id: "c" });
+  assert.deepEqual(completeRevocation(revoked, { other: true }, NOW), revoked);
+  assert.deepEqual(startRevocation(revoked, { reason: "x", requested_by: key }, NOW), revoked);
+  assert.throws(() => completeRevocation(published, {}, NOW), InvalidReleaseTransitionError);
+});
+
+Deno.test("a revoking or revoked release takes no decision and no publication", () => {
+  const revoking = startRevocation(aRelease(), {
+    reason: "r",
+    requested_by: EXPIRY_REQUESTER,
+  }, NOW);
+  for (const release of [revoking, completeRevocation(revoking, {}, NOW)]) {
+    assert.throws(
+      () => checkDecision(release, POLICY, ALICE, input("sign_off", "DATA_ENGINEER"), NOW),
+      (e) => e instanceof ReleaseRevokedError && e.code === "release_revoked",
+    );
+    const decision = newDecision(
+      aRelease(),
+      POLICY,
+      ALICE,
+      input("sign_off", "DATA_ENGINEER"),
+      NOW,
+    );
+    assert.throws(() => appendDecision(release, decision), ReleaseRevokedError);
+    assert.throws(() => withPublication(release, A_PUBLICATION, null), ReleaseRevokedError);
+  }
+});
+
+Deno.test("a release is expired from its expires_at on, until its revocation starts", () => {
+  const release = withPublication(aRelease(), A_PUBLICATION, NOW);
+  assert.equal(isExpired(release, "2026-12-06T11:59:59.999Z"), false);
+  assert.equal(isExpired(release, NOW), true);
+  assert.equal(isExpired(withPublication(aRelease(), A_PUBLICATION, null), NOW), false);
+  const revoking = startRevocation(release, { reason: "x", requested_by: EXPIRY_REQUESTER }, NOW);
+  assert.equal(isExpired(revoking, "2027-01-01T00:00:00.000Z"), false);
 });
 
 Deno.test("releaseRequestOf keeps where the data comes from and what is asked, never secrets", () => {

@@ -14,6 +14,7 @@ import {
 } from "../domain/keyset_cursor.ts";
 import {
   appendDecision,
+  checkReleaseChange,
   type Decision,
   type Release,
   releaseSchema,
@@ -93,6 +94,18 @@ export interface ReleaseStore extends AsyncDisposable {
    * @throws {ReleaseClosedError} (`domain/release.ts`) when the release was already rejected.
    */
   decide(id: string, decide: (release: Release) => Decision): Promise<DecideResult>;
+
+  /**
+   * Changes one release: calls `change` with the freshest release inside the store's transaction (no
+   * other change or decision on it in between) and stores what it returns, checked
+   * (`checkReleaseChange`: the same release, in a state it may reach). Returns the stored release. When
+   * `change` throws, nothing changes and its error is the rejection; when it returns the release
+   * unchanged, nothing is written. `change` must not do I/O.
+   *
+   * @throws {ReleaseNotFoundError} when there is no such release.
+   * @throws {InvalidReleaseTransitionError} (`domain/release.ts`) when the new state is not allowed.
+   */
+  update(id: string, change: (release: Release) => Release): Promise<Release>;
 
   /** Releases the storage. Idempotent. */
   close(): Promise<void>;
@@ -181,6 +194,18 @@ export function applyDecision(
   const decision = decide(structuredClone(release));
   const next = appendDecision(release, decision);
   return { release: next, decision: next.decisions.at(-1) as Decision };
+}
+
+/**
+ * The one way every store changes a release ({@link ReleaseStore.update}): the callback's release, from
+ * the freshest one, checked. `undefined` when the callback changed nothing (nothing to write).
+ */
+export function applyReleaseChange(
+  release: Release,
+  change: (release: Release) => Release,
+): Release | undefined {
+  const next = checkReleaseChange(release, change(structuredClone(release)));
+  return JSON.stringify(next) === JSON.stringify(release) ? undefined : next;
 }
 
 /** A stored release, checked: a row that is not a valid release fails loudly. */

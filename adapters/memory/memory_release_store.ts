@@ -7,6 +7,7 @@
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
+  applyReleaseChange,
   checkReleasePageSize,
   compareReleasesNewestFirst,
   type DecideResult,
@@ -89,6 +90,17 @@ export class MemoryReleaseStore implements ReleaseStore {
       const result = applyDecision(release, decide);
       this.#releases.set(id, structuredClone(result.release));
       return result;
+    });
+  }
+
+  /** {@inheritDoc ReleaseStore.update} */
+  update(id: string, change: (release: Release) => Release): Promise<Release> {
+    return this.#do(() => {
+      const release = this.#releases.get(id);
+      if (release === undefined) throw new ReleaseNotFoundError(id);
+      const next = applyReleaseChange(release, change);
+      if (next !== undefined) this.#releases.set(id, structuredClone(next));
+      return structuredClone(next ?? release);
     });
   }
 

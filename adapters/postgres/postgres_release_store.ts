@@ -15,6 +15,7 @@ import type { Sql } from "postgres";
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
+  applyReleaseChange,
   checkReleasePageSize,
   type DecideResult,
   decodeReleaseCursor,
@@ -203,6 +204,26 @@ export class PostgresReleaseStore implements ReleaseStore {
           [result.release.state, JSON.stringify(result.release), id],
         );
         return result;
+      }));
+  }
+
+  /** {@inheritDoc ReleaseStore.update} */
+  update(id: string, change: (release: Release) => Release): Promise<Release> {
+    return this.#do("change a release", (sql) =>
+      sql.begin(async (tx) => {
+        const [row] = await tx.unsafe(
+          `select body from ${this.#releases} where id = $1 for update`,
+          [id],
+        );
+        if (row === undefined) throw new ReleaseNotFoundError(id);
+        const release = parseStoredRelease(row.body);
+        const next = applyReleaseChange(release, change);
+        if (next === undefined) return release;
+        await tx.unsafe(
+          `update ${this.#releases} set state = $1, body = $2::jsonb where id = $3`,
+          [next.state, JSON.stringify(next), id],
+        );
+        return next;
       }));
   }
 

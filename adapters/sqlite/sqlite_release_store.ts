@@ -14,6 +14,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { type Decision, type Release, releaseSchema, withRequest } from "../../domain/release.ts";
 import {
   applyDecision,
+  applyReleaseChange,
   checkReleasePageSize,
   type DecideResult,
   decodeReleaseCursor,
@@ -169,6 +170,20 @@ export class SqliteReleaseStore implements ReleaseStore {
         db.prepare("UPDATE releases SET state = ?, body = ? WHERE id = ?")
           .run(result.release.state, JSON.stringify(result.release), id);
         return result;
+      }));
+  }
+
+  /** {@inheritDoc ReleaseStore.update} */
+  update(id: string, change: (release: Release) => Release): Promise<Release> {
+    return this.#run("change a release", (db) =>
+      inImmediateTransaction(db, () => {
+        const release = selectSqliteById(db, "releases", id, parseStoredRelease);
+        if (release === undefined) throw new ReleaseNotFoundError(id);
+        const next = applyReleaseChange(release, change);
+        if (next === undefined) return release;
+        db.prepare("UPDATE releases SET state = ?, body = ? WHERE id = ?")
+          .run(next.state, JSON.stringify(next), id);
+        return next;
       }));
   }
 

@@ -55,6 +55,20 @@ export class StagingUnavailableError extends AppError {
   }
 }
 
+/**
+ * The publish service did not revoke a release (`POST /data-publish/revoke` answered an error): the
+ * release stays `revoking`, and asking again (or the expiry sweep) retries.
+ */
+export class RevocationFailedError extends AppError {
+  readonly code = "revocation_failed";
+
+  constructor(status: number, detail: string) {
+    super(
+      `Cannot revoke yet: the publish service answered ${status}: ${detail}; the release stays revoking and is retried`,
+    );
+  }
+}
+
 /** Configuration that prevents a service from starting. */
 export class ConfigError extends AppError {
   readonly code = "config_error";

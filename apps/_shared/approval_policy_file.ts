@@ -53,6 +53,8 @@ export function readApprovalPolicy(path: string | undefined, log: Logger): Appro
     destinations: policy.destinations,
     separation_of_duties: policy.separation_of_duties,
     approval_max_age_days: policy.approval_max_age_days,
+    release_expiry_days: policy.release_expiry_days ?? null,
+    revocation_roles: policy.revocation_roles,
   });
   return policy;
 }

@@ -20,6 +20,7 @@ const POLICY = {
   ],
   separation_of_duties: true,
   approval_max_age_days: 30,
+  revocation_roles: ["data-controller"],
   destinations: ["LSC"],
 };
 
@@ -58,6 +59,8 @@ Deno.test("a valid policy file is read and its gates logged", async () => {
   const line = JSON.parse(log.lines[0]!);
   assert.equal(line.event, "approval_policy");
   assert.deepEqual(line.gates, ["sign_off before package", "disclosure before publish"]);
+  assert.deepEqual(line.revocation_roles, ["data-controller"]);
+  assert.equal(line.release_expiry_days, null);
   await Deno.remove(join(path, ".."), { recursive: true });
 });
 

@@ -105,7 +105,14 @@ export type BodyReading = Omit<RequestBodyLimits, "maxBytes">;
  * Paths anyone may `GET` (or `HEAD`) without a key, besides the docs' assets (`api_docs.ts`, no data); any
  * other method needs the key there too.
  */
-const PUBLIC_PATHS = new Set(["/health", "/ready", "/openapi.json", "/docs"]);
+const PUBLIC_PATHS = new Set([
+  "/health",
+  "/ready",
+  "/openapi.json",
+  "/docs",
+  // The public keys that verify release receipts (`docs/revocation.md`): anyone may check a receipt.
+  "/.well-known/release-keys",
+]);
 
 /** Whether a request may go without a key. */
 function isPublic(c: Context): boolean {

@@ -22,7 +22,8 @@ export const ErrorEnvelope = z.object({
     request_id: z.string(),
     issues: z.array(Issue).optional(),
     release_id: z.string().optional().openapi({
-      description: "`approval_required`, `release_rejected`: the release the request names",
+      description:
+        "`approval_required`, `release_rejected`, `release_revoked`: the release the request names",
     }),
     gate: z.string().optional().openapi({ description: "`approval_required`: the gate not met" }),
     missing: z.record(z.string(), z.number().int()).optional().openapi({

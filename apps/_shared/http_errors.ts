@@ -73,9 +73,14 @@ import {
 } from "../../application/releases.ts";
 import {
   ApprovalTypeTakenError,
+  InvalidExpiryError,
+  InvalidReleaseTransitionError,
   NotEntitledError,
+  NotEntitledToRevokeError,
   NothingStagedToApproveError,
   ReleaseClosedError,
+  ReleaseNotPublishedError,
+  ReleaseRevokedError,
   SelfApprovalError,
   UnknownApprovalTypeError,
   UnknownGateError,
@@ -90,6 +95,7 @@ import {
   PersonTokenRejectedError,
 } from "../../ports/identity.ts";
 import {
+  RevocationFailedError,
   StagingUnavailableError,
   SubServiceProtocolError,
   SubServiceReplyTooLargeError,
@@ -110,6 +116,12 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [AwaitingNeedsPersonError, 400],
   [InvalidReleaseQueryError, 400],
   [NotEntitledError, 403],
+  [NotEntitledToRevokeError, 403],
+  [InvalidExpiryError, 422],
+  [ReleaseNotPublishedError, 404],
+  [ReleaseRevokedError, 409],
+  [InvalidReleaseTransitionError, 409],
+  [RevocationFailedError, 502],
   [SelfApprovalError, 403],
   [SourceNotAllowedError, 403],
   [InvalidSecretNameError, 422],
@@ -187,6 +199,7 @@ const PAYLOAD_FIELDS = new Map<ErrorClass, (error: any) => Readonly<Record<strin
     missing: e.missing,
   })],
   [ReleaseRejectedError, (e: ReleaseRejectedError) => ({ release_id: e.releaseId })],
+  [ReleaseRevokedError, (e: ReleaseRevokedError) => ({ release_id: e.releaseId })],
 ]);
 
 /** The fields the envelope of a known error carries beside its detail and code (none for most errors). */

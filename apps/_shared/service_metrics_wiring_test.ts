@@ -53,6 +53,7 @@ async function aDeployment(pgPort: number, mysqlPort: number) {
     env: {
       ...LOCAL_DATABASES_WITHOUT_TLS,
       SECRETS_MNT_PATH: secrets,
+      STATE_DIR: `${root}/state`,
       ALLOWED_SOURCES_FILE: `${root}/allowed.json`,
       SOURCE_CONNECT_TIMEOUT_SECONDS: "5",
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: `${root}/lsc`,

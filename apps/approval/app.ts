@@ -4,6 +4,11 @@
  * publish service's, forwarded path for path, query string and all, so its `Location` and `next` links
  * stay valid through the gateway.
  *
+ * Every `package` and `publish` records the project run's release (`docs/approvals.md`, `docs/revocation.md`):
+ * a publish forwards the release and records its receipt, crate and expiry; `/releases` serves releases,
+ * revokes them and serves their crates; an expiry sweep (`ApprovalService.sweepReleases`) revokes
+ * expired ones. `GET /.well-known/release-keys` relays the publish service's public receipt keys.
+ *
  * With approval gates (`ApprovalDeps.gates`, `docs/approvals.md`), `package` and `publish` pass only once
  * the gates before them are met (else 409 `approval_required`), a gated publish is forwarded with the
  * approved `expected_staging_digest`, a package whose publish is gated asks for the disclosure pre-checks
@@ -14,6 +19,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ReleaseLifecycle } from "../../application/release_lifecycle.ts";
 import {
   type Admission,
   AwaitingNeedsPersonError,
@@ -21,15 +27,31 @@ import {
   Releases,
   type Viewer,
 } from "../../application/releases.ts";
-import { type ApprovalPolicy, type GatedStep, gatesBefore } from "../../domain/approval_policy.ts";
+import {
+  type ApprovalPolicy,
+  type GatedStep,
+  gatesBefore,
+  mayRevoke,
+} from "../../domain/approval_policy.ts";
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
-import { RELEASE_STATES, releaseRequestOf, type ReleaseState } from "../../domain/release.ts";
+import {
+  NotEntitledToRevokeError,
+  RELEASE_STATES,
+  releaseRequestOf,
+  type ReleaseState,
+  type RevocationRequester,
+} from "../../domain/release.ts";
 import { DataContractTransferRequest } from "../../domain/contract.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import type { PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
+import type { ReleaseRevoker } from "../../ports/release_revoker.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
-import { StagingUnavailableError } from "../_shared/app_errors.ts";
+import {
+  RevocationFailedError,
+  StagingUnavailableError,
+  SubServiceProtocolError,
+} from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
 import { recordAuditDecision, recordAuditOutput } from "../_shared/audit.ts";
 import { success } from "../_shared/envelope.ts";
@@ -52,12 +74,15 @@ import {
   cancelRun,
   decideRelease,
   getRelease,
+  getReleaseCrate,
   getRun,
   listReleases,
   listRuns,
   packageProject,
   publishProject,
+  releaseKeys,
   resumeRun,
+  revokeRelease,
   runEvents,
   validateProject,
 } from "./routes.ts";
@@ -79,8 +104,8 @@ export interface ApprovalGates {
 export const DEFAULT_RELEASE_PAGE_SIZE = 50;
 
 /**
- * Which credential a gateway route takes when people sign in: decisions a person's token only, reading
- * releases either, everything else the key only.
+ * Which credential a gateway route takes when people sign in: decisions and revocations a person's token
+ * only, reading releases either, everything else the key only.
  */
 export function gatewayCredentialFor(c: Context): Credential {
   if (c.req.path !== "/releases" && !c.req.path.startsWith("/releases/")) return "key";
@@ -91,6 +116,13 @@ export function gatewayCredentialFor(c: Context): Credential {
 export interface ApprovalDeps {
   /** Approval gates; without them the gateway forwards package and publish as it always did. */
   readonly gates?: ApprovalGates | undefined;
+  /**
+   * Where releases are kept without gates (with gates, `gates.store`); one of the two is required: every
+   * package and publish records its release.
+   */
+  readonly releaseStore?: ReleaseStore | undefined;
+  /** The time now, without gates (with gates, `gates.now`); the system clock when absent. */
+  readonly now?: (() => Date) | undefined;
   readonly apiKey: string;
   readonly log: Logger;
   readonly maxBodyBytes: number;
@@ -131,7 +163,10 @@ export interface ApprovalDeps {
    * and record decisions in this service's audit trail.
    */
   readonly dashboard?:
-    | Omit<DashboardDeps, "releasesFor" | "recordDecision" | "log" | "publish" | "describe">
+    | Omit<
+      DashboardDeps,
+      "releasesFor" | "recordDecision" | "log" | "publish" | "describe" | "revoke" | "mayRevoke"
+    >
     | undefined;
 }
 
@@ -144,9 +179,30 @@ function publishEndpointOf(c: Context): string {
   return url.pathname.slice(1) + url.search;
 }
 
+/** The gateway's app, and the expiry sweep the composition root runs on a timer. */
+export interface ApprovalService {
+  readonly app: OpenAPIHono;
+  /**
+   * One expiry sweep (`ReleaseLifecycle.sweep`): revokes expired releases and retries revocations left
+   * `revoking`; never throws (failures are logged and retried next time).
+   */
+  sweepReleases(): Promise<void>;
+}
+
 /** Builds the gateway. */
 export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
+  return createApprovalService(deps).app;
+}
+
+/** Builds the gateway and its expiry sweep. */
+export function createApprovalService(deps: ApprovalDeps): ApprovalService {
   const gates = deps.gates;
+  const releaseStore = gates?.store ?? deps.releaseStore;
+  if (releaseStore === undefined) {
+    throw new TypeError("the gateway needs a release store: give gates or releaseStore");
+  }
+  const store: ReleaseStore = releaseStore;
+  const now = gates?.now ?? deps.now ?? (() => new Date());
   const app = createServiceApp({
     service: "approval",
     title: "CR8TOR Approval Service",
@@ -157,7 +213,7 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
     readiness: () =>
       Promise.all([
         ...[deps.metadata, deps.publish].map(healthCheck),
-        ...(gates === undefined ? [] : [releaseStoreCheck(gates.store)]),
+        releaseStoreCheck(store),
       ]),
     auditTrail: deps.auditTrail,
     bodyReading: deps.bodyReading,
@@ -252,27 +308,42 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
   });
 
   /** The release use cases for this request (the staging inspector carries its request id). */
-  function releasesFor(c: Context, g: ApprovalGates): Releases {
+  function releasesFor(c: Context): Releases {
     return new Releases({
-      store: g.store,
-      policy: g.policy,
+      store,
+      policy: gates?.policy ?? null,
       staging: publishStagingInspector(deps.publish, callOptions(c)),
-      now: g.now ?? (() => new Date()),
+      now,
+    });
+  }
+
+  /** The release lifecycle, its publish service calls carrying `requestId`. */
+  function lifecycleWith(requestId: string): ReleaseLifecycle {
+    return new ReleaseLifecycle({
+      store,
+      revoker: publishReleaseRevoker(deps.publish, {
+        fetch: deps.fetch,
+        timeoutMs: deps.timeoutMs,
+        maxReplyBytes: deps.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+        requestId,
+      }),
+      now,
+      expiryDays: gates?.policy.release_expiry_days,
     });
   }
 
   /**
-   * Checks the gates before `step` for the project run the request names (a release is found or
-   * created, requested by the caller's key, recording what a valid package request asks for: source and
-   * dataset); without gates, admits.
+   * Finds or creates the release of the project run the request names (requested by the caller's key,
+   * recording what a valid package request asks for: source and dataset), refuses a revoked one, and
+   * checks the gates before `step`.
    *
+   * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
    * @throws {ApprovalRequiredError} while a gate is not met.
    */
-  async function admit(c: Context, step: GatedStep): Promise<Admission | undefined> {
-    if (gates === undefined) return undefined;
+  async function admit(c: Context, step: GatedStep): Promise<Admission> {
     const body = JSON.parse(await c.req.text());
     const transfer = step === "package" ? DataContractTransferRequest.safeParse(body) : undefined;
-    return await releasesFor(c, gates).admit(
+    return await releasesFor(c).admit(
       step,
       {
         project_name: body.project_name,
@@ -308,24 +379,48 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
   });
 
   app.openapi(publishProject, async (c) => {
-    const admission = await admit(c, "publish");
-    // Gated: publish only what was approved; the publish service refuses (409 staging_changed) if staging
-    // no longer hashes to the approved digest.
-    const digest = admission?.staging_digest ?? null;
-    const reply = digest === null
-      ? await forward(c, deps.publish, "data-publish/publish", true)
-      : await callSubService(deps.publish, {
-        method: "POST",
-        endpoint: "data-publish/publish",
-        body: JSON.stringify({
-          ...JSON.parse(await c.req.text()),
-          expected_staging_digest: digest,
-        }),
-        headers: preferOf(c),
-      }, callOptions(c));
-    const published = reply.status === 200 ? publishedOutput(reply.body.payload) : undefined;
+    const lifecycle = lifecycleWith(requestIdOf(c));
+    const expiresAt = lifecycle.expiryFor(c.req.valid("json").expires_at);
+    const { release, staging_digest: digest } = await admit(c, "publish");
+    // The gateway's own `expires_at` is not the publish service's: it goes on in `release`.
+    const { expires_at: _expiresAt, ...forwarded } = JSON.parse(await c.req.text());
+    const reply = await callSubService(deps.publish, {
+      method: "POST",
+      endpoint: "data-publish/publish",
+      body: JSON.stringify({
+        ...forwarded,
+        // Gated: publish only what was approved; the publish service refuses (409 staging_changed) if
+        // staging no longer hashes to the approved digest.
+        ...(digest === null ? {} : { expected_staging_digest: digest }),
+        release: {
+          id: release.id,
+          requested_by: release.requested_by,
+          decisions: release.decisions,
+          expires_at: expiresAt,
+        },
+      }),
+      headers: preferOf(c),
+    }, callOptions(c));
+    if (reply.status === 202) {
+      // The run publishes later: its expiry starts now (its receipt and crate are not seen here).
+      await lifecycle.recordPublication(release.id, {}, expiresAt);
+      return relay(c, reply) as never;
+    }
+    if (reply.status !== 200) return relay(c, reply) as never;
+    const payload = (reply.body.payload ?? {}) as Record<string, unknown>;
+    const published = publishedOutput(payload);
     if (published !== undefined) recordAuditOutput(c, published);
-    return relay(c, reply) as never;
+    await lifecycle.recordPublication(release.id, payload, expiresAt);
+    const { crate: _crate, ...shown } = payload;
+    return c.json(success({ ...shown, release_id: release.id }), 200) as never;
+  });
+
+  app.openapi(releaseKeys, async (c) => {
+    const reply = await callSubService(deps.publish, {
+      method: "GET",
+      endpoint: ".well-known/release-keys",
+    }, callOptions(c));
+    return c.json(reply.body, reply.status as ContentfulStatusCode) as never;
   });
 
   app.openapi(getRun, async (c) => await forwardRuns(c, "GET") as never);
@@ -368,11 +463,29 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
 
   app.openapi(runEvents, async (c) => await relayRunEvents(c, publishEndpointOf(c)) as never);
 
-  if (gates !== undefined) addReleaseRoutes(app, gates, releasesFor, deps);
+  addReleaseRoutes(app, {
+    gates,
+    releasesFor,
+    lifecycleFor: (c) => lifecycleWith(requestIdOf(c)),
+    callerKeyId,
+    log: deps.log,
+  });
   if (gates !== undefined && deps.dashboard !== undefined) {
     addDashboard(app, {
       ...deps.dashboard,
-      releasesFor: (c) => releasesFor(c, gates),
+      releasesFor,
+      mayRevoke: (person) => mayRevoke(gates.policy, person.roles),
+      revoke: async (c, id, reason, person) => {
+        if (!mayRevoke(gates.policy, person.roles)) throw new NotEntitledToRevokeError();
+        const release = await lifecycleWith(requestIdOf(c)).revoke(id, {
+          reason,
+          requested_by: { kind: "person", id: person.id, issuer: person.issuer },
+        });
+        const certificate = release.revocation?.certificate;
+        if (certificate !== null && certificate !== undefined) {
+          recordAuditOutput(c, { certificate });
+        }
+      },
       recordDecision: recordAuditDecision,
       log: deps.log,
       describe: (c, body) =>
@@ -388,7 +501,24 @@ export function createApprovalApp(deps: ApprovalDeps): OpenAPIHono {
       },
     });
   }
-  return app;
+  return {
+    app,
+    async sweepReleases() {
+      try {
+        const report = await lifecycleWith(crypto.randomUUID()).sweep();
+        for (const id of report.revoked) {
+          deps.log.info("release_revoked", { release_id: id, detail: "expired" });
+        }
+        for (const { id, code } of report.failed) {
+          deps.log.warn("release_revocation_failed", { release_id: id, code });
+        }
+      } catch (e) {
+        deps.log.warn("release_sweep_failed", {
+          code: e instanceof Error && "code" in e ? String(e.code) : "internal_error",
+        });
+      }
+    },
+  };
 }
 
 /** Who the request comes from, as a release viewer: a person when one signed in, else the key. */
@@ -397,21 +527,70 @@ function viewerOf(c: Context): Viewer {
   return person === undefined ? { kind: "key" } : { kind: "person", person };
 }
 
-/** `/releases`: reading releases (key or person) and recording decisions (person). */
-function addReleaseRoutes(
-  app: OpenAPIHono,
-  gates: ApprovalGates,
-  releasesFor: (c: Context, g: ApprovalGates) => Releases,
-  deps: ApprovalDeps,
-): void {
+/** What the `/releases` routes use. */
+interface ReleaseRoutesDeps {
+  /** Approval gates; without them there are no people and no decisions, and the key does all. */
+  readonly gates: ApprovalGates | undefined;
+  readonly releasesFor: (c: Context) => Releases;
+  readonly lifecycleFor: (c: Context) => ReleaseLifecycle;
+  /** The audit id of the gateway key (who revokes when the key does). */
+  readonly callerKeyId: Promise<string>;
+  readonly log: Logger;
+}
+
+/**
+ * Who asks to revoke: with gates, the signed-in person, who must hold a revocation role; without, the
+ * key.
+ *
+ * @throws {NotEntitledToRevokeError} when the person holds no revocation role.
+ */
+async function revokerOf(
+  c: Context,
+  gates: ApprovalGates | undefined,
+  callerKeyId: Promise<string>,
+): Promise<RevocationRequester> {
+  if (gates === undefined) return { kind: "key", id: await callerKeyId };
+  const person = personOf(c);
+  // The credential rule (`gatewayCredentialFor`) admitted a person's token only.
+  if (person === undefined) throw new Error("revocations need a person");
+  if (!mayRevoke(gates.policy, person.roles)) throw new NotEntitledToRevokeError();
+  return { kind: "person", id: person.id, issuer: person.issuer };
+}
+
+/**
+ * `/releases`: reading releases and their crates (key or person), revoking them (a person with a
+ * revocation role; the key without gates) and recording decisions (person, with gates only).
+ */
+function addReleaseRoutes(app: OpenAPIHono, deps: ReleaseRoutesDeps): void {
+  const { gates, releasesFor } = deps;
   app.openapi(getRelease, async (c) => {
-    const view = await releasesFor(c, gates).view(c.req.valid("param").id, viewerOf(c));
+    const view = await releasesFor(c).view(c.req.valid("param").id, viewerOf(c));
     return c.json(success(view), 200) as never;
+  });
+
+  app.openapi(getReleaseCrate, async (c) => {
+    const crate = await deps.lifecycleFor(c).crate(c.req.valid("param").id);
+    return c.body(JSON.stringify(crate), 200, {
+      "content-type": "application/ld+json",
+    }) as never;
+  });
+
+  app.openapi(revokeRelease, async (c) => {
+    const id = c.req.valid("param").id;
+    const requestedBy = await revokerOf(c, gates, deps.callerKeyId);
+    const release = await deps.lifecycleFor(c).revoke(id, {
+      reason: c.req.valid("json").reason,
+      requested_by: requestedBy,
+    });
+    const certificate = release.revocation?.certificate;
+    if (certificate !== null && certificate !== undefined) recordAuditOutput(c, { certificate });
+    deps.log.info("release_revoked", { release_id: id });
+    return c.json(success(await releasesFor(c).view(id, viewerOf(c))), 200) as never;
   });
 
   app.openapi(listReleases, async (c) => {
     const query = c.req.valid("query");
-    const releases = releasesFor(c, gates);
+    const releases = releasesFor(c);
     if (query.awaiting !== undefined) {
       if (query.awaiting !== "me") {
         throw new InvalidReleaseQueryError("Cannot list releases: awaiting takes only `me`");
@@ -451,12 +630,13 @@ function addReleaseRoutes(
     return c.json(success({ releases: page.releases, next }), 200) as never;
   });
 
+  if (gates === undefined) return;
   app.openapi(decideRelease, async (c) => {
     const person = personOf(c);
     // requirePerson admitted the request, so there is a person.
     if (person === undefined) throw new Error("decisions need a person");
     const id = c.req.valid("param").id;
-    const outcome = await releasesFor(c, gates).decide(
+    const outcome = await releasesFor(c).decide(
       id,
       person,
       c.req.valid("json"),
@@ -477,6 +657,47 @@ async function releaseStoreCheck(store: ReleaseStore): Promise<ReadinessCheck> {
   } catch {
     return { name: "release store", ok: false, detail: "cannot be read" };
   }
+}
+
+/**
+ * Revocation through the publish service (`POST /data-publish/revoke`): a 200 carries the deletion
+ * certificate; anything else is a {@link RevocationFailedError} (the release stays `revoking`).
+ */
+function publishReleaseRevoker(publish: SubService, options: CallOptions): ReleaseRevoker {
+  return {
+    async revoke(release, revocation) {
+      const type = release.destination.type;
+      const reply = await callSubService(publish, {
+        method: "POST",
+        endpoint: "data-publish/revoke",
+        body: JSON.stringify({
+          project_name: release.project_name,
+          project_start_time: release.project_start_time,
+          destination: {
+            type,
+            name: release.destination.name,
+            format: type === "postgresql" ? "sql" : "csv",
+          },
+          release_id: release.id,
+          reason: revocation.reason,
+          requested_by: { kind: revocation.requested_by.kind, id: revocation.requested_by.id },
+        }),
+      }, options);
+      const payload = reply.body.payload as Record<string, unknown> | undefined;
+      if (reply.status !== 200) {
+        const detail = (payload as { detail?: unknown } | undefined)?.detail;
+        throw new RevocationFailedError(
+          reply.status,
+          typeof detail === "string" ? detail : "no detail",
+        );
+      }
+      const certificate = payload?.certificate;
+      if (typeof certificate !== "object" || certificate === null || Array.isArray(certificate)) {
+        throw new SubServiceProtocolError(publish.name);
+      }
+      return certificate as Record<string, unknown>;
+    },
+  };
 }
 
 /**

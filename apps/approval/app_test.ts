@@ -318,6 +318,7 @@ Deno.test("approval app sub-service failures", async (t) => {
     assert.deepEqual(json.payload.checks, [
       { name: "metadata service", ok: false, detail: "cannot reach http://metadata.test:8002/" },
       { name: "publish service", ok: true },
+      { name: "release store", ok: true },
     ]);
   });
 });

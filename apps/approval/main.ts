@@ -28,7 +28,8 @@ import { readApprovalPolicy } from "../_shared/approval_policy_file.ts";
 import type { Logger } from "../_shared/log.ts";
 import { personVerifierFromEnv } from "../_shared/person_verifier_from_env.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
-import { type ApprovalGates, createApprovalApp } from "./app.ts";
+import { type ApprovalGates, createApprovalService } from "./app.ts";
+import { startReleaseSweeper } from "./release_sweeper.ts";
 import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
 import { OidcLogin } from "../../adapters/oidc/oidc_login.ts";
 import { OidcEnv } from "../_shared/person_verifier_from_env.ts";
@@ -45,6 +46,8 @@ export const ApprovalEnv = CommonEnv.extend({
   SUBSERVICE_MAX_REPLY_BYTES: z.coerce.number<unknown>().int().positive().default(
     DEFAULT_MAX_REPLY_BYTES,
   ),
+  /** How often the expiry sweep revokes expired releases and retries revocations left `revoking`. */
+  RELEASE_SWEEP_INTERVAL_SECONDS: z.coerce.number<unknown>().positive().max(86_400).default(60),
 });
 
 /** The dashboard's settings (`docs/ui.md`). */
@@ -127,18 +130,18 @@ export const RELEASE_STORE_KIND: StateStoreKind<ReleaseStore> = {
 };
 
 /**
- * The approval gates the environment configures: none without `APPROVAL_POLICY_FILE` (nothing else is
- * read then, and the log says there are no gates); with it, the policy, the release store
- * (`RELEASE_STORE`, SQLite under `STATE_DIR` by default) and people's sign-in (`OIDC_*`, required).
+ * The approval gates the environment configures over `store` (the release store, always opened:
+ * `RELEASE_STORE`, SQLite under `STATE_DIR` by default): none without `APPROVAL_POLICY_FILE` (nothing
+ * else is read then, and the log says there are no gates); with it, the policy and people's sign-in
+ * (`OIDC_*`, required).
  *
- * @throws {ConfigError} when the policy is not valid, OIDC is not configured beside it, or the release
- *   store cannot be opened.
+ * @throws {ConfigError} when the policy is not valid or OIDC is not configured beside it.
  */
-export async function approvalGatesFromEnv(
+export function approvalGatesFromEnv(
   env: Record<string, string | undefined>,
-  secrets: SecretStore,
+  store: ReleaseStore,
   log: Logger,
-): Promise<ApprovalGates | undefined> {
+): ApprovalGates | undefined {
   const policy = readApprovalPolicy(env.APPROVAL_POLICY_FILE?.trim(), log);
   if (policy === null) return undefined;
   const verifier = personVerifierFromEnv(env);
@@ -148,7 +151,6 @@ export async function approvalGatesFromEnv(
         "a person's token, so set OIDC_ISSUER_URL and OIDC_AUDIENCE (or unset APPROVAL_POLICY_FILE)",
     );
   }
-  const store = await stateStoreFromEnv(RELEASE_STORE_KIND, env, secrets, log);
   return { policy, store, verifier };
 }
 
@@ -172,11 +174,21 @@ export async function buildApprovalService(
   const auditTrail = auditTrailFromEnv(env, log);
   const refusals = refusalTallyFrom(config, { service: "approval", log, trail: auditTrail });
   const { metrics, metricsAccess } = await metricsFrom(config, { service: "approval", secrets });
-  const gates = await approvalGatesFromEnv(env, secrets.store, log);
-  const dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
+  // Every release is recorded, with or without a policy (`docs/revocation.md`).
+  const releaseStore = await stateStoreFromEnv(RELEASE_STORE_KIND, env, secrets.store, log);
+  let gates: ApprovalGates | undefined;
+  let dashboard: ApprovalDeps["dashboard"];
+  try {
+    gates = approvalGatesFromEnv(env, releaseStore, log);
+    dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
+  } catch (e) {
+    await releaseStore.close();
+    throw e;
+  }
   const shutdown = new AbortController();
-  const app = createApprovalApp({
+  const { app, sweepReleases } = createApprovalService({
     gates,
+    releaseStore,
     apiKey,
     log,
     maxBodyBytes: config.MAX_BODY_BYTES,
@@ -202,6 +214,7 @@ export async function buildApprovalService(
     shutdownSignal: shutdown.signal,
     dashboard,
   });
+  const sweeper = startReleaseSweeper(sweepReleases, config.RELEASE_SWEEP_INTERVAL_SECONDS * 1000);
   return {
     fetch: app.fetch,
     ...listenOptionsFrom(config, portFrom(env, 8000)),
@@ -213,8 +226,9 @@ export async function buildApprovalService(
       return Promise.resolve();
     },
     close: async () => {
+      await sweeper.stop();
       await refusals.close();
-      await gates?.store.close();
+      await releaseStore.close();
     },
   };
 }

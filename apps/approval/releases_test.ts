@@ -309,7 +309,7 @@ Deno.test("gates on: staging that changes between the gate check and the publish
   assert.deepEqual([...Deno.readDirSync(`${s.world.base}/production`)], [], "nothing moved");
 });
 
-Deno.test("gates off: no /releases routes and package goes through as before", async () => {
+Deno.test("gates off: package goes through as before, and its release is recorded for the key", async () => {
   using world = new FakeWorld();
   const app = world.approvalApp();
   const res = await app.request(postJson("/project/package", aTransferRequest(), APPROVAL_KEY));
@@ -317,7 +317,22 @@ Deno.test("gates off: no /releases routes and package goes through as before", a
   const releases = await app.request(
     new Request("http://test.local/releases", { headers: { "x-api-key": APPROVAL_KEY } }),
   );
-  assert.equal(releases.status, 404);
+  const json = await releases.json();
+  assert.equal(releases.status, 200, JSON.stringify(json));
+  assert.equal(json.payload.releases.length, 1);
+  const [release] = json.payload.releases;
+  assert.equal(release.state, "open");
+  assert.equal(release.requested_by.kind, "key");
+  assert.deepEqual(release.gates, []);
+  assert.deepEqual(release.allowed_actions, []);
+  const decisions = await app.request(
+    postJson(`/releases/${release.id}/decisions`, {
+      gate: "sign_off",
+      approval_type: "X",
+      decision: "approve",
+    }, APPROVAL_KEY),
+  );
+  assert.equal(decisions.status, 404, "no decisions without a policy");
 });
 
 /** `POLICY` with only some of its gates, for `destinations`. */

@@ -13,7 +13,15 @@ import {
   StageTransferPayload,
 } from "../../domain/contract.ts";
 import { runOutcomeSchema, runSchema } from "../../domain/run.ts";
-import { DECISION_KINDS, releaseRequestSchema, releaseSchema } from "../../domain/release.ts";
+import {
+  DECISION_KINDS,
+  MAX_EXPIRY_DAYS,
+  MAX_REVOCATION_REASON_LENGTH,
+  publicationSchema,
+  RELEASE_STATES,
+  releaseRequestSchema,
+  releaseSchema,
+} from "../../domain/release.ts";
 import { API_KEY_SECURITY, errorResponses, PERSON_TOKEN_SECURITY } from "../_shared/create_app.ts";
 import { ErrorEnvelope, openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -144,6 +152,31 @@ export const packageProject = createRoute({
   },
 });
 
+/**
+ * The gateway's publish body: the CLI's, plus an optional `expires_at` (an extension, README
+ * Deviations) that overrides the policy's `release_expiry_days`.
+ */
+const GatewayPublishRequest = openApiComponent(
+  DataContractPublishRequest.extend({
+    expires_at: z.iso.datetime({ offset: true }).optional().openapi({
+      description: "When the release expires and is revoked (in the future, at most " +
+        `${MAX_EXPIRY_DAYS} days away); without it the policy's release_expiry_days, else never. ` +
+        "An extension: the CR8TOR CLI never sends it",
+    }),
+  }),
+  "GatewayPublishRequest",
+);
+
+/** What a publish through the gateway answers: the publish service's payload, without its crate. */
+const GatewayPublishPayload = openApiComponent(
+  PublishPayload.extend({
+    release_id: z.string().openapi({ description: "The release published" }),
+    receipt: z.object({ jws: z.string(), claims: z.record(z.string(), z.unknown()) }).optional()
+      .openapi({ description: "The signed release receipt (compact JWS, EdDSA) and its claims" }),
+  }),
+  "GatewayPublishPayload",
+);
+
 /** `POST /project/publish`: forwards to the publish service's publish, `Prefer` included. */
 export const publishProject = createRoute({
   method: "post",
@@ -153,17 +186,14 @@ export const publishProject = createRoute({
   security: API_KEY_SECURITY,
   request: {
     headers: PreferHeader,
-    ...jsonBody(openApiComponent(DataContractPublishRequest, "DataContractPublishRequest")),
+    ...jsonBody(GatewayPublishRequest),
   },
   responses: {
     202: ASYNC_ACCEPTED,
     200: {
-      description: "What was published",
-      content: {
-        "application/json": {
-          schema: successEnvelope(openApiComponent(PublishPayload, "PublishPayload")),
-        },
-      },
+      description: "What was published, its release and receipt (the crate is served by " +
+        "GET /releases/{id}/crate)",
+      content: { "application/json": { schema: successEnvelope(GatewayPublishPayload) } },
     },
     ...GATED_ERRORS,
   },
@@ -271,7 +301,7 @@ export const resumeRun = createRoute({
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Releases and decisions (`docs/approvals.md`): only with an approval policy.
+// Releases (`docs/approvals.md`, `docs/revocation.md`); decisions only with an approval policy.
 
 const AllowedActionView = z.object({
   gate: z.string(),
@@ -282,6 +312,10 @@ const AllowedActionView = z.object({
 /** A release as every reply shows it (`application/releases.ts` `ReleaseView`). */
 const ReleaseView = openApiComponent(
   releaseSchema.extend({
+    publication: publicationSchema.omit({ crate: true }).nullable().openapi({
+      description: "The latest publish: when, its signed receipt and what was published (the " +
+        "crate is GET /releases/{id}/crate); null before the first",
+    }),
     request: releaseRequestSchema.omit({ credentials: true }).nullable().openapi({
       description: "What the package requests naming this release asked for: the source (never " +
         "its credentials) and every dataset requested (one per schema); null when none was recorded",
@@ -343,7 +377,7 @@ export const listReleases = createRoute({
           "(a person's token only; the other parameters are then ignored)",
       }),
       project: z.string().optional(),
-      state: z.string().optional().openapi({ description: "`open` or `rejected`" }),
+      state: z.string().optional().openapi({ description: RELEASE_STATES.join(", ") }),
       limit: z.string().optional().openapi({ description: "1 to 1000; 50 by default" }),
       cursor: z.string().optional().openapi({ description: "From the previous page's `next`" }),
     }),
@@ -389,5 +423,70 @@ export const decideRelease = createRoute({
       content: { "application/json": { schema: successEnvelope(ReleaseView) } },
     },
     ...errorResponses(401, 404, 409, 502, 504),
+  },
+});
+
+/** What revoking a release says. */
+export const RevokeBody = z.object({
+  reason: z.string().min(1).max(MAX_REVOCATION_REASON_LENGTH).openapi({
+    description: "Why; kept with the release and sent to the publish service",
+  }),
+}).strict().openapi("RevokeRequest");
+
+/** `POST /releases/{id}/revoke`: deletes what the release published and records its certificate. */
+export const revokeRelease = createRoute({
+  method: "post",
+  path: "/releases/{id}/revoke",
+  summary: "Revoke a release: delete what it published, keep the deletion certificate",
+  description: "With an approval policy, a person's token holding one of the policy's " +
+    "revocation_roles; without one, the key. The release becomes revoking, then revoked with the " +
+    "publish service's deletion certificate (also in the audit trail). Idempotent: a revoking " +
+    "release is retried, a revoked one returned as it is.",
+  tags: ["releases"],
+  security: [...API_KEY_SECURITY, ...PERSON_TOKEN_SECURITY],
+  request: { params: ReleaseIdParam, ...jsonBody(RevokeBody) },
+  responses: {
+    200: {
+      description: "The release, revoked",
+      content: { "application/json": { schema: successEnvelope(ReleaseView) } },
+    },
+    ...errorResponses(401, 403, 404, 409, 502, 504),
+  },
+});
+
+/** `GET /releases/{id}/crate`: the RO-Crate of the release's latest publish. */
+export const getReleaseCrate = createRoute({
+  method: "get",
+  path: "/releases/{id}/crate",
+  summary: "The RO-Crate (JSON-LD) describing the release's latest publish",
+  tags: ["releases"],
+  security: KEY_OR_PERSON,
+  request: { params: ReleaseIdParam },
+  responses: {
+    200: {
+      description: "The crate (ro-crate-metadata.json)",
+      content: { "application/ld+json": { schema: z.record(z.string(), z.unknown()) } },
+    },
+    ...errorResponses(401, 404),
+  },
+});
+
+/** `GET /.well-known/release-keys`: the publish service's receipt keys (JWKS), relayed, no key needed. */
+export const releaseKeys = createRoute({
+  method: "get",
+  path: "/.well-known/release-keys",
+  summary: "The public keys (JWKS) that verify release receipts (relayed; no key needed)",
+  tags: ["releases"],
+  security: [],
+  responses: {
+    200: {
+      description: "A JSON Web Key Set",
+      content: {
+        "application/json": {
+          schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
+        },
+      },
+    },
+    ...errorResponses(404, 502, 504),
   },
 });

@@ -8,6 +8,7 @@ import { memoryLogger } from "../_shared/log.ts";
 import { RefusalTally } from "../_shared/refusals.ts";
 import { listen } from "../_shared/serve.ts";
 import { createApprovalApp } from "./app.ts";
+import { MemoryReleaseStore } from "../../adapters/memory/memory_release_store.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { aPublishRequest, aTransferRequest } from "../../tests/support/requests.ts";
 import { APPROVAL_KEY, METADATA_KEY, PUBLISH_KEY } from "../../tests/support/apps.ts";
@@ -27,6 +28,7 @@ async function aGateway(
   const log = memoryLogger("approval");
   const refusals = new RefusalTally({ service: "approval", log, intervalMs: 60_000 });
   const app = createApprovalApp({
+    releaseStore: new MemoryReleaseStore(),
     apiKey: APPROVAL_KEY,
     log,
     refusals,
@@ -221,7 +223,10 @@ Deno.test("approval app forwards Prefer: respond-async on package and publish", 
         assert.equal(res.status, 202);
         assert.equal(api.received.at(-1)?.target, `/data-publish/${action}`);
         assert.equal(api.received.at(-1)?.headers.get("prefer"), "respond-async");
-        assert.deepEqual(JSON.parse(api.received.at(-1)?.body ?? ""), body);
+        // A publish also carries its release (`docs/revocation.md`).
+        const { release, ...forwarded } = JSON.parse(api.received.at(-1)?.body ?? "");
+        assert.deepEqual(forwarded, body);
+        assert.equal(release === undefined, action === "package");
         assert.equal(json.status, "success");
         assert.equal(json.payload.action, action);
         assert.equal(json.payload.state, "queued");

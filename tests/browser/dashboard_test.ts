@@ -201,6 +201,15 @@ browserTest(
     await otto.getByText("sha512sum --check manifest-sha512.txt").first().waitFor();
     await assertAccessible(otto, "published");
     await screenshot(otto, "published.png");
+
+    // An operator may revoke (the world's publish service has no revoke: the release stays revoking).
+    await otto.goto(`${s.baseUrl}/ui/releases/${id}`);
+    await otto.getByRole("button", { name: "Revoke release" }).waitFor();
+    await assertAccessible(otto, "release with the revoke form");
+    await otto.locator("#revoke-reason").fill("consent withdrawn");
+    await otto.getByRole("button", { name: "Revoke release" }).click();
+    await otto.getByRole("heading", { name: "Revocation" }).waitFor();
+    await assertAccessible(otto, "release being revoked");
   },
 );
 

@@ -154,8 +154,34 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           body: BAD_BODY,
           expect: 422,
         },
+        {
+          name: "publish expiry in the past",
+          method: "post",
+          path: "/project/publish",
+          body: { ...aPublishRequest(), expires_at: "2000-01-01T00:00:00Z" },
+          expect: 422,
+        },
         { name: "health", method: "get", path: "/health", expect: 200 },
         { name: "ready", method: "get", path: "/ready", expect: 200 },
+        // Releases without a policy: the key reads and revokes them (their success replies are
+        // checked against this document in apps/approval/lifecycle_test.ts).
+        { name: "releases", method: "get", path: "/releases", expect: 200 },
+        { name: "release unknown", method: "get", path: "/releases/{id}", expect: 404 },
+        { name: "crate unknown", method: "get", path: "/releases/{id}/crate", expect: 404 },
+        {
+          name: "revoke unknown",
+          method: "post",
+          path: "/releases/{id}/revoke",
+          body: { reason: "consent withdrawn" },
+          expect: 404,
+        },
+        {
+          name: "release keys relayed (this publish service has none)",
+          method: "get",
+          path: "/.well-known/release-keys",
+          key: "",
+          expect: 404,
+        },
         // The runs API is forwarded to the publish service; its success replies are checked against this
         // document in apps/approval/runs_test.ts. A templated path is requested as it is written.
         ...([

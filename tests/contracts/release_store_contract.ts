@@ -6,16 +6,21 @@
 import assert from "node:assert/strict";
 import { parseApprovalPolicy } from "../../domain/approval_policy.ts";
 import {
+  completeRevocation,
   type DecidingPerson,
   type Decision,
   gatesOpenedBy,
+  InvalidReleaseTransitionError,
   newDecision,
   newRelease,
   type NewReleaseInput,
   type Release,
   ReleaseClosedError,
   type ReleaseRequest,
+  ReleaseRevokedError,
   SelfApprovalError,
+  startRevocation,
+  withPublication,
 } from "../../domain/release.ts";
 import {
   InvalidReleaseCursorError,
@@ -345,4 +350,123 @@ export async function releaseStoreContract(
       assert.equal(opened[0]?.release.decisions.length, 3);
     },
   );
+
+  await step(
+    "update stores the callback's change of the freshest release, seen by a second instance",
+    async (under) => {
+      const { store } = under;
+      const { release } = await store.ensure(aRelease(1));
+      const published = await store.update(
+        release.id,
+        (fresh) => withPublication(fresh, A_PUBLICATION, instant(1000)),
+      );
+      assert.deepEqual(published.publication, A_PUBLICATION);
+      assert.equal(published.expires_at, instant(1000));
+      let seen: Release | undefined;
+      const revoking = await store.update(release.id, (fresh) => {
+        seen = fresh;
+        return startRevocation(fresh, { reason: "consent withdrawn", requested_by: KEY }, NOW);
+      });
+      assert.deepEqual(seen, published);
+      assert.equal(revoking.state, "revoking");
+      await using other = await under.reopen();
+      assert.deepEqual(await other.get(release.id), revoking);
+      const revoked = await other.update(
+        release.id,
+        (fresh) => completeRevocation(fresh, { id: "cert-1" }, instant(200)),
+      );
+      assert.equal(revoked.state, "revoked");
+      assert.deepEqual(revoked.revocation?.certificate, { id: "cert-1" });
+      assert.deepEqual(await store.get(release.id), revoked);
+      assert.deepEqual(
+        (await store.list({ state: "revoked", limit: 10 })).releases.map((r) => r.id),
+        [release.id],
+      );
+    },
+  );
+
+  await step(
+    "update refuses a callback error, a forbidden transition and another release, changing nothing",
+    async ({ store }) => {
+      const { release } = await store.ensure(aRelease(1));
+      await assert.rejects(
+        store.update(release.id, () => {
+          throw new ReleaseClosedError(release.id);
+        }),
+        ReleaseClosedError,
+      );
+      await assert.rejects(
+        store.update(release.id, (fresh) => ({ ...fresh, state: "revoked" })),
+        (e) =>
+          e instanceof InvalidReleaseTransitionError && e.code === "invalid_release_transition",
+      );
+      await assert.rejects(store.update(release.id, (fresh) => ({ ...fresh, id: "other" })));
+      await assert.rejects(
+        store.update(release.id, (fresh) => ({ ...fresh, expires_at: "tomorrow" })),
+      );
+      assert.deepEqual(await store.get(release.id), release);
+      await assert.rejects(
+        store.update("no-such-release", (r) => r),
+        (e) => e instanceof ReleaseNotFoundError,
+      );
+    },
+  );
+
+  await step(
+    "a revoking release takes no decision; revoked is final",
+    async ({ store }) => {
+      const { release } = await store.ensure(aRelease(1));
+      await store.update(
+        release.id,
+        (fresh) => startRevocation(fresh, { reason: "r", requested_by: KEY }, NOW),
+      );
+      await assert.rejects(
+        store.decide(release.id, by("a")),
+        (e) => e instanceof ReleaseRevokedError && e.code === "release_revoked",
+      );
+      const revoked = await store.update(
+        release.id,
+        (fresh) => completeRevocation(fresh, { id: "c" }, NOW),
+      );
+      await assert.rejects(
+        store.update(release.id, (fresh) => ({ ...fresh, state: "revoking" })),
+        InvalidReleaseTransitionError,
+      );
+      await assert.rejects(
+        store.update(release.id, (fresh) => withPublication(fresh, A_PUBLICATION, null)),
+        ReleaseRevokedError,
+      );
+      assert.deepEqual(await store.get(release.id), revoked);
+    },
+  );
+
+  await step(
+    "concurrent revocations from two instances: the first is kept, every one sees it",
+    async (under) => {
+      await using other = await under.reopen();
+      const { release } = await under.store.ensure(aRelease(1));
+      const results = await Promise.all(
+        ["a", "b", "c", "d"].map((who, i) =>
+          (i % 2 === 0 ? under.store : other).update(
+            release.id,
+            (fresh) =>
+              startRevocation(fresh, { reason: who, requested_by: { kind: "key", id: who } }, NOW),
+          )
+        ),
+      );
+      const stored = await under.store.get(release.id);
+      assert.equal(stored?.state, "revoking");
+      for (const result of results) assert.deepEqual(result, stored);
+    },
+  );
 }
+
+const KEY = { kind: "key", id: "0123456789abcdef" } as const;
+
+/** A publication as the gateway records one from a publish reply. */
+export const A_PUBLICATION = {
+  published_at: instant(50),
+  receipt: { jws: "aaa.bbb.ccc", claims: { release_id: "x", sub: "sha512:00" } },
+  crate: { "@context": "https://w3id.org/ro/crate/1.1/context", "@graph": [] },
+  files: [{ file_path: "Pr042/data.csv", hash_value: "ab", total_bytes: 3 }],
+};

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
+import { MemoryReleaseStore } from "../../adapters/memory/memory_release_store.ts";
+import type { ReleaseStore } from "../../ports/release_store.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import {
   type MemoryRows,
@@ -32,7 +34,8 @@ import {
 import {
   type ApprovalDeps,
   type ApprovalGates,
-  createApprovalApp,
+  type ApprovalService,
+  createApprovalService,
 } from "../../apps/approval/app.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
@@ -45,6 +48,21 @@ export const APPROVAL_KEY = "approval-key-0123456789";
 export const METADATA_KEY = "metadata-key-0123456789";
 export const PUBLISH_KEY = "publish-key-0123456789";
 export const SOURCE_PASSWORD = "s3cret-source-password";
+
+/** How a test builds the gateway (`FakeWorld.approvalApp`). */
+export interface ApprovalAppOptions {
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  maxReplyBytes?: number;
+  /** Approval gates (`docs/approvals.md`); none by default. */
+  gates?: ApprovalGates;
+  /** The dashboard (`docs/ui.md`); none by default. */
+  dashboard?: ApprovalDeps["dashboard"];
+  /** Where releases are kept without gates; the world's own in-memory store by default. */
+  releaseStore?: ReleaseStore;
+  /** The gateway's clock without gates; the system clock by default. */
+  now?: () => Date;
+}
 
 /**
  * Fakes shared by the metadata and publish apps of one test: an in-memory source and secret store, and a
@@ -69,6 +87,9 @@ export class FakeWorld implements Disposable {
   readonly metadataLog = memoryLogger("metadata");
   readonly publishLog = memoryLogger("publish");
   readonly approvalLog = memoryLogger("approval");
+  /** Where the gateway keeps releases without gates (its gates bring their own store). */
+  readonly releaseStore: MemoryReleaseStore = new MemoryReleaseStore();
+
   /** The audit trail all three apps share; set it before the first app is built to audit them. */
   audit: MemoryAuditTrail | undefined;
   catalogs: SchemaCatalog[] = [ONCOLOGY];
@@ -196,17 +217,12 @@ export class FakeWorld implements Disposable {
   }
 
   /** The gateway, calling the in-process metadata and publish apps through an injected fetch. */
-  approvalApp(
-    options: {
-      timeoutMs?: number;
-      fetch?: typeof fetch;
-      maxReplyBytes?: number;
-      /** Approval gates (`docs/approvals.md`); none by default. */
-      gates?: ApprovalGates;
-      /** The dashboard (`docs/ui.md`); none by default. */
-      dashboard?: ApprovalDeps["dashboard"];
-    } = {},
-  ) {
+  approvalApp(options: ApprovalAppOptions = {}) {
+    return this.approvalService(options).app;
+  }
+
+  /** {@link approvalApp} with its expiry sweep (`ApprovalService.sweepReleases`). */
+  approvalService(options: ApprovalAppOptions = {}): ApprovalService {
     const metadata = this.metadataApp();
     const publish = this.publishApp();
     const routed: typeof fetch = (input, init) => {
@@ -214,8 +230,10 @@ export class FakeWorld implements Disposable {
       const target = url.hostname === "metadata.test" ? metadata : publish;
       return Promise.resolve(target.request(url.pathname, init));
     };
-    return createApprovalApp({
+    return createApprovalService({
       gates: options.gates,
+      releaseStore: options.releaseStore ?? this.releaseStore,
+      now: options.now,
       apiKey: APPROVAL_KEY,
       log: this.approvalLog,
       auditTrail: this.audit,

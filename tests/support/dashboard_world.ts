@@ -52,7 +52,12 @@ export async function startDashboardWorld(): Promise<DashboardWorld> {
   world.audit = new MemoryAuditTrail();
   const store = new MemoryReleaseStore();
   const app = world.approvalApp({
-    gates: { policy: parseApprovalPolicy(DEMO_APPROVAL_POLICY), store, verifier },
+    gates: {
+      // Operators may revoke (`docs/revocation.md`), so that the pages show the Revoke form.
+      policy: parseApprovalPolicy({ ...DEMO_APPROVAL_POLICY, revocation_roles: ["operator"] }),
+      store,
+      verifier,
+    },
     dashboard: {
       login: new OidcLogin({
         issuerUrl: idp.issuer,

@@ -22,7 +22,11 @@ import { sameSecret } from "../../../adapters/oidc/oidc_login.ts";
 import type { DecisionAttempt, Releases, ReleaseView } from "../../../application/releases.ts";
 import { DatasetMetadataPayload } from "../../../domain/contract.ts";
 import { AppError } from "../../../domain/errors.ts";
-import { DECISION_KINDS, type DecisionKind } from "../../../domain/release.ts";
+import {
+  DECISION_KINDS,
+  type DecisionKind,
+  MAX_REVOCATION_REASON_LENGTH,
+} from "../../../domain/release.ts";
 import type { Person } from "../../../ports/identity.ts";
 import { statusOf } from "../../_shared/http_errors.ts";
 import type { Logger } from "../../_shared/log.ts";
@@ -90,6 +94,15 @@ export interface DashboardDeps {
    * dataset of a release's request; `body` holds the source's secret names, for that service only.
    */
   readonly describe: (c: Context, body: Record<string, unknown>) => Promise<SubServiceReply>;
+  /**
+   * Revokes release `id` for `reason` on `person`'s behalf (`docs/revocation.md`), recording the
+   * certificate in the request's audit record.
+   *
+   * @throws {NotEntitledToRevokeError} when the person holds no revocation role.
+   */
+  readonly revoke: (c: Context, id: string, reason: string, person: Person) => Promise<void>;
+  /** Whether `person` may revoke releases (one of the policy's `revocation_roles`). */
+  readonly mayRevoke: (person: Person) => boolean;
   /** The clock in ms; for tests. */
   readonly now?: () => number;
 }
@@ -289,7 +302,7 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       view,
       runs,
       await describeRequest(c, view),
-      isOperator(session),
+      { operator: isOperator(session), revoker: deps.mayRevoke(session.person) },
       notice,
       refusal,
     );
@@ -364,6 +377,28 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
       const status = statusOf(error);
       if (!(error instanceof AppError) || status === undefined) throw error;
       const view = await releases.view(id, { kind: "person", person: session.person });
+      return c.html(await releasePageFor(c, session, view, null, error.message), status);
+    }
+    return c.redirect(`${UI_PREFIX}/releases/${encodeURIComponent(id)}?done=1`, 303);
+  });
+
+  ui.post(`${UI_PREFIX}/releases/:id/revoke`, async (c) => {
+    const session = signedIn(c);
+    const form = c.get("form" as never) as Record<string, unknown>;
+    const id = c.req.param("id");
+    const reason = typeof form.reason === "string" ? form.reason.trim() : "";
+    if (reason === "" || reason.length > MAX_REVOCATION_REASON_LENGTH) {
+      throw new PageRefusal(
+        400,
+        `Say why you revoke the release (1 to ${MAX_REVOCATION_REASON_LENGTH} characters).`,
+      );
+    }
+    try {
+      await deps.revoke(c, id, reason, session.person);
+    } catch (error) {
+      const status = statusOf(error);
+      if (!(error instanceof AppError) || status === undefined) throw error;
+      const view = await deps.releasesFor(c).view(id, { kind: "person", person: session.person });
       return c.html(await releasePageFor(c, session, view, null, error.message), status);
     }
     return c.redirect(`${UI_PREFIX}/releases/${encodeURIComponent(id)}?done=1`, 303);
@@ -749,10 +784,11 @@ function releasePage(
   view: ReleaseView,
   runs: readonly RunView[],
   described: RequestDescription,
-  operator: boolean,
+  may: { readonly operator: boolean; readonly revoker: boolean },
   notice: string | null,
   refusal?: string,
 ) {
+  const operator = may.operator;
   const requester = view.requested_by.kind === "key"
     ? "a service key"
     : `person ${view.requested_by.id}`;
@@ -774,7 +810,12 @@ function releasePage(
         <dd>{requester} at {view.created_at}</dd>
         <dt>State</dt>
         <dd>{view.state}</dd>
+        <dt>Published</dt>
+        <dd>{view.publication === null ? "not yet" : view.publication.published_at}</dd>
+        <dt>Expires</dt>
+        <dd>{view.expires_at ?? "never"}</dd>
       </dl>
+      <RevocationSection view={view} session={session} revoker={may.revoker} />
       <h2>Gates</h2>
       <table>
         <ColumnHeads names={["Gate", "Before", "Met", "Still missing"]} />
@@ -862,6 +903,69 @@ function releasePage(
           })
         )}
     </Page>
+  );
+}
+
+/**
+ * The release's revocation: who revoked it, why, when, and a summary of the deletion certificate; or,
+ * for a person with a revocation role, the form to revoke it.
+ */
+function RevocationSection(props: { view: ReleaseView; session: Session; revoker: boolean }) {
+  const { view, session } = props;
+  const revocation = view.revocation;
+  if (revocation !== null) {
+    const by = revocation.requested_by;
+    const certificate = revocation.certificate;
+    return (
+      <section aria-labelledby="revocation-heading">
+        <h2 id="revocation-heading">Revocation</h2>
+        <dl>
+          <dt>Asked by</dt>
+          <dd>
+            {by.kind === "system" ? `the gateway (${by.id})` : `${by.kind} ${by.id}`} at{" "}
+            {revocation.requested_at}
+          </dd>
+          <dt>Reason</dt>
+          <dd>{revocation.reason}</dd>
+          <dt>Completed</dt>
+          <dd>{revocation.completed_at ?? "not yet: the deletion is retried"}</dd>
+        </dl>
+        {certificate === null ? null : (
+          <>
+            <h3>Deletion certificate</h3>
+            <dl class="certificate">
+              {Object.entries(certificate).filter(([, value]) =>
+                value === null || ["string", "number", "boolean"].includes(typeof value)
+              ).flatMap(([name, value]) => [
+                <dt key={`${name}-name`}>{name}</dt>,
+                <dd key={`${name}-value`}>{String(value)}</dd>,
+              ])}
+            </dl>
+          </>
+        )}
+      </section>
+    );
+  }
+  if (!props.revoker) return null;
+  return (
+    <section aria-labelledby="revocation-heading">
+      <h2 id="revocation-heading">Revoke</h2>
+      <form method="post" action={`${UI_PREFIX}/releases/${encodeURIComponent(view.id)}/revoke`}>
+        <input type="hidden" name="csrf" value={session.csrf} />
+        <label for="revoke-reason">
+          Why (the published data is deleted; this cannot be undone)
+        </label>
+        <textarea
+          id="revoke-reason"
+          name="reason"
+          rows={3}
+          required
+          maxlength={MAX_REVOCATION_REASON_LENGTH}
+        >
+        </textarea>
+        <button type="submit">Revoke release</button>
+      </form>
+    </section>
   );
 }
 

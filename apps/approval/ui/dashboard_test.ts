@@ -16,6 +16,9 @@ import {
 import { personVerifierFromEnv } from "../../_shared/person_verifier_from_env.ts";
 import { CONTENT_SECURITY_POLICY } from "./dashboard.tsx";
 
+/** The deletion certificate the fake publish service's revoke answers with. */
+const CERTIFICATE = { certificate_id: "cert-42", deleted_files: 3, sha512: "ab".repeat(64) };
+
 async function setUp(baseUrl = "http://127.0.0.1:8000") {
   const idp = await startDemoIdentityProvider({ redirectUris: [`${baseUrl}/ui/callback`] });
   const keys = await startKeyServer();
@@ -27,9 +30,19 @@ async function setUp(baseUrl = "http://127.0.0.1:8000") {
   const world = new FakeWorld();
   world.audit = new MemoryAuditTrail();
   const clock = { now: Date.now() };
+  // The publish service's revoke (issue 16) is faked; everything else is the world's.
+  const fetch: typeof globalThis.fetch = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input.toString());
+    if (url.pathname === "/data-publish/revoke") {
+      return Response.json({ status: "success", payload: { certificate: CERTIFICATE } });
+    }
+    const target = url.hostname === "metadata.test" ? world.metadataApp() : world.publishApp();
+    return await target.request(url.pathname + url.search, init);
+  };
   const app = world.approvalApp({
+    fetch,
     gates: {
-      policy: parseApprovalPolicy(DEMO_APPROVAL_POLICY),
+      policy: parseApprovalPolicy({ ...DEMO_APPROVAL_POLICY, revocation_roles: ["operator"] }),
       store: new MemoryReleaseStore(),
       verifier,
     },
@@ -351,4 +364,39 @@ Deno.test("when the metadata service cannot describe the request, the page shows
     s.world.approvalLog.lines.some((line) => line.includes("ui_metadata_refused")),
     "the refusal is logged",
   );
+});
+
+Deno.test("a person with a revocation role revokes through the form; the page shows the certificate", async () => {
+  await using s = await setUp();
+  const id = await aRelease(s.app);
+  const dana = s.client();
+  await (await dana.signIn("dana")).body?.cancel();
+  const danaPage = await (await dana.request(`/ui/releases/${id}`)).text();
+  assert.doesNotMatch(danaPage, /Revoke release/, "no form without a revocation role");
+  const refused = await dana.post(`/ui/releases/${id}/revoke`, {
+    csrf: DashboardClient.csrfOf(danaPage),
+    reason: "not mine to revoke",
+  });
+  assert.equal(refused.status, 403);
+  assert.match(await refused.text(), /none of your roles is a revocation role/);
+
+  const otto = s.client();
+  await (await otto.signIn("otto")).body?.cancel();
+  const page = await (await otto.request(`/ui/releases/${id}`)).text();
+  assert.match(page, /Revoke release/);
+  assert.match(page, /<dt>Expires<\/dt><dd>never<\/dd>/);
+  const csrf = DashboardClient.csrfOf(page);
+  const empty = await otto.post(`/ui/releases/${id}/revoke`, { csrf, reason: "  " });
+  assert.equal(empty.status, 400);
+  await empty.body?.cancel();
+  const done = await otto.post(`/ui/releases/${id}/revoke`, { csrf, reason: "<b>consent</b>" });
+  assert.equal(done.status, 303);
+  const after = await (await otto.request(done.headers.get("location") ?? "")).text();
+  assert.match(after, /<dd>revoked<\/dd>/);
+  assert.match(after, /&lt;b&gt;consent&lt;\/b&gt;/, "the reason is escaped");
+  assert.match(after, /Deletion certificate/);
+  assert.match(after, /cert-42/);
+  assert.doesNotMatch(after, /Revoke release/, "a revoked release has no form");
+  const record = s.world.audit!.records.findLast((r) => r.action === `/ui/releases/${id}/revoke`);
+  assert.deepEqual(record?.certificate, CERTIFICATE);
 });
