@@ -44,9 +44,9 @@ export interface ReleaseLifecycleDeps {
   readonly retryRevokingAfterMs?: number | undefined;
 }
 
-/** What one sweep did: the releases it revoked, and those whose revocation failed (to retry). */
+/** What one sweep did: the releases it revoked (as now stored), and those whose revocation failed (to retry). */
 export interface SweepReport {
-  readonly revoked: readonly string[];
+  readonly revoked: readonly Release[];
   readonly failed: readonly { readonly id: string; readonly code: string }[];
 }
 
@@ -143,12 +143,13 @@ export class ReleaseLifecycle {
     const stuck = (await this.#all("revoking")).filter((release) =>
       release.revocation === null || Date.parse(release.revocation.requested_at) <= retryBefore
     );
-    const revoked: string[] = [];
+    const revoked: Release[] = [];
     const failed: { id: string; code: string }[] = [];
     for (const release of [...due, ...stuck]) {
       try {
-        await this.revoke(release.id, { reason: EXPIRY_REASON, requested_by: EXPIRY_REQUESTER });
-        revoked.push(release.id);
+        revoked.push(
+          await this.revoke(release.id, { reason: EXPIRY_REASON, requested_by: EXPIRY_REQUESTER }),
+        );
       } catch (e) {
         failed.push({ id: release.id, code: e instanceof AppError ? e.code : "internal_error" });
       }

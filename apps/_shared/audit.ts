@@ -110,6 +110,50 @@ export function auditTrailMiddleware(options: AuditMiddlewareOptions): Middlewar
   };
 }
 
+/** An operation a service did on its own, with no request behind it (e.g. the expiry sweep's revocations). */
+export interface ServiceOperation {
+  readonly service: string;
+  /** What was done, e.g. `release_expiry`. */
+  readonly action: string;
+  readonly project_name: string;
+  readonly project_start_time: string;
+  readonly output: AuditOutput;
+}
+
+/**
+ * Appends the record of an operation nobody asked for: no caller key, no person, a request id of its
+ * own. Like every record, it is durable once this resolves.
+ *
+ * @throws {AuditTrailUnavailableError} when the record cannot be stored.
+ */
+export async function recordServiceOperation(
+  trail: AuditTrail,
+  operation: ServiceOperation,
+): Promise<void> {
+  const id = crypto.randomUUID();
+  await trail.append({
+    kind: "operation",
+    time: new Date().toISOString(),
+    request_id: id,
+    service_request_id: id,
+    service: operation.service,
+    caller_key_id: null,
+    action: operation.action,
+    ...NO_REQUEST_FIELDS,
+    project_name: operation.project_name,
+    project_start_time: operation.project_start_time,
+    outcome: "success",
+    status: 200,
+    error_code: null,
+    files: operation.output.files ?? null,
+    destination_tables: operation.output.destination_tables ?? null,
+    opal_resources: operation.output.opal_resources ?? null,
+    ...(operation.output.certificate === undefined
+      ? {}
+      : { certificate: operation.output.certificate }),
+  });
+}
+
 /** Builds the record of an answered request. The body is read only when the caller was authenticated. */
 async function auditEntryOf(c: Context, service: string, keyId: string): Promise<AuditEntry> {
   const authenticated = isAuthenticated(c);

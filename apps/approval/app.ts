@@ -53,7 +53,11 @@ import {
   SubServiceProtocolError,
 } from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
-import { recordAuditDecision, recordAuditOutput } from "../_shared/audit.ts";
+import {
+  recordAuditDecision,
+  recordAuditOutput,
+  recordServiceOperation,
+} from "../_shared/audit.ts";
 import { success } from "../_shared/envelope.ts";
 import { type Credential, personOf } from "../_shared/person_auth.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
@@ -506,8 +510,19 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     async sweepReleases() {
       try {
         const report = await lifecycleWith(crypto.randomUUID()).sweep();
-        for (const id of report.revoked) {
-          deps.log.info("release_revoked", { release_id: id, detail: "expired" });
+        for (const release of report.revoked) {
+          deps.log.info("release_revoked", { release_id: release.id, detail: "expired" });
+          const certificate = release.revocation?.certificate;
+          if (deps.auditTrail === undefined || certificate === null || certificate === undefined) {
+            continue;
+          }
+          await recordServiceOperation(deps.auditTrail, {
+            service: "approval",
+            action: "release_expiry",
+            project_name: release.project_name,
+            project_start_time: release.project_start_time,
+            output: { certificate },
+          });
         }
         for (const { id, code } of report.failed) {
           deps.log.warn("release_revocation_failed", { release_id: id, code });

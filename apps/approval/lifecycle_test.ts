@@ -375,6 +375,13 @@ Deno.test("the expiry sweep revokes expired releases and retries stuck revocatio
   const revoked = (await (await l.call(`/releases/${expiring}`)).json()).payload;
   assert.equal(revoked.state, "revoked");
   assert.deepEqual(revoked.revocation.certificate, CERTIFICATE);
+  const expiries = (l.world.audit as MemoryAuditTrail).records.filter((r) =>
+    r.action === "release_expiry"
+  );
+  assert.equal(expiries.length, 1, "the sweep's revocation is on the record, once");
+  assert.deepEqual(expiries[0]?.certificate, CERTIFICATE);
+  assert.equal(expiries[0]?.caller_key_id, null);
+  assert.equal(expiries[0]?.project_name, revoked.project_name);
   assert.equal((await (await l.call(`/releases/${never}`)).json()).payload.state, "open");
   await l.service.sweepReleases();
   assert.equal(l.sent.revoke.length, 2, "a revoked release is swept no more");
