@@ -18,6 +18,7 @@ import {
   SECRET_NAME_PATTERN,
   unicodeNameProblem,
 } from "./names.ts";
+import { decisionSchema, requesterSchema } from "./release.ts";
 
 const IDENTIFIER_RULE =
   "must be 1-128 letters, digits, '_', '$' or '-', not starting with '$' or '-'";
@@ -215,6 +216,16 @@ export const PublishServicePublishRequest = DataContractPublishRequest.extend({
   expected_staging_digest: z.string().regex(/^[0-9a-f]{64}$/, {
     error: "must be 64 lower-case hex digits (a SHA-256)",
   }).optional(),
+  /**
+   * The release the gateway publishes (`docs/provenance.md`): its id, who asked and every decision, for
+   * the release's RO-Crate and receipt. Absent when the publish service is called without the gateway.
+   */
+  release: z.object({
+    id: z.string().min(1),
+    requested_by: requesterSchema,
+    decisions: z.array(decisionSchema),
+    expires_at: z.iso.datetime({ precision: 3 }).nullable(),
+  }).optional(),
 });
 
 /** Body of `POST /data-publish/validate`. */
@@ -288,6 +299,13 @@ export const PublishPayload = z.object({
       opal_group_name: z.string(),
     }),
   ])),
+  /** The signed release receipt (`docs/provenance.md`); absent only from a service without a signer. */
+  receipt: z.object({
+    jws: z.string(),
+    claims: z.record(z.string(), z.unknown()),
+  }).optional(),
+  /** The release's RO-Crate (JSON-LD); the gateway keeps it with the release. */
+  crate: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Destination = z.infer<typeof Destination>;

@@ -6,7 +6,9 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
+import type { ReleaseProvenance } from "../domain/provenance.ts";
 import type { ReceiptClaims, ReleaseKeySet } from "../domain/release_receipt.ts";
+import type { StagedContent } from "../domain/staging_manifest.ts";
 
 /** A signed receipt: the compact JWS and the claims it signs. */
 export interface SignedReceipt {
@@ -28,6 +30,22 @@ export interface ReleaseSigner {
    * @throws {ReleaseKeyUnavailableError} as {@link ReleaseSigner.sign}.
    */
   keySet(): Promise<ReleaseKeySet>;
+}
+
+/**
+ * What a publish signs: the release's provenance (completed by the use case from what the destination
+ * verified was staged) and the signer of its receipt.
+ */
+export interface ReleaseSigning {
+  /** The provenance of the release, given what the staging manifest verified. */
+  provenance(staged: StagedContent): ReleaseProvenance;
+  readonly signer: ReleaseSigner;
+}
+
+/** A release's RO-Crate and its signed receipt. */
+export interface PublishedRelease {
+  readonly crate: Record<string, unknown>;
+  readonly receipt: SignedReceipt;
 }
 
 /** The release signing key (or the retired key set) cannot be read or used. Never names key material. */

@@ -21,7 +21,11 @@ import {
   type ReleaseKeySet,
   signReceipt,
 } from "../../domain/release_receipt.ts";
-import { ReleaseKeyUnavailableError, type ReleaseSigner, type SignedReceipt } from "../../ports/release_signer.ts";
+import {
+  ReleaseKeyUnavailableError,
+  type ReleaseSigner,
+  type SignedReceipt,
+} from "../../ports/release_signer.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
 
 /** The file name of a generated key under the service's state directory. */
@@ -72,7 +76,10 @@ export class Ed25519ReleaseSigner implements ReleaseSigner {
   async #currentKey(): Promise<CurrentKey> {
     const source = this.#source;
     if ("secrets" in source) {
-      return await privateKeyOf(await source.secrets.get(source.keySecretName), source.keySecretName);
+      return await privateKeyOf(
+        await source.secrets.get(source.keySecretName),
+        source.keySecretName,
+      );
     }
     const text = await readOrCreateKeyFile(source.generatedKeyFile);
     if (!this.#warned) {
@@ -97,7 +104,10 @@ export class Ed25519ReleaseSigner implements ReleaseSigner {
 export async function generateReleaseKey(): Promise<
   { privateJwk: JsonWebKey; publicJwk: PublicReleaseKey }
 > {
-  const pair = await crypto.subtle.generateKey("Ed25519", true, ["sign", "verify"]) as CryptoKeyPair;
+  const pair = await crypto.subtle.generateKey("Ed25519", true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
   const exported = await crypto.subtle.exportKey("jwk", pair.privateKey);
   const publicJwk = await publicReleaseKey(pair.publicKey);
   const privateJwk: JsonWebKey = {
