@@ -21,7 +21,7 @@ import {
 import type { DestinationDatabase } from "../ports/destination_database.ts";
 import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
 import type { OpalClient } from "../ports/opal_client.ts";
-import type { PublishedRelease, ReleaseSigning } from "../ports/release_signer.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 import type { ProvenanceDestinationTable } from "../domain/provenance.ts";
 import { canonicalJson } from "../domain/audit.ts";
 import { postgresqlTableName } from "../domain/opal.ts";
@@ -298,7 +298,7 @@ async function signedCrate(
     destination_tables: tables,
   };
   const crate = releaseCrate(provenance);
-  const receipt = await release.signer.sign({
+  const receipt = await release.sign({
     receipt_version: 1,
     release_id: provenance.release_id,
     project_name: run.project,

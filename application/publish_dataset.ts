@@ -9,7 +9,7 @@ import {
   type Published,
   StagingChangedError,
 } from "../ports/destination.ts";
-import type { ReleaseSigning } from "../ports/release_signer.ts";
+import type { ReleaseSigning } from "../domain/release_signing.ts";
 import type { ProjectLocks } from "./project_locks.ts";
 
 /** What to publish: every dataset of one project start. */

@@ -20,7 +20,8 @@ import type {
 } from "../domain/provenance.ts";
 import type { Run } from "../domain/run.ts";
 import type { StagedContent, StagedTable } from "../domain/staging_manifest.ts";
-import type { ReleaseSigner, ReleaseSigning } from "../ports/release_signer.ts";
+import type { ReleaseSigning } from "../domain/release_signing.ts";
+import type { ReleaseSigner } from "../ports/release_signer.ts";
 import { MAX_RUN_PAGE_SIZE, type RunStore } from "../ports/run_store.ts";
 
 /** What every release of this deployment shares. */
@@ -53,7 +54,7 @@ export async function releaseSigning(
   const packages = await packageRunsOf(request, settings.runs);
   const now = settings.now ?? (() => new Date());
   return {
-    signer: settings.signer,
+    sign: (claims) => settings.signer.sign(claims),
     provenance: (staged) =>
       releaseProvenance(request, publish, packages, staged, settings, now().toISOString()),
   };

@@ -13,7 +13,7 @@ import { AppError } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
 import type { StagingSummary } from "../domain/staging_manifest.ts";
-import type { PublishedRelease, ReleaseSigning } from "./release_signer.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 
 export type { LongWork, ProgressReport } from "../domain/long_work.ts";
 

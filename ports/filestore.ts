@@ -9,7 +9,7 @@ import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
 import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
 import type { StagedTable, StagingSummary } from "../domain/staging_manifest.ts";
-import type { PublishedRelease, ReleaseSigning } from "./release_signer.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 
 /** A published payload file, as the publish reply lists it. */
 export interface PublishedFile {

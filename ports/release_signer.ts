@@ -6,15 +6,10 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
-import type { ReleaseProvenance } from "../domain/provenance.ts";
 import type { ReceiptClaims, ReleaseKeySet } from "../domain/release_receipt.ts";
-import type { StagedContent } from "../domain/staging_manifest.ts";
+import type { SignedReceipt } from "../domain/release_signing.ts";
 
-/** A signed receipt: the compact JWS and the claims it signs. */
-export interface SignedReceipt {
-  readonly jws: string;
-  readonly claims: ReceiptClaims;
-}
+export type { SignedReceipt } from "../domain/release_signing.ts";
 
 /** Signs receipts and publishes the keys that verify them. */
 export interface ReleaseSigner {
@@ -30,22 +25,6 @@ export interface ReleaseSigner {
    * @throws {ReleaseKeyUnavailableError} as {@link ReleaseSigner.sign}.
    */
   keySet(): Promise<ReleaseKeySet>;
-}
-
-/**
- * What a publish signs: the release's provenance (completed by the use case from what the destination
- * verified was staged) and the signer of its receipt.
- */
-export interface ReleaseSigning {
-  /** The provenance of the release, given what the staging manifest verified. */
-  provenance(staged: StagedContent): ReleaseProvenance;
-  readonly signer: ReleaseSigner;
-}
-
-/** A release's RO-Crate and its signed receipt. */
-export interface PublishedRelease {
-  readonly crate: Record<string, unknown>;
-  readonly receipt: SignedReceipt;
 }
 
 /** The release signing key (or the retired key set) cannot be read or used. Never names key material. */

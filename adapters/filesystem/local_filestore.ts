@@ -70,7 +70,7 @@ import {
   STAGING_MANIFEST_NAME,
 } from "../../domain/staging_layout.ts";
 import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
-import type { PublishedRelease, ReleaseSigning } from "../../ports/release_signer.ts";
+import type { PublishedRelease, ReleaseSigning } from "../../domain/release_signing.ts";
 import {
   type Filestore,
   FilestoreNotReadyError,
@@ -293,7 +293,7 @@ export class LocalFilestore implements Filestore {
       const crate = provenance === undefined ? undefined : releaseCrate(provenance);
       const tagManifest = await this.#writeTagFiles(bagRel, run, manifest, crate);
       if (release !== undefined && provenance !== undefined) {
-        const { jws } = await release.signer.sign({
+        const { jws } = await release.sign({
           receipt_version: 1,
           release_id: provenance.release_id,
           project_name: run.project,
