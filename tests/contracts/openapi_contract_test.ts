@@ -337,6 +337,28 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           expect: 200,
         },
         {
+          name: "publish with a release",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest({
+            release: {
+              id: "rel-1",
+              requested_by: { kind: "key", id: "gateway" },
+              decisions: [],
+              expires_at: null,
+            },
+          }),
+          setup: packageSomething,
+          expect: 200,
+        },
+        {
+          name: "release keys",
+          method: "get",
+          path: "/.well-known/release-keys",
+          key: "",
+          expect: 200,
+        },
+        {
           name: "publish staging changed",
           method: "post",
           path: "/data-publish/publish",
