@@ -100,3 +100,25 @@ Deno.test("publish app refuses a malformed release with 422, publishing nothing"
   });
   assert.equal(published, undefined);
 });
+
+Deno.test("publish app: a package records the released tables with their selected columns and source types", async () => {
+  using world = new FakeWorld();
+  const res = await world.publishApp().request(
+    postJson("/data-publish/package", aTransferRequest(), PUBLISH_KEY),
+  );
+  assert.equal(res.status, 200);
+  const manifest = JSON.parse(
+    await readFile(
+      join(world.base, "staging", "Pr042", "20250611_093000", ".cr8tor-staging.json"),
+      "utf8",
+    ),
+  );
+  assert.deepEqual(manifest.datasets.oncology.tables, [{
+    name: "tumour_stage",
+    description: "TNM stage lookup",
+    columns: [
+      { name: "stage_id", datatype: "bigint", description: "surrogate key" },
+      { name: "stage_label", datatype: "character varying(20)", description: null },
+    ],
+  }]);
+});
