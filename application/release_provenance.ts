@@ -45,12 +45,16 @@ interface PackageRun {
 /**
  * What a publish signs for `request`, run as `publish`: reads the project's package runs now (under the
  * project lock, so none changes until the release is assembled).
+ *
+ * @throws {ReleaseKeyUnavailableError} (`ports/release_signer.ts`) when the signing key cannot be read.
  */
 export async function releaseSigning(
   request: PublishServicePublishRequest,
   publish: Run,
   settings: ProvenanceSettings,
 ): Promise<ReleaseSigning> {
+  // A key that cannot be read refuses the publish now, before a byte is copied.
+  await settings.signer.keySet();
   const packages = await packageRunsOf(request, settings.runs);
   const now = settings.now ?? (() => new Date());
   return {

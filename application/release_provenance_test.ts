@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { Ed25519ReleaseSigner } from "../adapters/crypto/ed25519_release_signer.ts";
 import { MemoryRunStore } from "../adapters/memory/memory_run_store.ts";
+import { MemorySecretStore } from "../adapters/memory/memory_secret_store.ts";
+import { ReleaseKeyUnavailableError } from "../ports/release_signer.ts";
 import { PublishServicePublishRequest } from "../domain/contract.ts";
 import { newRun, type Run } from "../domain/run.ts";
 import { aPublishRequest, aTransferRequest } from "../tests/support/requests.ts";
@@ -125,4 +128,23 @@ Deno.test("releaseSigning gathers the succeeded package runs of the same project
     signed_at: "2025-06-11T09:41:00.000Z",
   });
   assert.equal(signed.claims.kid, (await signer.keySet()).keys[0]?.kid);
+});
+
+Deno.test("releaseSigning refuses before anything is published when the signing key cannot be read", async () => {
+  await using store = new MemoryRunStore();
+  const request = PublishServicePublishRequest.parse(aPublishRequest());
+  const publish = await storedRun(store, "publish", request, "running", "2025-06-11T09:40:00.000Z");
+  const signer = new Ed25519ReleaseSigner({
+    secrets: new MemorySecretStore({ "release-key": "not a key" }),
+    keySecretName: "release-key",
+  });
+  await assert.rejects(
+    releaseSigning(request, publish, {
+      runs: store,
+      signer,
+      service: { name: "cr8tor-publisher-ts", version: "1.0.0" },
+      license: { id: "CC-BY-4.0", name: "CC-BY-4.0" },
+    }),
+    ReleaseKeyUnavailableError,
+  );
 });
