@@ -21,6 +21,13 @@ import {
 import type { DestinationDatabase } from "../ports/destination_database.ts";
 import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
 import type { OpalClient } from "../ports/opal_client.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
+import type { ProvenanceDestinationTable } from "../domain/provenance.ts";
+import { canonicalJson } from "../domain/audit.ts";
+import { postgresqlTableName } from "../domain/opal.ts";
+import { releaseCrate } from "../domain/release_crate.ts";
+import { sha512Hex } from "../domain/release_receipt.ts";
+import type { StagedTable } from "../domain/staging_manifest.ts";
 import type { TableExtract, TableReader } from "../domain/catalog.ts";
 import type { ProgressReport } from "../domain/long_work.ts";
 import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
@@ -118,6 +125,7 @@ export class FilestoreDestination implements Destination {
       schemaName,
       (work) => this.#writer.write(work, source, extracts, options),
       options.checks,
+      releasedTables(extracts),
     );
     return {
       dataRetrieved: files.map((f) => ({ file_path: f.path })),
@@ -134,9 +142,13 @@ export class FilestoreDestination implements Destination {
     return this.#filestore.staging(run);
   }
 
-  async publish(run: RunRef): Promise<Published> {
-    const files = await this.#filestore.publish(run);
+  async publish(run: RunRef, release?: ReleaseSigning): Promise<Published> {
+    const files = await this.#filestore.publish(run, release);
+    const published = release === undefined
+      ? undefined
+      : await this.#filestore.publishedRelease(run);
     return {
+      ...(published === undefined ? {} : { release: published }),
       dataPublished: files.map((f) => ({
         file_path: f.path,
         hash_value: f.sha512,
@@ -220,7 +232,11 @@ export class PostgresqlOpalDestination implements Destination {
     };
   }
 
-  async publish(run: RunRef): Promise<Published> {
+  /**
+   * With `release`, the crate lists the tables and their OPAL resources, and the receipt signs the
+   * crate's SHA-512 over its canonical JSON; the gateway keeps both with the release.
+   */
+  async publish(run: RunRef, release?: ReleaseSigning): Promise<Published> {
     await using database = await this.#parts.connect();
     const tables = await database.packagedTables(run);
     if (tables.length === 0) throw new NothingStagedError(run);
@@ -231,6 +247,20 @@ export class PostgresqlOpalDestination implements Destination {
       ...await this.#parts.resourceAccess(),
     });
     return {
+      ...(release === undefined ? {} : {
+        release: await signedCrate(
+          run,
+          release,
+          tables.map((t) => ({
+            schema: t.schema,
+            table: t.table,
+            opal_resource:
+              published.find((p) =>
+                p.postgresql_table_name === postgresqlTableName(t.schema, t.table)
+              )?.opal_resource_name ?? null,
+          })),
+        ),
+      }),
       dataPublished: published,
       audit: {
         destination_tables: published.map((p) => p.postgresql_table_name),
@@ -242,4 +272,40 @@ export class PostgresqlOpalDestination implements Destination {
       },
     };
   }
+}
+
+/** The tables a dataset's extracts release: selected columns with the source's types and descriptions. */
+export function releasedTables(extracts: readonly TableExtract[]): StagedTable[] {
+  return extracts.map(({ table }) => ({
+    name: table.name,
+    description: table.description,
+    columns: table.columns.map((c) => ({
+      name: c.name,
+      datatype: c.dataType,
+      description: c.description,
+    })),
+  }));
+}
+
+/** A PostgreSQL release's crate, and its receipt over the crate's SHA-512 (canonical JSON). */
+async function signedCrate(
+  run: RunRef,
+  release: ReleaseSigning,
+  tables: ProvenanceDestinationTable[],
+): Promise<PublishedRelease> {
+  const provenance = {
+    ...release.provenance({ files: [], datasets: [] }),
+    destination_tables: tables,
+  };
+  const crate = releaseCrate(provenance);
+  const receipt = await release.sign({
+    receipt_version: 1,
+    release_id: provenance.release_id,
+    project_name: run.project,
+    project_start_time: run.startTime,
+    destination: { type: "postgresql", name: provenance.destination.name },
+    subject: { kind: "ro-crate-sha512", sha512: await sha512Hex(canonicalJson(crate)) },
+    signed_at: new Date().toISOString(),
+  });
+  return { crate, receipt };
 }

@@ -1,4 +1,10 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { canonicalJson } from "../domain/audit.ts";
+import { verifyReceipt } from "../domain/release_receipt.ts";
+import type { ReleaseSigning } from "../domain/release_signing.ts";
+import type { StagedContent } from "../domain/staging_manifest.ts";
+import { testProvenance, testReleaseSigner } from "../tests/support/release_signing.ts";
 import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
 import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
 import { MemoryDestinationDatabase } from "../adapters/memory/memory_destination_database.ts";
@@ -221,5 +227,53 @@ Deno.test(
     assert.deepEqual(database.schemas(), []);
     await assert.rejects(publishDataset(PUBLISH, { destination, locks }), NothingStagedError);
     assert.deepEqual(opal.state.projects, {});
+  },
+);
+
+Deno.test(
+  "PostgreSQL + OPAL destination (in-memory database): publish with a release returns the crate and a receipt over sha512(canonicalJson(crate))",
+  async () => {
+    await using opal = await FakeOpal.start();
+    const database = new MemoryDestinationDatabase();
+    const destination = memoryPostgresqlOf(database, opal);
+    const locks = new ProjectLocks();
+    await packageDataset(bothTables(), { destination, openSource, locks }, {
+      concurrency: 1,
+      batchRows: 2,
+    });
+    const signer = await testReleaseSigner();
+    const run = { project: PUBLISH.project_name, startTime: PUBLISH.project_start_time };
+    const seen: StagedContent[] = [];
+    const release: ReleaseSigning = {
+      provenance: (staged) => {
+        seen.push(staged);
+        return {
+          ...testProvenance(run, staged),
+          destination: { type: "postgresql", name: "postgresql", format: null },
+        };
+      },
+      sign: (claims) => signer.sign(claims),
+    };
+    const published = await publishDataset(PUBLISH, {
+      destination,
+      locks,
+      release: () => Promise.resolve(release),
+    });
+    assert.deepEqual(seen, [{ files: [], datasets: [] }]);
+    const signed = published.release;
+    assert.ok(signed !== undefined);
+    const claims = await verifyReceipt(signed.receipt.jws, await signer.keySet());
+    assert.deepEqual(claims, signed.receipt.claims);
+    assert.deepEqual(claims.destination, { type: "postgresql", name: "postgresql" });
+    assert.deepEqual(claims.subject, {
+      kind: "ro-crate-sha512",
+      sha512: createHash("sha512").update(canonicalJson(signed.crate)).digest("hex"),
+    });
+    assert.equal(claims.release_id, "rel-test");
+    assert.deepEqual(
+      database.readableTables().map((t) => `${t.schema}.${t.table}`).length,
+      2,
+      "published as without a release",
+    );
   },
 );

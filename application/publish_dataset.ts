@@ -9,6 +9,7 @@ import {
   type Published,
   StagingChangedError,
 } from "../ports/destination.ts";
+import type { ReleaseSigning } from "../domain/release_signing.ts";
 import type { ProjectLocks } from "./project_locks.ts";
 
 /** What to publish: every dataset of one project start. */
@@ -24,7 +25,9 @@ export interface PublishRequest {
 
 /**
  * Publishes the run on its destination, under the project's lock. With `expected_staging_digest`, the
- * staging digest is compared under the lock first, before anything moves.
+ * staging digest is compared under the lock first, before anything moves. With `ports.release`, the
+ * release's crate is built and its receipt signed (`docs/provenance.md`); the provenance is gathered
+ * under the lock too, so it describes exactly what is published.
  *
  * @returns the reply's items, the audit record's output and the log fields.
  * @throws {NothingStagedError} when the run staged nothing.
@@ -32,7 +35,12 @@ export interface PublishRequest {
  */
 export async function publishDataset(
   request: PublishRequest,
-  ports: { readonly destination: Destination; readonly locks: ProjectLocks },
+  ports: {
+    readonly destination: Destination;
+    readonly locks: ProjectLocks;
+    /** Gathers the release's provenance and names its signer; without it, no crate or receipt. */
+    readonly release?: (() => Promise<ReleaseSigning>) | undefined;
+  },
   work: LongWork = {},
 ): Promise<Published> {
   work.signal?.throwIfAborted();
@@ -43,6 +51,7 @@ export async function publishDataset(
     if (expected !== undefined && await ports.destination.stagingDigest(run) !== expected) {
       throw new StagingChangedError(run);
     }
-    return await ports.destination.publish(run);
+    const release = await ports.release?.();
+    return await ports.destination.publish(run, release);
   });
 }

@@ -219,8 +219,8 @@ export const PublishServicePublishRequest = DataContractPublishRequest.extend({
     error: "must be 64 lower-case hex digits (a SHA-256)",
   }).optional(),
   /**
-   * The release being published, which only the gateway sends (`docs/revocation.md`): the crate lists
-   * its approvals and the receipt names its id and expiry.
+   * The release the gateway publishes (`docs/provenance.md`): its id, who asked and every decision, for
+   * the release's RO-Crate and receipt. Absent when the publish service is called without the gateway.
    */
   release: z.object({
     id: z.string().min(1),
@@ -301,6 +301,13 @@ export const PublishPayload = z.object({
       opal_group_name: z.string(),
     }),
   ])),
+  /** The signed release receipt (`docs/provenance.md`); absent only from a service without a signer. */
+  receipt: z.object({
+    jws: z.string(),
+    claims: z.record(z.string(), z.unknown()),
+  }).optional(),
+  /** The release's RO-Crate (JSON-LD); the gateway keeps it with the release. */
+  crate: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type Destination = z.infer<typeof Destination>;

@@ -296,7 +296,12 @@ export function releaseCrate(p: ReleaseProvenance): Record<string, unknown> {
  * the construction order, so the same provenance always gives the same text.
  */
 export function releaseCrateText(p: ReleaseProvenance): string {
-  return `${JSON.stringify(releaseCrate(p), null, 2)}\n`;
+  return crateText(releaseCrate(p));
+}
+
+/** The bytes a release stores for a crate built by {@link releaseCrate}: see {@link releaseCrateText}. */
+export function crateText(crate: Record<string, unknown>): string {
+  return `${JSON.stringify(crate, null, 2)}\n`;
 }
 
 function releaseDescription(p: ReleaseProvenance, fileCount: number): string {

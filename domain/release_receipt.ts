@@ -91,6 +91,12 @@ export function fromBase64url(text: string): Uint8Array {
   return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
 }
 
+/** The SHA-512 (lower-case hex) of a text's UTF-8 bytes: how a receipt's subject digest is computed. */
+export async function sha512Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-512", encoder.encode(text)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /**
  * The RFC 7638 thumbprint of an Ed25519 public key (SHA-256 over `{"crv","kty","x"}` in that order),
  * base64url: the key's id.

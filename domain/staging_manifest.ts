@@ -30,14 +30,35 @@ const Entry = z.strictObject({
   csvFormulaPrefix: z.string().min(1).optional(),
 });
 
+/** A released column as the source described it (for the release's RO-Crate). */
+const StagedColumn = z.strictObject({
+  name: z.string().min(1),
+  /** The source's own type, e.g. `numeric(10,2)`. */
+  datatype: z.string(),
+  description: z.string().nullable(),
+});
+
+/** A released table: only the selected columns, in the source's order. */
+const StagedTable = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().nullable(),
+  columns: z.array(StagedColumn),
+});
+
+/** See {@link StagedTable}. */
+export type StagedTable = z.infer<typeof StagedTable>;
+
 /**
- * One stage of a dataset: its disclosure pre-checks. Nothing else, so that staging the same bytes again
- * writes the same manifest (a resumed package equals an uninterrupted one, and an approval of the
- * staging digest still holds for identical content).
+ * One stage of a dataset: its disclosure pre-checks and the tables it released (names, columns, source
+ * types). Nothing else, and nothing that depends on when or how often it ran, so that staging the same
+ * bytes again writes the same manifest (a resumed package equals an uninterrupted one, and an approval
+ * of the staging digest still holds for identical content).
  */
 const DatasetStage = z.strictObject({
   /** `null` when the checks were off, or a table was kept from an interrupted run unread. */
   disclosure: datasetDisclosureSchema.nullable(),
+  /** Absent in manifests written before releases had an RO-Crate. */
+  tables: z.array(StagedTable).optional(),
 });
 
 /** See {@link DatasetStage}. */
@@ -286,4 +307,37 @@ export function disclosureTagText(manifest: StagingManifest): string | undefined
   }));
   if (datasets.every((d) => d.checks === null)) return undefined;
   return JSON.stringify({ version: 1, datasets }, null, 2) + "\n";
+}
+
+/** One staged dataset as the verified staging manifest records it, for the release's provenance. */
+export interface StagedDatasetContent {
+  readonly schema_name: string;
+  /** The released tables; empty when the stage predates their recording. */
+  readonly tables: readonly StagedTable[];
+  readonly disclosure: DatasetDisclosure | null;
+}
+
+/** What a publish copies into the bag, from the verified staging manifest. */
+export interface StagedContent {
+  /** The payload files, sorted by path. */
+  readonly files: readonly {
+    readonly path: string;
+    readonly bytes: number;
+    readonly sha512: string;
+  }[];
+  /** Every dataset owning a file, sorted by schema name. */
+  readonly datasets: readonly StagedDatasetContent[];
+}
+
+/** What `manifest` stages, as a release's provenance needs it. */
+export function stagedContent(manifest: StagingManifest): StagedContent {
+  const owners = [...new Set(manifest.files.flatMap((f) => f.datasets))].sort();
+  return {
+    files: manifest.files.map(({ path, bytes, sha512 }) => ({ path, bytes, sha512 })),
+    datasets: owners.map((schema_name) => ({
+      schema_name,
+      tables: manifest.datasets?.[schema_name]?.tables ?? [],
+      disclosure: manifest.datasets?.[schema_name]?.disclosure ?? null,
+    })),
+  };
 }

@@ -3,6 +3,8 @@ import {
   emptyManifest,
   replaceDataset,
   signedManifestText,
+  stagedContent,
+  stagingDigest,
   type StagingManifest,
   stagingManifestKey,
   verifyManifestText,
@@ -108,4 +110,29 @@ Deno.test("stagingManifestKey() derives a key that is not the material's own HMA
     problem: "is not signed by this service for this run",
   });
   await assert.rejects(stagingManifestKey("short"), RangeError);
+});
+
+Deno.test("a stage's released tables are signed into the manifest, deterministically, and read back for the crate", async () => {
+  const tables = [{
+    name: "t",
+    description: null,
+    columns: [{ name: "id", datatype: "numeric(10,2)", description: "The id" }],
+  }];
+  const stage = () =>
+    replaceDataset(
+      emptyManifest(),
+      "onc",
+      [{ path: "data/outputs/onc/t.csv", sha512: HASH, bytes: 5 }],
+      { disclosure: null, tables },
+    ).manifest;
+  assert.equal(stagingDigest(stage()), stagingDigest(stage()), "the same stage, the same digest");
+  const read = await verifyManifestText(await signedManifestText(stage(), RUN, KEY), RUN, KEY);
+  assert.deepEqual(read, stage());
+  assert.deepEqual(stagedContent(stage()), {
+    files: [{ path: "data/outputs/onc/t.csv", bytes: 5, sha512: HASH }],
+    datasets: [{ schema_name: "onc", tables, disclosure: null }],
+  });
+  assert.deepEqual(stagedContent(aManifest()).datasets, [
+    { schema_name: "onc", tables: [], disclosure: null },
+  ]);
 });

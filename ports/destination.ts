@@ -13,6 +13,7 @@ import { AppError } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
 import type { StagingSummary } from "../domain/staging_manifest.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 
 export type { LongWork, ProgressReport } from "../domain/long_work.ts";
 
@@ -54,6 +55,8 @@ export interface Published {
   readonly audit: AuditOutput;
   /** What the `published` log line adds. */
   readonly logFields: Readonly<Record<string, unknown>>;
+  /** The release's crate and signed receipt, when the publish was given a {@link ReleaseSigning}. */
+  readonly release?: PublishedRelease | undefined;
 }
 
 /** One destination a request can name. */
@@ -90,11 +93,13 @@ export interface Destination {
   /** The digest and the staged tables' disclosure pre-checks, as approvers see them. */
   staging(run: RunRef): Promise<StagingSummary>;
   /**
-   * Makes everything the run staged visible to researchers.
+   * Makes everything the run staged visible to researchers. With `release`, it also builds the release's
+   * RO-Crate and signs its receipt (`docs/provenance.md`), kept with the release (a filestore's bag) and
+   * returned. Publishing a run again with nothing new staged returns the release as it was.
    *
    * @throws {NothingStagedError} (`ports/filestore.ts`) when the run staged nothing.
    */
-  publish(run: RunRef): Promise<Published>;
+  publish(run: RunRef, release?: ReleaseSigning): Promise<Published>;
 }
 
 /** The request names the PostgreSQL destination, but this deployment has none. */

@@ -8,7 +8,8 @@
 import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
 import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
-import type { StagingSummary } from "../domain/staging_manifest.ts";
+import type { StagedTable, StagingSummary } from "../domain/staging_manifest.ts";
+import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 
 /** A published payload file, as the publish reply lists it. */
 export interface PublishedFile {
@@ -43,6 +44,8 @@ export interface Filestore {
    * @param write writes the dataset's files and returns them with their checksums.
    * @param checks called once `write` resolved: the dataset's disclosure pre-checks (or `null`), recorded
    *   in the signed manifest with a fresh stage id (so the staging digest changes with every stage).
+   * @param tables the tables the dataset releases (selected columns, source types), recorded in the
+   *   manifest for the release's RO-Crate.
    * @returns every file the dataset now has, sorted by path.
    * @throws {FilestoreNotReadyError} when staging cannot be written.
    * @throws {UnsafeFilesystemEntryError} when a folder or file of the run is a link, a hard link or not
@@ -53,6 +56,7 @@ export interface Filestore {
     dataset: string,
     write: (work: StagingWork) => Promise<StagedFile[]>,
     checks?: () => DatasetDisclosure | null,
+    tables?: readonly StagedTable[],
   ): Promise<StagedFile[]>;
 
   /**
@@ -70,6 +74,10 @@ export interface Filestore {
    * any dataset has pre-checks), swaps the bag into place, then removes staging. Publishing a run
    * that is already published and has nothing new staged returns the published files again.
    *
+   * With `release`, the bag also gets `ro-crate-metadata.json` (listed in the tag manifest) and
+   * `release-receipt.jws` (the receipt over the tag manifest's SHA-512, not listed), both written into the
+   * bag before the swap, so a production bag never lacks them.
+   *
    * @returns the published payload files, sorted by path.
    * @throws {NothingStagedError} when the run has neither staged nor published files.
    * @throws {StagingIntegrityError} when the staging manifest is not signed by this service for this run,
@@ -77,7 +85,17 @@ export interface Filestore {
    * @throws {UnsafeFilesystemEntryError} when a folder or file of the run, in staging or production, is a
    *   link, a hard link or not what it must be; production is unchanged.
    */
-  publish(run: RunRef): Promise<PublishedFile[]>;
+  publish(run: RunRef, release?: ReleaseSigning): Promise<PublishedFile[]>;
+
+  /**
+   * The crate and receipt of the run's production bag, as written at publish.
+   *
+   * @returns `undefined` when the run is not published, or its bag has no receipt (published before
+   *   receipts, or without `release`).
+   * @throws {UnsafeFilesystemEntryError} when a folder or tag file of the bag is a link or not what it must be.
+   * @throws {StagingIntegrityError} when the bag's crate or receipt is not what a publish writes.
+   */
+  publishedRelease(run: RunRef): Promise<PublishedRelease | undefined>;
 
   /**
    * Sweeps what an interrupted `stage` or `publish` left behind: private work directories are removed (the

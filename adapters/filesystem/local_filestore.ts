@@ -42,6 +42,8 @@ import {
   emptyManifest,
   replaceDataset,
   signedManifestText,
+  stagedContent,
+  type StagedTable,
   type StagingEntry,
   StagingManifest,
   type StagingSummary,
@@ -49,6 +51,16 @@ import {
   verifyManifestText,
 } from "../../domain/staging_manifest.ts";
 import type { DatasetDisclosure } from "../../domain/disclosure.ts";
+import { crateText, releaseCrate } from "../../domain/release_crate.ts";
+import { SOFTWARE_NAME } from "../../domain/service_identity.ts";
+import {
+  CRATE_TAG_FILE,
+  fromBase64url,
+  RECEIPT_TAG_FILE,
+  receiptClaimsOf,
+  ReceiptInvalidError,
+  sha512Hex,
+} from "../../domain/release_receipt.ts";
 import {
   isPayloadPath,
   PAYLOAD_DIR,
@@ -58,6 +70,7 @@ import {
   STAGING_MANIFEST_NAME,
 } from "../../domain/staging_layout.ts";
 import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
+import type { PublishedRelease, ReleaseSigning } from "../../domain/release_signing.ts";
 import {
   type Filestore,
   FilestoreNotReadyError,
@@ -120,7 +133,7 @@ export class LocalFilestore implements Filestore {
     this.#tree = new ConfinedTree(base, options.modes ?? OWNER_ONLY);
     this.#key = options.manifestKey;
     this.#today = options.today ?? (() => new Date());
-    this.#agent = options.softwareAgent ?? "cr8tor-publisher-ts";
+    this.#agent = options.softwareAgent ?? SOFTWARE_NAME;
     this.#warn = options.onWarning ?? (() => {});
   }
 
@@ -152,6 +165,7 @@ export class LocalFilestore implements Filestore {
     dataset: string,
     write: (work: StagingWork) => Promise<StagedFile[]>,
     checks: () => DatasetDisclosure | null = () => null,
+    tables?: readonly StagedTable[],
   ): Promise<StagedFile[]> {
     await this.checkReady();
     const tree = this.#tree;
@@ -203,7 +217,10 @@ export class LocalFilestore implements Filestore {
           );
         }
       }
-      const next = replaceDataset(manifest, dataset, files, { disclosure: checks() });
+      const next = replaceDataset(manifest, dataset, files, {
+        disclosure: checks(),
+        ...(tables === undefined ? {} : { tables: [...tables] }),
+      });
       for (const path of [...files.map((f) => f.path), ...next.removed, STAGING_MANIFEST_NAME]) {
         await tree.expectFileOrMissing(`${runRel}/${path}`);
       }
@@ -243,7 +260,7 @@ export class LocalFilestore implements Filestore {
     return stagingSummary(await this.#readStagingManifest(run, stagingRel, "refuse"));
   }
 
-  async publish(run: RunRef): Promise<PublishedFile[]> {
+  async publish(run: RunRef, release?: ReleaseSigning): Promise<PublishedFile[]> {
     await this.checkReady();
     const tree = this.#tree;
     const stagingRel = runFolder("staging", run);
@@ -272,7 +289,21 @@ export class LocalFilestore implements Filestore {
         if (copied === undefined) throw new StagingIntegrityError(entry.path, "is missing");
         checkCopy(entry, copied);
       }
-      await this.#writeTagFiles(bagRel, run, manifest);
+      const provenance = release?.provenance(stagedContent(manifest));
+      const crate = provenance === undefined ? undefined : releaseCrate(provenance);
+      const tagManifest = await this.#writeTagFiles(bagRel, run, manifest, crate);
+      if (release !== undefined && provenance !== undefined) {
+        const { jws } = await release.sign({
+          receipt_version: 1,
+          release_id: provenance.release_id,
+          project_name: run.project,
+          project_start_time: run.startTime,
+          destination: { type: "filestore", name: provenance.destination.name },
+          subject: { kind: "bagit-tagmanifest-sha512", sha512: await sha512Hex(tagManifest) },
+          signed_at: new Date().toISOString(),
+        });
+        await this.#writeNewFile(`${bagRel}/${RECEIPT_TAG_FILE}`, jws + "\n");
+      }
       await this.#swapIntoPlace(bagRel, finalRel, run.startTime);
     } catch (e) {
       await tree.remove(bagRel).catch(() => {});
@@ -281,6 +312,35 @@ export class LocalFilestore implements Filestore {
     }
     await tree.remove(stagingRel);
     return manifest.files.map((f) => ({ path: f.path, sha512: f.sha512, bytes: f.bytes }));
+  }
+
+  async publishedRelease(run: RunRef): Promise<PublishedRelease | undefined> {
+    const finalRel = runFolder("production", run);
+    if (await this.#tree.expectDir(finalRel, { missingOk: true }) !== "dir") return undefined;
+    const jws = (await this.#readText(`${finalRel}/${RECEIPT_TAG_FILE}`))?.trim();
+    const storedCrate = await this.#readText(`${finalRel}/${CRATE_TAG_FILE}`);
+    if (jws === undefined || storedCrate === undefined) return undefined;
+    const payload = jws.split(".")[1] ?? "";
+    let claims: Record<string, unknown>;
+    let crate: Record<string, unknown>;
+    try {
+      claims = JSON.parse(new TextDecoder().decode(fromBase64url(payload)));
+      crate = JSON.parse(storedCrate);
+    } catch {
+      throw new ReceiptInvalidError("or the crate of the published bag is not JSON");
+    }
+    return { crate, receipt: { jws, claims: receiptClaimsOf(claims) } };
+  }
+
+  /** A plain file's text, `undefined` when it is missing. */
+  async #readText(path: string): Promise<string | undefined> {
+    const file = await this.#tree.openRead(path);
+    if (file === undefined) return undefined;
+    try {
+      return await file.readFile({ encoding: "utf8" });
+    } finally {
+      await file.close();
+    }
   }
 
   async recover(): Promise<string[]> {
@@ -479,11 +539,20 @@ export class LocalFilestore implements Filestore {
     } finally {
       await file.close();
     }
-    const hash = await crypto.subtle.digest("SHA-512", bytes);
-    return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
+    return await sha512Hex(content);
   }
 
-  async #writeTagFiles(bagRel: string, run: RunRef, manifest: StagingManifest): Promise<void> {
+  /**
+   * Writes the bag's tag files (with the crate when there is one) and the tag manifest over them.
+   *
+   * @returns the tag manifest's text, which a receipt signs.
+   */
+  async #writeTagFiles(
+    bagRel: string,
+    run: RunRef,
+    manifest: StagingManifest,
+    crate: Record<string, unknown> | undefined,
+  ): Promise<string> {
     const payloadBytes = manifest.files.reduce((sum, f) => sum + f.bytes, 0);
     const tagContents: Record<(typeof TAG_FILES)[number], string> = {
       "bagit.txt": BAGIT_TXT,
@@ -497,6 +566,10 @@ export class LocalFilestore implements Filestore {
       }),
       "manifest-sha512.txt": manifestText(manifest.files),
     };
+    const optional: [string, string | undefined][] = [
+      [DISCLOSURE_TAG_FILE, disclosureTagText(manifest)],
+      [CRATE_TAG_FILE, crate === undefined ? undefined : crateText(crate)],
+    ];
     const tagEntries = [];
     for (const name of TAG_FILES) {
       tagEntries.push({
@@ -504,14 +577,13 @@ export class LocalFilestore implements Filestore {
         sha512: await this.#writeNewFile(`${bagRel}/${name}`, tagContents[name]),
       });
     }
-    const checks = disclosureTagText(manifest);
-    if (checks !== undefined) {
-      tagEntries.push({
-        path: DISCLOSURE_TAG_FILE,
-        sha512: await this.#writeNewFile(`${bagRel}/${DISCLOSURE_TAG_FILE}`, checks),
-      });
+    for (const [name, text] of optional) {
+      if (text === undefined) continue;
+      tagEntries.push({ path: name, sha512: await this.#writeNewFile(`${bagRel}/${name}`, text) });
     }
-    await this.#writeNewFile(`${bagRel}/tagmanifest-sha512.txt`, manifestText(tagEntries));
+    const tagManifest = manifestText(tagEntries);
+    await this.#writeNewFile(`${bagRel}/tagmanifest-sha512.txt`, tagManifest);
+    return tagManifest;
   }
 
   async #swapIntoPlace(bagRel: string, finalRel: string, startTime: string): Promise<void> {

@@ -25,6 +25,8 @@ import { RunInterruptedError } from "../../domain/interruption.ts";
 import { TEST_MANIFEST_KEY } from "../../tests/support/manifest_key.ts";
 import type { FileModes } from "./confined_tree.ts";
 import { LocalFilestore } from "./local_filestore.ts";
+import { CRATE_TAG_FILE, RECEIPT_TAG_FILE, verifyReceipt } from "../../domain/release_receipt.ts";
+import { testReleaseSigner, testReleaseSigning } from "../../tests/support/release_signing.ts";
 
 const RUN = { project: "Pr042", startTime: "20250611_093000" };
 
@@ -433,3 +435,62 @@ Deno.test("LocalFilestore keeps an interrupted stage's files aside for resuming"
     },
   );
 });
+
+Deno.test("LocalFilestore signs a release into the bag: crate in the tag manifest, receipt over it, not listed", async () => {
+  const base = await makeBase();
+  try {
+    const production = join(base, "production", "Pr042", "20250611_093000");
+    const signer = await testReleaseSigner();
+    await store(base).stage(RUN, "onc", writeFiles({ "data/outputs/onc/t.csv": "a\n1\n" }));
+    await store(base).publish(RUN, testReleaseSigning(RUN, signer));
+    assert.deepEqual(await bagProblems(production), []);
+    const tagManifest = await readFile(join(production, "tagmanifest-sha512.txt"), "utf8");
+    const listed = tagManifest.trim().split("\n").map((line) => line.split("  ")[1]);
+    assert.ok(listed.includes(CRATE_TAG_FILE));
+    assert.ok(!listed.includes(RECEIPT_TAG_FILE));
+    const crateText = await readFile(join(production, CRATE_TAG_FILE), "utf8");
+    assert.ok(tagManifest.includes(`${sha512Of(crateText)}  ${CRATE_TAG_FILE}\n`));
+    const claims = await verifyReceipt(
+      await readFile(join(production, RECEIPT_TAG_FILE), "utf8"),
+      await signer.keySet(),
+    );
+    assert.equal(claims.subject.sha512, sha512Of(tagManifest));
+    assert.deepEqual(
+      (await readdir(production)).sort(),
+      [
+        "bag-info.txt",
+        "bagit.txt",
+        "data",
+        "manifest-sha512.txt",
+        RECEIPT_TAG_FILE,
+        CRATE_TAG_FILE,
+        "tagmanifest-sha512.txt",
+      ].sort(),
+    );
+  } finally {
+    await rm(base, { recursive: true });
+  }
+});
+
+Deno.test("LocalFilestore: a signer that fails leaves production without a bag and staging as it was", async () => {
+  const base = await makeBase();
+  try {
+    await store(base).stage(RUN, "onc", writeFiles({ "data/outputs/onc/t.csv": "a\n1\n" }));
+    const failing = {
+      ...testReleaseSigning(RUN, await testReleaseSigner()),
+      sign: () => Promise.reject(new Error("key store down")),
+    };
+    await assert.rejects(store(base).publish(RUN, failing), /key store down/);
+    assert.deepEqual(await readdir(join(base, "production")), []);
+    assert.deepEqual(
+      (await readdir(join(base, "staging", "Pr042", "20250611_093000"))).sort(),
+      [".cr8tor-staging.json", "data"],
+    );
+  } finally {
+    await rm(base, { recursive: true });
+  }
+});
+
+function sha512Of(text: string): string {
+  return createHash("sha512").update(text, "utf8").digest("hex");
+}

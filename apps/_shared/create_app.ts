@@ -43,6 +43,7 @@ import {
   requestBodyReader,
 } from "./request_body.ts";
 import { requestIdOf, requestIds, requestLogFields } from "./request_ids.ts";
+import { SOFTWARE_VERSION } from "../../domain/service_identity.ts";
 import {
   mayReadMetrics,
   METRICS_PATH,
@@ -103,14 +104,15 @@ export type BodyReading = Omit<RequestBodyLimits, "maxBytes">;
 
 /**
  * Paths anyone may `GET` (or `HEAD`) without a key, besides the docs' assets (`api_docs.ts`, no data); any
- * other method needs the key there too.
+ * other method needs the key there too. `/.well-known/release-keys` holds public keys only
+ * (`docs/provenance.md`).
  */
 const PUBLIC_PATHS = new Set([
   "/health",
   "/ready",
   "/openapi.json",
   "/docs",
-  // The public keys that verify release receipts (`docs/revocation.md`): anyone may check a receipt.
+  // The public keys that verify release receipts (`docs/provenance.md`): anyone may check a receipt.
   "/.well-known/release-keys",
 ]);
 
@@ -430,7 +432,7 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     openapi: "3.1.0",
     info: {
       title: options.title,
-      version: "1.0.0",
+      version: SOFTWARE_VERSION,
       description: "CR8TOR Publisher. Every reply is a {status, payload} envelope.",
     },
   });

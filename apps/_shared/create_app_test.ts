@@ -220,6 +220,7 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
       const doc = await (await app.request(`${URL_BASE}/openapi.json`)).json();
       assert.equal(doc.openapi, "3.1.0");
       assert.deepEqual(Object.keys(doc.paths).sort(), [
+        "/.well-known/release-keys",
         "/data-publish/package",
         "/data-publish/publish",
         "/data-publish/staging",

@@ -19,6 +19,7 @@ import {
   UnknownDestinationError,
   UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
+import { ReleaseKeyUnavailableError } from "../../ports/release_signer.ts";
 import {
   InvalidSecretNameError,
   SecretNotFoundError,
@@ -162,6 +163,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DestinationTablesNotPackagedError, 409],
   [OpalResourceNameClashError, 409],
   [SecretStoreUnavailableError, 500],
+  [ReleaseKeyUnavailableError, 500],
   [FilestoreNotReadyError, 500],
   [InvalidOpalResourceError, 500],
   [SourceTypeNotSupportedError, 501],

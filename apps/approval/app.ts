@@ -352,7 +352,8 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       {
         project_name: body.project_name,
         project_start_time: body.project_start_time,
-        destination: { type: body.destination.type, name: body.destination.name },
+        // The PostgreSQL destination has no name.
+        destination: { type: body.destination.type, name: body.destination.name ?? "" },
       },
       { kind: "key", id: await callerKeyId },
       transfer?.success === true ? releaseRequestOf(transfer.data) : null,

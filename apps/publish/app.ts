@@ -18,6 +18,9 @@ import { destinationChooser, type PostgresqlDestination } from "../../applicatio
 import { packageDataset } from "../../application/package_dataset.ts";
 import { ProjectLocks } from "../../application/project_locks.ts";
 import { publishDataset } from "../../application/publish_dataset.ts";
+import { releaseSigning } from "../../application/release_provenance.ts";
+import { SOFTWARE_NAME, SOFTWARE_VERSION } from "../../domain/service_identity.ts";
+import type { ReleaseSigner } from "../../ports/release_signer.ts";
 import {
   InvalidRunQueryError,
   RunCancelledError,
@@ -66,6 +69,7 @@ import {
   listRunsRoute,
   packageRoute,
   publishRoute,
+  releaseKeysRoute,
   resumeRunRoute,
   runEventsRoute,
   stagingRoute,
@@ -116,7 +120,23 @@ export interface PublishDeps extends SourceAccess {
   readonly runLeaseMs?: number | undefined;
   /** See `RunnerOptions.pollMs`; default 1 s. */
   readonly runPollMs?: number | undefined;
+  /**
+   * Signs each release's receipt and serves its public keys (`docs/provenance.md`); without it,
+   * publish builds no crate or receipt and `GET /.well-known/release-keys` lists no key.
+   */
+  readonly releaseSigner?: ReleaseSigner | undefined;
+  /** `RELEASE_LICENSE`: the licence every release's crate names; {@link DEFAULT_RELEASE_LICENSE} when absent. */
+  readonly releaseLicense?: { readonly id: string; readonly name: string } | undefined;
 }
+
+/**
+ * The licence a release's crate names unless `RELEASE_LICENSE` says otherwise: none is granted beyond
+ * the project's data access agreement, which an SDE's releases are always bound by.
+ */
+export const DEFAULT_RELEASE_LICENSE = {
+  id: "LicenseRef-cr8tor-data-access-agreement",
+  name: "Released under the project's data access agreement; no other licence is granted",
+} as const;
 
 /** The publish service: its app and its runner (the composition root closes the runner at shutdown). */
 export interface PublishService {
@@ -214,15 +234,27 @@ export function createPublishService(deps: PublishDeps): PublishService {
       };
     }
     const request = PublishServicePublishRequest.parse(run.request);
+    const signer = deps.releaseSigner;
+    const release = signer === undefined ? undefined : () =>
+      releaseSigning(request, run, {
+        runs: runner.store,
+        signer,
+        service: { name: SOFTWARE_NAME, version: SOFTWARE_VERSION },
+        license: deps.releaseLicense ?? DEFAULT_RELEASE_LICENSE,
+      });
     return async ({ signal, onProgress }) => {
       const destination = destinationFor(request.destination);
-      const published = await publishDataset(request, { destination, locks }, {
+      const published = await publishDataset(request, { destination, locks, release }, {
         signal,
         onProgress,
       });
+      const signed = published.release;
       return {
         status: 200,
-        body: success({ data_published: published.dataPublished }) as RunResult["body"],
+        body: success({
+          data_published: published.dataPublished,
+          ...(signed === undefined ? {} : { receipt: signed.receipt, crate: signed.crate }),
+        }) as unknown as RunResult["body"],
         audit: published.audit,
         logFields: published.logFields,
       };
@@ -353,6 +385,14 @@ export function createPublishService(deps: PublishDeps): PublishService {
     const run = await runner.resume(c.req.valid("param").id);
     c.header("Location", `/runs/${run.id}`);
     return c.json(success(runView(run)), 202);
+  });
+
+  app.openapi(releaseKeysRoute, async (c) => {
+    const keys = deps.releaseSigner === undefined
+      ? { keys: [] }
+      : await deps.releaseSigner.keySet();
+    c.header("Cache-Control", "no-cache");
+    return c.json({ keys: [...keys.keys] }, 200);
   });
 
   return { app, runner };

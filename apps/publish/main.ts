@@ -22,6 +22,12 @@ import {
 import type { RunStore } from "../../ports/run_store.ts";
 import { AppError } from "../../domain/errors.ts";
 import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
+import type { ReleaseSigner } from "../../ports/release_signer.ts";
+import {
+  Ed25519ReleaseSigner,
+  GENERATED_RELEASE_KEY_FILE,
+} from "../../adapters/crypto/ed25519_release_signer.ts";
+import { join } from "node:path";
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
 import { MIN_MANIFEST_KEY_MATERIAL, stagingManifestKey } from "../../domain/staging_manifest.ts";
 import type { Filestore } from "../../ports/filestore.ts";
@@ -123,8 +129,23 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   ),
   /** Where runs are kept: `sqlite` (one file under `STATE_DIR`) or `postgresql` (shared by replicas). */
   RUN_STORE: z.enum(["sqlite", "postgresql"]).default("sqlite"),
-  /** The service's own state (the SQLite run store, `runs.sqlite`). */
+  /**
+   * The service's own state (the SQLite run store, `runs.sqlite`; the generated release signing key,
+   * `release-signing-key.jwk`, without `RELEASE_SIGNING_KEY_SECRET_NAME`).
+   */
   STATE_DIR: z.string().min(1).default(DEFAULT_STATE_DIR),
+  /** The secret holding the release signing key, an Ed25519 private JWK (`docs/provenance.md`). */
+  RELEASE_SIGNING_KEY_SECRET_NAME: z.string().regex(SECRET_NAME_PATTERN, {
+    error: "must be a secret name",
+  }).optional(),
+  /** The secret holding the retired release keys' public JWKs, a JWK Set (optional). */
+  RELEASE_RETIRED_KEYS_SECRET_NAME: z.string().regex(SECRET_NAME_PATTERN, {
+    error: "must be a secret name",
+  }).optional(),
+  /** The licence every release's RO-Crate names: an SPDX id (`CC-BY-4.0`) or a URL. */
+  RELEASE_LICENSE: z.string().trim().min(1).max(512).regex(/^[\x21-\x7e]+$/, {
+    error: "must be an SPDX licence id or a URL, without spaces",
+  }).optional(),
   /** A run whose process has not written it for this long is taken for dead (`interrupted`). */
   RUN_LEASE_SECONDS: z.coerce.number<unknown>().int().min(3).max(3600).default(30),
   /** Runs that stopped longer ago than this are deleted (the audit trail keeps its records). */
@@ -153,6 +174,36 @@ export async function runStoreFromEnv(
   log: Logger,
 ): Promise<RunStore> {
   return await stateStoreFromEnv(RUN_STORE_KIND, env, secrets, log);
+}
+
+/**
+ * The release signer: the key in the secret `RELEASE_SIGNING_KEY_SECRET_NAME` names (with the retired
+ * keys of `RELEASE_RETIRED_KEYS_SECRET_NAME`), or else a key generated once under `STATE_DIR`, with a
+ * warning the first time it is used (`docs/provenance.md`).
+ */
+export function releaseSignerFrom(
+  config: Pick<
+    z.infer<typeof PublishEnv>,
+    "RELEASE_SIGNING_KEY_SECRET_NAME" | "RELEASE_RETIRED_KEYS_SECRET_NAME" | "STATE_DIR"
+  >,
+  secrets: SecretStore,
+  log: Logger,
+): ReleaseSigner {
+  if (config.RELEASE_SIGNING_KEY_SECRET_NAME !== undefined) {
+    return new Ed25519ReleaseSigner({
+      secrets,
+      keySecretName: config.RELEASE_SIGNING_KEY_SECRET_NAME,
+      retiredKeysSecretName: config.RELEASE_RETIRED_KEYS_SECRET_NAME,
+    });
+  }
+  return new Ed25519ReleaseSigner({
+    generatedKeyFile: join(config.STATE_DIR, GENERATED_RELEASE_KEY_FILE),
+    onGeneratedKey: () =>
+      log.warn("release_key_generated", {
+        hint: "receipts are signed with a key kept under STATE_DIR; set " +
+          "RELEASE_SIGNING_KEY_SECRET_NAME to keep the key in the secret store (docs/provenance.md)",
+      }),
+  });
 }
 
 /** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */
@@ -350,9 +401,14 @@ export async function buildPublishService(
   }
   const auditTrail = auditTrailFromEnv(env, log);
   const runStore = await runStoreFromEnv(env, secrets, log);
+  const releaseSigner = releaseSignerFrom(config, secrets, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,
+    releaseSigner,
+    ...(config.RELEASE_LICENSE === undefined
+      ? {}
+      : { releaseLicense: { id: config.RELEASE_LICENSE, name: config.RELEASE_LICENSE } }),
     runLeaseMs: config.RUN_LEASE_SECONDS * 1000,
     apiKey,
     log,

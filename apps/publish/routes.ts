@@ -247,3 +247,34 @@ export const stagingRoute = createRoute({
     ...errorResponses(404, 409, 501, 502),
   },
 });
+
+/** An Ed25519 public key of the JWKS (`domain/release_receipt.ts` `PublicReleaseKey`). */
+const ReleaseKeySchema = openApiComponent(
+  z.object({
+    kty: z.literal("OKP"),
+    crv: z.literal("Ed25519"),
+    x: z.string(),
+    kid: z.string().openapi({ description: "RFC 7638 thumbprint" }),
+    alg: z.literal("EdDSA"),
+    use: z.literal("sig"),
+  }),
+  "ReleaseKey",
+);
+
+/**
+ * `GET /.well-known/release-keys`: the public keys that verify release receipts, current first, then
+ * retired (`docs/provenance.md`). No key needed: anyone may verify a receipt.
+ */
+export const releaseKeysRoute = createRoute({
+  method: "get",
+  path: "/.well-known/release-keys",
+  summary: "The JWK Set of the keys that verify release receipts (current first, then retired)",
+  tags: ["publish"],
+  responses: {
+    200: {
+      description: "A JWK Set (RFC 7517), not in the envelope, so any JOSE library reads it",
+      content: { "application/json": { schema: z.object({ keys: z.array(ReleaseKeySchema) }) } },
+    },
+    ...errorResponses(500),
+  },
+});

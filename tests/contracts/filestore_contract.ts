@@ -20,6 +20,9 @@ import {
   NothingStagedError,
   StagingIntegrityError,
 } from "../../ports/filestore.ts";
+import { verifyReceipt } from "../../domain/release_receipt.ts";
+import type { StagedContent } from "../../domain/staging_manifest.ts";
+import { testReleaseSigner, testReleaseSigning } from "../support/release_signing.ts";
 
 /** A filestore under test, plus ways to break it the way the adapter can break. */
 export interface FilestoreUnderTest {
@@ -444,6 +447,58 @@ export async function filestoreContract(
           }),
           RangeError,
         );
+      }),
+  );
+
+  await t.step(
+    "publish() with a release writes its crate and a receipt that verifies; republishing returns them unchanged",
+    () =>
+      withStore(async (it) => {
+        const signer = await testReleaseSigner();
+        const tables = [{
+          name: "t",
+          description: null,
+          columns: [{ name: "id", datatype: "integer", description: null }],
+        }];
+        await it.filestore.stage(
+          RUN,
+          "onc",
+          writeFiles({ "data/outputs/onc/t.csv": "id\n1\n" }),
+          undefined,
+          tables,
+        );
+        const seen: StagedContent[] = [];
+        const published = await it.filestore.publish(RUN, testReleaseSigning(RUN, signer, seen));
+        assert.deepEqual(seen.at(-1)?.datasets, [{ schema_name: "onc", tables, disclosure: null }]);
+        const release = await it.filestore.publishedRelease(RUN);
+        assert.ok(release !== undefined);
+        const claims = await verifyReceipt(release.receipt.jws, await signer.keySet());
+        assert.deepEqual(claims, release.receipt.claims);
+        assert.equal(claims.release_id, "rel-test");
+        assert.equal(claims.project_name, RUN.project);
+        assert.equal(claims.project_start_time, RUN.startTime);
+        assert.deepEqual(claims.destination, { type: "filestore", name: "LSC" });
+        assert.equal(claims.subject.kind, "bagit-tagmanifest-sha512");
+        const files = (release.crate["@graph"] as Record<string, unknown>[])
+          .filter((e) => published.some((p) => p.path === e["@id"]));
+        assert.deepEqual(
+          files.map((e) => [e["@id"], Number(e.contentSize), e.sha512]),
+          published.map((p) => [p.path, p.bytes, p.sha512]),
+        );
+
+        assert.deepEqual(await it.filestore.publish(RUN), published);
+        assert.deepEqual(await it.filestore.publishedRelease(RUN), release);
+      }),
+  );
+
+  await t.step(
+    "publish() without a release writes no receipt",
+    () =>
+      withStore(async (it) => {
+        assert.equal(await it.filestore.publishedRelease(RUN), undefined);
+        await it.filestore.stage(RUN, "onc", writeFiles({ "data/outputs/onc/t.csv": "x" }));
+        await it.filestore.publish(RUN);
+        assert.equal(await it.filestore.publishedRelease(RUN), undefined);
       }),
   );
 }

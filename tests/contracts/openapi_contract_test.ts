@@ -176,11 +176,11 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           expect: 404,
         },
         {
-          name: "release keys relayed (this publish service has none)",
+          name: "release keys relayed from the publish service, without a key",
           method: "get",
           path: "/.well-known/release-keys",
           key: "",
-          expect: 404,
+          expect: 200,
         },
         // The runs API is forwarded to the publish service; its success replies are checked against this
         // document in apps/approval/runs_test.ts. A templated path is requested as it is written.
@@ -360,6 +360,28 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           path: "/data-publish/publish",
           body: aPublishRequest(),
           setup: stageSomething,
+          expect: 200,
+        },
+        {
+          name: "publish with a release",
+          method: "post",
+          path: "/data-publish/publish",
+          body: aPublishRequest({
+            release: {
+              id: "rel-1",
+              requested_by: { kind: "key", id: "gateway" },
+              decisions: [],
+              expires_at: null,
+            },
+          }),
+          setup: packageSomething,
+          expect: 200,
+        },
+        {
+          name: "release keys",
+          method: "get",
+          path: "/.well-known/release-keys",
+          key: "",
           expect: 200,
         },
         {

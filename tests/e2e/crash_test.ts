@@ -12,7 +12,13 @@ import { join } from "node:path";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { writeFiles } from "../contracts/filestore_contract.ts";
 import { bagProblems } from "../support/bagit_check.ts";
-import { crashPayload } from "../support/filestore_worker.ts";
+import { crashPayload, crashRelease } from "../support/filestore_worker.ts";
+import {
+  CRATE_TAG_FILE,
+  RECEIPT_TAG_FILE,
+  sha512Hex,
+  verifyReceipt,
+} from "../../domain/release_receipt.ts";
 import { TEST_MANIFEST_KEY } from "../support/manifest_key.ts";
 import { RESUME_RUN, RESUME_TABLES, stageResumable } from "../support/resume_worker.ts";
 
@@ -54,12 +60,24 @@ async function killDuring(
   return seen.includes("done");
 }
 
-/** Which version a production bag holds, after checking it is a complete, valid bag. */
-async function productionVersion(base: string): Promise<string | undefined> {
+/**
+ * Which version a production bag holds, after checking it is a complete, valid bag (and, when `signed`,
+ * that it has its crate in the tag manifest and a receipt over the tag manifest).
+ */
+async function productionVersion(base: string, signed = false): Promise<string | undefined> {
   const dir = join(base, "production", RUN.project, RUN.startTime);
   const present = await readdir(dir).then(() => true, () => false);
   if (!present) return undefined;
   assert.deepEqual(await bagProblems(dir), [], "production is a valid bag");
+  if (signed) {
+    const tagManifest = await readFile(join(dir, "tagmanifest-sha512.txt"), "utf8");
+    assert.ok(tagManifest.includes(`  ${CRATE_TAG_FILE}\n`), "the crate is in the tag manifest");
+    const claims = await verifyReceipt(
+      await readFile(join(dir, RECEIPT_TAG_FILE), "utf8"),
+      await crashRelease(base, RUN).signer.keySet(),
+    );
+    assert.equal(claims.subject.sha512, await sha512Hex(tagManifest), "the receipt signs this bag");
+  }
   const head = (await readFile(join(dir, "data/outputs/crash/a.csv"), "utf8")).slice(0, 8);
   const versions = new Set(
     await Promise.all(
@@ -86,14 +104,15 @@ Deno.test({
           await mkdir(join(base, "production"));
           const store = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await store.stage(RUN, "crash", writeFiles(crashPayload("v1", MEGABYTES)));
-          await store.publish(RUN);
+          const { release } = crashRelease(base, RUN);
+          await store.publish(RUN, release);
           await store.stage(RUN, "crash", writeFiles(crashPayload("v2", MEGABYTES)));
 
           const finished = await killDuring(base, "publish", "", delayMs);
           outcomes.push(finished ? "finished" : "killed");
           const restarted = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
           await restarted.recover();
-          const version = await productionVersion(base);
+          const version = await productionVersion(base, true);
           assert.ok(version === "v1" || version === "v2", `production holds ${version}`);
           if (finished) assert.equal(version, "v2");
           assert.deepEqual(
@@ -102,8 +121,8 @@ Deno.test({
             "no leftovers after the sweep",
           );
 
-          const published = await restarted.publish(RUN);
-          assert.equal(await productionVersion(base), "v2");
+          const published = await restarted.publish(RUN, release);
+          assert.equal(await productionVersion(base, true), "v2");
           assert.deepEqual(
             await restarted.publish(RUN),
             published,

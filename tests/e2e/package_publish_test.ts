@@ -10,6 +10,12 @@ import { join } from "node:path";
 import { MysqlSandbox, PostgresSandbox } from "../support/databases.ts";
 import { bagProblems } from "../support/bagit_check.ts";
 import {
+  CRATE_TAG_FILE,
+  RECEIPT_TAG_FILE,
+  sha512Hex,
+  verifyReceipt,
+} from "../../domain/release_receipt.ts";
+import {
   type JsonReply,
   newServiceKeys,
   postToService,
@@ -101,7 +107,7 @@ Deno.test({
         await writeFile(join(secrets, name), value);
       }
 
-      const { approval } = await startStack({
+      const { approval, publish } = await startStack({
         secrets,
         storage,
         allowedSources: [
@@ -196,6 +202,37 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "the bag's receipt verifies with the keys the publish service serves, and signs its tag manifest",
+        async () => {
+          const res = await fetch(`${publish.url}/.well-known/release-keys`);
+          assert.equal(res.status, 200);
+          const keys = await res.json();
+          const jws = await readFile(join(production, RECEIPT_TAG_FILE), "utf8");
+          const claims = await verifyReceipt(jws, keys);
+          assert.equal(claims.project_name, PROJECT);
+          assert.equal(claims.project_start_time, "20250611_093000");
+          assert.deepEqual(claims.destination, { type: "filestore", name: "LSC" });
+          const tagManifest = await readFile(join(production, "tagmanifest-sha512.txt"), "utf8");
+          assert.equal(claims.subject.kind, "bagit-tagmanifest-sha512");
+          assert.equal(claims.subject.sha512, await sha512Hex(tagManifest));
+          assert.ok(
+            tagManifest.includes(`  ${CRATE_TAG_FILE}\n`),
+            "the crate is in the tag manifest",
+          );
+          const crate = JSON.parse(await readFile(join(production, CRATE_TAG_FILE), "utf8"));
+          const ids = (crate["@graph"] as { "@id": string }[]).map((e) => e["@id"]);
+          for (const item of (published as JsonReply["json"]).payload.data_published) {
+            assert.ok(ids.includes(item.file_path), `${item.file_path} is in the crate`);
+          }
+          assert.equal(
+            (published as JsonReply["json"]).payload.receipt?.jws,
+            jws.trim(),
+            "the reply carries the receipt",
+          );
+        },
+      );
+
       await t.step("publishing again answers the same", async () => {
         const res = await post(`${approval.url}/project/publish`, {
           project_name: PROJECT,
@@ -224,6 +261,8 @@ Deno.test({
           assert.ok(!logs.includes(secret));
         }
         assert.ok(!logs.includes("Ada") && !logs.includes("line2"));
+        // The generated release key was announced once, and never logged.
+        assert.equal(logs.split("release_key_generated").length - 1, 1);
       });
     } finally {
       for (const service of services) await service.stop();

@@ -20,6 +20,8 @@ import {
   type ServiceProcess,
   startStack,
 } from "../support/processes.ts";
+import { canonicalJson } from "../../domain/audit.ts";
+import { sha512Hex, verifyReceipt } from "../../domain/release_receipt.ts";
 import {
   allowedLocalMysql,
   allowedLocalPostgres,
@@ -100,7 +102,7 @@ Deno.test({
       for (const [name, value] of Object.entries(files)) {
         await writeFile(join(secrets, name), value);
       }
-      const { approval } = await startStack({
+      const { approval, publish } = await startStack({
         secrets,
         storage,
         allowedSources: [
@@ -229,7 +231,19 @@ Deno.test({
           assert.match(failed.json.payload.detail, /create resource tre_postgresql_/);
           const done = await post(`${approval.url}/project/publish`, publishBody);
           assert.equal(done.status, 200, JSON.stringify(done.json));
-          assert.deepEqual(done.json.payload, { data_published: expected });
+          assert.deepEqual(done.json.payload.data_published, expected);
+          // The release's crate (kept by the gateway, not in the CLI's reply) and a receipt over its
+          // SHA-512 (canonical JSON), verified with the keys the publish service serves.
+          const { receipt, release_id } = done.json.payload;
+          assert.equal(done.json.payload.crate, undefined);
+          const crate = await (await fetch(`${approval.url}/releases/${release_id}/crate`, {
+            headers: { "x-api-key": KEYS.approvalserviceapikey },
+          })).json();
+          const keys = await (await fetch(`${publish.url}/.well-known/release-keys`)).json();
+          const claims = await verifyReceipt(receipt.jws, keys);
+          assert.equal(claims.subject.kind, "ro-crate-sha512");
+          assert.equal(claims.subject.sha512, await sha512Hex(canonicalJson(crate)));
+          assert.deepEqual(claims.destination, { type: "postgresql", name: "postgresql" });
         },
       );
 
@@ -280,7 +294,7 @@ Deno.test({
           const before = JSON.stringify(opal.state);
           const again = await post(`${approval.url}/project/publish`, publishBody);
           assert.equal(again.status, 200);
-          assert.deepEqual(again.json.payload, { data_published: expected });
+          assert.deepEqual(again.json.payload.data_published, expected);
           assert.equal(JSON.stringify(opal.state), before);
         },
       );

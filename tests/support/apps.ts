@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { Ed25519ReleaseSigner } from "../../adapters/crypto/ed25519_release_signer.ts";
 import { OpenConnections } from "../../apps/_shared/open_connections.ts";
 import type { SourceAccess } from "../../apps/_shared/source_access.ts";
 import { type AllowedSource, AllowedSources } from "../../domain/allowed_sources.ts";
@@ -79,6 +80,13 @@ export class FakeWorld implements Disposable {
     manifestKey: TEST_MANIFEST_KEY,
     today: () => new Date("2025-06-11T10:00:00Z"),
     onWarning: (event, fields) => this.publishLog.warn(event, fields),
+  });
+  /**
+   * Signs the publish app's release receipts: a key generated on first use in a file beside the
+   * filestore (never inside it), as a deployment without `RELEASE_SIGNING_KEY_SECRET_NAME` does.
+   */
+  readonly releaseSigner = new Ed25519ReleaseSigner({
+    generatedKeyFile: `${this.base}-release-signing-key.jwk`,
   });
   readonly connections: SqlConnectionOptions[] = [];
   /** The source connections the apps have open. */
@@ -193,6 +201,7 @@ export class FakeWorld implements Disposable {
       refusals: this.refusalsOf("publish"),
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
+      releaseSigner: this.releaseSigner,
       writers: {
         csv: new CsvDatasetWriter({ formulaPrefix: this.csvFormulaPrefix }),
         duckdb: new DuckdbDatasetWriter(),
@@ -256,6 +265,7 @@ export class FakeWorld implements Disposable {
 
   [Symbol.dispose](): void {
     rmSync(this.base, { recursive: true, force: true });
+    rmSync(`${this.base}-release-signing-key.jwk`, { force: true });
   }
 
   /** Every log line of every app, for checks that nothing secret was logged. */
