@@ -32,6 +32,7 @@ import {
   PublishPayload,
 } from "./contract.ts";
 import { HOST_PATTERN } from "./names.ts";
+import { deletionCertificateSchema } from "./revocation.ts";
 
 /** What the first record's `prev_sha256` holds: 64 zeros. */
 export const GENESIS_SHA256 = "0".repeat(64);
@@ -63,6 +64,8 @@ export const AuditOutput = z.object({
   destination_tables: z.array(z.string()).optional(),
   /** OPAL resources created or updated by a PostgreSQL publish. */
   opal_resources: z.array(z.string()).optional(),
+  /** The deletion certificate of a revocation (`domain/revocation.ts`). */
+  certificate: deletionCertificateSchema.optional(),
 });
 
 /**
@@ -143,6 +146,11 @@ export const AuditEntry = z.strictObject({
   person: AuditPerson.optional(),
   /** An approval decision asked for (`POST /releases/{id}/decisions`), recorded whether or not refused. */
   decision: AuditDecision.optional(),
+  /**
+   * What a revocation removed (`POST /data-publish/revoke`, `POST /releases/{id}/revoke`): the deletion
+   * certificate. Absent from every other record.
+   */
+  certificate: deletionCertificateSchema.optional(),
 });
 
 /** Why a request was refused before anything else looked at it. */

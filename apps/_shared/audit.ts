@@ -135,6 +135,7 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
     opal_resources: output.opal_resources ?? null,
     ...(person === undefined ? {} : { person: { id: person.id, issuer: person.issuer } }),
     ...(decision === undefined ? {} : { decision }),
+    ...(output.certificate === undefined ? {} : { certificate: output.certificate }),
   };
 }
 

@@ -80,6 +80,7 @@ import {
   UnknownApprovalTypeError,
   UnknownGateError,
 } from "../../domain/release.ts";
+import { PublicationRevokedError } from "../../domain/revocation.ts";
 import {
   InvalidReleaseCursorError,
   ReleaseNotFoundError,
@@ -132,6 +133,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [UnknownDestinationError, 404],
   [PostgresqlDestinationNotConfiguredError, 404],
   [RunAlreadyActiveError, 409],
+  [PublicationRevokedError, 409],
   [RunVersionConflictError, 409],
   [InvalidRunTransitionError, 409],
   [RunCancelledError, 409],
