@@ -2,6 +2,13 @@ import assert from "node:assert/strict";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
+import { MemoryDestinationDatabase } from "../../adapters/memory/memory_destination_database.ts";
+import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
+import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
+import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import { DEFAULT_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES } from "../../ports/source_database.ts";
+import { FakeOpal } from "../../tests/support/fake_opal.ts";
+import { createPublishService } from "./app.ts";
 import { deletionCertificateSchema } from "../../domain/revocation.ts";
 import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
 import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support/requests.ts";
@@ -180,4 +187,85 @@ Deno.test("publish app POST /data-publish/revoke (filestore)", async (t) => {
     }
     assert.fail("the revoke run did not succeed");
   });
+});
+
+/** A publish service on `world` whose PostgreSQL destination is an in-memory database and `opal`. */
+function withPostgresql(world: FakeWorld, database: MemoryDestinationDatabase, opal: FakeOpal) {
+  return createPublishService({
+    ...world.sourceAccess(),
+    apiKey: PUBLISH_KEY,
+    log: world.publishLog,
+    maxBodyBytes: 64 * 1024,
+    filestores: new Map([["LSC", world.filestore]]),
+    postgresql: {
+      connect: () => Promise.resolve(database.reopen()),
+      opal: () =>
+        Promise.resolve(
+          new HttpOpalClient({
+            baseUrl: opal.url,
+            username: opal.admin.username,
+            password: opal.admin.password,
+            timeoutMs: 5_000,
+          }),
+        ),
+      resourceAccess: () =>
+        Promise.resolve({
+          database: { host: "127.0.0.1", port: 5432, database: "dest" },
+          readOnly: { username: "opal_ro", password: "opal-ro-password" },
+        }),
+    },
+    writers: {
+      csv: new CsvDatasetWriter({ formulaPrefix: false }),
+      duckdb: new DuckdbDatasetWriter(),
+    },
+    concurrency: 2,
+    batchRows: 2,
+    batchBytes: DEFAULT_BATCH_BYTES,
+    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+    readiness: () => Promise.resolve([]),
+    runPollMs: 20,
+  });
+}
+
+Deno.test("publish app POST /data-publish/revoke (PostgreSQL + OPAL)", async () => {
+  using world = new FakeWorld();
+  await using opal = await FakeOpal.start();
+  const database = new MemoryDestinationDatabase();
+  const { app, runner } = withPostgresql(world, database, opal);
+  try {
+    const pg = { destination: { name: "pg", type: "postgresql", format: "sql" } };
+    const send = async (path: string, body: unknown) => {
+      const res = await app.request(postJson(path, body, PUBLISH_KEY));
+      return { status: res.status, json: await res.json() };
+    };
+    assert.equal((await send(PACKAGE, aTransferRequest(pg))).status, 200);
+    const published = await send(PUBLISH, aPublishRequest(pg));
+    assert.equal(published.status, 200);
+    const tables = published.json.payload.data_published.map((
+      p: { postgresql_table_name: string },
+    ) => p.postgresql_table_name);
+    const project = published.json.payload.data_published[0].opal_project_name;
+
+    const { status, json } = await send(REVOKE, aRevokeRequest(pg));
+
+    assert.equal(status, 200, JSON.stringify(json));
+    const certificate = deletionCertificateSchema.parse(json.payload.certificate);
+    assert.deepEqual(
+      certificate.tables.map((t) => [`${t.schema}.${t.table}`, t.rows]),
+      tables.map((name: string) => [name, 3]),
+    );
+    assert.deepEqual(certificate.opal, {
+      project,
+      resources: published.json.payload.data_published.map((
+        p: { opal_resource_name: string },
+      ) => p.opal_resource_name).sort(),
+      group: `${project}_group`,
+    });
+    assert.deepEqual(certificate.destination, { type: "postgresql", name: "pg" });
+    assert.deepEqual(database.schemas(), []);
+    assert.deepEqual(Object.keys(opal.state.resources[project] ?? {}), []);
+    assert.equal(opal.state.groups[`${project}_group`], undefined);
+  } finally {
+    await runner.close();
+  }
 });
