@@ -30,7 +30,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import { access, constants, realpath, stat } from "node:fs/promises";
+import { access, constants, mkdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import {
   bagInfoText,
@@ -83,7 +83,6 @@ import {
 } from "./confined_tree.ts";
 import { copyWithSha512, sha512OfOpenFile } from "./sha512.ts";
 import { REVOKED_AREAS, type RevokedFile } from "../../domain/revocation.ts";
-import { mkdir } from "node:fs/promises";
 
 const AREAS = ["staging", "production"] as const;
 const WORK_PREFIX = ".work-";
