@@ -1,21 +1,27 @@
 /**
  * A child process for the revocation crash tests: revokes the run `Crash/20250611_093000` of a filestore
- * as a `revoke` run kept in a SQLite run store, and kills itself with SIGKILL at step `killAt` (0-based):
+ * (or of the PostgreSQL destination + OPAL) as a `revoke` run kept in a SQLite run store, and kills itself with SIGKILL at step `killAt` (0-based):
  * step 2k is just before the k-th file is recorded, step 2k+1 just after it is recorded (and stored)
  * and before it is removed, and step 2n (n files) once every file is removed, before the run ends. A
  * negative `killAt` runs to the end and prints the run's outcome.
  *
- * Usage: deno run -A revoke_worker.ts <base> <store path> <killAt> [delete|quarantine]
+ * Usage: deno run -A revoke_worker.ts filestore <base> <store path> <killAt> [delete|quarantine]
+ *        REVOKE_PG_OPTIONS=<json> deno run -A revoke_worker.ts postgresql <opal url> <store path> <killAt>
  */
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { openSqliteRunStore, type SqliteRunStore } from "../../adapters/sqlite/sqlite_run_store.ts";
-import { FilestoreDestination } from "../../application/destinations.ts";
+import { destinationChooser, FilestoreDestination } from "../../application/destinations.ts";
 import { ProjectLocks } from "../../application/project_locks.ts";
 import { revokeRelease } from "../../application/revoke_release.ts";
 import { Runner, type RunResult } from "../../application/runs.ts";
 import { PublishServiceRevokeRequest, type RevocationMode } from "../../domain/revocation.ts";
 import type { NewRunInput, Run } from "../../domain/run.ts";
 import type { Destination } from "../../ports/destination.ts";
+import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import {
+  connectPostgresDestination,
+  type PostgresDestinationOptions,
+} from "../../adapters/postgres/postgres_destination.ts";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { TEST_MANIFEST_KEY } from "./manifest_key.ts";
 
@@ -43,23 +49,57 @@ export const REVOKE_RUN_INPUT: NewRunInput = {
   request: JSON.parse(JSON.stringify(REVOKE_REQUEST)),
 };
 
-/** A runner whose revoke runs revoke on the filestore at `base`; `onStep` is told each step. */
-export function revocationRunner(
-  base: string,
-  store: SqliteRunStore,
-  mode: RevocationMode,
-  onStep: (step: number) => void = () => {},
-  leaseMs?: number,
-): { runner: Runner; filestore: LocalFilestore } {
-  const filestore = new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY });
-  const inner = new FilestoreDestination(
+/** The filestore `LSC` at `base`, as a destination. */
+export function filestoreDestinationAt(base: string): Destination {
+  return new FilestoreDestination(
     "LSC",
-    filestore,
+    new LocalFilestore(base, { manifestKey: TEST_MANIFEST_KEY }),
     "csv",
     new CsvDatasetWriter({ formulaPrefix: false }),
   );
+}
+
+/** The PostgreSQL destination `pg` on `options`, published through the OPAL at `opalUrl`. */
+export function postgresqlDestinationOf(
+  options: PostgresDestinationOptions,
+  opalUrl: string,
+): Destination {
+  return destinationChooser({
+    filestores: new Map(),
+    writers: { csv: new CsvDatasetWriter(), duckdb: new CsvDatasetWriter() },
+    postgresql: {
+      connect: () => connectPostgresDestination(options),
+      opal: () =>
+        Promise.resolve(
+          new HttpOpalClient({
+            baseUrl: opalUrl,
+            username: "administrator",
+            password: "password",
+            timeoutMs: 5_000,
+          }),
+        ),
+      resourceAccess: () =>
+        Promise.resolve({
+          database: { host: options.host, port: options.port, database: options.database },
+          readOnly: { username: options.readOnlyRole, password: "unused-read-only-password" },
+        }),
+    },
+  })(PG_DESTINATION);
+}
+
+/** The PostgreSQL destination of the crash tests. */
+export const PG_DESTINATION = { type: "postgresql", name: "pg", format: "sql" } as const;
+
+/**
+ * `inner`, whose revocation tells `onStep` each step: 2k just before the k-th item is recorded, 2k+1
+ * just after, and 2n once `inner.revoke` returned.
+ */
+export function steppedDestination(
+  inner: Destination,
+  onStep: (step: number) => void,
+): Destination {
   let step = 0;
-  const destination: Destination = {
+  return {
     lockKey: (project) => inner.lockKey(project),
     checkReady: () => inner.checkReady(),
     stage: (...args) => inner.stage(...args),
@@ -79,6 +119,30 @@ export function revocationRunner(
       return removed;
     },
   };
+}
+
+/** A revoke request and run input for `destination` (the filestore `LSC` when absent). */
+export function revokeInput(
+  destination: { type: string; name: string; format: string } = REVOKE_REQUEST.destination,
+): { request: PublishServiceRevokeRequest; input: NewRunInput } {
+  const request = PublishServiceRevokeRequest.parse({ ...REVOKE_REQUEST, destination });
+  return {
+    request,
+    input: {
+      ...REVOKE_RUN_INPUT,
+      destination: { type: destination.type, name: destination.name, format: destination.format },
+      request: JSON.parse(JSON.stringify(request)),
+    },
+  };
+}
+
+/** A runner whose revoke runs revoke on `destination`. */
+export function revocationRunner(
+  destination: Destination,
+  store: SqliteRunStore,
+  mode: RevocationMode,
+  leaseMs?: number,
+): Runner {
   const locks = new ProjectLocks();
   const runner = new Runner({
     store,
@@ -106,17 +170,22 @@ export function revocationRunner(
       };
     },
   });
-  return { runner, filestore };
+  return runner;
 }
 
 if (import.meta.main) {
-  const [base = "", path = "", killAt = "-1", mode = "delete"] = Deno.args;
+  const [kind = "", where = "", path = "", killAt = "-1", mode = "delete"] = Deno.args;
   const kill = Number(killAt);
   await using store = await openSqliteRunStore({ path, busyTimeoutMs: 20_000 });
-  const { runner } = revocationRunner(base, store, mode as RevocationMode, (step) => {
+  const inner = kind === "filestore"
+    ? filestoreDestinationAt(where)
+    : postgresqlDestinationOf(JSON.parse(Deno.env.get("REVOKE_PG_OPTIONS") ?? "{}"), where);
+  const destination = steppedDestination(inner, (step) => {
     if (step === kill) Deno.kill(Deno.pid, "SIGKILL");
   });
-  const { run } = await runner.start(REVOKE_RUN_INPUT);
+  const runner = revocationRunner(destination, store, mode as RevocationMode);
+  const { input } = revokeInput(kind === "filestore" ? undefined : PG_DESTINATION);
+  const { run } = await runner.start(input);
   Deno.stdout.writeSync(new TextEncoder().encode(`${run.id}\n`));
   const settled = await runner.settled(run.id);
   Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(settled.run.outcome) + "\n"));
