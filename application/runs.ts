@@ -1,8 +1,8 @@
 /**
- * The runner: every `package`, `publish` and `revoke` is a run (issues 13, 16), stored before its work starts, executed
- * in the background, queued behind the other runs of its project (FIFO, across every process sharing the
- * store), stopped on a signal, watched through its stored versions, and left `interrupted` when its
- * process stops so that it can be resumed. `docs/runs.md` describes the behaviour; this module is its
+ * The runner: every `package`, `publish` and `revoke` is a run (issues 13, 16), stored before its work
+ * starts, executed in the background, queued behind the other runs of its project (FIFO, across every
+ * process sharing the store), stopped on a signal, watched through its stored versions, and left
+ * `interrupted` when its process stops so that it can be resumed. `docs/runs.md` describes the behaviour; this module is its
  * one implementation, free of any framework.
  *
  * @module
