@@ -8,6 +8,8 @@
  */
 import type { Destination as DestinationChoice } from "../domain/contract.ts";
 import { projectFolderKey, projectIdentifier } from "../domain/names.ts";
+import { opalGroupName, opalResourceName } from "../domain/opal.ts";
+import type { Removed } from "../domain/revocation.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
 import type { StagingSummary } from "../domain/staging_manifest.ts";
 import type { DatasetWriter } from "../ports/dataset_writer.ts";
@@ -15,12 +17,13 @@ import {
   type Destination,
   PostgresqlDestinationNotConfiguredError,
   type Published,
+  type RevokeOptions,
   type Staged,
   type StageOptions,
 } from "../ports/destination.ts";
 import type { DestinationDatabase } from "../ports/destination_database.ts";
 import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
-import type { OpalClient } from "../ports/opal_client.ts";
+import { type OpalClient, OpalProjectNotFoundError } from "../ports/opal_client.ts";
 import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 import type { ProvenanceDestinationTable } from "../domain/provenance.ts";
 import { canonicalJson } from "../domain/audit.ts";
@@ -158,6 +161,20 @@ export class FilestoreDestination implements Destination {
       logFields: { files: files.map((f) => `${f.path} sha512:${f.sha512}`) },
     };
   }
+
+  async revoke(run: RunRef, options: RevokeOptions): Promise<Removed> {
+    const revoked = await this.#filestore.revoke(run, {
+      mode: options.mode,
+      releaseId: options.releaseId,
+      signal: options.signal,
+      onRemoving: (file) =>
+        options.record(
+          { kind: "file", area: file.area, path: file.path },
+          { rows: 0, bytes: file.bytes, sha512: file.sha512 },
+        ),
+    });
+    return { mode: revoked.mode, files: revoked.files, tables: [], opal: null };
+  }
 }
 
 /** The PostgreSQL destination, published through OPAL / DataSHIELD. */
@@ -271,6 +288,71 @@ export class PostgresqlOpalDestination implements Destination {
         resources: published.map((p) => p.opal_resource_name),
       },
     };
+  }
+
+  /**
+   * Revokes in three steps, each recorded before it acts and each idempotent: OPAL first (the run's
+   * resources; then, when the project has no resource left, the group's view of the project's resources,
+   * its DataSHIELD use and the group), so researchers lose access before anything else; then each
+   * table's rows are counted and recorded; then the run's schemas are dropped in one transaction.
+   */
+  async revoke(run: RunRef, options: RevokeOptions): Promise<Removed> {
+    const { signal, record } = options;
+    const nothing = { rows: 0, bytes: 0, sha512: null };
+    await using database = await this.#parts.connect();
+    const tables = await database.packagedTables(run);
+    const project = projectIdentifier(run.project);
+    const group = opalGroupName(project);
+    const opal = await this.#parts.opal();
+    const resources: string[] = [];
+    let removedGroup: string | null = null;
+    if (tables.length > 0) {
+      const wanted = new Set(tables.map((t) => opalResourceName(t.schema, t.table)));
+      const existing = await listResourcesOrNone(opal, project);
+      for (const name of existing.filter((r) => wanted.has(r))) {
+        signal?.throwIfAborted();
+        await record({ kind: "opal_resource", project, resource: name }, nothing);
+        await opal.deleteResource(project, name);
+        resources.push(name);
+      }
+      signal?.throwIfAborted();
+      if ((await listResourcesOrNone(opal, project)).length === 0) {
+        await record({ kind: "opal_group", project, group }, nothing);
+        await opal.removeResourcesView(project, group);
+        await opal.removeGroup(group);
+        removedGroup = group;
+      }
+    }
+    signal?.throwIfAborted();
+    const counted = await database.countRows(tables);
+    for (const { table, rows } of counted) {
+      await record({ kind: "table", schema: table.schema, table: table.table }, {
+        ...nothing,
+        rows,
+      });
+    }
+    signal?.throwIfAborted();
+    await database.dropRun(run);
+    return {
+      mode: "deleted",
+      files: [],
+      tables: counted.map(({ table, rows }) => ({
+        schema: table.schema,
+        table: table.table,
+        rows,
+      })),
+      opal: { project, resources, group: removedGroup },
+    };
+  }
+}
+
+/** The names of a project's OPAL resources; none when the project does not exist. */
+async function listResourcesOrNone(opal: OpalClient, project: string): Promise<string[]> {
+  try {
+    return (await opal.listResources(project)).map((r) => r.name);
+  } catch (e) {
+    if (e instanceof OpalProjectNotFoundError) return [];
+    throw e;
   }
 }
 

@@ -155,6 +155,9 @@ function goingDownBeforeResource(inner: OpalClient, fake: FakeOpal, n: number): 
     },
     ensureResourcesView: (project, group) => inner.ensureResourcesView(project, group),
     listResources: (project) => inner.listResources(project),
+    deleteResource: (project, name) => inner.deleteResource(project, name),
+    removeResourcesView: (project, group) => inner.removeResourcesView(project, group),
+    removeGroup: (group) => inner.removeGroup(group),
   };
 }
 

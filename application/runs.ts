@@ -1,8 +1,8 @@
 /**
- * The runner: every `package` and `publish` is a run (issue 13), stored before its work starts, executed
- * in the background, queued behind the other runs of its project (FIFO, across every process sharing the
- * store), stopped on a signal, watched through its stored versions, and left `interrupted` when its
- * process stops so that it can be resumed. `docs/runs.md` describes the behaviour; this module is its
+ * The runner: every `package`, `publish` and `revoke` is a run (issues 13, 16), stored before its work
+ * starts, executed in the background, queued behind the other runs of its project (FIFO, across every
+ * process sharing the store), stopped on a signal, watched through its stored versions, and left
+ * `interrupted` when its process stops so that it can be resumed. `docs/runs.md` describes the behaviour; this module is its
  * one implementation, free of any framework.
  *
  * @module
@@ -81,6 +81,26 @@ export interface RunWorkContext {
   readonly onTableChecked: (checks: TableDisclosure) => void;
   /** Tables an interrupted run of the same request left done: name → SHA-512 of the staged file. */
   readonly reuse: ReadonlyMap<string, string>;
+  /**
+   * What an interrupted run of the same request (or this run, resumed) recorded per item it finished:
+   * name → rows, bytes and SHA-512 of its `done` report. A revocation reads here what earlier attempts
+   * removed.
+   */
+  readonly recorded: ReadonlyMap<string, RecordedProgress>;
+  /**
+   * Stores every progress report so far, now, and resolves once it is stored. Work that removes
+   * something calls it after reporting the item and before removing it, so the record survives a crash.
+   *
+   * @throws the run's stop reason when another process stopped the run, or the store's error.
+   */
+  readonly checkpoint: () => Promise<void>;
+}
+
+/** What a run recorded of one finished item (a table, a file) in its progress. */
+export interface RecordedProgress {
+  readonly rows: number;
+  readonly bytes: number;
+  readonly sha512: string | null;
 }
 
 /** The end of a run's work: its reply, what the audit record adds and what the log line adds. */
@@ -277,7 +297,7 @@ export class Runner {
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
-    this.#execute(run, await this.#reuseFromInterrupted(run), options.recordedByCaller === true);
+    this.#execute(run, await this.#previousOfInterrupted(run), options.recordedByCaller === true);
     return created;
   }
 
@@ -374,7 +394,7 @@ export class Runner {
     });
     this.#notify(id);
     this.#metrics.runChanged(run.action, run.state, "queued", null);
-    this.#execute(next, reuseOf(run));
+    this.#execute(next, run.tables);
     return next;
   }
 
@@ -404,7 +424,8 @@ export class Runner {
     return this.#now().toISOString();
   }
 
-  #execute(run: Run, reuse: ReadonlyMap<string, string>, recordedByCaller = false): void {
+  /** `previous`: the progress of the interrupted run this one continues (its own, when resumed). */
+  #execute(run: Run, previous: readonly TableProgress[], recordedByCaller = false): void {
     const local: LocalRun = {
       run,
       recordedByCaller,
@@ -422,7 +443,7 @@ export class Runner {
     }
     this.#local.set(run.id, local);
     this.#startHeartbeat();
-    local.done = this.#drive(local, reuse).finally(() => {
+    local.done = this.#drive(local, previous).finally(() => {
       this.#local.delete(run.id);
       this.#notify(run.id);
       for (const wake of [...this.#turnListeners]) wake();
@@ -430,7 +451,7 @@ export class Runner {
     });
   }
 
-  async #drive(local: LocalRun, reuse: ReadonlyMap<string, string>): Promise<void> {
+  async #drive(local: LocalRun, previous: readonly TableProgress[]): Promise<void> {
     let ending: LocalEnding;
     try {
       await this.#waitForTurn(local);
@@ -438,7 +459,9 @@ export class Runner {
       ending = {
         result: await work({
           signal: local.controller.signal,
-          reuse,
+          reuse: reuseOfTables(previous),
+          recorded: recordedOf(previous),
+          checkpoint: () => this.#checkpoint(local),
           onProgress: (progress) => this.#onProgress(local, progress),
           onExpectedRows: (rows) => this.#onExpectedRows(local, rows),
           onTableChecked: (checks) => {
@@ -667,6 +690,18 @@ export class Runner {
     this.#writeProgress(local);
   }
 
+  /** Writes the progress now and waits for it (see {@link RunWorkContext.checkpoint}). */
+  async #checkpoint(local: LocalRun): Promise<void> {
+    clearTimeout(local.progressTimer);
+    local.progressTimer = undefined;
+    local.lastProgressWriteMs = this.#now().getTime();
+    const stored = await this.#save(local, () => ({
+      tables: local.tables.map((t) => ({ ...t })),
+      updated_at: this.#nowIso(),
+    }));
+    if (!stored) throw local.controller.signal.reason ?? new RunInterruptedError(local.run.id);
+  }
+
   #scheduleProgress(local: LocalRun): void {
     if (local.progressTimer !== undefined) return;
     const wait = local.lastProgressWriteMs + this.#progressIntervalMs - this.#now().getTime();
@@ -738,8 +773,8 @@ export class Runner {
     });
   }
 
-  /** The done tables of the newest interrupted run of the identical request, to reuse. */
-  async #reuseFromInterrupted(run: Run): Promise<ReadonlyMap<string, string>> {
+  /** The progress of the newest interrupted run of the identical request, to reuse. */
+  async #previousOfInterrupted(run: Run): Promise<readonly TableProgress[]> {
     const key = runRequestKey(run);
     try {
       const { runs } = await this.#store.list({
@@ -748,10 +783,10 @@ export class Runner {
         limit: 50,
       });
       const same = runs.find((r) => runRequestKey(r) === key);
-      return same === undefined ? new Map() : reuseOf(same);
+      return same === undefined ? [] : same.tables;
     } catch (e) {
       this.#log.warn("run_reuse_unknown", { run: run.id, message: (e as Error).message });
-      return new Map();
+      return [];
     }
   }
 
@@ -795,6 +830,7 @@ export function runAuditEntry(run: Run, output: AuditOutput, service: string): A
     files: output.files ?? null,
     destination_tables: output.destination_tables ?? null,
     opal_resources: output.opal_resources ?? null,
+    ...(output.certificate === undefined ? {} : { certificate: output.certificate }),
   };
 }
 
@@ -818,10 +854,24 @@ function transitionPatch(run: Run): RunPatch {
 
 /** The tables a run left done with a SHA-512: name → SHA-512. */
 export function reuseOf(run: Run): ReadonlyMap<string, string> {
+  return reuseOfTables(run.tables);
+}
+
+function reuseOfTables(tables: readonly TableProgress[]): ReadonlyMap<string, string> {
   return new Map(
-    run.tables.filter((t) => t.state === "done" && t.sha512 !== null).map((t) => [
+    tables.filter((t) => t.state === "done" && t.sha512 !== null).map((t) => [
       t.name,
       t.sha512!,
+    ]),
+  );
+}
+
+/** The items a run's progress shows done: name → rows, bytes and SHA-512. */
+function recordedOf(tables: readonly TableProgress[]): ReadonlyMap<string, RecordedProgress> {
+  return new Map(
+    tables.filter((t) => t.state === "done").map((t) => [
+      t.name,
+      { rows: t.rows, bytes: t.bytes, sha512: t.sha512 },
     ]),
   );
 }

@@ -408,3 +408,51 @@ Deno.test("packageDataset() reports the source's row estimates before staging, a
     }
   }
 });
+
+Deno.test("RunWorkContext.checkpoint() resolves once the progress is stored; recorded carries it on", async () => {
+  // A store whose writes take a while: a checkpoint must wait for them.
+  let slowWrites = false;
+  class SlowRunStore extends MemoryRunStore {
+    override async update(...args: Parameters<RunStore["update"]>) {
+      if (slowWrites) await new Promise((resolve) => setTimeout(resolve, 50));
+      return await super.update(...args);
+    }
+  }
+  const store = new SlowRunStore();
+  const memory = store;
+  const first = harness({ store });
+  const { run } = await first.runner.start(packageInput({ action: "revoke" }));
+  const context = await workOf(first, run.id).started;
+  slowWrites = true;
+  context.onProgress({
+    table: "production/data/a.csv",
+    rows: 0,
+    bytes: 30,
+    done: { sha512: SHA_A, reused: false },
+  });
+  context.onProgress({
+    table: "table:s.t",
+    rows: 7,
+    bytes: 0,
+    done: { sha512: null, reused: false },
+  });
+  await context.checkpoint();
+  const stored = (await memory.get(run.id))!.tables.map((t) => [t.name, t.rows, t.bytes, t.sha512]);
+  assert.deepEqual(stored, [["production/data/a.csv", 0, 30, SHA_A], ["table:s.t", 7, 0, null]]);
+  slowWrites = false;
+  await first.runner.close();
+
+  const second = harness({ store });
+  try {
+    await second.runner.resume(run.id);
+    const again = await workOf(second, run.id).started;
+    assert.deepEqual([...again.recorded], [
+      ["production/data/a.csv", { rows: 0, bytes: 30, sha512: SHA_A }],
+      ["table:s.t", { rows: 7, bytes: 0, sha512: null }],
+    ]);
+    workOf(second, run.id).finish();
+    assert.equal((await second.runner.settled(run.id)).run.state, "succeeded");
+  } finally {
+    await second.runner.close();
+  }
+});

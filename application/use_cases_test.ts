@@ -79,6 +79,7 @@ Deno.test("checkAccess: a destination that is not ready stops it before the sour
     stagingDigest: () => Promise.reject(new Error("unexpected")),
     staging: () => Promise.reject(new Error("unexpected")),
     publish: () => Promise.reject(new Error("unexpected")),
+    revoke: () => Promise.reject(new Error("unexpected")),
   };
   await assert.rejects(checkAccess(request, { destination, openSource }), notReady);
   assert.equal(opened.length, 0);

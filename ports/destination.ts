@@ -1,7 +1,7 @@
 /**
  * Where a dataset goes: a filestore (BagIt bags) or the PostgreSQL destination + OPAL. The use cases
  * (`application/`) only ever talk to this port, so no route asks which kind of destination it has
- * (style guide §2.26). Revoking a publication comes later (issue 13).
+ * (style guide §2.26). Revoking a publication (`revoke`) removes what publishing made visible (issue 16).
  *
  * @module
  */
@@ -12,6 +12,12 @@ import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
+import type {
+  RecordedItem,
+  Removed,
+  RevocationItem,
+  RevocationMode,
+} from "../domain/revocation.ts";
 import type { StagingSummary } from "../domain/staging_manifest.ts";
 import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
 
@@ -59,6 +65,21 @@ export interface Published {
   readonly release?: PublishedRelease | undefined;
 }
 
+/** How a destination revokes a run (`Destination.revoke`). */
+export interface RevokeOptions {
+  /** For a filestore: delete the files, or move them to the owner-only `revoked/` area. */
+  readonly mode: RevocationMode;
+  /** The release being revoked (names the quarantine folder). */
+  readonly releaseId: string;
+  /** Aborting it stops the revocation between items; revoking again finishes it. */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Records an item durably (its SHA-512 and bytes, or its rows) before it is removed; the destination
+   * waits for it, and removes nothing it could not record.
+   */
+  readonly record: (item: RevocationItem, value: RecordedItem) => Promise<void>;
+}
+
 /** One destination a request can name. */
 export interface Destination {
   /**
@@ -100,6 +121,15 @@ export interface Destination {
    * @throws {NothingStagedError} (`ports/filestore.ts`) when the run staged nothing.
    */
   publish(run: RunRef, release?: ReleaseSigning): Promise<Published>;
+  /**
+   * Removes what the run published and staged: a filestore's production and staging folders; the
+   * PostgreSQL destination's OPAL resources (with the group's grants and the group once the project has
+   * no resource left) and its tables. Every step is idempotent: revoking again finishes an interrupted
+   * revocation, and revoking a revoked run removes nothing.
+   *
+   * @returns what this call removed (earlier calls' removals are in what they recorded).
+   */
+  revoke(run: RunRef, options: RevokeOptions): Promise<Removed>;
 }
 
 /** The request names the PostgreSQL destination, but this deployment has none. */

@@ -131,6 +131,24 @@ export interface DestinationDatabase extends AsyncDisposable {
   grantReadAccess(tables: readonly LoadedTable[]): Promise<void>;
 
   /**
+   * Counts the rows of each table exactly (`count(*)`), for a revocation's certificate.
+   *
+   * @returns one count per table, in the order given.
+   * @throws {DestinationUnavailableError} when a table cannot be read (missing, or the server fails).
+   */
+  countRows(tables: readonly LoadedTable[]): Promise<{ table: LoadedTable; rows: number }[]>;
+
+  /**
+   * Drops every schema the run loaded (its tables and their grants with them) and removes the run's
+   * registry rows, in one transaction: afterwards the run has no tables. Idempotent: a run with nothing
+   * loaded (never, or already dropped) changes nothing.
+   *
+   * @returns the tables dropped, sorted by schema, then name.
+   * @throws {DestinationUnavailableError} when the destination fails; nothing is dropped.
+   */
+  dropRun(run: DestinationRun): Promise<LoadedTable[]>;
+
+  /**
    * Drops what interrupted loads left behind (their temporary schemas), leaving alone the ones whose
    * load is still running, in this process or another.
    *

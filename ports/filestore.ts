@@ -7,6 +7,7 @@
  */
 import type { DatasetDisclosure } from "../domain/disclosure.ts";
 import { AppError } from "../domain/errors.ts";
+import type { RevocationMode, RevokedFile } from "../domain/revocation.ts";
 import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
 import type { StagedTable, StagingSummary } from "../domain/staging_manifest.ts";
 import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
@@ -17,6 +18,28 @@ export interface PublishedFile {
   readonly path: string;
   readonly sha512: string;
   readonly bytes: number;
+}
+
+/** How a run is revoked (`Filestore.revoke`). */
+export interface RevokeFilesOptions {
+  /** `delete` removes the files; `quarantine` moves them to the owner-only `revoked/` area. */
+  readonly mode: RevocationMode;
+  /** The release, which names the run's folder in the `revoked/` area. */
+  readonly releaseId: string;
+  /**
+   * Called with each file, its SHA-512 and size, before it is deleted or moved; the revocation waits for
+   * it (it records the file durably). When it rejects, the file stays.
+   */
+  readonly onRemoving: (file: RevokedFile) => Promise<void>;
+  /** Aborting it stops the revocation between files; calling `revoke` again finishes it. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** What {@link Filestore.revoke} did this time. */
+export interface RevokedFiles {
+  readonly mode: "deleted" | "quarantined";
+  /** The files removed (or moved) by this call, sorted by area then path. */
+  readonly files: readonly RevokedFile[];
 }
 
 /** One filestore destination. */
@@ -106,6 +129,19 @@ export interface Filestore {
    * @returns the swept or restored paths, relative to the base.
    */
   recover(): Promise<string[]>;
+
+  /**
+   * Revokes a run: its production folder and its staging folder are first renamed, at once, to a hidden
+   * name researchers do not see (`.revoking-{start}`), then each file is hashed, reported through
+   * `options.onRemoving`, and deleted, or with `quarantine` the folder is moved to
+   * `revoked/{project}/{start}-{release}/{area}`. Calling it again (after a crash, or after it finished)
+   * finishes what is left and reports only files not removed yet; a run never published revokes its
+   * staging only, or nothing. {@link recover} never removes a hidden revoking folder.
+   *
+   * @throws {UnsafeFilesystemEntryError} when a folder or file of the run is a link, a hard link or not
+   *   what it must be; nothing of that folder is removed.
+   */
+  revoke(run: RunRef, options: RevokeFilesOptions): Promise<RevokedFiles>;
 }
 
 /** The filestore is missing or not writable. The message names the area, never the mount path. */

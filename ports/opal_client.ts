@@ -106,7 +106,38 @@ export interface OpalClient {
    *   or when OPAL's reply has an unexpected shape.
    */
   listResources(project: string): Promise<OpalResourceSummary[]>;
+
+  /**
+   * Deletes one resource of a project (and the permissions on it), for a revocation. Idempotent: a
+   * missing resource or project is fine.
+   *
+   * @returns `"deleted"` or `"missing"` (nothing was there).
+   * @throws {OpalAuthenticationError | OpalUnavailableError | OpalRejectedError | OpalProtocolError} as
+   *   for the other operations.
+   */
+  deleteResource(project: string, name: string): Promise<OpalRemoval>;
+
+  /**
+   * Removes every permission of a group on the project's resources. Idempotent: a missing project or
+   * grant is fine.
+   *
+   * @throws {OpalAuthenticationError | OpalUnavailableError | OpalRejectedError | OpalProtocolError} as
+   *   for the other operations.
+   */
+  removeResourcesView(project: string, group: string): Promise<OpalRemoval>;
+
+  /**
+   * Removes the group's DataSHIELD permissions, then the group itself (its members leave it; the users
+   * stay). Idempotent: a missing grant or group is fine.
+   *
+   * @throws {OpalAuthenticationError | OpalUnavailableError | OpalRejectedError | OpalProtocolError} as
+   *   for the other operations.
+   */
+  removeGroup(group: string): Promise<OpalRemoval>;
 }
+
+/** What a removal found: the thing was there and is gone now, or was not there. */
+export type OpalRemoval = "deleted" | "missing";
 
 /** The request an OPAL error is about, e.g. `POST /ws/projects`. Never holds credentials. */
 export interface OpalRequestRef {

@@ -15,6 +15,11 @@
  *   one removed. The startup sweep deletes unfinished `.publish-*` folders and renames an `.old-*` back when
  *   the swap did not complete, so production is always the previous or the new complete bag.
  *
+ * - revocation: the run's production and staging folders are renamed to `.revoking-{start}` next to them
+ *   (researchers lose them at once), then each file is hashed and reported, then deleted, or the folder is
+ *   moved to `revoked/{project}/{start}-{release}/{area}` (owner-only, never served). The startup sweep
+ *   leaves `.revoking-*` folders alone: calling `revoke` again finishes them.
+ *
  * Links: every path is built from checked names under the base and used through {@link ConfinedTree},
  * which checks each folder and file below `staging/` and `production/` with `lstat` before it is read,
  * written, renamed or deleted, and refuses a symbolic link, a hard link or an unexpected kind of entry
@@ -25,7 +30,7 @@
  * @module
  */
 import { randomUUID } from "node:crypto";
-import { access, constants, realpath, stat } from "node:fs/promises";
+import { access, constants, mkdir, realpath, stat } from "node:fs/promises";
 import { isAbsolute, relative, resolve } from "node:path";
 import {
   bagInfoText,
@@ -76,6 +81,8 @@ import {
   FilestoreNotReadyError,
   NothingStagedError,
   type PublishedFile,
+  type RevokedFiles,
+  type RevokeFilesOptions,
   StagingIntegrityError,
   UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
@@ -88,11 +95,15 @@ import {
   parentOf,
 } from "./confined_tree.ts";
 import { copyWithSha512, sha512OfOpenFile } from "./sha512.ts";
+import { REVOKED_AREAS, type RevokedFile } from "../../domain/revocation.ts";
 
 const AREAS = ["staging", "production"] as const;
 const WORK_PREFIX = ".work-";
 const PUBLISH_PREFIX = ".publish-";
 const OLD_PREFIX = ".old-";
+const REVOKING_PREFIX = ".revoking-";
+/** The area of the base where quarantined releases go (`REVOCATION_MODE=quarantine`). */
+export const REVOKED_AREA = "revoked";
 const TAG_FILES = ["bagit.txt", "bag-info.txt", "manifest-sha512.txt"] as const;
 /** `.work-{uuid}-{dataset}`: the UUID's length, to find the dataset. */
 const UUID_LENGTH = 36;
@@ -387,6 +398,8 @@ export class LocalFilestore implements Filestore {
       if (!safe(projectRel, project, ["dir"])) continue;
       for (const start of await tree.list(projectRel)) {
         const runRel = `${projectRel}/${start.name}`;
+        // A revocation in progress is finished by calling `revoke` again, never swept.
+        if (start.name.startsWith(REVOKING_PREFIX)) continue;
         if (!safe(runRel, start, ["dir"])) continue;
         for (const entry of await tree.list(runRel)) {
           const leftover = entry.name.startsWith(WORK_PREFIX) ||
@@ -425,6 +438,118 @@ export class LocalFilestore implements Filestore {
       }
     }
     return swept;
+  }
+
+  async revoke(run: RunRef, options: RevokeFilesOptions): Promise<RevokedFiles> {
+    const tree = this.#tree;
+    const files: RevokedFile[] = [];
+    for (const area of REVOKED_AREAS) {
+      const finalRel = runFolder(area, run);
+      const projectRel = parentOf(finalRel);
+      const hiddenRel = `${projectRel}/${REVOKING_PREFIX}${run.startTime}`;
+      await tree.expectDir(finalRel, { missingOk: true });
+      // A folder left hidden by an earlier attempt is finished first; then the visible one (if any).
+      for (;;) {
+        options.signal?.throwIfAborted();
+        if (await tree.expectDir(hiddenRel, { missingOk: true }) === "dir") {
+          await this.#checkTree(hiddenRel);
+          const removed = await this.#revokeHidden(run, area, hiddenRel, options);
+          files.push(...removed);
+          continue;
+        }
+        if (await tree.expectDir(finalRel, { missingOk: true }) !== "dir") break;
+        await this.#checkTree(finalRel);
+        await tree.rename(finalRel, hiddenRel, "dir");
+      }
+      await tree.removeIfEmpty(projectRel);
+    }
+    return {
+      mode: options.mode === "quarantine" ? "quarantined" : "deleted",
+      files: files.sort((a, b) =>
+        byPath(
+          { path: `${a.area}/${a.path}` },
+          { path: `${b.area}/${b.path}` },
+        )
+      ),
+    };
+  }
+
+  /**
+   * Hashes, reports and deletes (or moves, with `quarantine`) every file of a hidden revoking folder,
+   * then the folder itself.
+   */
+  async #revokeHidden(
+    run: RunRef,
+    area: RevokedFile["area"],
+    hiddenRel: string,
+    options: RevokeFilesOptions,
+  ): Promise<RevokedFile[]> {
+    const tree = this.#tree;
+    const removed: RevokedFile[] = [];
+    for (const path of await this.#filesOf(hiddenRel)) {
+      options.signal?.throwIfAborted();
+      const file = await tree.openRead(`${hiddenRel}/${path}`);
+      if (file === undefined) continue;
+      let digest: { sha512: string; bytes: number };
+      try {
+        digest = await sha512OfOpenFile(file);
+      } finally {
+        await file.close();
+      }
+      const revoked: RevokedFile = { area, path, sha512: digest.sha512, bytes: digest.bytes };
+      await options.onRemoving(revoked);
+      if (options.mode === "delete") await tree.remove(`${hiddenRel}/${path}`);
+      removed.push(revoked);
+    }
+    options.signal?.throwIfAborted();
+    if (options.mode === "quarantine") {
+      const targetRel = `${REVOKED_AREA}/${run.project}/${run.startTime}-${
+        safeReleaseId(options.releaseId)
+      }/${area}`;
+      await this.#ensureRevokedArea();
+      await tree.ensureDir(parentOf(targetRel));
+      if (await tree.expectDir(targetRel, { missingOk: true }) === "dir") {
+        // An earlier attempt of the same release moved this area already: keep both.
+        await tree.rename(hiddenRel, `${targetRel}-${randomUUID()}`, "dir");
+      } else {
+        await tree.rename(hiddenRel, targetRel, "dir");
+      }
+    } else {
+      await tree.remove(hiddenRel);
+    }
+    return removed;
+  }
+
+  /** Creates the owner-only `revoked/` area when it is missing. */
+  async #ensureRevokedArea(): Promise<void> {
+    try {
+      await mkdir(this.#tree.path(REVOKED_AREA), { mode: 0o700 });
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EEXIST") throw e;
+    }
+  }
+
+  /**
+   * Every plain file under a folder, relative to it, sorted.
+   *
+   * @throws {UnsafeFilesystemEntryError} at the first link, hard link or other unexpected entry.
+   */
+  async #filesOf(rel: string, prefix = ""): Promise<string[]> {
+    const files: string[] = [];
+    for (const entry of await this.#tree.list(rel)) {
+      const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+      if (entry.kind === "unsafe") {
+        throw new UnsafeFilesystemEntryError(`${rel}/${entry.name}`, entry.reason ?? "is unsafe");
+      }
+      if (entry.kind === "dir") files.push(...await this.#filesOf(`${rel}/${entry.name}`, path));
+      else files.push(path);
+    }
+    return files;
+  }
+
+  /** Refuses a run folder holding a link or a hard link anywhere, before anything of it changes. */
+  async #checkTree(rel: string): Promise<void> {
+    await this.#filesOf(rel);
   }
 
   /** Checks that a staged file listed in the manifest is a plain file (or missing) inside the run folder. */
@@ -673,6 +798,14 @@ function checkCopy(entry: StagingEntry, copied: { sha512: string; bytes: number 
   if (copied.sha512 !== entry.sha512) {
     throw new StagingIntegrityError(entry.path, "does not match its SHA-512 checksum");
   }
+}
+
+/** A release id as a folder name part: letters, digits, `-` and `_` only. */
+function safeReleaseId(id: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(id)) {
+    throw new RangeError("Cannot quarantine under a release id that is not a safe folder name");
+  }
+  return id;
 }
 
 function byPath(a: { path: string }, b: { path: string }): number {

@@ -494,3 +494,86 @@ Deno.test("LocalFilestore: a signer that fails leaves production without a bag a
 function sha512Of(text: string): string {
   return createHash("sha512").update(text, "utf8").digest("hex");
 }
+
+Deno.test("LocalFilestore.revoke(): hidden folders survive the sweep; links are refused", async (t) => {
+  const published = async () => {
+    const base = await makeBase();
+    const filestore = store(base);
+    await filestore.stage(
+      RUN,
+      "a",
+      writeFiles({ "data/outputs/a/t.csv": "t", "data/outputs/a/u.csv": "u" }),
+    );
+    await filestore.publish(RUN);
+    await filestore.stage(RUN, "a", writeFiles({ "data/outputs/a/t.csv": "t2" }));
+    return { base, filestore };
+  };
+
+  await t.step("recover() never removes a .revoking- folder; revoke() finishes it", async () => {
+    const { base, filestore } = await published();
+    try {
+      const failure = new Error("stopped");
+      await assert.rejects(
+        filestore.revoke(RUN, {
+          mode: "delete",
+          releaseId: "rel-1",
+          onRemoving: () => Promise.reject(failure),
+        }),
+        failure,
+      );
+      assert.deepEqual(await readdir(join(base, "production/Pr042")), [
+        ".revoking-20250611_093000",
+      ]);
+      await filestore.recover();
+      assert.deepEqual(await readdir(join(base, "production/Pr042")), [
+        ".revoking-20250611_093000",
+      ]);
+      const revoked = await filestore.revoke(RUN, {
+        mode: "delete",
+        releaseId: "rel-1",
+        onRemoving: () => Promise.resolve(),
+      });
+      assert.ok(revoked.files.some((f) => f.area === "production"));
+      // Staging was not reached by the first attempt: it is revoked now.
+      assert.ok(revoked.files.some((f) => f.area === "staging"));
+      assert.deepEqual(await readdir(join(base, "production")), []);
+      assert.deepEqual(await readdir(join(base, "staging")), []);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  for (
+    const [kind, make] of [
+      ["a symbolic link", (target: string, path: string) => symlink(target, path)],
+      ["a hard link", (target: string, path: string) => link(target, path)],
+    ] as const
+  ) {
+    await t.step(
+      `a run holding ${kind} is refused before anything is hidden or removed`,
+      async () => {
+        const { base, filestore } = await published();
+        try {
+          const outside = join(base, "outside.txt");
+          await writeFile(outside, "not the service's");
+          await make(
+            outside,
+            join(base, "production", RUN.project, RUN.startTime, "data/outputs/a/x.csv"),
+          );
+          await assert.rejects(
+            filestore.revoke(RUN, {
+              mode: "delete",
+              releaseId: "rel-1",
+              onRemoving: () => assert.fail("nothing is removed"),
+            }),
+            UnsafeFilesystemEntryError,
+          );
+          assert.equal(await readFile(outside, "utf8"), "not the service's");
+          assert.deepEqual(await readdir(join(base, "production/Pr042")), [RUN.startTime]);
+        } finally {
+          await rm(base, { recursive: true, force: true });
+        }
+      },
+    );
+  }
+});

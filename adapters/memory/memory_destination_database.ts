@@ -200,6 +200,27 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
     for (const t of tables) this.#granted.add(key(t.schema, t.table));
   }
 
+  async countRows(tables: readonly LoadedTable[]): Promise<{ table: LoadedTable; rows: number }[]> {
+    await Promise.resolve();
+    this.#assertUsable();
+    return tables.map((table) => {
+      const rows = this.rows(table);
+      if (rows === undefined) {
+        throw new DestinationUnavailableError(
+          `Cannot count the rows of ${table.schema}.${table.table}: it does not exist`,
+        );
+      }
+      return { table: { schema: table.schema, table: table.table }, rows: rows.length };
+    });
+  }
+
+  async dropRun(run: DestinationRun): Promise<LoadedTable[]> {
+    const tables = await this.packagedTables(run);
+    for (const schema of new Set(tables.map((t) => t.schema))) this.#loaded.delete(schema);
+    for (const t of tables) this.#granted.delete(key(t.schema, t.table));
+    return tables;
+  }
+
   /** Nothing is ever left behind in memory: always `[]`. */
   async recover(): Promise<string[]> {
     await Promise.resolve();

@@ -22,6 +22,7 @@ import {
   OpalProjectNotFoundError,
   OpalProtocolError,
   OpalRejectedError,
+  type OpalRemoval,
   type OpalRequestRef,
   type OpalResourceSummary,
   OpalUnavailableError,
@@ -278,6 +279,46 @@ export class HttpOpalClient implements OpalClient {
         return summary;
       })
       .sort((a, b) => compareNames(a.name, b.name));
+  }
+
+  async deleteResource(project: string, name: string): Promise<OpalRemoval> {
+    const found = await this.#call("GET", ["project", project, "resource", name]);
+    if (found.reply.status === 404) return "missing";
+    this.#expect(found, [200]);
+    // OPAL answers 204 for a missing resource too, and drops the resource's permissions with it.
+    const deleted = await this.#call("DELETE", ["project", project, "resource", name]);
+    this.#expect(deleted, [200, 204]);
+    return "deleted";
+  }
+
+  async removeResourcesView(project: string, group: string): Promise<OpalRemoval> {
+    return await this.#removeGroupGrants(["project", project, "permissions", "resources"], group);
+  }
+
+  async removeGroup(group: string): Promise<OpalRemoval> {
+    const grants = await this.#removeGroupGrants(["system", "permissions", "datashield"], group);
+    const found = await this.#call("GET", ["system", "group", group]);
+    // OPAL's DELETE of a missing group may fail (opal-api.md §3.4): look first.
+    if (found.reply.status === 404) return grants;
+    this.#expect(found, [200]);
+    const deleted = await this.#call("DELETE", ["system", "group", group]);
+    this.#expect(deleted, [200, 204]);
+    return "deleted";
+  }
+
+  /** Removes a group's grants on one permissions endpoint when it has any; a missing project is fine. */
+  async #removeGroupGrants(endpoint: readonly string[], group: string): Promise<OpalRemoval> {
+    const listed = await this.#call("GET", endpoint, { query: { type: "GROUP" } });
+    if (listed.reply.status === 404) return "missing";
+    this.#expect(listed, [200]);
+    const entry = this.#parse(listed, AclList)
+      .find((acl) => acl.subject.type === "GROUP" && acl.subject.principal === group);
+    if (entry === undefined) return "missing";
+    const removed = await this.#call("DELETE", endpoint, {
+      query: { type: "GROUP", principal: group },
+    });
+    this.#expect(removed, [200, 204]);
+    return "deleted";
   }
 
   /** Grants `permission` to `group` on one permissions endpoint unless it holds a sufficient grant. */

@@ -291,6 +291,57 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     });
   }
 
+  async countRows(tables: readonly LoadedTable[]): Promise<{ table: LoadedTable; rows: number }[]> {
+    this.#assertOpen();
+    return await this.#run("Cannot count the rows of a destination table", async () => {
+      const counts: { table: LoadedTable; rows: number }[] = [];
+      for (const table of tables) {
+        const [row] = await this.#admin.unsafe<{ rows: string }[]>(
+          `select count(*)::text as rows from ${quotePostgresIdentifier(table.schema)}.${
+            quotePostgresIdentifier(table.table)
+          }`,
+        );
+        counts.push({
+          table: { schema: table.schema, table: table.table },
+          rows: Number(row!.rows),
+        });
+      }
+      return counts;
+    });
+  }
+
+  async dropRun(run: DestinationRun): Promise<LoadedTable[]> {
+    this.#assertOpen();
+    return await this.#run("Cannot drop the run's tables in PostgreSQL", async () => {
+      await this.#ensureRegistry();
+      return await this.#admin.begin(async (tx) => {
+        // The same locks as a load's swap, in the same order: a load of this run waits, or goes first.
+        await tx`select pg_advisory_xact_lock(${PROJECT_LOCK}::int4,
+                                              hashtext(${projectIdentifier(run.project)}))`;
+        const rows = await tx<{ schema: string; tables: string[] }[]>`
+          select destination_schema as "schema", tables
+            from ${tx(REGISTRY_SCHEMA)}.${tx(REGISTRY_TABLE)}
+           where project_name = ${run.project} and project_start_time = ${run.startTime}
+           order by destination_schema collate "C"
+             for update`;
+        const dropped: LoadedTable[] = [];
+        for (const { schema, tables } of rows) {
+          await tx`select pg_advisory_xact_lock(${SWAP_LOCK}::int4, hashtext(${schema}))`;
+          const [exists] = await tx<{ exists: boolean }[]>`
+            select exists (select 1 from pg_catalog.pg_namespace where nspname = ${schema})`;
+          if (exists?.exists === true) {
+            await tx.unsafe(`drop schema ${quotePostgresIdentifier(schema)} cascade`);
+            dropped.push(...tables.map((table) => ({ schema, table })));
+          }
+          await tx`
+            delete from ${tx(REGISTRY_SCHEMA)}.${tx(REGISTRY_TABLE)}
+             where destination_schema = ${schema}`;
+        }
+        return dropped.sort(byTable);
+      });
+    });
+  }
+
   async recover(): Promise<string[]> {
     this.#assertOpen();
     return await this.#run("Cannot recover interrupted loads in PostgreSQL", async () => {

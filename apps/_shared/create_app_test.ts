@@ -223,6 +223,7 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
         "/.well-known/release-keys",
         "/data-publish/package",
         "/data-publish/publish",
+        "/data-publish/revoke",
         "/data-publish/staging",
         "/data-publish/validate",
         "/health",

@@ -86,6 +86,7 @@ import {
   UnknownApprovalTypeError,
   UnknownGateError,
 } from "../../domain/release.ts";
+import { PublicationRevokedError } from "../../domain/revocation.ts";
 import {
   InvalidReleaseCursorError,
   ReleaseNotFoundError,
@@ -145,6 +146,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [UnknownDestinationError, 404],
   [PostgresqlDestinationNotConfiguredError, 404],
   [RunAlreadyActiveError, 409],
+  [PublicationRevokedError, 409],
   [RunVersionConflictError, 409],
   [InvalidRunTransitionError, 409],
   [RunCancelledError, 409],

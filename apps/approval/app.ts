@@ -696,7 +696,7 @@ function publishReleaseRevoker(publish: SubService, options: CallOptions): Relea
           },
           release_id: release.id,
           reason: revocation.reason,
-          requested_by: { kind: revocation.requested_by.kind, id: revocation.requested_by.id },
+          requested_by: revocation.requested_by,
         }),
       }, options);
       const payload = reply.body.payload as Record<string, unknown> | undefined;

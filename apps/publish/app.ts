@@ -21,6 +21,7 @@ import { publishDataset } from "../../application/publish_dataset.ts";
 import { releaseSigning } from "../../application/release_provenance.ts";
 import { SOFTWARE_NAME, SOFTWARE_VERSION } from "../../domain/service_identity.ts";
 import type { ReleaseSigner } from "../../ports/release_signer.ts";
+import { revokeRelease } from "../../application/revoke_release.ts";
 import {
   InvalidRunQueryError,
   RunCancelledError,
@@ -48,6 +49,14 @@ import {
   runView,
 } from "../../domain/run.ts";
 import { sourceEngine } from "../../domain/source_engine.ts";
+import {
+  type DeletionCertificate,
+  deletionCertificateSchema,
+  PublicationRevokedError,
+  PublishServiceRevokeRequest,
+  type RecordedItem,
+  type RevocationMode,
+} from "../../domain/revocation.ts";
 import { AppError } from "../../domain/errors.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
@@ -71,6 +80,7 @@ import {
   publishRoute,
   releaseKeysRoute,
   resumeRunRoute,
+  revokeRoute,
   runEventsRoute,
   stagingRoute,
   validateRoute,
@@ -114,6 +124,11 @@ export interface PublishDeps extends SourceAccess {
   readonly metrics?: ServiceMetrics | undefined;
   /** Who may read `GET /metrics` besides a caller with the key. */
   readonly metricsAccess?: MetricsAccess | undefined;
+  /**
+   * What a revocation does with a filestore release (`REVOCATION_MODE`): `delete` (default) or
+   * `quarantine` (moved to the filestore's owner-only `revoked/` area).
+   */
+  readonly revocationMode?: RevocationMode | undefined;
   /** Where runs are kept; an in-memory store (nothing survives the process) when absent. */
   readonly runStore?: RunStore | undefined;
   /** See `RunnerOptions.leaseMs`; default 30 s. */
@@ -233,6 +248,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
         };
       };
     }
+    if (run.action === "revoke") return revokeWorkOf(run);
     const request = PublishServicePublishRequest.parse(run.request);
     const signer = deps.releaseSigner;
     const release = signer === undefined ? undefined : () =>
@@ -244,6 +260,11 @@ export function createPublishService(deps: PublishDeps): PublishService {
       });
     return async ({ signal, onProgress }) => {
       const destination = destinationFor(request.destination);
+      // A run whose release was revoked (or is being revoked) is never published again.
+      const revocations = await revocationsOf(request);
+      if (revocations.some((r) => r.state !== "cancelled")) {
+        throw new PublicationRevokedError(request.project_name, request.project_start_time);
+      }
       const published = await publishDataset(request, { destination, locks, release }, {
         signal,
         onProgress,
@@ -259,6 +280,74 @@ export function createPublishService(deps: PublishDeps): PublishService {
         logFields: published.logFields,
       };
     };
+  }
+
+  /**
+   * A revocation's work. A revocation of the same release that succeeded before gives its certificate
+   * again; one that failed, was cancelled or interrupted gives what it recorded (the items it removed).
+   */
+  function revokeWorkOf(run: Run): RunWork {
+    const request = PublishServiceRevokeRequest.parse(run.request);
+    return async ({ signal, onProgress, checkpoint, recorded }) => {
+      const destination = destinationFor(request.destination);
+      const earlier = (await revocationsOf(request)).filter((r) =>
+        r.id !== run.id && releaseIdOf(r) === request.release_id
+      );
+      const done = earlier.map(certificateOf).find((c) => c !== undefined);
+      if (done !== undefined) {
+        return {
+          status: 200,
+          body: success({ certificate: done }) as RunResult["body"],
+          audit: { certificate: done },
+          logFields: { release_id: done.release_id, repeated: true },
+        };
+      }
+      const attempts = [...earlier, run].sort((a, b) => a.created_at < b.created_at ? -1 : 1);
+      const items = new Map<string, RecordedItem>();
+      for (const attempt of attempts) {
+        for (const table of attempt.tables) {
+          if (table.state !== "done") continue;
+          items.set(table.name, { rows: table.rows, bytes: table.bytes, sha512: table.sha512 });
+        }
+      }
+      for (const [name, item] of recorded) items.set(name, item);
+      const revoked = await revokeRelease(
+        request,
+        { destination, locks, mode: deps.revocationMode ?? "delete" },
+        { signal, onProgress, checkpoint, recorded: items, startedAt: attempts[0]!.created_at },
+      );
+      return {
+        status: 200,
+        body: success({ certificate: revoked.certificate }) as RunResult["body"],
+        audit: { certificate: revoked.certificate },
+        logFields: revoked.logFields,
+      };
+    };
+  }
+
+  /** The revoke runs (any state) of the request's run: same project, start time and destination. */
+  async function revocationsOf(
+    request: DataContractPublishRequest,
+  ): Promise<Run[]> {
+    const found: Run[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await runner.store.list({
+        project: request.project_name,
+        limit: MAX_RUN_PAGE_SIZE,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      found.push(
+        ...page.runs.filter((r) =>
+          r.action === "revoke" && r.project_name === request.project_name &&
+          r.project_start_time === request.project_start_time &&
+          r.destination.type === request.destination.type &&
+          r.destination.name === request.destination.name
+        ),
+      );
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined);
+    return found;
   }
 
   const runner = new Runner({
@@ -277,7 +366,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
   async function runRequest(
     c: Context,
     action: RunAction,
-    request: DataContractTransferRequest | DataContractPublishRequest,
+    request: DataContractTransferRequest | DataContractPublishRequest | PublishServiceRevokeRequest,
     logEvent: string,
   ): Promise<Response> {
     // Configuration problems (an unknown filestore, no PostgreSQL destination) are refused before a run
@@ -314,6 +403,11 @@ export function createPublishService(deps: PublishDeps): PublishService {
   app.openapi(
     publishRoute,
     (c) => runRequest(c, "publish", c.req.valid("json"), "published") as never,
+  );
+
+  app.openapi(
+    revokeRoute,
+    (c) => runRequest(c, "revoke", c.req.valid("json"), "revoked") as never,
   );
 
   app.openapi(stagingRoute, async (c) => {
@@ -405,10 +499,24 @@ function prefersAsync(c: Context): boolean {
   );
 }
 
-/** What a run stores of a package or publish request. */
+/** The release a revoke run revokes, from its stored request. */
+function releaseIdOf(run: Run): string | undefined {
+  const parsed = PublishServiceRevokeRequest.safeParse(run.request);
+  return parsed.success ? parsed.data.release_id : undefined;
+}
+
+/** The certificate a succeeded revoke run replied with. */
+function certificateOf(run: Run): DeletionCertificate | undefined {
+  if (run.state !== "succeeded") return undefined;
+  const body = run.outcome?.body as { payload?: { certificate?: unknown } } | null | undefined;
+  const parsed = deletionCertificateSchema.safeParse(body?.payload?.certificate);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** What a run stores of a package, publish or revoke request. */
 function runInputOf(
   action: RunAction,
-  request: DataContractTransferRequest | DataContractPublishRequest,
+  request: DataContractTransferRequest | DataContractPublishRequest | PublishServiceRevokeRequest,
   callerKeyId: string,
 ): NewRunInput {
   const named = auditRequestFields(request);

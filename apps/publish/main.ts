@@ -38,6 +38,7 @@ import {
 } from "../../ports/source_database.ts";
 import { z } from "zod";
 import { ConfigError } from "../_shared/app_errors.ts";
+import { REVOCATION_MODES } from "../../domain/revocation.ts";
 import {
   bodyReadingFrom,
   CommonEnv,
@@ -127,6 +128,11 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   SMALL_CELL_THRESHOLD: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
     DEFAULT_SMALL_CELL_THRESHOLD,
   ),
+  /**
+   * What a revocation does with a filestore release (`docs/revocation.md`): `delete` its files, or
+   * `quarantine` them in the filestore's owner-only `revoked/` area.
+   */
+  REVOCATION_MODE: z.enum(REVOCATION_MODES).default("delete"),
   /** Where runs are kept: `sqlite` (one file under `STATE_DIR`) or `postgresql` (shared by replicas). */
   RUN_STORE: z.enum(["sqlite", "postgresql"]).default("sqlite"),
   /**
@@ -435,6 +441,7 @@ export async function buildPublishService(
     batchRows: config.SOURCE_BATCH_ROWS,
     batchBytes: config.SOURCE_BATCH_BYTES,
     maxValueBytes: config.SOURCE_MAX_VALUE_BYTES,
+    revocationMode: config.REVOCATION_MODE,
     disclosureChecks: {
       setting: config.DISCLOSURE_CHECKS,
       smallCellThreshold: config.SMALL_CELL_THRESHOLD,

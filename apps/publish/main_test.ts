@@ -99,3 +99,15 @@ Deno.test("PublishEnv DISCLOSURE_CHECKS: requested by default, on or off, nothin
     (e) => e instanceof ConfigError && e.message.includes("DISCLOSURE_CHECKS"),
   );
 });
+
+Deno.test("PublishEnv REVOCATION_MODE: delete by default, or quarantine, nothing else", () => {
+  assert.equal(parseEnv(PublishEnv, {}).REVOCATION_MODE, "delete");
+  assert.equal(
+    parseEnv(PublishEnv, { REVOCATION_MODE: "quarantine" }).REVOCATION_MODE,
+    "quarantine",
+  );
+  assert.throws(
+    () => parseEnv(PublishEnv, { REVOCATION_MODE: "move" }),
+    (e) => e instanceof ConfigError && e.message.includes("REVOCATION_MODE"),
+  );
+});

@@ -15,6 +15,7 @@ import {
   StageTransferPayload,
   ValidationPayload,
 } from "../../domain/contract.ts";
+import { deletionCertificateSchema, PublishServiceRevokeRequest } from "../../domain/revocation.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -119,6 +120,40 @@ export const publishRoute = createRoute({
       content: {
         "application/json": {
           schema: successEnvelope(openApiComponent(PublishPayload, "PublishPayload")),
+        },
+      },
+    },
+    ...acceptedRunResponse,
+    ...errorResponses(404, 409, 501, 502),
+  },
+});
+
+/** `POST /data-publish/revoke`: remove a published release and return its deletion certificate. */
+export const revokeRoute = createRoute({
+  method: "post",
+  path: "/data-publish/revoke",
+  summary:
+    "Revoke a release: remove its published (and staged) data and return a deletion certificate",
+  description:
+    "Runs as a run with action `revoke` (`docs/revocation.md`). A filestore run's folders " +
+    "are hidden at once, then each file is hashed and deleted (or moved to the `revoked/` area with " +
+    "`REVOCATION_MODE=quarantine`); a PostgreSQL run's OPAL resources (and group, when the project has " +
+    "no resource left) are removed, its tables counted and dropped. Revoking again returns the same " +
+    "certificate.",
+  tags: ["publish"],
+  security: API_KEY_SECURITY,
+  request: jsonBody(openApiComponent(PublishServiceRevokeRequest, "PublishServiceRevokeRequest")),
+  responses: {
+    200: {
+      description: "What was removed",
+      content: {
+        "application/json": {
+          schema: successEnvelope(openApiComponent(
+            z.object({
+              certificate: openApiComponent(deletionCertificateSchema, "DeletionCertificate"),
+            }),
+            "RevokePayload",
+          )),
         },
       },
     },

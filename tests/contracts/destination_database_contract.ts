@@ -639,6 +639,37 @@ export async function destinationDatabaseContract(
   );
 
   await step(
+    "countRows counts each table exactly; dropRun drops the run's schemas and registry rows, once",
+    async (under) => {
+      const run = { project: "proj_a", startTime: START };
+      const v1 = aSource(V1);
+      await under.database.load(DATASET, v1.source, v1.extracts, OPTIONS);
+      const other = aSource([{ table: aTable("kept", "v"), rows: labels(3, "k-") }]);
+      const otherRun = { ...DATASET, startTime: "20250612_093000" };
+      await under.database.load(otherRun, other.source, other.extracts, OPTIONS);
+      await under.database.grantReadAccess(await under.database.packagedTables(run));
+      const tables = await under.database.packagedTables(run);
+
+      assert.deepEqual(await under.database.countRows(tables), [
+        { table: { schema: DEST, table: "big" }, rows: 25 },
+        { table: { schema: DEST, table: "small" }, rows: 4 },
+      ]);
+
+      assert.deepEqual(await under.database.dropRun(run), loaded(DEST, "big", "small"));
+      assert.deepEqual(await under.database.packagedTables(run), []);
+      assert.equal(await under.database.stagingDigest(run), null);
+      assert.equal(await under.rows({ schema: DEST, table: "small" }), undefined);
+      assert.deepEqual(await under.readableTables(), []);
+      const otherSchema = "proj_a_20250612_093000_oncology";
+      assert.deepEqual(await under.schemas(), [otherSchema], "the other run stays");
+      assert.equal((await under.rows({ schema: otherSchema, table: "kept" }))?.length, 3);
+
+      assert.deepEqual(await under.database.dropRun(run), [], "a second drop changes nothing");
+      await assert.rejects(under.database.countRows(tables), DestinationUnavailableError);
+    },
+  );
+
+  await step(
     "close is safe twice; afterwards every call fails as unavailable",
     async ({ database }) => {
       await database.checkReady();
@@ -652,6 +683,7 @@ export async function destinationDatabaseContract(
           () => database.packagedTables({ project: "proj_a", startTime: START }),
           () => database.grantReadAccess(loaded(DEST, "small")),
           () => database.recover(),
+          () => database.dropRun({ project: "proj_a", startTime: START }),
         ]
       ) {
         await assert.rejects(call(), DestinationUnavailableError);

@@ -3,7 +3,8 @@
  * atomically and idempotently, and refusing to publish anything that changed after staging, the staging
  * manifest included; a stage stopped by a `RunInterruptedError` leaves its finished files for the next
  * stage of the dataset to keep (`StagingWork.reuse`), any other end of a stage removes them, and they
- * are never published.
+ * are never published. `revoke()` reports every file of a run before removing it, hides the run at once,
+ * and finishes when called again.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { RunInterruptedError } from "../../domain/interruption.ts";
+import type { RevokedFile } from "../../domain/revocation.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import type { StagedFile, StagingWork } from "../../ports/dataset_writer.ts";
 import {
@@ -501,4 +503,93 @@ export async function filestoreContract(
         assert.equal(await it.filestore.publishedRelease(RUN), undefined);
       }),
   );
+
+  await t.step(
+    "revoke() reports every published and staged file before removing it; again, nothing",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(RUN, "onc", writeFiles({ "data/outputs/onc/a.csv": "id\n1\n" }));
+        await it.filestore.publish(RUN);
+        await it.filestore.stage(RUN, "onc", writeFiles({ "data/outputs/onc/b.csv": "id\n2\n" }));
+        const reported: RevokedFile[] = [];
+
+        const revoked = await it.filestore.revoke(RUN, {
+          mode: "delete",
+          releaseId: "rel-1",
+          onRemoving: (file) => Promise.resolve(void reported.push(file)),
+        });
+
+        assert.equal(revoked.mode, "deleted");
+        assert.deepEqual(revoked.files, [...reported].sort(byAreaPath));
+        const byName = new Map(revoked.files.map((f) => [`${f.area}/${f.path}`, f]));
+        assert.deepEqual(byName.get("production/data/outputs/onc/a.csv"), {
+          area: "production",
+          path: "data/outputs/onc/a.csv",
+          sha512: sha512("id\n1\n"),
+          bytes: 5,
+        });
+        assert.equal(byName.get("staging/data/outputs/onc/b.csv")?.sha512, sha512("id\n2\n"));
+        assert.ok(byName.has("production/manifest-sha512.txt"), "tag files too");
+        await assert.rejects(it.filestore.publish(RUN), NothingStagedError);
+        assert.deepEqual((await it.filestore.staging(RUN)).digest, null);
+
+        const again = await it.filestore.revoke(RUN, {
+          mode: "delete",
+          releaseId: "rel-1",
+          onRemoving: () => assert.fail("nothing is left to remove"),
+        });
+        assert.deepEqual(again.files, []);
+      }),
+  );
+
+  await t.step(
+    "revoke() hides the run at once; a file whose report fails stays, and revoking again finishes",
+    () =>
+      withStore(async (it) => {
+        await it.filestore.stage(
+          RUN,
+          "onc",
+          writeFiles({ "data/outputs/onc/a.csv": "a", "data/outputs/onc/b.csv": "b" }),
+        );
+        await it.filestore.publish(RUN);
+        const failure = new Error("the record could not be stored");
+        await assert.rejects(
+          it.filestore.revoke(RUN, {
+            mode: "delete",
+            releaseId: "rel-1",
+            onRemoving: () => Promise.reject(failure),
+          }),
+          failure,
+        );
+        await assert.rejects(it.filestore.publish(RUN), NothingStagedError, "hidden at once");
+
+        const reported: string[] = [];
+        const revoked = await it.filestore.revoke(RUN, {
+          mode: "delete",
+          releaseId: "rel-1",
+          onRemoving: (file) => Promise.resolve(void reported.push(file.path)),
+        });
+        assert.ok(reported.includes("data/outputs/onc/a.csv"), "the first file is reported again");
+        assert.deepEqual(revoked.files.map((f) => f.path).sort(), reported.sort());
+      }),
+  );
+
+  await t.step(
+    "revoke() of a run never staged or published removes and reports nothing",
+    () =>
+      withStore(async (it) => {
+        const revoked = await it.filestore.revoke(RUN, {
+          mode: "quarantine",
+          releaseId: "rel-1",
+          onRemoving: () => assert.fail("nothing to remove"),
+        });
+        assert.deepEqual(revoked, { mode: "quarantined", files: [] });
+      }),
+  );
+}
+
+function byAreaPath(a: RevokedFile, b: RevokedFile): number {
+  const x = `${a.area}/${a.path}`;
+  const y = `${b.area}/${b.path}`;
+  return x < y ? -1 : x > y ? 1 : 0;
 }

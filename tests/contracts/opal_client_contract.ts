@@ -524,4 +524,49 @@ export async function opalClientContract(
       }
     },
   );
+
+  await t.step(
+    "removal deletes the resources, the group's grants and the group, and repeats as a no-op",
+    async () => {
+      const names = contractNames();
+      await using fixture = await make(names);
+      const { client, probe } = fixture;
+      const resources = contractResources(names.project);
+      await ensureAll(client, names, resources);
+
+      const first = [
+        ...await Promise.all(resources.map((r) => client.deleteResource(names.project, r.name))),
+        await client.removeResourcesView(names.project, names.group),
+        await client.removeGroup(names.group),
+      ];
+
+      assert.deepEqual(first, resources.map(() => "deleted").concat(["deleted", "deleted"]));
+      assert.deepEqual(await probe.resourceNames(names.project), []);
+      assert.deepEqual(await probe.resourcesGrants(names.project, names.group), []);
+      assert.deepEqual(await probe.datashieldGrants(names.group), []);
+      assert.equal(await probe.groupMembers(names.group), undefined);
+      assert.deepEqual((await probe.user(names.user))?.groups, [], "the user stays, groupless");
+      assert.ok(await probe.project(names.project) !== undefined, "the project stays");
+
+      probe.clearRequests?.();
+      const again = [
+        ...await Promise.all(resources.map((r) => client.deleteResource(names.project, r.name))),
+        await client.removeResourcesView(names.project, names.group),
+        await client.removeGroup(names.group),
+      ];
+
+      assert.deepEqual(again, resources.map(() => "missing").concat(["missing", "missing"]));
+      const writes = probe.requests?.().filter((r) => r.method !== "GET");
+      if (writes !== undefined) assert.deepEqual(writes, []);
+    },
+  );
+
+  await t.step("removal on a missing project is a no-op, not an error", async () => {
+    const names = contractNames();
+    await using fixture = await make(names);
+    const { client } = fixture;
+    assert.equal(await client.deleteResource(names.project, "tre_postgresql_s_t"), "missing");
+    assert.equal(await client.removeResourcesView(names.project, names.group), "missing");
+    assert.equal(await client.removeGroup(names.group), "missing");
+  });
 }

@@ -385,6 +385,26 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           expect: 200,
         },
         {
+          name: "revoke",
+          method: "post",
+          path: "/data-publish/revoke",
+          body: {
+            ...aPublishRequest(),
+            release_id: "rel-1",
+            reason: "Consent withdrawn",
+            requested_by: { kind: "system", id: "expiry" },
+          },
+          setup: stageSomething,
+          expect: 200,
+        },
+        {
+          name: "revoke invalid",
+          method: "post",
+          path: "/data-publish/revoke",
+          body: { ...aPublishRequest(), release_id: "rel-1", reason: "" },
+          expect: 422,
+        },
+        {
           name: "publish staging changed",
           method: "post",
           path: "/data-publish/publish",

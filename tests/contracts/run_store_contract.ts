@@ -9,6 +9,7 @@ import {
   newRun,
   type NewRunInput,
   type Run,
+  RUN_ACTIONS,
   transition,
 } from "../../domain/run.ts";
 import {
@@ -81,6 +82,14 @@ export async function runStoreContract(
       assert.equal(await store.get(crypto.randomUUID()), undefined);
     },
   );
+
+  await step("every action is stored and read back, revoke runs included", async ({ store }) => {
+    for (const [i, action] of RUN_ACTIONS.entries()) {
+      const run = aRun(10 + i, { action, project_name: `actions-${action}` });
+      await store.create(run, { exclusive: true });
+      assert.equal((await store.get(run.id))?.action, action);
+    }
+  });
 
   await step("create refuses a run that is not valid, and stores nothing", async ({ store }) => {
     const run = aRun(1);

@@ -108,6 +108,8 @@ export class FakeWorld implements Disposable {
   maxValueBytes = DEFAULT_MAX_VALUE_BYTES;
   /** The publish app's CSV formula escape (`CSV_FORMULA_PREFIX`); set it before the app is built. */
   csvFormulaPrefix = false;
+  /** `REVOCATION_MODE` of the publish app; set it before the first app is built. */
+  revocationMode: "delete" | "quarantine" = "delete";
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
   /** The publish app's `DISCLOSURE_CHECKS`; set it before the app is built. */
@@ -210,6 +212,7 @@ export class FakeWorld implements Disposable {
       batchRows: 2,
       batchBytes: DEFAULT_BATCH_BYTES,
       maxValueBytes: this.maxValueBytes,
+      revocationMode: this.revocationMode,
       disclosureChecks: {
         setting: this.disclosureChecks,
         smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD,
