@@ -408,6 +408,9 @@ export async function buildPublishService(
   const auditTrail = auditTrailFromEnv(env, log);
   const runStore = await runStoreFromEnv(env, secrets, log);
   const releaseSigner = releaseSignerFrom(config, secrets, log);
+  // The signing key is read (or generated) now, so that no request ever creates it and a key that
+  // cannot be read stops the service at startup rather than at its first publish.
+  await releaseSigner.keySet();
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,

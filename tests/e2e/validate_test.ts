@@ -145,16 +145,20 @@ Deno.test({
         credentials: { username_key: "myuser", password_key: "mypassword" },
       };
 
-      await t.step("the gateway is ready once both sub-services answer", async () => {
-        const res = await fetch(`${approval.url}/ready`, {
-          headers: { "x-api-key": KEYS.approvalserviceapikey },
-        });
-        assert.equal(res.status, 200);
-        assert.deepEqual((await res.json()).payload.checks, [
-          { name: "metadata service", ok: true },
-          { name: "publish service", ok: true },
-        ]);
-      });
+      await t.step(
+        "the gateway is ready once both sub-services and its release store answer",
+        async () => {
+          const res = await fetch(`${approval.url}/ready`, {
+            headers: { "x-api-key": KEYS.approvalserviceapikey },
+          });
+          assert.equal(res.status, 200);
+          assert.deepEqual((await res.json()).payload.checks, [
+            { name: "metadata service", ok: true },
+            { name: "publish service", ok: true },
+            { name: "release store", ok: true },
+          ]);
+        },
+      );
 
       const doc = await (await fetch(`${approval.url}/openapi.json`)).json();
       const ajv = new Ajv2020({ strict: false });

@@ -3,7 +3,11 @@
  *
  * @module
  */
-import { Ed25519ReleaseSigner } from "../../adapters/crypto/ed25519_release_signer.ts";
+import { generateKeyPairSync } from "node:crypto";
+import {
+  Ed25519ReleaseSigner,
+  GENERATED_RELEASE_KEY_FILE,
+} from "../../adapters/crypto/ed25519_release_signer.ts";
 import { OpenConnections } from "../../apps/_shared/open_connections.ts";
 import type { SourceAccess } from "../../apps/_shared/source_access.ts";
 import { type AllowedSource, AllowedSources } from "../../domain/allowed_sources.ts";
@@ -81,12 +85,14 @@ export class FakeWorld implements Disposable {
     today: () => new Date("2025-06-11T10:00:00Z"),
     onWarning: (event, fields) => this.publishLog.warn(event, fields),
   });
+  /** The publish app's state directory, with its release signing key already in it. */
+  readonly stateDir = stateDirWithKey();
   /**
-   * Signs the publish app's release receipts: a key generated on first use in a file beside the
-   * filestore (never inside it), as a deployment without `RELEASE_SIGNING_KEY_SECRET_NAME` does.
+   * Signs the publish app's release receipts with the key in the state directory, as a deployment
+   * without `RELEASE_SIGNING_KEY_SECRET_NAME` does once started (the key exists before any request).
    */
   readonly releaseSigner = new Ed25519ReleaseSigner({
-    generatedKeyFile: `${this.base}-release-signing-key.jwk`,
+    generatedKeyFile: join(this.stateDir, GENERATED_RELEASE_KEY_FILE),
   });
   readonly connections: SqlConnectionOptions[] = [];
   /** The source connections the apps have open. */
@@ -268,7 +274,7 @@ export class FakeWorld implements Disposable {
 
   [Symbol.dispose](): void {
     rmSync(this.base, { recursive: true, force: true });
-    rmSync(`${this.base}-release-signing-key.jwk`, { force: true });
+    rmSync(this.stateDir, { recursive: true, force: true });
   }
 
   /** Every log line of every app, for checks that nothing secret was logged. */
@@ -282,4 +288,14 @@ function makeFilestoreBase(): string {
   Deno.mkdirSync(join(base, "staging"));
   Deno.mkdirSync(join(base, "production"));
   return base;
+}
+
+/** A new state directory holding a generated release signing key (a private Ed25519 JWK). */
+function stateDirWithKey(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "cr8tor-state-" });
+  const jwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+  Deno.writeTextFileSync(join(dir, GENERATED_RELEASE_KEY_FILE), JSON.stringify(jwk) + "\n", {
+    mode: 0o600,
+  });
+  return dir;
 }
