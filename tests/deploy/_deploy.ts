@@ -8,6 +8,7 @@
  */
 import { parseAllDocuments } from "yaml";
 import { join } from "node:path";
+import { generateReleaseKey } from "../../adapters/crypto/ed25519_release_signer.ts";
 import { CommonEnv } from "../../apps/_shared/config.ts";
 import { CLEANUP_MS } from "../../apps/_shared/serve.ts";
 import { filestoreMounts } from "../../apps/publish/main.ts";
@@ -147,6 +148,12 @@ export async function buildFacts(
       });
       const secret = values.RUN_STORE_POSTGRESQL_PASSWORD_SECRET_NAME;
       if (secret !== undefined) await Deno.writeTextFile(join(secrets, secret), "unused-password");
+    }
+    // The release signing key is read at startup: give it one (a private Ed25519 JWK).
+    const signingKey = values.RELEASE_SIGNING_KEY_SECRET_NAME;
+    if (signingKey !== undefined) {
+      const { privateJwk } = await generateReleaseKey();
+      await Deno.writeTextFile(join(secrets, signingKey), JSON.stringify(privateJwk));
     }
     const reads = new Set<string>();
     const recording = new Proxy(values, {
