@@ -10,14 +10,14 @@ import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
 import { MemoryDestinationDatabase } from "../adapters/memory/memory_destination_database.ts";
 import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.ts";
 import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
-import { DataContractPublishRequest, DataContractTransferRequest } from "../domain/contract.ts";
+import { DataContractPublishRequest } from "../domain/contract.ts";
 import { projectIdentifier } from "../domain/names.ts";
 import type { ProgressReport } from "../ports/destination.ts";
 import { NothingStagedError } from "../ports/filestore.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "../tests/support/catalogs.ts";
 import { DestinationSandbox } from "../tests/support/destination_databases.ts";
 import { FakeOpal } from "../tests/support/fake_opal.ts";
-import { aPublishRequest, aTransferRequest } from "../tests/support/requests.ts";
+import { aBothTablesTransfer, aPublishRequest } from "../tests/support/requests.ts";
 import { ignorePostgres } from "../tests/support/services.ts";
 import { destinationChooser } from "./destinations.ts";
 import { packageDataset } from "./package_dataset.ts";
@@ -26,19 +26,7 @@ import { publishDataset } from "./publish_dataset.ts";
 
 /** A transfer request for both ONCOLOGY tables, to the PostgreSQL destination. */
 function bothTables() {
-  const request = DataContractTransferRequest.parse(
-    aTransferRequest({ destination: { name: "pg", type: "postgresql", format: "sql" } }),
-  );
-  return {
-    ...request,
-    dataset: {
-      ...request.dataset,
-      tables: [
-        { name: "tumour_stage", columns: [{ name: "stage_id" }, { name: "stage_label" }] },
-        { name: "treatment_line", columns: [{ name: "line_no" }] },
-      ],
-    },
-  };
+  return aBothTablesTransfer({ destination: { name: "pg", type: "postgresql", format: "sql" } });
 }
 
 const PUBLISH = DataContractPublishRequest.parse(

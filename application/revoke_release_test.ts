@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.ts";
 import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
-import { DataContractPublishRequest, DataContractTransferRequest } from "../domain/contract.ts";
+import { DataContractPublishRequest } from "../domain/contract.ts";
 import { projectIdentifier } from "../domain/names.ts";
 import { opalGroupName } from "../domain/opal.ts";
 import type { PublishServiceRevokeRequest } from "../domain/revocation.ts";
@@ -10,7 +10,7 @@ import { ONCOLOGY, ONCOLOGY_ROWS } from "../tests/support/catalogs.ts";
 import { postgresqlDestinationOf } from "../tests/support/revoke_worker.ts";
 import { DestinationSandbox } from "../tests/support/destination_databases.ts";
 import { FakeOpal } from "../tests/support/fake_opal.ts";
-import { aPublishRequest, aTransferRequest } from "../tests/support/requests.ts";
+import { aBothTablesTransfer, aPublishRequest } from "../tests/support/requests.ts";
 import { ignorePostgres } from "../tests/support/services.ts";
 import { packageDataset } from "./package_dataset.ts";
 import { ProjectLocks } from "./project_locks.ts";
@@ -22,19 +22,7 @@ const START = "20250611_093000";
 const OTHER_START = "20250612_093000";
 
 function transfer(startTime: string) {
-  const request = DataContractTransferRequest.parse(
-    aTransferRequest({ destination: PG, project_start_time: startTime }),
-  );
-  return {
-    ...request,
-    dataset: {
-      ...request.dataset,
-      tables: [
-        { name: "tumour_stage", columns: [{ name: "stage_id" }, { name: "stage_label" }] },
-        { name: "treatment_line", columns: [{ name: "line_no" }] },
-      ],
-    },
-  };
+  return aBothTablesTransfer({ destination: PG, project_start_time: startTime });
 }
 
 const REVOKE: PublishServiceRevokeRequest = {

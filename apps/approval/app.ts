@@ -682,18 +682,11 @@ async function releaseStoreCheck(store: ReleaseStore): Promise<ReadinessCheck> {
 function publishReleaseRevoker(publish: SubService, options: CallOptions): ReleaseRevoker {
   return {
     async revoke(release, revocation) {
-      const type = release.destination.type;
       const reply = await callSubService(publish, {
         method: "POST",
         endpoint: "data-publish/revoke",
         body: JSON.stringify({
-          project_name: release.project_name,
-          project_start_time: release.project_start_time,
-          destination: {
-            type,
-            name: release.destination.name,
-            format: type === "postgresql" ? "sql" : "csv",
-          },
+          ...publishRunOf(release),
           release_id: release.id,
           reason: revocation.reason,
           requested_by: revocation.requested_by,
@@ -717,25 +710,30 @@ function publishReleaseRevoker(publish: SubService, options: CallOptions): Relea
 }
 
 /**
- * What the publish service says a run has staged (`POST /data-publish/staging`). The staging area does
- * not depend on the format, so a filestore run is asked about as `csv`.
+ * A project run as the publish service's bodies name it. Staging and revocation do not depend on the
+ * format, so a filestore run is named as `csv`.
  */
+function publishRunOf(run: ReleaseRun): Record<string, unknown> {
+  const type = run.destination.type;
+  return {
+    project_name: run.project_name,
+    project_start_time: run.project_start_time,
+    destination: {
+      type,
+      name: run.destination.name,
+      format: type === "postgresql" ? "sql" : "csv",
+    },
+  };
+}
+
+/** What the publish service says a run has staged (`POST /data-publish/staging`). */
 function publishStagingInspector(publish: SubService, options: CallOptions): StagingInspector {
   return {
     async inspect(run: ReleaseRun) {
-      const type = run.destination.type;
       const reply = await callSubService(publish, {
         method: "POST",
         endpoint: "data-publish/staging",
-        body: JSON.stringify({
-          project_name: run.project_name,
-          project_start_time: run.project_start_time,
-          destination: {
-            type,
-            name: run.destination.name,
-            format: type === "postgresql" ? "sql" : "csv",
-          },
-        }),
+        body: JSON.stringify(publishRunOf(run)),
       }, options);
       const payload = reply.body.payload as Record<string, unknown> | undefined;
       if (reply.status !== 200 || payload === undefined) {

@@ -33,7 +33,6 @@ import { connectPostgresDestination } from "../../adapters/postgres/postgres_des
 import { packageDataset } from "../../application/package_dataset.ts";
 import { ProjectLocks } from "../../application/project_locks.ts";
 import { publishDataset } from "../../application/publish_dataset.ts";
-import { DataContractTransferRequest } from "../../domain/contract.ts";
 import { projectIdentifier } from "../../domain/names.ts";
 import { opalGroupName } from "../../domain/opal.ts";
 import type { Destination } from "../../ports/destination.ts";
@@ -41,7 +40,7 @@ import type { NewRunInput } from "../../domain/run.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "../support/catalogs.ts";
 import { DestinationSandbox } from "../support/destination_databases.ts";
 import { FakeOpal } from "../support/fake_opal.ts";
-import { aTransferRequest } from "../support/requests.ts";
+import { aBothTablesTransfer } from "../support/requests.ts";
 import { ignorePostgres } from "../support/services.ts";
 
 const WORKER = new URL("../support/revoke_worker.ts", import.meta.url).pathname;
@@ -284,28 +283,16 @@ Deno.test({
 /** Packages both ONCOLOGY tables of the crash run to `destination` and publishes them. */
 async function publishBothTables(destination: Destination): Promise<string[]> {
   const locks = new ProjectLocks();
-  const request = DataContractTransferRequest.parse(
-    aTransferRequest({
-      project_name: REVOKE_RUN.project,
-      project_start_time: REVOKE_RUN.startTime,
-      destination: PG_DESTINATION,
-    }),
-  );
-  const transfer = {
-    ...request,
-    dataset: {
-      ...request.dataset,
-      tables: [
-        { name: "tumour_stage", columns: [{ name: "stage_id" }, { name: "stage_label" }] },
-        { name: "treatment_line", columns: [{ name: "line_no" }] },
-      ],
-    },
-  };
+  const transfer = aBothTablesTransfer({
+    project_name: REVOKE_RUN.project,
+    project_start_time: REVOKE_RUN.startTime,
+    destination: PG_DESTINATION,
+  });
   const openSource = () => Promise.resolve(new MemorySourceDatabase([ONCOLOGY], ONCOLOGY_ROWS));
   await packageDataset(transfer, { destination, openSource, locks }, {
     concurrency: 1,
     batchRows: 2,
   });
-  const published = await publishDataset(request, { destination, locks });
+  const published = await publishDataset(transfer, { destination, locks });
   return (published.audit.destination_tables ?? []).toSorted();
 }

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { DataContractTransferRequest } from "../../domain/contract.ts";
+
 type Json = Record<string, unknown>;
 
 /** A valid `DataContractTransferRequest` for a PostgreSQL source and a CSV filestore destination. */
@@ -34,6 +36,24 @@ export function aTransferRequest(overrides: Json = {}): Json {
     },
     ...overrides,
   };
+}
+
+/**
+ * {@link aTransferRequest} asking for both ONCOLOGY tables (`tests/support/catalogs.ts`): `tumour_stage`
+ * and `treatment_line`, parsed as the services parse it.
+ */
+export function aBothTablesTransfer(overrides: Json = {}): DataContractTransferRequest {
+  const request = aTransferRequest(overrides);
+  return DataContractTransferRequest.parse({
+    ...request,
+    dataset: {
+      ...request.dataset as Json,
+      tables: [
+        { name: "tumour_stage", columns: [{ name: "stage_id" }, { name: "stage_label" }] },
+        { name: "treatment_line", columns: [{ name: "line_no" }] },
+      ],
+    },
+  });
 }
 
 /** {@link aTransferRequest} with one column fewer: the same dataset, other staged bytes. */
