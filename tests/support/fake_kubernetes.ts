@@ -255,7 +255,7 @@ const resourceOf = (key: Omit<ObjectKey, "name" | "namespace">) =>
   key.group === "" ? `/${key.version}/${key.plural}` : `${key.group}/${key.version}/${key.plural}`;
 
 /** Starts the fake API server on a free port of 127.0.0.1. */
-export async function startFakeKubernetes(
+export function startFakeKubernetes(
   options: FakeKubernetesOptions = {},
 ): Promise<FakeKubernetes> {
   const maxWatchSeconds = options.maxWatchSeconds ?? 5;
@@ -655,5 +655,5 @@ export async function startFakeKubernetes(
       await fake.close();
     },
   };
-  return fake;
+  return Promise.resolve(fake);
 }
