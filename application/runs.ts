@@ -127,6 +127,11 @@ export interface RunnerOptions {
   readonly progressIntervalMs?: number | undefined;
   /** Default {@link RUN_CANCEL_WAIT_MS}. */
   readonly cancelWaitMs?: number | undefined;
+  /**
+   * Executes a stored, queued run somewhere else (`application/remote_runs.ts`: a Kubernetes Job that
+   * runs {@link Runner.runOnce}); absent, this process executes it.
+   */
+  readonly dispatch?: ((run: Run) => Promise<void>) | undefined;
 }
 
 /** How a run is started. */
@@ -196,6 +201,7 @@ export class Runner {
   readonly #pollMs: number;
   readonly #progressIntervalMs: number;
   readonly #cancelWaitMs: number;
+  readonly #dispatch: ((run: Run) => Promise<void>) | undefined;
   readonly #local = new Map<string, LocalRun>();
   readonly #endings = new Map<string, LocalEnding>();
   readonly #listeners = new Map<string, Set<() => void>>();
@@ -220,6 +226,7 @@ export class Runner {
     this.#pollMs = options.pollMs ?? DEFAULT_RUN_POLL_MS;
     this.#progressIntervalMs = options.progressIntervalMs ?? RUN_PROGRESS_INTERVAL_MS;
     this.#cancelWaitMs = options.cancelWaitMs ?? RUN_CANCEL_WAIT_MS;
+    this.#dispatch = options.dispatch;
   }
 
   /** The store the runner keeps its runs in. */
@@ -277,7 +284,8 @@ export class Runner {
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
-    this.#execute(run, await this.#reuseFromInterrupted(run), options.recordedByCaller === true);
+    if (this.#dispatch !== undefined) await this.#dispatch(run);
+    else this.#execute(run, await this.#reuseFromInterrupted(run), options.recordedByCaller === true);
     return created;
   }
 
@@ -374,8 +382,37 @@ export class Runner {
     });
     this.#notify(id);
     this.#metrics.runChanged(run.action, run.state, "queued", null);
-    this.#execute(next, reuseOf(run));
+    if (this.#dispatch !== undefined) await this.#dispatch(next);
+    else this.#execute(next, reuseOf(run));
     return next;
+  }
+
+  /**
+   * The one-run mode (`publish run <id>`, a Kubernetes Job): executes one stored run in this process and
+   * waits for it to stop. A queued run is executed (reusing an identical interrupted run's done tables);
+   * a run left `running` by a process that died (a retried Job's first pod) is marked interrupted and
+   * resumed; an interrupted one is resumed; a run that already stopped is returned as it is.
+   *
+   * @throws {RunNotFoundError} when there is no such run.
+   */
+  async runOnce(id: string): Promise<Run> {
+    let run = await this.get(id);
+    if (run.state === "running") {
+      run = await this.#store.update(id, run.version, {
+        ...transitionPatch(transition(run, "interrupt", this.#nowIso())),
+      });
+    }
+    if (run.state === "interrupted") {
+      const moved = transition(run, "resume", this.#nowIso());
+      const next = await this.#store.update(id, run.version, {
+        ...transitionPatch(moved),
+        outcome: null,
+      });
+      this.#execute(next, reuseOf(run));
+    } else if (run.state === "queued") {
+      this.#execute(run, await this.#reuseFromInterrupted(run));
+    } else return run;
+    return (await this.settled(id)).run;
   }
 
   /**

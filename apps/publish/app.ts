@@ -116,6 +116,8 @@ export interface PublishDeps extends SourceAccess {
   readonly runLeaseMs?: number | undefined;
   /** See `RunnerOptions.pollMs`; default 1 s. */
   readonly runPollMs?: number | undefined;
+  /** See `RunnerOptions.dispatch` (`RUN_EXECUTOR=kubernetes`); absent, runs execute in this process. */
+  readonly runDispatch?: ((run: Run) => Promise<void>) | undefined;
 }
 
 /** The publish service: its app and its runner (the composition root closes the runner at shutdown). */
@@ -239,6 +241,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
     log: deps.log,
     leaseMs: deps.runLeaseMs,
     pollMs: deps.runPollMs,
+    dispatch: deps.runDispatch,
   });
 
   /** Starts a run of a validated request; `Prefer: respond-async` gets 202 at once, else its reply. */
@@ -365,8 +368,8 @@ function prefersAsync(c: Context): boolean {
   );
 }
 
-/** What a run stores of a package or publish request. */
-function runInputOf(
+/** What a run stores of a package or publish request (the routes', and the operator's). */
+export function runInputOf(
   action: RunAction,
   request: DataContractTransferRequest | DataContractPublishRequest,
   callerKeyId: string,

@@ -52,7 +52,9 @@ import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
+import type { Runner } from "../../application/runs.ts";
 import { createPublishService } from "./app.ts";
+import { remoteRunsFromEnv } from "./run_executor_from_env.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -274,7 +276,7 @@ function postgresqlDestination(
 export async function buildPublishService(
   env: Record<string, string | undefined>,
   logSink: LogSink = stdoutSink,
-): Promise<RunnableService> {
+): Promise<RunnableService & { readonly runner: Runner }> {
   const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
   const serviceSecrets = await serviceSecretsFromEnv(env, { log });
@@ -350,6 +352,7 @@ export async function buildPublishService(
   }
   const auditTrail = auditTrailFromEnv(env, log);
   const runStore = await runStoreFromEnv(env, secrets, log);
+  const remote = await remoteRunsFromEnv(env, runStore, log, { detailPrefix: "PublishService: " });
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,
@@ -371,6 +374,7 @@ export async function buildPublishService(
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
+    runDispatch: remote === undefined ? undefined : (run) => remote.dispatch(run),
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
       duckdb: new DuckdbDatasetWriter(),
@@ -409,6 +413,7 @@ export async function buildPublishService(
   const retentionDays = config.RUN_RETENTION_DAYS;
   await runner.maintain(retentionDays);
   return {
+    runner,
     fetch: (request) => {
       runner.startMaintenance(retentionDays);
       return app.fetch(request);
@@ -424,11 +429,18 @@ export async function buildPublishService(
       await stopping;
     },
     close: async () => {
+      remote?.close();
       await runner.close();
       await runStore.close();
       await refusals.close();
     },
   };
+}
+
+if (import.meta.main && Deno.args[0] === "run") {
+  // One-run mode (a Kubernetes Job): `run <id>` executes one stored run and exits.
+  const { runOnce } = await import("./one_run.ts");
+  Deno.exit(await runOnce(Deno.args[1] ?? "", Deno.env.toObject()));
 }
 
 if (import.meta.main) {
