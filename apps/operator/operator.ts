@@ -81,6 +81,8 @@ export interface OperatorOptions {
   readonly log: Logger;
   /** How long after a failed reconcile it is tried again (doubling, up to 30 s); default 500 ms. */
   readonly retryMs?: number;
+  /** How often a running resource is reconciled again (its Job checked); default 2 s. */
+  readonly followMs?: number;
 }
 
 const TERMINAL = new Set(["Completed", "Failed", "NotSupported"]);
@@ -214,7 +216,11 @@ export class DataSourceOperator {
         entry.again = false;
         try {
           await this.reconcile(name);
-          this.#retries.delete(name);
+          const retry = this.#retries.get(name);
+          if (retry !== undefined && retry.attempt > 0) {
+            clearTimeout(retry.timer);
+            this.#retries.delete(name);
+          }
         } catch (e) {
           this.#o.log.warn("reconcile_failed", { resource: name, message: (e as Error).message });
           this.#retry(name);
@@ -226,6 +232,7 @@ export class DataSourceOperator {
   }
 
   #retry(name: string): void {
+    if (this.#stopped) return;
     const previous = this.#retries.get(name);
     const attempt = (previous?.attempt ?? 0) + 1;
     clearTimeout(previous?.timer);
@@ -350,7 +357,20 @@ export class DataSourceOperator {
         message: `Job ${names.job} is executing run ${run.id}`,
       });
       this.#remote.follow(run.id, names.job);
+      // Followed without relying on the Job's watch events (a broken watch goes unnoticed for a while).
+      this.#requeueAfter(name, this.#o.followMs ?? 2000);
     }
+  }
+
+  #requeueAfter(name: string, ms: number): void {
+    if (this.#stopped || this.#retries.has(name)) return;
+    this.#retries.set(name, {
+      attempt: 0,
+      timer: setTimeout(() => {
+        this.#retries.delete(name);
+        this.enqueue(name);
+      }, ms),
+    });
   }
 
   #crd() {
