@@ -19,10 +19,14 @@ export interface KubeApi {
   readonly namespace: string;
 }
 
-/** Where to find the cluster: a kubeconfig's text, or the environment (in-cluster, then `KUBECONFIG`). */
-export function kubeApi(kubeconfig?: string): KubeApi {
+/**
+ * Where to find the cluster: a kubeconfig's text, a kubeconfig file (`KUBECONFIG` as the caller's
+ * environment names it), or else the process's (in a pod the service account's).
+ */
+export function kubeApi(kubeconfig?: string | { readonly file: string }): KubeApi {
   const config = new k8s.KubeConfig();
-  if (kubeconfig !== undefined) config.loadFromString(kubeconfig);
+  if (typeof kubeconfig === "string") config.loadFromString(kubeconfig);
+  else if (kubeconfig !== undefined) config.loadFromFile(kubeconfig.file);
   else config.loadFromDefault();
   const context = config.getContextObject(config.getCurrentContext());
   return {

@@ -147,9 +147,15 @@ export class KubernetesRunExecutor implements RunExecutor {
         ...(podSpec.volumes ?? []).filter((v) => v.name !== "run-data"),
         { name: "run-data", persistentVolumeClaim: { claimName: launch.volumeClaim } },
       ];
+      // A filestore is a staging and a production folder under its path: one volume, two sub-paths
+      // (created on the volume by the kubelet when missing).
       container.volumeMounts = [
         ...(container.volumeMounts ?? []).filter((m) => m.name !== "run-data"),
-        { name: "run-data", mountPath: this.#dataMountPath },
+        ...["staging", "production"].map((subPath) => ({
+          name: "run-data",
+          mountPath: `${this.#dataMountPath}/${subPath}`,
+          subPath,
+        })),
       ];
     }
     container.env = [...env.values()];

@@ -6,7 +6,6 @@
  * @module
  */
 import { z } from "zod";
-import { kubeApi } from "../../adapters/kubernetes/kube_api.ts";
 import {
   KubernetesRunExecutor,
   readJobTemplate,
@@ -19,7 +18,7 @@ import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
 import { runStoreFromEnv } from "../publish/main.ts";
-import { RunExecutorEnv } from "../publish/run_executor_from_env.ts";
+import { kubeApiFromEnv, RunExecutorEnv } from "../publish/run_executor_from_env.ts";
 import { DataSourceOperator } from "./operator.ts";
 
 /** The operator's environment variables. */
@@ -75,7 +74,7 @@ export async function buildOperator(
       cause: e,
     });
   }
-  const api = kubeApi();
+  const api = kubeApiFromEnv(env);
   const namespace = config.WATCH_NAMESPACE ?? api.namespace;
   const executor = new KubernetesRunExecutor({
     api,

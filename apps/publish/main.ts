@@ -55,6 +55,7 @@ import type { PostgresqlDestination } from "../../application/destinations.ts";
 import type { Runner } from "../../application/runs.ts";
 import { createPublishService } from "./app.ts";
 import { remoteRunsFromEnv } from "./run_executor_from_env.ts";
+import { runOnce } from "./one_run.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -439,8 +440,12 @@ export async function buildPublishService(
 
 if (import.meta.main && Deno.args[0] === "run") {
   // One-run mode (a Kubernetes Job): `run <id>` executes one stored run and exits.
-  const { runOnce } = await import("./one_run.ts");
-  Deno.exit(await runOnce(Deno.args[1] ?? "", Deno.env.toObject()));
+  Deno.exit(
+    await runOnce(Deno.args[1] ?? "", Deno.env.toObject(), {
+      build: buildPublishService,
+      mounts: filestoreMounts,
+    }),
+  );
 }
 
 if (import.meta.main) {

@@ -22,7 +22,18 @@ import {
 } from "../../domain/workspace_datasource_crate.ts";
 import { ConfigError } from "../_shared/app_errors.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
-import { buildPublishService, filestoreMounts } from "./main.ts";
+import type { RunnableService } from "../_shared/serve.ts";
+import type { Runner } from "../../application/runs.ts";
+
+/** What the one-run mode takes from the composition root (`main.ts`), which imports this module. */
+export interface OneRunDeps {
+  readonly build: (
+    env: Record<string, string | undefined>,
+    sink: LogSink,
+  ) => Promise<RunnableService & { readonly runner: Runner }>;
+  /** The filestore mounts by upper-case name (`filestoreMounts`). */
+  readonly mounts: (env: Record<string, string | undefined>) => ReadonlyMap<string, string>;
+}
 
 /** The software named in the crates this mode writes. */
 const SERVICE = { name: "cr8tor-publish", version: "1.0.0" };
@@ -51,11 +62,11 @@ async function payloadFiles(folder: string): Promise<ProvenanceFile[]> {
  * @returns the crate's path relative to the filestore's base.
  */
 export async function writeRunCrate(
-  env: Record<string, string | undefined>,
+  mounts: ReadonlyMap<string, string>,
   run: Run,
   description: DataSourceDescription,
 ): Promise<string> {
-  const base = filestoreMounts(env).get(run.destination.name.toUpperCase());
+  const base = mounts.get(run.destination.name.toUpperCase());
   if (base === undefined) {
     throw new ConfigError(
       `Cannot write the crate: no filestore ${run.destination.name} is mounted`,
@@ -79,6 +90,7 @@ export async function writeRunCrate(
 export async function runOnce(
   id: string,
   env: Record<string, string | undefined>,
+  deps: OneRunDeps,
   sink: LogSink = stdoutSink,
 ): Promise<number> {
   const log = createLogger("publish", sink);
@@ -86,13 +98,16 @@ export async function runOnce(
     ? undefined
     : DataSourceDescription.parse(JSON.parse(env.RUN_CRATE));
   // The run executes here, whatever the service itself would do with runs.
-  const service = await buildPublishService({ ...env, RUN_EXECUTOR: "in-process" }, sink);
+  const service = await deps.build({ ...env, RUN_EXECUTOR: "in-process" }, sink);
   try {
     const run = await service.runner.runOnce(id);
     log.info("run_once_ended", { run: id, state: run.state });
     if (run.state !== "succeeded") return 1;
     if (description !== undefined) {
-      log.info("run_crate_written", { run: id, path: await writeRunCrate(env, run, description) });
+      log.info("run_crate_written", {
+        run: id,
+        path: await writeRunCrate(deps.mounts(env), run, description),
+      });
     }
     return 0;
   } finally {

@@ -27,6 +27,12 @@ export const RunExecutorEnv = z.object({
   RUN_JOB_NAMESPACE: z.string().min(1).optional(),
 });
 
+/** The Kubernetes API: from the kubeconfig file `KUBECONFIG` names, else in-cluster. */
+export function kubeApiFromEnv(env: Record<string, string | undefined>) {
+  const file = env.KUBECONFIG ?? "";
+  return kubeApi(file === "" ? undefined : { file });
+}
+
 /**
  * The remote runs of `RUN_EXECUTOR=kubernetes`, or `undefined` for in-process execution.
  *
@@ -37,7 +43,7 @@ export async function remoteRunsFromEnv(
   env: Record<string, string | undefined>,
   store: RunStore,
   log: Logger,
-  options: { readonly kubeconfig?: string; readonly detailPrefix: string },
+  options: { readonly detailPrefix: string },
 ): Promise<RemoteRuns | undefined> {
   const config = parseEnv(RunExecutorEnv, env);
   if (config.RUN_EXECUTOR === "in-process") return undefined;
@@ -57,7 +63,7 @@ export async function remoteRunsFromEnv(
     });
   }
   const executor = new KubernetesRunExecutor({
-    api: kubeApi(options.kubeconfig),
+    api: kubeApiFromEnv(env),
     ...(config.RUN_JOB_NAMESPACE === undefined ? {} : { namespace: config.RUN_JOB_NAMESPACE }),
     ...(template === undefined ? {} : { template }),
   });

@@ -131,3 +131,52 @@ export function startFakeKubelet(
   };
   return kubelet;
 }
+
+/**
+ * A {@link ContainerRunner} that runs the Job's first container as a real local process: its command and
+ * arguments, its literal environment (plus `PATH`, `HOME` and Deno's cache), every PersistentVolumeClaim mounted at a
+ * local folder (`volumeDir(claimName)`, a `subPath` below it; values of variables that equal a mount
+ * path, or the folder of a volume's sub-path mounts, point there), and
+ * the exit code as the container's.
+ */
+export function processRunner(volumeDir: (claim: string) => Promise<string>): ContainerRunner {
+  return async (job) => {
+    const pod = job.spec.template.spec;
+    const container = pod.containers[0];
+    const mounts = new Map<string, string>();
+    for (const mount of container.volumeMounts ?? []) {
+      const volume = (pod.volumes ?? []).find((v: KubeObject) => v.name === mount.name);
+      const claim = volume?.persistentVolumeClaim?.claimName;
+      if (claim === undefined) continue;
+      const root = await volumeDir(claim);
+      const local = mount.subPath === undefined ? root : `${root}/${mount.subPath}`;
+      await Deno.mkdir(local, { recursive: true });
+      mounts.set(mount.mountPath, local);
+      // The folder holding sub-path mounts of one volume stands for the volume's root.
+      if (mount.subPath !== undefined && mount.mountPath.endsWith(`/${mount.subPath}`)) {
+        mounts.set(mount.mountPath.slice(0, -mount.subPath.length - 1), root);
+      }
+    }
+    const env: Record<string, string> = { NO_COLOR: "1" };
+    for (const name of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME"]) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    }
+    for (const entry of container.env ?? []) {
+      if (typeof entry.value === "string") env[entry.name] = mounts.get(entry.value) ?? entry.value;
+    }
+    const [command, ...args] = [...container.command, ...(container.args ?? [])];
+    const out = await new Deno.Command(command, {
+      args,
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stderr).trim();
+    return {
+      exitCode: out.code,
+      ...(out.code === 0 ? {} : { reason: "Error", message: text.slice(-500) }),
+    };
+  };
+}
