@@ -17,7 +17,7 @@ import { errorOutcome } from "../_shared/http_errors.ts";
 import { createLogger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
-import { runStoreFromEnv } from "../publish/main.ts";
+import { runStoreFromEnv } from "../_shared/run_store_from_env.ts";
 import { kubeApiFromEnv, RunExecutorEnv } from "../publish/run_executor_from_env.ts";
 import { DataSourceOperator } from "./operator.ts";
 

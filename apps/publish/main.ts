@@ -13,13 +13,8 @@ import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import { openPostgresRunStore } from "../../adapters/postgres/postgres_run_store.ts";
-import {
-  DEFAULT_STATE_DIR,
-  openSqliteRunStore,
-  sqliteRunStorePath,
-} from "../../adapters/sqlite/sqlite_run_store.ts";
-import type { RunStore } from "../../ports/run_store.ts";
+import { DEFAULT_STATE_DIR } from "../../adapters/sqlite/sqlite_run_store.ts";
+import { runStoreFromEnv } from "../_shared/run_store_from_env.ts";
 import { AppError } from "../../domain/errors.ts";
 import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
@@ -50,7 +45,6 @@ import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
-import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import type { Runner } from "../../application/runs.ts";
 import { createPublishService } from "./app.ts";
@@ -134,29 +128,8 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   RUN_RETENTION_DAYS: z.coerce.number<unknown>().int().min(1).max(36_500).default(90),
 });
 
-/** How the run store is opened (`RUN_STORE`, `RUN_STORE_POSTGRESQL_*`, `STATE_DIR`). */
-export const RUN_STORE_KIND: StateStoreKind<RunStore> = {
-  prefix: "RUN_STORE",
-  label: "run store",
-  sqlitePath: sqliteRunStorePath,
-  openSqlite: (path) => openSqliteRunStore({ path }),
-  openPostgres: (options) => openPostgresRunStore(options),
-};
-
-/**
- * Opens the run store the environment names: SQLite at `${STATE_DIR}/runs.sqlite` by default, or the
- * shared PostgreSQL store (its password from the secret store, verified TLS unless `..._SSLMODE` says
- * otherwise).
- *
- * @throws {ConfigError} when the store cannot be configured, its password read or the store opened.
- */
-export async function runStoreFromEnv(
-  env: Record<string, string | undefined>,
-  secrets: SecretStore,
-  log: Logger,
-): Promise<RunStore> {
-  return await stateStoreFromEnv(RUN_STORE_KIND, env, secrets, log);
-}
+// The run store's configuration is shared with the operator (apps/_shared/run_store_from_env.ts).
+export { RUN_STORE_KIND, runStoreFromEnv } from "../_shared/run_store_from_env.ts";
 
 /** The secret the staging manifest key is read from when `STAGING_MANIFEST_KEY_SECRET_NAME` is not set. */
 export const DEFAULT_MANIFEST_KEY_SECRET = "stagingmanifestkey";
