@@ -284,8 +284,9 @@ export class Runner {
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
+    const recordedByCaller = options.recordedByCaller === true;
     if (this.#dispatch !== undefined) await this.#dispatch(run);
-    else this.#execute(run, await this.#reuseFromInterrupted(run), options.recordedByCaller === true);
+    else this.#execute(run, await this.#reuseFromInterrupted(run), recordedByCaller);
     return created;
   }
 

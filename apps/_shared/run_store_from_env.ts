@@ -34,4 +34,3 @@ export async function runStoreFromEnv(
 ): Promise<RunStore> {
   return await stateStoreFromEnv(RUN_STORE_KIND, env, secrets, log);
 }
-
