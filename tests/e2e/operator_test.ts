@@ -30,7 +30,7 @@ import { buildPublishService, runStoreFromEnv } from "../../apps/publish/main.ts
 import { postgresConnectionOptions, PostgresSandbox, quotePostgres } from "../support/databases.ts";
 import { type KubeObject, startFakeKubernetes } from "../support/fake_kubernetes.ts";
 import { processRunner, startFakeKubelet } from "../support/fake_kubelet.ts";
-import { writeAllowList } from "../support/processes.ts";
+import { startService, writeAllowList } from "../support/processes.ts";
 import { postJson } from "../support/requests.ts";
 import {
   allowedLocalPostgres,
@@ -353,6 +353,96 @@ Deno.test({
       assert.match(error.payload.detail, /OOMKilled/);
     } finally {
       await service.close?.();
+      await w.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "operator process: SIGKILLed after its Job reached the API server, a new process makes no second Job",
+  ignore: ignorePostgres,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const w = await world();
+    const env = {
+      ...w.runStoreEnv,
+      KUBECONFIG: w.kubeconfig,
+      WATCH_NAMESPACE: NS,
+      SECRETS_MNT_PATH: w.secrets,
+      ALLOWED_SOURCES_FILE: w.allowList,
+      RUN_JOB_TEMPLATE_FILE: w.templateFile,
+      LEADER_ELECTION_LEASE_SECONDS: "2",
+      OPERATOR_RESYNC_SECONDS: "1",
+    };
+    // The first process's Job creation is stored, but its reply never comes.
+    let hang: () => void = () => {};
+    w.api.intercept(({ method, path, body }) => {
+      if (method !== "POST" || !path.endsWith("/jobs")) return undefined;
+      w.api.put({
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        namespace: NS,
+        name: body!.metadata.name,
+      }, body!);
+      return new Promise<Response>((resolve) =>
+        hang = () => resolve(new Response("{}", { status: 503 }))
+      );
+    });
+    const first = await startService("operator", { ...env, POD_NAME: "first" });
+    let second: Awaited<ReturnType<typeof startService>> | undefined;
+    const crd = {
+      group: DATASOURCE_API.group,
+      version: "v1",
+      plural: DATASOURCE_API.plural,
+      namespace: NS,
+    };
+    const jobs = () => w.api.list({ group: "batch", version: "v1", plural: "jobs", namespace: NS });
+    try {
+      w.api.put({ ...crd, name: "gm" }, {
+        apiVersion: "xlscsde.nhs.uk/v1",
+        kind: "AnalyticsWorkspaceDataSource",
+        metadata: { name: "gm" },
+        spec: {
+          type: "Import",
+          project: { id: "d4e6" },
+          connections: [{
+            type: "postgresql",
+            name: "pg",
+            url: `postgresql://${POSTGRES.host}:${POSTGRES.port}/${POSTGRES.database}`,
+            credentials: { userKey: "pguser", passwordKey: "pgpassword" },
+          }],
+          objects: [{ table: { name: "patients", schema: w.schema, connection: "pg" } }],
+          approvals: [
+            { type: "INFORMATION_GOVERNANCE", email: "ig@nhs.net" },
+            { type: "DATA_ENGINEER", email: "de@nhs.net" },
+          ],
+        },
+      });
+      await until(() => jobs().length === 1, "the first process's Job");
+      Deno.kill(first.pid, "SIGKILL");
+      await first.exited;
+      w.api.intercept(undefined);
+      hang();
+      second = await startService("operator", { ...env, POD_NAME: "second" });
+      const health = await fetch(`${second.url}/health`);
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+      const status = await until(() => {
+        const s = w.api.get({ ...crd, name: "gm" })?.status;
+        return s?.dataState === "Completed" || s?.dataState === "Failed" ? s : undefined;
+      }, "gm to end");
+      assert.equal(status.dataState, "Completed", `${status.reason}: ${status.message}`);
+      assert.equal(jobs().length, 1);
+      assert.equal(w.kubelet.started.length, 1);
+      assert.equal((await w.store.list({ limit: 10 })).runs.length, 1);
+      const ready = await (await fetch(`${second.url}/ready`)).json();
+      assert.deepEqual(ready, { status: "ready", leader: true });
+    } finally {
+      hang();
+      await second?.stop();
       await w.cleanup();
     }
   },
