@@ -60,9 +60,12 @@ export function defaultJobTemplate(): k8s.V1Job {
           containers: [{
             name: "run",
             image: "cr8tor-publish",
+            workingDir: "/app",
             command: [
               "deno",
               "run",
+              "--cached-only",
+              "--frozen",
               "--allow-env",
               "--allow-read",
               "--allow-write",

@@ -267,3 +267,30 @@ Deno.test({
     assert.equal(ofKind(await kustomize("k8s/run-jobs"), "RoleBinding").length, 1);
   },
 });
+
+/** The JSON array of a Dockerfile stage's `CMD`. */
+function cmdOf(dockerfile: string, stage: string): string[] {
+  const body = dockerfile.split(/^FROM /m).find((s) => s.includes(` AS ${stage}\n`));
+  assert.ok(body !== undefined, `no stage ${stage}`);
+  const line = body.split("\n").find((l) => l.startsWith("CMD "));
+  return JSON.parse(line!.slice(4));
+}
+
+Deno.test("Dockerfile: the operator image runs its start task's permissions; Jobs run the publish image's command", async () => {
+  const dockerfile = await readRepoFile("Dockerfile");
+  const tasks = JSON.parse(await readRepoFile("deno.json")).tasks as Record<string, string>;
+  const flags = (task: string) => task.split(/\s+/).filter((a) => a.startsWith("--allow-"));
+  const operator = cmdOf(dockerfile, "operator");
+  assert.deepEqual(
+    operator.filter((a) => a.startsWith("--allow-")),
+    flags(tasks["start:operator"]!),
+  );
+  assert.equal(operator.at(-1), "apps/operator/main.ts");
+  assert.ok(!operator.includes("--allow-ffi") && !operator.includes("--allow-write"));
+  assert.match(dockerfile, /AS operator\nENV PORT=8004\nEXPOSE 8004\n/);
+  const template = await readJobTemplate(repoPath("k8s/operator/job-template.yaml"));
+  assert.deepEqual(template.spec!.template.spec!.containers[0]!.command, [
+    "deno",
+    ...cmdOf(dockerfile, "publish"),
+  ]);
+});
