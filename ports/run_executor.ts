@@ -13,7 +13,7 @@ export interface RunLaunch {
   readonly run: Run;
   /**
    * The execution's name. The same name launched twice is one execution: the second launch finds the
-   * first (a repeated event, a restarted or second operator). Default: from the run id.
+   * first (a repeated event, a restarted or second operator). Default: from the run id and version.
    */
   readonly name?: string;
   /** Labels that let the launcher find its executions again. */

@@ -102,10 +102,14 @@ export async function readJobTemplate(path: string): Promise<k8s.V1Job> {
   return template;
 }
 
-/** The Job name of a run launched without a name: `cr8tor-run-` and the run id, as a DNS label. */
-export function jobNameOf(runId: string): string {
-  return `cr8tor-run-${runId.toLowerCase().replace(/[^a-z0-9-]/g, "-")}`.slice(0, 63)
-    .replace(/-+$/, "");
+/**
+ * The Job name of a run launched without a name: `cr8tor-run-`, the run id and the version it was
+ * queued at, as a DNS label. A resumed run is queued again at a later version, so it gets a new Job
+ * rather than finding its first, failed one.
+ */
+export function jobNameOf(runId: string, version: number): string {
+  const id = runId.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40);
+  return `cr8tor-run-${id}-v${version}`.replace(/-+/g, "-");
 }
 
 /** Kubernetes Jobs as a {@link RunExecutor}. */
@@ -126,7 +130,7 @@ export class KubernetesRunExecutor implements RunExecutor {
   /** The Job a launch creates (exposed so the manifest it sends can be checked). */
   jobOf(launch: RunLaunch): k8s.V1Job {
     const { run } = launch;
-    const name = launch.name ?? jobNameOf(run.id);
+    const name = launch.name ?? jobNameOf(run.id, run.version);
     const job = structuredClone(this.#template);
     const labels = {
       ...job.metadata?.labels,
