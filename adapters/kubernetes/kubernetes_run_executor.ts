@@ -154,8 +154,22 @@ export class KubernetesRunExecutor implements RunExecutor {
         ...(podSpec.volumes ?? []).filter((v) => v.name !== "run-data"),
         { name: "run-data", persistentVolumeClaim: { claimName: launch.volumeClaim } },
       ];
-      // A filestore is a staging and a production folder under its path: one volume, two sub-paths
-      // (created on the volume by the kubelet when missing).
+      // A filestore is a staging and a production folder under its path: one volume, two sub-paths.
+      // They are made first by an init container as the pod's user: sub-path folders the kubelet
+      // creates itself belong to root, and the non-root run could not write them.
+      podSpec.initContainers = [
+        ...(podSpec.initContainers ?? []).filter((c) => c.name !== "prepare-volume"),
+        {
+          name: "prepare-volume",
+          image: container.image!,
+          command: ["mkdir", "-p", "/volume/staging", "/volume/production"],
+          ...(container.securityContext === undefined
+            ? {}
+            : { securityContext: container.securityContext }),
+          ...(container.resources === undefined ? {} : { resources: container.resources }),
+          volumeMounts: [{ name: "run-data", mountPath: "/volume" }],
+        },
+      ];
       container.volumeMounts = [
         ...(container.volumeMounts ?? []).filter((m) => m.name !== "run-data"),
         ...["staging", "production"].map((subPath) => ({

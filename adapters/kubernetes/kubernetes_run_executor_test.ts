@@ -47,6 +47,11 @@ Deno.test("KubernetesRunExecutor: the Job runs `run <id>` hardened, with the dat
     ) => [m.mountPath, m.subPath]),
     [["/data/run/staging", "staging"], ["/data/run/production", "production"]],
   );
+  const [prepare] = pod.initContainers!;
+  assert.deepEqual(prepare!.command, ["mkdir", "-p", "/volume/staging", "/volume/production"]);
+  assert.deepEqual(prepare!.volumeMounts, [{ name: "run-data", mountPath: "/volume" }]);
+  assert.equal(prepare!.image, container.image);
+  assert.equal(prepare!.securityContext!.runAsNonRoot, true);
   // A run queued again (resumed) at a later version gets a Job of its own.
   assert.notEqual(jobNameOf(run.id, 5), jobNameOf(run.id, 1));
 });

@@ -137,7 +137,8 @@ export function startFakeKubelet(
  * arguments, its literal environment (plus `PATH`, `HOME` and Deno's cache), every PersistentVolumeClaim mounted at a
  * local folder (`volumeDir(claimName)`, a `subPath` below it; values of variables that equal a mount
  * path, or the folder of a volume's sub-path mounts, point there), and
- * the exit code as the container's.
+ * the exit code as the container's. Init containers are not run: the sub-path folders they would make
+ * are made here.
  */
 export function processRunner(volumeDir: (claim: string) => Promise<string>): ContainerRunner {
   return async (job) => {
