@@ -15,8 +15,9 @@
  *   stage, then `Completed` with the published files and their SHA-512 and the crate's path, or
  *   `Failed` with the run's error or the pod's reason.
  *
- * Informers stop on a broken watch: they are started again, and every resource is reconciled again
- * every resync period, so a missed event only delays.
+ * Watches are bounded (`adapters/kubernetes/bounded_informer.ts`): the server ends each after a while
+ * and a broken one is noticed and replaced; every resource is also reconciled again every resync
+ * period, so a missed event only delays.
  *
  * @module
  */
@@ -29,6 +30,10 @@ import {
   unlessMissing,
 } from "../../adapters/kubernetes/kube_api.ts";
 import { RUN_ID_LABEL } from "../../adapters/kubernetes/kubernetes_run_executor.ts";
+import {
+  type BoundedInformer,
+  boundedInformer,
+} from "../../adapters/kubernetes/bounded_informer.ts";
 import { LeaseLeader } from "../../adapters/kubernetes/lease_leader.ts";
 import { RemoteRuns, RunExecutionFailedError } from "../../application/remote_runs.ts";
 import type { RunOutcome } from "../../application/runs.ts";
@@ -83,6 +88,8 @@ export interface OperatorOptions {
   readonly retryMs?: number;
   /** How often a running resource is reconciled again (its Job checked); default 2 s. */
   readonly followMs?: number;
+  /** How long the API server keeps each watch open (`boundedInformer`); default 20 s. */
+  readonly watchSeconds?: number;
 }
 
 const TERMINAL = new Set(["Completed", "Failed", "NotSupported"]);
@@ -95,8 +102,8 @@ export class DataSourceOperator {
   readonly #remote: RemoteRuns;
   readonly #leader: LeaseLeader;
   readonly #path: string;
-  #resources: k8s.Informer<Raw> | undefined;
-  #jobs: k8s.Informer<k8s.V1Job> | undefined;
+  #resources: BoundedInformer<Raw> | undefined;
+  #jobs: BoundedInformer<k8s.V1Job> | undefined;
   #resync: ReturnType<typeof setInterval> | undefined;
   #stopped = true;
   readonly #queue = new Map<string, { running: Promise<void>; again: boolean }>();
@@ -144,28 +151,34 @@ export class DataSourceOperator {
     this.#stopped = false;
     const { api, namespace } = this.#o;
     const crd = { group: DATASOURCE_API.group, version: DATASOURCE_API.version, namespace };
-    this.#resources = k8s.makeInformer<Raw>(
-      api.config,
-      this.#path,
-      () => api.custom.listNamespacedCustomObject({ ...crd, plural: DATASOURCE_API.plural }),
-    );
+    const restarted = (what: string) => (why: string) =>
+      this.#o.log.warn("watch_restarted", { watch: what, why });
+    this.#resources = boundedInformer<Raw>({
+      config: api.config,
+      path: this.#path,
+      list: () => api.custom.listNamespacedCustomObject({ ...crd, plural: DATASOURCE_API.plural }),
+      timeoutSeconds: this.#o.watchSeconds ?? 20,
+      onRestart: restarted("datasources"),
+    });
     const selector = Object.entries(MANAGED_BY).map(([k, v]) => `${k}=${v}`).join(",");
-    this.#jobs = k8s.makeInformer<k8s.V1Job>(
-      api.config,
-      `/apis/batch/v1/namespaces/${namespace}/jobs`,
-      () => api.batch.listNamespacedJob({ namespace, labelSelector: selector }),
-      selector,
-    );
+    this.#jobs = boundedInformer<k8s.V1Job>({
+      config: api.config,
+      path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      list: () => api.batch.listNamespacedJob({ namespace, labelSelector: selector }),
+      labelSelector: selector,
+      timeoutSeconds: this.#o.watchSeconds ?? 20,
+      onRestart: restarted("jobs"),
+    });
     for (const verb of ["add", "update", "delete"] as const) {
-      this.#resources.on(verb, (o) => this.enqueue(o.metadata?.name));
-      this.#jobs.on(verb, (job) => this.enqueue(job.metadata?.labels?.[DATASOURCE_LABEL]));
+      this.#resources.informer.on(verb, (o) => this.enqueue(o.metadata?.name));
+      this.#jobs.informer.on(
+        verb,
+        (job) => this.enqueue(job.metadata?.labels?.[DATASOURCE_LABEL]),
+      );
     }
-    for (const informer of [this.#resources, this.#jobs] as k8s.Informer<k8s.KubernetesObject>[]) {
+    for (const { informer } of [this.#resources, this.#jobs]) {
       informer.on("error", (e) => {
         this.#o.log.warn("watch_failed", { message: (e as Error)?.message ?? String(e) });
-        setTimeout(() => {
-          if (!this.#stopped) void informer.start().catch(() => {});
-        }, 1000);
       });
     }
     this.#leader.start();
@@ -179,7 +192,7 @@ export class DataSourceOperator {
     clearInterval(this.#resync);
     for (const { timer } of this.#retries.values()) clearTimeout(timer);
     this.#retries.clear();
-    await Promise.allSettled([this.#resources?.stop(), this.#jobs?.stop()]);
+    await Promise.allSettled([this.#resources?.close(), this.#jobs?.close()]);
     await Promise.allSettled([...this.#queue.values()].map((q) => q.running));
     this.#remote.close();
     await this.#leader.stop();
