@@ -5,6 +5,7 @@
 #   docker build --target approval -t cr8tor-approval .
 #   docker build --target metadata -t cr8tor-metadata .
 #   docker build --target publish  -t cr8tor-publish  .
+#   docker build --target operator -t cr8tor-operator .   (docs/operator.md)
 #
 # (`docker compose build` builds all three.) Each image runs its service from source with `deno run`,
 # as the non-root user `deno` (uid 1993) of the official image, with its dependencies cached at build
@@ -38,7 +39,7 @@ COPY ports/ ports/
 COPY application/ application/
 COPY adapters/ adapters/
 COPY apps/ apps/
-RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish/main.ts \
+RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish/main.ts apps/operator/main.ts \
  && mkdir -p /data/lsc/staging /data/lsc/production /data/audit /data/state \
  && chown -R deno:deno /data
 # The cache and the code stay owned by root: the service can read them, not change them.
@@ -78,3 +79,13 @@ EXPOSE 8003
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PORT') ?? '8003'}/health`, { signal: AbortSignal.timeout(4000) }); Deno.exit(r.ok ? 0 : 1)"]
 CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "--allow-sys", "--allow-ffi", "apps/publish/main.ts"]
+
+# ---- operator: the AnalyticsWorkspaceDataSource operator (docs/operator.md, k8s/operator). It talks to
+# the Kubernetes API and the run store; no filestore, no native library. Its extraction Jobs run the
+# publish image in one-run mode (`run <id>`, k8s/operator/job-template.yaml).
+FROM app AS operator
+ENV PORT=8004
+EXPOSE 8004
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PORT') ?? '8004'}/health`, { signal: AbortSignal.timeout(4000) }); Deno.exit(r.ok ? 0 : 1)"]
+CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-net", "--allow-sys", "apps/operator/main.ts"]

@@ -147,6 +147,11 @@ export interface RunnerOptions {
   readonly progressIntervalMs?: number | undefined;
   /** Default {@link RUN_CANCEL_WAIT_MS}. */
   readonly cancelWaitMs?: number | undefined;
+  /**
+   * Executes a stored, queued run somewhere else (`application/remote_runs.ts`: a Kubernetes Job that
+   * runs {@link Runner.runOnce}); absent, this process executes it.
+   */
+  readonly dispatch?: ((run: Run) => Promise<void>) | undefined;
 }
 
 /** How a run is started. */
@@ -216,6 +221,7 @@ export class Runner {
   readonly #pollMs: number;
   readonly #progressIntervalMs: number;
   readonly #cancelWaitMs: number;
+  readonly #dispatch: ((run: Run) => Promise<void>) | undefined;
   readonly #local = new Map<string, LocalRun>();
   readonly #endings = new Map<string, LocalEnding>();
   readonly #listeners = new Map<string, Set<() => void>>();
@@ -240,6 +246,7 @@ export class Runner {
     this.#pollMs = options.pollMs ?? DEFAULT_RUN_POLL_MS;
     this.#progressIntervalMs = options.progressIntervalMs ?? RUN_PROGRESS_INTERVAL_MS;
     this.#cancelWaitMs = options.cancelWaitMs ?? RUN_CANCEL_WAIT_MS;
+    this.#dispatch = options.dispatch;
   }
 
   /** The store the runner keeps its runs in. */
@@ -297,7 +304,9 @@ export class Runner {
     if (created.attached) return created;
     const { run } = created;
     this.#metrics.runChanged(run.action, null, "queued", null);
-    this.#execute(run, await this.#previousOfInterrupted(run), options.recordedByCaller === true);
+    const recordedByCaller = options.recordedByCaller === true;
+    if (this.#dispatch !== undefined) await this.#dispatch(run);
+    else this.#execute(run, await this.#previousOfInterrupted(run), recordedByCaller);
     return created;
   }
 
@@ -394,8 +403,37 @@ export class Runner {
     });
     this.#notify(id);
     this.#metrics.runChanged(run.action, run.state, "queued", null);
-    this.#execute(next, run.tables);
+    if (this.#dispatch !== undefined) await this.#dispatch(next);
+    else this.#execute(next, run.tables);
     return next;
+  }
+
+  /**
+   * The one-run mode (`publish run <id>`, a Kubernetes Job): executes one stored run in this process and
+   * waits for it to stop. A queued run is executed (reusing an identical interrupted run's done tables);
+   * a run left `running` by a process that died (a retried Job's first pod) is marked interrupted and
+   * resumed; an interrupted one is resumed; a run that already stopped is returned as it is.
+   *
+   * @throws {RunNotFoundError} when there is no such run.
+   */
+  async runOnce(id: string): Promise<Run> {
+    let run = await this.get(id);
+    if (run.state === "running") {
+      run = await this.#store.update(id, run.version, {
+        ...transitionPatch(transition(run, "interrupt", this.#nowIso())),
+      });
+    }
+    if (run.state === "interrupted") {
+      const moved = transition(run, "resume", this.#nowIso());
+      const next = await this.#store.update(id, run.version, {
+        ...transitionPatch(moved),
+        outcome: null,
+      });
+      this.#execute(next, run.tables);
+    } else if (run.state === "queued") {
+      this.#execute(run, await this.#previousOfInterrupted(run));
+    } else return run;
+    return (await this.settled(id)).run;
   }
 
   /**

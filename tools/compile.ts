@@ -1,5 +1,6 @@
 /**
- * `deno task compile`: builds `dist/cr8tor-approval`, `dist/cr8tor-metadata` and `dist/cr8tor-publish`.
+ * `deno task compile`: builds `dist/cr8tor-approval`, `dist/cr8tor-metadata`, `dist/cr8tor-publish` and
+ * `dist/cr8tor-operator`.
  *
  * Each binary gets exactly the permissions of its `start:<service>` task in deno.json, the one place they
  * are written (the end-to-end tests start the services with the same flags), so only publish can load a
@@ -20,7 +21,7 @@
  * - so are the test folders of {@link UNEMBEDDABLE_TEST_DATA}: `deno compile` 2.9.6 overflows its stack on
  *   bintrees' (prom-client → tdigest → bintrees) 2 MB extension-less `test/perf/100k`.
  *
- * Usage: `deno task compile [--service approval|metadata|publish]... [--out-dir dist] [--no-check]`.
+ * Usage: `deno task compile [--service approval|metadata|publish|operator]... [--out-dir dist] [--no-check]`.
  * Offline, set `DENORT_BIN` to a `denort` binary of the same Deno version (2.9.6); `deno compile` uses it
  * instead of downloading one.
  *
@@ -36,8 +37,14 @@ export const SERVICES = ["approval", "metadata", "publish"] as const;
 /** One of {@link SERVICES}. */
 export type Service = typeof SERVICES[number];
 
+/** Every binary: the services, and the AnalyticsWorkspaceDataSource operator (`docs/operator.md`). */
+export const BINARIES = [...SERVICES, "operator"] as const;
+
+/** One of {@link BINARIES}. */
+export type Binary = typeof BINARIES[number];
+
 /** Services whose binary must unpack its files to disk to load a native addon with sibling libraries. */
-const SELF_EXTRACTING: ReadonlySet<Service> = new Set(["publish"]);
+const SELF_EXTRACTING: ReadonlySet<Binary> = new Set(["publish"]);
 
 /** The `--allow-*` flags of a service's start task. */
 export function permissionsOf(tasks: Record<string, string>, service: string): string[] {
@@ -59,7 +66,7 @@ export interface CompileOptions {
 /** The `deno compile` arguments that build one service's binary. */
 export function compileArgs(
   tasks: Record<string, string>,
-  service: Service,
+  service: Binary,
   options: CompileOptions,
 ): string[] {
   return [
@@ -138,11 +145,11 @@ async function main(args: string[]): Promise<number> {
       "no-check": { type: "boolean", default: false },
     },
   }).values;
-  const chosen = flags.service ?? [...SERVICES];
-  const unknown = chosen.filter((s) => !(SERVICES as readonly string[]).includes(s));
+  const chosen = flags.service ?? [...BINARIES];
+  const unknown = chosen.filter((s) => !(BINARIES as readonly string[]).includes(s));
   if (unknown.length > 0) {
     throw new TypeError(
-      `Cannot compile service "${unknown[0]}": must be one of ${SERVICES.join(", ")}`,
+      `Cannot compile service "${unknown[0]}": must be one of ${BINARIES.join(", ")}`,
     );
   }
   const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
@@ -155,7 +162,7 @@ async function main(args: string[]): Promise<number> {
     ],
   };
   await Deno.mkdir(options.outDir, { recursive: true });
-  for (const service of chosen as Service[]) {
+  for (const service of chosen as Binary[]) {
     const { code } = await new Deno.Command(Deno.execPath(), {
       args: compileArgs(config.tasks, service, options),
       cwd: new URL("..", import.meta.url),

@@ -66,6 +66,7 @@ import {
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
+import { RunExecutionFailedError } from "../../application/remote_runs.ts";
 import {
   ApprovalRequiredError,
   AwaitingNeedsPersonError,
@@ -150,6 +151,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [RunVersionConflictError, 409],
   [InvalidRunTransitionError, 409],
   [RunCancelledError, 409],
+  // A run's Job died (evicted, out of memory, past its deadline) before the run could record its end.
+  [RunExecutionFailedError, 502],
   [ReleaseClosedError, 409],
   [ApprovalRequiredError, 409],
   [ReleaseRejectedError, 409],

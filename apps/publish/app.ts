@@ -142,6 +142,8 @@ export interface PublishDeps extends SourceAccess {
   readonly releaseSigner?: ReleaseSigner | undefined;
   /** `RELEASE_LICENSE`: the licence every release's crate names; {@link DEFAULT_RELEASE_LICENSE} when absent. */
   readonly releaseLicense?: { readonly id: string; readonly name: string } | undefined;
+  /** See `RunnerOptions.dispatch` (`RUN_EXECUTOR=kubernetes`); absent, runs execute in this process. */
+  readonly runDispatch?: ((run: Run) => Promise<void>) | undefined;
 }
 
 /**
@@ -360,6 +362,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
     log: deps.log,
     leaseMs: deps.runLeaseMs,
     pollMs: deps.runPollMs,
+    dispatch: deps.runDispatch,
   });
 
   /** Starts a run of a validated request; `Prefer: respond-async` gets 202 at once, else its reply. */
@@ -513,8 +516,8 @@ function certificateOf(run: Run): DeletionCertificate | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** What a run stores of a package, publish or revoke request. */
-function runInputOf(
+/** What a run stores of a package, publish or revoke request (the routes', and the operator's). */
+export function runInputOf(
   action: RunAction,
   request: DataContractTransferRequest | DataContractPublishRequest | PublishServiceRevokeRequest,
   callerKeyId: string,

@@ -13,13 +13,8 @@ import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import { openPostgresRunStore } from "../../adapters/postgres/postgres_run_store.ts";
-import {
-  DEFAULT_STATE_DIR,
-  openSqliteRunStore,
-  sqliteRunStorePath,
-} from "../../adapters/sqlite/sqlite_run_store.ts";
-import type { RunStore } from "../../ports/run_store.ts";
+import { DEFAULT_STATE_DIR } from "../../adapters/sqlite/sqlite_run_store.ts";
+import { runStoreFromEnv } from "../_shared/run_store_from_env.ts";
 import { AppError } from "../../domain/errors.ts";
 import { SecretNotFoundError, type SecretStore } from "../../ports/secret_store.ts";
 import type { ReleaseSigner } from "../../ports/release_signer.ts";
@@ -57,9 +52,11 @@ import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts
 import { serviceSecretsFromEnv } from "../_shared/secret_store_from_env.ts";
 import { metricsFrom } from "../_shared/service_metrics.ts";
 import { listenOptionsFrom, type RunnableService, runService } from "../_shared/serve.ts";
-import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
+import type { Runner } from "../../application/runs.ts";
 import { createPublishService } from "./app.ts";
+import { remoteRunsFromEnv } from "./run_executor_from_env.ts";
+import { runOnce } from "./one_run.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -158,29 +155,8 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
   RUN_RETENTION_DAYS: z.coerce.number<unknown>().int().min(1).max(36_500).default(90),
 });
 
-/** How the run store is opened (`RUN_STORE`, `RUN_STORE_POSTGRESQL_*`, `STATE_DIR`). */
-export const RUN_STORE_KIND: StateStoreKind<RunStore> = {
-  prefix: "RUN_STORE",
-  label: "run store",
-  sqlitePath: sqliteRunStorePath,
-  openSqlite: (path) => openSqliteRunStore({ path }),
-  openPostgres: (options) => openPostgresRunStore(options),
-};
-
-/**
- * Opens the run store the environment names: SQLite at `${STATE_DIR}/runs.sqlite` by default, or the
- * shared PostgreSQL store (its password from the secret store, verified TLS unless `..._SSLMODE` says
- * otherwise).
- *
- * @throws {ConfigError} when the store cannot be configured, its password read or the store opened.
- */
-export async function runStoreFromEnv(
-  env: Record<string, string | undefined>,
-  secrets: SecretStore,
-  log: Logger,
-): Promise<RunStore> {
-  return await stateStoreFromEnv(RUN_STORE_KIND, env, secrets, log);
-}
+// The run store's configuration is shared with the operator (apps/_shared/run_store_from_env.ts).
+export { RUN_STORE_KIND, runStoreFromEnv } from "../_shared/run_store_from_env.ts";
 
 /**
  * The release signer: the key in the secret `RELEASE_SIGNING_KEY_SECRET_NAME` names (with the retired
@@ -331,7 +307,7 @@ function postgresqlDestination(
 export async function buildPublishService(
   env: Record<string, string | undefined>,
   logSink: LogSink = stdoutSink,
-): Promise<RunnableService> {
+): Promise<RunnableService & { readonly runner: Runner }> {
   const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
   const serviceSecrets = await serviceSecretsFromEnv(env, { log });
@@ -411,6 +387,7 @@ export async function buildPublishService(
   // The signing key is read (or generated) now, so that no request ever creates it and a key that
   // cannot be read stops the service at startup rather than at its first publish.
   await releaseSigner.keySet();
+  const remote = await remoteRunsFromEnv(env, runStore, log, { detailPrefix: "PublishService: " });
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,
@@ -436,6 +413,7 @@ export async function buildPublishService(
     ...timeouts,
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
+    runDispatch: remote === undefined ? undefined : (run) => remote.dispatch(run),
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
       duckdb: new DuckdbDatasetWriter(),
@@ -475,6 +453,7 @@ export async function buildPublishService(
   const retentionDays = config.RUN_RETENTION_DAYS;
   await runner.maintain(retentionDays);
   return {
+    runner,
     fetch: (request) => {
       runner.startMaintenance(retentionDays);
       return app.fetch(request);
@@ -490,11 +469,22 @@ export async function buildPublishService(
       await stopping;
     },
     close: async () => {
+      remote?.close();
       await runner.close();
       await runStore.close();
       await refusals.close();
     },
   };
+}
+
+if (import.meta.main && Deno.args[0] === "run") {
+  // One-run mode (a Kubernetes Job): `run <id>` executes one stored run and exits.
+  Deno.exit(
+    await runOnce(Deno.args[1] ?? "", Deno.env.toObject(), {
+      build: buildPublishService,
+      mounts: filestoreMounts,
+    }),
+  );
 }
 
 if (import.meta.main) {

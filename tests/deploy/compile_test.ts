@@ -11,12 +11,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  BINARIES,
   compileArgs,
   muslBuilds,
   npmCacheDir,
   permissionsOf,
   type Service,
-  SERVICES,
 } from "../../tools/compile.ts";
 import { readRepoFile, repoPath } from "./_deploy.ts";
 
@@ -63,7 +63,7 @@ async function compile(
 
 Deno.test("compileArgs() gives each binary its start task's permissions, and only publish native code", () => {
   const options = { outDir: "dist", check: true, exclude: ["/cache/x-musl/1.0.0"] };
-  for (const service of SERVICES) {
+  for (const service of BINARIES) {
     const args = compileArgs(tasks, service, options);
     const allows = args.filter((a) => a.startsWith("--allow-"));
     assert.deepStrictEqual(allows, permissionsOf(tasks, service), service);
