@@ -73,11 +73,6 @@ export interface DuckdbDatasetWriterOptions {
    * Defaults to `"128MB"`.
    */
   readonly memoryLimit?: string;
-  /**
-   * Rows of a table with a primary key between checkpoints (whole chunks of 2048 rows); defaults to
-   * {@link CHECKPOINT_ROWS}.
-   */
-  readonly checkpointRows?: number;
 }
 
 /** The DuckDB format of the filestore destination. */
@@ -127,7 +122,6 @@ export class DuckdbDatasetWriter implements DatasetWriter {
           const { rows, bytes } = await appendTable(connection, catalog, source, extract, {
             read: { ...options, signal: stop },
             signal: stop,
-            checkpointRows: this.#options.checkpointRows ?? CHECKPOINT_ROWS,
           });
           onProgress?.({
             table: extract.table.name,
@@ -281,17 +275,12 @@ async function appendTable(
   catalog: string,
   source: TableReader,
   extract: TableExtract,
-  options: {
-    readonly read: ReadRowsOptions & LongWork;
-    readonly signal: AbortSignal;
-    readonly checkpointRows: number;
-  },
+  options: { readonly read: ReadRowsOptions & LongWork; readonly signal: AbortSignal },
 ): Promise<{ rows: number; bytes: number }> {
   const { schema, table } = extract;
   const converters = table.columns.map((c) => duckdbColumn(c.logicalType).convert);
   const width = converters.length;
   const appender = await connection.createAppender(table.name, schema, catalog);
-  const keyed = table.primaryKey.length > 0;
   let closed = false;
   try {
     const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
@@ -329,9 +318,6 @@ async function appendTable(
         if (++filled === CHUNK_ROWS) {
           appendChunk(appender, chunk, buffers, filled, extract);
           filled = 0;
-          if (keyed && rowNumber % options.checkpointRows === 0) {
-            await checkpointKey(connection, appender, extract);
-          }
         }
       }
     }
@@ -347,36 +333,6 @@ async function appendTable(
         // The write already failed; closing only flushes rows of a database that will be discarded.
       }
     }
-  }
-}
-
-/**
- * Rows of a table with a primary key between checkpoints: DuckDB keeps the key's index (ART) in memory
- * until a checkpoint writes it to the file, after which its blocks can leave memory under
- * `memory_limit`. Without these checkpoints the index of 10M W rows held about 250 MB; with them the
- * same load stays under the limit (docs/benchmarks.md).
- */
-export const CHECKPOINT_ROWS = 512 * CHUNK_ROWS;
-
-/**
- * Commits what the appender holds and checkpoints the database, so that the primary key's index built
- * so far is written to the file and can be evicted. Best effort: a checkpoint that cannot run now
- * (another table's append is committing) is skipped; the next one, or the final one, writes it all.
- */
-async function checkpointKey(
-  connection: DuckDBConnection,
-  appender: DuckDBAppender,
-  extract: TableExtract,
-): Promise<void> {
-  try {
-    appender.flushSync();
-  } catch (e) {
-    throw translateAppendError(e, extract);
-  }
-  try {
-    await connection.run("CHECKPOINT");
-  } catch {
-    // Skipped; see above.
   }
 }
 

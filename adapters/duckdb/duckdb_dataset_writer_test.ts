@@ -511,53 +511,6 @@ Deno.test("DuckdbDatasetWriter writes tables concurrently, every row in its own 
     });
   }));
 
-Deno.test("DuckdbDatasetWriter checkpoints a keyed table as it loads, with the same rows and key", async (t) => {
-  const keyed = table("k", [
-    column("id", { kind: "bigint" }, false),
-    column("label", { kind: "text" }),
-  ], ["id"]);
-  const rows = 3 * 2048 * 2 + 100;
-  await t.step(
-    "every row, the key enforced across checkpoints",
-    () =>
-      withWork(async (work, dir) => {
-        const source = new GeneratedSource(rows, (n) => [String(n), `v${n}`], 1);
-        const files = await new DuckdbDatasetWriter({ checkpointRows: 2 * 2048 }).write(
-          work,
-          source,
-          [extract("c", keyed)],
-          { concurrency: 1, batchRows: 1000 },
-        );
-        await withDatabase(join(dir, files[0]!.path), async (query) => {
-          const [row] = await query(`SELECT count(*), sum(id), count(DISTINCT label) FROM c.k`);
-          assert.deepEqual(row?.map(String), [
-            String(rows),
-            String((rows - 1) * rows / 2),
-            String(rows),
-          ]);
-          const constraints = await query(
-            `SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'k'`,
-          );
-          assert.ok(constraints.some((c) => String(c[0]) === "PRIMARY KEY"));
-        });
-      }),
-  );
-  await t.step("a duplicate of a key written before a checkpoint", () =>
-    withWork(async (work) => {
-      // Row 3 × 2048 repeats key 0, committed and checkpointed twice before it.
-      const source = new GeneratedSource(rows, (n) => [String(n === 3 * 2048 ? 0 : n), null], 1);
-      await assert.rejects(
-        new DuckdbDatasetWriter({ checkpointRows: 2048 }).write(
-          work,
-          source,
-          [extract("c", keyed)],
-          { concurrency: 1, batchRows: 1000 },
-        ),
-        DuckdbConstraintError,
-      );
-    }));
-});
-
 Deno.test("DuckdbDatasetWriter stops the other tables when one table fails", () =>
   withWork(async (work) => {
     let slowBatches = 0;
