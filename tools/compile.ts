@@ -2,8 +2,8 @@
  * `deno task compile`: builds `dist/cr8tor-approval`, `dist/cr8tor-metadata`, `dist/cr8tor-publish` and
  * `dist/cr8tor-operator`.
  *
- * Each binary gets exactly the permissions of its `start:<service>` task in deno.json, the one place they
- * are written (the end-to-end tests start the services with the same flags), so only publish can load a
+ * Each binary gets exactly the permissions (and V8 flags: the publish service's heap cap) of its
+ * `start:<service>` task in deno.json, the one place they are written (the end-to-end tests start the services with the same flags), so only publish can load a
  * native library (`--allow-ffi`, for DuckDB). Paths, hosts and ports cannot be narrowed here: they are
  * the deployment's configuration (`SECRETS_MNT_PATH`, the allow-list, `PORT`), read at run time, while
  * `deno compile` fixes flags at build time. The operating system narrows them instead (the systemd units
@@ -53,6 +53,18 @@ export function permissionsOf(tasks: Record<string, string>, service: string): s
   return task.split(/\s+/).filter((arg) => arg.startsWith("--allow-"));
 }
 
+/**
+ * The runtime flags of a service's start task that a binary or an image must carry too: its `--allow-*`
+ * flags and its `--v8-flags` (the publish service's heap cap, see docs/benchmarks.md).
+ */
+export function runtimeFlagsOf(tasks: Record<string, string>, service: string): string[] {
+  const task = tasks[`start:${service}`];
+  if (task === undefined) throw new Error(`Cannot find task "start:${service}" in deno.json`);
+  return task.split(/\s+/).filter((arg) =>
+    arg.startsWith("--allow-") || arg.startsWith("--v8-flags=")
+  );
+}
+
 /** How {@link compileArgs} builds a binary. */
 export interface CompileOptions {
   /** Where the binaries go. */
@@ -71,7 +83,7 @@ export function compileArgs(
 ): string[] {
   return [
     "compile",
-    ...permissionsOf(tasks, service),
+    ...runtimeFlagsOf(tasks, service),
     "--frozen",
     "--exclude-unused-npm",
     ...(SELF_EXTRACTING.has(service) ? ["--self-extracting"] : []),

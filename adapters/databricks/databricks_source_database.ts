@@ -19,7 +19,7 @@ import {
   type SourceDatabase,
   SourceUnavailableError,
 } from "../../ports/source_database.ts";
-import { type DatabricksSql, openDatabricksSql } from "./databricks_sql.ts";
+import type { DatabricksSql } from "./databricks_sql.ts";
 import { DatabricksTokenSource } from "./databricks_token.ts";
 import { UnityCatalogClient } from "./unity_catalog.ts";
 
@@ -67,8 +67,11 @@ export async function connectDatabricks(
       timeoutMs: options.statementTimeoutMs,
       ...ca,
     });
-    const openSql = () =>
-      openDatabricksSql({
+    // The driver is loaded on first use: its node-fetch 2 pulls in Node's deprecated `punycode`
+    // module (through whatwg-url 5 and tr46), whose warning a service without Databricks sources
+    // should not print at startup.
+    const openSql = async () =>
+      (await import("./databricks_sql.ts")).openDatabricksSql({
         host: options.host,
         port: options.port,
         httpPath: options.httpPath,

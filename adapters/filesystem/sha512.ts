@@ -88,6 +88,7 @@ export class HashingFileWriter {
   readonly #file: FileHandle;
   readonly #path: string;
   #bytes = 0;
+  #pending: Promise<void> = Promise.resolve();
 
   private constructor(file: FileHandle, path: string) {
     this.#file = file;
@@ -99,16 +100,24 @@ export class HashingFileWriter {
     return new HashingFileWriter(await open(path, "wx"), path);
   }
 
-  /** Appends bytes. */
+  /**
+   * Appends bytes. The write runs while the bytes are hashed, and is awaited by the next call (or
+   * {@link finish}): one write is in flight while the caller makes the next chunk, so neither the hash
+   * nor the disk waits for the other. `data` must not be changed until the next call resolves.
+   */
   async write(data: Uint8Array): Promise<void> {
-    this.#hash.update(data);
+    await this.#pending;
     this.#bytes += data.length;
-    await writeAll(this.#file, data);
+    this.#pending = writeAll(this.#file, data);
+    // A failure is reported by the next call that awaits it; until then it must not be unhandled.
+    this.#pending.catch(() => {});
+    this.#hash.update(data);
   }
 
   /** Flushes and closes the file and returns its digest. */
   async finish(): Promise<FileDigest> {
     try {
+      await this.#pending;
       await this.#file.datasync();
     } finally {
       await this.#file.close();
@@ -118,6 +127,7 @@ export class HashingFileWriter {
 
   /** Closes the file without a digest and deletes it (after a failure or an abort). */
   async abandon(): Promise<void> {
+    await this.#pending.catch(() => {});
     await this.#file.close().catch(() => {});
     await rm(this.#path, { force: true }).catch(() => {});
   }

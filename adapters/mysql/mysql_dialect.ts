@@ -275,3 +275,75 @@ function formatBits(bytes: Uint8Array, width: number): string {
   for (const byte of bytes) out += byte.toString(2).padStart(8, "0");
   return out.length > width ? out.slice(out.length - width) : out.padStart(width, "0");
 }
+
+/**
+ * How `readCsv` turns the bytes the server sends for a column into its CSV field, the same bytes as
+ * {@link mysqlCanonicalConverter}'s text encoded by `domain/csv.ts` (see `mysql_csv.ts`).
+ */
+export const CsvEncoding = {
+  /** As sent: integers, decimals, dates (never quoted). */
+  plain: 0,
+  /** Leading zeros removed: `ZEROFILL` and `YEAR`. */
+  stripZeros: 1,
+  /** `0` is false, anything else true. */
+  boolean: 2,
+  /** The server's digits of a double, laid out by `formatDouble`. */
+  double: 3,
+  /** A `FLOAT` selected as a double, written by `formatFloat32`. */
+  real: 4,
+  /** Trailing zeros of the fraction removed: time, datetime. */
+  fraction: 5,
+  /** The same plus `+00`: timestamp. */
+  fractionUtc: 6,
+  /** Lower case: MariaDB's `UUID`. */
+  uuid: 7,
+  /** `\x` and lower-case hex of the bytes. */
+  binary: 8,
+  /** The bytes as binary digits, as many as the column's width: `bit(n)`. */
+  bits: 9,
+  /** UTF-8 text, quoted when empty or holding `"`, `,`, CR or LF. */
+  text: 10,
+} as const;
+
+/** One of {@link CsvEncoding}. */
+export type CsvEncoding = typeof CsvEncoding[keyof typeof CsvEncoding];
+
+/**
+ * The CSV encoding of a column, by the rules of {@link mysqlCanonicalConverter}, and for `bit(n)` its
+ * width.
+ */
+export function mysqlCsvEncoding(
+  column: Pick<CatalogColumn, "dataType" | "logicalType">,
+): { readonly encoding: CsvEncoding; readonly width: number } {
+  const type = column.dataType.toLowerCase();
+  const bits = /^bit\((\d+)\)/.exec(type);
+  const of = (encoding: CsvEncoding) => ({ encoding, width: 0 });
+  if (bits !== null) return { encoding: CsvEncoding.bits, width: Number(bits[1]) };
+  switch (column.logicalType.kind) {
+    case "boolean":
+      return of(CsvEncoding.boolean);
+    case "smallint":
+    case "integer":
+    case "bigint":
+    case "decimal":
+    case "numeric":
+      return of(/zerofill|^year/.test(type) ? CsvEncoding.stripZeros : CsvEncoding.plain);
+    case "real":
+      return of(CsvEncoding.real);
+    case "double":
+      return of(CsvEncoding.double);
+    case "date":
+      return of(CsvEncoding.plain);
+    case "time":
+    case "timestamp":
+      return of(CsvEncoding.fraction);
+    case "timestamptz":
+      return of(CsvEncoding.fractionUtc);
+    case "uuid":
+      return of(CsvEncoding.uuid);
+    case "binary":
+      return of(CsvEncoding.binary);
+    default:
+      return of(CsvEncoding.text);
+  }
+}

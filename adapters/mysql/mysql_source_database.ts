@@ -8,6 +8,8 @@
  *
  * Rows are streamed with `query().stream()` and converted column by column to canonical text (see
  * `mysqlCanonicalConverter` in `mysql_dialect.ts`); the session runs in UTC so `TIMESTAMP` values come out as UTC.
+ * The CSV fast path (`readCsv`) runs the same query but encodes each row packet's bytes directly
+ * (`mysql_csv.ts`), without a JavaScript string per value.
  *
  * @module
  */
@@ -24,6 +26,8 @@ import { redactSecrets } from "../../domain/redaction.ts";
 import { compareNames, groupBy } from "../shared/collections.ts";
 import { messageOf } from "../shared/errors.ts";
 import {
+  maxValueBytesOf,
+  type ReadCsvOptions,
   type ReadLimits,
   readLimitsOf,
   type ReadRowsOptions,
@@ -43,7 +47,9 @@ import {
   mysqlSslOptions,
   type MysqlTlsOptions,
 } from "./mysql_tls.ts";
-import { mysqlLogicalType, mysqlReadQuery } from "./mysql_dialect.ts";
+import { mysqlCsvEncoding, mysqlLogicalType, mysqlReadQuery } from "./mysql_dialect.ts";
+import { MysqlCsvEncoder } from "./mysql_csv.ts";
+import { encodeCsvRow } from "../../domain/csv.ts";
 
 /** A source database backed by one mysql2 connection. */
 export class MysqlSourceDatabase implements SourceDatabase {
@@ -164,27 +170,82 @@ export class MysqlSourceDatabase implements SourceDatabase {
   ): AsyncGenerator<CanonicalRow[], void, undefined> {
     const limits = readLimitsOf(options);
     this.#assertOpen();
+    const query = mysqlReadQuery(extract, limits.maxValueBytes);
+    const highWaterMark = Math.min(limits.batchRows, STREAM_HIGH_WATER_MARK);
+    yield* this.#read(
+      extract,
+      (core) => streamFeed(core, query, highWaterMark),
+      rowBatches(extract, limits, query.guarded),
+    );
+  }
+
+  /**
+   * Streams the extract as canonical CSV, header first, in chunks of about {@link CSV_CHUNK_BYTES}:
+   * the same bytes as {@link readRows} encoded by `domain/csv.ts`, made from the bytes of each row
+   * packet (`mysql_csv.ts`) instead of a JavaScript string per value. The query, its guards, the
+   * session, pauses and failures are those of {@link readRows}.
+   *
+   * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
+   * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
+   */
+  async *readCsv(
+    extract: TableExtract,
+    options: ReadCsvOptions = {},
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const maxValueBytes = maxValueBytesOf(options);
+    this.#assertOpen();
+    const query = mysqlReadQuery(extract, maxValueBytes);
+    const encoder = new MysqlCsvEncoder(
+      extract.table.columns.map(mysqlCsvEncoding),
+      CSV_CHUNK_BYTES,
+    );
+    yield utf8Encoder.encode(encodeCsvRow(extract.table.columns.map((c) => c.name)));
+    yield* this.#read(extract, (core) => packetFeed(core, query), {
+      add(packet: RowPacket) {
+        const after = encoder.addRow(packet.buffer, packet.offset, packet.end);
+        if (query.guarded && packet.buffer[after] !== NULL_VALUE) {
+          // The guard column is the index of the first value over the limit, as text.
+          const { buffer } = packet;
+          let index = "";
+          for (let i = after + 1; i < after + 1 + buffer[after]!; i++) {
+            index += String.fromCharCode(buffer[i]!);
+          }
+          throw valueTooLarge(extract, Number(index), maxValueBytes);
+        }
+        return encoder.full ? encoder.take() : undefined;
+      },
+      end: () => encoder.size > 0 ? encoder.take() : undefined,
+    });
+  }
+
+  /**
+   * Runs a read query, with `collect` turning its rows into what is yielded. The session is set to UTC
+   * first (`TIMESTAMP` values are read as UTC) and `net_write_timeout` raised to at least ten minutes,
+   * so that a slow caller pausing the socket is not taken for a dead client. Stopping early discards
+   * the rest of the result as the server sends it (the connection stays usable).
+   */
+  async *#read<R, T>(
+    extract: TableExtract,
+    open: (core: StreamingConnection) => RowFeed<R>,
+    collect: Collector<R, T>,
+  ): AsyncGenerator<T, void, undefined> {
     const what = `table "${extract.schema}"."${extract.table.name}"`;
     try {
       await this.#connection.query(READ_SESSION);
       const core = (this.#connection as unknown as { connection: StreamingConnection }).connection;
       // mysql2 tells a streaming query nothing when the connection drops (it only has a callback to
-      // call, and a stream has none), so the stream would wait forever: the connection's "error"
+      // call, and a stream has none), so the read would wait forever: the connection's "error"
       // event ends it instead.
-      let stream: Readable | undefined;
+      let feed: RowFeed<R> | undefined;
       let lost: Error | undefined;
       const onLost = (e: unknown) => {
         lost ??= e instanceof Error ? e : new Error(String(e));
-        stream?.destroy(lost);
+        feed?.fail(lost);
       };
       core.on("error", onLost);
       try {
-        const query = mysqlReadQuery(extract, limits.maxValueBytes);
-        stream = core.query(query).stream({
-          highWaterMark: Math.min(limits.batchRows, STREAM_HIGH_WATER_MARK),
-        });
-        if (lost !== undefined) stream.destroy(lost);
-        yield* streamBatches(stream, core, extract, limits, query.guarded);
+        feed = open(core);
+        yield* collected(feed, core, collect, lost);
       } finally {
         core.off("error", onLost);
       }
@@ -377,6 +438,7 @@ export async function openMysqlConnection(options: MysqlConnectionOptions): Prom
     supportBigNumbers: true,
     bigNumberStrings: true,
     dateStrings: true,
+    jsonStrings: true,
   }).catch((e: unknown) => {
     const tlsFailure = describeMysqlTlsFailure(e, tls);
     throw tlsFailure === undefined ? e : new Error(tlsFailure, { cause: e });
@@ -440,24 +502,123 @@ interface StreamingConnection {
   resume(): void;
 }
 
+/** The bytes of one row packet of the text protocol: its values are `buffer[offset..end)`. */
+interface RowPacket {
+  readonly buffer: Uint8Array;
+  readonly offset: number;
+  readonly end: number;
+}
+
+/** Rows as a query delivers them, whatever carries them; {@link collected} paces them. */
+interface RowFeed<R> {
+  /** Starts delivering: every row to `onRow`, then `onEnd` or `onError` once. */
+  start(onRow: (row: R) => void, onEnd: () => void, onError: (e: unknown) => void): void;
+  /** Holds the rows back until {@link resume} (the connection stops reading its socket). */
+  pause(): void;
+  resume(): void;
+  /** Ends the read early: the rest of the result is read and discarded, the connection stays usable. */
+  stop(): void;
+  /** Ends the read with an error (the connection was lost). */
+  fail(e: Error): void;
+}
+
+/** The rows of a query as arrays, through mysql2's row parser and stream. */
+function streamFeed(
+  core: StreamingConnection,
+  query: QueryOptions,
+  highWaterMark: number,
+): RowFeed<unknown[]> {
+  const stream = core.query(query).stream({ highWaterMark });
+  return {
+    start(onRow, onEnd, onError) {
+      stream.on("data", onRow);
+      stream.on("end", onEnd);
+      stream.on("error", onError);
+    },
+    pause() {
+      stream.pause();
+      core.pause();
+    },
+    resume() {
+      stream.resume();
+      core.resume();
+    },
+    stop() {
+      if (!stream.destroyed) stream.destroy();
+      core.resume();
+    },
+    fail: (e) => stream.destroy(e),
+  };
+}
+
 /**
- * Gathers a row stream into batches with a {@link RowBatcher}. Rows are taken from "data" events
- * (cheaper than a `for await` per row); when a batch is full the stream and the connection are paused
- * until the caller asks for more. Stopping early (or a value over the limit) destroys the stream, and
- * mysql2 then discards the rest of the result as it arrives.
- *
- * @param guarded when the query has the guard column last (see {@link mysqlReadQuery}): it is removed
- *   from every row, and a row where it is set fails the read.
+ * The row packets of a query, unparsed: the query command's row state is replaced by one that hands
+ * each packet over (mysql2's own handles the end of the result), so that no value becomes a
+ * JavaScript string or object.
  */
-async function* streamBatches(
-  stream: Readable,
+function packetFeed(core: StreamingConnection, query: QueryOptions): RowFeed<RowPacket> {
+  const command = core.query(query) as unknown as QueryCommand;
+  const rowState = Object.getPrototypeOf(command).row as QueryCommand["row"];
+  let discard = false;
+  let done = false;
+  let onFail: ((e: unknown) => void) | undefined;
+  return {
+    start(onRow, onEnd, onError) {
+      onFail = onError;
+      const row = function (this: QueryCommand, packet: MysqlPacket, connection: unknown) {
+        if (packet.isEOF()) return rowState.call(this, packet, connection);
+        if (!discard && !done) onRow(packet);
+        return row;
+      };
+      command.row = row;
+      command.on("end", () => {
+        if (done) return;
+        done = true;
+        onEnd();
+      });
+      command.on("error", (e: unknown) => {
+        if (done) return;
+        done = true;
+        onError(e);
+      });
+    },
+    pause: () => core.pause(),
+    resume: () => core.resume(),
+    stop() {
+      discard = true;
+      core.resume();
+    },
+    fail(e) {
+      if (done) return;
+      done = true;
+      onFail?.(e);
+    },
+  };
+}
+
+/** The parts of mysql2's query command and packet that {@link packetFeed} uses. */
+interface QueryCommand {
+  row(packet: MysqlPacket, connection: unknown): unknown;
+  on(event: "end" | "error", listener: (e?: unknown) => void): unknown;
+}
+interface MysqlPacket extends RowPacket {
+  isEOF(): boolean;
+}
+
+/**
+ * Turns a row feed into what `collect` makes of its rows (batches, CSV chunks). When `collect` has
+ * something ready the feed is paused until the caller asks for more. Stopping early (or a failure in
+ * `collect`) stops the feed, which then discards the rest of the result as it arrives.
+ *
+ * @param lost set when the connection was lost before the feed started.
+ */
+async function* collected<R, T>(
+  feed: RowFeed<R>,
   connection: StreamingConnection,
-  extract: TableExtract,
-  limits: ReadLimits,
-  guarded: boolean,
-): AsyncGenerator<CanonicalRow[], void, undefined> {
-  const batcher = new RowBatcher(extract, limits);
-  const ready: CanonicalRow[][] = [];
+  collect: Collector<R, T>,
+  lost: Error | undefined,
+): AsyncGenerator<T, void, undefined> {
+  const ready: T[] = [];
   let ended = false;
   let failed = false;
   let failure: unknown;
@@ -467,36 +628,39 @@ async function* streamBatches(
     wake = undefined;
   };
   const fail = (e: unknown) => {
+    if (failed) return;
     failed = true;
     failure = e;
     notify();
   };
-  stream.on("data", (row: CanonicalRow) => {
-    if (failed) return;
-    try {
-      if (guarded) {
-        const flagged = row.pop();
-        if (flagged !== null && flagged !== undefined) {
-          throw valueTooLarge(extract, Number(flagged), limits.maxValueBytes);
+  feed.start(
+    (row) => {
+      if (failed) return;
+      try {
+        const out = collect.add(row);
+        if (out !== undefined) {
+          ready.push(out);
+          feed.pause();
+          notify();
         }
+      } catch (e) {
+        fail(e);
+        feed.stop();
       }
-      if (batcher.add(row)) {
-        ready.push(batcher.take());
-        stream.pause();
-        connection.pause();
+    },
+    () => {
+      try {
+        const last = collect.end();
+        if (last !== undefined) ready.push(last);
+        ended = true;
         notify();
+      } catch (e) {
+        fail(e);
       }
-    } catch (e) {
-      fail(e);
-      stream.destroy();
-    }
-  });
-  stream.on("end", () => {
-    if (batcher.size > 0) ready.push(batcher.take());
-    ended = true;
-    notify();
-  });
-  stream.on("error", fail);
+    },
+    fail,
+  );
+  if (lost !== undefined) feed.fail(lost);
   try {
     for (;;) {
       while (ready.length === 0 && !ended && !failed) {
@@ -506,18 +670,53 @@ async function* streamBatches(
       const next = ready.shift();
       if (next === undefined) return;
       yield next;
-      if (ready.length === 0 && !ended) {
-        stream.resume();
-        connection.resume();
-      }
+      if (ready.length === 0 && !ended) feed.resume();
     }
   } finally {
     if (!ended) {
-      if (!stream.destroyed) stream.destroy();
+      feed.stop();
       // The rest of the result must still be read (and discarded) for the connection to be usable.
       connection.resume();
     }
   }
+}
+
+/** What a read makes of its rows: `add` takes a row and returns what is ready, `end` what is left. */
+interface Collector<R, T> {
+  add(row: R): T | undefined;
+  end(): T | undefined;
+}
+
+/** The size of the chunks `readCsv` yields. */
+export const CSV_CHUNK_BYTES = 256 * 1024;
+
+const utf8Encoder = new TextEncoder();
+
+/** The first byte of a NULL value in a row packet. */
+const NULL_VALUE = 0xfb;
+
+/** Fails the read when the guard column (last, removed here) names a value over the limit. */
+function checkGuard(row: unknown[], extract: TableExtract, maxValueBytes: number): void {
+  const flagged = row.pop();
+  if (flagged !== null && flagged !== undefined) {
+    throw valueTooLarge(extract, Number(flagged), maxValueBytes);
+  }
+}
+
+/** The batches of a {@link mysqlReadQuery} stream, gathered by a {@link RowBatcher}. */
+function rowBatches(
+  extract: TableExtract,
+  limits: ReadLimits,
+  guarded: boolean,
+): Collector<unknown[], CanonicalRow[]> {
+  const batcher = new RowBatcher(extract, limits);
+  return {
+    add(row) {
+      if (guarded) checkGuard(row, extract, limits.maxValueBytes);
+      return batcher.add(row as CanonicalRow) ? batcher.take() : undefined;
+    },
+    end: () => batcher.size > 0 ? batcher.take() : undefined,
+  };
 }
 
 function columnKey(table: string, column: string): string {

@@ -196,7 +196,7 @@ export class PostgresSourceDatabase implements SourceDatabase {
   /**
    * Streams the extract as canonical CSV, header first, straight from
    * `COPY (SELECT <the readRows select list>) TO STDOUT WITH (FORMAT csv, HEADER)`, in chunks of about
-   * 64 KiB; the socket is paused while the caller is busy. Stopping early drains the rest of the COPY
+   * 256 KiB; the socket is paused while the caller is busy. Stopping early drains the rest of the COPY
    * (discarded), which keeps the connection usable. The select list guards values as `readRows` does.
    *
    * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
@@ -553,17 +553,29 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
   let finished = false;
   try {
     // PostgreSQL sends one CopyData message per row, and postgres.js pushes each as its own chunk:
-    // gather them into chunks of about COPY_CHUNK_BYTES so callers write in sizeable pieces.
+    // `read()` takes all that is buffered at once (an async iterator would take one row per turn),
+    // and the pieces are gathered into chunks of about COPY_CHUNK_BYTES so callers write in sizeable
+    // pieces.
     let parts: Uint8Array[] = [];
     let size = 0;
-    for await (const chunk of stream.iterator({ destroyOnReturn: false })) {
-      parts.push(chunk as Uint8Array);
-      size += (chunk as Uint8Array).length;
-      if (size >= COPY_CHUNK_BYTES) {
-        yield concatBytes(parts, size);
-        parts = [];
-        size = 0;
+    // The failure is read from `stream.errored`, set before "error" is emitted; without a listener
+    // (kept: the event may come after this has thrown) it would be an uncaught error.
+    stream.on("error", ignoreError);
+    for (;;) {
+      let chunk: Uint8Array | null;
+      while ((chunk = stream.read() as Uint8Array | null) !== null) {
+        parts.push(chunk);
+        size += chunk.length;
+        if (size >= COPY_CHUNK_BYTES) {
+          yield concatBytes(parts, size);
+          parts = [];
+          size = 0;
+        }
       }
+      if (stream.errored) throw stream.errored;
+      if (stream.readableEnded) break;
+      if (stream.destroyed) throw new Error("The COPY stream closed before its end");
+      await readableOrDone(stream);
     }
     if (size > 0) yield concatBytes(parts, size);
     finished = true;
@@ -576,6 +588,20 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
     }
     if (finished) resumeSocket(stream);
   }
+}
+
+function ignoreError(): void {}
+
+/** Resolves when the stream has data to read, has ended, failed or closed. */
+function readableOrDone(stream: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    const events = ["readable", "end", "error", "close"] as const;
+    const done = () => {
+      for (const event of events) stream.off(event, done);
+      resolve();
+    };
+    for (const event of events) stream.on(event, done);
+  });
 }
 
 /**
@@ -593,7 +619,7 @@ function cancelQuery(query: { cancel(): unknown }): void {
 }
 
 /** The size `readCsv` gathers rows into before passing them on. */
-const COPY_CHUNK_BYTES = 64 * 1024;
+const COPY_CHUNK_BYTES = 256 * 1024;
 
 function concatBytes(parts: readonly Uint8Array[], size: number): Uint8Array {
   if (parts.length === 1) return parts[0]!;

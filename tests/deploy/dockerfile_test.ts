@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { permissionsOf } from "../../tools/compile.ts";
+import { runtimeFlagsOf } from "../../tools/compile.ts";
 import {
   buildFacts,
   cleanupSeconds,
@@ -91,7 +91,7 @@ Deno.test("Dockerfile: each service target runs its main.ts with its start task'
       "run",
       "--cached-only",
       "--frozen",
-      ...permissionsOf(tasks, service),
+      ...runtimeFlagsOf(tasks, service),
       `apps/${service}/main.ts`,
     ]);
     const user = instructionsOf(service, "USER").at(-1);

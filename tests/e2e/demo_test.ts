@@ -67,6 +67,15 @@ const EXPECTED_TABLES = [
   "reference.wards",
 ];
 
+/**
+ * The demo and the services it starts print no warnings of their dependencies: no Node.js deprecation
+ * (`punycode`, which the Databricks driver's node-fetch 2 loads, now only once a Databricks source is
+ * used), and not oidc-provider's "Unsupported runtime" (the demo identity provider holds it back).
+ */
+function assertNoStartupNoise(stderr: string): void {
+  assert.doesNotMatch(stderr, /DeprecationWarning|punycode|Unsupported runtime/, stderr);
+}
+
 for (const format of ["csv", "duckdb"] as const) {
   Deno.test({
     name: `demo: --format ${format} publishes a bag that verifies, with no database server`,
@@ -87,6 +96,7 @@ for (const format of ["csv", "duckdb"] as const) {
         }).output();
         const out = decode(stdout);
         assert.equal(code, 0, `exit ${code}\n${out}\n${decode(stderr)}`);
+        assertNoStartupNoise(decode(stderr));
 
         // Each step is reported.
         assert.match(out, /1\. validate .*\n {3}dataset clinical: schema clinical, 4 tables/);
@@ -230,6 +240,7 @@ Deno.test({
       child.kill("SIGTERM");
       const { code } = await child.status;
       assert.equal(code, 0, await stderr);
+      assertNoStartupNoise(await stderr);
     } finally {
       try {
         child.kill("SIGKILL");

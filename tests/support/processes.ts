@@ -6,7 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import type { AllowedSource } from "../../domain/allowed_sources.ts";
-import { permissionsOf } from "../../tools/compile.ts";
+import { runtimeFlagsOf } from "../../tools/compile.ts";
 import { LOCAL_DATABASES_WITHOUT_TLS } from "./services.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -62,7 +62,7 @@ function stateRoot(): string {
  */
 function spawn(service: string, env: Record<string, string>): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...permissionsOf(TASKS, service), `apps/${service}/main.ts`],
+    args: ["run", ...runtimeFlagsOf(TASKS, service), `apps/${service}/main.ts`],
     cwd: ROOT,
     // Each process keeps its runs in a state directory of its own unless the test shares one.
     env: {
