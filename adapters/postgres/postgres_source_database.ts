@@ -196,8 +196,9 @@ export class PostgresSourceDatabase implements SourceDatabase {
   /**
    * Streams the extract as canonical CSV, header first, straight from
    * `COPY (SELECT <the readRows select list>) TO STDOUT WITH (FORMAT csv, HEADER)`, in chunks of about
-   * 256 KiB; the socket is paused while the caller is busy. Stopping early drains the rest of the COPY
-   * (discarded), which keeps the connection usable. The select list guards values as `readRows` does.
+   * 256 KiB (less from a slow server, see {@link COPY_PARTIAL_BYTES}); the socket is paused while the
+   * caller is busy. Stopping early drains the rest of the COPY (discarded), which keeps the connection
+   * usable. The select list guards values as `readRows` does.
    *
    * @throws {ValueTooLargeError} when a value is over `maxValueBytes`.
    * @throws {SourceUnavailableError} when the query fails or the connection is lost mid-stream.
@@ -558,6 +559,7 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
     // pieces.
     let parts: Uint8Array[] = [];
     let size = 0;
+    let yieldedAt = performance.now();
     // The failure is read from `stream.errored`, set before "error" is emitted; without a listener
     // (kept: the event may come after this has thrown) it would be an uncaught error.
     stream.on("error", ignoreError);
@@ -570,11 +572,22 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
           yield concatBytes(parts, size);
           parts = [];
           size = 0;
+          yieldedAt = performance.now();
         }
       }
       if (stream.errored) throw stream.errored;
       if (stream.readableEnded) break;
       if (stream.destroyed) throw new Error("The COPY stream closed before its end");
+      // The server is slower than the caller: pass on what is gathered now and then, so that a slow
+      // source's progress is seen while it is read rather than at its end.
+      if (
+        size >= COPY_PARTIAL_BYTES || (size > 0 && performance.now() - yieldedAt >= COPY_PARTIAL_MS)
+      ) {
+        yield concatBytes(parts, size);
+        parts = [];
+        size = 0;
+        yieldedAt = performance.now();
+      }
       await readableOrDone(stream);
     }
     if (size > 0) yield concatBytes(parts, size);
@@ -620,6 +633,13 @@ function cancelQuery(query: { cancel(): unknown }): void {
 
 /** The size `readCsv` gathers rows into before passing them on. */
 const COPY_CHUNK_BYTES = 256 * 1024;
+
+/**
+ * When the server is slower than the caller, `readCsv` passes on a partial chunk of at least this
+ * size, or any partial chunk gathered for {@link COPY_PARTIAL_MS}.
+ */
+const COPY_PARTIAL_BYTES = 64 * 1024;
+const COPY_PARTIAL_MS = 250;
 
 function concatBytes(parts: readonly Uint8Array[], size: number): Uint8Array {
   if (parts.length === 1) return parts[0]!;
