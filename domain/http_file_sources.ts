@@ -10,6 +10,7 @@
  */
 import { z } from "zod";
 import { parseCron } from "./cron.ts";
+import { AppError } from "./errors.ts";
 import {
   DESTINATION_NAME_PATTERN,
   PROJECT_START_TIME_PATTERN,
@@ -284,4 +285,28 @@ export function startTimeAt(at: Date): string {
     throw new RangeError(`Cannot use ${at} as a start time`);
   }
   return text;
+}
+
+/** A request names an HTTP-file source this deployment does not configure (to be a 404). */
+export class UnknownHttpSourceError extends AppError {
+  readonly code = "unknown_http_source";
+
+  constructor(readonly sourceName: string) {
+    super(
+      `Cannot find HTTP-file source ${
+        JSON.stringify(sourceName)
+      }: HTTP_FILE_SOURCES_FILE does not list it`,
+    );
+  }
+}
+
+/** A run of a source took longer than its `run_timeout_ms` (a stuck run), and was failed. */
+export class HttpSourceRunTimedOutError extends AppError {
+  readonly code = "http_source_run_timed_out";
+
+  constructor(readonly sourceName: string, readonly timeoutMs: number) {
+    super(
+      `Run of HTTP-file source "${sourceName}" was failed: it took longer than ${timeoutMs} ms`,
+    );
+  }
 }
