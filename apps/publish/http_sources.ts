@@ -35,7 +35,13 @@ import { UnknownDestinationError } from "../../ports/filestore.ts";
 import type { HttpFileClient } from "../../ports/http_file_client.ts";
 import { RunVersionConflictError } from "../../ports/run_store.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
-import { success, successEnvelope } from "../_shared/envelope.ts";
+import { success } from "../_shared/envelope.ts";
+import {
+  HttpSourceFilesEnvelope,
+  httpSourceNameParams,
+  HttpSourceRunEnvelope,
+  HttpSourcesEnvelope,
+} from "../_shared/http_source_schemas.ts";
 import type { Logger } from "../_shared/log.ts";
 import { acceptedRunResponse } from "./routes.ts";
 
@@ -57,34 +63,6 @@ const FetchRunRequest = z.strictObject({
 /** How often the schedule looks at the clock. */
 export const SCHEDULE_TICK_MS = 30_000;
 
-const SourceSummary = z.object({
-  name: z.string(),
-  project_name: z.string(),
-  destination: z.string(),
-  schedule: z.string().nullable(),
-  next_run_at: z.string().nullable(),
-  files: z.object(Object.fromEntries(FILE_STATES.map((s) => [s, z.number().int()]))),
-  last_run_id: z.string().nullable(),
-}).openapi("HttpSourceSummary");
-
-const FileSummary = z.object({
-  url: z.string(),
-  state: z.enum(FILE_STATES),
-  bytes: z.number().int().nullable(),
-  sha512: z.string().nullable(),
-  attempts: z.number().int(),
-  next_attempt_at: z.string().nullable(),
-  reason: z.string().nullable(),
-  run_id: z.string(),
-  updated_at: z.string(),
-}).openapi("HttpSourceFile");
-
-const nameParams = {
-  params: z.object({
-    name: z.string().openapi({ param: { name: "name", in: "path" }, example: "weekly" }),
-  }),
-};
-
 /** `GET /http-sources`: the configured sources and their registries' summaries. */
 export const listHttpSourcesRoute = createRoute({
   method: "get",
@@ -96,11 +74,7 @@ export const listHttpSourcesRoute = createRoute({
   responses: {
     200: {
       description: "The sources, in the order HTTP_FILE_SOURCES_FILE lists them",
-      content: {
-        "application/json": {
-          schema: successEnvelope(z.object({ sources: z.array(SourceSummary) })),
-        },
-      },
+      content: { "application/json": { schema: HttpSourcesEnvelope } },
     },
     ...errorResponses(),
   },
@@ -113,13 +87,11 @@ export const httpSourceFilesRoute = createRoute({
   summary: "The registry of one HTTP-file source: every file it took, failed or ignored",
   tags: ["http-sources"],
   security: API_KEY_SECURITY,
-  request: nameParams,
+  request: httpSourceNameParams,
   responses: {
     200: {
       description: "The files, by URL",
-      content: {
-        "application/json": { schema: successEnvelope(z.object({ files: z.array(FileSummary) })) },
-      },
+      content: { "application/json": { schema: HttpSourceFilesEnvelope } },
     },
     ...errorResponses(404),
   },
@@ -135,27 +107,11 @@ export const runHttpSourceRoute = createRoute({
     "returned at once (202).",
   tags: ["http-sources"],
   security: API_KEY_SECURITY,
-  request: nameParams,
+  request: httpSourceNameParams,
   responses: {
     200: {
       description: "What the run fetched, per file",
-      content: {
-        "application/json": {
-          schema: successEnvelope(z.object({
-            source: z.string(),
-            project_name: z.string(),
-            project_start_time: z.string(),
-            files: z.array(z.object({
-              url: z.string(),
-              outcome: z.string(),
-              path: z.string().nullable(),
-              bytes: z.number().int().nullable(),
-              sha512: z.string().nullable(),
-              reason: z.string().nullable(),
-            })),
-          })),
-        },
-      },
+      content: { "application/json": { schema: HttpSourceRunEnvelope } },
     },
     ...acceptedRunResponse,
     ...errorResponses(404, 409, 502),

@@ -1,91 +1,23 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
-import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { NodeHttpFileClient } from "../../adapters/http/node_http_file_client.ts";
 import { MemoryFileRegistry } from "../../adapters/memory/memory_file_registry.ts";
-import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
-import { AllowedSources } from "../../domain/allowed_sources.ts";
-import { parseHttpFileSources } from "../../domain/http_file_sources.ts";
 import { newRun, transition } from "../../domain/run.ts";
-import { DEFAULT_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES } from "../../ports/source_database.ts";
-import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
-import { HttpFileServer } from "../../tests/support/http_file_server.ts";
+import { PUBLISH_KEY } from "../../tests/support/apps.ts";
 import { postJson } from "../../tests/support/requests.ts";
+import { withHttpSourcesService } from "../../tests/support/http_sources_service.ts";
 import { memoryLogger } from "../_shared/log.ts";
-import { createPublishService } from "./app.ts";
 import { HttpSources } from "./http_sources.ts";
 
 const ASYNC = { prefer: "respond-async" };
-
-async function withService(
-  body: (s: {
-    world: FakeWorld;
-    server: HttpFileServer;
-    sources: HttpSources;
-    service: ReturnType<typeof createPublishService>;
-    runStore: MemoryRunStore;
-    clock: { now: Date };
-  }) => Promise<void>,
-): Promise<void> {
-  using world = new FakeWorld();
-  await using server = await HttpFileServer.start();
-  const clock = { now: new Date("2026-12-07T01:00:10.000Z") };
-  const sources = new HttpSources({
-    sources: parseHttpFileSources(JSON.stringify({
-      sources: [{
-        name: "weekly",
-        index: { url: `${server.origin}/index.json`, format: "json" },
-        destination: "LSC",
-        project_name: "Pr042",
-        schedule: "0 * * * *",
-        run_timeout_ms: 60_000,
-      }],
-    })),
-    registry: new MemoryFileRegistry(),
-    client: new NodeHttpFileClient(),
-    now: () => clock.now,
-  });
-  const runStore = new MemoryRunStore();
-  const service = createPublishService({
-    ...world.sourceAccess(),
-    allowedSources: new AllowedSources([], [{
-      host: "127.0.0.1",
-      port: server.port,
-      scheme: "http",
-      private: true,
-    }]),
-    apiKey: PUBLISH_KEY,
-    log: world.publishLog,
-    maxBodyBytes: 64 * 1024,
-    filestores: new Map([["LSC", world.filestore]]),
-    writers: {
-      csv: new CsvDatasetWriter({ formulaPrefix: false }),
-      duckdb: new DuckdbDatasetWriter(),
-    },
-    concurrency: 2,
-    batchRows: 2,
-    batchBytes: DEFAULT_BATCH_BYTES,
-    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
-    readiness: () => Promise.resolve([]),
-    runPollMs: 20,
-    runStore,
-    httpSources: sources,
-  });
-  try {
-    await body({ world, server, sources, service, runStore, clock });
-  } finally {
-    await service.runner.close();
-  }
-}
 
 function get(path: string): Request {
   return new Request(`http://test.local${path}`, { headers: { "x-api-key": PUBLISH_KEY } });
 }
 
 Deno.test("POST /http-sources/{name}/run fetches into staging; a second run fetches nothing; publish makes a bag", async () => {
-  await withService(async ({ world, server, service }) => {
+  await withHttpSourcesService(async ({ world, server, service }) => {
     server.put("/a.csv", "id\n1\n");
     const res = await service.app.request(postJson("/http-sources/weekly/run", {}, PUBLISH_KEY));
     assert.equal(res.status, 200);
@@ -120,7 +52,7 @@ Deno.test("POST /http-sources/{name}/run fetches into staging; a second run fetc
 });
 
 Deno.test("an unknown source is a 404; Prefer: respond-async gives the run at once", async () => {
-  await withService(async ({ server, service }) => {
+  await withHttpSourcesService(async ({ server, service }) => {
     server.put("/a.csv", "id\n1\n");
     const missing = await service.app.request(postJson("/http-sources/nope/run", {}, PUBLISH_KEY));
     assert.equal(missing.status, 404);
@@ -137,7 +69,7 @@ Deno.test("an unknown source is a 404; Prefer: respond-async gives the run at on
 });
 
 Deno.test("the schedule runs a slot once, never beside an active run, and fails a stuck run", async () => {
-  await withService(async ({ server, sources, service, runStore, clock }) => {
+  await withHttpSourcesService(async ({ server, sources, service, runStore, clock }) => {
     server.put("/a.csv", "id\n1\n");
     const log = memoryLogger();
     await sources.tick(service.runner, log); // first look: 01:00:10, nothing since 00:59:40

@@ -190,6 +190,9 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           ["get", "/runs/{id}/events"],
           ["post", "/runs/{id}/cancel"],
           ["post", "/runs/{id}/resume"],
+          ["get", "/http-sources"],
+          ["get", "/http-sources/{name}/files"],
+          ["post", "/http-sources/{name}/run"],
         ] as const).map(([method, path]): Case => ({
           name: "runs no key",
           method,
