@@ -21,7 +21,7 @@ import {
   parseIndex,
 } from "../domain/http_file_sources.ts";
 import type { ProgressReport } from "../domain/long_work.ts";
-import type { StagedFile } from "../domain/staging_layout.ts";
+import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
 import type { FileRegistry } from "../ports/file_registry.ts";
 import type { Filestore } from "../ports/filestore.ts";
 import type { HttpFileClient, HttpFileResponse } from "../ports/http_file_client.ts";
@@ -50,6 +50,11 @@ export interface FetchHttpFilesRun {
   readonly signal: AbortSignal;
   /** Progress per file (its name as the `table`), never file content. */
   readonly onProgress: (progress: ProgressReport) => void;
+  /**
+   * Files an interrupted run of the same request finished: name → SHA-512. A left-over with those
+   * bytes is kept instead of fetched again (`StagingWork.reuse`).
+   */
+  readonly reuse?: ReadonlyMap<string, string> | undefined;
 }
 
 /** What a run did with one listed file. */
@@ -135,7 +140,7 @@ export async function fetchHttpFiles(
 
   let totalBytes = 0;
   let taken = 0;
-  const stageFiles = async (dir: string): Promise<StagedFile[]> => {
+  const stageFiles = async (work: StagingWork): Promise<StagedFile[]> => {
     const staged: StagedFile[] = [];
     for (const url of urls) {
       run.signal.throwIfAborted();
@@ -157,6 +162,29 @@ export async function fetchHttpFiles(
         continue;
       }
       const path = httpFilePayloadPath(source.name, name);
+      const recorded = run.reuse?.get(name);
+      const kept = recorded === undefined ? undefined : await work.reuse(path, recorded);
+      if (kept !== undefined) {
+        // Its validators were not recorded: the next run asks for it again, and finds the same bytes.
+        taken++;
+        totalBytes += kept.bytes;
+        run.onProgress({
+          table: name,
+          rows: null,
+          bytes: kept.bytes,
+          done: { sha512: kept.sha512, reused: true },
+        });
+        staged.push(kept);
+        outcome(url, {
+          path,
+          bytes: kept.bytes,
+          sha512: kept.sha512,
+          reason: null,
+          outcome: "fetched",
+        });
+        record(url, { state: "processed", bytes: kept.bytes, sha512: kept.sha512 });
+        continue;
+      }
       const timeout = AbortSignal.timeout(source.limits.timeout_ms);
       const signal = AbortSignal.any([run.signal, timeout]);
       let response: HttpFileResponse | undefined;
@@ -186,10 +214,27 @@ export async function fetchHttpFiles(
           source.limits.max_total_bytes - totalBytes,
         );
         const saved = await response.save(
-          `${dir}/${path}`,
+          `${work.dir}/${path}`,
           room,
           (bytes) => run.onProgress({ table: name, rows: null, bytes }),
         );
+        const validators = {
+          etag: response.header("etag"),
+          last_modified: response.header("last-modified"),
+        };
+        const before = known.get(url);
+        if (before?.state === "processed" && before.sha512 === saved.sha512) {
+          // Changed validators, same bytes (or a server without validators): nothing new to stage; the
+          // file left in the private work folder is never staged.
+          outcome(url, { ...none, outcome: "unchanged" });
+          record(url, {
+            state: "processed",
+            ...validators,
+            bytes: saved.bytes,
+            sha512: saved.sha512,
+          });
+          continue;
+        }
         totalBytes += saved.bytes;
         taken++;
         run.onProgress({
@@ -208,8 +253,7 @@ export async function fetchHttpFiles(
         });
         record(url, {
           state: "processed",
-          etag: response.header("etag"),
-          last_modified: response.header("last-modified"),
+          ...validators,
           bytes: saved.bytes,
           sha512: saved.sha512,
         });
@@ -266,12 +310,12 @@ async function stageOrNothing(
   filestore: Filestore,
   runRef: { project: string; startTime: string },
   dataset: string,
-  write: (dir: string) => Promise<StagedFile[]>,
+  write: (work: StagingWork) => Promise<StagedFile[]>,
 ): Promise<StagedFile[]> {
   let empty = false;
   try {
     return await filestore.stage(runRef, dataset, async (work) => {
-      const files = await write(work.dir);
+      const files = await write(work);
       if (files.length === 0) {
         empty = true;
         throw new NothingFetched();

@@ -10,7 +10,12 @@ import { AllowedSources } from "../domain/allowed_sources.ts";
 import { type HttpFileSource, parseHttpFileSources } from "../domain/http_file_sources.ts";
 import { TEST_MANIFEST_KEY } from "../tests/support/manifest_key.ts";
 import { HttpFileServer } from "../tests/support/http_file_server.ts";
-import { fetchHttpFiles, type FetchHttpFilesPorts } from "./fetch_http_files.ts";
+import { RunInterruptedError } from "../domain/interruption.ts";
+import {
+  fetchHttpFiles,
+  type FetchHttpFilesPorts,
+  type FetchHttpFilesRun,
+} from "./fetch_http_files.ts";
 
 interface World {
   readonly server: HttpFileServer;
@@ -18,7 +23,11 @@ interface World {
   readonly base: string;
   readonly ports: FetchHttpFilesPorts;
   clock: Date;
-  fetch(source: HttpFileSource, startTime?: string): ReturnType<typeof fetchHttpFiles>;
+  fetch(
+    source: HttpFileSource,
+    startTime?: string,
+    run?: Partial<FetchHttpFilesRun>,
+  ): ReturnType<typeof fetchHttpFiles>;
   source(over: Record<string, unknown>): HttpFileSource;
 }
 
@@ -38,12 +47,13 @@ async function withWorld(
       base,
       clock: new Date("2026-12-07T01:00:00.000Z"),
       ports: undefined as unknown as FetchHttpFilesPorts,
-      fetch(source, startTime = "20261207_010000") {
+      fetch(source, startTime = "20261207_010000", run = {}) {
         return fetchHttpFiles(source, this.ports, {
           runId: crypto.randomUUID(),
           startTime,
           signal: new AbortController().signal,
           onProgress: () => {},
+          ...run,
         });
       },
       source(over) {
@@ -166,14 +176,16 @@ Deno.test("a file failing with 500 is recorded failed and retried only after its
   });
 });
 
-Deno.test("a slow answer, a truncated body and an off-host redirect fail the file, not the run", async () => {
+Deno.test("a slow answer, a stalled body, a truncated body and an off-host redirect fail the file, not the run", async () => {
   await withWorld(async (w) => {
     w.server.put("/slow.csv", "id\n1\n");
+    w.server.put("/stall.csv", "id\n" + "1\n".repeat(1000));
     w.server.put("/cut.csv", "id\n" + "1\n".repeat(1000));
     w.server.put("/away.csv", "id\n1\n");
     w.server.put("/moved.csv", "id\n1\n");
     w.server.put("/ok.csv", "id\n9\n");
     w.server.misbehaviours.set("/slow.csv", { kind: "slow", delayMs: 3000 });
+    w.server.misbehaviours.set("/stall.csv", { kind: "stall", sendBytes: 10, delayMs: 3000 });
     w.server.misbehaviours.set("/cut.csv", { kind: "truncate", sendBytes: 10 });
     w.server.misbehaviours.set("/away.csv", {
       kind: "redirect",
@@ -183,6 +195,7 @@ Deno.test("a slow answer, a truncated body and an off-host redirect fail the fil
     const result = await w.fetch(w.source({ limits: { timeout_ms: 300 } }));
     assert.deepEqual(outcomes(result), {
       "/slow.csv": "http_file_unreachable",
+      "/stall.csv": "http_file_unreachable",
       "/cut.csv": "http_file_truncated",
       "/away.csv": "http_file_refused",
       "/moved.csv": "fetched",
@@ -201,6 +214,7 @@ Deno.test("a slow answer, a truncated body and an off-host redirect fail the fil
       "/moved.csv": "processed",
       "/ok.csv": "processed",
       "/slow.csv": "failed",
+      "/stall.csv": "failed",
     });
   });
 });
@@ -252,5 +266,50 @@ Deno.test("a URL whose host is not in the allow-list is ignored, never requested
       "http_file_name_duplicate",
     ]);
     assert.equal(w.server.requests.length, 0);
+  });
+});
+
+Deno.test("the same bytes under new validators are not staged again", async () => {
+  await withWorld(async (w) => {
+    w.server.put("/a.csv", "id\n1\n");
+    const source = w.source({});
+    await w.fetch(source);
+    w.server.put("/a.csv", "id\n1\n"); // a new ETag and Last-Modified, the same content
+    const again = await w.fetch(source, "20261207_020000");
+    assert.deepEqual(outcomes(again), { "/a.csv": "unchanged" });
+    assert.equal(again.staged.length, 0);
+    const [record] = await w.registry.records("weekly");
+    assert.equal(record?.etag, w.server.files.get("/a.csv")?.etag, "the new validators are kept");
+    const third = await w.fetch(source, "20261207_030000");
+    assert.deepEqual(outcomes(third), { "/a.csv": "unchanged" });
+    assert.equal(w.server.bodiesServed("/a.csv"), 2);
+  });
+});
+
+Deno.test("an interrupted fetch keeps the files it finished for its resumed run", async () => {
+  await withWorld(async (w) => {
+    w.server.put("/a.csv", "id\n1\n");
+    w.server.put("/b.csv", "id\n2\n");
+    const source = w.source({});
+    const stop = new AbortController();
+    const done = new Map<string, string>();
+    await assert.rejects(
+      w.fetch(source, "20261207_010000", {
+        signal: stop.signal,
+        onProgress: (p) => {
+          if (p.done === undefined || p.done.sha512 === null) return;
+          done.set(p.table, p.done.sha512);
+          stop.abort(new RunInterruptedError("run-1"));
+        },
+      }),
+      RunInterruptedError,
+    );
+    assert.deepEqual([...done.keys()], ["a.csv"]);
+    assert.deepEqual(await w.registry.records("weekly"), [], "nothing recorded: nothing staged");
+
+    const resumed = await w.fetch(source, "20261207_010000", { reuse: done });
+    assert.deepEqual(outcomes(resumed), { "/a.csv": "fetched", "/b.csv": "fetched" });
+    assert.equal(w.server.bodiesServed("/a.csv"), 1, "a.csv was kept, not fetched again");
+    assert.deepEqual(resumed.staged.map((f) => f.sha512), [sha512("id\n1\n"), sha512("id\n2\n")]);
   });
 });

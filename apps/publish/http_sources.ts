@@ -191,7 +191,7 @@ export class HttpSources {
     },
   ): RunWork {
     const request = FetchRunRequest.parse(run.request);
-    return async ({ signal, onProgress }) => {
+    return async ({ signal, onProgress, reuse }) => {
       const source = this.source(request.source);
       const filestore = ports.filestoreOf(source.destination);
       const timeout = AbortSignal.timeout(source.run_timeout_ms);
@@ -207,6 +207,7 @@ export class HttpSources {
           startTime: request.project_start_time,
           signal: AbortSignal.any([signal, timeout]),
           onProgress,
+          reuse,
         });
         const counts = Object.fromEntries(
           ["fetched", "unchanged", "waiting", "failed", "ignored", "deferred"].map((o) => [

@@ -1,7 +1,7 @@
 /**
  * A local HTTP file server for the HTTP-file source tests (issue 18): serves files with ETag and
  * Last-Modified (answering conditional requests with 304), a JSON and an HTML index of them, and per
- * path misbehaviour: 500s, a slow answer, a body cut short of its Content-Length, a redirect to another
+ * path misbehaviour: 500s, a slow answer, a body that stalls half way, a body cut short of its Content-Length, a redirect to another
  * host or to the same host. It counts every request, so a test can assert that a run fetched nothing.
  * Built on `node:http` rather than `Deno.serve`, which cannot send a body shorter than its
  * Content-Length.
@@ -16,6 +16,7 @@ import type { AddressInfo } from "node:net";
 export type Misbehaviour =
   | { readonly kind: "status"; readonly status: number }
   | { readonly kind: "slow"; readonly delayMs: number }
+  | { readonly kind: "stall"; readonly sendBytes: number; readonly delayMs: number }
   | { readonly kind: "truncate"; readonly sendBytes: number }
   | { readonly kind: "redirect"; readonly location: string };
 
@@ -148,6 +149,17 @@ export class HttpFileServer implements AsyncDisposable {
       log(200);
       res.writeHead(200, headers);
       res.write(file.body.subarray(0, bad.sendBytes), () => res.socket?.destroy());
+      return;
+    }
+    if (bad?.kind === "stall") {
+      log(200);
+      res.writeHead(200, headers);
+      res.write(file.body.subarray(0, bad.sendBytes));
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        res.end(file.body.subarray(bad.sendBytes));
+      }, bad.delayMs);
+      this.#timers.add(timer);
       return;
     }
     if (bad?.kind === "slow") {
