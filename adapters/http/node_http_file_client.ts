@@ -25,8 +25,21 @@ import {
   type SavedBody,
 } from "../../ports/http_file_client.ts";
 
+/** Options of {@link NodeHttpFileClient}. */
+export interface NodeHttpFileClientOptions {
+  /** CA certificates (PEM) trusted instead of the system's: tests, or a closed network's own CA. */
+  readonly ca?: string | undefined;
+}
+
 /** The {@link HttpFileClient} of the publish service. */
 export class NodeHttpFileClient implements HttpFileClient {
+  readonly #ca: string | undefined;
+
+  /** @param options see {@link NodeHttpFileClientOptions}. */
+  constructor(options: NodeHttpFileClientOptions = {}) {
+    this.#ca = options.ca;
+  }
+
   /** {@inheritDoc HttpFileClient.get} */
   async get(request: HttpFileRequest): Promise<HttpFileResponse> {
     const url = new URL(request.url);
@@ -62,6 +75,7 @@ export class NodeHttpFileClient implements HttpFileClient {
         // A connection per request: no kept-alive socket is reused past its own checked address, and
         // an abort stops the wait for headers (on a reused socket it does not here).
         agent: false,
+        ...(this.#ca === undefined || url.protocol !== "https:" ? {} : { ca: this.#ca }),
       });
       // Destroyed on abort by hand: the `signal` option does not stop a wait for the headers here.
       const aborted = () => req.destroy(new Error("aborted"));
