@@ -431,7 +431,8 @@ export function createPublishService(deps: PublishDeps): PublishService {
 
   httpSources.routes(app, async (source, c) => {
     filestoreOf(deps.filestores)(source.destination);
-    return await startRun(c, httpSources.runInput(source, new Date(), await keyId), "fetched", {
+    const input = await httpSources.requestedRunInput(runner, source, await keyId);
+    return await startRun(c, input, "fetched", {
       project: source.project_name,
       source: source.name,
     });

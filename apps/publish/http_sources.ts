@@ -180,6 +180,36 @@ export class HttpSources {
   }
 
   /**
+   * What a run asked for now stores: an active run of the source is attached to (its own start time,
+   * so the identical request), otherwise the start time is now's, or one second after the newest run
+   * of the source if that is later, so that two runs never stage into one folder.
+   */
+  async requestedRunInput(
+    runner: Runner,
+    source: HttpFileSource,
+    callerKeyId: string | null,
+  ): Promise<NewRunInput> {
+    const runs = await this.#runsOf(runner, source);
+    const active = runs.find((r) => isActiveRunState(r.state) && r.state !== "interrupted");
+    if (active !== undefined) {
+      const attached = this.runInput(source, new Date(), active.caller_key_id);
+      return {
+        ...attached,
+        project_start_time: active.project_start_time,
+        request: active.request,
+      };
+    }
+    let at = this.#now();
+    for (const run of runs) {
+      const started = startTimeAt(at);
+      if (run.project_start_time >= started) {
+        at = new Date(startTimeDate(run.project_start_time).getTime() + 1000);
+      }
+    }
+    return this.runInput(source, at, callerKeyId);
+  }
+
+  /**
    * The work of a stored `fetch` run: fetches into its filestore, failed as stuck past the source's
    * `run_timeout_ms`.
    */
@@ -378,6 +408,12 @@ function transitionFields(run: Run) {
     started_at: run.started_at,
     finished_at: run.finished_at,
   };
+}
+
+/** The instant a `YYYYMMDD_HHMMSS` start time names (UTC). */
+function startTimeDate(startTime: string): Date {
+  const [, y, mo, d, h, mi, se] = /^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})$/.exec(startTime)!;
+  return new Date(Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +se!));
 }
 
 /** The filestore of a source's destination, or the error naming the missing configuration. */

@@ -28,6 +28,7 @@ Deno.test("POST /http-sources/{name}/run fetches into staging; a second run fetc
     const again = await service.app.request(postJson("/http-sources/weekly/run", {}, PUBLISH_KEY));
     const second = (await again.json()).payload;
     assert.deepEqual(second.files.map((f: { outcome: string }) => f.outcome), ["unchanged"]);
+    assert.equal(second.project_start_time, "20261207_010011", "never the first run's folder");
     assert.equal(server.bodiesServed("/a.csv"), 1);
 
     const listed = (await (await service.app.request(get("/http-sources"))).json()).payload;
@@ -54,6 +55,7 @@ Deno.test("POST /http-sources/{name}/run fetches into staging; a second run fetc
 Deno.test("an unknown source is a 404; Prefer: respond-async gives the run at once", async () => {
   await withHttpSourcesService(async ({ server, service }) => {
     server.put("/a.csv", "id\n1\n");
+    server.misbehaviours.set("/a.csv", { kind: "slow", delayMs: 300 });
     const missing = await service.app.request(postJson("/http-sources/nope/run", {}, PUBLISH_KEY));
     assert.equal(missing.status, 404);
     assert.equal((await missing.json()).payload.code, "unknown_http_source");
@@ -63,6 +65,10 @@ Deno.test("an unknown source is a 404; Prefer: respond-async gives the run at on
     assert.equal(res.status, 202);
     const run = (await res.json()).payload;
     assert.equal(run.action, "fetch");
+    const again = await service.app.request(
+      postJson("/http-sources/weekly/run", {}, PUBLISH_KEY, ASYNC),
+    );
+    assert.equal((await again.json()).payload.id, run.id, "attached to the active run");
     const settled = await service.runner.settled(run.id);
     assert.equal(settled.run.state, "succeeded");
   });
