@@ -184,6 +184,8 @@ Deno.test("a slow answer, a stalled body, a truncated body and an off-host redir
     w.server.put("/away.csv", "id\n1\n");
     w.server.put("/moved.csv", "id\n1\n");
     w.server.put("/ok.csv", "id\n9\n");
+    w.server.put("/loop.csv", "id\n1\n");
+    w.server.misbehaviours.set("/loop.csv", { kind: "redirect", location: "/loop.csv" });
     w.server.misbehaviours.set("/slow.csv", { kind: "slow", delayMs: 3000 });
     w.server.misbehaviours.set("/stall.csv", { kind: "stall", sendBytes: 10, delayMs: 3000 });
     w.server.misbehaviours.set("/cut.csv", { kind: "truncate", sendBytes: 10 });
@@ -198,9 +200,15 @@ Deno.test("a slow answer, a stalled body, a truncated body and an off-host redir
       "/stall.csv": "http_file_unreachable",
       "/cut.csv": "http_file_truncated",
       "/away.csv": "http_file_refused",
+      "/loop.csv": "http_file_refused",
       "/moved.csv": "fetched",
       "/ok.csv": "fetched",
     });
+    assert.equal(
+      w.server.requests.filter((r) => r.path === "/loop.csv").length,
+      6,
+      "a redirect loop is followed 5 times, then refused",
+    );
     assert.deepEqual(result.staged.map((f) => f.path), [
       "data/outputs/weekly/moved.csv",
       "data/outputs/weekly/ok.csv",
@@ -211,6 +219,7 @@ Deno.test("a slow answer, a stalled body, a truncated body and an off-host redir
     assert.deepEqual(states, {
       "/away.csv": "failed",
       "/cut.csv": "failed",
+      "/loop.csv": "failed",
       "/moved.csv": "processed",
       "/ok.csv": "processed",
       "/slow.csv": "failed",
