@@ -116,9 +116,22 @@ const ROLE_NAMES: Record<Role, string> = {
   client_secret: "a client secret",
 };
 
+/**
+ * One HTTP server HTTP-file sources may fetch from (`docs/http-sources.md`): https on port 443 unless
+ * it says otherwise. `http` is for tests and closed networks only. `private: true` lets the host resolve
+ * to a loopback, private or link-local address (refused otherwise, whatever the name).
+ */
+const HttpEntry = z.strictObject({
+  host: Host,
+  port: Port.optional(),
+  scheme: z.enum(["https", "http"]).default("https"),
+  private: z.boolean().default(false),
+});
+
 /** The allow-list file's content. */
 export const AllowedSourcesFile = z.strictObject({
   sources: z.array(z.discriminatedUnion("type", [SqlEntry, DatabricksEntry])),
+  http_sources: z.array(HttpEntry).default([]),
 }).superRefine((file, ctx) => {
   // A secret is either an identity (user name, client id) or a credential (password, client secret),
   // everywhere in the file: a password that is a user name elsewhere could be sent as a user name.
@@ -154,6 +167,17 @@ export const SYSTEM_SCHEMAS: ReadonlySet<string> = new Set([
   "performance_schema",
   "sys",
 ]);
+
+/** An `http_sources` entry of the allow-list. */
+export type AllowedHttpSource = z.infer<typeof HttpEntry>;
+
+/** Where to fetch an allowed URL: its canonical host and port, and whether a non-public address is allowed. */
+export interface HttpSourceAddress {
+  readonly scheme: "https" | "http";
+  readonly host: string;
+  readonly port: number;
+  readonly allowPrivate: boolean;
+}
 
 /** Where to connect for an allowed request: the entry's host and port. */
 export interface SourceAddress {
@@ -224,13 +248,23 @@ function requestedLogin(source: Source): Login {
 /** The sources a deployment may reach; empty (everything refused) when no file is configured. */
 export class AllowedSources {
   readonly #entries: readonly { entry: AllowedSource; host: string; logins: readonly Login[] }[];
+  readonly #http: readonly HttpSourceAddress[];
 
-  /** @param entries the parsed file's `sources`; hosts must be valid (the schema checks them). */
-  constructor(entries: readonly AllowedSource[]) {
+  /**
+   * @param entries the parsed file's `sources`; hosts must be valid (the schema checks them).
+   * @param httpEntries the parsed file's `http_sources`.
+   */
+  constructor(entries: readonly AllowedSource[], httpEntries: readonly AllowedHttpSource[] = []) {
     this.#entries = entries.map((entry) => ({
       entry,
       host: normalizeHost(entry.host)!,
       logins: entry.credentials.map(loginOf),
+    }));
+    this.#http = httpEntries.map((entry) => ({
+      scheme: entry.scheme,
+      host: normalizeHost(entry.host)!,
+      port: entry.port ?? (entry.scheme === "https" ? 443 : 80),
+      allowPrivate: entry.private,
     }));
   }
 
@@ -247,7 +281,41 @@ export class AllowedSources {
    *   naming one secret twice, or a secret in two kinds of role are refused too.
    */
   static parse(text: string): AllowedSources {
-    return new AllowedSources(AllowedSourcesFile.parse(JSON.parse(text)).sources);
+    const file = AllowedSourcesFile.parse(JSON.parse(text));
+    return new AllowedSources(file.sources, file.http_sources);
+  }
+
+  /**
+   * Finds the `http_sources` entry a URL matches: same scheme, canonical host and port (the scheme's
+   * default when the URL names none). Every URL an HTTP-file source fetches, index, file and each
+   * redirect, is checked here.
+   *
+   * @throws {SourceNotAllowedError} when none matches, or the URL has a user name or password.
+   */
+  authorizeHttp(text: string): HttpSourceAddress & { readonly url: URL } {
+    let url: URL | undefined;
+    try {
+      url = new URL(text);
+    } catch {
+      url = undefined;
+    }
+    const scheme = url?.protocol.replace(/:$/, "");
+    const host = url === undefined ? undefined : normalizeHost(url.hostname);
+    const port = url === undefined
+      ? undefined
+      : url.port === ""
+      ? (scheme === "https" ? 443 : 80)
+      : Number(url.port);
+    const found = url === undefined || url.username !== "" || url.password !== ""
+      ? undefined
+      : this.#http.find((e) => e.scheme === scheme && e.host === host && e.port === port);
+    if (found === undefined || url === undefined) {
+      const shown = url === undefined ? "(not a URL)" : `${url.protocol}//${url.host}`;
+      throw new SourceNotAllowedError(
+        `Cannot fetch from ${shown}: it is not in this deployment's allowed HTTP sources`,
+      );
+    }
+    return { ...found, url };
   }
 
   /** How many entries there are. */

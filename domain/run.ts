@@ -1,5 +1,5 @@
 /**
- * Runs: every `package`, `publish` and `revoke` is a run, stored before any work starts (issue 13). This module
+ * Runs: every `package`, `publish`, `revoke` and `fetch` (an HTTP-file source) is a run, stored before any work starts (issue 13). This module
  * holds the run record, its zod schema (for what a store reads back), the one table of state transitions,
  * and the progress estimate. It is pure: stores live behind `ports/run_store.ts`.
  *
@@ -12,7 +12,7 @@ import { canonicalJson } from "./audit.ts";
 import { AppError } from "./errors.ts";
 
 /** The actions that are runs. */
-export const RUN_ACTIONS = ["package", "publish", "revoke"] as const;
+export const RUN_ACTIONS = ["package", "publish", "revoke", "fetch"] as const;
 
 /** One of {@link RUN_ACTIONS}. */
 export type RunAction = typeof RUN_ACTIONS[number];

@@ -98,6 +98,12 @@ import {
   PersonTokenRejectedError,
 } from "../../ports/identity.ts";
 import {
+  HttpSourceRunTimedOutError,
+  UnknownHttpSourceError,
+} from "../../domain/http_file_sources.ts";
+import { HttpIndexUnavailableError } from "../../application/fetch_http_files.ts";
+import { FileRegistryUnavailableError } from "../../ports/file_registry.ts";
+import {
   RevocationFailedError,
   StagingUnavailableError,
   SubServiceProtocolError,
@@ -140,6 +146,10 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [UnknownApprovalTypeError, 422],
   [ValueTooLargeError, 422],
   [RunNotFoundError, 404],
+  [UnknownHttpSourceError, 404],
+  [HttpIndexUnavailableError, 502],
+  [HttpSourceRunTimedOutError, 502],
+  [FileRegistryUnavailableError, 503],
   [ReleaseNotFoundError, 404],
   [DatasetItemsNotFoundError, 404],
   [SchemaNotFoundError, 404],

@@ -80,6 +80,8 @@ import {
   getRelease,
   getReleaseCrate,
   getRun,
+  httpSourceFiles,
+  listHttpSources,
   listReleases,
   listRuns,
   packageProject,
@@ -88,6 +90,7 @@ import {
   resumeRun,
   revokeRelease,
   runEvents,
+  runHttpSource,
   validateProject,
 } from "./routes.ts";
 
@@ -432,6 +435,17 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
   app.openapi(listRuns, async (c) => await forwardRuns(c, "GET") as never);
   app.openapi(cancelRun, async (c) => await forwardRuns(c, "POST") as never);
   app.openapi(resumeRun, async (c) => await forwardRuns(c, "POST") as never);
+  // HTTP-file sources live on the publish service: forwarded as the runs API is (`Prefer` passed on).
+  app.openapi(listHttpSources, async (c) => await forwardRuns(c, "GET") as never);
+  app.openapi(httpSourceFiles, async (c) => await forwardRuns(c, "GET") as never);
+  app.openapi(runHttpSource, async (c) => {
+    const reply = await callSubService(deps.publish, {
+      method: "POST",
+      endpoint: publishEndpointOf(c),
+      headers: preferOf(c),
+    }, callOptions(c));
+    return relayUnchanged(c, reply) as never;
+  });
 
   /**
    * Relays a run's event stream from the publish service (`endpoint`, relative to its base URL), with

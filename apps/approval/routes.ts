@@ -24,6 +24,12 @@ import {
 } from "../../domain/release.ts";
 import { API_KEY_SECURITY, errorResponses, PERSON_TOKEN_SECURITY } from "../_shared/create_app.ts";
 import { ErrorEnvelope, openApiComponent, successEnvelope } from "../_shared/envelope.ts";
+import {
+  HttpSourceFilesEnvelope,
+  httpSourceNameParams,
+  HttpSourceRunEnvelope,
+  HttpSourcesEnvelope,
+} from "../_shared/http_source_schemas.ts";
 
 function jsonBody<T>(schema: T) {
   return { body: { required: true, content: { "application/json": { schema } } } };
@@ -488,5 +494,57 @@ export const releaseKeys = createRoute({
       },
     },
     ...errorResponses(404, 502, 504),
+  },
+});
+
+/** `GET /http-sources`: the HTTP-file sources and their registries (forwarded to the publish service). */
+export const listHttpSources = createRoute({
+  method: "get",
+  path: "/http-sources",
+  summary: "HTTP-file sources and their registries' counts (forwarded to the publish service)",
+  tags: ["http-sources"],
+  security: API_KEY_SECURITY,
+  responses: {
+    200: {
+      description: "The sources",
+      content: { "application/json": { schema: HttpSourcesEnvelope } },
+    },
+    ...errorResponses(502, 504),
+  },
+});
+
+/** `GET /http-sources/{name}/files`: one source's registry (forwarded to the publish service). */
+export const httpSourceFiles = createRoute({
+  method: "get",
+  path: "/http-sources/{name}/files",
+  summary: "The registry of one HTTP-file source (forwarded to the publish service)",
+  tags: ["http-sources"],
+  security: API_KEY_SECURITY,
+  request: httpSourceNameParams,
+  responses: {
+    200: {
+      description: "The files, by URL",
+      content: { "application/json": { schema: HttpSourceFilesEnvelope } },
+    },
+    ...RUN_ERRORS,
+  },
+});
+
+/** `POST /http-sources/{name}/run`: fetches what is new of a source (forwarded, `Prefer` passed on). */
+export const runHttpSource = createRoute({
+  method: "post",
+  path: "/http-sources/{name}/run",
+  summary:
+    "Fetch what is new of an HTTP-file source into staging (forwarded to the publish service)",
+  tags: ["http-sources"],
+  security: API_KEY_SECURITY,
+  request: httpSourceNameParams,
+  responses: {
+    200: {
+      description: "What the run fetched, per file",
+      content: { "application/json": { schema: HttpSourceRunEnvelope } },
+    },
+    202: RUN_ACCEPTED,
+    ...errorResponses(404, 409, 502, 504),
   },
 });

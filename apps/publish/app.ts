@@ -72,6 +72,7 @@ import { errorOutcome } from "../_shared/http_errors.ts";
 import { requestIdOf, requestLogFields } from "../_shared/request_ids.ts";
 import type { Logger } from "../_shared/log.ts";
 import { openSource, type SourceAccess } from "../_shared/source_access.ts";
+import { filestoreOf, HttpSources } from "./http_sources.ts";
 import {
   cancelRunRoute,
   getRunRoute,
@@ -144,6 +145,8 @@ export interface PublishDeps extends SourceAccess {
   readonly releaseLicense?: { readonly id: string; readonly name: string } | undefined;
   /** See `RunnerOptions.dispatch` (`RUN_EXECUTOR=kubernetes`); absent, runs execute in this process. */
   readonly runDispatch?: ((run: Run) => Promise<void>) | undefined;
+  /** The HTTP-file sources (`HTTP_FILE_SOURCES_FILE`, `docs/http-sources.md`); none when absent. */
+  readonly httpSources?: HttpSources | undefined;
 }
 
 /**
@@ -203,6 +206,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
   };
   const disclosure = deps.disclosureChecks ??
     { setting: DEFAULT_DISCLOSURE_CHECK_SETTING, smallCellThreshold: DEFAULT_SMALL_CELL_THRESHOLD };
+  const httpSources = deps.httpSources ?? HttpSources.none();
 
   app.openapi(validateRoute, async (c) => {
     const request = c.req.valid("json");
@@ -251,6 +255,12 @@ export function createPublishService(deps: PublishDeps): PublishService {
       };
     }
     if (run.action === "revoke") return revokeWorkOf(run);
+    if (run.action === "fetch") {
+      return httpSources.workOf(run, {
+        allowedSources: deps.allowedSources,
+        filestoreOf: filestoreOf(deps.filestores),
+      });
+    }
     const request = PublishServicePublishRequest.parse(run.request);
     const signer = deps.releaseSigner;
     const release = signer === undefined ? undefined : () =>
@@ -375,11 +385,23 @@ export function createPublishService(deps: PublishDeps): PublishService {
     // Configuration problems (an unknown filestore, no PostgreSQL destination) are refused before a run
     // is stored, as before runs existed.
     destinationFor(request.destination);
+    return await startRun(c, runInputOf(action, request, await keyId), logEvent, {
+      project: request.project_name,
+      start_time: request.project_start_time,
+      ...("dataset" in request ? { schema: request.dataset.schema_name } : {}),
+    });
+  }
+
+  /** Starts a run; `Prefer: respond-async` gets 202 at once, else its reply (logged as `logEvent`). */
+  async function startRun(
+    c: Context,
+    input: NewRunInput,
+    logEvent: string,
+    logFields: Readonly<Record<string, unknown>>,
+  ): Promise<Response> {
     const async = prefersAsync(c);
     // A synchronous caller's own audit record (the middleware's) carries the run's end.
-    const started = await runner.start(await runInputOf(action, request, await keyId), {
-      recordedByCaller: !async,
-    });
+    const started = await runner.start(input, { recordedByCaller: !async });
     if (async) {
       c.header("Location", `/runs/${started.run.id}`);
       c.header("Preference-Applied", "respond-async");
@@ -387,13 +409,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
     }
     const settled = await runner.settled(started.run.id);
     return replyOf(c, settled, (result) => {
-      deps.log.info(logEvent, {
-        ...requestLogFields(c),
-        project: request.project_name,
-        start_time: request.project_start_time,
-        ...("dataset" in request ? { schema: request.dataset.schema_name } : {}),
-        ...result.logFields,
-      });
+      deps.log.info(logEvent, { ...requestLogFields(c), ...logFields, ...result.logFields });
       recordAuditOutput(c, result.audit);
     });
   }
@@ -412,6 +428,15 @@ export function createPublishService(deps: PublishDeps): PublishService {
     revokeRoute,
     (c) => runRequest(c, "revoke", c.req.valid("json"), "revoked") as never,
   );
+
+  httpSources.routes(app, async (source, c) => {
+    filestoreOf(deps.filestores)(source.destination);
+    const input = await httpSources.requestedRunInput(runner, source, await keyId);
+    return await startRun(c, input, "fetched", {
+      project: source.project_name,
+      source: source.name,
+    });
+  });
 
   app.openapi(stagingRoute, async (c) => {
     const request = c.req.valid("json");

@@ -57,6 +57,7 @@ import type { Runner } from "../../application/runs.ts";
 import { createPublishService } from "./app.ts";
 import { remoteRunsFromEnv } from "./run_executor_from_env.ts";
 import { runOnce } from "./one_run.ts";
+import { httpSourcesFromEnv } from "./http_sources_from_env.ts";
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -130,6 +131,8 @@ export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
    * `quarantine` them in the filestore's owner-only `revoked/` area.
    */
   REVOCATION_MODE: z.enum(REVOCATION_MODES).default("delete"),
+  /** The HTTP-file sources (`docs/http-sources.md`); none when unset. */
+  HTTP_FILE_SOURCES_FILE: z.string().optional(),
   /** Where runs are kept: `sqlite` (one file under `STATE_DIR`) or `postgresql` (shared by replicas). */
   RUN_STORE: z.enum(["sqlite", "postgresql"]).default("sqlite"),
   /**
@@ -388,6 +391,7 @@ export async function buildPublishService(
   // cannot be read stops the service at startup rather than at its first publish.
   await releaseSigner.keySet();
   const remote = await remoteRunsFromEnv(env, runStore, log, { detailPrefix: "PublishService: " });
+  const httpSources = await httpSourcesFromEnv(env, secrets, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,
@@ -414,6 +418,7 @@ export async function buildPublishService(
     filestores,
     ...(postgresql === undefined ? {} : { postgresql }),
     runDispatch: remote === undefined ? undefined : (run) => remote.dispatch(run),
+    httpSources: httpSources?.sources,
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
       duckdb: new DuckdbDatasetWriter(),
@@ -452,10 +457,13 @@ export async function buildPublishService(
   // the service answers its first request (so that building a service starts no timer).
   const retentionDays = config.RUN_RETENTION_DAYS;
   await runner.maintain(retentionDays);
+  // Scheduled HTTP-file sources run from the first request on, as maintenance does.
+  let stopSchedule: (() => void) | undefined;
   return {
     runner,
     fetch: (request) => {
       runner.startMaintenance(retentionDays);
+      stopSchedule ??= httpSources?.sources.startSchedule(runner, log);
       return app.fetch(request);
     },
     ...listenOptionsFrom(config, portFrom(env, 8003)),
@@ -469,8 +477,10 @@ export async function buildPublishService(
       await stopping;
     },
     close: async () => {
+      stopSchedule?.();
       remote?.close();
       await runner.close();
+      await httpSources?.close();
       await runStore.close();
       await refusals.close();
     },

@@ -190,6 +190,9 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           ["get", "/runs/{id}/events"],
           ["post", "/runs/{id}/cancel"],
           ["post", "/runs/{id}/resume"],
+          ["get", "/http-sources"],
+          ["get", "/http-sources/{name}/files"],
+          ["post", "/http-sources/{name}/run"],
         ] as const).map(([method, path]): Case => ({
           name: "runs no key",
           method,
@@ -475,6 +478,19 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
         { name: "run events unknown", method: "get", path: "/runs/{id}/events", expect: 404 },
         { name: "run cancel unknown", method: "post", path: "/runs/{id}/cancel", expect: 404 },
         { name: "run resume unknown", method: "post", path: "/runs/{id}/resume", expect: 404 },
+        { name: "http sources list", method: "get", path: "/http-sources", expect: 200 },
+        {
+          name: "http source files unknown",
+          method: "get",
+          path: "/http-sources/{name}/files",
+          expect: 404,
+        },
+        {
+          name: "http source run unknown",
+          method: "post",
+          path: "/http-sources/{name}/run",
+          expect: 404,
+        },
       ],
     },
   };
