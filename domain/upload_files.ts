@@ -1,0 +1,173 @@
+/**
+ * The rules every uploaded file obeys (`docs/uploads.md`): its name, its type (by extension and by its
+ * first bytes) and the limits of one data source's quarantine area. Pure: the tus endpoint
+ * (`apps/approval/ui/uploads.tsx`) and the quarantine adapter call these before keeping a byte.
+ *
+ * @module
+ */
+import { AppError } from "./errors.ts";
+import { projectNameProblem } from "./names.ts";
+
+/** The file types an upload may have, by extension. */
+export const UPLOAD_TYPES = {
+  csv: "text",
+  tsv: "text",
+  txt: "text",
+  parquet: "parquet",
+} as const;
+
+/** An extension {@link UPLOAD_TYPES} knows. */
+export type UploadType = keyof typeof UPLOAD_TYPES;
+
+/** The types allowed when `UPLOAD_ALLOWED_TYPES` is unset: all of {@link UPLOAD_TYPES}. */
+export const DEFAULT_UPLOAD_TYPES: readonly UploadType[] = ["csv", "tsv", "txt", "parquet"];
+
+/** The limits of one data source's uploads. */
+export interface UploadLimits {
+  /** The largest file, in bytes. */
+  readonly maxFileBytes: number;
+  /** The most bytes all of a data source's files may hold together. */
+  readonly maxTotalBytes: number;
+  /** The most files a data source may hold. */
+  readonly maxFiles: number;
+  /** The extensions allowed. */
+  readonly types: readonly UploadType[];
+}
+
+/** Defaults: 1 GiB a file, 10 GiB a data source, 100 files, every known type. */
+export const DEFAULT_UPLOAD_LIMITS: UploadLimits = {
+  maxFileBytes: 1 << 30,
+  maxTotalBytes: 10 * (1 << 30),
+  maxFiles: 100,
+  types: DEFAULT_UPLOAD_TYPES,
+};
+
+/** An upload refused for its name, type, content or size; nothing of it is kept. */
+export class UploadRefusedError extends AppError {
+  readonly code: string;
+
+  constructor(
+    code:
+      | "upload_name_unsafe"
+      | "upload_type_refused"
+      | "upload_too_large"
+      | "upload_limit_reached",
+    message: string,
+  ) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Parses `UPLOAD_ALLOWED_TYPES` (comma-separated extensions), refusing an unknown one. */
+export function parseUploadTypes(text: string): UploadType[] {
+  const types = text.split(",").map((t) => t.trim().toLowerCase()).filter((t) => t !== "");
+  for (const type of types) {
+    if (!(type in UPLOAD_TYPES)) {
+      throw new UploadRefusedError(
+        "upload_type_refused",
+        `Unknown upload type "${type}"; known: ${Object.keys(UPLOAD_TYPES).join(", ")}`,
+      );
+    }
+  }
+  return types as UploadType[];
+}
+
+/**
+ * The checked name of an uploaded file: the name the browser sent, in NFC, obeying the project-name
+ * rules (no `/` or `\`, no leading `.` or `-`, printable, at most 64 characters; `domain/names.ts`) and
+ * ending in an allowed extension; returns it with its type.
+ *
+ * @throws {UploadRefusedError} `upload_name_unsafe` or `upload_type_refused`.
+ */
+export function checkedUploadName(
+  raw: string,
+  types: readonly UploadType[],
+): { name: string; type: UploadType } {
+  const name = raw.isWellFormed() ? raw.normalize("NFC") : raw;
+  const problem = projectNameProblem(name);
+  if (problem !== undefined) {
+    throw new UploadRefusedError("upload_name_unsafe", `The file name ${problem}`);
+  }
+  const dot = name.lastIndexOf(".");
+  const extension = dot <= 0 ? "" : name.slice(dot + 1).toLowerCase();
+  if (!(types as readonly string[]).includes(extension)) {
+    throw new UploadRefusedError(
+      "upload_type_refused",
+      `Only ${types.map((t) => `.${t}`).join(", ")} files may be uploaded`,
+    );
+  }
+  return { name, type: extension as UploadType };
+}
+
+/** Signatures of executables and scripts: never kept, whatever the extension says. */
+const EXECUTABLE_PREFIXES: readonly (readonly number[])[] = [
+  [0x23, 0x21], // "#!" shebang
+  [0x7f, 0x45, 0x4c, 0x46], // ELF
+  [0x4d, 0x5a], // "MZ": PE / DOS
+  [0xca, 0xfe, 0xba, 0xbe], // Mach-O universal, Java class
+  [0xcf, 0xfa, 0xed, 0xfe], // Mach-O 64-bit
+  [0xce, 0xfa, 0xed, 0xfe], // Mach-O 32-bit
+  [0x50, 0x4b, 0x03, 0x04], // ZIP (jar, docm, ...)
+];
+
+/** Script markers refused near the start of a text file. */
+const SCRIPT_MARKERS = /<\s*script|<\?php|<%|<html/i;
+
+/** How many first bytes {@link contentProblem} looks at. */
+export const SNIFF_BYTES = 512;
+
+/**
+ * Why the first bytes of a file do not fit its type, or `undefined`: an executable or script is refused
+ * for every type; a text file has no NUL byte; a Parquet file starts with `PAR1`. An empty file is fine.
+ */
+export function contentProblem(first: Uint8Array, type: UploadType): string | undefined {
+  if (first.length === 0) return undefined;
+  for (const prefix of EXECUTABLE_PREFIXES) {
+    if (prefix.every((byte, i) => first[i] === byte)) {
+      return "The file is an executable, a script or an archive, which may not be uploaded";
+    }
+  }
+  if (UPLOAD_TYPES[type] === "parquet") {
+    const magic = [0x50, 0x41, 0x52, 0x31];
+    const prefix = first.subarray(0, 4);
+    if (prefix.length === 4 && !magic.every((byte, i) => prefix[i] === byte)) {
+      return "The file does not start as a Parquet file does (PAR1)";
+    }
+    return undefined;
+  }
+  if (first.includes(0)) return "The file holds NUL bytes, so it is not a text file";
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(first);
+  if (SCRIPT_MARKERS.test(text)) return "The file holds markup or script, not data";
+  return undefined;
+}
+
+/**
+ * Checks that one more file of `bytes` fits the limits, given what the data source holds already.
+ *
+ * @throws {UploadRefusedError} `upload_too_large` or `upload_limit_reached`.
+ */
+export function checkUploadFits(
+  limits: UploadLimits,
+  held: { readonly files: number; readonly bytes: number },
+  bytes: number,
+): void {
+  if (bytes > limits.maxFileBytes) {
+    throw new UploadRefusedError(
+      "upload_too_large",
+      `The file is larger than the ${limits.maxFileBytes} bytes a file may have`,
+    );
+  }
+  if (held.files + 1 > limits.maxFiles) {
+    throw new UploadRefusedError(
+      "upload_limit_reached",
+      `A data source holds at most ${limits.maxFiles} files`,
+    );
+  }
+  if (held.bytes + bytes > limits.maxTotalBytes) {
+    throw new UploadRefusedError(
+      "upload_too_large",
+      `A data source holds at most ${limits.maxTotalBytes} bytes in all`,
+    );
+  }
+}
