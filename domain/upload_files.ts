@@ -43,20 +43,26 @@ export const DEFAULT_UPLOAD_LIMITS: UploadLimits = {
 };
 
 /** An upload refused for its name, type, content or size; nothing of it is kept. */
-export class UploadRefusedError extends AppError {
-  readonly code: string;
+export abstract class UploadRefusedError extends AppError {}
 
-  constructor(
-    code:
-      | "upload_name_unsafe"
-      | "upload_type_refused"
-      | "upload_too_large"
-      | "upload_limit_reached",
-    message: string,
-  ) {
-    super(message);
-    this.code = code;
-  }
+/** The file's name is unsafe (a path separator, a dot-file, not printable, ...). */
+export class UploadNameUnsafeError extends UploadRefusedError {
+  readonly code = "upload_name_unsafe";
+}
+
+/** The file's extension or first bytes are not of an allowed type, or it is executable. */
+export class UploadTypeRefusedError extends UploadRefusedError {
+  readonly code = "upload_type_refused";
+}
+
+/** The file, or all of the data source's files, would be larger than the limits allow. */
+export class UploadTooLargeError extends UploadRefusedError {
+  readonly code = "upload_too_large";
+}
+
+/** The data source holds as many files as it may. */
+export class UploadLimitReachedError extends UploadRefusedError {
+  readonly code = "upload_limit_reached";
 }
 
 /** Parses `UPLOAD_ALLOWED_TYPES` (comma-separated extensions), refusing an unknown one. */
@@ -64,8 +70,7 @@ export function parseUploadTypes(text: string): UploadType[] {
   const types = text.split(",").map((t) => t.trim().toLowerCase()).filter((t) => t !== "");
   for (const type of types) {
     if (!(type in UPLOAD_TYPES)) {
-      throw new UploadRefusedError(
-        "upload_type_refused",
+      throw new UploadTypeRefusedError(
         `Unknown upload type "${type}"; known: ${Object.keys(UPLOAD_TYPES).join(", ")}`,
       );
     }
@@ -78,7 +83,7 @@ export function parseUploadTypes(text: string): UploadType[] {
  * rules (no `/` or `\`, no leading `.` or `-`, printable, at most 64 characters; `domain/names.ts`) and
  * ending in an allowed extension; returns it with its type.
  *
- * @throws {UploadRefusedError} `upload_name_unsafe` or `upload_type_refused`.
+ * @throws {UploadNameUnsafeError} or {UploadTypeRefusedError}.
  */
 export function checkedUploadName(
   raw: string,
@@ -87,13 +92,12 @@ export function checkedUploadName(
   const name = raw.isWellFormed() ? raw.normalize("NFC") : raw;
   const problem = projectNameProblem(name);
   if (problem !== undefined) {
-    throw new UploadRefusedError("upload_name_unsafe", `The file name ${problem}`);
+    throw new UploadNameUnsafeError(`The file name ${problem}`);
   }
   const dot = name.lastIndexOf(".");
   const extension = dot <= 0 ? "" : name.slice(dot + 1).toLowerCase();
   if (!(types as readonly string[]).includes(extension)) {
-    throw new UploadRefusedError(
-      "upload_type_refused",
+    throw new UploadTypeRefusedError(
       `Only ${types.map((t) => `.${t}`).join(", ")} files may be uploaded`,
     );
   }
@@ -145,7 +149,7 @@ export function contentProblem(first: Uint8Array, type: UploadType): string | un
 /**
  * Checks that one more file of `bytes` fits the limits, given what the data source holds already.
  *
- * @throws {UploadRefusedError} `upload_too_large` or `upload_limit_reached`.
+ * @throws {UploadTooLargeError} or {UploadLimitReachedError}.
  */
 export function checkUploadFits(
   limits: UploadLimits,
@@ -153,21 +157,70 @@ export function checkUploadFits(
   bytes: number,
 ): void {
   if (bytes > limits.maxFileBytes) {
-    throw new UploadRefusedError(
-      "upload_too_large",
+    throw new UploadTooLargeError(
       `The file is larger than the ${limits.maxFileBytes} bytes a file may have`,
     );
   }
   if (held.files + 1 > limits.maxFiles) {
-    throw new UploadRefusedError(
-      "upload_limit_reached",
+    throw new UploadLimitReachedError(
       `A data source holds at most ${limits.maxFiles} files`,
     );
   }
   if (held.bytes + bytes > limits.maxTotalBytes) {
-    throw new UploadRefusedError(
-      "upload_too_large",
+    throw new UploadTooLargeError(
       `A data source holds at most ${limits.maxTotalBytes} bytes in all`,
     );
+  }
+}
+
+/** The states of an uploaded data source: files may be added while `open`; `ready` has a release. */
+export type UploadedDataSourceState = "open" | "ready";
+
+/**
+ * An "Uploaded" data source: a project run whose files a person uploads (instead of a database
+ * extract), kept in the quarantine area until a release of them is approved.
+ */
+export interface UploadedDataSource {
+  /** 32 lower-case hex digits. */
+  readonly id: string;
+  readonly project_name: string;
+  /** `YYYYMMDD_HHMMSS`, as for every project run. */
+  readonly project_start_time: string;
+  /** The filestore destination the files are published into. */
+  readonly destination: string;
+  /** Who created it: the only person who may upload to it. */
+  readonly owner: { readonly id: string; readonly issuer: string; readonly name: string };
+  readonly created_at: string;
+  readonly state: UploadedDataSourceState;
+  /** The release made when the owner marked it ready. */
+  readonly release_id: string | null;
+  /** The owner's column type overrides: file name → column → type. */
+  readonly column_types: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+/** The shape of an {@link UploadedDataSource}'s id. */
+export const DATA_SOURCE_ID_PATTERN = /^[0-9a-f]{32}$/;
+
+/** No data source with this id that the person may see (404: the same whether absent or hidden). */
+export class DataSourceNotFoundError extends AppError {
+  readonly code = "data_source_not_found";
+  constructor() {
+    super("No such uploaded data source");
+  }
+}
+
+/** Only the person who created a data source may upload to it, change it or mark it ready (403). */
+export class NotUploaderError extends AppError {
+  readonly code = "not_uploader";
+  constructor() {
+    super("Only the person who created this data source may change it");
+  }
+}
+
+/** The data source was marked ready: its files can no longer change (409). */
+export class DataSourceClosedError extends AppError {
+  readonly code = "data_source_closed";
+  constructor(detail = "The data source was marked ready; its files can no longer change") {
+    super(detail);
   }
 }

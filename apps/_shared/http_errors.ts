@@ -19,6 +19,15 @@ import {
   UnknownDestinationError,
   UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
+import {
+  DataSourceClosedError,
+  DataSourceNotFoundError,
+  NotUploaderError,
+  UploadLimitReachedError,
+  UploadNameUnsafeError,
+  UploadTooLargeError,
+  UploadTypeRefusedError,
+} from "../../domain/upload_files.ts";
 import { ReleaseKeyUnavailableError } from "../../ports/release_signer.ts";
 import {
   InvalidSecretNameError,
@@ -120,6 +129,13 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidReleaseQueryError, 400],
   [NotEntitledError, 403],
   [NotEntitledToRevokeError, 403],
+  [UploadNameUnsafeError, 400],
+  [UploadTypeRefusedError, 415],
+  [UploadTooLargeError, 413],
+  [UploadLimitReachedError, 409],
+  [DataSourceNotFoundError, 404],
+  [NotUploaderError, 403],
+  [DataSourceClosedError, 409],
   [InvalidExpiryError, 422],
   [ReleaseNotPublishedError, 404],
   [ReleaseRevokedError, 409],
