@@ -22,6 +22,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ReleaseLifecycle } from "../../application/release_lifecycle.ts";
 import {
   type Admission,
+  ApprovalRequiredError,
   AwaitingNeedsPersonError,
   InvalidReleaseQueryError,
   Releases,
@@ -31,6 +32,7 @@ import {
   type ApprovalPolicy,
   type GatedStep,
   gatesBefore,
+  mayDecideAny,
   mayRevoke,
 } from "../../domain/approval_policy.ts";
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
@@ -53,6 +55,7 @@ import {
   SubServiceProtocolError,
 } from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
+import type { UploadDeps } from "./ui/uploads.tsx";
 import {
   recordAuditDecision,
   recordAuditOutput,
@@ -169,8 +172,19 @@ export interface ApprovalDeps {
   readonly dashboard?:
     | Omit<
       DashboardDeps,
-      "releasesFor" | "recordDecision" | "log" | "publish" | "describe" | "revoke" | "mayRevoke"
+      | "releasesFor"
+      | "recordDecision"
+      | "log"
+      | "publish"
+      | "describe"
+      | "revoke"
+      | "mayRevoke"
+      | "uploads"
     >
+      & {
+        /** Uploads (`docs/uploads.md`): who may review them and their releases come from the gates. */
+        readonly uploads?: Omit<UploadDeps, "mayReview" | "release"> | undefined;
+      }
     | undefined;
 }
 
@@ -480,6 +494,24 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       ...deps.dashboard,
       releasesFor,
       mayRevoke: (person) => mayRevoke(gates.policy, person.roles),
+      uploads: deps.dashboard.uploads === undefined ? undefined : {
+        ...deps.dashboard.uploads,
+        mayReview: (person) => mayDecideAny(gates.policy, person.roles),
+        // Marking a data source ready asks for its package step: the release now awaits the gates.
+        release: async (c, source, person) => {
+          try {
+            const admitted = await releasesFor(c).admit("package", {
+              project_name: source.project_name,
+              project_start_time: source.project_start_time,
+              destination: { type: "filestore", name: source.destination },
+            }, { kind: "person", id: person.id, issuer: person.issuer });
+            return admitted.release.id;
+          } catch (error) {
+            if (error instanceof ApprovalRequiredError) return error.releaseId;
+            throw error;
+          }
+        },
+      },
       revoke: async (c, id, reason, person) => {
         if (!mayRevoke(gates.policy, person.roles)) throw new NotEntitledToRevokeError();
         const release = await lifecycleWith(requestIdOf(c)).revoke(id, {

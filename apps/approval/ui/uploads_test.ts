@@ -6,7 +6,7 @@ import { OidcLogin } from "../../../adapters/oidc/oidc_login.ts";
 import { MemoryAuditTrail } from "../../../adapters/memory/memory_audit_trail.ts";
 import { MemoryReleaseStore } from "../../../adapters/memory/memory_release_store.ts";
 import { UploadQuarantine } from "../../../adapters/filesystem/upload_quarantine.ts";
-import { mayDecideAny, parseApprovalPolicy } from "../../../domain/approval_policy.ts";
+import { parseApprovalPolicy } from "../../../domain/approval_policy.ts";
 import type { TabularReport } from "../../../domain/tabular_checks.ts";
 import { DEFAULT_UPLOAD_TYPES } from "../../../domain/upload_files.ts";
 import { FakeWorld } from "../../../tests/support/apps.ts";
@@ -56,7 +56,6 @@ async function setUp() {
         quarantine,
         limits: LIMITS,
         destinations: ["LSC"],
-        mayReview: (person) => mayDecideAny(policy, person.roles),
       },
     },
   });
@@ -268,7 +267,14 @@ Deno.test("the uploader overrides column types and marks the data source ready",
   });
   const ready = await u.client.post(`${u.page}/ready`, { csrf: u.csrf });
   assert.equal(ready.status, 303);
-  assert.equal((await s.quarantine.source(u.source))?.state, "ready");
+  const marked = await s.quarantine.source(u.source);
+  assert.equal(marked?.state, "ready");
+  assert.ok(marked?.release_id, "marking ready made a release");
+  // The release awaits the policy's gates: the information governance approver sees it.
+  const igor = s.client();
+  const awaiting = await (await igor.signIn("igor")).text();
+  assert.ok(awaiting.includes(`/ui/releases/${marked.release_id}`));
+  assert.ok(awaiting.includes("Survey 2024"));
   const closed = await u.create("b.csv", 5);
   assert.equal(closed.status, 409);
   await closed.body?.cancel();
