@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { z } from "zod";
+import { FilestoreDestination, ProjectName, ProjectStartTime } from "./contract.ts";
 import { AppError } from "./errors.ts";
 import { projectNameProblem } from "./names.ts";
 
@@ -173,8 +175,12 @@ export function checkUploadFits(
   }
 }
 
-/** The states of an uploaded data source: files may be added while `open`; `ready` has a release. */
-export type UploadedDataSourceState = "open" | "ready";
+/**
+ * The states of an uploaded data source: files may be added while `open`; `ready` has a release
+ * awaiting its gates; `staged` once its approved files were copied into staging; `published` once
+ * published.
+ */
+export type UploadedDataSourceState = "open" | "ready" | "staged" | "published";
 
 /**
  * An "Uploaded" data source: a project run whose files a person uploads (instead of a database
@@ -222,5 +228,65 @@ export class DataSourceClosedError extends AppError {
   readonly code = "data_source_closed";
   constructor(detail = "The data source was marked ready; its files can no longer change") {
     super(detail);
+  }
+}
+
+/** The staging dataset (schema name) uploaded files are staged under: `data/outputs/uploads/<name>`. */
+export const UPLOAD_DATASET = "uploads";
+
+/**
+ * One approved file the gateway asks the publish service to stage: its upload id in the quarantine
+ * area, its checked name, and the SHA-512 and size recorded as it arrived.
+ */
+export const uploadedFileSchema = z.object({
+  id: z.string().regex(DATA_SOURCE_ID_PATTERN),
+  name: z.string().refine((name) => projectNameProblem(name) === undefined, {
+    error: "must be a safe file name",
+  }),
+  sha512: z.string().regex(/^[0-9a-f]{128}$/),
+  bytes: z.number().int().min(0),
+}).strict();
+
+/** See {@link uploadedFileSchema}. */
+export type UploadedFile = z.infer<typeof uploadedFileSchema>;
+
+/** The files of a `POST /data-publish/package-upload` request (names unique). */
+export const uploadedFilesSchema = z.array(uploadedFileSchema).min(1).refine(
+  (files) => new Set(files.map((f) => f.name)).size === files.length,
+  { error: "must not name a file twice" },
+);
+
+/** A quarantined file's bytes are not those recorded when it was uploaded: nothing is staged (409). */
+export class UploadIntegrityError extends AppError {
+  readonly code = "upload_integrity";
+  constructor(readonly fileName: string) {
+    super(`The uploaded file ${fileName} no longer has the SHA-512 and size recorded at upload`);
+  }
+}
+
+/** Body of the publish service's `POST /data-publish/package-upload` (sent by the gateway only). */
+export const PackageUploadRequest = z.object({
+  project_name: ProjectName,
+  project_start_time: ProjectStartTime,
+  destination: FilestoreDestination,
+  files: uploadedFilesSchema,
+}).strict();
+
+/** See {@link PackageUploadRequest}. */
+export type PackageUploadRequest = z.infer<typeof PackageUploadRequest>;
+
+/** The service has no quarantine area (`UPLOAD_QUARANTINE_PATH` unset): uploads are off (501). */
+export class UploadsOffError extends AppError {
+  readonly code = "uploads_off";
+  constructor() {
+    super("Uploads are off on this service: UPLOAD_QUARANTINE_PATH is not set");
+  }
+}
+
+/** The publish service refused to stage or publish an uploaded data source; `detail` says why (409). */
+export class UploadStepRefusedError extends AppError {
+  readonly code = "upload_step_refused";
+  constructor(readonly step: "stage" | "publish", detail: string) {
+    super(`The publish service did not ${step} the files: ${detail}`);
   }
 }

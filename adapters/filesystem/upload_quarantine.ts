@@ -18,14 +18,16 @@ import { FileStore } from "@tus/file-store";
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import {
   DATA_SOURCE_ID_PATTERN,
   SNIFF_BYTES,
   type UploadedDataSource,
 } from "../../domain/upload_files.ts";
-import { OWNER_ONLY } from "./confined_tree.ts";
+import type { QuarantinedFiles } from "../../ports/quarantine.ts";
+import { openPlainFile, OWNER_ONLY } from "./confined_tree.ts";
+import { copyWithSha512 } from "./sha512.ts";
 
 /** A tus upload as the file store keeps it. */
 export type TusUpload = Awaited<ReturnType<FileStore["getUpload"]>>;
@@ -113,7 +115,7 @@ export class HashingFileStore extends FileStore {
 }
 
 /** The quarantine area; see the module documentation. */
-export class UploadQuarantine {
+export class UploadQuarantine implements QuarantinedFiles {
   readonly store: HashingFileStore;
   readonly #sources: string;
   readonly #results: string;
@@ -206,6 +208,23 @@ export class UploadQuarantine {
   /** The path of upload `id`'s bytes, for the publish service's copy. */
   pathOf(id: string): string {
     return join(this.store.directory, checkedId(id));
+  }
+
+  /** Copies upload `id` into a new owner-only file at `target`, hashing it (`QuarantinedFiles`). */
+  async copyInto(id: string, target: string): Promise<{ sha512: string; bytes: number }> {
+    const source = await openPlainFile(this.pathOf(id), `files/${id}`);
+    if (source === undefined) throw new Error(`No upload ${id} in the quarantine area`);
+    try {
+      await mkdir(dirname(target), { recursive: true, mode: OWNER_ONLY.dir });
+      const copy = await open(target, "wx", OWNER_ONLY.file);
+      try {
+        return await copyWithSha512(source, copy);
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      await source.close();
+    }
   }
 
   /** Records what was found once upload `id` finished. */

@@ -33,6 +33,7 @@ import {
   NotUploaderError,
   UPLOAD_TYPES,
   type UploadedDataSource,
+  type UploadedFile,
   type UploadLimits,
   UploadNameUnsafeError,
   UploadRefusedError,
@@ -64,6 +65,18 @@ export interface UploadDeps {
    * ready only closes the data source.
    */
   readonly release?: (c: Context, source: UploadedDataSource, person: Person) => Promise<string>;
+  /**
+   * Stages the approved files of a data source marked ready (the release's `package` step, gated):
+   * the publish service copies them from the quarantine area, checking each SHA-512.
+   */
+  readonly stage?: (
+    c: Context,
+    source: UploadedDataSource,
+    files: readonly UploadedFile[],
+    person: Person,
+  ) => Promise<void>;
+  /** Publishes a staged data source (the release's `publish` step, gated) as a bag with its crate. */
+  readonly publish?: (c: Context, source: UploadedDataSource, person: Person) => Promise<void>;
   /** The size of each PATCH the browser sends (bytes; 8 MiB by default). */
   readonly chunkBytes?: number;
 }
@@ -387,6 +400,26 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
             </form>
           )
           : null}
+        {owner && (source.state === "ready" || source.state === "staged")
+          ? (
+            <form
+              method="post"
+              action={`${UI_PREFIX}/uploads/${source.id}/${
+                source.state === "ready" ? "stage" : "publish"
+              }`}
+            >
+              <input type="hidden" name="csrf" value={session.csrf} />
+              <p>
+                {source.state === "ready"
+                  ? "Once the release's first gate is met, stage the files exactly as uploaded."
+                  : "Once the release's last gate is met, publish the staged files."}
+              </p>
+              <button type="submit">
+                {source.state === "ready" ? "Stage approved files" : "Publish"}
+              </button>
+            </form>
+          )
+          : null}
         <script src={UPLOAD_SCRIPT_PATH} defer></script>
       </Page>,
     );
@@ -434,6 +467,45 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
       person_id: session.person.id,
       request_id: requestIdOf(c),
     });
+    return c.redirect(`${UI_PREFIX}/uploads/${source.id}?done=1`, 303);
+  });
+
+  /** The data source `id` if `person` created it and it is in state `state`. */
+  async function ownSourceIn(
+    id: string,
+    person: Person,
+    state: UploadedDataSource["state"],
+  ): Promise<UploadedDataSource> {
+    const source = await visibleSource(id, person);
+    if (!isOwner(source, person)) throw new NotUploaderError();
+    if (source.state !== state) {
+      throw new DataSourceClosedError(`The data source is ${source.state}, not ${state}`);
+    }
+    return source;
+  }
+
+  ui.post(`${UI_PREFIX}/uploads/:id/stage`, async (c) => {
+    const session = host.signedIn(c);
+    const source = await ownSourceIn(c.req.param("id"), session.person, "ready");
+    if (deps.stage === undefined) throw new DataSourceClosedError("Staging uploads is off here");
+    const files: UploadedFile[] = [];
+    for (const file of await quarantine.files(source.id)) {
+      if (file.result === null || file.result.refusal !== null) continue;
+      files.push({ id: file.id, name: file.name, sha512: file.result.sha512, bytes: file.size });
+    }
+    await deps.stage(c, source, files, session.person);
+    await quarantine.saveSource({ ...source, state: "staged" });
+    return c.redirect(`${UI_PREFIX}/uploads/${source.id}?done=1`, 303);
+  });
+
+  ui.post(`${UI_PREFIX}/uploads/:id/publish`, async (c) => {
+    const session = host.signedIn(c);
+    const source = await ownSourceIn(c.req.param("id"), session.person, "staged");
+    if (deps.publish === undefined) {
+      throw new DataSourceClosedError("Publishing uploads is off here");
+    }
+    await deps.publish(c, source, session.person);
+    await quarantine.saveSource({ ...source, state: "published" });
     return c.redirect(`${UI_PREFIX}/uploads/${source.id}?done=1`, 303);
   });
 }

@@ -19,6 +19,8 @@ import {
 } from "../../../tools/demo_identity_provider.ts";
 import { personVerifierFromEnv } from "../../_shared/person_verifier_from_env.ts";
 import { TUS_PATH } from "./uploads.tsx";
+import { runFolder } from "../../../domain/staging_layout.ts";
+import { readKeySet, verifyRelease } from "../../../tools/verify_release.ts";
 
 const BASE = "http://127.0.0.1:8000";
 const LIMITS = {
@@ -40,6 +42,7 @@ async function setUp() {
   const quarantine = await UploadQuarantine.open(join(root, "q"));
   const world = new FakeWorld();
   world.audit = new MemoryAuditTrail();
+  world.quarantine = quarantine;
   const policy = parseApprovalPolicy(DEMO_APPROVAL_POLICY);
   const app = world.approvalApp({
     gates: { policy, store: new MemoryReleaseStore(), verifier },
@@ -61,6 +64,7 @@ async function setUp() {
   });
   return {
     app,
+    world,
     quarantine,
     root,
     client: () => new DashboardClient(app, BASE),
@@ -278,4 +282,90 @@ Deno.test("the uploader overrides column types and marks the data source ready",
   const closed = await u.create("b.csv", 5);
   assert.equal(closed.status, 409);
   await closed.body?.cancel();
+});
+
+/** Records `person`'s approval for `gate|type` on release `id` through the dashboard. */
+async function approve(
+  s: Awaited<ReturnType<typeof setUp>>,
+  login: string,
+  id: string,
+  action: string,
+) {
+  const client = s.client();
+  const csrf = DashboardClient.csrfOf(await (await client.signIn(login)).text());
+  const decided = await client.post(`/ui/releases/${id}/decisions`, {
+    csrf,
+    action,
+    decision: "approve",
+  });
+  assert.equal(decided.status, 303, await decided.text());
+}
+
+Deno.test("upload to release: ready, both gates, staged exactly, published as a verified bag", async () => {
+  await using s = await setUp();
+  const u = await anUploader(s);
+  const location = (await u.create("survey.csv", CSV.length)).headers.get("location") ?? "";
+  assert.equal((await u.patch(location, 0, CSV)).status, 204);
+  assert.equal((await u.client.post(`${u.page}/ready`, { csrf: u.csrf })).status, 303);
+  const releaseId = (await s.quarantine.source(u.source))?.release_id ?? "";
+
+  // Staging waits for the first gate.
+  const early = await u.client.post(`${u.page}/stage`, { csrf: u.csrf });
+  assert.equal(early.status, 409);
+  assert.match(await early.text(), /awaits approval at gate/);
+  await approve(s, "igor", releaseId, "sign_off|INFORMATION_GOVERNANCE");
+  await approve(s, "dana", releaseId, "sign_off|DATA_ENGINEER");
+  const staged = await u.client.post(`${u.page}/stage`, { csrf: u.csrf });
+  assert.equal(staged.status, 303, await staged.text());
+  const run = {
+    project: "Survey 2024",
+    startTime: (await s.quarantine.source(u.source))!.project_start_time,
+  };
+  const staging = await s.world.filestore.staging(run);
+  assert.ok(staging.digest);
+
+  // Publishing waits for the disclosure gate, whose approvals bind to the staging digest.
+  const waiting = await u.client.post(`${u.page}/publish`, { csrf: u.csrf });
+  assert.equal(waiting.status, 409);
+  await waiting.body?.cancel();
+  await approve(s, "olive", releaseId, "disclosure|OUTPUT_CHECKER");
+  await approve(s, "oscar", releaseId, "disclosure|OUTPUT_CHECKER");
+  const published = await u.client.post(`${u.page}/publish`, { csrf: u.csrf });
+  assert.equal(published.status, 303, await published.text());
+  assert.equal((await s.quarantine.source(u.source))?.state, "published");
+
+  // The bag holds the exact bytes uploaded, and `deno task verify-release` accepts it.
+  const bag = join(s.world.base, runFolder("production", run));
+  assert.deepEqual(await Deno.readFile(join(bag, "data", "outputs", "uploads", "survey.csv")), CSV);
+  const keys = await (await s.world.publishApp().request("/.well-known/release-keys")).text();
+  const keyFile = join(s.root, "keys.json");
+  await Deno.writeTextFile(keyFile, keys);
+  const checks = await verifyRelease(bag, await readKeySet(keyFile));
+  assert.deepEqual(checks.filter((c) => c.ok !== true), [], JSON.stringify(checks));
+  const crate = JSON.parse(await Deno.readTextFile(join(bag, "ro-crate-metadata.json")));
+  assert.match(JSON.stringify(crate), /survey\.csv/);
+});
+
+Deno.test("staging refuses a quarantined file changed since it was uploaded", async () => {
+  await using s = await setUp();
+  const u = await anUploader(s);
+  const location = (await u.create("survey.csv", CSV.length)).headers.get("location") ?? "";
+  assert.equal((await u.patch(location, 0, CSV)).status, 204);
+  assert.equal((await u.client.post(`${u.page}/ready`, { csrf: u.csrf })).status, 303);
+  const releaseId = (await s.quarantine.source(u.source))?.release_id ?? "";
+  await approve(s, "igor", releaseId, "sign_off|INFORMATION_GOVERNANCE");
+  await approve(s, "dana", releaseId, "sign_off|DATA_ENGINEER");
+  const id = location.split("/").at(-1) ?? "";
+  const tampered = new Uint8Array(CSV);
+  tampered[5] = 0x58;
+  await Deno.writeFile(s.quarantine.pathOf(id), tampered);
+  const refused = await u.client.post(`${u.page}/stage`, { csrf: u.csrf });
+  assert.equal(refused.status, 409);
+  assert.match(await refused.text(), /no longer has the SHA-512/);
+  const run = {
+    project: "Survey 2024",
+    startTime: (await s.quarantine.source(u.source))!.project_start_time,
+  };
+  assert.equal((await s.world.filestore.staging(run)).digest, null, "nothing staged");
+  assert.equal((await s.quarantine.source(u.source))?.state, "ready");
 });
