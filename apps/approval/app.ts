@@ -117,6 +117,8 @@ export const DEFAULT_RELEASE_PAGE_SIZE = 50;
  * only, reading releases either, everything else the key only.
  */
 export function gatewayCredentialFor(c: Context): Credential {
+  // Scripts' uploads (`docs/uploads.md`) are a person's, never the key's.
+  if (c.req.path.startsWith("/uploads/")) return "person";
   if (c.req.path !== "/releases" && !c.req.path.startsWith("/releases/")) return "key";
   return c.req.method === "GET" || c.req.method === "HEAD" ? "key_or_person" : "person";
 }

@@ -46,11 +46,19 @@ import type { Logger } from "../../_shared/log.ts";
 import { requestIdOf } from "../../_shared/request_ids.ts";
 import { sameSecret } from "../../../adapters/oidc/oidc_login.ts";
 import type { Session } from "./sessions.ts";
+import { personOf } from "../../_shared/person_auth.ts";
+import { success } from "../../_shared/envelope.ts";
 import { Page } from "./dashboard.tsx";
 import { UI_PREFIX } from "./paths.ts";
 
-/** Where the tus endpoint is mounted. */
+/** Where the upload page's tus endpoint is mounted (session cookie and CSRF token). */
 export const TUS_PATH = `${UI_PREFIX}/uploads/tus`;
+
+/** Where scripts create data sources and upload (a person's bearer token; `docs/uploads.md`). */
+export const SCRIPT_PREFIX = "/uploads";
+
+/** The scripts' tus endpoint. */
+export const SCRIPT_TUS_PATH = `${SCRIPT_PREFIX}/tus`;
 
 /** What the upload pages need. */
 export interface UploadDeps {
@@ -99,17 +107,21 @@ export const UPLOAD_SCRIPT_PATH = `${UI_PREFIX}/static/upload.js`;
 /** Adds the upload pages and the tus endpoint to the dashboard's app `ui`. */
 export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
   const { quarantine, limits } = deps;
-  const tus = new Server({
-    path: TUS_PATH,
-    datastore: quarantine.store,
-    maxSize: limits.maxFileBytes,
-    relativeLocation: true,
-    disableTerminationForFinishedUploads: true,
-    onUploadFinish: async (_req, upload) => {
-      await finish(upload);
-      return {};
-    },
-  });
+  /** A tus server at `path` over the quarantine's store (one for the dashboard, one for scripts). */
+  const tusAt = (path: string) =>
+    new Server({
+      path,
+      datastore: quarantine.store,
+      maxSize: limits.maxFileBytes,
+      relativeLocation: true,
+      disableTerminationForFinishedUploads: true,
+      onUploadFinish: async (_req, upload) => {
+        await finish(upload);
+        return {};
+      },
+    });
+  const tusForPages = tusAt(TUS_PATH);
+  const tusForScripts = tusAt(SCRIPT_TUS_PATH);
 
   /** Hashes, sniffs and checks a finished upload; refuses (and deletes) what is not allowed. */
   async function finish(upload: TusUpload): Promise<void> {
@@ -167,10 +179,11 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
 
   // ---- tus endpoint
 
-  ui.all(TUS_PATH, (c) => tusRequest(c));
-  ui.all(`${TUS_PATH}/:id`, (c) => tusRequest(c, c.req.param("id")));
+  ui.all(TUS_PATH, (c) => pageTusRequest(c));
+  ui.all(`${TUS_PATH}/:id`, (c) => pageTusRequest(c, c.req.param("id")));
 
-  async function tusRequest(c: Context, id?: string): Promise<Response> {
+  /** The upload page's tus requests: the session, and for changes its origin and token. */
+  async function pageTusRequest(c: Context, id?: string): Promise<Response> {
     const session = host.sessionOf(c);
     if (session === undefined) return plain(401, "Sign in to the dashboard first");
     const method = c.req.method;
@@ -180,21 +193,55 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
         return plain(403, "Refused: not sent by this dashboard's upload page");
       }
     }
+    return await tusRequest(c, tusForPages, session.person, id);
+  }
+
+  // Scripts: the person's bearer token (checked by the gateway's person authentication, which
+  // `gatewayCredentialFor` requires under `/uploads/`); no cookie, so no CSRF check.
+  ui.all(SCRIPT_TUS_PATH, (c) => scriptTusRequest(c));
+  ui.all(`${SCRIPT_TUS_PATH}/:id`, (c) => scriptTusRequest(c, c.req.param("id")));
+
+  function scriptTusRequest(c: Context, id?: string): Promise<Response> {
+    const person = personOf(c);
+    if (person === undefined) return Promise.resolve(plain(401, "A bearer token is required"));
+    return tusRequest(c, tusForScripts, person, id);
+  }
+
+  ui.post(`${SCRIPT_PREFIX}/sources`, async (c) => {
+    const person = personOf(c);
+    if (person === undefined) return plain(401, "A bearer token is required");
+    const body = await c.req.json().catch(() => ({})) as Record<string, unknown>;
+    const source = await createSource(
+      c,
+      person,
+      String(body.project_name ?? ""),
+      String(body.destination ?? ""),
+    );
+    return c.json(success({ id: source.id, project_start_time: source.project_start_time }), 201);
+  });
+
+  async function tusRequest(
+    c: Context,
+    tus: Server,
+    person: Person,
+    id: string | undefined,
+  ): Promise<Response> {
+    const method = c.req.method;
     try {
       let request = c.req.raw;
       if (method === "POST" && id === undefined) {
-        request = await creation(c, session.person);
+        request = await creation(c, person);
       } else if (id !== undefined && method !== "OPTIONS") {
         const upload = await quarantine.upload(id);
         if (upload === undefined) return plain(404, "No such upload");
-        await ownOpenSource(upload.metadata?.source ?? "", session.person);
+        await ownOpenSource(upload.metadata?.source ?? "", person);
       } else if (method !== "OPTIONS") {
         return plain(405, "Create an upload with POST, then PATCH it");
       }
       const response = await tus.handleWeb(request);
       if (method === "POST" && response.status === 201) {
         host.log.info("upload_created", {
-          person_id: session.person.id,
+          person_id: person.id,
           request_id: requestIdOf(c),
         });
       }
@@ -296,11 +343,14 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
     );
   });
 
-  ui.post(`${UI_PREFIX}/uploads`, async (c) => {
-    const session = host.signedIn(c);
-    const form = c.get("form" as never) as Record<string, unknown>;
-    const projectName = String(form.project_name ?? "").trim();
-    const destination = String(form.destination ?? "");
+  /** Creates a data source of `person` (the dashboard's form, or a script's request). */
+  async function createSource(
+    c: Context,
+    person: Person,
+    rawProjectName: string,
+    destination: string,
+  ): Promise<UploadedDataSource> {
+    const projectName = rawProjectName.trim();
     const problem = projectNameProblem(projectName);
     if (problem !== undefined) {
       throw new UploadNameUnsafeError(`The project name ${problem}`);
@@ -314,17 +364,26 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
       project_name: projectName,
       project_start_time: now.toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15),
       destination,
-      owner: { id: session.person.id, issuer: session.person.issuer, name: session.person.name },
+      owner: { id: person.id, issuer: person.issuer, name: person.name },
       created_at: now.toISOString(),
       state: "open",
       release_id: null,
       column_types: {},
     };
     await quarantine.saveSource(source);
-    host.log.info("upload_source_created", {
-      person_id: session.person.id,
-      request_id: requestIdOf(c),
-    });
+    host.log.info("upload_source_created", { person_id: person.id, request_id: requestIdOf(c) });
+    return source;
+  }
+
+  ui.post(`${UI_PREFIX}/uploads`, async (c) => {
+    const session = host.signedIn(c);
+    const form = c.get("form" as never) as Record<string, unknown>;
+    const source = await createSource(
+      c,
+      session.person,
+      String(form.project_name ?? ""),
+      String(form.destination ?? ""),
+    );
     return c.redirect(`${UI_PREFIX}/uploads/${source.id}`, 303);
   });
 

@@ -18,7 +18,7 @@ import {
   startDemoIdentityProvider,
 } from "../../../tools/demo_identity_provider.ts";
 import { personVerifierFromEnv } from "../../_shared/person_verifier_from_env.ts";
-import { TUS_PATH } from "./uploads.tsx";
+import { SCRIPT_TUS_PATH, TUS_PATH } from "./uploads.tsx";
 import { runFolder } from "../../../domain/staging_layout.ts";
 import { readKeySet, verifyRelease } from "../../../tools/verify_release.ts";
 
@@ -65,6 +65,7 @@ async function setUp() {
   return {
     app,
     world,
+    keys,
     quarantine,
     root,
     client: () => new DashboardClient(app, BASE),
@@ -368,4 +369,57 @@ Deno.test("staging refuses a quarantined file changed since it was uploaded", as
   };
   assert.equal((await s.world.filestore.staging(run)).digest, null, "nothing staged");
   assert.equal((await s.quarantine.source(u.source))?.state, "ready");
+});
+
+Deno.test("a script with a person's bearer token creates a data source and resumes an upload", async () => {
+  await using s = await setUp();
+  const token = await s.keys.sign({ sub: "script-user", realm_access: { roles: ["researcher"] } });
+  const call = (method: string, path: string, headers: Record<string, string>, body?: BodyInit) =>
+    s.app.request(`${BASE}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "tus-resumable": "1.0.0", ...headers },
+      ...(body === undefined ? {} : { body }),
+    });
+  const created = await call(
+    "POST",
+    "/uploads/sources",
+    { "content-type": "application/json" },
+    JSON.stringify({ project_name: "Scripted", destination: "LSC" }),
+  );
+  assert.equal(created.status, 201);
+  const source = (await created.json()).payload.id as string;
+  const upload = await call("POST", SCRIPT_TUS_PATH, {
+    "upload-length": String(CSV.length),
+    "upload-metadata": `filename ${btoa("s.csv")},source ${btoa(source)}`,
+  });
+  assert.equal(upload.status, 201);
+  const location = upload.headers.get("location") ?? "";
+  assert.ok(location.startsWith(`${SCRIPT_TUS_PATH}/`));
+  const patch = (offset: number, bytes: Uint8Array) =>
+    call("PATCH", location, {
+      "content-type": "application/offset+octet-stream",
+      "upload-offset": String(offset),
+    }, bytes as BodyInit);
+  assert.equal((await patch(0, CSV.subarray(0, 7))).status, 204);
+  const head = await call("HEAD", location, {});
+  assert.equal(head.headers.get("upload-offset"), "7");
+  assert.equal((await patch(7, CSV.subarray(7))).status, 204);
+  const [file] = await s.quarantine.files(source);
+  assert.equal(file?.result?.sha512, createHash("sha512").update(CSV).digest("hex"));
+
+  // Without a token, or with the service key only, nothing is accepted.
+  const anonymous = await s.app.request(`${BASE}${location}`, {
+    method: "HEAD",
+    headers: { "tus-resumable": "1.0.0" },
+  });
+  assert.equal(anonymous.status, 401);
+  await anonymous.body?.cancel();
+  // Another person's token sees no such data source.
+  const other = await s.keys.sign({ sub: "someone-else", realm_access: { roles: ["researcher"] } });
+  const foreign = await s.app.request(`${BASE}${location}`, {
+    method: "HEAD",
+    headers: { authorization: `Bearer ${other}`, "tus-resumable": "1.0.0" },
+  });
+  assert.equal(foreign.status, 404);
+  await foreign.body?.cancel();
 });
