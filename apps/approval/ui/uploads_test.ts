@@ -154,7 +154,7 @@ Deno.test("tus: a chunked upload interrupted and resumed keeps every byte and it
   assert.match(page, /<td>Ann<\/td>/, "the uploader sees the preview");
 });
 
-Deno.test("tus: a forged offset is refused with 409 and nothing is written", async () => {
+Deno.test("tus: a forged offset is refused with 409; the uploader can end an unfinished upload", async () => {
   await using s = await setUp();
   const u = await anUploader(s);
   const location = (await u.create("a.csv", CSV.length)).headers.get("location") ?? "";
@@ -164,6 +164,11 @@ Deno.test("tus: a forged offset is refused with 409 and nothing is written", asy
   await forged.body?.cancel();
   const head = await u.tus("HEAD", location, {});
   assert.equal(head.headers.get("upload-offset"), "5");
+  // Termination: the uploader ends an unfinished upload; nothing of it is kept.
+  const ended = await u.tus("DELETE", location, {});
+  assert.equal(ended.status, 204);
+  assert.deepEqual(await s.quarantine.files(u.source), []);
+  assert.equal((await u.tus("HEAD", location, {})).status, 404);
 });
 
 Deno.test("tus: an oversize file (413), a full data source, a wrong type (415), an unsafe name (400)", async () => {
