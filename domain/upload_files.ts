@@ -290,3 +290,8 @@ export class UploadStepRefusedError extends AppError {
     super(`The publish service did not ${step} the files: ${detail}`);
   }
 }
+
+/** An upload request that misses what it must say (its length, a known destination) (400). */
+export class UploadRequestInvalidError extends UploadRefusedError {
+  readonly code = "upload_request_invalid";
+}

@@ -37,7 +37,7 @@ import {
   type UploadLimits,
   UploadNameUnsafeError,
   UploadRefusedError,
-  UploadTypeRefusedError,
+  UploadRequestInvalidError,
 } from "../../../domain/upload_files.ts";
 import { projectNameProblem } from "../../../domain/names.ts";
 import type { Person } from "../../../ports/identity.ts";
@@ -268,7 +268,7 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
     const { name } = checkedUploadName(metadata.filename, limits.types);
     const length = c.req.header("upload-length");
     if (length === undefined || !/^\d{1,16}$/.test(length)) {
-      throw new UploadTypeRefusedError("The upload must declare its length (Upload-Length)");
+      throw new UploadRequestInvalidError("The upload must declare its length (Upload-Length)");
     }
     const files = (await quarantine.files(source.id)).filter((f) => f.result?.refusal == null);
     if (files.some((f) => f.name === name)) {
@@ -356,7 +356,7 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
       throw new UploadNameUnsafeError(`The project name ${problem}`);
     }
     if (!deps.destinations.includes(destination)) {
-      throw new UploadTypeRefusedError(`Unknown destination ${JSON.stringify(destination)}`);
+      throw new UploadRequestInvalidError(`Unknown destination ${JSON.stringify(destination)}`);
     }
     const now = new Date(host.now());
     const source: UploadedDataSource = {

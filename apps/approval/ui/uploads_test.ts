@@ -180,6 +180,14 @@ Deno.test("tus: an oversize file (413), a full data source, a wrong type (415), 
     if (text !== undefined) assert.match(body, text);
   };
   await expect(await u.create("big.csv", 1001), 413, /larger than the 1000 bytes/);
+  await expect(
+    await u.tus("POST", TUS_PATH, {
+      "upload-defer-length": "1",
+      "upload-metadata": `filename ${btoa("later.csv")},source ${btoa(u.source)}`,
+    }),
+    400,
+    /must declare its length/,
+  );
   await expect(await u.create("run.sh", 10), 415);
   await expect(await u.create("data.csv.exe", 10), 415);
   for (const name of ["../../escape.csv", "a/b.csv", "..\\x.csv", ".hidden.csv"]) {
