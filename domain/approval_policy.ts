@@ -182,3 +182,13 @@ export function isEntitled(
     : undefined;
   return type !== undefined && type.roles.some((role) => roles.includes(role));
 }
+
+/**
+ * Whether a person holding `roles` may give any approval type of the policy: such a person may see
+ * what awaits a decision, uploads included (`docs/uploads.md`).
+ */
+export function mayDecideAny(policy: ApprovalPolicy, roles: readonly string[]): boolean {
+  return Object.values(policy.approval_types).some((type) =>
+    type.roles.some((role) => roles.includes(role))
+  );
+}

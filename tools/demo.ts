@@ -282,6 +282,8 @@ async function startStack(
       TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: layout.storage,
       // The run store (SQLite) lives in the run folder, not in ./state.
       STATE_DIR: join(layout.run, "state"),
+      // Dashboard uploads (`docs/uploads.md`): the gateway writes the quarantine, publish reads it.
+      UPLOAD_QUARANTINE_PATH: join(layout.run, "quarantine"),
       // One backend runs one query at a time, so extracting tables in parallel gains nothing.
       PACKAGE_CONCURRENCY: "1",
       // The demo's PGlite speaks no TLS: opt out of the verified TLS every source gets by default.

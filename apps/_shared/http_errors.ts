@@ -19,6 +19,19 @@ import {
   UnknownDestinationError,
   UnsafeFilesystemEntryError,
 } from "../../ports/filestore.ts";
+import {
+  DataSourceClosedError,
+  DataSourceNotFoundError,
+  NotUploaderError,
+  UploadIntegrityError,
+  UploadLimitReachedError,
+  UploadNameUnsafeError,
+  UploadRequestInvalidError,
+  UploadsOffError,
+  UploadStepRefusedError,
+  UploadTooLargeError,
+  UploadTypeRefusedError,
+} from "../../domain/upload_files.ts";
 import { ReleaseKeyUnavailableError } from "../../ports/release_signer.ts";
 import {
   InvalidSecretNameError,
@@ -126,6 +139,17 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [InvalidReleaseQueryError, 400],
   [NotEntitledError, 403],
   [NotEntitledToRevokeError, 403],
+  [UploadNameUnsafeError, 400],
+  [UploadRequestInvalidError, 400],
+  [UploadTypeRefusedError, 415],
+  [UploadTooLargeError, 413],
+  [UploadLimitReachedError, 409],
+  [DataSourceNotFoundError, 404],
+  [NotUploaderError, 403],
+  [DataSourceClosedError, 409],
+  [UploadIntegrityError, 409],
+  [UploadsOffError, 501],
+  [UploadStepRefusedError, 409],
   [InvalidExpiryError, 422],
   [ReleaseNotPublishedError, 404],
   [ReleaseRevokedError, 409],

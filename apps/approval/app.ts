@@ -22,6 +22,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ReleaseLifecycle } from "../../application/release_lifecycle.ts";
 import {
   type Admission,
+  ApprovalRequiredError,
   AwaitingNeedsPersonError,
   InvalidReleaseQueryError,
   Releases,
@@ -31,6 +32,7 @@ import {
   type ApprovalPolicy,
   type GatedStep,
   gatesBefore,
+  mayDecideAny,
   mayRevoke,
 } from "../../domain/approval_policy.ts";
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
@@ -43,7 +45,7 @@ import {
 } from "../../domain/release.ts";
 import { DataContractTransferRequest } from "../../domain/contract.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
-import type { PersonVerifier } from "../../ports/identity.ts";
+import type { Person, PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
 import type { ReleaseRevoker } from "../../ports/release_revoker.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
@@ -53,6 +55,9 @@ import {
   SubServiceProtocolError,
 } from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
+import type { UploadDeps } from "./ui/uploads.tsx";
+import { type UploadedDataSource, UploadStepRefusedError } from "../../domain/upload_files.ts";
+import type { Requester } from "../../domain/release.ts";
 import {
   recordAuditDecision,
   recordAuditOutput,
@@ -115,6 +120,8 @@ export const DEFAULT_RELEASE_PAGE_SIZE = 50;
  * only, reading releases either, everything else the key only.
  */
 export function gatewayCredentialFor(c: Context): Credential {
+  // Scripts' uploads (`docs/uploads.md`) are a person's, never the key's.
+  if (c.req.path.startsWith("/uploads/")) return "person";
   if (c.req.path !== "/releases" && !c.req.path.startsWith("/releases/")) return "key";
   return c.req.method === "GET" || c.req.method === "HEAD" ? "key_or_person" : "person";
 }
@@ -172,8 +179,21 @@ export interface ApprovalDeps {
   readonly dashboard?:
     | Omit<
       DashboardDeps,
-      "releasesFor" | "recordDecision" | "log" | "publish" | "describe" | "revoke" | "mayRevoke"
+      | "releasesFor"
+      | "recordDecision"
+      | "log"
+      | "publish"
+      | "describe"
+      | "revoke"
+      | "mayRevoke"
+      | "uploads"
     >
+      & {
+        /** Uploads (`docs/uploads.md`): who may review them and their releases come from the gates. */
+        readonly uploads?:
+          | Omit<UploadDeps, "mayReview" | "release" | "stage" | "publish">
+          | undefined;
+      }
     | undefined;
 }
 
@@ -386,12 +406,17 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     return relay(c, reply) as never;
   });
 
-  app.openapi(publishProject, async (c) => {
-    const lifecycle = lifecycleWith(requestIdOf(c));
-    const expiresAt = lifecycle.expiryFor(c.req.valid("json").expires_at);
-    const { release, staging_digest: digest } = await admit(c, "publish");
-    // The gateway's own `expires_at` is not the publish service's: it goes on in `release`.
-    const { expires_at: _expiresAt, ...forwarded } = JSON.parse(await c.req.text());
+  /**
+   * Publishes an admitted run through the publish service (only what was approved: the staging digest
+   * the gates bound to), recording the publication on its release; the payload on success (200).
+   */
+  async function publishAdmitted(
+    c: Context,
+    forwarded: Record<string, unknown>,
+    { release, staging_digest: digest }: Admission,
+    expiresAt: string | null,
+    lifecycle: ReleaseLifecycle,
+  ): Promise<{ reply: SubServiceReply; payload?: Record<string, unknown> }> {
     const reply = await callSubService(deps.publish, {
       method: "POST",
       endpoint: "data-publish/publish",
@@ -412,15 +437,26 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     if (reply.status === 202) {
       // The run publishes later: its expiry starts now (its receipt and crate are not seen here).
       await lifecycle.recordPublication(release.id, {}, expiresAt);
-      return relay(c, reply) as never;
+      return { reply };
     }
-    if (reply.status !== 200) return relay(c, reply) as never;
+    if (reply.status !== 200) return { reply };
     const payload = (reply.body.payload ?? {}) as Record<string, unknown>;
     const published = publishedOutput(payload);
     if (published !== undefined) recordAuditOutput(c, published);
     await lifecycle.recordPublication(release.id, payload, expiresAt);
+    return { reply, payload };
+  }
+
+  app.openapi(publishProject, async (c) => {
+    const lifecycle = lifecycleWith(requestIdOf(c));
+    const expiresAt = lifecycle.expiryFor(c.req.valid("json").expires_at);
+    const admission = await admit(c, "publish");
+    // The gateway's own `expires_at` is not the publish service's: it goes on in `release`.
+    const { expires_at: _expiresAt, ...forwarded } = JSON.parse(await c.req.text());
+    const { reply, payload } = await publishAdmitted(c, forwarded, admission, expiresAt, lifecycle);
+    if (payload === undefined) return relay(c, reply) as never;
     const { crate: _crate, ...shown } = payload;
-    return c.json(success({ ...shown, release_id: release.id }), 200) as never;
+    return c.json(success({ ...shown, release_id: admission.release.id }), 200) as never;
   });
 
   app.openapi(releaseKeys, async (c) => {
@@ -494,6 +530,56 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       ...deps.dashboard,
       releasesFor,
       mayRevoke: (person) => mayRevoke(gates.policy, person.roles),
+      uploads: deps.dashboard.uploads === undefined ? undefined : {
+        ...deps.dashboard.uploads,
+        mayReview: (person) => mayDecideAny(gates.policy, person.roles),
+        // Marking a data source ready asks for its package step: the release now awaits the gates.
+        release: async (c, source, person) => {
+          try {
+            const admitted = await releasesFor(c).admit(
+              "package",
+              uploadRun(source),
+              personRequester(person),
+            );
+            return admitted.release.id;
+          } catch (error) {
+            if (error instanceof ApprovalRequiredError) return error.releaseId;
+            throw error;
+          }
+        },
+        stage: async (c, source, files, person) => {
+          const run = uploadRun(source);
+          await releasesFor(c).admit("package", run, personRequester(person));
+          const reply = await callSubService(deps.publish, {
+            method: "POST",
+            endpoint: "data-publish/package-upload",
+            body: JSON.stringify({
+              project_name: run.project_name,
+              project_start_time: run.project_start_time,
+              destination: { ...run.destination, format: "csv" },
+              files,
+            }),
+          }, callOptions(c));
+          if (reply.status !== 200) throw refusalOf("stage", reply);
+        },
+        publish: async (c, source, person) => {
+          const run = uploadRun(source);
+          const lifecycle = lifecycleWith(requestIdOf(c));
+          const admission = await releasesFor(c).admit("publish", run, personRequester(person));
+          const { reply, payload } = await publishAdmitted(
+            c,
+            {
+              project_name: run.project_name,
+              project_start_time: run.project_start_time,
+              destination: { ...run.destination, format: "csv" },
+            },
+            admission,
+            lifecycle.expiryFor(undefined),
+            lifecycle,
+          );
+          if (payload === undefined) throw refusalOf("publish", reply);
+        },
+      },
       revoke: async (c, id, reason, person) => {
         if (!mayRevoke(gates.policy, person.roles)) throw new NotEntitledToRevokeError();
         const release = await lifecycleWith(requestIdOf(c)).revoke(id, {
@@ -574,6 +660,27 @@ interface ReleaseRoutesDeps {
  *
  * @throws {NotEntitledToRevokeError} when the person holds no revocation role.
  */
+/** The release run of an uploaded data source (a filestore destination). */
+function uploadRun(source: UploadedDataSource): ReleaseRun {
+  return {
+    project_name: source.project_name,
+    project_start_time: source.project_start_time,
+    destination: { type: "filestore", name: source.destination },
+  };
+}
+
+/** A signed-in person as a release's requester. */
+function personRequester(person: Person): Requester {
+  return { kind: "person", id: person.id, issuer: person.issuer };
+}
+
+/** The publish service's refusal of an upload step, with its sentence. */
+function refusalOf(step: "stage" | "publish", reply: SubServiceReply): UploadStepRefusedError {
+  const payload = reply.body.payload as { detail?: unknown } | undefined;
+  const detail = typeof payload?.detail === "string" ? payload.detail : `status ${reply.status}`;
+  return new UploadStepRefusedError(step, detail);
+}
+
 async function revokerOf(
   c: Context,
   gates: ApprovalGates | undefined,

@@ -34,6 +34,7 @@ import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
 import { OidcLogin } from "../../adapters/oidc/oidc_login.ts";
 import { OidcEnv } from "../_shared/person_verifier_from_env.ts";
 import type { ApprovalDeps } from "./app.ts";
+import { uploadsFromEnv } from "./uploads_from_env.ts";
 
 /** The gateway's own environment variables, named as in the reference. */
 export const ApprovalEnv = CommonEnv.extend({
@@ -117,6 +118,7 @@ export async function dashboardFromEnv(
     baseUrl,
     sessionTtlMs: config.UI_SESSION_TTL_MINUTES * 60_000,
     operatorRoles: config.UI_OPERATOR_ROLES,
+    uploads: await uploadsFromEnv(env, gates.policy, log),
   };
 }
 

@@ -61,6 +61,10 @@ import { AppError } from "../../domain/errors.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import type { DatasetWriter } from "../../ports/dataset_writer.ts";
 import type { Filestore } from "../../ports/filestore.ts";
+import { UnknownDestinationError } from "../../ports/filestore.ts";
+import type { QuarantinedFiles } from "../../ports/quarantine.ts";
+import { packageUpload } from "../../application/package_upload.ts";
+import { UploadsOffError } from "../../domain/upload_files.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { MAX_RUN_PAGE_SIZE, type RunStore } from "../../ports/run_store.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
@@ -78,6 +82,7 @@ import {
   getRunRoute,
   listRunsRoute,
   packageRoute,
+  packageUploadRoute,
   publishRoute,
   releaseKeysRoute,
   resumeRunRoute,
@@ -92,6 +97,8 @@ export interface PublishDeps extends SourceAccess {
   readonly apiKey: string;
   readonly log: Logger;
   readonly maxBodyBytes: number;
+  /** The upload quarantine area (`UPLOAD_QUARANTINE_PATH`, `docs/uploads.md`); uploads are off without. */
+  readonly quarantine?: QuarantinedFiles | undefined;
   /** Filestore destinations by upper-case name (`LSC` for `TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH`). */
   readonly filestores: ReadonlyMap<string, Filestore>;
   /** The PostgreSQL destination, when this deployment has one (`DESTINATION_POSTGRESQL_HOST`). */
@@ -436,6 +443,23 @@ export function createPublishService(deps: PublishDeps): PublishService {
       project: source.project_name,
       source: source.name,
     });
+  });
+
+  app.openapi(packageUploadRoute, async (c) => {
+    const request = c.req.valid("json");
+    if (deps.quarantine === undefined) throw new UploadsOffError();
+    const filestore = deps.filestores.get(request.destination.name.toUpperCase());
+    if (filestore === undefined) throw new UnknownDestinationError(request.destination.name);
+    const run = { project: request.project_name, startTime: request.project_start_time };
+    const files = await packageUpload(filestore, deps.quarantine, run, request.files);
+    deps.log.info("upload_packaged", {
+      ...requestLogFields(c),
+      project: request.project_name,
+      start_time: request.project_start_time,
+      files: files.length,
+    });
+    const staging = await filestore.staging(run);
+    return c.json(success({ files, staging_digest: staging.digest }), 200);
   });
 
   app.openapi(stagingRoute, async (c) => {

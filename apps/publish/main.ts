@@ -58,6 +58,15 @@ import { createPublishService } from "./app.ts";
 import { remoteRunsFromEnv } from "./run_executor_from_env.ts";
 import { runOnce } from "./one_run.ts";
 import { httpSourcesFromEnv } from "./http_sources_from_env.ts";
+import { UploadQuarantine } from "../../adapters/filesystem/upload_quarantine.ts";
+
+/** The upload quarantine area (`UPLOAD_QUARANTINE_PATH`), or `undefined` when uploads are off. */
+async function quarantineFromEnv(
+  env: Record<string, string | undefined>,
+): Promise<UploadQuarantine | undefined> {
+  const path = env.UPLOAD_QUARANTINE_PATH?.trim();
+  return path === undefined || path === "" ? undefined : await UploadQuarantine.open(path);
+}
 
 const MOUNT_VAR = /^TARGET_STORAGE_ACCOUNT_(.+)_SDE_MNT_PATH$/;
 
@@ -416,6 +425,8 @@ export async function buildPublishService(
     connectors,
     ...timeouts,
     filestores,
+    // The upload quarantine area the approval service writes (`docs/uploads.md`), mounted here too.
+    quarantine: await quarantineFromEnv(env),
     ...(postgresql === undefined ? {} : { postgresql }),
     runDispatch: remote === undefined ? undefined : (run) => remote.dispatch(run),
     httpSources: httpSources?.sources,

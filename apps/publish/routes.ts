@@ -16,6 +16,7 @@ import {
   ValidationPayload,
 } from "../../domain/contract.ts";
 import { deletionCertificateSchema, PublishServiceRevokeRequest } from "../../domain/revocation.ts";
+import { PackageUploadRequest } from "../../domain/upload_files.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -311,5 +312,30 @@ export const releaseKeysRoute = createRoute({
       content: { "application/json": { schema: z.object({ keys: z.array(ReleaseKeySchema) }) } },
     },
     ...errorResponses(500),
+  },
+});
+
+/** `POST /data-publish/package-upload`: stage an uploaded data source's approved files (`docs/uploads.md`). */
+export const packageUploadRoute = createRoute({
+  method: "post",
+  path: "/data-publish/package-upload",
+  summary:
+    "Copy approved uploaded files from the quarantine area into staging, checking each SHA-512",
+  tags: ["publish"],
+  security: API_KEY_SECURITY,
+  request: jsonBody(openApiComponent(PackageUploadRequest, "PackageUploadRequest")),
+  responses: {
+    200: {
+      description: "What was staged, and the run's staging digest now",
+      content: {
+        "application/json": {
+          schema: successEnvelope(z.object({
+            files: z.array(z.object({ path: z.string(), sha512: z.string(), bytes: z.number() })),
+            staging_digest: z.string().nullable(),
+          })),
+        },
+      },
+    },
+    ...errorResponses(404, 409, 501),
   },
 });

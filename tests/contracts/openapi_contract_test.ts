@@ -447,6 +447,23 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           expect: 422,
         },
         {
+          name: "package-upload with uploads off",
+          method: "post",
+          path: "/data-publish/package-upload",
+          body: {
+            ...aPublishRequest(),
+            files: [{ id: "0".repeat(32), name: "a.csv", sha512: "0".repeat(128), bytes: 1 }],
+          },
+          expect: 501,
+        },
+        {
+          name: "package-upload invalid",
+          method: "post",
+          path: "/data-publish/package-upload",
+          body: { ...aPublishRequest(), files: [{ id: "../x", name: "a.csv" }] },
+          expect: 422,
+        },
+        {
           name: "publish no key",
           method: "post",
           path: "/data-publish/publish",

@@ -46,6 +46,7 @@ import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
 import { createPublishApp } from "../../apps/publish/app.ts";
+import type { QuarantinedFiles } from "../../ports/quarantine.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "./catalogs.ts";
 import { TEST_MANIFEST_KEY } from "./manifest_key.ts";
 
@@ -118,6 +119,8 @@ export class FakeWorld implements Disposable {
   revocationMode: "delete" | "quarantine" = "delete";
   /** When set, connecting fails with this message. */
   refuseConnections: string | undefined;
+  /** The publish app's upload quarantine area (`UPLOAD_QUARANTINE_PATH`); set it before the app is built. */
+  quarantine: QuarantinedFiles | undefined;
   /** The publish app's `DISCLOSURE_CHECKS`; set it before the app is built. */
   disclosureChecks: DisclosureCheckSetting = DEFAULT_DISCLOSURE_CHECK_SETTING;
 
@@ -209,6 +212,7 @@ export class FakeWorld implements Disposable {
       refusals: this.refusalsOf("publish"),
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
+      quarantine: this.quarantine,
       releaseSigner: this.releaseSigner,
       writers: {
         csv: new CsvDatasetWriter({ formulaPrefix: this.csvFormulaPrefix }),

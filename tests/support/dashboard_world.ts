@@ -16,6 +16,8 @@ import {
   type DemoIdentityProvider,
   startDemoIdentityProvider,
 } from "../../tools/demo_identity_provider.ts";
+import type { UploadQuarantine } from "../../adapters/filesystem/upload_quarantine.ts";
+import { DEFAULT_UPLOAD_LIMITS } from "../../domain/upload_files.ts";
 import { APPROVAL_KEY, FakeWorld } from "./apps.ts";
 import { aTransferRequest, postJson } from "./requests.ts";
 
@@ -34,8 +36,16 @@ export interface DashboardWorld extends AsyncDisposable {
   packageProject(): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
+/** Options of {@link startDashboardWorld}. */
+export interface DashboardWorldOptions {
+  /** Turns uploads on (`docs/uploads.md`) with this quarantine, the default limits and PATCH size. */
+  readonly uploads?: { readonly quarantine: UploadQuarantine; readonly chunkBytes?: number };
+}
+
 /** Starts a {@link DashboardWorld}. */
-export async function startDashboardWorld(): Promise<DashboardWorld> {
+export async function startDashboardWorld(
+  options: DashboardWorldOptions = {},
+): Promise<DashboardWorld> {
   const served: { fetch?: (request: Request) => Response | Promise<Response> } = {};
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
@@ -67,6 +77,11 @@ export async function startDashboardWorld(): Promise<DashboardWorld> {
       baseUrl,
       sessionTtlMs: 60 * 60_000,
       operatorRoles: ["operator"],
+      uploads: options.uploads === undefined ? undefined : {
+        ...options.uploads,
+        limits: DEFAULT_UPLOAD_LIMITS,
+        destinations: [...DEMO_APPROVAL_POLICY.destinations],
+      },
     },
   });
   served.fetch = (request) => app.fetch(request);

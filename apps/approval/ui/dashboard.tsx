@@ -36,9 +36,10 @@ import { type Session, SessionStore } from "./sessions.ts";
 import { publishedOutput } from "../../../domain/audit.ts";
 import { RUN_STATES, type RunView, type TableProgress } from "../../../domain/run.ts";
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLE } from "./static.ts";
+import { addUploads, TUS_PATH, type UploadDeps } from "./uploads.tsx";
 
-/** Where the dashboard is served. */
-export const UI_PREFIX = "/ui";
+import { UI_PREFIX } from "./paths.ts";
+export { UI_PREFIX };
 
 /** The session cookie's name. */
 export const SESSION_COOKIE = "cr8tor_session";
@@ -105,6 +106,8 @@ export interface DashboardDeps {
   readonly mayRevoke: (person: Person) => boolean;
   /** The clock in ms; for tests. */
   readonly now?: () => number;
+  /** Uploads (`docs/uploads.md`); absent when `UPLOAD_QUARANTINE_PATH` is unset. */
+  readonly uploads?: UploadDeps | undefined;
 }
 
 /** What the metadata service said of a release's datasets (in the request's order), or why not. */
@@ -200,7 +203,8 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
 
   /** Every POST: from the dashboard's own origin, with the session's synchronizer token. */
   ui.use(`${UI_PREFIX}/*`, async function csrfCheck(c, next) {
-    if (c.req.method !== "POST") return await next();
+    // The tus endpoint checks its own token header: its requests carry file bytes, not forms.
+    if (c.req.method !== "POST" || c.req.path.startsWith(TUS_PATH)) return await next();
     const from = c.req.header("origin") ?? refererOrigin(c.req.header("referer"));
     if (from !== origin) {
       throw new PageRefusal(403, "Refused: the form was not sent from this dashboard.");
@@ -544,6 +548,24 @@ export function addDashboard(app: OpenAPIHono, deps: DashboardDeps): void {
     );
   });
 
+  if (deps.uploads === undefined) {
+    ui.get(`${UI_PREFIX}/uploads`, (c) =>
+      c.html(
+        <Page session={signedIn(c)} title="Uploads" current="uploads">
+          <h1>Uploads</h1>
+          <p>Uploads are off on this service (UPLOAD_QUARANTINE_PATH is unset).</p>
+        </Page>,
+      ));
+  } else {
+    addUploads(ui, deps.uploads, {
+      sessionOf,
+      signedIn,
+      origin,
+      log: deps.log,
+      now: deps.now ?? Date.now,
+    });
+  }
+
   ui.get(UI_PREFIX, (c) => c.redirect(`${UI_PREFIX}/`, 301));
   app.route("/", ui);
 }
@@ -555,7 +577,8 @@ function refererOrigin(referer: string | undefined): string | undefined {
 
 // ---- pages
 
-function Page(
+/** The frame of every dashboard page: head, navigation, the signed-in person, `main`. */
+export function Page(
   props: { session?: Session | undefined; title: string; current?: string; children?: Child },
 ) {
   const session = props.session;
@@ -563,6 +586,7 @@ function Page(
     ["awaiting", `${UI_PREFIX}/`, "Awaiting me"],
     ["runs", `${UI_PREFIX}/runs`, "Releases and runs"],
     ["published", `${UI_PREFIX}/published`, "Published"],
+    ["uploads", `${UI_PREFIX}/uploads`, "Uploads"],
   ];
   return (
     <html lang="en">
