@@ -587,6 +587,9 @@ async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, u
         parts = [];
         size = 0;
         yieldedAt = performance.now();
+        // The stream may have become readable or ended while the caller had the chunk: look again
+        // before waiting for an event that has already been emitted.
+        continue;
       }
       await readableOrDone(stream);
     }
