@@ -4,7 +4,11 @@ import { canonicalJson } from "../domain/audit.ts";
 import { verifyReceipt } from "../domain/release_receipt.ts";
 import type { ReleaseSigning } from "../domain/release_signing.ts";
 import type { StagedContent } from "../domain/staging_manifest.ts";
-import { testProvenance, testReleaseSigner } from "../tests/support/release_signing.ts";
+import {
+  testProvenance,
+  testReleaseSigner,
+  testReleaseSigning,
+} from "../tests/support/release_signing.ts";
 import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
 import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
 import { MemoryDestinationDatabase } from "../adapters/memory/memory_destination_database.ts";
@@ -142,6 +146,48 @@ Deno.test({
         names.toSorted(),
       );
       assert.ok(opal.state.projects[project] !== undefined);
+    }),
+});
+
+Deno.test({
+  name:
+    "PostgreSQL + OPAL destination: publish with a release gives the provenance each loaded table's columns with their source types",
+  ignore: ignorePostgres,
+  fn: () =>
+    withDestination(async ({ sandbox, opal }) => {
+      const destination = postgresqlOf(sandbox, opal);
+      const locks = new ProjectLocks();
+      await packageDataset(bothTables(), { destination, openSource, locks }, {
+        concurrency: 1,
+        batchRows: 2,
+      });
+      const run = { project: PUBLISH.project_name, startTime: PUBLISH.project_start_time };
+      const seen: StagedContent[] = [];
+      const release = testReleaseSigning(run, await testReleaseSigner(), seen);
+      const published = await publishDataset(PUBLISH, {
+        destination,
+        locks,
+        release: () => Promise.resolve(release),
+      });
+      assert.ok(published.release !== undefined);
+      assert.deepEqual(
+        seen.map((s) =>
+          s.datasets.map((d) => ({
+            schema_name: d.schema_name,
+            columns: d.tables.flatMap((t) =>
+              t.columns.map((c) => `${t.name}.${c.name} ${c.datatype}`)
+            ),
+          }))
+        ),
+        [[{
+          schema_name: "oncology",
+          columns: [
+            "treatment_line.line_no integer",
+            "tumour_stage.stage_id bigint",
+            "tumour_stage.stage_label character varying(20)",
+          ],
+        }]],
+      );
     }),
 });
 
