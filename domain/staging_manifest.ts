@@ -337,7 +337,10 @@ export function disclosureTagText(manifest: StagingManifest): string | undefined
   return JSON.stringify({ version: 1, datasets }, null, 2) + "\n";
 }
 
-/** One staged dataset as the verified staging manifest records it, for the release's provenance. */
+/**
+ * One staged dataset as the verified staging manifest records it (for the PostgreSQL destination: as its
+ * registry records the load), for the release's provenance.
+ */
 export interface StagedDatasetContent {
   readonly schema_name: string;
   /** The released tables; empty when the stage predates their recording. */
@@ -345,7 +348,10 @@ export interface StagedDatasetContent {
   readonly disclosure: DatasetDisclosure | null;
 }
 
-/** What a publish copies into the bag, from the verified staging manifest. */
+/**
+ * What a publish copies into the bag, from the verified staging manifest; for the PostgreSQL destination
+ * no files, and the datasets its registry records.
+ */
 export interface StagedContent {
   /** The payload files, sorted by path. */
   readonly files: readonly {
