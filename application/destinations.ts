@@ -11,7 +11,7 @@ import { projectFolderKey, projectIdentifier } from "../domain/names.ts";
 import { opalGroupName, opalResourceName } from "../domain/opal.ts";
 import type { Removed } from "../domain/revocation.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
-import type { StagingSummary } from "../domain/staging_manifest.ts";
+import { releasedTables, type StagingSummary } from "../domain/staging_manifest.ts";
 import type { DatasetWriter } from "../ports/dataset_writer.ts";
 import {
   type Destination,
@@ -21,7 +21,7 @@ import {
   type Staged,
   type StageOptions,
 } from "../ports/destination.ts";
-import type { DestinationDatabase } from "../ports/destination_database.ts";
+import type { DestinationDatabase, ReleasedDataset } from "../ports/destination_database.ts";
 import { type Filestore, NothingStagedError, UnknownDestinationError } from "../ports/filestore.ts";
 import { type OpalClient, OpalProjectNotFoundError } from "../ports/opal_client.ts";
 import type { PublishedRelease, ReleaseSigning } from "../domain/release_signing.ts";
@@ -30,7 +30,6 @@ import { canonicalJson } from "../domain/audit.ts";
 import { postgresqlTableName } from "../domain/opal.ts";
 import { releaseCrate } from "../domain/release_crate.ts";
 import { sha512Hex } from "../domain/release_receipt.ts";
-import type { StagedTable } from "../domain/staging_manifest.ts";
 import type { TableExtract, TableReader } from "../domain/catalog.ts";
 import type { ProgressReport } from "../domain/long_work.ts";
 import { type OpalPublication, publishToOpal } from "./opal_publication.ts";
@@ -257,6 +256,7 @@ export class PostgresqlOpalDestination implements Destination {
     await using database = await this.#parts.connect();
     const tables = await database.packagedTables(run);
     if (tables.length === 0) throw new NothingStagedError(run);
+    const released = release === undefined ? [] : await database.releasedDatasets(run);
     await database.grantReadAccess(tables);
     const published = await publishToOpal(await this.#parts.opal(), {
       project: run.project,
@@ -268,6 +268,7 @@ export class PostgresqlOpalDestination implements Destination {
         release: await signedCrate(
           run,
           release,
+          released,
           tables.map((t) => ({
             schema: t.schema,
             table: t.table,
@@ -356,27 +357,24 @@ async function listResourcesOrNone(opal: OpalClient, project: string): Promise<s
   }
 }
 
-/** The tables a dataset's extracts release: selected columns with the source's types and descriptions. */
-export function releasedTables(extracts: readonly TableExtract[]): StagedTable[] {
-  return extracts.map(({ table }) => ({
-    name: table.name,
-    description: table.description,
-    columns: table.columns.map((c) => ({
-      name: c.name,
-      datatype: c.dataType,
-      description: c.description,
-    })),
-  }));
-}
-
-/** A PostgreSQL release's crate, and its receipt over the crate's SHA-512 (canonical JSON). */
+/**
+ * A PostgreSQL release's crate, and its receipt over the crate's SHA-512 (canonical JSON). The crate
+ * lists each loaded dataset's released tables as its load recorded them (source types included), like a
+ * filestore's staging manifest; the pre-checks are kept with the run only, so none are listed here.
+ */
 async function signedCrate(
   run: RunRef,
   release: ReleaseSigning,
+  released: readonly ReleasedDataset[],
   tables: ProvenanceDestinationTable[],
 ): Promise<PublishedRelease> {
+  const datasets = released.map((d) => ({
+    schema_name: d.schemaName,
+    tables: d.tables ?? [],
+    disclosure: null,
+  }));
   const provenance = {
-    ...release.provenance({ files: [], datasets: [] }),
+    ...release.provenance({ files: [], datasets }),
     destination_tables: tables,
   };
   const crate = releaseCrate(provenance);

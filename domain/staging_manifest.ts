@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { canonicalJson } from "./audit.ts";
+import type { TableExtract } from "./catalog.ts";
 import {
   type DatasetDisclosure,
   datasetDisclosureSchema,
@@ -47,6 +48,33 @@ const StagedTable = z.strictObject({
 
 /** See {@link StagedTable}. */
 export type StagedTable = z.infer<typeof StagedTable>;
+
+/**
+ * Released tables read back from a store that keeps them outside the signed manifest (the PostgreSQL
+ * destination's registry).
+ *
+ * @returns the tables, or `undefined` when `value` is not a list of released tables.
+ */
+export function parseStagedTables(value: unknown): StagedTable[] | undefined {
+  const parsed = z.array(StagedTable).safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The tables a dataset's extracts release: selected columns with the source's types and descriptions,
+ * in the extracts' order. What every destination records at stage or load for the release's RO-Crate.
+ */
+export function releasedTables(extracts: readonly TableExtract[]): StagedTable[] {
+  return extracts.map(({ table }) => ({
+    name: table.name,
+    description: table.description,
+    columns: table.columns.map((c) => ({
+      name: c.name,
+      datatype: c.dataType,
+      description: c.description,
+    })),
+  }));
+}
 
 /**
  * One stage of a dataset: its disclosure pre-checks and the tables it released (names, columns, source
@@ -309,7 +337,10 @@ export function disclosureTagText(manifest: StagingManifest): string | undefined
   return JSON.stringify({ version: 1, datasets }, null, 2) + "\n";
 }
 
-/** One staged dataset as the verified staging manifest records it, for the release's provenance. */
+/**
+ * One staged dataset as the verified staging manifest records it (for the PostgreSQL destination: as its
+ * registry records the load), for the release's provenance.
+ */
 export interface StagedDatasetContent {
   readonly schema_name: string;
   /** The released tables; empty when the stage predates their recording. */
@@ -317,7 +348,10 @@ export interface StagedDatasetContent {
   readonly disclosure: DatasetDisclosure | null;
 }
 
-/** What a publish copies into the bag, from the verified staging manifest. */
+/**
+ * What a publish copies into the bag, from the verified staging manifest; for the PostgreSQL destination
+ * no files, and the datasets its registry records.
+ */
 export interface StagedContent {
   /** The payload files, sorted by path. */
   readonly files: readonly {

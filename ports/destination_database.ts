@@ -17,6 +17,7 @@ import type { ReadRowsOptions, TableExtract, TableReader } from "../domain/catal
 import { checkDestinationIdentifier, destinationSchemaName } from "../domain/destination_schema.ts";
 import { AppError, type AppErrorOptions } from "../domain/errors.ts";
 import type { LongWork } from "../domain/long_work.ts";
+import type { StagedTable } from "../domain/staging_manifest.ts";
 
 export {
   DestinationNameReservedError,
@@ -37,6 +38,23 @@ export interface DestinationDataset {
   readonly startTime: string;
   /** The request's `dataset.schema_name`. */
   readonly schemaName: string;
+}
+
+/**
+ * A dataset a run loaded, with the tables its load released, for the release's RO-Crate: what a
+ * filestore's staging manifest records per dataset.
+ */
+export interface ReleasedDataset {
+  /** The request's `dataset.schema_name`. */
+  readonly schemaName: string;
+  /** The destination schema that holds it. */
+  readonly schema: string;
+  /**
+   * The released tables (`releasedTables` in `domain/staging_manifest.ts`): the selected columns with
+   * the source's types and descriptions, in the load's order. `null` when the load was recorded before
+   * the destination kept them.
+   */
+  readonly tables: readonly StagedTable[] | null;
 }
 
 /** A run: every dataset of one project start. */
@@ -83,6 +101,9 @@ export interface DestinationDatabase extends AsyncDisposable {
    * @param source where the rows come from; its CSV fast path is used when it has one.
    * @param tables the tables of one schema, with the selected columns.
    * @param options limits, the signal and the progress callback.
+   * The registry also records the released tables (`releasedTables` of `tables`), which
+   * {@link DestinationDatabase.releasedDatasets} gives back; a reload replaces them.
+   *
    * @returns the loaded tables, sorted by name.
    * @throws the signal's reason when `options.signal` is aborted; nothing is changed.
    * @throws {RangeError} on a limit that is not a positive integer, or two tables of one name.
@@ -111,6 +132,15 @@ export interface DestinationDatabase extends AsyncDisposable {
    * @throws {DestinationUnavailableError} when the registry cannot be read.
    */
   packagedTables(run: DestinationRun): Promise<LoadedTable[]>;
+
+  /**
+   * The datasets loaded for a run, from the registry (exact matches of project name and start time), each
+   * with the tables its latest load released.
+   *
+   * @returns sorted by the request's schema name.
+   * @throws {DestinationUnavailableError} when the registry cannot be read.
+   */
+  releasedDatasets(run: DestinationRun): Promise<ReleasedDataset[]>;
 
   /**
    * A digest (lower-case hex SHA-256) of what the run has loaded: each dataset's schema, tables and

@@ -19,6 +19,7 @@ import { encodeCsvRows, parseCsv, utf8Bytes } from "../../domain/csv.ts";
 import type { ProgressReport } from "../../domain/long_work.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import { projectIdentifier } from "../../domain/names.ts";
+import { releasedTables, type StagedTable } from "../../domain/staging_manifest.ts";
 import {
   checkLoad,
   DestinationConnectionError,
@@ -32,6 +33,7 @@ import {
   DestinationValueError,
   type LoadedTable,
   type LoadOptions,
+  type ReleasedDataset,
 } from "../../ports/destination_database.ts";
 
 /** One loaded schema: the dataset the registry holds for it and its tables' rows. */
@@ -40,6 +42,8 @@ interface LoadedSchema {
   /** A fresh id per load: what `stagingDigest` changes with. */
   readonly loadId: string;
   readonly tables: ReadonlyMap<string, readonly CanonicalRow[]>;
+  /** What the load released (`releasedTables`). */
+  readonly released: readonly StagedTable[];
 }
 
 /** What every connection to one in-memory database shares. */
@@ -168,6 +172,7 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
       dataset: { ...dataset },
       loadId: randomUUID(),
       tables: new Map(tables.map((t, i) => [t.table.name, read[i]!])),
+      released: releasedTables(tables),
     });
     return tables.map((t) => ({ schema, table: t.table.name })).sort(byTable);
   }
@@ -179,6 +184,18 @@ export class MemoryDestinationDatabase implements DestinationDatabase {
       s.dataset.project === run.project && s.dataset.startTime === run.startTime
     ).flatMap(([schema, s]) => [...s.tables.keys()].map((table) => ({ schema, table })))
       .sort(byTable);
+  }
+
+  async releasedDatasets(run: DestinationRun): Promise<ReleasedDataset[]> {
+    await Promise.resolve();
+    this.#assertUsable();
+    return [...this.#loaded].filter(([, s]) =>
+      s.dataset.project === run.project && s.dataset.startTime === run.startTime
+    ).map(([schema, s]) => ({
+      schemaName: s.dataset.schemaName,
+      schema,
+      tables: structuredClone(s.released),
+    })).sort((a, b) => compareNames(a.schemaName, b.schemaName));
   }
 
   async stagingDigest(run: DestinationRun): Promise<string | null> {

@@ -6,7 +6,8 @@
  * like one), creates the tables there with faithful types (`postgres_columns.ts`), and streams each table
  * in with `COPY ... FROM STDIN (FORMAT csv)`. Then one transaction drops the dataset's previous schema,
  * renames the new one into place and records the dataset in the registry table
- * `cr8tor_publisher.datasets`. If anything fails before that commit, the new schema is dropped and the
+ * `cr8tor_publisher.datasets` (with the released tables, their columns and source types, as `jsonb`, for
+ * the release's RO-Crate). If anything fails before that commit, the new schema is dropped and the
  * previous one is untouched.
  *
  * **Leftovers of a crashed process are found safely.** Each load holds a session advisory lock keyed on
@@ -41,6 +42,7 @@ import type { TableExtract, TableReader } from "../../domain/catalog.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
 import { AppError } from "../../domain/errors.ts";
 import { projectIdentifier } from "../../domain/names.ts";
+import { parseStagedTables, releasedTables } from "../../domain/staging_manifest.ts";
 import {
   checkLoad,
   type DestinationDatabase,
@@ -52,6 +54,7 @@ import {
   DestinationUnavailableError,
   type LoadedTable,
   type LoadOptions,
+  type ReleasedDataset,
 } from "../../ports/destination_database.ts";
 import { postgresCreateTableSql } from "./postgres_columns.ts";
 import { compareNames } from "../shared/collections.ts";
@@ -239,6 +242,25 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     });
   }
 
+  /** A registry row without `released` (written before the column existed) gives `tables: null`. */
+  async releasedDatasets(run: DestinationRun): Promise<ReleasedDataset[]> {
+    this.#assertOpen();
+    return await this.#run("Cannot read the released tables in PostgreSQL", async () => {
+      await this.#ensureRegistry();
+      const rows = await this.#admin<{ schema: string; schema_name: string; released: unknown }[]>`
+        select destination_schema as "schema", schema_name, released
+          from ${this.#admin(REGISTRY_SCHEMA)}.${this.#admin(REGISTRY_TABLE)}
+         where project_name = ${run.project}
+           and project_start_time = ${run.startTime}
+         order by schema_name collate "C"`;
+      return rows.map((r) => ({
+        schemaName: r.schema_name,
+        schema: r.schema,
+        tables: r.released === null ? null : parseStagedTables(r.released) ?? null,
+      }));
+    });
+  }
+
   async stagingDigest(run: DestinationRun): Promise<string | null> {
     this.#assertOpen();
     return await this.#run("Cannot read the packaged tables in PostgreSQL", async () => {
@@ -413,6 +435,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
           tables text[] not null,
           packaged_at timestamptz not null default now()
         );
+        alter table ${REGISTRY} add column if not exists released jsonb;
         create index if not exists datasets_by_run on ${REGISTRY} (project_name, project_start_time);
         comment on table ${REGISTRY} is
           'Datasets loaded by the CR8TOR publish service: which schema holds which dataset';
@@ -530,6 +553,7 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const names = tables.map((t) => t.table.name).sort(compareNames);
+    const released = releasedTables(tables);
     await session.sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(${PROJECT_LOCK}::int4,
                                             hashtext(${projectIdentifier(dataset.project)}))`;
@@ -545,14 +569,16 @@ export class PostgresDestinationDatabase implements DestinationDatabase {
       );
       await tx`
         insert into ${tx(REGISTRY_SCHEMA)}.${tx(REGISTRY_TABLE)}
-               (destination_schema, project_name, project_start_time, schema_name, tables, packaged_at)
+               (destination_schema, project_name, project_start_time, schema_name, tables, released,
+                packaged_at)
         values (${schema}, ${dataset.project}, ${dataset.startTime}, ${dataset.schemaName},
-                ${tx.array(names)}::text[], now())
+                ${tx.array(names)}::text[], ${tx.json(released)}, now())
         on conflict (destination_schema) do update
            set project_name = excluded.project_name,
                project_start_time = excluded.project_start_time,
                schema_name = excluded.schema_name,
                tables = excluded.tables,
+               released = excluded.released,
                packaged_at = excluded.packaged_at`;
       signal?.throwIfAborted();
     });

@@ -911,6 +911,34 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "PostgresDestinationDatabase adds the registry's released column to an older registry; its rows read as unknown",
+  ignore: ignorePostgres,
+  fn: () =>
+    withDestination(async (destination, sandbox) => {
+      const run = { project: "proj_a", startTime: START };
+      const v1 = memorySource(V1);
+      await destination.load(DATASET, v1.source, v1.extracts, OPTIONS);
+      assert.equal((await destination.releasedDatasets(run))[0]?.tables?.length, V1.length);
+      // A registry written by a version without the column: a row loaded then, and no column.
+      await sandbox.admin().unsafe(
+        `alter table ${quotePostgres(REGISTRY_SCHEMA)}.${quotePostgres(REGISTRY_TABLE)}
+           drop column released`,
+      );
+      await using upgraded = new PostgresDestinationDatabase(sandbox.options());
+      assert.deepEqual(await upgraded.releasedDatasets(run), [
+        { schemaName: "Oncology", schema: DEST, tables: null },
+      ]);
+      const again = memorySource(V1);
+      await upgraded.load(DATASET, again.source, again.extracts, OPTIONS);
+      assert.deepEqual(
+        (await upgraded.releasedDatasets(run))[0]?.tables?.map((t) => t.name),
+        V1.map((t) => t.table.name),
+      );
+    }),
+});
+
+Deno.test({
   name: "PostgresDestinationDatabase load() refuses a schema of another dataset or not its own",
   ignore: ignorePostgres,
   fn: () =>

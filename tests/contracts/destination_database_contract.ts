@@ -1,7 +1,7 @@
 /**
  * The contract every DestinationDatabase adapter passes, the in-memory fake included: readiness, loads that
- * replace a dataset atomically, the registry's conflicts, `packagedTables`, `grantReadAccess`, stopping on
- * a signal with nothing changed, and per-table progress.
+ * replace a dataset atomically, the registry's conflicts, `packagedTables`, `releasedDatasets`,
+ * `grantReadAccess`, stopping on a signal with nothing changed, and per-table progress.
  *
  * @module
  */
@@ -278,6 +278,103 @@ export async function destinationDatabaseContract(
     assert.deepEqual(byId(await under.rows({ schema: DEST, table: "small" })), V1[0]!.rows);
     assert.deepEqual(byId(await under.rows({ schema: DEST, table: "big" })), V1[1]!.rows);
   });
+
+  await step(
+    "releasedDatasets gives back each dataset's released tables as loaded; a reload replaces them",
+    async (under) => {
+      const run = { project: "proj_a", startTime: START };
+      assert.deepEqual(await under.database.releasedDatasets(run), []);
+      const amount: CatalogTable = {
+        name: "payments",
+        kind: "table",
+        description: "One row per payment",
+        primaryKey: ["id"],
+        columns: [
+          {
+            name: "id",
+            dataType: "integer",
+            logicalType: INTEGER,
+            nullable: false,
+            description: null,
+          },
+          {
+            name: "amount",
+            dataType: "numeric(10,2)",
+            logicalType: { kind: "decimal", precision: 10, scale: 2 },
+            nullable: true,
+            description: "In pounds",
+          },
+          {
+            name: "payee",
+            dataType: "character varying(40)",
+            logicalType: TEXT,
+            nullable: true,
+            description: null,
+          },
+        ],
+      };
+      const v1 = aSource([{ table: amount, rows: [["1", "12.50", "a"]] }, V1[0]!]);
+      await under.database.load(DATASET, v1.source, v1.extracts, OPTIONS);
+      const other = aSource([V1[1]!]);
+      await under.database.load(
+        { ...DATASET, schemaName: "Cardiology" },
+        other.source,
+        other.extracts,
+        OPTIONS,
+      );
+      const smallTable = {
+        name: "small",
+        description: null,
+        columns: [
+          { name: "id", datatype: "integer", description: null },
+          { name: "label", datatype: "text", description: null },
+        ],
+      };
+      assert.deepEqual(await under.database.releasedDatasets(run), [
+        {
+          schemaName: "Cardiology",
+          schema: "proj_a_20250611_093000_cardiology",
+          tables: [{
+            name: "big",
+            description: null,
+            columns: [
+              { name: "id", datatype: "integer", description: null },
+              { name: "v", datatype: "text", description: null },
+            ],
+          }],
+        },
+        {
+          schemaName: "Oncology",
+          schema: DEST,
+          tables: [
+            {
+              name: "payments",
+              description: "One row per payment",
+              columns: [
+                { name: "id", datatype: "integer", description: null },
+                { name: "amount", datatype: "numeric(10,2)", description: "In pounds" },
+                { name: "payee", datatype: "character varying(40)", description: null },
+              ],
+            },
+            smallTable,
+          ],
+        },
+      ]);
+      assert.deepEqual(
+        await under.database.releasedDatasets({ project: "proj_a", startTime: "20250611_093001" }),
+        [],
+      );
+
+      const v2 = aSource([V1[0]!]);
+      await under.database.load(DATASET, v2.source, v2.extracts, OPTIONS);
+      assert.deepEqual(
+        (await under.database.releasedDatasets(run)).find((d) => d.schemaName === "Oncology"),
+        { schemaName: "Oncology", schema: DEST, tables: [smallTable] },
+      );
+      await under.database.dropRun(run);
+      assert.deepEqual(await under.database.releasedDatasets(run), []);
+    },
+  );
 
   await step("load again replaces the dataset's tables and rows", async (under) => {
     const v1 = aSource(V1);
