@@ -3,14 +3,11 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemoryDestinationDatabase } from "../../adapters/memory/memory_destination_database.ts";
-import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
-import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import { DEFAULT_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES } from "../../ports/source_database.ts";
 import { FakeOpal } from "../../tests/support/fake_opal.ts";
 import { createPublishService } from "./app.ts";
 import { deletionCertificateSchema } from "../../domain/revocation.ts";
-import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
+import { FakeWorld, PUBLISH_KEY, testPublishLimits } from "../../tests/support/apps.ts";
 import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support/requests.ts";
 
 const PACKAGE = "/data-publish/package";
@@ -214,16 +211,7 @@ function withPostgresql(world: FakeWorld, database: MemoryDestinationDatabase, o
           readOnly: { username: "opal_ro", password: "opal-ro-password" },
         }),
     },
-    writers: {
-      csv: new CsvDatasetWriter({ formulaPrefix: false }),
-      duckdb: new DuckdbDatasetWriter(),
-    },
-    concurrency: 2,
-    batchRows: 2,
-    batchBytes: DEFAULT_BATCH_BYTES,
-    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
-    readiness: () => Promise.resolve([]),
-    runPollMs: 20,
+    ...testPublishLimits(),
   });
 }
 

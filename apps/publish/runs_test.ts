@@ -1,17 +1,14 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
-import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import { quotePostgresIdentifier } from "../../adapters/postgres/postgres_dialect.ts";
 import { postgresClientOptions } from "../../adapters/postgres/postgres_source_database.ts";
 import type { SqlConnectionOptions } from "../../ports/source_database.ts";
-import { DEFAULT_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES } from "../../ports/source_database.ts";
 import type { RunStore } from "../../ports/run_store.ts";
 import { postgresConnectionOptions } from "../../tests/support/databases.ts";
-import { FakeWorld, PUBLISH_KEY } from "../../tests/support/apps.ts";
+import { FakeWorld, PUBLISH_KEY, testPublishLimits } from "../../tests/support/apps.ts";
 import { aTransferRequest, postJson } from "../../tests/support/requests.ts";
 import {
   ignorePostgres,
@@ -44,16 +41,7 @@ function serviceOf(
     log: world.publishLog,
     maxBodyBytes: 64 * 1024,
     filestores: new Map([["LSC", world.filestore]]),
-    writers: {
-      csv: new CsvDatasetWriter({ formulaPrefix: false }),
-      duckdb: new DuckdbDatasetWriter(),
-    },
-    concurrency: 2,
-    batchRows: 2,
-    batchBytes: DEFAULT_BATCH_BYTES,
-    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
-    readiness: () => Promise.resolve([]),
-    runPollMs: 20,
+    ...testPublishLimits(),
     ...(options.runStore === undefined ? {} : { runStore: options.runStore }),
     ...overrides,
   });

@@ -303,3 +303,22 @@ function stateDirWithKey(): string {
   });
   return dir;
 }
+
+/**
+ * The writers and limits of a test publish service built outside {@link FakeWorld}: small batches,
+ * two tables at a time, no readiness checks, runs polled every 20 ms.
+ */
+export function testPublishLimits() {
+  return {
+    writers: {
+      csv: new CsvDatasetWriter({ formulaPrefix: false }),
+      duckdb: new DuckdbDatasetWriter(),
+    },
+    concurrency: 2,
+    batchRows: 2,
+    batchBytes: DEFAULT_BATCH_BYTES,
+    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+    readiness: () => Promise.resolve([]),
+    runPollMs: 20,
+  };
+}

@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
-import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { NodeHttpFileClient } from "../../adapters/http/node_http_file_client.ts";
 import { MemoryFileRegistry } from "../../adapters/memory/memory_file_registry.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
@@ -14,8 +12,7 @@ import { createPublishService } from "../../apps/publish/app.ts";
 import { HttpSources } from "../../apps/publish/http_sources.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
 import { parseHttpFileSources } from "../../domain/http_file_sources.ts";
-import { DEFAULT_BATCH_BYTES, DEFAULT_MAX_VALUE_BYTES } from "../../ports/source_database.ts";
-import { FakeWorld, PUBLISH_KEY } from "./apps.ts";
+import { FakeWorld, PUBLISH_KEY, testPublishLimits } from "./apps.ts";
 import { HttpFileServer } from "./http_file_server.ts";
 
 /** Runs `body` with the service, its file server and its stores; closes them all after. */
@@ -60,16 +57,7 @@ export async function withHttpSourcesService(
     log: world.publishLog,
     maxBodyBytes: 64 * 1024,
     filestores: new Map([["LSC", world.filestore]]),
-    writers: {
-      csv: new CsvDatasetWriter({ formulaPrefix: false }),
-      duckdb: new DuckdbDatasetWriter(),
-    },
-    concurrency: 2,
-    batchRows: 2,
-    batchBytes: DEFAULT_BATCH_BYTES,
-    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
-    readiness: () => Promise.resolve([]),
-    runPollMs: 20,
+    ...testPublishLimits(),
     runStore,
     httpSources: sources,
   });
