@@ -226,6 +226,53 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "PostgresSourceDatabase readCsv() ends when the server finished while the caller held a chunk",
+  ignore: ignorePostgres,
+  sanitizeOps: false,
+  fn: async () => {
+    const sandbox = new PostgresSandbox();
+    const schema = randomName("cr8_slow_end");
+    try {
+      await sandbox.createRole();
+      // Two rows at once (over 64 KiB: passed on as a partial chunk while the server is slow), then
+      // the last row and the end after 300 ms, while the caller still holds the first chunk.
+      await sandbox.createSchema(
+        schema,
+        `create view $s.slow as
+           select g as id, repeat('x', 40000) as pad
+           from generate_series(1, 3) g
+           where g < 3 or pg_sleep(0.3) is not null;`,
+      );
+      await using db = await connectPostgres(sandbox.connectOptions());
+      const [slow] = (await db.describeSchema(schema, { tables: ["slow"] })).tables;
+      const read = (async () => {
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of db.readCsv!({ schema, table: slow! })) {
+          chunks.push(chunk);
+          if (chunks.length === 1) await new Promise((resolve) => setTimeout(resolve, 800));
+        }
+        return new TextDecoder().decode(concat(chunks));
+      })();
+      const csv = await withinMs(read, 10_000, "readCsv to end");
+      assert.equal(csv.split("\n").filter((line) => line !== "").length, 4, "header and 3 rows");
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
 /** A table of PostgreSQL-only types, with each value's canonical text. */
 const PG_TYPES = `
   create type $s.mood as enum ('ok', 'meh');
