@@ -237,6 +237,10 @@ function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
 }
 
 function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
+  // The listeners of the pull under way: a cancel (the app stopped reading, e.g. a body timeout)
+  // removes them, so that bytes arriving later (the lingering close reads and discards them) never
+  // reach a stream that is closed.
+  let stopPulling: (() => void) | undefined;
   return new ReadableStream<Uint8Array>({
     pull: (controller) =>
       new Promise<void>((resolve) => {
@@ -245,6 +249,7 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
           req.off("end", tryRead);
           req.off("error", failed);
           req.off("close", tryRead);
+          stopPulling = undefined;
           resolve();
         };
         const failed = (e: Error) => {
@@ -263,6 +268,7 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
             failed(new Error("The connection closed before the request body was complete"));
           }
         }
+        stopPulling = done;
         req.on("readable", tryRead);
         req.on("end", tryRead);
         req.on("error", failed);
@@ -270,6 +276,7 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
         tryRead();
       }),
     cancel: () => {
+      stopPulling?.();
       req.pause();
     },
   }, { highWaterMark: 0 });
