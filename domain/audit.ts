@@ -1,10 +1,12 @@
 /**
- * The audit trail's record format and chain rules (`docs/audit.md`). Two kinds of record:
+ * The audit trail's record format and chain rules (`docs/audit.md`). Three kinds of record:
  *
  * - an **operation** record (`kind: "operation"`) for every authenticated `POST` a service answers: who
  *   called (a key id, never the key), what the request named (project, source host, tables, destination), how
  *   it ended (status and error code, never the error's text) and what it wrote (files with their SHA-512,
  *   tables, OPAL resources). Never row data or secrets.
+ * - a **data reads** record (`kind: "data_reads"`): the data API reads (`docs/data-api.md`) one service
+ *   answered during one period, batched so that paging costs one write per period.
  * - a **refusal summary** (`kind: "refusals"`): how many requests a service refused for a missing or wrong
  *   key during one period. Refusals are counted, not recorded one by one, so that an unauthenticated flood
  *   costs no disk write per request.
@@ -177,6 +179,48 @@ export const RefusalSummaryEntry = z.strictObject({
   wrong_key: Count,
 });
 
+/** What a data API read did (`docs/data-api.md`). */
+export const DATA_READ_ACTIONS = ["list_releases", "list_tables", "read_rows"] as const;
+
+/**
+ * One authenticated data API read: who (the client id), what (release, dataset, table), how it ended
+ * (status, error code), how many rows it returned, and the SHA-256 of the cursor it was given and of the
+ * one it handed out (never the cursors themselves, which carry key values). Never row data.
+ */
+export const DataRead = z.strictObject({
+  time: z.iso.datetime(),
+  request_id: RequestId,
+  /** The data API client (`DATA_API_CLIENTS_FILE`) the request authenticated as. */
+  client_id: z.string(),
+  action: z.enum(DATA_READ_ACTIONS),
+  release_id: z.string().nullable(),
+  dataset: z.string().nullable(),
+  table: z.string().nullable(),
+  status: z.number().int().min(100).max(599),
+  error_code: z.string().nullable(),
+  /** Rows in the page (`read_rows` with status 200); else `null`. */
+  rows_returned: z.number().int().nonnegative().nullable(),
+  cursor_in_sha256: Sha256Hex.nullable(),
+  cursor_out_sha256: Sha256Hex.nullable(),
+});
+
+/**
+ * The data API reads one service answered during one period, recorded together: reads are batched
+ * (`DATA_API_AUDIT_FLUSH_SECONDS`, and at shutdown) so that a client paging through a large table costs
+ * one record and one disk sync per period, not one per page.
+ */
+export const DataReadsEntry = z.strictObject({
+  kind: z.literal("data_reads"),
+  /** When the record was made, ISO 8601 UTC. */
+  time: z.iso.datetime(),
+  service: z.string(),
+  /** When the first read recorded here was answered. */
+  period_start: z.iso.datetime(),
+  /** When the last read recorded here was answered. */
+  period_end: z.iso.datetime(),
+  reads: z.array(DataRead).min(1),
+});
+
 const ChainFields = {
   seq: z.number().int().positive(),
   prev_sha256: Sha256Hex,
@@ -189,8 +233,15 @@ export const AuditRecord = AuditEntry.extend(ChainFields);
 /** A refusal summary as it stands in the trail. */
 export const RefusalSummaryRecord = RefusalSummaryEntry.extend(ChainFields);
 
+/** A data reads record as it stands in the trail. */
+export const DataReadsRecord = DataReadsEntry.extend(ChainFields);
+
 /** Any record a trail may hold, told apart by `kind`. */
-export const AnyAuditRecord = z.discriminatedUnion("kind", [AuditRecord, RefusalSummaryRecord]);
+export const AnyAuditRecord = z.discriminatedUnion("kind", [
+  AuditRecord,
+  RefusalSummaryRecord,
+  DataReadsRecord,
+]);
 
 export type AuditDestination = z.infer<typeof AuditDestination>;
 export type AuditFile = z.infer<typeof AuditFile>;
@@ -200,10 +251,13 @@ export type AuditEntry = z.infer<typeof AuditEntry>;
 export type AuditRecord = z.infer<typeof AuditRecord>;
 export type RefusalSummaryEntry = z.infer<typeof RefusalSummaryEntry>;
 export type RefusalSummaryRecord = z.infer<typeof RefusalSummaryRecord>;
+export type DataRead = z.infer<typeof DataRead>;
+export type DataReadsEntry = z.infer<typeof DataReadsEntry>;
+export type DataReadsRecord = z.infer<typeof DataReadsRecord>;
 export type AnyAuditRecord = z.infer<typeof AnyAuditRecord>;
 
 /** Any entry a service appends. */
-export type AnyAuditEntry = AuditEntry | RefusalSummaryEntry;
+export type AnyAuditEntry = AuditEntry | RefusalSummaryEntry | DataReadsEntry;
 
 /** The record an entry becomes once chained: the entry plus `seq`, `prev_sha256` and `sha256`. */
 export type ChainedRecordOf<E extends AnyAuditEntry> = E & {
@@ -281,7 +335,11 @@ export async function chainAuditRecord<E extends AnyAuditEntry>(
   entry: E,
   previous: AuditLink | undefined,
 ): Promise<ChainedAuditRecord<ChainedRecordOf<E>>> {
-  const schema = entry.kind === "refusals" ? RefusalSummaryEntry : AuditEntry;
+  const schema = entry.kind === "refusals"
+    ? RefusalSummaryEntry
+    : entry.kind === "data_reads"
+    ? DataReadsEntry
+    : AuditEntry;
   const parsed = schema.safeParse(entry);
   if (!parsed.success) {
     throw new TypeError(`Cannot record an invalid audit entry: ${issueList(parsed.error)}`);

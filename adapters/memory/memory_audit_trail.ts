@@ -10,6 +10,7 @@ import {
   type AuditRecord,
   chainAuditRecord,
   type ChainedRecordOf,
+  type DataReadsRecord,
   type RefusalSummaryRecord,
 } from "../../domain/audit.ts";
 import { type AuditTrail, AuditTrailUnavailableError } from "../../ports/audit_trail.ts";
@@ -36,6 +37,11 @@ export class MemoryAuditTrail implements AuditTrail {
   /** The stored refusal summaries, in order. */
   get refusalSummaries(): readonly RefusalSummaryRecord[] {
     return this.#records.filter((r): r is RefusalSummaryRecord => r.kind === "refusals");
+  }
+
+  /** The stored data reads records (`docs/data-api.md`), in order. */
+  get dataReads(): readonly DataReadsRecord[] {
+    return this.#records.filter((r): r is DataReadsRecord => r.kind === "data_reads");
   }
 
   /** The trail as its file would hold it. */
