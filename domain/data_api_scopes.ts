@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { AppError } from "./errors.ts";
 import { isRevokedOrRevoking, type Release } from "./release.ts";
 
 /** The characters and length of a client id (it is the HAWK `id` and goes into audit records). */
@@ -164,4 +165,38 @@ export function singleProjectOf(client: DataApiClient): string | undefined {
   if (projects.size !== 1) return undefined;
   const [project] = projects;
   return project;
+}
+
+/**
+ * The release has no such table, or the client may not read it: answered alike, so that a client never
+ * learns whether a table it may not read exists (to be a 404).
+ */
+export class DataTableNotFoundError extends AppError {
+  readonly code = "table_not_found";
+
+  constructor(table: string) {
+    super(`Cannot find table ${JSON.stringify(table)} in the release`);
+  }
+}
+
+/** The table name is in several datasets of the release, and the request did not say which (a 422). */
+export class DataTableAmbiguousError extends AppError {
+  readonly code = "table_ambiguous";
+
+  constructor(table: string, datasets: readonly string[]) {
+    super(
+      `Cannot tell which table ${JSON.stringify(table)} to read: it is in datasets ${
+        datasets.map((d) => JSON.stringify(d)).join(", ")
+      }; give dataset`,
+    );
+  }
+}
+
+/** A data API request that is a GET (or HEAD) with a body (a 400): the data API's routes take none. */
+export class DataRequestBodyError extends AppError {
+  readonly code = "body_not_allowed";
+
+  constructor() {
+    super("Cannot read the request: data API requests take no body");
+  }
 }

@@ -97,6 +97,21 @@ export interface ServiceOptions {
    * so no key is asked for there; every other middleware still applies.
    */
   readonly signsInItselfUnder?: string | undefined;
+  /**
+   * Paths under `prefix` (e.g. `/data/v1`, the data API) authenticate requests with their own scheme:
+   * `authenticate` runs where the key check would (before the audit trail and before any byte of a body
+   * is read) and answers or calls `next`. Such requests are not recorded by the audit middleware: the
+   * scheme keeps its own records.
+   */
+  readonly ownAuthentication?: {
+    readonly prefix: string;
+    readonly authenticate: MiddlewareHandler;
+  } | undefined;
+}
+
+/** Whether `path` is `prefix` or under it. */
+function isUnder(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(prefix + "/");
 }
 
 /** The limits on reading a body other than its size (`BODY_TIMEOUT_SECONDS`, ...). */
@@ -224,8 +239,12 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
   const people = options.people;
   const personAuth = people === undefined ? undefined : requirePerson(people.verifier);
   const ownSignIn = options.signsInItselfUnder;
+  const ownAuthentication = options.ownAuthentication;
   app.use(async function apiKeyAuth(c, next) {
     if (isPublic(c)) return next();
+    if (ownAuthentication !== undefined && isUnder(c.req.path, ownAuthentication.prefix)) {
+      return await ownAuthentication.authenticate(c, next);
+    }
     if (
       ownSignIn !== undefined &&
       (c.req.path === ownSignIn || c.req.path.startsWith(ownSignIn + "/"))
@@ -257,13 +276,19 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     return next();
   });
   if (options.auditTrail !== undefined) {
-    app.use(auditTrailMiddleware({
+    const audited = auditTrailMiddleware({
       trail: options.auditTrail,
       service: options.service,
       apiKey: options.apiKey,
       log,
       style,
-    }));
+    });
+    app.use(async function auditTrail(c, next) {
+      if (ownAuthentication !== undefined && isUnder(c.req.path, ownAuthentication.prefix)) {
+        return await next();
+      }
+      return await audited(c, next);
+    });
   }
   app.use(requestBodyReader({
     limits: bodyLimits,

@@ -78,6 +78,13 @@ import {
   RunStoreUnavailableError,
   RunVersionConflictError,
 } from "../../ports/run_store.ts";
+import { NonceStoreFullError, NonceStoreUnavailableError } from "../../ports/nonce_store.ts";
+import { RequestNotAuthenticatedError } from "../../ports/signed_request_verifier.ts";
+import {
+  DataRequestBodyError,
+  DataTableAmbiguousError,
+  DataTableNotFoundError,
+} from "../../domain/data_api_scopes.ts";
 import { InvalidRunQueryError, RunCancelledError } from "../../application/runs.ts";
 import { RunExecutionFailedError } from "../../application/remote_runs.ts";
 import {
@@ -219,6 +226,12 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [ReleaseStoreUnavailableError, 503],
   [RunInterruptedError, 503],
   [IdentityProviderUnavailableError, 503],
+  [NonceStoreFullError, 503],
+  [RequestNotAuthenticatedError, 401],
+  [NonceStoreUnavailableError, 503],
+  [DataTableNotFoundError, 404],
+  [DataTableAmbiguousError, 422],
+  [DataRequestBodyError, 400],
 ]);
 
 /** Headers some errors' replies carry beside the envelope. */
@@ -226,6 +239,8 @@ const HEADERS = new Map<ErrorClass, Readonly<Record<string, string>>>([
   // RFC 6750 §3: a refused bearer token says so in a challenge.
   [PersonTokenRejectedError, { "WWW-Authenticate": 'Bearer error="invalid_token"' }],
   [IdentityProviderUnavailableError, { "Retry-After": "5" }],
+  [NonceStoreFullError, { "Retry-After": "1" }],
+  [RequestNotAuthenticatedError, { "WWW-Authenticate": "Hawk" }],
 ]);
 
 /**

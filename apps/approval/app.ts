@@ -55,6 +55,12 @@ import {
   SubServiceProtocolError,
 } from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
+import {
+  addDataApi,
+  DATA_API_PREFIX,
+  dataApiAuthentication,
+  type DataApiDeps,
+} from "./data_api.ts";
 import type { UploadDeps } from "./ui/uploads.tsx";
 import { type UploadedDataSource, UploadStepRefusedError } from "../../domain/upload_files.ts";
 import type { Requester } from "../../domain/release.ts";
@@ -176,6 +182,11 @@ export interface ApprovalDeps {
    * The dashboard under `/ui/` (`docs/ui.md`); served only with gates. Its pages use the gates' releases
    * and record decisions in this service's audit trail.
    */
+  /**
+   * The data API under `/data/v1` (`DATA_API=on`, `docs/data-api.md`): its clients, HAWK and its batched
+   * audit. Absent: the routes do not exist.
+   */
+  readonly dataApi?: DataApiDeps | undefined;
   readonly dashboard?:
     | Omit<
       DashboardDeps,
@@ -251,6 +262,10 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       ? undefined
       : { verifier: gates.verifier, credentialFor: gatewayCredentialFor },
     signsInItselfUnder: gates !== undefined && deps.dashboard !== undefined ? UI_PREFIX : undefined,
+    ownAuthentication: deps.dataApi === undefined ? undefined : {
+      prefix: DATA_API_PREFIX,
+      authenticate: dataApiAuthentication(deps.dataApi, { detailPrefix: "" }, now),
+    },
   });
   const callerKeyId = auditKeyId(deps.apiKey);
 
@@ -517,6 +532,10 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
   }
 
   app.openapi(runEvents, async (c) => await relayRunEvents(c, publishEndpointOf(c)) as never);
+
+  if (deps.dataApi !== undefined) {
+    addDataApi(app, { store, publish: deps.publish, callOptions, now });
+  }
 
   addReleaseRoutes(app, {
     gates,

@@ -98,6 +98,65 @@ export async function callSubService(
   return await readJsonReply(service, await send(service, request, options, signal), options);
 }
 
+/** A sub-service's 2xx reply as bytes, not parsed: relayed as they came. */
+export interface SubServiceBytes {
+  readonly status: number;
+  readonly bytes: Uint8Array;
+  /** Every header of the reply. */
+  readonly headers: Headers;
+}
+
+/**
+ * Calls a sub-service endpoint and returns a 2xx reply's body as bytes, read within `maxReplyBytes` and
+ * never parsed (the data API relays rows pages as they came). A reply that is not 2xx is read as
+ * {@link callSubService} reads it and returned as a {@link SubServiceReply}.
+ *
+ * @throws as {@link callSubService} does.
+ */
+export async function callSubServiceBytes(
+  service: SubService,
+  request: SubServiceRequest,
+  options: CallOptions,
+): Promise<SubServiceBytes | SubServiceReply> {
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  const response = await send(service, request, options, signal);
+  if (!response.ok) return await readJsonReply(service, response, options);
+  try {
+    const bytes = await readBytes(response, service.name, options.maxReplyBytes);
+    return { status: response.status, bytes, headers: response.headers };
+  } catch (e) {
+    throw transportError(service, options, e);
+  }
+}
+
+/** Reads a reply's body as bytes, counting them as they arrive and stopping past `maxBytes`. */
+async function readBytes(
+  response: Response,
+  service: string,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  if (Number(response.headers.get("content-length") ?? 0) > maxBytes) {
+    await response.body?.cancel();
+    throw new SubServiceReplyTooLargeError(service, maxBytes);
+  }
+  if (response.body === null) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of response.body) {
+    bytes += chunk.byteLength;
+    if (bytes > maxBytes) throw new SubServiceReplyTooLargeError(service, maxBytes);
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const all = new Uint8Array(bytes);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return all;
+}
+
 /**
  * Calls a sub-service endpoint that answers with an event stream, and hands its body on without buffering:
  * each chunk is read from the sub-service only when the caller's side asks for one. Cancelling the returned

@@ -1,0 +1,163 @@
+/**
+ * A stand-in for the publish service's internal read routes (`docs/data-api.md`), over tables held in
+ * memory, for the gateway's data API tests. It implements exactly the interface the real one does:
+ *
+ * - `POST /data-publish/read/tables` `{project_name, project_start_time, destination: {type, name}}` →
+ *   `{"status":"success","payload":{"tables":[{name, dataset, columns:[{name,type,description}], key}]}}`,
+ *   404 `release_not_published` when nothing is published for the run;
+ * - `POST /data-publish/read/rows` (the same fields plus `dataset`, `table`, `limit`, `cursor`,
+ *   `orientation`, `next_base`) → one page in key order, keyset-paged: the rows whose key is after the
+ *   cursor's, whatever was added or removed since; `next` = `next_base` + the encoded cursor, or null on the
+ *   last page; header `x-rows-returned`. 400 `invalid_cursor`, 404 `table_not_found`.
+ *
+ * Tests change a table between pages ({@link FakeDataRead.table}) to check the gateway's paging.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+
+/** One published table. */
+export interface FakeReadTable {
+  readonly dataset: string;
+  readonly name: string;
+  readonly columns: readonly { name: string; type: string; description: string | null }[];
+  /** The key columns, in order; rows are paged by them. */
+  readonly key: readonly string[];
+  /** Each row's values in column order, canonical CSV text, null for NULL. */
+  rows: (string | null)[][];
+}
+
+/** The project run a request names. */
+export interface FakeReadRun {
+  readonly project_name: string;
+  readonly project_start_time: string;
+  readonly destination: { readonly type: string; readonly name: string };
+}
+
+function runKey(run: FakeReadRun): string {
+  return JSON.stringify([
+    run.project_name,
+    run.project_start_time,
+    run.destination.type,
+    run.destination.name,
+  ]);
+}
+
+function envelope(code: string, detail: string, requestId: string) {
+  return { status: "error", payload: { detail, code, request_id: requestId } };
+}
+
+/** The stand-in: publish tables, then serve its app (`app()`) with the publish service's key. */
+export class FakeDataRead {
+  readonly #key: string;
+  readonly #runs = new Map<string, FakeReadTable[]>();
+  /** Every body the read routes were sent, in order (`path` is `tables` or `rows`). */
+  readonly calls: { path: string; body: Record<string, unknown> }[] = [];
+
+  constructor(apiKey: string) {
+    this.#key = apiKey;
+  }
+
+  /** Publishes `tables` for a project run (replacing what it had). */
+  publish(run: FakeReadRun, tables: FakeReadTable[]): void {
+    this.#runs.set(runKey(run), tables);
+  }
+
+  /** A published table, to change between pages. */
+  table(run: FakeReadRun, dataset: string, name: string): FakeReadTable {
+    const table = this.#runs.get(runKey(run))?.find((t) =>
+      t.dataset === dataset && t.name === name
+    );
+    if (table === undefined) throw new Error(`no table ${dataset}.${name}`);
+    return table;
+  }
+
+  /** The publish service's read routes. */
+  app(): Hono {
+    const app = new Hono();
+    app.use(async (c, next) => {
+      if (c.req.header("x-api-key") !== this.#key) {
+        return c.json(envelope("forbidden", "wrong key", "x"), 403);
+      }
+      await next();
+    });
+    app.post("/data-publish/read/tables", async (c) => {
+      const body = await c.req.json();
+      this.calls.push({ path: "tables", body });
+      const requestId = c.req.header("x-request-id") ?? "none";
+      const tables = this.#runs.get(runKey(body));
+      if (tables === undefined) {
+        return c.json(envelope("release_not_published", "Nothing is published", requestId), 404);
+      }
+      return c.json({
+        status: "success",
+        payload: {
+          tables: tables.map((t) => ({
+            name: t.name,
+            dataset: t.dataset,
+            columns: t.columns,
+            key: t.key,
+          })),
+        },
+      }, 200);
+    });
+    app.post("/data-publish/read/rows", async (c) => {
+      const body = await c.req.json();
+      this.calls.push({ path: "rows", body });
+      const requestId = c.req.header("x-request-id") ?? "none";
+      const tables = this.#runs.get(runKey(body));
+      if (tables === undefined) {
+        return c.json(envelope("release_not_published", "Nothing is published", requestId), 404);
+      }
+      const table = tables.find((t) => t.dataset === body.dataset && t.name === body.table);
+      if (table === undefined) {
+        return c.json(envelope("table_not_found", `No table ${body.table}`, requestId), 404);
+      }
+      let after: (string | null)[] | undefined;
+      if (body.cursor !== null) {
+        try {
+          after = JSON.parse(atob(String(body.cursor)));
+          if (!Array.isArray(after) || after.length !== table.key.length) throw new Error();
+        } catch {
+          return c.json(envelope("invalid_cursor", "Cannot read the cursor", requestId), 400);
+        }
+      }
+      const keyIndexes = table.key.map((k) => table.columns.findIndex((col) => col.name === k));
+      const keyTypes = keyIndexes.map((i) => table.columns[i]!.type);
+      const keyOf = (row: (string | null)[]) => keyIndexes.map((i) => row[i] ?? null);
+      const compare = (a: (string | null)[], b: (string | null)[]) => {
+        for (const [i, type] of keyTypes.entries()) {
+          const x = a[i] ?? "";
+          const y = b[i] ?? "";
+          const d = type === "integer" ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
+          if (d !== 0) return d;
+        }
+        return 0;
+      };
+      const sorted = [...table.rows].sort((a, b) => compare(keyOf(a), keyOf(b)));
+      const remaining = after === undefined
+        ? sorted
+        : sorted.filter((row) => compare(keyOf(row), after!) > 0);
+      const page = remaining.slice(0, body.limit);
+      const last = page.at(-1);
+      const next = remaining.length > body.limit && last !== undefined
+        ? body.next_base + encodeURIComponent(btoa(JSON.stringify(keyOf(last))))
+        : null;
+      const columns = table.columns.map((col) => ({ name: col.name, type: col.type }));
+      const values = body.orientation === "tabular" ? { rows: page } : {
+        records: page.map((row) =>
+          Object.fromEntries(table.columns.map((col, i) => [col.name, row[i] ?? null]))
+        ),
+      };
+      const text = JSON.stringify({
+        status: "success",
+        payload: { table: table.name, columns, ...values, next },
+      });
+      return c.body(text, 200, {
+        "content-type": "application/json",
+        "x-rows-returned": String(page.length),
+      });
+    });
+    return app;
+  }
+}
