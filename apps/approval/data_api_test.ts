@@ -279,7 +279,7 @@ Deno.test("data API: HAWK refusals are 401 with WWW-Authenticate and the envelop
   await world.published("proj_a", [peopleTable(1)]);
   const path = "/data/v1/releases";
 
-  async function refused(reply: SignedReply, reason: RegExp): Promise<void> {
+  function refused(reply: SignedReply, reason: RegExp): void {
     assert.equal(reply.res.status, 401, reply.text);
     assert.match(reply.res.headers.get("www-authenticate") ?? "", /^Hawk/);
     assert.equal(reply.res.headers.get("server-authorization"), null);
@@ -293,13 +293,13 @@ Deno.test("data API: HAWK refusals are 401 with WWW-Authenticate and the envelop
     const first = await world.get(path);
     assert.equal(first.res.status, 200);
     const again = await world.get(path, { authorization: first.header });
-    await refused(again, /nonce was already used/);
+    refused(again, /nonce was already used/);
   });
   await t.step("wrong MAC and unknown client answer alike", async () => {
     const wrong = await world.get(path, { credentials: { ...PIPELINE, key: "x".repeat(36) } });
     const unknown = await world.get(path, { credentials: { ...PIPELINE, id: "nobody" } });
-    await refused(wrong, /valid HAWK/);
-    await refused(unknown, /valid HAWK/);
+    refused(wrong, /valid HAWK/);
+    refused(unknown, /valid HAWK/);
     assert.equal(wrong.res.headers.get("www-authenticate"), "Hawk");
     assert.equal(unknown.res.headers.get("www-authenticate"), "Hawk");
     assert.equal(payloadOf(wrong).detail, payloadOf(unknown).detail);
@@ -311,11 +311,11 @@ Deno.test("data API: HAWK refusals are 401 with WWW-Authenticate and the envelop
   });
   await t.step("a request signed for another path", async () => {
     const reply = await world.get(path + "?limit=1", { signedPath: path });
-    await refused(reply, /valid HAWK/);
+    refused(reply, /valid HAWK/);
   });
   await t.step("skew: the server's signed time comes back", async () => {
     const reply = await world.get(path, { localtimeOffsetMsec: -120_000 });
-    await refused(reply, /timestamp/);
+    refused(reply, /timestamp/);
     const challenge = reply.res.headers.get("www-authenticate") ?? "";
     assert.match(challenge, /^Hawk ts="\d+", tsm="/);
     const { hawk } = await import("../../tests/support/data_api_world.ts");
@@ -331,13 +331,13 @@ Deno.test("data API: HAWK refusals are 401 with WWW-Authenticate and the envelop
   await t.step("a body needs its payload hash, and must match it", async () => {
     const body = JSON.stringify({ a: 1 });
     const unhashed = await world.get(path, { method: "POST", body, hashPayload: false });
-    await refused(unhashed, /payload hash/);
+    refused(unhashed, /payload hash/);
     const tampered = await world.get(path, {
       method: "POST",
       body,
       sentBody: JSON.stringify({ a: 2 }),
     });
-    await refused(tampered, /does not match/);
+    refused(tampered, /does not match/);
     const honest = await world.get(path, { method: "POST", body });
     assert.equal(honest.res.status, 405);
     world.verifyReply(honest);
