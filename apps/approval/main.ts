@@ -35,6 +35,7 @@ import { OidcLogin } from "../../adapters/oidc/oidc_login.ts";
 import { OidcEnv } from "../_shared/person_verifier_from_env.ts";
 import type { ApprovalDeps } from "./app.ts";
 import { uploadsFromEnv } from "./uploads_from_env.ts";
+import { dataApiFromEnv, type DataApiSetup } from "./data_api_from_env.ts";
 
 /** The gateway's own environment variables, named as in the reference. */
 export const ApprovalEnv = CommonEnv.extend({
@@ -180,9 +181,12 @@ export async function buildApprovalService(
   const releaseStore = await stateStoreFromEnv(RELEASE_STORE_KIND, env, secrets.store, log);
   let gates: ApprovalGates | undefined;
   let dashboard: ApprovalDeps["dashboard"];
+  let dataApi: DataApiSetup | undefined;
   try {
     gates = approvalGatesFromEnv(env, releaseStore, log);
     dashboard = await dashboardFromEnv(env, secrets.store, gates, log);
+    // The data API (`docs/data-api.md`): its nonces live in the release store's database.
+    dataApi = await dataApiFromEnv(env, secrets.store, auditTrail, log);
   } catch (e) {
     await releaseStore.close();
     throw e;
@@ -215,6 +219,7 @@ export async function buildApprovalService(
     fetch: globalThis.fetch,
     shutdownSignal: shutdown.signal,
     dashboard,
+    dataApi: dataApi?.deps,
   });
   const sweeper = startReleaseSweeper(sweepReleases, config.RELEASE_SWEEP_INTERVAL_SECONDS * 1000);
   return {
@@ -230,6 +235,8 @@ export async function buildApprovalService(
     close: async () => {
       await sweeper.stop();
       await refusals.close();
+      // Every read answered so far is recorded before the process ends.
+      await dataApi?.close();
       await releaseStore.close();
     },
   };
