@@ -10,6 +10,7 @@ import { aPublishRequest, aTransferRequest, postJson } from "../support/requests
 import { writeFiles } from "./filestore_contract.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { APPROVAL_KEY, FakeWorld, METADATA_KEY, PUBLISH_KEY } from "../support/apps.ts";
+import { DataApiWorld, GATEWAY, peopleTable } from "../support/data_api_world.ts";
 
 interface Case {
   readonly name: string;
@@ -551,4 +552,101 @@ Deno.test("OpenAPI contract: every reply matches the schema its service declares
       assert.deepEqual(declared.sort(), [...exercised].sort());
     });
   }
+});
+
+Deno.test("OpenAPI contract: the data API's replies match the schemas the gateway declares", async (t) => {
+  await using world = new DataApiWorld();
+  const release = await world.published("proj_a", [peopleTable(3), peopleTable(1, "people", "b")]);
+  const single = await world.published("proj_a", [peopleTable(3)]);
+  const doc = await (await world.app.request(`${GATEWAY}/openapi.json`)).json();
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const exercised = new Set<string>();
+  const rows = (id: string, query = "") => `/data/v1/releases/${id}/tables/people/rows${query}`;
+  const cases: { name: string; declared: string; path: string; expect: number; sign?: boolean }[] =
+    [
+      { name: "releases", declared: "/data/v1/releases", path: "/data/v1/releases", expect: 200 },
+      {
+        name: "releases, a bad limit",
+        declared: "/data/v1/releases",
+        path: "/data/v1/releases?limit=0",
+        expect: 422,
+      },
+      {
+        name: "releases, not signed",
+        declared: "/data/v1/releases",
+        path: "/data/v1/releases",
+        expect: 401,
+        sign: false,
+      },
+      {
+        name: "tables",
+        declared: "/data/v1/releases/{id}/tables",
+        path: `/data/v1/releases/${release.id}/tables`,
+        expect: 200,
+      },
+      {
+        name: "tables, unknown release",
+        declared: "/data/v1/releases/{id}/tables",
+        path: "/data/v1/releases/nothing/tables",
+        expect: 404,
+      },
+      {
+        name: "rows, records",
+        declared: "/data/v1/releases/{id}/tables/{table}/rows",
+        path: rows(single.id, "?limit=2"),
+        expect: 200,
+      },
+      {
+        name: "rows, tabular",
+        declared: "/data/v1/releases/{id}/tables/{table}/rows",
+        path: rows(single.id, "?orientation=tabular"),
+        expect: 200,
+      },
+      {
+        name: "rows, a bad cursor",
+        declared: "/data/v1/releases/{id}/tables/{table}/rows",
+        path: rows(single.id, "?cursor=nonsense"),
+        expect: 400,
+      },
+      {
+        name: "rows, ambiguous table",
+        declared: "/data/v1/releases/{id}/tables/{table}/rows",
+        path: rows(release.id),
+        expect: 422,
+      },
+      {
+        name: "rows, missing table",
+        declared: "/data/v1/releases/{id}/tables/{table}/rows",
+        path: rows(release.id, "?dataset=nowhere"),
+        expect: 404,
+      },
+    ];
+  for (const c of cases) {
+    await t.step(`approval GET ${c.declared} (${c.name})`, async () => {
+      let status: number;
+      let body: unknown;
+      if (c.sign === false) {
+        const res = await world.app.request(GATEWAY + c.path);
+        status = res.status;
+        body = await res.json();
+      } else {
+        const reply = await world.get(c.path);
+        status = reply.res.status;
+        body = JSON.parse(reply.text);
+      }
+      assert.equal(status, c.expect);
+      const declared = doc.paths[c.declared]?.get?.responses[String(status)];
+      assert.ok(declared, `status ${status} is declared for GET ${c.declared}`);
+      const validate = ajv.compile({
+        ...declared.content["application/json"].schema,
+        components: doc.components,
+      });
+      assert.ok(validate(body), JSON.stringify(validate.errors));
+      exercised.add(c.declared);
+    });
+  }
+  await t.step("every data API route is exercised", () => {
+    const declared = Object.keys(doc.paths).filter((p) => p.startsWith("/data/"));
+    assert.deepEqual(declared.sort(), [...exercised].sort());
+  });
 });
