@@ -5,6 +5,7 @@ import {
   auditRequestFields,
   canonicalJson,
   chainAuditRecord,
+  type DataReadsEntry,
   GENESIS_SHA256,
   publishedOutput,
   readAuditLine,
@@ -375,4 +376,50 @@ Deno.test("publishedOutput() reads files or tables and resources from a publish 
     { destination_tables: ["s.t"], opal_resources: ["tre_postgresql_s_t"] },
   );
   assert.equal(publishedOutput({ validation_status: "success" }), undefined);
+});
+
+function someReads(overrides: Partial<DataReadsEntry["reads"][number]> = {}): DataReadsEntry {
+  const read = {
+    time: "2026-12-07T03:00:00.000Z",
+    request_id: "req-1",
+    client_id: "pipeline-a",
+    action: "read_rows" as const,
+    release_id: "r1",
+    dataset: "clinic",
+    table: "people",
+    status: 200,
+    error_code: null,
+    rows_returned: 10,
+    cursor_in_sha256: null,
+    cursor_out_sha256: "b".repeat(64),
+    ...overrides,
+  };
+  return {
+    kind: "data_reads",
+    time: "2026-12-07T03:00:05.000Z",
+    service: "approval",
+    period_start: read.time,
+    period_end: read.time,
+    reads: [read],
+  };
+}
+
+Deno.test("chainAuditRecord() chains a data reads record, and readAuditLine() reads it back", async () => {
+  const first = await chainAuditRecord(anEntry(), undefined);
+  const reads = await chainAuditRecord(someReads(), first.record);
+  assert.equal(reads.record.seq, 2);
+  const read = await readAuditLine(reads.line);
+  assert.ok("record" in read && read.record.kind === "data_reads");
+  assert.equal((await verifyAuditChain(`${first.line}\n${reads.line}\n`)).intact, true);
+});
+
+Deno.test("chainAuditRecord() rejects a data reads record with a cursor instead of its hash", async () => {
+  await assert.rejects(
+    chainAuditRecord(someReads({ cursor_in_sha256: "eyJpZCI6NDJ9" }), undefined),
+    TypeError,
+  );
+  await assert.rejects(
+    chainAuditRecord({ ...someReads(), reads: [] }, undefined),
+    TypeError,
+  );
 });
