@@ -399,8 +399,9 @@ function dataReleaseOf(release: Release): z.infer<typeof DataRelease> {
 }
 
 /**
- * Finds `GET /data/v1/releases/{id}/rows`'s `next` in a rows page without parsing the page: the publish
- * service writes it last (`..."next":"..."}}`). Falls back to parsing when the end is not in that form.
+ * Finds `next` in a rows page (the publish service's reply, relayed as is) without parsing the page:
+ * the publish service writes it last (`..."next":"..."}}`). Falls back to parsing the page when its end
+ * is not in that form.
  */
 export function nextOfRowsPage(bytes: Uint8Array): string | null {
   const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.byteLength - 65_536)));

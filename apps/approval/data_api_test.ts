@@ -86,6 +86,30 @@ Deno.test("data API: the releases list pages with the release store's cursor and
   assert.equal(pages, 3);
 });
 
+Deno.test("data API: releases out of scope do not make the list stop short of the end", async () => {
+  await using world = new DataApiWorld();
+  const now = world.clock.now.getTime();
+  const mine = await world.published("proj_a", [peopleTable(1)], {
+    createdAt: new Date(now - 100 * 60_000).toISOString(),
+  });
+  for (let i = 0; i < 25; i++) {
+    const createdAt = new Date(now - (i + 1) * 60_000).toISOString();
+    await world.published("proj_b", [peopleTable(1)], { createdAt });
+  }
+  const seen: string[] = [];
+  let path: string | null = "/data/v1/releases?limit=2";
+  let pages = 0;
+  while (path !== null) {
+    const reply = await world.get(path);
+    const payload = payloadOf(reply) as { releases: Json[]; next: string | null };
+    seen.push(...payload.releases.map((r) => String(r.id)));
+    path = payload.next;
+    pages++;
+  }
+  assert.deepEqual(seen, [mine.id]);
+  assert.ok(pages > 1, "a bounded scan per request, going on from where it stopped");
+});
+
 Deno.test("data API: GET /tables lists only the tables in scope, with columns and key", async () => {
   await using world = new DataApiWorld();
   await world.published("proj_z", [
