@@ -217,3 +217,19 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("a source with postgresql: true on a deployment without the PostgreSQL destination is refused before a run", async () => {
+  await withHttpSourcesService(async ({ server, service, runStore }) => {
+    server.put("/a.csv", "id\n1\n");
+    const res = await service.app.request(postJson("/http-sources/weekly/run", {}, PUBLISH_KEY));
+    const body = await res.json();
+    assert.equal(body.payload.code, "destination_not_configured");
+    assert.equal(res.status, 404);
+    assert.deepEqual((await runStore.list({ limit: 10 })).runs, []);
+    assert.equal(server.bodiesServed(), 0);
+    const listed = await service.app.request(
+      new Request("http://test.local/http-sources", { headers: { "x-api-key": PUBLISH_KEY } }),
+    );
+    assert.equal((await listed.json()).payload.sources[0].postgresql, true);
+  }, { loadIntoPostgresql: true });
+});
