@@ -31,6 +31,7 @@ async function withPostgresqlSources(
     run: () => Promise<{ status: number; payload: Record<string, unknown> }>;
     send: (path: string, body: unknown) => Promise<{ status: number; payload: any }>;
     put: (path: string, text: string | Uint8Array) => void;
+    served: (path: string) => number;
     schemas: () => Promise<string[]>;
   }) => Promise<void>,
 ): Promise<void> {
@@ -68,6 +69,7 @@ async function withPostgresqlSources(
         run: () => send("/http-sources/weekly/run", {}),
         send,
         put: (path, text) => server.put(path, text),
+        served: (path) => server.bodiesServed(path),
         schemas: async () =>
           (await sandbox.admin()<{ name: string }[]>`
             select nspname as name from pg_catalog.pg_namespace
@@ -186,7 +188,7 @@ Deno.test({
     "an HTTP-file source with postgresql: true refuses a ragged or non-UTF-8 file: 422, nothing loaded, staged or publishable",
   ignore: ignorePostgres,
   fn: () =>
-    withPostgresqlSources(async ({ run, send, put, schemas }) => {
+    withPostgresqlSources(async ({ run, send, put, served, schemas }) => {
       put("/good.csv", "id\n1\n");
       put("/ragged.csv", "a,b\n1,2\n3\n");
       const ragged = await run();
@@ -203,6 +205,7 @@ Deno.test({
       assert.equal(latin.status, 422);
       assert.match(latin.payload.detail as string, /not valid UTF-8 at byte offset 3/);
       assert.deepEqual(await schemas(), []);
+      assert.equal(served("/good.csv"), 2, "a refused run records no file as processed");
 
       for (const start of ["20261207_010010", "20261207_010011"]) {
         const staging = await send("/data-publish/staging", {
