@@ -29,7 +29,6 @@ import {
   runRequestKey,
   transition,
 } from "../../domain/run.ts";
-import type { Destination } from "../../ports/destination.ts";
 import type { FileRegistry } from "../../ports/file_registry.ts";
 import type { Filestore } from "../../ports/filestore.ts";
 import { UnknownDestinationError } from "../../ports/filestore.ts";

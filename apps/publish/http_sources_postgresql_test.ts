@@ -23,13 +23,26 @@ const CODES =
   'id,name,amount,active,day,at,note\r\n1,"Smith, J",12.50,true,2024-02-29,2024-02-29T10:11:12Z,\r\n' +
   "-9223372036854775808,,-3,FALSE,,2024-03-01 00:00:00+02:00,\r\n";
 
+/** What the assertions read of a reply's payload. */
+interface Payload {
+  readonly project_start_time?: string;
+  readonly loaded_tables?: string[];
+  readonly code?: string;
+  readonly detail?: string;
+  readonly data_published?: { postgresql_table_name: string }[];
+  readonly receipt?: { jws: string };
+  readonly crate?: unknown;
+  readonly certificate?: { tables: { table: string; rows: number }[] };
+  readonly staging_digest?: string | null;
+}
+
 async function withPostgresqlSources(
   body: (s: {
     sandbox: DestinationSandbox;
     opal: FakeOpal;
     signer: Ed25519ReleaseSigner;
-    run: () => Promise<{ status: number; payload: Record<string, unknown> }>;
-    send: (path: string, body: unknown) => Promise<{ status: number; payload: any }>;
+    run: () => Promise<{ status: number; payload: Payload }>;
+    send: (path: string, body: unknown) => Promise<{ status: number; payload: Payload }>;
     put: (path: string, text: string | Uint8Array) => void;
     served: (path: string) => number;
     schemas: () => Promise<string[]>;
@@ -142,12 +155,12 @@ Deno.test({
       assert.equal(published.status, 200, JSON.stringify(published.payload));
       const project = projectIdentifier("Pr042");
       assert.deepEqual(
-        published.payload.data_published.map((p: { postgresql_table_name: string }) =>
+        published.payload.data_published!.map((p: { postgresql_table_name: string }) =>
           p.postgresql_table_name
         ).sort(),
         [`${schema}.codes`, `${schema}.${weekly}`],
       );
-      const claims = await verifyReceipt(published.payload.receipt.jws, await signer.keySet());
+      const claims = await verifyReceipt(published.payload.receipt!.jws, await signer.keySet());
       assert.equal(claims.release_id, RELEASE_ID);
       assert.deepEqual(claims.destination.type, "postgresql");
       assert.deepEqual(claims.subject, {
@@ -172,7 +185,7 @@ Deno.test({
       });
       assert.equal(revoked.status, 200, JSON.stringify(revoked.payload));
       assert.deepEqual(
-        revoked.payload.certificate.tables.map((t: { table: string; rows: number }) => [
+        revoked.payload.certificate!.tables.map((t: { table: string; rows: number }) => [
           t.table,
           t.rows,
         ]),
