@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path/posix";
 import type { TableExtract, TableReader } from "../domain/catalog.ts";
-import { CsvLoadRefusedError, csvTableExtract } from "../domain/csv_tables.ts";
+import { CopyInputScanner, CsvLoadRefusedError, csvTableExtract } from "../domain/csv_tables.ts";
 import type { RunRef, StagedFile, StagingWork } from "../domain/staging_layout.ts";
 import { TabularChecker } from "../domain/tabular_checks.ts";
 import type { Destination, Staged, StageOptions } from "../ports/destination.ts";
@@ -42,8 +42,12 @@ export async function loadCsvFiles(
     options.signal?.throwIfAborted();
     const name = basename(file.path);
     const checker = new TabularChecker("csv");
-    for await (const chunk of work.read(file.path)) checker.push(chunk);
-    const extract = csvTableExtract(target.dataset, name, checker.finish());
+    const scanner = new CopyInputScanner();
+    for await (const chunk of work.read(file.path)) {
+      checker.push(chunk);
+      scanner.push(chunk);
+    }
+    const extract = csvTableExtract(target.dataset, name, checker.finish(), scanner.finish());
     const clash = byTable.get(extract.table.name);
     if (clash !== undefined) {
       throw new CsvLoadRefusedError(

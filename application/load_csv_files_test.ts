@@ -141,6 +141,11 @@ Deno.test({
         load([await work.put("a.csv", "id,v\n4\n")]),
         (e: unknown) => e instanceof CsvLoadRefusedError && /"a\.csv"/.test(e.message),
       );
+      // A lone \. line: PostgreSQL's COPY would silently stop there.
+      await assert.rejects(
+        load([await work.put("a.csv", "id\n4\n\\.\n5\n")]),
+        (e: unknown) => e instanceof CsvLoadRefusedError && /line 3 is only/.test(e.message),
+      );
       const staged = await work.put("a.csv", "id,v\n4,four\n");
       await work.put("a.csv", "id,v\n5,FIVE\n");
       await assert.rejects(load([staged]), StagingIntegrityError);

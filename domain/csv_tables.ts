@@ -68,23 +68,78 @@ export function columnLogicalType(type: ColumnType): LogicalType {
 }
 
 /**
+ * Finds the lines `COPY ... FROM STDIN (FORMAT csv)` would read otherwise than the checks do, fed the
+ * file's bytes in chunks: an unquoted line that is only `\.` (the end-of-data marker: PostgreSQL would
+ * silently drop every row after it) and a blank line (the checks skip it; COPY loads it as a row of
+ * NULLs in a one-column table, or fails). Quotes are tracked, so such lines inside a quoted field are
+ * data.
+ */
+export class CopyInputScanner {
+  #line = 1;
+  #inQuotes = false;
+  /** The bytes of the current line so far, up to three (enough to tell `\.` and blank lines). */
+  #start: number[] = [];
+  #afterCr = false;
+  #problem: string | undefined;
+
+  /** Feeds the next bytes of the file. */
+  push(bytes: Uint8Array): void {
+    for (const b of bytes) {
+      if (this.#problem !== undefined) return;
+      if (this.#afterCr) {
+        this.#afterCr = false;
+        if (b === 0x0a) continue;
+      }
+      if (b === 0x22) this.#inQuotes = !this.#inQuotes;
+      if (!this.#inQuotes && (b === 0x0a || b === 0x0d)) {
+        this.#endLine();
+        this.#afterCr = b === 0x0d;
+        continue;
+      }
+      if (this.#start.length < 3) this.#start.push(b);
+    }
+  }
+
+  /** The first such line, as a reason for {@link CsvLoadRefusedError}; `undefined` when none. */
+  finish(): string | undefined {
+    if (this.#problem === undefined && this.#start.length > 0) this.#endLine(true);
+    return this.#problem;
+  }
+
+  #endLine(last = false): void {
+    const [a, b, c] = this.#start;
+    if (a === 0x5c && b === 0x2e && c === undefined && !this.#inQuotes) {
+      this.#problem = `line ${this.#line} is only "\\.", which COPY reads as the end of the data`;
+    } else if (a === undefined && !last) {
+      this.#problem = `line ${this.#line} is blank`;
+    }
+    this.#start = [];
+    this.#line++;
+  }
+}
+
+/**
  * The table a checked CSV file is loaded as, in destination schema `schema`.
  *
  * @param fileName the file's name (its last path segment).
  * @param report the checks of the file's bytes; column types are its `type`s (with any override).
+ * @param copyProblem what {@link CopyInputScanner} found in the same bytes, if anything.
  * @throws {CsvLoadRefusedError} when the file is not a `.csv`, its checks found an error (encoding,
- *   ragged rows, no header, an unterminated quote), it is not comma-separated, or its header has an
+ *   ragged rows, no header, an unterminated quote), `copyProblem` is set, it is not comma-separated,
+ *   or its header has an
  *   empty, duplicate or NUL-holding name.
  */
 export function csvTableExtract(
   schema: string,
   fileName: string,
   report: TabularReport,
+  copyProblem?: string | undefined,
 ): TableExtract {
   const refuse = (reason: string) => new CsvLoadRefusedError(fileName, reason);
   if (!isCsvFileName(fileName)) throw refuse("only .csv files load into tables");
   const [error] = report.errors;
   if (error !== undefined) throw refuse(error);
+  if (copyProblem !== undefined) throw refuse(copyProblem);
   if (report.delimiter !== ",") {
     throw refuse(
       `it is separated by ${report.delimiter === "\t" ? "tabs" : "semicolons"}, not commas`,

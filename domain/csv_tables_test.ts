@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   columnLogicalType,
+  CopyInputScanner,
   CsvLoadRefusedError,
   csvTableExtract,
   csvTableName,
@@ -12,6 +13,13 @@ function checked(text: string | Uint8Array) {
   const checker = new TabularChecker("csv");
   checker.push(typeof text === "string" ? new TextEncoder().encode(text) : text);
   return checker.finish();
+}
+
+/** What {@link CopyInputScanner} finds in `text`, fed one byte at a time. */
+function scanned(text: string): string | undefined {
+  const scanner = new CopyInputScanner();
+  for (const b of new TextEncoder().encode(text)) scanner.push(new Uint8Array([b]));
+  return scanner.finish();
 }
 
 Deno.test("csvTableName() maps a file name by the project identifier rule", async (t) => {
@@ -79,10 +87,18 @@ Deno.test("csvTableExtract() refuses what COPY could not load as it is", async (
     ["not a .csv", "a.txt", "a\n1\n", /only \.csv files/],
     ["an empty column name", "a.csv", "a,,b\n1,2,3\n", /has no name/],
     ["a duplicate column name", "a.csv", "a,a\n1,2\n", /column "a" appears more than once/],
+    ["a blank line", "a.csv", "a,b\n1,2\n\n3,4\n", /line 3 is blank/],
+    [
+      "a lone \\. line",
+      "a.csv",
+      "a\n1\n\\.\n2\n",
+      /line 3 is only "\\\.", which COPY reads as the end/,
+    ],
   ];
   for (const [what, name, text, message] of cases) {
     await t.step(what, () => {
-      assert.throws(() => csvTableExtract("s", name, checked(text)), (e: unknown) => {
+      const copy = typeof text === "string" ? scanned(text) : undefined;
+      assert.throws(() => csvTableExtract("s", name, checked(text), copy), (e: unknown) => {
         assert.ok(e instanceof CsvLoadRefusedError);
         assert.equal(e.code, "csv_load_refused");
         assert.match(e.message, new RegExp(`^Cannot load "${name.replace(".", "\\.")}" into`));
@@ -91,4 +107,13 @@ Deno.test("csvTableExtract() refuses what COPY could not load as it is", async (
       });
     });
   }
+});
+
+Deno.test("CopyInputScanner finds blank and lone \\. lines outside quotes only", () => {
+  assert.equal(scanned("a,b\r\n1,2\r\n"), undefined);
+  assert.equal(scanned("a\n1"), undefined);
+  assert.equal(scanned('a\n"x\n\n\\.\ny"\n"\\."\n'), undefined, "inside quotes, or quoted");
+  assert.equal(scanned("a\n\\.x\n"), undefined);
+  assert.match(scanned("a\r\n\r\n1\r\n") ?? "", /line 2 is blank/);
+  assert.match(scanned("a\n1\n\\.") ?? "", /line 3 is only/);
 });
