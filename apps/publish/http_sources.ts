@@ -258,6 +258,9 @@ export class HttpSources {
           body: success(reply) as unknown as RunResult["body"],
           audit: {
             files: result.staged.map((f) => ({ path: f.path, sha512: f.sha512, bytes: f.bytes })),
+            ...(result.loaded_tables.length === 0
+              ? {}
+              : { destination_tables: [...result.loaded_tables] }),
           },
           logFields: { source: source.name, ...counts, tables: result.loaded_tables },
         };
