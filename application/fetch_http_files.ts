@@ -22,9 +22,11 @@ import {
 } from "../domain/http_file_sources.ts";
 import type { ProgressReport } from "../domain/long_work.ts";
 import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
+import type { Destination, LongWork, StageOptions } from "../ports/destination.ts";
 import type { FileRegistry } from "../ports/file_registry.ts";
 import type { Filestore } from "../ports/filestore.ts";
 import type { HttpFileClient, HttpFileResponse } from "../ports/http_file_client.ts";
+import { loadCsvFiles } from "./load_csv_files.ts";
 
 /** Same-host redirects followed per file at most. */
 export const MAX_HTTP_REDIRECTS = 5;
@@ -40,6 +42,14 @@ export interface FetchHttpFilesPorts {
   /** The source's filestore destination. */
   readonly filestore: Filestore;
   readonly now: () => Date;
+  /**
+   * For a source with `postgresql: true`: the PostgreSQL destination its CSV files are also loaded
+   * into, as the tables of its dataset, and the load's limits (the service's package limits).
+   */
+  readonly postgresql?: {
+    readonly destination: Destination;
+    readonly limits: Omit<StageOptions, keyof LongWork | "checks" | "reuse">;
+  } | undefined;
 }
 
 /** The run fetching the source. */
@@ -82,6 +92,8 @@ export interface FetchHttpFilesResult {
   readonly files: readonly FetchedFile[];
   /** The files staged: the source's dataset in the run's staging (empty: nothing new, nothing staged). */
   readonly staged: readonly StagedFile[];
+  /** The tables the staged files were loaded as (`schema.table`), for `postgresql: true`; else none. */
+  readonly loaded_tables: readonly string[];
 }
 
 /** The source's index could not be read (to be a 502: the run fails, nothing recorded). */
@@ -138,6 +150,8 @@ export async function fetchHttpFiles(
   const outcome = (url: string, o: Omit<FetchedFile, "url">) => files.push({ url, ...o });
   const none = { path: null, bytes: null, sha512: null, reason: null } as const;
 
+  const runRef = { project: source.project_name, startTime: run.startTime };
+  let loadedTables: readonly string[] = [];
   let totalBytes = 0;
   let taken = 0;
   const stageFiles = async (work: StagingWork): Promise<StagedFile[]> => {
@@ -277,10 +291,18 @@ export async function fetchHttpFiles(
         record(url, { state: ignored ? "ignored" : "failed", reason: code, ...validators });
       }
     }
+    if (ports.postgresql !== undefined && staged.length > 0) {
+      // Loaded before the files' stage completes: a file the load refuses stages nothing either.
+      const loaded = await loadCsvFiles(work, staged, {
+        destination: ports.postgresql.destination,
+        run: runRef,
+        dataset: source.name,
+      }, { ...ports.postgresql.limits, signal: run.signal });
+      loadedTables = loaded.dataRetrieved.flatMap((d) => "table_name" in d ? [d.table_name] : []);
+    }
     return staged;
   };
 
-  const runRef = { project: source.project_name, startTime: run.startTime };
   let staged: StagedFile[] = [];
   try {
     // A run with nothing new stages nothing: the staging of an earlier run is left as it is.
@@ -299,6 +321,7 @@ export async function fetchHttpFiles(
     project_start_time: run.startTime,
     files,
     staged,
+    loaded_tables: loadedTables,
   };
 }
 

@@ -82,6 +82,11 @@ const HttpFileSource = z.strictObject({
   }).optional(),
   /** The filestore destination (`TARGET_STORAGE_ACCOUNT_{NAME}_SDE_MNT_PATH`). */
   destination: z.string().regex(DESTINATION_NAME_PATTERN),
+  /**
+   * Also load the fetched CSV files into the PostgreSQL destination (`DESTINATION_POSTGRESQL_HOST`), as
+   * the tables of the source's dataset (`domain/csv_tables.ts`), to be published there.
+   */
+  postgresql: z.boolean().default(false),
   /** The project the files are staged (and then published) under. */
   project_name: z.string().check((ctx) => {
     const problem = projectNameProblem(ctx.value);

@@ -111,4 +111,12 @@ export interface StagingWork {
    *   not a plain file; nothing is moved.
    */
   reuse(path: string, sha512: string): Promise<StagedFile | undefined>;
+  /**
+   * Reads a file this write put in `dir` (a payload path), from its start, in chunks: what a stage
+   * loads elsewhere too (CSV files into the PostgreSQL destination, `application/load_csv_files.ts`).
+   *
+   * @throws {UnsafeFilesystemEntryError} when it or a folder above it is a link or not a plain file.
+   * @throws {Error} when there is no such file.
+   */
+  read(path: string): AsyncIterable<Uint8Array>;
 }

@@ -341,7 +341,7 @@ export class TabularChecker {
 function fits(type: Exclude<ColumnType, "text">, value: string): boolean {
   switch (type) {
     case "integer":
-      return INTEGER.test(value);
+      return INTEGER.test(value) && fitsInt64(value);
     case "decimal":
       return DECIMAL.test(value);
     case "boolean":
@@ -351,6 +351,17 @@ function fits(type: Exclude<ColumnType, "text">, value: string): boolean {
     case "timestamp":
       return TIMESTAMP.test(value);
   }
+}
+
+const INT64_MAX = "9223372036854775807";
+const INT64_MIN_MAGNITUDE = "9223372036854775808";
+
+/** Whether integer text (`INTEGER`) fits a signed 64-bit integer; larger ones are `decimal`. */
+function fitsInt64(value: string): boolean {
+  const negative = value.startsWith("-");
+  const digits = value.replace(/^[+-]/, "").replace(/^0+(?=\d)/, "");
+  const limit = negative ? INT64_MIN_MAGNITUDE : INT64_MAX;
+  return digits.length < limit.length || (digits.length === limit.length && digits <= limit);
 }
 
 /** Warnings on a header's names and on its change from the previous version's columns. */

@@ -103,3 +103,15 @@ Deno.test("the uploader's overrides replace the inferred types; an empty file ha
   assert.deepEqual(check("").errors, ["The file has no header row"]);
   assert.deepEqual(check('a\n"open\n').errors, ["The file ends inside a quoted field"]);
 });
+
+Deno.test("integer is inferred only for values that fit 64 bits; larger ones are decimal", () => {
+  const report = (values: string[]) => {
+    const checker = new TabularChecker("csv");
+    checker.push(new TextEncoder().encode(`n\n${values.join("\n")}\n`));
+    return checker.finish().columns[0]!.inferred;
+  };
+  assert.equal(report(["9223372036854775807", "-9223372036854775808", "+007"]), "integer");
+  assert.equal(report(["9223372036854775808"]), "decimal");
+  assert.equal(report(["-9223372036854775809"]), "decimal");
+  assert.equal(report(["00000000000000000000001"]), "integer");
+});

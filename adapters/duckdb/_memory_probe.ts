@@ -156,7 +156,14 @@ export async function probe(
   const started = performance.now();
   try {
     const [file] = await new DuckdbDatasetWriter().write(
-      { dir, copyPrevious: () => Promise.resolve(false), reuse: () => Promise.resolve(undefined) },
+      {
+        dir,
+        copyPrevious: () => Promise.resolve(false),
+        reuse: () => Promise.resolve(undefined),
+        read: () => {
+          throw new Error("not read");
+        },
+      },
       new GeneratedSource(options.rows, row),
       [{ schema: "probe", table }],
       { concurrency: 1, batchRows: 10_000 },

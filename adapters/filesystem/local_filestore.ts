@@ -202,6 +202,7 @@ export class LocalFilestore implements Filestore {
         dir: tree.path(workRel),
         copyPrevious: (path) => this.#copyPrevious(runRel, workRel, entries.get(path)),
         reuse: (path, sha512) => this.#reuse(resumableRel, workRel, dataset, path, sha512),
+        read: (path) => this.#readWork(workRel, path),
       }).catch(async (e: unknown) => {
         if (isInterruption(e)) {
           interrupted = true;
@@ -610,6 +611,20 @@ export class LocalFilestore implements Filestore {
       throw new UnsafeFilesystemEntryError(from, "was replaced while it was being checked");
     }
     return { path, sha512, bytes: digest.bytes };
+  }
+
+  /** {@link StagingWork.read}: a plain file of the work folder, 1 MiB at a time. */
+  async *#readWork(workRel: string, path: string): AsyncGenerator<Uint8Array, void, undefined> {
+    if (!isPayloadPath(path)) throw new RangeError(`Cannot read "${path}": not a payload path`);
+    const file = await this.#tree.openRead(`${workRel}/${path}`);
+    if (file === undefined) throw new Error(`Cannot read "${path}": the write has no such file`);
+    try {
+      for await (
+        const chunk of file.createReadStream({ start: 0, highWaterMark: 1 << 20, autoClose: false })
+      ) yield chunk as Uint8Array;
+    } finally {
+      await file.close();
+    }
   }
 
   /** {@link StagingWork.copyPrevious}: copies a staged file into the work folder, checked on the way. */

@@ -33,6 +33,7 @@ import {
   UploadTypeRefusedError,
 } from "../../domain/upload_files.ts";
 import { ReleaseKeyUnavailableError } from "../../ports/release_signer.ts";
+import { CsvLoadRefusedError } from "../../domain/csv_tables.ts";
 import {
   InvalidSecretNameError,
   SecretNotFoundError,
@@ -155,6 +156,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [NotUploaderError, 403],
   [DataSourceClosedError, 409],
   [UploadIntegrityError, 409],
+  [CsvLoadRefusedError, 422],
   [UploadsOffError, 501],
   [UploadStepRefusedError, 409],
   [InvalidExpiryError, 422],

@@ -13,6 +13,7 @@ const HttpSourceSummary = z.object({
   name: z.string(),
   project_name: z.string(),
   destination: z.string(),
+  postgresql: z.boolean(),
   schedule: z.string().nullable(),
   next_run_at: z.string().nullable(),
   files: z.object(Object.fromEntries(FILE_STATES.map((s) => [s, z.number().int()]))),
@@ -56,6 +57,10 @@ export const HttpSourceRunEnvelope = successEnvelope(
       sha512: z.string().nullable(),
       reason: z.string().nullable(),
     })),
+    loaded_tables: z.array(z.string()).openapi({
+      description: "For a source with `postgresql: true`: the PostgreSQL tables (`schema.table`) " +
+        "the fetched files were loaded as; empty otherwise",
+    }),
   }).openapi("HttpSourceRunPayload"),
 );
 

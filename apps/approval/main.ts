@@ -90,7 +90,17 @@ export async function dashboardFromEnv(
   log: Logger,
 ): Promise<ApprovalDeps["dashboard"]> {
   const config = parseEnv(DashboardEnv, env);
-  if (config.UI_OIDC_CLIENT_ID === undefined || config.UI_BASE_URL === undefined) return undefined;
+  if (config.UI_OIDC_CLIENT_ID === undefined || config.UI_BASE_URL === undefined) {
+    if ((env.UPLOAD_QUARANTINE_PATH ?? "").trim() !== "") {
+      // The deployment prepared the quarantine volume (docs/deploy.md); uploads wait for the dashboard.
+      log.warn("uploads_off", {
+        detail:
+          "UPLOAD_QUARANTINE_PATH is set, but uploads are served by the dashboard, which is " +
+          "off (UI_OIDC_CLIENT_ID unset): no upload is accepted",
+      });
+    }
+    return undefined;
+  }
   if (gates === undefined) {
     throw new ConfigError(
       "Cannot start: UI_OIDC_CLIENT_ID is set but APPROVAL_POLICY_FILE is not: the dashboard shows " +

@@ -171,6 +171,9 @@ export interface PublishService {
   readonly runner: Runner;
 }
 
+/** The PostgreSQL destination, as an HTTP-file source with `postgresql: true` loads into it. */
+const POSTGRESQL: RequestDestination = { type: "postgresql", name: "", format: "sql" };
+
 /** The default and largest page of `GET /runs`. */
 const DEFAULT_RUN_PAGE_SIZE = 50;
 
@@ -266,6 +269,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
       return httpSources.workOf(run, {
         allowedSources: deps.allowedSources,
         filestoreOf: filestoreOf(deps.filestores),
+        postgresql: () => ({ destination: destinationFor(POSTGRESQL), limits }),
       });
     }
     const request = PublishServicePublishRequest.parse(run.request);
@@ -437,7 +441,9 @@ export function createPublishService(deps: PublishDeps): PublishService {
   );
 
   httpSources.routes(app, async (source, c) => {
+    // Configuration problems are refused before a run is stored.
     filestoreOf(deps.filestores)(source.destination);
+    if (source.postgresql) destinationFor(POSTGRESQL);
     const input = await httpSources.requestedRunInput(runner, source, await keyId);
     return await startRun(c, input, "fetched", {
       project: source.project_name,

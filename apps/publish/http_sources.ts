@@ -11,7 +11,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import { createRoute, z } from "@hono/zod-openapi";
 import { MemoryFileRegistry } from "../../adapters/memory/memory_file_registry.ts";
 import { NodeHttpFileClient } from "../../adapters/http/node_http_file_client.ts";
-import { fetchHttpFiles } from "../../application/fetch_http_files.ts";
+import { fetchHttpFiles, type FetchHttpFilesPorts } from "../../application/fetch_http_files.ts";
 import type { Runner, RunResult, RunWork } from "../../application/runs.ts";
 import type { AllowedSources } from "../../domain/allowed_sources.ts";
 import { type CronSchedule, latestCronTime, nextCronTime, parseCron } from "../../domain/cron.ts";
@@ -218,12 +218,18 @@ export class HttpSources {
     ports: {
       readonly allowedSources: AllowedSources;
       readonly filestoreOf: (name: string) => Filestore;
+      /**
+       * The PostgreSQL destination a source with `postgresql: true` loads into (throwing when the
+       * deployment has none), and the load's limits.
+       */
+      readonly postgresql: () => NonNullable<FetchHttpFilesPorts["postgresql"]>;
     },
   ): RunWork {
     const request = FetchRunRequest.parse(run.request);
     return async ({ signal, onProgress, reuse }) => {
       const source = this.source(request.source);
       const filestore = ports.filestoreOf(source.destination);
+      const postgresql = source.postgresql ? ports.postgresql() : undefined;
       const timeout = AbortSignal.timeout(source.run_timeout_ms);
       try {
         const result = await fetchHttpFiles(source, {
@@ -232,6 +238,7 @@ export class HttpSources {
           registry: this.#deps.registry,
           filestore,
           now: this.#now,
+          postgresql,
         }, {
           runId: run.id,
           startTime: request.project_start_time,
@@ -251,8 +258,11 @@ export class HttpSources {
           body: success(reply) as unknown as RunResult["body"],
           audit: {
             files: result.staged.map((f) => ({ path: f.path, sha512: f.sha512, bytes: f.bytes })),
+            ...(result.loaded_tables.length === 0
+              ? {}
+              : { destination_tables: [...result.loaded_tables] }),
           },
-          logFields: { source: source.name, ...counts },
+          logFields: { source: source.name, ...counts, tables: result.loaded_tables },
         };
       } catch (e) {
         if (timeout.aborted && !signal.aborted) {
@@ -279,6 +289,7 @@ export class HttpSources {
           name: source.name,
           project_name: source.project_name,
           destination: source.destination,
+          postgresql: source.postgresql,
           schedule: source.schedule ?? null,
           next_run_at: schedule === undefined
             ? null

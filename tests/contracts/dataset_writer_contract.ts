@@ -45,6 +45,11 @@ import type {
 import { SourceUnavailableError } from "../../ports/source_database.ts";
 import { MemorySourceDatabase } from "../../adapters/memory/memory_source_database.ts";
 
+/** A file's bytes in one chunk (the contract's files are small). */
+async function* readChunks(path: string): AsyncGenerator<Uint8Array, void, undefined> {
+  yield await readFile(path);
+}
+
 /**
  * A work folder for a writer test: `copyPrevious` copies a file from `runDir` (the run's staged files)
  * when `staged` says the run has it, as the filestore does after checking it; `reuse` moves a plain file
@@ -58,6 +63,7 @@ export function stagingWork(
 ): StagingWork {
   return {
     dir,
+    read: (path) => readChunks(join(dir, path)),
     reuse: async (path, sha512) => {
       if (leftOverDir === undefined) return undefined;
       const from = join(leftOverDir, path);

@@ -129,6 +129,9 @@ export async function buildFacts(
       await Deno.writeTextFile(values.ALLOWED_SOURCES_FILE, '{"sources": []}');
     }
     if (values.AUDIT_LOG_PATH !== undefined) values.AUDIT_LOG_PATH = join(dir, "audit.jsonl");
+    if (values.UPLOAD_QUARANTINE_PATH !== undefined) {
+      values.UPLOAD_QUARANTINE_PATH = join(dir, "uploads");
+    }
     if (values.DESTINATION_POSTGRESQL_HOST !== undefined) {
       values.DESTINATION_POSTGRESQL_HOST = "127.0.0.1";
     }

@@ -265,6 +265,61 @@ export function publishReplicaProblems(
   return problems;
 }
 
+/**
+ * The upload quarantine (`UPLOAD_QUARANTINE_PATH`, docs/uploads.md): approval (which writes it) and
+ * publish (which stages approved files from it) both set it, each with a writable mount of one and the
+ * same ReadWriteMany PVC exactly at that path (each service makes it owner-only at start), and no
+ * other Deployment mounts that PVC.
+ */
+export function uploadQuarantineProblems(docs: Doc[]): string[] {
+  const problems: string[] = [];
+  const claims = new Set<string>();
+  for (const service of ["approval", "publish"] as const) {
+    const deployment = deploymentOf(docs, service);
+    if (deployment === undefined) continue;
+    const container = containerOf(deployment, service);
+    const path = envOf(container).UPLOAD_QUARANTINE_PATH;
+    if (path === undefined) {
+      problems.push(`${service}: UPLOAD_QUARANTINE_PATH is not set`);
+      continue;
+    }
+    const found = mountFor(deployment, container, `${path}/x`);
+    const claim = found?.volume.persistentVolumeClaim;
+    if (found === undefined || found.mount.mountPath !== path || claim === undefined) {
+      problems.push(`${service}: UPLOAD_QUARANTINE_PATH ${path} is not a PVC mount`);
+      continue;
+    }
+    if (found.mount.readOnly === true) {
+      problems.push(`${service}: the upload quarantine is mounted read-only`);
+    }
+    if (found.mount.subPath !== undefined) {
+      problems.push(`${service}: the upload quarantine is a subPath of another volume`);
+    }
+    const name = String(obj(claim).claimName);
+    const pvc = find(docs, "PersistentVolumeClaim", name);
+    if (pvc === undefined) problems.push(`${service}: PVC ${name} does not exist`);
+    else if (!list(obj(pvc.spec).accessModes).includes("ReadWriteMany")) {
+      problems.push(`${service}: the upload quarantine's PVC ${name} is not ReadWriteMany`);
+    }
+    claims.add(name);
+  }
+  if (claims.size > 1) {
+    problems.push(`approval and publish mount different quarantine PVCs: ${[...claims].sort()}`);
+  }
+  const sharing = new Set([deploymentOf(docs, "approval"), deploymentOf(docs, "publish")]);
+  for (const deployment of ofKind(docs, "Deployment").filter((d) => !sharing.has(d))) {
+    for (const volume of list(podSpec(deployment).volumes).map(obj)) {
+      const claim = obj(volume.persistentVolumeClaim).claimName;
+      if (claim !== undefined && claims.has(String(claim))) {
+        problems.push(
+          `${nameOf(deployment)}: mounts the upload quarantine's PVC ${String(claim)}`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
 /** The allow-list text a service's Deployment mounts at `ALLOWED_SOURCES_FILE`, if any. */
 export function allowListOf(docs: Doc[], service: Service): string | undefined {
   const deployment = deploymentOf(docs, service);

@@ -157,6 +157,104 @@ Deno.test("deploy/compose/initdb/01-demo-data.sql is tools/demo_data.ts's datase
   assert.equal(await readRepoFile("deploy/compose/initdb/01-demo-data.sql"), demoSqlText());
 });
 
+/**
+ * What is wrong with the upload quarantine (`UPLOAD_QUARANTINE_PATH`) in a compose file's services: it
+ * must be set in approval (which writes it) and publish (which stages approved files from it), each
+ * mounting the same named volume exactly there, writable (each makes it owner-only at start); no other
+ * service may mount that volume.
+ */
+function quarantineProblems(
+  all: Doc,
+  volumes: Doc,
+): string[] {
+  const problems: string[] = [];
+  const shared = new Set<string>();
+  for (const service of ["approval", "publish"]) {
+    const definition = obj(all[service]);
+    const path = environmentOf(definition).UPLOAD_QUARANTINE_PATH;
+    if (path === undefined) {
+      problems.push(`${service}: UPLOAD_QUARANTINE_PATH is not set`);
+      continue;
+    }
+    const mount = list(definition.volumes).map(String).find((v) => v.split(":")[1] === path);
+    const [source, , mode] = (mount ?? "").split(":");
+    if (mount === undefined || !(source! in volumes)) {
+      problems.push(`${service}: UPLOAD_QUARANTINE_PATH ${path} is not on a named volume`);
+      continue;
+    }
+    if (mode === "ro") problems.push(`${service}: the upload quarantine is mounted read-only`);
+    shared.add(source!);
+  }
+  if (shared.size > 1) {
+    problems.push(`approval and publish mount different quarantine volumes: ${[...shared]}`);
+  }
+  for (const [name, definition] of Object.entries(all)) {
+    if (name === "approval" || name === "publish") continue;
+    for (const volume of list(obj(definition).volumes).map((v) => String(v).split(":")[0]!)) {
+      if (shared.has(volume)) problems.push(`${name}: mounts the upload quarantine ${volume}`);
+    }
+  }
+  return problems;
+}
+
+Deno.test("compose.yaml: the upload quarantine is one volume approval and publish share, and only they mount", async (t) => {
+  const volumes = obj(compose!.volumes);
+  await t.step(
+    "as written",
+    () => assert.deepStrictEqual(quarantineProblems(services, volumes), []),
+  );
+  const changed = (service: string, change: (definition: Doc) => void) => {
+    const copy = structuredClone(services);
+    change(obj(copy[service]));
+    return quarantineProblems(copy, volumes);
+  };
+  const withoutMount = (d: Doc) => {
+    d.volumes = list(d.volumes).filter((v) => !String(v).startsWith("uploads:"));
+  };
+  await t.step("publish without the volume: a problem", () => {
+    assert.deepStrictEqual(changed("publish", withoutMount), [
+      "publish: UPLOAD_QUARANTINE_PATH /data/uploads is not on a named volume",
+    ]);
+  });
+  await t.step("approval without the volume: a problem", () => {
+    assert.deepStrictEqual(changed("approval", withoutMount), [
+      "approval: UPLOAD_QUARANTINE_PATH /data/uploads is not on a named volume",
+    ]);
+  });
+  await t.step("publish on another volume, or read-only, or unset: a problem", () => {
+    assert.deepStrictEqual(
+      changed("publish", (d) => {
+        d.volumes = list(d.volumes).map((v) =>
+          String(v).startsWith("uploads:") ? "publish-state:/data/uploads" : v
+        );
+      }),
+      ["approval and publish mount different quarantine volumes: uploads,publish-state"],
+    );
+    assert.deepStrictEqual(
+      changed("publish", (d) => {
+        d.volumes = list(d.volumes).map((v) =>
+          String(v).startsWith("uploads:") ? "uploads:/data/uploads:ro" : v
+        );
+      }),
+      ["publish: the upload quarantine is mounted read-only"],
+    );
+    assert.deepStrictEqual(
+      changed("publish", (d) => {
+        delete obj(d.environment).UPLOAD_QUARANTINE_PATH;
+      }),
+      ["publish: UPLOAD_QUARANTINE_PATH is not set"],
+    );
+  });
+  await t.step("metadata mounting it: a problem", () => {
+    assert.deepStrictEqual(
+      changed("metadata", (d) => {
+        d.volumes = [...list(d.volumes), "uploads:/data/uploads"];
+      }),
+      ["metadata: mounts the upload quarantine uploads"],
+    );
+  });
+});
+
 Deno.test("compose.yaml: volumes, gateway wiring, hardening and stop timeout", async () => {
   const cleanup = cleanupSeconds();
   const ports: Record<string, number> = {};

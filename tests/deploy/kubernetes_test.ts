@@ -39,6 +39,7 @@ import {
   publishReplicaProblems,
   secretsNeeded,
   serviceProblems,
+  uploadQuarantineProblems,
 } from "./_kubernetes_checks.ts";
 
 const KUBECTL = await commandWorks("kubectl", ["version", "--client"]);
@@ -98,6 +99,12 @@ async function checkLayout(t: Deno.TestContext, docs: Doc[]): Promise<void> {
         problems.push(...deploymentProblems(docs, service, factsOf(service)));
       }
       assert.deepStrictEqual(problems, []);
+    },
+  );
+  await t.step(
+    "the upload quarantine is one RWX PVC approval and publish share, and only they",
+    () => {
+      assert.deepStrictEqual(uploadQuarantineProblems(docs), []);
     },
   );
   await t.step("the gateway reaches metadata and publish through their Services", () => {
@@ -253,6 +260,77 @@ Deno.test("k8s/base: publish runs two replicas on the shared run store, one on S
       publishReplicaProblems(pinned, pinnedDeployment, envOfVariant(pinned)),
       [],
     );
+  });
+});
+
+Deno.test("k8s/base: a missing or unshared upload quarantine volume is a problem", async (t) => {
+  const docs = await baseAsWritten();
+  /** The base with one service's Deployment changed. */
+  function changed(service: Service, change: (pod: Doc, container: Doc) => void): Doc[] {
+    const deployment = deploymentOf(docs, service)!;
+    const copy = structuredClone(deployment);
+    const pod = obj(obj(obj(copy.spec).template).spec);
+    change(pod, containerOf(copy, service));
+    return [...docs.filter((d) => d !== deployment), copy];
+  }
+  const unmount = (_pod: Doc, container: Doc) => {
+    container.volumeMounts = list(container.volumeMounts).filter((m) => obj(m).name !== "uploads");
+  };
+  await t.step("publish without the mount", () => {
+    assert.deepStrictEqual(uploadQuarantineProblems(changed("publish", unmount)), [
+      "publish: UPLOAD_QUARANTINE_PATH /data/uploads is not a PVC mount",
+    ]);
+  });
+  await t.step("approval without the mount", () => {
+    assert.deepStrictEqual(uploadQuarantineProblems(changed("approval", unmount)), [
+      "approval: UPLOAD_QUARANTINE_PATH /data/uploads is not a PVC mount",
+    ]);
+  });
+  await t.step("publish without the variable", () => {
+    const unset = changed("publish", (_pod, container) => {
+      container.env = list(container.env).filter((e) => obj(e).name !== "UPLOAD_QUARANTINE_PATH");
+    });
+    assert.deepStrictEqual(uploadQuarantineProblems(unset), [
+      "publish: UPLOAD_QUARANTINE_PATH is not set",
+    ]);
+  });
+  await t.step("publish on a staging PVC instead, read-only", () => {
+    const other = changed("publish", (pod, container) => {
+      pod.volumes = list(pod.volumes).map((v) =>
+        obj(v).name === "uploads"
+          ? { name: "uploads", persistentVolumeClaim: { claimName: "cr8tor-lsc-staging" } }
+          : v
+      );
+      container.volumeMounts = list(container.volumeMounts).map((m) =>
+        obj(m).name === "uploads" ? { ...obj(m), readOnly: true } : m
+      );
+    });
+    assert.deepStrictEqual(uploadQuarantineProblems(other), [
+      "publish: the upload quarantine is mounted read-only",
+      "approval and publish mount different quarantine PVCs: cr8tor-lsc-staging,cr8tor-uploads",
+    ]);
+  });
+  await t.step("a ReadWriteOnce PVC", () => {
+    const rwo = docs.map((d) =>
+      nameOf(d) === "cr8tor-uploads"
+        ? { ...d, spec: { ...obj(d.spec), accessModes: ["ReadWriteOnce"] } }
+        : d
+    );
+    assert.deepStrictEqual(uploadQuarantineProblems(rwo), [
+      "approval: the upload quarantine's PVC cr8tor-uploads is not ReadWriteMany",
+      "publish: the upload quarantine's PVC cr8tor-uploads is not ReadWriteMany",
+    ]);
+  });
+  await t.step("metadata mounting it", () => {
+    const leaked = changed("metadata", (pod) => {
+      pod.volumes = [
+        ...list(pod.volumes),
+        { name: "uploads", persistentVolumeClaim: { claimName: "cr8tor-uploads" } },
+      ];
+    });
+    assert.deepStrictEqual(uploadQuarantineProblems(leaked), [
+      "cr8tor-metadata: mounts the upload quarantine's PVC cr8tor-uploads",
+    ]);
   });
 });
 

@@ -8,12 +8,21 @@
 import { NodeHttpFileClient } from "../../adapters/http/node_http_file_client.ts";
 import { MemoryFileRegistry } from "../../adapters/memory/memory_file_registry.ts";
 import { MemoryRunStore } from "../../adapters/memory/memory_run_store.ts";
+import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { createPublishService } from "../../apps/publish/app.ts";
+import type { ReleaseSigner } from "../../ports/release_signer.ts";
 import { HttpSources } from "../../apps/publish/http_sources.ts";
 import { AllowedSources } from "../../domain/allowed_sources.ts";
 import { parseHttpFileSources } from "../../domain/http_file_sources.ts";
 import { FakeWorld, PUBLISH_KEY, testPublishLimits } from "./apps.ts";
 import { HttpFileServer } from "./http_file_server.ts";
+
+/** What a test changes: the source's `postgresql`, and the PostgreSQL destination and signer. */
+export interface HttpSourcesServiceOptions {
+  readonly loadIntoPostgresql?: boolean;
+  readonly postgresql?: PostgresqlDestination;
+  readonly releaseSigner?: ReleaseSigner;
+}
 
 /** Runs `body` with the service, its file server and its stores; closes them all after. */
 export async function withHttpSourcesService(
@@ -25,6 +34,7 @@ export async function withHttpSourcesService(
     runStore: MemoryRunStore;
     clock: { now: Date };
   }) => Promise<void>,
+  options: HttpSourcesServiceOptions = {},
 ): Promise<void> {
   using world = new FakeWorld();
   await using server = await HttpFileServer.start();
@@ -38,6 +48,7 @@ export async function withHttpSourcesService(
         project_name: "Pr042",
         schedule: "0 * * * *",
         run_timeout_ms: 60_000,
+        ...(options.loadIntoPostgresql === true ? { postgresql: true } : {}),
       }],
     })),
     registry: new MemoryFileRegistry(),
@@ -60,6 +71,8 @@ export async function withHttpSourcesService(
     ...testPublishLimits(),
     runStore,
     httpSources: sources,
+    ...(options.postgresql === undefined ? {} : { postgresql: options.postgresql }),
+    ...(options.releaseSigner === undefined ? {} : { releaseSigner: options.releaseSigner }),
   });
   try {
     await body({ world, server, sources, service, runStore, clock });
