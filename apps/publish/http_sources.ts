@@ -352,6 +352,15 @@ export class HttpSources {
     }
   }
 
+  /**
+   * Makes the next {@link tick} look at the slots since `since` (when that is earlier than its own
+   * previous look): a replica that takes the schedule over from another (the operator's new leader)
+   * looks back over the time no one looked. A slot run already is found in the store and skipped.
+   */
+  lookBackFrom(since: Date): void {
+    if (this.#lastTick === undefined || since < this.#lastTick) this.#lastTick = since;
+  }
+
   /** Starts the schedule's timer (when any source has a schedule); returns how to stop it. */
   startSchedule(runner: Runner, log: Logger): () => void {
     if (this.#schedules.size === 0) return () => {};

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { httpSourceSchedulerOf } from "../_shared/http_source_scheduler.ts";
 import {
   DEFAULT_DISCLOSURE_CHECK_SETTING,
   DEFAULT_SMALL_CELL_THRESHOLD,
@@ -468,8 +469,13 @@ export async function buildPublishService(
   // the service answers its first request (so that building a service starts no timer).
   const retentionDays = config.RUN_RETENTION_DAYS;
   await runner.maintain(retentionDays);
-  // Scheduled HTTP-file sources run from the first request on, as maintenance does.
-  let stopSchedule: (() => void) | undefined;
+  // Scheduled HTTP-file sources run from the first request on, as maintenance does, unless the
+  // operator runs the schedules (`httpSourceSchedulerOf`: one of the two, never both).
+  const scheduler = httpSourceSchedulerOf(env);
+  if (httpSources !== undefined && scheduler !== "publish") {
+    log.info("http_source_schedule", { detail: `schedules are run by the ${scheduler}` });
+  }
+  let stopSchedule: (() => void) | undefined = scheduler === "publish" ? undefined : () => {};
   return {
     runner,
     fetch: (request) => {
