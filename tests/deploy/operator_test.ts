@@ -94,6 +94,20 @@ const UPLOADED = {
   },
 };
 
+/** An Uploaded resource as this operator acts on it: its destination and uploader. */
+const UPLOADED_HERE = {
+  ...UPLOADED,
+  metadata: { name: "survey-uploads" },
+  spec: {
+    ...UPLOADED.spec,
+    connections: undefined,
+    upload: {
+      destination: "LSC",
+      uploader: { id: "rita", issuer: "https://login.example.org/realms/sde", name: "Rita" },
+    },
+  },
+};
+
 const spec = (change: Record<string, unknown>) => ({
   ...IMPORT,
   spec: { ...IMPORT.spec, ...change },
@@ -110,13 +124,22 @@ const MALFORMED: [string, unknown][] = [
   ["approvals not a list", spec({ approvals: "yes" })],
   ["approval email not text", spec({ approvals: [{ type: "DATA_ENGINEER", email: 42 }] })],
   ["project id not text", spec({ project: { id: 7 } })],
+  ["upload without an uploader", spec({ type: "Uploaded", upload: { destination: "LSC" } })],
+  [
+    "uploader without an issuer",
+    spec({ type: "Uploaded", upload: { destination: "LSC", uploader: { id: "rita" } } }),
+  ],
+  [
+    "upload destination empty",
+    spec({ type: "Uploaded", upload: { destination: "", uploader: { id: "r", issuer: "i" } } }),
+  ],
 ];
 
 Deno.test("CRD: the design's examples are valid, malformed resources are refused, and the zod schema agrees", () => {
   assert.equal(crd.kind, "CustomResourceDefinition");
   assert.equal(obj(crd.spec).group, "xlscsde.nhs.uk");
   assert.deepEqual(obj(version.subresources).status, {});
-  for (const example of [IMPORT, UPLOADED]) {
+  for (const example of [IMPORT, UPLOADED, UPLOADED_HERE]) {
     assert.ok(validate(JSON.parse(JSON.stringify(example))), JSON.stringify(validate.errors));
     assert.ok(DataSourceSpec.safeParse(example.spec).success, example.metadata.name);
   }
