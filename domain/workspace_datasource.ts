@@ -386,7 +386,9 @@ export function planImport(
   if (spec.type === "Uploaded") {
     return {
       reason: "UPLOADED_NOT_SUPPORTED",
-      message: "Uploaded data sources are not supported yet; only Import resources are acted on",
+      message:
+        "Uploaded data sources are off on this operator (it has no UPLOAD_QUARANTINE_PATH); " +
+        "only Import resources are acted on",
     };
   }
   const approvals = approvalProblem(spec.approvals, policy.requiredApprovalTypes);

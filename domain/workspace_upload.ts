@@ -7,7 +7,11 @@
  * @module
  */
 import type { TabularReport } from "./tabular_checks.ts";
-import { newUploadedDataSource, type UploadedDataSource, UploadRefusedError } from "./upload_files.ts";
+import {
+  newUploadedDataSource,
+  type UploadedDataSource,
+  UploadRefusedError,
+} from "./upload_files.ts";
 import {
   type DataSourceResource,
   type DataSourceStatus,
