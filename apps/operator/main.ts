@@ -221,6 +221,7 @@ async function scheduleOf(
   if (httpSourceSchedulerOf(env) !== "operator") return undefined;
   const configured = await httpSourcesFromEnv(env, deps.secrets, deps.log);
   if (configured === undefined) return undefined;
+  // The same rule as the publish service's (`configured.scheduler`): here it says `operator`.
   let template;
   try {
     template = config.HTTP_SOURCE_JOB_TEMPLATE_FILE === undefined

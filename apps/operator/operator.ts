@@ -168,9 +168,7 @@ export class DataSourceOperator {
         if (leader) {
           // Slots a former leader may have left while no replica led are looked at again; one it ran
           // already is found in the run store and not run twice.
-          options.schedule?.sources.lookBackFrom(
-            new Date(Date.now() - 2 * options.leaseSeconds * 1000 - this.#tickMs),
-          );
+          options.schedule?.sources.lookBack(2 * options.leaseSeconds * 1000 + this.#tickMs);
           void this.resyncAll();
         }
       },

@@ -353,11 +353,13 @@ export class HttpSources {
   }
 
   /**
-   * Makes the next {@link tick} look at the slots since `since` (when that is earlier than its own
-   * previous look): a replica that takes the schedule over from another (the operator's new leader)
-   * looks back over the time no one looked. A slot run already is found in the store and skipped.
+   * Makes the next {@link tick} look at the slots of the last `ms` (when that reaches further back than
+   * its own previous look): a replica that takes the schedule over from another (the operator's new
+   * leader) looks back over the time no one looked. A slot run already is found in the store and
+   * skipped.
    */
-  lookBackFrom(since: Date): void {
+  lookBack(ms: number): void {
+    const since = new Date(this.#now().getTime() - ms);
     if (this.#lastTick === undefined || since < this.#lastTick) this.#lastTick = since;
   }
 

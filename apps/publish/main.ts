@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { httpSourceSchedulerOf } from "../_shared/http_source_scheduler.ts";
 import {
   DEFAULT_DISCLOSURE_CHECK_SETTING,
   DEFAULT_SMALL_CELL_THRESHOLD,
@@ -471,11 +470,9 @@ export async function buildPublishService(
   await runner.maintain(retentionDays);
   // Scheduled HTTP-file sources run from the first request on, as maintenance does, unless the
   // operator runs the schedules (`httpSourceSchedulerOf`: one of the two, never both).
-  const scheduler = httpSourceSchedulerOf(env);
-  if (httpSources !== undefined && scheduler !== "publish") {
-    log.info("http_source_schedule", { detail: `schedules are run by the ${scheduler}` });
-  }
-  let stopSchedule: (() => void) | undefined = scheduler === "publish" ? undefined : () => {};
+  let stopSchedule: (() => void) | undefined = httpSources?.scheduler === "operator"
+    ? () => {}
+    : undefined;
   return {
     runner,
     fetch: (request) => {
