@@ -204,6 +204,7 @@ async function operatorSources(): Promise<string> {
     "apps/_shared/state_store_from_env.ts",
     "apps/_shared/secret_store_from_env.ts",
     "apps/publish/run_executor_from_env.ts",
+    "apps/_shared/http_source_scheduler.ts",
   ];
   return (await Promise.all(files.map(readRepoFile))).join("\n");
 }
