@@ -310,7 +310,8 @@ Deno.test("Dockerfile: the operator image runs its start task's permissions; Job
     flags(tasks["start:operator"]!),
   );
   assert.equal(operator.at(-1), "apps/operator/main.ts");
-  assert.ok(!operator.includes("--allow-ffi") && !operator.includes("--allow-write"));
+  // Writes: only the upload quarantine's data sources (`Uploaded` resources); no native library.
+  assert.ok(!operator.includes("--allow-ffi") && !operator.includes("--allow-run"));
   assert.match(dockerfile, /AS operator\nENV PORT=8004\nEXPOSE 8004\n/);
   const template = await readJobTemplate(repoPath("k8s/operator/job-template.yaml"));
   assert.deepEqual(template.spec!.template.spec!.containers[0]!.command, [
