@@ -80,6 +80,9 @@ export async function buildOperator(
       "Cannot start: the operator needs RUN_STORE=postgresql, the run store its Jobs read runs from",
     );
   }
+  // Checked before anything is opened: nothing to close when the settings do not fit together.
+  const uploads = await uploadsOf(config, log);
+  httpSourceSchedulerOf(env);
   const secrets = await serviceSecretsFromEnv(env, { log });
   const store = await runStoreFromEnv(env, secrets.store, log);
   let template;
@@ -99,10 +102,8 @@ export async function buildOperator(
   const closeAll = async () => {
     for (const close of closing.reverse()) await close().catch(() => {});
   };
-  let uploads;
   let schedule;
   try {
-    uploads = await uploadsOf(config, log);
     schedule = await scheduleOf(env, config, {
       api,
       namespace,
