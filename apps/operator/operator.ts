@@ -5,7 +5,11 @@
  *
  * - a resource being deleted: its Jobs and volume are removed, an active run cancelled, then the
  *   finalizer is taken off;
- * - a malformed resource: `Failed`, `INVALID_RESOURCE`; an `Uploaded` one: `NotSupported`;
+ * - a malformed resource: `Failed`, `INVALID_RESOURCE`;
+ * - an `Uploaded` one (with `uploads`): its data source in the upload quarantine area is made, the same
+ *   one the dashboard makes (`planUpload`), and followed into the status (waiting for files, uploaded,
+ *   awaiting approval, awaiting publication, published, or why it failed); without `uploads`:
+ *   `NotSupported`;
  * - an `Import`: checked (`planImport`: approvals, allow-listed sources, secrets in their roles); a
  *   refusal is its status (`Pending` while approvals are missing, else `Failed`) with the reason code;
  * - an approved `Import`: the finalizer, a PersistentVolumeClaim, a run in the shared run store and a
@@ -14,6 +18,9 @@
  *   them instead of making a second; then the Job is followed into the status: `Running` with its
  *   stage, then `Completed` with the published files and their SHA-512 and the crate's path, or
  *   `Failed` with the run's error or the pod's reason.
+ *
+ * With `schedule`, the leader also looks at the HTTP-file sources' cron schedules every 30 s
+ * ({@link DataSourceOperator.scheduleTick}), starting each slot's run as a Job.
  *
  * Watches are bounded (`adapters/kubernetes/bounded_informer.ts`): the server ends each after a while
  * and a broken one is noticed and replaced; every resource is also reconciled again every resync
