@@ -358,9 +358,12 @@ export class DataSourceOperator {
     const resource = parsed.data;
     const status = resource.status ?? {};
     const generation = resource.metadata.generation;
+    // Ended for this generation, unless the uploader can still mend it, or uploads were turned on
+    // since this operator's predecessor found them off.
+    const mendable = RECOVERABLE_UPLOAD_FAILURES.includes(status.reason ?? "") ||
+      (status.reason === "UPLOADED_NOT_SUPPORTED" && this.#o.uploads !== undefined);
     if (
-      status.observedGeneration === generation && TERMINAL.has(status.dataState ?? "") &&
-      !RECOVERABLE_UPLOAD_FAILURES.includes(status.reason ?? "")
+      status.observedGeneration === generation && TERMINAL.has(status.dataState ?? "") && !mendable
     ) {
       return;
     }

@@ -94,31 +94,38 @@ async function setUp(options: { uploads?: boolean } = {}) {
   const kube: FakeKubernetes = await startFakeKubernetes({ maxWatchSeconds: 2 });
   const logs: string[] = [];
   const api = kubeApi(kube.kubeconfig(NS));
-  const operator = new DataSourceOperator({
-    api,
-    namespace: NS,
-    store: new MemoryRunStore(),
-    executor: new KubernetesRunExecutor({ api, namespace: NS }),
-    policy: {
-      requiredApprovalTypes: [...DEFAULT_REQUIRED_APPROVAL_TYPES],
-      allowedSources: new AllowedSources([]),
-    },
-    storageClass: "jupyter-default",
-    volumeSize: "1Gi",
-    identity: "op-1",
-    leaseName: "cr8tor-operator",
-    leaseSeconds: 2,
-    resyncMs: 60_000,
-    outcomeOfError: (e) => errorOutcome(e, { detailPrefix: "Operator: " }),
-    log: createLogger("operator", (line) => logs.push(line)),
-    retryMs: 100,
-    followMs: 200,
-    watchSeconds: 1,
-    ...(options.uploads === false
-      ? {}
-      : { uploads: { sources: quarantine, policy: { destinations: ["LSC"] }, pollMs: 100 } }),
-  });
-  await operator.start();
+  const operators: DataSourceOperator[] = [];
+  /** Starts an operator replica, with or without uploads. */
+  const startOperator = async (uploads: boolean) => {
+    const operator = new DataSourceOperator({
+      api,
+      namespace: NS,
+      store: new MemoryRunStore(),
+      executor: new KubernetesRunExecutor({ api, namespace: NS }),
+      policy: {
+        requiredApprovalTypes: [...DEFAULT_REQUIRED_APPROVAL_TYPES],
+        allowedSources: new AllowedSources([]),
+      },
+      storageClass: "jupyter-default",
+      volumeSize: "1Gi",
+      identity: `op-${operators.length + 1}`,
+      leaseName: "cr8tor-operator",
+      leaseSeconds: 2,
+      resyncMs: 60_000,
+      outcomeOfError: (e) => errorOutcome(e, { detailPrefix: "Operator: " }),
+      log: createLogger("operator", (line) => logs.push(line)),
+      retryMs: 100,
+      followMs: 200,
+      watchSeconds: 1,
+      ...(uploads
+        ? { uploads: { sources: quarantine, policy: { destinations: ["LSC"] }, pollMs: 100 } }
+        : {}),
+    });
+    await operator.start();
+    operators.push(operator);
+    return operator;
+  };
+  const operator = await startOperator(options.uploads !== false);
 
   const get = (name: string): KubeObject | undefined => kube.get({ ...crd, name });
   const until = async <T>(check: () => T | undefined | false, what: string, ms = 15_000) => {
@@ -141,6 +148,7 @@ async function setUp(options: { uploads?: boolean } = {}) {
     api,
     logs,
     operator,
+    startOperator,
     idp,
     get,
     until,
@@ -171,7 +179,7 @@ async function setUp(options: { uploads?: boolean } = {}) {
           : undefined;
       }, `${name} ${reason}`),
     async [Symbol.asyncDispose]() {
-      await operator.stop();
+      for (const o of operators) await o.stop();
       await kube.close();
       world[Symbol.dispose]();
       await keys[Symbol.asyncDispose]();
@@ -369,10 +377,16 @@ Deno.test("operator: an Uploaded data source whose spec changes, or that vanishe
   assert.equal(missing.dataState, "Failed");
 });
 
-Deno.test("operator: without an upload quarantine, Uploaded resources are NotSupported", async () => {
+Deno.test("operator: without an upload quarantine, Uploaded resources are NotSupported until an operator with one takes over", async () => {
   await using s = await setUp({ uploads: false });
   s.create("survey");
   const status = await s.reason("survey", "UPLOADED_NOT_SUPPORTED");
   assert.equal(status.dataState, "NotSupported");
   assert.deepEqual(await s.quarantine.sources(), []);
+  // Uploads turned on (a new operator, the same generation): the resource is acted on.
+  await s.operator.stop();
+  await s.startOperator(true);
+  const waiting = await s.reason("survey", "WAITING_FOR_FILES");
+  assert.equal((await s.quarantine.sources()).length, 1);
+  assert.equal(waiting.observedGeneration, 1);
 });
