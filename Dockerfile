@@ -81,11 +81,12 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
 CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "--allow-sys", "--allow-ffi", "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8", "apps/publish/main.ts"]
 
 # ---- operator: the AnalyticsWorkspaceDataSource operator (docs/operator.md, k8s/operator). It talks to
-# the Kubernetes API and the run store; no filestore, no native library. Its extraction Jobs run the
-# publish image in one-run mode (`run <id>`, k8s/operator/job-template.yaml).
+# the Kubernetes API and the run store; no filestore, no native library. It writes only the upload
+# quarantine's data sources of `Uploaded` resources (UPLOAD_QUARANTINE_PATH, when mounted). Its Jobs run
+# the publish image in one-run mode (`run <id>`, k8s/operator/job-template.yaml).
 FROM app AS operator
 ENV PORT=8004
 EXPOSE 8004
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PORT') ?? '8004'}/health`, { signal: AbortSignal.timeout(4000) }); Deno.exit(r.ok ? 0 : 1)"]
-CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-net", "--allow-sys", "apps/operator/main.ts"]
+CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "--allow-sys", "apps/operator/main.ts"]

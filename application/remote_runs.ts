@@ -47,12 +47,24 @@ export class RemoteRuns {
     this.#options = options;
   }
 
-  /** Launches the run (a repeated launch finds the first execution) and follows it in the background. */
+  /**
+   * Launches the run (a repeated launch finds the first execution) and follows it in the background. A
+   * launch that fails fails the run (`run_execution_failed`, reason `LaunchFailed`) before the error is
+   * thrown on, so no run stays queued with nothing to execute it (a scheduled source's next slot would
+   * wait behind it for ever).
+   */
   async dispatch(run: Run): Promise<void> {
-    const { name } = await this.#options.executor.launch({
-      run,
-      ...this.#options.launchOf?.(run),
-    });
+    let name: string;
+    try {
+      ({ name } = await this.#options.executor.launch({
+        run,
+        ...this.#options.launchOf?.(run),
+      }));
+    } catch (e) {
+      await this.fail(run.id, new RunExecutionFailedError("LaunchFailed", (e as Error).message))
+        .catch(() => {});
+      throw e;
+    }
     this.#options.log?.info("run_dispatched", { run: run.id, execution: name });
     this.follow(run.id, name);
   }

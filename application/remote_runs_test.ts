@@ -139,6 +139,26 @@ Deno.test("dispatch: the runner stores the run and launches it instead of execut
   await runner.close();
 });
 
+Deno.test("dispatch: a launch that fails fails the run, and the error reaches the caller", async () => {
+  const store = new MemoryRunStore();
+  const executor = new FakeExecutor();
+  executor.launch = () => Promise.reject(new Error("jobs.batch is forbidden"));
+  const remote = new RemoteRuns({ executor, store, outcomeOfError });
+  const runner = new Runner({
+    store,
+    workOf: () => () => Promise.reject(new Error("must not execute here")),
+    outcomeOfError,
+    dispatch: (run) => remote.dispatch(run),
+  });
+  await assert.rejects(runner.start(input), /forbidden/);
+  const [run] = (await store.list({ limit: 5 })).runs;
+  assert.equal(run!.state, "failed", "not left queued with nothing to execute it");
+  const payload = (run!.outcome!.body as { payload: { code: string } }).payload;
+  assert.equal(payload.code, "run_execution_failed");
+  remote.close();
+  await runner.close();
+});
+
 Deno.test("RemoteRuns.check: goes on while running, stops once the run stopped, fails a vanished execution", async () => {
   const store = new MemoryRunStore();
   const executor = new FakeExecutor();

@@ -295,3 +295,50 @@ export class UploadStepRefusedError extends AppError {
 export class UploadRequestInvalidError extends UploadRefusedError {
   readonly code = "upload_request_invalid";
 }
+
+/** What a new {@link UploadedDataSource} is made of. */
+export interface NewUploadedDataSource {
+  /** 32 lower-case hex digits: random from the dashboard, the resource's uid from the operator. */
+  readonly id: string;
+  readonly projectName: string;
+  readonly destination: string;
+  /** The destinations a data source may be published into (the approval policy's filestores). */
+  readonly destinations: readonly string[];
+  readonly owner: UploadedDataSource["owner"];
+  /** Its creation time, also its project start time (UTC, `YYYYMMDD_HHMMSS`). */
+  readonly at: Date;
+}
+
+/**
+ * A new, open data source: the one rule for the dashboard's form, a script's `POST /uploads/sources`
+ * and the operator's `Uploaded` resources.
+ *
+ * @throws {UploadNameUnsafeError} when the project name is not a safe project name.
+ * @throws {UploadRequestInvalidError} when the destination is not one of `destinations`, or the id is
+ *   not 32 hex digits.
+ */
+export function newUploadedDataSource(input: NewUploadedDataSource): UploadedDataSource {
+  const projectName = input.projectName.trim();
+  const problem = projectNameProblem(projectName);
+  if (problem !== undefined) {
+    throw new UploadNameUnsafeError(`The project name ${problem}`);
+  }
+  if (!input.destinations.includes(input.destination)) {
+    throw new UploadRequestInvalidError(`Unknown destination ${JSON.stringify(input.destination)}`);
+  }
+  if (!DATA_SOURCE_ID_PATTERN.test(input.id)) {
+    throw new UploadRequestInvalidError("A data source id is 32 lower-case hex digits");
+  }
+  const at = input.at.toISOString();
+  return {
+    id: input.id,
+    project_name: projectName,
+    project_start_time: at.replace(/[-:]/g, "").replace("T", "_").slice(0, 15),
+    destination: input.destination,
+    owner: input.owner,
+    created_at: at,
+    state: "open",
+    release_id: null,
+    column_types: {},
+  };
+}

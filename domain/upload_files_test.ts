@@ -5,7 +5,9 @@ import {
   contentProblem,
   DEFAULT_UPLOAD_LIMITS,
   DEFAULT_UPLOAD_TYPES,
+  newUploadedDataSource,
   parseUploadTypes,
+  UploadNameUnsafeError,
   UploadRefusedError,
 } from "./upload_files.ts";
 
@@ -77,4 +79,35 @@ Deno.test("limits: per file, per data source in bytes and in files", () => {
     code(() => checkUploadFits(limits, { files: 2, bytes: 0 }, 1)),
     "upload_limit_reached",
   );
+});
+
+Deno.test("newUploadedDataSource() is one open data source, or a refusal naming what is wrong", () => {
+  const input = {
+    id: "0123456789abcdef0123456789abcdef",
+    projectName: "  Survey 2024 ",
+    destination: "LSC",
+    destinations: ["LSC"],
+    owner: { id: "rita", issuer: "https://idp", name: "Rita" },
+    at: new Date("2026-12-07T01:02:03.456Z"),
+  };
+  assert.deepEqual(newUploadedDataSource(input), {
+    id: input.id,
+    project_name: "Survey 2024",
+    project_start_time: "20261207_010203",
+    destination: "LSC",
+    owner: input.owner,
+    created_at: "2026-12-07T01:02:03.456Z",
+    state: "open",
+    release_id: null,
+    column_types: {},
+  });
+  assert.throws(
+    () => newUploadedDataSource({ ...input, projectName: "../x" }),
+    UploadNameUnsafeError,
+  );
+  assert.throws(
+    () => newUploadedDataSource({ ...input, destination: "PROD" }),
+    /Unknown destination "PROD"/,
+  );
+  assert.throws(() => newUploadedDataSource({ ...input, id: "../../etc" }), /32 lower-case hex/);
 });

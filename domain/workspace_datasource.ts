@@ -69,6 +69,21 @@ export const DataObject = z.object({
   }),
 });
 
+/**
+ * What an `Uploaded` resource asks for (`docs/operator.md`, "Uploaded resources"): the filestore
+ * destination its files are published into (one of the approval policy's), and the person who uploads
+ * them (their OpenID Connect subject and issuer, as the dashboard signs them in: the only person who may
+ * add files, mark them ready, stage and publish).
+ */
+export const UploadSpec = z.object({
+  destination: z.string().min(1).max(64),
+  uploader: z.object({
+    id: z.string().min(1).max(256),
+    issuer: z.string().min(1).max(2048),
+    name: z.string().max(256).optional(),
+  }),
+});
+
 /** The resource's `spec`. */
 export const DataSourceSpec = z.object({
   type: z.enum(["Import", "Uploaded"]),
@@ -87,6 +102,8 @@ export const DataSourceSpec = z.object({
   connections: z.array(Connection).max(64).optional(),
   objects: z.array(DataObject).max(10_000).optional(),
   approvals: z.array(Approval).max(64).optional(),
+  /** `Uploaded` only: where the files go and who uploads them. */
+  upload: UploadSpec.optional(),
 });
 
 /** A status condition, as Kubernetes conventions have them. */
@@ -122,6 +139,10 @@ export const DataSourceStatus = z.object({
   jobName: z.string().optional(),
   files: z.array(PublishedFile).optional(),
   crate: z.string().optional(),
+  /** `Uploaded`: the id of its data source in the upload quarantine area (the dashboard's page). */
+  uploadId: z.string().optional(),
+  /** `Uploaded`: the release made when its files were marked ready. */
+  releaseId: z.string().optional(),
   conditions: z.array(Condition).optional(),
   lastActiveCheck: z.string().optional(),
 });
@@ -365,7 +386,9 @@ export function planImport(
   if (spec.type === "Uploaded") {
     return {
       reason: "UPLOADED_NOT_SUPPORTED",
-      message: "Uploaded data sources are not supported yet; only Import resources are acted on",
+      message:
+        "Uploaded data sources are off on this operator (it has no UPLOAD_QUARANTINE_PATH); " +
+        "only Import resources are acted on",
     };
   }
   const approvals = approvalProblem(spec.approvals, policy.requiredApprovalTypes);

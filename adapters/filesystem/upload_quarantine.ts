@@ -17,7 +17,7 @@
 import { FileStore } from "@tus/file-store";
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import {
@@ -26,6 +26,7 @@ import {
   type UploadedDataSource,
 } from "../../domain/upload_files.ts";
 import type { QuarantinedFiles } from "../../ports/quarantine.ts";
+import type { UploadDataSources } from "../../ports/upload_data_sources.ts";
 import { openPlainFile, OWNER_ONLY } from "./confined_tree.ts";
 import { copyWithSha512 } from "./sha512.ts";
 
@@ -115,7 +116,7 @@ export class HashingFileStore extends FileStore {
 }
 
 /** The quarantine area; see the module documentation. */
-export class UploadQuarantine implements QuarantinedFiles {
+export class UploadQuarantine implements QuarantinedFiles, UploadDataSources {
   readonly store: HashingFileStore;
   readonly #sources: string;
   readonly #results: string;
@@ -140,6 +141,36 @@ export class UploadQuarantine implements QuarantinedFiles {
     await writeOwnerOnly(join(this.#sources, `${checkedId(source.id)}.json`), source);
   }
 
+  /**
+   * Records a new data source unless one with its id exists (then it is left as it is): the whole
+   * record appears at once (written aside, then linked), so two makers of one id never both succeed.
+   *
+   * @returns whether this call created it.
+   */
+  async createSource(source: UploadedDataSource): Promise<boolean> {
+    const path = join(this.#sources, `${checkedId(source.id)}.json`);
+    const aside = join(this.#sources, `.${source.id}.${crypto.randomUUID()}.tmp`);
+    await writeOwnerOnly(aside, source);
+    try {
+      await link(aside, path);
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code === "EEXIST") return false;
+      throw error;
+    } finally {
+      await rm(aside, { force: true });
+    }
+  }
+
+  /** Removes data source `id` and every upload of it (bytes, records, results). */
+  async removeSource(id: string): Promise<void> {
+    for (const file of await this.files(id)) {
+      await this.discard(file.id);
+      await rm(join(this.#results, `${file.id}.json`), { force: true });
+    }
+    await rm(join(this.#sources, `${checkedId(id)}.json`), { force: true });
+  }
+
   /** The data source `id`, or `undefined`. */
   async source(id: string): Promise<UploadedDataSource | undefined> {
     if (!DATA_SOURCE_ID_PATTERN.test(id)) return undefined;
@@ -150,6 +181,7 @@ export class UploadQuarantine implements QuarantinedFiles {
   async sources(): Promise<UploadedDataSource[]> {
     const all: UploadedDataSource[] = [];
     for (const name of await readdir(this.#sources)) {
+      if (name.startsWith(".")) continue;
       const source = await this.source(name.replace(/\.json$/, ""));
       if (source !== undefined) all.push(source);
     }

@@ -68,6 +68,14 @@ export async function uploadsFromEnv(
       maxFiles: config.UPLOAD_MAX_FILES,
       types,
     },
-    destinations: policy.destinations.filter((d) => d !== POSTGRESQL_DESTINATION),
+    destinations: uploadDestinations(policy),
   };
+}
+
+/**
+ * The destinations an uploaded data source may be published into: the approval policy's filestores
+ * (the dashboard's and the operator's rule).
+ */
+export function uploadDestinations(policy: ApprovalPolicy): string[] {
+  return policy.destinations.filter((d) => d !== POSTGRESQL_DESTINATION);
 }

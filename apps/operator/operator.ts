@@ -5,7 +5,11 @@
  *
  * - a resource being deleted: its Jobs and volume are removed, an active run cancelled, then the
  *   finalizer is taken off;
- * - a malformed resource: `Failed`, `INVALID_RESOURCE`; an `Uploaded` one: `NotSupported`;
+ * - a malformed resource: `Failed`, `INVALID_RESOURCE`;
+ * - an `Uploaded` one (with `uploads`): its data source in the upload quarantine area is made, the same
+ *   one the dashboard makes (`planUpload`), and followed into the status (waiting for files, uploaded,
+ *   awaiting approval, awaiting publication, published, or why it failed); without `uploads`:
+ *   `NotSupported`;
  * - an `Import`: checked (`planImport`: approvals, allow-listed sources, secrets in their roles); a
  *   refusal is its status (`Pending` while approvals are missing, else `Failed`) with the reason code;
  * - an approved `Import`: the finalizer, a PersistentVolumeClaim, a run in the shared run store and a
@@ -14,6 +18,9 @@
  *   them instead of making a second; then the Job is followed into the status: `Running` with its
  *   stage, then `Completed` with the published files and their SHA-512 and the crate's path, or
  *   `Failed` with the run's error or the pod's reason.
+ *
+ * With `schedule`, the leader also looks at the HTTP-file sources' cron schedules every 30 s
+ * ({@link DataSourceOperator.scheduleTick}), starting each slot's run as a Job.
  *
  * Watches are bounded (`adapters/kubernetes/bounded_informer.ts`): the server ends each after a while
  * and a broken one is noticed and replaced; every resource is also reconciled again every resync
@@ -36,7 +43,7 @@ import {
 } from "../../adapters/kubernetes/bounded_informer.ts";
 import { LeaseLeader } from "../../adapters/kubernetes/lease_leader.ts";
 import { RemoteRuns, RunExecutionFailedError } from "../../application/remote_runs.ts";
-import type { RunOutcome } from "../../application/runs.ts";
+import type { Runner, RunOutcome } from "../../application/runs.ts";
 import { CRATE_TAG_FILE } from "../../domain/release_receipt.ts";
 import { isActiveRunState, newRun, type Run, transition } from "../../domain/run.ts";
 import { csvPayloadPath, runFolder } from "../../domain/staging_layout.ts";
@@ -52,6 +59,16 @@ import {
   type PublishedFile,
 } from "../../domain/workspace_datasource.ts";
 import { describeDataSource } from "../../domain/workspace_datasource_crate.ts";
+import {
+  planUpload,
+  RECOVERABLE_UPLOAD_FAILURES,
+  type UploadPolicy,
+  uploadSourceIdOf,
+  uploadSpecChange,
+  uploadStatusOf,
+} from "../../domain/workspace_upload.ts";
+import type { UploadDataSources } from "../../ports/upload_data_sources.ts";
+import { type HttpSources, SCHEDULE_TICK_MS } from "../publish/http_sources.ts";
 import type { RunExecutor } from "../../ports/run_executor.ts";
 import { type RunStore, RunVersionConflictError } from "../../ports/run_store.ts";
 import type { Logger } from "../_shared/log.ts";
@@ -90,7 +107,30 @@ export interface OperatorOptions {
   readonly followMs?: number;
   /** How long the API server keeps each watch open (`boundedInformer`); default 20 s. */
   readonly watchSeconds?: number;
+  /**
+   * `Uploaded` resources (`UPLOAD_QUARANTINE_PATH`): the quarantine area's data sources and the
+   * destinations they may go to. Absent: `Uploaded` resources are `NotSupported`.
+   */
+  readonly uploads?: {
+    readonly sources: UploadDataSources;
+    readonly policy: UploadPolicy;
+    /** How often an unpublished upload's data source is looked at again; default 5 s. */
+    readonly pollMs?: number;
+  };
+  /**
+   * The HTTP-file sources' schedule, when the operator runs it (`httpSourceSchedulerOf`): the leader
+   * calls `HttpSources.tick` with a runner whose runs are dispatched as Jobs (`publish run <id>`).
+   */
+  readonly schedule?: {
+    readonly sources: HttpSources;
+    readonly runner: Runner;
+    /** How often the schedule looks at the clock; default `SCHEDULE_TICK_MS` (30 s). */
+    readonly tickMs?: number;
+  };
 }
+
+/** What one call of {@link DataSourceOperator.scheduleTick} did. */
+export type ScheduleTick = "ran" | "off" | "follower" | "overlap";
 
 const TERMINAL = new Set(["Completed", "Failed", "NotSupported"]);
 
@@ -105,6 +145,8 @@ export class DataSourceOperator {
   #resources: BoundedInformer<Raw> | undefined;
   #jobs: BoundedInformer<k8s.V1Job> | undefined;
   #resync: ReturnType<typeof setInterval> | undefined;
+  #scheduleTimer: ReturnType<typeof setInterval> | undefined;
+  #ticking: Promise<void> | undefined;
   #stopped = true;
   readonly #queue = new Map<string, { running: Promise<void>; again: boolean }>();
   readonly #retries = new Map<string, { timer: ReturnType<typeof setTimeout>; attempt: number }>();
@@ -130,7 +172,12 @@ export class DataSourceOperator {
       leaseSeconds: options.leaseSeconds,
       onChange: (leader) => {
         options.log.info(leader ? "leader_elected" : "leader_lost", { identity: options.identity });
-        if (leader) void this.resyncAll();
+        if (leader) {
+          // Slots a former leader may have left while no replica led are looked at again; one it ran
+          // already is found in the run store and not run twice.
+          options.schedule?.sources.lookBack(2 * options.leaseSeconds * 1000 + this.#tickMs);
+          void this.resyncAll();
+        }
       },
       onError: (e) => options.log.warn("lease_failed", { message: (e as Error).message }),
     });
@@ -184,12 +231,47 @@ export class DataSourceOperator {
     this.#leader.start();
     await Promise.all([this.#resources.start(), this.#jobs.start()]);
     this.#resync = setInterval(() => void this.resyncAll(), this.#o.resyncMs);
+    if (this.#o.schedule !== undefined) {
+      this.#scheduleTimer = setInterval(() => void this.scheduleTick(), this.#tickMs);
+    }
+  }
+
+  get #tickMs(): number {
+    return this.#o.schedule?.tickMs ?? SCHEDULE_TICK_MS;
+  }
+
+  /**
+   * One look at the HTTP-file sources' schedule (`HttpSources.tick`: stuck runs failed, the latest
+   * passed slot of each source started unless a run of it is active), on the leader only. A look still
+   * under way when the next is due makes that one skip (`overlap`), so two never run at once here;
+   * across replicas only the Lease holder looks, and the run store attaches a second identical slot
+   * run to the first.
+   */
+  async scheduleTick(): Promise<ScheduleTick> {
+    const schedule = this.#o.schedule;
+    if (schedule === undefined || this.#stopped) return "off";
+    if (!this.leader) return "follower";
+    if (this.#ticking !== undefined) {
+      this.#o.log.warn("http_source_schedule_overlap", {
+        detail: "the previous look is under way",
+      });
+      return "overlap";
+    }
+    this.#ticking = schedule.sources.tick(schedule.runner, this.#o.log);
+    try {
+      await this.#ticking;
+    } finally {
+      this.#ticking = undefined;
+    }
+    return "ran";
   }
 
   /** Stops watching and reconciling, waits for reconciles under way, and releases the Lease. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#resync);
+    clearInterval(this.#scheduleTimer);
+    await this.#ticking?.catch(() => {});
     for (const { timer } of this.#retries.values()) clearTimeout(timer);
     this.#retries.clear();
     await Promise.allSettled([this.#resources?.close(), this.#jobs?.close()]);
@@ -276,7 +358,19 @@ export class DataSourceOperator {
     const resource = parsed.data;
     const status = resource.status ?? {};
     const generation = resource.metadata.generation;
-    if (status.observedGeneration === generation && TERMINAL.has(status.dataState ?? "")) return;
+    // Ended for this generation, unless the uploader can still mend it, or uploads were turned on
+    // since this operator's predecessor found them off.
+    const mendable = RECOVERABLE_UPLOAD_FAILURES.includes(status.reason ?? "") ||
+      (status.reason === "UPLOADED_NOT_SUPPORTED" && this.#o.uploads !== undefined);
+    if (
+      status.observedGeneration === generation && TERMINAL.has(status.dataState ?? "") && !mendable
+    ) {
+      return;
+    }
+    if (resource.spec.type === "Uploaded" && this.#o.uploads !== undefined) {
+      await this.#reconcileUpload(raw, resource, this.#o.uploads);
+      return;
+    }
     const plan = planImport(resource, this.#o.policy);
     if ("reason" in plan) {
       const dataState = plan.reason === "UPLOADED_NOT_SUPPORTED"
@@ -375,6 +469,58 @@ export class DataSourceOperator {
     }
   }
 
+  /**
+   * An `Uploaded` resource: its data source in the quarantine area is made (once: its id is the uid),
+   * then followed into the status until it is published (`uploadStatusOf`).
+   */
+  async #reconcileUpload(
+    raw: Raw,
+    resource: DataSourceResource,
+    uploads: NonNullable<OperatorOptions["uploads"]>,
+  ): Promise<void> {
+    const planned = planUpload(resource, uploads.policy);
+    if ("reason" in planned) {
+      await this.#writeStatus(raw, { dataState: "Failed", stage: "Checked", ...planned });
+      return;
+    }
+    await this.#ensureFinalizer(raw);
+    let source = await uploads.sources.source(planned.id);
+    if (source === undefined) {
+      if (resource.status?.uploadId === planned.id) {
+        await this.#writeStatus(raw, {
+          dataState: "Failed",
+          stage: "Checked",
+          reason: "UPLOAD_SOURCE_MISSING",
+          message: `The data source ${planned.id} is no longer in the upload quarantine area`,
+          uploadId: planned.id,
+        });
+        return;
+      }
+      if (await uploads.sources.createSource(planned)) {
+        this.#o.log.info("upload_source_created", {
+          resource: resource.metadata.name,
+          source: planned.id,
+        });
+      }
+      source = (await uploads.sources.source(planned.id)) ?? planned;
+    }
+    const changed = uploadSpecChange(planned, source);
+    if (changed !== undefined) {
+      await this.#writeStatus(raw, {
+        dataState: "Failed",
+        stage: "Checked",
+        ...changed,
+        uploadId: source.id,
+      });
+      return;
+    }
+    const status = uploadStatusOf(source, await uploads.sources.files(source.id));
+    await this.#writeStatus(raw, status);
+    if (status.dataState !== "Completed") {
+      this.#requeueAfter(resource.metadata.name, uploads.pollMs ?? 5000);
+    }
+  }
+
   #requeueAfter(name: string, ms: number): void {
     if (this.#stopped || this.#retries.has(name)) return;
     this.#retries.set(name, {
@@ -456,6 +602,7 @@ export class DataSourceOperator {
       await this.#o.executor.remove(job.metadata!.name!);
     }
     await this.#cancelRun(dataSourceNames(uid, raw.metadata!.generation ?? 1).run);
+    await this.#removeUpload(raw);
     await unlessMissing(() =>
       this.#o.api.core.deleteNamespacedPersistentVolumeClaim({
         name: dataSourceNames(uid, 1).volumeClaim,
@@ -476,6 +623,29 @@ export class DataSourceOperator {
       resource: raw.metadata!.name,
       jobs: jobs.items.length,
     });
+  }
+
+  /**
+   * An `Uploaded` resource's data source, when nothing of it was staged yet (`open` or `ready`): removed
+   * with its files. A staged or published one is kept: its release holds the staged or published copy,
+   * and revoking it is the approval service's.
+   */
+  async #removeUpload(raw: Raw): Promise<void> {
+    const uploads = this.#o.uploads;
+    if (uploads === undefined || (raw.spec as { type?: unknown })?.type !== "Uploaded") return;
+    const id = uploadSourceIdOf(raw.metadata!.uid!);
+    const source = await uploads.sources.source(id);
+    if (source === undefined) return;
+    if (source.state === "open" || source.state === "ready") {
+      await uploads.sources.removeSource(id);
+      this.#o.log.info("upload_source_removed", { resource: raw.metadata!.name, source: id });
+    } else {
+      this.#o.log.info("upload_source_kept", {
+        resource: raw.metadata!.name,
+        source: id,
+        state: source.state,
+      });
+    }
   }
 
   async #cancelRun(id: string): Promise<void> {
@@ -546,6 +716,8 @@ export class DataSourceOperator {
         jobName: null,
         files: null,
         crate: null,
+        uploadId: null,
+        releaseId: null,
         ...status,
         lastActiveCheck: now(),
       },

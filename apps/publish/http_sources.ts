@@ -363,6 +363,17 @@ export class HttpSources {
     }
   }
 
+  /**
+   * Makes the next {@link tick} look at the slots of the last `ms` (when that reaches further back than
+   * its own previous look): a replica that takes the schedule over from another (the operator's new
+   * leader) looks back over the time no one looked. A slot run already is found in the store and
+   * skipped.
+   */
+  lookBack(ms: number): void {
+    const since = new Date(this.#now().getTime() - ms);
+    if (this.#lastTick === undefined || since < this.#lastTick) this.#lastTick = since;
+  }
+
   /** Starts the schedule's timer (when any source has a schedule); returns how to stop it. */
   startSchedule(runner: Runner, log: Logger): () => void {
     if (this.#schedules.size === 0) return () => {};

@@ -17,6 +17,10 @@ import type { FileRegistry } from "../../ports/file_registry.ts";
 import type { SecretStore } from "../../ports/secret_store.ts";
 import { ConfigError } from "../_shared/app_errors.ts";
 import type { Logger } from "../_shared/log.ts";
+import {
+  type HttpSourceScheduler,
+  httpSourceSchedulerOf,
+} from "../_shared/http_source_scheduler.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import { HttpSources } from "./http_sources.ts";
 
@@ -32,6 +36,11 @@ export const FILE_REGISTRY_KIND: StateStoreKind<FileRegistry> = {
 /** The sources and their open registry; none (and no registry opened) without the file. */
 export interface ConfiguredHttpSources {
   readonly sources: HttpSources;
+  /**
+   * Who runs the sources' schedules (`httpSourceSchedulerOf`): the publish service starts its timer
+   * only when this is `publish`; the operator ticks only when it is `operator`.
+   */
+  readonly scheduler: HttpSourceScheduler;
   /** Closes the registry. */
   readonly close: () => Promise<void>;
 }
@@ -49,6 +58,7 @@ export async function httpSourcesFromEnv(
 ): Promise<ConfiguredHttpSources | undefined> {
   const path = env.HTTP_FILE_SOURCES_FILE;
   if (path === undefined || path === "") return undefined;
+  httpSourceSchedulerOf(env); // a bad value stops startup before anything is opened
   let sources;
   try {
     sources = parseHttpFileSources(readFileSync(path, "utf8"));
@@ -57,13 +67,16 @@ export async function httpSourcesFromEnv(
     throw new ConfigError(`Cannot read HTTP_FILE_SOURCES_FILE ${path}: ${reason}`, { cause: e });
   }
   const registry = await stateStoreFromEnv(FILE_REGISTRY_KIND, env, secrets, log);
+  const scheduler = httpSourceSchedulerOf(env);
   log.info("http_file_sources", {
     file: path,
     sources: sources.length,
     scheduled: sources.filter((s) => s.schedule !== undefined).length,
+    scheduler,
   });
   return {
     sources: new HttpSources({ sources, registry, client: new NodeHttpFileClient() }),
+    scheduler,
     close: () => registry.close(),
   };
 }

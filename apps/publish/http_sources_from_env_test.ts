@@ -29,9 +29,28 @@ Deno.test("httpSourcesFromEnv: none without the file; the sources and a SQLite r
     assert.ok(configured !== undefined);
     try {
       assert.equal(configured.sources.source("weekly").schedule, "0 3 * * *");
+      assert.equal(configured.scheduler, "publish", "schedules run here by default");
       await Deno.stat(join(dir, "file-registry.sqlite"));
     } finally {
       await configured.close();
+    }
+    // With runs as Kubernetes Jobs, the operator runs the schedules (the publish service does not).
+    for (
+      const [env, scheduler] of [
+        [{ RUN_EXECUTOR: "kubernetes" }, "operator"],
+        [{ RUN_EXECUTOR: "kubernetes", HTTP_SOURCE_SCHEDULER: "publish" }, "publish"],
+      ] as const
+    ) {
+      const other = await httpSourcesFromEnv(
+        { HTTP_FILE_SOURCES_FILE: file, STATE_DIR: dir, ...env },
+        secrets,
+        log,
+      );
+      try {
+        assert.equal(other?.scheduler, scheduler, JSON.stringify(env));
+      } finally {
+        await other?.close();
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

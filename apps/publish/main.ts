@@ -468,8 +468,11 @@ export async function buildPublishService(
   // the service answers its first request (so that building a service starts no timer).
   const retentionDays = config.RUN_RETENTION_DAYS;
   await runner.maintain(retentionDays);
-  // Scheduled HTTP-file sources run from the first request on, as maintenance does.
-  let stopSchedule: (() => void) | undefined;
+  // Scheduled HTTP-file sources run from the first request on, as maintenance does, unless the
+  // operator runs the schedules (`httpSourceSchedulerOf`: one of the two, never both).
+  let stopSchedule: (() => void) | undefined = httpSources?.scheduler === "operator"
+    ? () => {}
+    : undefined;
   return {
     runner,
     fetch: (request) => {

@@ -94,6 +94,20 @@ const UPLOADED = {
   },
 };
 
+/** An Uploaded resource as this operator acts on it: its destination and uploader. */
+const UPLOADED_HERE = {
+  ...UPLOADED,
+  metadata: { name: "survey-uploads" },
+  spec: {
+    ...UPLOADED.spec,
+    connections: undefined,
+    upload: {
+      destination: "LSC",
+      uploader: { id: "rita", issuer: "https://login.example.org/realms/sde", name: "Rita" },
+    },
+  },
+};
+
 const spec = (change: Record<string, unknown>) => ({
   ...IMPORT,
   spec: { ...IMPORT.spec, ...change },
@@ -110,13 +124,22 @@ const MALFORMED: [string, unknown][] = [
   ["approvals not a list", spec({ approvals: "yes" })],
   ["approval email not text", spec({ approvals: [{ type: "DATA_ENGINEER", email: 42 }] })],
   ["project id not text", spec({ project: { id: 7 } })],
+  ["upload without an uploader", spec({ type: "Uploaded", upload: { destination: "LSC" } })],
+  [
+    "uploader without an issuer",
+    spec({ type: "Uploaded", upload: { destination: "LSC", uploader: { id: "rita" } } }),
+  ],
+  [
+    "upload destination empty",
+    spec({ type: "Uploaded", upload: { destination: "", uploader: { id: "r", issuer: "i" } } }),
+  ],
 ];
 
 Deno.test("CRD: the design's examples are valid, malformed resources are refused, and the zod schema agrees", () => {
   assert.equal(crd.kind, "CustomResourceDefinition");
   assert.equal(obj(crd.spec).group, "xlscsde.nhs.uk");
   assert.deepEqual(obj(version.subresources).status, {});
-  for (const example of [IMPORT, UPLOADED]) {
+  for (const example of [IMPORT, UPLOADED, UPLOADED_HERE]) {
     assert.ok(validate(JSON.parse(JSON.stringify(example))), JSON.stringify(validate.errors));
     assert.ok(DataSourceSpec.safeParse(example.spec).success, example.metadata.name);
   }
@@ -181,6 +204,7 @@ async function operatorSources(): Promise<string> {
     "apps/_shared/state_store_from_env.ts",
     "apps/_shared/secret_store_from_env.ts",
     "apps/publish/run_executor_from_env.ts",
+    "apps/_shared/http_source_scheduler.ts",
   ];
   return (await Promise.all(files.map(readRepoFile))).join("\n");
 }
@@ -286,7 +310,8 @@ Deno.test("Dockerfile: the operator image runs its start task's permissions; Job
     flags(tasks["start:operator"]!),
   );
   assert.equal(operator.at(-1), "apps/operator/main.ts");
-  assert.ok(!operator.includes("--allow-ffi") && !operator.includes("--allow-write"));
+  // Writes: only the upload quarantine's data sources (`Uploaded` resources); no native library.
+  assert.ok(!operator.includes("--allow-ffi") && !operator.includes("--allow-run"));
   assert.match(dockerfile, /AS operator\nENV PORT=8004\nEXPOSE 8004\n/);
   const template = await readJobTemplate(repoPath("k8s/operator/job-template.yaml"));
   assert.deepEqual(template.spec!.template.spec!.containers[0]!.command, [

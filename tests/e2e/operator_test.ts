@@ -26,6 +26,14 @@ import { errorOutcome } from "../../apps/_shared/http_errors.ts";
 import { createLogger } from "../../apps/_shared/log.ts";
 import { MemorySecretStore } from "../../adapters/memory/memory_secret_store.ts";
 import { DataSourceOperator } from "../../apps/operator/operator.ts";
+import { HttpSources } from "../../apps/publish/http_sources.ts";
+import { NodeHttpFileClient } from "../../adapters/http/node_http_file_client.ts";
+import { MemoryFileRegistry } from "../../adapters/memory/memory_file_registry.ts";
+import { RemoteRuns } from "../../application/remote_runs.ts";
+import { Runner } from "../../application/runs.ts";
+import { parseHttpFileSources } from "../../domain/http_file_sources.ts";
+import { DEMO_APPROVAL_POLICY } from "../../tools/demo_identity_provider.ts";
+import { HttpFileServer } from "../support/http_file_server.ts";
 import { buildPublishService, runStoreFromEnv } from "../../apps/publish/main.ts";
 import { postgresConnectionOptions, PostgresSandbox, quotePostgres } from "../support/databases.ts";
 import { type KubeObject, startFakeKubernetes } from "../support/fake_kubernetes.ts";
@@ -443,6 +451,209 @@ Deno.test({
     } finally {
       hang();
       await second?.stop();
+      await w.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "operator e2e: a scheduled slot's Job runs the real one-run process, which fetches the source's files into the filestore",
+  ignore: ignorePostgres,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const w = await world();
+    await using server = await HttpFileServer.start();
+    server.put("/a.csv", "id\n1\n");
+    server.put("/b.csv", "id\n2\n");
+    const storage = join(w.dir, "lsc");
+    await Deno.mkdir(join(storage, "staging"), { recursive: true });
+    await Deno.mkdir(join(storage, "production"));
+    const allowList = join(w.dir, "allowed-http.json");
+    await writeFile(
+      allowList,
+      JSON.stringify({
+        sources: [],
+        http_sources: [{ host: "127.0.0.1", port: server.port, scheme: "http", private: true }],
+      }),
+    );
+    const sourcesText = JSON.stringify({
+      sources: [{
+        name: "weekly",
+        urls: [`${server.origin}/a.csv`, `${server.origin}/b.csv`],
+        destination: "LSC",
+        project_name: "Pr042",
+        schedule: "0 * * * *",
+      }],
+    });
+    const sourcesFile = join(w.dir, "http-sources.json");
+    await writeFile(sourcesFile, sourcesText);
+    // The fetch Job: the publish image with the sources file, the allow-list and the filestore.
+    const template = structuredClone(w.template);
+    const container = template.spec!.template.spec!.containers[0]!;
+    container.env = [
+      ...container.env!.filter((e) => e.name !== "ALLOWED_SOURCES_FILE"),
+      { name: "ALLOWED_SOURCES_FILE", value: allowList },
+      { name: "HTTP_FILE_SOURCES_FILE", value: sourcesFile },
+      { name: "TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH", value: storage },
+    ];
+    const api = kubeApi(w.api.kubeconfig(NS));
+    const remote = new RemoteRuns({
+      executor: new KubernetesRunExecutor({ api, namespace: NS, template }),
+      store: w.store,
+      outcomeOfError: (e) => errorOutcome(e, { detailPrefix: "Operator: " }),
+      pollMs: 300,
+    });
+    const runner = new Runner({
+      store: w.store,
+      workOf: () => {
+        throw new Error("not executed here");
+      },
+      outcomeOfError: (e) => errorOutcome(e, { detailPrefix: "Operator: " }),
+      dispatch: (run) => remote.dispatch(run),
+    });
+    const now = new Date(Date.UTC(2026, 11, 7, 1, 0, 10));
+    const operator = new DataSourceOperator({
+      api,
+      namespace: NS,
+      store: w.store,
+      executor: new KubernetesRunExecutor({ api, namespace: NS, template: w.template }),
+      policy: { requiredApprovalTypes: ["X"], allowedSources: new AllowedSources([]) },
+      storageClass: "jupyter-default",
+      volumeSize: "1Gi",
+      identity: "op",
+      leaseName: "cr8tor-operator",
+      leaseSeconds: 5,
+      resyncMs: 60_000,
+      outcomeOfError: (e) => errorOutcome(e, { detailPrefix: "Operator: " }),
+      log: createLogger("operator", (line) => w.logs.push(line)),
+      schedule: {
+        sources: new HttpSources({
+          sources: parseHttpFileSources(sourcesText),
+          registry: new MemoryFileRegistry(),
+          client: new NodeHttpFileClient(),
+          now: () => now,
+        }),
+        runner,
+        tickMs: 3_600_000,
+      },
+    });
+    try {
+      await operator.start();
+      await until(() => operator.leader, "the Lease");
+      assert.equal(await operator.scheduleTick(), "ran");
+      const [run] = (await w.store.list({ limit: 10 })).runs;
+      assert.equal(run?.action, "fetch");
+      const settled = await until(async () => {
+        const r = await w.store.get(run!.id);
+        return r !== undefined && r.state !== "queued" && r.state !== "running" ? r : undefined;
+      }, "the fetch run to end");
+      assert.equal(settled.state, "succeeded", JSON.stringify(settled.outcome));
+      assert.equal(w.kubelet.started.length, 1);
+      const folder = join(
+        storage,
+        "staging",
+        "Pr042",
+        "20261207_010000",
+        "data",
+        "outputs",
+        "weekly",
+      );
+      assert.equal(await readFile(join(folder, "a.csv"), "utf8"), "id\n1\n");
+      assert.equal(await readFile(join(folder, "b.csv"), "utf8"), "id\n2\n");
+      // The next look at the same slot starts nothing.
+      assert.equal(await operator.scheduleTick(), "ran");
+      assert.equal((await w.store.list({ limit: 10 })).runs.length, 1);
+    } finally {
+      await operator.stop();
+      remote.close();
+      await runner.close();
+      await w.cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "operator process: with UPLOAD_QUARANTINE_PATH an Uploaded resource gets its data source in the quarantine folder",
+  ignore: ignorePostgres,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const w = await world();
+    const quarantine = join(w.dir, "quarantine");
+    const policyFile = join(w.dir, "policy.json");
+    await writeFile(policyFile, JSON.stringify(DEMO_APPROVAL_POLICY));
+    const sourcesFile = join(w.dir, "http-sources.json");
+    await writeFile(
+      sourcesFile,
+      JSON.stringify({
+        sources: [{
+          name: "weekly",
+          urls: ["https://files.example.org/a.csv"],
+          destination: "LSC",
+          project_name: "Pr042",
+          schedule: "0 3 * * *",
+        }],
+      }),
+    );
+    const operator = await startService("operator", {
+      ...w.runStoreEnv,
+      KUBECONFIG: w.kubeconfig,
+      WATCH_NAMESPACE: NS,
+      SECRETS_MNT_PATH: w.secrets,
+      ALLOWED_SOURCES_FILE: w.allowList,
+      RUN_JOB_TEMPLATE_FILE: w.templateFile,
+      LEADER_ELECTION_LEASE_SECONDS: "2",
+      OPERATOR_RESYNC_SECONDS: "1",
+      UPLOAD_QUARANTINE_PATH: quarantine,
+      APPROVAL_POLICY_FILE: policyFile,
+      HTTP_SOURCE_SCHEDULER: "operator",
+      HTTP_FILE_SOURCES_FILE: sourcesFile,
+      HTTP_SOURCE_JOB_TEMPLATE_FILE: w.templateFile,
+    });
+    const crd = {
+      group: DATASOURCE_API.group,
+      version: "v1",
+      plural: DATASOURCE_API.plural,
+      namespace: NS,
+    };
+    try {
+      const starting = operator.logs.map((l) => JSON.parse(l)).find((l) =>
+        l.event === "operator_starting"
+      );
+      assert.equal(starting?.uploads, true);
+      assert.equal(starting?.schedules, true);
+      const created = w.api.put({ ...crd, name: "survey" }, {
+        apiVersion: "xlscsde.nhs.uk/v1",
+        kind: "AnalyticsWorkspaceDataSource",
+        metadata: { name: "survey" },
+        spec: {
+          type: "Uploaded",
+          project: { id: "Survey 2024" },
+          upload: {
+            destination: "LSC",
+            uploader: { id: "rita", issuer: "https://idp.example/realms/sde", name: "Rita" },
+          },
+        },
+      });
+      const status = await until(
+        () => w.api.get({ ...crd, name: "survey" })?.status?.reason === "WAITING_FOR_FILES",
+        "the data source",
+      ).then(() => w.api.get({ ...crd, name: "survey" })!.status);
+      const id = created.metadata.uid.replaceAll("-", "");
+      assert.equal(status.uploadId, id);
+      const source = JSON.parse(await readFile(join(quarantine, "sources", `${id}.json`), "utf8"));
+      assert.equal(source.project_name, "Survey 2024");
+      assert.deepEqual(source.owner, {
+        id: "rita",
+        issuer: "https://idp.example/realms/sde",
+        name: "Rita",
+      });
+      assert.equal((await Deno.stat(quarantine)).mode! & 0o777, 0o700);
+    } finally {
+      await operator.stop();
       await w.cleanup();
     }
   },

@@ -30,6 +30,7 @@ import {
   contentProblem,
   DataSourceClosedError,
   DataSourceNotFoundError,
+  newUploadedDataSource,
   NotUploaderError,
   UPLOAD_TYPES,
   type UploadedDataSource,
@@ -39,7 +40,6 @@ import {
   UploadRefusedError,
   UploadRequestInvalidError,
 } from "../../../domain/upload_files.ts";
-import { projectNameProblem } from "../../../domain/names.ts";
 import type { Person } from "../../../ports/identity.ts";
 import { statusOf } from "../../_shared/http_errors.ts";
 import type { Logger } from "../../_shared/log.ts";
@@ -350,26 +350,14 @@ export function addUploads(ui: Hono, deps: UploadDeps, host: UploadHost): void {
     rawProjectName: string,
     destination: string,
   ): Promise<UploadedDataSource> {
-    const projectName = rawProjectName.trim();
-    const problem = projectNameProblem(projectName);
-    if (problem !== undefined) {
-      throw new UploadNameUnsafeError(`The project name ${problem}`);
-    }
-    if (!deps.destinations.includes(destination)) {
-      throw new UploadRequestInvalidError(`Unknown destination ${JSON.stringify(destination)}`);
-    }
-    const now = new Date(host.now());
-    const source: UploadedDataSource = {
+    const source = newUploadedDataSource({
       id: randomHex(),
-      project_name: projectName,
-      project_start_time: now.toISOString().replace(/[-:]/g, "").replace("T", "_").slice(0, 15),
+      projectName: rawProjectName,
       destination,
+      destinations: deps.destinations,
       owner: { id: person.id, issuer: person.issuer, name: person.name },
-      created_at: now.toISOString(),
-      state: "open",
-      release_id: null,
-      column_types: {},
-    };
+      at: new Date(host.now()),
+    });
     await quarantine.saveSource(source);
     host.log.info("upload_source_created", { person_id: person.id, request_id: requestIdOf(c) });
     return source;
