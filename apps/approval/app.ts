@@ -574,7 +574,15 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
         : AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]),
     });
     if (!("contentType" in reply)) return relayUnchanged(c, reply);
-    return new Response(reply.body, {
+    // The stream ends after a run's final state: a publish run that ended settles the releases waiting
+    // for it before the caller sees the end.
+    const body = reply.body.pipeThrough(
+      lastRunEvent(async (data) => {
+        const reading = { status: 200, body: { payload: data }, headers: {} };
+        await followRun(c, reading, (lifecycle, run) => lifecycle.settlePublishRun(run));
+      }),
+    );
+    return new Response(body, {
       status: reply.status,
       headers: {
         "content-type": reply.contentType,
@@ -909,6 +917,45 @@ function publishReleaseRevoker(publish: SubService, options: CallOptions): Relea
       return certificate as Record<string, unknown>;
     },
   };
+}
+
+/**
+ * Passes a run event stream through unchanged and, when it ends, calls `onEnd` with the parsed data of
+ * its last `run` event (none: not called). A stream cancelled or broken before its end calls nothing.
+ */
+function lastRunEvent(
+  onEnd: (data: unknown) => Promise<void>,
+): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  let last: string | undefined;
+  const take = (block: string) => {
+    const lines = block.split(/\r?\n/);
+    if (!lines.includes("event: run")) return;
+    const data = lines.filter((line) => line.startsWith("data:"))
+      .map((line) => line.slice(5).replace(/^ /, ""));
+    if (data.length > 0) last = data.join("\n");
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      pending += decoder.decode(chunk, { stream: true });
+      const blocks = pending.split(/\r?\n\r?\n/);
+      pending = blocks.pop() ?? "";
+      for (const block of blocks) take(block);
+    },
+    async flush() {
+      take(pending + decoder.decode());
+      if (last === undefined) return;
+      let data: unknown;
+      try {
+        data = JSON.parse(last);
+      } catch {
+        return;
+      }
+      await onEnd(data);
+    },
+  });
 }
 
 /** What the gateway reads of a run the publish service shows (other fields are ignored). */

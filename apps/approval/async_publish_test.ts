@@ -89,7 +89,7 @@ class FakePublishRuns {
         Response.json({ status: "success", payload: { certificate: CERTIFICATE } }),
       );
     }
-    const match = /^\/runs\/([^/]+)(\/resume)?$/.exec(url.pathname);
+    const match = /^\/runs\/([^/]+)(\/resume|\/events)?$/.exec(url.pathname);
     if (match !== null) {
       const run = this.runs.get(decodeURIComponent(match[1]!));
       if (run === undefined) {
@@ -103,6 +103,25 @@ class FakePublishRuns {
         run.finished_at = null;
         run.version = (run.version as number) + 1;
         return Promise.resolve(Response.json({ status: "success", payload: run }, { status: 202 }));
+      }
+      if (match[2] === "/events") {
+        // Two events, split across chunks as a network may, then the end (the run is final).
+        const text =
+          `id: 1\nevent: run\ndata: ${JSON.stringify({ ...run, state: "running" })}\n\n` +
+          `: keep-alive\n\nid: ${run.version}\nevent: run\ndata: ${JSON.stringify(run)}\n\n`;
+        const bytes = new TextEncoder().encode(text);
+        const cut = [0, 7, Math.floor(bytes.length / 2), bytes.length - 3, bytes.length];
+        const body = new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (let i = 1; i < cut.length; i++) {
+              controller.enqueue(bytes.slice(cut[i - 1], cut[i]));
+            }
+            controller.close();
+          },
+        });
+        return Promise.resolve(
+          new Response(body, { headers: { "content-type": "text/event-stream" } }),
+        );
       }
       if (this.getStatus !== 200) {
         return Promise.resolve(Response.json({
@@ -417,4 +436,24 @@ Deno.test("a resumed publish run is pending on its release and recorded when it 
     assert.equal(res.status, 202);
   }
   assert.deepEqual((await call(gateway, "/releases")).json.payload.releases, before);
+});
+
+Deno.test("following an async publish's events to their end records the publication", async () => {
+  using world = aWorld();
+  const publish = new FakePublishRuns();
+  const clock = { now: new Date("2026-12-06T12:00:00.000Z") };
+  const gateway = aGateway(world, publish, clock);
+  const { releaseId, runId } = await publishAsync(gateway);
+  publish.end(runId, "succeeded");
+  const res = await gateway.app.request(
+    new Request(`http://test.local/runs/${runId}/events`, {
+      headers: { "x-api-key": APPROVAL_KEY, accept: "text/event-stream" },
+    }),
+  );
+  assert.equal(res.status, 200);
+  const text = await res.text();
+  assert.equal(text.match(/event: run/g)?.length, 2, "the stream is relayed as it came");
+  const published = await releaseOf(gateway, releaseId);
+  assert.deepEqual(published.publication?.receipt, RECEIPT);
+  assert.deepEqual(published.pending_publishes, []);
 });
