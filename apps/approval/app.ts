@@ -682,8 +682,16 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
           body: JSON.stringify(body),
         }, callOptions(c)),
       publish: {
-        call: (c, method, endpoint) =>
-          callSubService(deps.publish, { method, endpoint }, callOptions(c)),
+        call: async (c, method, endpoint) => {
+          const reply = await callSubService(deps.publish, { method, endpoint }, callOptions(c));
+          // The dashboard's run pages and operators' actions follow publish runs as `/runs` does.
+          if (method === "POST" && /^runs\/[^/]+\/resume$/.test(endpoint)) {
+            await followRun(c, reply, (lifecycle, run) => lifecycle.recordPublishResumed(run));
+          } else if (/^runs\/[^/?]+(\/cancel)?$/.test(endpoint)) {
+            await followRun(c, reply, (lifecycle, run) => lifecycle.settlePublishRun(run));
+          }
+          return reply;
+        },
         events: relayRunEvents,
       },
     });
