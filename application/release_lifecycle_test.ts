@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { MemoryReleaseStore } from "../adapters/memory/memory_release_store.ts";
 import { newRelease, type Release, type Revocation } from "../domain/release.ts";
 import type { ReleaseRevoker } from "../ports/release_revoker.ts";
+import type { PublishRuns, PublishRunSummary } from "../ports/publish_runs.ts";
 import { ReleaseLifecycle } from "./release_lifecycle.ts";
 
 const KEY = { kind: "key" as const, id: "0123456789abcdef" };
@@ -61,7 +62,7 @@ Deno.test("two replicas sweeping at once revoke each expired release once, with 
     assert.deepEqual(release?.revocation?.requested_by, { kind: "system", id: "expiry" });
   }
   const again = await a!.sweep();
-  assert.deepEqual(again, { revoked: [], failed: [] });
+  assert.deepEqual(again, { settled: [], revoked: [], failed: [] });
 });
 
 Deno.test("a publication without a valid receipt and crate records the expiry only", async () => {
@@ -81,4 +82,109 @@ Deno.test("a publication without a valid receipt and crate records the expiry on
   assert.equal(recorded.publication, null);
   await assert.rejects(lifecycle.crate(release.id), { code: "release_not_published" });
   await assert.rejects(lifecycle.crate("nope"), { code: "release_not_found" });
+});
+
+/** The publish service's runs, as a test sets them; counts reads. */
+class FakePublishRuns implements PublishRuns {
+  readonly runs = new Map<string, PublishRunSummary>();
+  reads = 0;
+  get(id: string) {
+    this.reads++;
+    return Promise.resolve(this.runs.get(id));
+  }
+}
+
+function aPublishRun(id: string, overrides: Partial<PublishRunSummary> = {}): PublishRunSummary {
+  return {
+    id,
+    action: "publish",
+    state: "running",
+    project_name: "P1",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC" },
+    outcome: null,
+    finished_at: null,
+    ...overrides,
+  };
+}
+
+const SUCCEEDED = {
+  state: "succeeded",
+  outcome: { status: 200, body: { status: "success", payload: PUBLISHED } },
+  finished_at: "2026-12-06T12:10:00.000Z",
+} as const;
+
+Deno.test("two replicas sweeping at once settle a finished publish run once, as a synchronous publish", async () => {
+  const storage = new Map();
+  const runs = new FakePublishRuns();
+  const [a, b] = [0, 1].map(() =>
+    new ReleaseLifecycle({
+      store: new MemoryReleaseStore(storage),
+      revoker: new FakeRevoker(),
+      now: () => NOW,
+      runs,
+    })
+  );
+  const store = new MemoryReleaseStore(storage);
+  const { release } = await store.ensure(newRelease({
+    project_name: "P1",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC" },
+    requested_by: KEY,
+  }, NOW.toISOString()));
+  await a!.recordPublishAccepted(release.id, "run-1", null);
+  runs.runs.set("run-1", aPublishRun("run-1"));
+  assert.deepEqual((await a!.sweep()).settled, [], "still running");
+
+  runs.runs.set("run-1", aPublishRun("run-1", SUCCEEDED));
+  const reports = await Promise.all([a!.sweep(), b!.sweep()]);
+  assert.deepEqual(reports.flatMap((r) => r.failed), []);
+  const stored = await store.get(release.id);
+  assert.deepEqual(stored?.pending_publishes, []);
+  assert.deepEqual(stored?.publication, {
+    published_at: SUCCEEDED.finished_at,
+    receipt: PUBLISHED.receipt,
+    crate: PUBLISHED.crate,
+    files: PUBLISHED.data_published,
+  });
+  const reads = runs.reads;
+  assert.deepEqual(await a!.sweep(), { settled: [], revoked: [], failed: [] });
+  assert.equal(runs.reads, reads, "a settled run is read no more");
+  assert.deepEqual(await a!.settlePublishRun(aPublishRun("run-1", SUCCEEDED)), []);
+});
+
+Deno.test("settlePublishRun waits for a run's end and settles only the releases waiting for it", async () => {
+  const store = new MemoryReleaseStore();
+  const lifecycle = lifecycleOn(store, new FakeRevoker(), () => NOW);
+  const ids: string[] = [];
+  for (const name of ["LSC", "OTHER"]) {
+    const { release } = await store.ensure(newRelease({
+      project_name: "P1",
+      project_start_time: "20261206_120000",
+      destination: { type: "filestore", name },
+      requested_by: KEY,
+    }, NOW.toISOString()));
+    await lifecycle.recordPublishAccepted(release.id, `run-${name}`, null);
+    ids.push(release.id);
+  }
+  for (const state of ["queued", "running", "interrupted"] as const) {
+    assert.deepEqual(await lifecycle.settlePublishRun(aPublishRun("run-LSC", { state })), []);
+  }
+  assert.deepEqual(
+    await lifecycle.settlePublishRun(aPublishRun("run-LSC", { ...SUCCEEDED, action: "package" })),
+    [],
+    "a package run publishes nothing",
+  );
+  const [settled, ...more] = await lifecycle.settlePublishRun(aPublishRun("run-LSC", SUCCEEDED));
+  assert.deepEqual(more, []);
+  assert.equal(settled?.id, ids[0]);
+  assert.deepEqual(settled?.publication?.receipt, PUBLISHED.receipt);
+  const other = await store.get(ids[1]!);
+  assert.deepEqual(other?.pending_publishes.map((p) => p.run_id), ["run-OTHER"]);
+  // A succeeded run whose reply is not a success envelope records nothing but is settled.
+  const [odd] = await lifecycle.settlePublishRun(
+    aPublishRun("run-OTHER", { ...SUCCEEDED, outcome: { status: 200, body: [] } }),
+  );
+  assert.equal(odd?.publication, null);
+  assert.deepEqual(odd?.pending_publishes, []);
 });

@@ -116,6 +116,25 @@ export const publicationSchema = z.object({
 export type Publication = z.infer<typeof publicationSchema>;
 
 /**
+ * A publish the publish service accepted as a run (`Prefer: respond-async`, or a resumed run) whose
+ * end the gateway has not seen yet: the run's id and when the gateway learnt of it.
+ */
+export const pendingPublishSchema = z.object({
+  run_id: z.string().min(1),
+  requested_at: isoTime,
+}).strict();
+
+/** See {@link pendingPublishSchema}. */
+export type PendingPublish = z.infer<typeof pendingPublishSchema>;
+
+/** How a publish run the gateway waits for ended. */
+export type PublishRunEnd =
+  /** Succeeded: its publication (`null`: its reply carried no valid receipt and crate). */
+  | { readonly succeeded: true; readonly publication: Publication | null }
+  /** Failed, cancelled, or no longer known to the publish service: nothing was published. */
+  | { readonly succeeded: false };
+
+/**
  * A release's revocation: who asked, why and when, and, once the publish service deleted the published
  * data, when that was done and its deletion certificate (kept as the publish service gave it).
  */
@@ -230,6 +249,11 @@ export const releaseSchema = z.object({
   expires_at: isoTime.nullable().default(null),
   /** The revocation, once asked for; `null` before. */
   revocation: revocationSchema.nullable().default(null),
+  /**
+   * Publish runs accepted for this release whose end is not recorded yet, oldest first (`[]` for
+   * releases stored before it was kept). Cleared by their end, and by a revocation.
+   */
+  pending_publishes: z.array(pendingPublishSchema).default([]),
 }).strict();
 
 /** See {@link releaseSchema}. */
@@ -445,6 +469,47 @@ export function withPublication(
   });
 }
 
+/**
+ * `release` waiting for publish run `runId` (accepted at `at`), and when it expires (`null`: never):
+ * expiry starts when the publish is asked, not when its run ends. A run already pending is kept as it
+ * is (a repeated request attaches to the same run).
+ *
+ * @throws {ReleaseRevokedError} when the release is revoked or being revoked.
+ */
+export function withPendingPublish(
+  release: Release,
+  runId: string,
+  expiresAt: string | null,
+  at: string,
+): Release {
+  const published = withPublication(release, null, expiresAt);
+  if (published.pending_publishes.some((pending) => pending.run_id === runId)) return published;
+  return releaseSchema.parse({
+    ...published,
+    pending_publishes: [...published.pending_publishes, { run_id: runId, requested_at: at }],
+  });
+}
+
+/** Whether `release` waits for publish run `runId`. */
+export function isPublishPending(release: Release, runId: string): boolean {
+  return release.pending_publishes.some((pending) => pending.run_id === runId);
+}
+
+/**
+ * `release` once publish run `runId` ended: no longer pending, and, when the run succeeded, its
+ * publication recorded as a synchronous publish's is ({@link withPublication}, the expiry set when the
+ * publish was asked kept). A run the release does not wait for leaves it unchanged (settling twice is
+ * harmless), and a revoked or revoking release never gets a publication: its pending run is only
+ * dropped.
+ */
+export function settlePendingPublish(release: Release, runId: string, end: PublishRunEnd): Release {
+  if (!isPublishPending(release, runId)) return release;
+  const rest = release.pending_publishes.filter((pending) => pending.run_id !== runId);
+  const settled = releaseSchema.parse({ ...release, pending_publishes: rest });
+  if (!end.succeeded || isRevokedOrRevoking(settled)) return settled;
+  return withPublication(settled, end.publication, settled.expires_at);
+}
+
 /** What asking to revoke a release says. */
 export interface RevocationRequest {
   readonly reason: string;
@@ -452,7 +517,7 @@ export interface RevocationRequest {
 }
 
 /**
- * `release` as `revoking`, with who asked, why and when. A release already `revoking` or `revoked` is
+ * `release` as `revoking`, with who asked, why and when, waiting for no publish run any more. A release already `revoking` or `revoked` is
  * returned unchanged (the first request's who and why are kept): asking again retries.
  */
 export function startRevocation(release: Release, request: RevocationRequest, at: string): Release {
@@ -460,6 +525,8 @@ export function startRevocation(release: Release, request: RevocationRequest, at
   return releaseSchema.parse({
     ...release,
     state: "revoking",
+    // A publish still under way is removed by the revocation, never recorded.
+    pending_publishes: [],
     revocation: {
       reason: request.reason,
       requested_by: request.requested_by,

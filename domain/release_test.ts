@@ -17,6 +17,7 @@ import {
   gateStatus,
   InvalidReleaseTransitionError,
   isExpired,
+  isPublishPending,
   metadataRequestsOf,
   newDecision,
   newRelease,
@@ -30,9 +31,11 @@ import {
   type ReleaseState,
   type Requester,
   SelfApprovalError,
+  settlePendingPublish,
   startRevocation,
   UnknownApprovalTypeError,
   UnknownGateError,
+  withPendingPublish,
   withPublication,
   withRequest,
 } from "./release.ts";
@@ -523,6 +526,72 @@ Deno.test("a revoking or revoked release takes no decision and no publication", 
     assert.throws(() => appendDecision(release, decision), ReleaseRevokedError);
     assert.throws(() => withPublication(release, A_PUBLICATION, null), ReleaseRevokedError);
   }
+});
+
+Deno.test("a pending publish run starts the expiry now and records its publication when it succeeds", () => {
+  const expires = "2026-12-20T12:00:00.000Z";
+  const pending = withPendingPublish(aRelease(), "run-1", expires, NOW);
+  assert.deepEqual(pending.pending_publishes, [{ run_id: "run-1", requested_at: NOW }]);
+  assert.equal(pending.expires_at, expires);
+  assert.equal(pending.publication, null);
+  // The same run again (an attached request) is pending once; another run is pending too.
+  const later = "2026-12-06T12:05:00.000Z";
+  assert.deepEqual(withPendingPublish(pending, "run-1", expires, later), pending);
+  const two = withPendingPublish(pending, "run-2", expires, later);
+  assert.deepEqual(two.pending_publishes.map((p) => p.run_id), ["run-1", "run-2"]);
+  assert.equal(isPublishPending(two, "run-2"), true);
+
+  const settled = settlePendingPublish(two, "run-1", {
+    succeeded: true,
+    publication: A_PUBLICATION,
+  });
+  assert.deepEqual(settled.publication, A_PUBLICATION);
+  assert.equal(settled.expires_at, expires);
+  assert.deepEqual(settled.pending_publishes.map((p) => p.run_id), ["run-2"]);
+  // Settling again, or a run the release does not wait for, changes nothing.
+  assert.deepEqual(
+    settlePendingPublish(settled, "run-1", { succeeded: true, publication: null }),
+    settled,
+  );
+  assert.deepEqual(settlePendingPublish(settled, "other", { succeeded: false }), settled);
+  // A failed run drops its pending entry and keeps the publication there is.
+  const failed = settlePendingPublish(settled, "run-2", { succeeded: false });
+  assert.deepEqual(failed.pending_publishes, []);
+  assert.deepEqual(failed.publication, A_PUBLICATION);
+  // A succeeded run whose reply had no valid receipt and crate keeps the previous publication.
+  const noReceipt = settlePendingPublish(
+    withPendingPublish(failed, "run-3", expires, later),
+    "run-3",
+    { succeeded: true, publication: null },
+  );
+  assert.deepEqual(noReceipt.publication, A_PUBLICATION);
+  assert.deepEqual(noReceipt.pending_publishes, []);
+});
+
+Deno.test("a revocation drops pending publish runs; a revoked release never gets their publication", () => {
+  const pending = withPendingPublish(aRelease(), "run-1", null, NOW);
+  const revoking = startRevocation(pending, { reason: "r", requested_by: EXPIRY_REQUESTER }, NOW);
+  assert.deepEqual(revoking.pending_publishes, []);
+  assert.throws(() => withPendingPublish(revoking, "run-2", null, NOW), ReleaseRevokedError);
+  const settled = settlePendingPublish(revoking, "run-1", {
+    succeeded: true,
+    publication: A_PUBLICATION,
+  });
+  assert.equal(settled.publication, null);
+  // A revoking release stored with a pending run (before revocations dropped them) only loses it.
+  const stored = releaseSchema.parse({ ...revoking, pending_publishes: pending.pending_publishes });
+  const dropped = settlePendingPublish(stored, "run-1", {
+    succeeded: true,
+    publication: A_PUBLICATION,
+  });
+  assert.equal(dropped.publication, null);
+  assert.deepEqual(dropped.pending_publishes, []);
+  assert.equal(dropped.state, "revoking");
+});
+
+Deno.test("a release stored before pending publishes were kept reads with none", () => {
+  const { pending_publishes: _pending, ...old } = aRelease();
+  assert.deepEqual(releaseSchema.parse(old).pending_publishes, []);
 });
 
 Deno.test("a release is expired from its expires_at on, until its revocation starts", () => {

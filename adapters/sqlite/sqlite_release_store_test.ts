@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { ReleaseStoreUnavailableError } from "../../ports/release_store.ts";
+import { withPendingPublish } from "../../domain/release.ts";
 import { aRelease, releaseStoreContract } from "../../tests/contracts/release_store_contract.ts";
 import {
   openSqliteReleaseStore,
@@ -76,6 +77,25 @@ Deno.test("a corrupt release row is an error, not a release", async () => {
     raw.close();
   }
   await assert.rejects(store.get(release.id));
+});
+
+Deno.test("a release row stored before pending publishes were kept reads with none, and takes one", async () => {
+  const path = await tempStorePath();
+  await using store = await openSqliteReleaseStore({ path });
+  const { release } = await store.ensure(aRelease(1));
+  const { pending_publishes: _pending, ...old } = release;
+  const raw = new DatabaseSync(path);
+  try {
+    raw.prepare("UPDATE releases SET body = ? WHERE id = ?").run(JSON.stringify(old), release.id);
+  } finally {
+    raw.close();
+  }
+  assert.deepEqual((await store.get(release.id))?.pending_publishes, []);
+  const pending = await store.update(
+    release.id,
+    (fresh) => withPendingPublish(fresh, "run-1", null, release.created_at),
+  );
+  assert.deepEqual(pending.pending_publishes.map((p) => p.run_id), ["run-1"]);
 });
 
 const WORKER = new URL("../../tests/support/release_store_worker.ts", import.meta.url).pathname;

@@ -56,6 +56,18 @@ export class StagingUnavailableError extends AppError {
 }
 
 /**
+ * The publish service did not show a publish run the gateway follows (`GET /runs/{id}` answered an error
+ * other than `run_not_found`): the run stays pending on its release, and the release sweep tries again.
+ */
+export class PublishRunUnreadableError extends AppError {
+  readonly code = "publish_run_unreadable";
+
+  constructor(status: number, detail: string) {
+    super(`Cannot read the publish run: the publish service answered ${status}: ${detail}`);
+  }
+}
+
+/**
  * The publish service did not revoke a release (`POST /data-publish/revoke` answered an error): the
  * release stays `revoking`, and asking again (or the expiry sweep) retries.
  */

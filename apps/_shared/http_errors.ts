@@ -125,6 +125,7 @@ import {
 import { HttpIndexUnavailableError } from "../../application/fetch_http_files.ts";
 import { FileRegistryUnavailableError } from "../../ports/file_registry.ts";
 import {
+  PublishRunUnreadableError,
   RevocationFailedError,
   StagingUnavailableError,
   SubServiceProtocolError,
@@ -222,6 +223,7 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [SubServiceUnavailableError, 502],
   [SubServiceProtocolError, 502],
   [StagingUnavailableError, 502],
+  [PublishRunUnreadableError, 502],
   [SubServiceReplyTooLargeError, 502],
   [SubServiceTimeoutError, 504],
   [RunStoreUnavailableError, 503],

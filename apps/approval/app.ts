@@ -44,12 +44,16 @@ import {
   type RevocationRequester,
 } from "../../domain/release.ts";
 import { DataContractTransferRequest } from "../../domain/contract.ts";
+import { runSchema } from "../../domain/run.ts";
+import { z } from "zod";
+import type { PublishRuns, PublishRunSummary } from "../../ports/publish_runs.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import type { Person, PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
 import type { ReleaseRevoker } from "../../ports/release_revoker.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
 import {
+  PublishRunUnreadableError,
   RevocationFailedError,
   StagingUnavailableError,
   SubServiceProtocolError,
@@ -336,11 +340,38 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
 
   /** Forwards a runs API call to the publish service at the same path and query string. */
   async function forwardRuns(c: Context, method: "GET" | "POST"): Promise<Response> {
-    const reply = await callSubService(deps.publish, {
+    return relayUnchanged(c, await forwardRunsCall(c, method));
+  }
+
+  /** A runs API call forwarded to the publish service, its reply not yet relayed. */
+  async function forwardRunsCall(c: Context, method: "GET" | "POST"): Promise<SubServiceReply> {
+    return await callSubService(deps.publish, {
       method,
       endpoint: publishEndpointOf(c),
     }, callOptions(c));
-    return relayUnchanged(c, reply);
+  }
+
+  /**
+   * Applies what a run read through the gateway says to the releases (`step`: a run that ended settles
+   * the releases waiting for it; a resumed publish run becomes pending on its release). Never fails the
+   * caller's request: a failure is logged, and the release sweep settles the run later.
+   */
+  async function followRun(
+    c: Context,
+    reply: SubServiceReply,
+    step: (lifecycle: ReleaseLifecycle, run: PublishRunSummary) => Promise<unknown>,
+  ): Promise<void> {
+    if (reply.status !== 200 && reply.status !== 202) return;
+    const run = publishRunSummaryOf(reply.body.payload);
+    if (run === undefined || run.action !== "publish") return;
+    try {
+      await step(lifecycleWith(requestIdOf(c)), run);
+    } catch (e) {
+      deps.log.warn("release_publish_run_not_recorded", {
+        run_id: run.id,
+        code: e instanceof Error && "code" in e ? String(e.code) : "internal_error",
+      });
+    }
   }
 
   app.openapi(validateProject, async (c) => {
@@ -371,6 +402,12 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       }),
       now,
       expiryDays: gates?.policy.release_expiry_days,
+      runs: publishRunsReader(deps.publish, {
+        fetch: deps.fetch,
+        timeoutMs: deps.timeoutMs,
+        maxReplyBytes: deps.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
+        requestId,
+      }),
     });
   }
 
@@ -450,8 +487,12 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
       headers: preferOf(c),
     }, callOptions(c));
     if (reply.status === 202) {
-      // The run publishes later: its expiry starts now (its receipt and crate are not seen here).
-      await lifecycle.recordPublication(release.id, {}, expiresAt);
+      // The run publishes later: its expiry starts now, and the release waits for the run; its receipt,
+      // crate and files are recorded when the run is seen to have succeeded (`GET /runs/{id}` through
+      // the gateway, or the release sweep).
+      const run = publishRunSummaryOf(reply.body.payload);
+      if (run === undefined) await lifecycle.recordPublication(release.id, {}, expiresAt);
+      else await lifecycle.recordPublishAccepted(release.id, run.id, expiresAt);
       return { reply };
     }
     if (reply.status !== 200) return { reply };
@@ -482,10 +523,24 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     return c.json(reply.body, reply.status as ContentfulStatusCode) as never;
   });
 
-  app.openapi(getRun, async (c) => await forwardRuns(c, "GET") as never);
+  app.openapi(getRun, async (c) => {
+    const reply = await forwardRunsCall(c, "GET");
+    // A publish run seen to have ended settles the releases waiting for it.
+    await followRun(c, reply, (lifecycle, run) => lifecycle.settlePublishRun(run));
+    return relayUnchanged(c, reply) as never;
+  });
   app.openapi(listRuns, async (c) => await forwardRuns(c, "GET") as never);
-  app.openapi(cancelRun, async (c) => await forwardRuns(c, "POST") as never);
-  app.openapi(resumeRun, async (c) => await forwardRuns(c, "POST") as never);
+  app.openapi(cancelRun, async (c) => {
+    const reply = await forwardRunsCall(c, "POST");
+    await followRun(c, reply, (lifecycle, run) => lifecycle.settlePublishRun(run));
+    return relayUnchanged(c, reply) as never;
+  });
+  app.openapi(resumeRun, async (c) => {
+    const reply = await forwardRunsCall(c, "POST");
+    // A resumed publish run (of a publish whose caller may be gone) publishes for its release.
+    await followRun(c, reply, (lifecycle, run) => lifecycle.recordPublishResumed(run));
+    return relayUnchanged(c, reply) as never;
+  });
   // HTTP-file sources live on the publish service: forwarded as the runs API is (`Prefer` passed on).
   app.openapi(listHttpSources, async (c) => await forwardRuns(c, "GET") as never);
   app.openapi(httpSourceFiles, async (c) => await forwardRuns(c, "GET") as never);
@@ -519,7 +574,15 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
         : AbortSignal.any([c.req.raw.signal, deps.shutdownSignal]),
     });
     if (!("contentType" in reply)) return relayUnchanged(c, reply);
-    return new Response(reply.body, {
+    // The stream ends after a run's final state: a publish run that ended settles the releases waiting
+    // for it before the caller sees the end.
+    const body = reply.body.pipeThrough(
+      lastRunEvent(async (data) => {
+        const reading = { status: 200, body: { payload: data }, headers: {} };
+        await followRun(c, reading, (lifecycle, run) => lifecycle.settlePublishRun(run));
+      }),
+    );
+    return new Response(body, {
       status: reply.status,
       headers: {
         "content-type": reply.contentType,
@@ -619,8 +682,16 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
           body: JSON.stringify(body),
         }, callOptions(c)),
       publish: {
-        call: (c, method, endpoint) =>
-          callSubService(deps.publish, { method, endpoint }, callOptions(c)),
+        call: async (c, method, endpoint) => {
+          const reply = await callSubService(deps.publish, { method, endpoint }, callOptions(c));
+          // The dashboard's run pages and operators' actions follow publish runs as `/runs` does.
+          if (method === "POST" && /^runs\/[^/]+\/resume$/.test(endpoint)) {
+            await followRun(c, reply, (lifecycle, run) => lifecycle.recordPublishResumed(run));
+          } else if (/^runs\/[^/?]+(\/cancel)?$/.test(endpoint)) {
+            await followRun(c, reply, (lifecycle, run) => lifecycle.settlePublishRun(run));
+          }
+          return reply;
+        },
         events: relayRunEvents,
       },
     });
@@ -630,6 +701,9 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     async sweepReleases() {
       try {
         const report = await lifecycleWith(crypto.randomUUID()).sweep();
+        for (const { id, run_id, run_state } of report.settled) {
+          deps.log.info("release_publish_run_settled", { release_id: id, run_id, run_state });
+        }
         for (const release of report.revoked) {
           deps.log.info("release_revoked", { release_id: release.id, detail: "expired" });
           const certificate = release.revocation?.certificate;
@@ -644,8 +718,12 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
             output: { certificate },
           });
         }
-        for (const { id, code } of report.failed) {
-          deps.log.warn("release_revocation_failed", { release_id: id, code });
+        for (const { id, code, run_id } of report.failed) {
+          if (run_id === undefined) {
+            deps.log.warn("release_revocation_failed", { release_id: id, code });
+          } else {
+            deps.log.warn("release_publish_run_not_recorded", { release_id: id, run_id, code });
+          }
         }
       } catch (e) {
         deps.log.warn("release_sweep_failed", {
@@ -845,6 +923,93 @@ function publishReleaseRevoker(publish: SubService, options: CallOptions): Relea
         throw new SubServiceProtocolError(publish.name);
       }
       return certificate as Record<string, unknown>;
+    },
+  };
+}
+
+/**
+ * Passes a run event stream through unchanged and, when it ends, calls `onEnd` with the parsed data of
+ * its last `run` event (none: not called). A stream cancelled or broken before its end calls nothing.
+ */
+function lastRunEvent(
+  onEnd: (data: unknown) => Promise<void>,
+): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  let last: string | undefined;
+  const take = (block: string) => {
+    const lines = block.split(/\r?\n/);
+    if (!lines.includes("event: run")) return;
+    const data = lines.filter((line) => line.startsWith("data:"))
+      .map((line) => line.slice(5).replace(/^ /, ""));
+    if (data.length > 0) last = data.join("\n");
+  };
+  return new TransformStream({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      pending += decoder.decode(chunk, { stream: true });
+      const blocks = pending.split(/\r?\n\r?\n/);
+      pending = blocks.pop() ?? "";
+      for (const block of blocks) take(block);
+    },
+    async flush() {
+      take(pending + decoder.decode());
+      if (last === undefined) return;
+      let data: unknown;
+      try {
+        data = JSON.parse(last);
+      } catch {
+        return;
+      }
+      await onEnd(data);
+    },
+  });
+}
+
+/** What the gateway reads of a run the publish service shows (other fields are ignored). */
+const publishRunSummarySchema = z.object({
+  ...runSchema.pick({
+    id: true,
+    action: true,
+    state: true,
+    project_name: true,
+    project_start_time: true,
+    outcome: true,
+    finished_at: true,
+  }).shape,
+  destination: z.object({ type: z.string(), name: z.string() }),
+});
+
+/** A run as the publish service's `payload` shows it, or `undefined` when it is not one. */
+function publishRunSummaryOf(payload: unknown): PublishRunSummary | undefined {
+  const parsed = publishRunSummarySchema.safeParse(payload);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The publish service's runs (`GET /runs/{id}`): 404 `run_not_found` is a run it knows no more; any
+ * other error is a {@link PublishRunUnreadableError}, a 200 without a run a
+ * {@link SubServiceProtocolError}.
+ */
+function publishRunsReader(publish: SubService, options: CallOptions): PublishRuns {
+  return {
+    async get(id) {
+      const reply = await callSubService(publish, {
+        method: "GET",
+        endpoint: `runs/${encodeURIComponent(id)}`,
+      }, options);
+      const payload = reply.body.payload as Record<string, unknown> | undefined;
+      if (reply.status === 404 && payload?.code === "run_not_found") return undefined;
+      if (reply.status !== 200) {
+        const detail = payload?.detail;
+        throw new PublishRunUnreadableError(
+          reply.status,
+          typeof detail === "string" ? detail : "no detail",
+        );
+      }
+      const run = publishRunSummaryOf(payload);
+      if (run === undefined) throw new SubServiceProtocolError(publish.name);
+      return run;
     },
   };
 }

@@ -210,6 +210,9 @@ export const getRun = createRoute({
   method: "get",
   path: "/runs/{id}",
   summary: "One run: its state, per-table progress and outcome (forwarded to the publish service)",
+  description:
+    "A publish run shown ended also records its release's publication (receipt, crate, " +
+    "files) when the release waits for it (`Prefer: respond-async`, docs/revocation.md)",
   tags: ["runs"],
   security: API_KEY_SECURITY,
   request: { params: RunIdParam },

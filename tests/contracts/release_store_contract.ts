@@ -19,7 +19,9 @@ import {
   type ReleaseRequest,
   ReleaseRevokedError,
   SelfApprovalError,
+  settlePendingPublish,
   startRevocation,
+  withPendingPublish,
   withPublication,
 } from "../../domain/release.ts";
 import {
@@ -382,6 +384,36 @@ export async function releaseStoreContract(
         (await store.list({ state: "revoked", limit: 10 })).releases.map((r) => r.id),
         [release.id],
       );
+    },
+  );
+
+  await step(
+    "pending publish runs are kept, seen by a second instance, and settled once",
+    async (under) => {
+      const { store } = under;
+      const { release } = await store.ensure(aRelease(1));
+      assert.deepEqual(release.pending_publishes, []);
+      const pending = await store.update(
+        release.id,
+        (fresh) => withPendingPublish(fresh, "run-1", instant(1000), instant(10)),
+      );
+      assert.deepEqual(pending.pending_publishes, [{ run_id: "run-1", requested_at: instant(10) }]);
+      assert.equal(pending.expires_at, instant(1000));
+      await using other = await under.reopen();
+      assert.deepEqual(await other.get(release.id), pending);
+      assert.deepEqual(
+        (await other.list({ state: "open", limit: 10 })).releases.find((r) => r.id === release.id),
+        pending,
+      );
+      const end = { succeeded: true, publication: A_PUBLICATION } as const;
+      const [first, second] = await Promise.all([
+        store.update(release.id, (fresh) => settlePendingPublish(fresh, "run-1", end)),
+        other.update(release.id, (fresh) => settlePendingPublish(fresh, "run-1", end)),
+      ]);
+      assert.deepEqual(first, second);
+      assert.deepEqual(first.publication, A_PUBLICATION);
+      assert.deepEqual(first.pending_publishes, []);
+      assert.deepEqual(await store.get(release.id), first);
     },
   );
 

@@ -6,6 +6,7 @@ import { parseApprovalPolicy } from "../../../domain/approval_policy.ts";
 import { APPROVAL_KEY, FakeWorld } from "../../../tests/support/apps.ts";
 import { ONCOLOGY } from "../../../tests/support/catalogs.ts";
 import { DashboardClient } from "../../../tests/support/dashboard_sign_in.ts";
+import { aRunView } from "../../../tests/support/fake_publish_runs_api.ts";
 import { startKeyServer, TEST_AUDIENCE } from "../../../tests/support/identity_providers.ts";
 import { aTransferRequest, postJson } from "../../../tests/support/requests.ts";
 import {
@@ -30,11 +31,20 @@ async function setUp(baseUrl = "http://127.0.0.1:8000") {
   const world = new FakeWorld();
   world.audit = new MemoryAuditTrail();
   const clock = { now: Date.now() };
+  /** Runs the faked publish service answers `POST /runs/{id}/resume` for (202 and the run). */
+  const resumable = new Map<string, Record<string, unknown>>();
   // The publish service's revoke (issue 16) is faked; everything else is the world's.
   const fetch: typeof globalThis.fetch = async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : input.toString());
     if (url.pathname === "/data-publish/revoke") {
       return Response.json({ status: "success", payload: { certificate: CERTIFICATE } });
+    }
+    const resume = /^\/runs\/([^/]+)\/resume$/.exec(url.pathname);
+    const run = resume === null ? undefined : resumable.get(resume[1]!);
+    if (run !== undefined) {
+      return Response.json({ status: "success", payload: { ...run, state: "queued" } }, {
+        status: 202,
+      });
     }
     const target = url.hostname === "metadata.test" ? world.metadataApp() : world.publishApp();
     return await target.request(url.pathname + url.search, init);
@@ -62,6 +72,7 @@ async function setUp(baseUrl = "http://127.0.0.1:8000") {
     app,
     world,
     clock,
+    resumable,
     client: () => new DashboardClient(app, baseUrl),
     async [Symbol.asyncDispose]() {
       world[Symbol.dispose]();
@@ -289,6 +300,34 @@ Deno.test("only operators may cancel or resume a run", async () => {
   });
   assert.equal(unknown.status, 404);
   assert.match(await unknown.text(), /role="alert"/);
+});
+
+Deno.test("a publish run an operator resumes in the dashboard is pending on its release", async () => {
+  await using s = await setUp();
+  const releaseId = await aRelease(s.app);
+  const request = aTransferRequest();
+  const run = aRunView({
+    id: crypto.randomUUID(),
+    action: "publish",
+    state: "interrupted",
+    project_name: request.project_name,
+    project_start_time: request.project_start_time,
+    destination: request.destination,
+  });
+  s.resumable.set(run.id as string, run);
+  const otto = s.client();
+  const home = await (await otto.signIn("otto")).text();
+  const resumed = await otto.post(`/ui/runs/${run.id}/resume`, {
+    csrf: DashboardClient.csrfOf(home),
+  });
+  assert.equal(resumed.status, 303);
+  const view = await s.app.request(
+    new Request(`http://test.local/releases/${releaseId}`, {
+      headers: { "x-api-key": APPROVAL_KEY },
+    }),
+  );
+  const pending = (await view.json()).payload.pending_publishes;
+  assert.deepEqual(pending.map((p: { run_id: string }) => p.run_id), [run.id]);
 });
 
 Deno.test("before any package, the release page shows the request: source, tables, columns, types and descriptions", async () => {
