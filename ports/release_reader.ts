@@ -11,10 +11,21 @@
  * @module
  */
 import { AppError } from "../domain/errors.ts";
-import type { ReadPosition, ReadValue, ReleaseTable } from "../domain/release_read.ts";
+import type {
+  ReadOrientation,
+  ReadPosition,
+  ReadValue,
+  ReleaseTable,
+} from "../domain/release_read.ts";
 import type { RunRef } from "../domain/staging_layout.ts";
 
-export type { ReadPosition, ReadValue, ReleaseColumn, ReleaseTable } from "../domain/release_read.ts";
+export type {
+  ReadOrientation,
+  ReadPosition,
+  ReadValue,
+  ReleaseColumn,
+  ReleaseTable,
+} from "../domain/release_read.ts";
 
 /** Which page to read. */
 export interface ReadPageRequest {
@@ -42,6 +53,19 @@ export interface ReadPage {
   readonly next: ReadPosition | null;
 }
 
+/** One page already encoded as JSON by the destination: what {@link ReleaseReader.readPageJson} gives. */
+export interface JsonPage {
+  readonly columns: ReadPage["columns"];
+  /** How many rows the page holds. */
+  readonly rowCount: number;
+  /**
+   * The rows as UTF-8 JSON, separated by `,` without the enclosing brackets: each row an array of its
+   * values (`tabular`) or an object by column name (`records`), values as {@link ReadPage.rows} has them.
+   */
+  readonly json: Uint8Array;
+  readonly next: ReadPosition | null;
+}
+
 /** The published releases of one destination. */
 export interface ReleaseReader {
   /**
@@ -65,6 +89,19 @@ export interface ReleaseReader {
    * @throws {ReleaseChangedError} when `after` is bound to a version the table no longer has.
    */
   readPage(run: RunRef, request: ReadPageRequest): Promise<ReadPage>;
+
+  /**
+   * Optional fast path: the same page as {@link readPage}, encoded as JSON by the destination itself (no
+   * value passes through a JavaScript string). Same rows, order, `next` and errors; the values parse to
+   * exactly what `readPage` gives.
+   *
+   * @returns `undefined` when this table has no fast path (then `readPage` it).
+   */
+  readPageJson?(
+    run: RunRef,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage | undefined>;
 }
 
 /** The run has nothing published on the destination: never published, revoked, or expired. */

@@ -39,6 +39,8 @@ import type { RunRef } from "../../domain/staging_layout.ts";
 import { parseStagedTables } from "../../domain/staging_manifest.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
 import {
+  type JsonPage,
+  type ReadOrientation,
   type ReadPage,
   type ReadPageRequest,
   ReleaseChangedError,
@@ -55,6 +57,7 @@ import {
   quotePostgresIdentifier,
 } from "./postgres_dialect.ts";
 import {
+  copyChunks,
   postgresClientOptions,
   type PostgresConnectionOptions,
 } from "./postgres_source_database.ts";
@@ -98,6 +101,31 @@ interface TableFacts {
   readonly key: readonly string[];
 }
 
+/** What one page reads (see `#plan`). */
+interface PagePlan {
+  readonly facts: TableFacts;
+  readonly keyed: boolean;
+  /** The key columns' indexes among the columns. */
+  readonly keyIndexes: readonly number[];
+  /** The columns' canonical text, named as themselves. */
+  readonly selectList: string;
+  /** `relation r where ... order by ... limit n + 1`. */
+  readonly from: string;
+}
+
+const LF = 0x0a;
+const COMMA = 0x2c;
+
+/**
+ * A SQL string literal (the session has `standard_conforming_strings` on).
+ *
+ * @throws {InvalidCursorError} for text PostgreSQL cannot hold (a NUL character).
+ */
+function sqlLiteral(text: string): string {
+  if (text.includes("\0")) throw new InvalidCursorError("holds a value no table can have");
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
 interface FactsRow {
   dataset: string;
   schema: string;
@@ -117,10 +145,13 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   /** Connects lazily: nothing is sent before the first call. */
   constructor(options: PostgresReleaseReaderOptions) {
     this.#options = options;
+    const base = postgresClientOptions(options);
     this.#sql = postgres({
-      ...postgresClientOptions(options),
+      ...base,
       max: options.maxConnections ?? 4,
       fetch_types: false,
+      // Literals in page statements rely on it (a COPY takes no parameters).
+      connection: { ...base.connection, standard_conforming_strings: "on" },
     });
   }
 
@@ -136,6 +167,129 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   }
 
   async readPage(run: RunRef, request: ReadPageRequest): Promise<ReadPage> {
+    const plan = await this.#plan(run, request);
+    const { facts, keyed } = plan;
+    const width = facts.columns.length;
+    const rows: ReadValue[][] = [];
+    let chars = 0;
+    let more = false;
+    let lastCtid: string | undefined;
+    const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
+    const query = `select ${plan.selectList}${keyed ? "" : ", r.ctid::text"} from ${plan.from}`;
+    try {
+      const cursor = this.#sql.unsafe<ReadValue[][]>(query).values().cursor(FETCH_ROWS);
+      for await (const batch of cursor) {
+        for (const row of batch as unknown as ReadValue[][]) {
+          if (pageIsFull(rows.length, chars, request.limit, maxChars)) {
+            more = true;
+            break;
+          }
+          if (!keyed) lastCtid = row[width] as string;
+          const values = keyed ? row : row.slice(0, width);
+          rows.push(values);
+          chars += rowChars(values);
+        }
+        if (more) break;
+      }
+    } catch (e) {
+      throw this.#failure(e, run, request);
+    }
+    const last = rows.at(-1);
+    let next: ReadPosition | null = null;
+    if (more && last !== undefined) {
+      next = keyed
+        ? { kind: "key", values: plan.keyIndexes.map((i) => last[i]!) }
+        : { kind: "row", version: `${facts.oid}:${facts.filenode}`, after: lastCtid! };
+    }
+    return { columns: facts.columns.map(({ name, type }) => ({ name, type })), rows, next };
+  }
+
+  /**
+   * The page as JSON built by PostgreSQL (`COPY (...) TO STDOUT`, one JSON value per line, the size cap
+   * applied by a window over the JSON lengths): no value becomes a JavaScript string. Tables with a key
+   * only; a table without one is read by {@link readPage}.
+   */
+  async readPageJson(
+    run: RunRef,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage | undefined> {
+    const plan = await this.#plan(run, request);
+    const { facts } = plan;
+    if (!plan.keyed) return undefined;
+    const names = facts.columns.map((c) => quotePostgresIdentifier(c.name));
+    const values = `array[${names.map((n) => `p.${n}`).join(", ")}]::text[]`;
+    const json = orientation === "tabular"
+      ? `pg_catalog.to_json(${values})::text`
+      : `pg_catalog.json_object(array[${
+        facts.columns.map((c) => sqlLiteral(c.name)).join(", ")
+      }]::text[], ${values})::text`;
+    const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
+    const query = `copy (select ${json} from (select ${plan.selectList} from ${plan.from}) p) ` +
+      "to stdout with (format csv, delimiter e'\\x02', quote e'\\x01')";
+    // Lines are kept until they reach the cap (and hold one line at least); the rest is drained.
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let lines = 0;
+    let dropped = false;
+    try {
+      const stream = await this.#sql.unsafe(query).readable();
+      for await (const chunk of copyChunks(stream)) {
+        if (dropped || (size >= maxChars && lines > 0) || lines > request.limit) {
+          dropped = true;
+          continue;
+        }
+        parts.push(chunk);
+        size += chunk.length;
+        for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) lines++;
+      }
+    } catch (e) {
+      throw this.#failure(e, run, request);
+    }
+    // One JSON value per line: the line ends become the separators; what passed the limit or the cap
+    // is dropped.
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const part of parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    let kept = 0;
+    let end = 0;
+    let lastStart = 0;
+    for (let i = bytes.indexOf(LF); i >= 0 && kept < request.limit; i = bytes.indexOf(LF, i + 1)) {
+      const lineStart = kept === 0 ? 0 : end + 1;
+      if (kept > 0 && lineStart - kept >= maxChars) break;
+      if (kept > 0) bytes[end] = COMMA;
+      lastStart = lineStart;
+      end = i;
+      kept++;
+    }
+    const more = dropped || lines > kept;
+    let next: ReadPosition | null = null;
+    if (more && kept > 0) {
+      const last = JSON.parse(new TextDecoder().decode(bytes.subarray(lastStart, end)));
+      next = {
+        kind: "key",
+        values: orientation === "tabular"
+          ? plan.keyIndexes.map((i) => (last as string[])[i]!)
+          : facts.key.map((k) => (last as Record<string, string>)[k]!),
+      };
+    }
+    return {
+      columns: facts.columns.map(({ name, type }) => ({ name, type })),
+      rowCount: kept,
+      json: bytes.subarray(0, end),
+      next,
+    };
+  }
+
+  /**
+   * What a page reads: the table's facts, its canonical select list, and the `from ... where ... order
+   * by ... limit` part with the grant guard and the keyset condition, every value a literal (a COPY
+   * takes no parameters).
+   */
+  async #plan(run: RunRef, request: ReadPageRequest): Promise<PagePlan> {
     const tables = await this.#facts(run, request);
     if (tables.length === 0) {
       // Either nothing of the run is published, or not this table.
@@ -161,26 +315,24 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
       },
     };
     const keyed = facts.key.length > 0;
-    const params: (string | number)[] = [this.#options.readOnlyRole, relation];
     const guards = [
-      `case when pg_catalog.has_table_privilege($1, $2::regclass, 'SELECT') then true ` +
+      `case when pg_catalog.has_table_privilege(${sqlLiteral(this.#options.readOnlyRole)}, ` +
+      `${sqlLiteral(relation)}::regclass, 'SELECT') then true ` +
       `else ${failWith(NOT_PUBLISHED_MARKER)} end`,
     ];
     let where = "";
     let order: string;
     const after = request.after;
+    const keyIndexes = facts.key.map((k) => facts.columns.findIndex((c) => c.name === k));
     if (keyed) {
-      const keyColumns = facts.key.map((k) => facts.columns.find((c) => c.name === k)!);
+      const keyColumns = keyIndexes.map((i) => facts.columns[i]!);
       // Qualified: a bare name in ORDER BY would be the select list's text of the column.
       order = keyColumns.map((c) => `r.${quotePostgresIdentifier(c.name)}`).join(", ");
       if (after !== null) {
         if (after.kind !== "key" || after.values.length !== keyColumns.length) {
           throw new InvalidCursorError("does not fit this table's key");
         }
-        const casts = keyColumns.map((c, i) => {
-          params.push(after.values[i]!);
-          return `$${params.length}::${c.type}`;
-        });
+        const casts = keyColumns.map((c, i) => `${sqlLiteral(after.values[i]!)}::${c.type}`);
         where = ` and (${order}) > (${casts.join(", ")})`;
       }
     } else {
@@ -189,58 +341,26 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
         if (after.kind !== "row" || !/^\(\d{1,10},\d{1,5}\)$/.test(after.after)) {
           throw new InvalidCursorError("is not a row position of this table");
         }
-        if (after.version !== `${facts.oid}:${facts.filenode}`) {
+        const version = `${facts.oid}:${facts.filenode}`;
+        if (after.version !== version) {
           throw new ReleaseChangedError(request.dataset, request.table);
         }
-        params.push(after.version);
         guards.push(
-          `case when $2::regclass::oid::text || ':' || ` +
-            `pg_catalog.pg_relation_filenode($2::regclass)::text = $${params.length} then true ` +
-            `else ${failWith(CHANGED_MARKER)} end`,
+          `case when ${sqlLiteral(relation)}::regclass::oid::text || ':' || ` +
+            `pg_catalog.pg_relation_filenode(${sqlLiteral(relation)}::regclass)::text = ` +
+            `${sqlLiteral(version)} then true else ${failWith(CHANGED_MARKER)} end`,
         );
-        params.push(after.after);
-        where = ` and r.ctid > $${params.length}::tid`;
+        where = ` and r.ctid > ${sqlLiteral(after.after)}::tid`;
       }
     }
-    const query = `select ${postgresSelectList(extract)}${keyed ? "" : ", r.ctid::text"} ` +
-      `from ${relation} r where (select ${guards.join(" and ")})${where} ` +
-      `order by ${order} limit ${request.limit + 1}`;
-
-    const width = facts.columns.length;
-    const rows: ReadValue[][] = [];
-    let chars = 0;
-    let more = false;
-    let lastCtid: string | undefined;
-    const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
-    try {
-      const cursor = this.#sql.unsafe<ReadValue[][]>(query, params).values().cursor(FETCH_ROWS);
-      for await (const batch of cursor) {
-        for (const row of batch as unknown as ReadValue[][]) {
-          if (pageIsFull(rows.length, chars, request.limit, maxChars)) {
-            more = true;
-            break;
-          }
-          if (!keyed) lastCtid = row[width] as string;
-          const values = keyed ? row : row.slice(0, width);
-          rows.push(values);
-          chars += rowChars(values);
-        }
-        if (more) break;
-      }
-    } catch (e) {
-      throw this.#failure(e, run, request);
-    }
-    const last = rows.at(-1);
-    let next: ReadPosition | null = null;
-    if (more && last !== undefined) {
-      next = keyed
-        ? {
-          kind: "key",
-          values: facts.key.map((k) => last[facts.columns.findIndex((c) => c.name === k)]!),
-        }
-        : { kind: "row", version: `${facts.oid}:${facts.filenode}`, after: lastCtid! };
-    }
-    return { columns: facts.columns.map(({ name, type }) => ({ name, type })), rows, next };
+    return {
+      facts,
+      keyed,
+      keyIndexes,
+      selectList: postgresSelectList(extract),
+      from: `${relation} r where (select ${guards.join(" and ")})${where} ` +
+        `order by ${order} limit ${request.limit + 1}`,
+    };
   }
 
   /** Ends every connection; safe to call twice. */

@@ -202,6 +202,46 @@ export async function releaseReaderContract(
     assert.deepEqual(empty, [{ columns: empty[0]!.columns, rows: [], next: null }]);
   });
 
+  await step("readPageJson(), where offered, gives the pages readPage() gives", async (under) => {
+    const reader = under.reader;
+    if (reader.readPageJson === undefined) return;
+    await under.publish([PEOPLE, EVENTS, EMPTY]);
+    for (const table of ["people", "events", "nobody"]) {
+      for (const limit of [1, 5, 10_000]) {
+        for (const orientation of ["tabular", "records"] as const) {
+          let after: ReadPosition | null = null;
+          for (;;) {
+            const request = { dataset: DATASET, table, limit, after };
+            const page = await reader.readPage(under.run, request);
+            const json = await reader.readPageJson(under.run, request, orientation);
+            if (json === undefined) break;
+            const rows = JSON.parse(`[${new TextDecoder().decode(json.json)}]`);
+            assert.equal(json.rowCount, page.rows.length);
+            assert.deepEqual(
+              rows,
+              orientation === "tabular" ? page.rows : page.rows.map((r) =>
+                Object.fromEntries(page.columns.map((c, i) => [c.name, r[i]]))
+              ),
+            );
+            assert.deepEqual(json.next, page.next);
+            assert.deepEqual(json.columns, page.columns);
+            if (page.next === null) break;
+            after = page.next;
+          }
+        }
+      }
+    }
+    const capped = await reader.readPageJson(under.run, {
+      dataset: DATASET,
+      table: "people",
+      limit: 100,
+      after: null,
+      maxChars: 1,
+    }, "tabular");
+    assert.equal(capped?.rowCount, 1);
+    assert.notEqual(capped?.next, null);
+  });
+
   await step("a page stops at the size cap, one row at least", async (under) => {
     await under.publish([PEOPLE]);
     const pages = await readAllPages(under.reader, under.run, "people", 100, { maxChars: 1 });
