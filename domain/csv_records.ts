@@ -85,7 +85,9 @@ function parseRecord(
       while (end < n) {
         const b = buffer[end]!;
         if (b === COMMA || b === LF) break;
-        if (b === QUOTE) throw new SyntaxError("Cannot parse CSV: stray quote in an unquoted field");
+        if (b === QUOTE) {
+          throw new SyntaxError("Cannot parse CSV: stray quote in an unquoted field");
+        }
         end++;
       }
       if (end >= n && !final) return undefined;

@@ -91,7 +91,9 @@ export class InvalidReadLimitError extends AppError {
   readonly code = "invalid_limit";
 
   constructor(limit: number) {
-    super(`Cannot read ${limit} rows at once: limit must be an integer from 1 to ${MAX_READ_LIMIT}`);
+    super(
+      `Cannot read ${limit} rows at once: limit must be an integer from 1 to ${MAX_READ_LIMIT}`,
+    );
   }
 }
 

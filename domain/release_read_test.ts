@@ -7,8 +7,8 @@ import {
   InvalidReadLimitError,
   MAX_READ_LIMIT,
   pageIsFull,
-  type ReadPosition,
   readCursorKey,
+  type ReadPosition,
   rowChars,
 } from "./release_read.ts";
 
@@ -17,7 +17,7 @@ const TABLE = { dataset: "demo", table: "people" };
 
 Deno.test("encodeReadCursor() round-trips every kind of position", async (t) => {
   const positions: ReadPosition[] = [
-    { kind: "key", values: ["42", "2020-01-01 00:00:00+00", "é,\"x\""] },
+    { kind: "key", values: ["42", "2020-01-01 00:00:00+00", 'é,"x"'] },
     { kind: "file", sha512: "ab".repeat(64), offset: 1234, row: 17 },
     { kind: "row", version: "16384:16390", after: "(12,3)" },
   ];

@@ -47,7 +47,9 @@ export class MemoryReleaseReader implements ReleaseReader {
         const keyIndexes = table.key.map((k) => table.columns.findIndex((c) => c.name === k));
         const sorted = keyIndexes.length === 0
           ? [...rows]
-          : [...rows].sort((a, b) => compareKeys(keyIndexes.map((i) => a[i]!), keyIndexes.map((i) => b[i]!)));
+          : [...rows].sort((a, b) =>
+            compareKeys(keyIndexes.map((i) => a[i]!), keyIndexes.map((i) => b[i]!))
+          );
         return { table, rows: sorted, version: String(++this.#versions) };
       }).sort((a, b) => byName(a.table, b.table)),
     );
@@ -128,7 +130,15 @@ function runKey(run: RunRef): string {
 }
 
 function byName(a: ReleaseTable, b: ReleaseTable): number {
-  return a.dataset < b.dataset ? -1 : a.dataset > b.dataset ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  return a.dataset < b.dataset
+    ? -1
+    : a.dataset > b.dataset
+    ? 1
+    : a.name < b.name
+    ? -1
+    : a.name > b.name
+    ? 1
+    : 0;
 }
 
 /** Key values in order: integers as numbers, anything else by code units. */

@@ -297,7 +297,9 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
       throw new ReleaseTableNotFoundError(request.dataset, request.table);
     }
     const facts = tables[0]!;
-    const relation = `${quotePostgresIdentifier(facts.schema)}.${quotePostgresIdentifier(facts.name)}`;
+    const relation = `${quotePostgresIdentifier(facts.schema)}.${
+      quotePostgresIdentifier(facts.name)
+    }`;
     const extract: TableExtract = {
       schema: facts.schema,
       table: {
@@ -399,7 +401,9 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
                   cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
                   join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
                  where i.indrelid = c.oid and i.indisprimary) as key
-          from ${quotePostgresIdentifier(REGISTRY_SCHEMA)}.${quotePostgresIdentifier(REGISTRY_TABLE)} d
+          from ${quotePostgresIdentifier(REGISTRY_SCHEMA)}.${
+          quotePostgresIdentifier(REGISTRY_TABLE)
+        } d
          cross join lateral unnest(d.tables) as t(name)
           join pg_catalog.pg_class c
             on c.oid = to_regclass(format('%I.%I', d.destination_schema, t.name))

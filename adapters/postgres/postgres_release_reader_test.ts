@@ -131,7 +131,9 @@ Deno.test({
             }),
             ReleaseNotReadableError,
           );
-          await under.destination.grantReadAccess(await under.destination.packagedTables(under.run));
+          await under.destination.grantReadAccess(
+            await under.destination.packagedTables(under.run),
+          );
           const rest = await readAllPages(under.reader, under.run, "people", 100);
           assert.equal(rest.flatMap((p) => p.rows).length, PEOPLE.rows.length);
         });
@@ -158,7 +160,12 @@ Deno.test({
         await t.step("a key value that is not of the key's type is refused", async () => {
           const after: ReadPosition = { kind: "key", values: ["not a number"] };
           await assert.rejects(
-            under.reader.readPage(under.run, { dataset: DATASET, table: "people", limit: 3, after }),
+            under.reader.readPage(under.run, {
+              dataset: DATASET,
+              table: "people",
+              limit: 3,
+              after,
+            }),
             { code: "invalid_cursor" },
           );
         });

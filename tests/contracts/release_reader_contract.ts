@@ -219,9 +219,11 @@ export async function releaseReaderContract(
             assert.equal(json.rowCount, page.rows.length);
             assert.deepEqual(
               rows,
-              orientation === "tabular" ? page.rows : page.rows.map((r) =>
-                Object.fromEntries(page.columns.map((c, i) => [c.name, r[i]]))
-              ),
+              orientation === "tabular"
+                ? page.rows
+                : page.rows.map((r) =>
+                  Object.fromEntries(page.columns.map((c, i) => [c.name, r[i]]))
+                ),
             );
             assert.deepEqual(json.next, page.next);
             assert.deepEqual(json.columns, page.columns);
@@ -267,7 +269,9 @@ export async function releaseReaderContract(
     const foreign: ReadPosition[] = [
       { kind: "key", values: ["1", "2"] },
       { kind: "row", version: "x", after: "not a row" },
-      ...(under.pagesByKey ? [{ kind: "file", sha512: "ab".repeat(64), offset: 3, row: 1 } as const] : []),
+      ...(under.pagesByKey
+        ? [{ kind: "file", sha512: "ab".repeat(64), offset: 3, row: 1 } as const]
+        : []),
     ];
     for (const after of foreign) {
       await assert.rejects(
