@@ -37,6 +37,7 @@ import {
 } from "../../domain/release_read.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import { parseStagedTables } from "../../domain/staging_manifest.ts";
+import { csvToJson, lastRecordOf } from "../../domain/csv_json.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
 import {
   type JsonPage,
@@ -113,8 +114,20 @@ interface PagePlan {
   readonly from: string;
 }
 
-const LF = 0x0a;
-const COMMA = 0x2c;
+const COMMA_BYTES = new Uint8Array([0x2c]);
+
+/** The parts as one buffer (the only part itself when there is one). */
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  if (parts.length === 0) return new Uint8Array(0);
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
 
 /**
  * A SQL string literal (the session has `standard_conforming_strings` on).
@@ -205,9 +218,11 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   }
 
   /**
-   * The page as JSON built by PostgreSQL (`COPY (...) TO STDOUT`, one JSON value per line, the size cap
-   * applied by a window over the JSON lengths): no value becomes a JavaScript string. Tables with a key
-   * only; a table without one is read by {@link readPage}.
+   * The page as canonical CSV straight from `COPY (...) TO STDOUT`, the statement `psql \copy` runs
+   * (with the keyset condition and `limit n + 1`), transcoded to JSON byte by byte as the chunks arrive
+   * (`domain/csv_json.ts`), so the transcoding overlaps the server's work and no value becomes a
+   * JavaScript string. Once the page is full (its limit, or its size cap) the rest is drained, not kept.
+   * Tables with a key only; a table without one is read by {@link readPage}.
    */
   async readPageJson(
     run: RunRef,
@@ -217,70 +232,67 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
     const plan = await this.#plan(run, request);
     const { facts } = plan;
     if (!plan.keyed) return undefined;
-    const names = facts.columns.map((c) => quotePostgresIdentifier(c.name));
-    const values = `array[${names.map((n) => `p.${n}`).join(", ")}]::text[]`;
-    const json = orientation === "tabular"
-      ? `pg_catalog.to_json(${values})::text`
-      : `pg_catalog.json_object(array[${
-        facts.columns.map((c) => sqlLiteral(c.name)).join(", ")
-      }]::text[], ${values})::text`;
     const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
-    const query = `copy (select ${json} from (select ${plan.selectList} from ${plan.from}) p) ` +
-      "to stdout with (format csv, delimiter e'\\x02', quote e'\\x01')";
-    // Lines are kept until they reach the cap (and hold one line at least); the rest is drained.
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    let lines = 0;
-    let dropped = false;
+    const names = orientation === "records" ? facts.columns.map((c) => c.name) : undefined;
+    const query = `copy (select ${plan.selectList} from ${plan.from}) to stdout with (format csv)`;
+    const out: Uint8Array[] = [];
+    let outSize = 0;
+    let records = 0;
+    let csvBytes = 0;
+    let pending: Uint8Array = new Uint8Array(0);
+    let last: Uint8Array | undefined;
+    let full = false;
+    let more = false;
+    const take = (bytes: Uint8Array, final: boolean) => {
+      const page = csvToJson(bytes, 0, {
+        maxRecords: request.limit - records,
+        maxBytes: records === 0 ? maxChars : Math.max(1, maxChars - csvBytes),
+        final,
+        names,
+      });
+      if (page.records > 0) {
+        if (records > 0) {
+          out.push(COMMA_BYTES);
+          outSize++;
+        }
+        out.push(page.json);
+        outSize += page.json.length;
+        records += page.records;
+        csvBytes += page.end;
+        last = bytes.slice(page.lastStart, page.end);
+      }
+      pending = bytes.subarray(page.end);
+      if (records >= request.limit || (records > 0 && csvBytes >= maxChars)) {
+        full = true;
+        more = pending.length > 0;
+      }
+    };
     try {
       const stream = await this.#sql.unsafe(query).readable();
       for await (const chunk of copyChunks(stream)) {
-        if (dropped || (size >= maxChars && lines > 0) || lines > request.limit) {
-          dropped = true;
+        if (full) {
+          more = true;
           continue;
         }
-        parts.push(chunk);
-        size += chunk.length;
-        for (let i = chunk.indexOf(LF); i >= 0; i = chunk.indexOf(LF, i + 1)) lines++;
+        take(
+          pending.length === 0 ? chunk : concat([pending, chunk], pending.length + chunk.length),
+          false,
+        );
       }
+      if (!full && pending.length > 0) take(pending, true);
     } catch (e) {
       throw this.#failure(e, run, request);
     }
-    // One JSON value per line: the line ends become the separators; what passed the limit or the cap
-    // is dropped.
-    const bytes = new Uint8Array(size);
-    let at = 0;
-    for (const part of parts) {
-      bytes.set(part, at);
-      at += part.length;
-    }
-    let kept = 0;
-    let end = 0;
-    let lastStart = 0;
-    for (let i = bytes.indexOf(LF); i >= 0 && kept < request.limit; i = bytes.indexOf(LF, i + 1)) {
-      const lineStart = kept === 0 ? 0 : end + 1;
-      if (kept > 0 && lineStart - kept >= maxChars) break;
-      if (kept > 0) bytes[end] = COMMA;
-      lastStart = lineStart;
-      end = i;
-      kept++;
-    }
-    const more = dropped || lines > kept;
-    let next: ReadPosition | null = null;
-    if (more && kept > 0) {
-      const last = JSON.parse(new TextDecoder().decode(bytes.subarray(lastStart, end)));
-      next = {
-        kind: "key",
-        values: orientation === "tabular"
-          ? plan.keyIndexes.map((i) => (last as string[])[i]!)
-          : facts.key.map((k) => (last as Record<string, string>)[k]!),
-      };
-    }
+    const values = more && last !== undefined
+      ? lastRecordOf(last, { json: last, records: 1, end: last.length, lastStart: 0 })
+      : undefined;
     return {
       columns: facts.columns.map(({ name, type }) => ({ name, type })),
-      rowCount: kept,
-      json: bytes.subarray(0, end),
-      next,
+      rowCount: records,
+      json: concat(out, outSize),
+      next: values === undefined
+        ? null
+        : { kind: "key", values: plan.keyIndexes.map((i) => values[i]!) },
     };
   }
 
