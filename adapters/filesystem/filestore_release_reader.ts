@@ -24,6 +24,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { parseManifest } from "../../domain/bagit.ts";
 import { parseCsvRecords } from "../../domain/csv_records.ts";
+import { csvToJson } from "../../domain/csv_json.ts";
 import { isSafeIdentifier } from "../../domain/names.ts";
 import { CRATE_TAG_FILE } from "../../domain/release_receipt.ts";
 import {
@@ -41,6 +42,8 @@ import {
 } from "../../domain/staging_layout.ts";
 import { UnsafeFilesystemEntryError } from "../../ports/filestore.ts";
 import {
+  type JsonPage,
+  type ReadOrientation,
   type ReadPage,
   type ReadPageRequest,
   ReleaseChangedError,
@@ -50,6 +53,8 @@ import {
 } from "../../ports/release_reader.ts";
 import { duckdbReleasePage, duckdbReleaseTables } from "../duckdb/duckdb_release_file.ts";
 import { ConfinedTree } from "./confined_tree.ts";
+
+const COMMA_BYTES = new Uint8Array([0x2c]);
 
 /** Bytes read at a time from a CSV file. */
 const READ_BYTES = 1024 * 1024;
@@ -122,15 +127,64 @@ export class FilestoreReleaseReader implements ReleaseReader {
 
   async readPage(run: RunRef, request: ReadPageRequest): Promise<ReadPage> {
     const bag = await this.#bag(run);
+    const fromDuckdb = await this.#duckdbPage(bag, request);
+    if (fromDuckdb !== undefined) return fromDuckdb;
+    const page = await this.#csvPage(bag, request, "tabular");
+    const rows = page.records === 0
+      ? []
+      : JSON.parse(`[${new TextDecoder().decode(page.json)}]`) as (string | null)[][];
+    if (rows.some((r) => r.length !== page.columns.length)) {
+      throw new InvalidCursorError("points inside a record");
+    }
+    return { columns: page.columns, rows, next: page.next };
+  }
+
+  /** CSV files: the page transcoded to JSON from the file's bytes (`domain/csv_json.ts`). */
+  async readPageJson(
+    run: RunRef,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage | undefined> {
+    const bag = await this.#bag(run);
+    if (await this.#duckdbHas(bag, request)) return undefined;
+    const page = await this.#csvPage(bag, request, orientation);
+    return { columns: page.columns, rowCount: page.records, json: page.json, next: page.next };
+  }
+
+  /** Whether the bag's DuckDB file holds the table. */
+  async #duckdbHas(bag: Bag, request: ReadPageRequest): Promise<boolean> {
+    if (!bag.files.has(DUCKDB_PAYLOAD_PATH)) return false;
+    const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
+    return (await duckdbReleaseTables(path)).some((t) =>
+      t.dataset === request.dataset && t.name === request.table
+    );
+  }
+
+  /** A page of a table of the bag's DuckDB file; `undefined` when it has no such table. */
+  async #duckdbPage(bag: Bag, request: ReadPageRequest): Promise<ReadPage | undefined> {
+    const sha512 = bag.files.get(DUCKDB_PAYLOAD_PATH);
+    if (sha512 === undefined) return undefined;
+    const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
+    return await duckdbReleasePage(path, sha512, request);
+  }
+
+  /**
+   * A page of a CSV file of the bag as JSON: a seek to the cursor's offset, then records transcoded
+   * until the limit or the size cap.
+   */
+  async #csvPage(
+    bag: Bag,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<{
+    columns: { name: string; type: string }[];
+    json: Uint8Array;
+    records: number;
+    next: ReadPosition | null;
+  }> {
     const { dataset, table } = request;
     if (!isSafeIdentifier(dataset) || !isSafeIdentifier(table)) {
       throw new ReleaseTableNotFoundError(dataset, table);
-    }
-    const duckdbSha = bag.files.get(DUCKDB_PAYLOAD_PATH);
-    if (duckdbSha !== undefined) {
-      const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
-      const page = await duckdbReleasePage(path, duckdbSha, request);
-      if (page !== undefined) return page;
     }
     const path = `${PAYLOAD_DIR}/${dataset}/${table}.csv`;
     const sha512 = bag.files.get(path);
@@ -147,57 +201,66 @@ export class FilestoreReleaseReader implements ReleaseReader {
         name,
         type: types.get(columnId(dataset, table, name))?.type ?? "text",
       }));
+      const names = orientation === "records" ? header.names : undefined;
       const size = (await file.stat()).size;
       let offset = after?.offset ?? header.end;
       let row = after?.row ?? 0;
       if (offset < header.end || offset > size) {
         throw new InvalidCursorError("points outside the file");
       }
-      const rows: (string | null)[][] = [];
+      const parts: Uint8Array[] = [];
+      let outSize = 0;
+      let records = 0;
       let bytes = 0;
       const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
       let chunk = READ_BYTES;
-      while (
-        offset < size && rows.length < request.limit && (bytes < maxChars || rows.length === 0)
-      ) {
+      while (offset < size && records < request.limit && (bytes < maxChars || records === 0)) {
         const length = Math.min(chunk, size - offset);
         const buffer = new Uint8Array(length);
         const { bytesRead } = await file.read(buffer, 0, length, offset);
         const final = offset + bytesRead >= size;
-        let parsed;
+        let page;
         try {
-          parsed = parseCsvRecords(buffer.subarray(0, bytesRead), 0, {
-            maxRecords: request.limit - rows.length,
-            maxBytes: rows.length === 0 ? maxChars : Math.max(1, maxChars - bytes),
+          page = csvToJson(buffer.subarray(0, bytesRead), 0, {
+            maxRecords: request.limit - records,
+            maxBytes: records === 0 ? maxChars : Math.max(1, maxChars - bytes),
             final,
+            names,
           });
         } catch (e) {
           // Not the start of a record: an offset this service did not issue for this file.
-          if (after !== null && rows.length === 0) {
+          if (after !== null && records === 0) {
             throw new InvalidCursorError("points inside a record");
           }
           throw e;
         }
-        if (parsed.records.length === 0) {
+        if (page.records === 0) {
           if (final) break;
           chunk *= 2; // a record longer than the buffer
           continue;
         }
-        for (const record of parsed.records) {
-          if (record.length !== columns.length) {
-            throw new InvalidCursorError("points inside a record");
-          }
-          rows.push(record);
+        if (records > 0) {
+          parts.push(COMMA_BYTES);
+          outSize++;
         }
-        offset += parsed.end;
-        bytes += parsed.bytes;
-        row += parsed.records.length;
+        parts.push(page.json);
+        outSize += page.json.length;
+        offset += page.end;
+        bytes += page.end;
+        records += page.records;
+        row += page.records;
         chunk = READ_BYTES;
       }
-      const next: ReadPosition | null = offset < size && rows.length > 0
+      const json = new Uint8Array(outSize);
+      let at = 0;
+      for (const part of parts) {
+        json.set(part, at);
+        at += part.length;
+      }
+      const next: ReadPosition | null = offset < size && records > 0
         ? { kind: "file", sha512, offset, row }
         : null;
-      return { columns, rows, next };
+      return { columns, json, records, next };
     });
   }
 
