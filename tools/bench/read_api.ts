@@ -24,6 +24,8 @@ export interface ReadApiResult {
   /** Median seconds of the `psql \copy ... to stdout` limit. */
   readonly limit: number;
   readonly peakRssMb: number;
+  /** The service's RSS just before the timed runs (what the peak is compared with). */
+  readonly rssBeforeMb: number;
   /** Whether the checked run gave every id once, in key order. */
   readonly inOrderOnce: boolean;
 }
@@ -88,11 +90,13 @@ export async function measureReadApi(
     const times: number[] = [];
     const limits: number[] = [];
     let peak = 0;
+    let rssBefore = 0;
     let inOrderOnce = false;
     let pages = 0;
     for (let attempt = 0; attempt <= options.runs; attempt++) {
       const checked = attempt === 0;
       const limit = await pgCopyToStdoutLimit(qualified);
+      rssBefore = await rssMb(service.pid);
       await resetPeakRss(service.pid);
       const started = performance.now();
       let cursor: string | null = null;
@@ -150,6 +154,7 @@ export async function measureReadApi(
       seconds: median(times),
       limit: median(limits),
       peakRssMb: peak,
+      rssBeforeMb: rssBefore,
       inOrderOnce,
     };
   } finally {
@@ -158,13 +163,20 @@ export async function measureReadApi(
   }
 }
 
+/** A process's resident memory now (`VmRSS`), in MB. */
+async function rssMb(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
 /** One line for the bench's progress output. */
 export function readApiSummary(r: ReadApiResult): string {
   return `read API (PostgreSQL destination, ${r.rows} rows, ${r.pages} pages of ${READ_PAGE_ROWS}): ` +
     `${r.seconds.toFixed(2)} s, limit ${r.limit.toFixed(2)} s, ratio ${
       (r.seconds / r.limit).toFixed(2)
     }, ` +
-    `peak RSS ${r.peakRssMb} MB, every row once in order: ${r.inOrderOnce}`;
+    `RSS before ${r.rssBeforeMb} MB, peak RSS ${r.peakRssMb} MB, every row once in order: ${r.inOrderOnce}`;
 }
 
 /** The cell as a Markdown table, for the report. */
@@ -174,10 +186,10 @@ export function readApiReport(r: ReadApiResult): string {
     "`POST /data-publish/read/rows` (limit 10,000, tabular), against `psql \\copy (select ...) to stdout` " +
     "to /dev/null.",
     "",
-    "| rows | pages | read API (s) | psql \\copy to stdout (s) | ratio | peak RSS (MB) | every row once, in order |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| rows | pages | read API (s) | psql \\copy to stdout (s) | ratio | RSS before (MB) | peak RSS (MB) | every row once, in order |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     `| ${r.rows} | ${r.pages} | ${r.seconds.toFixed(2)} | ${r.limit.toFixed(2)} | ${
       (r.seconds / r.limit).toFixed(2)
-    } | ${r.peakRssMb} | ${r.inOrderOnce ? "yes" : "NO"} |`,
+    } | ${r.rssBeforeMb} | ${Math.round(r.peakRssMb)} | ${r.inOrderOnce ? "yes" : "NO"} |`,
   ].join("\n");
 }
