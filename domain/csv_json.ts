@@ -17,6 +17,14 @@ const BACKSLASH = 0x5c;
 const HEX = new TextEncoder().encode("0123456789abcdef");
 const NULL = new TextEncoder().encode("null");
 
+/** What a byte is to an unquoted field: 0 copied as it is, 1 ends the field, 2 escaped, 3 refused. */
+const UNQUOTED = new Uint8Array(256);
+for (let b = 0; b < 0x20; b++) UNQUOTED[b] = 2;
+UNQUOTED[BACKSLASH] = 2;
+UNQUOTED[COMMA] = 1;
+UNQUOTED[LF] = 1;
+UNQUOTED[QUOTE] = 3;
+
 /** What {@link csvToJson} produced. */
 export interface CsvJson {
   /** The records as JSON, separated by `,`. */
@@ -115,14 +123,22 @@ export function csvToJson(
         const fieldOut = o;
         out[o++] = QUOTE;
         const from = i;
+        // Room for the rest of the buffer as it is; an escaped byte checks for more.
+        if (o + (n - i) >= cap) [out, cap] = grow(out, o, n - i);
         while (i < n) {
           const b = input[i]!;
-          if (b === COMMA || b === LF) break;
-          if (o >= cap) [out, cap] = grow(out, o, 0);
-          if (b >= 0x20 && b !== BACKSLASH && b !== QUOTE) out[o++] = b;
-          else if (b === QUOTE) {
+          const kind = UNQUOTED[b]!;
+          if (kind === 0) {
+            out[o++] = b;
+          } else if (kind === 1) {
+            break;
+          } else if (kind === 2) {
+            // Six bytes for this one, and the rest of the buffer still has its room after it.
+            if (o + 6 + (n - i) >= cap) [out, cap] = grow(out, o, n - i + 6);
+            o = escape(out, o, b);
+          } else {
             throw new SyntaxError("Cannot transcode CSV: stray quote in an unquoted field");
-          } else o = escape(out, o, b);
+          }
           i++;
         }
         if (i >= n && !final) {

@@ -63,3 +63,14 @@ Deno.test("csvToJson() refuses what the CSV writer never writes", () => {
   assert.throws(() => csvToJson(bytes("1,2\n"), 0, { ...ALL, names: ["a"] }), SyntaxError);
   assert.throws(() => csvToJson(bytes("1\n"), 0, { ...ALL, names: ["a", "b"] }), SyntaxError);
 });
+
+Deno.test("csvToJson() grows its output for values made of escaped bytes", () => {
+  const rows = [["\t".repeat(5000), "\\".repeat(3000)], ['"'.repeat(2000), "\u0001".repeat(4000)]];
+  const input = bytes(encodeCsvRows(rows));
+  const out = csvToJson(input, 0, ALL);
+  assert.deepEqual(parsed(out.json), rows);
+  assert.deepEqual(parsed(csvToJson(input, 0, { ...ALL, names: ["a", "b"] }).json), [
+    { a: rows[0]![0], b: rows[0]![1] },
+    { a: rows[1]![0], b: rows[1]![1] },
+  ]);
+});

@@ -421,7 +421,7 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
             on c.oid = to_regclass(format('%I.%I', d.destination_schema, t.name))
          where d.project_name = $1 and d.project_start_time = $2
            and ($3::text is null or (d.schema_name = $3 and t.name = $4))
-           and pg_catalog.has_schema_privilege($5, d.destination_schema, 'USAGE')
+           and pg_catalog.has_schema_privilege($5, c.relnamespace, 'USAGE')
            and pg_catalog.has_table_privilege($5, c.oid, 'SELECT')
          order by d.schema_name collate "C", t.name collate "C"`,
         [

@@ -6,7 +6,8 @@
  * The table is packaged into the destination by the service (PostgreSQL source → `postgresql`), then
  * granted to the read-only role the way the publish step grants it (OPAL, which publish also calls, does
  * not run here and has no part in reading). Each timed run reads every page's body without parsing it
- * (as `psql` writes to `/dev/null`), counting `x-rows-returned`; the warm-up run parses every page and
+ * (as `psql` writes to `/dev/null`; only its end, which holds `next`, is decoded), counting
+ * `x-rows-returned`; the warm-up run parses every page and
  * checks that every id comes once, in key order. Peak RSS is the service's, reset before each run.
  *
  * @module
@@ -123,10 +124,11 @@ export async function measureReadApi(
           }
           next = json.payload.next;
         } else {
-          const text = await page.text();
-          // The reply ends with `"next":<cursor or null>}}`; only that is read.
-          const at = text.lastIndexOf('"next":');
-          next = JSON.parse(text.slice(at + 7, -2));
+          // The reply ends with `"next":<cursor or null>}}`; only its end is decoded.
+          const body = new Uint8Array(await page.arrayBuffer());
+          let tail = new TextDecoder().decode(body.subarray(Math.max(0, body.length - 8192)));
+          if (!tail.includes('"next":')) tail = new TextDecoder().decode(body);
+          next = JSON.parse(tail.slice(tail.lastIndexOf('"next":') + 7, -2));
         }
         if (next === null) break;
         cursor = next;
