@@ -14,7 +14,7 @@
  */
 import { DEST_DB, PG, postgresAdmin, W_COLUMNS_LIST } from "./databases.ts";
 import { median } from "./report.ts";
-import { peakRssMb, resetPeakRss, say, sh } from "./processes.ts";
+import { peakRssMb, resetPeakRss, rssMb, say, sh } from "./processes.ts";
 
 /** What the read cell measured. */
 export interface ReadApiResult {
@@ -163,13 +163,6 @@ export async function measureReadApi(
     await dest.unsafe(`drop schema if exists "${schema}" cascade`);
     await dest.end();
   }
-}
-
-/** A process's resident memory now (`VmRSS`), in MB. */
-async function rssMb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const kb = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0);
-  return Math.round(kb / 1024);
 }
 
 /** One line for the bench's progress output. */
