@@ -619,6 +619,8 @@ function rowsReply(page: RowsPage): Response {
     status: 200,
     headers: {
       "content-type": "application/json",
+      // Known: the server sends the page in one piece, not chunked.
+      "content-length": String(body.length),
       "x-rows-returned": String(page.rowCount),
     },
   });
