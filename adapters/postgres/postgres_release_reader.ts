@@ -66,6 +66,24 @@ import {
 /** Rows fetched per round trip of a page's cursor. */
 export const FETCH_ROWS = 2_500;
 
+/** How long a page read ahead is kept for the next request, and how many are kept at most. */
+const AHEAD_MS = 10_000;
+const MAX_AHEAD = 4;
+
+/** What identifies a page read ahead. */
+function prefetchKey(run: RunRef, request: ReadPageRequest, orientation: ReadOrientation): string {
+  return JSON.stringify([
+    run.project,
+    run.startTime,
+    request.dataset,
+    request.table,
+    request.limit,
+    request.maxChars ?? null,
+    orientation,
+    request.after,
+  ]);
+}
+
 /** The markers a page's statement fails with when its table is not (or no longer) what it read. */
 const NOT_PUBLISHED_MARKER = "cr8tor_not_published";
 const CHANGED_MARKER = "cr8tor_release_changed";
@@ -154,6 +172,8 @@ interface FactsRow {
 export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   readonly #sql: Sql;
   readonly #options: PostgresReleaseReaderOptions;
+  /** Pages read ahead, by run, table, limit, orientation and position (see {@link readPageJson}). */
+  readonly #ahead = new Map<string, { version: string; page: Promise<JsonPage>; at: number }>();
 
   /** Connects lazily: nothing is sent before the first call. */
   constructor(options: PostgresReleaseReaderOptions) {
@@ -223,15 +243,66 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
    * (`domain/csv_json.ts`), so the transcoding overlaps the server's work and no value becomes a
    * JavaScript string. Once the page is full (its limit, or its size cap) the rest is drained, not kept.
    * Tables with a key only; a table without one is read by {@link readPage}.
+   *
+   * **Read ahead.** When a page has a next one, that page is read at once, while this one is sent, and
+   * kept (at most {@link MAX_AHEAD}, for {@link AHEAD_MS}) for the request that names its cursor. That
+   * request still checks first that the table is published, and uses the page read ahead only when it
+   * was read from the very table published now (same oid and file node: a published table never changes
+   * in place; a republish is a new table); otherwise it reads afresh.
    */
   async readPageJson(
     run: RunRef,
     request: ReadPageRequest,
     orientation: ReadOrientation,
   ): Promise<JsonPage | undefined> {
-    const plan = await this.#plan(run, request);
+    // Checked now, whether or not the page was read ahead: a revoked or unpublished table is refused.
+    const facts = await this.#published(run, request);
+    if (facts.key.length === 0) return undefined;
+    const key = prefetchKey(run, request, orientation);
+    const ahead = this.#ahead.get(key);
+    this.#ahead.delete(key);
+    let page: JsonPage | undefined;
+    if (ahead !== undefined && ahead.version === `${facts.oid}:${facts.filenode}`) {
+      // Read ahead from this very table (its oid): a published table never changes in place.
+      page = await ahead.page.catch(() => undefined);
+    }
+    page ??= await this.#jsonPage(run, this.#planOf(facts, request), request, orientation);
+    if (page.next !== null) {
+      // The next page is read while this one is sent: it is kept briefly for the cursor's request.
+      const nextRequest = { ...request, after: page.next };
+      const reading = this.#jsonPage(
+        run,
+        this.#planOf(facts, nextRequest),
+        nextRequest,
+        orientation,
+      );
+      reading.catch(() => {});
+      this.#ahead.set(prefetchKey(run, nextRequest, orientation), {
+        version: `${facts.oid}:${facts.filenode}`,
+        page: reading,
+        at: Date.now(),
+      });
+      this.#trimAhead();
+    }
+    return page;
+  }
+
+  /** Drops pages read ahead that are too old or too many. */
+  #trimAhead(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.#ahead) {
+      if (now - entry.at > AHEAD_MS || this.#ahead.size > MAX_AHEAD) this.#ahead.delete(key);
+    }
+  }
+
+  /** One page as JSON (see {@link readPageJson}). */
+  async #jsonPage(
+    run: RunRef,
+    plan: PagePlan,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage> {
     const { facts } = plan;
-    if (!plan.keyed) return undefined;
     const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
     const names = orientation === "records" ? facts.columns.map((c) => c.name) : undefined;
     const query = `copy (select ${plan.selectList} from ${plan.from}) to stdout with (format csv)`;
@@ -302,13 +373,27 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
    * takes no parameters).
    */
   async #plan(run: RunRef, request: ReadPageRequest): Promise<PagePlan> {
+    return this.#planOf(await this.#published(run, request), request);
+  }
+
+  /**
+   * The table a page reads, as published now.
+   *
+   * @throws {ReleaseNotReadableError} when nothing of the run is published.
+   * @throws {ReleaseTableNotFoundError} when the run published no such table.
+   */
+  async #published(run: RunRef, request: ReadPageRequest): Promise<TableFacts> {
     const tables = await this.#facts(run, request);
     if (tables.length === 0) {
       // Either nothing of the run is published, or not this table.
       if ((await this.#facts(run, undefined)).length === 0) throw new ReleaseNotReadableError(run);
       throw new ReleaseTableNotFoundError(request.dataset, request.table);
     }
-    const facts = tables[0]!;
+    return tables[0]!;
+  }
+
+  /** See {@link #plan}: the statement parts for `facts`. */
+  #planOf(facts: TableFacts, request: ReadPageRequest): PagePlan {
     const relation = `${quotePostgresIdentifier(facts.schema)}.${
       quotePostgresIdentifier(facts.name)
     }`;
@@ -379,6 +464,7 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
 
   /** Ends every connection; safe to call twice. */
   async close(): Promise<void> {
+    this.#ahead.clear();
     await this.#sql.end({ timeout: 5 });
   }
 

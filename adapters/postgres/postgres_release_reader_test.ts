@@ -157,6 +157,20 @@ Deno.test({
             ReleaseChangedError,
           );
         });
+        await t.step("a page read ahead is not served once the release is revoked", async () => {
+          await under.publish([PEOPLE, EVENTS]);
+          const request = { dataset: DATASET, table: "people", limit: 3, after: null };
+          const first = await under.reader.readPageJson(under.run, request, "tabular");
+          assert.ok(first?.next);
+          // Give the read-ahead time to finish, so that it would be there to serve.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await under.destination.dropRun(under.run);
+          await assert.rejects(
+            under.reader.readPageJson(under.run, { ...request, after: first.next }, "tabular"),
+            ReleaseNotReadableError,
+          );
+          await under.publish([PEOPLE, EVENTS]);
+        });
         await t.step("a key value that is not of the key's type is refused", async () => {
           const after: ReadPosition = { kind: "key", values: ["not a number"] };
           await assert.rejects(
