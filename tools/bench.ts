@@ -28,6 +28,10 @@
  * service's batch size, dropping every row (plus the same CSV loads as SQL Server for → DuckDB and →
  * PostgreSQL). The ratio says what the adapter and the writer cost on top of the driver.
  *
+ * With PostgreSQL and postgresql among the cells, it also pages through the destination's copy of W via
+ * the read API (`POST /data-publish/read/rows`, limit 10,000; issue 19) against `psql \copy (select ...)
+ * to stdout` of the same table (`bench/read_api.ts`).
+ *
  * With PostgreSQL and CSV among the cells, it also measures the cost of run bookkeeping (issue 13) in its
  * own process: the same PostgreSQL → CSV package through the plain use case and through the runner with
  * the default SQLite run store and progress on (`bench/run_overhead.ts`), reported as a percentage.
@@ -80,6 +84,12 @@ import {
   pgPipeLimit,
 } from "./bench/limits.ts";
 import { parseBenchOptions } from "./bench/options.ts";
+import {
+  measureReadApi,
+  readApiReport,
+  type ReadApiResult,
+  readApiSummary,
+} from "./bench/read_api.ts";
 import {
   measureRunOverhead,
   overheadReport,
@@ -238,6 +248,7 @@ if (import.meta.main) {
       ...(disclosureChecks === undefined ? {} : { DISCLOSURE_CHECKS: disclosureChecks }),
     });
     const cells: Cell[] = [];
+    let readApi: ReadApiResult | undefined;
     try {
       for (const source of SOURCES) {
         for (const format of FORMATS) {
@@ -405,6 +416,22 @@ if (import.meta.main) {
           say(cellSummary(cell));
         }
       }
+      // The read API (issue 19): paging through the destination's copy of W via the service.
+      if (SOURCES.includes("PostgreSQL") && FORMATS.includes("postgresql")) {
+        readApi = await measureReadApi({ url: service.url, key, pid: service.pid }, {
+          rows: ROWS,
+          runs: RUNS,
+          source: {
+            type: "postgresql",
+            host_url: PG.host,
+            port: PG.port,
+            database: PG.database,
+            credentials: { username_key: "benchuser", password_key: "benchpassword" },
+          },
+          schemaName: SCHEMA,
+        });
+        say(readApiSummary(readApi));
+      }
     } finally {
       await service.stop();
     }
@@ -446,7 +473,8 @@ if (import.meta.main) {
     }
 
     const report = renderReport(cells, { rows: ROWS, runs: RUNS, machine: describeMachine() }) +
-      (overhead === undefined ? "" : `\n\n${overheadReport(overhead)}`);
+      (overhead === undefined ? "" : `\n\n${overheadReport(overhead)}`) +
+      (readApi === undefined ? "" : `\n\n${readApiReport(readApi)}`);
     say("\n" + report);
     if (options.write !== undefined) {
       const previous = await readFile(options.write, "utf8").catch(() => "");

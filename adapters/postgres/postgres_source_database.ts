@@ -550,7 +550,7 @@ async function* cursorBatches(
  * connection deaf to the next query; calling `read()` once more after the end resumes it. When the
  * caller stops early the rest is drained (`query.cancel()` does nothing once the COPY has started).
  */
-async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, undefined> {
+export async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, void, undefined> {
   let finished = false;
   try {
     // PostgreSQL sends one CopyData message per row, and postgres.js pushes each as its own chunk:

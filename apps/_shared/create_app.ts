@@ -155,6 +155,7 @@ export const PERSON_TOKEN_SECURITY = [{ PersonToken: [] }];
 /** Error replies every protected route may give, for the OpenAPI document. */
 export function errorResponses(...statuses: number[]) {
   const descriptions: Record<number, string> = {
+    400: "The request cannot be carried out as sent (e.g. a cursor this service did not issue)",
     401: "A person's bearer token is missing or not valid (WWW-Authenticate says so)",
     403: "Missing or wrong x-api-key",
     408: "The request body did not arrive in time; the connection is closed",

@@ -224,6 +224,8 @@ Deno.test("createServiceApp() health, readiness and documentation", async (t) =>
         "/data-publish/package",
         "/data-publish/package-upload",
         "/data-publish/publish",
+        "/data-publish/read/rows",
+        "/data-publish/read/tables",
         "/data-publish/revoke",
         "/data-publish/staging",
         "/data-publish/validate",

@@ -109,6 +109,12 @@ import {
   UnknownGateError,
 } from "../../domain/release.ts";
 import { PublicationRevokedError } from "../../domain/revocation.ts";
+import { InvalidCursorError, InvalidReadLimitError } from "../../domain/release_read.ts";
+import {
+  ReleaseChangedError,
+  ReleaseNotReadableError,
+  ReleaseTableNotFoundError,
+} from "../../ports/release_reader.ts";
 import {
   InvalidReleaseCursorError,
   ReleaseNotFoundError,
@@ -140,6 +146,11 @@ import { requestIdOf } from "./request_ids.ts";
 type ErrorClass = abstract new (...args: any[]) => AppError;
 
 const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
+  [InvalidCursorError, 400],
+  [InvalidReadLimitError, 400],
+  [ReleaseNotReadableError, 404],
+  [ReleaseTableNotFoundError, 404],
+  [ReleaseChangedError, 409],
   [InvalidRunCursorError, 400],
   [InvalidRunQueryError, 400],
   [PersonTokenRejectedError, 401],

@@ -23,6 +23,13 @@ import { SOFTWARE_NAME, SOFTWARE_VERSION } from "../../domain/service_identity.t
 import type { ReleaseSigner } from "../../ports/release_signer.ts";
 import { revokeRelease } from "../../application/revoke_release.ts";
 import {
+  listReleaseTables,
+  readReleaseRows,
+  type ReleaseReaders,
+  type RowsPage,
+} from "../../application/read_release.ts";
+import { readCursorKey } from "../../domain/release_read.ts";
+import {
   InvalidRunQueryError,
   RunCancelledError,
   Runner,
@@ -84,6 +91,8 @@ import {
   packageRoute,
   packageUploadRoute,
   publishRoute,
+  readRowsRoute,
+  readTablesRoute,
   releaseKeysRoute,
   resumeRunRoute,
   revokeRoute,
@@ -154,6 +163,11 @@ export interface PublishDeps extends SourceAccess {
   readonly runDispatch?: ((run: Run) => Promise<void>) | undefined;
   /** The HTTP-file sources (`HTTP_FILE_SOURCES_FILE`, `docs/http-sources.md`); none when absent. */
   readonly httpSources?: HttpSources | undefined;
+  /**
+   * What `/data-publish/read/*` reads published releases through (`docs/data-read.md`); without it, every
+   * destination those routes name is unknown.
+   */
+  readonly releaseReaders?: ReleaseReaders | undefined;
 }
 
 /**
@@ -539,6 +553,31 @@ export function createPublishService(deps: PublishDeps): PublishService {
     return c.json(success(runView(run)), 202);
   });
 
+  const readers: ReleaseReaders = deps.releaseReaders ?? { filestores: new Map() };
+  // Cursors are signed with a key derived from the service key: every replica issues and accepts the
+  // same cursors, and a rotated key ends the paging in progress (`invalid_cursor`, start again).
+  const cursorKey = readCursorKey(deps.apiKey);
+
+  app.openapi(readTablesRoute, async (c) => {
+    const tables = await listReleaseTables(c.req.valid("json"), { readers });
+    return c.json(
+      success({
+        tables: tables.map((t) => ({
+          name: t.name,
+          dataset: t.dataset,
+          columns: t.columns.map((col) => ({ ...col })),
+          key: [...t.key],
+        })),
+      }),
+      200,
+    );
+  });
+
+  app.openapi(readRowsRoute, async (c) => {
+    const page = await readReleaseRows(c.req.valid("json"), { readers, cursorKey });
+    return rowsReply(page) as never;
+  });
+
   app.openapi(releaseKeysRoute, async (c) => {
     const keys = deps.releaseSigner === undefined
       ? { keys: [] }
@@ -548,6 +587,49 @@ export function createPublishService(deps: PublishDeps): PublishService {
   });
 
   return { app, runner };
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The reply of `/data-publish/read/rows`: the envelope around the page's rows, which a destination may
+ * have encoded as JSON already (they are put in as they are, never parsed again).
+ */
+function rowsReply(page: RowsPage): Response {
+  const field = page.orientation === "tabular" ? "rows" : "records";
+  const placeholder = "\u0000rows\u0000";
+  const envelope = JSON.stringify(
+    success({ table: page.table, columns: page.columns, [field]: placeholder, next: page.next }),
+  );
+  const [before, after] = envelope.split(JSON.stringify(placeholder)) as [string, string];
+  let rows: Uint8Array;
+  if (page.rows.kind === "json") {
+    rows = page.rows.json;
+  } else {
+    const columns = page.columns;
+    const values = page.rows.values;
+    const text = JSON.stringify(
+      page.orientation === "tabular"
+        ? values
+        : values.map((row) => Object.fromEntries(columns.map((c, i) => [c.name, row[i] ?? null]))),
+    );
+    rows = encoder.encode(text.slice(1, -1));
+  }
+  const head = encoder.encode(before + "[");
+  const tail = encoder.encode("]" + after);
+  const body = new Uint8Array(head.length + rows.length + tail.length);
+  body.set(head, 0);
+  body.set(rows, head.length);
+  body.set(tail, head.length + rows.length);
+  return new Response(body, {
+    status: 200,
+    headers: {
+      "content-type": "application/json",
+      // Known: the server sends the page in one piece, not chunked.
+      "content-length": String(body.length),
+      "x-rows-returned": String(page.rowCount),
+    },
+  });
 }
 
 /** Whether the request asks to be answered before the work is done (`Prefer: respond-async`). */

@@ -12,6 +12,9 @@ import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.t
 import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
+import { PostgresReleaseReader } from "../../adapters/postgres/postgres_release_reader.ts";
+import { FilestoreReleaseReader } from "../../adapters/filesystem/filestore_release_reader.ts";
+import type { ReleaseReader } from "../../ports/release_reader.ts";
 import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
 import { DEFAULT_STATE_DIR } from "../../adapters/sqlite/sqlite_run_store.ts";
 import { runStoreFromEnv } from "../_shared/run_store_from_env.ts";
@@ -313,6 +316,56 @@ function postgresqlDestination(
 }
 
 /**
+ * The reader of the PostgreSQL destination's published tables (`/data-publish/read/*`), or `undefined`
+ * when the deployment has no such destination. It keeps a pool of its own, opened at the first read; the
+ * password is read from the secret store at every read, and a changed one replaces the pool.
+ */
+function postgresqlReleaseReader(
+  env: Record<string, string | undefined>,
+  secrets: SecretStore,
+  timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
+  log: Logger,
+): (ReleaseReader & { close(): Promise<void> }) | undefined {
+  if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
+  const config = parseEnv(PostgresqlDestinationEnv, env);
+  const tls = postgresTlsOf(
+    "DESTINATION_POSTGRESQL_SSLMODE",
+    config.DESTINATION_POSTGRESQL_SSLMODE,
+    log,
+  );
+  let current: { password: string; reader: PostgresReleaseReader } | undefined;
+  async function reader(): Promise<PostgresReleaseReader> {
+    const password = await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME);
+    if (current?.password !== password) {
+      const previous = current?.reader;
+      current = {
+        password,
+        reader: new PostgresReleaseReader({
+          host: config.DESTINATION_POSTGRESQL_HOST,
+          port: config.DESTINATION_POSTGRESQL_PORT,
+          database: config.DESTINATION_POSTGRESQL_DATABASE,
+          username: config.DESTINATION_POSTGRESQL_USERNAME,
+          password,
+          readOnlyRole: config.DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME,
+          tls,
+          ...timeouts,
+        }),
+      };
+      // Pages in flight on the old pool finish first.
+      previous?.close().catch(() => {});
+    }
+    return current.reader;
+  }
+  return {
+    listTables: async (run) => await (await reader()).listTables(run),
+    readPage: async (run, request) => await (await reader()).readPage(run, request),
+    readPageJson: async (run, request, orientation) =>
+      await (await reader()).readPageJson(run, request, orientation),
+    close: async () => await current?.reader.close(),
+  };
+}
+
+/**
  * Builds the publish service from an environment. Before serving, it sweeps what an interrupted package or
  * publish left in each filestore and in the PostgreSQL destination.
  */
@@ -337,6 +390,7 @@ export async function buildPublishService(
   const connections = new OpenConnections();
   const connectors = sourceConnectors(config, { log });
   const postgresql = postgresqlDestination(env, secrets, timeouts, connections, log);
+  const postgresqlReader = postgresqlReleaseReader(env, secrets, timeouts, log);
   const mounts = filestoreMounts(env);
   const auditPath = env.AUDIT_LOG_PATH?.trim() ?? "";
   for (const [name, base] of mounts) {
@@ -430,6 +484,12 @@ export async function buildPublishService(
     ...(postgresql === undefined ? {} : { postgresql }),
     runDispatch: remote === undefined ? undefined : (run) => remote.dispatch(run),
     httpSources: httpSources?.sources,
+    releaseReaders: {
+      filestores: new Map(
+        [...mounts].map(([name, path]) => [name, new FilestoreReleaseReader(path)]),
+      ),
+      postgresql: postgresqlReader,
+    },
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
       duckdb: new DuckdbDatasetWriter(),
@@ -497,6 +557,7 @@ export async function buildPublishService(
       await httpSources?.close();
       await runStore.close();
       await refusals.close();
+      await postgresqlReader?.close();
     },
   };
 }

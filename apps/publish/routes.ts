@@ -17,6 +17,7 @@ import {
 } from "../../domain/contract.ts";
 import { deletionCertificateSchema, PublishServiceRevokeRequest } from "../../domain/revocation.ts";
 import { PackageUploadRequest } from "../../domain/upload_files.ts";
+import { ReadRowsRequest, ReadTablesRequest } from "../../application/read_release.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -337,5 +338,97 @@ export const packageUploadRoute = createRoute({
       },
     },
     ...errorResponses(404, 409, 501),
+  },
+});
+
+const ReadColumnSchema = openApiComponent(
+  z.object({
+    name: z.string(),
+    type: z.string().openapi({
+      description:
+        "The column's type where the release keeps it (PostgreSQL, DuckDB, or the source's)",
+    }),
+    description: z.string().nullable(),
+  }),
+  "ReadColumn",
+);
+
+const ReadTableSchema = openApiComponent(
+  z.object({
+    name: z.string(),
+    dataset: z.string().openapi({ description: "The schema name its package request named" }),
+    columns: z.array(ReadColumnSchema),
+    key: z.array(z.string()).openapi({
+      description: "The columns pages are ordered by; empty when rows come in file order (CSV)",
+    }),
+  }),
+  "ReadTable",
+);
+
+/**
+ * `POST /data-publish/read/tables`: the tables a run published on a destination (issue 19), for the
+ * gateway's data API.
+ */
+export const readTablesRoute = createRoute({
+  method: "post",
+  path: "/data-publish/read/tables",
+  summary: "The tables a run published on a destination, with columns, types and key",
+  tags: ["read"],
+  security: API_KEY_SECURITY,
+  request: jsonBody(openApiComponent(ReadTablesRequest, "ReadTablesRequest")),
+  responses: {
+    200: {
+      description: "The published tables, sorted by dataset then name",
+      content: {
+        "application/json": {
+          schema: successEnvelope(z.object({ tables: z.array(ReadTableSchema) })),
+        },
+      },
+    },
+    ...errorResponses(404, 502),
+  },
+});
+
+const ReadValueSchema = z.string().nullable().openapi({
+  description: "The canonical CSV text of the value (docs/csv-format.md); null for NULL",
+});
+
+/**
+ * `POST /data-publish/read/rows`: one page of a published table, keyset-paginated (issue 19,
+ * `docs/data-read.md`).
+ */
+export const readRowsRoute = createRoute({
+  method: "post",
+  path: "/data-publish/read/rows",
+  summary: "One page of a published table, in key order, after an opaque cursor",
+  tags: ["read"],
+  security: API_KEY_SECURITY,
+  request: jsonBody(openApiComponent(ReadRowsRequest, "ReadRowsRequest")),
+  responses: {
+    200: {
+      description: "The page; `x-rows-returned` says how many rows it holds",
+      headers: z.object({ "x-rows-returned": z.string() }),
+      content: {
+        "application/json": {
+          schema: successEnvelope(
+            z.object({
+              table: z.string(),
+              columns: z.array(z.object({ name: z.string(), type: z.string() })),
+              rows: z.array(z.array(ReadValueSchema)).optional().openapi({
+                description: "`tabular`: each row its values in column order",
+              }),
+              records: z.array(z.record(z.string(), ReadValueSchema)).optional().openapi({
+                description: "`records`: each row an object by column name",
+              }),
+              next: z.string().nullable().openapi({
+                description:
+                  "`next_base` and the URI-encoded cursor of the next page; null on the last",
+              }),
+            }),
+          ).openapi("ReadRowsReply"),
+        },
+      },
+    },
+    ...errorResponses(400, 404, 409, 502),
   },
 });

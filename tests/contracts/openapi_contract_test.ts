@@ -39,6 +39,27 @@ function stageSomething(world: FakeWorld): Promise<unknown> {
   );
 }
 
+/** Stages a CSV file and publishes it, so `/data-publish/read/*` has a release to read. */
+async function publishSomething(world: FakeWorld): Promise<unknown> {
+  await stageSomething(world);
+  return await world.filestore.publish({ project: "Pr042", startTime: "20250611_093000" });
+}
+
+function aReadRequest(overrides: Json = {}): Json {
+  return {
+    project_name: "Pr042",
+    project_start_time: "20250611_093000",
+    destination: { type: "filestore", name: "LSC" },
+    dataset: "oncology",
+    table: "t",
+    limit: 10,
+    cursor: null,
+    orientation: "records",
+    next_base: "/data/v1/releases/r/tables/t/rows?cursor=",
+    ...overrides,
+  };
+}
+
 /** Packages through the publish app, asking for the checks, so staging has disclosure pre-checks. */
 function packageSomething(world: FakeWorld): Promise<unknown> {
   const body = aTransferRequest({ disclosure_checks: true });
@@ -479,6 +500,75 @@ const SERVICES: Record<string, { key: string; app: (w: FakeWorld) => OpenAPIHono
           body: aPublishRequest(),
           setup: brokenAudit("check"),
           expect: 503,
+        },
+        {
+          name: "read tables",
+          method: "post",
+          path: "/data-publish/read/tables",
+          body: aPublishRequest(),
+          setup: publishSomething,
+          expect: 200,
+        },
+        {
+          name: "read tables not published",
+          method: "post",
+          path: "/data-publish/read/tables",
+          body: aPublishRequest(),
+          expect: 404,
+        },
+        {
+          name: "read tables invalid",
+          method: "post",
+          path: "/data-publish/read/tables",
+          body: BAD_BODY,
+          expect: 422,
+        },
+        {
+          name: "read rows records",
+          method: "post",
+          path: "/data-publish/read/rows",
+          body: aReadRequest(),
+          setup: publishSomething,
+          expect: 200,
+        },
+        {
+          name: "read rows tabular, a next page",
+          method: "post",
+          path: "/data-publish/read/rows",
+          body: aReadRequest({ orientation: "tabular", limit: 1 }),
+          setup: async (w) => {
+            const run = { project: "Pr042", startTime: "20250611_093000" };
+            await w.filestore.stage(
+              run,
+              "oncology",
+              writeFiles({ "data/outputs/oncology/t.csv": "a\n1\n2\n" }),
+            );
+            await w.filestore.publish(run);
+          },
+          expect: 200,
+        },
+        {
+          name: "read rows bad cursor",
+          method: "post",
+          path: "/data-publish/read/rows",
+          body: aReadRequest({ cursor: "not-a-cursor" }),
+          setup: publishSomething,
+          expect: 400,
+        },
+        {
+          name: "read rows unknown table",
+          method: "post",
+          path: "/data-publish/read/rows",
+          body: aReadRequest({ table: "nope" }),
+          setup: publishSomething,
+          expect: 404,
+        },
+        {
+          name: "read rows limit too large",
+          method: "post",
+          path: "/data-publish/read/rows",
+          body: aReadRequest({ limit: 10_001 }),
+          expect: 422,
         },
         { name: "health", method: "get", path: "/health", expect: 200 },
         { name: "ready", method: "get", path: "/ready", expect: 200 },

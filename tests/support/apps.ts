@@ -15,6 +15,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
 import { LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
+import { FilestoreReleaseReader } from "../../adapters/filesystem/filestore_release_reader.ts";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { MemoryReleaseStore } from "../../adapters/memory/memory_release_store.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
@@ -212,6 +213,7 @@ export class FakeWorld implements Disposable {
       refusals: this.refusalsOf("publish"),
       maxBodyBytes: 64 * 1024,
       filestores: new Map([["LSC", this.filestore]]),
+      releaseReaders: { filestores: new Map([["LSC", new FilestoreReleaseReader(this.base)]]) },
       quarantine: this.quarantine,
       releaseSigner: this.releaseSigner,
       writers: {

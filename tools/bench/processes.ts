@@ -59,6 +59,12 @@ export async function peakRssMb(pid: number): Promise<number> {
   return peakRssMbOfStatus(await readThroughShell(`/proc/${pid}/status`));
 }
 
+/** A process's resident memory now (`VmRSS`), in MB. */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readThroughShell(`/proc/${pid}/status`);
+  return Math.round(Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? 0) / 1024);
+}
+
 /** Resets a process's peak so each run is measured on its own (Linux `clear_refs` 5). */
 export async function resetPeakRss(pid: number): Promise<void> {
   await new Deno.Command("bash", { args: ["-c", `echo 5 > /proc/${pid}/clear_refs`] }).output();

@@ -1,0 +1,568 @@
+/**
+ * Reads the PostgreSQL destination's published tables page by page (`ports/release_reader.ts`).
+ *
+ * **Published means granted.** A run's tables are found through the registry
+ * (`cr8tor_publisher.datasets`, exact project name and start time), and a table is readable only while
+ * the read-only role (OPAL's) may read it: `grantReadAccess` at publish is what makes it so, a reload
+ * drops the grants with the old tables (the new rows stay hidden until the next publish), and a
+ * revocation drops the schemas and the registry rows. The check is made again inside every page's
+ * statement, on the very relation the statement reads (a one-time filter that fails the statement with
+ * a marker), so a page never shows a table loaded but not yet published.
+ *
+ * **Keyset pages.** A table with a primary key is read `where (key) > (cursor's key) order by key
+ * limit n + 1`, on its index; the values are the canonical text of the PostgreSQL dialect
+ * (`postgresSelectList`, with the canonical session settings), the key values in the cursor are that
+ * text cast back to the column's type. Paging survives a republish: the next page starts after the last
+ * key read, in whatever the table holds then. A table without a key is read by `ctid` (a TID range
+ * scan), bound to the table's oid and file node: after a republish (or a `VACUUM FULL`) the cursor is
+ * refused with `release_changed`.
+ *
+ * **Bounded pages.** Rows arrive through a cursor of {@link FETCH_ROWS} rows, and the page stops at its
+ * limit or its character cap, so a page of wide rows holds about the cap, never `limit` times the widest
+ * row.
+ *
+ * @module
+ */
+import postgres, { type Sql } from "postgres";
+import type { TableExtract } from "../../domain/catalog.ts";
+import type { LogicalType } from "../../domain/logical_type.ts";
+import {
+  InvalidCursorError,
+  MAX_PAGE_CHARS,
+  pageIsFull,
+  type ReadPosition,
+  type ReadValue,
+  type ReleaseTable,
+  rowChars,
+} from "../../domain/release_read.ts";
+import type { RunRef } from "../../domain/staging_layout.ts";
+import { parseStagedTables } from "../../domain/staging_manifest.ts";
+import { csvToJson, lastRecordOf } from "../../domain/csv_json.ts";
+import { DestinationUnavailableError } from "../../ports/destination_database.ts";
+import {
+  type JsonPage,
+  type ReadOrientation,
+  type ReadPage,
+  type ReadPageRequest,
+  ReleaseChangedError,
+  ReleaseNotReadableError,
+  type ReleaseReader,
+  ReleaseTableNotFoundError,
+} from "../../ports/release_reader.ts";
+import { AppError } from "../../domain/errors.ts";
+import { destinationFailure, isSqlError } from "./postgres_destination_errors.ts";
+import { REGISTRY_SCHEMA, REGISTRY_TABLE } from "./postgres_destination.ts";
+import {
+  postgresLogicalType,
+  postgresSelectList,
+  quotePostgresIdentifier,
+} from "./postgres_dialect.ts";
+import {
+  copyChunks,
+  postgresClientOptions,
+  type PostgresConnectionOptions,
+} from "./postgres_source_database.ts";
+
+/** Rows fetched per round trip of a page's cursor. */
+export const FETCH_ROWS = 2_500;
+
+/** How long a page read ahead is kept for the next request, and how many are kept at most. */
+const AHEAD_MS = 10_000;
+const MAX_AHEAD = 4;
+
+/** What identifies a page read ahead. */
+function prefetchKey(run: RunRef, request: ReadPageRequest, orientation: ReadOrientation): string {
+  return JSON.stringify([
+    run.project,
+    run.startTime,
+    request.dataset,
+    request.table,
+    request.limit,
+    request.maxChars ?? null,
+    orientation,
+    request.after,
+  ]);
+}
+
+/** The markers a page's statement fails with when its table is not (or no longer) what it read. */
+const NOT_PUBLISHED_MARKER = "cr8tor_not_published";
+const CHANGED_MARKER = "cr8tor_release_changed";
+
+/**
+ * A boolean expression that fails the statement with `marker` in its message when evaluated. It holds a
+ * stable function call, so that the planner cannot fold it (and fail every statement) ahead of time.
+ */
+function failWith(marker: string): string {
+  return `('${marker}' || pg_catalog.pg_backend_pid()::text)::int4 = 0`;
+}
+
+/** How to reach the destination, and which role's grants say what is published. */
+export interface PostgresReleaseReaderOptions extends PostgresConnectionOptions {
+  /** The read-only role OPAL reads with (`DESTINATION_POSTGRESQL_OPAL_READONLY_USERNAME`). */
+  readonly readOnlyRole: string;
+  /** Connections in the pool (default 4). */
+  readonly maxConnections?: number;
+}
+
+/** A published table as the catalogue describes it. */
+interface TableFacts {
+  readonly dataset: string;
+  readonly schema: string;
+  readonly name: string;
+  readonly oid: string;
+  readonly filenode: string;
+  readonly columns: readonly {
+    readonly name: string;
+    readonly type: string;
+    readonly logicalType: LogicalType;
+    readonly description: string | null;
+  }[];
+  readonly key: readonly string[];
+}
+
+/** What one page reads (see `#plan`). */
+interface PagePlan {
+  readonly facts: TableFacts;
+  readonly keyed: boolean;
+  /** The key columns' indexes among the columns. */
+  readonly keyIndexes: readonly number[];
+  /** The columns' canonical text, named as themselves. */
+  readonly selectList: string;
+  /** `relation r where ... order by ... limit n + 1`. */
+  readonly from: string;
+}
+
+const COMMA_BYTES = new Uint8Array([0x2c]);
+
+/** The parts as one buffer (the only part itself when there is one). */
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  if (parts.length === 0) return new Uint8Array(0);
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * A SQL string literal (the session has `standard_conforming_strings` on).
+ *
+ * @throws {InvalidCursorError} for text PostgreSQL cannot hold (a NUL character).
+ */
+function sqlLiteral(text: string): string {
+  if (text.includes("\0")) throw new InvalidCursorError("holds a value no table can have");
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+interface FactsRow {
+  dataset: string;
+  schema: string;
+  name: string;
+  oid: string;
+  filenode: string;
+  released: unknown;
+  columns: { name: string; type: string; typname: string; description: string | null }[];
+  key: string[] | null;
+}
+
+/** The published tables of a PostgreSQL destination, read with a pool of its own. */
+export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
+  readonly #sql: Sql;
+  readonly #options: PostgresReleaseReaderOptions;
+  /** Pages read ahead, by run, table, limit, orientation and position (see {@link readPageJson}). */
+  readonly #ahead = new Map<string, { version: string; page: Promise<JsonPage>; at: number }>();
+
+  /** Connects lazily: nothing is sent before the first call. */
+  constructor(options: PostgresReleaseReaderOptions) {
+    this.#options = options;
+    const base = postgresClientOptions(options);
+    this.#sql = postgres({
+      ...base,
+      max: options.maxConnections ?? 4,
+      fetch_types: false,
+      // Literals in page statements rely on it (a COPY takes no parameters).
+      connection: { ...base.connection, standard_conforming_strings: "on" },
+    });
+  }
+
+  async listTables(run: RunRef): Promise<ReleaseTable[]> {
+    const tables = await this.#facts(run, undefined);
+    if (tables.length === 0) throw new ReleaseNotReadableError(run);
+    return tables.map((t) => ({
+      name: t.name,
+      dataset: t.dataset,
+      columns: t.columns.map(({ name, type, description }) => ({ name, type, description })),
+      key: [...t.key],
+    }));
+  }
+
+  async readPage(run: RunRef, request: ReadPageRequest): Promise<ReadPage> {
+    const plan = await this.#plan(run, request);
+    const { facts, keyed } = plan;
+    const width = facts.columns.length;
+    const rows: ReadValue[][] = [];
+    let chars = 0;
+    let more = false;
+    let lastCtid: string | undefined;
+    const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
+    const query = `select ${plan.selectList}${keyed ? "" : ", r.ctid::text"} from ${plan.from}`;
+    try {
+      const cursor = this.#sql.unsafe<ReadValue[][]>(query).values().cursor(FETCH_ROWS);
+      for await (const batch of cursor) {
+        for (const row of batch as unknown as ReadValue[][]) {
+          if (pageIsFull(rows.length, chars, request.limit, maxChars)) {
+            more = true;
+            break;
+          }
+          if (!keyed) lastCtid = row[width] as string;
+          const values = keyed ? row : row.slice(0, width);
+          rows.push(values);
+          chars += rowChars(values);
+        }
+        if (more) break;
+      }
+    } catch (e) {
+      throw this.#failure(e, run, request);
+    }
+    const last = rows.at(-1);
+    let next: ReadPosition | null = null;
+    if (more && last !== undefined) {
+      next = keyed
+        ? { kind: "key", values: plan.keyIndexes.map((i) => last[i]!) }
+        : { kind: "row", version: `${facts.oid}:${facts.filenode}`, after: lastCtid! };
+    }
+    return { columns: facts.columns.map(({ name, type }) => ({ name, type })), rows, next };
+  }
+
+  /**
+   * The page as canonical CSV straight from `COPY (...) TO STDOUT`, the statement `psql \copy` runs
+   * (with the keyset condition and `limit n + 1`), transcoded to JSON byte by byte as the chunks arrive
+   * (`domain/csv_json.ts`), so the transcoding overlaps the server's work and no value becomes a
+   * JavaScript string. Once the page is full (its limit, or its size cap) the rest is drained, not kept.
+   * Tables with a key only; a table without one is read by {@link readPage}.
+   *
+   * **Read ahead.** When a page has a next one, that page is read at once, while this one is sent, and
+   * kept (at most {@link MAX_AHEAD}, for {@link AHEAD_MS}) for the request that names its cursor. That
+   * request still checks first that the table is published, and uses the page read ahead only when it
+   * was read from the very table published now (same oid and file node: a published table never changes
+   * in place; a republish is a new table); otherwise it reads afresh.
+   */
+  async readPageJson(
+    run: RunRef,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage | undefined> {
+    // Checked now, whether or not the page was read ahead: a revoked or unpublished table is refused.
+    const facts = await this.#published(run, request);
+    if (facts.key.length === 0) return undefined;
+    const key = prefetchKey(run, request, orientation);
+    const ahead = this.#ahead.get(key);
+    this.#ahead.delete(key);
+    let page: JsonPage | undefined;
+    if (ahead !== undefined && ahead.version === `${facts.oid}:${facts.filenode}`) {
+      // Read ahead from this very table (its oid): a published table never changes in place.
+      page = await ahead.page.catch(() => undefined);
+    }
+    page ??= await this.#jsonPage(run, this.#planOf(facts, request), request, orientation);
+    if (page.next !== null) {
+      // The next page is read while this one is sent: it is kept briefly for the cursor's request.
+      const nextRequest = { ...request, after: page.next };
+      const reading = this.#jsonPage(
+        run,
+        this.#planOf(facts, nextRequest),
+        nextRequest,
+        orientation,
+      );
+      reading.catch(() => {});
+      this.#ahead.set(prefetchKey(run, nextRequest, orientation), {
+        version: `${facts.oid}:${facts.filenode}`,
+        page: reading,
+        at: Date.now(),
+      });
+      this.#trimAhead();
+    }
+    return page;
+  }
+
+  /** Drops pages read ahead that are too old or too many. */
+  #trimAhead(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.#ahead) {
+      if (now - entry.at > AHEAD_MS || this.#ahead.size > MAX_AHEAD) this.#ahead.delete(key);
+    }
+  }
+
+  /** One page as JSON (see {@link readPageJson}). */
+  async #jsonPage(
+    run: RunRef,
+    plan: PagePlan,
+    request: ReadPageRequest,
+    orientation: ReadOrientation,
+  ): Promise<JsonPage> {
+    const { facts } = plan;
+    const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
+    const names = orientation === "records" ? facts.columns.map((c) => c.name) : undefined;
+    const query = `copy (select ${plan.selectList} from ${plan.from}) to stdout with (format csv)`;
+    const out: Uint8Array[] = [];
+    let outSize = 0;
+    let records = 0;
+    let csvBytes = 0;
+    let pending: Uint8Array = new Uint8Array(0);
+    let last: Uint8Array | undefined;
+    let full = false;
+    let more = false;
+    const take = (bytes: Uint8Array, final: boolean) => {
+      const page = csvToJson(bytes, 0, {
+        maxRecords: request.limit - records,
+        maxBytes: records === 0 ? maxChars : Math.max(1, maxChars - csvBytes),
+        final,
+        names,
+      });
+      if (page.records > 0) {
+        if (records > 0) {
+          out.push(COMMA_BYTES);
+          outSize++;
+        }
+        out.push(page.json);
+        outSize += page.json.length;
+        records += page.records;
+        csvBytes += page.end;
+        last = bytes.slice(page.lastStart, page.end);
+      }
+      pending = bytes.subarray(page.end);
+      if (records >= request.limit || (records > 0 && csvBytes >= maxChars)) {
+        full = true;
+        more = pending.length > 0;
+      }
+    };
+    try {
+      const stream = await this.#sql.unsafe(query).readable();
+      for await (const chunk of copyChunks(stream)) {
+        if (full) {
+          more = true;
+          continue;
+        }
+        take(
+          pending.length === 0 ? chunk : concat([pending, chunk], pending.length + chunk.length),
+          false,
+        );
+      }
+      if (!full && pending.length > 0) take(pending, true);
+    } catch (e) {
+      throw this.#failure(e, run, request);
+    }
+    const values = more && last !== undefined
+      ? lastRecordOf(last, { json: last, records: 1, end: last.length, lastStart: 0 })
+      : undefined;
+    return {
+      columns: facts.columns.map(({ name, type }) => ({ name, type })),
+      rowCount: records,
+      json: concat(out, outSize),
+      next: values === undefined
+        ? null
+        : { kind: "key", values: plan.keyIndexes.map((i) => values[i]!) },
+    };
+  }
+
+  /**
+   * What a page reads: the table's facts, its canonical select list, and the `from ... where ... order
+   * by ... limit` part with the grant guard and the keyset condition, every value a literal (a COPY
+   * takes no parameters).
+   */
+  async #plan(run: RunRef, request: ReadPageRequest): Promise<PagePlan> {
+    return this.#planOf(await this.#published(run, request), request);
+  }
+
+  /**
+   * The table a page reads, as published now.
+   *
+   * @throws {ReleaseNotReadableError} when nothing of the run is published.
+   * @throws {ReleaseTableNotFoundError} when the run published no such table.
+   */
+  async #published(run: RunRef, request: ReadPageRequest): Promise<TableFacts> {
+    const tables = await this.#facts(run, request);
+    if (tables.length === 0) {
+      // Either nothing of the run is published, or not this table.
+      if ((await this.#facts(run, undefined)).length === 0) throw new ReleaseNotReadableError(run);
+      throw new ReleaseTableNotFoundError(request.dataset, request.table);
+    }
+    return tables[0]!;
+  }
+
+  /** See {@link #plan}: the statement parts for `facts`. */
+  #planOf(facts: TableFacts, request: ReadPageRequest): PagePlan {
+    const relation = `${quotePostgresIdentifier(facts.schema)}.${
+      quotePostgresIdentifier(facts.name)
+    }`;
+    const extract: TableExtract = {
+      schema: facts.schema,
+      table: {
+        name: facts.name,
+        kind: "table",
+        description: null,
+        primaryKey: [...facts.key],
+        columns: facts.columns.map((c) => ({
+          name: c.name,
+          dataType: c.type,
+          logicalType: c.logicalType,
+          nullable: true,
+          description: null,
+        })),
+      },
+    };
+    const keyed = facts.key.length > 0;
+    const guards = [
+      `case when pg_catalog.has_table_privilege(${sqlLiteral(this.#options.readOnlyRole)}, ` +
+      `${sqlLiteral(relation)}::regclass, 'SELECT') then true ` +
+      `else ${failWith(NOT_PUBLISHED_MARKER)} end`,
+    ];
+    let where = "";
+    let order: string;
+    const after = request.after;
+    const keyIndexes = facts.key.map((k) => facts.columns.findIndex((c) => c.name === k));
+    if (keyed) {
+      const keyColumns = keyIndexes.map((i) => facts.columns[i]!);
+      // Qualified: a bare name in ORDER BY would be the select list's text of the column.
+      order = keyColumns.map((c) => `r.${quotePostgresIdentifier(c.name)}`).join(", ");
+      if (after !== null) {
+        if (after.kind !== "key" || after.values.length !== keyColumns.length) {
+          throw new InvalidCursorError("does not fit this table's key");
+        }
+        const casts = keyColumns.map((c, i) => `${sqlLiteral(after.values[i]!)}::${c.type}`);
+        where = ` and (${order}) > (${casts.join(", ")})`;
+      }
+    } else {
+      order = "r.ctid";
+      if (after !== null) {
+        if (after.kind !== "row" || !/^\(\d{1,10},\d{1,5}\)$/.test(after.after)) {
+          throw new InvalidCursorError("is not a row position of this table");
+        }
+        const version = `${facts.oid}:${facts.filenode}`;
+        if (after.version !== version) {
+          throw new ReleaseChangedError(request.dataset, request.table);
+        }
+        guards.push(
+          `case when ${sqlLiteral(relation)}::regclass::oid::text || ':' || ` +
+            `pg_catalog.pg_relation_filenode(${sqlLiteral(relation)}::regclass)::text = ` +
+            `${sqlLiteral(version)} then true else ${failWith(CHANGED_MARKER)} end`,
+        );
+        where = ` and r.ctid > ${sqlLiteral(after.after)}::tid`;
+      }
+    }
+    return {
+      facts,
+      keyed,
+      keyIndexes,
+      selectList: postgresSelectList(extract),
+      from: `${relation} r where (select ${guards.join(" and ")})${where} ` +
+        `order by ${order} limit ${request.limit + 1}`,
+    };
+  }
+
+  /** Ends every connection; safe to call twice. */
+  async close(): Promise<void> {
+    this.#ahead.clear();
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The run's published tables (or the one `only` names), from the registry and the catalogue. */
+  async #facts(
+    run: RunRef,
+    only: { dataset: string; table: string } | undefined,
+  ): Promise<TableFacts[]> {
+    const sql = this.#sql;
+    let rows: FactsRow[];
+    try {
+      rows = await sql.unsafe<FactsRow[]>(
+        `
+        select d.schema_name as dataset, d.destination_schema as "schema", t.name as "name",
+               c.oid::text as oid, c.relfilenode::text as filenode, d.released,
+               (select json_agg(json_build_object(
+                         'name', a.attname,
+                         'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                         'typname', coalesce(bt.typname, ty.typname),
+                         'description', pg_catalog.col_description(c.oid, a.attnum))
+                       order by a.attnum)
+                  from pg_catalog.pg_attribute a
+                  join pg_catalog.pg_type ty on ty.oid = a.atttypid
+                  left join pg_catalog.pg_type bt on ty.typtype = 'd' and bt.oid = ty.typbasetype
+                 where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns,
+               (select json_agg(a.attname::text order by k.ord)
+                  from pg_catalog.pg_index i
+                  cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+                  join pg_catalog.pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                 where i.indrelid = c.oid and i.indisprimary) as key
+          from ${quotePostgresIdentifier(REGISTRY_SCHEMA)}.${
+          quotePostgresIdentifier(REGISTRY_TABLE)
+        } d
+         cross join lateral unnest(d.tables) as t(name)
+          join pg_catalog.pg_class c
+            on c.oid = to_regclass(format('%I.%I', d.destination_schema, t.name))
+         where d.project_name = $1 and d.project_start_time = $2
+           and ($3::text is null or (d.schema_name = $3 and t.name = $4))
+           and pg_catalog.has_schema_privilege($5, c.relnamespace, 'USAGE')
+           and pg_catalog.has_table_privilege($5, c.oid, 'SELECT')
+         order by d.schema_name collate "C", t.name collate "C"`,
+        [
+          run.project,
+          run.startTime,
+          only?.dataset ?? null,
+          only?.table ?? null,
+          this.#options.readOnlyRole,
+        ] as never,
+      );
+    } catch (e) {
+      // No registry yet: nothing was ever loaded here.
+      if (isSqlError(e) && (e as { code?: string }).code === "42P01") return [];
+      throw destinationFailure(e, "Cannot read the published tables", this.#options.password);
+    }
+    return rows.map((r) => {
+      const released = parseStagedTables(r.released)?.find((t) => t.name === r.name);
+      return {
+        dataset: r.dataset,
+        schema: r.schema,
+        name: r.name,
+        oid: r.oid,
+        filenode: r.filenode,
+        columns: (r.columns ?? []).map((c) => ({
+          name: c.name,
+          type: c.type,
+          logicalType: postgresLogicalType(c.typname, c.type),
+          description: released?.columns.find((rc) => rc.name === c.name)?.description ??
+            c.description,
+        })),
+        key: r.key ?? [],
+      };
+    });
+  }
+
+  /** A page's failure as the port's error. */
+  #failure(e: unknown, run: RunRef, request: ReadPageRequest): unknown {
+    if (e instanceof AppError) return e;
+    const message = (e as { message?: unknown })?.message;
+    if (isSqlError(e) && typeof message === "string") {
+      if (message.includes(NOT_PUBLISHED_MARKER)) return new ReleaseNotReadableError(run);
+      if (message.includes(CHANGED_MARKER)) {
+        return new ReleaseChangedError(request.dataset, request.table);
+      }
+      const code = (e as { code?: string }).code;
+      // The table was replaced between the lookup and the read (columns changed, or it is gone).
+      if (code === "42P01" || code === "42703") {
+        return new ReleaseChangedError(request.dataset, request.table);
+      }
+      // A key value that does not cast back to the key's type was never issued for this table.
+      if (code === "22P02" || code === "22007" || code === "22008" || code === "22003") {
+        return new InvalidCursorError("does not fit this table's key");
+      }
+    }
+    if (e instanceof DestinationUnavailableError) return e;
+    return destinationFailure(e, "Cannot read a published table", this.#options.password);
+  }
+}

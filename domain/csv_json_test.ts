@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { encodeCsvRows } from "./csv.ts";
+import { csvToJson, lastRecordOf } from "./csv_json.ts";
+import { parseCsvRecords } from "./csv_records.ts";
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const ALL = { maxRecords: 1000, maxBytes: 1 << 20, final: true };
+
+const ROWS: (string | null)[][] = [
+  ["1", null, "", 'a "quoted", value'],
+  ["2", "line\nbreak\r\n", "tab\there \\ back", "\u0001\u001f control"],
+  ["3", "é ü 中 😀", ",", '"'],
+  [null, null, null, null],
+];
+
+function parsed(json: Uint8Array): unknown {
+  return JSON.parse(`[${new TextDecoder().decode(json)}]`);
+}
+
+Deno.test("csvToJson() gives what parseCsvRecords() reads, as arrays or objects", () => {
+  const input = bytes(encodeCsvRows(ROWS));
+  const tabular = csvToJson(input, 0, ALL);
+  assert.deepEqual(parsed(tabular.json), ROWS);
+  assert.equal(tabular.records, 4);
+  assert.equal(tabular.end, input.length);
+  const names = ["a", 'b "q"', "c", "d"];
+  const records = csvToJson(input, 0, { ...ALL, names });
+  assert.deepEqual(
+    parsed(records.json),
+    ROWS.map((r) => Object.fromEntries(names.map((n, i) => [n, r[i]]))),
+  );
+  assert.deepEqual(lastRecordOf(input, tabular), ROWS[3]);
+});
+
+Deno.test("csvToJson() stops at the limit or the byte cap, at record ends", () => {
+  const input = bytes(encodeCsvRows(ROWS));
+  const two = csvToJson(input, 0, { ...ALL, maxRecords: 2 });
+  assert.deepEqual(parsed(two.json), ROWS.slice(0, 2));
+  assert.equal(two.end, parseCsvRecords(input, 0, { ...ALL, maxRecords: 2 }).end);
+  assert.deepEqual(lastRecordOf(input, two), ROWS[1]);
+  const rest = csvToJson(input, two.end, ALL);
+  assert.deepEqual(parsed(rest.json), ROWS.slice(2));
+  assert.equal(csvToJson(input, 0, { ...ALL, maxBytes: 1 }).records, 1);
+});
+
+Deno.test("csvToJson() leaves a record cut off by a non-final buffer for the next call", async (t) => {
+  const text = encodeCsvRows(ROWS);
+  const input = bytes(text);
+  for (let cut = 0; cut <= input.length; cut++) {
+    await t.step(`cut at ${cut}`, () => {
+      const first = csvToJson(input.subarray(0, cut), 0, { ...ALL, final: false });
+      const expected = parseCsvRecords(input.subarray(0, cut), 0, { ...ALL, final: false });
+      assert.equal(first.end, expected.end);
+      assert.deepEqual(parsed(first.json), expected.records);
+    });
+  }
+});
+
+Deno.test("csvToJson() refuses what the CSV writer never writes", () => {
+  for (const bad of ['1,a"b\n', '1,"ab\n', '1,"a"b\n']) {
+    assert.throws(() => csvToJson(bytes(bad), 0, ALL), SyntaxError, bad);
+  }
+  assert.throws(() => csvToJson(bytes("1,2\n"), 0, { ...ALL, names: ["a"] }), SyntaxError);
+  assert.throws(() => csvToJson(bytes("1\n"), 0, { ...ALL, names: ["a", "b"] }), SyntaxError);
+});
+
+Deno.test("csvToJson() grows its output for values made of escaped bytes", () => {
+  const rows = [["\t".repeat(5000), "\\".repeat(3000)], ['"'.repeat(2000), "\u0001".repeat(4000)]];
+  const input = bytes(encodeCsvRows(rows));
+  const out = csvToJson(input, 0, ALL);
+  assert.deepEqual(parsed(out.json), rows);
+  assert.deepEqual(parsed(csvToJson(input, 0, { ...ALL, names: ["a", "b"] }).json), [
+    { a: rows[0]![0], b: rows[0]![1] },
+    { a: rows[1]![0], b: rows[1]![1] },
+  ]);
+});
