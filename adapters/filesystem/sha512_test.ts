@@ -161,7 +161,9 @@ Deno.test("no hashing worker outlives a finished, failed, aborted or abandoned w
       new URL("../../tests/contracts/dataset_writer_contract.ts", import.meta.url).href;
     await Deno.writeTextFile(
       script,
-      `import { HashingFileWriter } from ${JSON.stringify(new URL("./sha512.ts", import.meta.url).href)};
+      `import { HashingFileWriter } from ${
+        JSON.stringify(new URL("./sha512.ts", import.meta.url).href)
+      };
 import { CsvDatasetWriter } from ${JSON.stringify(writerModule)};
 import { MemorySourceDatabase } from ${JSON.stringify(memoryModule)};
 import { tableExtracts } from ${JSON.stringify(catalogModule)};

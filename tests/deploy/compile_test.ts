@@ -107,7 +107,9 @@ async function workerModules(): Promise<string[]> {
       else if (entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts")) {
         const text = await readRepoFile(path);
         if (!text.includes("new Worker(")) continue;
-        for (const m of text.matchAll(/new URL\(\s*"(\.\.?\/[^"]+\.ts)",\s*import\.meta\.url\s*\)/g)) {
+        for (
+          const m of text.matchAll(/new URL\(\s*"(\.\.?\/[^"]+\.ts)",\s*import\.meta\.url\s*\)/g)
+        ) {
           found.push(new URL(m[1]!, `file:///${path}`).pathname.slice(1));
         }
       }
