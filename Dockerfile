@@ -39,7 +39,10 @@ COPY ports/ ports/
 COPY application/ application/
 COPY adapters/ adapters/
 COPY apps/ apps/
+# The publish service's hashing worker (adapters/filesystem/sha512_worker.ts) is started by URL, outside
+# the module graph of its main.ts, so it is named here too.
 RUN deno cache --frozen apps/approval/main.ts apps/metadata/main.ts apps/publish/main.ts apps/operator/main.ts \
+      adapters/filesystem/sha512_worker.ts \
  && mkdir -p /data/lsc/staging /data/lsc/production /data/audit /data/state \
  && chown -R deno:deno /data
 # The cache and the code stay owned by root: the service can read them, not change them.

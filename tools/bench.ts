@@ -57,7 +57,7 @@ import {
   FAKE_W_CATALOG,
   FAKE_W_HTTP_PATH,
   FAKE_W_SCHEMA as DATABRICKS_W_SCHEMA,
-} from "../tests/support/fake_databricks_w.ts";
+} from "../tests/support/fake_databricks_w_names.ts";
 import { FAKE_W_SCHEMA } from "../tests/support/fake_tds_w_process.ts";
 import { startService } from "../tests/support/processes.ts";
 import {

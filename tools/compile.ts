@@ -17,6 +17,8 @@
  *   directory cannot find it (denoland/deno#36626). A self-extracting binary unpacks its files on first
  *   run next to itself (`<binary>.fs/`) or, when that directory is not writable, under
  *   `$XDG_DATA_HOME/cr8tor-publish/`;
+ * - the worker modules it starts ({@link WORKER_MODULES}, `--include`), which `deno compile` does not find
+ *   by itself;
  * - the musl builds of native packages (DuckDB's is 70 MB) are left out: the binaries are for glibc Linux;
  * - so are the test folders of {@link UNEMBEDDABLE_TEST_DATA}: `deno compile` 2.9.6 overflows its stack on
  *   bintrees' (prom-client → tdigest → bintrees) 2 MB extension-less `test/perf/100k`.
@@ -45,6 +47,18 @@ export type Binary = typeof BINARIES[number];
 
 /** Services whose binary must unpack its files to disk to load a native addon with sibling libraries. */
 const SELF_EXTRACTING: ReadonlySet<Binary> = new Set(["publish"]);
+
+/**
+ * Worker modules a binary starts (`new Worker(new URL(...))`), which `deno compile` embeds only when
+ * named with `--include`: the publish service hashes the CSV files it writes on a worker
+ * (`adapters/filesystem/sha512.ts`).
+ */
+export const WORKER_MODULES: Readonly<Record<Binary, readonly string[]>> = {
+  approval: [],
+  metadata: [],
+  publish: ["adapters/filesystem/sha512_worker.ts"],
+  operator: [],
+};
 
 /** The `--allow-*` flags of a service's start task. */
 export function permissionsOf(tasks: Record<string, string>, service: string): string[] {
@@ -87,6 +101,7 @@ export function compileArgs(
     "--frozen",
     "--exclude-unused-npm",
     ...(SELF_EXTRACTING.has(service) ? ["--self-extracting"] : []),
+    ...WORKER_MODULES[service].flatMap((path) => ["--include", path]),
     ...options.exclude.flatMap((path) => ["--exclude", path]),
     ...(options.check ? [] : ["--no-check"]),
     "--output",

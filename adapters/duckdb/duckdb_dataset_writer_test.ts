@@ -25,7 +25,7 @@ import {
   type TablesRead,
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
-import { DuckdbDatasetWriter } from "./duckdb_dataset_writer.ts";
+import { DuckdbDatasetWriter, FLUSH_ROWS } from "./duckdb_dataset_writer.ts";
 import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -439,6 +439,51 @@ Deno.test("DuckdbDatasetWriter reports rows that break the primary key or NOT NU
   await t.step("a NULL in a NOT NULL column", () =>
     withWork(async (work) => {
       await assert.rejects(writeRows(work, "s", keyed, [["1"], [null]]), DuckdbConstraintError);
+    }));
+});
+
+Deno.test("DuckdbDatasetWriter keeps every row and the key across its appender's flushes", async (t) => {
+  const keyed = table("k", [
+    column("id", { kind: "bigint" }, false),
+    column("label", { kind: "text" }),
+  ], ["id"]);
+  // Rows past several flushes, the last chunk partial.
+  const rows = 3 * FLUSH_ROWS + 2048 + 17;
+  await t.step("every row once, in order", () =>
+    withWork(async (work, dir) => {
+      const source = new GeneratedSource(rows, (n) => [String(n), n % 7 === 0 ? null : `v${n}`]);
+      const files = await new DuckdbDatasetWriter().write(work, source, [extract("s", keyed)], {
+        concurrency: 1,
+        batchRows: 5000,
+      });
+      await withDatabase(join(dir, files[0]!.path), async (query) => {
+        const [row] = await query(
+          "SELECT count(*), count(DISTINCT id), sum(id), count(label), " +
+            "bool_and(id = rowid) FROM s.k",
+        );
+        const labelled = rows - Math.ceil(rows / 7);
+        assert.deepEqual(row?.map(String), [
+          String(rows),
+          String(rows),
+          String((rows - 1) * rows / 2),
+          String(labelled),
+          "true",
+        ]);
+      });
+    }));
+  await t.step("a key repeated after a flush is refused", () =>
+    withWork(async (work) => {
+      const source = new GeneratedSource(
+        2 * FLUSH_ROWS + 10,
+        (n) => [String(n === FLUSH_ROWS + 5 ? 3 : n), null],
+      );
+      await assert.rejects(
+        new DuckdbDatasetWriter().write(work, source, [extract("s", keyed)], {
+          concurrency: 1,
+          batchRows: 5000,
+        }),
+        DuckdbConstraintError,
+      );
     }));
 });
 

@@ -17,7 +17,9 @@ import {
   npmCacheDir,
   permissionsOf,
   type Service,
+  WORKER_MODULES,
 } from "../../tools/compile.ts";
+import { SHA512_WORKER } from "../../adapters/filesystem/sha512.ts";
 import { readRepoFile, repoPath } from "./_deploy.ts";
 
 const tasks = JSON.parse(await readRepoFile("deno.json")).tasks as Record<string, string>;
@@ -95,6 +97,45 @@ Deno.test("compileArgs() gives each binary its start task's permissions, and onl
   assert.ok(compileArgs(tasks, "approval", { ...options, check: false }).includes("--no-check"));
 });
 
+/** The modules started as workers (`new Worker(...)` beside `new URL("./x.ts", import.meta.url)`), repo-relative. */
+async function workerModules(): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for await (const entry of Deno.readDir(repoPath(dir))) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (entry.name.endsWith(".ts") && !entry.name.endsWith("_test.ts")) {
+        const text = await readRepoFile(path);
+        if (!text.includes("new Worker(")) continue;
+        for (
+          const m of text.matchAll(/new URL\(\s*"(\.\.?\/[^"]+\.ts)",\s*import\.meta\.url\s*\)/g)
+        ) {
+          found.push(new URL(m[1]!, `file:///${path}`).pathname.slice(1));
+        }
+      }
+    }
+  };
+  for (const dir of ["domain", "ports", "application", "adapters", "apps"]) await walk(dir);
+  return found.sort();
+}
+
+Deno.test("compileArgs() includes every worker module of the services (deno compile does not find them)", async () => {
+  const workers = await workerModules();
+  assert.deepStrictEqual(workers, ["adapters/filesystem/sha512_worker.ts"]);
+  assert.equal(SHA512_WORKER.pathname, repoPath(workers[0]!));
+  const options = { outDir: "dist", check: true, exclude: [] };
+  const includes = (service: Service | "operator") => {
+    const args = compileArgs(tasks, service, options);
+    return args.flatMap((a, i) => a === "--include" ? [args[i + 1]!] : []);
+  };
+  assert.deepStrictEqual(includes("publish"), workers);
+  assert.deepStrictEqual(WORKER_MODULES.publish, workers);
+  for (const service of ["approval", "metadata", "operator"] as const) {
+    assert.deepStrictEqual(includes(service), [], service);
+  }
+  for (const path of workers) assert.ok((await Deno.stat(repoPath(path))).isFile, path);
+});
+
 Deno.test("muslBuilds() lists the version folders of musl builds only", async () => {
   const cache = await Deno.makeTempDir({ prefix: "cr8tor-npm-cache-" });
   try {
@@ -150,6 +191,7 @@ Deno.test({
         Number(binding[1]) * 1024 ** 2 >= library.size,
         `the embedded binding (${binding[1]} MB) is smaller than libduckdb.so alone`,
       );
+      assert.match(listing, /sha512_worker\.ts/, `the hashing worker is not embedded:\n${listing}`);
       assert.doesNotMatch(listing, /-musl/, "a musl build is embedded");
       assert.doesNotMatch(listing, /pglite/, "PGlite (tools only) is embedded");
     } finally {

@@ -42,10 +42,10 @@ import {
 } from "./w_table.ts";
 import { civilFromDays, daysFromCivil } from "../../domain/civil_date.ts";
 
+import { FAKE_W_CATALOG, FAKE_W_HTTP_PATH, FAKE_W_SCHEMA } from "./fake_databricks_w_names.ts";
+
 /** The catalog, schema and warehouse path the process serves. */
-export const FAKE_W_CATALOG = "bench_catalog";
-export const FAKE_W_SCHEMA = "bench";
-export const FAKE_W_HTTP_PATH = "/sql/1.0/warehouses/benchw";
+export { FAKE_W_CATALOG, FAKE_W_HTTP_PATH, FAKE_W_SCHEMA };
 
 /** Turns one canonical value (or an edge case's input) into what a Databricks table stores. */
 export type StoredConverter = (text: string) => FakeSparkValue;

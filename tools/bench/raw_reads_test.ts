@@ -54,3 +54,26 @@ Deno.test("databricksReadLimit() reads every row of W from the fake workspace", 
     await fake.stop();
   }
 });
+
+Deno.test("loading the bench loads no Databricks driver, so it prints no punycode deprecation warning", async () => {
+  // The driver (node-fetch 2 → whatwg-url → tr46 → `require("punycode")`) is imported by
+  // databricksReadLimit() only, when Databricks is benched.
+  const bench = new URL("../bench.ts", import.meta.url).href;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `await import(${JSON.stringify(bench)});`],
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const output = new TextDecoder().decode(stderr);
+  assert.equal(code, 0, output);
+  assert.doesNotMatch(output, /DeprecationWarning|punycode/);
+  // What the test guards against: the driver, loaded, does warn.
+  const driver = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `await import("@databricks/sql");`],
+    env: { NO_COLOR: "1" },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.match(new TextDecoder().decode(driver.stderr), /punycode/);
+});

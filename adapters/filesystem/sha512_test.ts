@@ -1,0 +1,232 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { HASH_BUFFER_BYTES, HASH_BUFFERS, HashingFileWriter, SHA512_WORKER } from "./sha512.ts";
+
+const MiB = HASH_BUFFER_BYTES;
+
+/** Deterministic bytes, different at every offset of a buffer. */
+function bytes(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed * 2654435761 >>> 0;
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+function sha512(data: Uint8Array): string {
+  return createHash("sha512").update(data).digest("hex");
+}
+
+/** Writes `chunks` through a HashingFileWriter; checks the digest and size against the file's bytes. */
+async function roundTrip(dir: string, name: string, chunks: Uint8Array[]): Promise<void> {
+  const path = join(dir, name);
+  const out = await HashingFileWriter.create(path);
+  for (const chunk of chunks) await out.write(chunk);
+  const digest = await out.finish();
+  const written = new Uint8Array(await readFile(path));
+  const expected = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    expected.set(chunk, offset);
+    offset += chunk.length;
+  }
+  assert.deepStrictEqual(written, expected, `${name}: file contents`);
+  assert.deepStrictEqual(digest, { sha512: sha512(expected), bytes: expected.length }, name);
+}
+
+Deno.test("HashingFileWriter's digest is the plain SHA-512 of the file, whatever the chunking", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+  try {
+    await t.step("an empty file, with no write and with empty writes", async () => {
+      await roundTrip(dir, "none", []);
+      await roundTrip(dir, "empty-writes", [new Uint8Array(0), new Uint8Array(0)]);
+      assert.equal(
+        sha512(new Uint8Array(0)),
+        "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce" +
+          "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e",
+      );
+    });
+    await t.step("files smaller than, equal to and just over one hashing buffer", async () => {
+      await roundTrip(dir, "small", [bytes(10, 1), bytes(1000, 2)]);
+      await roundTrip(dir, "one-buffer", [bytes(MiB, 3)]);
+      await roundTrip(dir, "one-buffer-in-two", [bytes(MiB - 1, 4), bytes(1, 5)]);
+      await roundTrip(dir, "one-buffer-and-one", [bytes(MiB, 6), bytes(1, 7)]);
+      await roundTrip(dir, "one-over", [bytes(MiB + 1, 8)]);
+    });
+    await t.step("chunks across buffer boundaries, more buffers than the pool holds", async () => {
+      const chunks = [bytes(3, 9)];
+      for (let i = 0; i < 70; i++) chunks.push(bytes(100_003 + i, 10 + i));
+      chunks.push(bytes(3 * MiB + 5, 99), new Uint8Array(0), bytes(MiB, 100), bytes(7, 101));
+      assert.ok(chunks.reduce((n, c) => n + c.length, 0) > (HASH_BUFFERS + 2) * MiB);
+      await roundTrip(dir, "many", chunks);
+      // One chunk far larger than every buffer together.
+      await roundTrip(dir, "huge", [bytes((HASH_BUFFERS * 3 + 1) * MiB + 17, 102)]);
+    });
+    await t.step("a caller reusing two buffers, as the write contract allows", async () => {
+      const path = join(dir, "reused");
+      const out = await HashingFileWriter.create(path);
+      const buffers = [new Uint8Array(300_001), new Uint8Array(300_001)];
+      const whole = bytes(20 * 300_001, 103);
+      for (let i = 0; i < 20; i++) {
+        const buffer = buffers[i % 2]!;
+        buffer.set(whole.subarray(i * 300_001, (i + 1) * 300_001));
+        await out.write(buffer);
+      }
+      assert.deepStrictEqual(await out.finish(), { sha512: sha512(whole), bytes: whole.length });
+      assert.deepStrictEqual(new Uint8Array(await readFile(path)), whole);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HashingFileWriter waits for the worker when every hashing buffer is with it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+  try {
+    // The real worker, holding each buffer until a file exists.
+    const release = join(dir, "release");
+    const workerModule = join(dir, "held_worker.ts");
+    await Deno.writeTextFile(
+      workerModule,
+      `import ${JSON.stringify(SHA512_WORKER.href)};
+const scope = self as unknown as { onmessage: (e: MessageEvent) => void };
+const hash = scope.onmessage;
+const held: MessageEvent[] = [];
+const timer = setInterval(() => {
+  try { Deno.statSync(${JSON.stringify(release)}); } catch { return; }
+  clearInterval(timer);
+  for (const e of held.splice(0)) hash(e);
+  scope.onmessage = hash;
+}, 5);
+scope.onmessage = (e) => held.push(e);
+`,
+    );
+    const path = join(dir, "held");
+    const out = await HashingFileWriter.create(path, {
+      workerModule: new URL(`file://${workerModule}`),
+    });
+    const data = bytes((HASH_BUFFERS + 2) * MiB, 104);
+    // Every buffer is filled and sent; the worker keeps them.
+    await out.write(data.subarray(0, HASH_BUFFERS * MiB));
+    const next = out.write(data.subarray(HASH_BUFFERS * MiB));
+    let settled = false;
+    next.finally(() => settled = true);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(settled, false, "a write went on while the worker held every buffer");
+    await Deno.writeTextFile(release, "");
+    await next;
+    assert.deepStrictEqual(await out.finish(), { sha512: sha512(data), bytes: data.length });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("HashingFileWriter reports a failing worker, and abandon deletes the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+  try {
+    const workerModule = join(dir, "failing_worker.ts");
+    await Deno.writeTextFile(
+      workerModule,
+      `(self as unknown as { onmessage: unknown }).onmessage = () => { throw new Error("boom"); };\n`,
+    );
+    const path = join(dir, "failing");
+    const out = await HashingFileWriter.create(path, {
+      workerModule: new URL(`file://${workerModule}`),
+    });
+    await assert.rejects(async () => {
+      for (let i = 0; i < 3 * HASH_BUFFERS; i++) await out.write(bytes(MiB, 105 + i));
+      await out.finish();
+    }, /Cannot hash the file: the hashing worker failed: .*boom/);
+    await out.abandon();
+    await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("no hashing worker outlives a finished, failed, aborted or abandoned write", async () => {
+  // An idle worker keeps a Deno process alive: the child below ends on its own only if every
+  // worker it started has ended.
+  const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+  try {
+    const script = join(dir, "child.ts");
+    const writerModule = new URL("./csv_dataset_writer.ts", import.meta.url).href;
+    const memoryModule = new URL("../memory/memory_source_database.ts", import.meta.url).href;
+    const catalogModule = new URL("../../domain/catalog.ts", import.meta.url).href;
+    const contractModule =
+      new URL("../../tests/contracts/dataset_writer_contract.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      script,
+      `import { HashingFileWriter } from ${
+        JSON.stringify(new URL("./sha512.ts", import.meta.url).href)
+      };
+import { CsvDatasetWriter } from ${JSON.stringify(writerModule)};
+import { MemorySourceDatabase } from ${JSON.stringify(memoryModule)};
+import { tableExtracts } from ${JSON.stringify(catalogModule)};
+import { stagingWork } from ${JSON.stringify(contractModule)};
+const dir = Deno.args[0]!;
+const MiB = 1 << 20;
+// Finished.
+const done = await HashingFileWriter.create(dir + "/done");
+for (let i = 0; i < 6; i++) await done.write(new Uint8Array(MiB).fill(i));
+await done.finish();
+// Abandoned mid-way, the worker busy.
+const abandoned = await HashingFileWriter.create(dir + "/abandoned");
+for (let i = 0; i < 6; i++) await abandoned.write(new Uint8Array(MiB).fill(i));
+await abandoned.abandon();
+// Through the CSV writer: a source that fails, and a read aborted, each after many MiB.
+const catalog = {
+  name: "s", description: null,
+  tables: [{ name: "t", kind: "table", description: null, primaryKey: [], columns: [
+    { name: "a", dataType: "text", logicalType: { kind: "text" }, nullable: true, description: null },
+  ] }],
+};
+class Endless extends MemorySourceDatabase {
+  constructor(readonly fail: boolean, readonly controller?: AbortController) {
+    super([catalog], new Map([["s.t", []]]));
+  }
+  async *readCsv() {
+    for (let i = 0; ; i++) {
+      if (i === 40) {
+        if (this.fail) throw new Error("source lost");
+        this.controller!.abort(new Error("cancelled"));
+      }
+      await Promise.resolve();
+      yield new TextEncoder().encode("a\\n" + "x".repeat(262142) + "\\n");
+    }
+  }
+}
+const [extract] = tableExtracts(catalog);
+const failing = new CsvDatasetWriter().write(stagingWork(dir + "/failing"), new Endless(true), [extract], { concurrency: 1 });
+console.log("failing:", await failing.then(() => "finished", (e) => e.message));
+const controller = new AbortController();
+const aborted = new CsvDatasetWriter().write(stagingWork(dir + "/aborted"), new Endless(false, controller), [extract], { concurrency: 1, signal: controller.signal });
+console.log("aborted:", await aborted.then(() => "finished", (e) => e.message));
+console.log("end");
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", script, dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const { code, stdout, stderr } = await child.output();
+    clearTimeout(timer);
+    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assert.equal(code, 0, `the child did not end on its own (a worker still ran?):\n${output}`);
+    assert.match(output, /failing: source lost\naborted: cancelled\nend\n/);
+    await assert.rejects(Deno.stat(join(dir, "abandoned")), Deno.errors.NotFound);
+    assert.equal((await Deno.stat(join(dir, "done"))).size, 6 * MiB);
+    for (const run of ["failing", "aborted"]) {
+      const left = [...Deno.readDirSync(join(dir, run, "data/outputs/s"))];
+      assert.deepStrictEqual(left, [], `${run}: an unfinished file is left`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
