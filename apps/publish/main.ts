@@ -265,18 +265,34 @@ export const PostgresqlDestinationEnv = z.object({
   DESTINATION_OPAL_TIMEOUT_SECONDS: z.coerce.number<unknown>().positive().default(30),
 });
 
-/** The PostgreSQL destination an environment configures, or `undefined` when it has none. */
-function postgresqlDestination(
+/** The PostgreSQL destination's settings, read (and its TLS warned about) once. */
+interface PostgresqlDestinationSettings {
+  readonly config: z.infer<typeof PostgresqlDestinationEnv>;
+  readonly tls: ReturnType<typeof postgresTlsOf>;
+}
+
+/** The PostgreSQL destination's settings, or `undefined` when the environment configures none. */
+function postgresqlDestinationSettings(
   env: Record<string, string | undefined>,
+  log: Logger,
+): PostgresqlDestinationSettings | undefined {
+  if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
+  const config = parseEnv(PostgresqlDestinationEnv, env);
+  const tls = postgresTlsOf(
+    "DESTINATION_POSTGRESQL_SSLMODE",
+    config.DESTINATION_POSTGRESQL_SSLMODE,
+    log,
+  );
+  return { config, tls };
+}
+
+/** The PostgreSQL destination of these settings. */
+function postgresqlDestination(
+  { config, tls }: PostgresqlDestinationSettings,
   secrets: SecretStore,
   timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
   connections: OpenConnections,
-  log: Logger,
-): PostgresqlDestination | undefined {
-  if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
-  const config = parseEnv(PostgresqlDestinationEnv, env);
-  const sslmode = config.DESTINATION_POSTGRESQL_SSLMODE;
-  const tls = postgresTlsOf("DESTINATION_POSTGRESQL_SSLMODE", sslmode, log);
+): PostgresqlDestination {
   return {
     connect: async () =>
       connections.track(
@@ -316,23 +332,14 @@ function postgresqlDestination(
 }
 
 /**
- * The reader of the PostgreSQL destination's published tables (`/data-publish/read/*`), or `undefined`
- * when the deployment has no such destination. It keeps a pool of its own, opened at the first read; the
- * password is read from the secret store at every read, and a changed one replaces the pool.
+ * The reader of the PostgreSQL destination's published tables (`/data-publish/read/*`). It keeps a
+ * pool of its own, opened at the first read; the password is read from the secret store at every read, and a changed one replaces the pool.
  */
 function postgresqlReleaseReader(
-  env: Record<string, string | undefined>,
+  { config, tls }: PostgresqlDestinationSettings,
   secrets: SecretStore,
   timeouts: { connectTimeoutMs: number; statementTimeoutMs: number },
-  log: Logger,
-): (ReleaseReader & { close(): Promise<void> }) | undefined {
-  if ((env.DESTINATION_POSTGRESQL_HOST ?? "") === "") return undefined;
-  const config = parseEnv(PostgresqlDestinationEnv, env);
-  const tls = postgresTlsOf(
-    "DESTINATION_POSTGRESQL_SSLMODE",
-    config.DESTINATION_POSTGRESQL_SSLMODE,
-    log,
-  );
+): ReleaseReader & { close(): Promise<void> } {
   let current: { password: string; reader: PostgresReleaseReader } | undefined;
   async function reader(): Promise<PostgresReleaseReader> {
     const password = await secrets.get(config.DESTINATION_POSTGRESQL_PASSWORD_SECRET_NAME);
@@ -389,8 +396,11 @@ export async function buildPublishService(
   };
   const connections = new OpenConnections();
   const connectors = sourceConnectors(config, { log });
-  const postgresql = postgresqlDestination(env, secrets, timeouts, connections, log);
-  const postgresqlReader = postgresqlReleaseReader(env, secrets, timeouts, log);
+  const destinationSettings = postgresqlDestinationSettings(env, log);
+  const postgresql = destinationSettings &&
+    postgresqlDestination(destinationSettings, secrets, timeouts, connections);
+  const postgresqlReader = destinationSettings &&
+    postgresqlReleaseReader(destinationSettings, secrets, timeouts);
   const mounts = filestoreMounts(env);
   const auditPath = env.AUDIT_LOG_PATH?.trim() ?? "";
   for (const [name, base] of mounts) {
