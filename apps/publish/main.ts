@@ -333,7 +333,8 @@ function postgresqlDestination(
 
 /**
  * The reader of the PostgreSQL destination's published tables (`/data-publish/read/*`). It keeps a
- * pool of its own, opened at the first read; the password is read from the secret store at every read, and a changed one replaces the pool.
+ * pool of its own, opened at the first read; the password is read from the secret store at every
+ * read, and a changed one replaces the pool.
  */
 function postgresqlReleaseReader(
   { config, tls }: PostgresqlDestinationSettings,
