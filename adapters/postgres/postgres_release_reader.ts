@@ -37,6 +37,7 @@ import {
 } from "../../domain/release_read.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import { parseStagedTables } from "../../domain/staging_manifest.ts";
+import { csvToJson, lastRecordOf } from "../../domain/csv_json.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
 import {
   type JsonPage,
@@ -144,89 +145,6 @@ function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
     at += part.length;
   }
   return out;
-}
-
-/**
- * Logical kinds whose canonical text never holds `"`, `\\` or a control character, so PostgreSQL can
- * quote it for JSON with `'"' || text || '"'` instead of `to_json` (about twice as cheap for the server).
- */
-const PLAIN_JSON_KINDS: ReadonlySet<LogicalType["kind"]> = new Set([
-  "boolean",
-  "smallint",
-  "integer",
-  "bigint",
-  "decimal",
-  "numeric",
-  "real",
-  "double",
-  "date",
-  "time",
-  "timestamp",
-  "timestamptz",
-  "interval",
-  "uuid",
-]);
-
-/**
- * The SQL expression of one row's JSON text, values the canonical text of the PostgreSQL dialect
- * (`postgresSelectList`), `null` for NULL: `["v1",null,...]` (tabular) or `{"c1":"v1",...}` (records).
- */
-function jsonRowOf(facts: TableFacts, orientation: ReadOrientation): string {
-  const parts = facts.columns.map((column) => {
-    const extract: TableExtract = {
-      schema: facts.schema,
-      table: {
-        name: facts.name,
-        kind: "table",
-        description: null,
-        primaryKey: [],
-        columns: [{
-          name: column.name,
-          dataType: column.type,
-          logicalType: column.logicalType,
-          nullable: true,
-          description: null,
-        }],
-      },
-    };
-    const named = postgresSelectList(extract);
-    const value = named.slice(
-      0,
-      named.length - ` as ${quotePostgresIdentifier(column.name)}`.length,
-    );
-    const json = PLAIN_JSON_KINDS.has(column.logicalType.kind)
-      ? `'"' || (${value}) || '"'`
-      : `pg_catalog.to_json((${value}))::text`;
-    const field = orientation === "records"
-      ? `${sqlLiteral(JSON.stringify(column.name))} || ':' || `
-      : "";
-    return `${field}coalesce(${json}, 'null')`;
-  });
-  const [open, close] = orientation === "records" ? ["{", "}"] : ["[", "]"];
-  return `'${open}' || ${parts.join(" || ',' || ")} || '${close}'`;
-}
-
-/**
- * One line of `COPY ... TO STDOUT` text format holding JSON text, as it was: COPY writes a backslash as
- * `\\` (JSON text has no tab, newline or carriage return, the only other characters it escapes). The
- * line itself when it has no backslash.
- */
-export function unescapeCopyText(line: Uint8Array): Uint8Array {
-  let from = line.indexOf(0x5c);
-  if (from < 0) return line;
-  const out = new Uint8Array(line.length);
-  let size = 0;
-  let at = 0;
-  while (from >= 0) {
-    out.set(line.subarray(at, from + 1), size);
-    size += from + 1 - at;
-    // Skip the second backslash of the pair.
-    at = from + 2;
-    from = line.indexOf(0x5c, at);
-  }
-  out.set(line.subarray(at), size);
-  size += line.length - at;
-  return out.slice(0, size);
 }
 
 /**
@@ -377,11 +295,7 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
     }
   }
 
-  /**
-   * One page as JSON (see {@link readPageJson}): PostgreSQL writes each row's JSON (`jsonRowOf`), one
-   * line per row through `COPY ... TO STDOUT` (text format), and the service only undoes COPY's
-   * doubling of backslashes and joins the lines with commas: no value is parsed or transcoded here.
-   */
+  /** One page as JSON (see {@link readPageJson}). */
   async #jsonPage(
     run: RunRef,
     plan: PagePlan,
@@ -390,36 +304,39 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   ): Promise<JsonPage> {
     const { facts } = plan;
     const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
-    const query = `copy (select ${jsonRowOf(facts, orientation)} from ${plan.from}) to stdout`;
+    const names = orientation === "records" ? facts.columns.map((c) => c.name) : undefined;
+    const query = `copy (select ${plan.selectList} from ${plan.from}) to stdout with (format csv)`;
     const out: Uint8Array[] = [];
     let outSize = 0;
     let records = 0;
+    let csvBytes = 0;
     let pending: Uint8Array = new Uint8Array(0);
     let last: Uint8Array | undefined;
     let full = false;
     let more = false;
-    // The whole lines of a chunk become one segment of the page: each newline but the last turned into
-    // a comma in place (the chunk is this reader's), COPY's doubled backslashes undone.
-    const take = (bytes: Uint8Array) => {
-      let at = 0;
-      let lastStart = -1;
-      while (!full) {
-        const end = bytes.indexOf(0x0a, at);
-        if (end < 0) break;
-        if (lastStart >= 0) bytes[at - 1] = 0x2c;
-        records++;
-        outSize += end - at + 1;
-        lastStart = at;
-        at = end + 1;
-        if (records >= request.limit || outSize >= maxChars) full = true;
+    const take = (bytes: Uint8Array, final: boolean) => {
+      const page = csvToJson(bytes, 0, {
+        maxRecords: request.limit - records,
+        maxBytes: records === 0 ? maxChars : Math.max(1, maxChars - csvBytes),
+        final,
+        names,
+      });
+      if (page.records > 0) {
+        if (records > 0) {
+          out.push(COMMA_BYTES);
+          outSize++;
+        }
+        out.push(page.json);
+        outSize += page.json.length;
+        records += page.records;
+        csvBytes += page.end;
+        last = bytes.slice(page.lastStart, page.end);
       }
-      if (lastStart >= 0) {
-        if (out.length > 0) out.push(COMMA_BYTES);
-        out.push(unescapeCopyText(bytes.subarray(0, at - 1)));
-        last = bytes.subarray(lastStart, at - 1);
+      pending = bytes.subarray(page.end);
+      if (records >= request.limit || (records > 0 && csvBytes >= maxChars)) {
+        full = true;
+        more = pending.length > 0;
       }
-      pending = bytes.subarray(at);
-      if (full && pending.length > 0) more = true;
     };
     try {
       const stream = await this.#sql.unsafe(query).readable();
@@ -430,24 +347,23 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
         }
         take(
           pending.length === 0 ? chunk : concat([pending, chunk], pending.length + chunk.length),
+          false,
         );
       }
+      if (!full && pending.length > 0) take(pending, true);
     } catch (e) {
       throw this.#failure(e, run, request);
     }
-    let next: JsonPage["next"] = null;
-    if (more && last !== undefined) {
-      const row = JSON.parse(new TextDecoder().decode(unescapeCopyText(last))) as
-        | (string | null)[]
-        | Record<string, string | null>;
-      const values = Array.isArray(row) ? row : facts.columns.map((c) => row[c.name] ?? null);
-      next = { kind: "key", values: plan.keyIndexes.map((i) => values[i]!) };
-    }
+    const values = more && last !== undefined
+      ? lastRecordOf(last, { json: last, records: 1, end: last.length, lastStart: 0 })
+      : undefined;
     return {
       columns: facts.columns.map(({ name, type }) => ({ name, type })),
       rowCount: records,
-      json: concat(out, out.reduce((n, part) => n + part.length, 0)),
-      next,
+      json: concat(out, outSize),
+      next: values === undefined
+        ? null
+        : { kind: "key", values: plan.keyIndexes.map((i) => values[i]!) },
     };
   }
 
