@@ -429,6 +429,7 @@ if (import.meta.main) {
             credentials: { username_key: "benchuser", password_key: "benchpassword" },
           },
           schemaName: SCHEMA,
+          gateway: { work, secrets, env: { ALLOWED_SOURCES_FILE: allowList } },
         });
         say(readApiSummary(readApi));
       }

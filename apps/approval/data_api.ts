@@ -97,6 +97,8 @@ export interface DataApiGateway {
 
 const CALLER_KEY = "dataApiCaller";
 const READ_KEY = "dataApiRead";
+/** The bytes of a rows page the handler replied with, so that signing them does not copy them again. */
+const PAGE_KEY = "dataApiPage";
 
 interface Caller {
   readonly client: DataApiClient;
@@ -194,14 +196,17 @@ export function dataApiAuthentication(
 /** Replaces the reply with one of the same bytes carrying `Server-Authorization`. */
 async function signReply(c: Context, verified: VerifiedRequest): Promise<void> {
   const res = c.res;
-  const bytes = new Uint8Array(await res.arrayBuffer());
+  const page = c.get(PAGE_KEY as never) as { bytes: Uint8Array; res: Response } | undefined;
+  const bytes = page !== undefined && page.res === res
+    ? page.bytes
+    : new Uint8Array(await res.arrayBuffer());
   const headers = new Headers(res.headers);
   headers.set(
     "Server-Authorization",
     verified.replyAuthorization(bytes, headers.get("content-type") ?? ""),
   );
   c.res = undefined;
-  c.res = new Response(c.req.method === "HEAD" ? null : bytes, {
+  c.res = new Response(c.req.method === "HEAD" ? null : bytes as Uint8Array<ArrayBuffer>, {
     status: res.status,
     statusText: res.statusText,
     headers,
@@ -600,6 +605,8 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (read.rows !== null) headers["x-rows-returned"] = String(read.rows);
     if (next !== null) headers["link"] = `<${next}>; rel="next"`;
-    return c.body(reply.bytes as Uint8Array<ArrayBuffer>, 200, headers) as never;
+    const res = c.body(reply.bytes as Uint8Array<ArrayBuffer>, 200, headers);
+    c.set(PAGE_KEY as never, { bytes: reply.bytes, res } as never);
+    return res as never;
   });
 }

@@ -82,6 +82,7 @@ export const PEOPLE: FixtureTable = {
     ["9", "nine", "9.0000", null, null],
     ["11", "eleven", "11.0000", null, null],
     ["12", "twelve", "12.0000", null, null],
+    ["13", 'back\\slash \\n \\\\ "\\" tab\t, \u0001 \u007f', "13.0000", null, null],
   ],
 };
 

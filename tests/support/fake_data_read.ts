@@ -8,13 +8,17 @@
  * - `POST /data-publish/read/rows` (the same fields plus `dataset`, `table`, `limit`, `cursor`,
  *   `orientation`, `next_base`) → one page in key order, keyset-paged: the rows whose key is after the
  *   cursor's, whatever was added or removed since; `next` = `next_base` + the encoded cursor, or null on the
- *   last page; header `x-rows-returned`. 400 `invalid_cursor`, 404 `table_not_found`.
+ *   last page; header `x-rows-returned`. 400 `invalid_cursor`, 404 `table_not_found`, 422
+ *   `invalid_request` for a body out of the schema (`limit` outside 1..10000 included);
+ * - a table without a key (`key: []`, as every CSV file is) pages in row order, its cursor bound to the
+ *   table's version: after {@link FakeDataRead.republish} such a cursor is 409 `release_changed`, as the
+ *   real service answers a cursor into a replaced CSV file or a key-less table a republish replaced.
  *
  * Tests change a table between pages ({@link FakeDataRead.table}) to check the gateway's paging.
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 
 /** One published table. */
 export interface FakeReadTable {
@@ -25,6 +29,8 @@ export interface FakeReadTable {
   readonly key: readonly string[];
   /** Each row's values in column order, canonical CSV text, null for NULL. */
   rows: (string | null)[][];
+  /** Bumped by {@link FakeDataRead.republish}: a key-less table's cursors name it. */
+  version?: number;
 }
 
 /** The project run a request names. */
@@ -72,6 +78,16 @@ export class FakeDataRead {
     return table;
   }
 
+  /**
+   * Republishes a table with `rows`: keyed paging goes on after the last key read; a key-less table's
+   * cursors now get 409 `release_changed`.
+   */
+  republish(run: FakeReadRun, dataset: string, name: string, rows: (string | null)[][]): void {
+    const table = this.table(run, dataset, name);
+    table.rows = rows;
+    table.version = (table.version ?? 0) + 1;
+  }
+
   /** The publish service's read routes. */
   app(): Hono {
     const app = new Hono();
@@ -105,6 +121,19 @@ export class FakeDataRead {
       const body = await c.req.json();
       this.calls.push({ path: "rows", body });
       const requestId = c.req.header("x-request-id") ?? "none";
+      const problems = [
+        Number.isInteger(body.limit) && body.limit >= 1 && body.limit <= 10_000 ? "" : "limit",
+        body.cursor === null || typeof body.cursor === "string" ? "" : "cursor",
+        ["records", "tabular"].includes(body.orientation) ? "" : "orientation",
+        typeof body.next_base === "string" ? "" : "next_base",
+        typeof body.dataset === "string" && typeof body.table === "string" ? "" : "table",
+      ].filter((p) => p !== "");
+      if (problems.length > 0) {
+        return c.json(
+          envelope("invalid_request", `Invalid ${problems.join(", ")}`, requestId),
+          422,
+        );
+      }
       const tables = this.#runs.get(runKey(body));
       if (tables === undefined) {
         return c.json(envelope("release_not_published", "Nothing is published", requestId), 404);
@@ -113,6 +142,8 @@ export class FakeDataRead {
       if (table === undefined) {
         return c.json(envelope("table_not_found", `No table ${body.table}`, requestId), 404);
       }
+      const columns = table.columns.map((col) => ({ name: col.name, type: col.type }));
+      if (table.key.length === 0) return keylessPage(c, table, body, columns, requestId);
       let after: (string | null)[] | undefined;
       if (body.cursor !== null) {
         try {
@@ -143,21 +174,75 @@ export class FakeDataRead {
       const next = remaining.length > body.limit && last !== undefined
         ? body.next_base + encodeURIComponent(btoa(JSON.stringify(keyOf(last))))
         : null;
-      const columns = table.columns.map((col) => ({ name: col.name, type: col.type }));
       const values = body.orientation === "tabular" ? { rows: page } : {
         records: page.map((row) =>
           Object.fromEntries(table.columns.map((col, i) => [col.name, row[i] ?? null]))
         ),
       };
-      const text = JSON.stringify({
-        status: "success",
-        payload: { table: table.name, columns, ...values, next },
-      });
-      return c.body(text, 200, {
-        "content-type": "application/json",
-        "x-rows-returned": String(page.length),
-      });
+      return pageReply(c, table, columns, values, next, page.length);
     });
     return app;
   }
+}
+
+type Columns = { name: string; type: string }[];
+
+function pageReply(
+  c: Context,
+  table: FakeReadTable,
+  columns: Columns,
+  values: Record<string, unknown>,
+  next: string | null,
+  rows: number,
+): Response {
+  const text = JSON.stringify({
+    status: "success",
+    payload: { table: table.name, columns, ...values, next },
+  });
+  return c.body(text, 200, { "content-type": "application/json", "x-rows-returned": String(rows) });
+}
+
+/** A page of a table without a key: row order, the cursor bound to the table's version. */
+function keylessPage(
+  c: Context,
+  table: FakeReadTable,
+  // deno-lint-ignore no-explicit-any
+  body: Record<string, any>,
+  columns: Columns,
+  requestId: string,
+): Response {
+  const version = table.version ?? 0;
+  let at = 0;
+  if (body.cursor !== null) {
+    let cursor: { v?: unknown; at?: unknown };
+    try {
+      cursor = JSON.parse(atob(String(body.cursor)));
+      if (!Number.isInteger(cursor.v) || !Number.isInteger(cursor.at)) throw new Error();
+    } catch {
+      return c.json(envelope("invalid_cursor", "Cannot read the cursor", requestId), 400);
+    }
+    if (cursor.v !== version) {
+      return c.json(
+        envelope(
+          "release_changed",
+          `Cannot continue reading table "${table.name}" of dataset "${table.dataset}": it was ` +
+            "republished since the first page; start again without a cursor",
+          requestId,
+        ),
+        409,
+      );
+    }
+    at = cursor.at as number;
+  }
+  const page = table.rows.slice(at, at + body.limit);
+  const end = at + page.length;
+  const next = end < table.rows.length
+    ? body.next_base + encodeURIComponent(btoa(JSON.stringify({ v: version, at: end })))
+    : null;
+  const values = body.orientation === "tabular" ? { rows: page } : {
+    records: page.map((row) =>
+      Object.fromEntries(table.columns.map((col, i) => [col.name, row[i] ?? null]))
+    ),
+  };
+  return pageReply(c, table, columns, values, next, page.length);
 }

@@ -12,9 +12,21 @@
  *
  * @module
  */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import hawkModule from "hawk";
+import {
+  openSqliteReleaseStore,
+  sqliteReleaseStorePath,
+} from "../../adapters/sqlite/sqlite_release_store.ts";
+import { newRelease, withPublication } from "../../domain/release.ts";
+import { type ServiceProcess, startService } from "../../tests/support/processes.ts";
 import { DEST_DB, PG, postgresAdmin, W_COLUMNS_LIST } from "./databases.ts";
 import { median } from "./report.ts";
 import { peakRssMb, resetPeakRss, rssMb, say, sh } from "./processes.ts";
+
+// deno-lint-ignore no-explicit-any
+const hawk = hawkModule as any;
 
 /** What the read cell measured. */
 export interface ReadApiResult {
@@ -29,6 +41,145 @@ export interface ReadApiResult {
   readonly rssBeforeMb: number;
   /** Whether the checked run gave every id once, in key order. */
   readonly inOrderOnce: boolean;
+  /** The same table paged through the gateway's HAWK data API (`GET /data/v1/.../rows`). */
+  readonly gateway?: {
+    readonly seconds: number;
+    readonly limit: number;
+    /** Peak RSS of the publish service and of the gateway during those runs. */
+    readonly publishPeakRssMb: number;
+    readonly gatewayPeakRssMb: number;
+    readonly gatewayRssBeforeMb: number;
+    readonly inOrderOnce: boolean;
+  };
+}
+
+/** What starting the gateway in front of the publish service needs. */
+export interface ReadApiGatewayOptions {
+  /** A folder for the gateway's state, clients file and audit log. */
+  readonly work: string;
+  /** The secrets folder the publish service reads (the gateway's keys are added to it). */
+  readonly secrets: string;
+  /** More environment for the gateway (`ALLOWED_SOURCES_FILE`, ...). */
+  readonly env: Record<string, string>;
+}
+
+const BENCH_HAWK = {
+  id: "bench-pipeline",
+  key: `bench-hawk-${crypto.randomUUID()}`,
+  algorithm: "sha256",
+};
+
+/**
+ * Starts the gateway (approval) with `DATA_API=on`, one client allowed project `project`, and a published
+ * release of the run in its release store (as `POST /project/publish` leaves one); its process and the
+ * release id.
+ */
+async function startGateway(
+  publishUrl: string,
+  publishKey: string,
+  run: { project_name: string; project_start_time: string },
+  options: ReadApiGatewayOptions,
+): Promise<{ gateway: ServiceProcess; releaseId: string }> {
+  const stateDir = join(options.work, "gateway-state");
+  await mkdir(stateDir, { recursive: true });
+  const store = await openSqliteReleaseStore({ path: sqliteReleaseStorePath(stateDir) });
+  let releaseId: string;
+  try {
+    const now = new Date().toISOString();
+    const fresh = newRelease({
+      ...run,
+      destination: { type: "postgresql", name: "" },
+      requested_by: { kind: "key", id: "0123456789abcdef" },
+    }, now);
+    const { release } = await store.ensure(
+      withPublication(fresh, {
+        published_at: now,
+        receipt: { jws: "a.b.c", claims: {} },
+        crate: {},
+      }, null),
+    );
+    releaseId = release.id;
+  } finally {
+    await store.close();
+  }
+  for (
+    const [name, value] of Object.entries({
+      publishserviceapikey: publishKey,
+      approvalserviceapikey: `approval-${crypto.randomUUID()}`,
+      metadataserviceapikey: `metadata-${crypto.randomUUID()}`,
+      "hawk-bench-pipeline": BENCH_HAWK.key,
+    })
+  ) {
+    await writeFile(join(options.secrets, name), value);
+  }
+  const clientsFile = join(options.work, "data-api-clients.json");
+  await writeFile(
+    clientsFile,
+    JSON.stringify({
+      clients: [{
+        id: BENCH_HAWK.id,
+        secret_name: "hawk-bench-pipeline",
+        scopes: [{ project: run.project_name, tables: "*" }],
+      }],
+    }),
+  );
+  const publish = new URL(publishUrl);
+  const gateway = await startService("approval", {
+    ...options.env,
+    SECRETS_MNT_PATH: options.secrets,
+    STATE_DIR: stateDir,
+    AUDIT_LOG_PATH: join(options.work, "gateway-audit.jsonl"),
+    DATA_API: "on",
+    DATA_API_CLIENTS_FILE: clientsFile,
+    METADATA_CONTAINER_NAME: "127.0.0.1",
+    METADATA_CONTAINER_PORT: "9",
+    PUBLISH_CONTAINER_NAME: publish.hostname,
+    PUBLISH_CONTAINER_PORT: publish.port,
+  });
+  return { gateway, releaseId };
+}
+
+/** One page through the gateway, its `Server-Authorization` checked as a HAWK client does. */
+async function gatewayPage(url: string): Promise<{ text: string; rows: number }> {
+  const { header, artifacts } = hawk.client.header(url, "GET", { credentials: BENCH_HAWK });
+  const res = await fetch(url, { headers: { authorization: header } });
+  const text = await res.text();
+  const headers: Record<string, string> = {};
+  res.headers.forEach((value, name) => headers[name] = value);
+  hawk.client.authenticate({ headers }, BENCH_HAWK, artifacts, { payload: text, required: true });
+  if (res.status !== 200) throw new Error(`read through the gateway failed: ${text.slice(0, 500)}`);
+  return { text, rows: Number(res.headers.get("x-rows-returned")) };
+}
+
+/** Pages through the table via the gateway; seconds, rows, and whether ids came once in order. */
+async function pageThroughGateway(
+  base: string,
+  releaseId: string,
+  checked: boolean,
+): Promise<{ seconds: number; rows: number; ordered: boolean; lastId: bigint }> {
+  const started = performance.now();
+  let next: string | null =
+    `/data/v1/releases/${releaseId}/tables/wide/rows?limit=${READ_PAGE_ROWS}&orientation=tabular`;
+  let rows = 0;
+  let lastId = 0n;
+  let ordered = true;
+  while (next !== null) {
+    const page = await gatewayPage(base + next);
+    rows += page.rows;
+    if (checked) {
+      const json: { payload: { rows: string[][]; next: string | null } } = JSON.parse(page.text);
+      for (const row of json.payload.rows) {
+        const id = BigInt(row[0]!);
+        if (id !== lastId + 1n) ordered = false;
+        lastId = id;
+      }
+      next = json.payload.next;
+    } else {
+      const tail = page.text.slice(page.text.lastIndexOf('"next":') + 7, -2);
+      next = JSON.parse(tail);
+    }
+  }
+  return { seconds: (performance.now() - started) / 1000, rows, ordered, lastId };
 }
 
 /** Where the service is and how to reach it. */
@@ -55,7 +206,14 @@ export async function pgCopyToStdoutLimit(qualified: string): Promise<number> {
  */
 export async function measureReadApi(
   service: ReadApiService,
-  options: { rows: number; runs: number; source: unknown; schemaName: string },
+  options: {
+    rows: number;
+    runs: number;
+    source: unknown;
+    schemaName: string;
+    /** Also page through the gateway's HAWK data API. */
+    gateway?: ReadApiGatewayOptions;
+  },
 ): Promise<ReadApiResult> {
   const run = { project_name: "BenchRead", project_start_time: "20250101_000099" };
   const res = await fetch(`${service.url}/data-publish/package`, {
@@ -73,6 +231,7 @@ export async function measureReadApi(
   const [schema, table] = String(body.payload.data_retrieved[0].table_name).split(".");
   const qualified = `"${schema}"."${table}"`;
   const dest = postgresAdmin(DEST_DB);
+  let gateway: ServiceProcess | undefined;
   try {
     // What publish's grantReadAccess does.
     await dest.unsafe(
@@ -150,6 +309,49 @@ export async function measureReadApi(
       limits.push(limit);
       peak = Math.max(peak, await peakRssMb(service.pid));
     }
+    let viaGateway: ReadApiResult["gateway"];
+    if (options.gateway !== undefined) {
+      const started = await startGateway(service.url, service.key, run, options.gateway);
+      gateway = started.gateway;
+      const gTimes: number[] = [];
+      const gLimits: number[] = [];
+      let publishPeak = 0;
+      let gatewayPeak = 0;
+      let gatewayBefore = 0;
+      let gatewayOrdered = false;
+      for (let attempt = 0; attempt <= options.runs; attempt++) {
+        const checked = attempt === 0;
+        const limit = await pgCopyToStdoutLimit(qualified);
+        gatewayBefore = await rssMb(gateway.pid);
+        await resetPeakRss(service.pid);
+        await resetPeakRss(gateway.pid);
+        const paged = await pageThroughGateway(gateway.url, started.releaseId, checked);
+        if (paged.rows !== options.rows) {
+          throw new Error(`read ${paged.rows} rows through the gateway, expected ${options.rows}`);
+        }
+        if (checked) {
+          gatewayOrdered = paged.ordered && paged.lastId === BigInt(options.rows);
+          say(
+            `read API via the gateway, warm-up (checked): ${
+              paged.seconds.toFixed(2)
+            } s, every id once in order: ${gatewayOrdered}`,
+          );
+          continue;
+        }
+        gTimes.push(paged.seconds);
+        gLimits.push(limit);
+        publishPeak = Math.max(publishPeak, await peakRssMb(service.pid));
+        gatewayPeak = Math.max(gatewayPeak, await peakRssMb(gateway.pid));
+      }
+      viaGateway = {
+        seconds: median(gTimes),
+        limit: median(gLimits),
+        publishPeakRssMb: publishPeak,
+        gatewayPeakRssMb: gatewayPeak,
+        gatewayRssBeforeMb: gatewayBefore,
+        inOrderOnce: gatewayOrdered,
+      };
+    }
     return {
       rows: options.rows,
       pages,
@@ -158,8 +360,10 @@ export async function measureReadApi(
       peakRssMb: peak,
       rssBeforeMb: rssBefore,
       inOrderOnce,
+      ...(viaGateway === undefined ? {} : { gateway: viaGateway }),
     };
   } finally {
+    await gateway?.stop();
     await dest.unsafe(`drop schema if exists "${schema}" cascade`);
     await dest.end();
   }
@@ -171,7 +375,14 @@ export function readApiSummary(r: ReadApiResult): string {
     `${r.seconds.toFixed(2)} s, limit ${r.limit.toFixed(2)} s, ratio ${
       (r.seconds / r.limit).toFixed(2)
     }, ` +
-    `RSS before ${r.rssBeforeMb} MB, peak RSS ${r.peakRssMb} MB, every row once in order: ${r.inOrderOnce}`;
+    `RSS before ${r.rssBeforeMb} MB, peak RSS ${r.peakRssMb} MB, every row once in order: ${r.inOrderOnce}` +
+    (r.gateway === undefined
+      ? ""
+      : `; via the gateway (HAWK): ${r.gateway.seconds.toFixed(2)} s, limit ${
+        r.gateway.limit.toFixed(2)
+      } s, ratio ${
+        (r.gateway.seconds / r.gateway.limit).toFixed(2)
+      }, peak RSS publish ${r.gateway.publishPeakRssMb} MB, gateway ${r.gateway.gatewayRssBeforeMb} → ${r.gateway.gatewayPeakRssMb} MB, every row once in order: ${r.gateway.inOrderOnce}`);
 }
 
 /** The cell as a Markdown table, for the report. */
@@ -181,10 +392,21 @@ export function readApiReport(r: ReadApiResult): string {
     "`POST /data-publish/read/rows` (limit 10,000, tabular), against `psql \\copy (select ...) to stdout` " +
     "to /dev/null.",
     "",
-    "| rows | pages | read API (s) | psql \\copy to stdout (s) | ratio | RSS before (MB) | peak RSS (MB) | every row once, in order |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    `| ${r.rows} | ${r.pages} | ${r.seconds.toFixed(2)} | ${r.limit.toFixed(2)} | ${
+    "| path | rows | pages | read API (s) | psql \\copy to stdout (s) | ratio | RSS before (MB) | peak RSS (MB) | every row once, in order |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    `| publish route | ${r.rows} | ${r.pages} | ${r.seconds.toFixed(2)} | ${r.limit.toFixed(2)} | ${
       (r.seconds / r.limit).toFixed(2)
     } | ${r.rssBeforeMb} | ${Math.round(r.peakRssMb)} | ${r.inOrderOnce ? "yes" : "NO"} |`,
+    ...(r.gateway === undefined ? [] : [
+      `| gateway, HAWK | ${r.rows} | ${r.pages} | ${r.gateway.seconds.toFixed(2)} | ${
+        r.gateway.limit.toFixed(2)
+      } | ${
+        (r.gateway.seconds / r.gateway.limit).toFixed(2)
+      } | gateway ${r.gateway.gatewayRssBeforeMb} | publish ${
+        Math.round(r.gateway.publishPeakRssMb)
+      }, gateway ${Math.round(r.gateway.gatewayPeakRssMb)} | ${
+        r.gateway.inOrderOnce ? "yes" : "NO"
+      } |`,
+    ]),
   ].join("\n");
 }
