@@ -92,7 +92,7 @@ export function csvToJson(
         // A quoted field: `""` is a quote; the rest is escaped for JSON.
         i++;
         out[o++] = QUOTE;
-        for (;;) {
+        quoted: for (;;) {
           if (i >= n) {
             if (final) throw new SyntaxError("Cannot transcode CSV: unterminated quoted field");
             o = outStart;
@@ -112,7 +112,7 @@ export function csvToJson(
               continue;
             }
             i++;
-            break;
+            break quoted;
           }
           if (b >= 0x20 && b !== BACKSLASH) out[o++] = b;
           else o = escape(out, o, b);
