@@ -139,7 +139,11 @@ class SharedHashingWorker {
       if (listener === undefined) return;
       if ("buffer" in data) listener.buffer(data.buffer);
       else if ("sha512" in data) listener.digest(data.sha512);
-      else listener.fail(new Error(`Cannot hash the file: ${data.error}`));
+      else {
+        // The worker has forgotten the stream; it is closed before its writer hears why.
+        this.close(data.stream, true);
+        listener.fail(new Error(`Cannot hash the file: ${data.error}`));
+      }
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
@@ -376,7 +380,7 @@ export class HashingFileWriter {
           this.#wake();
         },
         fail: (error) => {
-          // The worker has closed this stream already.
+          // The shared worker has closed this stream already.
           this.#worker = undefined;
           this.#stop(error);
         },
