@@ -17,13 +17,16 @@ const { values } = parseArgs({
     writer: { type: "string" },
   },
 });
-const writerModule = values.writer ?? new URL("../../adapters/filesystem/sha512.ts", import.meta.url).href;
+const writerModule = values.writer ??
+  new URL("../../adapters/filesystem/sha512.ts", import.meta.url).href;
 const { HashingFileWriter } = await import(writerModule);
 const files = Number(values.files);
 const chunks = Number(values.mib) * 4;
 
 function vm(field: string): number {
-  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) => l.startsWith(field));
+  const line = Deno.readTextFileSync("/proc/self/status").split("\n").find((l) =>
+    l.startsWith(field)
+  );
   return Number(line!.split(/\s+/)[1]) / 1024;
 }
 
