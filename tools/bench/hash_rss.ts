@@ -9,6 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
+import { say } from "./processes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -50,7 +51,7 @@ try {
     return digest.sha512 === hash.digest("hex");
   }));
   const seconds = (performance.now() - started) / 1000;
-  console.log(
+  say(
     JSON.stringify({
       files,
       mib: Number(values.mib),
