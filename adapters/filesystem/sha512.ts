@@ -7,7 +7,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { type FileHandle, open, rm } from "node:fs/promises";
 import { openPlainFile } from "./confined_tree.ts";
-import type { HashChunk, HashReply } from "./sha512_worker.ts";
+import type { HashReply, HashRequest } from "./sha512_worker.ts";
 
 /** A file's SHA-512 (lower-case hex) and size. */
 export interface FileDigest {
@@ -88,7 +88,8 @@ export const HASH_BUFFER_BYTES = 1 << 20;
 
 /**
  * How many {@link HASH_BUFFER_BYTES} buffers a {@link HashingFileWriter} fills at most: when the worker
- * hashes slower than bytes arrive, the writer waits for a buffer to come back, so memory stays bounded.
+ * hashes slower than bytes arrive, the writer waits for a buffer to come back, so memory stays bounded
+ * (per file being written, whatever the number of files sharing the worker).
  */
 export const HASH_BUFFERS = 4;
 
@@ -96,14 +97,155 @@ export const HASH_BUFFERS = 4;
 export const SHA512_WORKER = new URL("./sha512_worker.ts", import.meta.url);
 
 /**
+ * How long the hashing worker outlives its last stream (ms): a package writing its tables one after
+ * another keeps one worker, and a process with nothing to hash ends without waiting for more.
+ */
+export const HASH_WORKER_IDLE_MS = 200;
+
+/** What a {@link HashingFileWriter} hears from the shared worker about its stream. */
+interface StreamListener {
+  buffer(buffer: ArrayBuffer): void;
+  digest(sha512: string): void;
+  fail(error: Error): void;
+}
+
+let workersStarted = 0;
+
+/** How many hashing workers this process has started (tests check that concurrent files share one). */
+export function hashingWorkersStarted(): number {
+  return workersStarted;
+}
+
+/**
+ * One hashing worker, shared by the files being written, each a stream with its own id: the worker
+ * keeps a hash per stream, and messages of one stream stay in order. It ends after
+ * {@link HASH_WORKER_IDLE_MS} without a stream, or when it fails (failing every stream it had).
+ */
+class SharedHashingWorker {
+  readonly #worker: Worker;
+  readonly #streams = new Map<number, StreamListener>();
+  readonly #onEnd: () => void;
+  #next = 1;
+  #idle: ReturnType<typeof setTimeout> | undefined;
+  #ended = false;
+
+  constructor(module: URL, onEnd: () => void) {
+    this.#onEnd = onEnd;
+    this.#worker = new Worker(module.href, { type: "module" });
+    workersStarted++;
+    this.#worker.onmessage = ({ data }: MessageEvent<HashReply>) => {
+      // A stream that was closed meanwhile (abandoned) ignores its replies.
+      const listener = this.#streams.get(data.stream);
+      if (listener === undefined) return;
+      if ("buffer" in data) listener.buffer(data.buffer);
+      else if ("sha512" in data) listener.digest(data.sha512);
+      else {
+        // The worker has forgotten the stream; it is closed before its writer hears why.
+        this.close(data.stream, true);
+        listener.fail(new Error(`Cannot hash the file: ${data.error}`));
+      }
+    };
+    this.#worker.onerror = (event) => {
+      event.preventDefault();
+      this.#fail(new Error(`Cannot hash the file: the hashing worker failed: ${event.message}`));
+    };
+    this.#worker.onmessageerror = () => {
+      this.#fail(new Error("Cannot hash the file: a message of the hashing worker was lost"));
+    };
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get idle(): boolean {
+    return this.#streams.size === 0;
+  }
+
+  /** Opens a stream; its id names its messages. */
+  open(listener: StreamListener): number {
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#idle = undefined;
+    const stream = this.#next++;
+    this.#streams.set(stream, listener);
+    return stream;
+  }
+
+  send(stream: number, buffer: ArrayBuffer, length: number): void {
+    this.#worker.postMessage({ stream, buffer, length } satisfies HashRequest, [buffer]);
+  }
+
+  digest(stream: number): void {
+    this.#worker.postMessage({ stream, end: "digest" } satisfies HashRequest);
+  }
+
+  /** Closes a stream (the worker forgets its hash unless it sent the digest); the last one starts the idle wait. */
+  close(stream: number, digested: boolean): void {
+    if (!this.#streams.delete(stream) || this.#ended) return;
+    if (!digested) this.#worker.postMessage({ stream, end: "drop" } satisfies HashRequest);
+    if (this.#streams.size > 0) return;
+    const idle = setTimeout(() => this.end(), HASH_WORKER_IDLE_MS);
+    // The worker holds the process while it runs; the timer need not.
+    Deno.unrefTimer(idle);
+    this.#idle = idle;
+  }
+
+  /** Terminates the worker; streams still open learn it from their next call. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#idle !== undefined) clearTimeout(this.#idle);
+    this.#idle = undefined;
+    this.#worker.terminate();
+    this.#onEnd();
+  }
+
+  #fail(error: Error): void {
+    const listeners = [...this.#streams.values()];
+    this.#streams.clear();
+    this.end();
+    for (const listener of listeners) listener.fail(error);
+  }
+}
+
+/** The running worker of each worker module (one in production: {@link SHA512_WORKER}). */
+const sharedWorkers = new Map<string, SharedHashingWorker>();
+
+/** The shared worker of a module, started when none runs. */
+function sharedWorker(module: URL): SharedHashingWorker {
+  const running = sharedWorkers.get(module.href);
+  if (running !== undefined && !running.ended) return running;
+  const worker: SharedHashingWorker = new SharedHashingWorker(module, () => {
+    if (sharedWorkers.get(module.href) === worker) sharedWorkers.delete(module.href);
+  });
+  sharedWorkers.set(module.href, worker);
+  return worker;
+}
+
+/**
+ * Ends now every hashing worker without a stream instead of after {@link HASH_WORKER_IDLE_MS} (for tests
+ * that check for leaked timers, and for a clean shutdown). Returns how many are still busy.
+ */
+export function stopIdleHashingWorkers(): number {
+  let busy = 0;
+  for (const worker of [...sharedWorkers.values()]) {
+    if (worker.idle) worker.end();
+    else busy++;
+  }
+  return busy;
+}
+
+/**
  * A file being written whose SHA-512 and size are computed from the same bytes.
  *
  * SHA-512 costs about 2 ns a byte (0.4 s for a 188 MB file) on the JavaScript thread, which also reads
  * and encodes the rows, so the hash runs on a worker: each chunk is copied into one of at most
  * {@link HASH_BUFFERS} buffers of {@link HASH_BUFFER_BYTES}, which are transferred to the worker in
- * order and come back emptied (the copy costs about 30 µs a MiB, the hash about 2 ms). The worker starts
- * with the first full buffer: a smaller file is hashed here, without one. {@link finish} and
- * {@link abandon} end the worker, whatever happened.
+ * order and come back emptied (the copy costs about 30 µs a MiB, the hash about 2 ms). One worker serves
+ * every file being written in the process (each a stream of its own, so a worker costs its 10-26 MB of
+ * memory once); a file opens its stream with its first full buffer (a smaller file is hashed here), and
+ * {@link finish} and {@link abandon} close it whatever happened. The worker starts with the first
+ * stream and ends {@link HASH_WORKER_IDLE_MS} after the last one closes.
  */
 export class HashingFileWriter {
   readonly #file: FileHandle;
@@ -116,7 +258,10 @@ export class HashingFileWriter {
   /** The buffer being filled, and how much of it is. */
   #current: Uint8Array | undefined;
   #filled = 0;
-  #worker: Worker | undefined;
+  /** The shared worker and this file's stream on it, from the first full buffer until closed. */
+  #worker: SharedHashingWorker | undefined;
+  #stream = 0;
+  #hashed = false;
   /** Callers waiting for a buffer to come back, or for the digest. */
   #waiting: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #sha512: string | undefined;
@@ -160,7 +305,7 @@ export class HashingFileWriter {
     await this.#hash(data);
   }
 
-  /** Flushes and closes the file and returns its digest; the worker has ended when this settles. */
+  /** Flushes and closes the file and returns its digest; its stream on the worker is closed when this settles. */
   async finish(): Promise<FileDigest> {
     try {
       try {
@@ -175,7 +320,7 @@ export class HashingFileWriter {
     }
   }
 
-  /** Ends the worker, closes the file without a digest and deletes it (after a failure or an abort). */
+  /** Closes its stream on the worker and the file, without a digest, and deletes it (after a failure or an abort). */
   async abandon(): Promise<void> {
     this.#stop(new Error("The hashing file writer was abandoned"));
     await this.#pending.catch(() => {});
@@ -210,36 +355,43 @@ export class HashingFileWriter {
     }
   }
 
-  /** Resolves at the worker's next reply (rejects when the writer fails or stops). */
+  /** Resolves at the worker's next reply to this stream (rejects when the writer fails or stops). */
   #next(): Promise<void> {
     return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
   }
 
-  /** Transfers the buffer being filled to the worker, starting it if need be. */
+  /** Transfers the buffer being filled to the worker, opening this file's stream if need be. */
   #send(): void {
     const buffer = this.#current!.buffer as ArrayBuffer;
     const length = this.#filled;
     this.#current = undefined;
     this.#filled = 0;
-    this.#worker ??= this.#start();
-    this.#worker.postMessage({ buffer, length } satisfies HashChunk, [buffer]);
+    this.#throwIfFailed();
+    if (!this.#hashed) {
+      this.#hashed = true;
+      this.#worker = sharedWorker(this.#workerModule);
+      this.#stream = this.#worker.open({
+        buffer: (emptied) => {
+          this.#free.push(emptied);
+          this.#wake();
+        },
+        digest: (sha512) => {
+          this.#sha512 = sha512;
+          this.#wake();
+        },
+        fail: (error) => {
+          // The shared worker has closed this stream already.
+          this.#worker = undefined;
+          this.#stop(error);
+        },
+      });
+    }
+    if (this.#worker === undefined) throw new Error("Cannot hash the file: its stream is closed");
+    this.#worker.send(this.#stream, buffer, length);
   }
 
-  #start(): Worker {
-    const worker = new Worker(this.#workerModule.href, { type: "module" });
-    worker.onmessage = ({ data }: MessageEvent<HashReply>) => {
-      if ("sha512" in data) this.#sha512 = data.sha512;
-      else this.#free.push(data.buffer);
-      this.#wake();
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      this.#stop(new Error(`Cannot hash the file: the hashing worker failed: ${event.message}`));
-    };
-    worker.onmessageerror = () => {
-      this.#stop(new Error("Cannot hash the file: a message of the hashing worker was lost"));
-    };
-    return worker;
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure.error;
   }
 
   #wake(): void {
@@ -248,15 +400,16 @@ export class HashingFileWriter {
     for (const w of waiting) w.resolve();
   }
 
-  /** The digest of every byte written: from the worker if it started, else computed here. */
+  /** The digest of every byte written: from the worker if this file used it, else computed here. */
   async #digest(): Promise<string> {
-    if (this.#worker === undefined) {
+    if (!this.#hashed) {
       const hash = createHash("sha512");
       if (this.#current !== undefined) hash.update(this.#current.subarray(0, this.#filled));
       return hash.digest("hex");
     }
     if (this.#filled > 0) this.#send();
-    this.#worker.postMessage("digest");
+    this.#throwIfFailed();
+    this.#worker!.digest(this.#stream);
     while (this.#sha512 === undefined) {
       if (this.#failure !== undefined) throw this.#failure.error;
       await this.#next();
@@ -264,9 +417,9 @@ export class HashingFileWriter {
     return this.#sha512;
   }
 
-  /** Ends the worker (if any) and fails whoever waits for it. */
+  /** Closes this file's stream (if open) and fails whoever waits for it. */
   #stop(error: unknown): void {
-    this.#worker?.terminate();
+    this.#worker?.close(this.#stream, this.#sha512 !== undefined);
     this.#worker = undefined;
     this.#failure ??= { error };
     const waiting = this.#waiting;

@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { HASH_BUFFER_BYTES, HASH_BUFFERS, HashingFileWriter, SHA512_WORKER } from "./sha512.ts";
+import {
+  HASH_BUFFER_BYTES,
+  HASH_BUFFERS,
+  HASH_WORKER_IDLE_MS,
+  HashingFileWriter,
+  hashingWorkersStarted,
+  SHA512_WORKER,
+  stopIdleHashingWorkers,
+} from "./sha512.ts";
 
 const MiB = HASH_BUFFER_BYTES;
 
@@ -147,6 +155,186 @@ Deno.test("HashingFileWriter reports a failing worker, and abandon deletes the f
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Writes `chunks` in turn, yielding between them so that concurrent writers interleave. */
+async function writeAll(out: HashingFileWriter, chunks: Uint8Array[]): Promise<void> {
+  for (const chunk of chunks) {
+    await out.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return whole;
+}
+
+/** Chunks of odd sizes (across buffer boundaries) adding up to about `total` bytes. */
+function chunked(total: number, seed: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let n = 0, i = 0; n < total; i++) {
+    const size = Math.min(total - n, 200_003 + 7_919 * ((seed + i) % 50));
+    chunks.push(bytes(size, seed * 1000 + i));
+    n += size;
+  }
+  return chunks;
+}
+
+// These tests check timers too: each ends its idle worker, whose timer would otherwise be left.
+const sanitized = { sanitizeOps: true, sanitizeResources: true };
+
+Deno.test(
+  "concurrent HashingFileWriters share one worker, each with its own digest",
+  sanitized,
+  async () => {
+    assert.equal(stopIdleHashingWorkers(), 0, "a worker of an earlier test is still busy");
+    const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+    try {
+      const started = hashingWorkersStarted();
+      // Five files at once: four through the worker (one of exactly 3 MiB), one too small to need it.
+      const files = [
+        chunked(9 * MiB + 12_345, 1),
+        chunked(3 * MiB, 2),
+        chunked((HASH_BUFFERS + 1) * MiB - 1, 3),
+        [bytes(2 * MiB + 1, 4)],
+        [bytes(1000, 5)],
+      ];
+      const writers = await Promise.all(
+        files.map((_, i) => HashingFileWriter.create(join(dir, `f${i}`))),
+      );
+      await Promise.all(writers.map((out, i) => writeAll(out, files[i]!)));
+      const digests = await Promise.all(writers.map((out) => out.finish()));
+      for (const [i, chunks] of files.entries()) {
+        const whole = concat(chunks);
+        assert.deepStrictEqual(digests[i], { sha512: sha512(whole), bytes: whole.length }, `f${i}`);
+        assert.deepStrictEqual(new Uint8Array(await readFile(join(dir, `f${i}`))), whole, `f${i}`);
+      }
+      assert.equal(hashingWorkersStarted() - started, 1, "the files did not share one worker");
+    } finally {
+      stopIdleHashingWorkers();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a file abandoned mid-way leaves the others sharing its worker unharmed",
+  sanitized,
+  async () => {
+    assert.equal(stopIdleHashingWorkers(), 0, "a worker of an earlier test is still busy");
+    const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+    try {
+      const started = hashingWorkersStarted();
+      const a = await HashingFileWriter.create(join(dir, "a"));
+      const b = await HashingFileWriter.create(join(dir, "b"));
+      const c = await HashingFileWriter.create(join(dir, "c"));
+      const [aChunks, bChunks, cChunks] = [
+        chunked(8 * MiB, 6),
+        chunked(6 * MiB, 7),
+        chunked(7 * MiB, 8),
+      ];
+      // b abandons with buffers still at the worker, while a and c are half way.
+      await Promise.all([
+        writeAll(a, aChunks.slice(0, 20)),
+        writeAll(b, bChunks),
+        writeAll(c, cChunks.slice(0, 15)),
+      ]);
+      await b.abandon();
+      await assert.rejects(Deno.stat(join(dir, "b")), Deno.errors.NotFound);
+      await assert.rejects(b.write(bytes(10, 9)), /abandoned/);
+      // A file started after the abandon joins the same worker.
+      const d = await HashingFileWriter.create(join(dir, "d"));
+      const dChunks = chunked(5 * MiB + 3, 10);
+      await Promise.all([
+        writeAll(a, aChunks.slice(20)),
+        writeAll(c, cChunks.slice(15)),
+        writeAll(d, dChunks),
+      ]);
+      for (const [out, chunks] of [[a, aChunks], [c, cChunks], [d, dChunks]] as const) {
+        const whole = concat(chunks);
+        assert.deepStrictEqual(await out.finish(), { sha512: sha512(whole), bytes: whole.length });
+      }
+      assert.equal(hashingWorkersStarted() - started, 1);
+    } finally {
+      stopIdleHashingWorkers();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test("a stream the worker cannot hash fails alone", sanitized, async () => {
+  assert.equal(stopIdleHashingWorkers(), 0, "a worker of an earlier test is still busy");
+  const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+  try {
+    // The real worker, refusing every buffer that starts with 0xff (as it reports a hash's error).
+    const workerModule = join(dir, "refusing_worker.ts");
+    await Deno.writeTextFile(
+      workerModule,
+      `import ${JSON.stringify(SHA512_WORKER.href)};
+const scope = self as unknown as { onmessage: (e: MessageEvent) => void; postMessage(m: unknown): void };
+const hash = scope.onmessage;
+scope.onmessage = (e) => {
+  const { stream, buffer } = e.data;
+  if (buffer !== undefined && new Uint8Array(buffer)[0] === 0xff) {
+    scope.postMessage({ stream, error: "refused" });
+  } else hash(e);
+};
+`,
+    );
+    const module = new URL(`file://${workerModule}`);
+    const good = await HashingFileWriter.create(join(dir, "good"), { workerModule: module });
+    const bad = await HashingFileWriter.create(join(dir, "bad"), { workerModule: module });
+    const goodChunks = chunked(6 * MiB, 11).map((c) => (c[0] = 0, c));
+    await writeAll(good, goodChunks.slice(0, 10));
+    await assert.rejects(async () => {
+      for (let i = 0; i < 3 * HASH_BUFFERS; i++) await bad.write(new Uint8Array(MiB).fill(0xff));
+      await bad.finish();
+    }, /Cannot hash the file: refused/);
+    await bad.abandon();
+    await writeAll(good, goodChunks.slice(10));
+    const whole = concat(goodChunks);
+    assert.deepStrictEqual(await good.finish(), { sha512: sha512(whole), bytes: whole.length });
+  } finally {
+    stopIdleHashingWorkers();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test(
+  "the hashing worker starts with the first stream and ends when idle",
+  sanitized,
+  async () => {
+    assert.equal(stopIdleHashingWorkers(), 0, "a worker of an earlier test is still busy");
+    const dir = await Deno.makeTempDir({ prefix: "cr8tor-sha512-" });
+    try {
+      const started = hashingWorkersStarted();
+      const write = async (name: string, length: number) => {
+        const out = await HashingFileWriter.create(join(dir, name));
+        await out.write(bytes(length, 12));
+        return out.finish();
+      };
+      await write("small", MiB - 1);
+      assert.equal(hashingWorkersStarted(), started, "a file under one buffer started a worker");
+      await write("first", 2 * MiB);
+      // The next file, right after, finds the worker still there.
+      await write("second", 2 * MiB);
+      assert.equal(hashingWorkersStarted() - started, 1);
+      // After the idle wait it has ended, and the next file starts another.
+      await new Promise((resolve) => setTimeout(resolve, HASH_WORKER_IDLE_MS + 200));
+      assert.equal(stopIdleHashingWorkers(), 0);
+      await write("third", 2 * MiB);
+      assert.equal(hashingWorkersStarted() - started, 2);
+    } finally {
+      stopIdleHashingWorkers();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("no hashing worker outlives a finished, failed, aborted or abandoned write", async () => {
   // An idle worker keeps a Deno process alive: the child below ends on its own only if every
