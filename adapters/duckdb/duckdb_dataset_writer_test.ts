@@ -26,6 +26,7 @@ import {
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
 import { DuckdbDatasetWriter, FLUSH_ROWS } from "./duckdb_dataset_writer.ts";
+import { bcLast, formatInterval } from "./duckdb_release_file.ts";
 import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -60,44 +61,6 @@ function formatReal(value: number): string {
     if (Math.fround(Number(digits)) === value) return layout(value, 6, digits);
   }
   throw new RangeError(`${value} is not a 4-byte float`);
-}
-
-function two(n: bigint): string {
-  return String(n).padStart(2, "0");
-}
-
-/** An interval in PostgreSQL's `postgres` style (`EncodeInterval`, `INTSTYLE_POSTGRES`). */
-function formatInterval({ months, days, micros }: DuckDBIntervalValue): string {
-  let out = "";
-  let isZero = true;
-  let isBefore = false;
-  function part(value: number, unit: string): void {
-    if (value === 0) return;
-    out += `${isZero ? "" : " "}${isBefore && value > 0 ? "+" : ""}${value} ${unit}${
-      value !== 1 ? "s" : ""
-    }`;
-    isBefore = value < 0;
-    isZero = false;
-  }
-  part(Math.trunc(months / 12), "year");
-  part(months % 12, "mon");
-  part(days, "day");
-  if (isZero || micros !== 0n) {
-    const minus = micros < 0n;
-    const abs = minus ? -micros : micros;
-    const fraction = abs % 1_000_000n;
-    out += `${isZero ? "" : " "}${minus ? "-" : isBefore ? "+" : ""}${two(abs / 3_600_000_000n)}:${
-      two((abs / 60_000_000n) % 60n)
-    }:${two((abs / 1_000_000n) % 60n)}${
-      fraction === 0n ? "" : `.${String(fraction).padStart(6, "0").replace(/0+$/, "")}`
-    }`;
-  }
-  return out;
-}
-
-/** DuckDB writes `0044-03-15 (BC) 12:00:00+00`; PostgreSQL `0044-03-15 12:00:00+00 BC`. */
-function bcLast(text: string): string {
-  return text.replace(/^(\S+) \(BC\)(.*)$/, "$1$2 BC");
 }
 
 type Reader = {

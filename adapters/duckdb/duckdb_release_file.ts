@@ -42,7 +42,7 @@ interface ColumnReader {
 const AS_TEXT: ColumnReader = { select: (c) => `CAST(${c} AS VARCHAR)`, format: String };
 
 /** DuckDB writes `0044-03-15 (BC) 12:00:00+00`; canonical text has ` BC` last. */
-function bcLast(text: string): string {
+export function bcLast(text: string): string {
   return text.replace(/^(\S+) \(BC\)(.*)$/, "$1$2 BC");
 }
 
@@ -51,7 +51,7 @@ function two(n: bigint): string {
 }
 
 /** An interval in PostgreSQL's `postgres` style (`EncodeInterval`, `INTSTYLE_POSTGRES`). */
-function formatInterval({ months, days, micros }: DuckDBIntervalValue): string {
+export function formatInterval({ months, days, micros }: DuckDBIntervalValue): string {
   let out = "";
   let isZero = true;
   let isBefore = false;
