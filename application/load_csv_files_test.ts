@@ -4,14 +4,15 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
-import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
-import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
 import { CsvLoadRefusedError } from "../domain/csv_tables.ts";
 import { projectIdentifier } from "../domain/names.ts";
 import type { StagedFile, StagingWork } from "../domain/staging_layout.ts";
 import { DestinationValueError } from "../ports/destination_database.ts";
 import { StagingIntegrityError } from "../ports/filestore.ts";
-import { DestinationSandbox } from "../tests/support/destination_databases.ts";
+import {
+  DestinationSandbox,
+  sandboxPostgresqlDestination,
+} from "../tests/support/destination_databases.ts";
 import { FakeOpal } from "../tests/support/fake_opal.ts";
 import { ignorePostgres } from "../tests/support/services.ts";
 import { destinationChooser } from "./destinations.ts";
@@ -62,23 +63,7 @@ async function withLoad(
     const destination = destinationChooser({
       filestores: new Map(),
       writers: { csv: new CsvDatasetWriter(), duckdb: new CsvDatasetWriter() },
-      postgresql: {
-        connect: () => connectPostgresDestination(sandbox.options()),
-        opal: () =>
-          Promise.resolve(
-            new HttpOpalClient({
-              baseUrl: opal.url,
-              username: opal.admin.username,
-              password: opal.admin.password,
-              timeoutMs: 5_000,
-            }),
-          ),
-        resourceAccess: () =>
-          Promise.resolve({
-            database: { host: "127.0.0.1", port: 5432, database: sandbox.database },
-            readOnly: { username: sandbox.reader, password: sandbox.readerPassword },
-          }),
-      },
+      postgresql: sandboxPostgresqlDestination(sandbox, opal),
     })({ type: "postgresql", name: "", format: "sql" });
     const work = new Work(dir);
     const locks = new ProjectLocks();

@@ -13,7 +13,6 @@ import { CsvDatasetWriter } from "../adapters/filesystem/csv_dataset_writer.ts";
 import { HttpOpalClient } from "../adapters/opal/http_opal_client.ts";
 import { MemoryDestinationDatabase } from "../adapters/memory/memory_destination_database.ts";
 import { MemorySourceDatabase } from "../adapters/memory/memory_source_database.ts";
-import { connectPostgresDestination } from "../adapters/postgres/postgres_destination.ts";
 import {
   DataContractPublishRequest,
   DataContractTransferRequest,
@@ -25,7 +24,10 @@ import { projectIdentifier } from "../domain/names.ts";
 import type { ProgressReport } from "../ports/destination.ts";
 import { NothingStagedError } from "../ports/filestore.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "../tests/support/catalogs.ts";
-import { DestinationSandbox } from "../tests/support/destination_databases.ts";
+import {
+  DestinationSandbox,
+  sandboxPostgresqlDestination,
+} from "../tests/support/destination_databases.ts";
 import { FakeOpal } from "../tests/support/fake_opal.ts";
 import {
   aBothTablesTransfer,
@@ -92,23 +94,7 @@ function postgresqlOf(sandbox: DestinationSandbox, opal: FakeOpal) {
   return destinationChooser({
     filestores: new Map(),
     writers: { csv: new CsvDatasetWriter(), duckdb: new CsvDatasetWriter() },
-    postgresql: {
-      connect: () => connectPostgresDestination(sandbox.options()),
-      opal: () =>
-        Promise.resolve(
-          new HttpOpalClient({
-            baseUrl: opal.url,
-            username: opal.admin.username,
-            password: opal.admin.password,
-            timeoutMs: 5_000,
-          }),
-        ),
-      resourceAccess: () =>
-        Promise.resolve({
-          database: { host: "127.0.0.1", port: 5432, database: sandbox.database },
-          readOnly: { username: sandbox.reader, password: sandbox.readerPassword },
-        }),
-    },
+    postgresql: sandboxPostgresqlDestination(sandbox, opal),
   })(PUBLISH.destination);
 }
 

@@ -3,12 +3,13 @@ import { createHash } from "node:crypto";
 import type { Ed25519ReleaseSigner } from "../../adapters/crypto/ed25519_release_signer.ts";
 import { canonicalJson } from "../../domain/audit.ts";
 import { verifyReceipt } from "../../domain/release_receipt.ts";
-import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
-import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { projectIdentifier } from "../../domain/names.ts";
 import { PUBLISH_KEY } from "../../tests/support/apps.ts";
-import { DestinationSandbox } from "../../tests/support/destination_databases.ts";
+import {
+  DestinationSandbox,
+  sandboxPostgresqlDestination,
+} from "../../tests/support/destination_databases.ts";
 import { FakeOpal } from "../../tests/support/fake_opal.ts";
 import { withHttpSourcesService } from "../../tests/support/http_sources_service.ts";
 import { testReleaseSigner } from "../../tests/support/release_signing.ts";
@@ -53,23 +54,7 @@ async function withPostgresqlSources(
   await using opal = await FakeOpal.start();
   try {
     await sandbox.create();
-    const postgresql: PostgresqlDestination = {
-      connect: () => connectPostgresDestination(sandbox.options()),
-      opal: () =>
-        Promise.resolve(
-          new HttpOpalClient({
-            baseUrl: opal.url,
-            username: opal.admin.username,
-            password: opal.admin.password,
-            timeoutMs: 5_000,
-          }),
-        ),
-      resourceAccess: () =>
-        Promise.resolve({
-          database: { host: "127.0.0.1", port: 5432, database: sandbox.database },
-          readOnly: { username: sandbox.reader, password: sandbox.readerPassword },
-        }),
-    };
+    const postgresql: PostgresqlDestination = sandboxPostgresqlDestination(sandbox, opal);
     await withHttpSourcesService(async ({ server, service }) => {
       const send = async (path: string, json: unknown) => {
         const res = await service.app.request(postJson(path, json, PUBLISH_KEY));

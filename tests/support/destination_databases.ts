@@ -6,7 +6,12 @@
  * @module
  */
 import postgres, { type Sql } from "postgres";
-import type { PostgresDestinationOptions } from "../../adapters/postgres/postgres_destination.ts";
+import { HttpOpalClient } from "../../adapters/opal/http_opal_client.ts";
+import {
+  connectPostgresDestination,
+  type PostgresDestinationOptions,
+} from "../../adapters/postgres/postgres_destination.ts";
+import type { PostgresqlDestination } from "../../application/destinations.ts";
 import { postgresAdmin, quotePostgres } from "./databases.ts";
 import { LOCAL_POSTGRES_TLS, POSTGRES, randomName } from "./services.ts";
 
@@ -103,4 +108,31 @@ export class DestinationSandbox {
       throw new AggregateError(errors, "Cannot clean up the destination sandbox");
     }
   }
+}
+
+/**
+ * The PostgreSQL destination of a sandbox, as the publish service configures one: the loader login, an
+ * OPAL (a fake) signed into as its administrator, and the read-only login OPAL's resources use.
+ */
+export function sandboxPostgresqlDestination(
+  sandbox: DestinationSandbox,
+  opal: { readonly url: string; readonly admin: { username: string; password: string } },
+): PostgresqlDestination {
+  return {
+    connect: () => connectPostgresDestination(sandbox.options()),
+    opal: () =>
+      Promise.resolve(
+        new HttpOpalClient({
+          baseUrl: opal.url,
+          username: opal.admin.username,
+          password: opal.admin.password,
+          timeoutMs: 5_000,
+        }),
+      ),
+    resourceAccess: () =>
+      Promise.resolve({
+        database: { host: "127.0.0.1", port: 5432, database: sandbox.database },
+        readOnly: { username: sandbox.reader, password: sandbox.readerPassword },
+      }),
+  };
 }
