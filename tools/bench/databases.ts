@@ -17,13 +17,30 @@ import { say, sh } from "./processes.ts";
 export const PG = { host: "127.0.0.1", port: 5432, user: "postgres", database: "postgres" };
 /** The local MariaDB server, as root. */
 export const MY = { host: "127.0.0.1", port: 3306, user: "root", password: "" };
-/** The schema (MariaDB: database) the W table is built in. */
-export const BENCH_SCHEMA = "cr8tor_bench";
+/**
+ * A plain lower-case SQL name from the environment variable `name`, or `fallback` when it is unset: lets
+ * two benches on one machine use their own W table and destination database.
+ *
+ * @throws {Error} when the variable holds anything but `[a-z_][a-z0-9_]*`.
+ */
+function benchName(name: string, fallback: string): string {
+  const value = Deno.env.get(name) ?? fallback;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+    throw new Error(`${name} must be a lower-case SQL name ([a-z_][a-z0-9_]*)`);
+  }
+  return value;
+}
+
+/** The schema (MariaDB: database) the W table is built in (`CR8TOR_BENCH_SCHEMA`). */
+export const BENCH_SCHEMA = benchName("CR8TOR_BENCH_SCHEMA", "cr8tor_bench");
 /** The W table's columns, in order, as the limit commands select them. */
 export const W_COLUMNS_LIST =
   "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
-/** The destination database the bench loads into (service and limit commands alike). */
-export const DEST_DB = "cr8tor_bench_dest";
+/**
+ * The destination database the bench loads into, service and limit commands alike
+ * (`CR8TOR_BENCH_DEST_DB`).
+ */
+export const DEST_DB = benchName("CR8TOR_BENCH_DEST_DB", "cr8tor_bench_dest");
 /** The W table's typed columns in a PostgreSQL destination, with its primary key. */
 export const PG_W_TYPED = `(id bigint primary key, i integer, s smallint, amount numeric(18,2),
   price numeric(38,10), ratio double precision, flag boolean, created_at timestamptz, d date,
