@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeCsvRows } from "./csv.ts";
-import { csvToJson, lastRecordOf } from "./csv_json.ts";
+import { csvToJson, JsonRowsWriter, lastRecordOf } from "./csv_json.ts";
 import { parseCsvRecords } from "./csv_records.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -73,4 +73,76 @@ Deno.test("csvToJson() grows its output for values made of escaped bytes", () =>
     { a: rows[0]![0], b: rows[0]![1] },
     { a: rows[1]![0], b: rows[1]![1] },
   ]);
+});
+
+/** The values as PostgreSQL's `COPY ... TO` writes them in its text format (`CopyAttributeOutText`). */
+function copyText(rows: readonly (readonly (string | null)[])[]): string {
+  const special: Record<string, string> = {
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+  };
+  return rows.map((row) =>
+    row.map((v) => v === null ? "\\N" : v.replace(/[\\\b\f\n\r\t\v]/g, (c) => special[c]!))
+      .join("\t") + "\n"
+  ).join("");
+}
+
+const COPY_ROWS: (string | null)[][] = [
+  ...ROWS,
+  ["\\N", "\b\f\v\u007f", "", "\\\\n"],
+  ["", "", "", ""],
+];
+
+Deno.test("appendCopyText() gives the JSON appendCsv() gives for the same values", () => {
+  const names = ["a", 'b "q"', "c", "d"];
+  for (const options of [{}, { names }]) {
+    const fromCsv = new JsonRowsWriter(options);
+    fromCsv.appendCsv(bytes(encodeCsvRows(COPY_ROWS)), 0, ALL);
+    const fromCopy = new JsonRowsWriter(options);
+    const input = bytes(copyText(COPY_ROWS));
+    // One record per call, as PostgreSQL sends them, and all at once.
+    const step = fromCopy.appendCopyText(input, 0, { ...ALL, maxRecords: 2 });
+    assert.equal(step.records, 2);
+    assert.deepEqual(lastRecordOf(input, step, "copy-text"), COPY_ROWS[1]);
+    fromCopy.appendCopyText(input, step.end, ALL);
+    assert.equal(fromCopy.records, COPY_ROWS.length);
+    assert.equal(new TextDecoder().decode(fromCopy.json), new TextDecoder().decode(fromCsv.json));
+  }
+  assert.deepEqual(
+    parsed(csvToJson(bytes(encodeCsvRows(COPY_ROWS)), 0, ALL).json),
+    COPY_ROWS,
+  );
+});
+
+Deno.test("appendCopyText() leaves a record cut off by a non-final buffer for the next call", async (t) => {
+  const input = bytes(copyText(COPY_ROWS));
+  const ends: number[] = [];
+  for (let i = 0; i < input.length; i++) if (input[i] === 0x0a) ends.push(i + 1);
+  for (let cut = 0; cut <= input.length; cut++) {
+    await t.step(`cut at ${cut}`, () => {
+      const writer = new JsonRowsWriter({});
+      const first = writer.appendCopyText(input.subarray(0, cut), 0, { ...ALL, final: false });
+      const complete = ends.filter((e) => e <= cut).length;
+      assert.equal(first.records, complete);
+      assert.equal(first.end, complete === 0 ? 0 : ends[complete - 1]);
+      const rest = writer.appendCopyText(input, first.end, ALL);
+      assert.equal(rest.end, input.length);
+      assert.deepEqual(parsed(writer.json), COPY_ROWS);
+    });
+  }
+});
+
+Deno.test("appendCopyText() refuses what COPY never writes", () => {
+  const writer = () => new JsonRowsWriter({});
+  for (const bad of ["a\\x\n", "\\Na\tb\n", "a\tb", "a\\", "\\N"]) {
+    assert.throws(() => writer().appendCopyText(bytes(bad), 0, ALL), SyntaxError, bad);
+  }
+  const named = () => new JsonRowsWriter({ names: ["a", "b"] });
+  assert.throws(() => named().appendCopyText(bytes("1\n"), 0, ALL), SyntaxError);
+  assert.throws(() => named().appendCopyText(bytes("1\t2\t3\n"), 0, ALL), SyntaxError);
 });

@@ -37,7 +37,7 @@ import {
 } from "../../domain/release_read.ts";
 import type { RunRef } from "../../domain/staging_layout.ts";
 import { parseStagedTables } from "../../domain/staging_manifest.ts";
-import { csvToJson, lastRecordOf } from "../../domain/csv_json.ts";
+import { JsonRowsWriter, lastRecordOf } from "../../domain/csv_json.ts";
 import { DestinationUnavailableError } from "../../ports/destination_database.ts";
 import {
   type JsonPage,
@@ -58,7 +58,7 @@ import {
   quotePostgresIdentifier,
 } from "./postgres_dialect.ts";
 import {
-  copyChunks,
+  eachCopyRow,
   postgresClientOptions,
   type PostgresConnectionOptions,
 } from "./postgres_source_database.ts";
@@ -69,6 +69,9 @@ export const FETCH_ROWS = 2_500;
 /** How long a page read ahead is kept for the next request, and how many are kept at most. */
 const AHEAD_MS = 10_000;
 const MAX_AHEAD = 4;
+
+/** The buffer a table's first page starts with (it doubles when short). */
+const FIRST_PAGE_BYTES = 1 << 20;
 
 /** What identifies a page read ahead. */
 function prefetchKey(run: RunRef, request: ReadPageRequest, orientation: ReadOrientation): string {
@@ -126,13 +129,13 @@ interface PagePlan {
   readonly keyed: boolean;
   /** The key columns' indexes among the columns. */
   readonly keyIndexes: readonly number[];
-  /** The columns' canonical text, named as themselves. */
+  /** The columns' canonical text, named as themselves, for the row protocol. */
   readonly selectList: string;
+  /** The same for `COPY` (no cast where the type's output is the canonical text). */
+  readonly copySelectList: string;
   /** `relation r where ... order by ... limit n + 1`. */
   readonly from: string;
 }
-
-const COMMA_BYTES = new Uint8Array([0x2c]);
 
 /** The parts as one buffer (the only part itself when there is one). */
 function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
@@ -174,6 +177,8 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   readonly #options: PostgresReleaseReaderOptions;
   /** Pages read ahead, by run, table, limit, orientation and position (see {@link readPageJson}). */
   readonly #ahead = new Map<string, { version: string; page: Promise<JsonPage>; at: number }>();
+  /** The JSON size of the last page read, by table, orientation and limit: the next one's first guess. */
+  readonly #pageBytes = new Map<string, number>();
 
   /** Connects lazily: nothing is sent before the first call. */
   constructor(options: PostgresReleaseReaderOptions) {
@@ -238,8 +243,9 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   }
 
   /**
-   * The page as canonical CSV straight from `COPY (...) TO STDOUT`, the statement `psql \copy` runs
-   * (with the keyset condition and `limit n + 1`), transcoded to JSON byte by byte as the chunks arrive
+   * The page straight from `COPY (...) TO STDOUT` in the text format, the statement `psql \copy` runs
+   * (with the keyset condition and `limit n + 1`; columns whose type's output is their canonical text
+   * without a cast), each row transcoded to JSON byte by byte as it arrives, into one buffer for the page
    * (`domain/csv_json.ts`), so the transcoding overlaps the server's work and no value becomes a
    * JavaScript string. Once the page is full (its limit, or its size cap) the rest is drained, not kept.
    * Tables with a key only; a table without one is read by {@link readPage}.
@@ -304,63 +310,61 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
   ): Promise<JsonPage> {
     const { facts } = plan;
     const maxChars = request.maxChars ?? MAX_PAGE_CHARS;
-    const names = orientation === "records" ? facts.columns.map((c) => c.name) : undefined;
-    const query = `copy (select ${plan.selectList} from ${plan.from}) to stdout with (format csv)`;
-    const out: Uint8Array[] = [];
-    let outSize = 0;
-    let records = 0;
-    let csvBytes = 0;
-    let pending: Uint8Array = new Uint8Array(0);
+    // The text format: PostgreSQL writes it with less work than CSV (no quoting decision per value).
+    const query = `copy (select ${plan.copySelectList} from ${plan.from}) to stdout`;
+    // Sized as the last page of this table and shape was, so that a page is usually one buffer.
+    const sizeKey = `${facts.oid}:${orientation}:${request.limit}`;
+    const writer = new JsonRowsWriter({
+      names: orientation === "records" ? facts.columns.map((c) => c.name) : undefined,
+      capacity: this.#pageBytes.get(sizeKey) ?? FIRST_PAGE_BYTES,
+    });
+    let copyBytes = 0;
+    // PostgreSQL sends one row per CopyData message; a record cut by a message end is joined anyway.
+    let pending: Uint8Array | undefined;
     let last: Uint8Array | undefined;
     let full = false;
     let more = false;
-    const take = (bytes: Uint8Array, final: boolean) => {
-      const page = csvToJson(bytes, 0, {
-        maxRecords: request.limit - records,
-        maxBytes: records === 0 ? maxChars : Math.max(1, maxChars - csvBytes),
-        final,
-        names,
-      });
-      if (page.records > 0) {
-        if (records > 0) {
-          out.push(COMMA_BYTES);
-          outSize++;
-        }
-        out.push(page.json);
-        outSize += page.json.length;
-        records += page.records;
-        csvBytes += page.end;
-        last = bytes.slice(page.lastStart, page.end);
+    const take = (row: Uint8Array) => {
+      if (full) {
+        more = true;
+        return;
       }
-      pending = bytes.subarray(page.end);
-      if (records >= request.limit || (records > 0 && csvBytes >= maxChars)) {
+      const bytes = pending === undefined
+        ? row
+        : concat([pending, row], pending.length + row.length);
+      const step = writer.appendCopyText(bytes, 0, {
+        maxRecords: request.limit - writer.records,
+        maxBytes: writer.records === 0 ? maxChars : Math.max(1, maxChars - copyBytes),
+        final: false,
+      });
+      if (step.records > 0) {
+        copyBytes += step.end;
+        last = bytes.subarray(step.lastStart, step.end);
+      }
+      pending = step.end < bytes.length ? bytes.subarray(step.end) : undefined;
+      if (writer.records >= request.limit || (writer.records > 0 && copyBytes >= maxChars)) {
         full = true;
-        more = pending.length > 0;
+        more = pending !== undefined;
       }
     };
     try {
-      const stream = await this.#sql.unsafe(query).readable();
-      for await (const chunk of copyChunks(stream)) {
-        if (full) {
-          more = true;
-          continue;
-        }
-        take(
-          pending.length === 0 ? chunk : concat([pending, chunk], pending.length + chunk.length),
-          false,
-        );
+      await eachCopyRow(await this.#sql.unsafe(query).readable(), take);
+      if (pending !== undefined) {
+        throw new SyntaxError("Cannot transcode COPY text: the COPY ended inside a record");
       }
-      if (!full && pending.length > 0) take(pending, true);
     } catch (e) {
       throw this.#failure(e, run, request);
     }
+    const json = writer.json;
+    this.#pageBytes.set(sizeKey, json.length + (json.length >> 4));
+    if (this.#pageBytes.size > MAX_AHEAD * 4) this.#pageBytes.clear();
     const values = more && last !== undefined
-      ? lastRecordOf(last, { json: last, records: 1, end: last.length, lastStart: 0 })
+      ? lastRecordOf(last, { records: 1, end: last.length, lastStart: 0 }, "copy-text")
       : undefined;
     return {
       columns: facts.columns.map(({ name, type }) => ({ name, type })),
-      rowCount: records,
-      json: concat(out, outSize),
+      rowCount: writer.records,
+      json,
       next: values === undefined
         ? null
         : { kind: "key", values: plan.keyIndexes.map((i) => values[i]!) },
@@ -457,6 +461,7 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
       keyed,
       keyIndexes,
       selectList: postgresSelectList(extract),
+      copySelectList: postgresSelectList(extract, { via: "copy" }),
       from: `${relation} r where (select ${guards.join(" and ")})${where} ` +
         `order by ${order} limit ${request.limit + 1}`,
     };

@@ -182,7 +182,9 @@ export class PostgresSourceDatabase implements SourceDatabase {
     try {
       await this.#canonicalSession();
       const query = this.#sql.unsafe(
-        `select ${postgresSelectList(extract, limits.maxValueBytes)} from ${from(extract)}`,
+        `select ${postgresSelectList(extract, { maxValueBytes: limits.maxValueBytes })} from ${
+          from(extract)
+        }`,
       ).values() as unknown as CursorQuery;
       yield* cursorBatches(query, new RowBatcher(extract, limits));
     } catch (e) {
@@ -213,7 +215,9 @@ export class PostgresSourceDatabase implements SourceDatabase {
     try {
       await this.#canonicalSession();
       const query = this.#sql.unsafe(
-        `copy (select ${postgresSelectList(extract, maxValueBytes)} from ${from(extract)}) ` +
+        `copy (select ${postgresSelectList(extract, { maxValueBytes, via: "copy" })} from ${
+          from(extract)
+        }) ` +
           `to stdout with (format csv, header)`,
       );
       // Without this, an aborted read would wait for the server's next output, then drain the rest.
@@ -604,6 +608,36 @@ export async function* copyChunks(stream: Readable): AsyncGenerator<Uint8Array, 
     }
     if (finished) resumeSocket(stream);
   }
+}
+
+/**
+ * Hands each row of a postgres.js COPY stream to `onRow` as it arrives (PostgreSQL sends one CopyData
+ * message per row, and postgres.js pushes each as its own chunk), in flowing mode: no buffering, no
+ * promise per row. For a caller that keeps what it takes in memory anyway (a page of the read API);
+ * `copyChunks` is for callers that write chunks on.
+ *
+ * A row handler that throws is not called again; the rest of the COPY is drained and the promise fails
+ * with its error, so the connection stays usable.
+ *
+ * @throws the stream's failure, or an error when it closes before its end.
+ */
+export function eachCopyRow(stream: Readable, onRow: (row: Uint8Array) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failure: { error: unknown } | undefined;
+    stream.on("data", (row: Uint8Array) => {
+      if (failure !== undefined) return;
+      try {
+        onRow(row);
+      } catch (error) {
+        failure = { error };
+      }
+    });
+    stream.once("end", () => failure === undefined ? resolve() : reject(failure.error));
+    stream.once("error", (error) => reject(failure?.error ?? error));
+    stream.once("close", () => {
+      if (!stream.readableEnded) reject(new Error("The COPY stream closed before its end"));
+    });
+  }).finally(() => resumeSocket(stream));
 }
 
 function ignoreError(): void {}

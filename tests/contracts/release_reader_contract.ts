@@ -83,6 +83,9 @@ export const PEOPLE: FixtureTable = {
     ["11", "eleven", "11.0000", null, null],
     ["12", "twelve", "12.0000", null, null],
     ["13", 'back\\slash \\n \\\\ "\\" tab\t, \u0001 \u007f', "13.0000", null, null],
+    // What PostgreSQL's COPY text format writes with a backslash, and a value that looks like its NULL.
+    ["14", "\b\f\v \\N", "14.0000", null, null],
+    ["15", "\\N", "15.0000", null, null],
   ],
 };
 
