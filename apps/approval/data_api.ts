@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { byteStream } from "../_shared/byte_stream.ts";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -205,8 +206,9 @@ async function signReply(c: Context, verified: VerifiedRequest): Promise<void> {
     "Server-Authorization",
     verified.replyAuthorization(bytes, headers.get("content-type") ?? ""),
   );
+  headers.set("content-length", String(bytes.length));
   c.res = undefined;
-  c.res = new Response(c.req.method === "HEAD" ? null : bytes as Uint8Array<ArrayBuffer>, {
+  c.res = new Response(c.req.method === "HEAD" ? null : byteStream([bytes]), {
     status: res.status,
     statusText: res.statusText,
     headers,
@@ -605,7 +607,8 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (read.rows !== null) headers["x-rows-returned"] = String(read.rows);
     if (next !== null) headers["link"] = `<${next}>; rel="next"`;
-    const res = c.body(reply.bytes as Uint8Array<ArrayBuffer>, 200, headers);
+    headers["content-length"] = String(reply.bytes.length);
+    const res = new Response(byteStream([reply.bytes]), { status: 200, headers });
     c.set(PAGE_KEY as never, { bytes: reply.bytes, res } as never);
     return res as never;
   });

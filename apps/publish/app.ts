@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { byteStream } from "../_shared/byte_stream.ts";
 import {
   checksDisclosure,
   DEFAULT_DISCLOSURE_CHECK_SETTING,
@@ -615,15 +616,9 @@ function rowsReply(page: RowsPage): Response {
     );
     rows = encoder.encode(text.slice(1, -1));
   }
-  const parts = [encoder.encode(before + "["), rows, encoder.encode("]" + after)];
   // The parts as they are, not joined: a page is megabytes, and a copy of it costs time and memory.
-  const body = new ReadableStream<Uint8Array>({
-    start(controller) {
-      for (const part of parts) controller.enqueue(part);
-      controller.close();
-    },
-  });
-  return new Response(body, {
+  const parts = [encoder.encode(before + "["), rows, encoder.encode("]" + after)];
+  return new Response(byteStream(parts), {
     status: 200,
     headers: {
       "content-type": "application/json",
