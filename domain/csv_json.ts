@@ -88,6 +88,8 @@ export class JsonRowsWriter {
   #out: Uint8Array;
   #length = 0;
   #records = 0;
+  #end = 0;
+  #lastStart = 0;
   readonly #keys: readonly Uint8Array[] | undefined;
 
   /**
@@ -113,15 +115,26 @@ export class JsonRowsWriter {
     return this.#records;
   }
 
+  /** Where the last append stopped in its input: just past its last record, or its `start`. */
+  get end(): number {
+    return this.#end;
+  }
+
+  /** Where the last append's last record starts in its input (its `start` when it took none). */
+  get lastStart(): number {
+    return this.#lastStart;
+  }
+
   /**
    * Transcodes complete CSV records of `input` from `start`, until `maxRecords` records or until their
    * CSV bytes reach `maxBytes` (at least one record when there is one). A record cut off by the end of a
-   * non-final buffer is left for the next call.
+   * non-final buffer is left for the next call. Returns how many records it took ({@link end} and
+   * {@link lastStart} say where they are): no object per call, since a page appends a row at a time.
    *
    * @throws {SyntaxError} on a stray quote, text after a closing quote, an unterminated quoted field at
    *   the end of a final buffer, or a record with another number of fields than `names`.
    */
-  appendCsv(input: Uint8Array, start: number, limits: CsvJsonLimits): CsvJsonStep {
+  appendCsv(input: Uint8Array, start: number, limits: CsvJsonLimits): number {
     const keys = this.#keys;
     const n = input.length;
     const { maxRecords, maxBytes, final } = limits;
@@ -244,7 +257,9 @@ export class JsonRowsWriter {
     this.#out = out;
     this.#length = o;
     this.#records += records;
-    return { records, end, lastStart };
+    this.#end = end;
+    this.#lastStart = lastStart;
+    return records;
   }
 
   /**
@@ -254,7 +269,7 @@ export class JsonRowsWriter {
    * @throws {SyntaxError} on a backslash sequence COPY does not write, a record cut off at the end of a
    *   final buffer, or a record with another number of fields than `names`.
    */
-  appendCopyText(input: Uint8Array, start: number, limits: CsvJsonLimits): CsvJsonStep {
+  appendCopyText(input: Uint8Array, start: number, limits: CsvJsonLimits): number {
     const keys = this.#keys;
     const n = input.length;
     const { maxRecords, maxBytes, final } = limits;
@@ -364,7 +379,9 @@ export class JsonRowsWriter {
     this.#out = out;
     this.#length = o;
     this.#records += records;
-    return { records, end, lastStart };
+    this.#end = end;
+    this.#lastStart = lastStart;
+    return records;
   }
 }
 
@@ -384,8 +401,8 @@ export function csvToJson(
     names: options.names,
     capacity: Math.min(input.length - start, options.maxBytes) * 1.25 + 256,
   });
-  const step = writer.appendCsv(input, start, options);
-  return { ...step, json: writer.json };
+  const records = writer.appendCsv(input, start, options);
+  return { records, end: writer.end, lastStart: writer.lastStart, json: writer.json };
 }
 
 /** A bigger output buffer holding the first `used` bytes, with room for `extra` more; and its cap. */

@@ -321,9 +321,12 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
     let copyBytes = 0;
     // PostgreSQL sends one row per CopyData message; a record cut by a message end is joined anyway.
     let pending: Uint8Array | undefined;
-    let last: Uint8Array | undefined;
+    // The input holding the last record taken, and where it is in it (no view made per row).
+    let last: { bytes: Uint8Array; start: number; end: number } | undefined;
     let full = false;
     let more = false;
+    // One object for every row: a page's rows make no garbage but what postgres.js makes.
+    const limits = { maxRecords: 0, maxBytes: 0, final: false };
     const take = (row: Uint8Array) => {
       if (full) {
         more = true;
@@ -332,16 +335,15 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
       const bytes = pending === undefined
         ? row
         : concat([pending, row], pending.length + row.length);
-      const step = writer.appendCopyText(bytes, 0, {
-        maxRecords: request.limit - writer.records,
-        maxBytes: writer.records === 0 ? maxChars : Math.max(1, maxChars - copyBytes),
-        final: false,
-      });
-      if (step.records > 0) {
-        copyBytes += step.end;
-        last = bytes.subarray(step.lastStart, step.end);
+      limits.maxRecords = request.limit - writer.records;
+      limits.maxBytes = writer.records === 0 ? maxChars : Math.max(1, maxChars - copyBytes);
+      const end = writer.appendCopyText(bytes, 0, limits) > 0 ? writer.end : 0;
+      if (end > 0) {
+        copyBytes += end;
+        if (last === undefined) last = { bytes, start: writer.lastStart, end };
+        else [last.bytes, last.start, last.end] = [bytes, writer.lastStart, end];
       }
-      pending = step.end < bytes.length ? bytes.subarray(step.end) : undefined;
+      pending = end < bytes.length ? bytes.subarray(end) : undefined;
       if (writer.records >= request.limit || (writer.records > 0 && copyBytes >= maxChars)) {
         full = true;
         more = pending !== undefined;
@@ -359,7 +361,7 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
     this.#pageBytes.set(sizeKey, json.length + (json.length >> 4));
     if (this.#pageBytes.size > MAX_AHEAD * 4) this.#pageBytes.clear();
     const values = more && last !== undefined
-      ? lastRecordOf(last, { records: 1, end: last.length, lastStart: 0 }, "copy-text")
+      ? lastRecordOf(last.bytes, { records: 1, end: last.end, lastStart: last.start }, "copy-text")
       : undefined;
     return {
       columns: facts.columns.map(({ name, type }) => ({ name, type })),
