@@ -135,9 +135,27 @@ export class JsonRowsWriter {
    *   the end of a final buffer, or a record with another number of fields than `names`.
    */
   appendCsv(input: Uint8Array, start: number, limits: CsvJsonLimits): number {
+    return this.#append(input, start, limits, false);
+  }
+
+  /**
+   * As {@link appendCsv}, for records in PostgreSQL's `COPY ... TO` text format (tab between fields,
+   * `\N` for NULL, backslash sequences), whose `maxBytes` counts its bytes.
+   *
+   * @throws {SyntaxError} on a backslash sequence COPY does not write, a record without its line end at
+   *   the end of a final buffer, or a record with another number of fields than `names`.
+   */
+  appendCopyText(input: Uint8Array, start: number, limits: CsvJsonLimits): number {
+    return this.#append(input, start, limits, true);
+  }
+
+  /** {@link appendCsv}, or with `copyText` {@link appendCopyText}: the framing is the same. */
+  #append(input: Uint8Array, start: number, limits: CsvJsonLimits, copyText: boolean): number {
     const keys = this.#keys;
     const n = input.length;
     const { maxRecords, maxBytes, final } = limits;
+    const separator = copyText ? TAB : COMMA;
+    const what = copyText ? "COPY text" : "CSV";
     let out = this.#out;
     const expected = Math.min(n - start, maxBytes) * 1.25 + 64;
     if (out.length - this.#length < expected) [out] = grow(out, this.#length, expected);
@@ -149,7 +167,7 @@ export class JsonRowsWriter {
     let end = start;
     const separated = this.#records;
     // Every write below is preceded by a check that 16 bytes are free (`cap`); a key is written after
-    // making room for it.
+    // making room for it. A record cut off by the end of a non-final buffer is taken back (`outStart`).
     records: while (records < maxRecords && end - start < maxBytes && i < n) {
       const recordStart = i;
       const outStart = o;
@@ -160,7 +178,7 @@ export class JsonRowsWriter {
       for (;;) {
         if (keys !== undefined) {
           const key = keys[field];
-          if (key === undefined) throw new SyntaxError("Cannot transcode CSV: too many fields");
+          if (key === undefined) throw new SyntaxError(`Cannot transcode ${what}: too many fields`);
           if (o + key.length >= cap) [out, cap] = grow(out, o, key.length);
           out.set(key, o);
           o += key.length;
@@ -168,7 +186,57 @@ export class JsonRowsWriter {
           out[o++] = COMMA;
         }
         if (o >= cap) [out, cap] = grow(out, o, 0);
-        if (i < n && input[i] === QUOTE) {
+        if (copyText) {
+          if (input[i] === BACKSLASH && i + 2 >= n) {
+            // Not even room for the line end after two bytes: the record is cut off.
+            if (final) {
+              throw new SyntaxError("Cannot transcode COPY text: a record without its line end");
+            }
+            o = outStart;
+            break records;
+          }
+          if (input[i] === BACKSLASH && input[i + 1] === N) {
+            if (input[i + 2] !== TAB && input[i + 2] !== LF) {
+              throw new SyntaxError("Cannot transcode COPY text: text after \\N");
+            }
+            out.set(NULL, o);
+            o += 4;
+            i += 2;
+          } else {
+            out[o++] = QUOTE;
+            // Room for the rest of the buffer as it is; an escaped byte checks for more.
+            if (o + (n - i) >= cap) [out, cap] = grow(out, o, n - i);
+            while (i < n) {
+              const b = input[i]!;
+              const kind = COPY_TEXT[b]!;
+              if (kind === 0) {
+                out[o++] = b;
+              } else if (kind === 1) {
+                break;
+              } else {
+                let value = b;
+                if (kind === 3) {
+                  if (i + 1 >= n) {
+                    if (final) throw new SyntaxError("Cannot transcode COPY text: a cut backslash");
+                    o = outStart;
+                    break records;
+                  }
+                  value = COPY_TEXT_ESCAPED[input[++i]!]!;
+                  if (value === 0) {
+                    throw new SyntaxError(
+                      "Cannot transcode COPY text: an unknown backslash sequence",
+                    );
+                  }
+                }
+                // Six bytes for this one, and the rest of the buffer still has its room after it.
+                if (o + 6 + (n - i) >= cap) [out, cap] = grow(out, o, n - i + 6);
+                o = escape(out, o, value);
+              }
+              i++;
+            }
+            out[o++] = QUOTE;
+          }
+        } else if (i < n && input[i] === QUOTE) {
           // A quoted field: `""` is a quote; the rest is escaped for JSON.
           i++;
           out[o++] = QUOTE;
@@ -221,10 +289,6 @@ export class JsonRowsWriter {
             }
             i++;
           }
-          if (i >= n && !final) {
-            o = outStart;
-            break records;
-          }
           if (i === from) {
             o = fieldOut;
             out.set(NULL, o);
@@ -234,9 +298,19 @@ export class JsonRowsWriter {
           }
         }
         field++;
+        if (i >= n) {
+          // The buffer ends inside the record: a final CSV buffer may end its last record so.
+          if (!final) {
+            o = outStart;
+            break records;
+          }
+          if (copyText) {
+            throw new SyntaxError("Cannot transcode COPY text: a record without its line end");
+          }
+        }
         if (i >= n || input[i] === LF) {
           if (keys !== undefined && field !== keys.length) {
-            throw new SyntaxError("Cannot transcode CSV: too few fields");
+            throw new SyntaxError(`Cannot transcode ${what}: too few fields`);
           }
           out[o++] = keys === undefined ? 0x5d : 0x7d; // ] or }
           i = i >= n ? n : i + 1;
@@ -245,135 +319,13 @@ export class JsonRowsWriter {
           end = i;
           continue records;
         }
-        if (input[i] === COMMA) {
+        if (input[i] === separator) {
           i++;
           continue;
         }
         throw new SyntaxError(
           "Cannot transcode CSV: expected ',' or a line end after a quoted field",
         );
-      }
-    }
-    this.#out = out;
-    this.#length = o;
-    this.#records += records;
-    this.#end = end;
-    this.#lastStart = lastStart;
-    return records;
-  }
-
-  /**
-   * As {@link appendCsv}, for records in PostgreSQL's `COPY ... TO` text format (tab between fields,
-   * `\N` for NULL, backslash sequences), whose `maxBytes` counts its bytes.
-   *
-   * @throws {SyntaxError} on a backslash sequence COPY does not write, a record cut off at the end of a
-   *   final buffer, or a record with another number of fields than `names`.
-   */
-  appendCopyText(input: Uint8Array, start: number, limits: CsvJsonLimits): number {
-    const keys = this.#keys;
-    const n = input.length;
-    const { maxRecords, maxBytes, final } = limits;
-    let out = this.#out;
-    // A byte becomes at most six (`\u00XX`), but values are mostly plain: grow when it comes to it.
-    const expected = Math.min(n - start, maxBytes) * 1.25 + 64;
-    if (out.length - this.#length < expected) [out] = grow(out, this.#length, expected);
-    let cap = out.length - 16;
-    let o = this.#length;
-    let records = 0;
-    let i = start;
-    let lastStart = start;
-    let end = start;
-    const separated = this.#records;
-    records: while (records < maxRecords && end - start < maxBytes && i < n) {
-      const recordStart = i;
-      const outStart = o;
-      if (o >= cap) [out, cap] = grow(out, o, 0);
-      if (records + separated > 0) out[o++] = COMMA;
-      out[o++] = keys === undefined ? 0x5b : 0x7b; // [ or {
-      let field = 0;
-      for (;;) {
-        if (keys !== undefined) {
-          const key = keys[field];
-          if (key === undefined) {
-            throw new SyntaxError("Cannot transcode COPY text: too many fields");
-          }
-          if (o + key.length >= cap) [out, cap] = grow(out, o, key.length);
-          out.set(key, o);
-          o += key.length;
-        } else if (field > 0) {
-          out[o++] = COMMA;
-        }
-        if (input[i] === BACKSLASH && i + 2 >= n) {
-          // Not even room for the line end after two bytes: the record is cut off.
-          if (final) {
-            throw new SyntaxError("Cannot transcode COPY text: a record without its line end");
-          }
-          o = outStart;
-          break records;
-        }
-        if (input[i] === BACKSLASH && input[i + 1] === N) {
-          if (input[i + 2] !== TAB && input[i + 2] !== LF) {
-            throw new SyntaxError("Cannot transcode COPY text: text after \\N");
-          }
-          if (o + 4 >= cap) [out, cap] = grow(out, o, 4);
-          out.set(NULL, o);
-          o += 4;
-          i += 2;
-        } else {
-          out[o++] = QUOTE;
-          // Room for the rest of the buffer as it is; an escaped byte checks for more.
-          if (o + (n - i) >= cap) [out, cap] = grow(out, o, n - i);
-          while (i < n) {
-            const b = input[i]!;
-            const kind = COPY_TEXT[b]!;
-            if (kind === 0) {
-              out[o++] = b;
-            } else if (kind === 1) {
-              break;
-            } else {
-              let value = b;
-              if (kind === 3) {
-                if (i + 1 >= n) {
-                  if (final) throw new SyntaxError("Cannot transcode COPY text: a cut backslash");
-                  o = outStart;
-                  break records;
-                }
-                value = COPY_TEXT_ESCAPED[input[++i]!]!;
-                if (value === 0) {
-                  throw new SyntaxError(
-                    "Cannot transcode COPY text: an unknown backslash sequence",
-                  );
-                }
-              }
-              // Six bytes for this one, and the rest of the buffer still has its room after it.
-              if (o + 6 + (n - i) >= cap) [out, cap] = grow(out, o, n - i + 6);
-              o = escape(out, o, value);
-            }
-            i++;
-          }
-          out[o++] = QUOTE;
-        }
-        field++;
-        if (i >= n) {
-          if (final) {
-            throw new SyntaxError("Cannot transcode COPY text: a record without its line end");
-          }
-          o = outStart;
-          break records;
-        }
-        if (input[i] === LF) {
-          if (keys !== undefined && field !== keys.length) {
-            throw new SyntaxError("Cannot transcode COPY text: too few fields");
-          }
-          out[o++] = keys === undefined ? 0x5d : 0x7d; // ] or }
-          i++;
-          records++;
-          lastStart = recordStart;
-          end = i;
-          continue records;
-        }
-        // A tab: the next field.
-        i++;
       }
     }
     this.#out = out;
