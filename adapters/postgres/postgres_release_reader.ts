@@ -340,8 +340,10 @@ export class PostgresReleaseReader implements ReleaseReader, AsyncDisposable {
       const end = writer.appendCopyText(bytes, 0, limits) > 0 ? writer.end : 0;
       if (end > 0) {
         copyBytes += end;
-        if (last === undefined) last = { bytes, start: writer.lastStart, end };
-        else [last.bytes, last.start, last.end] = [bytes, writer.lastStart, end];
+        last ??= { bytes, start: 0, end: 0 };
+        last.bytes = bytes;
+        last.start = writer.lastStart;
+        last.end = end;
       }
       pending = end < bytes.length ? bytes.subarray(end) : undefined;
       if (writer.records >= request.limit || (writer.records > 0 && copyBytes >= maxChars)) {
