@@ -48,7 +48,7 @@ import { success, successEnvelope } from "../_shared/envelope.ts";
 import { errorReply, type ErrorStyle } from "../_shared/http_errors.ts";
 import { bufferedBodyOf } from "../_shared/request_body.ts";
 import { requestIdOf } from "../_shared/request_ids.ts";
-import type { DataReadAudit } from "./data_read_audit.ts";
+import type { DataReadAudit } from "../_shared/data_read_audit.ts";
 import {
   type CallOptions,
   callSubService,

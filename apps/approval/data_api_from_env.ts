@@ -29,7 +29,7 @@ import { parseEnv } from "../_shared/config.ts";
 import type { Logger } from "../_shared/log.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { DataApiDeps } from "./data_api.ts";
-import { DataReadAudit } from "./data_read_audit.ts";
+import { DataReadAudit } from "../_shared/data_read_audit.ts";
 
 /** The shortest HAWK key accepted: 32 characters. */
 export const MIN_HAWK_KEY_LENGTH = 32;

@@ -8,7 +8,7 @@
  */
 import { canonicalJson, type DataRead, type DataReadsEntry } from "../../domain/audit.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
-import type { Logger } from "../_shared/log.ts";
+import type { Logger } from "./log.ts";
 
 /** The default of `DATA_API_AUDIT_FLUSH_SECONDS`. */
 export const DEFAULT_DATA_READ_FLUSH_MS = 5_000;
