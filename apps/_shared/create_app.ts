@@ -23,6 +23,7 @@ import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { DOCS_ASSETS_PREFIX, registerApiDocs } from "./api_docs.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
+import { type DataReadAction, type DataReadAudit, keyedReadAudit } from "./data_read_audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
 import {
   errorBody,
@@ -106,6 +107,15 @@ export interface ServiceOptions {
   readonly ownAuthentication?: {
     readonly prefix: string;
     readonly authenticate: MiddlewareHandler;
+  } | undefined;
+  /**
+   * `POST` routes that are reads (the publish service's `/data-publish/read/*`), by path: each is
+   * recorded as a read in `audit`'s batch (`data_reads`, `data_read_audit.ts`) instead of one operation
+   * record each, so that paging costs no disk sync per page.
+   */
+  readonly reads?: {
+    readonly actions: ReadonlyMap<string, DataReadAction>;
+    readonly audit: DataReadAudit;
   } | undefined;
 }
 
@@ -276,19 +286,26 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     markAuthenticated(c);
     return next();
   });
-  if (options.auditTrail !== undefined) {
-    const audited = auditTrailMiddleware({
-      trail: options.auditTrail,
-      service: options.service,
-      apiKey: options.apiKey,
-      log,
-      style,
-    });
+  const reads = options.reads;
+  const readAudit = reads === undefined
+    ? undefined
+    : keyedReadAudit({ ...reads, apiKey: options.apiKey });
+  const audited = options.auditTrail === undefined ? undefined : auditTrailMiddleware({
+    trail: options.auditTrail,
+    service: options.service,
+    apiKey: options.apiKey,
+    log,
+    style,
+  });
+  if (audited !== undefined || readAudit !== undefined) {
     app.use(async function auditTrail(c, next) {
       if (ownAuthentication !== undefined && isUnder(c.req.path, ownAuthentication.prefix)) {
         return await next();
       }
-      return await audited(c, next);
+      if (readAudit !== undefined && c.req.method === "POST" && reads!.actions.has(c.req.path)) {
+        return await readAudit(c, next);
+      }
+      return audited === undefined ? await next() : await audited(c, next);
     });
   }
   app.use(requestBodyReader({
