@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileAuditTrail } from "../../adapters/filesystem/file_audit_trail.ts";
@@ -15,6 +15,7 @@ import { aPublishRequest, aTransferRequest, postJson } from "../../tests/support
 import { DataReadAudit } from "../_shared/data_read_audit.ts";
 import { memoryLogger } from "../_shared/log.ts";
 import { createPublishApp } from "./app.ts";
+import { buildPublishService } from "./main.ts";
 
 const RUN = { project_name: "Pr042", project_start_time: "20250611_093000" };
 const FILESTORE = { type: "filestore", name: "LSC" };
@@ -167,6 +168,48 @@ Deno.test("publish app /data-publish/read with AUDIT_LOG_PATH: 100 pages are one
       assert.ok(!text.includes(value), `never row data: ${value}`);
     }
     assert.ok(!text.includes("client_id"), "the publish service knows no data API client");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+Deno.test("publish service from its environment: DATA_API_AUDIT_FLUSH_SECONDS batches reads, and shutdown writes the batch", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cr8tor-read-audit-env-"));
+  try {
+    await mkdir(join(dir, "secrets"));
+    await mkdir(join(dir, "lsc"));
+    await writeFile(join(dir, "secrets", "publishserviceapikey"), PUBLISH_KEY);
+    const path = join(dir, "audit.jsonl");
+    const service = await buildPublishService({
+      SECRETS_MNT_PATH: join(dir, "secrets"),
+      STATE_DIR: join(dir, "state"),
+      TARGET_STORAGE_ACCOUNT_LSC_SDE_MNT_PATH: join(dir, "lsc"),
+      AUDIT_LOG_PATH: path,
+      DATA_API_AUDIT_FLUSH_SECONDS: "3600",
+    }, () => {});
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await service.fetch(
+          postJson("/data-publish/read/rows", aReadRequest(), PUBLISH_KEY),
+        );
+        assert.equal(res.status, 404);
+        assert.equal((await res.json()).payload.code, "release_not_published");
+      }
+      const before = await readFile(path, "utf8").catch(() => "");
+      assert.ok(!before.includes("data_reads"), "nothing written before the period ends");
+    } finally {
+      await service.close?.();
+    }
+    const records = await recordsOf(path);
+    assert.equal(records.length, 1);
+    const batch = records[0]!;
+    assert.ok(batch.kind === "data_reads");
+    assert.equal(batch.service, "publish");
+    assert.deepEqual(batch.reads.map((r) => [r.status, r.error_code]), [
+      [404, "release_not_published"],
+      [404, "release_not_published"],
+      [404, "release_not_published"],
+    ]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
