@@ -9,7 +9,8 @@
  *
  * The key is checked before anything touches the body: a request without the right key is answered 403
  * whatever its `Content-Length` or `Transfer-Encoding`, and not a byte of its body is read. Such refusals
- * are counted ({@link RefusalTally}) instead of being logged and audited one by one.
+ * are counted ({@link RefusalTally}) instead of being logged and audited one by one. `POST` routes that
+ * are reads (`ServiceOptions.reads`) are audited in batches (`data_read_audit.ts`), not one by one.
  *
  * @module
  */
