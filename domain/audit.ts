@@ -43,6 +43,9 @@ export const KEY_ID_LENGTH = 16;
 
 const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, { error: "must be 64 lower-case hex digits" });
 
+/** A caller key id: the first {@link KEY_ID_LENGTH} hex digits of the SHA-256 of an API key. */
+const CallerKeyId = z.string().regex(/^[0-9a-f]{16}$/);
+
 /** A destination as recorded: its type, name and format. */
 export const AuditDestination = z.object({
   type: z.string(),
@@ -119,7 +122,7 @@ export const AuditEntry = z.strictObject({
    * The first {@link KEY_ID_LENGTH} hex digits of the SHA-256 of the API key that authenticated the
    * request; `null` when the request was not authenticated.
    */
-  caller_key_id: z.string().regex(/^[0-9a-f]{16}$/).nullable(),
+  caller_key_id: CallerKeyId.nullable(),
   /** The route called, e.g. `/project/publish`. */
   action: z.string(),
   project_name: z.string().nullable(),
@@ -186,14 +189,30 @@ export const DATA_READ_ACTIONS = ["list_releases", "list_tables", "read_rows"] a
  * One authenticated data API read: who (the client id), what (release, dataset, table), how it ended
  * (status, error code), how many rows it returned, and the SHA-256 of the cursor it was given and of the
  * one it handed out (never the cursors themselves, which carry key values). Never row data.
+ *
+ * The gateway records its reads by client (`client_id`) and release id; the publish service records the
+ * reads the gateway forwards to it (`/data-publish/read/*`) by the caller's key id (`caller_key_id`) and
+ * the project run and destination the request named (`release_id` is then `null`). A read names exactly
+ * one of `client_id` and `caller_key_id`; the publish service's keys are absent from the gateway's reads.
  */
 export const DataRead = z.strictObject({
   time: z.iso.datetime(),
   request_id: RequestId,
-  /** The data API client (`DATA_API_CLIENTS_FILE`) the request authenticated as. */
-  client_id: z.string(),
+  /** The data API client (`DATA_API_CLIENTS_FILE`) the request authenticated as (the gateway's reads). */
+  client_id: z.string().optional(),
+  /**
+   * The first {@link KEY_ID_LENGTH} hex digits of the SHA-256 of the API key that authenticated the
+   * request (the publish service's reads, whose caller is the gateway).
+   */
+  caller_key_id: CallerKeyId.optional(),
   action: z.enum(DATA_READ_ACTIONS),
   release_id: z.string().nullable(),
+  /** The publish service's reads: `project_name` of the request (`null` when not well-formed). */
+  project_name: z.string().nullable().optional(),
+  /** The publish service's reads: `project_start_time` of the request (`null` when not well-formed). */
+  project_start_time: z.string().nullable().optional(),
+  /** The publish service's reads: the destination the request named (`null` when not well-formed). */
+  destination: z.strictObject({ type: z.string(), name: z.string() }).nullable().optional(),
   dataset: z.string().nullable(),
   table: z.string().nullable(),
   status: z.number().int().min(100).max(599),
@@ -202,6 +221,8 @@ export const DataRead = z.strictObject({
   rows_returned: z.number().int().nonnegative().nullable(),
   cursor_in_sha256: Sha256Hex.nullable(),
   cursor_out_sha256: Sha256Hex.nullable(),
+}).refine((read) => (read.client_id === undefined) !== (read.caller_key_id === undefined), {
+  error: "a read names exactly one of client_id and caller_key_id",
 });
 
 /**

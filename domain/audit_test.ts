@@ -423,3 +423,32 @@ Deno.test("chainAuditRecord() rejects a data reads record with a cursor instead 
     TypeError,
   );
 });
+
+Deno.test("a data read names exactly one of client_id (gateway) and caller_key_id (publish service)", async () => {
+  const { client_id: _client, ...keyed } = someReads().reads[0]!;
+  const publishRead = {
+    ...keyed,
+    caller_key_id: "0123456789abcdef",
+    release_id: null,
+    project_name: "Pr042",
+    project_start_time: "20250611_093000",
+    destination: { type: "filestore", name: "LSC" },
+  };
+  const publish = { ...someReads(), service: "publish", reads: [publishRead] };
+  const chained = await chainAuditRecord(publish, undefined);
+  const read = await readAuditLine(chained.line);
+  assert.ok("record" in read && read.record.kind === "data_reads");
+  assert.deepEqual(read.record.reads[0], publishRead);
+  // A gateway read as written before the publish service recorded its reads still reads back.
+  assert.ok("record" in await readAuditLine((await chainAuditRecord(someReads(), undefined)).line));
+  for (
+    const bad of [
+      { ...publishRead, client_id: "pipeline-a" },
+      keyed,
+      { ...publishRead, caller_key_id: "the-key-itself" },
+      { ...publishRead, destination: { type: "filestore", name: "LSC", format: "csv" } },
+    ]
+  ) {
+    await assert.rejects(chainAuditRecord({ ...publish, reads: [bad] }, undefined), TypeError);
+  }
+});

@@ -62,7 +62,8 @@ export function markAuthenticated(c: Context): void {
   c.set(AUTHENTICATED_KEY as never, true as never);
 }
 
-function isAuthenticated(c: Context): boolean {
+/** Whether the request was authenticated by the service's key (see {@link markAuthenticated}). */
+export function isAuthenticated(c: Context): boolean {
   return c.get(AUTHENTICATED_KEY as never) === true;
 }
 
@@ -170,10 +171,10 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
     service,
     caller_key_id: authenticated ? keyId : null,
     action: c.req.path.slice(0, MAX_ACTION_LENGTH),
-    ...(authenticated ? auditRequestFields(bodyOf(c)) : NO_REQUEST_FIELDS),
+    ...(authenticated ? auditRequestFields(auditedBodyOf(c)) : NO_REQUEST_FIELDS),
     outcome: ok ? "success" : "error",
     status,
-    error_code: ok ? null : await errorCodeOf(c.res),
+    error_code: ok ? null : await replyErrorCode(c.res),
     files: output.files ?? null,
     destination_tables: output.destination_tables ?? null,
     opal_resources: output.opal_resources ?? null,
@@ -187,7 +188,7 @@ async function auditEntryOf(c: Context, service: string, keyId: string): Promise
  * The request body as the body reader read it, or `undefined` when it read none (refused for its size, its
  * time or the concurrency cap) or it is not JSON. The connection is never read from here.
  */
-function bodyOf(c: Context): unknown {
+export function auditedBodyOf(c: Context): unknown {
   const bytes = bufferedBodyOf(c);
   if (bytes === undefined) return undefined;
   try {
@@ -197,8 +198,8 @@ function bodyOf(c: Context): unknown {
   }
 }
 
-/** `payload.code` of an error envelope, when it is a well-formed code. */
-async function errorCodeOf(res: Response): Promise<string | null> {
+/** `payload.code` of an error envelope, when it is a well-formed code (what a record keeps of an error). */
+export async function replyErrorCode(res: Response): Promise<string | null> {
   try {
     const code = (await res.clone().json())?.payload?.code;
     return typeof code === "string" && ERROR_CODE.test(code) ? code : null;

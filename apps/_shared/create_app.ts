@@ -9,7 +9,8 @@
  *
  * The key is checked before anything touches the body: a request without the right key is answered 403
  * whatever its `Content-Length` or `Transfer-Encoding`, and not a byte of its body is read. Such refusals
- * are counted ({@link RefusalTally}) instead of being logged and audited one by one.
+ * are counted ({@link RefusalTally}) instead of being logged and audited one by one. `POST` routes that
+ * are reads (`ServiceOptions.reads`) are audited in batches (`data_read_audit.ts`), not one by one.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { AppError } from "../../domain/errors.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { DOCS_ASSETS_PREFIX, registerApiDocs } from "./api_docs.ts";
 import { auditTrailMiddleware, markAuthenticated } from "./audit.ts";
+import { type DataReadAction, type DataReadAudit, keyedReadAudit } from "./data_read_audit.ts";
 import { ErrorEnvelope, type Issue, success, successEnvelope } from "./envelope.ts";
 import {
   errorBody,
@@ -106,6 +108,15 @@ export interface ServiceOptions {
   readonly ownAuthentication?: {
     readonly prefix: string;
     readonly authenticate: MiddlewareHandler;
+  } | undefined;
+  /**
+   * `POST` routes that are reads (the publish service's `/data-publish/read/*`), by path: each is
+   * recorded as a read in `audit`'s batch (`data_reads`, `data_read_audit.ts`) instead of one operation
+   * record each, so that paging costs no disk sync per page.
+   */
+  readonly reads?: {
+    readonly actions: ReadonlyMap<string, DataReadAction>;
+    readonly audit: DataReadAudit;
   } | undefined;
 }
 
@@ -276,19 +287,26 @@ export function createServiceApp(options: ServiceOptions): OpenAPIHono {
     markAuthenticated(c);
     return next();
   });
-  if (options.auditTrail !== undefined) {
-    const audited = auditTrailMiddleware({
-      trail: options.auditTrail,
-      service: options.service,
-      apiKey: options.apiKey,
-      log,
-      style,
-    });
+  const reads = options.reads;
+  const readAudit = reads === undefined
+    ? undefined
+    : keyedReadAudit({ ...reads, apiKey: options.apiKey });
+  const audited = options.auditTrail === undefined ? undefined : auditTrailMiddleware({
+    trail: options.auditTrail,
+    service: options.service,
+    apiKey: options.apiKey,
+    log,
+    style,
+  });
+  if (audited !== undefined || readAudit !== undefined) {
     app.use(async function auditTrail(c, next) {
       if (ownAuthentication !== undefined && isUnder(c.req.path, ownAuthentication.prefix)) {
         return await next();
       }
-      return await audited(c, next);
+      if (readAudit !== undefined && c.req.method === "POST" && reads!.actions.has(c.req.path)) {
+        return await readAudit(c, next);
+      }
+      return audited === undefined ? await next() : await audited(c, next);
     });
   }
   app.use(requestBodyReader({

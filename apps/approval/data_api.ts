@@ -19,7 +19,6 @@ import { byteStream } from "../_shared/byte_stream.ts";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { type DataRead, sha256Hex } from "../../domain/audit.ts";
 import {
   type DataApiClient,
   DataRequestBodyError,
@@ -47,8 +46,7 @@ import { errorResponses } from "../_shared/create_app.ts";
 import { success, successEnvelope } from "../_shared/envelope.ts";
 import { errorReply, type ErrorStyle } from "../_shared/http_errors.ts";
 import { bufferedBodyOf } from "../_shared/request_body.ts";
-import { requestIdOf } from "../_shared/request_ids.ts";
-import type { DataReadAudit } from "./data_read_audit.ts";
+import { type DataReadAudit, dataReadOf, type ReadFacts } from "../_shared/data_read_audit.ts";
 import {
   type CallOptions,
   callSubService,
@@ -107,12 +105,8 @@ interface Caller {
   readonly hasBody: boolean;
 }
 
-/** What the handler knows of a read, for its audit record. */
-type ReadFacts = Pick<DataRead, "action" | "release_id" | "dataset" | "table"> & {
-  cursorIn: string | null;
-  cursorOut: string | null;
-  rows: number | null;
-};
+/** What the handler knows of a read, for its audit record (`dataReadOf`); it fills in the rest. */
+type ReadState = { -readonly [K in keyof ReadFacts]: ReadFacts[K] } & { release_id: string | null };
 
 function callerOf(c: Context): Caller {
   const caller = c.get(CALLER_KEY as never) as Caller | undefined;
@@ -121,8 +115,8 @@ function callerOf(c: Context): Caller {
   return caller;
 }
 
-function startRead(c: Context, facts: Omit<ReadFacts, "cursorOut" | "rows">): ReadFacts {
-  const read: ReadFacts = { ...facts, cursorOut: null, rows: null };
+function startRead(c: Context, facts: Omit<ReadState, "cursorOut" | "rows">): ReadState {
+  const read: ReadState = { ...facts, cursorOut: null, rows: null };
   c.set(READ_KEY as never, read as never);
   return read;
 }
@@ -187,8 +181,12 @@ export function dataApiAuthentication(
     if (client === undefined) throw new Error("a verified client is not listed");
     c.set(CALLER_KEY as never, { client, verified, hasBody } satisfies Caller as never);
     await next();
-    const read = c.get(READ_KEY as never) as ReadFacts | undefined;
-    if (read !== undefined) deps.audit.record(await dataReadOf(c, client.id, read));
+    const read = c.get(READ_KEY as never) as ReadState | undefined;
+    if (read !== undefined) {
+      deps.audit.record(
+        await dataReadOf(c, { client_id: client.id, release_id: read.release_id }, read),
+      );
+    }
     // A body that does not match its signed hash is a failed authentication: its 401 is not signed.
     if (c.res.status !== 401) await signReply(c, verified);
   };
@@ -213,39 +211,6 @@ async function signReply(c: Context, verified: VerifiedRequest): Promise<void> {
     statusText: res.statusText,
     headers,
   });
-}
-
-const ERROR_CODE = /^[a-z0-9_]{1,64}$/;
-
-/** The audit record of an answered read. */
-async function dataReadOf(c: Context, clientId: string, read: ReadFacts): Promise<DataRead> {
-  const status = c.res.status;
-  let errorCode: string | null = null;
-  if (status !== 200) {
-    try {
-      const code = (await c.res.clone().json())?.payload?.code;
-      if (typeof code === "string" && ERROR_CODE.test(code)) errorCode = code;
-    } catch {
-      errorCode = null;
-    }
-  }
-  const clip = (value: string | null) => value === null ? null : value.slice(0, 256);
-  return {
-    time: new Date().toISOString(),
-    request_id: requestIdOf(c),
-    client_id: clientId,
-    action: read.action,
-    release_id: clip(read.release_id),
-    dataset: clip(read.dataset),
-    table: clip(read.table),
-    status,
-    error_code: errorCode,
-    rows_returned: status === 200 ? read.rows : null,
-    cursor_in_sha256: read.cursorIn === null ? null : await sha256Hex(read.cursorIn),
-    cursor_out_sha256: status === 200 && read.cursorOut !== null
-      ? await sha256Hex(read.cursorOut)
-      : null,
-  };
 }
 
 // --- Routes, declared as data -------------------------------------------------------------------

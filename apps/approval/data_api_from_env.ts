@@ -29,19 +29,17 @@ import { parseEnv } from "../_shared/config.ts";
 import type { Logger } from "../_shared/log.ts";
 import { stateStoreFromEnv, type StateStoreKind } from "../_shared/state_store_from_env.ts";
 import type { DataApiDeps } from "./data_api.ts";
-import { DataReadAudit } from "./data_read_audit.ts";
+import { DataReadAuditEnv, dataReadAuditFrom } from "../_shared/data_read_audit.ts";
 
 /** The shortest HAWK key accepted: 32 characters. */
 export const MIN_HAWK_KEY_LENGTH = 32;
 
 /** The data API's variables. */
-export const DataApiEnv = z.object({
+export const DataApiEnv = DataReadAuditEnv.extend({
   /** `on` serves `/data/v1`; `off` (the default): the routes do not exist. */
   DATA_API: z.enum(["on", "off"]).default("off"),
   /** The clients file (YAML or JSON); required with `DATA_API=on`. */
   DATA_API_CLIENTS_FILE: z.string().trim().optional(),
-  /** How long reads are batched before their audit record is written. */
-  DATA_API_AUDIT_FLUSH_SECONDS: z.coerce.number<unknown>().positive().max(3600).default(5),
   /** The most HAWK nonces remembered at once (requests beyond are refused 503 until some expire). */
   DATA_API_MAX_NONCES: z.coerce.number<unknown>().int().min(100).max(10_000_000).default(
     DEFAULT_MAX_NONCES,
@@ -145,12 +143,7 @@ export async function dataApiFromEnv(
     secrets,
     log,
   );
-  const audit = new DataReadAudit({
-    service: "approval",
-    log,
-    trail,
-    flushMs: config.DATA_API_AUDIT_FLUSH_SECONDS * 1000,
-  });
+  const audit = dataReadAuditFrom(config, { service: "approval", log, trail });
   log.info("data_api", {
     clients: file.clients.map((client) => client.id),
     file: path,

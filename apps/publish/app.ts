@@ -76,6 +76,11 @@ import { UploadsOffError } from "../../domain/upload_files.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { MAX_RUN_PAGE_SIZE, type RunStore } from "../../ports/run_store.ts";
 import { recordAuditOutput } from "../_shared/audit.ts";
+import {
+  DataReadAudit,
+  DEFAULT_DATA_READ_FLUSH_MS,
+  recordReadPage,
+} from "../_shared/data_read_audit.ts";
 import { type BodyReading, createServiceApp, type ReadinessCheck } from "../_shared/create_app.ts";
 import type { RefusalTally } from "../_shared/refusals.ts";
 import type { MetricsAccess, ServiceMetrics } from "../_shared/service_metrics.ts";
@@ -134,6 +139,12 @@ export interface PublishDeps extends SourceAccess {
   readonly readiness: () => Promise<readonly ReadinessCheck[]>;
   /** Where every POST is recorded; without it the service keeps no audit trail. */
   readonly auditTrail?: AuditTrail | undefined;
+  /**
+   * Where the reads of `/data-publish/read/*` are recorded, batched (`data_reads`, `docs/audit.md`)
+   * instead of one operation record per page (the composition root closes it at shutdown); absent, one
+   * of its own over `auditTrail` with the default period.
+   */
+  readonly readAudit?: DataReadAudit | undefined;
   /** Time and concurrency limits on reading request bodies; the defaults when absent. */
   readonly bodyReading?: BodyReading | undefined;
   /** Counts key refusals (the composition root closes it at shutdown); a default one when absent. */
@@ -212,6 +223,18 @@ export function createPublishService(deps: PublishDeps): PublishService {
     maxBodyBytes: deps.maxBodyBytes,
     readiness: deps.readiness,
     auditTrail: deps.auditTrail,
+    reads: {
+      actions: new Map([
+        [readTablesRoute.path, "list_tables"],
+        [readRowsRoute.path, "read_rows"],
+      ]),
+      audit: deps.readAudit ?? new DataReadAudit({
+        service: "publish",
+        log: deps.log,
+        trail: deps.auditTrail,
+        flushMs: DEFAULT_DATA_READ_FLUSH_MS,
+      }),
+    },
     bodyReading: deps.bodyReading,
     refusals: deps.refusals,
     metrics: deps.metrics,
@@ -576,6 +599,7 @@ export function createPublishService(deps: PublishDeps): PublishService {
 
   app.openapi(readRowsRoute, async (c) => {
     const page = await readReleaseRows(c.req.valid("json"), { readers, cursorKey });
+    recordReadPage(c, { rows: page.rowCount, cursorOut: page.cursor });
     return rowsReply(page) as never;
   });
 

@@ -49,6 +49,7 @@ import {
 } from "../_shared/config.ts";
 import type { ReadinessCheck } from "../_shared/create_app.ts";
 import { auditTrailFromEnv } from "../_shared/audit.ts";
+import { DataReadAuditEnv, dataReadAuditFrom } from "../_shared/data_read_audit.ts";
 import { createLogger, type Logger, type LogSink, stdoutSink } from "../_shared/log.ts";
 import { OpenConnections } from "../_shared/open_connections.ts";
 import { postgresTlsOf, sourceConnectors } from "../_shared/source_connectors.ts";
@@ -106,7 +107,7 @@ function modeSetting(owner: number, fallback: string) {
 const required = z.string().min(1);
 
 /** The publish service's own environment variables. */
-export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend({
+export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend(DataReadAuditEnv.shape).extend({
   PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
   SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
     DEFAULT_BATCH_ROWS,
@@ -467,6 +468,7 @@ export async function buildPublishService(
   const remote = await remoteRunsFromEnv(env, runStore, log, { detailPrefix: "PublishService: " });
   const httpSources = await httpSourcesFromEnv(env, secrets, log);
   const refusals = refusalTallyFrom(config, { service: "publish", log, trail: auditTrail });
+  const readAudit = dataReadAuditFrom(config, { service: "publish", log, trail: auditTrail });
   const { app, runner } = createPublishService({
     runStore,
     releaseSigner,
@@ -480,6 +482,7 @@ export async function buildPublishService(
     bodyReading: bodyReadingFrom(config),
     refusals,
     auditTrail,
+    readAudit,
     // One registry: HTTP requests, runs (the use cases report to `metrics`), and source failures.
     metrics,
     metricsAccess,
@@ -568,6 +571,7 @@ export async function buildPublishService(
       await httpSources?.close();
       await runStore.close();
       await refusals.close();
+      await readAudit.close();
       await postgresqlReader?.close();
     },
   };

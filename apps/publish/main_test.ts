@@ -111,3 +111,18 @@ Deno.test("PublishEnv REVOCATION_MODE: delete by default, or quarantine, nothing
     (e) => e instanceof ConfigError && e.message.includes("REVOCATION_MODE"),
   );
 });
+
+Deno.test("PublishEnv DATA_API_AUDIT_FLUSH_SECONDS: 5 by default, more than 0 and at most 3600", () => {
+  assert.equal(parseEnv(PublishEnv, {}).DATA_API_AUDIT_FLUSH_SECONDS, 5);
+  assert.equal(
+    parseEnv(PublishEnv, { DATA_API_AUDIT_FLUSH_SECONDS: "0.5" }).DATA_API_AUDIT_FLUSH_SECONDS,
+    0.5,
+  );
+  for (const bad of ["0", "-1", "3601", "soon"]) {
+    assert.throws(
+      () => parseEnv(PublishEnv, { DATA_API_AUDIT_FLUSH_SECONDS: bad }),
+      (e) => e instanceof ConfigError && e.message.includes("DATA_API_AUDIT_FLUSH_SECONDS"),
+      bad,
+    );
+  }
+});

@@ -13,6 +13,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import hawkModule from "hawk";
+import { auditKeyId } from "../../domain/audit.ts";
 import { PostgresSandbox } from "../support/databases.ts";
 import { DestinationSandbox } from "../support/destination_databases.ts";
 import { FakeOpal } from "../support/fake_opal.ts";
@@ -143,6 +144,7 @@ Deno.test({
           DATA_API_AUDIT_FLUSH_SECONDS: "2",
         },
         publishEnv: {
+          DATA_API_AUDIT_FLUSH_SECONDS: "2",
           DESTINATION_POSTGRESQL_HOST: POSTGRES.host,
           DESTINATION_POSTGRESQL_PORT: String(POSTGRES.port),
           DESTINATION_POSTGRESQL_DATABASE: destination.database,
@@ -290,21 +292,46 @@ Deno.test({
 
       await t.step("the reads are audited in batches, without row data", async () => {
         // One flush period (2 s) and then some.
+        let records: Json[] = [];
         let batches: Json[] = [];
         for (let i = 0; i < 100; i++) {
           await new Promise((resolve) => setTimeout(resolve, 100));
           const text = await readFile(auditPath, "utf8");
-          batches = text.trimEnd().split("\n").map((l) => JSON.parse(l)).filter((r) =>
-            r.kind === "data_reads"
-          );
+          records = text.trimEnd().split("\n").map((l) => JSON.parse(l));
+          batches = records.filter((r) => r.kind === "data_reads" && r.service === "approval");
           const reads = batches.flatMap((b) => b.reads);
-          // The last read of all: the releases listed after the revocation.
-          if (reads.filter((r: Json) => r.action === "list_releases").length === 2) break;
+          const forwarded = records.filter((r) =>
+            r.kind === "data_reads" && r.service === "publish"
+          )
+            .flatMap((b) => b.reads);
+          // The last read of all: the releases listed after the revocation (and the gateway's last
+          // forwarded page, the first one before the revocation, in the publish service's batches).
+          if (
+            reads.filter((r: Json) => r.action === "list_releases").length === 2 &&
+            forwarded.filter((r: Json) => r.action === "read_rows").length >=
+              2 * 2 * Math.ceil(ROWS / LIMIT) + 1
+          ) break;
         }
         const reads: Json[] = batches.flatMap((b) => b.reads);
         assert.ok(batches.length < reads.length / 3, `${reads.length} reads in ${batches.length}`);
-        for (const batch of batches) assert.equal(batch.service, "approval");
         assert.ok(reads.every((r) => r.client_id === CREDENTIALS.id));
+        // The publish service records the pages the gateway forwarded the same way: batched, by
+        // the gateway's key id, never one operation record (and one disk sync) per page.
+        const publishBatches = records.filter((r) =>
+          r.kind === "data_reads" && r.service === "publish"
+        );
+        const forwarded: Json[] = publishBatches.flatMap((b) => b.reads);
+        const publishKeyId = await auditKeyId(KEYS.publishserviceapikey);
+        assert.ok(forwarded.every((r) => r.caller_key_id === publishKeyId && !("client_id" in r)));
+        const forwardedPages = forwarded.filter((r) =>
+          r.action === "read_rows" && r.status === 200
+        );
+        assert.equal(forwardedPages.length, 2 * 2 * Math.ceil(ROWS / LIMIT) + 1);
+        assert.ok(publishBatches.length < forwarded.length / 3);
+        assert.ok(
+          !records.some((r) => r.kind === "operation" && r.action.startsWith("/data-publish/read")),
+          "no operation record per page",
+        );
         const pages = reads.filter((r) => r.action === "read_rows" && r.status === 200);
         // Two releases × two orientations × 5 pages, and the first page before the revocation.
         assert.equal(pages.length, 2 * 2 * Math.ceil(ROWS / LIMIT) + 1);
@@ -325,7 +352,7 @@ Deno.test({
           reads.some((r) => r.release_id === pgId && r.error_code === "release_not_found"),
           JSON.stringify(reads.filter((r) => r.release_id === pgId && r.status !== 200)),
         );
-        const text = JSON.stringify(batches);
+        const text = JSON.stringify([...batches, ...publishBatches]);
         for (const row of expected) {
           for (const value of row.slice(1)) {
             if (value !== null && value.length > 4) {

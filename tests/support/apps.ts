@@ -46,7 +46,7 @@ import {
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { RefusalTally } from "../../apps/_shared/refusals.ts";
 import { createMetadataApp } from "../../apps/metadata/app.ts";
-import { createPublishApp } from "../../apps/publish/app.ts";
+import { createPublishApp, type PublishDeps } from "../../apps/publish/app.ts";
 import type { QuarantinedFiles } from "../../ports/quarantine.ts";
 import { ONCOLOGY, ONCOLOGY_ROWS } from "./catalogs.ts";
 import { TEST_MANIFEST_KEY } from "./manifest_key.ts";
@@ -205,7 +205,12 @@ export class FakeWorld implements Disposable {
 
   /** The publish service of this world (one instance, as one process would be). */
   publishApp() {
-    return this.#publishApp ??= createPublishApp({
+    return this.#publishApp ??= createPublishApp(this.publishDeps());
+  }
+
+  /** What {@link publishApp} builds the publish service from, to build one with other parts. */
+  publishDeps(): PublishDeps {
+    return {
       ...this.sourceAccess(),
       apiKey: PUBLISH_KEY,
       log: this.publishLog,
@@ -237,7 +242,7 @@ export class FakeWorld implements Disposable {
           return [{ name: "filestore LSC", ok: false, detail: (e as Error).message }];
         }
       },
-    });
+    };
   }
 
   /** The gateway, calling the in-process metadata and publish apps through an injected fetch. */

@@ -25,7 +25,7 @@ import {
 } from "../../domain/release.ts";
 import { memoryLogger } from "../../apps/_shared/log.ts";
 import { createApprovalService } from "../../apps/approval/app.ts";
-import { DataReadAudit } from "../../apps/approval/data_read_audit.ts";
+import { DataReadAudit } from "../../apps/_shared/data_read_audit.ts";
 import { APPROVAL_KEY, METADATA_KEY, PUBLISH_KEY } from "./apps.ts";
 import { FakeDataRead, type FakeReadTable } from "./fake_data_read.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MemoryAuditTrail } from "../../adapters/memory/memory_audit_trail.ts";
 import { type DataRead, verifyAuditChain } from "../../domain/audit.ts";
-import { memoryLogger } from "../_shared/log.ts";
+import { memoryLogger } from "./log.ts";
 import { DataReadAudit } from "./data_read_audit.ts";
 
 function aRead(i: number): DataRead {
