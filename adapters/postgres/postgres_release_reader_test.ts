@@ -191,3 +191,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "PostgresReleaseReader pages a keyless table of many blocks by windows: every row once, in ctid order",
+  ignore: ignorePostgres,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    const sandbox = new DestinationSandbox();
+    try {
+      await sandbox.create();
+      const under = underTest(sandbox);
+      try {
+        // 3,000 rows of about 100 bytes: some 40 blocks.
+        const LOG: FixtureTable = {
+          ...EVENTS,
+          table: { ...EVENTS.table, name: "log" },
+          rows: Array.from({ length: 3000 }, (_, i) => [String(i), `event ${i} ${"x".repeat(80)}`]),
+        };
+        await under.publish([LOG]);
+        const loader = sandbox.asLoader();
+        const [registered] = await loader<{ schema: string }[]>`
+          select destination_schema as schema from cr8tor_publisher.datasets
+           where project_name = ${under.run.project}`;
+        const relation = `"${registered!.schema}".log`;
+        const inCtidOrder = async () =>
+          (await loader.unsafe<{ n: string; what: string }[]>(
+            `select n::text, what from ${relation} order by ctid`,
+          )).map((r) => [r.n, r.what]);
+        const paged = async (limit: number) =>
+          (await readAllPages(under.reader, under.run, "log", limit)).flatMap((p) => p.rows);
+        await t.step("without statistics (a guess of rows per block)", async () => {
+          assert.deepEqual(await paged(37), await inCtidOrder());
+        });
+        await t.step("with statistics, and whole blocks of deleted rows", async () => {
+          // Rows 500 to 1999 gone: many empty blocks between two windows' worth of rows.
+          await loader.unsafe(`delete from ${relation} where n between 500 and 1999`);
+          await loader.unsafe(`analyze ${relation}`);
+          const expected = await inCtidOrder();
+          assert.equal(expected.length, 1500);
+          assert.deepEqual(await paged(37), expected);
+          assert.deepEqual(await paged(1000), expected);
+          assert.deepEqual(await paged(5000), expected);
+        });
+      } finally {
+        await under.cleanup();
+      }
+    } finally {
+      await sandbox.cleanup();
+    }
+  },
+});
