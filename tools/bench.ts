@@ -61,6 +61,7 @@ import {
 import { FAKE_W_SCHEMA } from "../tests/support/fake_tds_w_process.ts";
 import { startService } from "../tests/support/processes.ts";
 import {
+  BENCH_READER,
   BENCH_SCHEMA as SCHEMA,
   DEST_DB,
   ensureTables,
@@ -142,7 +143,7 @@ if (import.meta.main) {
   for (
     const [name, value] of Object.entries({
       publishserviceapikey: key,
-      benchuser: "cr8tor_bench_reader",
+      benchuser: BENCH_READER,
       benchpassword: readerPassword,
       rootuser: "root",
       destpassword: "unused-trust-auth",
@@ -159,20 +160,20 @@ if (import.meta.main) {
     // A read-only login for both sources.
     const admin = postgresAdmin();
     await admin.unsafe(
-      `do $$ begin if not exists (select from pg_roles where rolname = 'cr8tor_bench_reader')
-      then create role cr8tor_bench_reader login; end if; end $$`,
+      `do $$ begin if not exists (select from pg_roles where rolname = '${BENCH_READER}')
+      then create role ${BENCH_READER} login; end if; end $$`,
     );
-    await admin.unsafe(`alter role cr8tor_bench_reader password '${readerPassword}'`);
+    await admin.unsafe(`alter role ${BENCH_READER} password '${readerPassword}'`);
     await admin.unsafe(
-      `grant usage on schema ${SCHEMA} to cr8tor_bench_reader; grant select on all tables in schema ${SCHEMA} to cr8tor_bench_reader`,
+      `grant usage on schema ${SCHEMA} to ${BENCH_READER}; grant select on all tables in schema ${SCHEMA} to ${BENCH_READER}`,
     );
     await admin.end();
     const my = await mysql.createConnection(MY);
-    await my.query(`create user if not exists 'cr8tor_bench_reader'@'%' identified by ?`, [
+    await my.query(`create user if not exists '${BENCH_READER}'@'%' identified by ?`, [
       readerPassword,
     ]);
-    await my.query(`alter user 'cr8tor_bench_reader'@'%' identified by ?`, [readerPassword]);
-    await my.query(`grant select on ${SCHEMA}.* to 'cr8tor_bench_reader'@'%'`);
+    await my.query(`alter user '${BENCH_READER}'@'%' identified by ?`, [readerPassword]);
+    await my.query(`grant select on ${SCHEMA}.* to '${BENCH_READER}'@'%'`);
     await my.end();
 
     // The PostgreSQL destination: its own database, loaded by the superuser (trust auth).
@@ -187,7 +188,7 @@ if (import.meta.main) {
 
     // SQL Server: the fake TDS server, serving W to the same read-only login.
     fake = SOURCES.includes("SQL Server")
-      ? await startFakeSqlServer(ROWS, "cr8tor_bench_reader", readerPassword)
+      ? await startFakeSqlServer(ROWS, BENCH_READER, readerPassword)
       : undefined;
     const MS_ADDRESS = { host: "127.0.0.1", port: fake?.port ?? 1433 };
     // Databricks: the fake workspace, its test CA trusted by the service through DENO_CERT.
@@ -300,7 +301,7 @@ if (import.meta.main) {
               const read = source === "SQL Server"
                 ? await mssqlReadLimit(
                   served,
-                  { user: "cr8tor_bench_reader", password: readerPassword },
+                  { user: BENCH_READER, password: readerPassword },
                   ROWS,
                 )
                 : await databricksReadLimit(
@@ -450,7 +451,7 @@ if (import.meta.main) {
           connectPostgres({
             ...PG_ADDRESS,
             database: PG.database,
-            username: "cr8tor_bench_reader",
+            username: BENCH_READER,
             password: readerPassword,
             tls: { mode: "disable" },
             connectTimeoutMs: 10_000,

@@ -51,10 +51,15 @@ import {
   type ReleaseReader,
   ReleaseTableNotFoundError,
 } from "../../ports/release_reader.ts";
-import { duckdbReleasePage, duckdbReleaseTables } from "../duckdb/duckdb_release_file.ts";
 import { ConfinedTree } from "./confined_tree.ts";
 
 const COMMA_BYTES = new Uint8Array([0x2c]);
+
+/**
+ * DuckDB's reader, loaded with DuckDB on the first read of a DuckDB release, so that a service reading
+ * only CSV files and PostgreSQL tables never holds DuckDB's native library (about 30 MB resident).
+ */
+const duckdbReleaseFile = () => import("../duckdb/duckdb_release_file.ts");
 
 /** Bytes read at a time from a CSV file. */
 const READ_BYTES = 1024 * 1024;
@@ -89,7 +94,7 @@ export class FilestoreReleaseReader implements ReleaseReader {
     const duckdbSha = bag.files.get(DUCKDB_PAYLOAD_PATH);
     if (duckdbSha !== undefined) {
       const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
-      for (const table of await duckdbReleaseTables(path)) {
+      for (const table of await (await duckdbReleaseFile()).duckdbReleaseTables(path)) {
         tables.push({
           ...table,
           columns: table.columns.map((c) => ({
@@ -155,7 +160,7 @@ export class FilestoreReleaseReader implements ReleaseReader {
   async #duckdbHas(bag: Bag, request: ReadPageRequest): Promise<boolean> {
     if (!bag.files.has(DUCKDB_PAYLOAD_PATH)) return false;
     const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
-    return (await duckdbReleaseTables(path)).some((t) =>
+    return (await (await duckdbReleaseFile()).duckdbReleaseTables(path)).some((t) =>
       t.dataset === request.dataset && t.name === request.table
     );
   }
@@ -165,7 +170,7 @@ export class FilestoreReleaseReader implements ReleaseReader {
     const sha512 = bag.files.get(DUCKDB_PAYLOAD_PATH);
     if (sha512 === undefined) return undefined;
     const path = await this.#plainFile(`${bag.folder}/${DUCKDB_PAYLOAD_PATH}`);
-    return await duckdbReleasePage(path, sha512, request);
+    return await (await duckdbReleaseFile()).duckdbReleasePage(path, sha512, request);
   }
 
   /**

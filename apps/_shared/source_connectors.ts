@@ -8,8 +8,6 @@ import {
   databricksConnector,
   type DatabricksSettings,
 } from "../../adapters/databricks/databricks_source_database.ts";
-import { connectMssqlWith } from "../../adapters/mssql/mssql_source_database.ts";
-import { connectMysql } from "../../adapters/mysql/mysql_source_database.ts";
 import type { MysqlSslMode, MysqlTlsOptions } from "../../adapters/mysql/mysql_tls.ts";
 import { connectPostgres } from "../../adapters/postgres/postgres_source_database.ts";
 import type { PostgresSslMode, PostgresTlsOptions } from "../../adapters/postgres/postgres_tls.ts";
@@ -62,13 +60,20 @@ export function sourceConnectors(
     encrypt: env.SOURCE_MSSQL_ENCRYPT,
     trustServerCertificate: env.SOURCE_MSSQL_TRUST_SERVER_CERTIFICATE,
   };
-  const connectMssql: SqlSourceConnector = (options) => connectMssqlWith(options, tls);
+  // The SQL Server and MySQL drivers are loaded on first use, as the Databricks driver is: a service
+  // whose packages never read them does not hold them in memory (apps/publish/startup_modules_test.ts).
+  const connectMssql: SqlSourceConnector = async (options) =>
+    (await import("../../adapters/mssql/mssql_source_database.ts")).connectMssqlWith(options, tls);
   const { log, databricks = {} } = options;
   const postgresTls = postgresTlsOf("SOURCE_POSTGRES_SSLMODE", env.SOURCE_POSTGRES_SSLMODE, log);
   const mysqlTls = mysqlTlsOf("SOURCE_MYSQL_SSLMODE", env.SOURCE_MYSQL_SSLMODE, log);
   return {
     postgresql: (connection) => connectPostgres({ ...connection, tls: postgresTls }),
-    mysql: (connection) => connectMysql({ ...connection, tls: mysqlTls }),
+    mysql: async (connection) =>
+      (await import("../../adapters/mysql/mysql_source_database.ts")).connectMysql({
+        ...connection,
+        tls: mysqlTls,
+      }),
     mssql: connectMssql,
     databrickssql: databricksConnector(databricks),
   };

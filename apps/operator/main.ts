@@ -96,7 +96,7 @@ export async function buildOperator(
       cause: e,
     });
   }
-  const api = kubeApiFromEnv(env);
+  const api = await kubeApiFromEnv(env);
   const namespace = config.WATCH_NAMESPACE ?? api.namespace;
   const closing: (() => Promise<void>)[] = [() => store.close()];
   const closeAll = async () => {

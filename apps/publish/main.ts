@@ -9,7 +9,6 @@ import {
   DISCLOSURE_CHECK_SETTINGS,
 } from "../../domain/disclosure.ts";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
-import { DuckdbDatasetWriter } from "../../adapters/duckdb/duckdb_dataset_writer.ts";
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { PostgresReleaseReader } from "../../adapters/postgres/postgres_release_reader.ts";
@@ -29,6 +28,7 @@ import { join } from "node:path";
 import { SECRET_NAME_PATTERN } from "../../domain/names.ts";
 import { MIN_MANIFEST_KEY_MATERIAL, stagingManifestKey } from "../../domain/staging_manifest.ts";
 import type { Filestore } from "../../ports/filestore.ts";
+import type { DatasetWriter } from "../../ports/dataset_writer.ts";
 import {
   DEFAULT_BATCH_BYTES,
   DEFAULT_BATCH_ROWS,
@@ -506,7 +506,7 @@ export async function buildPublishService(
     },
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
-      duckdb: new DuckdbDatasetWriter(),
+      duckdb: duckdbWriterOnFirstUse(),
     },
     concurrency: config.PACKAGE_CONCURRENCY,
     batchRows: config.SOURCE_BATCH_ROWS,
@@ -573,6 +573,23 @@ export async function buildPublishService(
       await refusals.close();
       await readAudit.close();
       await postgresqlReader?.close();
+    },
+  };
+}
+
+/**
+ * The DuckDB writer, loaded with DuckDB itself by the first DuckDB package: DuckDB's native library and
+ * its bindings add about 30 MB of resident memory, which a service writing only CSV files or PostgreSQL
+ * tables would otherwise hold (apps/publish/startup_modules_test.ts).
+ */
+function duckdbWriterOnFirstUse(): DatasetWriter {
+  let writer: Promise<DatasetWriter> | undefined;
+  return {
+    async write(...args) {
+      writer ??= import("../../adapters/duckdb/duckdb_dataset_writer.ts").then((m) =>
+        new m.DuckdbDatasetWriter()
+      );
+      return await (await writer).write(...args);
     },
   };
 }

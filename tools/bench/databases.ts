@@ -33,6 +33,12 @@ function benchName(name: string, fallback: string): string {
 
 /** The schema (MariaDB: database) the W table is built in (`CR8TOR_BENCH_SCHEMA`). */
 export const BENCH_SCHEMA = benchName("CR8TOR_BENCH_SCHEMA", "cr8tor_bench");
+/**
+ * The read-only login the service reads W with, in PostgreSQL, MariaDB and the fake SQL Server. Each bench
+ * sets its password afresh, so it is named after {@link BENCH_SCHEMA}: two benches with their own schemas
+ * do not change each other's password mid-run (`cr8tor_bench_reader` by default).
+ */
+export const BENCH_READER = `${BENCH_SCHEMA}_reader`;
 /** The W table's columns, in order, as the limit commands select them. */
 export const W_COLUMNS_LIST =
   "id, i, s, amount, price, ratio, flag, created_at, d, code, txt, maybe, u";
