@@ -57,7 +57,13 @@ import { untilAborted } from "../../domain/interruption.ts";
 import type { LongWork } from "../../domain/long_work.ts";
 import { estimatedRowBytes } from "../../ports/source_database.ts";
 import { duckdbColumn } from "./duckdb_columns.ts";
-import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
+import {
+  DuckdbConstraintError,
+  DuckdbMemoryError,
+  DuckdbNameClashError,
+  DuckdbValueError,
+} from "./duckdb_errors.ts";
+import { DEFAULT_DUCKDB_MEMORY_LIMIT } from "./duckdb_settings.ts";
 
 /** Rows per data chunk: DuckDB's vector size, the most one chunk can hold. */
 const CHUNK_ROWS = 2048;
@@ -70,9 +76,6 @@ const CHUNK_ROWS = 2048;
  */
 export const FLUSH_ROWS = 25 * CHUNK_ROWS;
 
-/** DuckDB's memory limit when none is given (see {@link DuckdbDatasetWriterOptions.memoryLimit}). */
-export const DEFAULT_MEMORY_LIMIT = "64MB";
-
 /** Where DuckDB may spill, inside the work folder but outside the payload. */
 const TEMP_DIR = ".duckdb-tmp";
 
@@ -82,8 +85,7 @@ export interface DuckdbDatasetWriterOptions {
   readonly threads?: number;
   /**
    * DuckDB's memory limit per write, e.g. `"1GB"`; beyond it DuckDB spills to a folder in the work folder.
-   * Defaults to {@link DEFAULT_MEMORY_LIMIT}: the pool mostly caches table blocks already written, and
-   * 10M W rows with their primary key loaded within 32 MB as well as 128 MB.
+   * Defaults to {@link DEFAULT_DUCKDB_MEMORY_LIMIT}, which says what needs more.
    */
   readonly memoryLimit?: string;
 }
@@ -152,7 +154,8 @@ export class DuckdbDatasetWriter implements DatasetWriter {
       stop.throwIfAborted();
       await main.run("CHECKPOINT");
     } catch (e) {
-      throw signal?.aborted ? signal.reason : e;
+      if (signal?.aborted) throw signal.reason;
+      throw isOutOfMemory(e) ? new DuckdbMemoryError(this.#memoryLimit(), e) : e;
     } finally {
       for (const connection of connections) connection.closeSync();
       instance.closeSync();
@@ -160,9 +163,13 @@ export class DuckdbDatasetWriter implements DatasetWriter {
     return [{ path: DUCKDB_PAYLOAD_PATH, ...await sha512File(file, DUCKDB_PAYLOAD_PATH) }];
   }
 
+  #memoryLimit(): string {
+    return this.#options.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT;
+  }
+
   #config(workDir: string): Record<string, string> {
     const config: Record<string, string> = {
-      memory_limit: this.#options.memoryLimit ?? DEFAULT_MEMORY_LIMIT,
+      memory_limit: this.#memoryLimit(),
       temp_directory: join(workDir, TEMP_DIR),
       autoinstall_known_extensions: "false",
       autoload_known_extensions: "false",
@@ -382,6 +389,12 @@ function closeAppender(appender: DuckDBAppender, extract: TableExtract): void {
   } catch (e) {
     throw translateAppendError(e, extract);
   }
+}
+
+/** DuckDB's failures for want of memory within its `memory_limit` (`failed to pin block`, `Out of Memory`). */
+function isOutOfMemory(error: unknown): error is Error {
+  return error instanceof Error && !(error instanceof DuckdbMemoryError) &&
+    /failed to pin block|out of memory/i.test(error.message);
 }
 
 /** DuckDB reports `Failed to append: PRIMARY KEY or UNIQUE constraint violation: ...` and the like. */

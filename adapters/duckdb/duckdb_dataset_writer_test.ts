@@ -27,7 +27,12 @@ import {
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
 import { DuckdbDatasetWriter, FLUSH_ROWS } from "./duckdb_dataset_writer.ts";
 import { bcLast, formatInterval } from "./duckdb_release_file.ts";
-import { DuckdbConstraintError, DuckdbNameClashError, DuckdbValueError } from "./duckdb_errors.ts";
+import {
+  DuckdbConstraintError,
+  DuckdbMemoryError,
+  DuckdbNameClashError,
+  DuckdbValueError,
+} from "./duckdb_errors.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Reading a staged database back as canonical text, independently of the writer's own conversions: DuckDB
@@ -601,3 +606,39 @@ Deno.test("DuckdbDatasetWriter throughput: a million rows of the 13 wide-table t
       ]);
     });
   }));
+
+Deno.test("DuckdbDatasetWriter: long values beyond DuckDB's memory limit are a clear error, a higher limit writes them", async (t) => {
+  // 2,000 values of 64 KiB (128 MiB): DuckDB 1.5 holds long values in memory until the table is written.
+  const long = table("notes", [
+    column("id", { kind: "integer" }, false),
+    column("body", { kind: "text" }),
+  ], [
+    "id",
+  ]);
+  const rows: CanonicalRow[] = Array.from(
+    { length: 2000 },
+    (_, i) => [String(i), String(i % 10).repeat(64 * 1024)],
+  );
+  const write = (work: StagingWork, memoryLimit: string) =>
+    new DuckdbDatasetWriter({ memoryLimit }).write(
+      work,
+      new MemorySourceDatabase(
+        [{ name: "s", description: null, tables: [long] }],
+        new Map([["s.notes", rows]]),
+      ),
+      [extract("s", long)],
+      OPTIONS,
+    );
+  await t.step("64MB: refused, naming the setting", () =>
+    withWork(async (work) => {
+      await assert.rejects(write(work, "64MB"), DuckdbMemoryError, "DUCKDB_MEMORY_LIMIT");
+    }));
+  await t.step("512MB: written, every value whole", () =>
+    withWork(async (work, dir) => {
+      const files = await write(work, "512MB");
+      const read = await readDuckdb(dir, files);
+      const notes = read.get("s.notes")!;
+      assert.equal(notes.length, 2000);
+      assert.ok(notes.every((r) => r[1] === String(Number(r[0]) % 10).repeat(64 * 1024)));
+    }));
+});

@@ -46,6 +46,24 @@ export class DuckdbConstraintError extends AppError {
 }
 
 /**
+ * A write that needed more memory than DuckDB's limit gives it. DuckDB 1.5 holds long values (over a few
+ * kilobytes) in memory until a table is written, so a table whose long values add up to more than the
+ * limit cannot be written within it: `DUCKDB_MEMORY_LIMIT` raises it; CSV has no such limit.
+ */
+export class DuckdbMemoryError extends AppError {
+  readonly code = "duckdb_memory_limit";
+
+  constructor(readonly limit: string, cause: unknown) {
+    super(
+      `Cannot write the dataset to DuckDB within its memory limit (${limit}): DuckDB holds long ` +
+        `values in memory until a table is written; raise DUCKDB_MEMORY_LIMIT on the publish service, ` +
+        `or stage the dataset as CSV`,
+      { cause },
+    );
+  }
+}
+
+/**
  * Names that DuckDB would treat as one: its identifiers are case-insensitive, even when quoted, so tables
  * `Visits` and `visits` (or two such columns, or two datasets' schemas in one run) cannot both exist.
  */

@@ -63,6 +63,7 @@ import {
 import { OpalStepFailedError } from "../../application/opal_publication.ts";
 import {
   DuckdbConstraintError,
+  DuckdbMemoryError,
   DuckdbNameClashError,
   DuckdbValueError,
 } from "../../adapters/duckdb/duckdb_errors.ts";
@@ -186,6 +187,8 @@ const STATUS = new Map<ErrorClass, ContentfulStatusCode>([
   [DuckdbValueError, 422],
   [DuckdbConstraintError, 422],
   [DuckdbNameClashError, 422],
+  // The service cannot store this dataset as DuckDB with its configured memory (RFC 4918).
+  [DuckdbMemoryError, 507],
   [UnsafeTableNameError, 422],
   [UnknownGateError, 422],
   [UnknownApprovalTypeError, 422],

@@ -4,6 +4,10 @@
  * @module
  */
 import {
+  DEFAULT_DUCKDB_MEMORY_LIMIT,
+  DUCKDB_MEMORY_LIMIT_PATTERN,
+} from "../../adapters/duckdb/duckdb_settings.ts";
+import {
   DEFAULT_DISCLOSURE_CHECK_SETTING,
   DEFAULT_SMALL_CELL_THRESHOLD,
   DISCLOSURE_CHECK_SETTINGS,
@@ -109,6 +113,10 @@ const required = z.string().min(1);
 /** The publish service's own environment variables. */
 export const PublishEnv = CommonEnv.extend(SourceEnv.shape).extend(DataReadAuditEnv.shape).extend({
   PACKAGE_CONCURRENCY: z.coerce.number<unknown>().int().min(1).max(64).default(2),
+  /** DuckDB's memory limit per DuckDB package (long text values need room, docs/deploy.md). */
+  DUCKDB_MEMORY_LIMIT: z.string().regex(DUCKDB_MEMORY_LIMIT_PATTERN, {
+    error: "must be a whole number and a unit (KB, MB, GB, KiB, MiB, GiB), e.g. 64MB",
+  }).default(DEFAULT_DUCKDB_MEMORY_LIMIT),
   SOURCE_BATCH_ROWS: z.coerce.number<unknown>().int().min(1).max(1_000_000).default(
     DEFAULT_BATCH_ROWS,
   ),
@@ -506,7 +514,7 @@ export async function buildPublishService(
     },
     writers: {
       csv: new CsvDatasetWriter({ formulaPrefix: config.CSV_FORMULA_PREFIX }),
-      duckdb: duckdbWriterOnFirstUse(),
+      duckdb: duckdbWriterOnFirstUse(config.DUCKDB_MEMORY_LIMIT),
     },
     concurrency: config.PACKAGE_CONCURRENCY,
     batchRows: config.SOURCE_BATCH_ROWS,
@@ -582,12 +590,12 @@ export async function buildPublishService(
  * its bindings add about 30 MB of resident memory, which a service writing only CSV files or PostgreSQL
  * tables would otherwise hold (apps/publish/startup_modules_test.ts).
  */
-function duckdbWriterOnFirstUse(): DatasetWriter {
+function duckdbWriterOnFirstUse(memoryLimit: string): DatasetWriter {
   let writer: Promise<DatasetWriter> | undefined;
   return {
     async write(...args) {
       writer ??= import("../../adapters/duckdb/duckdb_dataset_writer.ts").then((m) =>
-        new m.DuckdbDatasetWriter()
+        new m.DuckdbDatasetWriter({ memoryLimit })
       );
       return await (await writer).write(...args);
     },

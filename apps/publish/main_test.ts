@@ -126,3 +126,15 @@ Deno.test("PublishEnv DATA_API_AUDIT_FLUSH_SECONDS: 5 by default, more than 0 an
     );
   }
 });
+
+Deno.test("PublishEnv DUCKDB_MEMORY_LIMIT: 64MB by default, a whole number and a unit", () => {
+  assert.equal(parseEnv(PublishEnv, {}).DUCKDB_MEMORY_LIMIT, "64MB");
+  assert.equal(parseEnv(PublishEnv, { DUCKDB_MEMORY_LIMIT: "2GiB" }).DUCKDB_MEMORY_LIMIT, "2GiB");
+  for (const bad of ["0MB", "64", "64 MB", "1.5GB", "64MB; SET threads=1", "-1GB"]) {
+    assert.throws(
+      () => parseEnv(PublishEnv, { DUCKDB_MEMORY_LIMIT: bad }),
+      (e) => e instanceof ConfigError && e.message.includes("DUCKDB_MEMORY_LIMIT"),
+      bad,
+    );
+  }
+});
