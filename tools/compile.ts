@@ -69,7 +69,7 @@ export function permissionsOf(tasks: Record<string, string>, service: string): s
 
 /**
  * The runtime flags of a service's start task that a binary or an image must carry too: its `--allow-*`
- * flags and its `--v8-flags` (the publish service's heap cap, see docs/benchmarks.md).
+ * flags and its `--v8-flags` (heap settings, see docs/benchmarks.md).
  */
 export function runtimeFlagsOf(tasks: Record<string, string>, service: string): string[] {
   const task = tasks[`start:${service}`];

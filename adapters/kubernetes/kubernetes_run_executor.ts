@@ -73,7 +73,7 @@ export function defaultJobTemplate(): k8s.V1Job {
               "--allow-sys",
               "--allow-ffi",
               // The publish service's heap cap (its start task's, docs/benchmarks.md).
-              "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8",
+              "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8,--initial-old-space-size=48",
               "apps/publish/main.ts",
             ],
             resources: {

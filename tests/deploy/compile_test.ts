@@ -74,10 +74,10 @@ Deno.test("compileArgs() gives each binary its start task's permissions, and onl
       assert.ok(!args.some((a) => a === flag || a.startsWith(`${flag}=`)), `${service}: ${flag}`);
     }
     assert.equal(args.includes("--allow-ffi"), service === "publish", `${service}: --allow-ffi`);
-    // The publish service's heap cap (docs/benchmarks.md) is baked in, as in its start task.
+    // The heap settings of its start task (docs/benchmarks.md) are baked in.
     assert.deepStrictEqual(
       args.filter((a) => a.startsWith("--v8-flags=")),
-      service === "publish" ? [tasks["start:publish"]!.match(/--v8-flags=\S+/)![0]] : [],
+      tasks[`start:${service}`]!.match(/--v8-flags=\S+/g) ?? [],
       service,
     );
     assert.equal(args.includes("--self-extracting"), service === "publish", service);
