@@ -16,7 +16,6 @@ import { ReadDestination, ReadRowsRequest } from "../../application/read_release
 import { ProjectName, ProjectStartTime } from "../../domain/contract.ts";
 import {
   auditKeyId,
-  canonicalJson,
   type DATA_READ_ACTIONS,
   type DataRead,
   type DataReadsEntry,
@@ -24,6 +23,7 @@ import {
 } from "../../domain/audit.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import { auditedBodyOf, isAuthenticated, replyErrorCode } from "./audit.ts";
+import { appendOrLog, PeriodTimer } from "./audit_period.ts";
 import type { Logger } from "./log.ts";
 import { requestIdOf } from "./request_ids.ts";
 
@@ -59,12 +59,13 @@ export class DataReadAudit {
   readonly #options: DataReadAuditOptions;
   readonly #max: number;
   #reads: DataRead[] = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #period: PeriodTimer;
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: DataReadAuditOptions) {
     this.#options = options;
+    this.#period = new PeriodTimer(options.flushMs, () => void this.flush());
     this.#max = options.maxReadsPerRecord ?? DEFAULT_MAX_READS_PER_RECORD;
   }
 
@@ -80,20 +81,12 @@ export class DataReadAudit {
       void this.flush();
       return;
     }
-    if (this.#timer !== undefined) return;
-    const timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, this.#options.flushMs);
-    // Pending reads must not keep the process alive; shutdown calls close().
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
+    this.#period.arm();
   }
 
   /** Writes the reads kept so far as one record, if any; resolves once every write so far is done. */
   flush(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#period.disarm();
     const reads = this.#reads;
     this.#reads = [];
     if (reads.length > 0) {
@@ -123,16 +116,7 @@ export class DataReadAudit {
       period_start: entry.period_start,
       period_end: entry.period_end,
     });
-    if (trail === undefined) return;
-    try {
-      await trail.append(entry);
-    } catch (e) {
-      // Not lost: the record (ids, counts and cursor hashes, never row data) goes to the log.
-      log.error("audit_write_failed", {
-        message: (e as Error).message,
-        record: canonicalJson(entry),
-      });
-    }
+    await appendOrLog(trail, log, entry);
   }
 }
 

@@ -8,8 +8,9 @@
  *
  * @module
  */
-import { canonicalJson, type RefusalReason, type RefusalSummaryEntry } from "../../domain/audit.ts";
+import type { RefusalReason, RefusalSummaryEntry } from "../../domain/audit.ts";
 import type { AuditTrail } from "../../ports/audit_trail.ts";
+import { appendOrLog, PeriodTimer } from "./audit_period.ts";
 import type { Logger } from "./log.ts";
 
 /** The default of `AUDIT_REFUSAL_INTERVAL_SECONDS`. */
@@ -32,11 +33,12 @@ export class RefusalTally {
   #counts: Record<RefusalReason, number> = { missing_key: 0, wrong_key: 0 };
   #first: Date | undefined;
   #last: Date | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #period: PeriodTimer;
   #writing: Promise<void> = Promise.resolve();
 
   constructor(options: RefusalTallyOptions) {
     this.#options = options;
+    this.#period = new PeriodTimer(options.intervalMs, () => void this.flush());
   }
 
   /** Counts one refusal; the period's summary is written when the period ends. */
@@ -45,14 +47,7 @@ export class RefusalTally {
     this.#counts[reason]++;
     this.#first ??= now;
     this.#last = now;
-    if (this.#timer !== undefined) return;
-    const timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.flush();
-    }, this.#options.intervalMs);
-    // A pending summary must not keep the process alive; shutdown calls close().
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
+    this.#period.arm();
   }
 
   /** Writes the summary of what was counted since the last summary, if anything; resolves once written. */
@@ -79,8 +74,7 @@ export class RefusalTally {
 
   /** Stops the period timer and writes what is counted; call it at shutdown. */
   async close(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#period.disarm();
     await this.flush();
   }
 
@@ -92,14 +86,6 @@ export class RefusalTally {
       missing_key: entry.missing_key,
       wrong_key: entry.wrong_key,
     });
-    if (trail === undefined) return;
-    try {
-      await trail.append(entry);
-    } catch (e) {
-      log.error("audit_write_failed", {
-        message: (e as Error).message,
-        record: canonicalJson(entry),
-      });
-    }
+    await appendOrLog(trail, log, entry);
   }
 }
