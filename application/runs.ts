@@ -525,7 +525,7 @@ export class Runner {
       signal.throwIfAborted();
       let claimed: Run | undefined;
       try {
-        claimed = await this.#store.claim(local.run.id, this.#nowIso());
+        claimed = await this.#store.claim(local.run.id, () => this.#nowIso());
       } catch (e) {
         const fresh = await this.#store.get(local.run.id);
         if (fresh !== undefined && !isActiveRunState(fresh.state)) {

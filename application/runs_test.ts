@@ -301,7 +301,7 @@ Deno.test("Runner.maintain() interrupts runs whose process stopped writing, not 
   const store = new MemoryRunStore();
   const dead = newRun(packageInput({ project_name: "Dead" }), "2026-01-01T00:00:00.000Z");
   await store.create(dead, { exclusive: false });
-  await store.claim(dead.id, "2026-01-01T00:00:01.000Z");
+  await store.claim(dead.id, () => "2026-01-01T00:00:01.000Z");
   const h = harness({ store, leaseMs: 30_000 });
   try {
     const live = await h.runner.start(packageInput());

@@ -225,6 +225,17 @@ export function runRequestKey(
 }
 
 /**
+ * The state `event` takes a run in `state` to, by {@link RUN_TRANSITIONS}.
+ *
+ * @throws {InvalidRunTransitionError} when the table has no such transition.
+ */
+export function nextRunState(state: RunState, event: RunEvent): RunState {
+  const next = RUN_TRANSITIONS[state][event];
+  if (next === undefined) throw new InvalidRunTransitionError(state, event);
+  return next;
+}
+
+/**
  * Applies `event` to `run` at `at` (an ISO instant), by {@link RUN_TRANSITIONS}: sets the state and
  * `updated_at`, `started_at` on `start`, `finished_at` when the run stops, and clears both on `resume`.
  * The version is the store's business and is left as it is.
@@ -232,8 +243,7 @@ export function runRequestKey(
  * @throws {InvalidRunTransitionError} when the table has no such transition.
  */
 export function transition(run: Run, event: RunEvent, at: string): Run {
-  const next = RUN_TRANSITIONS[run.state][event];
-  if (next === undefined) throw new InvalidRunTransitionError(run.state, event);
+  const next = nextRunState(run.state, event);
   const stopped = !isActiveRunState(next);
   return {
     ...run,

@@ -92,17 +92,18 @@ export interface RunStore extends AsyncDisposable {
   update(id: string, expectedVersion: number, patch: RunPatch): Promise<Run>;
 
   /**
-   * Starts a queued run (`queued` → `running` at `at`, next version) if it is its turn: no other run of
-   * its project is running and no other run of its project was queued before it (older creation time,
-   * then smaller id). This is the queue every process sharing the store follows: FIFO per project, one
-   * running run per project.
+   * Starts a queued run (`queued` → `running`, next version) if it is its turn: no other run of its
+   * project is running and no other run of its project was queued before it (older creation time, then
+   * smaller id). This is the queue every process sharing the store follows: FIFO per project, one
+   * running run per project. The start time is read from `now` once, after the store has seen that it
+   * is the run's turn, so it is never earlier than the end of the run it waited for (on one clock).
    *
    * @returns the run now running, or `undefined` when it must wait (nothing changed).
    * @throws {RunNotFoundError} when there is no such run.
    * @throws {InvalidRunTransitionError} when the run is no longer queued (cancelled, interrupted,
    *   already started).
    */
-  claim(id: string, at: string): Promise<Run | undefined>;
+  claim(id: string, now: () => string): Promise<Run | undefined>;
 
   /**
    * Marks `interrupted` at `at` every queued or running run last updated before `updatedBefore`

@@ -6,6 +6,7 @@
  */
 import {
   isActiveRunState,
+  nextRunState,
   type Run,
   runRequestKey,
   runSchema,
@@ -105,15 +106,15 @@ export class MemoryRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.claim} */
-  claim(id: string, at: string): Promise<Run | undefined> {
+  claim(id: string, now: () => string): Promise<Run | undefined> {
     const run = this.#runs.get(id);
     if (run === undefined) return Promise.reject(new RunNotFoundError(id));
     try {
-      const started = transition(run, "start", at);
+      nextRunState(run.state, "start");
       if ([...this.#runs.values()].some((other) => blocksClaim(run, other))) {
         return Promise.resolve(undefined);
       }
-      const next = { ...started, version: run.version + 1 };
+      const next = { ...transition(run, "start", now()), version: run.version + 1 };
       this.#runs.set(id, next);
       return Promise.resolve(structuredClone(next));
     } catch (e) {

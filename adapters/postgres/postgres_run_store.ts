@@ -14,6 +14,7 @@ import type { Sql, TransactionSql } from "postgres";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
+  nextRunState,
   type Run,
   runRequestKey,
   runSchema,
@@ -222,7 +223,7 @@ export class PostgresRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.claim} */
-  claim(id: string, at: string): Promise<Run | undefined> {
+  claim(id: string, now: () => string): Promise<Run | undefined> {
     return this.#do("claim a run", (sql) =>
       sql.begin(async (tx) => {
         const [found] = await tx.unsafe(`select project_name from ${this.#runs} where id = $1`, [
@@ -236,7 +237,7 @@ export class PostgresRunStore implements RunStore {
         ]);
         if (row === undefined) throw new RunNotFoundError(id);
         const run = parseRun(row.body);
-        const started = transition(run, "start", at);
+        nextRunState(run.state, "start");
         const [blocker] = await tx.unsafe(
           `select id from ${this.#runs} where project_name = $1 and id <> $2 and (state = 'running'
              or (state = 'queued' and (created_at, id) < ($3, $2)))
@@ -244,7 +245,7 @@ export class PostgresRunStore implements RunStore {
           [run.project_name, id, run.created_at],
         );
         if (blocker !== undefined) return undefined;
-        const next = { ...started, version: run.version + 1 };
+        const next = { ...transition(run, "start", now()), version: run.version + 1 };
         await this.#write(tx, next);
         return next;
       }));

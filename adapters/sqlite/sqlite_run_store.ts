@@ -13,6 +13,7 @@ import type { DatabaseSync } from "node:sqlite";
 import {
   ACTIVE_RUN_STATES,
   isActiveRunState,
+  nextRunState,
   type Run,
   runRequestKey,
   runSchema,
@@ -202,18 +203,18 @@ export class SqliteRunStore implements RunStore {
   }
 
   /** {@inheritDoc RunStore.claim} */
-  claim(id: string, at: string): Promise<Run | undefined> {
+  claim(id: string, now: () => string): Promise<Run | undefined> {
     return this.#run("claim a run", (db) =>
       inImmediateTransaction(db, () => {
         const run = selectSqliteById(db, "runs", id, parseRun);
         if (run === undefined) throw new RunNotFoundError(id);
-        const started = transition(run, "start", at);
+        nextRunState(run.state, "start");
         const blocker = db.prepare(
           `SELECT id FROM runs WHERE project_name = ? AND id <> ? AND (state = 'running' OR
              (state = 'queued' AND (created_at < ? OR (created_at = ? AND id < ?)))) LIMIT 1`,
         ).get(run.project_name, id, run.created_at, run.created_at, id);
         if (blocker !== undefined) return undefined;
-        const next = { ...started, version: run.version + 1 };
+        const next = { ...transition(run, "start", now()), version: run.version + 1 };
         write(db, next);
         return next;
       }));

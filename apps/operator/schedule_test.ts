@@ -232,7 +232,7 @@ Deno.test("operator schedule: a stuck run is failed after its source's timeout, 
     await operator.scheduleTick();
     const [run] = await world.runs();
     // Its process claimed it and then hung.
-    await world.store.claim(run!.id, world.now.toISOString());
+    await world.store.claim(run!.id, () => world.now.toISOString());
     assert.equal((await world.store.get(run!.id))?.state, "running");
 
     // The 02:00 slot while it still runs (within its 90-minute timeout): skipped, not run beside it.

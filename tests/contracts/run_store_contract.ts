@@ -332,22 +332,40 @@ export async function runStoreContract(
       const elsewhere = aRun(9, { project_name: "Pr043" });
       await store.create(elsewhere, { exclusive: false });
 
-      assert.equal(await store.claim(c.id, instant(10)), undefined, "older queued runs go first");
+      const clockReads: string[] = [];
+      const clock = (at: string) => () => {
+        clockReads.push(at);
+        return at;
+      };
+      assert.equal(
+        await store.claim(c.id, clock("refused")),
+        undefined,
+        "older queued runs go first",
+      );
       assert.deepEqual(await store.get(c.id), c, "a refused claim changes nothing");
-      const started = await store.claim(a.id, instant(10));
+      const started = await store.claim(a.id, clock(instant(10)));
+      assert.deepEqual(
+        clockReads,
+        [instant(10)],
+        "the start time is read once, when it is the turn",
+      );
       assert.equal(started?.state, "running");
       assert.equal(started?.started_at, instant(10));
       assert.equal(started?.version, 2);
       assert.deepEqual(await store.get(a.id), started);
-      assert.equal(await store.claim(b.id, instant(11)), undefined, "a run of the project runs");
-      assert.equal((await store.claim(elsewhere.id, instant(11)))?.state, "running");
+      assert.equal(
+        await store.claim(b.id, () => instant(11)),
+        undefined,
+        "a run of the project runs",
+      );
+      assert.equal((await store.claim(elsewhere.id, () => instant(11)))?.state, "running");
 
       await store.update(a.id, 2, transition(started!, "succeed", instant(12)));
-      assert.equal(await store.claim(c.id, instant(13)), undefined);
-      assert.equal((await store.claim(b.id, instant(13)))?.state, "running");
-      await assert.rejects(store.claim(b.id, instant(14)), InvalidRunTransitionError);
-      await assert.rejects(store.claim(a.id, instant(14)), InvalidRunTransitionError);
-      await assert.rejects(store.claim(crypto.randomUUID(), instant(14)), RunNotFoundError);
+      assert.equal(await store.claim(c.id, () => instant(13)), undefined);
+      assert.equal((await store.claim(b.id, () => instant(13)))?.state, "running");
+      await assert.rejects(store.claim(b.id, () => instant(14)), InvalidRunTransitionError);
+      await assert.rejects(store.claim(a.id, () => instant(14)), InvalidRunTransitionError);
+      await assert.rejects(store.claim(crypto.randomUUID(), () => instant(14)), RunNotFoundError);
     },
   );
 
@@ -416,7 +434,7 @@ export async function runStoreContract(
         );
         for (const run of runs) await under.store.create(run, { exclusive: false });
         const claims = await Promise.allSettled(
-          runs.flatMap((run) => stores.map((store) => store.claim(run.id, instant(99)))),
+          runs.flatMap((run) => stores.map((store) => store.claim(run.id, () => instant(99)))),
         );
         const started = claims.filter((r) => r.status === "fulfilled" && r.value !== undefined);
         assert.equal(started.length, 1, `round ${round}`);
