@@ -41,8 +41,8 @@ export const ReadRowsRequest = ReadTablesRequest.extend({
   limit: z.number().int().min(1).max(MAX_READ_LIMIT),
   cursor: z.string().max(16_500).nullable().default(null),
   orientation: z.enum(READ_ORIENTATIONS).default("records"),
-  /** What the reply's `next` starts with; the cursor follows, URI-encoded. */
-  next_base: z.string().max(2048).default(""),
+  /** What the reply's `next` (and `Link` header) starts with; the cursor follows, URI-encoded. */
+  next_base: z.string().max(2048).regex(/^[!-~]*$/, { error: "must be visible ASCII" }).default(""),
 });
 
 export type ReadTablesRequest = z.infer<typeof ReadTablesRequest>;

@@ -35,9 +35,14 @@ export interface VerifiedRequest {
    */
   checkBody(body: Uint8Array): void;
   /**
-   * The `Server-Authorization` header for a reply of exactly these bytes and content type.
+   * The `Server-Authorization` header for a reply of exactly these bytes and content type, or of the
+   * bytes whose payload hash (as the scheme computes it for this content type) is given: a relayed reply
+   * whose sender hashed it.
    */
-  replyAuthorization(body: Uint8Array, contentType: string): string;
+  replyAuthorization(
+    body: Uint8Array | { readonly payloadHash: string },
+    contentType: string,
+  ): string;
 }
 
 /** Authenticates signed requests. */

@@ -73,10 +73,16 @@ interface BoomLike {
   readonly credentials?: unknown;
 }
 
-/** The payload hash of `body` as HAWK defines it: over the bytes, with the content type's media type. */
-export function hawkPayloadHash(body: Uint8Array, contentType: string): string {
+/**
+ * The payload hash of `body` (its parts in order) as HAWK defines it: over the bytes, with the content
+ * type's media type.
+ */
+export function hawkPayloadHash(
+  body: Uint8Array | readonly Uint8Array[],
+  contentType: string,
+): string {
   const hash = hawk.crypto.initializePayloadHash(HAWK_ALGORITHM, contentType);
-  hash.update(body);
+  for (const part of body instanceof Uint8Array ? [body] : body) hash.update(part);
   return hawk.crypto.finalizePayloadHash(hash);
 }
 
@@ -166,7 +172,7 @@ export class HawkRequestVerifier implements SignedRequestVerifier {
       },
       replyAuthorization(body, contentType) {
         return hawk.server.header(credentials, artifacts, {
-          hash: hawkPayloadHash(body, contentType),
+          hash: body instanceof Uint8Array ? hawkPayloadHash(body, contentType) : body.payloadHash,
         });
       },
     };

@@ -50,7 +50,7 @@ import { type DataReadAudit, dataReadOf, type ReadFacts } from "../_shared/data_
 import {
   type CallOptions,
   callSubService,
-  callSubServiceBytes,
+  callSubServiceBody,
   type SubService,
   type SubServiceReply,
 } from "./sub_service.ts";
@@ -96,8 +96,14 @@ export interface DataApiGateway {
 
 const CALLER_KEY = "dataApiCaller";
 const READ_KEY = "dataApiRead";
-/** The bytes of a rows page the handler replied with, so that signing them does not copy them again. */
+/** The rows page the handler relays, with its payload hash, so that it is signed without being read. */
 const PAGE_KEY = "dataApiPage";
+
+/** A rows page as the handler relays it. */
+interface RelayedPage {
+  readonly res: Response;
+  readonly payloadHash: string;
+}
 
 interface Caller {
   readonly client: DataApiClient;
@@ -192,25 +198,35 @@ export function dataApiAuthentication(
   };
 }
 
-/** Replaces the reply with one of the same bytes carrying `Server-Authorization`. */
+/**
+ * Replaces the reply with one of the same bytes carrying `Server-Authorization`. A rows page is signed
+ * with the payload hash the publish service sent with it, and its body handed on unread; any other reply
+ * is read and hashed here.
+ */
 async function signReply(c: Context, verified: VerifiedRequest): Promise<void> {
   const res = c.res;
-  const page = c.get(PAGE_KEY as never) as { bytes: Uint8Array; res: Response } | undefined;
-  const bytes = page !== undefined && page.res === res
-    ? page.bytes
-    : new Uint8Array(await res.arrayBuffer());
   const headers = new Headers(res.headers);
-  headers.set(
-    "Server-Authorization",
-    verified.replyAuthorization(bytes, headers.get("content-type") ?? ""),
-  );
-  headers.set("content-length", String(bytes.length));
+  const contentType = headers.get("content-type") ?? "";
+  const page = c.get(PAGE_KEY as never) as RelayedPage | undefined;
+  let body: BodyInit | null;
+  if (page !== undefined && page.res === res) {
+    headers.set(
+      "Server-Authorization",
+      verified.replyAuthorization({ payloadHash: page.payloadHash }, contentType),
+    );
+    body = res.body;
+  } else {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    headers.set("Server-Authorization", verified.replyAuthorization(bytes, contentType));
+    headers.set("content-length", String(bytes.length));
+    body = byteStream([bytes]);
+  }
+  if (c.req.method === "HEAD") {
+    await res.body?.cancel();
+    body = null;
+  }
   c.res = undefined;
-  c.res = new Response(c.req.method === "HEAD" ? null : byteStream([bytes]), {
-    status: res.status,
-    statusText: res.statusText,
-    headers,
-  });
+  c.res = new Response(body, { status: res.status, statusText: res.statusText, headers });
 }
 
 // --- Routes, declared as data -------------------------------------------------------------------
@@ -371,16 +387,13 @@ function dataReleaseOf(release: Release): z.infer<typeof DataRelease> {
 }
 
 /**
- * Finds `next` in a rows page (the publish service's reply, relayed as is) without parsing the page:
- * the publish service writes it last (`..."next":"..."}}`). Falls back to parsing the page when its end
- * is not in that form.
+ * The next page's path and query from a rows page's `Link` header (`<...>; rel="next"`), `null` when it
+ * has none (the last page), `undefined` when it is not that form or does not start with `base`.
  */
-export function nextOfRowsPage(bytes: Uint8Array): string | null {
-  const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.byteLength - 65_536)));
-  const match = /,"next":(null|"(?:[^"\\]|\\.)*")\}\}\s*$/.exec(tail);
-  if (match !== null) return JSON.parse(match[1]!) as string | null;
-  const next = JSON.parse(new TextDecoder().decode(bytes))?.payload?.next;
-  return typeof next === "string" ? next : null;
+function nextOfLink(link: string | null, base: string): string | null | undefined {
+  if (link === null) return null;
+  const match = /^<([^<>]*)>; rel="next"$/.exec(link);
+  return match !== null && match[1]!.startsWith(base) ? match[1]! : undefined;
 }
 
 /** The `cursor` query parameter of a `next` link. */
@@ -545,7 +558,7 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
     }/rows?limit=${query.limit}&orientation=${query.orientation}&dataset=${
       encodeURIComponent(dataset)
     }&cursor=`;
-    const reply = await callSubServiceBytes(gateway.publish, {
+    const reply = await callSubServiceBody(gateway.publish, {
       method: "POST",
       endpoint: "data-publish/read/rows",
       body: JSON.stringify({
@@ -558,23 +571,28 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
         next_base: nextBase,
       }),
     }, gateway.callOptions(c));
-    if (!("bytes" in reply)) return relayError(c, reply) as never;
-    if (reply.status !== 200) throw new SubServiceProtocolError(gateway.publish.name);
-    const rows = Number(reply.headers.get("x-rows-returned"));
-    let next: string | null;
-    try {
-      next = nextOfRowsPage(reply.bytes);
-    } catch {
+    if (!("length" in reply)) return relayError(c, reply) as never;
+    // The page is relayed as it comes: what the gateway says of it comes from its headers.
+    const rows = Number(reply.headers.get("x-rows-returned") ?? NaN);
+    const next = nextOfLink(reply.headers.get("link"), nextBase);
+    const payloadHash = reply.headers.get("x-hawk-payload-hash");
+    if (
+      reply.status !== 200 || !Number.isSafeInteger(rows) || rows < 0 || next === undefined ||
+      payloadHash === null
+    ) {
+      await reply.body.cancel();
       throw new SubServiceProtocolError(gateway.publish.name);
     }
-    read.rows = Number.isInteger(rows) && rows >= 0 ? rows : null;
+    read.rows = rows;
     read.cursorOut = cursorOf(next);
-    const headers: Record<string, string> = { "content-type": "application/json" };
-    if (read.rows !== null) headers["x-rows-returned"] = String(read.rows);
+    const headers: Record<string, string> = {
+      "content-type": reply.headers.get("content-type") ?? "application/json",
+      "content-length": String(reply.length),
+      "x-rows-returned": String(rows),
+    };
     if (next !== null) headers["link"] = `<${next}>; rel="next"`;
-    headers["content-length"] = String(reply.bytes.length);
-    const res = new Response(byteStream([reply.bytes]), { status: 200, headers });
-    c.set(PAGE_KEY as never, { bytes: reply.bytes, res } as never);
+    const res = new Response(reply.body, { status: 200, headers });
+    c.set(PAGE_KEY as never, { res, payloadHash } satisfies RelayedPage as never);
     return res as never;
   });
 }

@@ -212,6 +212,61 @@ Deno.test("data API: the publish service's refusals are relayed, signed", async 
   assert.deepEqual([errorOf(gone).status, errorOf(gone).code], [404, "table_not_found"]);
 });
 
+Deno.test("data API: a rows page is relayed only with the headers it is signed and audited by", async (t) => {
+  await using world = new DataApiWorld();
+  const release = await world.published("proj_a", [peopleTable(3)]);
+  const path = `/data/v1/releases/${release.id}/tables/people/rows?limit=2&dataset=clinic`;
+  const honest = await world.get(path);
+  world.verifyReply(honest);
+  const next = payloadOf(honest).next as string;
+  assert.equal(honest.res.headers.get("link"), `<${next}>; rel="next"`);
+  const cases: [string, (headers: Headers) => void][] = [
+    ["no payload hash", (h) => h.delete("x-hawk-payload-hash")],
+    ["no length", (h) => h.delete("content-length")],
+    ["no row count", (h) => h.delete("x-rows-returned")],
+    [
+      "a next page outside the table",
+      (h) => h.set("link", '</data/v1/releases/other/rows?cursor=x>; rel="next"'),
+    ],
+    ["a link of another form", (h) => h.set("link", `<${next}>; rel="prev"`)],
+  ];
+  for (const [name, change] of cases) {
+    await t.step(`${name}: 502, nothing of the page relayed`, async () => {
+      world.publishReply = (res) => {
+        const headers = new Headers(res.headers);
+        change(headers);
+        return new Response(res.body, { status: res.status, headers });
+      };
+      const reply = await world.get(path);
+      assert.deepEqual([errorOf(reply).status, errorOf(reply).code], [
+        502,
+        "sub_service_protocol_error",
+      ]);
+      assert.ok(!reply.text.includes('"p1"'), "no row of the page");
+      world.verifyReply(reply);
+    });
+  }
+  await t.step("a page changed after it was hashed fails the client's check", async () => {
+    world.publishReply = (res) => {
+      const headers = new Headers(res.headers);
+      const changed = res.text().then((text) => text.replace('"p1"', '"px"'));
+      return new Response(
+        new ReadableStream({
+          async start(controller) {
+            controller.enqueue(new TextEncoder().encode(await changed));
+            controller.close();
+          },
+        }),
+        { status: res.status, headers },
+      );
+    };
+    const reply = await world.get(path);
+    assert.equal(reply.res.status, 200);
+    assert.ok(reply.text.includes('"px"'));
+    assert.throws(() => world.verifyReply(reply));
+  });
+});
+
 Deno.test("data API: a key-less table republished mid-paging is 409 release_changed, signed; restart works", async () => {
   await using world = new DataApiWorld();
   const csv = { ...peopleTable(5), key: [] };

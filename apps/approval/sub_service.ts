@@ -98,63 +98,47 @@ export async function callSubService(
   return await readJsonReply(service, await send(service, request, options, signal), options);
 }
 
-/** A sub-service's 2xx reply as bytes, not parsed: relayed as they came. */
-export interface SubServiceBytes {
+/** A sub-service's 2xx reply of a known length, its body not read: relayed as it comes. */
+export interface SubServiceBody {
   readonly status: number;
-  readonly bytes: Uint8Array;
+  /** Exactly `Content-Length` bytes, at most `maxReplyBytes`. */
+  readonly body: ReadableStream<Uint8Array>;
+  readonly length: number;
   /** Every header of the reply. */
   readonly headers: Headers;
 }
 
 /**
- * Calls a sub-service endpoint and returns a 2xx reply's body as bytes, read within `maxReplyBytes` and
- * never parsed (the data API relays rows pages as they came). A reply that is not 2xx is read as
- * {@link callSubService} reads it and returned as a {@link SubServiceReply}.
+ * Calls a sub-service endpoint whose 2xx reply has a `Content-Length` of at most `maxReplyBytes`, and
+ * returns the reply with its body unread, for the caller to hand on as it arrives (the data API relays
+ * rows pages so; handed to `Deno.serve` as it is, the runtime copies it from one connection to the
+ * other without passing it through JavaScript). The call's timeout bounds the body too: a body still
+ * arriving then errors. A reply that is not 2xx is read as {@link callSubService} reads it and returned
+ * as a {@link SubServiceReply}.
  *
- * @throws as {@link callSubService} does.
+ * @throws {SubServiceProtocolError} when a 2xx reply has no `Content-Length`.
+ * @throws as {@link callSubService} does otherwise.
  */
-export async function callSubServiceBytes(
+export async function callSubServiceBody(
   service: SubService,
   request: SubServiceRequest,
   options: CallOptions,
-): Promise<SubServiceBytes | SubServiceReply> {
+): Promise<SubServiceBody | SubServiceReply> {
   const signal = AbortSignal.timeout(options.timeoutMs);
   const response = await send(service, request, options, signal);
   if (!response.ok) return await readJsonReply(service, response, options);
-  try {
-    const bytes = await readBytes(response, service.name, options.maxReplyBytes);
-    return { status: response.status, bytes, headers: response.headers };
-  } catch (e) {
-    throw transportError(service, options, e);
-  }
-}
-
-/** Reads a reply's body as bytes, counting them as they arrive and stopping past `maxBytes`. */
-async function readBytes(
-  response: Response,
-  service: string,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  if (Number(response.headers.get("content-length") ?? 0) > maxBytes) {
+  const declared = response.headers.get("content-length");
+  const length = declared === null ? NaN : Number(declared);
+  if (!Number.isSafeInteger(length) || length < 0) {
     await response.body?.cancel();
-    throw new SubServiceReplyTooLargeError(service, maxBytes);
+    throw new SubServiceProtocolError(service.name);
   }
-  if (response.body === null) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  for await (const chunk of response.body) {
-    bytes += chunk.byteLength;
-    if (bytes > maxBytes) throw new SubServiceReplyTooLargeError(service, maxBytes);
-    chunks.push(chunk);
+  if (length > options.maxReplyBytes) {
+    await response.body?.cancel();
+    throw new SubServiceReplyTooLargeError(service.name, options.maxReplyBytes);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const all = new Uint8Array(bytes);
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return all;
+  const body = response.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+  return { status: response.status, body, length, headers: response.headers };
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import { byteStream } from "../_shared/byte_stream.ts";
+import { hawkPayloadHash } from "../../adapters/hawk/hawk_request_verifier.ts";
 import {
   checksDisclosure,
   DEFAULT_DISCLOSURE_CHECK_SETTING,
@@ -618,7 +619,9 @@ const encoder = new TextEncoder();
 
 /**
  * The reply of `/data-publish/read/rows`: the envelope around the page's rows, which a destination may
- * have encoded as JSON already (they are put in as they are, never parsed again).
+ * have encoded as JSON already (they are put in as they are, never parsed again). Its headers tell the
+ * gateway what it needs without reading the page: `x-rows-returned`, `Link` to the next page, and
+ * `x-hawk-payload-hash`, the page's HAWK payload hash, which the gateway signs its relay of the page with.
  */
 function rowsReply(page: RowsPage): Response {
   const field = page.orientation === "tabular" ? "rows" : "records";
@@ -642,15 +645,15 @@ function rowsReply(page: RowsPage): Response {
   }
   // The parts as they are, not joined: a page is megabytes, and a copy of it costs time and memory.
   const parts = [encoder.encode(before + "["), rows, encoder.encode("]" + after)];
-  return new Response(byteStream(parts), {
-    status: 200,
-    headers: {
-      "content-type": "application/json",
-      // Known: the server sends the page with its length, not chunked.
-      "content-length": String(parts.reduce((size, part) => size + part.length, 0)),
-      "x-rows-returned": String(page.rowCount),
-    },
-  });
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    // Known: the server sends the page with its length, not chunked.
+    "content-length": String(parts.reduce((size, part) => size + part.length, 0)),
+    "x-rows-returned": String(page.rowCount),
+    "x-hawk-payload-hash": hawkPayloadHash(parts, "application/json"),
+  };
+  if (page.next !== null) headers["link"] = `<${page.next}>; rel="next"`;
+  return new Response(byteStream(parts), { status: 200, headers });
 }
 
 /** Whether the request asks to be answered before the work is done (`Prefer: respond-async`). */

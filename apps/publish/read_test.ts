@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hawkPayloadHash } from "../../adapters/hawk/hawk_request_verifier.ts";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { PostgresDestinationDatabase } from "../../adapters/postgres/postgres_destination.ts";
 import { PostgresReleaseReader } from "../../adapters/postgres/postgres_release_reader.ts";
@@ -47,7 +48,8 @@ async function packageAndPublish(app: OpenAPIHono): Promise<void> {
 
 async function read(app: OpenAPIHono, body: unknown) {
   const res = await app.request(postJson("/data-publish/read/rows", body, PUBLISH_KEY));
-  return { res, body: await res.json() };
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return { res, bytes, body: JSON.parse(new TextDecoder().decode(bytes)) };
 }
 
 /** Every page from the first, following the cursors; `between` runs after each page but the last. */
@@ -59,10 +61,20 @@ async function pageThrough(
   const rows: unknown[] = [];
   let cursor: string | null = null;
   for (let pages = 0; pages < 1000; pages++) {
-    const { res, body } = await read(app, { ...request, cursor });
+    const { res, bytes, body } = await read(app, { ...request, cursor });
     assert.equal(res.status, 200, JSON.stringify(body));
     const page = body.payload.rows ?? body.payload.records;
+    // What the gateway relays the page by, without reading it.
     assert.equal(res.headers.get("x-rows-returned"), String(page.length));
+    assert.equal(res.headers.get("content-length"), String(bytes.length));
+    assert.equal(
+      res.headers.get("x-hawk-payload-hash"),
+      hawkPayloadHash(bytes, res.headers.get("content-type")!),
+    );
+    assert.equal(
+      res.headers.get("link"),
+      body.payload.next === null ? null : `<${body.payload.next}>; rel="next"`,
+    );
     rows.push(...page);
     if (body.payload.next === null) return rows;
     const next = new URL(body.payload.next, "http://x");

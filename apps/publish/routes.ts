@@ -406,8 +406,15 @@ export const readRowsRoute = createRoute({
   request: jsonBody(openApiComponent(ReadRowsRequest, "ReadRowsRequest")),
   responses: {
     200: {
-      description: "The page; `x-rows-returned` says how many rows it holds",
-      headers: z.object({ "x-rows-returned": z.string() }),
+      description:
+        "The page; `x-rows-returned` says how many rows it holds, `Link` (rel next) is " +
+        "`next`, and `x-hawk-payload-hash` is the page's HAWK payload hash (SHA-256, " +
+        "`application/json`), which the gateway signs its relay of the page with",
+      headers: z.object({
+        "x-rows-returned": z.string(),
+        "x-hawk-payload-hash": z.string(),
+        link: z.string().optional(),
+      }),
       content: {
         "application/json": {
           schema: successEnvelope(

@@ -118,6 +118,8 @@ export class DataApiWorld implements AsyncDisposable {
   readonly reads: DataReadAudit;
   readonly nonces = new MemoryNonceStore({ windowSeconds: HAWK_SKEW_SECONDS, maxEntries: 10_000 });
   readonly app: OpenAPIHono;
+  /** Applied to each reply of the stand-in before the gateway reads it (a publish service gone wrong). */
+  publishReply: (res: Response) => Response = (res) => res;
   #runs = 0;
 
   constructor(options: { dataApi?: boolean; flushMs?: number; maxReadsPerRecord?: number } = {}) {
@@ -143,7 +145,7 @@ export class DataApiWorld implements AsyncDisposable {
       readyTimeoutMs: 1000,
       fetch: (input, init) => {
         const url = new URL(input instanceof Request ? input.url : input.toString());
-        return Promise.resolve(publish.request(url.pathname, init));
+        return Promise.resolve(publish.request(url.pathname, init)).then(this.publishReply);
       },
       dataApi: options.dataApi === false ? undefined : {
         clients: new Map(CLIENTS.clients.map((client) => [client.id, client])),

@@ -8,7 +8,7 @@
  * - `POST /data-publish/read/rows` (the same fields plus `dataset`, `table`, `limit`, `cursor`,
  *   `orientation`, `next_base`) → one page in key order, keyset-paged: the rows whose key is after the
  *   cursor's, whatever was added or removed since; `next` = `next_base` + the encoded cursor, or null on the
- *   last page; header `x-rows-returned`. 400 `invalid_cursor`, 404 `table_not_found`, 422
+ *   last page; headers `x-rows-returned`, `Link` (rel next) and `x-hawk-payload-hash`. 400 `invalid_cursor`, 404 `table_not_found`, 422
  *   `invalid_request` for a body out of the schema (`limit` outside 1..10000 included);
  * - a table without a key (`key: []`, as every CSV file is) pages in row order, its cursor bound to the
  *   table's version: after {@link FakeDataRead.republish} such a cursor is 409 `release_changed`, as the
@@ -19,6 +19,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
+import { hawkPayloadHash } from "../../adapters/hawk/hawk_request_verifier.ts";
 
 /** One published table. */
 export interface FakeReadTable {
@@ -199,7 +200,15 @@ function pageReply(
     status: "success",
     payload: { table: table.name, columns, ...values, next },
   });
-  return c.body(text, 200, { "content-type": "application/json", "x-rows-returned": String(rows) });
+  const bytes = new TextEncoder().encode(text);
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "content-length": String(bytes.length),
+    "x-rows-returned": String(rows),
+    "x-hawk-payload-hash": hawkPayloadHash(bytes, "application/json"),
+  };
+  if (next !== null) headers["link"] = `<${next}>; rel="next"`;
+  return c.body(bytes, 200, headers);
 }
 
 /** A page of a table without a key: row order, the cursor bound to the table's version. */
