@@ -39,6 +39,12 @@ import {
 } from "../ports/release_store.ts";
 import type { ReleaseRevoker } from "../ports/release_revoker.ts";
 
+/**
+ * How far the publish service's clock may be behind the gateway's when the gateway looks for the run of
+ * a publish it sent ({@link ReleaseLifecycle.recordPublishUnanswered}).
+ */
+export const CLOCK_SKEW_MS = 60_000;
+
 /** What the lifecycle needs. */
 export interface ReleaseLifecycleDeps {
   readonly store: ReleaseStore;
@@ -120,6 +126,28 @@ export class ReleaseLifecycle {
       id,
       (release) => withPublication(release, publication, expiresAt),
     );
+  }
+
+  /**
+   * Records the run of release `id`'s publish whose reply never came (the call timed out, or broke after
+   * it was sent at `sentAt`): the newest publish run of the release's project run since then (less
+   * {@link CLOCK_SKEW_MS}, the two services' clocks may differ) becomes pending on the release, as an
+   * accepted run does, so that its end is recorded. `undefined` when there is no such run (the request
+   * never got there), or no runs to read.
+   *
+   * @throws {ReleaseNotFoundError}, {ReleaseRevokedError}, or the runs' errors.
+   */
+  async recordPublishUnanswered(
+    id: string,
+    sentAt: Date,
+    expiresAt: string | null,
+  ): Promise<Release | undefined> {
+    const release = await this.#deps.store.get(id);
+    if (release === undefined) throw new ReleaseNotFoundError(id);
+    const since = new Date(sentAt.getTime() - CLOCK_SKEW_MS).toISOString();
+    const run = await this.#deps.runs?.latestPublish(release, since);
+    if (run === undefined) return undefined;
+    return await this.recordPublishAccepted(id, run.id, expiresAt);
   }
 
   /**

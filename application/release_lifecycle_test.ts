@@ -3,7 +3,7 @@ import { MemoryReleaseStore } from "../adapters/memory/memory_release_store.ts";
 import { newRelease, type Release, type Revocation } from "../domain/release.ts";
 import type { ReleaseRevoker } from "../ports/release_revoker.ts";
 import type { PublishRuns, PublishRunSummary } from "../ports/publish_runs.ts";
-import { ReleaseLifecycle } from "./release_lifecycle.ts";
+import { CLOCK_SKEW_MS, ReleaseLifecycle } from "./release_lifecycle.ts";
 
 const KEY = { kind: "key" as const, id: "0123456789abcdef" };
 const NOW = new Date("2026-12-06T12:00:00.000Z");
@@ -92,6 +92,22 @@ class FakePublishRuns implements PublishRuns {
     this.reads++;
     return Promise.resolve(this.runs.get(id));
   }
+  latestPublish(
+    of: Pick<PublishRunSummary, "project_name" | "project_start_time" | "destination">,
+    since: string,
+  ) {
+    const newestFirst = [...this.runs.values()].sort((a, b) =>
+      b.created_at.localeCompare(a.created_at)
+    );
+    return Promise.resolve(
+      newestFirst.find((run) =>
+        run.action === "publish" && run.project_name === of.project_name &&
+        run.project_start_time === of.project_start_time &&
+        JSON.stringify(run.destination) === JSON.stringify(of.destination) &&
+        run.created_at >= since
+      ),
+    );
+  }
 }
 
 function aPublishRun(id: string, overrides: Partial<PublishRunSummary> = {}): PublishRunSummary {
@@ -103,6 +119,7 @@ function aPublishRun(id: string, overrides: Partial<PublishRunSummary> = {}): Pu
     project_start_time: "20261206_120000",
     destination: { type: "filestore", name: "LSC" },
     outcome: null,
+    created_at: "2026-12-06T12:00:00.000Z",
     finished_at: null,
     ...overrides,
   };
@@ -187,4 +204,46 @@ Deno.test("settlePublishRun waits for a run's end and settles only the releases 
   );
   assert.equal(odd?.publication, null);
   assert.deepEqual(odd?.pending_publishes, []);
+});
+
+Deno.test("a publish whose reply never came: the newest publish run of its project run since it was sent becomes pending", async () => {
+  const runs = new FakePublishRuns();
+  const store = new MemoryReleaseStore();
+  const lifecycle = new ReleaseLifecycle({
+    store,
+    revoker: new FakeRevoker(),
+    now: () => NOW,
+    runs,
+  });
+  const { release } = await store.ensure(newRelease({
+    project_name: "P1",
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: "LSC" },
+    requested_by: KEY,
+  }, NOW.toISOString()));
+  const sentAt = new Date("2026-12-06T12:00:00.000Z");
+  const at = (ms: number) => new Date(sentAt.getTime() + ms).toISOString();
+  // Not it: too old, another destination, another project run, a package.
+  runs.runs.set("old", aPublishRun("old", { created_at: at(-CLOCK_SKEW_MS - 1) }));
+  runs.runs.set("other", aPublishRun("other", { destination: { type: "filestore", name: "X" } }));
+  runs.runs.set("start", aPublishRun("start", { project_start_time: "20261207_120000" }));
+  runs.runs.set("package", aPublishRun("package", { action: "package", created_at: at(2) }));
+  assert.equal(await lifecycle.recordPublishUnanswered(release.id, sentAt, null), undefined);
+  assert.deepEqual((await store.get(release.id))?.pending_publishes, [], "nothing recorded");
+
+  // Within the clock skew, and the newest of two.
+  runs.runs.set("skewed", aPublishRun("skewed", { created_at: at(-CLOCK_SKEW_MS + 1) }));
+  runs.runs.set("ours", aPublishRun("ours", { created_at: at(1) }));
+  const followed = await lifecycle.recordPublishUnanswered(release.id, sentAt, null);
+  assert.deepEqual(followed?.pending_publishes.map((p) => p.run_id), ["ours"]);
+
+  // Its end is then recorded as an accepted run's is.
+  runs.runs.set("ours", aPublishRun("ours", { ...SUCCEEDED, created_at: at(1) }));
+  await lifecycle.sweep();
+  const published = await store.get(release.id);
+  assert.deepEqual(published?.pending_publishes, []);
+  assert.notEqual(published?.publication, null);
+  await assert.rejects(lifecycle.recordPublishUnanswered("nope", sentAt, null), {
+    code: "release_not_found",
+  });
 });

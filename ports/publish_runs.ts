@@ -11,7 +11,14 @@ import type { RunView } from "../domain/run.ts";
 export type PublishRunSummary =
   & Pick<
     RunView,
-    "id" | "action" | "state" | "project_name" | "project_start_time" | "outcome" | "finished_at"
+    | "id"
+    | "action"
+    | "state"
+    | "project_name"
+    | "project_start_time"
+    | "outcome"
+    | "created_at"
+    | "finished_at"
   >
   & { readonly destination: { readonly type: string; readonly name: string } };
 
@@ -24,4 +31,16 @@ export interface PublishRuns {
    * @throws an `AppError` when the publish service cannot be reached or answers otherwise.
    */
   get(id: string): Promise<PublishRunSummary | undefined>;
+
+  /**
+   * The newest publish run of this project run and destination created at or after `since` (an ISO
+   * instant), or `undefined` when the publish service shows none: the run of a publish whose reply
+   * never came.
+   *
+   * @throws an `AppError` when the publish service cannot be reached or answers otherwise.
+   */
+  latestPublish(
+    of: Pick<PublishRunSummary, "project_name" | "project_start_time" | "destination">,
+    since: string,
+  ): Promise<PublishRunSummary | undefined>;
 }

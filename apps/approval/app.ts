@@ -57,6 +57,8 @@ import {
   RevocationFailedError,
   StagingUnavailableError,
   SubServiceProtocolError,
+  SubServiceTimeoutError,
+  SubServiceUnavailableError,
 } from "../_shared/app_errors.ts";
 import { addDashboard, type DashboardDeps, UI_PREFIX } from "./ui/dashboard.tsx";
 import {
@@ -459,6 +461,31 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
   });
 
   /**
+   * After a publish call that timed out or broke: the publish may still be running (or have ended), so
+   * its run, if the publish service has one, becomes pending on the release and its end is recorded as
+   * an async publish's is. Never fails the request (which fails anyway); what it cannot do is logged.
+   */
+  async function followUnansweredPublish(
+    c: Context,
+    releaseId: string,
+    sentAt: Date,
+    expiresAt: string | null,
+    lifecycle: ReleaseLifecycle,
+  ): Promise<void> {
+    const fields = { request_id: requestIdOf(c), release_id: releaseId };
+    try {
+      const followed = await lifecycle.recordPublishUnanswered(releaseId, sentAt, expiresAt);
+      const run = followed?.pending_publishes.at(-1)?.run_id ?? null;
+      deps.log.warn("release_publish_unanswered", { ...fields, run_id: run });
+    } catch (e) {
+      deps.log.warn("release_publish_run_not_recorded", {
+        ...fields,
+        code: e instanceof Error && "code" in e ? String(e.code) : "internal_error",
+      });
+    }
+  }
+
+  /**
    * Publishes an admitted run through the publish service (only what was approved: the staging digest
    * the gates bound to), recording the publication on its release; the payload on success (200).
    */
@@ -469,23 +496,32 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
     expiresAt: string | null,
     lifecycle: ReleaseLifecycle,
   ): Promise<{ reply: SubServiceReply; payload?: Record<string, unknown> }> {
-    const reply = await callSubService(deps.publish, {
-      method: "POST",
-      endpoint: "data-publish/publish",
-      body: JSON.stringify({
-        ...forwarded,
-        // Gated: publish only what was approved; the publish service refuses (409 staging_changed) if
-        // staging no longer hashes to the approved digest.
-        ...(digest === null ? {} : { expected_staging_digest: digest }),
-        release: {
-          id: release.id,
-          requested_by: release.requested_by,
-          decisions: release.decisions,
-          expires_at: expiresAt,
-        },
-      }),
-      headers: preferOf(c),
-    }, callOptions(c));
+    const sentAt = now();
+    let reply: SubServiceReply;
+    try {
+      reply = await callSubService(deps.publish, {
+        method: "POST",
+        endpoint: "data-publish/publish",
+        body: JSON.stringify({
+          ...forwarded,
+          // Gated: publish only what was approved; the publish service refuses (409 staging_changed)
+          // if staging no longer hashes to the approved digest.
+          ...(digest === null ? {} : { expected_staging_digest: digest }),
+          release: {
+            id: release.id,
+            requested_by: release.requested_by,
+            decisions: release.decisions,
+            expires_at: expiresAt,
+          },
+        }),
+        headers: preferOf(c),
+      }, callOptions(c));
+    } catch (e) {
+      if (e instanceof SubServiceTimeoutError || e instanceof SubServiceUnavailableError) {
+        await followUnansweredPublish(c, release.id, sentAt, expiresAt, lifecycle);
+      }
+      throw e;
+    }
     if (reply.status === 202) {
       // The run publishes later: its expiry starts now, and the release waits for the run; its receipt,
       // crate and files are recorded when the run is seen to have succeeded (`GET /runs/{id}` through
@@ -975,6 +1011,7 @@ const publishRunSummarySchema = z.object({
     project_name: true,
     project_start_time: true,
     outcome: true,
+    created_at: true,
     finished_at: true,
   }).shape,
   destination: z.object({ type: z.string(), name: z.string() }),
@@ -1010,6 +1047,28 @@ function publishRunsReader(publish: SubService, options: CallOptions): PublishRu
       const run = publishRunSummaryOf(payload);
       if (run === undefined) throw new SubServiceProtocolError(publish.name);
       return run;
+    },
+    async latestPublish(of, since) {
+      const reply = await callSubService(publish, {
+        method: "GET",
+        endpoint: `runs?project=${encodeURIComponent(of.project_name)}&limit=100`,
+      }, options);
+      const payload = reply.body.payload as Record<string, unknown> | undefined;
+      if (reply.status !== 200) {
+        const detail = payload?.detail;
+        throw new PublishRunUnreadableError(
+          reply.status,
+          typeof detail === "string" ? detail : "no detail",
+        );
+      }
+      if (!Array.isArray(payload?.runs)) throw new SubServiceProtocolError(publish.name);
+      // Newest first.
+      return payload.runs.map(publishRunSummaryOf).find((run) =>
+        run !== undefined && run.action === "publish" &&
+        run.project_start_time === of.project_start_time &&
+        run.destination.type === of.destination.type &&
+        run.destination.name === of.destination.name && run.created_at >= since
+      );
     },
   };
 }

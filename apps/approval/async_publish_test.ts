@@ -33,6 +33,10 @@ class FakePublishRuns {
   readonly revoked: Record<string, unknown>[] = [];
   /** The status `GET /runs/{id}` answers when not 200 (a publish service in trouble). */
   getStatus = 200;
+  /** A synchronous publish starts its run and never answers (the gateway's call times out). */
+  hangSync = false;
+  /** When the runs are created, by the publish service's clock. */
+  createdAt = "2026-12-06T12:00:00.000Z";
 
   /** Ends run `id` as the publish service stores it: succeeded with the publish reply, or failed. */
   end(id: string, state: "succeeded" | "failed" | "cancelled" | "interrupted"): void {
@@ -63,7 +67,8 @@ class FakePublishRuns {
     const headers = new Headers(init?.headers);
     if (method === "POST" && url.pathname === "/data-publish/publish") {
       const body = JSON.parse(String(init?.body));
-      if (!/respond-async/.test(headers.get("prefer") ?? "")) {
+      const sync = !/respond-async/.test(headers.get("prefer") ?? "");
+      if (sync && !this.hangSync) {
         return Promise.resolve(Response.json({
           status: "success",
           payload: { data_published: FILES, receipt: RECEIPT, crate: CRATE },
@@ -76,8 +81,14 @@ class FakePublishRuns {
         project_start_time: body.project_start_time,
         destination: body.destination,
         dataset: { source_host: null, schema_name: "", tables: null },
+        created_at: this.createdAt,
       });
       this.runs.set(run.id as string, run);
+      if (sync) {
+        return new Promise((_, reject) => {
+          init?.signal?.addEventListener("abort", () => reject(init.signal!.reason));
+        });
+      }
       return Promise.resolve(Response.json({ status: "success", payload: run }, {
         status: 202,
         headers: { location: `/runs/${run.id}`, "preference-applied": "respond-async" },
@@ -88,6 +99,12 @@ class FakePublishRuns {
       return Promise.resolve(
         Response.json({ status: "success", payload: { certificate: CERTIFICATE } }),
       );
+    }
+    if (method === "GET" && url.pathname === "/runs") {
+      const runs = [...this.runs.values()].filter((run) =>
+        run.project_name === url.searchParams.get("project")
+      ).reverse();
+      return Promise.resolve(Response.json({ status: "success", payload: { runs, next: null } }));
     }
     const match = /^\/runs\/([^/]+)(\/resume|\/events)?$/.exec(url.pathname);
     if (match !== null) {
@@ -141,11 +158,13 @@ function aGateway(
   publish: FakePublishRuns,
   clock: { now: Date },
   store?: ReleaseStore,
+  timeoutMs?: number,
 ): ApprovalService {
   return world.approvalService({
     fetch: publish.fetch,
     now: () => clock.now,
     ...(store === undefined ? {} : { releaseStore: store }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
   });
 }
 
@@ -456,4 +475,56 @@ Deno.test("following an async publish's events to their end records the publicat
   const published = await releaseOf(gateway, releaseId);
   assert.deepEqual(published.publication?.receipt, RECEIPT);
   assert.deepEqual(published.pending_publishes, []);
+});
+
+Deno.test("a synchronous publish whose call times out: its run is pending on the release and its end recorded", async () => {
+  using world = aWorld();
+  const publish = new FakePublishRuns();
+  const clock = { now: new Date("2026-12-06T12:00:00.000Z") };
+  const gateway = aGateway(world, publish, clock, undefined, 100);
+  publish.hangSync = true;
+  const { status, json } = await call(gateway, "/project/publish", { body: aPublishRequest() });
+  assert.equal(status, 504, JSON.stringify(json));
+  const [runId] = [...publish.runs.keys()];
+  assert.ok(runId);
+  const { json: list } = await call(gateway, "/releases");
+  const [release] = list.payload.releases;
+  assert.deepEqual(release.pending_publishes.map((p: { run_id: string }) => p.run_id), [runId]);
+  assert.equal(release.publication, null);
+  assert.ok(
+    world.approvalLog.lines.some((line) =>
+      line.includes("release_publish_unanswered") && line.includes(runId)
+    ),
+  );
+
+  publish.end(runId, "succeeded");
+  await gateway.sweepReleases();
+  const published = await releaseOf(gateway, release.id);
+  assert.deepEqual(published.publication?.receipt, RECEIPT);
+  assert.deepEqual(published.pending_publishes, []);
+});
+
+Deno.test("a synchronous publish that never reached the publish service records no run", async () => {
+  using world = aWorld();
+  const publish = new FakePublishRuns();
+  const clock = { now: new Date("2026-12-06T12:00:00.000Z") };
+  const gateway = world.approvalService({
+    fetch: (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : input.toString());
+      if (url.pathname === "/data-publish/publish") {
+        return Promise.reject(new TypeError("connection refused"));
+      }
+      return publish.fetch(input, init);
+    },
+    now: () => clock.now,
+  });
+  const { status } = await call(gateway, "/project/publish", { body: aPublishRequest() });
+  assert.equal(status, 502);
+  const { json: list } = await call(gateway, "/releases");
+  assert.deepEqual(list.payload.releases[0].pending_publishes, []);
+  assert.ok(
+    world.approvalLog.lines.some((line) =>
+      line.includes("release_publish_unanswered") && line.includes('"run_id":null')
+    ),
+  );
 });
