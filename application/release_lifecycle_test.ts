@@ -36,12 +36,7 @@ Deno.test("two replicas sweeping at once revoke each expired release once, with 
   const store = new MemoryReleaseStore(storage);
   const ids: string[] = [];
   for (const project of ["P1", "P2", "P3"]) {
-    const { release } = await store.ensure(newRelease({
-      project_name: project,
-      project_start_time: "20261206_120000",
-      destination: { type: "filestore", name: "LSC" },
-      requested_by: KEY,
-    }, NOW.toISOString()));
+    const release = await aStoredRelease(store, project);
     await a!.recordPublication(release.id, PUBLISHED, a!.expiryFor(undefined));
     ids.push(release.id);
   }
@@ -68,12 +63,7 @@ Deno.test("two replicas sweeping at once revoke each expired release once, with 
 Deno.test("a publication without a valid receipt and crate records the expiry only", async () => {
   const store = new MemoryReleaseStore();
   const lifecycle = lifecycleOn(store, new FakeRevoker(), () => NOW);
-  const { release } = await store.ensure(newRelease({
-    project_name: "P",
-    project_start_time: "20261206_120000",
-    destination: { type: "filestore", name: "LSC" },
-    requested_by: KEY,
-  }, NOW.toISOString()));
+  const release = await aStoredRelease(store, "P");
   const recorded = await lifecycle.recordPublication(
     release.id,
     { receipt: { jws: "" }, crate: [] },
@@ -83,6 +73,21 @@ Deno.test("a publication without a valid receipt and crate records the expiry on
   await assert.rejects(lifecycle.crate(release.id), { code: "release_not_published" });
   await assert.rejects(lifecycle.crate("nope"), { code: "release_not_found" });
 });
+
+/** A release of project run `project` / 20261206_120000 on filestore `destination`, stored. */
+async function aStoredRelease(
+  store: MemoryReleaseStore,
+  project: string,
+  destination = "LSC",
+): Promise<Release> {
+  const { release } = await store.ensure(newRelease({
+    project_name: project,
+    project_start_time: "20261206_120000",
+    destination: { type: "filestore", name: destination },
+    requested_by: KEY,
+  }, NOW.toISOString()));
+  return release;
+}
 
 /** The publish service's runs, as a test sets them; counts reads. */
 class FakePublishRuns implements PublishRuns {
@@ -143,12 +148,7 @@ Deno.test("two replicas sweeping at once settle a finished publish run once, as 
     })
   );
   const store = new MemoryReleaseStore(storage);
-  const { release } = await store.ensure(newRelease({
-    project_name: "P1",
-    project_start_time: "20261206_120000",
-    destination: { type: "filestore", name: "LSC" },
-    requested_by: KEY,
-  }, NOW.toISOString()));
+  const release = await aStoredRelease(store, "P1");
   await a!.recordPublishAccepted(release.id, "run-1", null);
   runs.runs.set("run-1", aPublishRun("run-1"));
   assert.deepEqual((await a!.sweep()).settled, [], "still running");
@@ -175,12 +175,7 @@ Deno.test("settlePublishRun waits for a run's end and settles only the releases 
   const lifecycle = lifecycleOn(store, new FakeRevoker(), () => NOW);
   const ids: string[] = [];
   for (const name of ["LSC", "OTHER"]) {
-    const { release } = await store.ensure(newRelease({
-      project_name: "P1",
-      project_start_time: "20261206_120000",
-      destination: { type: "filestore", name },
-      requested_by: KEY,
-    }, NOW.toISOString()));
+    const release = await aStoredRelease(store, "P1", name);
     await lifecycle.recordPublishAccepted(release.id, `run-${name}`, null);
     ids.push(release.id);
   }
@@ -215,12 +210,7 @@ Deno.test("a publish whose reply never came: the newest publish run of its proje
     now: () => NOW,
     runs,
   });
-  const { release } = await store.ensure(newRelease({
-    project_name: "P1",
-    project_start_time: "20261206_120000",
-    destination: { type: "filestore", name: "LSC" },
-    requested_by: KEY,
-  }, NOW.toISOString()));
+  const release = await aStoredRelease(store, "P1");
   const sentAt = new Date("2026-12-06T12:00:00.000Z");
   const at = (ms: number) => new Date(sentAt.getTime() + ms).toISOString();
   // Not it: too old, another destination, another project run, a package.
