@@ -164,8 +164,10 @@ Deno.test("publish app /data-publish/read with AUDIT_LOG_PATH: 100 pages are one
 
     assert.ok(!text.includes(PUBLISH_KEY), "never the key");
     for (const c of cursors) if (c !== null) assert.ok(!text.includes(c), "never a cursor");
+    // Timestamps left out: a stage such as "T1" is in every time of day from 10:00 to 19:59.
+    const withoutTimes = text.replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, "");
     for (const value of values.filter((v) => v.length > 1)) {
-      assert.ok(!text.includes(value), `never row data: ${value}`);
+      assert.ok(!withoutTimes.includes(value), `never row data: ${value}`);
     }
     assert.ok(!text.includes("client_id"), "the publish service knows no data API client");
   } finally {
