@@ -76,20 +76,6 @@ const CHUNK_ROWS = 2048;
  */
 export const FLUSH_ROWS = 25 * CHUNK_ROWS;
 
-/**
- * DuckDB's allocator (jemalloc, inside its library) keeps freed memory for reuse: by default it gives it
- * back only after a task that peaked above 128 MiB or a bulk free above 512 MiB, and has no background
- * thread to purge it. These settings give it back after every task that peaked above 1 MB, from a
- * background thread: 18 MB less peak RSS for 1M W rows through this writer and 38-44 MB less for 5M-10M
- * keyed rows loaded by DuckDB alone, at the same CPU; within the spread of the service's bench
- * (docs/benchmarks.md, issue 20: DuckDB through CSV).
- */
-const ALLOCATOR_SETTINGS: Readonly<Record<string, string>> = {
-  allocator_flush_threshold: "1MB",
-  allocator_bulk_deallocation_flush_threshold: "1MB",
-  allocator_background_threads: "true",
-};
-
 /** Where DuckDB may spill, inside the work folder but outside the payload. */
 const TEMP_DIR = ".duckdb-tmp";
 
@@ -187,7 +173,6 @@ export class DuckdbDatasetWriter implements DatasetWriter {
       temp_directory: join(workDir, TEMP_DIR),
       autoinstall_known_extensions: "false",
       autoload_known_extensions: "false",
-      ...ALLOCATOR_SETTINGS,
     };
     if (this.#options.threads !== undefined) config.threads = String(this.#options.threads);
     return config;
