@@ -267,6 +267,45 @@ Deno.test("data API: a rows page is relayed only with the headers it is signed a
   });
 });
 
+Deno.test("data API: a rows page is sent on as it arrives, never held whole", async () => {
+  await using world = new DataApiWorld();
+  const release = await world.published("proj_a", [peopleTable(50)]);
+  let letRestThrough = () => {};
+  const rest = new Promise<void>((resolve) => letRestThrough = resolve);
+  world.publishReply = (res) => {
+    const bytes = res.arrayBuffer().then((b) => new Uint8Array(b));
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          const all = await bytes;
+          controller.enqueue(all.slice(0, 100));
+          await rest;
+          controller.enqueue(all.slice(100));
+          controller.close();
+        },
+      }),
+      { status: res.status, headers: res.headers },
+    );
+  };
+  const path = `/data/v1/releases/${release.id}/tables/people/rows?dataset=clinic`;
+  const timeout = new Promise<"held">((resolve) => setTimeout(() => resolve("held"), 2_000));
+  const sent = await Promise.race([world.send(path), timeout]);
+  assert.notEqual(sent, "held", "the reply started while the page was still arriving");
+  if (sent === "held") return;
+  assert.equal(sent.res.status, 200);
+  const reader = sent.res.body!.getReader();
+  const first = await reader.read();
+  assert.equal(first.value?.length, 100, "the first part, before the rest was sent");
+  letRestThrough();
+  const parts = [first.value!];
+  for (let read = await reader.read(); !read.done; read = await reader.read()) {
+    parts.push(read.value);
+  }
+  const text = new TextDecoder().decode(new Uint8Array(await new Blob(parts).arrayBuffer()));
+  world.verifyReply({ ...sent, text });
+  assert.equal((payloadOf({ ...sent, text }).records as unknown[]).length, 50);
+});
+
 Deno.test("data API: a key-less table republished mid-paging is 409 release_changed, signed; restart works", async () => {
   await using world = new DataApiWorld();
   const csv = { ...peopleTable(5), key: [] };

@@ -200,8 +200,14 @@ export class DataApiWorld implements AsyncDisposable {
     }
   }
 
-  /** Sends a HAWK-signed request for `path` (path and query) to the gateway. */
+  /** Sends a HAWK-signed request for `path` (path and query) to the gateway; reads the whole reply. */
   async get(path: string, options: SignedGet = {}): Promise<SignedReply> {
+    const sent = await this.send(path, options);
+    return { ...sent, text: await sent.res.text() };
+  }
+
+  /** Sends a HAWK-signed request for `path`; the reply's body is left unread. */
+  async send(path: string, options: SignedGet = {}): Promise<Omit<SignedReply, "text">> {
     const credentials = options.credentials ?? PIPELINE;
     const method = options.method ?? "GET";
     const signOptions: Record<string, unknown> = { credentials };
@@ -228,8 +234,7 @@ export class DataApiWorld implements AsyncDisposable {
       headers,
       ...(sent === undefined ? {} : { body: sent }),
     });
-    const text = await res.text();
-    return { res, text, artifacts, header, credentials };
+    return { res, artifacts, header, credentials };
   }
 
   /**
