@@ -9,6 +9,7 @@ import {
   type SignedReply,
 } from "../../tests/support/data_api_world.ts";
 import { APPROVAL_KEY } from "../../tests/support/apps.ts";
+import { DEFAULT_MAX_REPLY_BYTES } from "./sub_service.ts";
 
 type Json = Record<string, unknown>;
 
@@ -220,28 +221,32 @@ Deno.test("data API: a rows page is relayed only with the headers it is signed a
   world.verifyReply(honest);
   const next = payloadOf(honest).next as string;
   assert.equal(honest.res.headers.get("link"), `<${next}>; rel="next"`);
-  const cases: [string, (headers: Headers) => void][] = [
-    ["no payload hash", (h) => h.delete("x-hawk-payload-hash")],
-    ["no length", (h) => h.delete("content-length")],
-    ["no row count", (h) => h.delete("x-rows-returned")],
+  const PROTOCOL = "sub_service_protocol_error";
+  const cases: [string, (headers: Headers) => void, string][] = [
+    ["no payload hash", (h) => h.delete("x-hawk-payload-hash"), PROTOCOL],
+    ["no length", (h) => h.delete("content-length"), PROTOCOL],
+    ["no row count", (h) => h.delete("x-rows-returned"), PROTOCOL],
     [
       "a next page outside the table",
       (h) => h.set("link", '</data/v1/releases/other/rows?cursor=x>; rel="next"'),
+      PROTOCOL,
     ],
-    ["a link of another form", (h) => h.set("link", `<${next}>; rel="prev"`)],
+    ["a link of another form", (h) => h.set("link", `<${next}>; rel="prev"`), PROTOCOL],
+    [
+      "a length over the gateway's reply limit",
+      (h) => h.set("content-length", String(DEFAULT_MAX_REPLY_BYTES + 1)),
+      "sub_service_reply_too_large",
+    ],
   ];
-  for (const [name, change] of cases) {
-    await t.step(`${name}: 502, nothing of the page relayed`, async () => {
+  for (const [name, change, code] of cases) {
+    await t.step(`${name}: 502 ${code}, nothing of the page relayed`, async () => {
       world.publishReply = (res) => {
         const headers = new Headers(res.headers);
         change(headers);
         return new Response(res.body, { status: res.status, headers });
       };
       const reply = await world.get(path);
-      assert.deepEqual([errorOf(reply).status, errorOf(reply).code], [
-        502,
-        "sub_service_protocol_error",
-      ]);
+      assert.deepEqual([errorOf(reply).status, errorOf(reply).code], [502, code]);
       assert.ok(!reply.text.includes('"p1"'), "no row of the page");
       world.verifyReply(reply);
     });
