@@ -1029,6 +1029,13 @@ function publishRunSummaryOf(payload: unknown): PublishRunSummary | undefined {
  * {@link SubServiceProtocolError}.
  */
 function publishRunsReader(publish: SubService, options: CallOptions): PublishRuns {
+  const unreadable = (reply: SubServiceReply) => {
+    const detail = (reply.body.payload as Record<string, unknown> | undefined)?.detail;
+    return new PublishRunUnreadableError(
+      reply.status,
+      typeof detail === "string" ? detail : "no detail",
+    );
+  };
   return {
     async get(id) {
       const reply = await callSubService(publish, {
@@ -1037,13 +1044,7 @@ function publishRunsReader(publish: SubService, options: CallOptions): PublishRu
       }, options);
       const payload = reply.body.payload as Record<string, unknown> | undefined;
       if (reply.status === 404 && payload?.code === "run_not_found") return undefined;
-      if (reply.status !== 200) {
-        const detail = payload?.detail;
-        throw new PublishRunUnreadableError(
-          reply.status,
-          typeof detail === "string" ? detail : "no detail",
-        );
-      }
+      if (reply.status !== 200) throw unreadable(reply);
       const run = publishRunSummaryOf(payload);
       if (run === undefined) throw new SubServiceProtocolError(publish.name);
       return run;
@@ -1054,13 +1055,7 @@ function publishRunsReader(publish: SubService, options: CallOptions): PublishRu
         endpoint: `runs?project=${encodeURIComponent(of.project_name)}&limit=100`,
       }, options);
       const payload = reply.body.payload as Record<string, unknown> | undefined;
-      if (reply.status !== 200) {
-        const detail = payload?.detail;
-        throw new PublishRunUnreadableError(
-          reply.status,
-          typeof detail === "string" ? detail : "no detail",
-        );
-      }
+      if (reply.status !== 200) throw unreadable(reply);
       if (!Array.isArray(payload?.runs)) throw new SubServiceProtocolError(publish.name);
       // Newest first.
       return payload.runs.map(publishRunSummaryOf).find((run) =>
