@@ -16,6 +16,7 @@
  * @module
  */
 import { byteStream } from "../_shared/byte_stream.ts";
+import { nextLinkHeader, nextOfLinkHeader } from "../_shared/next_link.ts";
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -387,13 +388,12 @@ function dataReleaseOf(release: Release): z.infer<typeof DataRelease> {
 }
 
 /**
- * The next page's path and query from a rows page's `Link` header (`<...>; rel="next"`), `null` when it
- * has none (the last page), `undefined` when it is not that form or does not start with `base`.
+ * The next page's path and query from a rows page's `Link` header, `null` on the last page, `undefined`
+ * when the header is not that form or does not start with `base`.
  */
 function nextOfLink(link: string | null, base: string): string | null | undefined {
-  if (link === null) return null;
-  const match = /^<([^<>]*)>; rel="next"$/.exec(link);
-  return match !== null && match[1]!.startsWith(base) ? match[1]! : undefined;
+  const next = nextOfLinkHeader(link);
+  return typeof next === "string" && !next.startsWith(base) ? undefined : next;
 }
 
 /** The `cursor` query parameter of a `next` link. */
@@ -506,7 +506,7 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
     const link = next === null
       ? null
       : `${DATA_API_PREFIX}/releases?limit=${query.limit}&cursor=${encodeURIComponent(next)}`;
-    if (link !== null) c.header("Link", `<${link}>; rel="next"`);
+    if (link !== null) c.header("Link", nextLinkHeader(link));
     return c.json(success({ releases: served.map(dataReleaseOf), next: link }), 200);
   });
 
@@ -590,7 +590,7 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
       "content-length": String(reply.length),
       "x-rows-returned": String(rows),
     };
-    if (next !== null) headers["link"] = `<${next}>; rel="next"`;
+    if (next !== null) headers["link"] = nextLinkHeader(next);
     const res = new Response(reply.body, { status: 200, headers });
     c.set(PAGE_KEY as never, { res, payloadHash } satisfies RelayedPage as never);
     return res as never;

@@ -6,6 +6,7 @@
  * @module
  */
 import { byteStream } from "../_shared/byte_stream.ts";
+import { nextLinkHeader } from "../_shared/next_link.ts";
 import { hawkPayloadHash } from "../../adapters/hawk/hawk_request_verifier.ts";
 import {
   checksDisclosure,
@@ -652,7 +653,7 @@ function rowsReply(page: RowsPage): Response {
     "x-rows-returned": String(page.rowCount),
     "x-hawk-payload-hash": hawkPayloadHash(parts, "application/json"),
   };
-  if (page.next !== null) headers["link"] = `<${page.next}>; rel="next"`;
+  if (page.next !== null) headers["link"] = nextLinkHeader(page.next);
   return new Response(byteStream(parts), { status: 200, headers });
 }
 
