@@ -100,6 +100,9 @@ const READ_KEY = "dataApiRead";
 /** The rows page the handler relays, with its payload hash, so that it is signed without being read. */
 const PAGE_KEY = "dataApiPage";
 
+/** A SHA-256 in base64, as HAWK writes a payload hash (it goes into `Server-Authorization` as is). */
+const SHA256_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+
 /** A rows page as the handler relays it. */
 interface RelayedPage {
   readonly res: Response;
@@ -578,7 +581,7 @@ export function addDataApi(app: OpenAPIHono, gateway: DataApiGateway): void {
     const payloadHash = reply.headers.get("x-hawk-payload-hash");
     if (
       reply.status !== 200 || !Number.isSafeInteger(rows) || rows < 0 || next === undefined ||
-      payloadHash === null
+      payloadHash === null || !SHA256_BASE64.test(payloadHash)
     ) {
       await reply.body.cancel();
       throw new SubServiceProtocolError(gateway.publish.name);

@@ -224,6 +224,7 @@ Deno.test("data API: a rows page is relayed only with the headers it is signed a
   const PROTOCOL = "sub_service_protocol_error";
   const cases: [string, (headers: Headers) => void, string][] = [
     ["no payload hash", (h) => h.delete("x-hawk-payload-hash"), PROTOCOL],
+    ["a payload hash that is not one", (h) => h.set("x-hawk-payload-hash", 'x", ext="y'), PROTOCOL],
     ["no length", (h) => h.delete("content-length"), PROTOCOL],
     ["no row count", (h) => h.delete("x-rows-returned"), PROTOCOL],
     [
