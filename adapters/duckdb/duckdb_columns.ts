@@ -35,7 +35,7 @@ import {
   timestampValue,
   timeValue,
   uuidValue,
-} from "@duckdb/node-api";
+} from "./duckdb.ts";
 import {
   type LogicalType,
   parseBinary,

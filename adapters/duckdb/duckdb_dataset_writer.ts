@@ -40,10 +40,12 @@ import {
   DuckDBDataChunk,
   DuckDBInstance,
   type DuckDBValue,
-} from "@duckdb/node-api";
+} from "./duckdb.ts";
 import { mkdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CatalogTable, ReadRowsOptions, TableExtract } from "../../domain/catalog.ts";
+import { CanonicalCsvParser } from "../../domain/disclosure.ts";
+import type { CanonicalRow } from "../../domain/logical_type.ts";
 import { mapConcurrent } from "../../domain/concurrency.ts";
 import { DUCKDB_PAYLOAD_PATH } from "../../domain/staging_layout.ts";
 import type {
@@ -310,7 +312,7 @@ async function appendTable(
     let rowNumber = 0;
     let bytes = 0;
     for await (
-      const batch of untilAborted(source.readRows(extract, options.read), options.signal)
+      const batch of untilAborted(tableRows(source, extract, options.read), options.signal)
     ) {
       for (const row of batch) {
         rowNumber++;
@@ -355,6 +357,34 @@ async function appendTable(
       }
     }
   }
+}
+
+/**
+ * The extract's rows. From a source with the CSV fast path (PostgreSQL's `COPY`, MariaDB's row packets)
+ * they are parsed back from its canonical CSV: one string per value, without the driver's own objects
+ * per row and per value on the way, which lowered the service's peak memory (docs/benchmarks.md,
+ * issue 20). The batches are what each chunk completes.
+ */
+async function* tableRows(
+  source: TableReader,
+  extract: TableExtract,
+  options: ReadRowsOptions & LongWork,
+): AsyncGenerator<CanonicalRow[], void, undefined> {
+  if (source.readCsv === undefined) {
+    yield* source.readRows(extract, options);
+    return;
+  }
+  let batch: CanonicalRow[] = [];
+  const parser = new CanonicalCsvParser((row) => batch.push(row));
+  for await (const chunk of source.readCsv(extract, options)) {
+    parser.push(chunk);
+    if (batch.length > 0) {
+      yield batch;
+      batch = [];
+    }
+  }
+  parser.end();
+  if (batch.length > 0) yield batch;
 }
 
 function appendChunk(

@@ -7,7 +7,13 @@ import {
   type DuckDBIntervalValue,
   type DuckDBValue,
 } from "@duckdb/node-api";
-import type { CatalogColumn, CatalogTable, TableExtract } from "../../domain/catalog.ts";
+import type {
+  CatalogColumn,
+  CatalogTable,
+  TableExtract,
+  TableReader,
+} from "../../domain/catalog.ts";
+import { encodeCsvRows, utf8Bytes } from "../../domain/csv.ts";
 import {
   type CanonicalRow,
   formatBinary,
@@ -23,6 +29,7 @@ import {
   EDGE_VALUES,
   stagingWork,
   type TablesRead,
+  TEXT_VALUES,
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
 import { DuckdbDatasetWriter, FLUSH_ROWS } from "./duckdb_dataset_writer.ts";
@@ -393,6 +400,43 @@ Deno.test("DuckdbDatasetWriter stores unconstrained numerics, NaN included, as e
     const values = ["NaN", "-Infinity", "1" + "0".repeat(200) + ".5", "0.10"];
     const files = await writeRows(work, "s", t, values.map((v) => [v]));
     assert.deepEqual((await readDuckdb(dir, files)).get("s.n"), values.map((v) => [v]));
+  }));
+
+Deno.test("DuckdbDatasetWriter reads a source's CSV fast path when it has one, to the same table", () =>
+  withWork(async (work, dir) => {
+    const t = table("edge", [
+      column("id", { kind: "integer" }, false),
+      ...EDGE_VALUES.map(([name, type]) => column(name, type)),
+      column("txt", { kind: "text" }),
+    ], ["id"]);
+    const rows: CanonicalRow[] = TEXT_VALUES.map((text, r) => [
+      String(r + 1),
+      ...EDGE_VALUES.map(([, , values]) => r % 5 === 4 ? null : values[r % values.length]!),
+      text,
+    ]);
+    const byRows = await readDuckdb(dir, await writeRows(work, "s", t, rows));
+
+    // The canonical CSV of the same rows, header first, cut every 7 bytes (inside records, quoted
+    // fields and UTF-8 sequences); its rows must never be asked for.
+    const csv = utf8Bytes(encodeCsvRows([t.columns.map((c) => c.name), ...rows]));
+    const csvOnly: TableReader = {
+      readRows: () => {
+        throw new Error("readRows called on a source with readCsv");
+      },
+      async *readCsv() {
+        for (let at = 0; at < csv.length; at += 7) yield csv.slice(at, at + 7);
+      },
+    };
+    await withWork(async (csvWork, csvDir) => {
+      const files = await new DuckdbDatasetWriter().write(
+        csvWork,
+        csvOnly,
+        [extract("s", t)],
+        OPTIONS,
+      );
+      assert.deepEqual(await readDuckdb(csvDir, files), byRows);
+    });
+    assert.equal(byRows.get("s.edge")?.length, rows.length);
   }));
 
 Deno.test("DuckdbDatasetWriter reports rows that break the primary key or NOT NULL", async (t) => {

@@ -16,7 +16,7 @@ import {
   DuckDBInstance,
   type DuckDBIntervalValue,
   type DuckDBValue,
-} from "@duckdb/node-api";
+} from "./duckdb.ts";
 import { formatBinary, formatDouble, formatFloat32 } from "../../domain/logical_type.ts";
 import {
   InvalidCursorError,

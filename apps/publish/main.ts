@@ -13,6 +13,7 @@ import {
   DISCLOSURE_CHECK_SETTINGS,
 } from "../../domain/disclosure.ts";
 import { CsvDatasetWriter } from "../../adapters/filesystem/csv_dataset_writer.ts";
+import { returnFreedMemoryPromptly } from "../../adapters/process/glibc_malloc.ts";
 import { isInsideFilestore, LocalFilestore } from "../../adapters/filesystem/local_filestore.ts";
 import { connectPostgresDestination } from "../../adapters/postgres/postgres_destination.ts";
 import { PostgresReleaseReader } from "../../adapters/postgres/postgres_release_reader.ts";
@@ -383,8 +384,9 @@ function postgresqlReleaseReader(
 }
 
 /**
- * Builds the publish service from an environment. Before serving, it sweeps what an interrupted package or
- * publish left in each filestore and in the PostgreSQL destination.
+ * Builds the publish service from an environment. It first fixes how glibc's malloc returns freed memory
+ * (`returnFreedMemoryPromptly`). Before serving, it sweeps what an interrupted package or publish left in
+ * each filestore and in the PostgreSQL destination.
  */
 export async function buildPublishService(
   env: Record<string, string | undefined>,
@@ -392,6 +394,7 @@ export async function buildPublishService(
 ): Promise<RunnableService & { readonly runner: Runner }> {
   const log = createLogger("publish", logSink);
   const config = parseEnv(PublishEnv, env);
+  returnFreedMemoryPromptly();
   const serviceSecrets = await serviceSecretsFromEnv(env, { log });
   const apiKey = await serviceSecrets.readApiKey("publishserviceapikey");
   // Before the recovery sweep: a missing scrape token stops startup before anything is touched.

@@ -1,0 +1,78 @@
+/**
+ * DuckDB's allocator returns freed memory at once (`duckdb_allocator.ts`): checked on the settings
+ * DuckDB's jemalloc actually took, read back through its `mallctl` in a fresh process (the setting is
+ * read once per process, when DuckDB first allocates). And no module loads DuckDB another way.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { DUCKDB_ALLOCATOR_VARIABLE } from "./duckdb_allocator.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** Loads DuckDB through `duckdb.ts`, runs a query, and prints the decay settings its jemalloc took. */
+const READ_SETTINGS = `
+import { DuckDBInstance } from ${JSON.stringify(new URL("./duckdb.ts", import.meta.url).href)};
+const instance = await DuckDBInstance.create(":memory:");
+const connection = await instance.connect();
+await connection.run("CREATE TABLE t AS SELECT range AS n FROM range(100000)");
+connection.closeSync();
+instance.closeSync();
+const library = Deno.readTextFileSync("/proc/self/maps").split("\\n")
+  .map((line) => line.split(/\\s+/)[5]).find((path) => path?.endsWith("/libduckdb.so"));
+if (library === undefined) throw new Error("libduckdb.so is not loaded");
+const { symbols } = Deno.dlopen(library, {
+  duckdb_je_mallctl: { parameters: ["buffer", "buffer", "buffer", "pointer", "usize"], result: "i32" },
+});
+function read(name) {
+  const value = new BigInt64Array(1);
+  const code = symbols.duckdb_je_mallctl(new TextEncoder().encode(name + "\\0"), value, new BigUint64Array([8n]), null, 0n);
+  if (code !== 0) throw new Error(name + ": mallctl returned " + code);
+  return Number(value[0]);
+}
+console.log(JSON.stringify({ dirty: read("opt.dirty_decay_ms"), muzzy: read("opt.muzzy_decay_ms") }));
+`;
+
+async function decaySettings(operatorSetting?: string): Promise<{ dirty: number; muzzy: number }> {
+  const env = Deno.env.toObject();
+  delete env[DUCKDB_ALLOCATOR_VARIABLE];
+  if (operatorSetting !== undefined) env[DUCKDB_ALLOCATOR_VARIABLE] = operatorSetting;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=js", READ_SETTINGS],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(code, 0, new TextDecoder().decode(stderr));
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+Deno.test("DuckDB's allocator returns freed pages at once", async () => {
+  assert.deepEqual(await decaySettings(), { dirty: 0, muzzy: 0 });
+});
+
+Deno.test("DuckDB's allocator keeps an operator's own DUCKDB_JE_MALLOC_CONF", async () => {
+  assert.deepEqual(await decaySettings("dirty_decay_ms:5000,muzzy_decay_ms:7000"), {
+    dirty: 5000,
+    muzzy: 7000,
+  });
+});
+
+Deno.test("DuckDB: only adapters/duckdb/duckdb.ts imports @duckdb/node-api", async () => {
+  const importers: string[] = [];
+  async function walk(relative: string): Promise<void> {
+    for await (const entry of Deno.readDir(new URL(relative, ROOT))) {
+      const path = `${relative}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (/\.ts$/.test(entry.name) && !/_test\.ts$/.test(entry.name)) {
+        const text = await Deno.readTextFile(new URL(path, ROOT));
+        if (/from\s+["']@duckdb\/node-api["']|import\(\s*["']@duckdb\/node-api["']/.test(text)) {
+          importers.push(path);
+        }
+      }
+    }
+  }
+  for (const folder of ["domain", "ports", "application", "adapters", "apps"]) await walk(folder);
+  assert.deepEqual(importers, ["adapters/duckdb/duckdb.ts"]);
+});
