@@ -22,7 +22,11 @@
  * - After a CHECKPOINT every appender, connection and the instance are closed, so the file is complete
  *   and has no write-ahead log beside it; then it is hashed in one streaming read.
  *
- * - Each table reports `done` once (its appender closed), with `sha512: null`: the tables share one file,
+ * - DuckDB runs within {@link FIRST_MEMORY_LIMIT} first. When it runs out of memory there (long text
+ *   values, which DuckDB holds until a table is written), the attempt's file is discarded and the whole
+ *   dataset written again within the configured limit, the source read again from the start; over that
+ *   limit it fails with {@link DuckdbMemoryError}.
+ * - Each table reports `done` once, when the file is complete, with `sha512: null`: the tables share one file,
  *   so none can be reused by a resumed run (`options.reuse` is ignored). Rows and bytes while reading
  *   are reported by the caller's reader (`application/source.ts`, `watchedReader`), not here.
  * - When `options.signal` aborts, every read stops at once (`untilAborted`), no CHECKPOINT is taken, and
@@ -41,7 +45,7 @@ import {
   DuckDBInstance,
   type DuckDBValue,
 } from "./duckdb.ts";
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { CatalogTable, ReadRowsOptions, TableExtract } from "../../domain/catalog.ts";
 import { CanonicalCsvParser } from "../../domain/disclosure.ts";
@@ -56,7 +60,7 @@ import type {
 } from "../../ports/dataset_writer.ts";
 import type { TableReader } from "../../domain/catalog.ts";
 import { untilAborted } from "../../domain/interruption.ts";
-import type { LongWork } from "../../domain/long_work.ts";
+import type { LongWork, ProgressReport } from "../../domain/long_work.ts";
 import { estimatedRowBytes } from "../../ports/source_database.ts";
 import { duckdbColumn } from "./duckdb_columns.ts";
 import {
@@ -78,6 +82,14 @@ const CHUNK_ROWS = 2048;
  */
 export const FLUSH_ROWS = 25 * CHUNK_ROWS;
 
+/**
+ * The memory limit a write tries first. At 10M W rows the service's peak RSS was 306 MB with 32 MB and
+ * 319-332 MB with 64 MB (docs/benchmarks.md, issue 20); DuckDB itself needs about 19 MB of it for that
+ * table and its key. Long text values are held in memory until a table is written, so a dataset of them
+ * may need more: it is written again within the configured limit.
+ */
+export const FIRST_MEMORY_LIMIT = "32MB";
+
 /** Where DuckDB may spill, inside the work folder but outside the payload. */
 const TEMP_DIR = ".duckdb-tmp";
 
@@ -86,8 +98,9 @@ export interface DuckdbDatasetWriterOptions {
   /** DuckDB worker threads; defaults to DuckDB's own choice (one per core). */
   readonly threads?: number;
   /**
-   * DuckDB's memory limit per write, e.g. `"1GB"`; beyond it DuckDB spills to a folder in the work folder.
-   * Defaults to {@link DEFAULT_DUCKDB_MEMORY_LIMIT}, which says what needs more.
+   * The most memory DuckDB may use per write, e.g. `"1GB"` (a write tries {@link FIRST_MEMORY_LIMIT}
+   * first); beyond it DuckDB spills to a folder in the work folder. Defaults to
+   * {@link DEFAULT_DUCKDB_MEMORY_LIMIT}, which says what needs more.
    */
   readonly memoryLimit?: string;
 }
@@ -106,15 +119,44 @@ export class DuckdbDatasetWriter implements DatasetWriter {
     tables: readonly TableExtract[],
     options: WriteOptions,
   ): Promise<StagedFile[]> {
-    const { signal, onProgress } = options;
-    signal?.throwIfAborted();
+    options.signal?.throwIfAborted();
     checkNames(tables);
     const file = join(work.dir, DUCKDB_PAYLOAD_PATH);
+    const limits = memoryLimitsUpTo(this.#options.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT);
+    for (let attempt = 0;; attempt++) {
+      const limit = limits[attempt]!;
+      try {
+        const written = await this.#writeWithin(limit, work, file, source, tables, options);
+        for (const table of written) options.onProgress?.(table);
+        break;
+      } catch (e) {
+        if (!(e instanceof DuckdbMemoryError) || attempt === limits.length - 1) throw e;
+        await discardDatabase(work.dir, file);
+      }
+    }
+    return [{ path: DUCKDB_PAYLOAD_PATH, ...await sha512File(file, DUCKDB_PAYLOAD_PATH) }];
+  }
+
+  /**
+   * One attempt: the whole database file, written with DuckDB's memory limit at `limit`.
+   *
+   * @returns each table's `done` report, for the caller to send once the file is complete.
+   */
+  async #writeWithin(
+    limit: string,
+    work: StagingWork,
+    file: string,
+    source: TableReader,
+    tables: readonly TableExtract[],
+    options: WriteOptions,
+  ): Promise<ProgressReport[]> {
+    const { signal } = options;
+    const written: ProgressReport[] = [];
     await mkdir(dirname(file), { recursive: true });
     await work.copyPrevious(DUCKDB_PAYLOAD_PATH);
     await (await openPlainFile(file, DUCKDB_PAYLOAD_PATH))?.close();
 
-    const instance = await DuckDBInstance.create(file, this.#config(work.dir));
+    const instance = await DuckDBInstance.create(file, this.#config(work.dir, limit));
     const connections = new Set<DuckDBConnection>();
     async function connect(): Promise<DuckDBConnection> {
       const connection = await instance.connect();
@@ -140,7 +182,7 @@ export class DuckdbDatasetWriter implements DatasetWriter {
             read: { ...options, signal: stop },
             signal: stop,
           });
-          onProgress?.({
+          written.push({
             table: extract.table.name,
             rows,
             bytes,
@@ -155,29 +197,59 @@ export class DuckdbDatasetWriter implements DatasetWriter {
       });
       stop.throwIfAborted();
       await main.run("CHECKPOINT");
+      return written;
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
-      throw isOutOfMemory(e) ? new DuckdbMemoryError(this.#memoryLimit(), e) : e;
+      throw isOutOfMemory(e) ? new DuckdbMemoryError(limit, e) : e;
     } finally {
       for (const connection of connections) connection.closeSync();
       instance.closeSync();
     }
-    return [{ path: DUCKDB_PAYLOAD_PATH, ...await sha512File(file, DUCKDB_PAYLOAD_PATH) }];
   }
 
-  #memoryLimit(): string {
-    return this.#options.memoryLimit ?? DEFAULT_DUCKDB_MEMORY_LIMIT;
-  }
-
-  #config(workDir: string): Record<string, string> {
+  #config(workDir: string, memoryLimit: string): Record<string, string> {
     const config: Record<string, string> = {
-      memory_limit: this.#memoryLimit(),
+      memory_limit: memoryLimit,
       temp_directory: join(workDir, TEMP_DIR),
       autoinstall_known_extensions: "false",
       autoload_known_extensions: "false",
     };
     if (this.#options.threads !== undefined) config.threads = String(this.#options.threads);
     return config;
+  }
+}
+
+/**
+ * The memory limits a write tries, in order: {@link FIRST_MEMORY_LIMIT}, then the configured one when
+ * that is higher. Most tables fit the first; a table of long values that does not is written again,
+ * from the start, within the configured limit.
+ */
+export function memoryLimitsUpTo(configured: string): string[] {
+  return memoryLimitBytes(configured) > memoryLimitBytes(FIRST_MEMORY_LIMIT)
+    ? [FIRST_MEMORY_LIMIT, configured]
+    : [configured];
+}
+
+const MEMORY_UNITS: Readonly<Record<string, number>> = {
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KiB: 2 ** 10,
+  MiB: 2 ** 20,
+  GiB: 2 ** 30,
+};
+
+/** The bytes of a `memory_limit` as DuckDB reads it (`KB` = 1000 bytes, `KiB` = 1024). */
+function memoryLimitBytes(limit: string): number {
+  const match = /^(\d+)(KB|MB|GB|KiB|MiB|GiB)$/.exec(limit);
+  if (match === null) throw new RangeError(`Cannot read the DuckDB memory limit "${limit}"`);
+  return Number(match[1]) * MEMORY_UNITS[match[2]!]!;
+}
+
+/** Removes what a failed attempt left: the database file, its write-ahead log and DuckDB's spill folder. */
+async function discardDatabase(workDir: string, file: string): Promise<void> {
+  for (const path of [file, `${file}.wal`, join(workDir, TEMP_DIR)]) {
+    await rm(path, { recursive: true, force: true });
   }
 }
 

@@ -32,7 +32,12 @@ import {
   TEXT_VALUES,
 } from "../../tests/contracts/dataset_writer_contract.ts";
 import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
-import { DuckdbDatasetWriter, FLUSH_ROWS } from "./duckdb_dataset_writer.ts";
+import {
+  DuckdbDatasetWriter,
+  FIRST_MEMORY_LIMIT,
+  FLUSH_ROWS,
+  memoryLimitsUpTo,
+} from "./duckdb_dataset_writer.ts";
 import { bcLast, formatInterval } from "./duckdb_release_file.ts";
 import {
   DuckdbConstraintError,
@@ -650,6 +655,66 @@ Deno.test("DuckdbDatasetWriter throughput: a million rows of the 13 wide-table t
       ]);
     });
   }));
+
+Deno.test("DuckdbDatasetWriter writes within 32MB first, and again within the configured limit when that is too little", async (t) => {
+  const notes = table("notes", [
+    column("id", { kind: "integer" }, false),
+    column("body", { kind: "text" }),
+  ], ["id"]);
+  /** `count` values of 64 KiB, from a source that counts its reads and reports each `done`. */
+  async function writeNotes(count: number, memoryLimit?: string) {
+    const rows: CanonicalRow[] = Array.from(
+      { length: count },
+      (_, i) => [String(i), String(i % 10).repeat(64 * 1024)],
+    );
+    const source = new MemorySourceDatabase(
+      [{ name: "s", description: null, tables: [notes] }],
+      new Map([["s.notes", rows]]),
+    );
+    let reads = 0;
+    const counted: TableReader = {
+      readRows: (e, o) => {
+        reads++;
+        return source.readRows(e, o);
+      },
+    };
+    const done: string[] = [];
+    return await withWork(async (work, dir) => {
+      const files = await new DuckdbDatasetWriter(memoryLimit === undefined ? {} : { memoryLimit })
+        .write(work, counted, [extract("s", notes)], {
+          ...OPTIONS,
+          onProgress: (p) => p.done !== undefined && done.push(p.table),
+        });
+      const read = (await readDuckdb(dir, files)).get("s.notes")!;
+      assert.equal(read.length, count);
+      assert.ok(read.every((r) => r[1] === String(Number(r[0]) % 10).repeat(64 * 1024)));
+      assert.deepEqual(await readdir(dir), ["data"]);
+      return { reads, done };
+    });
+  }
+  assert.equal(FIRST_MEMORY_LIMIT, "32MB");
+  assert.deepEqual(memoryLimitsUpTo("64MB"), ["32MB", "64MB"]);
+  assert.deepEqual(memoryLimitsUpTo("2GiB"), ["32MB", "2GiB"]);
+  assert.deepEqual(memoryLimitsUpTo("32MiB"), ["32MB", "32MiB"]);
+  assert.deepEqual(memoryLimitsUpTo("32MB"), ["32MB"]);
+  assert.deepEqual(memoryLimitsUpTo("16MB"), ["16MB"]);
+
+  await t.step("300 values (19 MiB) fit the first limit: the source is read once", async () => {
+    assert.deepEqual(await writeNotes(300), { reads: 1, done: ["notes"] });
+  });
+  await t.step(
+    "500 values (31 MiB) do not: read again and written within 64MB, done once",
+    async () => {
+      assert.deepEqual(await writeNotes(500), { reads: 2, done: ["notes"] });
+    },
+  );
+  await t.step(
+    "with the limit set to 32MB, the same values are refused, naming it",
+    async () => {
+      await assert.rejects(writeNotes(500, "32MB"), DuckdbMemoryError, "(32MB)");
+    },
+  );
+});
 
 Deno.test("DuckdbDatasetWriter: long values beyond DuckDB's memory limit are a clear error, a higher limit writes them", async (t) => {
   // 2,000 values of 64 KiB (128 MiB): DuckDB 1.5 holds long values in memory until the table is written.

@@ -6,10 +6,11 @@
  */
 
 /**
- * DuckDB's memory limit per write when none is configured (`DUCKDB_MEMORY_LIMIT`). The pool mostly
- * caches table blocks already written, and 10M W rows with their primary key loaded within 32 MB as well
- * as 128 MB; but DuckDB 1.5 holds long values (over a few kilobytes) in memory until the table is
- * written, so a table whose long values add up to more than the limit needs a higher one
+ * The most memory DuckDB may use per write when none is configured (`DUCKDB_MEMORY_LIMIT`). A write
+ * tries 32 MB first (`FIRST_MEMORY_LIMIT` of the writer): the pool mostly caches table blocks already
+ * written, and 10M W rows with their primary key load within 32 MB as well as 128 MB. DuckDB 1.5 holds
+ * long values (over a few kilobytes) in memory until the table is written, so a dataset whose long
+ * values add up to more is written again within this limit, and one over it needs a higher one
  * (docs/benchmarks.md, issue 20).
  */
 export const DEFAULT_DUCKDB_MEMORY_LIMIT = "64MB";
