@@ -708,6 +708,31 @@ Deno.test("DuckdbDatasetWriter writes within 32MB first, and again within the co
       assert.deepEqual(await writeNotes(500), { reads: 2, done: ["notes"] });
     },
   );
+  await t.step("the second attempt starts again from the run's previous database", async () => {
+    const other = table("kept", [column("id", { kind: "integer" }, false)], ["id"]);
+    await withWork(async (_, runDir) => {
+      await writeRows(stagingWork(runDir), "earlier", other, [["1"], ["2"]]);
+      const rows: CanonicalRow[] = Array.from(
+        { length: 500 },
+        (_, i) => [String(i), String(i % 10).repeat(64 * 1024)],
+      );
+      const source = new MemorySourceDatabase(
+        [{ name: "s", description: null, tables: [notes] }],
+        new Map([["s.notes", rows]]),
+      );
+      await withWork(async (_, dir) => {
+        const files = await new DuckdbDatasetWriter().write(
+          stagingWork(dir, runDir),
+          source,
+          [extract("s", notes)],
+          OPTIONS,
+        );
+        const read = await readDuckdb(dir, files);
+        assert.deepEqual(read.get("earlier.kept"), [["1"], ["2"]]);
+        assert.equal(read.get("s.notes")?.length, 500);
+      });
+    });
+  });
   await t.step(
     "with the limit set to 32MB, the same values are refused, naming it",
     async () => {
