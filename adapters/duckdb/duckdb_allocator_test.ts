@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { inFreshProcess } from "../../tests/support/fresh_process.ts";
 import { DUCKDB_ALLOCATOR_VARIABLE } from "./duckdb_allocator.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -33,19 +34,11 @@ function read(name) {
 console.log(JSON.stringify({ dirty: read("opt.dirty_decay_ms"), muzzy: read("opt.muzzy_decay_ms") }));
 `;
 
-async function decaySettings(operatorSetting?: string): Promise<{ dirty: number; muzzy: number }> {
+function decaySettings(operatorSetting?: string): Promise<{ dirty: number; muzzy: number }> {
   const env = Deno.env.toObject();
   delete env[DUCKDB_ALLOCATOR_VARIABLE];
   if (operatorSetting !== undefined) env[DUCKDB_ALLOCATOR_VARIABLE] = operatorSetting;
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--ext=js", READ_SETTINGS],
-    env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return JSON.parse(new TextDecoder().decode(stdout));
+  return inFreshProcess(READ_SETTINGS, { env });
 }
 
 Deno.test("DuckDB's allocator returns freed pages at once", async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { inFreshProcess } from "../../tests/support/fresh_process.ts";
 import {
   copyWithSha512,
   HASH_BUFFER_BYTES,
@@ -144,13 +145,7 @@ await Deno.remove(path);
 `;
 
 Deno.test("sha512File reads into the same two buffers: a 256 MiB file raises the peak RSS by a few MiB", async () => {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--ext=js", HASH_MEMORY_PROBE],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  const growth = Number(new TextDecoder().decode(stdout));
+  const growth = await inFreshProcess<number>(HASH_MEMORY_PROBE);
   // Measured 7 MiB; a buffer per chunk (a read stream over the handle) measured 70 MiB.
   assert.ok(growth < 24, `peak RSS rose by ${growth.toFixed(1)} MiB`);
 });

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { inFreshProcess } from "../../tests/support/fresh_process.ts";
 
 /** Frees a 4 MiB block, then reports how many bytes of a second one glibc mapped on their own. */
 const PROBE = `
@@ -28,16 +29,8 @@ symbols.free(block);
 console.log(JSON.stringify({ applied, mappedForBlock }));
 `;
 
-async function probe(
-  ...args: string[]
-): Promise<{ applied: boolean | null; mappedForBlock: number }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--ext=ts", PROBE, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, new TextDecoder().decode(stderr));
-  return JSON.parse(new TextDecoder().decode(stdout));
+function probe(...args: string[]): Promise<{ applied: boolean | null; mappedForBlock: number }> {
+  return inFreshProcess(PROBE, { args });
 }
 
 Deno.test("glibc malloc: by default a freed 4 MiB block makes the next one come from the heap", async () => {
