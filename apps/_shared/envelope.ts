@@ -47,9 +47,14 @@ export function success<T>(payload: T): { status: "success"; payload: T } {
 }
 
 /**
- * A domain schema named as an OpenAPI component. Works whatever the import order: a zod schema made
- * before `@hono/zod-openapi` was first imported has no `.openapi()`, but a clone made now has.
+ * A domain schema named as an OpenAPI component, with its example when given (`examples.ts`). Works
+ * whatever the import order: a zod schema made before `@hono/zod-openapi` was first imported has no
+ * `.openapi()`, but a clone made now has.
  */
-export function openApiComponent<T extends z.ZodType>(schema: T, name: string): T {
-  return schema.clone().openapi(name) as T;
+export function openApiComponent<T extends z.ZodType>(
+  schema: T,
+  name: string,
+  example?: z.input<T>,
+): T {
+  return schema.clone().openapi(name, example === undefined ? {} : { example }) as T;
 }

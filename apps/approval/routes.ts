@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { TRANSFER_REQUEST_EXAMPLE } from "../_shared/examples.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import {
   DataContractPublishRequest,
@@ -119,7 +120,11 @@ export const validateProject = createRoute({
   summary: "Validate the destination and source, then return the dataset's metadata",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
+  request: jsonBody(openApiComponent(
+    DataContractTransferRequest,
+    "DataContractTransferRequest",
+    TRANSFER_REQUEST_EXAMPLE,
+  )),
   responses: {
     200: {
       description: "The dataset's metadata",
@@ -142,7 +147,11 @@ export const packageProject = createRoute({
   security: API_KEY_SECURITY,
   request: {
     headers: PreferHeader,
-    ...jsonBody(openApiComponent(DataContractTransferRequest, "DataContractTransferRequest")),
+    ...jsonBody(openApiComponent(
+      DataContractTransferRequest,
+      "DataContractTransferRequest",
+      TRANSFER_REQUEST_EXAMPLE,
+    )),
   },
   responses: {
     202: ASYNC_ACCEPTED,

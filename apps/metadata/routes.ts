@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { TRANSFER_REQUEST_EXAMPLE } from "../_shared/examples.ts";
 import { createRoute } from "@hono/zod-openapi";
 import { DataContractTransferRequest, DatasetMetadataPayload } from "../../domain/contract.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
@@ -20,7 +21,11 @@ export const projectMetadata = createRoute({
       required: true,
       content: {
         "application/json": {
-          schema: openApiComponent(DataContractTransferRequest, "DataContractTransferRequest"),
+          schema: openApiComponent(
+            DataContractTransferRequest,
+            "DataContractTransferRequest",
+            TRANSFER_REQUEST_EXAMPLE,
+          ),
         },
       },
     },
