@@ -222,6 +222,19 @@ Deno.test("architecture: domain/, ports/ and adapters/ never import application/
   }
 });
 
+Deno.test("architecture: only adapters/duckdb/duckdb.ts imports @duckdb/node-api (it sets DuckDB's allocator first)", async () => {
+  const importers: string[] = [];
+  for (const folder of ["domain", "ports", "application", "adapters", "apps"]) {
+    for (const file of await layerFiles(folder)) {
+      const text = await Deno.readTextFile(new URL(file, ROOT));
+      if (/from\s+["']@duckdb\/node-api["']|import\(\s*["']@duckdb\/node-api["']/.test(text)) {
+        importers.push(file);
+      }
+    }
+  }
+  assert.deepEqual(importers, ["adapters/duckdb/duckdb.ts"]);
+});
+
 /** Returns the `deno-lint-ignore` directives in `text` that would silence the layers rule. */
 function layerIgnores(text: string): string[] {
   const prefix = `${layersPlugin.name}/`;

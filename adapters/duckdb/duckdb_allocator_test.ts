@@ -1,15 +1,14 @@
 /**
  * DuckDB's allocator returns freed memory at once (`duckdb_allocator.ts`): checked on the settings
  * DuckDB's jemalloc actually took, read back through its `mallctl` in a fresh process (the setting is
- * read once per process, when DuckDB first allocates). And no module loads DuckDB another way.
+ * read once per process, when DuckDB first allocates). That no module loads DuckDB another way is
+ * checked in tests/architecture_test.ts.
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { inFreshProcess } from "../../tests/support/fresh_process.ts";
 import { DUCKDB_ALLOCATOR_VARIABLE } from "./duckdb_allocator.ts";
-
-const ROOT = new URL("../../", import.meta.url);
 
 /** Loads DuckDB through `duckdb.ts`, runs a query, and prints the decay settings its jemalloc took. */
 const READ_SETTINGS = `
@@ -50,22 +49,4 @@ Deno.test("DuckDB's allocator keeps an operator's own DUCKDB_JE_MALLOC_CONF", as
     dirty: 5000,
     muzzy: 7000,
   });
-});
-
-Deno.test("DuckDB: only adapters/duckdb/duckdb.ts imports @duckdb/node-api", async () => {
-  const importers: string[] = [];
-  async function walk(relative: string): Promise<void> {
-    for await (const entry of Deno.readDir(new URL(relative, ROOT))) {
-      const path = `${relative}/${entry.name}`;
-      if (entry.isDirectory) await walk(path);
-      else if (/\.ts$/.test(entry.name) && !/_test\.ts$/.test(entry.name)) {
-        const text = await Deno.readTextFile(new URL(path, ROOT));
-        if (/from\s+["']@duckdb\/node-api["']|import\(\s*["']@duckdb\/node-api["']/.test(text)) {
-          importers.push(path);
-        }
-      }
-    }
-  }
-  for (const folder of ["domain", "ports", "application", "adapters", "apps"]) await walk(folder);
-  assert.deepEqual(importers, ["adapters/duckdb/duckdb.ts"]);
 });

@@ -69,7 +69,7 @@ import {
   DuckdbNameClashError,
   DuckdbValueError,
 } from "./duckdb_errors.ts";
-import { DEFAULT_DUCKDB_MEMORY_LIMIT } from "./duckdb_settings.ts";
+import { DEFAULT_DUCKDB_MEMORY_LIMIT, DUCKDB_MEMORY_LIMIT_PATTERN } from "./duckdb_settings.ts";
 
 /** Rows per data chunk: DuckDB's vector size, the most one chunk can hold. */
 const CHUNK_ROWS = 2048;
@@ -241,9 +241,9 @@ const MEMORY_UNITS: Readonly<Record<string, number>> = {
 
 /** The bytes of a `memory_limit` as DuckDB reads it (`KB` = 1000 bytes, `KiB` = 1024). */
 function memoryLimitBytes(limit: string): number {
-  const match = /^(\d+)(KB|MB|GB|KiB|MiB|GiB)$/.exec(limit);
-  if (match === null) throw new RangeError(`Cannot read the DuckDB memory limit "${limit}"`);
-  return Number(match[1]) * MEMORY_UNITS[match[2]!]!;
+  const unit = DUCKDB_MEMORY_LIMIT_PATTERN.exec(limit)?.[1];
+  if (unit === undefined) throw new RangeError(`Cannot read the DuckDB memory limit "${limit}"`);
+  return parseInt(limit, 10) * MEMORY_UNITS[unit]!;
 }
 
 /** Removes what a failed attempt left: the database file, its write-ahead log and DuckDB's spill folder. */

@@ -7,7 +7,8 @@
  * @module
  */
 import type { z } from "zod";
-import type { DataContractTransferRequest } from "../../domain/contract.ts";
+import { DataContractTransferRequest } from "../../domain/contract.ts";
+import { openApiComponent } from "./envelope.ts";
 
 /** A CLI request for one PostgreSQL table into CSV files (`examples_test.ts` checks it is valid). */
 export const TRANSFER_REQUEST_EXAMPLE: z.input<typeof DataContractTransferRequest> = {
@@ -32,3 +33,10 @@ export const TRANSFER_REQUEST_EXAMPLE: z.input<typeof DataContractTransferReques
     tables: [{ name: "visits", columns: [{ name: "visit_id" }, { name: "visit_date" }] }],
   },
 };
+
+/** The transfer request as every service's OpenAPI document names it, with its example. */
+export const TransferRequestComponent = openApiComponent(
+  DataContractTransferRequest,
+  "DataContractTransferRequest",
+  TRANSFER_REQUEST_EXAMPLE,
+);

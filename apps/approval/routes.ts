@@ -4,11 +4,10 @@
  *
  * @module
  */
-import { TRANSFER_REQUEST_EXAMPLE } from "../_shared/examples.ts";
+import { TransferRequestComponent } from "../_shared/examples.ts";
 import { createRoute, z } from "@hono/zod-openapi";
 import {
   DataContractPublishRequest,
-  DataContractTransferRequest,
   DatasetMetadataPayload,
   PublishPayload,
   StageTransferPayload,
@@ -120,11 +119,7 @@ export const validateProject = createRoute({
   summary: "Validate the destination and source, then return the dataset's metadata",
   tags: ["project"],
   security: API_KEY_SECURITY,
-  request: jsonBody(openApiComponent(
-    DataContractTransferRequest,
-    "DataContractTransferRequest",
-    TRANSFER_REQUEST_EXAMPLE,
-  )),
+  request: jsonBody(TransferRequestComponent),
   responses: {
     200: {
       description: "The dataset's metadata",
@@ -147,11 +142,7 @@ export const packageProject = createRoute({
   security: API_KEY_SECURITY,
   request: {
     headers: PreferHeader,
-    ...jsonBody(openApiComponent(
-      DataContractTransferRequest,
-      "DataContractTransferRequest",
-      TRANSFER_REQUEST_EXAMPLE,
-    )),
+    ...jsonBody(TransferRequestComponent),
   },
   responses: {
     202: ASYNC_ACCEPTED,

@@ -3,9 +3,9 @@
  *
  * @module
  */
-import { TRANSFER_REQUEST_EXAMPLE } from "../_shared/examples.ts";
+import { TransferRequestComponent } from "../_shared/examples.ts";
 import { createRoute } from "@hono/zod-openapi";
-import { DataContractTransferRequest, DatasetMetadataPayload } from "../../domain/contract.ts";
+import { DatasetMetadataPayload } from "../../domain/contract.ts";
 import { API_KEY_SECURITY, errorResponses } from "../_shared/create_app.ts";
 import { openApiComponent, successEnvelope } from "../_shared/envelope.ts";
 
@@ -21,11 +21,7 @@ export const projectMetadata = createRoute({
       required: true,
       content: {
         "application/json": {
-          schema: openApiComponent(
-            DataContractTransferRequest,
-            "DataContractTransferRequest",
-            TRANSFER_REQUEST_EXAMPLE,
-          ),
+          schema: TransferRequestComponent,
         },
       },
     },
