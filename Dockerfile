@@ -81,7 +81,7 @@ ENV PORT=8003
 EXPOSE 8003
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PORT') ?? '8003'}/health`, { signal: AbortSignal.timeout(4000) }); Deno.exit(r.ok ? 0 : 1)"]
-CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "--allow-sys", "--allow-ffi", "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8,--initial-old-space-size=48", "apps/publish/main.ts"]
+CMD ["run", "--cached-only", "--frozen", "--allow-env", "--allow-read", "--allow-write", "--allow-net", "--allow-sys", "--allow-ffi", "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8,--initial-old-space-size=48,--no-concurrent-array-buffer-sweeping", "apps/publish/main.ts"]
 
 # ---- operator: the AnalyticsWorkspaceDataSource operator (docs/operator.md, k8s/operator). It talks to
 # the Kubernetes API and the run store; no filestore, no native library. It writes only the upload

@@ -72,8 +72,8 @@ export function defaultJobTemplate(): k8s.V1Job {
               "--allow-net",
               "--allow-sys",
               "--allow-ffi",
-              // The publish service's heap cap (its start task's, docs/benchmarks.md).
-              "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8,--initial-old-space-size=48",
+              // The publish service's V8 flags (its start task's, docs/benchmarks.md).
+              "--v8-flags=--max-old-space-size=256,--max-semi-space-size=8,--initial-old-space-size=48,--no-concurrent-array-buffer-sweeping",
               "apps/publish/main.ts",
             ],
             resources: {

@@ -8,7 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { Ajv } from "ajv/dist/ajv.js";
-import { readJobTemplate } from "../../adapters/kubernetes/kubernetes_run_executor.ts";
+import {
+  defaultJobTemplate,
+  readJobTemplate,
+} from "../../adapters/kubernetes/kubernetes_run_executor.ts";
 import { DataSourceSpec } from "../../domain/workspace_datasource.ts";
 import {
   commandWorks,
@@ -318,4 +321,9 @@ Deno.test("Dockerfile: the operator image runs its start task's permissions; Job
     "deno",
     ...cmdOf(dockerfile, "publish"),
   ]);
+  // The template the operator uses when none is mounted runs the same command.
+  assert.deepEqual(
+    defaultJobTemplate().spec!.template.spec!.containers[0]!.command,
+    template.spec!.template.spec!.containers[0]!.command,
+  );
 });
