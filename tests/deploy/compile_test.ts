@@ -97,6 +97,13 @@ Deno.test("compileArgs() gives each binary its start task's permissions, and onl
   assert.ok(compileArgs(tasks, "approval", { ...options, check: false }).includes("--no-check"));
 });
 
+Deno.test("start:all runs the services with the publish service's V8 flags", () => {
+  // One process serves all three, packages included, so it needs publish's heap and sweeping settings.
+  const flags = (task: string) => tasks[task]!.match(/--v8-flags=\S+/g) ?? [];
+  assert.ok(flags("start:publish").length > 0);
+  assert.deepStrictEqual(flags("start:all"), flags("start:publish"));
+});
+
 /** The modules started as workers (`new Worker(...)` beside `new URL("./x.ts", import.meta.url)`), repo-relative. */
 async function workerModules(): Promise<string[]> {
   const found: string[] = [];
