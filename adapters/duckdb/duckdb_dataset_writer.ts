@@ -44,6 +44,7 @@ import {
   DuckDBDataChunk,
   DuckDBInstance,
   type DuckDBValue,
+  type DuckDBVector,
 } from "./duckdb.ts";
 import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -378,7 +379,8 @@ async function appendTable(
   let closed = false;
   try {
     const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
-    const chunk = DuckDBDataChunk.create(types);
+    const chunk = DuckDBDataChunk.create(types, CHUNK_ROWS);
+    const vectors = types.map((_, i) => chunk.getColumnVector(i));
     const buffers: DuckDBValue[][] = converters.map(() => new Array<DuckDBValue>(CHUNK_ROWS));
     let filled = 0;
     let rowNumber = 0;
@@ -410,7 +412,7 @@ async function appendTable(
           );
         }
         if (++filled === CHUNK_ROWS) {
-          appendChunk(appender, chunk, buffers, filled, extract);
+          appendFullChunk(appender, chunk, vectors, buffers, extract);
           filled = 0;
           if (rowNumber % FLUSH_ROWS === 0) flushAppender(appender, extract);
         }
@@ -459,6 +461,38 @@ async function* tableRows(
   if (batch.length > 0) yield batch;
 }
 
+/**
+ * Appends a chunk of {@link CHUNK_ROWS} rows through the table's own column vectors, made once per
+ * table. Each vector the DuckDB bindings make costs native memory that is freed only when V8 collects
+ * its wrapper, and about 100 bytes that are never freed (measured: 300,000 vectors, 35 MB of glibc
+ * still in use after five full collections; docs/benchmarks.md, issue 20, sixth session), so making
+ * them for every chunk, as `setColumns` does, grew glibc's heap by about 3 KB per chunk of the 13
+ * column W table. `reset()` drops the string values of the previous chunk and keeps each vector's
+ * buffers, which the vectors made at the start write into.
+ */
+function appendFullChunk(
+  appender: DuckDBAppender,
+  chunk: DuckDBDataChunk,
+  vectors: readonly DuckDBVector[],
+  buffers: DuckDBValue[][],
+  extract: TableExtract,
+): void {
+  chunk.reset();
+  chunk.rowCount = CHUNK_ROWS;
+  for (let column = 0; column < vectors.length; column++) {
+    const vector = vectors[column]!;
+    const values = buffers[column]!;
+    for (let row = 0; row < CHUNK_ROWS; row++) vector.setItem(row, values[row] as never);
+    vector.flush();
+  }
+  try {
+    appender.appendDataChunk(chunk);
+  } catch (e) {
+    throw translateAppendError(e, extract);
+  }
+}
+
+/** Appends the table's last, shorter chunk (its vectors are made for its row count). */
 function appendChunk(
   appender: DuckDBAppender,
   chunk: DuckDBDataChunk,
@@ -468,7 +502,7 @@ function appendChunk(
 ): void {
   chunk.reset();
   chunk.rowCount = rows;
-  chunk.setColumns(rows === CHUNK_ROWS ? buffers : buffers.map((b) => b.slice(0, rows)));
+  chunk.setColumns(buffers.map((b) => b.slice(0, rows)));
   try {
     appender.appendDataChunk(chunk);
   } catch (e) {

@@ -476,7 +476,8 @@ Deno.test("DuckdbDatasetWriter keeps every row and the key across its appender's
       await withDatabase(join(dir, files[0]!.path), async (query) => {
         const [row] = await query(
           "SELECT count(*), count(DISTINCT id), sum(id), count(label), " +
-            "bool_and(id = rowid) FROM s.k",
+            "bool_and(id = rowid), bool_and((label IS NULL) = (id % 7 = 0)), " +
+            "bool_and(label IS NULL OR label = 'v' || id) FROM s.k",
         );
         const labelled = rows - Math.ceil(rows / 7);
         assert.deepEqual(row?.map(String), [
@@ -485,6 +486,8 @@ Deno.test("DuckdbDatasetWriter keeps every row and the key across its appender's
           String((rows - 1) * rows / 2),
           String(labelled),
           "true",
+          "true", // the NULLs where they were, in every chunk
+          "true", // each value in its own row, though the chunks reuse their vectors
         ]);
       });
     }));
