@@ -31,7 +31,7 @@ import {
   type TablesRead,
   TEXT_VALUES,
 } from "../../tests/contracts/dataset_writer_contract.ts";
-import { GeneratedSource, type ProbeResult } from "./_memory_probe.ts";
+import { GeneratedSource, type ProbeResult, WIDE_TABLE, wideRow } from "./_memory_probe.ts";
 import {
   DuckdbDatasetWriter,
   FIRST_MEMORY_LIMIT,
@@ -458,6 +458,44 @@ Deno.test("DuckdbDatasetWriter reports rows that break the primary key or NOT NU
       await assert.rejects(writeRows(work, "s", keyed, [["1"], [null]]), DuckdbConstraintError);
     }));
 });
+
+Deno.test("DuckdbDatasetWriter writes every column type alike in full chunks and in a last, shorter one", () =>
+  withWork(async (work, dir) => {
+    // Full chunks are filled through vectors made once per table; a table's last, shorter chunk through
+    // vectors made for it. The same rows of every type must come out of both the same.
+    const rows = 2 * 2048 + 5;
+    const sample = [0, 1, 2046, 2047, 2048, 2049, 4095, 4096];
+    const source: TableReader = {
+      async *readRows(extract) {
+        if (extract.schema === "whole") {
+          for (let start = 0; start < rows; start += 700) {
+            yield Array.from({ length: Math.min(700, rows - start) }, (_, i) => wideRow(start + i));
+          }
+        } else yield sample.map(wideRow); // fewer rows than a chunk
+      },
+    };
+    const files = await new DuckdbDatasetWriter().write(
+      work,
+      source,
+      [extract("whole", WIDE_TABLE), extract("sampled", WIDE_TABLE)],
+      { concurrency: 1, batchRows: 700 },
+    );
+    await withDatabase(join(dir, files[0]!.path), async (query) => {
+      const [[whole], [sampled], [differing]] = await Promise.all([
+        query("SELECT count(*) FROM whole.wide"),
+        query("SELECT count(*) FROM sampled.wide"),
+        query(
+          "SELECT count(*) FROM (SELECT * FROM sampled.wide EXCEPT " +
+            `SELECT * FROM whole.wide WHERE id IN (${sample.join(", ")}))`,
+        ),
+      ]);
+      assert.deepEqual([whole, sampled, differing].map((row) => String(row?.[0])), [
+        String(rows),
+        String(sample.length),
+        "0",
+      ]);
+    });
+  }));
 
 Deno.test("DuckdbDatasetWriter keeps every row and the key across its appender's flushes", async (t) => {
   const keyed = table("k", [
