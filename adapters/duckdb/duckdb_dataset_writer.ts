@@ -485,11 +485,7 @@ function appendFullChunk(
     for (let row = 0; row < CHUNK_ROWS; row++) vector.setItem(row, values[row] as never);
     vector.flush();
   }
-  try {
-    appender.appendDataChunk(chunk);
-  } catch (e) {
-    throw translateAppendError(e, extract);
-  }
+  appendData(appender, chunk, extract);
 }
 
 /** Appends the table's last, shorter chunk (its vectors are made for its row count). */
@@ -503,6 +499,10 @@ function appendChunk(
   chunk.reset();
   chunk.rowCount = rows;
   chunk.setColumns(buffers.map((b) => b.slice(0, rows)));
+  appendData(appender, chunk, extract);
+}
+
+function appendData(appender: DuckDBAppender, chunk: DuckDBDataChunk, extract: TableExtract): void {
   try {
     appender.appendDataChunk(chunk);
   } catch (e) {
