@@ -23,7 +23,7 @@
 import type { Agent } from "node:http";
 import https from "node:https";
 import tls from "node:tls";
-import { auth, connections, DBSQLClient } from "@databricks/sql";
+import type { DBSQLClient } from "@databricks/sql";
 import type { TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow } from "../../domain/logical_type.ts";
 import {
@@ -44,6 +44,9 @@ import {
   databricksReadQuery,
   databricksTableName,
 } from "./databricks_dialect.ts";
+import { databricks } from "./databricks_driver.ts";
+
+const { auth, connections } = databricks;
 
 /** How to reach a warehouse; the token comes from the workspace's OAuth endpoint. */
 export interface DatabricksSqlOptions {
@@ -435,7 +438,7 @@ interface DBSQLClientInternals {
 }
 
 for (const name of ["getConnectionOptions", "createConnectionProvider"]) {
-  if (typeof Reflect.get(DBSQLClient.prototype, name) !== "function") {
+  if (typeof Reflect.get(databricks.DBSQLClient.prototype, name) !== "function") {
     throw new Error(
       `@databricks/sql no longer has DBSQLClient.${name}; the verifying TLS override needs updating`,
     );
@@ -447,7 +450,7 @@ for (const name of ["getConnectionOptions", "createConnectionProvider"]) {
  * method, and the connection provider can only be swapped through the private
  * `createConnectionProvider` (checked above, and by the certificate tests).
  */
-const DBSQLClientBase = DBSQLClient as unknown as new (
+const DBSQLClientBase = databricks.DBSQLClient as unknown as new (
   options?: ClientOptions,
 ) => Pick<DBSQLClient, keyof DBSQLClient> & DBSQLClientInternals;
 

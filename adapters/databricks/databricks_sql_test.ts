@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { DBSQLClient } from "@databricks/sql";
+import { databricks } from "./databricks_driver.ts";
 import type { CatalogColumn, TableExtract } from "../../domain/catalog.ts";
 import type { CanonicalRow, LogicalType } from "../../domain/logical_type.ts";
 import {
@@ -967,7 +967,7 @@ Deno.test("openDatabricksSql() reports a catalog the warehouse does not have", a
 
 Deno.test("the stock driver accepts any certificate and mangles large negative decimals", async () => {
   await using h = await harness();
-  const client = new DBSQLClient({ logger: { log: () => {} } });
+  const client = new databricks.DBSQLClient({ logger: { log: () => {} } });
   await client.connect({
     host: "127.0.0.1",
     port: h.server.port,

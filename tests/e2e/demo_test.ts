@@ -69,8 +69,9 @@ const EXPECTED_TABLES = [
 
 /**
  * The demo and the services it starts print no warnings of their dependencies: no Node.js deprecation
- * (`punycode`, which the Databricks driver's node-fetch 2 loads, now only once a Databricks source is
- * used), and not oidc-provider's "Unsupported runtime" (the demo identity provider holds it back).
+ * (`punycode`, which the Databricks driver's node-fetch 2 would load, see
+ * `adapters/databricks/databricks_driver.ts`), and not oidc-provider's "Unsupported runtime" (the demo
+ * identity provider holds it back).
  */
 function assertNoStartupNoise(stderr: string): void {
   assert.doesNotMatch(stderr, /DeprecationWarning|punycode|Unsupported runtime/, stderr);

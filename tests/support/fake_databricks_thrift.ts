@@ -61,7 +61,7 @@ import https from "node:https";
 import thrift from "thrift";
 import Int64 from "node-int64";
 import * as arrow from "apache-arrow";
-import { thrift as databricksThrift } from "@databricks/sql";
+import { databricks } from "../../adapters/databricks/databricks_driver.ts";
 import type { TestCertificates } from "./fake_key_vault.ts";
 import {
   fakeRow,
@@ -71,6 +71,7 @@ import {
 } from "./fake_databricks_workspace.ts";
 import { civilFromDays, daysFromCivil } from "../../domain/civil_date.ts";
 
+const databricksThrift = databricks.thrift;
 const T = databricksThrift.TCLIService_types;
 type TStatus = InstanceType<typeof T.TStatus>;
 type TTableSchema = InstanceType<typeof T.TTableSchema>;

@@ -1,7 +1,7 @@
 /**
  * The catalog, schema and warehouse path the fake workspace process (`fake_databricks_w.ts`) serves,
- * apart from it: `fake_databricks_w.ts` loads the Databricks driver (whose node-fetch 2 warns that
- * `punycode` is deprecated), and `deno task bench` needs these names whatever it benches.
+ * apart from it: `fake_databricks_w.ts` loads the Databricks driver (about 44 MB), and `deno task
+ * bench` needs these names whatever it benches.
  *
  * @module
  */

@@ -219,9 +219,9 @@ export async function databricksReadLimit(
     timeoutMs: 10_000,
     caCertificates: [String(fake.info.caCertificate)],
   });
-  // Loaded here, only when Databricks is benched: its node-fetch 2 pulls in Node's deprecated
-  // `punycode`, whose warning would otherwise open every bench.
-  const { DBSQLClient } = await import("@databricks/sql");
+  // Loaded here, only when Databricks is benched.
+  const { DBSQLClient } =
+    (await import("../../adapters/databricks/databricks_driver.ts")).databricks;
   // The driver's own HTTPS agent does not verify certificates, so it takes the fake's as it is.
   const client = new DBSQLClient({ logger: { log: () => {} } as never });
   try {
