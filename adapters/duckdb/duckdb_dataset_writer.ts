@@ -77,19 +77,22 @@ const CHUNK_ROWS = 2048;
 
 /**
  * Rows an appender collects before it hands them to the table (`flushSync`, one commit). DuckDB's own
- * default is 204,800; its collection, and the copy a commit makes of it, are allocated outside the
- * buffer pool and its `memory_limit`. Flushing every 51,200 rows lowered the peak RSS of 10M W rows
- * by about 50 MB (docs/benchmarks.md, issue 20).
+ * default is 204,800; its collection, and what a commit allocates to move it into the table, are
+ * outside the buffer pool and its `memory_limit`, and the commit's share comes and goes within the
+ * call. Flushing every 51,200 rows lowered the peak RSS of 10M W rows by about 50 MB; at 51,200 rows
+ * DuckDB's allocations still rose by 18 MB during a median flush (31 MB at most), and at 10,240 rows by
+ * 6 MB, in no more time (docs/benchmarks.md, issue 20).
  */
-export const FLUSH_ROWS = 25 * CHUNK_ROWS;
+export const FLUSH_ROWS = 5 * CHUNK_ROWS;
 
 /**
  * The memory limit a write tries first. At 10M W rows the service's peak RSS was 306 MB with 32 MB and
- * 319-332 MB with 64 MB (docs/benchmarks.md, issue 20); DuckDB itself needs about 19 MB of it for that
- * table and its key. Long text values are held in memory until a table is written, so a dataset of them
- * may need more: it is written again within the configured limit.
+ * 319-332 MB with 64 MB; with 24 MB (and {@link FLUSH_ROWS} at 10,240) SQL Server → duckdb peaked at
+ * 285 MB against 297 MB with 32 MB (docs/benchmarks.md, issue 20). DuckDB writes that table and its key
+ * within 24 MB, not within 16 MB. Long text values are held in memory until a table is written, so a
+ * dataset of them may need more: it is written again within the configured limit.
  */
-export const FIRST_MEMORY_LIMIT = "32MB";
+export const FIRST_MEMORY_LIMIT = "24MB";
 
 /** Where DuckDB may spill, inside the work folder but outside the payload. */
 const TEMP_DIR = ".duckdb-tmp";

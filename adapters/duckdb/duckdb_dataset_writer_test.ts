@@ -697,7 +697,7 @@ Deno.test("DuckdbDatasetWriter throughput: a million rows of the 13 wide-table t
     });
   }));
 
-Deno.test("DuckdbDatasetWriter writes within 32MB first, and again within the configured limit when that is too little", async (t) => {
+Deno.test("DuckdbDatasetWriter writes within 24MB first, and again within the configured limit when that is too little", async (t) => {
   const notes = table("notes", [
     column("id", { kind: "integer" }, false),
     column("body", { kind: "text" }),
@@ -733,15 +733,15 @@ Deno.test("DuckdbDatasetWriter writes within 32MB first, and again within the co
       return { reads, done };
     });
   }
-  assert.equal(FIRST_MEMORY_LIMIT, "32MB");
-  assert.deepEqual(memoryLimitsUpTo("64MB"), ["32MB", "64MB"]);
-  assert.deepEqual(memoryLimitsUpTo("2GiB"), ["32MB", "2GiB"]);
-  assert.deepEqual(memoryLimitsUpTo("32MiB"), ["32MB", "32MiB"]);
-  assert.deepEqual(memoryLimitsUpTo("32MB"), ["32MB"]);
+  assert.equal(FIRST_MEMORY_LIMIT, "24MB");
+  assert.deepEqual(memoryLimitsUpTo("64MB"), ["24MB", "64MB"]);
+  assert.deepEqual(memoryLimitsUpTo("2GiB"), ["24MB", "2GiB"]);
+  assert.deepEqual(memoryLimitsUpTo("24MiB"), ["24MB", "24MiB"]);
+  assert.deepEqual(memoryLimitsUpTo("24MB"), ["24MB"]);
   assert.deepEqual(memoryLimitsUpTo("16MB"), ["16MB"]);
 
-  await t.step("300 values (19 MiB) fit the first limit: the source is read once", async () => {
-    assert.deepEqual(await writeNotes(300), { reads: 1, done: ["notes"] });
+  await t.step("200 values (12.5 MiB) fit the first limit: the source is read once", async () => {
+    assert.deepEqual(await writeNotes(200), { reads: 1, done: ["notes"] });
   });
   await t.step(
     "500 values (31 MiB) do not: read again and written within 64MB, done once",
@@ -775,9 +775,9 @@ Deno.test("DuckdbDatasetWriter writes within 32MB first, and again within the co
     });
   });
   await t.step(
-    "with the limit set to 32MB, the same values are refused, naming it",
+    "with the limit set to 24MB, the same values are refused, naming it",
     async () => {
-      await assert.rejects(writeNotes(500, "32MB"), DuckdbMemoryError, "(32MB)");
+      await assert.rejects(writeNotes(500, "24MB"), DuckdbMemoryError, "(24MB)");
     },
   );
 });

@@ -7,8 +7,8 @@
 
 /**
  * The most memory DuckDB may use per write when none is configured (`DUCKDB_MEMORY_LIMIT`). A write
- * tries 32 MB first (`FIRST_MEMORY_LIMIT` of the writer): the pool mostly caches table blocks already
- * written, and 10M W rows with their primary key load within 32 MB as well as 128 MB. DuckDB 1.5 holds
+ * tries 24 MB first (`FIRST_MEMORY_LIMIT` of the writer): the pool mostly caches table blocks already
+ * written, and 10M W rows with their primary key load within 24 MB as well as 128 MB. DuckDB 1.5 holds
  * long values (over a few kilobytes) in memory until the table is written, so a dataset whose long
  * values add up to more is written again within this limit, and one over it needs a higher one
  * (docs/benchmarks.md, issue 20).
