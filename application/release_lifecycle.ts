@@ -37,7 +37,7 @@ import {
   ReleaseNotFoundError,
   type ReleaseStore,
 } from "../ports/release_store.ts";
-import type { ReleaseRevoker } from "../ports/release_revoker.ts";
+import type { DeletionCertificateObject, ReleaseRevoker } from "../ports/release_revoker.ts";
 
 /**
  * How far the publish service's clock may be behind the gateway's when the gateway looks for the run of
@@ -63,6 +63,15 @@ export interface ReleaseLifecycleDeps {
    * sweep settles none (they are still settled when a run is read through the gateway).
    */
   readonly runs?: PublishRuns | undefined;
+  /**
+   * Puts a revocation the sweep made on the record (the gateway's audit trail), once the publish service
+   * has certified the deletion and before the release is stored `revoked`: a crash between the two
+   * leaves the release `revoking`, which the next sweep retries, so the record is written at least once
+   * and never missing. When it throws, the release stays `revoking` and the sweep reports it failed.
+   */
+  readonly recordSweepRevocation?:
+    | ((release: Release, certificate: DeletionCertificateObject) => Promise<void>)
+    | undefined;
 }
 
 /** A pending publish run a sweep settled: how it ended (`gone`: the publish service knows it no more). */
@@ -252,6 +261,15 @@ export class ReleaseLifecycle {
    * @throws the revoker's error when the publish service refuses or fails (the release stays `revoking`).
    */
   async revoke(id: string, request: RevocationRequest): Promise<Release> {
+    return await this.#revoke(id, request, undefined);
+  }
+
+  /** {@link revoke}, with `record` called between the certificate and the `revoked` state. */
+  async #revoke(
+    id: string,
+    request: RevocationRequest,
+    record: ReleaseLifecycleDeps["recordSweepRevocation"],
+  ): Promise<Release> {
     const { store, revoker } = this.#deps;
     const started = await store.update(
       id,
@@ -259,6 +277,7 @@ export class ReleaseLifecycle {
     );
     if (started.state === "revoked" || started.revocation === null) return started;
     const certificate = await revoker.revoke(started, started.revocation);
+    await record?.(started, certificate);
     return await store.update(
       id,
       (release) => completeRevocation(release, certificate, this.#now()),
@@ -287,7 +306,11 @@ export class ReleaseLifecycle {
     for (const release of [...due, ...stuck]) {
       try {
         revoked.push(
-          await this.revoke(release.id, { reason: EXPIRY_REASON, requested_by: EXPIRY_REQUESTER }),
+          await this.#revoke(
+            release.id,
+            { reason: EXPIRY_REASON, requested_by: EXPIRY_REQUESTER },
+            this.#deps.recordSweepRevocation,
+          ),
         );
       } catch (e) {
         failed.push({ id: release.id, code: e instanceof AppError ? e.code : "internal_error" });

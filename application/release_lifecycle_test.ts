@@ -60,6 +60,50 @@ Deno.test("two replicas sweeping at once revoke each expired release once, with 
   assert.deepEqual(again, { settled: [], revoked: [], failed: [] });
 });
 
+Deno.test("the sweep records a revocation before storing it revoked; a failed record leaves it revoking, to retry", async () => {
+  const store = new MemoryReleaseStore();
+  const clock = { now: NOW };
+  const revoker = new FakeRevoker();
+  const recorded: { state: string | undefined; certificate: unknown }[] = [];
+  let recordFails = true;
+  const lifecycle = new ReleaseLifecycle({
+    store,
+    revoker,
+    now: () => clock.now,
+    expiryDays: 1,
+    recordSweepRevocation: async (release, certificate) => {
+      recorded.push({ state: (await store.get(release.id))?.state, certificate });
+      if (recordFails) throw new Error("the audit trail is full");
+    },
+  });
+  const expiring = await aStoredRelease(store, "P1");
+  await lifecycle.recordPublication(expiring.id, PUBLISHED, lifecycle.expiryFor(undefined));
+  const manual = await aStoredRelease(store, "P2");
+  await lifecycle.recordPublication(manual.id, PUBLISHED, null);
+  clock.now = new Date(NOW.getTime() + 86_400_000);
+
+  const failed = await lifecycle.sweep();
+  assert.deepEqual(failed.revoked, []);
+  assert.deepEqual(failed.failed, [{ id: expiring.id, code: "internal_error" }]);
+  assert.equal((await store.get(expiring.id))?.state, "revoking", "not revoked without its record");
+
+  recordFails = false;
+  clock.now = new Date(clock.now.getTime() + 61_000);
+  const retried = await lifecycle.sweep();
+  assert.deepEqual(retried.failed, []);
+  assert.deepEqual(retried.revoked.map((r) => r.id), [expiring.id]);
+  const certificate = { release_id: expiring.id, certificate_id: `cert-${expiring.id}` };
+  assert.deepEqual((await store.get(expiring.id))?.revocation?.certificate, certificate);
+  assert.deepEqual(recorded, [
+    { state: "revoking", certificate },
+    { state: "revoking", certificate },
+  ], "recorded while the release is still revoking, at least once");
+
+  await lifecycle.revoke(manual.id, { reason: "withdrawn", requested_by: KEY });
+  assert.equal((await store.get(manual.id))?.state, "revoked");
+  assert.equal(recorded.length, 2, "a revocation on request is recorded by its request, not here");
+});
+
 Deno.test("a publication without a valid receipt and crate records the expiry only", async () => {
   const store = new MemoryReleaseStore();
   const lifecycle = lifecycleOn(store, new FakeRevoker(), () => NOW);

@@ -38,6 +38,7 @@ import {
 import { auditKeyId, publishedOutput } from "../../domain/audit.ts";
 import {
   NotEntitledToRevokeError,
+  type Release,
   RELEASE_STATES,
   releaseRequestOf,
   type ReleaseState,
@@ -50,7 +51,7 @@ import type { PublishRuns, PublishRunSummary } from "../../ports/publish_runs.ts
 import type { AuditTrail } from "../../ports/audit_trail.ts";
 import type { Person, PersonVerifier } from "../../ports/identity.ts";
 import type { ReleaseStore } from "../../ports/release_store.ts";
-import type { ReleaseRevoker } from "../../ports/release_revoker.ts";
+import type { DeletionCertificateObject, ReleaseRevoker } from "../../ports/release_revoker.ts";
 import type { ReleaseRun, StagingInspector } from "../../ports/staging_inspector.ts";
 import {
   PublishRunUnreadableError,
@@ -410,6 +411,19 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
         maxReplyBytes: deps.maxReplyBytes ?? DEFAULT_MAX_REPLY_BYTES,
         requestId,
       }),
+      recordSweepRevocation: recordExpiry,
+    });
+  }
+
+  /** The audit record of a revocation the expiry sweep made (`release_expiry`), with its certificate. */
+  async function recordExpiry(release: Release, certificate: DeletionCertificateObject) {
+    if (deps.auditTrail === undefined) return;
+    await recordServiceOperation(deps.auditTrail, {
+      service: "approval",
+      action: "release_expiry",
+      project_name: release.project_name,
+      project_start_time: release.project_start_time,
+      output: { certificate },
     });
   }
 
@@ -742,17 +756,6 @@ export function createApprovalService(deps: ApprovalDeps): ApprovalService {
         }
         for (const release of report.revoked) {
           deps.log.info("release_revoked", { release_id: release.id, detail: "expired" });
-          const certificate = release.revocation?.certificate;
-          if (deps.auditTrail === undefined || certificate === null || certificate === undefined) {
-            continue;
-          }
-          await recordServiceOperation(deps.auditTrail, {
-            service: "approval",
-            action: "release_expiry",
-            project_name: release.project_name,
-            project_start_time: release.project_start_time,
-            output: { certificate },
-          });
         }
         for (const { id, code, run_id } of report.failed) {
           if (run_id === undefined) {

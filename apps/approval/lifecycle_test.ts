@@ -391,6 +391,35 @@ Deno.test("the expiry sweep revokes expired releases and retries stuck revocatio
   assert.equal(l.sent.revoke.length, 2, "a revoked release is swept no more");
 });
 
+Deno.test("the expiry sweep leaves a release revoking while its audit record cannot be written", async () => {
+  await using l = await aLifecycle();
+  const tomorrow = new Date(l.clock.now.getTime() + DAY).toISOString();
+  const { json } = await publish(l, { ...aPublishRequest(), expires_at: tomorrow });
+  const id = json.payload.release_id;
+  const audit = l.world.audit as MemoryAuditTrail;
+  const expiries = () => audit.records.filter((r) => r.action === "release_expiry");
+
+  l.clock.now = new Date(l.clock.now.getTime() + DAY);
+  audit.failAppends("disk full");
+  await l.service.sweepReleases();
+  assert.equal(l.sent.revoke.length, 1, "the publish service deleted and certified");
+  assert.equal((await (await l.call(`/releases/${id}`)).json()).payload.state, "revoking");
+  assert.equal(expiries().length, 0);
+  assert.ok(
+    l.world.approvalLog.lines.some((line) =>
+      line.includes("release_revocation_failed") && line.includes("audit_unavailable")
+    ),
+  );
+
+  audit.failAppends(undefined);
+  l.clock.now = new Date(l.clock.now.getTime() + 61_000);
+  await l.service.sweepReleases();
+  const revoked = (await (await l.call(`/releases/${id}`)).json()).payload;
+  assert.equal(revoked.state, "revoked");
+  assert.equal(expiries().length, 1, "on the record once the trail is writable");
+  assert.deepEqual(expiries()[0]?.certificate, revoked.revocation.certificate);
+});
+
 Deno.test("GET /.well-known/release-keys relays the publish service's keys, without a key", async () => {
   await using l = await aLifecycle();
   const res = await l.service.app.request("http://test.local/.well-known/release-keys");
